@@ -1,0 +1,1 @@
+"""Polybot Telegram front end."""

@@ -1,0 +1,1 @@
+"""Polybot core: everything but the Telegram front end."""

@@ -1,0 +1,1 @@
+"""Command modules. Each exposes ``register(subparsers)`` and is discovered automatically."""

@@ -1,0 +1,99 @@
+"""Entry point of the ``polybot`` console script.
+
+Commands live in ``core/cli/commands/<area>.py``; each module has ``register(subparsers)``
+which adds its sub-commands with ``set_defaults(func=handler)``. A handler takes the parsed
+``argparse.Namespace`` and returns an exit code (0 ok, 1 failure, 2 usage/config error).
+Errors are raised as :class:`core.errors.PolybotError` and shown as one line on stderr;
+a traceback appears only with ``--debug``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+import traceback
+from collections.abc import Sequence
+
+from core.errors import PolybotError
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that exits 2 with a single readable line on bad usage."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        raise SystemExit(EXIT_USAGE)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="polybot",
+        description="Polybot: a Polymarket CLOB V2 trading bot you run and control from Telegram.",
+        epilog="Run 'polybot COMMAND --help' for a command's options and an example.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for info in sorted(pkgutil.iter_modules(importlib.import_module("core.cli.commands").__path__)):
+        module = importlib.import_module(f"core.cli.commands.{info.name}")
+        register = getattr(module, "register", None)
+        if register is not None:
+            register(sub)
+    return parser
+
+
+def add_command(
+    sub: argparse._SubParsersAction,  # type: ignore[type-arg]
+    name: str,
+    *,
+    help: str,
+    example: str,
+    description: str | None = None,
+) -> argparse.ArgumentParser:
+    """Add a sub-command whose ``--help`` ends with an example line."""
+    return sub.add_parser(
+        name,
+        help=help,
+        description=description or help,
+        epilog=f"example:\n  {example}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        from core.logsetup import setup_cli_logging
+
+        setup_cli_logging(args.verbose)
+        result = args.func(args)
+        return int(result or 0)
+    except PolybotError as exc:
+        if args.debug:
+            traceback.print_exc()
+        sys.stderr.write(f"polybot {args.command}: {exc}\n")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write(f"polybot {args.command}: interrupted\n")
+        return 130
+    except Exception as exc:  # the last line of defence: one line, never a raw traceback
+        if args.debug:
+            traceback.print_exc()
+        else:
+            sys.stderr.write(f"polybot {args.command}: error: {type(exc).__name__}: {exc} (use --debug for details)\n")
+        return EXIT_FAILURE
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

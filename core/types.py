@@ -1,0 +1,119 @@
+"""Small domain types shared by the feed, strategies, risk and execution.
+
+Money is exact: prices, sizes and notionals are ``Decimal``; on-chain amounts are integers
+in 10^-6 units (see :mod:`core.money`).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Protocol
+
+
+class Side(str, enum.Enum):
+    BUY = "BUY"
+    SELL = "SELL"
+
+    @property
+    def opposite(self) -> Side:
+        return Side.SELL if self is Side.BUY else Side.BUY
+
+
+class OrderType(str, enum.Enum):
+    GTC = "GTC"
+    GTD = "GTD"
+    FOK = "FOK"
+    FAK = "FAK"
+
+
+class BookStatus(str, enum.Enum):
+    """Only ``OK`` books may be traded on."""
+
+    OK = "ok"
+    STALE = "stale"
+    INCONSISTENT = "inconsistent"
+    AWAITING_SNAPSHOT = "awaiting_snapshot"
+
+
+class Mode(str, enum.Enum):
+    PAPER = "paper"
+    DRY_RUN = "dry-run"
+    LIVE = "live"
+
+
+Level = tuple[Decimal, Decimal]
+"""(price, size) of one book level."""
+
+
+class BookView(Protocol):
+    """What strategies and the paper relayer read from a book. Levels are best-first."""
+
+    asset_id: str
+
+    @property
+    def status(self) -> BookStatus: ...
+
+    @property
+    def tick_size(self) -> Decimal: ...
+
+    def best_bid(self) -> Decimal | None: ...
+
+    def best_ask(self) -> Decimal | None: ...
+
+    def bids(self, depth: int | None = None) -> list[Level]: ...
+
+    def asks(self, depth: int | None = None) -> list[Level]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class TokenInfo:
+    token_id: str
+    outcome: str
+
+
+@dataclass(frozen=True, slots=True)
+class MarketInfo:
+    """A market as the strategies and the engine need it (from Gamma / the markets table)."""
+
+    condition_id: str
+    question: str
+    slug: str
+    tokens: tuple[TokenInfo, ...]
+    tick_size: Decimal = Decimal("0.01")
+    min_order_size: Decimal = Decimal("5")
+    neg_risk: bool = False
+    neg_risk_market_id: str | None = None
+    neg_risk_augmented: bool = False
+    fee_rate: Decimal = Decimal("0")
+    active: bool = True
+    closed: bool = False
+
+    def token(self, outcome: str) -> TokenInfo:
+        """The token for an outcome name (case-insensitive) or a token id."""
+        want = outcome.strip().lower()
+        for tok in self.tokens:
+            if tok.outcome.lower() == want or tok.token_id == outcome:
+                return tok
+        raise KeyError(f"market {self.slug or self.condition_id} has no outcome {outcome!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Intent:
+    """What a strategy (or a trader) wants done; the engine turns it into an order."""
+
+    market: str  # condition id
+    token_id: str
+    side: Side
+    price: Decimal
+    size: Decimal
+    order_type: OrderType = OrderType.GTC
+    post_only: bool = False
+    group_id: str | None = None
+    reason: str = ""
+    meta: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def notional(self) -> Decimal:
+        return self.price * self.size

@@ -1,0 +1,99 @@
+"""Fixtures shared by every test layer.
+
+- ``shared_fixtures``: the real Polymarket captures in ../shared/fixtures/polymarket
+  (skips with a reason when absent; never copied into the repo).
+- ``sqlite_url`` / ``pg_url`` / ``db_url`` (parametrised over both): fresh databases.
+  PostgreSQL tests skip when the server is down, unless POLYBOT_REQUIRE_PG=1 (CI), where
+  they fail instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHARED_FIXTURES = REPO_ROOT.parent / "shared" / "fixtures" / "polymarket"
+PROJECT_FIXTURES = REPO_ROOT / "fixtures"
+PG_HOST, PG_PORT = "127.0.0.1", 5432
+PG_ADMIN_URL = f"postgresql://postgres@{PG_HOST}:{PG_PORT}/test"
+
+
+@pytest.fixture(scope="session")
+def shared_fixtures() -> Path:
+    if not SHARED_FIXTURES.is_dir():
+        pytest.skip(f"real Polymarket captures not found at {SHARED_FIXTURES} (third-party data, not in the repo)")
+    return SHARED_FIXTURES
+
+
+def load_shared(rel: str) -> Any:
+    """Load a JSON file from the shared captures, skipping the test when it is absent."""
+    path = SHARED_FIXTURES / rel
+    if not path.is_file():
+        pytest.skip(f"shared capture {rel} not found under {SHARED_FIXTURES}")
+    return json.loads(path.read_text())
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'polybot.db'}"
+
+
+def _pg_up() -> bool:
+    try:
+        with socket.create_connection((PG_HOST, PG_PORT), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _require_pg() -> None:
+    if not _pg_up():
+        if os.environ.get("POLYBOT_REQUIRE_PG") == "1":
+            pytest.fail(f"PostgreSQL is required (POLYBOT_REQUIRE_PG=1) but {PG_HOST}:{PG_PORT} is not reachable")
+        pytest.skip(f"PostgreSQL not reachable at {PG_HOST}:{PG_PORT}")
+
+
+def fresh_pg_database() -> Iterator[str]:
+    """Create a fresh PostgreSQL database, yield its URL, drop it afterwards."""
+    _require_pg()
+    import asyncio
+
+    import asyncpg
+
+    name = f"polybot_test_{uuid.uuid4().hex[:12]}"
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(PG_ADMIN_URL)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"postgresql://postgres@{PG_HOST}:{PG_PORT}/{name}"
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for one test, dropped afterwards."""
+    yield from fresh_pg_database()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Parametrised over both backends: every storage test runs on SQLite and PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'polybot.db'}"
+    else:
+        yield from fresh_pg_database()
