@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Protocol
 
 
-class Side(str, enum.Enum):
+class Side(enum.StrEnum):
     BUY = "BUY"
     SELL = "SELL"
 
@@ -21,14 +21,14 @@ class Side(str, enum.Enum):
         return Side.SELL if self is Side.BUY else Side.BUY
 
 
-class OrderType(str, enum.Enum):
+class OrderType(enum.StrEnum):
     GTC = "GTC"
     GTD = "GTD"
     FOK = "FOK"
     FAK = "FAK"
 
 
-class BookStatus(str, enum.Enum):
+class BookStatus(enum.StrEnum):
     """Only ``OK`` books may be traded on."""
 
     OK = "ok"
@@ -37,7 +37,7 @@ class BookStatus(str, enum.Enum):
     AWAITING_SNAPSHOT = "awaiting_snapshot"
 
 
-class Mode(str, enum.Enum):
+class Mode(enum.StrEnum):
     PAPER = "paper"
     DRY_RUN = "dry-run"
     LIVE = "live"
