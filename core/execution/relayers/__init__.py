@@ -1,0 +1,1 @@
+"""Relayers: paper (simulated), CLOB V2 dry-run and live."""

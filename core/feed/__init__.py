@@ -1,0 +1,1 @@
+"""Market data: wire decode, books, websocket ingestion, record/replay."""

@@ -1,0 +1,1 @@
+"""Storage: SQLAlchemy models, database access, batched writer, Alembic migrations."""

@@ -1,0 +1,1 @@
+"""Pure strategies: book and market state in, Intents out."""
