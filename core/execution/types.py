@@ -1,0 +1,146 @@
+"""The contract between the engine and every relayer (paper, CLOB dry-run, CLOB live).
+
+The engine builds an :class:`OrderRequest` (with a deterministic ``client_order_id``) and calls
+a :class:`Relayer`. A relayer never retries on its own beyond what it is told to; it reports
+what happened with an :class:`Outcome` so the engine can decide: ``ACCEPTED`` / ``REJECTED``
+are final, ``RETRYABLE`` may be retried (the request certainly did not take effect, or the
+venue said "try later"), and ``UNKNOWN`` means the request may have reached the venue: it is
+never resubmitted blindly, only reconciled via ``lookup``/``open_orders``.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Protocol
+
+from core.types import Mode, OrderType, Side
+
+
+class Outcome(enum.StrEnum):
+    ACCEPTED = "accepted"  # the venue (or simulator) holds the order; it may have filled already
+    REJECTED = "rejected"  # final refusal (4xx with a venue message, invalid order ...)
+    RETRYABLE = "retryable"  # definitely not placed: 425, 429, 5xx before acceptance, timeout before send
+    UNKNOWN = "unknown"  # may or may not be placed: timeout / error after the request was sent
+
+
+class ErrorClass(enum.StrEnum):
+    """Bounded set of error classes (also a metrics label)."""
+
+    NONE = "none"
+    BAD_REQUEST = "400"
+    MAINTENANCE = "425"
+    RATE_LIMITED = "429"
+    SERVER = "5xx"
+    TIMEOUT = "timeout"
+    UNKNOWN_OUTCOME = "unknown-outcome"
+    NETWORK = "network"
+
+
+class OrderStatus(enum.StrEnum):
+    """Life-cycle of an order row (orders.status)."""
+
+    NEW = "new"  # created locally, not yet sent
+    DRY_RUN = "dry_run"  # built and signed, never posted
+    SUBMITTED_UNKNOWN = "submitted_unknown"  # sent, outcome unknown: reconcile before anything else
+    LIVE = "live"  # resting at the venue
+    PARTIALLY_FILLED = "partially_filled"
+    FILLED = "filled"
+    CANCELED = "canceled"
+    REJECTED = "rejected"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRequest:
+    client_order_id: str
+    market: str  # condition id
+    token_id: str
+    side: Side
+    price: Decimal
+    size: Decimal
+    order_type: OrderType = OrderType.GTC
+    post_only: bool = False
+    tick_size: Decimal = Decimal("0.01")
+    neg_risk: bool = False
+    fee_rate: Decimal = Decimal("0")
+    expiration: int = 0  # unix seconds, GTD only
+
+    @property
+    def notional(self) -> Decimal:
+        return self.price * self.size
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    """A (partial) execution of one of our orders. Final only when ``confirmed``."""
+
+    client_order_id: str
+    venue_order_id: str | None
+    token_id: str
+    side: Side
+    price: Decimal
+    size: Decimal
+    fee: Decimal = Decimal("0")
+    trade_id: str | None = None
+    confirmed: bool = True  # paper fills are final at once; CLOB fills at CONFIRMED
+    ts_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PlaceResult:
+    outcome: Outcome
+    venue_order_id: str | None = None
+    status: OrderStatus = OrderStatus.NEW
+    error_class: ErrorClass = ErrorClass.NONE
+    error: str = ""  # the venue's message, as given (never a secret)
+    retry_after_s: float | None = None  # from Retry-After on 429/425
+    fills: tuple[Fill, ...] = ()  # immediate fills (paper relayer, marketable orders)
+    signed_order: dict[str, object] | None = None  # the exact order body (dry-run and live)
+    latency_ms: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class CancelResult:
+    canceled: tuple[str, ...] = ()
+    not_canceled: dict[str, str] = field(default_factory=dict)
+    outcome: Outcome = Outcome.ACCEPTED
+    error_class: ErrorClass = ErrorClass.NONE
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class VenueOrder:
+    """An order as the venue (or simulator) reports it: used for reconciliation."""
+
+    venue_order_id: str
+    client_order_id: str | None
+    token_id: str
+    side: Side
+    price: Decimal
+    original_size: Decimal
+    size_matched: Decimal
+    status: str
+
+
+class Relayer(Protocol):
+    """Places and cancels orders. Implementations: paper, CLOB (dry-run / live)."""
+
+    mode: Mode
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def place(self, order: OrderRequest) -> PlaceResult: ...
+
+    async def cancel(self, venue_order_id: str) -> CancelResult: ...
+
+    async def cancel_all(self) -> CancelResult: ...
+
+    async def open_orders(self) -> list[VenueOrder]: ...
+
+    async def lookup(self, order: OrderRequest) -> VenueOrder | None:
+        """Find an order we may have placed (by venue id / order hash / client id) for reconciliation."""
+        ...
