@@ -99,6 +99,9 @@ class PlaceResult:
     fills: tuple[Fill, ...] = ()  # immediate fills (paper relayer, marketable orders)
     signed_order: dict[str, object] | None = None  # the exact order body (dry-run and live)
     latency_ms: float = 0.0
+    # CLOB: EIP-712 hash of the signed order = the venue's order id, known before posting; set
+    # even when the outcome is UNKNOWN so reconciliation can look the order up.
+    order_hash: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,145 @@
+"""Feed ingest benchmark: msgspec decode-only rate (the floor) vs decode + validate + apply.
+
+A deterministic stream of current-format ``price_change`` frames (``core.feed.synth``: binary
+markets whose changes are mirrored on both tokens, trade bursts, ~20 levels a side) over
+``--assets`` assets is generated first, the books are seeded from ``book`` snapshots, then
+chunks of the stream are timed alternately: decode only (the same typed msgspec decoder the
+processor uses), and the full ``FeedProcessor.process`` (decode, validate, apply to the books,
+burst integrity checks, domain events), with ``time.time_ns()`` receive stamps like the live
+client. Best-of-N per mode, measured in the same run, so background load hits both alike.
+
+At the end the final books are compared, exactly, with the generator's own books, and the
+error/fault counters must be zero: a fast but wrong pipeline does not count.
+
+    uv run python bench/ingest.py [--frames 300000] [--assets 50] [--levels 20] [--json]
+
+Targets (issue 3): >= 300k frames/s decode+validate+apply, >= 0.4x the decode-only floor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import msgspec
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from core.feed.processor import FeedProcessor  # noqa: E402
+from core.feed.synth import FrameGenerator  # noqa: E402
+from core.feed.wire import FRAME_DECODER  # noqa: E402
+from core.types import BookStatus  # noqa: E402
+
+
+def _asset_ids(n: int) -> list[str]:
+    # token-id shaped (77 digits), deterministic
+    return [str(10**76 + i * 982_451_653_000_000_007) for i in range(n)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--frames", type=int, default=300_000, help="frames in the stream (default 300000)")
+    parser.add_argument("--assets", type=int, default=50)
+    parser.add_argument("--levels", type=int, default=20, help="levels a side (default 20)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--chunks", type=int, default=6, help="timed chunks per mode (best-of)")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+
+    t0 = time.perf_counter()
+    gen = FrameGenerator(_asset_ids(args.assets), args.seed, levels=args.levels, trade_prints=False)
+    snapshots = gen.snapshot_frames(ts_ms=1_000)
+    frames = list(gen.frames(args.frames, 2_000, 1))
+    frames += gen.drain()  # end on a complete burst
+    gen_s = time.perf_counter() - t0
+    entries = sum(len(m.price_changes or ()) for m in map(FRAME_DECODER.decode, frames))
+    avg_bytes = sum(map(len, frames)) / len(frames)
+
+    processor = FeedProcessor(known_assets=set(gen.asset_ids))
+    for frame in snapshots:
+        processor.process(frame, time.time_ns())
+
+    decode = FRAME_DECODER.decode
+    untyped = msgspec.json.decode
+    process = processor.process
+    now = time.time_ns
+    size = len(frames) // args.chunks
+    rates: dict[str, list[float]] = {"decode": [], "untyped": [], "full": []}
+    gc.collect()
+    gc.disable()  # collections would land at random in one mode or the other
+    try:
+        for i in range(args.chunks):
+            chunk = frames[i * size : (i + 1) * size]
+            start = time.perf_counter()
+            for frame in chunk:
+                decode(frame)
+            rates["decode"].append(len(chunk) / (time.perf_counter() - start))
+            start = time.perf_counter()
+            for frame in chunk:
+                untyped(frame)
+            rates["untyped"].append(len(chunk) / (time.perf_counter() - start))
+            start = time.perf_counter()
+            for frame in chunk:
+                process(frame, now())
+            rates["full"].append(len(chunk) / (time.perf_counter() - start))
+    finally:
+        gc.enable()
+    for frame in frames[args.chunks * size :]:
+        process(frame, now())
+    processor.finish(now())
+
+    # correctness: exact equality with the generator's books, nothing rejected, nothing faulted
+    mismatched = [a for a, b in processor.books.items() if gen.top(a) != (b.best_bid(), b.best_ask())]
+    not_ok = [a for a, b in processor.books.items() if b.status is not BookStatus.OK]
+    correct = not mismatched and not not_ok and processor.counters.total == 0 and processor.faults.total == 0
+
+    best = {k: max(v) for k, v in rates.items()}
+    report = {
+        "frames": len(frames),
+        "assets": args.assets,
+        "levels_per_side": args.levels,
+        "entries_per_frame": round(entries / len(frames), 2),
+        "bytes_per_frame": round(avg_bytes),
+        "decode_only_fps": round(best["decode"]),
+        "decode_only_untyped_fps": round(best["untyped"]),
+        "decode_validate_apply_fps": round(best["full"]),
+        "ratio_to_floor": round(best["full"] / best["decode"], 3),
+        "median_decode_fps": round(statistics.median(rates["decode"])),
+        "median_full_fps": round(statistics.median(rates["full"])),
+        "levels_applied_per_s": round(best["full"] * entries / len(frames)),
+        "correct": correct,
+        "rejected": processor.counters.total,
+        "faults": processor.faults.total,
+        "books_not_ok": len(not_ok),
+        "top_mismatches": len(mismatched),
+        "generate_s": round(gen_s, 1),
+    }
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(
+            f"stream: {report['frames']} price_change frames, {args.assets} assets, ~{args.levels} levels a side, "
+            f"{report['entries_per_frame']} levels/frame, {report['bytes_per_frame']} B/frame"
+        )
+        print(f"msgspec decode only (floor):      {report['decode_only_fps']:>10,} frames/s")
+        print(f"msgspec decode, untyped:          {report['decode_only_untyped_fps']:>10,} frames/s")
+        print(
+            f"decode + validate + apply:        {report['decode_validate_apply_fps']:>10,} frames/s "
+            f"({report['levels_applied_per_s']:,} levels/s)"
+        )
+        print(f"ratio to floor:                   {report['ratio_to_floor']:>10}x   (targets: >= 300,000 and >= 0.4x)")
+        print(
+            f"medians: decode {report['median_decode_fps']:,}  full {report['median_full_fps']:,}; "
+            f"correct={correct} (rejected={report['rejected']}, faults={report['faults']}, "
+            f"books not ok={report['books_not_ok']}, top mismatches={report['top_mismatches']})"
+        )
+    return 0 if correct else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,68 @@
+"""Build the python-telegram-bot Application around the control facade.
+
+The service runs it with the manual lifecycle on its own loop (initialize / start /
+updater.start_polling); the offline runner feeds updates with ``process_update`` through an
+in-process Bot API double. Either way the same handlers, gate, sender and notifier are used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
+from telegram.request import BaseRequest
+
+from bot.auth import Authoriser, UserRateLimiter
+from bot.confirm import ConfirmationStore
+from bot.handlers import BotHandlers
+from bot.notify import Notifier
+from bot.sender import Sender
+from core.control import Control
+
+ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "inline_query", "my_chat_member"]
+
+
+@dataclass
+class BotParts:
+    app: Application[Any, Any, Any, Any, Any, Any]
+    handlers: BotHandlers
+    sender: Sender
+    notifier: Notifier
+    confirmations: ConfirmationStore
+
+
+def build_bot(
+    control: Control,
+    *,
+    token: str,
+    users: Iterable[tuple[int, str]],
+    alert_chats: Iterable[int],
+    base_url: str = "https://api.telegram.org/bot",
+    confirm_ttl_s: float = 30.0,
+    commands_per_minute: int = 30,
+    alert_cooldown_s: float = 300.0,
+    request: BaseRequest | None = None,
+    clock: Callable[[], float] | None = None,
+    rate_limit_retries: int = 3,
+) -> BotParts:
+    builder = ApplicationBuilder().token(token).base_url(base_url)
+    builder = builder.rate_limiter(AIORateLimiter(max_retries=rate_limit_retries))
+    if request is not None:
+        builder = builder.request(request).get_updates_request(request)
+    app = builder.build()
+    sender = Sender(app.bot)
+    clock_kw = {"clock": clock} if clock is not None else {}
+    confirmations = ConfirmationStore(ttl_s=confirm_ttl_s, **clock_kw)
+    notifier = Notifier(sender, alert_chats, cooldown_s=alert_cooldown_s, **clock_kw)
+    handlers = BotHandlers(
+        control,
+        Authoriser.from_entries(users),
+        sender,
+        confirmations,
+        UserRateLimiter(commands_per_minute, **clock_kw),
+        notifier.mute,
+    )
+    handlers.install(app)
+    return BotParts(app, handlers, sender, notifier, confirmations)

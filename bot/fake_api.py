@@ -1,0 +1,127 @@
+"""An in-process Bot API double: a ``BaseRequest`` that records every call and answers as Telegram would.
+
+Used by the offline update runner, the demo and the tests, so the real ``Application`` runs with no
+network. It can be told to answer the next N calls with 429 ``retry_after`` to exercise flood handling.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from telegram.request import BaseRequest, RequestData
+
+BOT_USER = {"id": 4242, "is_bot": True, "first_name": "Polybot", "username": "polybot_local_bot"}
+
+
+@dataclass
+class ApiCall:
+    method: str
+    params: dict[str, Any]
+
+    @property
+    def chat_id(self) -> int | None:
+        chat = self.params.get("chat_id")
+        return int(chat) if chat is not None else None
+
+    @property
+    def text(self) -> str | None:
+        return self.params.get("text")
+
+    @property
+    def buttons(self) -> list[list[dict[str, str]]]:
+        markup = self.params.get("reply_markup")
+        if isinstance(markup, str):
+            markup = json.loads(markup)
+        if not markup:
+            return []
+        return [
+            [{k: v for k, v in b.items() if k in ("text", "callback_data")} for b in row]
+            for row in markup.get("inline_keyboard", [])
+        ]
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"method": self.method}
+        if self.chat_id is not None:
+            out["chat_id"] = self.chat_id
+        if "message_id" in self.params:
+            out["message_id"] = int(self.params["message_id"])
+        if self.text is not None:
+            out["text"] = self.text
+        if self.buttons:
+            out["buttons"] = self.buttons
+        if self.method == "answerCallbackQuery" and self.params.get("text"):
+            out["text"] = self.params["text"]
+        return out
+
+
+@dataclass
+class FakeBotApi(BaseRequest):
+    calls: list[ApiCall] = field(default_factory=list)
+    throttle_next: int = 0
+    retry_after: int = 1
+    _next_message_id: int = 1000
+
+    @property
+    def read_timeout(self) -> float | None:
+        return 5.0
+
+    async def initialize(self) -> None:
+        return None
+
+    async def shutdown(self) -> None:
+        return None
+
+    async def do_request(
+        self,
+        url: str,
+        method: str,
+        request_data: RequestData | None = None,
+        read_timeout: Any = None,
+        write_timeout: Any = None,
+        connect_timeout: Any = None,
+        pool_timeout: Any = None,
+    ) -> tuple[int, bytes]:
+        api_method = url.rsplit("/", 1)[-1]
+        params = dict(request_data.parameters) if request_data else {}
+        if api_method not in ("getMe", "deleteWebhook", "getUpdates") and self.throttle_next > 0:
+            self.throttle_next -= 1
+            body = {
+                "ok": False,
+                "error_code": 429,
+                "description": f"Too Many Requests: retry after {self.retry_after}",
+                "parameters": {"retry_after": self.retry_after},
+            }
+            self.calls.append(ApiCall(f"{api_method}!429", params))
+            return 429, json.dumps(body).encode()
+        if api_method not in ("getMe", "getUpdates", "deleteWebhook"):
+            self.calls.append(ApiCall(api_method, params))
+        return 200, json.dumps({"ok": True, "result": self._result(api_method, params)}).encode()
+
+    def _result(self, method: str, params: dict[str, Any]) -> Any:
+        if method == "getMe":
+            return {**BOT_USER, "can_join_groups": False, "can_read_all_group_messages": False}
+        if method == "getUpdates":
+            return []
+        if method in ("sendMessage", "editMessageText", "editMessageReplyMarkup"):
+            if method == "sendMessage":
+                self._next_message_id += 1
+                message_id = self._next_message_id
+            else:
+                message_id = int(params.get("message_id", 0))
+            chat_id = int(params.get("chat_id", 0))
+            msg: dict[str, Any] = {
+                "message_id": message_id,
+                "date": int(time.time()),
+                "chat": {"id": chat_id, "type": "private"},
+                "from": BOT_USER,
+            }
+            if "text" in params:
+                msg["text"] = params["text"]
+            return msg
+        return True
+
+    def transcript(self) -> list[dict[str, Any]]:
+        return [c.as_dict() for c in self.calls]

@@ -1,0 +1,137 @@
+"""Offline update runner: feed Telegram ``Update`` objects (JSONL) through the real Application.
+
+No network: the bot talks to :class:`bot.fake_api.FakeBotApi`. Each input line is a Bot API
+``Update`` object (messages, callback queries ...). Two directives help scripting:
+``{"_advance_s": 31}`` moves the runner's clock forward and expires due confirmations, and
+``{"_comment": "..."}`` is ignored. In callback data, ``$LAST_NONCE`` is replaced by the nonce
+of the most recent confirmation card, so a script can tap the button it was just shown.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from telegram import Update
+
+from bot.app import BotParts
+from bot.fake_api import FakeBotApi
+from core.errors import UsageError
+
+
+class ManualClock:
+    """A monotonic clock that the runner advances explicitly (directive ``_advance_s``)."""
+
+    def __init__(self, start: float | None = None) -> None:
+        self.now = time.monotonic() if start is None else start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@dataclass
+class TranscriptEntry:
+    update: dict[str, Any]
+    calls: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"in": self.update, "out": self.calls}
+
+
+def read_updates(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        raise UsageError(f"updates file not found: {path}")
+    out = []
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"{path}:{n}: not JSON ({exc.msg})") from None
+        if not isinstance(obj, dict):
+            raise UsageError(f"{path}:{n}: each line must be a JSON object (a Telegram Update)")
+        out.append(obj)
+    return out
+
+
+def summarise_update(data: dict[str, Any]) -> dict[str, Any]:
+    msg = data.get("message") or data.get("edited_message")
+    if msg:
+        return {"user": msg.get("from", {}).get("id"), "chat": msg.get("chat", {}).get("id"), "text": msg.get("text")}
+    cq = data.get("callback_query")
+    if cq:
+        return {"user": cq.get("from", {}).get("id"), "button": cq.get("data")}
+    iq = data.get("inline_query")
+    if iq:
+        return {"user": iq.get("from", {}).get("id"), "inline": iq.get("query")}
+    return {k: v for k, v in data.items() if k.startswith("_")} or {"update": "other"}
+
+
+class OfflineRunner:
+    def __init__(self, parts: BotParts, api: FakeBotApi, clock: ManualClock) -> None:
+        self.parts = parts
+        self.api = api
+        self.clock = clock
+        self.transcript: list[TranscriptEntry] = []
+        self._next_update_id = 1
+
+    def _last_nonce(self) -> str | None:
+        for call in reversed(self.api.calls):
+            for row in call.buttons:
+                for button in row:
+                    data = button.get("callback_data", "")
+                    if data.startswith("c:"):
+                        return data[2:]
+        return None
+
+    async def feed(self, updates: Iterable[dict[str, Any]]) -> list[TranscriptEntry]:
+        app = self.parts.app
+        for raw in updates:
+            if "_comment" in raw and len(raw) == 1:
+                continue
+            before = len(self.api.calls)
+            data = json.loads(json.dumps(raw))  # private copy
+            if "_advance_s" in data:
+                self.clock.advance(float(data["_advance_s"]))
+                await self.parts.handlers.expire_confirmations()
+            else:
+                cq = data.get("callback_query")
+                if cq and "$LAST_NONCE" in str(cq.get("data", "")):
+                    cq["data"] = cq["data"].replace("$LAST_NONCE", self._last_nonce() or "none")
+                data.setdefault("update_id", self._next_update_id)
+                self._next_update_id = int(data["update_id"]) + 1
+                update = Update.de_json(data, app.bot)
+                await app.process_update(update)
+            entry = TranscriptEntry(summarise_update(data), [c.as_dict() for c in self.api.calls[before:]])
+            self.transcript.append(entry)
+        return self.transcript
+
+
+def format_transcript(entries: list[TranscriptEntry]) -> str:
+    lines: list[str] = []
+    for entry in entries:
+        u = entry.update
+        if "text" in u:
+            lines.append(f">> user {u.get('user')}: {u.get('text')}")
+        elif "button" in u:
+            lines.append(f">> user {u.get('user')} taps [{u.get('button')}]")
+        else:
+            lines.append(f">> {json.dumps(u)}")
+        for call in entry.calls:
+            head = f"<< {call['method']}"
+            if call.get("chat_id") is not None:
+                head += f" chat={call['chat_id']}"
+            lines.append(head)
+            if call.get("text"):
+                lines.extend("   " + t for t in str(call["text"]).splitlines())
+            for row in call.get("buttons", []):
+                lines.append("   " + " ".join(f"[{b['text']}]" for b in row))
+    return "\n".join(lines)

@@ -1,0 +1,47 @@
+"""The one send path: HTML parse mode, splitting above 4096 characters, errors logged not raised."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from telegram import Bot, InlineKeyboardMarkup, Message
+from telegram.constants import ParseMode
+from telegram.error import BadRequest, TelegramError
+
+from bot.render import split_message
+
+log = logging.getLogger(__name__)
+
+
+class Sender:
+    def __init__(self, bot: Bot) -> None:
+        self.bot = bot
+        self.sent = 0
+        self.failed = 0
+
+    async def send(self, chat_id: int, text: str, reply_markup: InlineKeyboardMarkup | None = None) -> Message | None:
+        """Send ``text`` (HTML) to a chat; long text is split; the markup goes on the last part."""
+        parts = split_message(text)
+        last: Message | None = None
+        for i, part in enumerate(parts):
+            markup = reply_markup if i == len(parts) - 1 else None
+            try:
+                last = await self.bot.send_message(chat_id, part, parse_mode=ParseMode.HTML, reply_markup=markup)
+                self.sent += 1
+            except TelegramError as exc:
+                self.failed += 1
+                log.warning("telegram send to chat %s failed: %s", chat_id, exc)
+                return None
+        return last
+
+    async def edit(self, chat_id: int, message_id: int, text: str, **kwargs: Any) -> None:
+        try:
+            await self.bot.edit_message_text(
+                split_message(text)[0], chat_id=chat_id, message_id=message_id, parse_mode=ParseMode.HTML, **kwargs
+            )
+        except BadRequest as exc:
+            if "not modified" not in str(exc).lower():
+                log.warning("telegram edit failed: %s", exc)
+        except TelegramError as exc:
+            log.warning("telegram edit failed: %s", exc)

@@ -1,0 +1,170 @@
+"""``polybot replay-book FILE``: replay a recording through the feed pipeline and report the books."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core.cli.main import add_command
+from core.errors import PolybotError, UsageError
+from core.feed.processor import FeedProcessor
+from core.feed.replay import replay
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = add_command(
+        sub,
+        "replay-book",
+        help="replay a recorded feed through the decoder and books; print each book's final state",
+        example="polybot replay-book fixtures/recordings/demo_market.jsonl --json",
+        description=(
+            "Replay FILE (a JSONL recording from record-ws, or a JSON array of frames / a single event) "
+            "through the same decoder, validation, book and integrity code as the live feed, then print per "
+            "asset the final top of book, depth (levels per side), status and integrity fault count, plus "
+            "the rejected-input counts by reason. Deterministic: the same file gives the same output."
+        ),
+    )
+    p.add_argument("file", metavar="FILE", type=Path, help="recording (.jsonl) or JSON capture")
+    p.add_argument("--asset", action="append", metavar="ID", help="only report this asset (repeatable)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument(
+        "--speed",
+        type=float,
+        default=None,
+        help="replay pace: omitted or 0 = as fast as possible, 1 = as recorded, 2 = twice as fast",
+    )
+    p.add_argument(
+        "--staleness-ms",
+        type=int,
+        default=60_000,
+        help="books without an update this long before the last frame end up stale (default 60000)",
+    )
+    p.set_defaults(func=_replay_book)
+
+
+@dataclass
+class ReplayResult:
+    frames: int = 0
+    bad_lines: list[str] = field(default_factory=list)
+    events: Counter[str] = field(default_factory=Counter)
+    last_recv_ns: int = 0
+
+
+def run_replay(path: Path, speed: float | None, staleness_ms: int) -> tuple[FeedProcessor, ReplayResult]:
+    processor = FeedProcessor(staleness_ms=staleness_ms)
+    result = ReplayResult()
+
+    def on_frame(recv_ns: int, frame: str) -> None:
+        for event in processor.process(frame, recv_ns):
+            result.events[type(event).__name__] += 1
+        result.last_recv_ns = max(result.last_recv_ns, recv_ns)
+
+    def on_bad_line(line_no: int, reason: str) -> None:
+        result.bad_lines.append(f"line {line_no}: {reason}")
+
+    result.frames = asyncio.run(replay(path, on_frame, speed, on_bad_line=on_bad_line))
+    # the recording is over: every open burst is complete, and time stops at the last frame
+    for event in processor.finish(result.last_recv_ns):
+        result.events[type(event).__name__] += 1
+    for event in processor.check_staleness(result.last_recv_ns):
+        result.events[type(event).__name__] += 1
+    return processor, result
+
+
+def _book_row(processor: FeedProcessor, asset_id: str) -> dict[str, Any]:
+    book = processor.books[asset_id]
+    bids, asks = book.level_counts()
+    best_bid, best_ask = book.best_bid(), book.best_ask()
+    return {
+        "asset_id": asset_id,
+        "market": book.market,
+        "status": str(book.status),
+        "best_bid": None if best_bid is None else str(best_bid),
+        "best_ask": None if best_ask is None else str(best_ask),
+        "bid_levels": bids,
+        "ask_levels": asks,
+        "tick_size": str(book.tick_size),
+        "epoch": book.epoch,
+        "fault_count": sum(book.faults.values()),
+        "faults": dict(sorted(book.faults.items())),
+        "last_update_ns": book.last_update_ns,
+    }
+
+
+def _replay_book(args: argparse.Namespace) -> int:
+    if args.speed is not None and args.speed < 0:
+        raise UsageError("--speed must be >= 0")
+    if args.staleness_ms <= 0:
+        raise UsageError("--staleness-ms must be > 0")
+    if not args.file.is_file():
+        raise PolybotError(f"recording not found: {args.file}")
+    processor, result = run_replay(args.file, args.speed, args.staleness_ms)
+    asset_ids = sorted(processor.books)
+    if args.asset:
+        missing = [a for a in args.asset if a not in processor.books]
+        if missing:
+            raise PolybotError(f"asset not in {args.file}: {', '.join(missing)}")
+        asset_ids = list(dict.fromkeys(args.asset))
+    rows = [_book_row(processor, a) for a in asset_ids]
+    report = {
+        "file": str(args.file),
+        "frames": result.frames,
+        "pongs": processor.pongs,
+        "bad_lines": len(result.bad_lines),
+        "events": dict(sorted(result.events.items())),
+        "decode_errors": processor.counters.as_dict(),
+        "decode_error_count": processor.counters.total,
+        "integrity_faults": processor.faults.as_dict(),
+        "integrity_fault_count": processor.faults.total,
+        "assets": rows,
+    }
+    if args.json:
+        json.dump(report, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        _print_text(report, result.bad_lines)
+    return 0
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in counts.items()) if counts else "none"
+
+
+def _print_text(report: dict[str, Any], bad_lines: list[str]) -> None:
+    out = sys.stdout
+    out.write(
+        f"{report['file']}: {report['frames']} frames ({report['pongs']} PONG), "
+        f"{report['bad_lines']} unreadable lines, {sum(report['events'].values())} events\n"
+    )
+    for line in bad_lines[:5]:
+        out.write(f"  skipped {line}\n")
+    header = ("asset", "status", "bid", "ask", "levels b/a", "tick", "epoch", "faults")
+    table = [
+        (
+            _abbrev(r["asset_id"]),
+            r["status"],
+            r["best_bid"] or "-",
+            r["best_ask"] or "-",
+            f"{r['bid_levels']}/{r['ask_levels']}",
+            r["tick_size"],
+            str(r["epoch"]),
+            str(r["fault_count"]),
+        )
+        for r in report["assets"]
+    ]
+    widths = [max(len(h), *(len(row[i]) for row in table)) if table else len(h) for i, h in enumerate(header)]
+    out.write("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip() + "\n")
+    for row in table:
+        out.write("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() + "\n")
+    out.write(f"decode errors: {_counts(report['decode_errors'])}\n")
+    out.write(f"integrity faults: {_counts(report['integrity_faults'])}\n")
+
+
+def _abbrev(asset_id: str) -> str:
+    return asset_id if len(asset_id) <= 20 else f"{asset_id[:10]}…{asset_id[-8:]}"

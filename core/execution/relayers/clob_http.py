@@ -1,0 +1,214 @@
+"""Async HTTP to the CLOB, with the official client's auth headers and a precise error taxonomy.
+
+The official client sends requests through one module-level synchronous ``httpx.Client`` and
+folds every transport error into ``PolyApiException("Request exception!")``, dropping both the
+distinction between "never sent" (connect failure) and "sent, no answer" (read timeout) and the
+``Retry-After`` header. Those distinctions decide whether an order may be retried, so requests go
+through our own ``httpx.AsyncClient`` while the L1/L2 headers and body serialisation come from
+the official client (``create_level_1_headers``, ``create_level_2_headers``): what the venue sees
+is byte-for-byte what the client would send.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import math
+import time
+from typing import Any
+
+import httpx
+from py_clob_client_v2.clob_types import ApiCreds, RequestArgs
+from py_clob_client_v2.headers.headers import create_level_1_headers, create_level_2_headers
+from py_clob_client_v2.signer import Signer
+
+from core.execution.relayers.clob_signing import serialize_body
+from core.execution.types import ErrorClass, Outcome
+
+log = logging.getLogger(__name__)
+
+_BASE_HEADERS = {
+    "User-Agent": "py_clob_client_v2",
+    "Accept": "*/*",
+    "Content-Type": "application/json",
+}
+
+
+class VenueError(Exception):
+    """A request that did not succeed, classified for the engine.
+
+    ``outcome`` follows the relayer contract: RETRYABLE means the request certainly had no effect,
+    UNKNOWN means it may have reached the venue, REJECTED is a final refusal.
+    """
+
+    def __init__(
+        self,
+        outcome: Outcome,
+        error_class: ErrorClass,
+        message: str,
+        status: int | None = None,
+        retry_after_s: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.outcome = outcome
+        self.error_class = error_class
+        self.message = message
+        self.status = status
+        self.retry_after_s = retry_after_s
+
+    def __str__(self) -> str:
+        where = f"HTTP {self.status}" if self.status is not None else self.error_class.value
+        return f"{where}: {self.message}"
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when is None:
+            return None
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    if not math.isfinite(seconds):
+        return None
+    return max(0.0, seconds)
+
+
+def venue_message(payload: Any, fallback: str = "") -> str:
+    """The venue's error text from ``{"error": ...}`` / ``{"errorMsg": ...}`` or a raw body."""
+    if isinstance(payload, dict):
+        for key in ("error", "errorMsg", "message"):
+            value = payload.get(key)
+            if value:
+                return value if isinstance(value, str) else serialize_body(value)
+    if isinstance(payload, str) and payload.strip():
+        return payload.strip()[:500]
+    return fallback
+
+
+def classify_status(status: int, payload: Any, retry_after: str | None) -> VenueError:
+    """Map a non-2xx answer to a :class:`VenueError`."""
+    message = venue_message(payload, fallback=f"HTTP {status}")
+    wait = parse_retry_after(retry_after)
+    if status == 425:
+        return VenueError(Outcome.RETRYABLE, ErrorClass.MAINTENANCE, message, status, wait)
+    if status == 429:
+        return VenueError(Outcome.RETRYABLE, ErrorClass.RATE_LIMITED, message, status, wait)
+    if status == 503:
+        # 503 is the venue refusing work (cancel-only mode, unavailable): the request had no effect.
+        return VenueError(Outcome.RETRYABLE, ErrorClass.SERVER, message, status, wait)
+    if status >= 500:
+        # Any other 5xx may come after the matching engine took the order: never assume it did not.
+        return VenueError(Outcome.UNKNOWN, ErrorClass.SERVER, message, status, wait)
+    return VenueError(Outcome.REJECTED, ErrorClass.BAD_REQUEST, message, status, wait)
+
+
+def classify_transport(exc: httpx.HTTPError) -> VenueError:
+    """Map an httpx transport failure: before sending -> RETRYABLE, after -> UNKNOWN."""
+    name = type(exc).__name__
+    if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
+        return VenueError(Outcome.RETRYABLE, ErrorClass.TIMEOUT, f"{name}: request not sent")
+    if isinstance(exc, httpx.ConnectError):
+        return VenueError(Outcome.RETRYABLE, ErrorClass.NETWORK, f"{name}: could not connect")
+    if isinstance(exc, httpx.TimeoutException):
+        return VenueError(Outcome.UNKNOWN, ErrorClass.UNKNOWN_OUTCOME, f"{name}: no answer after the request was sent")
+    return VenueError(Outcome.UNKNOWN, ErrorClass.UNKNOWN_OUTCOME, f"{name}: connection failed after sending")
+
+
+class ClobHttp:
+    """Authenticated JSON requests to one CLOB host."""
+
+    def __init__(
+        self,
+        host: str,
+        signer: Signer | None,
+        creds: ApiCreds | None,
+        *,
+        timeout_s: float = 5.0,
+        connect_timeout_s: float | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.host = host.rstrip("/")
+        self._signer = signer
+        self._creds = creds
+        self.timeout_s = timeout_s
+        timeout = httpx.Timeout(timeout_s, connect=connect_timeout_s if connect_timeout_s is not None else timeout_s)
+        self._client = httpx.AsyncClient(
+            base_url=self.host,
+            timeout=timeout,
+            headers=_BASE_HEADERS,
+            transport=transport,
+            follow_redirects=False,
+        )
+
+    def __repr__(self) -> str:
+        return f"ClobHttp(host={self.host!r}, auth={'L2' if self._creds else 'L1' if self._signer else 'none'})"
+
+    @property
+    def has_l2(self) -> bool:
+        return self._signer is not None and self._creds is not None
+
+    def set_creds(self, creds: ApiCreds) -> None:
+        self._creds = creds
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    def _auth_headers(
+        self, auth: str | None, method: str, path: str, serialized: str | None, nonce: int
+    ) -> dict[str, str]:
+        if auth is None:
+            return {}
+        if self._signer is None:
+            raise VenueError(Outcome.REJECTED, ErrorClass.BAD_REQUEST, "a private key is needed for this request")
+        if auth == "l1":
+            return {k: str(v) for k, v in create_level_1_headers(self._signer, nonce=nonce).items()}
+        if self._creds is None:
+            raise VenueError(Outcome.REJECTED, ErrorClass.BAD_REQUEST, "API credentials are needed for this request")
+        args = RequestArgs(method=method, request_path=path, body=None, serialized_body=serialized)
+        return {k: str(v) for k, v in create_level_2_headers(self._signer, self._creds, args).items()}
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        params: dict[str, str] | None = None,
+        auth: str | None = None,
+        nonce: int = 0,
+        serialized: str | None = None,
+    ) -> Any:
+        """Send one request; returns the decoded JSON (or text) of a 2xx, raises :class:`VenueError`."""
+        if serialized is None and body is not None:
+            serialized = serialize_body(body)
+        headers = self._auth_headers(auth, method, path, serialized, nonce)
+        content = serialized.encode("utf-8") if serialized is not None else None
+        try:
+            resp = await self._client.request(method, path, content=content, params=params, headers=headers)
+        except httpx.HTTPError as exc:
+            err = classify_transport(exc)
+            log.warning("clob %s %s failed: %s", method, path, err)
+            raise err from None
+        payload = _decode(resp)
+        if resp.status_code // 100 != 2:
+            err = classify_status(resp.status_code, payload, resp.headers.get("retry-after"))
+            log.warning("clob %s %s -> %s", method, path, err)
+            raise err
+        return payload
+
+
+def _decode(resp: httpx.Response) -> Any:
+    if not resp.content:
+        return None
+    try:
+        return resp.json()
+    except ValueError:
+        return resp.text

@@ -1,0 +1,318 @@
+"""Building and signing CLOB V2 orders with the official ``py-clob-client-v2`` order code.
+
+Orders are signed by the client's ``ExchangeOrderBuilderV2`` (EIP-712 V2 struct, signature types
+0-3 including the POLY_1271 deposit-wallet wrapper) with the client's ``Signer``. Two steps of
+``ClobClient.create_order`` are deliberately not used:
+
+- its network look-ups: ``create_order`` always asks the venue for the market's minimum tick
+  (``GET /tick-size``) unless the client's private cache is warm, and for the server version and
+  neg-risk flag unless passed in. Here market parameters are pre-warmed into
+  :class:`MarketParams` (from ``/clob-markets/{condition_id}`` or the markets table), so signing
+  is pure CPU work and never waits on REST;
+- its float amount arithmetic: ``OrderBuilder.get_order_amounts`` rounds sizes with floats and
+  loses a cent on common sizes (0.57 shares -> 0.56: ``floor(0.57 * 100) == 56``). Amounts are
+  computed here exactly with ``Decimal`` (price on tick, size at most 2 decimals) and passed to
+  the official builder as integers in 10^-6 units.
+
+The private key lives only inside the official ``Signer``; nothing here prints, logs or reprs it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from eth_utils import keccak
+from py_clob_client_v2.config import get_contract_config
+from py_clob_client_v2.constants import BYTES32_ZERO
+from py_clob_client_v2.order_builder.builder import ROUNDING_CONFIG, OrderBuilder
+from py_clob_client_v2.order_utils.exchange_order_builder_v2 import ORDER_TYPE_HASH, ExchangeOrderBuilderV2
+from py_clob_client_v2.order_utils.model.order_data_v2 import OrderDataV2, order_to_json_v2
+from py_clob_client_v2.order_utils.model.side import Side as ClientSide
+from py_clob_client_v2.order_utils.model.signature_type_v2 import SignatureTypeV2
+from py_clob_client_v2.signer import Signer
+
+from core.errors import UsageError
+from core.execution.types import OrderRequest
+from core.money import ONE, on_tick, to_units
+from core.redact import register_secret
+from core.types import OrderType, Side
+
+POLYGON_CHAIN_ID = 137
+TICK_SIZES: tuple[Decimal, ...] = tuple(Decimal(t) for t in ROUNDING_CONFIG)
+"""Tick sizes the official client knows how to round for (V2 adds 0.005 and 0.0025)."""
+SIZE_DECIMALS = 2
+
+
+class OrderInvalid(ValueError):
+    """The order cannot be signed as asked (price off tick, size precision, bad type ...)."""
+
+
+class KeyInvalid(UsageError):
+    """The private key is malformed. The message never contains the key."""
+
+
+@dataclass(frozen=True, slots=True)
+class MarketParams:
+    """What signing needs to know about one token, pre-warmed so signing never waits on REST."""
+
+    token_id: str
+    tick_size: Decimal
+    neg_risk: bool
+    condition_id: str | None = None
+    outcome: str = ""
+    min_order_size: Decimal = Decimal("5")
+    fee_rate: Decimal = Decimal("0")
+    fee_exponent: Decimal = Decimal("0")
+
+
+@dataclass(frozen=True, slots=True)
+class SignedClobOrder:
+    """A signed V2 order and the exact ``POST /order`` body the client would send."""
+
+    client_order_id: str
+    body: dict[str, Any]
+    order_hash: str
+    exchange: str
+    neg_risk: bool
+    tick_size: Decimal
+
+    @property
+    def order(self) -> dict[str, Any]:
+        order = self.body["order"]
+        assert isinstance(order, dict)
+        return order
+
+    @property
+    def serialized(self) -> str:
+        """The body exactly as posted (compact JSON, as the official client serialises it)."""
+        return serialize_body(self.body)
+
+    def with_owner(self, owner: str) -> SignedClobOrder:
+        body = dict(self.body)
+        body["owner"] = owner
+        return SignedClobOrder(
+            self.client_order_id, body, self.order_hash, self.exchange, self.neg_risk, self.tick_size
+        )
+
+
+def serialize_body(body: Any) -> str:
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+
+
+def fmt_decimal(value: Decimal) -> str:
+    """Plain decimal text without exponent or trailing zeros ("10", "0.55")."""
+    text = format(value.normalize(), "f")
+    return text
+
+
+def expected_amounts(side: Side, price: Decimal, size: Decimal) -> tuple[int, int]:
+    """(makerAmount, takerAmount) in 10^-6 units: BUY pays pUSD for shares, SELL the reverse."""
+    notional = to_units(price * size)
+    shares = to_units(size)
+    return (notional, shares) if side is Side.BUY else (shares, notional)
+
+
+class OrderSigner:
+    """Signs V2 orders for one key / signature type / funder. Thread-safe (no shared mutable state)."""
+
+    def __init__(
+        self,
+        private_key: str,
+        *,
+        chain_id: int = POLYGON_CHAIN_ID,
+        signature_type: int = 0,
+        funder: str | None = None,
+    ) -> None:
+        register_secret(private_key)
+        register_secret(private_key[2:] if private_key.startswith(("0x", "0X")) else "0x" + private_key)
+        try:
+            signer = Signer(private_key, chain_id)
+        except Exception:
+            # The library's message may quote the input; never let it reach a log or a screen.
+            raise KeyInvalid("the private key is not a valid 32-byte hex key (value not shown)") from None
+        try:
+            sig_type = SignatureTypeV2(int(signature_type))
+        except ValueError:
+            raise UsageError(f"signature type must be 0, 1, 2 or 3, got {signature_type}") from None
+        if sig_type is not SignatureTypeV2.EOA and not funder:
+            raise UsageError(f"signature type {int(sig_type)} needs a funder address (the wallet that holds the funds)")
+        if funder is not None:
+            funder = _checksum(funder)
+        try:
+            contracts = get_contract_config(chain_id)
+        except Exception:
+            raise UsageError(f"unsupported chain id {chain_id} (Polygon is 137, Amoy 80002)") from None
+        self._signer = signer
+        self._builder = OrderBuilder(signer=signer, signature_type=sig_type, funder=funder)
+        self.chain_id = chain_id
+        self.signature_type = sig_type
+        self.exchange = contracts.exchange_v2
+        self.neg_risk_exchange = contracts.neg_risk_exchange_v2
+        self._exchange_builders = {
+            False: ExchangeOrderBuilderV2(self.exchange, chain_id, signer),
+            True: ExchangeOrderBuilderV2(self.neg_risk_exchange, chain_id, signer),
+        }
+        self._domain_separators = {k: bytes(b.app_domain_separator) for k, b in self._exchange_builders.items()}
+
+    def __repr__(self) -> str:
+        return f"OrderSigner(address={self.address}, maker={self.maker}, signature_type={int(self.signature_type)})"
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> Any:  # pragma: no cover - guard: pickling would copy the key
+        raise TypeError("OrderSigner holds a private key and cannot be pickled")
+
+    @property
+    def address(self) -> str:
+        """The EOA of the private key (POLY_ADDRESS of the API key)."""
+        return str(self._signer.address())
+
+    @property
+    def maker(self) -> str:
+        """The address that holds the funds (funder; the EOA for signature type 0)."""
+        return str(self._builder.funder)
+
+    @property
+    def order_signer(self) -> str:
+        """The ``signer`` field of the orders: the EOA, or the deposit wallet for POLY_1271."""
+        return str(self._builder._v2_order_signer())
+
+    @property
+    def official_signer(self) -> Signer:
+        """The official client's signer (for L1/L2 auth headers)."""
+        return self._signer
+
+    def exchange_for(self, neg_risk: bool) -> str:
+        return self.neg_risk_exchange if neg_risk else self.exchange
+
+    def sign(self, order: OrderRequest, params: MarketParams | None = None, *, owner: str = "") -> SignedClobOrder:
+        """Build and sign ``order``; raises :class:`OrderInvalid` when it cannot be signed as asked."""
+        tick = order.tick_size
+        neg_risk = order.neg_risk
+        if params is not None:
+            if params.token_id != order.token_id:
+                raise OrderInvalid(f"market parameters are for token {params.token_id}, not {order.token_id}")
+            # The venue's current tick wins when coarser (tick_size_change); never round silently.
+            tick = max(tick, params.tick_size)
+            neg_risk = params.neg_risk
+        self._validate(order, tick)
+        maker_amount, taker_amount = expected_amounts(order.side, order.price, order.size)
+        data = OrderDataV2(
+            maker=self.maker,
+            tokenId=order.token_id,
+            makerAmount=str(maker_amount),
+            takerAmount=str(taker_amount),
+            side=ClientSide.BUY if order.side is Side.BUY else ClientSide.SELL,
+            signer=self.order_signer,
+            signatureType=self.signature_type,
+            timestamp=str(time.time_ns() // 1_000_000),
+            metadata=BYTES32_ZERO,
+            builder=BYTES32_ZERO,
+            expiration=str(order.expiration if order.order_type is OrderType.GTD else 0),
+        )
+        signed = self._exchange_builders[neg_risk].build_signed_order(data)
+        order_hash = struct_order_hash(signed, self._domain_separators[neg_risk])
+        body = order_to_json_v2(signed, owner, order.order_type.value, order.post_only, False)
+        return SignedClobOrder(
+            client_order_id=order.client_order_id,
+            body=body,
+            order_hash=order_hash,
+            exchange=self.exchange_for(neg_risk),
+            neg_risk=neg_risk,
+            tick_size=tick,
+        )
+
+    @staticmethod
+    def _validate(order: OrderRequest, tick: Decimal) -> None:
+        if tick not in TICK_SIZES:
+            raise OrderInvalid(f"unsupported tick size {tick} (known: {', '.join(map(str, TICK_SIZES))})")
+        try:
+            price, size = Decimal(order.price), Decimal(order.size)
+        except (InvalidOperation, TypeError):
+            raise OrderInvalid("price and size must be decimals") from None
+        if not price.is_finite() or not size.is_finite():
+            raise OrderInvalid("price and size must be finite")
+        if not on_tick(price, tick):
+            raise OrderInvalid(f"price {price} is not on the tick grid {tick} (round it explicitly first)")
+        if not tick <= price <= ONE - tick:
+            raise OrderInvalid(f"price {price} outside [{tick}, {ONE - tick}]")
+        if size <= 0:
+            raise OrderInvalid(f"size must be positive, got {size}")
+        if size != size.quantize(Decimal(1).scaleb(-SIZE_DECIMALS)):
+            raise OrderInvalid(f"size {size} has more than {SIZE_DECIMALS} decimals")
+        if not order.token_id.isdigit():
+            raise OrderInvalid(f"token id must be a decimal integer, got {order.token_id!r}")
+        if order.post_only and order.order_type in (OrderType.FOK, OrderType.FAK):
+            raise OrderInvalid("post-only is only allowed with GTC/GTD orders")
+        if order.order_type is OrderType.GTD and order.expiration <= 0:
+            raise OrderInvalid("a GTD order needs an expiration (unix seconds)")
+
+
+def _checksum(address: str) -> str:
+    from eth_utils import to_checksum_address
+
+    try:
+        return str(to_checksum_address(address))
+    except Exception:
+        raise UsageError(f"not an address: {address!r}") from None
+
+
+def domain_separator(exchange: str, chain_id: int) -> bytes:
+    """EIP-712 domain separator of the V2 exchange ``exchange`` (version "2")."""
+    return bytes(ExchangeOrderBuilderV2(exchange, chain_id, None).app_domain_separator)  # type: ignore[arg-type]
+
+
+def _word_uint(value: int | str) -> bytes:
+    return int(value).to_bytes(32, "big")
+
+
+def _word_address(address: str) -> bytes:
+    raw = bytes.fromhex(address[2:] if address.startswith(("0x", "0X")) else address)
+    if len(raw) != 20:
+        raise OrderInvalid(f"not a 20-byte address: {address}")
+    return b"\x00" * 12 + raw
+
+
+def _word_bytes32(value: str) -> bytes:
+    raw = bytes.fromhex(value[2:] if value.startswith(("0x", "0X")) else value)
+    if len(raw) > 32:
+        raise OrderInvalid(f"not a bytes32 value: {value}")
+    return raw.rjust(32, b"\x00")
+
+
+def struct_order_hash(order: Any, domain_sep: bytes) -> str:
+    """EIP-712 digest of a V2 order (the venue's order id), computed directly from the struct.
+
+    Same result as the official ``ExchangeOrderBuilderV2.build_order_hash`` (pinned by a test) at a
+    fraction of the cost, which matters because every signed order is hashed for reconciliation.
+    ``order`` is a ``SignedOrderV2``/``OrderV2`` or a posted ``order`` dict.
+    """
+    get = order.get if isinstance(order, dict) else lambda name: getattr(order, name)
+    side = get("side")
+    side_value = 0 if side in ("BUY", 0, "0") else 1 if side in ("SELL", 1, "1") else int(side)
+    encoded = b"".join(
+        (
+            ORDER_TYPE_HASH,
+            _word_uint(get("salt")),
+            _word_address(get("maker")),
+            _word_address(get("signer")),
+            _word_uint(get("tokenId")),
+            _word_uint(get("makerAmount")),
+            _word_uint(get("takerAmount")),
+            _word_uint(side_value),
+            _word_uint(int(get("signatureType"))),
+            _word_uint(get("timestamp")),
+            _word_bytes32(get("metadata")),
+            _word_bytes32(get("builder")),
+        )
+    )
+    return "0x" + keccak(b"\x19\x01" + domain_sep + keccak(encoded)).hex()
+
+
+def order_hash_of(order: dict[str, Any], exchange: str, chain_id: int) -> str:
+    """EIP-712 hash of a posted V2 order (``body["order"]``) signed for ``exchange``."""
+    return struct_order_hash(order, domain_separator(exchange, chain_id))

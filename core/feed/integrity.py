@@ -1,0 +1,206 @@
+"""The per-asset book set and its integrity rules (statuses, faults, bursts, staleness).
+
+Rules (Polymarket's real feed):
+
+- A book is ``awaiting_snapshot`` until a ``book`` event (or a ``GET /book`` response) seeds it.
+- A delta before any snapshot (in the current epoch) is not applied: the book becomes
+  ``inconsistent`` (fault ``delta_before_snapshot``); later deltas are counted (``no_snapshot``).
+- One match arrives as several frames with the same timestamp, and the ``best_bid``/``best_ask``
+  on every entry describe the book after the whole match. So the local top of book is compared
+  with them only once the burst is complete: when the next timestamp arrives for that asset, or
+  when the burst has been quiet for ``burst_quiet_ms`` (:meth:`BookSet.flush_bursts`). Then a
+  crossed book (fault ``crossed``) or a top that differs (fault ``mismatch``) makes the book
+  ``inconsistent`` and calls ``on_inconsistent(asset_id)`` so the service can re-seed it.
+- ``tick_size_change`` starts a new epoch: levels dropped, ``awaiting_snapshot``.
+- No update for ``staleness_ms`` turns an ``ok`` book ``stale``; the next update (or snapshot)
+  makes it ``ok`` again. A snapshot always makes a book ``ok`` (unless it is itself crossed).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from decimal import Decimal
+
+from core.feed.book import Book
+from core.feed.counters import (
+    FAULT_CROSSED,
+    FAULT_DELTA_BEFORE_SNAPSHOT,
+    FAULT_MISMATCH,
+    NO_SNAPSHOT,
+    Counters,
+)
+from core.feed.events import BookStatusChanged, FeedEvent
+from core.feed.wire import BadNumber, parse_best_units, price_decimal
+from core.types import BookStatus
+
+log = logging.getLogger("core.feed.integrity")
+
+OK = BookStatus.OK
+STALE = BookStatus.STALE
+INCONSISTENT = BookStatus.INCONSISTENT
+AWAITING = BookStatus.AWAITING_SNAPSHOT
+
+DEFAULT_TICK = Decimal("0.01")
+
+
+def _short(asset_id: str) -> str:
+    return asset_id if len(asset_id) <= 16 else f"{asset_id[:8]}…{asset_id[-6:]}"
+
+
+def _fmt(units: int | None) -> str:
+    return "-" if units is None else str(price_decimal(units))
+
+
+class BookSet:
+    """Books by asset id plus the state the integrity rules need."""
+
+    def __init__(
+        self,
+        *,
+        errors: Counters,
+        staleness_ms: int = 60_000,
+        burst_quiet_ms: int = 50,
+        tick_sizes: Mapping[str, Decimal] | None = None,
+        on_inconsistent: Callable[[str], None] | None = None,
+    ) -> None:
+        self.books: dict[str, Book] = {}
+        self.pending: dict[str, Book] = {}  # assets with an unchecked same-timestamp burst
+        self.errors = errors
+        self.faults = Counters(log, "book integrity fault")
+        self.staleness_ns = staleness_ms * 1_000_000
+        self.quiet_ns = burst_quiet_ms * 1_000_000
+        self.tick_sizes: dict[str, Decimal] = dict(tick_sizes or {})
+        self.on_inconsistent = on_inconsistent
+        self.hook_failures = 0
+
+    # ------------------------------------------------------------------ books
+
+    def create(self, asset_id: str) -> Book:
+        tick = self.tick_sizes.get(asset_id)
+        book = Book(asset_id, tick if tick is not None else DEFAULT_TICK, tick_confirmed=tick is not None)
+        self.books[asset_id] = book
+        return book
+
+    # ------------------------------------------------------------------ status
+
+    def set_status(self, book: Book, new: BookStatus, reason: str, recv_ns: int, out: list[FeedEvent]) -> None:
+        old = book.raw_status
+        if old is new:
+            return
+        book.set_status(new)
+        out.append(BookStatusChanged(book.asset_id, old, new, reason, recv_ns))
+        if new is INCONSISTENT and self.on_inconsistent is not None:
+            try:
+                self.on_inconsistent(book.asset_id)
+            except Exception:  # the hook is the service's; a failure there must not stop the feed
+                self.hook_failures += 1
+                log.exception("on_inconsistent hook failed for %s", _short(book.asset_id))
+
+    def fault(self, book: Book, kind: str, detail: str, recv_ns: int, out: list[FeedEvent]) -> None:
+        book.faults[kind] = book.faults.get(kind, 0) + 1
+        self.faults.record(kind, f"{_short(book.asset_id)}: {detail}")
+        self.set_status(book, INCONSISTENT, kind, recv_ns, out)
+
+    # ------------------------------------------------------------------ transitions
+
+    def seed(
+        self,
+        book: Book,
+        bids: Iterable[tuple[int, int]],
+        asks: Iterable[tuple[int, int]],
+        recv_ns: int,
+        out: list[FeedEvent],
+        reason: str = "snapshot",
+    ) -> None:
+        self.pending.pop(book.asset_id, None)
+        book.seed_units(bids, asks, recv_ns)
+        if book.is_crossed():
+            self.fault(
+                book,
+                FAULT_CROSSED,
+                f"{reason} crossed: bid {_fmt(book.best_bid_units())} >= ask {_fmt(book.best_ask_units())}",
+                recv_ns,
+                out,
+            )
+        else:
+            self.set_status(book, OK, reason, recv_ns, out)
+
+    def admit_delta(self, book: Book, recv_ns: int, out: list[FeedEvent]) -> bool:
+        """Called for a delta on a book whose stored status is not ``ok``: may it be applied?"""
+        if not book.seeded:
+            if book.raw_status is INCONSISTENT:
+                self.errors.record(NO_SNAPSHOT, f"{_short(book.asset_id)}: delta skipped, book has no snapshot")
+            else:
+                self.fault(book, FAULT_DELTA_BEFORE_SNAPSHOT, "delta before any snapshot (not applied)", recv_ns, out)
+            return False
+        if book.raw_status is STALE:
+            self.set_status(book, OK, "update", recv_ns, out)
+        return True
+
+    def complete_burst(self, book: Book, recv_ns: int, out: list[FeedEvent]) -> None:
+        """The burst of ``book`` is over: check it against the best prices the feed carried."""
+        entry = book._pend
+        book._pend_ts = None
+        book._pend = None
+        if book.raw_status is not OK or not book.seeded:
+            return
+        bid = book.best_bid_units()
+        ask = book.best_ask_units()
+        if bid is not None and ask is not None and bid >= ask:
+            self.fault(book, FAULT_CROSSED, f"crossed after burst: bid {_fmt(bid)} >= ask {_fmt(ask)}", recv_ns, out)
+            return
+        if entry is None:
+            return
+        carried_bid = getattr(entry, "best_bid", None)
+        carried_ask = getattr(entry, "best_ask", None)
+        try:
+            want_bid = bid if carried_bid is None else parse_best_units(carried_bid)
+            want_ask = ask if carried_ask is None else parse_best_units(carried_ask)
+        except BadNumber as exc:
+            self.errors.record(exc.kind, f"{_short(book.asset_id)}: carried best price: {exc}")
+            return
+        if want_bid != bid or want_ask != ask:
+            self.fault(
+                book,
+                FAULT_MISMATCH,
+                f"local top {_fmt(bid)}/{_fmt(ask)} but feed says {_fmt(want_bid)}/{_fmt(want_ask)}",
+                recv_ns,
+                out,
+            )
+
+    def flush_bursts(self, now_ns: int) -> list[FeedEvent]:
+        """Check every burst that has been quiet for ``burst_quiet_ms``."""
+        out: list[FeedEvent] = []
+        quiet = self.quiet_ns
+        for asset_id, book in list(self.pending.items()):
+            if now_ns - book.last_update_ns >= quiet:
+                del self.pending[asset_id]
+                if book._pend_ts is not None:
+                    self.complete_burst(book, now_ns, out)
+        return out
+
+    def flush_all(self, now_ns: int) -> list[FeedEvent]:
+        """Check every open burst now (end of a replay)."""
+        out: list[FeedEvent] = []
+        for book in list(self.pending.values()):
+            if book._pend_ts is not None:
+                self.complete_burst(book, now_ns, out)
+        self.pending.clear()
+        return out
+
+    def check_staleness(self, now_ns: int) -> list[FeedEvent]:
+        out: list[FeedEvent] = []
+        limit = self.staleness_ns
+        for book in self.books.values():
+            if book.raw_status is OK and now_ns - book.last_update_ns > limit:
+                age_ms = (now_ns - book.last_update_ns) // 1_000_000
+                self.set_status(book, STALE, f"no update for {age_ms} ms", now_ns, out)
+        return out
+
+    def reset(self, book: Book, reason: str, recv_ns: int, out: list[FeedEvent]) -> None:
+        """Drop the book's levels, start a new epoch and wait for a snapshot."""
+        self.pending.pop(book.asset_id, None)
+        book.clear()
+        book.epoch += 1
+        self.set_status(book, AWAITING, reason, recv_ns, out)

@@ -1,0 +1,540 @@
+"""Market-channel websocket client: subscribe, text heartbeat, liveness watch, reconnect.
+
+:class:`MarketFeed` spreads the subscribed assets over connections of at most
+``max_assets_per_connection`` each (Polymarket drops snapshots beyond ~500 per socket).
+Every connection runs its own loop: connect, send the subscribe message, deliver every text
+frame to ``on_frame(text, recv_ns)``, send the text ``PING`` every ``ping_interval_s`` and
+declare the socket dead when nothing (no frame, no ``PONG``) arrived for ``dead_after_s``.
+A dead or dropped socket is reconnected with capped exponential backoff plus jitter and
+resubscribed; the venue then sends fresh ``book`` snapshots.
+
+Connection liveness is this module's business; market quietness (a live socket that carries
+no trades) is not: the ``PONG`` answers keep a quiet socket alive, and the book-staleness
+watch downstream sees the quiet market. State changes are reported as
+:class:`ConnectionEvent`; on ``dead`` and ``reconnected`` the processor marks the books of
+``asset_ids`` ``awaiting_snapshot``, because frames may have been missed in between.
+
+The client never parses JSON: decoding and validation belong to the processor. It filters
+the heartbeat answer ``PONG`` (counted, not delivered) and enforces the frame-size cap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import json
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+from websockets.frames import CloseCode
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MARKET_URL = "wss://ws-subscriptions-clob.polymarket.com/ws/market"
+DEFAULT_MAX_FRAME_BYTES = 8 * 1024 * 1024
+PING_TEXT = "PING"
+PONG_TEXT = "PONG"
+
+FrameHandler = Callable[[str, int], None]
+
+
+class ConnectionState(enum.StrEnum):
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    DEAD = "dead"
+    RECONNECTED = "reconnected"
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionEvent:
+    """A state change of one socket. ``asset_ids`` are the assets that socket carries."""
+
+    conn_id: int
+    state: ConnectionState
+    asset_ids: tuple[str, ...]
+    reason: str = ""
+    at_ns: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionStats:
+    conn_id: int
+    state: ConnectionState
+    asset_count: int
+    frames: int
+    bytes: int
+    pongs: int
+    reconnects: int
+    dead_count: int
+    last_frame_ns: int | None  # last market frame: its age is market quietness
+    last_pong_ns: int | None  # last heartbeat answer: with frames, proves the socket alive
+    last_reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class FeedStats:
+    """Counters over all connections; ``dropped`` counts frames not delivered, by reason."""
+
+    connections: tuple[ConnectionStats, ...]
+    frames: int
+    bytes: int
+    pongs: int
+    reconnects: int
+    dead: int
+    dropped: dict[str, int]
+    callback_errors: int
+
+    @property
+    def live_connections(self) -> int:
+        return sum(1 for c in self.connections if c.state is ConnectionState.CONNECTED)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "frames": self.frames,
+            "bytes": self.bytes,
+            "pongs": self.pongs,
+            "reconnects": self.reconnects,
+            "dead": self.dead,
+            "dropped": dict(self.dropped),
+            "callback_errors": self.callback_errors,
+            "connections": [
+                {
+                    "conn_id": c.conn_id,
+                    "state": c.state.value,
+                    "assets": c.asset_count,
+                    "frames": c.frames,
+                    "bytes": c.bytes,
+                    "pongs": c.pongs,
+                    "reconnects": c.reconnects,
+                    "dead": c.dead_count,
+                    "last_frame_ns": c.last_frame_ns,
+                    "last_pong_ns": c.last_pong_ns,
+                    "last_reason": c.last_reason,
+                }
+                for c in self.connections
+            ],
+        }
+
+
+def subscribe_message(asset_ids: Sequence[str], *, custom_feature_enabled: bool = True) -> str:
+    """The market-channel subscribe message, exactly as the venue expects it."""
+    return json.dumps(
+        {"type": "market", "assets_ids": list(asset_ids), "custom_feature_enabled": custom_feature_enabled},
+        separators=(",", ":"),
+    )
+
+
+def split_assets(asset_ids: Sequence[str], per_connection: int) -> list[tuple[str, ...]]:
+    """De-duplicate (keeping order) and cut into groups of at most ``per_connection``."""
+    if per_connection < 1:
+        raise ValueError("max_assets_per_connection must be >= 1")
+    unique = list(dict.fromkeys(asset_ids))
+    return [tuple(unique[i : i + per_connection]) for i in range(0, len(unique), per_connection)]
+
+
+def backoff_delay(attempt: int, *, initial: float, maximum: float, jitter: float, rng: random.Random) -> float:
+    """Delay before reconnect ``attempt`` (0-based): ``initial * 2**attempt`` +/- jitter, capped."""
+    base = min(maximum, initial * (2 ** min(attempt, 62)))
+    spread = base * jitter
+    return max(0.0, min(maximum, base + rng.uniform(-spread, spread)))
+
+
+class _RateLimitedLog:
+    """Logs at most one line per key per ``interval_s``; the lines say how many were folded."""
+
+    def __init__(self, interval_s: float = 5.0) -> None:
+        self._interval = interval_s
+        self._last: dict[str, float] = {}
+        self._suppressed: dict[str, int] = {}
+
+    def warning(self, key: str, msg: str, *args: object) -> None:
+        now = time.monotonic()
+        last = self._last.get(key)
+        if last is not None and now - last < self._interval:
+            self._suppressed[key] = self._suppressed.get(key, 0) + 1
+            return
+        folded = self._suppressed.pop(key, 0)
+        self._last[key] = now
+        if folded:
+            log.warning(msg + " (%d similar suppressed)", *args, folded)
+        else:
+            log.warning(msg, *args)
+
+
+@dataclass(slots=True)
+class _Connection:
+    conn_id: int
+    asset_ids: tuple[str, ...]
+    state: ConnectionState = ConnectionState.CLOSED
+    frames: int = 0
+    bytes: int = 0
+    pongs: int = 0
+    reconnects: int = 0
+    dead_count: int = 0
+    connected_once: bool = False
+    last_frame_ns: int | None = None
+    last_pong_ns: int | None = None
+    last_activity: float = 0.0  # loop.time() of the last frame or PONG
+    last_reason: str = ""
+    dead_reason: str | None = None  # set by the heartbeat when it kills the socket
+    ws: ClientConnection | None = None
+    task: asyncio.Task[None] | None = None
+    subscribe_text: str = field(default="", repr=False)
+
+
+class MarketFeed:
+    """Websocket client for the market channel; see the module docstring.
+
+    ``max_frame_bytes`` is the frame-size cap: a bigger frame is counted under
+    ``dropped["oversized"]``, logged and skipped while the socket stays up. The library's own
+    limit sits above it (``hard_max_frame_bytes``, default twice the cap); a frame beyond
+    that makes the library close the socket (code 1009), which is counted under
+    ``dropped["oversized_disconnect"]`` and handled like any dead socket: reconnect.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        asset_ids: Sequence[str],
+        on_frame: FrameHandler,
+        *,
+        max_assets_per_connection: int = 200,
+        ping_interval_s: float = 10.0,
+        dead_after_s: float = 30.0,
+        reconnect_initial_s: float = 0.5,
+        reconnect_max_s: float = 30.0,
+        jitter: float = 0.2,
+        max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+        hard_max_frame_bytes: int | None = None,
+        on_state: Callable[[ConnectionEvent], None] | None = None,
+        custom_feature_enabled: bool = True,
+        open_timeout_s: float = 10.0,
+        close_timeout_s: float = 2.0,
+        compression: str | None = "deflate",
+        rng: random.Random | None = None,
+    ) -> None:
+        if not asset_ids:
+            raise ValueError("MarketFeed needs at least one asset id")
+        if ping_interval_s <= 0 or dead_after_s <= 0:
+            raise ValueError("ping_interval_s and dead_after_s must be > 0")
+        if reconnect_initial_s < 0 or reconnect_max_s < reconnect_initial_s:
+            raise ValueError("need 0 <= reconnect_initial_s <= reconnect_max_s")
+        if not 0 <= jitter < 1:
+            raise ValueError("jitter must be in [0, 1)")
+        if max_frame_bytes < 1:
+            raise ValueError("max_frame_bytes must be >= 1")
+        self.url = url
+        self._on_frame = on_frame
+        self._on_state = on_state
+        self._ping_interval = ping_interval_s
+        self._dead_after = dead_after_s
+        self._backoff_initial = reconnect_initial_s
+        self._backoff_max = reconnect_max_s
+        self._jitter = jitter
+        self._max_frame_bytes = max_frame_bytes
+        self._hard_max = hard_max_frame_bytes if hard_max_frame_bytes is not None else 2 * max_frame_bytes
+        if self._hard_max < max_frame_bytes:
+            raise ValueError("hard_max_frame_bytes must be >= max_frame_bytes")
+        self._open_timeout = open_timeout_s
+        self._close_timeout = close_timeout_s
+        self._compression = compression
+        self._rng = rng or random.Random()
+        self._conns = [
+            _Connection(
+                conn_id=i,
+                asset_ids=group,
+                subscribe_text=subscribe_message(group, custom_feature_enabled=custom_feature_enabled),
+            )
+            for i, group in enumerate(split_assets(asset_ids, max_assets_per_connection))
+        ]
+        self._dropped: dict[str, int] = {}
+        self._callback_errors = 0
+        self._delivered = 0
+        self._target: int | None = None
+        self._target_reached = asyncio.Event()
+        self._stop_event = asyncio.Event()
+        self._started = False
+        self._stopped = False
+        self._rlog = _RateLimitedLog()
+
+    # ------------------------------------------------------------------ public API
+
+    @property
+    def asset_ids(self) -> tuple[str, ...]:
+        return tuple(a for c in self._conns for a in c.asset_ids)
+
+    @property
+    def connection_count(self) -> int:
+        return len(self._conns)
+
+    @property
+    def delivered(self) -> int:
+        """Frames handed to ``on_frame`` so far (PONGs and dropped frames excluded)."""
+        return self._delivered
+
+    async def start(self) -> None:
+        """Start one task per connection; returns at once (connecting happens in the tasks)."""
+        if self._started:
+            return
+        self._started = True
+        for conn in self._conns:
+            conn.task = asyncio.create_task(self._run_connection(conn), name=f"market-feed-{conn.conn_id}")
+
+    async def stop(self) -> None:
+        """Close every socket cleanly and wait for the connection tasks to finish."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self._stop_event.set()
+        for conn in self._conns:
+            ws = conn.ws
+            if ws is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(ws.close(), self._close_timeout + 1.0)
+        tasks = [c.task for c in self._conns if c.task is not None]
+        if tasks:
+            _done, pending = await asyncio.wait(tasks, timeout=self._close_timeout + 2.0)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+            for task in tasks:
+                if not task.cancelled() and task.exception() is not None:
+                    log.error("connection task ended with %r", task.exception())
+
+    async def run_until(
+        self,
+        *,
+        max_messages: int | None = None,
+        stop_event: asyncio.Event | None = None,
+        timeout_s: float | None = None,
+    ) -> FeedStats:
+        """Run until ``max_messages`` frames were delivered, ``stop_event`` is set or the
+        timeout passes (whichever first), then stop and return the final stats."""
+        if max_messages is not None:
+            self._target = max_messages
+            if self._delivered >= max_messages:
+                self._target_reached.set()
+        await self.start()
+        waiters: list[asyncio.Task[object]] = []
+        try:
+            if max_messages is not None:
+                waiters.append(asyncio.create_task(self._target_reached.wait()))
+            if stop_event is not None:
+                waiters.append(asyncio.create_task(stop_event.wait()))
+            waiters.append(asyncio.create_task(self._stop_event.wait()))
+            await asyncio.wait(waiters, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waiters:
+                w.cancel()
+            await asyncio.gather(*waiters, return_exceptions=True)
+            await self.stop()
+        return self.stats()
+
+    def stats(self) -> FeedStats:
+        conns = tuple(
+            ConnectionStats(
+                conn_id=c.conn_id,
+                state=c.state,
+                asset_count=len(c.asset_ids),
+                frames=c.frames,
+                bytes=c.bytes,
+                pongs=c.pongs,
+                reconnects=c.reconnects,
+                dead_count=c.dead_count,
+                last_frame_ns=c.last_frame_ns,
+                last_pong_ns=c.last_pong_ns,
+                last_reason=c.last_reason,
+            )
+            for c in self._conns
+        )
+        return FeedStats(
+            connections=conns,
+            frames=sum(c.frames for c in conns),
+            bytes=sum(c.bytes for c in conns),
+            pongs=sum(c.pongs for c in conns),
+            reconnects=sum(c.reconnects for c in conns),
+            dead=sum(c.dead_count for c in conns),
+            dropped=dict(self._dropped),
+            callback_errors=self._callback_errors,
+        )
+
+    # ------------------------------------------------------------------ internals
+
+    def _emit(self, conn: _Connection, state: ConnectionState, reason: str = "") -> None:
+        conn.state = ConnectionState.CONNECTED if state is ConnectionState.RECONNECTED else state
+        if reason:
+            conn.last_reason = reason
+        if state is ConnectionState.DEAD:
+            conn.dead_count += 1
+            self._rlog.warning(f"dead:{conn.conn_id}", "market feed connection %d dead: %s", conn.conn_id, reason)
+        elif state is ConnectionState.RECONNECTED:
+            conn.reconnects += 1
+            log.info("market feed connection %d reconnected (%d assets)", conn.conn_id, len(conn.asset_ids))
+        if self._on_state is None:
+            return
+        event = ConnectionEvent(conn.conn_id, state, conn.asset_ids, reason, time.time_ns())
+        try:
+            self._on_state(event)
+        except Exception:
+            self._callback_errors += 1
+            log.exception("on_state callback failed for %s", event)
+
+    def _drop(self, reason: str) -> None:
+        self._dropped[reason] = self._dropped.get(reason, 0) + 1
+
+    async def _sleep_unless_stopped(self, delay: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop_event.wait(), delay)
+
+    async def _run_connection(self, conn: _Connection) -> None:
+        attempt = 0
+        try:
+            while not self._stop_event.is_set():
+                self._emit(conn, ConnectionState.CONNECTING)
+                reason, healthy = await self._session(conn)
+                if self._stop_event.is_set():
+                    break
+                self._emit(conn, ConnectionState.DEAD, reason)
+                # A socket that delivered data was healthy: start the backoff over. One that
+                # died before any data keeps growing it, so a flapping server is not hammered.
+                attempt = 0 if healthy else attempt + 1
+                delay = backoff_delay(
+                    attempt,
+                    initial=self._backoff_initial,
+                    maximum=self._backoff_max,
+                    jitter=self._jitter,
+                    rng=self._rng,
+                )
+                await self._sleep_unless_stopped(delay)
+        finally:
+            conn.ws = None
+            self._emit(conn, ConnectionState.CLOSED, "stopped" if self._stop_event.is_set() else conn.last_reason)
+
+    async def _session(self, conn: _Connection) -> tuple[str, bool]:
+        """One socket's life. Returns (why it ended, whether it delivered any data)."""
+        try:
+            ws = await connect(
+                self.url,
+                open_timeout=self._open_timeout,
+                close_timeout=self._close_timeout,
+                ping_interval=None,  # the venue wants the text PING, sent by _heartbeat
+                max_size=self._hard_max,
+                compression=self._compression,
+                proxy=None,
+            )
+        except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
+            return f"connect failed: {type(exc).__name__}: {exc}", False
+        conn.ws = ws
+        conn.dead_reason = None
+        frames_before = conn.frames + conn.pongs
+        heartbeat: asyncio.Task[None] | None = None
+        try:
+            try:
+                await ws.send(conn.subscribe_text)
+            except ConnectionClosed as exc:
+                return f"closed before subscribe: {exc}", False
+            conn.last_activity = asyncio.get_running_loop().time()
+            self._emit(conn, ConnectionState.RECONNECTED if conn.connected_once else ConnectionState.CONNECTED)
+            conn.connected_once = True
+            heartbeat = asyncio.create_task(self._heartbeat(conn, ws), name=f"market-feed-hb-{conn.conn_id}")
+            reason = await self._receive(conn, ws)
+            return reason, conn.frames + conn.pongs > frames_before
+        finally:
+            if heartbeat is not None:
+                heartbeat.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await heartbeat
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(ws.close(), self._close_timeout + 1.0)
+            conn.ws = None
+
+    async def _receive(self, conn: _Connection, ws: ClientConnection) -> str:
+        loop = asyncio.get_running_loop()
+        on_frame = self._on_frame
+        max_bytes = self._max_frame_bytes
+        while True:
+            try:
+                message = await ws.recv()
+            except ConnectionClosed as exc:
+                return self._closed_reason(conn, exc)
+            recv_ns = time.time_ns()
+            conn.last_activity = loop.time()
+            if isinstance(message, bytes):
+                size = len(message)
+                try:
+                    text = message.decode("utf-8")
+                except UnicodeDecodeError:
+                    self._drop("binary_not_utf8")
+                    self._rlog.warning(
+                        "binary", "connection %d: binary frame of %d bytes is not UTF-8", conn.conn_id, size
+                    )
+                    continue
+            else:
+                text = message
+                # len(text) <= UTF-8 byte length <= 4 * len(text): encode only when it matters.
+                size = len(text) if len(text) * 4 <= max_bytes or len(text) > max_bytes else len(text.encode())
+            conn.bytes += size
+            if text == PONG_TEXT:
+                conn.pongs += 1
+                conn.last_pong_ns = recv_ns
+                continue
+            if size > max_bytes:
+                self._drop("oversized")
+                self._rlog.warning(
+                    "oversized",
+                    "connection %d: frame of %d bytes above the %d-byte cap, skipped",
+                    conn.conn_id,
+                    size,
+                    max_bytes,
+                )
+                continue
+            conn.frames += 1
+            conn.last_frame_ns = recv_ns
+            try:
+                on_frame(text, recv_ns)
+            except Exception:
+                self._callback_errors += 1
+                self._rlog.warning("callback", "on_frame raised on connection %d", conn.conn_id)
+                log.debug("on_frame failure", exc_info=True)
+            self._delivered += 1
+            if self._target is not None and self._delivered >= self._target:
+                self._target_reached.set()
+
+    def _closed_reason(self, conn: _Connection, exc: ConnectionClosed) -> str:
+        if conn.dead_reason is not None:
+            return conn.dead_reason
+        if exc.sent is not None and exc.sent.code == CloseCode.MESSAGE_TOO_BIG:
+            self._drop("oversized_disconnect")
+            return f"frame above the {self._hard_max}-byte hard limit; socket closed (1009)"
+        if exc.rcvd is not None:
+            return f"closed by server: code {exc.rcvd.code} {exc.rcvd.reason}".rstrip()
+        return "connection lost without a close frame (1006)"
+
+    async def _heartbeat(self, conn: _Connection, ws: ClientConnection) -> None:
+        """Send the text PING on schedule and kill the socket when it has gone silent."""
+        loop = asyncio.get_running_loop()
+        step = min(self._ping_interval, self._dead_after) / 4
+        next_ping = loop.time() + self._ping_interval
+        while True:
+            await asyncio.sleep(step)
+            now = loop.time()
+            silent = now - conn.last_activity
+            if silent >= self._dead_after:
+                conn.dead_reason = f"no frame or PONG for {silent:.1f}s (limit {self._dead_after:g}s)"
+                # abort, not close: a stalled peer would never finish the closing handshake
+                ws.transport.abort()
+                return
+            if now >= next_ping:
+                next_ping = now + self._ping_interval
+                try:
+                    await ws.send(PING_TEXT)
+                except ConnectionClosed:
+                    return

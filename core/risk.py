@@ -1,0 +1,687 @@
+"""The risk gate: arm state, pre-trade limits, rate limits, error breaker, kill switch.
+
+An order is placed only when every gate says yes. :meth:`RiskGate.check` returns a
+:class:`RiskDecision` whose :class:`ReasonCode` reaches the caller (CLI / Telegram) and, via the
+engine, the exec_audit table. The decision logic is pure: time comes from the injected clock,
+exposure from an :class:`ExposureSnapshot` the engine builds, so tests control everything.
+
+Exposure is measured as the worst-case loss across outcomes, not as the sum of notionals:
+for a set of mutually exclusive resolutions ``r`` (a binary market: YES wins or NO wins; a
+neg-risk event: each listed outcome wins, plus "something else wins" unless the event is known
+to be complete), the loss in ``r`` is
+
+    sum(cost basis of held shares) - sum(shares of tokens that pay in r)
+      + sum(notional of open buy orders on tokens that do not pay in r)
+
+Open buys count adversarially (the ones on losing tokens fill, the ones on winning tokens do
+not), so a Dutch group's legs in flight count as leg risk until they have all filled, and a
+group left with one leg filled counts as that leg's cost until it is unwound or hedged. Open
+sells are ignored: with long-only inventory a sale can only lower the loss ceiling.
+The service always starts disarmed, whatever the state table said at shutdown.
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from typing import Any
+
+from core.events import Alert, AlertCleared, AlertKind, EventBus, Severity, StateChanged
+from core.execution.positions import utc_day
+from core.execution.store import AuditRecord, ExecutionStore
+from core.execution.types import CancelResult, OrderRequest
+from core.money import on_tick
+from core.store.models import ARMED_KEY
+from core.types import BookStatus, MarketInfo, OrderType, Side
+
+log = logging.getLogger(__name__)
+
+ZERO = Decimal(0)
+ONE = Decimal(1)
+MIN_MARKETABLE_NOTIONAL = Decimal(1)  # the venue refuses FOK/FAK orders under $1
+SIZE_PLACES = 2  # the venue accepts sizes to 2 decimals
+# Standard-tier per-signer venue limits; our buckets must stay below them.
+VENUE_ORDERS_PER_S, VENUE_ORDER_BURST = 40.0, 60
+VENUE_CANCELS_PER_S, VENUE_CANCEL_BURST = 80.0, 120
+
+
+class ReasonCode(enum.StrEnum):
+    NOT_ARMED = "not_armed"
+    MARKET_CLOSED = "market_closed"
+    BOOK_NOT_OK = "book_not_ok"
+    PRICE_OFF_TICK = "price_off_tick"
+    INVALID_SIZE = "invalid_size"
+    SIZE_BELOW_MIN = "size_below_min"
+    MAX_ORDER_NOTIONAL = "max_order_notional"
+    DAILY_LOSS_LIMIT = "daily_loss_limit"
+    ERROR_RATE_BREAKER = "error_rate_breaker"
+    MAX_MARKET_NOTIONAL = "max_market_notional"
+    MAX_EVENT_NOTIONAL = "max_event_notional"
+    MAX_TOTAL_EXPOSURE = "max_total_exposure"
+    ORDER_RATE_LIMITED = "order_rate_limited"
+
+
+@dataclass(frozen=True, slots=True)
+class RiskDecision:
+    ok: bool
+    reason_code: ReasonCode | None = None
+    detail: str = ""
+
+    @classmethod
+    def allow(cls) -> RiskDecision:
+        return cls(True)
+
+    @classmethod
+    def refuse(cls, code: ReasonCode, detail: str) -> RiskDecision:
+        return cls(False, code, detail)
+
+
+@dataclass(frozen=True, slots=True)
+class RiskLimits:
+    """Limits in pUSD (Decimal). ``None`` disables a limit (never the default)."""
+
+    max_order_notional: Decimal | None = Decimal("100")
+    max_market_notional: Decimal | None = Decimal("250")
+    max_event_notional: Decimal | None = Decimal("500")
+    max_total_exposure: Decimal | None = Decimal("1000")
+    daily_loss_limit: Decimal | None = Decimal("50")
+    error_breaker_max_errors: int = 5
+    error_breaker_window_s: float = 60.0
+    orders_per_s: float = 30.0
+    order_burst: int = 50
+    cancels_per_s: float = 60.0
+    cancel_burst: int = 100
+
+    def problems(self) -> list[str]:
+        """Why these limits are not sane (empty when they are): used by preflight."""
+        out: list[str] = []
+        for name in ("max_order_notional", "max_market_notional", "max_event_notional", "max_total_exposure"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                out.append(f"{name} must be positive (got {value})")
+        if self.daily_loss_limit is not None and self.daily_loss_limit <= 0:
+            out.append(f"daily_loss_limit must be positive (got {self.daily_loss_limit})")
+        chain = [
+            ("max_order_notional", self.max_order_notional),
+            ("max_market_notional", self.max_market_notional),
+            ("max_total_exposure", self.max_total_exposure),
+        ]
+        for (lo_name, lo), (hi_name, hi) in itertools.pairwise(chain):
+            if lo is not None and hi is not None and lo > hi:
+                out.append(f"{lo_name} ({lo}) exceeds {hi_name} ({hi})")
+        if self.max_event_notional is not None and self.max_total_exposure is not None:
+            if self.max_event_notional > self.max_total_exposure:
+                out.append(
+                    f"max_event_notional ({self.max_event_notional}) exceeds max_total_exposure ({self.max_total_exposure})"
+                )
+        if self.error_breaker_max_errors < 1 or self.error_breaker_window_s <= 0:
+            out.append("error breaker needs max_errors >= 1 and window_s > 0")
+        if not 0 < self.orders_per_s < VENUE_ORDERS_PER_S or not 1 <= self.order_burst < VENUE_ORDER_BURST:
+            out.append(
+                f"order bucket {self.orders_per_s}/s burst {self.order_burst} must stay below the venue's "
+                f"{VENUE_ORDERS_PER_S:g}/s burst {VENUE_ORDER_BURST}"
+            )
+        if not 0 < self.cancels_per_s < VENUE_CANCELS_PER_S or not 1 <= self.cancel_burst < VENUE_CANCEL_BURST:
+            out.append(
+                f"cancel bucket {self.cancels_per_s}/s burst {self.cancel_burst} must stay below the venue's "
+                f"{VENUE_CANCELS_PER_S:g}/s burst {VENUE_CANCEL_BURST}"
+            )
+        return out
+
+
+class TokenBucket:
+    """Classic token bucket on an injected clock (rates are not money: floats are fine here).
+
+    ``_EPS`` absorbs float error in ``now - then`` at epoch magnitudes (~1e-7 s): without it a
+    caller that waits exactly ``wait_time()`` could find 0.99999 of a token.
+    """
+
+    _EPS = 1e-4
+
+    def __init__(self, rate_per_s: float, burst: int, clock: Callable[[], float]) -> None:
+        if rate_per_s <= 0 or burst < 1:
+            raise ValueError("token bucket needs rate > 0 and burst >= 1")
+        self.rate = rate_per_s
+        self.burst = burst
+        self._clock = clock
+        self._tokens = float(burst)
+        self._at = clock()
+
+    def _refill(self) -> None:
+        now = self._clock()
+        if now > self._at:
+            self._tokens = min(float(self.burst), self._tokens + (now - self._at) * self.rate)
+        self._at = max(self._at, now)
+
+    @property
+    def tokens(self) -> float:
+        self._refill()
+        return self._tokens
+
+    def try_take(self, n: int = 1) -> bool:
+        self._refill()
+        if self._tokens + self._EPS >= n:
+            self._tokens -= n
+            return True
+        return False
+
+    def wait_time(self, n: int = 1) -> float:
+        """Seconds until ``n`` tokens are available (0 when they are now)."""
+        self._refill()
+        missing = n - self._tokens
+        return 0.0 if missing <= self._EPS else missing / self.rate
+
+
+class ErrorBreaker:
+    """Trips when ``max_errors`` order errors happened within ``window_s``; clears as they age out."""
+
+    def __init__(self, max_errors: int, window_s: float, clock: Callable[[], float]) -> None:
+        self.max_errors = max_errors
+        self.window_s = window_s
+        self._clock = clock
+        self._errors: deque[float] = deque()
+
+    def record(self) -> None:
+        self._errors.append(self._clock())
+
+    def recent(self) -> int:
+        cutoff = self._clock() - self.window_s
+        while self._errors and self._errors[0] <= cutoff:
+            self._errors.popleft()
+        return len(self._errors)
+
+    @property
+    def tripped(self) -> bool:
+        return self.recent() >= self.max_errors
+
+
+# ---------------------------------------------------------------------------------------------
+# Exposure
+
+
+@dataclass(frozen=True, slots=True)
+class Holding:
+    """Per-token exposure inputs: filled inventory and open buy orders."""
+
+    token_id: str
+    market: str = ""
+    shares: Decimal = ZERO
+    cost: Decimal = ZERO  # cost basis of the held shares
+    pending_buy: Decimal = ZERO  # notional of open (unfilled) buy orders
+
+
+def yes_no_tokens(market: MarketInfo) -> tuple[str, str] | None:
+    """(YES token, NO token) of a binary market; None when the market is not binary."""
+    if len(market.tokens) != 2:
+        return None
+    first, second = market.tokens
+    if second.outcome.strip().lower() == "yes" and first.outcome.strip().lower() != "yes":
+        return second.token_id, first.token_id
+    return first.token_id, second.token_id
+
+
+@dataclass(slots=True)
+class ExposureSnapshot:
+    holdings: dict[str, Holding] = field(default_factory=dict)
+    markets: Mapping[str, MarketInfo] = field(default_factory=dict)
+    complete_events: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    daily_realised: Decimal | None = None  # today's realised PnL; None = "use what the gate was told"
+    event_index: Mapping[str, Sequence[str]] | None = None  # event id -> market ids (built when absent)
+    # per-unit exposures the owner (the engine) keeps between snapshots and invalidates on change
+    group_cache: dict[str, Decimal] | None = None
+    _by_market: dict[str, list[str]] | None = field(default=None, init=False, repr=False, compare=False)
+    _events: dict[str, list[str]] | None = field(default=None, init=False, repr=False, compare=False)
+    _total: Decimal | None = field(default=None, init=False, repr=False, compare=False)
+
+    def _derive(self, holdings: dict[str, Holding], markets: Mapping[str, MarketInfo]) -> ExposureSnapshot:
+        return ExposureSnapshot(
+            holdings,
+            markets,
+            self.complete_events,
+            self.daily_realised,
+            self.event_index if markets is self.markets else None,
+        )
+
+    def with_market(self, market: MarketInfo) -> ExposureSnapshot:
+        """The same exposure, knowing one more market's structure."""
+        return self._derive(self.holdings, {**self.markets, market.condition_id: market})
+
+    def with_order(self, req: OrderRequest) -> ExposureSnapshot:
+        """The snapshot as if ``req`` were resting (buys add pending notional; sells are ignored)."""
+        if req.side is not Side.BUY:
+            return self
+        holdings = dict(self.holdings)
+        cur = holdings.get(req.token_id) or Holding(token_id=req.token_id, market=req.market)
+        holdings[req.token_id] = replace(
+            cur, market=cur.market or req.market, pending_buy=cur.pending_buy + req.price * req.size
+        )
+        return self._derive(holdings, self.markets)
+
+    # -- indexes (built once per snapshot) ---------------------------------------------------------
+
+    def _market_of(self, token_id: str) -> str:
+        held = self.holdings.get(token_id)
+        if held is not None and held.market:
+            return held.market
+        for m in self.markets.values():
+            if any(t.token_id == token_id for t in m.tokens):
+                return m.condition_id
+        return ""
+
+    def _tokens_by_market(self) -> dict[str, list[str]]:
+        if self._by_market is None:
+            index: dict[str, list[str]] = {}
+            for h in self.holdings.values():
+                index.setdefault(h.market or self._market_of(h.token_id), []).append(h.token_id)
+            self._by_market = index
+        return self._by_market
+
+    def _market_tokens(self, market_id: str) -> list[str]:
+        info = self.markets.get(market_id)
+        tokens = [t.token_id for t in info.tokens] if info else []
+        tokens += [t for t in self._tokens_by_market().get(market_id, ()) if t not in tokens]
+        return tokens
+
+    def _worst(self, tokens: Iterable[str], resolutions: Sequence[frozenset[str]]) -> Decimal:
+        held = [self.holdings[t] for t in tokens if t in self.holdings]
+        if not held:
+            return ZERO
+        base = sum((h.cost for h in held), ZERO)
+        worst = None
+        for winners in resolutions:
+            loss = base
+            for h in held:
+                if h.token_id in winners:
+                    loss -= h.shares
+                else:
+                    loss += h.pending_buy
+            worst = loss if worst is None else max(worst, loss)
+        return max(ZERO, worst if worst is not None else ZERO)
+
+    # -- measures ------------------------------------------------------------------------------
+
+    def market_exposure(self, market_id: str) -> Decimal:
+        info = self.markets.get(market_id)
+        tokens = self._market_tokens(market_id)
+        if info is None or len(info.tokens) < 2:
+            return self._worst(tokens, [frozenset()])  # structure unknown: assume everything loses
+        return self._worst(tokens, [frozenset({t.token_id}) for t in info.tokens])
+
+    def event_markets(self, event_id: str) -> list[MarketInfo]:
+        if self.event_index is not None:
+            ids: Sequence[str] = self.event_index.get(event_id, ())
+        else:
+            if self._events is None:
+                events: dict[str, list[str]] = {}
+                for m in self.markets.values():
+                    if m.neg_risk and m.neg_risk_market_id:
+                        events.setdefault(m.neg_risk_market_id, []).append(m.condition_id)
+                self._events = events
+            ids = self._events.get(event_id, ())
+        return [m for i in ids if (m := self.markets.get(i)) is not None and m.neg_risk]
+
+    def event_exposure(self, event_id: str) -> Decimal:
+        members = self.event_markets(event_id)
+        tokens: list[str] = []
+        yes_no: list[tuple[str, str]] = []
+        for m in members:
+            tokens += self._market_tokens(m.condition_id)
+            pair = yes_no_tokens(m)
+            if pair is not None:
+                yes_no.append(pair)
+        all_no = frozenset(no for _, no in yes_no)
+        resolutions = [(all_no - {no}) | {yes} for yes, no in yes_no]
+        complete = self.complete_events.get(event_id)
+        known = {m.condition_id for m in members}
+        is_complete = complete is not None and complete <= known and not any(m.neg_risk_augmented for m in members)
+        if not is_complete or not resolutions:
+            resolutions.append(all_no)  # an outcome we do not hold (or "Other") may win
+        return self._worst(tokens, resolutions)
+
+    def group_exposure(self, market: MarketInfo) -> Decimal:
+        """The exposure of the unit ``market`` belongs to in :meth:`total_exposure` (its event, or itself)."""
+        if market.neg_risk and market.neg_risk_market_id:
+            return self.event_exposure(market.neg_risk_market_id)
+        return self.market_exposure(market.condition_id)
+
+    def group_key(self, token_id: str) -> str:
+        """The unit a token's exposure is measured in: its neg-risk event, else its market."""
+        market_id = self._market_of(token_id)
+        return group_key_of(market_id, token_id, self.markets.get(market_id))
+
+    def group_keys(self) -> set[str]:
+        return {self.group_key(t) for t in self.holdings}
+
+    def exposure_of(self, key: str) -> Decimal:
+        kind, _, ident = key.partition(":")
+        if kind == "e":
+            return self.event_exposure(ident)
+        if kind == "m":
+            return self.market_exposure(ident)
+        h = self.holdings.get(ident)
+        return max(ZERO, h.cost + h.pending_buy) if h is not None else ZERO
+
+    def total_exposure(self) -> Decimal:
+        if self._total is not None:
+            return self._total
+        total = ZERO
+        cache = self.group_cache
+        for key in self.group_keys():
+            if cache is not None and key in cache:
+                total += cache[key]
+                continue
+            value = self.exposure_of(key)
+            if cache is not None:
+                cache[key] = value
+            total += value
+        self._total = total
+        return total
+
+
+def group_key_of(market_id: str, token_id: str, info: MarketInfo | None) -> str:
+    if info is not None and info.neg_risk and info.neg_risk_market_id:
+        return f"e:{info.neg_risk_market_id}"
+    if market_id:
+        return f"m:{market_id}"
+    return f"t:{token_id}"
+
+
+# ---------------------------------------------------------------------------------------------
+# The gate
+
+
+@dataclass(frozen=True, slots=True)
+class KillResult:
+    canceled: int
+    not_canceled: dict[str, str]
+    error: str = ""
+
+
+Canceller = Callable[[], Awaitable[CancelResult]]
+
+
+class RiskGate:
+    def __init__(
+        self,
+        limits: RiskLimits,
+        store: ExecutionStore,
+        clock: Callable[[], float],
+        bus: EventBus,
+        *,
+        mode: str = "paper",
+    ) -> None:
+        self.limits = limits
+        self.store = store
+        self.clock = clock
+        self.bus = bus
+        self.mode = mode
+        self._armed = False
+        self.order_bucket = TokenBucket(limits.orders_per_s, limits.order_burst, clock)
+        self.cancel_bucket = TokenBucket(limits.cancels_per_s, limits.cancel_burst, clock)
+        self.breaker = ErrorBreaker(limits.error_breaker_max_errors, limits.error_breaker_window_s, clock)
+        self._breaker_alerted = False
+        self._daily: tuple[str, Decimal] = ("", ZERO)
+        self._loss_alerted_day = ""
+        self._canceller: Canceller | None = None
+        self.refusals: dict[ReasonCode, int] = dict.fromkeys(ReasonCode, 0)
+
+    # -- state ---------------------------------------------------------------------------------
+
+    @property
+    def armed(self) -> bool:
+        return self._armed
+
+    def set_canceller(self, canceller: Canceller) -> None:
+        """The engine registers its ``cancel_all`` here so the kill switch can reach the venue."""
+        self._canceller = canceller
+
+    async def start(self) -> bool:
+        """Load the persisted state and force it to disarmed. Returns True when it had to reset."""
+        stored = await self.store.get_state(ARMED_KEY)
+        was_armed = isinstance(stored, dict) and bool(stored.get("armed"))
+        self._armed = False
+        if was_armed:
+            by = str(stored.get("by", "?")) if isinstance(stored, dict) else "?"
+            reason = f"service start: was armed (by {by}) at shutdown; always start disarmed"
+            await self._persist(False, "system", reason)
+            await self._audit("reset", "disarmed", reason)
+            self.bus.publish(StateChanged(armed=False, by="system", reason=reason, ts=self.clock()))
+            self.bus.publish(Alert(AlertKind.RESET_ON_START, Severity.WARNING, "risk", reason, ts=self.clock()))
+            log.warning("%s", reason)
+        elif stored is None:
+            await self._persist(False, "system", "first start")
+        return was_armed
+
+    async def arm(self, by: str) -> RiskDecision:
+        if self._daily_loss_hit():
+            detail = self._daily_loss_detail()
+            await self._audit("arm", "refused", detail, reason=ReasonCode.DAILY_LOSS_LIMIT, by=by)
+            return RiskDecision.refuse(ReasonCode.DAILY_LOSS_LIMIT, detail)
+        self._armed = True
+        await self._persist(True, by, "armed")
+        await self._audit("arm", "armed", f"armed by {by}", by=by)
+        self.bus.publish(StateChanged(armed=True, by=by, reason="armed", ts=self.clock()))
+        return RiskDecision.allow()
+
+    async def disarm(self, by: str, reason: str = "") -> None:
+        was = self._armed
+        self._armed = False
+        await self._persist(False, by, reason)
+        await self._audit("disarm", "disarmed", reason or f"disarmed by {by}", by=by)
+        if was:
+            self.bus.publish(StateChanged(armed=False, by=by, reason=reason, ts=self.clock()))
+
+    async def kill(self, by: str) -> KillResult:
+        """Disarm, then cancel every open order through the engine."""
+        await self.disarm(by, "kill switch")
+        if self._canceller is None:
+            result = KillResult(0, {}, "no engine attached: nothing could be canceled")
+        else:
+            try:
+                res = await self._canceller()
+                result = KillResult(len(res.canceled), dict(res.not_canceled), res.error)
+            except Exception as exc:  # the kill switch must report, never raise
+                log.exception("kill switch: cancel_all failed")
+                result = KillResult(0, {}, f"cancel_all failed: {type(exc).__name__}: {exc}")
+        msg = f"kill switch by {by}: disarmed, {result.canceled} order(s) canceled"
+        if result.not_canceled or result.error:
+            msg += f", {len(result.not_canceled)} not canceled {result.error}".rstrip()
+        await self._audit("kill", "killed", msg, by=by)
+        self.bus.publish(Alert(AlertKind.KILL_SWITCH, Severity.WARNING, "risk", msg, ts=self.clock()))
+        return result
+
+    # -- inputs from the engine ----------------------------------------------------------------
+
+    def record_order_error(self) -> None:
+        self.breaker.record()
+        if self.breaker.tripped and not self._breaker_alerted:
+            self._breaker_alerted = True
+            n = self.breaker.recent()
+            self.bus.publish(
+                Alert(
+                    AlertKind.ERROR_RATE,
+                    Severity.CRITICAL,
+                    "risk",
+                    f"{n} order errors within {self.limits.error_breaker_window_s:g}s: new orders refused",
+                    ts=self.clock(),
+                )
+            )
+
+    async def on_daily_realised(self, realised: Decimal, day: str | None = None) -> None:
+        """Today's realised PnL changed; a breach of the daily loss limit disarms and alerts."""
+        self._daily = (day or utc_day(self.clock()), realised)
+        if self._daily_loss_hit():
+            await self._trip_daily_loss()
+
+    # -- checks --------------------------------------------------------------------------------
+
+    async def check(
+        self,
+        req: OrderRequest,
+        market: MarketInfo,
+        exposure: ExposureSnapshot,
+        *,
+        book_status: BookStatus | None = None,
+    ) -> RiskDecision:
+        """May ``req`` be placed now? Consumes an order-rate token only when it may."""
+        return await self.check_many([(req, market, book_status)], exposure)
+
+    async def check_many(
+        self,
+        legs: Sequence[tuple[OrderRequest, MarketInfo, BookStatus | None]],
+        exposure: ExposureSnapshot,
+    ) -> RiskDecision:
+        """Check the legs of a group together (each against the exposure of the legs before it)."""
+        if exposure.daily_realised is not None:
+            self._daily = (utc_day(self.clock()), exposure.daily_realised)
+        snap = exposure
+        for req, market, book_status in legs:
+            decision = self._evaluate(req, market, snap, book_status)
+            if not decision.ok:
+                return await self._refused(decision)
+            snap = snap.with_order(req)
+        if not self.order_bucket.try_take(len(legs)):
+            wait = self.order_bucket.wait_time(len(legs))
+            return await self._refused(
+                RiskDecision.refuse(
+                    ReasonCode.ORDER_RATE_LIMITED,
+                    f"order rate above {self.limits.orders_per_s:g}/s (burst {self.limits.order_burst}); "
+                    f"retry in {wait:.3f}s",
+                )
+            )
+        return RiskDecision.allow()
+
+    def take_cancel_token(self) -> float:
+        """0.0 when a cancel may go now (token taken), else seconds to wait. Cancels work disarmed."""
+        if self.cancel_bucket.try_take():
+            return 0.0
+        return max(self.cancel_bucket.wait_time(), 1e-3)
+
+    def _evaluate(
+        self, req: OrderRequest, market: MarketInfo, snap: ExposureSnapshot, book_status: BookStatus | None
+    ) -> RiskDecision:
+        lim = self.limits
+        if not self._armed:
+            return RiskDecision.refuse(ReasonCode.NOT_ARMED, "trading is disarmed: arm first")
+        if market.closed or not market.active:
+            return RiskDecision.refuse(
+                ReasonCode.MARKET_CLOSED, f"market {market.slug or market.condition_id} is closed"
+            )
+        if book_status is not None and book_status is not BookStatus.OK:
+            return RiskDecision.refuse(ReasonCode.BOOK_NOT_OK, f"book of {req.token_id} is {book_status}")
+        tick = market.tick_size
+        if not on_tick(req.price, tick) or not tick <= req.price <= ONE - tick:
+            return RiskDecision.refuse(
+                ReasonCode.PRICE_OFF_TICK, f"price {req.price} is not on the {tick} grid within [{tick}, {ONE - tick}]"
+            )
+        if req.size <= 0 or req.size != req.size.quantize(Decimal(1).scaleb(-SIZE_PLACES)):
+            return RiskDecision.refuse(
+                ReasonCode.INVALID_SIZE, f"size {req.size} must be positive with at most {SIZE_PLACES} decimals"
+            )
+        marketable_only = req.order_type in (OrderType.FOK, OrderType.FAK)
+        if marketable_only and req.notional < MIN_MARKETABLE_NOTIONAL:
+            return RiskDecision.refuse(
+                ReasonCode.SIZE_BELOW_MIN,
+                f"{req.order_type} notional {req.notional} is below the venue's ${MIN_MARKETABLE_NOTIONAL} minimum",
+            )
+        if not marketable_only and req.size < market.min_order_size:
+            return RiskDecision.refuse(
+                ReasonCode.SIZE_BELOW_MIN, f"size {req.size} is below the market's minimum {market.min_order_size}"
+            )
+        if lim.max_order_notional is not None and req.notional > lim.max_order_notional:
+            return RiskDecision.refuse(
+                ReasonCode.MAX_ORDER_NOTIONAL, f"order notional {req.notional} exceeds {lim.max_order_notional}"
+            )
+        if self._daily_loss_hit():
+            return RiskDecision.refuse(ReasonCode.DAILY_LOSS_LIMIT, self._daily_loss_detail())
+        if self.breaker.tripped:
+            return RiskDecision.refuse(
+                ReasonCode.ERROR_RATE_BREAKER,
+                f"{self.breaker.recent()} order errors within {lim.error_breaker_window_s:g}s "
+                f"(limit {lim.error_breaker_max_errors})",
+            )
+        self._maybe_clear_breaker()
+        if req.side is Side.BUY:
+            if req.market not in snap.markets:
+                snap = snap.with_market(market)
+            after = snap.with_order(req)
+            what = f"market {market.slug or market.condition_id}"
+            before_m, after_m = snap.market_exposure(req.market), after.market_exposure(req.market)
+            measures = [(ReasonCode.MAX_MARKET_NOTIONAL, lim.max_market_notional, what, before_m, after_m)]
+            if market.neg_risk and market.neg_risk_market_id:
+                event = market.neg_risk_market_id
+                before_g, after_g = snap.event_exposure(event), after.event_exposure(event)
+                measures.append(
+                    (ReasonCode.MAX_EVENT_NOTIONAL, lim.max_event_notional, f"event {event}", before_g, after_g)
+                )
+            else:
+                before_g, after_g = before_m, after_m
+            # only the order's own unit (its event, or its market) changes: no need to re-add the rest
+            total_before = snap.total_exposure()
+            total_after = total_before - before_g + after_g
+            measures.append((ReasonCode.MAX_TOTAL_EXPOSURE, lim.max_total_exposure, "total", total_before, total_after))
+            for code, limit, label, before, new in measures:
+                if limit is not None and new > limit and new > before:
+                    return RiskDecision.refuse(code, f"{label} worst-case exposure would be {new} > limit {limit}")
+        return RiskDecision.allow()
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _daily_loss_hit(self) -> bool:
+        limit = self.limits.daily_loss_limit
+        day, realised = self._daily
+        return limit is not None and day == utc_day(self.clock()) and realised <= -limit
+
+    def _daily_loss_detail(self) -> str:
+        return f"daily realised PnL {self._daily[1]} breached the loss limit -{self.limits.daily_loss_limit}"
+
+    async def _trip_daily_loss(self) -> None:
+        day = self._daily[0]
+        if self._loss_alerted_day == day and not self._armed:
+            return
+        detail = self._daily_loss_detail()
+        if self._armed:
+            await self.disarm("risk", detail)
+        if self._loss_alerted_day != day:
+            self._loss_alerted_day = day
+            self.bus.publish(
+                Alert(AlertKind.DAILY_LOSS, Severity.CRITICAL, "risk", detail + ": disarmed", ts=self.clock())
+            )
+
+    def _maybe_clear_breaker(self) -> None:
+        if self._breaker_alerted and not self.breaker.tripped:
+            self._breaker_alerted = False
+            self.bus.publish(
+                AlertCleared(AlertKind.ERROR_RATE, "risk", "order error rate back to normal", ts=self.clock())
+            )
+
+    async def _refused(self, decision: RiskDecision) -> RiskDecision:
+        assert decision.reason_code is not None
+        self.refusals[decision.reason_code] += 1
+        if decision.reason_code is ReasonCode.DAILY_LOSS_LIMIT:
+            await self._trip_daily_loss()
+        return decision
+
+    async def _persist(self, armed: bool, by: str, reason: str) -> None:
+        await self.store.set_state(ARMED_KEY, {"armed": armed, "by": by, "reason": reason, "ts": self.clock()})
+
+    async def _audit(
+        self, action: str, outcome: str, detail: str, *, reason: ReasonCode | None = None, by: str = ""
+    ) -> None:
+        request: dict[str, Any] = {"by": by} if by else {}
+        await self.store.add_audit(
+            AuditRecord(
+                action=action,
+                outcome=outcome,
+                error_class=str(reason) if reason else None,
+                error=detail,
+                request=request or None,
+                mode=self.mode,
+                ts=self.clock(),
+            )
+        )

@@ -1,0 +1,181 @@
+"""Database URLs, async engines and sessions.
+
+Accepted URLs (anything else is a :class:`~core.errors.UsageError`):
+
+- ``sqlite:///relative/or/absolute/path.db`` (or ``sqlite+aiosqlite:///...``); the parent
+  directory is created on demand; ``sqlite://`` or ``sqlite:///:memory:`` is an in-memory DB;
+- ``postgresql://user:pass@host:5432/db``, ``postgres://...`` or ``postgresql+asyncpg://...``.
+
+Passwords never leave this module unmasked: use :func:`mask_url` for every message.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from core.errors import PolybotError, UsageError
+
+DEFAULT_DB_URL = "sqlite:///./var/polybot.db"
+DB_URL_ENV = "POLYBOT_DB__URL"
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+PG_CONNECT_TIMEOUT_S = 10.0
+
+_SQLITE_DRIVERS = {"sqlite", "sqlite+aiosqlite"}
+_PG_DRIVERS = {"postgresql", "postgres", "postgresql+asyncpg"}
+_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^/\s]*)@")
+
+
+def default_db_url() -> str:
+    """The URL used when none is given: ``$POLYBOT_DB__URL`` or :data:`DEFAULT_DB_URL`."""
+    return os.environ.get(DB_URL_ENV) or DEFAULT_DB_URL
+
+
+def mask_url(url: str | URL) -> str:
+    """The URL with any password replaced by ``***`` (safe for logs and errors).
+
+    A parsed URL is shown in the form the user writes (``sqlite:``/``postgresql:``), not
+    with the async driver it was mapped to.
+    """
+    if isinstance(url, URL):
+        return url.set(drivername=url.get_backend_name()).render_as_string(hide_password=True)
+    return _USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:***@", str(url))
+
+
+def scrub(text: str, url: str | URL) -> str:
+    """Remove the URL's password (and the raw URL) from an arbitrary message, e.g. a driver error."""
+    raw = url.render_as_string(hide_password=False) if isinstance(url, URL) else str(url)
+    text = text.replace(raw, mask_url(raw))
+    try:
+        password = make_url(raw).password
+    except ArgumentError:
+        password = None
+    if password:
+        text = text.replace(str(password), "***")
+    return _USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
+
+
+def parse_db_url(url: str | None) -> URL:
+    """Map a user URL to its async-driver SQLAlchemy URL, or raise :class:`UsageError`."""
+    text = (url or "").strip() or default_db_url()
+    try:
+        parsed = make_url(text)
+    except ArgumentError:
+        raise UsageError(
+            f"invalid database URL {mask_url(text)!r}: expected sqlite:///PATH or postgresql://..."
+        ) from None
+    driver = parsed.drivername.lower()
+    if driver in _SQLITE_DRIVERS:
+        parsed = parsed.set(drivername="sqlite+aiosqlite")
+        if parsed.host or parsed.username or parsed.port:
+            raise UsageError(
+                f"invalid SQLite URL {mask_url(text)!r}: use sqlite:///relative/path.db or sqlite:////abs/path.db"
+            )
+        return parsed
+    if driver in _PG_DRIVERS:
+        if "@" in (parsed.host or ""):
+            raise UsageError(f"invalid PostgreSQL URL {mask_url(text)!r}: percent-encode '@' in the password as %40")
+        if not parsed.database:
+            raise UsageError(
+                f"PostgreSQL URL {mask_url(text)!r} names no database (postgresql://user@host:5432/DBNAME)"
+            )
+        return parsed.set(drivername="postgresql+asyncpg")
+    raise UsageError(
+        f"unsupported database URL {mask_url(text)!r}: use sqlite:///PATH or postgresql://user:pass@host:5432/db"
+    )
+
+
+def is_sqlite(url: URL) -> bool:
+    return url.get_backend_name() == "sqlite"
+
+
+def sqlite_path(url: URL) -> Path | None:
+    """The database file of a SQLite URL, or None for an in-memory database."""
+    db = url.database
+    if not db or db == ":memory:" or db.startswith("file::memory:"):
+        return None
+    if db.startswith("file:"):
+        db = db[5:].split("?", 1)[0]
+    return Path(db)
+
+
+def _json_dumps(value: Any) -> str:
+    # msgspec writes Decimal as a JSON string, datetimes as RFC 3339: exact and portable
+    return msgspec.json.encode(value).decode()
+
+
+def create_engine(
+    url: str | URL | None = None,
+    *,
+    echo: bool = False,
+    busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS,
+    **kwargs: Any,
+) -> AsyncEngine:
+    """An :class:`AsyncEngine` for ``url`` (any accepted form).
+
+    SQLite: WAL journal, ``busy_timeout``, foreign keys on, and real transactions (BEGIN emitted
+    by SQLAlchemy, so DDL and SELECTs are transactional too). The directory of the file is
+    created on demand. PostgreSQL: asyncpg, pre-ping, a bounded connect timeout. Extra keyword
+    arguments go to SQLAlchemy's ``create_async_engine``.
+    """
+    parsed = url if isinstance(url, URL) else parse_db_url(url)
+    options: dict[str, Any] = {"echo": echo, "json_serializer": _json_dumps}
+    if is_sqlite(parsed):
+        path = sqlite_path(parsed)
+        if path is not None:
+            try:
+                path.expanduser().parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise PolybotError(f"cannot create the directory for {mask_url(parsed)}: {exc.strerror}") from None
+    else:
+        options["pool_pre_ping"] = True
+        # asyncpg waits 60 s by default for an unreachable host; a CLI user should not
+        options["connect_args"] = {"timeout": PG_CONNECT_TIMEOUT_S}
+    options.update(kwargs)
+    engine = create_async_engine(parsed, **options)
+    if is_sqlite(parsed):
+        _sqlite_setup(engine, in_memory=sqlite_path(parsed) is None, busy_timeout_ms=busy_timeout_ms)
+    return engine
+
+
+def _sqlite_setup(engine: AsyncEngine, *, in_memory: bool, busy_timeout_ms: int) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # take transaction control away from the sqlite3 module (see SQLAlchemy's SQLite docs)
+        dbapi_connection.isolation_level = None
+        cur = dbapi_connection.cursor()
+        try:
+            if not in_memory:
+                cur.execute("PRAGMA journal_mode=WAL")
+                # WAL + NORMAL: durable across application crashes; only an OS crash or power
+                # loss can lose the last commits. The writer's throughput depends on it.
+                cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+            cur.execute("PRAGMA foreign_keys=ON")
+        finally:
+            cur.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN")
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions that keep loaded objects usable after commit (no implicit async refresh)."""
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def connect_error(url: str | URL, exc: BaseException) -> PolybotError:
+    """One readable line for a database that cannot be reached, naming the masked URL."""
+    orig = getattr(exc, "orig", None) or exc
+    lines = str(orig).strip().splitlines()
+    reason = lines[0] if lines else type(orig).__name__
+    return PolybotError(f"cannot use database {mask_url(url)}: {scrub(reason, url)}")

@@ -1,0 +1,262 @@
+"""SQLAlchemy 2 models: the whole schema (Alembic's initial revision creates exactly this).
+
+Conventions:
+- money, prices and sizes are :class:`~core.store.columns.Money` (exact ``Decimal``, scale 6);
+- wall-clock timestamps are :class:`~core.store.columns.UTCDateTime` (aware UTC);
+- feed timestamps stay integers as the feed gives them: ``exchange_ts`` is the venue's
+  millisecond epoch, ``receive_ts`` is our nanosecond epoch (``time.time_ns()``) at receipt;
+- JSON columns hold plain JSON (decimals as strings).
+
+Feed tables (book_snapshots, book_deltas, trades) have no foreign key to markets on purpose:
+the feed may see an asset before the market refresh has stored it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from core.store.columns import BigIntPK, JSONDoc, Money, UTCDateTime, utcnow
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+ID = str  # identifiers from the venue (hex condition ids, decimal token ids) are kept as text
+
+
+class Market(Base):
+    __tablename__ = "markets"
+
+    condition_id: Mapped[ID] = mapped_column(String(80), primary_key=True)
+    question: Mapped[str] = mapped_column(Text, default="")
+    slug: Mapped[str] = mapped_column(String(255), default="", index=True)
+    event_id: Mapped[str | None] = mapped_column(String(80))
+    neg_risk_market_id: Mapped[str | None] = mapped_column(String(80), index=True)
+    neg_risk: Mapped[bool] = mapped_column(Boolean, default=False)
+    neg_risk_augmented: Mapped[bool] = mapped_column(Boolean, default=False)
+    tick_size: Mapped[Decimal] = mapped_column(Money(), default=Decimal("0.01"))
+    min_order_size: Mapped[Decimal] = mapped_column(Money(), default=Decimal("5"))
+    fee_rate: Mapped[Decimal] = mapped_column(Money(), default=Decimal("0"))
+    fee_schedule: Mapped[dict[str, Any] | None] = mapped_column(JSONDoc)
+    end_date: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    closed: Mapped[bool] = mapped_column(Boolean, default=False)
+    raw: Mapped[dict[str, Any] | None] = mapped_column(JSONDoc)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    tokens: Mapped[list[Token]] = relationship(
+        back_populates="market", lazy="selectin", cascade="all, delete-orphan", order_by="Token.outcome_index"
+    )
+
+
+class Token(Base):
+    __tablename__ = "tokens"
+
+    token_id: Mapped[ID] = mapped_column(String(100), primary_key=True)
+    condition_id: Mapped[ID] = mapped_column(
+        String(80), ForeignKey("markets.condition_id", ondelete="CASCADE"), index=True
+    )
+    outcome: Mapped[str] = mapped_column(String(255))
+    outcome_index: Mapped[int] = mapped_column(Integer, default=0)
+
+    market: Mapped[Market] = relationship(back_populates="tokens", lazy="raise")
+
+
+class BookSnapshot(Base):
+    """A full ``book`` message. ``bids``/``asks``: lists of ``[price, size]`` decimal strings."""
+
+    __tablename__ = "book_snapshots"
+    __table_args__ = (Index(None, "asset_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    asset_id: Mapped[ID] = mapped_column(String(100))
+    market: Mapped[ID] = mapped_column(String(80), default="")
+    bids: Mapped[list[Any]] = mapped_column(JSONDoc)
+    asks: Mapped[list[Any]] = mapped_column(JSONDoc)
+    tick_size: Mapped[Decimal | None] = mapped_column(Money())
+    hash: Mapped[str | None] = mapped_column(String(100))
+    exchange_ts: Mapped[int | None] = mapped_column(BigInteger)  # venue ms epoch
+    receive_ts: Mapped[int] = mapped_column(BigInteger)  # our ns epoch
+
+
+class BookDelta(Base):
+    """One level update (absolute size; 0 removes). ``side`` BUY = bid, SELL = ask."""
+
+    __tablename__ = "book_deltas"
+    __table_args__ = (Index(None, "asset_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    asset_id: Mapped[ID] = mapped_column(String(100))
+    market: Mapped[ID] = mapped_column(String(80), default="")
+    side: Mapped[str] = mapped_column(String(4))
+    price: Mapped[Decimal] = mapped_column(Money())
+    size: Mapped[Decimal] = mapped_column(Money())
+    best_bid: Mapped[Decimal | None] = mapped_column(Money())
+    best_ask: Mapped[Decimal | None] = mapped_column(Money())
+    hash: Mapped[str | None] = mapped_column(String(100))
+    exchange_ts: Mapped[int | None] = mapped_column(BigInteger)
+    receive_ts: Mapped[int] = mapped_column(BigInteger)
+
+
+class Trade(Base):
+    """A ``last_trade_price`` event (the market's trades, not ours: those are fills)."""
+
+    __tablename__ = "trades"
+    __table_args__ = (Index(None, "asset_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    asset_id: Mapped[ID] = mapped_column(String(100))
+    market: Mapped[ID] = mapped_column(String(80), default="")
+    price: Mapped[Decimal] = mapped_column(Money())
+    size: Mapped[Decimal] = mapped_column(Money())
+    side: Mapped[str | None] = mapped_column(String(4))
+    fee_rate_bps: Mapped[int | None] = mapped_column(Integer)
+    transaction_hash: Mapped[str | None] = mapped_column(String(100))
+    exchange_ts: Mapped[int | None] = mapped_column(BigInteger)
+    receive_ts: Mapped[int] = mapped_column(BigInteger)
+
+
+class Order(Base):
+    __tablename__ = "orders"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    client_order_id: Mapped[str] = mapped_column(String(100), unique=True)
+    venue_order_id: Mapped[str | None] = mapped_column(String(100), index=True)
+    order_hash: Mapped[str | None] = mapped_column(String(100))
+    market: Mapped[ID] = mapped_column(String(80))
+    token_id: Mapped[ID] = mapped_column(String(100), index=True)
+    side: Mapped[str] = mapped_column(String(4))
+    price: Mapped[Decimal] = mapped_column(Money())
+    size: Mapped[Decimal] = mapped_column(Money())
+    order_type: Mapped[str] = mapped_column(String(8), default="GTC")
+    post_only: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(32), index=True)
+    mode: Mapped[str] = mapped_column(String(8))  # paper | dry-run | live
+    group_id: Mapped[str | None] = mapped_column(String(100), index=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    signed_order: Mapped[dict[str, Any] | None] = mapped_column(JSONDoc)
+    error: Mapped[str | None] = mapped_column(Text)
+    filled_size: Mapped[Decimal] = mapped_column(Money(), default=Decimal("0"))
+    avg_price: Mapped[Decimal | None] = mapped_column(Money())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class Fill(Base):
+    """One execution of one of our orders; ``status`` moves matched -> confirmed (or failed).
+
+    ``(client_order_id, trade_id)`` is unique: a trade reported twice (reconnect, reconciliation)
+    updates the row instead of adding a second one. Paper fills carry their own trade ids.
+    """
+
+    __tablename__ = "fills"
+    __table_args__ = (UniqueConstraint("client_order_id", "trade_id"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    client_order_id: Mapped[str] = mapped_column(String(100), index=True)
+    venue_order_id: Mapped[str | None] = mapped_column(String(100))
+    trade_id: Mapped[str] = mapped_column(String(100))
+    token_id: Mapped[ID] = mapped_column(String(100), index=True)
+    side: Mapped[str] = mapped_column(String(4))
+    price: Mapped[Decimal] = mapped_column(Money())
+    size: Mapped[Decimal] = mapped_column(Money())
+    fee: Mapped[Decimal] = mapped_column(Money(), default=Decimal("0"))
+    status: Mapped[str] = mapped_column(String(16), default="confirmed")  # matched | confirmed | failed
+    ts: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Position(Base):
+    __tablename__ = "positions"
+
+    token_id: Mapped[ID] = mapped_column(String(100), primary_key=True)
+    market: Mapped[ID] = mapped_column(String(80), default="")
+    size: Mapped[Decimal] = mapped_column(Money(), default=Decimal("0"))
+    avg_cost: Mapped[Decimal] = mapped_column(Money(), default=Decimal("0"))
+    realised_pnl: Mapped[Decimal] = mapped_column(Money(), default=Decimal("0"))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class ExecAudit(Base):
+    """Every relayer attempt (place, cancel, cancel_all, reconcile), whatever its outcome."""
+
+    __tablename__ = "exec_audit"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    ts: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    client_order_id: Mapped[str | None] = mapped_column(String(100), index=True)
+    action: Mapped[str] = mapped_column(String(16))  # place | cancel | cancel_all | reconcile
+    attempt: Mapped[int] = mapped_column(Integer, default=1)
+    request: Mapped[dict[str, Any] | None] = mapped_column(JSONDoc)  # summary, never secrets
+    outcome: Mapped[str] = mapped_column(String(16))
+    error_class: Mapped[str | None] = mapped_column(String(32))
+    error: Mapped[str | None] = mapped_column(Text)
+    latency_ms: Mapped[float | None] = mapped_column(Float)  # a duration, not money
+    mode: Mapped[str] = mapped_column(String(8))
+
+
+class Alert(Base):
+    __tablename__ = "alerts"
+    __table_args__ = (Index(None, "kind", "key"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    ts: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    severity: Mapped[str] = mapped_column(String(16), default="warning")
+    key: Mapped[str] = mapped_column(String(255), default="")
+    message: Mapped[str] = mapped_column(Text, default="")
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class CommandAudit(Base):
+    """Every command from a front end: who, what, and what came of it."""
+
+    __tablename__ = "command_audit"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    ts: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    front_end: Mapped[str] = mapped_column(String(16))  # cli | telegram
+    user_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    command: Mapped[str] = mapped_column(String(64))
+    arguments: Mapped[Any] = mapped_column(JSONDoc, nullable=True)
+    result: Mapped[str] = mapped_column(String(16))  # ok | refused | error ...
+    detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class State(Base):
+    """Small key/value state that must survive a restart (``armed`` and similar)."""
+
+    __tablename__ = "state"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[Any] = mapped_column(JSONDoc, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+TABLES: tuple[str, ...] = tuple(Base.metadata.tables)
+FEED_TABLES: tuple[str, ...] = ("book_snapshots", "book_deltas", "trades")
+ARMED_KEY = "armed"

@@ -1,0 +1,485 @@
+"""Batched, bounded, retrying writer: the feed's (and anyone's) path to the database.
+
+``put(table, row)`` never blocks: it appends to a bounded in-memory queue and returns
+``False`` (counted, and logged at a bounded rate) when the queue is full; the caller decides
+what to do then. A background task drains whatever is queued, up to ``max_batch`` rows at a
+time, into ONE transaction of bulk inserts (Core ``insert`` + executemany). When the database
+is slower than the producers, the queue grows between commits and so do the batches.
+
+Failures:
+- transient (locked database, dropped connection, timeouts, anything unexpected): the whole
+  batch was rolled back, so it is retried as is, with capped exponential backoff and jitter,
+  until it commits. Rows are neither lost nor duplicated. (One case no client can settle: the
+  connection dropping during COMMIT itself may leave a committed batch that is then retried.)
+- permanent, row-level (integrity violation, invalid value such as a float or an over-precise
+  decimal): the batch is split in halves until the offending rows are isolated; every good row
+  is written, every bad row is counted in ``rejected`` and logged. Nothing vanishes silently.
+
+Rows belong to the writer once ``put`` returns True: do not mutate them afterwards. Call
+``put`` from the event loop's thread. For the fast path, give every column that has a default
+(rows missing one are inserted through SQLAlchemy Core, which fills it in, more slowly).
+A row with an integer ``receive_ts`` (ns epoch, see :mod:`core.store.models`) contributes its
+receive-to-commit latency to a sliding window (p50/p99 in :attr:`BatchedWriter.stats`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from sqlalchemy import Table
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core.store.models import Base
+
+log = logging.getLogger(__name__)
+
+Row = dict[str, Any]
+
+
+class WriterError(Exception):
+    """The writer cannot do what was asked (stopped, or rows still unwritten at close)."""
+
+
+class _BoundedLog:
+    """Log the first event at once, then at most one summary line per ``interval`` seconds."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._last = -float("inf")
+        self._suppressed = 0
+
+    def __call__(self, level: int, msg: str, *args: object) -> None:
+        now = time.monotonic()
+        if now - self._last >= self.interval:
+            extra = f" ({self._suppressed} similar suppressed)" if self._suppressed else ""
+            log.log(level, msg + extra, *args)
+            self._last = now
+            self._suppressed = 0
+        else:
+            self._suppressed += 1
+
+
+@dataclass(frozen=True, slots=True)
+class WriterStats:
+    enqueued: int  # rows accepted by put()
+    written: int  # rows committed
+    rejected: int  # rows refused by the database for good (counted and logged)
+    pending: int  # accepted, not yet committed or rejected (queued + in flight)
+    batches: int  # committed transactions
+    max_batch: int  # largest committed batch, rows
+    last_batch: int  # rows in the last committed batch
+    queue_full_count: int  # put() calls refused because the queue was full
+    errors: int  # failed attempts (each retried or isolated)
+    retries: int  # transient failures retried
+    last_commit_latency_s: float  # duration of the last committing transaction
+    latency_samples: int  # rows in the receive->commit latency window
+    latency_p50_ms: float | None
+    latency_p99_ms: float | None
+    latency_max_ms: float | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class BatchedWriter:
+    """Bounded queue + background batching task. Use ``async with`` or ``start()``/``close()``."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        max_queue: int = 200_000,
+        max_batch: int = 20_000,
+        retry_initial_s: float = 0.05,
+        retry_max_s: float = 5.0,
+        latency_window: int = 50_000,
+        receive_ts_key: str = "receive_ts",
+        log_interval_s: float = 5.0,
+        tables: Mapping[str, Table] | None = None,
+    ) -> None:
+        if max_queue < 1 or max_batch < 1:
+            raise ValueError("max_queue and max_batch must be >= 1")
+        self.engine = engine
+        self.max_queue = max_queue
+        self.max_batch = max_batch
+        self.retry_initial_s = retry_initial_s
+        self.retry_max_s = retry_max_s
+        self.receive_ts_key = receive_ts_key
+        self._tables: dict[str, Table] = dict(tables if tables is not None else Base.metadata.tables)
+        self._columns = {name: frozenset(t.c.keys()) for name, t in self._tables.items()}
+        self._queue: deque[tuple[str, Row]] = deque()
+        self._plans: dict[tuple[str, tuple[str, ...]], _InsertPlan | None] = {}
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._closed = False
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._latency_ns: deque[int] = deque(maxlen=latency_window)
+        self._full_log = _BoundedLog(log_interval_s)
+        self._error_log = _BoundedLog(log_interval_s)
+        self._reject_log = _BoundedLog(log_interval_s)
+        self._enqueued = 0
+        self._done = 0  # rows finished (written + rejected), in enqueue order
+        self._written = 0
+        self._rejected = 0
+        self._batches = 0
+        self._max_batch_seen = 0
+        self._last_batch = 0
+        self._full = 0
+        self._errors = 0
+        self._retries = 0
+        self._last_commit_s = 0.0
+
+    # -- producer side -------------------------------------------------------------------------
+
+    def put(self, table: str, row: Row) -> bool:
+        """Queue one row for ``table``. False when the queue is full (counted and logged)."""
+        if self._closing:
+            raise WriterError("writer is closed")
+        cols = self._columns.get(table)
+        if cols is None:
+            raise ValueError(f"unknown table {table!r} (known: {', '.join(sorted(self._columns))})")
+        if not row.keys() <= cols:
+            raise ValueError(f"unknown column(s) {sorted(set(row) - cols)} for table {table!r}")
+        if len(self._queue) >= self.max_queue:
+            self._full += 1
+            self._full_log(
+                logging.WARNING,
+                "writer queue full (%d rows): row for %s refused; %d refusals so far",
+                self.max_queue,
+                table,
+                self._full,
+            )
+            return False
+        self._queue.append((table, row))
+        self._enqueued += 1
+        if not self._wake.is_set():
+            self._wake.set()
+        return True
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    @property
+    def stats(self) -> WriterStats:
+        lat = sorted(self._latency_ns)
+        return WriterStats(
+            enqueued=self._enqueued,
+            written=self._written,
+            rejected=self._rejected,
+            pending=self._enqueued - self._done,
+            batches=self._batches,
+            max_batch=self._max_batch_seen,
+            last_batch=self._last_batch,
+            queue_full_count=self._full,
+            errors=self._errors,
+            retries=self._retries,
+            last_commit_latency_s=self._last_commit_s,
+            latency_samples=len(lat),
+            latency_p50_ms=_pct_ms(lat, 0.50),
+            latency_p99_ms=_pct_ms(lat, 0.99),
+            latency_max_ms=lat[-1] / 1e6 if lat else None,
+        )
+
+    # -- life cycle ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the background task (needs a running event loop). Idempotent."""
+        if self._closing:
+            raise WriterError("writer is closed")
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="store-writer")
+            self._task.add_done_callback(self._on_task_done)
+
+    async def __aenter__(self) -> BatchedWriter:
+        self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def flush(self, timeout_s: float | None = None) -> None:
+        """Wait until every row accepted so far is committed (or rejected and counted)."""
+        target = self._enqueued
+        if self._done >= target:
+            return
+        if not self.running:
+            raise WriterError(f"writer is not running; {target - self._done} rows not written")
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((target, fut))
+        try:
+            await asyncio.wait_for(asyncio.shield(fut), timeout_s)
+        except TimeoutError:
+            raise WriterError(
+                f"flush timed out after {timeout_s}s with {self._enqueued - self._done} rows not written"
+            ) from None
+
+    async def close(self, timeout_s: float | None = None) -> None:
+        """Flush everything, then stop. Raises :class:`WriterError` if rows remain unwritten.
+
+        A writer retries a busy or unreachable database indefinitely, so a service shutting
+        down should pass ``timeout_s``: when it expires, the task is cancelled and the number
+        of rows not written is reported in the error (and nothing is silently dropped).
+        """
+        if self._closed:
+            return
+        self._closing = True
+        self._wake.set()
+        task = self._task
+        if task is None:
+            self._closed = True
+            if self._queue:
+                raise WriterError(f"writer closed before start; {len(self._queue)} rows not written")
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(task), timeout_s)
+        except TimeoutError:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            raise WriterError(
+                f"writer close timed out after {timeout_s}s; {self._enqueued - self._done} rows not written"
+            ) from None
+        finally:
+            self._closed = True
+
+    # -- background task -----------------------------------------------------------------------
+
+    def _on_task_done(self, task: asyncio.Task[None]) -> None:
+        exc = None if task.cancelled() else task.exception()
+        if exc is not None:
+            log.error("store writer stopped by an unexpected error: %r", exc)
+        for _, fut in self._waiters:
+            if not fut.done():
+                fut.set_exception(WriterError(f"writer stopped; {self._enqueued - self._done} rows not written"))
+        self._waiters.clear()
+
+    async def _run(self) -> None:
+        queue = self._queue
+        while True:
+            if not queue:
+                if self._closing:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            n = min(len(queue), self.max_batch)
+            batch = [queue.popleft() for _ in range(n)]
+            await self._write_batch(batch)
+            self._done += n
+            self._release_waiters()
+
+    def _release_waiters(self) -> None:
+        if not self._waiters:
+            return
+        still = []
+        for target, fut in self._waiters:
+            if self._done >= target:
+                if not fut.done():
+                    fut.set_result(None)
+            else:
+                still.append((target, fut))
+        self._waiters = still
+
+    def _group(self, batch: list[tuple[str, Row]]) -> list[tuple[Table, list[Row]]]:
+        # rows of one table with the same keys share one executemany; first-seen order is kept
+        # so parents queued before children (markets before tokens) are inserted first
+        groups: dict[tuple[str, tuple[str, ...]], list[Row]] = {}
+        for table, row in batch:
+            key = (table, tuple(row))
+            rows = groups.get(key)
+            if rows is None:
+                groups[key] = [row]
+            else:
+                rows.append(row)
+        return [(self._tables[table], rows) for (table, _), rows in groups.items()]
+
+    async def _write_batch(self, batch: list[tuple[str, Row]]) -> None:
+        parts = self._group(batch)
+        try:
+            await self._commit(parts)
+        except Exception as exc:  # permanent, row-level: isolate the offending rows
+            self._error_log(
+                logging.WARNING, "batch of %d rows refused (%s); isolating bad rows", len(batch), _one_line(exc)
+            )
+            for table, rows in parts:
+                await self._isolate(table, rows)
+
+    async def _isolate(self, table: Table, rows: list[Row]) -> None:
+        stack = [rows]
+        while stack:
+            part = stack.pop()
+            try:
+                await self._commit([(table, part)])
+            except Exception as exc:
+                if len(part) == 1:
+                    self._rejected += 1
+                    self._reject_log(
+                        logging.ERROR,
+                        "row rejected by the database (table %s): %s; %d rejected so far",
+                        table.name,
+                        _one_line(exc),
+                        self._rejected,
+                    )
+                    continue
+                mid = len(part) // 2
+                stack.append(part[mid:])
+                stack.append(part[:mid])
+
+    def _plan(self, table: Table, keys: tuple[str, ...], dialect: Dialect) -> _InsertPlan | None:
+        cache_key = (table.name, keys)
+        if cache_key not in self._plans:
+            self._plans[cache_key] = _InsertPlan.build(table, keys, dialect)
+        return self._plans[cache_key]
+
+    def _prepare(self, parts: list[tuple[Table, list[Row]]]) -> list[tuple[Table, list[Row], _InsertPlan | None, Any]]:
+        """Convert rows to driver parameters once (not again on every retry)."""
+        dialect = self.engine.dialect
+        prepared = []
+        for table, rows in parts:
+            plan = self._plan(table, tuple(rows[0]), dialect)
+            params = None
+            if plan is not None:
+                try:
+                    params = plan.params(rows)
+                except (ValueError, TypeError, ArithmeticError) as exc:
+                    raise RowValueError(f"{table.name}: {exc}") from exc
+            prepared.append((table, rows, plan, params))
+        return prepared
+
+    async def _commit(self, parts: list[tuple[Table, list[Row]]]) -> None:
+        """Insert ``parts`` in one transaction, retrying transient failures until it commits.
+
+        Raises only permanent (row-level) errors, after the transaction was rolled back.
+        """
+        try:
+            prepared = self._prepare(parts)
+        except RowValueError:
+            self._errors += 1
+            raise
+        attempt = 0
+        nrows = sum(len(rows) for _, rows in parts)
+        while True:
+            t0 = time.perf_counter()
+            try:
+                async with self.engine.begin() as conn:
+                    for table, rows, plan, params in prepared:
+                        if plan is not None:
+                            await conn.exec_driver_sql(plan.sql, params)
+                        else:
+                            await conn.execute(table.insert(), rows)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._errors += 1
+                if _is_permanent(exc):
+                    raise
+                attempt += 1
+                self._retries += 1
+                delay = min(self.retry_max_s, self.retry_initial_s * 2 ** (attempt - 1))
+                delay *= 0.5 + random.random() / 2
+                self._error_log(
+                    logging.WARNING,
+                    "writer: batch of %d rows failed (attempt %d: %s); retrying in %.2fs",
+                    nrows,
+                    attempt,
+                    _one_line(exc),
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                continue
+            self._last_commit_s = time.perf_counter() - t0
+            self._written += nrows
+            self._batches += 1
+            self._last_batch = nrows
+            if nrows > self._max_batch_seen:
+                self._max_batch_seen = nrows
+            self._record_latency(parts)
+            return
+
+    def _record_latency(self, parts: list[tuple[Table, list[Row]]]) -> None:
+        now = time.time_ns()
+        key = self.receive_ts_key
+        lat = self._latency_ns
+        for _, rows in parts:
+            if key in rows[0]:  # rows of one part share their keys
+                lat.extend(now - ts for r in rows if type(ts := r[key]) is int)
+
+
+class RowValueError(ValueError):
+    """A row holds a value its column refuses (float money, too many decimals, naive datetime)."""
+
+
+class _InsertPlan:
+    """A precompiled positional INSERT for one (table, column set): rows become driver tuples.
+
+    SQLAlchemy's executemany path builds and processes a parameter dict per row. Here one
+    generated function per plan turns a row dict into the driver's tuple, calling each
+    column's own bind processor (so the values are exactly what SQLAlchemy would bind),
+    which is several times faster. Built only when the compiled statement needs exactly the
+    given columns (no Python-side defaults to evaluate); otherwise the Core path is used.
+    """
+
+    __slots__ = ("sql", "to_tuple")
+
+    def __init__(self, sql: str, to_tuple: Callable[[Row], tuple[Any, ...]]) -> None:
+        self.sql = sql
+        self.to_tuple = to_tuple
+
+    @classmethod
+    def build(cls, table: Table, keys: tuple[str, ...], dialect: Dialect) -> _InsertPlan | None:
+        compiled = table.insert().inline().compile(dialect=dialect, column_keys=list(keys))
+        order = list(compiled.positiontup or [])
+        if not compiled.positional or sorted(order) != sorted(keys):
+            return None
+        namespace: dict[str, Any] = {}
+        items = []
+        for idx, name in enumerate(order):
+            proc = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+            if proc is None:
+                items.append(f"r[{name!r}]")
+            else:
+                namespace[f"p{idx}"] = proc
+                items.append(f"p{idx}(r[{name!r}])")
+        # names come from our own table metadata (validated in put), never from row data
+        to_tuple = eval(f"lambda r: ({', '.join(items)},)", namespace)
+        return cls(compiled.string, to_tuple)
+
+    def params(self, rows: list[Row]) -> list[tuple[Any, ...]]:
+        return list(map(self.to_tuple, rows))
+
+
+def _is_permanent(exc: BaseException) -> bool:
+    """Errors that retrying the same rows cannot fix (as opposed to a busy or lost database)."""
+    if isinstance(exc, IntegrityError | DataError | RowValueError):
+        return True
+    # a StatementError that is not a DBAPIError failed before reaching the database:
+    # a value our column types refused (float money, too many decimals, naive datetime)
+    return isinstance(exc, StatementError) and not isinstance(exc, DBAPIError)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"
+
+
+def _pct_ms(sorted_ns: list[int], q: float) -> float | None:
+    if not sorted_ns:
+        return None
+    idx = min(len(sorted_ns) - 1, int(q * len(sorted_ns)))
+    return sorted_ns[idx] / 1e6

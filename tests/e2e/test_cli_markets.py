@@ -1,0 +1,155 @@
+"""CLI end to end: `polybot mock-gamma` as a subprocess, `refresh-markets` and `markets` against it."""
+
+from __future__ import annotations
+
+import json
+import select
+import signal
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from core.cli.main import main
+from tests.conftest import REPO_ROOT
+
+START_TIMEOUT_S = 20.0
+
+
+@contextmanager
+def mock_gamma(*extra: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """`uv run polybot mock-gamma --port 0 ...`; yields the URL it prints first."""
+    proc = subprocess.Popen(
+        ["uv", "run", "--no-sync", "polybot", "mock-gamma", "--port", "0", *extra],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        ready, _, _ = select.select([proc.stdout], [], [], START_TIMEOUT_S)
+        if not ready:
+            raise AssertionError(f"mock-gamma printed no URL within {START_TIMEOUT_S}s")
+        url = proc.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:"), (url, proc.stderr.read() if proc.poll() is not None else "")
+        yield url, proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
+
+
+@pytest.fixture(scope="module")
+def gamma_url() -> Iterator[str]:
+    with mock_gamma() as (url, _):
+        yield url
+
+
+def test_refresh_and_list_end_to_end(gamma_url: str, db_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    # not migrated: a clear one-line instruction, exit 1, nothing else done
+    assert main(["refresh-markets", gamma_url, "--db-url", db_url]) == 1
+    err = capsys.readouterr().err
+    assert "has no schema: run polybot migrate --apply first" in err
+
+    assert main(["refresh-markets", gamma_url, "--db-url", db_url, "--migrate", "--all"]) == 0
+    out = capsys.readouterr().out
+    assert "1 page(s), 10 seen, 10 inserted, 0 updated, 0 unchanged, 0 bad" in out
+
+    assert main(["refresh-markets", gamma_url, "--db-url", db_url, "--all"]) == 0
+    out = capsys.readouterr().out
+    assert "0 inserted, 0 updated, 10 unchanged" in out and "nothing changed" in out
+
+    assert main(["refresh-markets", gamma_url, "--db-url", db_url, "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert (summary["seen"], summary["inserted"], summary["updated"], summary["unchanged"]) == (9, 0, 0, 9)
+    assert summary["stop_reason"] == "end"
+
+    assert main(["markets", "--db-url", db_url]) == 0
+    table = capsys.readouterr().out
+    assert table.splitlines()[0].split() == ["SLUG", "OUTCOMES", "TICK", "MIN", "NEG-RISK", "FEE", "STATE", "QUESTION"]
+    assert "10 market(s)" in table
+    btc = next(line for line in table.splitlines() if line.startswith("demo-btc-above-150k-2026"))
+    assert btc.split()[1:7] == ["Yes/No", "0.01", "5", "-", "0.07", "open"]
+    assert sum("augmented" in line for line in table.splitlines()) == 4
+
+    assert main(["markets", "demo cup", "--db-url", db_url, "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert listed["count"] == 4
+    assert {m["neg_risk_market_id"] for m in listed["markets"]} != {None}
+    assert len({m["neg_risk_market_id"] for m in listed["markets"]}) == 1
+    assert all(m["outcomes"] == ["Yes", "No"] and m["fee_rate"] == "0" for m in listed["markets"])
+
+    assert main(["markets", "--open", "--db-url", db_url, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["count"] == 9
+    assert main(["markets", "nothing-like-this", "--db-url", db_url]) == 0
+    assert "no stored market matches 'nothing-like-this'" in capsys.readouterr().out
+
+
+def test_markets_on_an_empty_database(sqlite_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["refresh-markets", "http://127.0.0.1:9", "--db-url", sqlite_url, "--migrate", "--retries", "0",
+                 "--timeout", "2"]) == 1  # fmt: skip
+    assert "GET http://127.0.0.1:9/markets" in capsys.readouterr().err
+    assert main(["markets", "--db-url", sqlite_url]) == 0
+    assert "no markets stored: run polybot refresh-markets first" in capsys.readouterr().out
+
+
+def test_faults_then_recovery_and_clean_sigterm(sqlite_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with mock_gamma("--fail-429", "1", "--retry-after", "0.1", "--fail-500", "3") as (url, proc):
+        # 2 attempts allowed: a 429 then a 500 -> a clear error naming the URL and the status
+        code = main(
+            ["refresh-markets", url, "--db-url", sqlite_url, "--migrate", "--retries", "1", "--backoff", "0.05"]
+        )
+        assert code == 1
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("polybot refresh-markets: GET ")
+        assert (
+            f"{url}/markets?limit=100&offset=0&active=true&closed=false failed after 2 attempts: last HTTP 500" in err
+        )
+        # the two remaining 500s are retried through
+        assert (
+            main(["refresh-markets", url, "--db-url", sqlite_url, "--json", "--retries", "3", "--backoff", "0.05"]) == 0
+        )
+        assert json.loads(capsys.readouterr().out)["inserted"] == 9
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+
+
+def test_refresh_markets_as_a_subprocess(gamma_url: str, sqlite_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    cmd = ["uv", "run", "--no-sync", "polybot", "refresh-markets", gamma_url, "--db-url", sqlite_url, "--migrate"]
+    first = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+    assert first.returncode == 0, first.stderr
+    assert "9 seen, 9 inserted" in first.stdout
+    assert main(cmd[4:]) == 0
+    assert "nothing changed" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["refresh-markets", "--limit", "101"], "--limit must be between 1 and 100"),
+        (["refresh-markets", "--max-pages", "0"], "--max-pages must be >= 1"),
+        (["refresh-markets", "--db-url", "mysql://x"], "unsupported database URL"),
+        (["mock-gamma", "--port", "0", "--markets", "/nonexistent.json"], "cannot read Gamma markets"),
+        (["mock-gamma", "--port", "70000"], "--port must be between 0 and 65535"),
+    ],
+)
+def test_usage_errors_exit_2(args: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(args) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_help_ends_with_an_example(capsys: pytest.CaptureFixture[str]) -> None:
+    for command in ("refresh-markets", "markets", "mock-gamma"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        out = capsys.readouterr().out
+        assert "example:\n  polybot " + command in out

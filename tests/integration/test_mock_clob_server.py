@@ -1,0 +1,224 @@
+"""The CLOB double driven by the REAL py-clob-client-v2 (sync, over HTTP) and by raw HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import socket
+from collections.abc import Iterator
+from decimal import Decimal
+
+import httpx
+import pytest
+from py_clob_client_v2.client import ClobClient
+from py_clob_client_v2.clob_types import (
+    AssetType,
+    BalanceAllowanceParams,
+    OpenOrderParams,
+    OrderArgsV2,
+    OrderMarketCancelParams,
+    OrderPayload,
+    OrderType,
+    PartialCreateOrderOptions,
+    PostOrdersV2Args,
+    TradeParams,
+)
+from py_clob_client_v2.exceptions import PolyApiException
+
+from core.sim.mock_clob import MockClobServer, MockClobThread, MockMarket
+from core.sim.mock_clob_http import HttpRequest, HttpResponse, MiniHttpServer
+
+KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+ADDRESS = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[MockClobServer]:
+    server = MockClobServer(confirm_delay_s=0.05, page_size=3)
+    with MockClobThread(server) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def client(served: MockClobServer) -> ClobClient:
+    c = ClobClient(served.url, 137, key=KEY)
+    c.set_api_creds(c.create_or_derive_api_key())
+    return c
+
+
+def _binary(server: MockClobServer) -> MockMarket:
+    return next(m for m in server.markets.values() if not m.neg_risk)
+
+
+def _negrisk(server: MockClobServer) -> MockMarket:
+    return next(m for m in server.markets.values() if m.neg_risk)
+
+
+def test_real_client_reads_public_data(served: MockClobServer, client: ClobClient) -> None:
+    m = _binary(served)
+    yes = m.tokens[0][0]
+    assert client.get_version() == 2
+    assert abs(int(client.get_server_time()) - int(__import__("time").time())) < 5
+    info = client.get_clob_market_info(m.condition_id)
+    assert {t["t"] for t in info["t"]} == {t for t, _ in m.tokens}
+    assert client.get_tick_size(yes) == "0.01"
+    assert client.get_neg_risk(_negrisk(served).tokens[0][0]) is True
+    assert client.get_fee_rate_bps(yes) == 500
+    book = client.get_order_book(yes)
+    assert book["bids"][-1]["price"] == "0.48" and book["asks"][-1]["price"] == "0.52"  # best level last
+    assert client.get_market(m.condition_id)["tokens"][0]["outcome"] == "Yes"
+
+
+def test_real_client_derives_the_same_credentials(served: MockClobServer, client: ClobClient) -> None:
+    creds = ClobClient(served.url, 137, key=KEY).derive_api_key()
+    assert creds.api_key == client.creds.api_key and creds.api_secret == client.creds.api_secret
+    assert served.creds_for(ADDRESS).api_key == creds.api_key
+
+
+def test_real_client_trades_end_to_end(served: MockClobServer, client: ClobClient) -> None:
+    m = _binary(served)
+    yes = m.tokens[0][0]
+    resting = client.create_and_post_order(OrderArgsV2(token_id=yes, price=0.40, size=10, side="BUY"))
+    assert resting["success"] and resting["status"] == "live"
+    taker = client.create_and_post_order(OrderArgsV2(token_id=yes, price=0.52, size=5, side="BUY"))
+    assert taker["status"] == "matched" and taker["tradeIDs"] and taker["transactionsHashes"]
+    nr = _negrisk(served)
+    neg = client.create_and_post_order(
+        OrderArgsV2(token_id=nr.tokens[0][0], price=0.2, size=10, side="BUY"),
+        PartialCreateOrderOptions(tick_size="0.001", neg_risk=True),
+    )
+    assert neg["success"]
+    batch = client.post_orders(
+        [
+            PostOrdersV2Args(
+                order=client.create_order(OrderArgsV2(token_id=yes, price=p, size=10, side="BUY")),
+                orderType=OrderType.GTC,
+            )
+            for p in (0.30, 0.31, 0.32)
+        ]
+    )
+    assert [b["success"] for b in batch] == [True, True, True]
+    opened = client.get_open_orders()  # 5 open orders over pages of 3
+    assert len(opened) == 5 and len(client.get_open_orders(OpenOrderParams(asset_id=nr.tokens[0][0]))) == 1
+    assert client.get_order(resting["orderID"])["status"] == "LIVE"
+    trades = client.get_trades(TradeParams(id=taker["tradeIDs"][0]))
+    assert trades[0]["taker_order_id"] == taker["orderID"] and trades[0]["trader_side"] == "TAKER"
+    assert client.post_heartbeat()["heartbeat_id"]
+    balance = client.get_balance_allowance(BalanceAllowanceParams(asset_type=AssetType.COLLATERAL))
+    assert int(balance["balance"]) > 0
+    assert client.cancel_order(OrderPayload(orderID=resting["orderID"]))["canceled"] == [resting["orderID"]]
+    assert client.cancel_market_orders(OrderMarketCancelParams(asset_id=nr.tokens[0][0]))["canceled"] == [
+        neg["orderID"]
+    ]
+    assert len(client.cancel_orders([batch[0]["orderID"]])["canceled"]) == 1
+    assert len(client.cancel_all()["canceled"]) == 2
+    assert client.get_open_orders() == []
+
+
+def test_v1_orders_are_refused_with_order_version_mismatch(served: MockClobServer, client: ClobClient) -> None:
+    yes = _binary(served).tokens[0][0]
+    v1 = client.create_order(
+        OrderArgsV2(token_id=yes, price=0.40, size=10, side="BUY"), PartialCreateOrderOptions(version=1)
+    )
+    with pytest.raises(PolyApiException) as err:
+        client.post_order(v1)
+    assert err.value.status_code == 400 and "order_version_mismatch" in str(err.value.error_msg)
+
+
+def test_bad_l2_signature_and_unknown_routes(served: MockClobServer, client: ClobClient) -> None:
+    headers = {k: str(v) for k, v in client._l2_headers("GET", "/data/orders").items()}
+    ok = httpx.get(f"{served.url}/data/orders", headers=headers, timeout=5)
+    assert ok.status_code == 200
+    forged = {**headers, "POLY_SIGNATURE": base64.urlsafe_b64encode(b"x" * 32).decode()}
+    assert httpx.get(f"{served.url}/data/orders", headers=forged, timeout=5).status_code == 401
+    assert httpx.get(f"{served.url}/nope", timeout=5).status_code == 404
+    assert httpx.put(f"{served.url}/order", timeout=5).status_code == 405
+    resp = httpx.get(f"{served.url}/tick-size", params={"token_id": "1"}, timeout=5)
+    assert resp.status_code == 404 and "error" in resp.json()
+
+
+def test_malformed_http_gets_a_400() -> None:
+    server = MockClobServer()
+    with MockClobThread(server) as srv, socket.create_connection(("127.0.0.1", srv.port), timeout=5) as s:
+        s.sendall(b"GARBAGE\r\n\r\n")
+        assert s.recv(1024).startswith(b"HTTP/1.1 400")
+
+
+def test_faults_are_consumed_and_recorded(served: MockClobServer, client: ClobClient) -> None:
+    yes = _binary(served).tokens[0][0]
+    served.inject("429", count=2, retry_after=7)
+    for _ in range(2):
+        with pytest.raises(PolyApiException) as err:
+            client.create_and_post_order(OrderArgsV2(token_id=yes, price=0.40, size=10, side="BUY"))
+        assert err.value.status_code == 429
+    ok = client.create_and_post_order(OrderArgsV2(token_id=yes, price=0.40, size=10, side="BUY"))
+    assert ok["success"]
+    posts = served.requests_to("POST", "/order")[-3:]
+    assert [p.fault for p in posts] == ["429", "429", None] and [p.status for p in posts] == [429, 429, 200]
+    assert posts[-1].json()["owner"] == client.creds.api_key
+    with pytest.raises(ValueError):
+        served.inject("418")
+    client.cancel_all()
+
+
+def test_venue_rules(served: MockClobServer, client: ClobClient) -> None:
+    m = _binary(served)
+    yes = m.tokens[0][0]
+    cases = [
+        (OrderArgsV2(token_id=yes, price=0.40, size=2, side="BUY"), OrderType.GTC, False, "lower than the minimum"),
+        (
+            OrderArgsV2(token_id=yes, price=0.52, size=1000, side="BUY"),
+            OrderType.FOK,
+            False,
+            "FOK orders are fully filled",
+        ),
+        (OrderArgsV2(token_id=yes, price=0.10, size=10, side="BUY"), OrderType.FAK, False, "no orders found to match"),
+        (OrderArgsV2(token_id=yes, price=0.55, size=10, side="BUY"), OrderType.GTC, True, "order crosses book"),
+    ]
+    for args, order_type, post_only, message in cases:
+        with pytest.raises(PolyApiException) as err:
+            client.create_and_post_order(args, order_type=order_type, post_only=post_only)
+        assert message in str(err.value.error_msg)
+    served.set_balance(ADDRESS, Decimal("3"))
+    try:
+        with pytest.raises(PolyApiException) as err:
+            client.create_and_post_order(OrderArgsV2(token_id=yes, price=0.40, size=10, side="BUY"))
+        assert "not enough balance" in str(err.value.error_msg)
+    finally:
+        served.set_balance(ADDRESS, Decimal("1000000"))
+    fak = client.create_and_post_order(
+        OrderArgsV2(token_id=yes, price=0.53, size=1000, side="BUY"), order_type=OrderType.FAK
+    )
+    assert fak["status"] == "matched" and served.orders[fak["orderID"]].status == "CANCELED"
+
+
+async def test_mini_http_server_keep_alive_and_chunked_bodies() -> None:
+    seen: list[HttpRequest] = []
+
+    async def handler(req: HttpRequest) -> HttpResponse:
+        seen.append(req)
+        return HttpResponse.json({"echo": req.body.decode(), "q": req.param("a")})
+
+    server = MiniHttpServer(handler)
+    await server.start()
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}", timeout=5) as http:
+            first = await http.post("/x?a=1", content=b"hello")
+
+            async def chunks():  # type: ignore[no-untyped-def]
+                yield b"he"
+                yield b"llo"
+
+            second = await http.post("/y", content=chunks())
+        assert first.json() == {"echo": "hello", "q": "1"} and second.json() == {"echo": "hello", "q": None}
+        assert seen[1].headers.get("transfer-encoding") == "chunked"
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        await writer.drain()
+        data = await asyncio.wait_for(reader.read(), 5)
+        writer.close()
+        assert data.count(b"HTTP/1.1 200 OK") == 2 and [r.path for r in seen[-2:]] == ["/a", "/b"]
+        assert json.loads(data.split(b"\r\n\r\n")[-1])["q"] is None
+    finally:
+        await server.stop()
