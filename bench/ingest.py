@@ -30,10 +30,10 @@ import msgspec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.feed.processor import FeedProcessor  # noqa: E402
-from core.feed.synth import FrameGenerator  # noqa: E402
-from core.feed.wire import FRAME_DECODER  # noqa: E402
-from core.types import BookStatus  # noqa: E402
+from core.feed.processor import FeedProcessor
+from core.feed.synth import FrameGenerator
+from core.feed.wire import FRAME_DECODER
+from core.types import BookStatus
 
 
 def _asset_ids(n: int) -> list[str]:

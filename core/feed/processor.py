@@ -36,7 +36,6 @@ from core.feed.events import (
     BookSnapshot,
     BookStatusChanged,
     FeedEvent,
-    LevelUpdate,
     MarketResolved,
     NewMarket,
     Pong,
@@ -46,13 +45,13 @@ from core.feed.events import (
 )
 from core.feed.integrity import AWAITING, OK, BookSet
 from core.feed.wire import (
-    SIZE_CACHE,
     EVENT_TYPES,
     FRAME_DECODER,
     PRICE_UNITS,
     REST_BOOK_DECODER,
-    UNIT,
+    SIZE_CACHE,
     STANDARD_TICKS,
+    UNIT,
     BadNumber,
     BestBidAskMsg,
     BookMsg,
@@ -402,6 +401,8 @@ class FeedProcessor:
                 self.counters.record(exc.kind, f"{_short(book.asset_id)}: {exc}")
             else:
                 if tick_u != decimal_to_units(book.tick_size) or not book.tick_confirmed:
+                    if book.tick_confirmed and book.seeded:  # a tick change we were not told about
+                        book.epoch += 1
                     book.set_tick_size(units_to_decimal(tick_u), confirmed=True)
         bid_units = self._levels(bids, book)
         ask_units = self._levels(asks, book)
@@ -451,7 +452,9 @@ class FeedProcessor:
                 book.set_tick_size(units_to_decimal(tick_u), confirmed=False)
                 return
 
-    def apply_rest_book(self, asset_id: str, book_json: str | bytes | Mapping[str, Any], recv_ns: int | None = None) -> list[FeedEvent]:
+    def apply_rest_book(
+        self, asset_id: str, book_json: str | bytes | Mapping[str, Any], recv_ns: int | None = None
+    ) -> list[FeedEvent]:
         """Re-seed a book from a ``GET /book?token_id=`` response (text, bytes or parsed JSON)."""
         now = time.time_ns() if recv_ns is None else recv_ns
         out: list[FeedEvent] = []
@@ -478,16 +481,16 @@ class FeedProcessor:
     # ------------------------------------------------------------------ other events
 
     def _trade(self, msg: LastTradePriceMsg, recv_ns: int, out: list[FeedEvent]) -> None:
-        book = self.books.get(msg.asset_id) or self._admit(msg.asset_id)
-        if book is None:
+        # a trade print changes no book, so it creates none either
+        asset_id = msg.asset_id
+        if self.known_assets is not None and asset_id not in self.known_assets:
+            self.counters.record(UNKNOWN_ASSET, _short(asset_id))
             return
-        price = PRICE_UNITS.get(msg.price)
-        if price is None:
-            price = self._bad_price(msg.price, book)
-            if price is None:
-                return
-        size = self._size(msg.size, book)
-        if size is None:
+        try:
+            price = parse_price_units(msg.price)
+            size = parse_size_units(msg.size)
+        except BadNumber as exc:
+            self.counters.record(exc.kind, f"{_short(asset_id)}: last_trade_price: {exc}")
             return
         try:
             fee_bps = int(msg.fee_rate_bps or 0)
@@ -495,7 +498,9 @@ class FeedProcessor:
             self.counters.record(WRONG_TYPE, f"{_short(msg.asset_id)}: fee_rate_bps {msg.fee_rate_bps!r}")
             return
         out.append(
-            TradePrint(msg.asset_id, msg.market, msg.side, price, size, fee_bps, msg.timestamp, recv_ns, msg.transaction_hash)
+            TradePrint(
+                msg.asset_id, msg.market, msg.side, price, size, fee_bps, msg.timestamp, recv_ns, msg.transaction_hash
+            )
         )
 
     def _tick_size_change(self, msg: TickSizeChangeMsg, recv_ns: int, out: list[FeedEvent]) -> None:

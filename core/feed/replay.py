@@ -19,7 +19,7 @@ import asyncio
 import inspect
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,41 +46,39 @@ def _log_bad_line(line_no: int, reason: str) -> None:
     log.warning("replay: line %d skipped: %s", line_no, reason)
 
 
-def _open_text(path: Path) -> str:
+def iter_frames(path: str | Path, *, on_bad_line: BadLineCallback | None = None) -> Iterator[tuple[int, str]]:
+    """Yield ``(recv_ns, frame_text)`` from a JSONL recording or a JSON capture, in file order.
+
+    JSONL recordings are streamed line by line (recordings can be large); a JSON document is
+    read whole.
+    """
+    path = Path(path)
+    report = on_bad_line or _log_bad_line
     try:
-        return path.read_text(encoding="utf-8")
+        with path.open("r", encoding="utf-8") as fh:
+            first = ""
+            for line in fh:
+                if line.strip():
+                    first = line
+                    break
+            try:
+                rec = _LINE_DECODER.decode(first)
+            except msgspec.DecodeError:
+                text = first + fh.read()
+            else:
+                yield rec.recv_ns, rec.frame
+                yield from _iter_jsonl(fh, report, first_line_no=2)
+                return
     except FileNotFoundError:
         raise PolybotError(f"recording not found: {path}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise PolybotError(f"cannot read recording {path}: {exc}") from None
+    yield from _iter_json_document(text, path, report)
 
 
-def _looks_like_jsonl(text: str) -> bool:
-    first = text.lstrip()[:1]
-    if first != "{":
-        return False
-    line = text.lstrip().split("\n", 1)[0]
-    try:
-        _LINE_DECODER.decode(line)
-    except msgspec.DecodeError:
-        return False
-    return True
-
-
-def iter_frames(path: str | Path, *, on_bad_line: BadLineCallback | None = None) -> Iterator[tuple[int, str]]:
-    """Yield ``(recv_ns, frame_text)`` from a JSONL recording or a JSON capture, in file order."""
-    path = Path(path)
-    text = _open_text(path)
-    report = on_bad_line or _log_bad_line
-    if _looks_like_jsonl(text):
-        yield from _iter_jsonl(text, report)
-    else:
-        yield from _iter_json_document(text, path)
-
-
-def _iter_jsonl(text: str, report: BadLineCallback) -> Iterator[tuple[int, str]]:
+def _iter_jsonl(lines: Iterable[str], report: BadLineCallback, first_line_no: int = 1) -> Iterator[tuple[int, str]]:
     decode = _LINE_DECODER.decode
-    for line_no, line in enumerate(text.splitlines(), start=1):
+    for line_no, line in enumerate(lines, start=first_line_no):
         if not line.strip():
             continue
         try:
@@ -91,10 +89,17 @@ def _iter_jsonl(text: str, report: BadLineCallback) -> Iterator[tuple[int, str]]
         yield rec.recv_ns, rec.frame
 
 
-def _iter_json_document(text: str, path: Path) -> Iterator[tuple[int, str]]:
+def _iter_json_document(text: str, path: Path, report: BadLineCallback) -> Iterator[tuple[int, str]]:
+    if not text.strip():
+        return  # an empty recording has no frames
     try:
         doc = msgspec.json.decode(text)
     except msgspec.DecodeError as exc:
+        # a JSONL recording whose first line is damaged is still a recording
+        lines = text.splitlines()
+        if any(_is_record(line) for line in lines[1:50]):
+            yield from _iter_jsonl(lines, report)
+            return
         raise PolybotError(f"{path} is neither a JSONL recording nor a JSON document: {exc}") from None
     items = doc if isinstance(doc, list) else [doc]
     last_ns = 0
@@ -104,6 +109,14 @@ def _iter_json_document(text: str, path: Path) -> Iterator[tuple[int, str]]:
         recv_ns = last_ns + _NS_PER_MS if recv_ns is None or recv_ns < last_ns else recv_ns
         last_ns = recv_ns
         yield recv_ns, frame
+
+
+def _is_record(line: str) -> bool:
+    try:
+        _LINE_DECODER.decode(line)
+    except msgspec.DecodeError:
+        return False
+    return True
 
 
 def _event_time_ns(item: Any) -> int | None:

@@ -172,7 +172,15 @@ WireEvent = (
 )
 EVENT_TYPES: Final = frozenset(
     t.__struct_config__.tag  # type: ignore[attr-defined]
-    for t in (BookMsg, PriceChangeMsg, TickSizeChangeMsg, LastTradePriceMsg, BestBidAskMsg, NewMarketMsg, MarketResolvedMsg)
+    for t in (
+        BookMsg,
+        PriceChangeMsg,
+        TickSizeChangeMsg,
+        LastTradePriceMsg,
+        BestBidAskMsg,
+        NewMarketMsg,
+        MarketResolvedMsg,
+    )
 )
 
 FRAME_DECODER: Final = msgspec.json.Decoder(list[WireEvent] | WireEvent, strict=False)  # type: ignore[arg-type]

@@ -244,7 +244,7 @@ class RecordingDutchSink:
                 "label": self.labels.get(leg.token_id, leg.token_id),
                 "price": fmt(leg.price),
                 "size": fmt(leg.size),
-                "order_type": fmt(leg.order_type),
+                "order_type": str(leg.order_type),
                 "avg_price": fmt(avg),
                 "simulated_filled": fmt(lf.filled),
                 "simulated_cost": fmt(lf.cost),

@@ -285,3 +285,22 @@ async def test_reconnect_resyncs_what_the_channel_missed(server: MockClobServer)
         )
     finally:
         await relayer.close()
+
+
+async def test_prewarming_after_start_resubscribes_with_the_new_market(server: MockClobServer) -> None:
+    relayer = ClobRelayer(
+        server.url, 137, KEY, dry_run=False, derive_api_key=True, user_ws_url=server.ws_url, heartbeat_interval_s=0
+    )
+    await relayer.start()
+    try:
+        channel = relayer.user_channel
+        assert channel is not None
+        await asyncio.wait_for(channel.connected.wait(), 5)
+        assert channel.markets == []
+        market = _binary(server)
+        await relayer.prewarm(market.condition_id)
+        await _until(lambda: channel.connects >= 2 and server.user_channel_clients == 1)
+        assert channel.markets == [market.condition_id]
+        assert [sub.markets for sub in server._subscribers] == [{market.condition_id}]
+    finally:
+        await relayer.close()

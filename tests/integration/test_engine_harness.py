@@ -228,6 +228,25 @@ async def test_store_round_trips_orders_audit_fills_positions_state_alerts(db_ur
         assert await store.add_fill(replace(matched, confirmed=True)) is False  # the same trade again
         [stored] = await store.load_fills()
         assert stored.market == "0xbin" and stored.fill.fee == D("0.01234") and stored.fill.ts_ms == int(T0 * 1000)
+        assert stored.fill.confirmed and stored.fill.trade_id == "t1"
+
+        # an attempt's audit row and the status it caused, together
+        await store.record_attempt(AuditRecord("place", "accepted", "pb-1", attempt=2, ts=T0), "pb-1", error="late")
+        assert [a.attempt for a in await store.list_audit("pb-1")] == [2]
+        assert (await store.get_order("pb-1")).error == "late"  # type: ignore[union-attr]
+        # a fill with its position and order update, together; a replay writes nothing
+        f2 = Fill("pb-1", "v1", YES, Side.BUY, D("0.50"), D("2"), trade_id="t2")
+        assert await store.record_fill(f2, Position(YES, "0xbin", D("2"), D("1")), {"filled_size": D("2")}) is True
+        assert await store.record_fill(f2, Position(YES, "0xbin", D("99"), D("1")), {"filled_size": D("99")}) is False
+        assert (await store.get_order("pb-1")).filled_size == D("2")  # type: ignore[union-attr]
+        [pos] = await world.rows(m.Position)
+        assert pos.size == D("2")
+        # matched first (user channel), confirmed later: applied once, at confirmation
+        f3 = Fill("pb-1", "v1", YES, Side.BUY, D("0.50"), D("1"), trade_id="t3", confirmed=False)
+        assert await store.add_fill(f3) is False
+        assert await store.record_fill(replace(f3, confirmed=True), Position(YES, "0xbin", D("3"), D("1.5"))) is True
+        assert await store.record_fill(replace(f3, confirmed=True), Position(YES, "0xbin", D("3"), D("1.5"))) is False
+        assert len(await store.load_fills()) == 3
 
         await store.save_position(Position(YES, "0xbin", D("3"), D("1"), D("-0.5")))
         [pos] = await world.rows(m.Position)

@@ -101,7 +101,9 @@ FRAMES = st.lists(
 
 @settings(max_examples=200, deadline=None)
 @given(seed=LEVELS, frames=FRAMES)
-def test_an_ok_book_is_never_crossed(seed: dict[int, int], frames: list[tuple[int, Side, int, int, bool, bool]]) -> None:
+def test_an_ok_book_is_never_crossed(
+    seed: dict[int, int], frames: list[tuple[int, Side, int, int, bool, bool]]
+) -> None:
     """Whatever arrives (lies about the top, crossing orders, bursts, quiet gaps), a book whose
     status reads ok is not crossed — mid-burst included — and once every burst is checked the
     stored status is never ok on a crossed book."""

@@ -39,14 +39,14 @@ def cid(slug: str) -> str:
     return gamma_items()[slug]["conditionId"]
 
 
-@pytest.fixture
-def db_with_markets(tmp_path: Path) -> str:
-    """A migrated SQLite database holding the demo markets."""
+@pytest.fixture(scope="module")
+def db_with_markets(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A migrated SQLite database holding the demo markets (read-only for the tests)."""
     from core.markets import parse_markets, store_markets
     from core.store.db import create_engine
     from core.store.migrate import upgrade_engine
 
-    url = f"sqlite:///{tmp_path / 'polybot.db'}"
+    url = f"sqlite:///{tmp_path_factory.mktemp('markets') / 'polybot.db'}"
 
     async def setup() -> None:
         engine = create_engine(url)
@@ -158,7 +158,7 @@ def test_replaying_twice_gives_byte_identical_output(
     doc = json.loads(first[1])
     assert doc["kind"] == "neg_risk" and not doc["augmented"]
     assert [o["sets"] for o in doc["opportunities"]] == ["80", "80", "50", "50"]
-    assert doc["opportunities"][0]["expected_edge"] == "7.00"
+    assert doc["opportunities"][0]["expected_edge"] == "7"
     assert all(o["simulated_complete"] for o in doc["opportunities"])
     assert doc["summary"]["opportunities"] == 4 and doc["summary"]["repeats"] == 1
     # the same market named by its neg-risk group id
@@ -186,7 +186,7 @@ def test_fee_bps_override_and_binary_market(
     doc = json.loads(out)
     assert doc["kind"] == "binary" and [leg["label"] for leg in doc["legs"]] == ["Yes", "No"]
     (opp,) = doc["opportunities"]
-    assert opp["sets"] == "100" and opp["expected_edge"] == "5.00" and opp["worst_edge"] == "3.00"
+    assert opp["sets"] == "100" and opp["expected_edge"] == "5" and opp["worst_edge"] == "3"
     assert [leg["price"] for leg in opp["legs"]] == ["0.41", "0.56"]
 
 

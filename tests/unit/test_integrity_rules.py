@@ -100,7 +100,9 @@ def test_quiet_bursts_are_checked_from_process_too() -> None:
     processor, _ = _seeded()
     processor.process(price_change_frame([change(A, "BUY", "0.49", "5", "0.48", "0.52")], ts_ms=10), 2 * S)
     # a frame for another asset, 60 ms later, is enough to close A's quiet burst
-    events = processor.process(price_change_frame([change(B, "BUY", "0.30", "1", "0.47", "0.52")], ts_ms=11), 2 * S + 60 * MS)
+    events = processor.process(
+        price_change_frame([change(B, "BUY", "0.30", "1", "0.47", "0.52")], ts_ms=11), 2 * S + 60 * MS
+    )
     assert _statuses(events) == [(A, BookStatus.OK, BookStatus.INCONSISTENT, "mismatch")]
 
 

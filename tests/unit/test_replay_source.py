@@ -36,6 +36,16 @@ def test_unreadable_lines_are_reported_not_hidden(tmp_path: Path) -> None:
     assert [n for n, _ in bad] == [3]
 
 
+def test_damaged_first_line_and_empty_file(tmp_path: Path) -> None:
+    path = tmp_path / "r.jsonl"
+    path.write_text('{"recv_ns": 1, "fr\n' + json.dumps({"recv_ns": 2, "frame": "PONG"}) + "\n")
+    bad: list[int] = []
+    assert list(iter_frames(path, on_bad_line=lambda n, r: bad.append(n))) == [(2, "PONG")]
+    assert bad == [1]
+    (tmp_path / "empty.jsonl").write_text("\n")
+    assert list(iter_frames(tmp_path / "empty.jsonl")) == []
+
+
 def test_json_array_of_frames(tmp_path: Path) -> None:
     path = tmp_path / "frames.json"
     events = [

@@ -412,3 +412,35 @@ def test_private_key_never_in_repr_errors_or_pickles() -> None:
 
     assert KEY not in redact(f"oops {KEY} and {KEY[2:]}")
     assert "pass-phrase-1" not in redact("passphrase=pass-phrase-1")
+
+
+def test_http_status_and_transport_classification() -> None:
+    import httpx
+
+    from core.execution.relayers.clob_http import classify_status, classify_transport, parse_retry_after
+    from core.execution.types import ErrorClass
+
+    cases = {
+        400: (Outcome.REJECTED, ErrorClass.BAD_REQUEST),
+        401: (Outcome.REJECTED, ErrorClass.BAD_REQUEST),
+        408: (Outcome.RETRYABLE, ErrorClass.TIMEOUT),
+        425: (Outcome.RETRYABLE, ErrorClass.MAINTENANCE),
+        429: (Outcome.RETRYABLE, ErrorClass.RATE_LIMITED),
+        500: (Outcome.UNKNOWN, ErrorClass.SERVER),
+        503: (Outcome.RETRYABLE, ErrorClass.SERVER),
+        504: (Outcome.UNKNOWN, ErrorClass.SERVER),
+    }
+    for status, want in cases.items():
+        err = classify_status(status, {"error": "venue says no"}, None)
+        assert (err.outcome, err.error_class) == want and err.message == "venue says no" and err.status == status
+    assert classify_status(429, {"errorMsg": "slow down"}, "1.5").retry_after_s == 1.5
+    assert classify_status(500, "<html>bad gateway</html>", None).message == "<html>bad gateway</html>"
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == 10.0
+    assert parse_retry_after("soon") is None and parse_retry_after("-3") == 0.0
+    request = httpx.Request("POST", "http://x/order")
+    assert classify_transport(httpx.ConnectError("refused", request=request)).outcome is Outcome.RETRYABLE
+    assert classify_transport(httpx.ConnectTimeout("slow", request=request)).error_class is ErrorClass.TIMEOUT
+    read = classify_transport(httpx.ReadTimeout("no answer", request=request))
+    assert (read.outcome, read.error_class) == (Outcome.UNKNOWN, ErrorClass.UNKNOWN_OUTCOME)
+    lost = classify_transport(httpx.RemoteProtocolError("closed", request=request))
+    assert lost.outcome is Outcome.UNKNOWN

@@ -129,7 +129,12 @@ def test_last_trade_price_capture() -> None:
     raw = load_shared(f"{WS}/last_trade_price.json")
     (trade,) = FeedProcessor().process(json.dumps(raw), 1)
     assert isinstance(trade, TradePrint)
-    assert (trade.side, trade.price, trade.size, trade.fee_rate_bps) == (Side.SELL, Decimal("0.491"), Decimal("85.36"), 0)
+    assert (trade.side, trade.price, trade.size, trade.fee_rate_bps) == (
+        Side.SELL,
+        Decimal("0.491"),
+        Decimal("85.36"),
+        0,
+    )
     assert trade.ts_ms == 1724564136087
 
 
@@ -141,7 +146,9 @@ def test_best_bid_ask_new_market_and_resolved_captures() -> None:
     (nm,) = FeedProcessor().process(json.dumps(raw_nm), 1)
     assert isinstance(nm, NewMarket)
     assert nm.asset_ids == tuple(raw_nm["assets_ids"]) and nm.outcomes == ("Yes", "No")
-    assert nm.tick_size == Decimal("0.01") and nm.slug == raw_nm["slug"] and nm.event_slug == "nvda-above-in-january-2026"
+    assert (
+        nm.tick_size == Decimal("0.01") and nm.slug == raw_nm["slug"] and nm.event_slug == "nvda-above-in-january-2026"
+    )
 
     raw_mr = load_shared(f"{WS}/ws_market_resolved_msg.json")
     (mr,) = FeedProcessor().process(json.dumps(raw_mr), 1)
@@ -150,7 +157,11 @@ def test_best_bid_ask_new_market_and_resolved_captures() -> None:
 
 
 def test_synthetic_captures_in_one_array_frame() -> None:
-    frame = "[" + ",".join(_frame(f"{WS}/{n}") for n in ("ws_market_book_msg.json", "ws_market_price_change_msg.json")) + "]"
+    frame = (
+        "["
+        + ",".join(_frame(f"{WS}/{n}") for n in ("ws_market_book_msg.json", "ws_market_price_change_msg.json"))
+        + "]"
+    )
     processor = FeedProcessor()
     events = processor.process(frame, 1)
     assert [k for k in _kinds(events) if k != "BookStatusChanged"] == ["BookSnapshot", "PriceChange"]
@@ -192,4 +203,3 @@ def test_rest_book_for_another_asset_is_rejected() -> None:
     assert processor.apply_rest_book("123", json.dumps(raw)) == []
     assert processor.counters["wrong_type"] == 1
     assert "123" not in processor.books
-

@@ -89,6 +89,7 @@ END_CURSOR = "LTE="
 INITIAL_CURSOR = "MA=="
 MAX_PAGES = 1000
 RESYNC_LOOKUPS = 200
+MAX_FINAL_REMEMBERED = 100_000
 
 _FINAL_ORDER_STATUSES = frozenset({OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.REJECTED, OrderStatus.FAILED})
 
@@ -366,9 +367,16 @@ class ClobRelayer:
                 raise PolybotError(f"cannot read market {condition_id}: {first}; {exc}") from None
         for p in params:
             self._params[p.token_id] = p
-        if condition_id not in self._user_markets:
-            self._user_markets.append(condition_id)
+        self._watch_market(condition_id)
         return params
+
+    def _watch_market(self, condition_id: str | None) -> None:
+        """Receive user-channel events for this market too (resubscribes a running channel)."""
+        if not condition_id or condition_id in self._user_markets:
+            return
+        self._user_markets.append(condition_id)
+        if self._user is not None:
+            self._user.set_markets(self._user_markets)
 
     def prewarm_token(
         self,
@@ -390,8 +398,7 @@ class ClobRelayer:
             min_order_size=min_order_size,
         )
         self._params[token_id] = params
-        if condition_id and condition_id not in self._user_markets:
-            self._user_markets.append(condition_id)
+        self._watch_market(condition_id)
         return params
 
     def prewarm_market(self, market: MarketInfo) -> list[MarketParams]:
@@ -737,6 +744,8 @@ class ClobRelayer:
 
     async def _dispatch(self, event: UserEvent) -> None:
         if isinstance(event, OrderEvent) and event.status in _FINAL_ORDER_STATUSES:
+            if len(self._final_orders) >= MAX_FINAL_REMEMBERED:
+                self._final_orders.clear()  # only an optimisation for resync: forgetting is safe
             self._final_orders.add(event.venue_order_id.lower())
         if isinstance(event, TradeEvent):
             self._last_trade_ts = max(self._last_trade_ts, event.fill.ts_ms // 1000)

@@ -101,6 +101,9 @@ def classify_status(status: int, payload: Any, retry_after: str | None) -> Venue
         return VenueError(Outcome.RETRYABLE, ErrorClass.MAINTENANCE, message, status, wait)
     if status == 429:
         return VenueError(Outcome.RETRYABLE, ErrorClass.RATE_LIMITED, message, status, wait)
+    if status == 408:
+        # The server gave up waiting for the request itself: it was not processed.
+        return VenueError(Outcome.RETRYABLE, ErrorClass.TIMEOUT, message, status, wait)
     if status == 503:
         # 503 is the venue refusing work (cancel-only mode, unavailable): the request had no effect.
         return VenueError(Outcome.RETRYABLE, ErrorClass.SERVER, message, status, wait)

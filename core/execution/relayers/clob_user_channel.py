@@ -504,6 +504,17 @@ class UserChannel:
         self._task = None
         self.connected.clear()
 
+    def set_markets(self, markets: list[str]) -> bool:
+        """Change the subscribed condition ids; a live socket is dropped so the loop resubscribes
+        (and the caller's on_connect resyncs over REST). Returns True when the list changed."""
+        markets = list(dict.fromkeys(markets))
+        if markets == self.markets:
+            return False
+        self.markets = markets
+        if self._ws is not None:
+            asyncio.get_running_loop().create_task(self.reconnect())
+        return True
+
     async def reconnect(self) -> None:
         """Drop the current socket (e.g. after the market list changed); the loop resubscribes."""
         if self._ws is not None:

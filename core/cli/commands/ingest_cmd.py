@@ -1,0 +1,152 @@
+"""``polybot ingest-ws``: connect, subscribe, apply, persist through the batched writer."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from typing import Any
+
+from core.cli.main import add_command
+from core.errors import PolybotError, UsageError
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = add_command(
+        sub,
+        "ingest-ws",
+        help="ingest the market websocket into the database (snapshots, deltas, trades)",
+        example="polybot ingest-ws ws://127.0.0.1:8765/ws/market 1234 5678 --db-url sqlite:///./var/polybot.db --max-messages 1000",
+        description=(
+            "Connect to the market channel, subscribe to ASSET ids, keep L2 books with integrity checks,\n"
+            "and persist snapshots, deltas and trades through a batched writer. Stops after\n"
+            "--max-messages frames or --duration seconds (or Ctrl-C), flushes, and prints a summary.\n"
+            "Rows the writer could not queue (database far slower than the feed) are counted and reported."
+        ),
+    )
+    p.add_argument("url", help="market channel URL, e.g. wss://ws-subscriptions-clob.polymarket.com/ws/market")
+    p.add_argument("assets", nargs="+", metavar="ASSET", help="token ids to subscribe")
+    p.add_argument("--db-url", default=None, help="database URL (default sqlite:///./var/polybot.db)")
+    p.add_argument("--max-messages", type=int, default=None, help="stop after N frames")
+    p.add_argument("--duration", type=float, default=None, help="stop after S seconds")
+    p.add_argument("--migrate", action="store_true", help="apply pending migrations first")
+    p.add_argument("--max-assets-per-connection", type=int, default=200)
+    p.add_argument("--staleness-ms", type=int, default=60_000, help="book is stale after this long without updates")
+    p.add_argument("--max-frame-bytes", type=int, default=1_000_000)
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.max_messages is not None and args.max_messages <= 0:
+        raise UsageError("--max-messages must be positive")
+    if args.duration is not None and args.duration <= 0:
+        raise UsageError("--duration must be positive")
+    if not args.url.startswith(("ws://", "wss://")):
+        raise UsageError(f"URL must start with ws:// or wss://, got {args.url!r}")
+    summary = asyncio.run(ingest(args))
+    if args.json:
+        sys.stdout.write(json.dumps(summary, indent=2, default=str) + "\n")
+    else:
+        _print_summary(summary)
+    return 0 if summary["frames"] > 0 else 1
+
+
+async def ingest(args: argparse.Namespace) -> dict[str, Any]:
+    from core.cli.common import Progress, db_url_arg, ensure_schema
+    from core.feed.pipeline import IngestPipeline
+    from core.feed.processor import FeedProcessor
+    from core.feed.ws import MarketFeed
+    from core.store.db import create_engine
+    from core.store.writer import BatchedWriter
+
+    url = db_url_arg(args)
+    engine = create_engine(url)
+    try:
+        await ensure_schema(engine, url, migrate=args.migrate)
+        processor = FeedProcessor(
+            known_assets=set(args.assets), max_frame_bytes=args.max_frame_bytes, staleness_ms=args.staleness_ms
+        )
+        progress = Progress()
+        started = time.monotonic()
+        async with BatchedWriter(engine) as writer:
+            pipeline = IngestPipeline(processor, writer)
+
+            def on_frame(text: str, recv_ns: int) -> None:
+                pipeline.on_frame(text, recv_ns)
+                n = pipeline.stats.frames
+                if progress.enabled and n % 200 == 0:
+                    st = writer.stats
+                    rate = n / max(1e-9, time.monotonic() - started)
+                    lag = f"{st.latency_p99_ms:.0f}ms" if st.latency_p99_ms is not None else "-"
+                    progress.update(f"{n} frames, {rate:,.0f}/s, written {st.written}, lag p99 {lag}")
+
+            feed = MarketFeed(
+                args.url,
+                list(args.assets),
+                on_frame,
+                max_assets_per_connection=args.max_assets_per_connection,
+                max_frame_bytes=args.max_frame_bytes,
+                on_state=pipeline.on_connection_event,
+            )
+            try:
+                feed_stats = await feed.run_until(max_messages=args.max_messages, timeout_s=args.duration)
+            finally:
+                progress.done()
+                pipeline.tick()
+            await writer.flush()
+            wstats = writer.stats
+    finally:
+        await engine.dispose()
+    elapsed = time.monotonic() - started
+    if pipeline.stats.frames == 0:
+        reasons = [c.last_reason for c in feed_stats.connections if c.last_reason]
+        last = reasons[-1] if reasons else "no frame received"
+        raise PolybotError(f"nothing ingested from {args.url}: {last}")
+    books = {
+        asset: {
+            "status": book.status.value,
+            "best_bid": str(book.best_bid()) if book.best_bid() is not None else None,
+            "best_ask": str(book.best_ask()) if book.best_ask() is not None else None,
+        }
+        for asset, book in processor.books.items()
+    }
+    return {
+        "frames": pipeline.stats.frames,
+        "seconds": round(elapsed, 3),
+        "rate_per_s": round(pipeline.stats.frames / max(elapsed, 1e-9), 1),
+        "rows": {
+            "book_snapshots": pipeline.stats.snapshots,
+            "book_deltas": pipeline.stats.deltas,
+            "trades": pipeline.stats.trades,
+        },
+        "rows_refused_queue_full": pipeline.stats.rows_refused,
+        "writer": wstats.as_dict(),
+        "decode_errors": dict(processor.counters),
+        "integrity_faults": dict(processor.faults),
+        "reconnects": getattr(feed_stats, "reconnects", 0),
+        "books": books,
+    }
+
+
+def _print_summary(s: dict[str, Any]) -> None:
+    rows = s["rows"]
+    w = s["writer"]
+    print(f"ingested {s['frames']} frames in {s['seconds']}s ({s['rate_per_s']}/s), reconnects {s['reconnects']}")
+    print(
+        f"rows: {rows['book_snapshots']} snapshots, {rows['book_deltas']} deltas, {rows['trades']} trades; "
+        f"written {w['written']}, refused (queue full) {s['rows_refused_queue_full']}, rejected by db {w['rejected']}"
+    )
+    lag = w.get("latency_p99_ms")
+    print(
+        f"writer: {w['batches']} batches, max batch {w['max_batch']}, receive->commit p99 "
+        f"{'-' if lag is None else f'{lag:.1f} ms'}"
+    )
+    if s["decode_errors"]:
+        print("decode errors: " + ", ".join(f"{k} {v}" for k, v in sorted(s["decode_errors"].items())))
+    if s["integrity_faults"]:
+        print("integrity faults: " + ", ".join(f"{k} {v}" for k, v in sorted(s["integrity_faults"].items())))
+    for asset, b in sorted(s["books"].items()):
+        print(f"  {asset[:20]:20}  {b['status']:18} bid {b['best_bid'] or '-':>8}  ask {b['best_ask'] or '-':>8}")

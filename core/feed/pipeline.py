@@ -1,0 +1,175 @@
+"""Ingestion glue: websocket frames -> FeedProcessor -> domain events -> batched writer rows.
+
+The processor owns decode, validation and the books; this module turns its events into
+storage rows (book_snapshots, book_deltas, trades) and hands events on to whoever listens
+(strategies, the paper relayer, metrics). Reconnects put the affected books back to
+``awaiting_snapshot`` so nothing trades on a book that may have missed updates.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from core.feed.events import BookSnapshot, FeedEvent, PriceChange, TradePrint
+from core.feed.processor import FeedProcessor
+from core.feed.wire import price_decimal, units_to_decimal
+
+log = logging.getLogger(__name__)
+
+EventSink = Callable[[list[FeedEvent]], None]
+
+
+@dataclass
+class PipelineStats:
+    frames: int = 0
+    events: int = 0
+    snapshots: int = 0
+    deltas: int = 0
+    trades: int = 0
+    rows_refused: int = 0  # writer queue full: counted and reported, never silent
+    sink_errors: int = 0
+    reconnect_resets: int = 0
+
+
+class RowSink(Protocol):
+    """What the pipeline writes to (``core.store.writer.BatchedWriter`` satisfies it)."""
+
+    def put(self, table: str, row: dict[str, Any]) -> bool: ...
+
+
+class IngestPipeline:
+    def __init__(
+        self,
+        processor: FeedProcessor,
+        writer: RowSink | None = None,
+        *,
+        sinks: list[EventSink] | None = None,
+        persist_deltas: bool = True,
+    ) -> None:
+        self.processor = processor
+        self.writer = writer
+        self.sinks: list[EventSink] = list(sinks or [])
+        self.persist_deltas = persist_deltas
+        self.stats = PipelineStats()
+        self._refused_logged = 0.0
+
+    def add_sink(self, sink: EventSink) -> None:
+        self.sinks.append(sink)
+
+    # ---- inputs -------------------------------------------------------------------------
+    def on_frame(self, text: str, recv_ns: int) -> list[FeedEvent]:
+        self.stats.frames += 1
+        events = self.processor.process(text, recv_ns)
+        self._deliver(events)
+        return events
+
+    def on_connection_event(self, event: Any) -> None:
+        """``core.feed.ws.ConnectionEvent``: a dead or re-established socket may have missed updates."""
+        state = str(getattr(event, "state", ""))
+        if state in ("dead", "reconnected"):
+            changed = self.processor.mark_awaiting_snapshot(event.asset_ids)
+            self.stats.reconnect_resets += 1
+            self._deliver(list(changed))
+
+    def tick(self, now_ns: int | None = None) -> list[FeedEvent]:
+        """Periodic: close quiet bursts and mark stale books (called by the service's timer)."""
+        now = time.time_ns() if now_ns is None else now_ns
+        events: list[FeedEvent] = list(self.processor.flush_bursts(now))
+        events += self.processor.check_staleness(now)
+        self._deliver(events)
+        return events
+
+    # ---- outputs ------------------------------------------------------------------------
+    def _deliver(self, events: list[FeedEvent]) -> None:
+        if not events:
+            return
+        self.stats.events += len(events)
+        if self.writer is not None:
+            self._persist(events)
+        for sink in self.sinks:
+            try:
+                sink(events)
+            except Exception:
+                self.stats.sink_errors += 1
+                log.exception("feed event sink %s failed", getattr(sink, "__qualname__", sink))
+
+    def _put(self, table: str, row: dict[str, Any]) -> None:
+        assert self.writer is not None
+        if not self.writer.put(table, row):
+            self.stats.rows_refused += 1
+            now = time.monotonic()
+            if now - self._refused_logged > 5:
+                self._refused_logged = now
+                log.error("writer queue full: %d %s rows refused so far", self.stats.rows_refused, table)
+
+    def _persist(self, events: list[FeedEvent]) -> None:
+        for ev in events:
+            kind = type(ev)
+            if kind is PriceChange:
+                if not self.persist_deltas:
+                    continue
+                for e in ev.entries:  # type: ignore[union-attr]
+                    self.stats.deltas += 1
+                    self._put(
+                        "book_deltas",
+                        {
+                            "asset_id": e.asset_id,
+                            "market": ev.market,  # type: ignore[union-attr]
+                            "side": str(e.side.value if hasattr(e.side, "value") else e.side),
+                            "price": _dec(e.price),
+                            "size": _dec(e.size),
+                            "best_bid": _dec(getattr(e, "best_bid", None)),
+                            "best_ask": _dec(getattr(e, "best_ask", None)),
+                            "hash": getattr(e, "hash", None),
+                            "exchange_ts": ev.ts_ms,  # type: ignore[union-attr]
+                            "receive_ts": ev.recv_ns,  # type: ignore[union-attr]
+                        },
+                    )
+            elif kind is BookSnapshot:
+                self.stats.snapshots += 1
+                self._put(
+                    "book_snapshots",
+                    {
+                        "asset_id": ev.asset_id,  # type: ignore[union-attr]
+                        "market": ev.market,  # type: ignore[union-attr]
+                        "bids": [[str(price_decimal(p)), str(units_to_decimal(s))] for p, s in ev.bids],  # type: ignore[union-attr]
+                        "asks": [[str(price_decimal(p)), str(units_to_decimal(s))] for p, s in ev.asks],  # type: ignore[union-attr]
+                        "tick_size": ev.tick_size,  # type: ignore[union-attr]
+                        "hash": ev.hash or None,  # type: ignore[union-attr]
+                        "exchange_ts": ev.ts_ms,  # type: ignore[union-attr]
+                        "receive_ts": ev.recv_ns,  # type: ignore[union-attr]
+                    },
+                )
+            elif kind is TradePrint:
+                self.stats.trades += 1
+                self._put(
+                    "trades",
+                    {
+                        "asset_id": ev.asset_id,  # type: ignore[union-attr]
+                        "market": ev.market,  # type: ignore[union-attr]
+                        "price": ev.price,  # type: ignore[union-attr]
+                        "size": ev.size,  # type: ignore[union-attr]
+                        "side": str(ev.side.value),  # type: ignore[union-attr]
+                        "fee_rate_bps": ev.fee_rate_bps,  # type: ignore[union-attr]
+                        "transaction_hash": ev.transaction_hash or None,  # type: ignore[union-attr]
+                        "exchange_ts": ev.ts_ms,  # type: ignore[union-attr]
+                        "receive_ts": ev.recv_ns,  # type: ignore[union-attr]
+                    },
+                )
+
+
+def _dec(text: Any) -> Any:
+    from decimal import Decimal, InvalidOperation
+
+    if text is None or text == "":
+        return None
+    if isinstance(text, Decimal):
+        return text
+    try:
+        return Decimal(str(text))
+    except InvalidOperation:
+        return None
