@@ -137,7 +137,9 @@ def main() -> None:
     rate, writer = max(cap, key=lambda x: x[0])
     st = writer.stats
     print(f"capacity            {rate:,.0f} rows/s  (runs: {', '.join(f'{r:,.0f}' for r, _ in cap)})")
-    print(f"  batches           {st.batches} (max {st.max_batch:,} rows, last commit {st.last_commit_latency_s * 1e3:.0f} ms)")
+    print(
+        f"  batches           {st.batches} (max {st.max_batch:,} rows, last commit {st.last_commit_latency_s * 1e3:.0f} ms)"
+    )
 
     if args.db_url is None:
         stream = best_of(args.repeat, None, lambda url: streaming(url, rows, args.max_batch, args.burst))

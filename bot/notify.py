@@ -44,6 +44,7 @@ class Notifier:
         self._muted_until: dict[int, float] = {}  # chat -> monotonic deadline (inf = off)
         self.sent = 0
         self.suppressed = 0
+        self.admins: list[int] = []
 
     def attach(self, bus: EventBus) -> Callable[[], None]:
         off1 = bus.subscribe(Alert, self.on_alert)
@@ -97,6 +98,12 @@ class Notifier:
         lasted = self._clock() - active.first
         note = f" — {esc(cleared.message)}" if cleared.message else ""
         await self._broadcast(f"✅ <b>recovered</b>: {esc(cleared.kind)} {esc(cleared.key)} after {_fmt(lasted)}{note}")
+
+    async def ping_admins(self, text: str) -> None:
+        """The scheduled health ping: to each admin's private chat (mute applies)."""
+        for chat in self.admins:
+            if not self.is_muted(chat) and await self.sender.send(chat, esc(text)) is not None:
+                self.sent += 1
 
     async def _broadcast(self, text: str) -> None:
         for chat in self.chats:

@@ -115,9 +115,10 @@ class OfflineRunner:
         return self.transcript
 
 
-def format_transcript(entries: list[TranscriptEntry]) -> str:
+def format_transcript(entries: list[TranscriptEntry] | list[dict[str, Any]]) -> str:
     lines: list[str] = []
-    for entry in entries:
+    for raw in entries:
+        entry = raw if isinstance(raw, TranscriptEntry) else TranscriptEntry(raw["in"], raw["out"])
         u = entry.update
         if "text" in u:
             lines.append(f">> user {u.get('user')}: {u.get('text')}")

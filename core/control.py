@@ -238,6 +238,8 @@ class Control:
             if tokens:
                 reasons.append(f"{len(tokens)} book(s) {status.value}")
         for alert in self.active_alerts.values():
+            if str(alert.severity) == "info":
+                continue  # informational (service started, daily summary): not a health problem
             reasons.append(f"active alert {alert.kind}: {alert.message}")
         reasons += self.rt.extra_health()
         return HealthReport(ok=not reasons, reasons=reasons)

@@ -436,6 +436,15 @@ class RiskGate:
     def armed(self) -> bool:
         return self._armed
 
+    def set_limits(self, limits: RiskLimits) -> None:
+        """Apply reloaded limits (buckets and breaker are rebuilt; the arm state is untouched)."""
+        self.limits = limits
+        self.order_bucket = TokenBucket(limits.orders_per_s, limits.order_burst, self.clock)
+        self.cancel_bucket = TokenBucket(limits.cancels_per_s, limits.cancel_burst, self.clock)
+        breaker = ErrorBreaker(limits.error_breaker_max_errors, limits.error_breaker_window_s, self.clock)
+        breaker._errors = self.breaker._errors
+        self.breaker = breaker
+
     def set_canceller(self, canceller: Canceller) -> None:
         """The engine registers its ``cancel_all`` here so the kill switch can reach the venue."""
         self._canceller = canceller

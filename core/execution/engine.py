@@ -243,7 +243,6 @@ class Engine:
         self._event_index: dict[str, list[str]] = {}  # neg-risk event id -> market ids
         self._complete_events: dict[str, frozenset[str]] = {}
         self._groups: dict[str, _Group] = {}
-        self._policy_parent: dict[str, tuple[str, str]] = {}  # policy order id -> (group id, leg id)
         self.unmatched_fills = 0
         risk.mode = self.mode
         risk.set_canceller(self.cancel_all)
@@ -253,6 +252,8 @@ class Engine:
             setter(self.on_fill)
         elif hasattr(relayer, "on_fill") and getattr(relayer, "on_fill", None) is None:
             relayer.on_fill = self.on_fill  # type: ignore[attr-defined]
+        if hasattr(relayer, "on_order_event") and getattr(relayer, "on_order_event", None) is None:
+            relayer.on_order_event = self._on_relayer_event  # type: ignore[attr-defined]
 
     # ---------------------------------------------------------------------------------------
     # life-cycle
@@ -894,6 +895,48 @@ class Engine:
         return pnl
 
     # ---------------------------------------------------------------------------------------
+    # order updates pushed by the venue (user channel, REST resync)
+
+    async def _on_relayer_event(self, event: object) -> None:
+        status = getattr(event, "status", None)
+        if not isinstance(status, OrderStatus):
+            return  # trade events carry fills (on_fill); other events are not order updates
+        await self.on_order_status(
+            str(getattr(event, "venue_order_id", "") or ""),
+            getattr(event, "client_order_id", None),
+            status,
+            getattr(event, "size_matched", None),
+        )
+
+    async def on_order_status(
+        self,
+        venue_order_id: str,
+        client_order_id: str | None,
+        status: OrderStatus,
+        size_matched: Decimal | None = None,
+    ) -> bool:
+        """The venue says an order of ours is now ``status``. True when it changed anything."""
+        coid = client_order_id or self._venue_index.get(venue_order_id)
+        t = self._orders.get(coid) if coid else None
+        if t is None:
+            log.info("status %s for order %s/%s we do not track", status, venue_order_id, client_order_id)
+            return False
+        changes: dict[str, Any] = {}
+        if venue_order_id and not t.rec.venue_order_id:
+            t.rec.venue_order_id = venue_order_id
+            changes["venue_order_id"] = venue_order_id
+        new = self._derive_status(t, status)
+        if t.status in FINAL_STATUSES and new not in FINAL_STATUSES:
+            new = t.status  # a late 'live' never reopens a final order
+        if size_matched is not None and size_matched > t.rec.filled_size:
+            log.info("order %s: venue matched %s, fills so far %s", t.coid, size_matched, t.rec.filled_size)
+        if new is t.status and not changes:
+            return False
+        await self._set_status(t, new, **changes)
+        await self._kick_group(t)
+        return True
+
+    # ---------------------------------------------------------------------------------------
     # cancels
 
     async def _cancel_token(self) -> None:
@@ -914,16 +957,10 @@ class Engine:
             return CancelResult(not_canceled={t.coid: f"already {t.status}"})
         if not t.rec.venue_order_id:
             return CancelResult(not_canceled={t.coid: f"not at the venue yet ({t.status})"})
-        await self._cancel_token()
         venue_id = t.rec.venue_order_id
-        started = time.perf_counter()
-        try:
-            res = await self.relayer.cancel(venue_id)
-        except Exception as exc:
-            res = CancelResult(
-                outcome=Outcome.UNKNOWN, error_class=ErrorClass.NETWORK, error=f"{type(exc).__name__}: {exc}"
-            )
-        await self._audit_cancel("cancel", t.coid, {"venue_order_id": venue_id}, res, started)
+        res = await self._cancel_call(
+            lambda: self.relayer.cancel(venue_id), "cancel", t.coid, {"venue_order_id": venue_id}
+        )
         if venue_id in res.canceled:
             await self._set_status(t, OrderStatus.CANCELED)
             await self._kick_group(t)
@@ -942,15 +979,7 @@ class Engine:
 
     async def cancel_all(self) -> CancelResult:
         """Cancel every open order at the venue (one request). The result names client order ids where known."""
-        await self._cancel_token()
-        started = time.perf_counter()
-        try:
-            res = await self.relayer.cancel_all()
-        except Exception as exc:
-            res = CancelResult(
-                outcome=Outcome.UNKNOWN, error_class=ErrorClass.NETWORK, error=f"{type(exc).__name__}: {exc}"
-            )
-        await self._audit_cancel("cancel_all", None, {"open_orders": len(self._open)}, res, started)
+        res = await self._cancel_call(self.relayer.cancel_all, "cancel_all", None, {"open_orders": len(self._open)})
         canceled: list[str] = []
         touched: list[_Tracked] = []
         for venue_id in res.canceled:
@@ -971,8 +1000,29 @@ class Engine:
             error=res.error,
         )
 
+    async def _cancel_call(
+        self, call: Callable[[], Awaitable[CancelResult]], action: str, coid: str | None, request: dict[str, Any]
+    ) -> CancelResult:
+        """One cancel request, retried up to ``relayer_max_retries`` times when it failed or its fate is
+        unknown: unlike a post, a cancel is idempotent, so sending it again is always safe."""
+        attempt = 0
+        while True:
+            attempt += 1
+            await self._cancel_token()
+            started = time.perf_counter()
+            try:
+                res = await call()
+            except Exception as exc:
+                res = CancelResult(
+                    outcome=Outcome.UNKNOWN, error_class=ErrorClass.NETWORK, error=f"{type(exc).__name__}: {exc}"
+                )
+            await self._audit_cancel(action, coid, request, res, started, attempt)
+            if res.outcome not in (Outcome.RETRYABLE, Outcome.UNKNOWN) or attempt > self.relayer_max_retries:
+                return res
+            await self._sleep(self.relayer_retry_sleep_s)
+
     async def _audit_cancel(
-        self, action: str, coid: str | None, request: dict[str, Any], res: CancelResult, started: float
+        self, action: str, coid: str | None, request: dict[str, Any], res: CancelResult, started: float, attempt: int
     ) -> None:
         detail = res.error or (f"not canceled: {res.not_canceled}" if res.not_canceled else None)
         await self.store.add_audit(
@@ -980,6 +1030,7 @@ class Engine:
                 action=action,
                 outcome=str(res.outcome),
                 client_order_id=coid,
+                attempt=attempt,
                 request={**request, "canceled": len(res.canceled)},
                 error_class=str(res.error_class),
                 error=detail,
@@ -1197,5 +1248,4 @@ class Engine:
         seq = f"{leg.coid}:{group.policy_runs}"
         coid = client_order_id(intent, seq)
         group.adjust.setdefault(leg.coid, []).append(coid)
-        self._policy_parent[coid] = (group.group_id, leg.coid)
         return await self.submit(intent, market, seq=seq)

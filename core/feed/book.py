@@ -35,6 +35,9 @@ class Book:
         "_ask_sz",
         "_bid_px",
         "_bid_sz",
+        "_moved",
+        "_ok_ask",
+        "_ok_bid",
         "_pend",
         "_pend_ts",
         "_prices",
@@ -68,6 +71,10 @@ class Book:
         # same-timestamp burst bookkeeping (owned by core.feed.integrity)
         self._pend_ts: int | None = None
         self._pend: object | None = None
+        # the carried best prices the top last agreed with, and whether the top moved since
+        self._moved = True
+        self._ok_bid: str | None = None
+        self._ok_ask: str | None = None
         self._tick = Decimal(0)
         self._tick_u = 0
         self._table: dict[str, int] = {}
@@ -242,6 +249,7 @@ class Book:
             prices, sizes = self._bid_px, self._bid_sz
         else:
             prices, sizes = self._ask_px, self._ask_sz
+        self._moved = True
         if size:
             if price not in sizes:
                 insort(prices, price)
@@ -260,6 +268,7 @@ class Book:
         self.last_update_ns = ts_ns
         self._pend_ts = None
         self._pend = None
+        self._moved = True
 
     def clear(self) -> None:
         """Drop every level and the snapshot; the book waits for a new one."""
@@ -268,6 +277,7 @@ class Book:
         self.seeded = False
         self._pend_ts = None
         self._pend = None
+        self._moved = True
 
     def set_status(self, status: BookStatus) -> None:
         self._status = status

@@ -22,6 +22,7 @@ OFF_TICK: Final = "off_tick"
 UNKNOWN_ASSET: Final = "unknown_asset"
 OVERSIZED_FRAME: Final = "oversized_frame"
 NO_SNAPSHOT: Final = "no_snapshot"  # a delta for a book without a snapshot in this epoch (not applied)
+INTERNAL_ERROR: Final = "internal_error"  # a bug while applying a frame (logged with its traceback at debug)
 ERROR_REASONS: Final = (
     MALFORMED_JSON,
     WRONG_TYPE,
@@ -32,6 +33,7 @@ ERROR_REASONS: Final = (
     UNKNOWN_ASSET,
     OVERSIZED_FRAME,
     NO_SNAPSHOT,
+    INTERNAL_ERROR,
 )
 
 # integrity faults (processor.faults); each one makes a book inconsistent

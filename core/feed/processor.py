@@ -23,6 +23,7 @@ import msgspec
 
 from core.feed.book import Book
 from core.feed.counters import (
+    INTERNAL_ERROR,
     MALFORMED_JSON,
     OFF_TICK,
     OVERSIZED_FRAME,
@@ -66,6 +67,7 @@ from core.feed.wire import (
     convert_event,
     decimal_to_units,
     parse_best_units,
+    parse_new_size,
     parse_price_units,
     parse_size_units,
     parse_tick_units,
@@ -133,7 +135,7 @@ class FeedProcessor:
         self.frames = 0
         self.pongs = 0
         self._quiet_ns = self._set.quiet_ns
-        self._last_flush_ns = 0
+        self._next_flush_ns = 0  # process() checks quiet bursts at most once per burst_quiet_ms
         if known_assets is not None:
             self.known_assets = set()
             self.track(known_assets)
@@ -181,15 +183,19 @@ class FeedProcessor:
             else:
                 self.counters.record(MALFORMED_JSON, f"{exc}: {_preview(frame)}")
         else:
-            if type(msg) is PriceChangeMsg and msg.price_changes is not None:
-                self._price_changes(msg, msg.price_changes, recv_ns, out)
-            elif type(msg) is list:
-                for item in msg:
-                    self._dispatch(item, recv_ns, out)
-            else:
-                self._dispatch(msg, recv_ns, out)
-        if recv_ns - self._last_flush_ns >= self._quiet_ns:
-            self._last_flush_ns = recv_ns
+            try:
+                if type(msg) is PriceChangeMsg and msg.price_changes is not None:
+                    self._price_changes(msg, msg.price_changes, recv_ns, out)
+                elif type(msg) is list:
+                    for item in msg:
+                        self._dispatch(item, recv_ns, out)
+                else:
+                    self._dispatch(msg, recv_ns, out)
+            except Exception as exc:  # a bug must not take the feed down: count it, log it, go on
+                self.counters.record(INTERNAL_ERROR, f"{type(exc).__name__}: {exc}: {_preview(frame)}")
+                log.debug("internal error on frame", exc_info=True)
+        if recv_ns >= self._next_flush_ns:
+            self._next_flush_ns = recv_ns + self._quiet_ns
             if self._set.pending:
                 out.extend(self._set.flush_bursts(recv_ns))
         return out
@@ -266,8 +272,10 @@ class FeedProcessor:
                     continue
             u = size_get(e.size)
             if u is None:
-                u = self._size(e.size, book)
-                if u is None:
+                try:
+                    u = parse_new_size(e.size)
+                except BadNumber as exc:
+                    self.counters.record(exc.kind, f"{_short(book.asset_id)}: {exc}")
                     rejected = (rejected or set()) | {id(e)}
                     continue
             pend_ts = book._pend_ts
@@ -275,37 +283,59 @@ class FeedProcessor:
                 if pend_ts is None:
                     bookset.pending[e.asset_id] = book
                 else:
-                    # the previous burst of this asset is complete: fast path of complete_burst
-                    # (an empty side reads 0 / 1, as the venue spells it)
+                    # The previous burst of this asset is complete: check it (fast path of
+                    # BookSet.complete_burst). Cheapest first: the top has not moved since it
+                    # last agreed with the very same carried prices -> it still agrees.
                     prev = book._pend
-                    bid = book._bid_px[-1] if book._bid_px else 0
-                    ask = book._ask_px[0] if book._ask_px else UNIT
-                    try:
-                        agrees = (
-                            bid < ask
-                            and _CARRIED_BID[prev.best_bid] == bid  # type: ignore[union-attr]
-                            and _CARRIED_ASK[prev.best_ask] == ask  # type: ignore[union-attr]
-                        )
-                    except KeyError:  # an unusual spelling, or a format without carried prices
-                        agrees = False
-                    if not agrees:
-                        bookset.complete_burst(book, recv_ns, out)
-                        bookset.pending[e.asset_id] = book
+                    if book._moved or prev.best_bid != book._ok_bid or prev.best_ask != book._ok_ask:  # type: ignore[union-attr]
+                        # an empty side reads 0 / 1 (as the venue spells it)
+                        bid = book._bid_px[-1] if book._bid_px else 0
+                        ask = book._ask_px[0] if book._ask_px else UNIT
+                        try:
+                            agrees = (
+                                bid < ask
+                                and _CARRIED_BID[prev.best_bid] == bid  # type: ignore[union-attr]
+                                and _CARRIED_ASK[prev.best_ask] == ask  # type: ignore[union-attr]
+                            )
+                        except KeyError:  # an unusual spelling, or a format without carried prices
+                            agrees = False
+                        if agrees:
+                            book._ok_bid = prev.best_bid  # type: ignore[union-attr]
+                            book._ok_ask = prev.best_ask  # type: ignore[union-attr]
+                            book._moved = False
+                        else:
+                            bookset.complete_burst(book, recv_ns, out)
+                            bookset.pending[e.asset_id] = book
                 book._pend_ts = ts
             book._pend = e
             book.last_update_ns = recv_ns
+            # apply, noting when the top price moves (only a new or removed level can move it)
             if e.side is _BUY:
                 prices = book._bid_px
                 sizes = book._bid_sz
+                if u:
+                    if p not in sizes:
+                        if not prices or p > prices[-1]:
+                            book._moved = True
+                        insort(prices, p)
+                    sizes[p] = u
+                elif sizes.pop(p, None) is not None:
+                    if p == prices[-1]:
+                        book._moved = True
+                    del prices[bisect_left(prices, p)]
             else:
                 prices = book._ask_px
                 sizes = book._ask_sz
-            if u:
-                if p not in sizes:
-                    insort(prices, p)
-                sizes[p] = u
-            elif sizes.pop(p, None) is not None:
-                del prices[bisect_left(prices, p)]
+                if u:
+                    if p not in sizes:
+                        if not prices or p < prices[0]:
+                            book._moved = True
+                        insort(prices, p)
+                    sizes[p] = u
+                elif sizes.pop(p, None) is not None:
+                    if p == prices[0]:
+                        book._moved = True
+                    del prices[bisect_left(prices, p)]
         if rejected is None:
             out.append(PriceChange(msg.market, ts, recv_ns, entries))
         elif len(rejected) < len(entries):
@@ -571,7 +601,7 @@ class FeedProcessor:
 
     def flush_bursts(self, now_ns: int) -> list[FeedEvent]:
         """Check bursts quiet for ``burst_quiet_ms`` (call from a timer; ``process`` also does it)."""
-        self._last_flush_ns = now_ns
+        self._next_flush_ns = now_ns + self._quiet_ns
         return self._set.flush_bursts(now_ns)
 
     def finish(self, now_ns: int) -> list[FeedEvent]:

@@ -293,21 +293,25 @@ def parse_size_units(text: str) -> int:
     units = SIZE_CACHE.get(text)
     if units is not None:
         return units
-    units = _parse_size(text)
+    return parse_new_size(text)
+
+
+def parse_new_size(text: str) -> int:
+    """:func:`parse_size_units` for a size known to be missing from the cache (one call, no
+    second lookup: the feed's hot path calls this on a cache miss)."""
+    whole, _, frac = text.partition(".")
+    if whole.isdigit() and len(frac) <= 6 and (frac.isdigit() or not frac) and text.isascii():
+        units = int(whole + frac) * _SCALE[len(frac)]
+    else:
+        units = _parse_size_slow(text)
     if len(SIZE_CACHE) >= SIZE_CACHE_MAX:
         SIZE_CACHE.clear()
     SIZE_CACHE[text] = units
     return units
 
 
-def _parse_size(text: str) -> int:
-    if text.isascii():
-        if text.isdigit():
-            return int(text) * UNIT
-        whole, dot, frac = text.partition(".")
-        if dot and whole.isdigit() and (frac.isdigit() or frac == "") and len(frac) <= 6:
-            return int(whole + frac) * _SCALE[len(frac)]
-    # rare: negative, exponent, over-precise or garbage; decide with Decimal
+def _parse_size_slow(text: str) -> int:
+    # rare: negative, exponent, ".5" or garbage; decide with Decimal
     value = _decimal(text)
     if value < 0:
         raise BadNumber("negative_size", f"negative size {text!r}")

@@ -10,7 +10,7 @@ import pytest
 
 from core.events import Alert, AlertKind, StateChanged
 from core.execution.store import OrderRecord, record_alerts
-from core.execution.types import Fill, OrderRequest, OrderStatus
+from core.execution.types import Fill, OrderRequest, OrderStatus, Outcome
 from core.risk import ReasonCode, RiskLimits
 from core.store import models as m
 from core.types import OrderType, Side
@@ -62,6 +62,22 @@ async def test_kill_switch_disarms_and_cancels_every_open_order(world: World) ->
     assert actions[-3:] == ["disarm", "cancel_all", "kill"]
     assert any(a.kind == AlertKind.KILL_SWITCH for a in world.recorder.of(Alert))
     assert (await engine.submit(intent(price="0.53"), BIN)).reason_code is ReasonCode.NOT_ARMED
+
+
+async def test_kill_switch_retries_a_failing_cancel_all_within_the_bounds(world: World) -> None:
+    engine = await world.engine(relayer_max_retries=2, relayer_retry_sleep_ms=250)
+    res = await engine.submit(intent(), BIN)
+    world.inject.next_cancel(Outcome.RETRYABLE).next_cancel(Outcome.UNKNOWN)
+    killed = await engine.risk.kill("alice")
+    assert killed.canceled == 1 and engine.order(res.client_order_id).status is OrderStatus.CANCELED  # type: ignore[union-attr]
+    attempts = [(a.attempt, a.outcome) for a in await world.store.list_audit(action="cancel_all")]
+    assert attempts == [(1, "retryable"), (2, "unknown"), (3, "accepted")]
+    assert world.sleeps.calls == [0.25, 0.25]
+    # out of retries: the kill still disarms and reports the failure
+    world.inject.next_cancel(Outcome.RETRYABLE, times=3)
+    await engine.risk.arm("alice")
+    again = await engine.risk.kill("alice")
+    assert not engine.risk.armed and again.error == "injected server error"
 
 
 async def test_daily_loss_auto_disarms_and_publishes_an_alert(world: World) -> None:

@@ -13,8 +13,8 @@ from core.events import Alert, AlertCleared, FillEvent
 from core.execution.relayers.paper import PaperRelayer
 from core.execution.types import OrderRequest, OrderStatus, Outcome, PlaceResult
 from core.store import models as m
-from core.types import OrderType
-from tests.integration.test_engine_harness import BIN, YES, World, intent
+from core.types import OrderType, Side
+from tests.integration.test_engine_harness import BIN, NO, YES, World, intent
 
 
 @pytest.fixture
@@ -89,7 +89,7 @@ async def test_unknown_and_not_found_stays_unknown_then_fails_after_grace(world:
 
 async def test_resting_order_filled_by_book_updates_updates_order_and_position(world: World) -> None:
     book = world.books.set(YES, asks=[("0.60", "100")], bids=[("0.40", "100")])
-    engine = await world.engine()
+    engine = await world.engine(mark_provider=lambda token: D("0.55") if token == YES else None)
     res = await engine.submit(intent(price="0.50", size="20"), BIN)
     assert res.status is OrderStatus.LIVE
     book.ask_levels = [(D("0.48"), D("8"))]
@@ -101,6 +101,7 @@ async def test_resting_order_filled_by_book_updates_updates_order_and_position(w
     assert rec is not None and rec.status is OrderStatus.FILLED and rec.filled_size == D("20")
     pos = engine.positions.get(YES)
     assert pos is not None and (pos.shares, pos.cost) == (D("20"), D("10.00"))
+    assert engine.unrealised_pnl() == D("1.00")  # 20 x 0.55 - 10
     [row] = await world.rows(m.Position)
     assert (row.size, row.avg_cost) == (D("20"), D("0.5"))
     assert len(await world.rows(m.Fill)) == 2
@@ -148,3 +149,40 @@ async def test_the_order_hash_is_stored_and_handed_back_to_the_relayer_after_a_r
     assert row.order_hash == f"0xhash-{res.client_order_id}"
     await world.engine(arm=False)  # restart: open orders are loaded and the relayer is told their hashes
     assert world.relayer.remembered == {res.client_order_id: f"0xhash-{res.client_order_id}"}
+
+
+async def test_venue_pushed_status_updates_apply_without_reopening_final_orders(world: World) -> None:
+    world.books.set(YES, asks=[("0.60", "100")])
+    engine = await world.engine()
+    res = await engine.submit(intent(), BIN)
+    assert res.venue_order_id
+    # the user channel says the venue canceled it (e.g. a missed heartbeat)
+    assert await engine.on_order_status(res.venue_order_id, None, OrderStatus.CANCELED) is True
+    assert engine.order(res.client_order_id).status is OrderStatus.CANCELED  # type: ignore[union-attr]
+    assert await engine.on_order_status(res.venue_order_id, None, OrderStatus.LIVE) is False
+    [row] = await world.rows(m.Order)
+    assert row.status == "canceled"
+    assert await engine.on_order_status("unknown-venue-id", None, OrderStatus.LIVE) is False
+
+
+def test_client_order_id_is_deterministic_and_canonical() -> None:
+    from core.execution.ids import PREFIX, client_order_id, intent_seq
+
+    base = intent(price="0.5", size="10")
+    assert client_order_id(base) == client_order_id(intent(price="0.50", size="10.00"))
+    assert client_order_id(base).startswith(PREFIX) and len(client_order_id(base)) == len(PREFIX) + 32
+    others = {
+        client_order_id(base, seq=1),
+        client_order_id(intent(price="0.51")),
+        client_order_id(intent(size="11")),
+        client_order_id(intent(side=Side.SELL)),
+        client_order_id(intent(NO)),
+        client_order_id(intent(order_type=OrderType.FOK)),
+        client_order_id(intent(group_id="g")),
+        client_order_id(replace(base, post_only=True)),
+    }
+    assert client_order_id(base) not in others and len(others) == 8
+    # the seq may come from the intent's meta (a strategy's own counter)
+    with_meta = intent(seq=3)
+    assert client_order_id(with_meta, intent_seq(with_meta, None)) == client_order_id(base, seq="3")
+    assert intent_seq(with_meta, 7) == 7 and intent_seq(base, None) == 0

@@ -150,10 +150,10 @@ async def test_every_refusal_reason_reaches_the_caller_and_the_audit_table(world
     world.clock.advance(1)
     # a realised loss beyond a (reloaded, lower) daily limit: buy 10 at 0.90, sell them at 0.10
     assert (await engine.submit(intent(NO, price="0.90", size="10", order_type=OrderType.FOK), BIN)).ok
-    engine.risk.limits = replace(limits, daily_loss_limit=D("100"))
+    engine.risk.set_limits(replace(limits, daily_loss_limit=D("100")))
     assert (await engine.submit(intent(NO, Side.SELL, "0.10", "10", OrderType.FOK), BIN)).ok
     assert engine.positions.daily_realised() == D("-8.00") and engine.risk.armed
-    engine.risk.limits = replace(limits, daily_loss_limit=D("5"))
+    engine.risk.set_limits(replace(limits, daily_loss_limit=D("5")))
     await expect(ReasonCode.DAILY_LOSS_LIMIT, engine.submit(intent(NO, price="0.20", size="5"), BIN))
     assert not engine.risk.armed
 

@@ -392,3 +392,23 @@ def test_same_result_on_the_real_order_book() -> None:
     opp = evaluate_binary(m, real, BINARY_CFG)
     assert opp is not None and opp.sets == D("150")
     assert opp.leg_costs == (D("69.00"), D("75.00"))
+
+
+def test_fast_leg_intents_are_ordinary_frozen_intents() -> None:
+    import dataclasses
+
+    from core.strategies import dutch
+    from core.types import Intent
+
+    assert dutch._FAST_INTENT, "core.types.Intent changed: the Dutch legs fell back to the slow constructor"
+    fast = dutch._buy_intent("0xm", "tok", D("0.31"), D("12.5"), OrderType.FAK, "dutch-x", "dutch neg_risk leg 1/4")
+    slow = Intent(
+        "0xm", "tok", Side.BUY, D("0.31"), D("12.5"), OrderType.FAK, False, "dutch-x", "dutch neg_risk leg 1/4"
+    )
+    assert fast == slow and hash(fast) == hash(slow) and repr(fast) == repr(slow)
+    assert dataclasses.asdict(fast) == dataclasses.asdict(slow)
+    assert fast.notional == D("3.875")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fast.price = D("0.5")  # type: ignore[misc]
+    fast.meta["note"] = "x"  # each leg has its own meta dict
+    assert dutch._buy_intent("0xm", "tok", D("0.31"), D(1), OrderType.FOK, "g", "r").meta == {}

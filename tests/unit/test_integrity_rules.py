@@ -214,3 +214,17 @@ def test_a_failing_hook_does_not_stop_the_feed() -> None:
     assert processor.books[A].status is BookStatus.INCONSISTENT
     processor.process(book_frame(A, [("0.4", "1")], [("0.6", "1")]), 2)
     assert processor.books[A].status is BookStatus.OK
+
+
+def test_a_snapshot_on_a_new_grid_starts_a_new_epoch() -> None:
+    processor, _ = _seeded()
+    book = processor.books[A]
+    processor.process(book_frame(A, [("0.475", "1")], [("0.52", "1")], tick_size="0.001"), 2 * S)
+    assert book.epoch == 1 and book.tick_size == D("0.001") and book.status is BookStatus.OK
+
+
+def test_trade_prints_create_no_books() -> None:
+    processor = FeedProcessor()
+    frame = json.dumps({"event_type": "last_trade_price", "asset_id": "7", "price": "0.5", "size": "3", "side": "BUY"})
+    (trade,) = processor.process(frame, 1)
+    assert trade.price == D("0.5") and processor.books == {}

@@ -192,3 +192,15 @@ def test_log_lines_are_rate_bounded() -> None:
     counters.record("off_tick", "y")  # each reason has its own budget
     assert len(records) == 5
     assert counters["never_seen"] == 0 and "never_seen" not in counters
+
+
+def test_an_internal_error_is_counted_not_raised(monkeypatch: pytest.MonkeyPatch) -> None:
+    processor = _seeded()
+
+    def broken(*args: object) -> None:
+        raise ZeroDivisionError("bug")
+
+    monkeypatch.setattr(processor, "_book", broken)
+    assert processor.process(book_frame(A, [("0.4", "1")], [("0.6", "1")]), 2) == []
+    _only(processor, "internal_error")
+    assert processor.process(_good_change(), 3)  # and the feed goes on

@@ -9,17 +9,14 @@ import json
 import os
 import signal
 import sys
-import uuid
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from core.cli.main import add_command
 from core.errors import PolybotError, UsageError
-from core.execution.relayers.clob_signing import MarketParams
 
 PRIVATE_KEY_ENV = "POLYBOT_PRIVATE_KEY"
 DEFAULT_CLOB_URL = "https://clob.polymarket.com"
-SIGNATURE_TYPE_NAMES = {0: "EOA", 1: "POLY_PROXY", 2: "POLY_GNOSIS_SAFE", 3: "POLY_1271 (deposit wallet)"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -133,143 +130,30 @@ def resolve_private_key(value: str | None) -> str:
 
 
 def _decimal(value: str, what: str) -> Decimal:
-    try:
-        result = Decimal(value)
-    except InvalidOperation:
-        raise UsageError(f"{what} must be a decimal number, got {value!r}") from None
-    if not result.is_finite():
-        raise UsageError(f"{what} must be finite, got {value!r}")
-    return result
+    from core.execution.dry_run import parse_decimal
+
+    return parse_decimal(value, what)
 
 
-def _params_from_info(info: Any, outcome: str) -> tuple[str, str, MarketParams]:
-    """(condition id, token id, params) of a stored market's outcome (name or token id)."""
-    try:
-        token = info.token(outcome)
-    except KeyError as exc:
-        names = ", ".join(t.outcome for t in info.tokens) or "none"
-        raise UsageError(f"{exc.args[0]} (outcomes: {names})") from None
-    return (
-        info.condition_id,
-        token.token_id,
-        MarketParams(
-            token_id=token.token_id,
-            tick_size=info.tick_size,
-            neg_risk=info.neg_risk,
-            condition_id=info.condition_id,
-            outcome=token.outcome,
-            min_order_size=info.min_order_size,
-            fee_rate=info.fee_rate,
-        ),
-    )
-
-
-async def _resolve_from_db(args: argparse.Namespace, engine: Any) -> tuple[str, str, MarketParams] | None:
-    """The market from the markets table, or None when it is not stored there."""
-    from core.markets import MarketLookupError, market_for_token, resolve_market
-
-    market: str = args.market.strip()
-    if market.isdigit():
-        info = await market_for_token(engine, market)
-        return None if info is None else _params_from_info(info, market)
-    try:
-        info = await resolve_market(engine, market)
-    except MarketLookupError:
-        if market.startswith("0x"):
-            return None  # not stored: ask the venue
-        raise
-    return _params_from_info(info, args.outcome.strip())
-
-
-async def _resolve_from_venue(args: argparse.Namespace, relayer: Any) -> tuple[str, str, MarketParams | None]:
-    """(condition id or "", token id, params from the venue or None when flags say it all)."""
-    from core.execution.relayers.clob import market_params_from_market
-    from core.execution.relayers.clob_http import VenueError
-    from core.execution.relayers.clob_signing import MarketParams
-
-    market: str = args.market.strip()
-    if market.isdigit():
-        token = market
-        if args.tick_size is not None and args.neg_risk is not None:
-            return "", token, None
-        try:
-            tick = await relayer.get_public("/tick-size", {"token_id": token})
-            neg = await relayer.get_public("/neg-risk", {"token_id": token})
-        except VenueError as err:
-            raise PolybotError(
-                f"cannot read tick size / neg-risk of token {token} from {args.base_url}: {err}"
-            ) from None
-        return (
-            "",
-            token,
-            MarketParams(
-                token_id=token,
-                tick_size=_decimal(str(tick["minimum_tick_size"]), "tick size"),
-                neg_risk=bool(neg["neg_risk"]),
-            ),
-        )
-    if not market.startswith("0x"):
-        raise UsageError(
-            f"MARKET must be a token id (digits) or a condition id (0x...), got {market!r} (slugs need --db-url)"
-        )
-    try:
-        payload = await relayer.get_public(f"/markets/{market}")
-        params = market_params_from_market(payload)
-    except (VenueError, ValueError, TypeError, AttributeError) as err:
-        raise PolybotError(f"cannot read market {market} from {args.base_url}: {err}") from None
-    want = args.outcome.strip().lower()
-    for p in params:
-        if p.outcome.lower() == want or p.token_id == args.outcome.strip():
-            return market, p.token_id, p
-    names = ", ".join(p.outcome for p in params) or "none"
-    raise UsageError(f"market {market} has no outcome {args.outcome!r} (outcomes: {names})")
-
-
-async def _open_db(db_url: str) -> Any:
-    """An engine on a migrated database (refuses an unmigrated one: no silent schema changes)."""
-    from core.store.db import connect_error, create_engine
-    from core.store.migrate import current_revision, head_revision
-
-    engine = create_engine(db_url)
-    try:
-        revision = await current_revision(engine)
-    except Exception as exc:
-        await engine.dispose()
-        raise connect_error(db_url, exc) from None
-    if revision != head_revision():
-        await engine.dispose()
-        raise PolybotError(
-            f"the database is not migrated (revision {revision or 'none'}); run: polybot migrate --db-url URL --apply"
-        )
-    return engine
-
-
-async def _store_dry_run(engine: Any, order: Any, result: Any) -> None:
-    """Store the signed dry-run order in the orders table (status dry_run, mode dry-run)."""
-    import time
-
-    from core.execution.store import OrderRecord, SqlExecutionStore
-    from core.store.db import session_factory
-    from core.types import Mode
-
-    rec = OrderRecord.from_request(
-        order, mode=Mode.DRY_RUN.value, group_id=None, reason="relayer-dry-run", ts=time.time()
-    )
-    rec.status = result.status
-    rec.order_hash = result.order_hash
-    rec.signed_order = result.signed_order
-    if not await SqlExecutionStore(session_factory(engine)).save_order(rec):
-        raise PolybotError(f"an order with client order id {order.client_order_id} is already stored")
-
-
-async def _dry_run(args: argparse.Namespace) -> tuple[Any, Any, Any]:
+async def _dry_run(args: argparse.Namespace) -> tuple[Any, Any]:
+    from core.execution.dry_run import DryRunSpec, build_dry_run_order, open_migrated_db
     from core.execution.relayers.clob import ClobRelayer
-    from core.execution.types import OrderRequest, Outcome
     from core.types import OrderType, Side
 
     key = resolve_private_key(args.private_key)
-    price = _decimal(args.price, "PRICE")
-    size = _decimal(args.size, "SIZE")
+    spec = DryRunSpec(
+        market=args.market,
+        outcome=args.outcome,
+        side=Side(args.side),
+        price=_decimal(args.price, "PRICE"),
+        size=_decimal(args.size, "SIZE"),
+        order_type=OrderType(args.order_type),
+        post_only=args.post_only,
+        expiration=args.expiration,
+        tick_size=_decimal(args.tick_size, "--tick-size") if args.tick_size is not None else None,
+        neg_risk=args.neg_risk,
+        client_order_id=args.client_order_id,
+    )
     creds = (args.api_key, "", "") if args.api_key else None
     relayer = ClobRelayer(
         args.base_url,
@@ -281,45 +165,9 @@ async def _dry_run(args: argparse.Namespace) -> tuple[Any, Any, Any]:
         dry_run=True,
         timeout_s=args.timeout,
     )
-    engine = await _open_db(args.db_url) if args.db_url else None
+    engine = await open_migrated_db(args.db_url) if args.db_url else None
     try:
-        resolved = await _resolve_from_db(args, engine) if engine is not None else None
-        condition_id, token, params = resolved or await _resolve_from_venue(args, relayer)
-        tick = _decimal(args.tick_size, "--tick-size") if args.tick_size is not None else None
-        neg_risk = args.neg_risk
-        if params is not None:
-            if tick is not None and tick < params.tick_size:
-                raise UsageError(f"--tick-size {tick} is finer than the market's minimum {params.tick_size}")
-            if neg_risk is not None and neg_risk != params.neg_risk:
-                raise UsageError(f"--neg-risk={neg_risk} contradicts the market (neg_risk={params.neg_risk})")
-            relayer.prewarm_token(
-                token,
-                tick or params.tick_size,
-                params.neg_risk,
-                condition_id=params.condition_id,
-                min_order_size=params.min_order_size,
-                fee_rate=params.fee_rate,
-            )
-        order = OrderRequest(
-            client_order_id=args.client_order_id or f"dry-{uuid.uuid4().hex[:16]}",
-            market=condition_id,
-            token_id=token,
-            side=Side(args.side),
-            price=price,
-            size=size,
-            order_type=OrderType(args.order_type),
-            post_only=args.post_only,
-            tick_size=tick or (params.tick_size if params else Decimal("0.01")),
-            neg_risk=bool(neg_risk) if params is None else params.neg_risk,
-            fee_rate=params.fee_rate if params else Decimal(0),
-            expiration=args.expiration,
-        )
-        result = await relayer.place(order)
-        if result.outcome is not Outcome.ACCEPTED or result.signed_order is None:
-            raise PolybotError(f"order refused: {result.error}")
-        if engine is not None:
-            await _store_dry_run(engine, order, result)
-        return relayer, order, result
+        return relayer, await build_dry_run_order(relayer, spec, engine=engine)
     finally:
         await relayer.close()
         if engine is not None:
@@ -328,38 +176,12 @@ async def _dry_run(args: argparse.Namespace) -> tuple[Any, Any, Any]:
 
 def cmd_relayer_dry_run(args: argparse.Namespace) -> int:
     from core.execution.relayers.clob_signing import serialize_body
-    from core.money import from_units
 
-    relayer, order, result = asyncio.run(_dry_run(args))
+    _relayer, dry = asyncio.run(_dry_run(args))
     if args.json:
-        print(serialize_body(result.signed_order))
+        print(serialize_body(dry.body))
         return 0
-    body = result.signed_order
-    signed = body["order"]
-    maker_amount, taker_amount = int(signed["makerAmount"]), int(signed["takerAmount"])
-    pay, get = ("pUSD", "shares") if signed["side"] == "BUY" else ("shares", "pUSD")
-    signed_order = relayer.signed_order(order.client_order_id)
-    exchange = signed_order.exchange if signed_order else ""
-    exchange_name = "NegRisk CTF Exchange V2" if exchange == relayer.signer.neg_risk_exchange else "CTF Exchange V2"
-    rows = [
-        ("mode", "DRY RUN: signed, NOT posted" + (" (stored)" if args.db_url else "")),
-        ("client order id", order.client_order_id),
-        ("exchange", f"{exchange} ({exchange_name})"),
-        ("order hash", result.order_hash or ""),
-        ("maker", signed["maker"]),
-        ("signer", signed["signer"]),
-        ("token id", signed["tokenId"]),
-        ("side", signed["side"]),
-        ("price", str(order.price)),
-        ("size", str(order.size)),
-        ("maker amount", f"{maker_amount} ({from_units(maker_amount).normalize():f} {pay})"),
-        ("taker amount", f"{taker_amount} ({from_units(taker_amount).normalize():f} {get})"),
-        ("order type", f"{body['orderType']}{' post-only' if body['postOnly'] else ''}"),
-        ("signature type", f"{signed['signatureType']} ({SIGNATURE_TYPE_NAMES[int(signed['signatureType'])]})"),
-        ("salt", str(signed["salt"])),
-        ("timestamp", str(signed["timestamp"])),
-        ("signature", signed["signature"]),
-    ]
+    rows = dry.rows()
     width = max(len(k) for k, _ in rows)
     for k, v in rows:
         print(f"{k:<{width}}  {v}")

@@ -1,0 +1,71 @@
+"""``polybot run-service``: the whole service on one loop until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+from core.cli.main import add_command
+from core.errors import UsageError
+
+log = logging.getLogger(__name__)
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = add_command(
+        sub,
+        "run-service",
+        help="run the service: feed, strategies, engine, Telegram bot, jobs, metrics (one asyncio loop)",
+        example="polybot run-service --config config/service.toml",
+        description=(
+            "Run Polybot until SIGINT/SIGTERM. It always starts DISARMED: arm it with /arm in Telegram.\n"
+            "On shutdown it stops strategies, disarms, cancels open orders when [service] cancel_on_shutdown,\n"
+            "flushes the database writer, closes sockets and exits 0."
+        ),
+    )
+    p.add_argument("--config", required=True, help="service TOML (secrets.local.toml next to it is overlaid)")
+    p.add_argument("--migrate", action="store_true", help="apply pending database migrations at start")
+    p.add_argument("--duration", type=float, default=None, help="stop by itself after S seconds (tests, demos)")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from core.logsetup import setup_logging_from_settings
+    from core.settings import load_settings
+
+    if args.duration is not None and args.duration <= 0:
+        raise UsageError("--duration must be positive")
+    loaded = load_settings(args.config)
+    setup_logging_from_settings(loaded.settings.logging, verbosity=args.verbose)
+    return asyncio.run(run_service(loaded, migrate=args.migrate, duration=args.duration))
+
+
+async def run_service(loaded: object, *, migrate: bool = False, duration: float | None = None) -> int:
+    from core.service import Service, ServiceOptions
+
+    service = Service(loaded, ServiceOptions(migrate=migrate))  # type: ignore[arg-type]
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, service.request_stop)
+    try:
+        await service.start()
+        sys.stderr.write(
+            f"polybot: running in {service.mode.value} mode, DISARMED; Ctrl-C or SIGTERM stops it cleanly\n"
+        )
+        sys.stderr.flush()
+        if duration is not None:
+            try:
+                await asyncio.wait_for(service.wait(), timeout=duration)
+            except TimeoutError:
+                pass
+        else:
+            await service.wait()
+    finally:
+        await service.stop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    sys.stderr.write("polybot: stopped cleanly\n")
+    return 0

@@ -1,0 +1,788 @@
+"""The composition root: builds every component from Settings and runs them on ONE asyncio loop.
+
+Feed (websocket -> processor -> books -> batched writer), strategies (Dutch book, spread quoter),
+risk gate + engine + relayer (paper / CLOB dry-run / CLOB live), the control facade, the Telegram
+bot (manual PTB lifecycle), scheduled jobs (APScheduler 3.x) and the metrics endpoint.
+
+Start-up order matters for safety: the database is checked first, the engine reconciles its
+orders with the venue and the gate is forced disarmed *before* any feed or strategy runs.
+Shutdown reverses it: stop strategies, disarm, cancel open orders if configured, stop the feed,
+flush the writer, stop the bot, close sockets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from core.control import Control, Runtime
+from core.control_types import FeedConnection, PreflightReport
+from core.events import Alert, AlertCleared, EventBus, OrderEvent, Severity
+from core.feed.events import BookStatusChanged, FeedEvent, TradePrint
+from core.feed.pipeline import IngestPipeline
+from core.feed.processor import FeedProcessor
+from core.registry import MarketRegistry
+from core.settings import LoadedSettings, Settings
+from core.strategies.dutch import DutchConfig, DutchOpportunity
+from core.strategies.runner import DutchRunner, QuoterRunner, touched_assets
+from core.strategies.spread import QuoteAction, QuoteDecision, SpreadConfig, SpreadQuoter
+from core.supervise import Supervisor
+from core.types import BookStatus, BookView, MarketInfo
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ServiceOptions:
+    migrate: bool = False  # apply pending migrations at start (the demo does; production runs `polybot migrate`)
+    bot_request: Any = None  # a telegram BaseRequest double: offline bot, no polling
+    with_bot: bool | None = None  # None: when [telegram] enabled and a token is set
+    staleness_tick_s: float = 2.0
+    clock: Callable[[], float] = time.time
+
+
+@dataclass
+class ServiceCounters:
+    opportunities: int = 0
+    groups_submitted: int = 0
+    missed: dict[str, int] = field(default_factory=dict)
+    quotes: int = 0
+    pulls: int = 0
+
+    def miss(self, reason: str) -> None:
+        self.missed[reason] = self.missed.get(reason, 0) + 1
+
+
+class FeedAdapter:
+    """Connection view for the control facade (status/health) over MarketFeed stats."""
+
+    def __init__(self, feed: Any) -> None:
+        self.feed = feed
+
+    def connections(self) -> list[FeedConnection]:
+        if self.feed is None:
+            return []
+        now = time.time_ns()
+        out = []
+        for c in self.feed.stats().connections:
+            last = c.last_frame_ns or c.last_pong_ns
+            out.append(
+                FeedConnection(
+                    name=f"ws#{c.conn_id}",
+                    state=str(c.state.value if hasattr(c.state, "value") else c.state),
+                    assets=c.asset_count,
+                    seconds_since_frame=None if last is None else max(0.0, (now - last) / 1e9),
+                    reconnects=c.reconnects,
+                )
+            )
+        return out
+
+
+class Service:
+    def __init__(self, loaded: LoadedSettings, options: ServiceOptions | None = None) -> None:
+        self.loaded = loaded
+        self.settings: Settings = loaded.settings
+        self.opts = options or ServiceOptions()
+        self.bus = EventBus()
+        self.counters = ServiceCounters()
+        self.supervisor = Supervisor(self.bus)
+        self.started = False
+        self._stopping = False
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._inflight_groups: set[str] = set()
+        self._paper_pending: set[str] = set()
+        self.dutch_runners: list[DutchRunner] = []
+        self.quoters: list[QuoterRunner] = []
+        self.feed: Any = None
+        self.bot: Any = None
+        self.scheduler: Any = None
+        self.metrics_server: Any = None
+        self._stop_event = asyncio.Event()
+
+    # ------------------------------------------------------------------------------------
+    # start
+    # ------------------------------------------------------------------------------------
+    async def start(self) -> None:
+        from core.cli.common import ensure_schema
+        from core.execution.store import SqlExecutionStore, record_alerts
+        from core.markets import load_markets
+        from core.store.db import create_engine, session_factory
+        from core.store.writer import BatchedWriter
+
+        s = self.settings
+        self.mode = s.mode
+        self.db = create_engine(s.db.url)
+        await ensure_schema(self.db, s.db.url, migrate=self.opts.migrate)
+        self.sessions = session_factory(self.db)
+        self.store = SqlExecutionStore(self.sessions)
+        record_alerts(self.bus, self.store)
+        self.bus.subscribe(OrderEvent, self._on_order_event)
+
+        self.registry = MarketRegistry(await load_markets(self.sessions))
+        tracked = self._tracked_markets()
+        assets = list(dict.fromkeys([t.token_id for m in tracked for t in m.tokens] + list(s.feed.assets)))
+        self.processor = FeedProcessor(
+            known_assets=set(assets) if assets else None,
+            max_frame_bytes=s.feed.max_frame_bytes,
+            staleness_ms=s.service.staleness_ms,
+            tick_sizes={t.token_id: m.tick_size for m in tracked for t in m.tokens},
+        )
+        self.writer = BatchedWriter(self.db)
+        self.writer.start()
+        self.pipeline = IngestPipeline(self.processor, self.writer, sinks=[self._on_feed_events])
+
+        self.relayer = self._build_relayer()
+        self.risk, self.engine = self._build_risk_and_engine()
+        self.engine.register_markets(self.registry.all())
+        for event_id, members in self._events(self.registry.all()).items():
+            self.engine.set_event_markets(event_id, [m.condition_id for m in members])
+        await self.relayer.start()
+        report = await self.engine.start()  # forces disarmed, rebuilds positions, reconciles orders
+        log.info("engine reconciled %d order(s) at start: %s", report.checked, report.changed or "no change")
+
+        self._build_strategies(tracked)
+        self.control = Control(
+            Runtime(
+                mode=self.mode,
+                bus=self.bus,
+                registry=self.registry,
+                books=self.processor.books,
+                risk=self.risk,
+                engine=self.engine,
+                sessions=self.sessions,
+                feed=FeedAdapter(None),
+                preflight=self._preflight,
+                dutch=self._dutch_cfg(),
+                staleness_ms=s.service.staleness_ms,
+                frames=lambda: self.pipeline.stats.frames,
+                extra_health=self._extra_health,
+            )
+        )
+        self._bind_metrics()
+        if assets:
+            self._start_feed(assets)
+        else:
+            log.warning("no markets or assets configured: the feed is not started ([feed] markets / assets)")
+        await self._start_metrics()
+        self._start_scheduler()
+        await self._start_bot()
+        self.started = True
+        self.bus.publish(
+            Alert(
+                kind="service",
+                severity=Severity.INFO,
+                key="lifecycle",
+                message=f"Polybot started in {self.mode.value} mode, disarmed; {len(tracked)} market(s), {len(assets)} asset(s)",
+            )
+        )
+
+    def _tracked_markets(self) -> list[MarketInfo]:
+        """Markets named in [feed] markets and the strategies, plus whole neg-risk events for Dutch."""
+        s = self.settings
+        refs = list(s.feed.markets) + list(s.strategies.dutch.markets) + list(s.strategies.spread.markets)
+        out: dict[str, MarketInfo] = {}
+        for ref in refs:
+            market = self.registry.resolve(ref)
+            out[market.condition_id] = market
+            if market.neg_risk and market.neg_risk_market_id and ref in s.strategies.dutch.markets:
+                for member in self.registry.event_members(market.neg_risk_market_id):
+                    out[member.condition_id] = member
+        return list(out.values())
+
+    @staticmethod
+    def _events(markets: Sequence[MarketInfo]) -> dict[str, list[MarketInfo]]:
+        events: dict[str, list[MarketInfo]] = {}
+        for m in markets:
+            if m.neg_risk and m.neg_risk_market_id:
+                events.setdefault(m.neg_risk_market_id, []).append(m)
+        return events
+
+    def _build_relayer(self) -> Any:
+        r = self.settings.relayer
+        if r.type == "fake":
+            from core.execution.relayers.paper import PaperRelayer
+
+            return PaperRelayer(self._book)
+        from core.execution.relayers.clob import ClobRelayer
+
+        creds = None
+        if r.api_key and r.api_secret and r.api_passphrase:
+            creds = (r.api_key.get_secret_value(), r.api_secret.get_secret_value(), r.api_passphrase.get_secret_value())
+        assert r.private_key is not None  # settings refuse type=real without a key
+        relayer = ClobRelayer(
+            self.settings.clob.url,
+            r.chain_id,
+            r.private_key.get_secret_value(),
+            signature_type=r.signature_type,
+            funder=r.funder,
+            api_creds=creds,
+            dry_run=r.dry_run,
+            timeout_s=self.settings.clob.timeout_s,
+            user_ws_url=None if r.dry_run else self.settings.feed.user_ws_url,
+            user_markets=[m.condition_id for m in self.registry.all()],
+            heartbeat_interval_s=r.heartbeat_s,
+        )
+        for m in self.registry.all():
+            relayer.prewarm_market(m)
+        return relayer
+
+    def _build_risk_and_engine(self) -> tuple[Any, Any]:
+        from core.execution.engine import Engine
+        from core.risk import RiskGate, RiskLimits
+
+        s = self.settings
+        limits = RiskLimits(
+            max_order_notional=s.risk.max_order_notional,
+            max_market_notional=s.risk.max_market_notional,
+            max_event_notional=s.risk.max_event_notional,
+            max_total_exposure=s.risk.max_total_exposure,
+            daily_loss_limit=s.risk.max_daily_loss,
+            error_breaker_max_errors=s.risk.error_rate_max,
+            error_breaker_window_s=float(s.risk.error_rate_window_s),
+            orders_per_s=float(s.risk.orders_per_s),
+            order_burst=s.risk.orders_burst,
+            cancels_per_s=float(s.risk.cancels_per_s),
+            cancel_burst=s.risk.cancels_burst,
+        )
+        risk = RiskGate(limits, self.store, self.opts.clock, self.bus, mode=self.mode.value)
+        engine = Engine(
+            self.relayer,
+            risk,
+            self.store,
+            self.bus,
+            relayer_max_retries=s.service.relayer_max_retries,
+            relayer_retry_sleep_ms=s.service.relayer_retry_sleep_ms,
+            engine_max_retries=s.service.engine_max_retries,
+            engine_retry_sleep_ms=s.service.engine_retry_sleep_ms,
+            one_leg_policy=s.risk.one_leg_policy,
+            clock=self.opts.clock,
+            book_provider=self._book,
+            mark_provider=self._mark,
+        )
+        return risk, engine
+
+    def _book(self, token_id: str) -> BookView | None:
+        return self.processor.books.get(token_id)
+
+    def _mark(self, token_id: str) -> Decimal | None:
+        book = self.processor.books.get(token_id)
+        if book is None or book.status is not BookStatus.OK:
+            return None
+        bid, ask = book.best_bid(), book.best_ask()
+        if bid is not None and ask is not None:
+            return (bid + ask) / 2
+        return bid if bid is not None else ask
+
+    def _dutch_cfg(self) -> DutchConfig:
+        d = self.settings.strategies.dutch
+        from core.fees import rate_from_bps
+
+        return DutchConfig(
+            safety_margin_usdc=d.safety_margin_usdc,
+            slippage_ticks=d.slippage_ticks,
+            fee_rate_override=None if d.fee_bps is None else rate_from_bps(d.fee_bps),
+            max_sets=d.max_sets,
+        )
+
+    def _build_strategies(self, tracked: Sequence[MarketInfo]) -> None:
+        s = self.settings.strategies
+        if s.dutch.enabled:
+            cfg = self._dutch_cfg()
+            seen: set[str] = set()
+            for ref in s.dutch.markets:
+                market = self.registry.resolve(ref)
+                if market.neg_risk and market.neg_risk_market_id:
+                    if market.neg_risk_market_id in seen:
+                        continue
+                    seen.add(market.neg_risk_market_id)
+                    members = self.registry.event_members(market.neg_risk_market_id)
+                    if market.neg_risk_augmented or any(m.neg_risk_augmented for m in members):
+                        log.warning("dutch: event %s is augmented (outcomes do not cover everything): skipped", ref)
+                        continue
+                    runner_markets = members
+                else:
+                    runner_markets = [market]
+                self.dutch_runners.append(DutchRunner(runner_markets, cfg, _EngineDutchSink(self), self.processor))
+        if s.spread.enabled:
+            quoter = SpreadQuoter(
+                SpreadConfig(
+                    min_spread_ticks=s.spread.min_spread_ticks,
+                    requote_ticks=s.spread.requote_ticks,
+                    size=s.spread.size,
+                    skew_per_share=s.spread.skew_per_share,
+                    max_inventory=s.spread.max_inventory,
+                )
+            )
+            for ref in s.spread.markets:
+                market = self.registry.resolve(ref)
+                for tok in market.tokens:
+                    runner = QuoterRunner(
+                        market, tok, quoter, _EngineQuoteSink(self, market), self.processor, armed=False
+                    )
+                    self.quoters.append(runner)
+
+    # ------------------------------------------------------------------------------------
+    # the feed and what reacts to it
+    # ------------------------------------------------------------------------------------
+    def _start_feed(self, assets: list[str]) -> None:
+        from core.feed.ws import MarketFeed
+
+        f = self.settings.feed
+        self.feed = MarketFeed(
+            f.ws_url,
+            assets,
+            self.pipeline.on_frame,
+            max_assets_per_connection=f.max_assets_per_connection,
+            ping_interval_s=f.ping_interval_s,
+            dead_after_s=f.dead_after_s,
+            reconnect_initial_s=f.reconnect_initial_ms / 1000.0,
+            reconnect_max_s=f.reconnect_max_ms / 1000.0,
+            jitter=f.reconnect_jitter,
+            max_frame_bytes=f.max_frame_bytes,
+            on_state=self._on_connection_event,
+        )
+        self.control.rt.feed = FeedAdapter(self.feed)
+
+        async def run_feed() -> None:
+            await self.feed.start()
+            await self._stop_event.wait()
+
+        self.supervisor.start("feed", run_feed)
+
+    def _on_connection_event(self, event: Any) -> None:
+        self.pipeline.on_connection_event(event)
+        state = str(getattr(event.state, "value", event.state))
+        key = f"ws#{event.conn_id}"
+        if state == "dead":
+            self.bus.publish(
+                Alert(
+                    kind="feed_dead",
+                    severity=Severity.CRITICAL,
+                    key=key,
+                    message=f"market feed connection {key} is dead ({event.reason or 'no frames'}); reconnecting",
+                )
+            )
+        elif state in ("reconnected", "connected"):
+            self.bus.publish(AlertCleared(kind="feed_dead", key=key, message="connection re-established"))
+
+    def _on_feed_events(self, events: list[FeedEvent]) -> None:
+        recv_ns = time.time_ns()
+        for ev in events:
+            if type(ev) is BookStatusChanged:
+                self._on_book_status(ev)
+        if not self._stopping:
+            for runner in self.dutch_runners:
+                runner.on_events(events, recv_ns)
+            armed = self.risk.armed
+            for q in self.quoters:
+                pos = self.engine.positions.get(q.token.token_id)
+                q.inventory = pos.shares if pos is not None else Decimal(0)
+                if q.armed != armed:
+                    q.set_armed(armed, recv_ns)
+                q.on_events(events, recv_ns)
+        paper_update = getattr(self.relayer, "on_book_update", None)
+        if paper_update is not None:
+            for asset in touched_assets(events):
+                if asset not in self._paper_pending and self._has_open_orders(asset):
+                    self._paper_pending.add(asset)
+                    self._spawn(self._paper_book_update(asset), f"paper-fill:{asset[:8]}")
+            for ev in events:
+                if type(ev) is TradePrint and ev.asset_id not in self._paper_pending:
+                    self._paper_pending.add(ev.asset_id)
+                    self._spawn(self._paper_book_update(ev.asset_id), "paper-fill")
+
+    def _has_open_orders(self, token_id: str) -> bool:
+        return any(o.token_id == token_id for o in self.engine.open_orders())
+
+    async def _paper_book_update(self, token_id: str) -> None:
+        try:
+            await self.relayer.on_book_update(token_id)
+        finally:
+            self._paper_pending.discard(token_id)
+
+    def _on_book_status(self, ev: BookStatusChanged) -> None:
+        if ev.new is BookStatus.INCONSISTENT:
+            self.bus.publish(
+                Alert(
+                    kind="book_inconsistent",
+                    severity=Severity.WARNING,
+                    key=ev.asset_id,
+                    message=f"book {self._label(ev.asset_id)} inconsistent ({ev.reason}); not trading it until re-seeded",
+                )
+            )
+            self._spawn(self._reseed(ev.asset_id), "reseed")
+        elif ev.new is BookStatus.OK and ev.old is BookStatus.INCONSISTENT:
+            self.bus.publish(AlertCleared(kind="book_inconsistent", key=ev.asset_id, message="book re-seeded"))
+
+    async def _reseed(self, asset_id: str) -> None:
+        """Re-seed an inconsistent book from CLOB GET /book (the feed's next snapshot also heals it)."""
+        import httpx
+
+        url = f"{self.settings.clob.url.rstrip('/')}/book"
+        try:
+            async with httpx.AsyncClient(timeout=self.settings.clob.timeout_s) as client:
+                resp = await client.get(url, params={"token_id": asset_id})
+            if resp.status_code == 200:
+                self._on_feed_events(self.processor.apply_rest_book(asset_id, resp.content))
+            else:
+                log.warning("re-seed of %s: GET /book answered %s", self._label(asset_id), resp.status_code)
+        except httpx.HTTPError as exc:
+            log.warning("re-seed of %s failed: %s", self._label(asset_id), exc)
+
+    def _label(self, token_id: str) -> str:
+        market = self.registry.for_token(token_id)
+        tok = self.registry.token(token_id)
+        if market is None or tok is None:
+            return token_id[:12] + "…"
+        return f"{market.slug or market.condition_id[:10]} {tok.outcome}"
+
+    def _on_order_event(self, ev: OrderEvent) -> None:
+        status = str(getattr(ev.status, "value", ev.status))
+        if status in ("rejected", "failed"):
+            self.bus.publish(
+                Alert(
+                    kind="order_rejected",
+                    severity=Severity.WARNING,
+                    key=ev.client_order_id,
+                    message=f"order {ev.client_order_id} {status}: {ev.detail or ev.reason_code or 'no reason given'}",
+                )
+            )
+
+    def _spawn(self, coro: Awaitable[Any], name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=name)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background task %s failed", task.get_name(), exc_info=task.exception())
+
+    # ------------------------------------------------------------------------------------
+    # jobs
+    # ------------------------------------------------------------------------------------
+    def _start_scheduler(self) -> None:
+        from apscheduler.schedulers.asyncio import AsyncIOScheduler
+        from apscheduler.triggers.cron import CronTrigger
+
+        s = self.settings.service
+        sched = AsyncIOScheduler(timezone=UTC, event_loop=asyncio.get_running_loop())
+        sched.add_job(
+            self.job_staleness,
+            "interval",
+            seconds=self.opts.staleness_tick_s,
+            id="staleness",
+            max_instances=1,
+            coalesce=True,
+        )
+        sched.add_job(
+            self.job_refresh_markets,
+            "interval",
+            minutes=s.market_refresh_minutes,
+            id="market_refresh",
+            max_instances=1,
+            coalesce=True,
+        )
+        if s.health_ping_minutes > 0:
+            sched.add_job(
+                self.job_health_ping,
+                "interval",
+                minutes=s.health_ping_minutes,
+                id="health_ping",
+                max_instances=1,
+                coalesce=True,
+            )
+        t = s.daily_summary_time
+        sched.add_job(
+            self.job_daily_summary, CronTrigger(hour=t.hour, minute=t.minute, timezone=UTC), id="daily_summary"
+        )
+        sched.start()
+        self.scheduler = sched
+
+    async def job_staleness(self) -> None:
+        """Close quiet bursts, mark stale books, flag quiet markets on live sockets."""
+        self.pipeline.tick()
+        quiet_ns = int(self.settings.feed.quiet_after_s * 1e9)
+        now = time.time_ns()
+        for token_id, book in self.processor.books.items():
+            last = getattr(book, "last_update_ns", 0) or 0
+            if not last:
+                continue
+            quiet = now - last > quiet_ns
+            key = token_id
+            if quiet:
+                self.bus.publish(
+                    Alert(
+                        kind="market_quiet",
+                        severity=Severity.INFO,
+                        key=key,
+                        message=f"{self._label(token_id)}: no update for {int((now - last) / 1e9)}s (socket alive)",
+                    )
+                )
+            else:
+                self.bus.publish(AlertCleared(kind="market_quiet", key=key))
+
+    async def job_refresh_markets(self) -> None:
+        from core.markets import GammaClient, MarketFilters, load_markets, refresh_markets
+
+        g = self.settings.gamma
+        try:
+            async with GammaClient(g.url, timeout_s=g.timeout_s, max_retries=g.max_retries) as client:
+                result = await refresh_markets(
+                    self.sessions, client, MarketFilters(active=g.active, closed=g.closed, limit=g.page_limit)
+                )
+            self.registry.update(await load_markets(self.sessions))
+            self.engine.register_markets(self.registry.all())
+            self.bus.publish(AlertCleared(kind="market_refresh", key="gamma"))
+            log.info("market refresh: %s", result)
+        except Exception as exc:
+            self.bus.publish(
+                Alert(
+                    kind="market_refresh",
+                    severity=Severity.WARNING,
+                    key="gamma",
+                    message=f"Gamma refresh failed: {exc}",
+                )
+            )
+
+    async def job_health_ping(self) -> None:
+        report = await self.control.health()
+        status = await self.control.status()
+        if self.bot is not None:
+            text = ("✅ healthy" if report.ok else "⚠️ unhealthy: " + "; ".join(report.reasons[:5])) + (
+                f" — {status.mode}, {'armed' if status.armed else 'disarmed'}, {status.frames} frames"
+            )
+            await self.bot.notifier.ping_admins(text)
+
+    async def job_daily_summary(self) -> None:
+        pnl = await self.control.pnl()
+        status = await self.control.status()
+        self.bus.publish(
+            Alert(
+                kind="daily_summary",
+                severity=Severity.INFO,
+                key=datetime.now(UTC).strftime("%Y-%m-%d"),
+                message=(
+                    f"daily summary: realised today {pnl.realised_today} pUSD, unrealised {pnl.unrealised} pUSD, "
+                    f"{status.open_orders} open order(s), {status.positions} position(s), "
+                    f"{self.counters.opportunities} opportunities, {self.counters.groups_submitted} groups sent"
+                ),
+            )
+        )
+
+    def _extra_health(self) -> list[str]:
+        out = []
+        st = self.writer.stats
+        if st.queue_full_count:
+            out.append(f"writer queue was full {st.queue_full_count} time(s)")
+        if self.pipeline.stats.rows_refused:
+            out.append(f"{self.pipeline.stats.rows_refused} feed row(s) could not be queued for storage")
+        for name, comp in self.supervisor.components.items():
+            if not comp.running and not self._stopping:
+                out.append(f"component {name} is down ({comp.last_error or 'stopped'})")
+        return out
+
+    async def _preflight(self, offline: bool) -> PreflightReport:
+        from core.preflight import run_preflight
+
+        return await run_preflight(self.loaded, offline=offline)
+
+    # ------------------------------------------------------------------------------------
+    # bot and metrics
+    # ------------------------------------------------------------------------------------
+    async def _start_bot(self) -> None:
+        t = self.settings.telegram
+        wanted = self.opts.with_bot if self.opts.with_bot is not None else (t.enabled and t.token is not None)
+        if not wanted:
+            log.warning("Telegram is not configured ([telegram] enabled + token): running without the bot")
+            return
+        from bot.app import ALLOWED_UPDATES, build_bot
+
+        token = t.token.get_secret_value() if t.token is not None else "1:OFFLINE"
+        self.bot = build_bot(
+            self.control,
+            token=token,
+            users=[(u.id, str(u.role)) for u in t.users],
+            alert_chats=t.alert_chats,
+            base_url=t.base_url,
+            confirm_ttl_s=t.confirm_ttl_s,
+            commands_per_minute=t.commands_per_minute,
+            request=self.opts.bot_request,
+        )
+        self.bot.notifier.attach(self.bus)
+        self.bot.notifier.admins = [u.id for u in t.users if str(u.role) == "admin"]
+        app = self.bot.app
+        await app.initialize()
+        await app.start()
+        if self.opts.bot_request is None and app.updater is not None:
+
+            def polling_error(exc: Exception) -> None:
+                log.warning("telegram polling error: %s", exc)
+
+            await app.updater.start_polling(
+                drop_pending_updates=True, allowed_updates=ALLOWED_UPDATES, error_callback=polling_error
+            )
+
+    def _bind_metrics(self) -> None:
+        try:
+            from core.metrics import METRICS
+        except ImportError:
+            return
+        bind = getattr(METRICS, "bind", None)
+        if bind is not None:
+            bind(
+                processor=self.processor,
+                feed=None,
+                writer=self.writer,
+                pipeline=self.pipeline,
+                engine=self.engine,
+                risk=self.risk,
+                bus=self.bus,
+            )
+
+    async def _start_metrics(self) -> None:
+        m = self.settings.metrics
+        if not m.enabled:
+            return
+        from core.metrics import METRICS, serve_metrics
+
+        if self.feed is not None:
+            METRICS.bind(feed=self.feed)
+        self.metrics_server = await serve_metrics(m.host, m.port)
+        log.info("metrics on http://%s:%s/metrics", m.host, self.metrics_server.port)
+
+    # ------------------------------------------------------------------------------------
+    # stop
+    # ------------------------------------------------------------------------------------
+    def request_stop(self) -> None:
+        self._stop_event.set()
+
+    async def wait(self) -> None:
+        await self._stop_event.wait()
+
+    async def stop(self) -> None:
+        if self._stopping:
+            return
+        self._stopping = True
+        self._stop_event.set()
+        if not self.started:
+            await self._close_storage()
+            return
+        await self.risk.disarm("service", "shutdown")
+        if self.settings.service.cancel_on_shutdown and self.engine.open_orders():
+            try:
+                res = await self.engine.cancel_all()
+                log.info("shutdown: canceled %d open order(s)", len(res.canceled))
+            except Exception:
+                log.exception("shutdown: cancel_all failed")
+        self.bus.publish(Alert(kind="service", severity=Severity.INFO, key="lifecycle", message="Polybot stopping"))
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
+        if self.feed is not None:
+            await self.feed.stop()
+        await self.supervisor.stop()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=5)
+        await self.bus.drain()
+        if self.bot is not None:
+            app = self.bot.app
+            if app.updater is not None and app.updater.running:
+                await app.updater.stop()
+            await app.stop()
+            await app.shutdown()
+        if self.metrics_server is not None:
+            self.metrics_server.close()
+        await self.relayer.close()
+        await self._close_storage()
+
+    async def _close_storage(self) -> None:
+        writer = getattr(self, "writer", None)
+        if writer is not None:
+            await writer.close()
+        db = getattr(self, "db", None)
+        if db is not None:
+            await db.dispose()
+
+
+class _EngineDutchSink:
+    """Dutch opportunities -> the engine (only when armed; otherwise counted as missed)."""
+
+    def __init__(self, svc: Service) -> None:
+        self.svc = svc
+
+    def on_opportunity(self, opp: DutchOpportunity, books: Mapping[str, BookView], frame_no: int, recv_ns: int) -> None:
+        svc = self.svc
+        svc.counters.opportunities += 1
+        if svc._stopping:
+            svc.counters.miss("stopping")
+            return
+        if not svc.risk.armed:
+            svc.counters.miss("not_armed")
+            return
+        if opp.group_id in svc._inflight_groups:
+            svc.counters.miss("in_flight")
+            return
+        svc._inflight_groups.add(opp.group_id)
+        markets = {leg.market: svc.registry.get(leg.market) for leg in opp.legs}
+        if any(m is None for m in markets.values()):
+            svc.counters.miss("unknown_market")
+            svc._inflight_groups.discard(opp.group_id)
+            return
+
+        async def submit() -> None:
+            try:
+                result = await svc.engine.submit_group(list(opp.legs), {k: v for k, v in markets.items() if v})
+                if result.ok:
+                    svc.counters.groups_submitted += 1
+                else:
+                    svc.counters.miss(str(result.reason_code or f"group_{result.state}"))
+                    log.info("dutch group %s not placed: %s %s", opp.group_id, result.reason_code, result.detail)
+            finally:
+                svc._inflight_groups.discard(opp.group_id)
+
+        svc._spawn(submit(), f"dutch:{opp.group_id[:8]}")
+
+
+class _EngineQuoteSink:
+    """Quote decisions -> cancel the resting quotes and place new ones through the engine."""
+
+    def __init__(self, svc: Service, market: MarketInfo) -> None:
+        self.svc = svc
+        self.market = market
+        self.resting: list[str] = []
+        self._seq = 0
+
+    def on_quote(self, decision: QuoteDecision, frame_no: int, recv_ns: int) -> None:
+        if decision.action is not QuoteAction.QUOTE or decision.quotes is None or not self.svc.risk.armed:
+            return
+        self.svc.counters.quotes += 1
+        self._seq += 1
+        intents = [i for i in (decision.quotes.bid, decision.quotes.ask) if i is not None]
+        seq = self._seq
+        self.svc._spawn(self._replace(intents, seq), "quote")
+
+    async def _replace(self, intents: list[Any], seq: int) -> None:
+        await self._cancel_resting()
+        for intent in intents:
+            result = await self.svc.engine.submit(intent, self.market, seq=f"q{seq}")
+            if result.ok:
+                self.resting.append(result.client_order_id)
+
+    async def _cancel_resting(self) -> None:
+        for coid in self.resting:
+            await self.svc.engine.cancel(coid)
+        self.resting = []
+
+    def on_pull(self, reason: str, frame_no: int, recv_ns: int) -> None:
+        self.svc.counters.pulls += 1
+        if self.resting:
+            self.svc._spawn(self._cancel_resting(), "quote-pull")
+
+    def on_fill(self, *args: Any, **kwargs: Any) -> None:
+        """Live fills reach positions through the engine; the runner's own paper estimate is ignored."""
