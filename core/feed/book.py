@@ -102,7 +102,7 @@ class Book:
 
     @property
     def tick_units(self) -> int:
-        return self._tick_u
+        return decimal_to_units(self._tick)
 
     def best_bid(self) -> Decimal | None:
         return price_decimal(self._bid_px[-1]) if self._bid_px else None

@@ -39,6 +39,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from core.metrics_hooks import writer_committed
 from core.store.models import Base
 
 log = logging.getLogger(__name__)
@@ -419,6 +420,7 @@ class BatchedWriter:
         for _, rows in parts:
             if key in rows[0]:  # rows of one part share their keys
                 lat.extend(now - ts for r in rows if type(ts := r[key]) is int)
+        writer_committed(self, parts, now)  # metrics: batch size and receive->commit histogram
 
 
 class RowValueError(ValueError):

@@ -1,0 +1,193 @@
+"""``polybot preflight`` (pre-trade checks) and ``polybot smoke-live`` (preflight, then a dry-run order)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from typing import Any
+
+from core.cli.main import add_command
+from core.errors import UsageError
+
+_EXAMPLE_CONFIG = "config/service.toml"
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = add_command(
+        sub,
+        "preflight",
+        help="run the pre-trade checks and print a PASS/FAIL/SKIP table (exit 1 when any fails)",
+        example=f"polybot preflight --config {_EXAMPLE_CONFIG} --offline",
+        description=(
+            "Check that the configuration is fit to trade: config valid, mode, database reachable and "
+            "migrated, market feed and CLOB reachable, clock skew vs the CLOB, key <-> address <-> funder <-> "
+            "signature type consistent, API credentials (live), on-chain allowances (with relayer.rpc_url), "
+            "risk limits sane, Telegram token and users (when enabled). Exit 0 when every check passes "
+            "(skips allowed), 1 when any fails, 2 on an invalid configuration. Secrets are never printed."
+        ),
+    )
+    _common(p)
+    p.set_defaults(func=cmd_preflight)
+
+    p = add_command(
+        sub,
+        "smoke-live",
+        help="preflight, then (only if it passed) sign a dry-run order with the configured key; never posted",
+        example=f"polybot smoke-live --config {_EXAMPLE_CONFIG} 0xabc...condition Yes BUY 0.45 5",
+        description=(
+            "Run the preflight; when it passes, build and sign one order exactly as live mode would, with "
+            "the configured key, signature type and funder for the configured CLOB host, and NEVER post it. "
+            "The order is stored in the configured database (status dry_run). MARKET is a token id, a "
+            "condition id, or a slug stored in the markets table; OUTCOME picks the token (name or token "
+            "id). Exit 1 (and no order) when the preflight fails; 2 on an invalid configuration or a "
+            'configuration without relayer.type = "real".'
+        ),
+    )
+    p.add_argument("market", metavar="MARKET", help="token id, condition id (0x...) or stored slug")
+    p.add_argument("outcome", metavar="OUTCOME", help="outcome name (Yes/No/...) or token id")
+    p.add_argument("side", metavar="SIDE", type=str.upper, choices=["BUY", "SELL"])
+    p.add_argument("price", metavar="PRICE", help="limit price on the market's tick grid, e.g. 0.45")
+    p.add_argument("size", metavar="SIZE", help="shares, at most 2 decimals")
+    _common(p)
+    p.add_argument(
+        "--tick-size", default=None, help="market tick size; needed with --offline for a market not in the database"
+    )
+    p.add_argument(
+        "--neg-risk", action=argparse.BooleanOptionalAction, default=None, help="sign for the neg-risk exchange"
+    )
+    p.add_argument("--order-type", type=str.upper, choices=["GTC", "GTD", "FOK", "FAK"], default="GTC")
+    p.add_argument("--client-order-id", default=None, help="idempotency key (default: random)")
+    p.set_defaults(func=cmd_smoke_live)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        required=True,
+        help="service TOML (secrets.local.toml beside it is overlaid; POLYBOT_<SECTION>__<KEY> env wins)",
+    )
+    p.add_argument(
+        "--offline", action="store_true", help="skip the network checks (feed, CLOB, clock skew, allowances)"
+    )
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def _print_report(report: Any) -> None:
+    from core.preflight import report_lines
+
+    for line in report_lines(report):
+        print(line)
+
+
+# --------------------------------------------------------------------------- preflight
+
+
+def cmd_preflight(args: argparse.Namespace) -> int:
+    from core.preflight import report_as_dict, run_preflight
+    from core.settings import load_settings
+
+    loaded = load_settings(args.config)  # ConfigError: exit 2 with every problem listed
+    report = asyncio.run(run_preflight(loaded, offline=args.offline))
+    if args.json:
+        sys.stdout.write(json.dumps({"mode": loaded.settings.mode.value, **report_as_dict(report)}, indent=2) + "\n")
+    else:
+        print(f"preflight of {loaded.config_path} ({loaded.settings.mode.value} mode)")
+        _print_report(report)
+    return 0 if report.ok else 1
+
+
+# --------------------------------------------------------------------------- smoke-live
+
+
+def _spec(args: argparse.Namespace) -> Any:
+    from core.execution.dry_run import DryRunSpec, parse_decimal
+    from core.types import OrderType, Side
+
+    return DryRunSpec(
+        market=args.market,
+        outcome=args.outcome,
+        side=Side(args.side),
+        price=parse_decimal(args.price, "PRICE"),
+        size=parse_decimal(args.size, "SIZE"),
+        order_type=OrderType(args.order_type),
+        tick_size=parse_decimal(args.tick_size, "--tick-size") if args.tick_size is not None else None,
+        neg_risk=args.neg_risk,
+        client_order_id=args.client_order_id,
+        reason="smoke-live",
+    )
+
+
+async def _smoke(args: argparse.Namespace, loaded: Any, spec: Any) -> tuple[Any, Any]:
+    from core.execution.dry_run import build_dry_run_order, open_migrated_db
+    from core.execution.relayers.clob import ClobRelayer
+    from core.preflight import run_preflight
+
+    report = await run_preflight(loaded, offline=args.offline)
+    if not report.ok:
+        return report, None
+    settings = loaded.settings
+    relayer_cfg = settings.relayer
+    assert relayer_cfg.private_key is not None  # the key check passed
+    creds = None
+    if relayer_cfg.api_key is not None and relayer_cfg.api_secret is not None and relayer_cfg.api_passphrase:
+        creds = (
+            relayer_cfg.api_key.get_secret_value(),
+            relayer_cfg.api_secret.get_secret_value(),
+            relayer_cfg.api_passphrase.get_secret_value(),
+        )
+    relayer = ClobRelayer(
+        settings.clob.url,
+        relayer_cfg.chain_id,
+        relayer_cfg.private_key.get_secret_value(),
+        signature_type=relayer_cfg.signature_type,
+        funder=relayer_cfg.funder,
+        api_creds=creds,
+        dry_run=True,  # smoke-live never posts, whatever relayer.dry_run says
+        timeout_s=settings.clob.timeout_s,
+    )
+    engine = None
+    try:
+        # The database check passed, so it is reachable and migrated: the order is stored.
+        engine = await open_migrated_db(settings.db.url)
+        order = await build_dry_run_order(relayer, spec, engine=engine, allow_venue=not args.offline)
+    finally:
+        await relayer.close()
+        if engine is not None:
+            await engine.dispose()
+    return report, order
+
+
+def cmd_smoke_live(args: argparse.Namespace) -> int:
+    from core.preflight import report_as_dict
+    from core.settings import load_settings
+
+    loaded = load_settings(args.config)
+    if loaded.settings.relayer.type != "real":
+        raise UsageError(
+            'smoke-live signs with the configured key: set [relayer] type = "real" and private_key '
+            "(in secrets.local.toml); the order is never posted"
+        )
+    spec = _spec(args)
+    report, order = asyncio.run(_smoke(args, loaded, spec))
+    if args.json:
+        payload = {
+            "mode": loaded.settings.mode.value,
+            "preflight": report_as_dict(report),
+            "order": order.as_dict() if order is not None else None,
+        }
+        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+    else:
+        print(f"smoke-live of {loaded.config_path} ({loaded.settings.mode.value} mode)")
+        _print_report(report)
+        if order is None:
+            print("no order built: the preflight failed")
+        else:
+            print()
+            rows = order.rows()
+            width = max(len(k) for k, _ in rows)
+            for k, v in rows:
+                print(f"{k:<{width}}  {v}")
+    return 0 if order is not None else 1
