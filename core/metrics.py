@@ -92,7 +92,13 @@ WIRE_EVENT_TYPES: dict[object, str] = {
 CONNECTION_STATES = ("connecting", "connected", "dead", "closed")
 RELAYER_ACTIONS = frozenset({"place", "cancel", "cancel_all", "lookup", "reconcile"})
 ORDER_STATUSES = (*(s.value for s in OrderStatus), "refused")
-RISK_LIMITS = ("max_order_notional", "max_market_notional", "max_event_notional", "max_total_exposure", "daily_loss_limit")
+RISK_LIMITS = (
+    "max_order_notional",
+    "max_market_notional",
+    "max_event_notional",
+    "max_total_exposure",
+    "daily_loss_limit",
+)
 _LABEL_CHARS = re.compile(r"[^A-Za-z0-9_.:-]+")
 
 
@@ -510,12 +516,7 @@ class Metrics:
 
     def _collect(self) -> list[Metric]:
         loop = self._loop
-        if (
-            loop is None
-            or loop.is_closed()
-            or not loop.is_running()
-            or threading.get_ident() == self._loop_thread
-        ):
+        if loop is None or loop.is_closed() or not loop.is_running() or threading.get_ident() == self._loop_thread:
             return self._snapshot()
         fut: concurrent.futures.Future[list[Metric]] = concurrent.futures.Future()
 
@@ -537,7 +538,9 @@ class Metrics:
             fut.cancel()
             with self._lock:
                 self._timeouts += 1
-            log.warning("metrics scrape: event loop busy for %.1fs, serving the previous snapshot", self.collect_timeout_s)
+            log.warning(
+                "metrics scrape: event loop busy for %.1fs, serving the previous snapshot", self.collect_timeout_s
+            )
             if self._last is not None:
                 return self._last
             fams = _Families()

@@ -109,7 +109,12 @@ CATALOG: tuple[MetricSpec, ...] = (
     ),
     _g("polybot_ws_connection_assets", "Assets subscribed on each websocket connection.", "feed", "connection"),
     _c("polybot_ws_reconnects_total", "Websocket reconnections, by connection index.", "feed", "connection"),
-    _c("polybot_ws_disconnects_total", "Websocket connections declared dead, by connection index.", "feed", "connection"),
+    _c(
+        "polybot_ws_disconnects_total",
+        "Websocket connections declared dead, by connection index.",
+        "feed",
+        "connection",
+    ),
     _c(
         "polybot_ws_connection_frames_total",
         "Frames delivered by each websocket connection (PONGs excluded).",
@@ -221,7 +226,9 @@ CATALOG: tuple[MetricSpec, ...] = (
         "action",
     ),
     # ---- execution
-    _c("polybot_orders_total", "Order state changes published by the engine, by status entered.", "execution", "status"),
+    _c(
+        "polybot_orders_total", "Order state changes published by the engine, by status entered.", "execution", "status"
+    ),
     _g("polybot_open_orders", "Orders open (live, partially filled or outcome unknown).", "execution"),
     _c("polybot_fills_total", "Fills of our orders, by side.", "execution", "side"),
     _c("polybot_fill_notional_pusd_total", "Notional of our fills (price x size), by side.", "execution", "side"),
@@ -244,7 +251,11 @@ CATALOG: tuple[MetricSpec, ...] = (
     _g("polybot_positions_open", "Tokens with a non-zero position.", "execution"),
     _g("polybot_exposure_pusd", "Worst-case exposure the risk gate sees (positions and open buys).", "execution"),
     _g("polybot_realised_pnl_pusd", "Realised PnL since the positions were first built.", "execution"),
-    _g("polybot_realised_pnl_today_pusd", "Realised PnL of the current UTC day (the daily loss limit's input).", "execution"),
+    _g(
+        "polybot_realised_pnl_today_pusd",
+        "Realised PnL of the current UTC day (the daily loss limit's input).",
+        "execution",
+    ),
     _g("polybot_unrealised_pnl_pusd", "Unrealised PnL of open positions against their marks.", "execution"),
     _g("polybot_trading_mode", "1 for the execution mode in use (paper, dry_run, live).", "execution", "mode"),
     # ---- risk

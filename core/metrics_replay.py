@@ -82,9 +82,7 @@ class IngestRig:
         except Exception:
             await db.dispose()
             raise
-        processor = FeedProcessor(
-            known_assets=set(known_assets) if known_assets else None, staleness_ms=staleness_ms
-        )
+        processor = FeedProcessor(known_assets=set(known_assets) if known_assets else None, staleness_ms=staleness_ms)
         writer = BatchedWriter(db)
         writer.start()
         pipeline = IngestPipeline(processor, writer)

@@ -5,10 +5,11 @@ Two mechanisms, applied together by :func:`redact`:
 - **Registered values.** Settings loading registers every configured secret (private key,
   API credentials, Telegram token, database password); code that receives a secret some other
   way (a ``--private-key`` argument) calls :func:`register_secret` itself.
-- **Shapes.** Values that look like secrets even when nobody registered them: a 0x-prefixed
-  64-hex string (an EVM private key) and a Telegram bot token (``<digits>:<35 chars>``).
-  Note that condition ids and transaction hashes share the private-key shape, so they are
-  masked in logs too; that is the price of never leaking an unregistered key.
+- **Shapes.** Values that look like secrets even when nobody registered them: a Telegram bot
+  token (``<digits>:<35 chars>``) anywhere, and a 0x-prefixed 64-hex string *named as a key*
+  (``private_key=0x…``, ``"key": "0x…"``, ``--private-key 0x…``). Condition ids and transaction
+  hashes share the 64-hex shape and are what an operator greps logs for, so a bare one is kept;
+  a configured key is always masked because settings loading registers it.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ MIN_SECRET_LENGTH = 4
 """Shorter values are not registered: masking every "abc" would shred log lines, and a
 three-character value protects nothing anyway."""
 
-HEX_PRIVATE_KEY_RE = re.compile(r"(?<![0-9A-Za-z])0x[0-9a-fA-F]{64}(?![0-9A-Za-z])")
+HEX_PRIVATE_KEY_RE = re.compile(
+    r"(?i)((?:key|secret|private|passphrase|mnemonic|seed)[\"'\s:=]{1,6})0x[0-9a-f]{64}(?![0-9a-z])"
+)
 TELEGRAM_TOKEN_RE = re.compile(r"(?<![0-9])[0-9]{5,16}:[A-Za-z0-9_-]{35}(?![A-Za-z0-9_-])")
 
 _lock = threading.Lock()
@@ -68,7 +71,7 @@ def redact(text: str) -> str:
         if secret in text:
             text = text.replace(secret, MASK)
     if "0x" in text or "0X" in text:
-        text = HEX_PRIVATE_KEY_RE.sub(MASK, text)
+        text = HEX_PRIVATE_KEY_RE.sub(r"\1" + MASK, text)
     if ":" in text:
         text = TELEGRAM_TOKEN_RE.sub(MASK, text)
     return text

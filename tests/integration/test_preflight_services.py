@@ -69,7 +69,7 @@ async def feed() -> AsyncIterator[MockMarketServer]:
 async def test_database_unmigrated_then_migrated(tmp_path: Path, db_url: str) -> None:
     settings = _load(tmp_path, f'[db]\nurl = "{db_url}"\n').settings
     if db_url.startswith("sqlite"):
-        Path(db_url.removeprefix("sqlite:///")).touch()  # an existing but empty file
+        await asyncio.to_thread(Path(db_url.removeprefix("sqlite:///")).touch)  # an existing, empty file
     check = await check_database(settings)
     assert not check.ok and "has no schema" in check.detail and "migrate" in check.detail
     await upgrade_to_head(db_url)

@@ -65,9 +65,13 @@ def test_secret_shapes_are_redacted_without_registration() -> None:
     assert "https://api.telegram.org/bot***/sendMessage key=***" in out
     # not secrets: short hex, a 40-hex address, a price with a colon-free number
     assert redact("addr 0x" + "a" * 40 + " price 0.51") == "addr 0x" + "a" * 40 + " price 0.51"
+    # a bare condition id / tx hash (same 64-hex shape, not named as a key) stays readable
+    cid = "0x" + "cd" * 32
+    assert redact(f"market {cid} inconsistent") == f"market {cid} inconsistent"
 
 
 def test_json_lines_are_parseable_and_redacted() -> None:
+    register_secret(HEX_KEY)  # a configured key is registered by settings loading
     stream = io.StringIO()
     register_secret('quote"and\\slash-secret')
     setup_logging("DEBUG", json=True, stream=stream)
@@ -113,6 +117,7 @@ def test_cli_verbosity() -> None:
 
 
 def test_settings_level_and_verbose_override(tmp_path: Path) -> None:
+    register_secret(HEX_KEY)  # a configured key is registered by settings loading
     log_file = tmp_path / "nested" / "dir" / "polybot.log"
     cfg = LoggingSettings(level="error", json=True, file=str(log_file))
     setup_logging_from_settings(cfg)
@@ -158,6 +163,7 @@ def test_url_password_masking() -> None:
 
 
 def test_handlers_polybot_did_not_install_see_redacted_records() -> None:
+    register_secret(HEX_KEY)  # a configured key is registered by settings loading
     setup_logging("INFO", json=False, stream=io.StringIO())
     foreign_stream = io.StringIO()
     foreign = logging.StreamHandler(foreign_stream)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.errors import ConfigError
-from core.settings import LoadedSettings, load_settings
+
+if TYPE_CHECKING:
+    from core.settings import LoadedSettings
 
 _EXAMPLE_FILE = "config/service.example.toml"
 
@@ -83,6 +85,8 @@ def _leaves(tree: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
 
 
 def _show(args: argparse.Namespace) -> int:
+    from core.settings import load_settings
+
     loaded = load_settings(args.config)
     tree = loaded.settings.masked_dict()
     if args.json:
@@ -117,6 +121,8 @@ def _table(loaded: LoadedSettings, tree: dict[str, Any]) -> str:
 
 def _check(args: argparse.Namespace) -> int:
     try:
+        from core.settings import load_settings
+
         loaded = load_settings(args.config)
     except ConfigError as exc:
         if args.json:

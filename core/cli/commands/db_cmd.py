@@ -6,16 +6,16 @@ import argparse
 import asyncio
 import json
 import sys
-from typing import Any
-
-from sqlalchemy.engine import URL
-from sqlalchemy.exc import DBAPIError
+from typing import TYPE_CHECKING, Any
 
 from core.cli.main import add_command
-from core.store.db import DB_URL_ENV, DEFAULT_DB_URL, connect_error, create_engine, is_sqlite, parse_db_url, sqlite_path
-from core.store.migrate import current_revision as read_revision
-from core.store.migrate import head_revision, offline_sql, upgrade_engine, user_tables
-from core.store.status import gather_status
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
+
+# Kept literal (not imported from core.store.db) so `polybot --help` does not load SQLAlchemy.
+DB_URL_ENV = "POLYBOT_DB__URL"
+DEFAULT_DB_URL = "sqlite:///./var/polybot.db"
 
 EMPTY = "empty database (no schema)"
 _DB_URL_HELP = (
@@ -57,6 +57,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run_migrate(args: argparse.Namespace) -> int:
+    from core.store.db import parse_db_url
+    from core.store.migrate import offline_sql
+
     url = parse_db_url(args.db_url)
     if args.print_sql:
         sys.stdout.write(offline_sql(url))
@@ -77,6 +80,12 @@ def run_migrate(args: argparse.Namespace) -> int:
 
 
 async def _current(url: URL) -> dict[str, Any]:
+    from sqlalchemy.exc import DBAPIError
+
+    from core.store.db import connect_error, create_engine, is_sqlite, sqlite_path
+    from core.store.migrate import current_revision as read_revision
+    from core.store.migrate import head_revision, user_tables
+
     head = head_revision()
     if is_sqlite(url):
         path = sqlite_path(url)
@@ -100,6 +109,11 @@ async def _current(url: URL) -> dict[str, Any]:
 
 
 async def _apply(url: URL) -> dict[str, Any]:
+    from sqlalchemy.exc import DBAPIError
+
+    from core.store.db import connect_error, create_engine
+    from core.store.migrate import upgrade_engine
+
     engine = create_engine(url)
     try:
         res = await upgrade_engine(engine)
@@ -119,6 +133,7 @@ async def _apply(url: URL) -> dict[str, Any]:
 
 def run_status(args: argparse.Namespace) -> int:
     from core.errors import UsageError
+    from core.store.status import gather_status
 
     if args.limit < 0:
         raise UsageError("--limit must be >= 0")

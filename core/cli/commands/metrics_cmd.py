@@ -1,0 +1,261 @@
+"""``polybot metrics``, ``metrics-export`` and ``metrics-serve``: Prometheus metrics from the CLI.
+
+A CLI process reports what runs in it. So that the values mean something standalone, each
+command first feeds a recording (``--replay FILE``; by default the project's own recording
+under fixtures/recordings/) through the real processor -> pipeline -> batched writer (into a
+throwaway in-memory SQLite database). ``metrics-serve`` can also follow a live market-channel
+websocket (``--ws-url`` + ``--subscribe``), e.g. ``polybot mock-ws``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from core.cli.main import add_command
+from core.errors import PolybotError, UsageError
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = add_command(
+        sub,
+        "metrics",
+        help="summarise the current Prometheus metric values (after replaying a recording)",
+        description=(
+            "Print the current value of every Polybot metric, grouped like the Grafana dashboard rows.\n"
+            "A CLI process only has what runs in it: by default the project's recording\n"
+            "(fixtures/recordings/) is fed through the feed processor, pipeline and batched writer\n"
+            "first, so the feed, book and storage values are real; --no-replay skips that."
+        ),
+        example="polybot metrics --json",
+    )
+    _replay_args(p)
+    p.add_argument("--json", action="store_true", help="print the values as JSON")
+    p.set_defaults(func=_metrics)
+
+    p = add_command(
+        sub,
+        "metrics-export",
+        help="write the Prometheus text exposition (after replaying a recording)",
+        description=(
+            "Write the metrics in the Prometheus text format (what /metrics serves) to stdout or\n"
+            "--out FILE. The recording is replayed first as for 'polybot metrics'.\n"
+            "Check it with: promtool check metrics < FILE"
+        ),
+        example="polybot metrics-export --out metrics.prom",
+    )
+    _replay_args(p)
+    p.add_argument("--out", type=Path, help="output file (default: stdout)")
+    p.set_defaults(func=_export)
+
+    p = add_command(
+        sub,
+        "metrics-serve",
+        help="serve /metrics over HTTP for Prometheus (replaying a recording or following a feed)",
+        description=(
+            "Serve the metrics on http://HOST:PORT/metrics with prometheus_client's HTTP server.\n"
+            "The first stdout line is the URL (--port 0 picks a free port). Then the recording is\n"
+            "fed through the pipeline (--rate paces it, --loop repeats it) and/or a live\n"
+            "market-channel websocket is followed (--ws-url with --subscribe). Runs until\n"
+            "--duration or Ctrl-C."
+        ),
+        example="polybot metrics-serve --host 127.0.0.1 --port 9108 --rate 20 --loop",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=9108, help="TCP port (default 9108; 0 picks a free one)")
+    _replay_args(p)
+    p.add_argument("--rate", type=float, default=0.0, metavar="HZ", help="replay frames per second (0 = at once)")
+    p.add_argument("--loop", action="store_true", help="repeat the recording until stopped")
+    p.add_argument("--ws-url", help="also follow this market-channel websocket (ws:// or wss://)")
+    p.add_argument(
+        "--subscribe",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="ASSET",
+        help="asset ids to subscribe on --ws-url",
+    )
+    p.add_argument("--duration", type=float, metavar="S", help="stop after this many seconds")
+    p.set_defaults(func=_serve)
+
+
+def _replay_args(p: argparse.ArgumentParser) -> None:
+    group = p.add_mutually_exclusive_group()
+    group.add_argument(
+        "--replay",
+        type=Path,
+        metavar="FILE",
+        help="recording to feed through the pipeline first (JSONL or JSON capture; default: the project's)",
+    )
+    group.add_argument("--no-replay", action="store_true", help="do not replay anything")
+
+
+def _recording(args: argparse.Namespace) -> Path | None:
+    from core.metrics_replay import default_recording
+
+    if args.no_replay:
+        return None
+    if args.replay is not None:
+        if not args.replay.is_file():
+            raise UsageError(f"recording not found: {args.replay}")
+        return args.replay
+    found = default_recording()
+    if found is None:
+        sys.stderr.write("no recording under fixtures/recordings/: showing this process's metrics only\n")
+    return found
+
+
+async def _collect_after_replay(path: Path | None) -> list[object]:
+    """Replay (when given), let the writer commit, and collect the families on this loop."""
+    from core.metrics import METRICS
+    from core.metrics_replay import IngestRig
+
+    if path is None:
+        return list(METRICS.families())
+    rig = await IngestRig.open(METRICS)
+    try:
+        await rig.replay(path)
+        await rig.flush()
+        return list(METRICS.families())
+    finally:
+        await rig.close()
+
+
+def _metrics(args: argparse.Namespace) -> int:
+    from core.cli.common import print_json
+    from core.metrics_summary import as_json, render
+
+    families = asyncio.run(_collect_after_replay(_recording(args)))
+    if args.json:
+        print_json(as_json(families))  # type: ignore[arg-type]
+    else:
+        print(render(families))  # type: ignore[arg-type]
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from prometheus_client.exposition import generate_latest
+
+    from core.metrics import METRICS
+
+    path = _recording(args)
+    if args.out is not None and not args.out.parent.is_dir():
+        raise UsageError(f"output directory does not exist: {args.out.parent}")
+
+    async def run() -> bytes:
+        await _collect_after_replay(path)
+        return generate_latest(METRICS.registry)
+
+    text = asyncio.run(run())
+    if args.out is None:
+        sys.stdout.buffer.write(text)
+        sys.stdout.flush()
+    else:
+        try:
+            args.out.write_bytes(text)
+        except OSError as exc:
+            raise PolybotError(f"cannot write {args.out}: {exc.strerror or exc}") from None
+        sys.stderr.write(f"wrote {len(text)} bytes of metrics to {args.out}\n")
+    return 0
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
+    loop = asyncio.get_running_loop()
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+            installed.append(sig)
+        except (NotImplementedError, RuntimeError):  # pragma: no cover - not on the main thread
+            pass
+    try:
+        yield
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port must be 0..65535, got {args.port}")
+    if args.rate < 0:
+        raise UsageError(f"--rate must be >= 0, got {args.rate}")
+    if args.duration is not None and not args.duration > 0:
+        raise UsageError(f"--duration must be > 0, got {args.duration}")
+    if args.ws_url is not None:
+        if not args.ws_url.startswith(("ws://", "wss://")):
+            raise UsageError(f"--ws-url must start with ws:// or wss://, got {args.ws_url!r}")
+        if not args.subscribe:
+            raise UsageError("--ws-url needs --subscribe ASSET ... (polybot mock-ws prints the ids it serves)")
+    elif args.subscribe:
+        raise UsageError("--subscribe needs --ws-url")
+    path = _recording(args)
+    return asyncio.run(_serve_async(args, path))
+
+
+async def _serve_async(args: argparse.Namespace, path: Path | None) -> int:
+    from core.metrics import METRICS
+    from core.metrics_replay import IngestRig
+
+    stop = asyncio.Event()
+    rig = await IngestRig.open(METRICS, known_assets=args.subscribe or None) if (path or args.ws_url) else None
+    server = None
+    failure: BaseException | None = None
+    replay_task: asyncio.Task[object] | None = None
+    try:
+        try:
+            server = METRICS.serve(args.host, args.port)
+        except OSError as exc:
+            raise PolybotError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
+        sys.stdout.write(server.url + "\n")
+        sys.stdout.flush()
+        if rig is not None and args.ws_url:
+            await rig.start_feed(args.ws_url, args.subscribe)
+        if rig is not None and path is not None:
+            sys.stderr.write(f"replaying {path}" + (f" at {args.rate:g} frames/s" if args.rate else "") + "\n")
+            replay_task = asyncio.create_task(rig.replay(path, rate_hz=args.rate, loop=args.loop, stop=stop))
+        with _stop_on_signals(stop):
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + args.duration if args.duration else None
+            stopper = asyncio.create_task(stop.wait())
+            try:
+                while True:
+                    pending: set[asyncio.Task[object]] = {stopper}  # type: ignore[arg-type]
+                    if replay_task is not None:
+                        pending.add(replay_task)
+                    timeout = None if deadline is None else max(0.0, deadline - loop.time())
+                    done, _ = await asyncio.wait(pending, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+                    if not done or stopper in done:  # --duration reached, or Ctrl-C / SIGTERM
+                        break
+                    assert replay_task is not None
+                    failure = replay_task.exception()
+                    if failure is not None:
+                        break
+                    result = replay_task.result()
+                    sys.stderr.write(
+                        f"replay done: {result.frames} frames in {result.seconds:.2f}s; still serving\n"  # type: ignore[attr-defined]
+                    )
+                    replay_task = None
+            finally:
+                stopper.cancel()
+    finally:
+        stop.set()
+        if replay_task is not None and not replay_task.done():
+            replay_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await replay_task
+        if server is not None:
+            await server.aclose()
+        if rig is not None:
+            await rig.close()
+    if isinstance(failure, PolybotError):
+        raise failure
+    if failure is not None:
+        raise PolybotError(f"replay failed: {type(failure).__name__}: {failure}")
+    return 0
