@@ -35,6 +35,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from core.errors import PolybotError, UsageError
 from core.fees import fee_rate_from_schedule
+
+UNKNOWN_FEE_RATE = Decimal("0.07")
+"""Assumed taker rate when fees are enabled but no schedule is published (2026's highest: crypto)."""
 from core.store.db import session_factory
 from core.store.models import Market, Token
 from core.types import MarketInfo, TokenInfo
@@ -305,8 +308,10 @@ def parse_market(item: Any, *, event: Mapping[str, Any] | None = None, stats: Pa
     except ValueError as exc:
         raise GammaParseError(BadReason.BAD_NUMBER, str(exc)) from None
     if fees_enabled and fee_schedule is None:
-        # Gamma says fees apply but publishes no schedule (early-2026 crypto markets): the rate
-        # is unknown here, 0 is recorded and the oddity counted; CLOB /fee-rate is the authority.
+        # Gamma says fees apply but publishes no schedule (early-2026 crypto markets): the rate is
+        # unknown here. Understating a fee turns a loss into a phantom edge, so assume the highest
+        # published taker rate until CLOB /fee-rate (the authority) says otherwise; count it.
+        fee_rate = UNKNOWN_FEE_RATE
         warn["fees_enabled_without_schedule"] += 1
     for name, value in (("orderPriceMinTickSize", tick), ("orderMinSize", min_size), ("feeSchedule.rate", fee_rate)):
         if value != value.quantize(_STORE_QUANTUM, rounding=ROUND_DOWN):

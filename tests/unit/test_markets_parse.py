@@ -78,11 +78,11 @@ def test_sports_fee_rate_and_plain_binary() -> None:
     assert m.info.neg_risk is False and m.info.neg_risk_market_id is None and m.info.neg_risk_augmented is False
 
 
-def test_fees_enabled_without_schedule_is_counted_not_guessed() -> None:
+def test_fees_enabled_without_schedule_assumes_the_highest_rate_and_is_counted() -> None:
     item = load_shared("gamma/gamma_market.json")
     assert item["feesEnabled"] is True and "feeSchedule" not in item
     markets, stats = parse_markets([item])
-    assert markets[0].info.fee_rate == 0
+    assert markets[0].info.fee_rate == Decimal("0.07")  # never understate a fee
     assert markets[0].fees_enabled is True
     assert stats.warnings["fees_enabled_without_schedule"] == 1
 
