@@ -670,6 +670,7 @@ class Service:
         if self._stopping:
             return
         self._stopping = True
+        self.supervisor.begin_stop()
         self._stop_event.set()
         if not self.started:
             await self._close_storage()

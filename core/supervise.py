@@ -92,6 +92,10 @@ class Supervisor:
         if state.running and state.restarts == restarts_then and not self._stopping:
             self.bus.publish(AlertCleared(kind="component_failed", key=state.name, message="running again"))
 
+    def begin_stop(self) -> None:
+        """From now on a component that returns is finishing, not failing."""
+        self._stopping = True
+
     async def stop(self, timeout_s: float = 10.0) -> None:
         self._stopping = True
         tasks = [s.task for s in self.components.values() if s.task is not None and not s.task.done()]
