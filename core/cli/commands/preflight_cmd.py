@@ -131,20 +131,15 @@ async def _smoke(args: argparse.Namespace, loaded: Any, spec: Any) -> tuple[Any,
     settings = loaded.settings
     relayer_cfg = settings.relayer
     assert relayer_cfg.private_key is not None  # the key check passed
-    creds = None
-    if relayer_cfg.api_key is not None and relayer_cfg.api_secret is not None and relayer_cfg.api_passphrase:
-        creds = (
-            relayer_cfg.api_key.get_secret_value(),
-            relayer_cfg.api_secret.get_secret_value(),
-            relayer_cfg.api_passphrase.get_secret_value(),
-        )
     relayer = ClobRelayer(
         settings.clob.url,
         relayer_cfg.chain_id,
         relayer_cfg.private_key.get_secret_value(),
         signature_type=relayer_cfg.signature_type,
         funder=relayer_cfg.funder,
-        api_creds=creds,
+        # No API credentials: signing does not need them, and the body's "owner" (the API key, a
+        # secret in our settings) must not be printed or stored. The signature does not cover it.
+        api_creds=None,
         dry_run=True,  # smoke-live never posts, whatever relayer.dry_run says
         timeout_s=settings.clob.timeout_s,
     )
