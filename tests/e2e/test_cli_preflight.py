@@ -324,6 +324,31 @@ async def test_smoke_live_stops_when_preflight_fails(
     assert await asyncio.to_thread(_order_count, sqlite_url) == 0
 
 
+async def test_smoke_live_in_live_mode_keeps_the_api_credentials_out(
+    tmp_path: Path, sqlite_url: str, clob: MockClobServer, feed: MockMarketServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await _run("migrate", "--db-url", sqlite_url, "--apply")
+    config = _write_config(
+        tmp_path, db=sqlite_url, clob_url=clob.url, feed_url=feed.url, relayer='type = "real"\ndry_run = false'
+    )
+    creds = {"api_key": "key-4f1d2c3b", "api_secret": "c2VjcmV0LXNlY3JldC12YWx1ZQ==", "api_passphrase": "pp-9e8d7c6b"}
+    with (tmp_path / "secrets.local.toml").open("a") as fh:
+        fh.writelines(f'{k} = "{v}"\n' for k, v in creds.items())
+    capsys.readouterr()
+    argv = ["smoke-live", "--config", str(config), BINARY.condition_id, "No", "BUY", "0.52", "5", "--json"]
+    rc = await _run(*argv, "--client-order-id", "smoke-live-mode")
+    out = capsys.readouterr()
+    assert rc == 0, out.out + out.err
+    data = json.loads(out.out)
+    assert data["mode"] == "live" and data["order"]["posted"] is False
+    assert not clob.requests_to("POST", "/order") and not clob.orders
+    row = await asyncio.to_thread(_stored_order, sqlite_url, "smoke-live-mode")
+    stored = json.dumps(row.signed_order)
+    for value in creds.values():
+        assert value not in out.out + out.err and value not in stored
+    _assert_no_key(out.out, out.err, stored)
+
+
 def test_smoke_live_offline_with_a_token_id(
     tmp_path: Path, sqlite_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
