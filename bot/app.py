@@ -48,7 +48,13 @@ def build_bot(
     rate_limit_retries: int = 3,
 ) -> BotParts:
     builder = ApplicationBuilder().token(token).base_url(base_url)
-    builder = builder.rate_limiter(AIORateLimiter(max_retries=rate_limit_retries))
+    # Telegram's flood limits (30 messages/s overall, 20/min per group) protect the real Bot API.
+    # An in-process double (offline runner, tests, bench) declares it has none; 429 retries stay on.
+    if getattr(request, "flood_limited", True):
+        limiter = AIORateLimiter(max_retries=rate_limit_retries)
+    else:
+        limiter = AIORateLimiter(overall_max_rate=0, group_max_rate=0, max_retries=rate_limit_retries)
+    builder = builder.rate_limiter(limiter)
     if request is not None:
         builder = builder.request(request).get_updates_request(request)
     app = builder.build()

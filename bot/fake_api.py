@@ -62,6 +62,8 @@ class FakeBotApi(BaseRequest):
     calls: list[ApiCall] = field(default_factory=list)
     throttle_next: int = 0
     retry_after: int = 1
+    flood_limited: bool = False
+    """No Telegram behind this double: ``build_bot`` then skips the 30 msg/s throttle (set True to keep it)."""
     _next_message_id: int = 1000
 
     @property

@@ -137,10 +137,13 @@ class BotHandlers:
     # ---- registration -------------------------------------------------------------------
     def install(self, app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         app.add_handler(TypeHandler(Update, self.gate), group=-1)
+        # New messages only: PTB's default also matches edits, and an edited /order would trade again.
+        new_message = filters.UpdateType.MESSAGE
         for name in COMMANDS:
-            app.add_handler(CommandHandler(name, self._wrap(name)))
+            app.add_handler(CommandHandler(name, self._wrap(name), filters=new_message))
         app.add_handler(CallbackQueryHandler(self.on_button))
-        app.add_handler(MessageHandler(filters.COMMAND, self.on_unknown_command))
+        app.add_handler(MessageHandler(filters.UpdateType.EDITED_MESSAGE & filters.COMMAND, self.on_edited_command))
+        app.add_handler(MessageHandler(new_message & filters.COMMAND, self.on_unknown_command))
         app.add_error_handler(self.on_error)
 
     # ---- the gate -----------------------------------------------------------------------
@@ -428,6 +431,16 @@ class BotHandlers:
         name = _command_name(text) or "?"
         await self.control.audit_command("telegram", user.id, name, text[:200], "unknown_command", "")
         await self.sender.send(chat.id, f"Unknown command /{render.esc(name)}. Try /help.")
+
+    async def on_edited_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        user = update.effective_user
+        chat = update.effective_chat
+        if user is None or chat is None or update.effective_message is None:
+            return
+        text = update.effective_message.text or ""
+        name = _command_name(text) or "?"
+        await self.control.audit_command("telegram", user.id, name, text[:200], "edited", "not executed")
+        await self.sender.send(chat.id, "An edited command is not run; send it again as a new message.")
 
     async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         log.error("telegram handler failed: %s", context.error, exc_info=context.error)

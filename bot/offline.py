@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,7 +65,10 @@ def read_updates(path: Path) -> list[dict[str, Any]]:
 def summarise_update(data: dict[str, Any]) -> dict[str, Any]:
     msg = data.get("message") or data.get("edited_message")
     if msg:
-        return {"user": msg.get("from", {}).get("id"), "chat": msg.get("chat", {}).get("id"), "text": msg.get("text")}
+        out = {"user": msg.get("from", {}).get("id"), "chat": msg.get("chat", {}).get("id"), "text": msg.get("text")}
+        if "message" not in data:
+            out["edited"] = True
+        return out
     cq = data.get("callback_query")
     if cq:
         return {"user": cq.get("from", {}).get("id"), "button": cq.get("data")}
@@ -76,10 +79,19 @@ def summarise_update(data: dict[str, Any]) -> dict[str, Any]:
 
 
 class OfflineRunner:
-    def __init__(self, parts: BotParts, api: FakeBotApi, clock: ManualClock) -> None:
+    def __init__(
+        self,
+        parts: BotParts,
+        api: FakeBotApi,
+        clock: ManualClock,
+        settle: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """``settle`` runs after each update before its calls are recorded (e.g. ``bus.drain``), so an
+        alert an update caused is attributed to that update, not to whichever update comes next."""
         self.parts = parts
         self.api = api
         self.clock = clock
+        self.settle = settle
         self.transcript: list[TranscriptEntry] = []
         self._next_update_id = 1
 
@@ -110,6 +122,8 @@ class OfflineRunner:
                 self._next_update_id = int(data["update_id"]) + 1
                 update = Update.de_json(data, app.bot)
                 await app.process_update(update)
+            if self.settle is not None:
+                await self.settle()
             entry = TranscriptEntry(summarise_update(data), [c.as_dict() for c in self.api.calls[before:]])
             self.transcript.append(entry)
         return self.transcript
@@ -121,9 +135,13 @@ def format_transcript(entries: list[TranscriptEntry] | list[dict[str, Any]]) -> 
         entry = raw if isinstance(raw, TranscriptEntry) else TranscriptEntry(raw["in"], raw["out"])
         u = entry.update
         if "text" in u:
-            lines.append(f">> user {u.get('user')}: {u.get('text')}")
+            where = f" in chat {u.get('chat')}" if u.get("chat") not in (None, u.get("user")) else ""
+            verb = " edits" if u.get("edited") else ""
+            lines.append(f">> user {u.get('user')}{where}{verb}: {u.get('text')}")
         elif "button" in u:
             lines.append(f">> user {u.get('user')} taps [{u.get('button')}]")
+        elif "inline" in u:
+            lines.append(f">> user {u.get('user')} inline query: {u.get('inline')}")
         else:
             lines.append(f">> {json.dumps(u)}")
         for call in entry.calls:

@@ -90,6 +90,7 @@ WIRE_EVENT_TYPES: dict[object, str] = {
     Pong: "pong",
 }
 CONNECTION_STATES = ("connecting", "connected", "dead", "closed")
+COMPONENTS = ("processor", "feed", "pipeline", "writer", "strategies", "engine", "risk", "bus")
 RELAYER_ACTIONS = frozenset({"place", "cancel", "cancel_all", "lookup", "reconcile"})
 ORDER_STATUSES = (*(s.value for s in OrderStatus), "refused")
 RISK_LIMITS = (
@@ -363,7 +364,7 @@ class Metrics:
         self._loop_thread: int | None = None
         self._last: list[Metric] | None = None
         self._timeouts = 0
-        self._collect_errors: dict[str, int] = {}
+        self._collect_errors: dict[str, int] = dict.fromkeys(COMPONENTS, 0)
         self._error_logged: dict[str, float] = {}
         self.registry.register(_Collector(self))
         if process_metrics:

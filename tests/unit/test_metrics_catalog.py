@@ -122,7 +122,7 @@ def test_fast_histogram_quantile_is_the_bucket_upper_bound() -> None:
 
 def test_label_values_are_sanitised_and_bounded() -> None:
     assert label_value("not_armed") == "not_armed"
-    assert label_value("  weird label\n{}\"x") == "weird_label_x"
+    assert label_value('  weird label\n{}"x') == "weird_label_x"
     assert label_value("") == "unknown"
     assert len(label_value("x" * 500)) == 48
     bounded = BoundedLabels(3, ["a"])

@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 DEFAULT_USERS: tuple[tuple[int, str], ...] = ((1001, "admin"), (1002, "viewer"), (1003, "operator"))
 DEFAULT_ALERT_CHATS: tuple[int, ...] = (1001,)
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+_CODE = re.compile(r"<code>([^<]+)</code>")
 
 _DESCRIPTION = """\
 Feed each line of UPDATES.jsonl (a Telegram Bot API Update object: message, edited_message,
@@ -63,7 +65,7 @@ In message texts $MARKET and $OUTCOME become the MARKET and OUTCOME arguments. A
 text starts with / gets its bot_command entity when the line has none. Directives (lines that
 are not updates): {"_advance_s": 31} moves the bot's clock (confirmations expire, cards are
 edited), {"_comment": "..."} is ignored; "$LAST_NONCE" in callback data is the nonce of the last
-confirmation card shown.
+confirmation card shown, and "$LAST_ORDER" in a message is the newest open order's id.
 
 Dry-run and live modes (relayer type "real") are allowed only when the CLOB and user-channel
 URLs are loopback addresses (a local CLOB double): this command never leaves the machine.
@@ -126,11 +128,29 @@ class LocalSession:
     replay_path: Path | None = None
     startup_calls: list[dict[str, Any]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    fed_calls: int = 0
+    """Bot API calls made up to the end of the last :meth:`feed` (later ones: shutdown)."""
 
     async def feed(self, updates: Iterable[dict[str, Any]]) -> list[TranscriptEntry]:
         """Run updates through the Application; returns the whole transcript so far."""
-        prepared = [prepare_update(u, self.market, self.outcome) for u in updates]
-        return await self.runner.feed(prepared)
+        transcript = self.runner.transcript
+        for raw in updates:
+            data = prepare_update(raw, self.market, self.outcome)
+            if "$LAST_ORDER" in json.dumps(data):
+                data = json.loads(json.dumps(data).replace("$LAST_ORDER", self._last_order()))
+            transcript = await self.runner.feed([data])
+        self.fed_calls = len(self.api.calls)
+        return transcript
+
+    def _last_order(self) -> str:
+        """The open order the bot named most recently (the engine's open set has no order)."""
+        open_ids = {o.client_order_id for o in self.service.engine.open_orders()}
+        for call in reversed(self.api.calls):
+            for coid in reversed(_CODE.findall(call.text or "")):
+                if coid in open_ids:
+                    return str(coid)
+        return "none"
+
 
 
 def prepare_update(raw: dict[str, Any], market: str | None, outcome: str | None) -> dict[str, Any]:
@@ -262,12 +282,10 @@ async def local_session(opts: LocalOptions) -> AsyncIterator[LocalSession]:
             replay = DEMO_RECORDING
         frames = _replay_frames(service, Path(replay)) if replay is not None else 0
         if opts.market is not None:
-            from core.control_types import ControlError
-
             try:
-                service.control._resolve(opts.market)
-            except ControlError as exc:
-                raise UsageError(f"MARKET: {exc} (run polybot refresh-markets first?)") from None
+                service.registry.resolve(opts.market)
+            except UsageError as exc:
+                raise UsageError(f"MARKET: {exc} (did polybot refresh-markets fill this database?)") from None
 
         async def settle() -> None:
             await service.bus.drain()
@@ -329,7 +347,7 @@ def _run(args: argparse.Namespace) -> int:
     )
     setup_cli_logging(args.verbose)
     session, transcript = asyncio.run(run_local(updates, opts))
-    shutdown = [c.as_dict() for c in session.api.calls[len(session.startup_calls) + sum(len(e.calls) for e in transcript) :]]
+    shutdown = [c.as_dict() for c in session.api.calls[session.fed_calls :]]
     if args.json:
         out = {
             "mode": session.service.mode.value,

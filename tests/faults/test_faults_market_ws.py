@@ -1,0 +1,195 @@
+"""Market websocket faults against a running Service (real sockets, real SQLite).
+
+For each: the service keeps ingesting, the right alert fires once (and clears), every frame the
+pipeline received is in the database (rows counted from the raw frames), counters say what happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from decimal import Decimal
+
+import pytest
+
+from core.types import BookStatus
+from tests.faults.fault_harness import (
+    TRADER,
+    FaultRecord,
+    Rig,
+    count_rows,
+    expected_feed_rows,
+    running_service,
+    wait_for,
+)
+
+FEED_TABLES = ("book_snapshots", "book_deltas", "trades")
+
+
+async def _finish(rig: Rig, rec: FaultRecord) -> None:
+    """Stop the service (the writer flushes), then compare rows stored with rows received."""
+    assets = rig.assets
+    feed_stats = rig.service.feed.stats()
+    processor = rig.service.processor
+    await asyncio.wait_for(rig.service.stop(), 20)
+    want = expected_feed_rows(rig.frames, assets)
+    got = await count_rows(rig.db_url, FEED_TABLES)
+    rec.rows_expected = sum(want.values())
+    rec.rows_stored = sum(got.values())
+    rec.counters.update(
+        {
+            "frames_sent_by_double": rig.ws.sent_market_frames,
+            "frames_received": len(rig.frames),
+            "reconnects": feed_stats.reconnects,
+            "dead": feed_stats.dead,
+            "dropped": dict(feed_stats.dropped),
+            "input_rejected": processor.counters.as_dict(),
+            "integrity_faults": processor.faults.as_dict(),
+        }
+    )
+    assert got == want, f"rows stored {got} != rows received {want}"
+
+
+async def test_ws_dies_mid_stream(sqlite_url: str, monkeypatch: pytest.MonkeyPatch, fault_record: FaultRecord) -> None:
+    fault_record.scenario = "market ws dies mid-stream (no close frame)"
+    async with running_service(sqlite_url, monkeypatch) as rig:
+        await rig.wait_books_ok()
+        await rig.frames_advance(50)
+        assert rig.ws.drop_connections() == 1
+        await wait_for(lambda: rig.cleared("feed_dead"), 6, "the feed to reconnect")
+        await rig.wait_books_ok()
+        await rig.frames_advance(50)
+        await rig.service.bus.drain()
+        fault_record.alerts = rig.alert_summary("feed_dead")
+        assert len(rig.alerts("feed_dead")) == 1
+        assert len(rig.cleared("feed_dead")) == 1
+        assert len(rig.tg_alerts("feed_dead")) == 1
+        assert len(rig.tg_recovered("feed_dead")) == 1
+        stats = rig.service.feed.stats()
+        assert stats.reconnects == 1 and stats.dead == 1
+        assert rig.service.pipeline.stats.reconnect_resets >= 1
+        assert (await rig.service.control.health()).ok
+        await _finish(rig, fault_record)
+    assert fault_record.counters["frames_received"] <= fault_record.counters["frames_sent_by_double"]
+
+
+async def test_ws_stalls_without_closing(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch, fault_record: FaultRecord
+) -> None:
+    fault_record.scenario = "market ws stalls (socket open, no frames, no PONG)"
+    async with running_service(sqlite_url, monkeypatch) as rig:
+        await rig.wait_books_ok()
+        await rig.frames_advance(50)
+        # dead_after_s is 1.5 s: the heartbeat must abort the silent socket and reconnect
+        rig.ws.stall(2.0)
+        await wait_for(lambda: rig.alerts("feed_dead"), 4, "the stalled socket to be declared dead")
+        assert "no frame or PONG" in rig.alerts("feed_dead")[0].message
+        await wait_for(lambda: rig.cleared("feed_dead"), 6, "the feed to reconnect after the stall")
+        await rig.wait_books_ok()
+        await rig.frames_advance(50)
+        await rig.service.bus.drain()
+        fault_record.alerts = rig.alert_summary("feed_dead")
+        assert len(rig.alerts("feed_dead")) == 1
+        assert len(rig.cleared("feed_dead")) == 1
+        assert len(rig.tg_alerts("feed_dead")) == 1
+        assert len(rig.tg_recovered("feed_dead")) == 1
+        assert rig.service.feed.stats().dead == 1
+        await _finish(rig, fault_record)
+
+
+async def test_ws_sends_garbage(sqlite_url: str, monkeypatch: pytest.MonkeyPatch, fault_record: FaultRecord) -> None:
+    fault_record.scenario = "market ws sends garbage frames"
+    async with running_service(sqlite_url, monkeypatch) as rig:
+        await rig.wait_books_ok()
+        rig.ws.send_garbage()
+        rig.ws.send_raw('{"event_type": "price_change", "price_changes": "not a list"}')
+        rig.ws.send_raw(b"\xff\xfe binary, not utf-8")
+        counters = rig.service.processor.counters
+        await wait_for(lambda: counters.total >= 2, 5, "the bad frames to be counted")
+        await rig.frames_advance(50)
+        fault_record.alerts = "none (bad input is counted and logged, not alerted)"
+        assert rig.service.feed.stats().dead == 0, "garbage must not cost the connection"
+        assert rig.service.feed.stats().dropped.get("binary_not_utf8") == 1
+        assert rig.books_ok()
+        assert not rig.alerts("feed_dead")
+        await _finish(rig, fault_record)
+
+
+async def test_ws_frame_over_size_cap(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch, fault_record: FaultRecord
+) -> None:
+    fault_record.scenario = "market ws frame over the size cap (soft cap, then past the hard limit)"
+    async with running_service(sqlite_url, monkeypatch) as rig:
+        await rig.wait_books_ok()
+        cap = rig.service.settings.feed.max_frame_bytes
+        # over the cap but under the library's hard limit (2x): skipped, socket kept
+        rig.ws.send_raw(json.dumps({"event_type": "book", "pad": "x" * (cap + 100)}))
+        await wait_for(lambda: rig.service.feed.stats().dropped.get("oversized") == 1, 5, "the oversized frame")
+        await rig.frames_advance(30)
+        assert rig.service.feed.stats().dead == 0
+        # past the hard limit: the library closes the socket (1009); the feed reconnects
+        rig.ws.send_raw("y" * (2 * cap + 100))
+        await wait_for(lambda: rig.cleared("feed_dead"), 8, "the reconnect after the 1009 close")
+        await rig.wait_books_ok()
+        await rig.frames_advance(30)
+        await rig.service.bus.drain()
+        fault_record.alerts = rig.alert_summary("feed_dead")
+        stats = rig.service.feed.stats()
+        assert stats.dropped.get("oversized_disconnect") == 1
+        assert len(rig.alerts("feed_dead")) == 1 and len(rig.cleared("feed_dead")) == 1
+        await _finish(rig, fault_record)
+
+
+async def test_ws_reconnects_after_the_market_moved(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch, fault_record: FaultRecord
+) -> None:
+    fault_record.scenario = "market ws reconnects with a different book (market moved while away)"
+    async with running_service(sqlite_url, monkeypatch, ws_proxy=True) as rig:
+        await rig.wait_books_ok()
+        before = {a: (b.bids(), b.asks()) for a, b in rig.service.processor.books.items()}
+        proxy = rig.proxies["ws"]
+        proxy.block(1.0)  # away for a second while the double keeps streaming to nobody
+        assert proxy.cut() == 1
+        await wait_for(lambda: rig.cleared("feed_dead"), 8, "the reconnect")
+        await rig.wait_books_ok()
+        # the snapshot after the reconnect is the book now, not the one we had
+        after = {a: (b.bids(), b.asks()) for a, b in rig.service.processor.books.items()}
+        assert any(after[a] != before[a] for a in before), "the market did not move while away"
+        await rig.frames_advance(100)
+        await rig.service.bus.drain()
+        fault_record.alerts = rig.alert_summary("feed_dead", "book_inconsistent")
+        assert proxy.refused >= 1
+        assert len(rig.alerts("feed_dead")) == 1 and len(rig.cleared("feed_dead")) == 1
+        assert not rig.alerts("book_inconsistent"), "a fresh snapshot must replace the book, not merge into it"
+        assert rig.service.processor.faults.total == 0
+        await _finish(rig, fault_record)
+
+
+async def test_ws_reconnects_with_a_different_book(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch, fault_record: FaultRecord
+) -> None:
+    fault_record.scenario = "market ws reconnects with a different book (levels added/removed)"
+    async with running_service(sqlite_url, monkeypatch, rate_hz=20.0) as rig:
+        await rig.wait_books_ok()
+        asset = rig.ws.asset_ids[0]
+        server_book = rig.ws._books[asset]
+        bids = sorted(server_book.bids.items())  # ascending: the deepest bid first
+        removed = bids[0][0]
+        extra = Decimal("0.01") if Decimal("0.01") not in server_book.bids else Decimal("0.02")
+        new_bids = [(p, s) for p, (_, s) in bids[1:]] + [(str(extra), "123")]
+        new_asks = [(p, s) for p, (_, s) in server_book.asks.items()]
+        rig.ws.set_book(asset, new_bids, new_asks)
+        rig.ws.drop_connections()
+        await wait_for(lambda: rig.cleared("feed_dead"), 6, "the reconnect")
+        await rig.wait_books_ok()
+        local = dict(rig.service.processor.books[asset].bids())
+        assert local.get(extra) == Decimal(123), "the new snapshot's extra level is missing"
+        assert removed not in local or rig.service.pipeline.stats.deltas > 0
+        await rig.frames_advance(20)
+        await rig.service.bus.drain()
+        fault_record.alerts = rig.alert_summary("feed_dead", "book_inconsistent")
+        assert rig.service.processor.books[asset].status is BookStatus.OK
+        assert len(rig.alerts("feed_dead")) == 1
+        assert not rig.alerts("book_inconsistent")
+        assert TRADER in rig.service.bot.notifier.chats
+        await _finish(rig, fault_record)
