@@ -155,7 +155,12 @@ class BotHandlers:
         if allowed:
             return
         kind = _update_kind(update)
-        text = update.effective_message.text if update.effective_message and update.effective_message.text else ""
+        if update.callback_query is not None:  # the button's data, not the text of the card it sits on
+            text = update.callback_query.data or ""
+        elif update.inline_query is not None:
+            text = update.inline_query.query
+        else:
+            text = update.effective_message.text if update.effective_message and update.effective_message.text else ""
         await self.control.audit_command(
             "telegram",
             user_id,
@@ -347,7 +352,7 @@ class BotHandlers:
             return
         await _safe(query.answer("Sending…"))
         try:
-            outcome = await self.control.execute_order(pending.payload, user=str(user.id), confirmed=True)
+            outcome = await self.control.execute_order(pending.payload, user=_who(update), confirmed=True)
         except ControlError as exc:
             await self.control.audit_command("telegram", user.id, command, nonce, "refused", str(exc))
             await _safe(query.edit_message_text(f"⛔ Not sent: {render.esc(exc)}", parse_mode="HTML"))

@@ -40,7 +40,7 @@ from core.money import on_tick
 from core.redact import redact
 from core.registry import MarketRegistry
 from core.risk import RiskGate
-from core.strategies.dutch import DutchConfig, evaluate_binary, evaluate_event
+from core.strategies.dutch import DutchConfig
 from core.types import BookStatus, BookView, Intent, MarketInfo, Mode, OrderType, Side
 
 log = logging.getLogger(__name__)
@@ -138,21 +138,38 @@ class Control:
         return rows[:limit]
 
     def _dutch_edge(self, m: MarketInfo) -> Decimal | None:
-        """Expected edge per set of the complete set this market belongs to (None: no opportunity)."""
-        cfg = self.rt.dutch or DutchConfig(safety_margin_usdc=Decimal(0), slippage_ticks=0)
-        try:
-            if m.neg_risk and m.neg_risk_market_id:
-                members = self.rt.registry.event_members(m.neg_risk_market_id)
-                if m.neg_risk_augmented or len(members) < 2:
-                    return None
-                opp = evaluate_event(members, self.rt.books, cfg)
-            elif len(m.tokens) == 2:
-                opp = evaluate_binary(m, self.rt.books, cfg)
-            else:
+        """Complete-set edge per set at the top of book: payout 1 minus the best asks of every leg and
+        their taker fees (negative = no arbitrage). None when a leg has no ask or the set is not
+        complete (augmented neg-risk events never are). The depth-aware decision is the strategy's."""
+        from core.fees import taker_fee
+
+        if m.neg_risk and m.neg_risk_market_id:
+            members = self.rt.registry.event_members(m.neg_risk_market_id)
+            if m.neg_risk_augmented or any(x.neg_risk_augmented for x in members) or len(members) < 2:
                 return None
-        except ValueError:
+            legs = []
+            for member in members:
+                try:
+                    legs.append((member, member.token("Yes").token_id))
+                except KeyError:
+                    return None
+        elif len(m.tokens) == 2:
+            legs = [(m, t.token_id) for t in m.tokens]
+        else:
             return None
-        return opp.edge_per_set if opp is not None else None
+        cost = Decimal(0)
+        for market, token_id in legs:
+            book = self.rt.books.get(token_id)
+            ask = book.best_ask() if book is not None else None
+            if ask is None:
+                return None
+            rate = (
+                self.rt.dutch.fee_rate_override
+                if self.rt.dutch and self.rt.dutch.fee_rate_override is not None
+                else market.fee_rate
+            )
+            cost += ask + taker_fee(Decimal(1), ask, rate)
+        return Decimal(1) - cost
 
     async def markets(self, text: str | None = None) -> list[MarketRow]:
         return [

@@ -170,7 +170,9 @@ async def test_a_fully_bound_process_exports_every_catalog_metric_and_passes_pro
     promtool = shutil.which("promtool")
     if promtool is None:
         pytest.skip("promtool not installed (Debian: apt-get install prometheus; .ci/run installs it)")
-    proc = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, timeout=30)
+    proc = await asyncio.to_thread(
+        subprocess.run, [promtool, "check", "metrics"], input=text, capture_output=True, timeout=30
+    )
     assert proc.returncode == 0 and not proc.stdout.strip() and not proc.stderr.strip(), (
         proc.stdout.decode() + proc.stderr.decode()
     )

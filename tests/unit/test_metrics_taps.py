@@ -211,7 +211,7 @@ async def test_scrapes_from_another_thread_are_built_on_the_event_loop() -> None
     results: list[bytes] = []
     scraper = threading.Thread(target=lambda: results.append(m.exposition()))
     scraper.start()
-    time.sleep(0.8)  # blocks the loop on purpose
+    time.sleep(0.8)  # noqa: ASYNC251 - blocks the loop on purpose
     scraper.join(5)
     assert results and b"polybot_ws_frames_total 1.0" in results[0]
     await asyncio.sleep(0)  # the late request is dropped, not built
