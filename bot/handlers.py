@@ -21,6 +21,7 @@ from telegram.ext import (
     CallbackQueryHandler,
     CommandHandler,
     ContextTypes,
+    InlineQueryHandler,
     MessageHandler,
     TypeHandler,
     filters,
@@ -144,6 +145,9 @@ class BotHandlers:
         app.add_handler(CallbackQueryHandler(self.on_button))
         app.add_handler(MessageHandler(filters.UpdateType.EDITED_MESSAGE & filters.COMMAND, self.on_edited_command))
         app.add_handler(MessageHandler(new_message & filters.COMMAND, self.on_unknown_command))
+        # Anything else an authorised user sends is answered and audited, never dropped silently.
+        app.add_handler(MessageHandler(new_message & ~filters.COMMAND, self.on_not_a_command))
+        app.add_handler(InlineQueryHandler(self.on_inline_query))
         app.add_error_handler(self.on_error)
 
     # ---- the gate -----------------------------------------------------------------------
@@ -436,6 +440,24 @@ class BotHandlers:
         name = _command_name(text) or "?"
         await self.control.audit_command("telegram", user.id, name, text[:200], "unknown_command", "")
         await self.sender.send(chat.id, f"Unknown command /{render.esc(name)}. Try /help.")
+
+    async def on_not_a_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        user = update.effective_user
+        chat = update.effective_chat
+        if user is None or chat is None or update.effective_message is None:
+            return
+        text = update.effective_message.text or ""
+        await self.control.audit_command("telegram", user.id, "message", text[:200], "not_a_command", "")
+        await self.sender.send(chat.id, "Not a command. Try /help.")
+
+    async def on_inline_query(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        query = update.inline_query
+        if query is None:
+            return
+        await self.control.audit_command(
+            "telegram", query.from_user.id, "inline_query", query.query[:200], "unsupported", ""
+        )
+        await _safe(query.answer([], cache_time=0, is_personal=True))  # inline mode is not offered
 
     async def on_edited_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         user = update.effective_user

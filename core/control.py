@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -36,6 +37,7 @@ from core.errors import UsageError
 from core.events import Alert, AlertCleared, EventBus
 from core.execution.engine import Engine
 from core.fees import taker_fee
+from core.metrics import record_command
 from core.money import on_tick
 from core.redact import redact
 from core.registry import MarketRegistry
@@ -50,6 +52,12 @@ MAX_ORDER_SHARES = Decimal(1_000_000)
 
 class FeedStats(Protocol):
     def connections(self) -> list[FeedConnection]: ...
+
+
+class AuditRows(Protocol):
+    """A non-blocking row sink (``core.store.writer.BatchedWriter``): False when its queue is full."""
+
+    def put(self, table: str, row: dict[str, Any]) -> bool: ...
 
 
 @dataclass
@@ -70,6 +78,9 @@ class Runtime:
     frames: Callable[[], int] = lambda: 0
     extra_health: Callable[[], list[str]] = lambda: []
     started: float = field(default_factory=time.monotonic)
+    audit_rows: AuditRows | None = None
+    """When set, command_audit rows go through it (batched; the service flushes it at shutdown) so
+    a command never waits for a database commit; otherwise each row is its own transaction."""
 
 
 class Control:
@@ -90,10 +101,9 @@ class Control:
 
     # ---- read side ----------------------------------------------------------------------
     async def status(self) -> StatusReport:
-        counts: dict[str, int] = {}
-        for book in self.rt.books.values():
-            key = str(book.status.value if hasattr(book.status, "value") else book.status)
-            counts[key] = counts.get(key, 0) + 1
+        # one status read per book, counted in C: /status must stay fast with thousands of books
+        by_status = Counter(book.status for book in self.rt.books.values())
+        counts = {str(getattr(status, "value", status)): n for status, n in by_status.items()}
         last = self.alerts[-1] if self.alerts else None
         return StatusReport(
             mode=self.rt.mode.value,
@@ -409,22 +419,30 @@ class Control:
         self, front_end: str, user_id: int | str | None, command: str, arguments: str, result: str, detail: str
     ) -> None:
         """One command_audit row per command (authorised or not). Never raises: audit must not block control."""
+        record_command(front_end, command, result)
+        row = {
+            "ts": datetime.now(UTC),
+            "front_end": front_end[:16],
+            "user_id": None if user_id is None else str(user_id)[:64],
+            "command": command[:64],
+            "arguments": redact(arguments)[:500],
+            "result": result[:16],
+            "detail": redact(str(detail))[:2000],
+        }
+        sink = self.rt.audit_rows
+        if sink is not None:
+            try:
+                if sink.put("command_audit", row):
+                    return
+            except Exception as exc:  # a writer that is closing: fall back to a direct write
+                log.debug("audit row not queued (%s); writing it directly", exc)
         if self.rt.sessions is None:
             return
         from core.store.models import CommandAudit
 
         try:
             async with self.rt.sessions() as session, session.begin():
-                session.add(
-                    CommandAudit(
-                        front_end=front_end[:16],
-                        user_id=None if user_id is None else str(user_id)[:64],
-                        command=command[:64],
-                        arguments=redact(arguments)[:500],
-                        result=result[:16],
-                        detail=redact(str(detail))[:2000],
-                    )
-                )
+                session.add(CommandAudit(**row))
         except Exception:
             log.exception("could not write the command_audit row for %s %s", front_end, command)
 

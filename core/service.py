@@ -644,6 +644,8 @@ class Service:
                 engine=self.engine,
                 risk=self.risk,
                 bus=self.bus,
+                opportunities={"dutch": self.counters},
+                runners=lambda: [*self.dutch_runners, *self.quoters],
             )
 
     async def _start_metrics(self) -> None:
@@ -698,7 +700,7 @@ class Service:
             await app.stop()
             await app.shutdown()
         if self.metrics_server is not None:
-            self.metrics_server.close()
+            await self.metrics_server.aclose()
         await self.relayer.close()
         await self._close_storage()
 

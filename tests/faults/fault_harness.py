@@ -568,15 +568,22 @@ def binary_yes(rig: Rig) -> str:
     return str(market.token("Yes").token_id)
 
 
-async def place_via_control(rig: Rig, price: str, size: str = "10", outcome: str = "Yes", side: str = "BUY") -> Any:
-    """The path a confirmed Telegram /order takes: prepare, then execute with confirmed=True."""
+async def prepare(rig: Rig, price: str, size: str = "10", outcome: str = "Yes", side: str = "BUY") -> Any:
     from core.types import Side
 
-    control = rig.service.control
-    ticket = await control.prepare_order(
+    return await rig.service.control.prepare_order(
         BINARY, outcome, Side(side), Decimal(price), Decimal(size), user="telegram:1001"
     )
-    return await control.execute_order(ticket, user="1001", confirmed=True)
+
+
+async def execute(rig: Rig, ticket: Any) -> Any:
+    """What a tap on Confirm does with the pending ticket."""
+    return await rig.service.control.execute_order(ticket, user="1001", confirmed=True)
+
+
+async def place_via_control(rig: Rig, price: str, size: str = "10", outcome: str = "Yes", side: str = "BUY") -> Any:
+    """The path a confirmed Telegram /order takes: prepare, then execute with confirmed=True."""
+    return await execute(rig, await prepare(rig, price, size, outcome, side))
 
 
 async def order_rows(db_url: str) -> list[Any]:

@@ -24,6 +24,8 @@ POLYBOT = str(Path(sys.executable).parent / "polybot")
 RECORDING = PROJECT_FIXTURES / "recordings" / "demo_market.jsonl"
 TIMEOUT = 20.0
 
+pytestmark = pytest.mark.slow  # two subprocesses, a few seconds each
+
 Key = tuple[str, frozenset[tuple[str, str]]]
 Values = dict[Key, float]
 

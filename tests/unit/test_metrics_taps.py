@@ -235,3 +235,17 @@ def test_summary_and_json_show_the_values() -> None:
     assert apply["count"] == 403 and apply["buckets"]["+Inf"] == 403
     json.dumps(data, allow_nan=False)
     assert render(Metrics(process_metrics=False).families()).startswith("Bot")
+
+
+def test_rebinding_moves_the_sink_to_the_new_pipeline() -> None:
+    m = Metrics(process_metrics=False)
+    _old_processor, old = feed_rig(m)
+    new_processor, new = feed_rig(m)
+    assert m._feed_tap not in old.sinks and m._feed_tap in new.sinks
+    old.on_frame("PONG", time.time_ns())  # no longer watched
+    new.on_frame("PONG", time.time_ns())
+    vals = values(m)
+    assert v(vals, "polybot_ws_events_total", event_type="pong") == 1
+    assert v(vals, "polybot_ws_frames_total") == new_processor.frames == 1
+    m.unbind()
+    assert m._feed_tap not in new.sinks

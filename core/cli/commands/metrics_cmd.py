@@ -204,17 +204,20 @@ async def _serve_async(args: argparse.Namespace, path: Path | None) -> int:
     from core.metrics_replay import IngestRig
 
     stop = asyncio.Event()
-    rig = await IngestRig.open(METRICS, known_assets=args.subscribe or None) if (path or args.ws_url) else None
+    rig: IngestRig | None = None
     server = None
     failure: BaseException | None = None
     replay_task: asyncio.Task[object] | None = None
     try:
+        # listen and report the URL first: opening the rig (database, schema) takes a moment
         try:
             server = METRICS.serve(args.host, args.port)
         except OSError as exc:
             raise PolybotError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
         sys.stdout.write(server.url + "\n")
         sys.stdout.flush()
+        if path is not None or args.ws_url:
+            rig = await IngestRig.open(METRICS, known_assets=args.subscribe or None)
         if rig is not None and args.ws_url:
             await rig.start_feed(args.ws_url, args.subscribe)
         if rig is not None and path is not None:

@@ -263,6 +263,7 @@ async def local_session(opts: LocalOptions) -> AsyncIterator[LocalSession]:
         if service.scheduler is not None:
             service.scheduler.pause()  # time belongs to the script, and no job may reach Gamma
         service.control.rt.preflight = _preflight_for(service.loaded)
+        service.control.rt.audit_rows = service.writer  # batched audit rows, flushed at stop
         parts = service.bot
         clock = ManualClock()
         # the bot's own clocks (confirmation expiry, per-user rate limit, alert cooldown/mute)

@@ -1,0 +1,198 @@
+"""`polybot tgbot-run-local` end to end: a database filled by `polybot refresh-markets` against
+the Gamma double, then update files from fixtures/updates run through the real bot — text
+transcript, --json, a live-mode file against the CLOB double, and the usage errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import threading
+from collections.abc import Coroutine, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from eth_account import Account
+
+from core.cli.main import main
+from core.sim.mock_clob import MockClobServer
+from core.sim.mock_clob_state import MockMarket
+from core.sim.mock_gamma import MockGammaServer, load_markets_file
+from core.sim.mock_ws import MockMarketServer
+from tests.conftest import PROJECT_FIXTURES, REPO_ROOT
+
+T = TypeVar("T")
+UPDATES = PROJECT_FIXTURES / "updates"
+BINARY = "demo-btc-above-150k-2026"
+KEY = "0x" + "7c" * 32  # throwaway: only the local CLOB double sees it
+
+
+class Doubles:
+    """The exchange doubles on a background loop, so the synchronous CLI can use them."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.gamma = MockGammaServer()
+        self.clob = MockClobServer(confirm_delay_s=0.05)
+        self.ws = MockMarketServer()
+        for server in (self.gamma, self.clob, self.ws):
+            self.call(server.start())
+
+    def call(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(15)
+
+    def close(self) -> None:
+        for server in (self.ws, self.clob, self.gamma):
+            self.call(server.stop())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+        self.loop.close()
+
+
+@pytest.fixture(scope="module")
+def doubles() -> Iterator[Doubles]:
+    d = Doubles()
+    from core.markets import parse_markets
+
+    parsed, _ = parse_markets(load_markets_file(PROJECT_FIXTURES / "gamma" / "markets.json"))
+    for gm in parsed:
+        m = gm.info
+        d.clob.add_market(
+            MockMarket(
+                condition_id=m.condition_id,
+                tokens=tuple((t.token_id, t.outcome) for t in m.tokens),
+                tick_size=m.tick_size,
+                min_order_size=m.min_order_size,
+                neg_risk=m.neg_risk,
+                fee_rate=m.fee_rate,
+                question=m.question,
+            )
+        )
+    try:
+        yield d
+    finally:
+        d.close()
+
+
+@pytest.fixture
+def db_with_markets(doubles: Doubles, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> str:
+    """What the --help tells a user to do first: refresh-markets against (mock) Gamma."""
+    url = f"sqlite:///{tmp_path / 'bot.db'}"
+    assert main(["refresh-markets", doubles.gamma.url, "--db-url", url, "--migrate"]) == 0
+    assert "9 inserted" in capsys.readouterr().out
+    return url
+
+
+def test_help_documents_users_placeholders_and_the_market_prerequisite(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["tgbot-run-local", "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    for needle in ("1001 admin, 1002 viewer, 1003 operator", "polybot refresh-markets", "$MARKET", "_advance_s",
+                   "$LAST_NONCE", "--replay", "--json", "example:"):  # fmt: skip
+        assert needle in out, needle
+
+
+def test_commands_file_prints_the_transcript(db_with_markets: str, capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["tgbot-run-local", str(UPDATES / "commands.jsonl"), BINARY, "Yes", "--db-url", db_with_markets])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    out = captured.out.splitlines()
+    assert out[0] == ">> user 1001: /start" and out[1] == "<< sendMessage chat=1001"
+    assert ">> user 1001: /order demo-btc-above-150k-2026 Yes BUY 0.30 10" in out
+    assert "   ✅ armed (paper mode)" in out
+    assert "   🛑 killed: disarmed, 0 order(s) canceled" in out
+    assert sum(line.startswith(">> ") for line in out) == 26
+    assert "26 update(s), paper mode, 1503 frame(s) replayed" in captured.err
+
+
+def test_json_lists_every_bot_api_call(db_with_markets: str, capsys: pytest.CaptureFixture[str]) -> None:
+    args = [str(UPDATES / "unauthorised.jsonl"), BINARY, "Yes", "--db-url", db_with_markets, "--json"]
+    assert main(["tgbot-run-local", *args]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["mode"] == "paper" and doc["updates"] == 10 and doc["errors"] == []
+    assert doc["frames_replayed"] == 1503 and doc["replay"].endswith("demo_feed.jsonl")
+    calls = [call for entry in doc["transcript"] for call in entry["out"]]
+    assert calls == [
+        {"method": "sendMessage", "chat_id": 6666, "text": "This bot is private."},
+        {"method": "answerCallbackQuery"},
+        {"method": "answerInlineQuery"},
+    ]
+    assert doc["transcript"][4]["in"] == {"user": 6666, "button": "c:AAAAAAAAAAAA"}
+    assert doc["startup_calls"][0]["text"].startswith("ℹ️ <b>service</b>: Polybot started in paper mode")
+    # calls after the last update (the service's stop notice, when the notifier lets it through)
+    assert all(c["method"] == "sendMessage" and c["chat_id"] == 1001 for c in doc["shutdown_calls"])
+
+
+def test_live_file_confirms_against_the_clob_double(
+    doubles: Doubles, db_with_markets: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    creds = doubles.clob.creds_for(Account.from_key(KEY).address)
+    config = tmp_path / "live.toml"
+    config.write_text(
+        f'[feed]\nws_url = "{doubles.ws.url}"\nuser_ws_url = "{doubles.clob.ws_url}"\n'
+        f'[clob]\nurl = "{doubles.clob.url}"\n'
+        f'[relayer]\ntype = "real"\ndry_run = false\nprivate_key = "{KEY}"\n'
+        f'api_key = "{creds.api_key}"\napi_secret = "{creds.secret}"\napi_passphrase = "{creds.passphrase}"\n'
+    )
+    before = len(doubles.clob.requests_to("POST", "/order"))
+    args = [str(UPDATES / "live_confirm_accepted.jsonl"), BINARY, "Yes", "--db-url", db_with_markets]
+    assert main(["tgbot-run-local", *args, "--config", str(config), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["mode"] == "live"
+    card = doc["transcript"][1]["out"][0]
+    assert card["text"].startswith("<b>⚠️ LIVE order — confirm</b>")
+    confirm, cancel = card["buttons"][0]
+    assert (confirm["text"], cancel["text"]) == ("Confirm", "Cancel")
+    assert len(confirm["callback_data"].encode()) <= 64 and confirm["callback_data"].startswith("c:")
+    tap = doc["transcript"][2]
+    assert tap["in"]["button"] == confirm["callback_data"]  # $LAST_NONCE became the card's nonce
+    assert tap["out"][0] == {"method": "answerCallbackQuery", "text": "Sending…"}
+    assert tap["out"][1]["text"].startswith("✅ <b>live</b> [live]")
+    assert len(doubles.clob.requests_to("POST", "/order")) == before + 1
+    # the secrets in the config never reach the output
+    raw = json.dumps(doc)
+    assert KEY[2:] not in raw and creds.secret not in raw and creds.passphrase not in raw
+
+
+def test_usage_errors(db_with_markets: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    commands = str(UPDATES / "commands.jsonl")
+    assert main(["tgbot-run-local", commands, "--db-url", db_with_markets]) == 2
+    assert "the updates use $MARKET: give MARKET and OUTCOME" in capsys.readouterr().err
+    assert main(["tgbot-run-local", commands, BINARY, "--db-url", db_with_markets]) == 2
+    assert "give both MARKET and OUTCOME" in capsys.readouterr().err
+    assert main(["tgbot-run-local", commands, "nope-market", "Yes", "--db-url", db_with_markets]) == 2
+    assert "MARKET: unknown market 'nope-market'" in capsys.readouterr().err
+    assert main(["tgbot-run-local", str(tmp_path / "missing.jsonl"), "--db-url", db_with_markets]) == 2
+    assert "updates file not found" in capsys.readouterr().err
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"message": {}}\nnot json\n')
+    assert main(["tgbot-run-local", str(bad), "--db-url", db_with_markets]) == 2
+    assert "bad.jsonl:2: not JSON" in capsys.readouterr().err
+    remote = tmp_path / "remote.toml"
+    remote.write_text(f'[relayer]\ntype = "real"\ndry_run = false\nprivate_key = "{KEY}"\n')
+    assert main(["tgbot-run-local", commands, BINARY, "Yes", "--db-url", db_with_markets, "--config", str(remote)]) == 2
+    err = capsys.readouterr().err
+    assert "never leaves the machine" in err and "clob.url = https://clob.polymarket.com" in err
+    assert KEY[2:] not in err
+
+
+def test_not_migrated_database_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    assert main(["tgbot-run-local", str(UPDATES / "unauthorised.jsonl"), "--db-url", url]) == 1
+    assert "has no schema: run polybot migrate --apply first" in capsys.readouterr().err
+
+
+def test_the_console_script_runs_a_file(db_with_markets: str) -> None:
+    proc = subprocess.run(
+        ["uv", "run", "--no-sync", "polybot", "tgbot-run-local", str(UPDATES / "roles.jsonl"), BINARY, "Yes",
+         "--db-url", db_with_markets],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "   /arm needs the operator role." in proc.stdout.splitlines()
+    assert ">> user 1003: /kill" in proc.stdout

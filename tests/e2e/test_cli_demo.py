@@ -1,0 +1,49 @@
+"""`polybot demo --duration 3` as a user runs it: exit 0, a transcript for each phase, and a
+summary that shows ingested frames and at least one order (one of them live, confirmed in chat).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+from tests.conftest import REPO_ROOT
+
+BAD_SIGNS = ("Task was destroyed but it is pending", "never awaited", "Traceback")
+
+
+def _number(pattern: str, text: str) -> int:
+    match = re.search(pattern, text, re.MULTILINE)
+    assert match, f"{pattern!r} not in:\n{text}"
+    return int(match.group(1))
+
+
+def test_demo_runs_offline_and_summarises(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("POLYBOT_")}
+    env["PYTHONWARNINGS"] = "default"
+    proc = subprocess.run(
+        ["uv", "run", "--no-sync", "polybot", "demo", "--duration", "3", "--var-dir", str(tmp_path / "var")],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout
+    for phase in ("paper", "dry-run", "live"):
+        assert f"===== {phase} mode: Telegram transcript =====" in out
+    assert _number(r"^frames ingested\s+(\d+)", out) > 0
+    assert _number(r"^orders\s+(\d+)", out) >= 1
+    assert _number(r"^live orders posted to the CLOB double: (\d+)", out) == 1
+    assert _number(r"^commands audited\s+(\d+)", out) > 0
+    # the chat shows the refusals and the confirmation flow, not just successes
+    assert "   This bot is private." in out
+    assert "   /arm needs the operator role." in out
+    assert "   Not allowed." in out  # the viewer taps the trader's Confirm button
+    assert "   Already handled." in out and "   Expired." in out
+    for bad in BAD_SIGNS:
+        assert bad not in proc.stderr, f"{bad!r} in stderr:\n{proc.stderr[-3000:]}"
+    assert (tmp_path / "var" / "demo.db").is_file()
