@@ -28,9 +28,10 @@ USER_CREATED_FILES = frozenset({"config/service.toml", "config/secrets.local.tom
 REPO_DIRS = ("core", "bot", "tests", "config", "fixtures", "docs", "bench", "observability", ".ci")
 # The root's global options may sit between `polybot` and the command.
 GLOBAL_OPTIONS = frozenset({"--debug", "-v", "-vv", "-vvv", "--verbose"})
-# The last part of a dotted name that is a file, not a config key (`service.toml`, `metrics.prom`).
+# The last part of a dotted name that is a file or a host, not a config key (`service.toml`, `metrics.prom`).
 FILE_SUFFIXES = frozenset(
     {"toml", "py", "md", "db", "json", "jsonl", "yml", "yaml", "prom", "service", "txt", "log", "sql", "example"}
+    | {"com", "org", "net", "io"}  # host names: `clob.polymarket.com`
 )
 
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})\s*([\w+-]*)")
@@ -163,10 +164,8 @@ def config_mentions(doc: Doc, sections: frozenset[str]) -> list[Mention]:
             out.append(Mention(doc.name, lineno, header.group(1)))
             continue
         dotted = _DOTTED.match(code)
-        if dotted:
-            parts = dotted.group(1).split(".")
-            if parts[0] in sections and parts[-1] not in FILE_SUFFIXES:
-                out.append(Mention(doc.name, lineno, dotted.group(1)))
+        if dotted and dotted.group(1).split(".")[0] in sections:
+            out.append(Mention(doc.name, lineno, dotted.group(1)))
     for lineno, text in doc.prose:
         out += [Mention(doc.name, lineno, env_to_key(m.group(0))) for m in _ENV.finditer(text)]
     for lineno, _lang, line in doc.code_lines():
@@ -180,6 +179,11 @@ def config_mentions(doc: Doc, sections: frozenset[str]) -> list[Mention]:
             raise AssertionError(f"{doc.name}:{block.line}: invalid TOML in a ```toml block: {exc}") from None
         out += [Mention(doc.name, block.line, key) for key in toml_keys(data)]
     return out
+
+
+def looks_like_file(dotted: str) -> bool:
+    """`service.toml`, `metrics.prom`, `clob.polymarket.com`: a file or host, unless it is a real key."""
+    return dotted.rsplit(".", 1)[-1] in FILE_SUFFIXES
 
 
 def env_to_key(name: str) -> str:
@@ -361,7 +365,8 @@ def test_command_mentions_see_code_and_inline_code() -> None:
 
 def test_config_mentions_cover_all_forms_and_skip_file_names() -> None:
     sections = frozenset({"risk", "strategies", "telegram", "relayer", "service"})
-    names = {m.name for m in config_mentions(parse_markdown(SAMPLE), sections)}
+    names = {m.name for m in config_mentions(parse_markdown(SAMPLE), sections) if not looks_like_file(m.name)}
+    assert looks_like_file("service.toml") and looks_like_file("clob.polymarket.com")
     assert names == {
         "risk.max_order_notional",
         "strategies.dutch",
@@ -392,7 +397,7 @@ def test_walkthrough_steps_and_expectations() -> None:
 
 
 def test_bad_expectations_are_errors_not_ignored() -> None:
-    for text in ('exits 0', 'contains unquoted', 'exit 0; maybe "x"'):
+    for text in ("exits 0", "contains unquoted", 'exit 0; maybe "x"'):
         try:
             parse_expect(text)
         except AssertionError:

@@ -162,9 +162,9 @@ def test_acceptance_walkthrough_runs_offline(tmp_path: Path) -> None:
             timings.append((time.monotonic() - started, step.line, step.command[:80]))
     finally:
         background.stop_all()
-        slowest = sorted(timings, reverse=True)[:int(os.environ.get("WALK_SLOWEST", "5"))]
-        sys.stderr.write(
-            "walkthrough: %d steps in %.1fs; slowest: %s\n"
-            % (len(timings), sum(t for t, _, _ in timings), "; ".join(f"line {ln} {t:.1f}s" for t, ln, _ in slowest))
-        )
+        # Printed with -s: which steps dominate the run time (WALK_SLOWEST=N lists more).
+        slowest = sorted(timings, reverse=True)[: int(os.environ.get("WALK_SLOWEST", "5"))]
+        total = sum(t for t, _, _ in timings)
+        listing = "; ".join(f"line {ln} {t:.1f}s" for t, ln, _ in slowest)
+        sys.stderr.write(f"walkthrough: {len(timings)} steps in {total:.1f}s; slowest: {listing}\n")
     assert len(timings) == len(steps)

@@ -142,7 +142,7 @@ def test_run_service_stops_cleanly_on_sigterm(doubles: Doubles, tmp_path: Path) 
             time.sleep(0.1)
         time.sleep(1.0)  # let the feed, the strategies and the writer run for a moment
         proc.send_signal(signal.SIGTERM)
-        out, rest = proc.communicate(timeout=STOP_TIMEOUT_S)
+        _, rest = proc.communicate(timeout=STOP_TIMEOUT_S)
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -13,20 +13,24 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from decimal import Decimal
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.offline import TranscriptEntry, read_updates
+from bot.views import render_ticket
 from core.cli.commands.tgbot_cmd import LocalOptions, LocalSession, local_session, prepare_update
 from core.cli.main import main
 from core.errors import UsageError
 from core.sim.mock_gamma import MockGammaServer, load_markets_file, make_market
 from core.store.db import create_engine, session_factory
 from core.store.models import CommandAudit
+from core.types import Side
 from tests.conftest import PROJECT_FIXTURES
 
 UPDATES = PROJECT_FIXTURES / "updates"
@@ -128,7 +132,7 @@ async def run_file(db_url: str, name: str, **kw: Any) -> tuple[LocalSession, lis
 
 async def test_every_command_answers_with_the_right_reply(db_url: str) -> None:
     await asyncio.to_thread(refresh_markets_cli, db_url)
-    session, t = await run_file(db_url, "commands.jsonl")
+    _, t = await run_file(db_url, "commands.jsonl")
     texts = [e.update["text"] for e in t]
     assert texts[0] == "/start" and len(t) == 26
     for entry in t:
@@ -246,7 +250,11 @@ async def test_roles_viewer_reads_operator_trades(markets_db: str) -> None:
     session, t = await run_file(markets_db, "roles.jsonl")
     viewer_help = only_reply(t[0])
     assert "your role: <b>viewer</b>" in viewer_help
-    assert "<code>/status" in viewer_help and "<code>/arm</code>" not in viewer_help and "<code>/order MARKET" not in viewer_help
+    assert (
+        "<code>/status" in viewer_help
+        and "<code>/arm</code>" not in viewer_help
+        and "<code>/order MARKET" not in viewer_help
+    )
     assert "mode <b>paper</b>" in only_reply(t[1])
     for entry, command in zip(t[2:6], ("arm", "order", "cancelall", "kill"), strict=True):
         assert only_reply(entry) == f"/{command} needs the operator role."
@@ -295,7 +303,7 @@ async def test_strangers_get_one_neutral_reply_and_an_audit_row_per_attempt(mark
 
 
 async def test_an_edited_command_is_not_run_again(markets_db: str) -> None:
-    session, t = await run_file(markets_db, "edited.jsonl")
+    _, t = await run_file(markets_db, "edited.jsonl")
     assert only_reply(t[1]).startswith("✅ <b>live</b> [paper]")
     assert t[2].update.get("edited") is True
     assert only_reply(t[2]) == "An edited command is not run; send it again as a new message."
@@ -313,7 +321,7 @@ async def test_an_edited_command_is_not_run_again(markets_db: str) -> None:
 async def test_market_titles_are_escaped(tmp_path: Path) -> None:
     db_url = f"sqlite:///{tmp_path / 'odd.db'}"
     odd = make_market("odd-title-market", "Will <b>Bob</b> & _Alice_ win 1<2 & x>y?", gamma_id=7)
-    markets = load_markets_file(PROJECT_FIXTURES / "gamma" / "markets.json") + [odd]
+    markets = [*load_markets_file(PROJECT_FIXTURES / "gamma" / "markets.json"), odd]
     await asyncio.to_thread(refresh_markets_cli, db_url, markets)
     async with local_session(LocalOptions(db_url=db_url, no_replay=True)) as session:
         t = await session.feed(
@@ -324,8 +332,16 @@ async def test_market_titles_are_escaped(tmp_path: Path) -> None:
                              "from": {"id": ADMIN, "is_bot": False, "first_name": "A"}, "text": "/quotes <i>"}},
             ]
         )  # fmt: skip
+        # the live confirmation card names the market by its title too
+        ticket = await session.service.control.prepare_order(
+            "odd-title-market", "Yes", Side.BUY, Decimal("0.30"), Decimal("10"), user="t"
+        )
+        card = render_ticket(ticket, 30)
+    escaped = "Will &lt;b&gt;Bob&lt;/b&gt; &amp; _Alice_ win 1&lt;2 &amp; x&gt;y?"
+    assert f"market: {escaped}\n" in card
+    check_html(card)
     text = only_reply(t[0])
-    assert "Will &lt;b&gt;Bob&lt;/b&gt; &amp; _Alice_ win 1&lt;2 &amp; x&gt;y?" in text
+    assert escaped in text
     check_html(text)
     assert only_reply(t[1]) == "⚠️ unknown market '&lt;i&gt;' (use a condition id or a slug; see /markets)"
     check_html(only_reply(t[1]))
@@ -338,8 +354,6 @@ async def test_long_messages_are_split_through_the_sender(markets_db: str) -> No
         text = "\n".join(lines)
         assert len(text) > 3 * 4096
         before = len(session.api.calls)
-        from telegram import InlineKeyboardButton, InlineKeyboardMarkup
-
         markup = InlineKeyboardMarkup([[InlineKeyboardButton("ok", callback_data="x:1")]])
         message = await sender.send(ADMIN, text, reply_markup=markup)
         calls = session.api.calls[before:]

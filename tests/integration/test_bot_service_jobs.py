@@ -83,7 +83,11 @@ async def test_jobs_are_registered_with_their_triggers(tmp_path: Path, gamma: Mo
     try:
         jobs = {job.id: job for job in service.scheduler.get_jobs()}
         assert set(jobs) == {"staleness", "market_refresh", "health_ping", "daily_summary"}
-        staleness, refresh, ping = jobs["staleness"].trigger, jobs["market_refresh"].trigger, jobs["health_ping"].trigger
+        staleness, refresh, ping = (
+            jobs["staleness"].trigger,
+            jobs["market_refresh"].trigger,
+            jobs["health_ping"].trigger,
+        )
         assert isinstance(staleness, IntervalTrigger) and staleness.interval == timedelta(seconds=0.1)
         assert isinstance(refresh, IntervalTrigger) and refresh.interval == timedelta(minutes=7)
         assert isinstance(ping, IntervalTrigger) and ping.interval == timedelta(minutes=45)
@@ -132,9 +136,7 @@ async def test_staleness_watch_fires_on_schedule_and_marks_old_books_stale(
         await service.stop()
 
 
-async def test_market_refresh_job_loads_markets_and_alerts_on_failure(
-    tmp_path: Path, gamma: MockGammaServer
-) -> None:
+async def test_market_refresh_job_loads_markets_and_alerts_on_failure(tmp_path: Path, gamma: MockGammaServer) -> None:
     service, api = await started(tmp_path, gamma)
     try:
         assert len(service.registry) == 0  # a fresh database: nothing discovered yet

@@ -50,7 +50,8 @@ What runs: the real service (control facade, risk gate, engine, relayer from the
 by default) and the real python-telegram-bot Application, talking to an in-process Bot API
 double. The market websocket is NOT started; instead a recording is fed through the service's
 ingest pipeline so books exist (--replay; by default fixtures/recordings/demo_feed.jsonl when
-MARKET is given or the database has markets; --no-replay for none). Scheduled jobs are paused.
+MARKET is given or the database has markets; --no-replay for none). With no subscribed markets
+no strategy runs, and scheduled jobs are paused: the script alone drives the bot.
 
 The database must be migrated and hold markets for /quotes, /markets and /order, e.g.:
   polybot mock-gamma --port 8081 &                      # serves fixtures/gamma/markets.json
@@ -65,7 +66,17 @@ In message texts $MARKET and $OUTCOME become the MARKET and OUTCOME arguments. A
 text starts with / gets its bot_command entity when the line has none. Directives (lines that
 are not updates): {"_advance_s": 31} moves the bot's clock (confirmations expire, cards are
 edited), {"_comment": "..."} is ignored; "$LAST_NONCE" in callback data is the nonce of the last
-confirmation card shown, and "$LAST_ORDER" in a message is the newest open order's id.
+confirmation card shown, and "$LAST_ORDER" in a message is the open order the bot named last.
+That clock also drives the per-user command limit ([telegram] commands_per_minute, default
+30): a script sending more from one user advances it with {"_advance_s": 60}.
+
+Scripts in fixtures/updates/: commands, usage (wrong arguments), roles, unauthorised, edited,
+and live_confirm_{accepted,expired,twice,other_user,recheck}. The live ones need a live --config:
+[relayer] type = "real", dry_run = false, a throwaway private_key and the api_key/api_secret/
+api_passphrase the CLOB double issued for it, [clob] url and [feed] user_ws_url of a CLOB double
+that lists the database's markets (tests/e2e/test_bot_run_local.py builds one from the Gamma
+fixture, as polybot demo does; polybot mock-clob serves only its own demo markets), and [feed]
+ws_url of a market double for /preflight (polybot mock-ws).
 
 Dry-run and live modes (relayer type "real") are allowed only when the CLOB and user-channel
 URLs are loopback addresses (a local CLOB double): this command never leaves the machine.
@@ -152,7 +163,6 @@ class LocalSession:
         return "none"
 
 
-
 def prepare_update(raw: dict[str, Any], market: str | None, outcome: str | None) -> dict[str, Any]:
     """$MARKET/$OUTCOME substitution and a bot_command entity for a leading /command."""
     data = json.loads(json.dumps(raw))
@@ -205,15 +215,14 @@ def _load(opts: LocalOptions) -> LoadedSettings:
         loaded = load_settings(opts.config, env=environ)
     s = loaded.settings
     if s.relayer.type == "real":
-        remote = [
-            f"{name} = {url}"
-            for name, url in (("clob.url", s.clob.url), ("feed.user_ws_url", s.feed.user_ws_url))
-            if not _is_loopback(url)
-        ]
+        endpoints = [("clob.url", s.clob.url)]
+        if not s.relayer.dry_run:  # only a live relayer opens the user channel
+            endpoints.append(("feed.user_ws_url", s.feed.user_ws_url))
+        remote = [f"{name} = {url}" for name, url in endpoints if not _is_loopback(url)]
         if remote:
             raise ConfigError(
                 [
-                    "tgbot-run-local never leaves the machine: with relayer.type = \"real\" these must be "
+                    'tgbot-run-local never leaves the machine: with relayer.type = "real" these must be '
                     f"loopback URLs (a local CLOB double): {', '.join(remote)}"
                 ]
             )
