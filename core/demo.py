@@ -151,12 +151,12 @@ async def _phase(
 
     loaded = load_settings(DEMO_CONFIG, env=env)
     api = FakeBotApi()
-    service = Service(loaded, ServiceOptions(migrate=True, bot_request=api, with_bot=True))
+    clock = ManualClock()
+    service = Service(loaded, ServiceOptions(migrate=True, bot_request=api, with_bot=True, bot_clock=clock))
     await service.start()
     try:
         await _wait_for_books(service, warmup_s)
-        runner = OfflineRunner(service.bot, api, ManualClock())
-        service.bot.confirmations._clock = runner.clock  # the runner's clock drives expiry
+        runner = OfflineRunner(service.bot, api, clock)
         updates = _Updates()
         script_lines = script(updates)
         split = next((i for i, u in enumerate(script_lines) if u.get("_trade")), len(script_lines))

@@ -44,6 +44,7 @@ class ServiceOptions:
     bot_request: Any = None  # a telegram BaseRequest double: offline bot, no polling
     with_bot: bool | None = None  # None: when [telegram] enabled and a token is set
     staleness_tick_s: float = 2.0
+    bot_clock: Callable[[], float] | None = None  # drives confirmation expiry, rate limits, alert cooldown
     clock: Callable[[], float] = time.time
 
 
@@ -97,6 +98,7 @@ class Service:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._inflight_groups: set[str] = set()
         self._paper_pending: set[str] = set()
+        self._quiet: set[str] = set()
         self.dutch_runners: list[DutchRunner] = []
         self.quoters: list[QuoterRunner] = []
         self.feed: Any = None
@@ -162,6 +164,7 @@ class Service:
                 staleness_ms=s.service.staleness_ms,
                 frames=lambda: self.pipeline.stats.frames,
                 extra_health=self._extra_health,
+                audit_rows=self.writer,
             )
         )
         self._bind_metrics()
@@ -177,7 +180,7 @@ class Service:
             Alert(
                 kind="service",
                 severity=Severity.INFO,
-                key="lifecycle",
+                key="start",
                 message=f"Polybot started in {self.mode.value} mode, disarmed; {len(tracked)} market(s), {len(assets)} asset(s)",
             )
         )
@@ -506,27 +509,28 @@ class Service:
         self.scheduler = sched
 
     async def job_staleness(self) -> None:
-        """Close quiet bursts, mark stale books, flag quiet markets on live sockets."""
+        """Close quiet bursts, mark stale books, flag quiet markets on live sockets (one alert for all)."""
         self.pipeline.tick()
         quiet_ns = int(self.settings.feed.quiet_after_s * 1e9)
         now = time.time_ns()
-        for token_id, book in self.processor.books.items():
-            last = getattr(book, "last_update_ns", 0) or 0
-            if not last:
-                continue
-            quiet = now - last > quiet_ns
-            key = token_id
-            if quiet:
-                self.bus.publish(
-                    Alert(
-                        kind="market_quiet",
-                        severity=Severity.INFO,
-                        key=key,
-                        message=f"{self._label(token_id)}: no update for {int((now - last) / 1e9)}s (socket alive)",
-                    )
+        quiet = sorted(
+            token_id
+            for token_id, book in self.processor.books.items()
+            if (last := getattr(book, "last_update_ns", 0) or 0) and now - last > quiet_ns
+        )
+        if quiet and set(quiet) != self._quiet:
+            names = ", ".join(self._label(t) for t in quiet[:5]) + (" …" if len(quiet) > 5 else "")
+            self.bus.publish(
+                Alert(
+                    kind="market_quiet",
+                    severity=Severity.INFO,
+                    key="books",
+                    message=f"{len(quiet)} book(s) without an update for {int(quiet_ns / 1e9)}s on a live socket: {names}",
                 )
-            else:
-                self.bus.publish(AlertCleared(kind="market_quiet", key=key))
+            )
+        elif not quiet and self._quiet:
+            self.bus.publish(AlertCleared(kind="market_quiet", key="books", message="markets trading again"))
+        self._quiet = set(quiet)
 
     async def job_refresh_markets(self) -> None:
         from core.markets import GammaClient, MarketFilters, load_markets, refresh_markets
@@ -614,6 +618,7 @@ class Service:
             confirm_ttl_s=t.confirm_ttl_s,
             commands_per_minute=t.commands_per_minute,
             request=self.opts.bot_request,
+            clock=self.opts.bot_clock,
         )
         self.bot.notifier.attach(self.bus)
         self.bot.notifier.admins = [u.id for u in t.users if str(u.role) == "admin"]
@@ -684,7 +689,7 @@ class Service:
                 log.info("shutdown: canceled %d open order(s)", len(res.canceled))
             except Exception:
                 log.exception("shutdown: cancel_all failed")
-        self.bus.publish(Alert(kind="service", severity=Severity.INFO, key="lifecycle", message="Polybot stopping"))
+        self.bus.publish(Alert(kind="service", severity=Severity.INFO, key="stop", message="Polybot stopping"))
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
         if self.feed is not None:

@@ -266,19 +266,14 @@ async def local_session(opts: LocalOptions) -> AsyncIterator[LocalSession]:
 
     loaded = _load(opts)
     api = FakeBotApi()
-    service = Service(loaded, ServiceOptions(migrate=opts.migrate, bot_request=api, with_bot=True))
+    clock = ManualClock()  # drives confirmation expiry, the per-user rate limit and alert cooldown/mute
+    service = Service(loaded, ServiceOptions(migrate=opts.migrate, bot_request=api, with_bot=True, bot_clock=clock))
     try:
         await service.start()
         if service.scheduler is not None:
             service.scheduler.pause()  # time belongs to the script, and no job may reach Gamma
         service.control.rt.preflight = _preflight_for(service.loaded)
-        service.control.rt.audit_rows = service.writer  # batched audit rows, flushed at stop
         parts = service.bot
-        clock = ManualClock()
-        # the bot's own clocks (confirmation expiry, per-user rate limit, alert cooldown/mute)
-        parts.confirmations._clock = clock
-        parts.handlers.limiter._clock = clock
-        parts.notifier._clock = clock
 
         errors: list[str] = []
 
