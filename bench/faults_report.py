@@ -74,7 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.run:
-        code = subprocess.call([sys.executable, "-m", "pytest", "tests/faults", "-q", "-p", "no:cacheprovider"], cwd=REPO_ROOT)
+        code = subprocess.call(
+            [sys.executable, "-m", "pytest", "tests/faults", "-q", "-p", "no:cacheprovider"], cwd=REPO_ROOT
+        )
         if code not in (0, 1):
             sys.stderr.write(f"faults_report: pytest exited {code}\n")
             return 1

@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -85,8 +86,7 @@ def say(text: str) -> None:
 
 async def soak(args: argparse.Namespace) -> dict[str, Any]:
     proc, url, assets = start_mock(args.assets, args.seed, args.rate, args.seconds)
-    tmp = Path(tempfile.mkdtemp(prefix="polybot-soak-"))
-    db_url = args.db_url or f"sqlite:///{tmp / 'soak.db'}"
+    db_url = args.db_url or f"sqlite:///{args.tmp / 'soak.db'}"
     engine = create_engine(db_url)
     await upgrade_engine(engine)
     processor = FeedProcessor(known_assets=set(assets), max_frame_bytes=8 * 1024 * 1024, staleness_ms=60_000)
@@ -107,14 +107,17 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
     try:
         await feed.start()
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not all(b.status is BookStatus.OK for b in processor.books.values()):
+        # poll the books the feed tasks fill (bounded by the deadline)
+        while time.monotonic() < deadline and not all(b.status is BookStatus.OK for b in processor.books.values()):  # noqa: ASYNC110
             await asyncio.sleep(0.1)
         seeded = sum(1 for b in processor.books.values() if b.status is BookStatus.OK)
         await writer.flush(timeout_s=60)
         t0 = time.monotonic()
         f0, w0 = pipeline.stats.frames, writer.stats.written
         rss0 = rss_mib()
-        say(f"soak: {len(assets)} assets ({seeded} books seeded) from {url}, {args.rate:g} frames/s for {args.seconds:g}s")
+        say(
+            f"soak: {len(assets)} assets ({seeded} books seeded) from {url}, {args.rate:g} frames/s for {args.seconds:g}s"
+        )
         say(f"soak: RSS at start {rss0:.1f} MiB")
         next_sample = t0 + args.sample_s
         last = (t0, f0, w0)
@@ -190,10 +193,6 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
-        if not args.keep_db and not args.db_url:
-            for p in tmp.iterdir():
-                p.unlink()
-            tmp.rmdir()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -210,7 +209,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.seconds <= 0 or args.rate <= 0 or args.assets < 2:
         parser.error("--seconds and --rate must be positive, --assets at least 2")
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    result = asyncio.run(soak(args))
+    args.tmp = Path(tempfile.mkdtemp(prefix="polybot-soak-"))
+    try:
+        result = asyncio.run(soak(args))
+    finally:
+        if not args.keep_db:
+            shutil.rmtree(args.tmp, ignore_errors=True)
     if args.json:
         sys.stdout.write(json.dumps(result, indent=2) + "\n")
     else:

@@ -35,12 +35,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from core.errors import PolybotError, UsageError
 from core.fees import fee_rate_from_schedule
-
-UNKNOWN_FEE_RATE = Decimal("0.07")
-"""Assumed taker rate when fees are enabled but no schedule is published (2026's highest: crypto)."""
 from core.store.db import session_factory
 from core.store.models import Market, Token
 from core.types import MarketInfo, TokenInfo
+
+UNKNOWN_FEE_RATE = Decimal("0.07")
+"""Assumed taker rate when fees are enabled but no schedule is published (2026's highest: crypto)."""
 
 log = logging.getLogger(__name__)
 

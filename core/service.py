@@ -99,6 +99,7 @@ class Service:
         self._inflight_groups: set[str] = set()
         self._paper_pending: set[str] = set()
         self._quiet: set[str] = set()
+        self._handled_requests: set[str] = set()
         self.dutch_runners: list[DutchRunner] = []
         self.quoters: list[QuoterRunner] = []
         self.feed: Any = None
@@ -511,6 +512,7 @@ class Service:
     async def job_staleness(self) -> None:
         """Close quiet bursts, mark stale books, flag quiet markets on live sockets (one alert for all)."""
         self.pipeline.tick()
+        await self._control_requests()
         quiet_ns = int(self.settings.feed.quiet_after_s * 1e9)
         now = time.time_ns()
         quiet = sorted(
@@ -531,6 +533,24 @@ class Service:
         elif not quiet and self._quiet:
             self.bus.publish(AlertCleared(kind="market_quiet", key="books", message="markets trading again"))
         self._quiet = set(quiet)
+
+    async def _control_requests(self) -> None:
+        """Act on ``polybot disarm`` / ``polybot kill`` requests written to the database."""
+        from core.control_requests import acknowledge, take_request
+
+        try:
+            req = await take_request(self.sessions, self._handled_requests)
+            if req is None:
+                return
+            self._handled_requests.add(req["id"])
+            by = str(req.get("by", "cli"))
+            if req["action"] == "kill":
+                result = await self.control.kill(by)
+            else:
+                result = await self.control.disarm(by, str(req.get("reason", "")))
+            await acknowledge(self.sessions, req["id"], result.ok, result.message)
+        except Exception:
+            log.exception("could not handle a control request from the database")
 
     async def job_refresh_markets(self) -> None:
         from core.markets import GammaClient, MarketFilters, load_markets, refresh_markets

@@ -109,8 +109,8 @@ class ServiceProcess:
         return rc
 
 
-async def _wait(pred: Any, timeout: float, what: str, proc: ServiceProcess | None = None) -> Any:
-    deadline = time.monotonic() + timeout
+async def _wait(pred: Any, within_s: float, what: str, proc: ServiceProcess | None = None) -> Any:
+    deadline = time.monotonic() + within_s
     while time.monotonic() < deadline:
         value = pred()
         if inspect.isawaitable(value):
@@ -120,7 +120,7 @@ async def _wait(pred: Any, timeout: float, what: str, proc: ServiceProcess | Non
         if proc is not None and proc.proc is not None and proc.proc.returncode is not None:
             raise AssertionError(f"the service exited ({proc.proc.returncode}) while waiting for {what}")
         await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    raise AssertionError(f"timed out after {within_s}s waiting for {what}")
 
 
 async def _db(db_url: str, token: str) -> dict[str, Any]:
@@ -150,7 +150,9 @@ async def _scenario(mode: str, tmp: Path) -> Observed:
     await stack.__aenter__()
     try:
         db_url = f"sqlite:///{tmp / 'polybot.db'}"
-        ws = TapMarketServer(recording=REPO_ROOT / "fixtures" / "recordings" / "demo_feed.jsonl", rate_hz=50.0, loop_recording=True)
+        ws = TapMarketServer(
+            recording=REPO_ROOT / "fixtures" / "recordings" / "demo_feed.jsonl", rate_hz=50.0, loop_recording=True
+        )
         await ws.start()
         stack.push_async_callback(ws.stop)
         gamma, clob = await _exchange(db_url, stack, {"confirm_delay_s": 0.2, "heartbeat_timeout_s": 600})
@@ -234,9 +236,7 @@ async def _scenario(mode: str, tmp: Path) -> Observed:
             clob.set_book(yes, [], [(Decimal("0.30"), Decimal(100))])
             card = await say(f"/order {BINARY} Yes BUY 0.30 10", "LIVE order")
             await confirm(card, "<b>filled</b>")  # B: takes the ask
-            await _wait(
-                lambda: _db_position(db_url, yes, Decimal(10)), STEP_TIMEOUT, "B's confirmed fill", first
-            )
+            await _wait(lambda: _db_position(db_url, yes, Decimal(10)), STEP_TIMEOUT, "B's confirmed fill", first)
             clob.inject("timeout_after_accept", delay_s=60)
             card = await say(f"/order {BINARY} Yes BUY 0.21 10", "LIVE order")
             # the user channel goes quiet first, so nothing but the (lost) answer could tell the

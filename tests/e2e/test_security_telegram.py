@@ -35,7 +35,9 @@ STRANGER = 6666
 OPERATOR = 1003
 USERS = [{"id": TRADER, "role": "admin"}, {"id": VIEWER, "role": "viewer"}, {"id": OPERATOR, "role": "operator"}]
 # Telegram's HTML parse mode accepts only these tags; anything else is an injection or a bug.
-ALLOWED_TAG = re.compile(r"</?(b|strong|i|em|u|ins|s|strike|del|code|pre|tg-spoiler|blockquote)>|<a href=\"[^\"<>]*\">|</a>")
+ALLOWED_TAG = re.compile(
+    r"</?(b|strong|i|em|u|ins|s|strike|del|code|pre|tg-spoiler|blockquote)>|<a href=\"[^\"<>]*\">|</a>"
+)
 
 
 def _env(**extra: Any) -> dict[str, Any]:
@@ -47,9 +49,7 @@ def _texts(rig: Rig) -> list[str]:
 
 
 def _answers(rig: Rig, start: int = 0) -> list[str]:
-    return [
-        str(c.params.get("text") or "") for c in rig.api.calls[start:] if c.method == "answerCallbackQuery"
-    ]
+    return [str(c.params.get("text") or "") for c in rig.api.calls[start:] if c.method == "answerCallbackQuery"]
 
 
 async def _audit(rig: Rig) -> list[tuple[str, str, str]]:
@@ -338,7 +338,12 @@ async def test_no_command_reveals_a_secret(
         alerts_text = "\n".join(a.message for a in rig.events if isinstance(a, Alert))
         assert len(rig.api.calls) > 20 and len(caplog.records) > 10
         for name, value in secrets.items():
-            for where, text in (("Bot API", bot_text), ("logs", log_text), ("database", db_text), ("alerts", alerts_text)):
+            for where, text in (
+                ("Bot API", bot_text),
+                ("logs", log_text),
+                ("database", db_text),
+                ("alerts", alerts_text),
+            ):
                 assert value.lower() not in text.lower(), f"the {name} appears in {where}"
         # what an operator does see: the public address, never the key
         assert relayer.address in bot_text or relayer.address.lower() in bot_text.lower()

@@ -71,15 +71,15 @@ class FakeTelegramHttp:
     def sent(self, needle: str = "") -> list[BotCall]:
         return [c for c in self.calls if c.method in ("sendMessage", "editMessageText") and needle in c.text]
 
-    async def wait_sent(self, needle: str, timeout: float, after: int = 0) -> BotCall:
-        deadline = time.monotonic() + timeout
+    async def wait_sent(self, needle: str, within_s: float, after: int = 0) -> BotCall:
+        deadline = time.monotonic() + within_s
         while time.monotonic() < deadline:
             for call in self.calls[after:]:
                 if call.method in ("sendMessage", "editMessageText") and needle in call.text:
                     return call
             await asyncio.sleep(0.05)
         seen = [c.text[:80] for c in self.calls[after:]]
-        raise AssertionError(f"the bot never sent {needle!r} within {timeout}s; it sent {seen}")
+        raise AssertionError(f"the bot never sent {needle!r} within {within_s}s; it sent {seen}")
 
     @staticmethod
     def _params(req: HttpRequest) -> dict[str, Any]:

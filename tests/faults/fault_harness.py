@@ -204,14 +204,14 @@ async def query(db_url: str, sql: str, **params: Any) -> list[Any]:
         await engine.dispose()
 
 
-async def wait_for(pred: Callable[[], Any], timeout: float, what: str, *, step: float = 0.02) -> Any:
-    deadline = time.monotonic() + timeout
+async def wait_for(pred: Callable[[], Any], within_s: float, what: str, *, step: float = 0.02) -> Any:
+    deadline = time.monotonic() + within_s
     while True:
         value = pred()
         if value:
             return value
         if time.monotonic() >= deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+            pytest.fail(f"timed out after {within_s}s waiting for {what}")
         await asyncio.sleep(step)
 
 
@@ -284,13 +284,13 @@ class Rig:
         books = self.service.processor.books.values()
         return bool(books) and all(b.status is BookStatus.OK for b in books)
 
-    async def wait_books_ok(self, timeout: float = 8.0) -> None:
-        await wait_for(self.books_ok, timeout, "every book ok")
+    async def wait_books_ok(self, within_s: float = 8.0) -> None:
+        await wait_for(self.books_ok, within_s, "every book ok")
 
-    async def frames_advance(self, n: int = 20, timeout: float = 5.0) -> None:
+    async def frames_advance(self, n: int = 20, within_s: float = 5.0) -> None:
         """The service is alive: the pipeline keeps taking frames."""
         start = self.service.pipeline.stats.frames
-        await wait_for(lambda: self.service.pipeline.stats.frames >= start + n, timeout, f"{n} more frames")
+        await wait_for(lambda: self.service.pipeline.stats.frames >= start + n, within_s, f"{n} more frames")
 
     async def telegram_feed(self, updates: list[dict[str, Any]]) -> list[Any]:
         return await self.runner.feed(updates)

@@ -79,7 +79,7 @@ async def test_db_locked_or_slow_during_a_batch(
         held_at = time.monotonic()
         await asyncio.sleep(0.5)
         stalled_at = writer.stats.written
-        await rig.frames_advance(200, timeout=5)  # ingest goes on while the database is stuck
+        await rig.frames_advance(200, within_s=5)  # ingest goes on while the database is stuck
         assert writer.stats.pending > 0, "rows must wait in the writer's queue while the database is locked"
         await asyncio.sleep(max(0.0, 2.0 - (time.monotonic() - held_at)))
         assert writer.stats.written - stalled_at <= writer.stats.max_batch  # at most the batch in flight
@@ -141,11 +141,10 @@ async def test_pg_connection_killed_during_a_batch(
         await _finish(rig, fault_record)
 
 
-async def test_sqlite_locked_past_the_busy_timeout_is_retried(
-    sqlite_url: str, fault_record: FaultRecord
-) -> None:
+async def test_sqlite_locked_past_the_busy_timeout_is_retried(sqlite_url: str, fault_record: FaultRecord) -> None:
     """Component level: a lock outlasting busy_timeout makes commits fail; the writer retries them."""
     fault_record.scenario = "SQLite locked past the busy timeout (writer component): batches retried"
+    fault_record.backend = "sqlite"
     engine = create_engine(sqlite_url, busy_timeout_ms=50)
     await upgrade_engine(engine)
     writer = BatchedWriter(engine, retry_initial_s=0.02, retry_max_s=0.2)
