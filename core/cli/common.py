@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import json
+import signal
 import sys
 import time
-from typing import Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
-from core.control_types import to_jsonable
 from core.errors import PolybotError
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 
 def db_url_arg(args: argparse.Namespace) -> str:
@@ -45,6 +49,8 @@ async def ensure_schema(engine: AsyncEngine, url: str, *, migrate: bool) -> None
 
 
 def print_json(obj: Any) -> None:
+    from core.control_types import to_jsonable
+
     sys.stdout.write(json.dumps(to_jsonable(obj), indent=2, sort_keys=True, default=str) + "\n")
 
 
@@ -72,3 +78,21 @@ class Progress:
         if self.enabled and self._shown:
             self.stream.write("\n")
             self.stream.flush()
+
+
+@contextlib.contextmanager
+def stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
+    """Ctrl-C / SIGTERM set ``stop`` so a long-running command can finish cleanly and print its summary."""
+    loop = asyncio.get_running_loop()
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+            installed.append(sig)
+        except (NotImplementedError, RuntimeError):  # pragma: no cover - not on the main thread
+            pass
+    try:
+        yield
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)

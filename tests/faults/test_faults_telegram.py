@@ -84,10 +84,10 @@ async def test_telegram_429_keeps_alert_order(
     async with running_service(sqlite_url, monkeypatch) as rig:
         await rig.wait_books_ok()
         await rig.service.bus.drain()
-        rig.api.retry_after = 1
+        rig.api.retry_after = 2  # a wide window: the reconnect and its recovery note land inside it
         rig.api.throttle_next = 2
         rig.ws.drop_connections()
-        await wait_for(lambda: rig.tg_alerts("feed_dead") and rig.tg_recovered("feed_dead"), 8, "both messages")
+        await wait_for(lambda: rig.tg_alerts("feed_dead") and rig.tg_recovered("feed_dead"), 12, "both messages")
         texts = [c.text or "" for c in rig.api.calls if c.method == "sendMessage"]
         fault_record.alerts = rig.alert_summary("feed_dead")
         assert texts.index(rig.tg_alerts("feed_dead")[0]) < texts.index(rig.tg_recovered("feed_dead")[0])

@@ -6,11 +6,10 @@ import argparse
 import asyncio
 import contextlib
 import json
-import signal
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
+from core.cli.common import stop_on_signals
 from core.cli.main import add_command
 from core.errors import PolybotError, UsageError
 from core.feed.ws import DEFAULT_MARKET_URL, ConnectionEvent, ConnectionState
@@ -86,24 +85,6 @@ def _positive_float(text: str) -> float:
     return value
 
 
-@contextlib.contextmanager
-def _stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
-    """Ctrl-C / SIGTERM set ``stop`` so the command can finish cleanly and print its summary."""
-    loop = asyncio.get_running_loop()
-    installed = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(sig, stop.set)
-            installed.append(sig)
-        except (NotImplementedError, RuntimeError):  # pragma: no cover - not on the main thread
-            pass
-    try:
-        yield
-    finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
-
-
 # ---------------------------------------------------------------------- record-ws
 
 
@@ -131,7 +112,7 @@ def _record_ws(args: argparse.Namespace) -> int:
 
     async def run() -> RecordSummary:
         stop = asyncio.Event()
-        with _stop_on_signals(stop):
+        with stop_on_signals(stop):
             return await record(
                 args.url,
                 args.out,
@@ -194,7 +175,7 @@ def _mock_ws(args: argparse.Namespace) -> int:
             raise PolybotError(str(exc)) from exc
         stop = asyncio.Event()
         try:
-            with _stop_on_signals(stop):
+            with stop_on_signals(stop):
                 sys.stdout.write(f"{server.url}\nassets: {' '.join(server.asset_ids)}\n")
                 sys.stdout.flush()
                 with contextlib.suppress(TimeoutError):

@@ -11,12 +11,11 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from core.cli.common import ensure_schema
 from core.cli.main import add_command
 from core.errors import PolybotError, UsageError
 
 if TYPE_CHECKING:  # the heavy modules (httpx, SQLAlchemy, Alembic) load only when a command runs
-    from sqlalchemy.ext.asyncio import AsyncEngine
-
     from core.markets import RefreshResult, StoredMarket
 
 MAX_LIMIT = 100  # Gamma's page cap (core.markets.MAX_LIMIT)
@@ -105,27 +104,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 # --------------------------------------------------------------------------------------------
 
 
-async def _ensure_schema(engine: AsyncEngine, url: str, *, migrate: bool) -> None:
-    """Stop with a clear line unless the schema is at head (or migrate when asked to)."""
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from core.store.db import connect_error, mask_url
-    from core.store.migrate import current_revision, head_revision, upgrade_engine
-
-    try:
-        current = await current_revision(engine)
-    except (OSError, SQLAlchemyError) as exc:
-        raise connect_error(url, exc) from None
-    head = head_revision()
-    if current == head:
-        return
-    if migrate:
-        await upgrade_engine(engine)
-        return
-    state = "has no schema" if current is None else f"is at revision {current}, not {head}"
-    raise PolybotError(f"database {mask_url(url)} {state}: run polybot migrate --apply first")
-
-
 def _db_url(args: argparse.Namespace) -> str:
     """The user's database URL (validated: UsageError, exit 2, for an unusable one)."""
     from core.store.db import default_db_url, parse_db_url
@@ -171,7 +149,7 @@ def _refresh_cmd(args: argparse.Namespace) -> int:
     async def run() -> RefreshResult:
         engine = create_engine(url)
         try:
-            await _ensure_schema(engine, url, migrate=args.migrate)
+            await ensure_schema(engine, url, migrate=args.migrate)
             async with GammaClient(
                 gamma_url, timeout_s=args.timeout, max_retries=args.retries, backoff_s=args.backoff
             ) as client:
@@ -254,7 +232,7 @@ def _markets_cmd(args: argparse.Namespace) -> int:
     async def run() -> tuple[list[StoredMarket], int]:
         engine = create_engine(url)
         try:
-            await _ensure_schema(engine, url, migrate=False)
+            await ensure_schema(engine, url, migrate=False)
             rows = await list_markets(
                 engine,
                 args.filter,

@@ -12,11 +12,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import signal
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
+from core.cli.common import stop_on_signals
 from core.cli.main import add_command
 from core.errors import PolybotError, UsageError
 
@@ -164,23 +163,6 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
-@contextlib.contextmanager
-def _stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
-    loop = asyncio.get_running_loop()
-    installed = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(sig, stop.set)
-            installed.append(sig)
-        except (NotImplementedError, RuntimeError):  # pragma: no cover - not on the main thread
-            pass
-    try:
-        yield
-    finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
-
-
 def _serve(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port must be 0..65535, got {args.port}")
@@ -223,7 +205,7 @@ async def _serve_async(args: argparse.Namespace, path: Path | None) -> int:
         if rig is not None and path is not None:
             sys.stderr.write(f"replaying {path}" + (f" at {args.rate:g} frames/s" if args.rate else "") + "\n")
             replay_task = asyncio.create_task(rig.replay(path, rate_hz=args.rate, loop=args.loop, stop=stop))
-        with _stop_on_signals(stop):
+        with stop_on_signals(stop):
             loop = asyncio.get_running_loop()
             deadline = loop.time() + args.duration if args.duration else None
             stopper = asyncio.create_task(stop.wait())
