@@ -6,6 +6,7 @@ subscribes. Core never imports ``bot``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -45,6 +46,7 @@ class Notifier:
         self.sent = 0
         self.suppressed = 0
         self.admins: list[int] = []
+        self._send_lock = asyncio.Lock()
 
     def attach(self, bus: EventBus) -> Callable[[], None]:
         off1 = bus.subscribe(Alert, self.on_alert)
@@ -106,6 +108,12 @@ class Notifier:
                 self.sent += 1
 
     async def _broadcast(self, text: str) -> None:
+        # One ordered path: asyncio.Lock is FIFO and each alert task reaches it in publish order,
+        # so a "recovered" never overtakes the alert it recovers (e.g. while a 429 is retried).
+        async with self._send_lock:
+            await self._broadcast_now(text)
+
+    async def _broadcast_now(self, text: str) -> None:
         for chat in self.chats:
             if self.is_muted(chat):
                 continue

@@ -10,6 +10,7 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest, TelegramError
 
 from bot.render import split_message
+from core.redact import redact
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +23,7 @@ class Sender:
 
     async def send(self, chat_id: int, text: str, reply_markup: InlineKeyboardMarkup | None = None) -> Message | None:
         """Send ``text`` (HTML) to a chat; long text is split; the markup goes on the last part."""
-        parts = split_message(text)
+        parts = split_message(redact(text))
         last: Message | None = None
         for i, part in enumerate(parts):
             markup = reply_markup if i == len(parts) - 1 else None
@@ -38,7 +39,11 @@ class Sender:
     async def edit(self, chat_id: int, message_id: int, text: str, **kwargs: Any) -> None:
         try:
             await self.bot.edit_message_text(
-                split_message(text)[0], chat_id=chat_id, message_id=message_id, parse_mode=ParseMode.HTML, **kwargs
+                split_message(redact(text))[0],
+                chat_id=chat_id,
+                message_id=message_id,
+                parse_mode=ParseMode.HTML,
+                **kwargs,
             )
         except BadRequest as exc:
             if "not modified" not in str(exc).lower():

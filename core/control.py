@@ -48,6 +48,8 @@ from core.types import BookStatus, BookView, Intent, MarketInfo, Mode, OrderType
 log = logging.getLogger(__name__)
 
 MAX_ORDER_SHARES = Decimal(1_000_000)
+EVENT_ALERT_KINDS = frozenset({"order_rejected", "order_failed", "kill_switch", "service", "daily_summary"})
+"""Alerts that report something that happened, not a condition that is still true: /health ignores them."""
 
 
 class FeedStats(Protocol):
@@ -265,8 +267,8 @@ class Control:
             if tokens:
                 reasons.append(f"{len(tokens)} book(s) {status.value}")
         for alert in self.active_alerts.values():
-            if str(alert.severity) == "info":
-                continue  # informational (service started, daily summary): not a health problem
+            if str(alert.severity) == "info" or alert.kind in EVENT_ALERT_KINDS:
+                continue  # a notice or a one-off event (an order failed), not a standing condition
             reasons.append(f"active alert {alert.kind}: {alert.message}")
         reasons += self.rt.extra_health()
         return HealthReport(ok=not reasons, reasons=reasons)

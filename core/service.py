@@ -33,7 +33,7 @@ from core.strategies.dutch import DutchConfig, DutchOpportunity
 from core.strategies.runner import DutchRunner, QuoterRunner, touched_assets
 from core.strategies.spread import QuoteAction, QuoteDecision, SpreadConfig, SpreadQuoter
 from core.supervise import Supervisor
-from core.types import BookStatus, BookView, MarketInfo
+from core.types import BookStatus, BookView, MarketInfo, Mode
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +148,11 @@ class Service:
         await self.relayer.start()
         report = await self.engine.start()  # forces disarmed, rebuilds positions, reconciles orders
         log.info("engine reconciled %d order(s) at start: %s", report.checked, report.changed or "no change")
+        resync = getattr(self.relayer, "resync", None)
+        if resync is not None and self.mode is Mode.LIVE:
+            # the user channel does not replay: fills made while we were down come from REST, and are
+            # applied now that the engine knows its orders (the engine ignores fills it already has)
+            await resync()
 
         self._build_strategies(tracked)
         self.control = Control(
@@ -451,7 +456,7 @@ class Service:
         if status in ("rejected", "failed"):
             self.bus.publish(
                 Alert(
-                    kind="order_rejected",
+                    kind="order_rejected" if status == "rejected" else "order_failed",
                     severity=Severity.WARNING,
                     key=ev.client_order_id,
                     message=f"order {ev.client_order_id} {status}: {ev.detail or ev.reason_code or 'no reason given'}",
@@ -513,6 +518,7 @@ class Service:
         """Close quiet bursts, mark stale books, flag quiet markets on live sockets (one alert for all)."""
         self.pipeline.tick()
         await self._control_requests()
+        await self._settle_unknown()
         quiet_ns = int(self.settings.feed.quiet_after_s * 1e9)
         now = time.time_ns()
         quiet = sorted(
@@ -533,6 +539,19 @@ class Service:
         elif not quiet and self._quiet:
             self.bus.publish(AlertCleared(kind="market_quiet", key="books", message="markets trading again"))
         self._quiet = set(quiet)
+
+    async def _settle_unknown(self) -> None:
+        """Orders whose outcome is unknown are reconciled with the venue while the service runs
+        (never resubmitted): every few seconds until the venue's view settles them."""
+        from core.execution.types import OrderStatus
+
+        if any(o.status is OrderStatus.SUBMITTED_UNKNOWN for o in self.engine.open_orders()):
+            try:
+                report = await self.engine.reconcile()
+                if report.changed:
+                    log.info("reconciled unknown-outcome orders: %s", report.changed)
+            except Exception:
+                log.exception("reconciling unknown-outcome orders failed; will retry")
 
     async def _control_requests(self) -> None:
         """Act on ``polybot disarm`` / ``polybot kill`` requests written to the database."""

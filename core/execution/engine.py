@@ -899,6 +899,9 @@ class Engine:
 
     async def _on_relayer_event(self, event: object) -> None:
         status = getattr(event, "status", None)
+        if getattr(event, "failed", False) is True:
+            await self._settlement_failed(event)
+            return
         if not isinstance(status, OrderStatus):
             return  # trade events carry fills (on_fill); other events are not order updates
         await self.on_order_status(
@@ -906,6 +909,34 @@ class Engine:
             getattr(event, "client_order_id", None),
             status,
             getattr(event, "size_matched", None),
+        )
+
+    async def _settlement_failed(self, event: object) -> None:
+        """A trade of ours went MATCHED -> FAILED on chain: its fill never happened. Mark the stored
+        fill failed (it was never applied to positions: only CONFIRMED fills are) and alert."""
+        fill = getattr(event, "fill", None)
+        coid = getattr(event, "client_order_id", None) or (fill.client_order_id if fill is not None else None)
+        trade_id = str(getattr(event, "trade_id", "") or "")
+        if fill is not None:
+            mark = getattr(self.store, "mark_fill_failed", None)
+            if mark is not None:
+                await mark(fill)
+        t = self._orders.get(coid) if coid else None
+        if t is not None and t.status in (OrderStatus.FILLED, OrderStatus.PARTIALLY_FILLED):
+            # the order's own "failed" event carries the reason to the trader (one alert, not two)
+            await self._set_status(t, OrderStatus.FAILED, error=f"settlement failed on chain for trade {trade_id}")
+            await self._kick_group(t)
+            return
+        self.bus.publish(
+            Alert(
+                kind="settlement_failed",
+                severity=Severity.CRITICAL,
+                key=trade_id or str(coid),
+                message=(
+                    f"settlement FAILED for trade {trade_id or '?'} of order {coid or '?'}: the match did not settle on "
+                    "chain; position unchanged, check the venue"
+                ),
+            )
         )
 
     async def on_order_status(

@@ -476,6 +476,18 @@ class SqlExecutionStore:
                 for r in rows
             ]
 
+    async def mark_fill_failed(self, fill: Fill) -> None:
+        """The trade behind a matched fill failed to settle: keep the row, say so."""
+        key = trade_key(fill)
+        async with self._sessions() as s, s.begin():
+            await s.execute(
+                update(m.Fill)
+                .where(
+                    m.Fill.client_order_id == fill.client_order_id, m.Fill.trade_id == key, m.Fill.status != "confirmed"
+                )
+                .values(status="failed")
+            )
+
     async def add_fill(self, fill: Fill) -> bool:
         key = trade_key(fill)
         try:

@@ -356,16 +356,6 @@ def test_live_position_before_the_crash_survives(live_crash: Observed) -> None:
     assert sum(f[2] for f in confirmed) == live_crash.after["position"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: fills that happen while the service is down are never applied. On restart "
-        "Engine.start()/reconcile() read open orders and look orders up, but never read trades; "
-        "ClobRelayer._on_connect resyncs trades over REST only on a RE-connect of the user channel "
-        "(connects > 1), not on the first connect after a start. The partly filled order becomes "
-        "'partially_filled' (from size_matched) with no fill rows, so positions and PnL stay below the venue's"
-    ),
-)
 def test_live_position_matches_the_venue_after_restart(live_crash: Observed) -> None:
     assert live_crash.venue["position"] == Decimal(14)
     assert live_crash.after["position"] == live_crash.venue["position"]

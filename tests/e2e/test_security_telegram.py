@@ -349,15 +349,6 @@ async def test_no_command_reveals_a_secret(
         assert relayer.address in bot_text or relayer.address.lower() in bot_text.lower()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG (low): bot/handlers.py BotHandlers._wrap renders ControlError/UsageProblem text with "
-        "render.esc() only, never core.redact.redact(): a configured secret pasted as an argument "
-        "(e.g. the private key as /order MARKET) is echoed back in the reply ('no market 0x…'), so it "
-        "lands in the bot's own chat history; command_audit masks it, the reply does not"
-    ),
-)
 async def test_a_secret_typed_as_an_argument_is_not_echoed(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     async with running_service(sqlite_url, monkeypatch, feed="demo", rate_hz=50.0, live=True, env=_env()) as rig:
         secret = rig.service.settings.relayer.api_secret.get_secret_value()

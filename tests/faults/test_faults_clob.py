@@ -128,15 +128,6 @@ async def test_clob_fault_on_post_order(
         await rig.frames_advance(10)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: core/service.py schedules no reconcile job, so an order whose outcome was UNKNOWN and "
-        "that is not at the venue stays submitted_unknown until a restart: Engine._resolve_unknown "
-        "(unknown_grace_s) is only reached from reconcile()/submit()/cancel(); the unknown_outcome "
-        "alert never clears, /health stays unhealthy and the order's notional stays reserved"
-    ),
-)
 async def test_unknown_outcome_settles_while_running(
     sqlite_url: str, monkeypatch: pytest.MonkeyPatch, fault_record: FaultRecord
 ) -> None:

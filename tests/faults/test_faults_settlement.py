@@ -141,15 +141,6 @@ async def test_settlement_fails_after_matched(
         await rig.frames_advance(10)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: a trade that goes MATCHED -> RETRYING -> FAILED is ignored: ClobRelayer._dispatch passes "
-        "FAILED TradeEvents to Engine._on_relayer_event, which drops every event whose status is not an "
-        "OrderStatus, and on_fill is not called for final non-CONFIRMED trades. The order stays 'filled' "
-        "(from the POST answer), its fill row stays 'matched' for ever and no alert tells the trader"
-    ),
-)
 async def test_failed_settlement_is_reported(
     sqlite_url: str, monkeypatch: pytest.MonkeyPatch, fault_record: FaultRecord
 ) -> None:

@@ -68,15 +68,6 @@ async def test_telegram_429_past_the_retry_budget(
         assert _sent(rig, "healthy")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: bot/notify.py Notifier sends each alert from its own bus task (core.events.EventBus schedules "
-        "every async handler separately), so while Telegram throttles the alert (429, retried after "
-        "Retry-After by AIORateLimiter) its 'recovered' note overtakes it: the trader reads 'recovered' "
-        "first and the stale alert afterwards. Sends to a chat need one ordered queue"
-    ),
-)
 async def test_telegram_429_keeps_alert_order(
     sqlite_url: str, monkeypatch: pytest.MonkeyPatch, fault_record: FaultRecord
 ) -> None:

@@ -78,6 +78,7 @@ def _status_top(args: argparse.Namespace) -> int:
 async def _open_alerts(url: str) -> list[str]:
     from sqlalchemy import select
 
+    from core.control import EVENT_ALERT_KINDS
     from core.store.db import create_engine
     from core.store.models import Alert
 
@@ -87,7 +88,11 @@ async def _open_alerts(url: str) -> list[str]:
             rows = (
                 await conn.execute(
                     select(Alert.kind, Alert.key, Alert.message)
-                    .where(Alert.resolved_at.is_(None), Alert.severity.in_(("warning", "critical")))
+                    .where(
+                        Alert.resolved_at.is_(None),
+                        Alert.severity.in_(("warning", "critical")),
+                        Alert.kind.not_in(sorted(EVENT_ALERT_KINDS)),
+                    )
                     .order_by(Alert.ts.desc())
                     .limit(20)
                 )
