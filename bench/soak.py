@@ -34,7 +34,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.feed.pipeline import IngestPipeline
+from core.feed.pipeline import LIVE_BURST_QUIET_MS, IngestPipeline
 from core.feed.processor import FeedProcessor
 from core.feed.ws import MarketFeed
 from core.store.db import create_engine
@@ -89,7 +89,12 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
     db_url = args.db_url or f"sqlite:///{args.tmp / 'soak.db'}"
     engine = create_engine(db_url)
     await upgrade_engine(engine)
-    processor = FeedProcessor(known_assets=set(assets), max_frame_bytes=8 * 1024 * 1024, staleness_ms=60_000)
+    processor = FeedProcessor(
+        known_assets=set(assets),
+        max_frame_bytes=8 * 1024 * 1024,
+        staleness_ms=60_000,
+        burst_quiet_ms=LIVE_BURST_QUIET_MS,
+    )
     writer = BatchedWriter(engine)
     writer.start()
     pipeline = IngestPipeline(processor, writer)

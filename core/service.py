@@ -25,7 +25,7 @@ from core.control import Control, Runtime
 from core.control_types import FeedConnection, PreflightReport
 from core.events import Alert, AlertCleared, EventBus, OrderEvent, Severity
 from core.feed.events import BookStatusChanged, FeedEvent, TradePrint
-from core.feed.pipeline import IngestPipeline
+from core.feed.pipeline import LIVE_BURST_QUIET_MS, IngestPipeline
 from core.feed.processor import FeedProcessor
 from core.registry import MarketRegistry
 from core.settings import LoadedSettings, Settings
@@ -134,6 +134,7 @@ class Service:
             known_assets=set(assets) if assets else None,
             max_frame_bytes=s.feed.max_frame_bytes,
             staleness_ms=s.service.staleness_ms,
+            burst_quiet_ms=LIVE_BURST_QUIET_MS,
             tick_sizes={t.token_id: m.tick_size for m in tracked for t in m.tokens},
         )
         self.writer = BatchedWriter(self.db)

@@ -22,6 +22,11 @@ log = logging.getLogger(__name__)
 
 EventSink = Callable[[list[FeedEvent]], None]
 
+LIVE_BURST_QUIET_MS = 250
+"""How long a same-timestamp burst must be quiet before its carried best prices are checked, for a
+live feed: longer than an event-loop stall (a large database batch), so a burst whose frames were
+delayed by the stall is never judged half-applied (a false ``mismatch``). Replays use the default."""
+
 
 @dataclass
 class PipelineStats:

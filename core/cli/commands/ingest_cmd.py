@@ -56,7 +56,7 @@ def _run(args: argparse.Namespace) -> int:
 
 async def ingest(args: argparse.Namespace) -> dict[str, Any]:
     from core.cli.common import Progress, db_url_arg, ensure_schema
-    from core.feed.pipeline import IngestPipeline
+    from core.feed.pipeline import LIVE_BURST_QUIET_MS, IngestPipeline
     from core.feed.processor import FeedProcessor
     from core.feed.ws import MarketFeed
     from core.store.db import create_engine
@@ -67,7 +67,10 @@ async def ingest(args: argparse.Namespace) -> dict[str, Any]:
     try:
         await ensure_schema(engine, url, migrate=args.migrate)
         processor = FeedProcessor(
-            known_assets=set(args.assets), max_frame_bytes=args.max_frame_bytes, staleness_ms=args.staleness_ms
+            known_assets=set(args.assets),
+            max_frame_bytes=args.max_frame_bytes,
+            staleness_ms=args.staleness_ms,
+            burst_quiet_ms=LIVE_BURST_QUIET_MS,
         )
         progress = Progress()
         started = time.monotonic()
