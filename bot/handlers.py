@@ -431,24 +431,24 @@ class BotHandlers:
         await self._reply(update, "🛑 " + render.esc(result.message))
         return result.message
 
-    async def on_unknown_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    async def _audit_and_reply(
+        self, update: Update, result: str, reply: Callable[[str], str], *, command: str | None = None, detail: str = ""
+    ) -> None:
+        """Messages no command handler took: one audit row and one short reply (the text is escaped)."""
         user = update.effective_user
         chat = update.effective_chat
         if user is None or chat is None or update.effective_message is None:
             return
         text = update.effective_message.text or ""
-        name = _command_name(text) or "?"
-        await self.control.audit_command("telegram", user.id, name, text[:200], "unknown_command", "")
-        await self.sender.send(chat.id, f"Unknown command /{render.esc(name)}. Try /help.")
+        name = command or _command_name(text) or "?"
+        await self.control.audit_command("telegram", user.id, name, text[:200], result, detail)
+        await self.sender.send(chat.id, reply(render.esc(name)))
+
+    async def on_unknown_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        await self._audit_and_reply(update, "unknown_command", lambda name: f"Unknown command /{name}. Try /help.")
 
     async def on_not_a_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        user = update.effective_user
-        chat = update.effective_chat
-        if user is None or chat is None or update.effective_message is None:
-            return
-        text = update.effective_message.text or ""
-        await self.control.audit_command("telegram", user.id, "message", text[:200], "not_a_command", "")
-        await self.sender.send(chat.id, "Not a command. Try /help.")
+        await self._audit_and_reply(update, "not_a_command", lambda _: "Not a command. Try /help.", command="message")
 
     async def on_inline_query(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         query = update.inline_query
@@ -460,14 +460,12 @@ class BotHandlers:
         await _safe(query.answer([], cache_time=0, is_personal=True))  # inline mode is not offered
 
     async def on_edited_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        user = update.effective_user
-        chat = update.effective_chat
-        if user is None or chat is None or update.effective_message is None:
-            return
-        text = update.effective_message.text or ""
-        name = _command_name(text) or "?"
-        await self.control.audit_command("telegram", user.id, name, text[:200], "edited", "not executed")
-        await self.sender.send(chat.id, "An edited command is not run; send it again as a new message.")
+        await self._audit_and_reply(
+            update,
+            "edited",
+            lambda _: "An edited command is not run; send it again as a new message.",
+            detail="not executed",
+        )
 
     async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         log.error("telegram handler failed: %s", context.error, exc_info=context.error)

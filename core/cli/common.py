@@ -89,7 +89,7 @@ def stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
         try:
             loop.add_signal_handler(sig, stop.set)
             installed.append(sig)
-        except (NotImplementedError, RuntimeError):  # pragma: no cover - not on the main thread
+        except (RuntimeError, ValueError):  # pragma: no cover - not on the main thread
             pass
     try:
         yield

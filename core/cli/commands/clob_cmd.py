@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
-import signal
 import sys
 from decimal import Decimal
 from typing import Any
 
+from core.cli.common import stop_on_signals
 from core.cli.main import add_command
 from core.errors import PolybotError, UsageError
 
@@ -270,10 +269,6 @@ async def _run_mock(args: argparse.Namespace) -> None:
     except OSError as exc:
         raise PolybotError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
     print(server.url, flush=True)
     print(f"user channel: {server.ws_url}")
     for market in server.markets.values():
@@ -283,7 +278,8 @@ async def _run_mock(args: argparse.Namespace) -> None:
             print(f"  {outcome:<4} {token}")
     print("API keys: derive with L1 auth (GET /auth/derive-api-key); Ctrl-C to stop", flush=True)
     try:
-        await stop.wait()
+        with stop_on_signals(stop):
+            await stop.wait()
     finally:
         await server.stop()
         print("mock-clob stopped", file=sys.stderr, flush=True)

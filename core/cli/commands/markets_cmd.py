@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
-import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.cli.common import ensure_schema
+from core.cli.common import ensure_schema, stop_on_signals
 from core.cli.main import add_command
 from core.errors import PolybotError, UsageError
 
@@ -289,12 +287,9 @@ def _mock_gamma_cmd(args: argparse.Namespace) -> int:
         print(url, flush=True)
         sys.stderr.write(f"mock gamma: {len(server.markets)} markets at {url} (Ctrl-C to stop)\n")
         stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, stop.set)
         try:
-            await stop.wait()
+            with stop_on_signals(stop):
+                await stop.wait()
         finally:
             await server.stop()
 
