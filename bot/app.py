@@ -7,9 +7,10 @@ in-process Bot API double. Either way the same handlers, gate, sender and notifi
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
 from telegram.request import BaseRequest
@@ -21,6 +22,11 @@ from bot.notify import Notifier
 from bot.sender import Sender
 from core.control import Control
 
+if TYPE_CHECKING:
+    from core.service import Service
+
+log = logging.getLogger(__name__)
+
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "inline_query", "my_chat_member"]
 
 
@@ -31,6 +37,15 @@ class BotParts:
     sender: Sender
     notifier: Notifier
     confirmations: ConfirmationStore
+
+    async def notify_admins(self, text: str) -> None:
+        await self.notifier.ping_admins(text)
+
+    async def stop(self) -> None:
+        if self.app.updater is not None and self.app.updater.running:
+            await self.app.updater.stop()
+        await self.app.stop()
+        await self.app.shutdown()
 
 
 def build_bot(
@@ -72,3 +87,37 @@ def build_bot(
     )
     handlers.install(app)
     return BotParts(app, handlers, sender, notifier, confirmations)
+
+
+async def start_telegram(service: Service) -> BotParts:
+    """The service's chat front end: the bot around its control facade, on the service's loop.
+
+    Polls Telegram unless the service was given a Bot API double (``ServiceOptions.bot_request``).
+    """
+    t = service.settings.telegram
+    token = t.token.get_secret_value() if t.token is not None else "1:OFFLINE"
+    parts = build_bot(
+        service.control,
+        token=token,
+        users=[(u.id, str(u.role)) for u in t.users],
+        alert_chats=t.alert_chats,
+        base_url=t.base_url,
+        confirm_ttl_s=t.confirm_ttl_s,
+        commands_per_minute=t.commands_per_minute,
+        request=service.opts.bot_request,
+        clock=service.opts.bot_clock,
+    )
+    parts.notifier.attach(service.bus)
+    parts.notifier.admins = [u.id for u in t.users if str(u.role) == "admin"]
+    app = parts.app
+    await app.initialize()
+    await app.start()
+    if service.opts.bot_request is None and app.updater is not None:
+
+        def polling_error(exc: Exception) -> None:
+            log.warning("telegram polling error: %s", exc)
+
+        await app.updater.start_polling(
+            drop_pending_updates=True, allowed_updates=ALLOWED_UPDATES, error_callback=polling_error
+        )
+    return parts

@@ -114,7 +114,8 @@ def _env(ws: str, gamma: str, clob: str, db_url: str, mode: str, creds: Any = No
             "POLYBOT_GAMMA__URL": gamma,
             "POLYBOT_CLOB__URL": clob,
             "POLYBOT_DB__URL": db_url,
-            "POLYBOT_STRATEGIES__DUTCH__ENABLED": "true",
+            # live: only the confirmed manual order may reach the venue double, never an automatic leg
+            "POLYBOT_STRATEGIES__DUTCH__ENABLED": "false" if mode == "live" else "true",
             "POLYBOT_STRATEGIES__DUTCH__MARKETS": json.dumps([EVENT_MEMBER]),
             "POLYBOT_STRATEGIES__SPREAD__ENABLED": "false",
             "POLYBOT_TELEGRAM__ENABLED": "true",
@@ -144,6 +145,7 @@ async def _phase(
     warmup_s: float,
     trading_s: float,
 ) -> PhaseResult:
+    from bot.app import start_telegram
     from bot.fake_api import FakeBotApi
     from bot.offline import ManualClock, OfflineRunner
     from core.service import Service, ServiceOptions
@@ -152,7 +154,9 @@ async def _phase(
     loaded = load_settings(DEMO_CONFIG, env=env)
     api = FakeBotApi()
     clock = ManualClock()
-    service = Service(loaded, ServiceOptions(migrate=True, bot_request=api, with_bot=True, bot_clock=clock))
+    service = Service(
+        loaded, ServiceOptions(migrate=True, bot_request=api, with_bot=True, bot_clock=clock, frontend=start_telegram)
+    )
     await service.start()
     try:
         await _wait_for_books(service, warmup_s)

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from core.control import Control, Runtime
 from core.control_types import FeedConnection, PreflightReport
@@ -45,7 +45,16 @@ class ServiceOptions:
     with_bot: bool | None = None  # None: when [telegram] enabled and a token is set
     staleness_tick_s: float = 2.0
     bot_clock: Callable[[], float] | None = None  # drives confirmation expiry, rate limits, alert cooldown
+    frontend: Callable[[Service], Awaitable[FrontEnd]] | None = None  # e.g. bot.app.start_telegram
     clock: Callable[[], float] = time.time
+
+
+class FrontEnd(Protocol):
+    """A chat front end the service hosts on its loop (built by the caller, e.g. ``bot.app.start_telegram``)."""
+
+    async def stop(self) -> None: ...
+
+    async def notify_admins(self, text: str) -> None: ...
 
 
 @dataclass
@@ -602,7 +611,7 @@ class Service:
             text = ("✅ healthy" if report.ok else "⚠️ unhealthy: " + "; ".join(report.reasons[:5])) + (
                 f" — {status.mode}, {'armed' if status.armed else 'disarmed'}, {status.frames} frames"
             )
-            await self.bot.notifier.ping_admins(text)
+            await self.bot.notify_admins(text)
 
     async def job_daily_summary(self) -> None:
         pnl = await self.control.pnl()
@@ -641,38 +650,16 @@ class Service:
     # bot and metrics
     # ------------------------------------------------------------------------------------
     async def _start_bot(self) -> None:
+        """Start the chat front end the caller supplied (core never imports ``bot/``)."""
         t = self.settings.telegram
         wanted = self.opts.with_bot if self.opts.with_bot is not None else (t.enabled and t.token is not None)
         if not wanted:
             log.warning("Telegram is not configured ([telegram] enabled + token): running without the bot")
             return
-        from bot.app import ALLOWED_UPDATES, build_bot
-
-        token = t.token.get_secret_value() if t.token is not None else "1:OFFLINE"
-        self.bot = build_bot(
-            self.control,
-            token=token,
-            users=[(u.id, str(u.role)) for u in t.users],
-            alert_chats=t.alert_chats,
-            base_url=t.base_url,
-            confirm_ttl_s=t.confirm_ttl_s,
-            commands_per_minute=t.commands_per_minute,
-            request=self.opts.bot_request,
-            clock=self.opts.bot_clock,
-        )
-        self.bot.notifier.attach(self.bus)
-        self.bot.notifier.admins = [u.id for u in t.users if str(u.role) == "admin"]
-        app = self.bot.app
-        await app.initialize()
-        await app.start()
-        if self.opts.bot_request is None and app.updater is not None:
-
-            def polling_error(exc: Exception) -> None:
-                log.warning("telegram polling error: %s", exc)
-
-            await app.updater.start_polling(
-                drop_pending_updates=True, allowed_updates=ALLOWED_UPDATES, error_callback=polling_error
-            )
+        if self.opts.frontend is None:
+            log.warning("Telegram is configured but this process was started without a chat front end")
+            return
+        self.bot = await self.opts.frontend(self)
 
     def _bind_metrics(self) -> None:
         try:
@@ -739,11 +726,7 @@ class Service:
             await asyncio.wait(list(self._tasks), timeout=5)
         await self.bus.drain()
         if self.bot is not None:
-            app = self.bot.app
-            if app.updater is not None and app.updater.running:
-                await app.updater.stop()
-            await app.stop()
-            await app.shutdown()
+            await self.bot.stop()
         if self.metrics_server is not None:
             await self.metrics_server.aclose()
         await self.relayer.close()

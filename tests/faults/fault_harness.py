@@ -405,6 +405,7 @@ async def running_service(
     start: bool = True,
 ) -> AsyncIterator[Rig]:
     """Start the doubles and a real Service; stop everything afterwards (bounded)."""
+    from bot.app import start_telegram
     from bot.offline import ManualClock, OfflineRunner
     from core.service import Service, ServiceOptions
     from core.settings import load_settings
@@ -495,7 +496,10 @@ async def running_service(
         api = bot_api or FakeBotApi()
         clock = Clock()
         service = Service(
-            loaded, ServiceOptions(migrate=True, bot_request=api, with_bot=True, staleness_tick_s=0.5, clock=clock)
+            loaded,
+            ServiceOptions(
+                migrate=True, bot_request=api, with_bot=True, staleness_tick_s=0.5, clock=clock, frontend=start_telegram
+            ),
         )
         rig = Rig(
             service=service,

@@ -16,6 +16,7 @@ import pytest
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from bot.app import start_telegram
 from bot.fake_api import FakeBotApi
 from core.feed.replay import iter_frames
 from core.service import Service, ServiceOptions
@@ -52,7 +53,10 @@ async def gamma() -> AsyncIterator[MockGammaServer]:
 async def started(tmp_path: Path, gamma: MockGammaServer, **extra: str) -> tuple[Service, FakeBotApi]:
     api = FakeBotApi()
     loaded = load_settings(None, env=_env(f"sqlite:///{tmp_path / 'jobs.db'}", gamma.url, **extra))
-    service = Service(loaded, ServiceOptions(migrate=True, bot_request=api, with_bot=True, staleness_tick_s=0.1))
+    service = Service(
+        loaded,
+        ServiceOptions(migrate=True, bot_request=api, with_bot=True, staleness_tick_s=0.1, frontend=start_telegram),
+    )
     await service.start()
     await service.bus.drain()
     api.calls.clear()  # the start-up notice

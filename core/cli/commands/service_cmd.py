@@ -44,9 +44,11 @@ def _run(args: argparse.Namespace) -> int:
 
 
 async def run_service(loaded: object, *, migrate: bool = False, duration: float | None = None) -> int:
+    from bot.app import start_telegram
     from core.service import Service, ServiceOptions
 
-    service = Service(loaded, ServiceOptions(migrate=migrate))  # type: ignore[arg-type]
+    # the CLI composes the front ends; core/service.py itself never imports bot/
+    service = Service(loaded, ServiceOptions(migrate=migrate, frontend=start_telegram))  # type: ignore[arg-type]
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, service.request_stop)

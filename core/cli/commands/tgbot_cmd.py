@@ -259,6 +259,7 @@ def _replay_frames(service: Service, path: Path) -> int:
 @asynccontextmanager
 async def local_session(opts: LocalOptions) -> AsyncIterator[LocalSession]:
     """A started service with an offline bot; stopped cleanly on exit."""
+    from bot.app import start_telegram
     from bot.fake_api import FakeBotApi
     from bot.offline import ManualClock, OfflineRunner
     from core.service import Service, ServiceOptions
@@ -267,7 +268,10 @@ async def local_session(opts: LocalOptions) -> AsyncIterator[LocalSession]:
     loaded = _load(opts)
     api = FakeBotApi()
     clock = ManualClock()  # drives confirmation expiry, the per-user rate limit and alert cooldown/mute
-    service = Service(loaded, ServiceOptions(migrate=opts.migrate, bot_request=api, with_bot=True, bot_clock=clock))
+    service = Service(
+        loaded,
+        ServiceOptions(migrate=opts.migrate, bot_request=api, with_bot=True, bot_clock=clock, frontend=start_telegram),
+    )
     try:
         await service.start()
         if service.scheduler is not None:
