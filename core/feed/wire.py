@@ -67,8 +67,9 @@ class PriceChangeEntry(msgspec.Struct, gc=False):
     price: str
     size: str
     side: Side
-    best_bid: str = ""
-    best_ask: str = ""
+    # None: not carried (the legacy formats); "" or "0"/"1": that side of the book is empty
+    best_bid: str | None = None
+    best_ask: str | None = None
 
 
 class LegacyChange(msgspec.Struct, gc=False):

@@ -96,6 +96,27 @@ def test_crossed_after_a_complete_burst_is_a_fault() -> None:
     assert processor.faults.as_dict() == {"crossed": 1} and calls == [A]
 
 
+def test_legacy_bursts_that_do_not_cross_are_not_faults() -> None:
+    # the legacy formats carry no best prices: a completed burst that leaves the book uncrossed
+    # is fine (an absent best price must not read as "that side is empty")
+    processor, calls = _seeded()
+    for ts, price in ((30, "0.48"), (31, "0.49"), (32, "0.50")):
+        legacy = json.dumps(
+            {"event_type": "price_change", "asset_id": A, "market": "m", "timestamp": str(ts),
+             "changes": [{"price": price, "side": "BUY", "size": "5"}]}
+        )  # fmt: skip
+        processor.process(legacy, 6 * S + ts * MS)
+    processor.process(
+        json.dumps({"event_type": "price_change", "asset_id": A, "market": "m", "timestamp": "33",
+                    "price": "0.51", "side": "SELL", "size": "7"}),
+        6 * S + 33 * MS,
+    )  # fmt: skip
+    processor.finish(7 * S)
+    assert processor.faults.total == 0 and calls == []
+    assert processor.books[A].status is BookStatus.OK
+    assert (processor.books[A].best_bid(), processor.books[A].best_ask()) == (D("0.50"), D("0.51"))
+
+
 def test_quiet_bursts_are_checked_from_process_too() -> None:
     processor, _ = _seeded()
     processor.process(price_change_frame([change(A, "BUY", "0.49", "5", "0.48", "0.52")], ts_ms=10), 2 * S)
