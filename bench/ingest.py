@@ -6,7 +6,9 @@ markets whose changes are mirrored on both tokens, trade bursts, ~20 levels a si
 chunks of the stream are timed alternately: decode only (the same typed msgspec decoder the
 processor uses), and the full ``FeedProcessor.process`` (decode, validate, apply to the books,
 burst integrity checks, domain events), with ``time.time_ns()`` receive stamps like the live
-client. Best-of-N per mode, measured in the same run, so background load hits both alike.
+client; the full path is timed with the C kernel (core/feed/_kernel.c, when built) and on the
+pure-Python path alone. Best-of-N per mode, measured in the same run, so background load hits
+every mode alike.
 
 At the end the final books are compared, exactly, with the generator's own books, and the
 error/fault counters must be zero: a fast but wrong pipeline does not count.
@@ -61,15 +63,18 @@ def main(argv: list[str] | None = None) -> int:
     avg_bytes = sum(map(len, frames)) / len(frames)
 
     processor = FeedProcessor(known_assets=set(gen.asset_ids))
+    pure = FeedProcessor(known_assets=set(gen.asset_ids), use_kernel=False)
     for frame in snapshots:
         processor.process(frame, time.time_ns())
+        pure.process(frame, time.time_ns())
 
     decode = FRAME_DECODER.decode
     untyped = msgspec.json.decode
     process = processor.process
+    process_pure = pure.process
     now = time.time_ns
     size = len(frames) // args.chunks
-    rates: dict[str, list[float]] = {"decode": [], "untyped": [], "full": []}
+    rates: dict[str, list[float]] = {"decode": [], "untyped": [], "full": [], "pure": []}
     gc.collect()
     gc.disable()  # collections would land at random in one mode or the other
     try:
@@ -87,16 +92,25 @@ def main(argv: list[str] | None = None) -> int:
             for frame in chunk:
                 process(frame, now())
             rates["full"].append(len(chunk) / (time.perf_counter() - start))
+            start = time.perf_counter()
+            for frame in chunk:
+                process_pure(frame, now())
+            rates["pure"].append(len(chunk) / (time.perf_counter() - start))
     finally:
         gc.enable()
     for frame in frames[args.chunks * size :]:
         process(frame, now())
+        process_pure(frame, now())
     processor.finish(now())
+    pure.finish(now())
 
-    # correctness: exact equality with the generator's books, nothing rejected, nothing faulted
-    mismatched = [a for a, b in processor.books.items() if gen.top(a) != (b.best_bid(), b.best_ask())]
-    not_ok = [a for a, b in processor.books.items() if b.status is not BookStatus.OK]
-    correct = not mismatched and not not_ok and processor.counters.total == 0 and processor.faults.total == 0
+    # correctness: exact equality with the generator's books (both paths), nothing rejected or faulted
+    mismatched = [
+        a for p in (processor, pure) for a, b in p.books.items() if gen.top(a) != (b.best_bid(), b.best_ask())
+    ]
+    not_ok = [a for p in (processor, pure) for a, b in p.books.items() if b.status is not BookStatus.OK]
+    clean = all(p.counters.total == 0 and p.faults.total == 0 for p in (processor, pure))
+    correct = not mismatched and not not_ok and clean
 
     best = {k: max(v) for k, v in rates.items()}
     report = {
@@ -109,12 +123,15 @@ def main(argv: list[str] | None = None) -> int:
         "decode_only_untyped_fps": round(best["untyped"]),
         "decode_validate_apply_fps": round(best["full"]),
         "ratio_to_floor": round(best["full"] / best["decode"], 3),
+        "feed_path": processor.kernel_status,
+        "pure_python_fps": round(best["pure"]),
+        "pure_python_ratio_to_floor": round(best["pure"] / best["decode"], 3),
         "median_decode_fps": round(statistics.median(rates["decode"])),
         "median_full_fps": round(statistics.median(rates["full"])),
         "levels_applied_per_s": round(best["full"] * entries / len(frames)),
         "correct": correct,
-        "rejected": processor.counters.total,
-        "faults": processor.faults.total,
+        "rejected": processor.counters.total + pure.counters.total,
+        "faults": processor.faults.total + pure.faults.total,
         "books_not_ok": len(not_ok),
         "top_mismatches": len(mismatched),
         "generate_s": round(gen_s, 1),
@@ -133,6 +150,11 @@ def main(argv: list[str] | None = None) -> int:
             f"({report['levels_applied_per_s']:,} levels/s)"
         )
         print(f"ratio to floor:                   {report['ratio_to_floor']:>10}x   (targets: >= 300,000 and >= 0.4x)")
+        print(f"  feed path: {report['feed_path']}")
+        print(
+            f"pure-Python path alone:           {report['pure_python_fps']:>10,} frames/s "
+            f"({report['pure_python_ratio_to_floor']}x; what runs where the kernel is not built)"
+        )
         print(
             f"medians: decode {report['median_decode_fps']:,}  full {report['median_full_fps']:,}; "
             f"correct={correct} (rejected={report['rejected']}, faults={report['faults']}, "

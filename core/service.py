@@ -146,6 +146,7 @@ class Service:
             burst_quiet_ms=LIVE_BURST_QUIET_MS,
             tick_sizes={t.token_id: m.tick_size for m in tracked for t in m.tokens},
         )
+        log.info("feed fast path: %s", self.processor.kernel_status)
         self.writer = BatchedWriter(self.db)
         self.writer.start()
         self.pipeline = IngestPipeline(self.processor, self.writer, sinks=[self._on_feed_events])

@@ -45,7 +45,10 @@ from core.feed.events import (
     TradePrint,
 )
 from core.feed.integrity import AWAITING, OK, BookSet
+from core.feed.kernel import load as load_kernel
 from core.feed.wire import (
+    CARRIED_ASK_UNITS,
+    CARRIED_BID_UNITS,
     EVENT_TYPES,
     FRAME_DECODER,
     PRICE_UNITS,
@@ -85,9 +88,8 @@ _INFER_TICKS = tuple(decimal_to_units(t) for t in STANDARD_TICKS if t <= Decimal
 
 
 _SIZE_GET = SIZE_CACHE.get  # the cache is cleared in place, never replaced
-# carried best_bid/best_ask -> units, an empty side as 0 (bid) or 1 (ask) in units
-_CARRIED_BID = {**PRICE_UNITS, "0": 0, "": 0}
-_CARRIED_ASK = {**PRICE_UNITS, "1": UNIT, "": UNIT}
+_CARRIED_BID = CARRIED_BID_UNITS
+_CARRIED_ASK = CARRIED_ASK_UNITS
 
 
 def _accepted(entries: list[PriceChangeEntry], rejected: set[int]) -> list[PriceChangeEntry]:
@@ -115,10 +117,13 @@ class FeedProcessor:
         *,
         tick_sizes: Mapping[str, Decimal] | None = None,
         on_inconsistent: Callable[[str], None] | None = None,
+        use_kernel: bool | None = None,
     ) -> None:
         """``known_assets``: when given, frames for other assets are rejected (``unknown_asset``)
         and these books exist from the start (``awaiting_snapshot``); when None every asset seen
         gets a book. ``tick_sizes``: ticks known from market data (otherwise taken from snapshots).
+        ``use_kernel``: None uses the C accelerator when it is built (:mod:`core.feed.kernel`),
+        False never does, True requires it (RuntimeError when it is not available).
         """
         self.counters = Counters(log, "feed input rejected")
         self._set = BookSet(
@@ -135,6 +140,14 @@ class FeedProcessor:
         self.frames = 0
         self.pongs = 0
         self._quiet_ns = self._set.quiet_ns
+        self._pending = self._set.pending
+        apply_msg, kernel_status = (
+            load_kernel() if use_kernel is not False else (None, "pure Python (use_kernel=False)")
+        )
+        if use_kernel and apply_msg is None:
+            raise RuntimeError(f"the feed's C kernel is not available: {kernel_status}")
+        self._apply_msg = apply_msg
+        self.kernel_status = kernel_status
         self._next_flush_ns = 0  # process() checks quiet bursts at most once per burst_quiet_ms
         if known_assets is not None:
             self.known_assets = set()
@@ -184,8 +197,15 @@ class FeedProcessor:
                 self.counters.record(MALFORMED_JSON, f"{exc}: {_preview(frame)}")
         else:
             try:
-                if type(msg) is PriceChangeMsg and msg.price_changes is not None:
-                    self._price_changes(msg, msg.price_changes, recv_ns, out)
+                if type(msg) is PriceChangeMsg:
+                    # the C kernel applies the common case and says where it stopped (-1: done)
+                    apply_msg = self._apply_msg
+                    start = 0 if apply_msg is None else apply_msg(msg, self.books, recv_ns, self._pending, out)
+                    if start >= 0:
+                        if msg.price_changes is not None:
+                            self._price_changes(msg, msg.price_changes, recv_ns, out, start)
+                        else:
+                            self._old_price_change(msg, recv_ns, out)
                 elif type(msg) is list:
                     for item in msg:
                         self._dispatch(item, recv_ns, out)
@@ -250,18 +270,25 @@ class FeedProcessor:
     # ------------------------------------------------------------------ price_change (hot path)
 
     def _price_changes(
-        self, msg: PriceChangeMsg, entries: list[PriceChangeEntry], recv_ns: int, out: list[FeedEvent]
+        self,
+        msg: PriceChangeMsg,
+        entries: list[PriceChangeEntry],
+        recv_ns: int,
+        out: list[FeedEvent],
+        start: int = 0,
     ) -> None:
-        # Deliberately inlined (book update, burst check): this loop is most of the feed's CPU.
-        # Book.apply_units and BookSet.complete_burst are the readable versions. Lookups that
-        # miss (unknown asset, price not valid on the book's tick) raise KeyError into the slow
-        # path, which classifies and counts; try blocks cost nothing on Python 3.11+.
+        # Deliberately inlined (book update, burst check): this loop is most of the feed's CPU
+        # when the C kernel is not built, and the reference it is tested against. ``start``: the
+        # kernel already applied the entries before it. Book.apply_units and
+        # BookSet.complete_burst are the readable versions. Lookups that miss (unknown asset,
+        # price not valid on the book's tick) raise KeyError into the slow path, which
+        # classifies and counts; try blocks cost nothing on Python 3.11+.
         ts = msg.timestamp
         books = self.books
         size_get = _SIZE_GET
         bookset = self._set
         rejected: set[int] | None = None
-        for e in entries:
+        for e in entries[start:] if start else entries:
             try:
                 book = books[e.asset_id]
                 p = book._prices[e.price]  # empty unless the book is ok
