@@ -47,8 +47,6 @@ from core.feed.events import (
 from core.feed.integrity import AWAITING, OK, BookSet
 from core.feed.kernel import load as load_kernel
 from core.feed.wire import (
-    CARRIED_ASK_UNITS,
-    CARRIED_BID_UNITS,
     EVENT_TYPES,
     FRAME_DECODER,
     PRICE_UNITS,
@@ -88,8 +86,9 @@ _INFER_TICKS = tuple(decimal_to_units(t) for t in STANDARD_TICKS if t <= Decimal
 
 
 _SIZE_GET = SIZE_CACHE.get  # the cache is cleared in place, never replaced
-_CARRIED_BID = CARRIED_BID_UNITS
-_CARRIED_ASK = CARRIED_ASK_UNITS
+# carried best_bid/best_ask -> units, an empty side as 0 (bid) or 1 (ask) in units
+_CARRIED_BID = {**PRICE_UNITS, "0": 0, "": 0}
+_CARRIED_ASK = {**PRICE_UNITS, "1": UNIT, "": UNIT}
 
 
 def _accepted(entries: list[PriceChangeEntry], rejected: set[int]) -> list[PriceChangeEntry]:

@@ -214,11 +214,6 @@ def _build_price_table() -> dict[str, int]:
 PRICE_UNITS: Final[dict[str, int]] = _build_price_table()
 """Every in-range price on the 0.0001 grid, in each spelling, -> 10^-6 units."""
 
-# The best_bid/best_ask carried on price_change entries -> units; an empty side reads 0 (bid) or 1
-# (ask), spelled "" or "0" / "1" by the venue.
-CARRIED_BID_UNITS: Final[dict[str, int]] = {**PRICE_UNITS, "0": 0, "": 0}
-CARRIED_ASK_UNITS: Final[dict[str, int]] = {**PRICE_UNITS, "1": UNIT, "": UNIT}
-
 _TICK_TABLES: dict[int, dict[str, int]] = {}
 
 
