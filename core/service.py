@@ -37,6 +37,8 @@ from core.types import BookStatus, BookView, MarketInfo, Mode
 
 log = logging.getLogger(__name__)
 
+RESEED_COOLDOWN_S = 2.0
+
 
 @dataclass
 class ServiceOptions:
@@ -107,6 +109,9 @@ class Service:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._inflight_groups: set[str] = set()
         self._paper_pending: set[str] = set()
+        # re-seeds: at most one in flight per asset, and not again within RESEED_COOLDOWN_S (a feed
+        # that keeps disagreeing must not turn into a storm of GET /book calls that starves the loop)
+        self._reseed_at: dict[str, float] = {}
         self._quiet: set[str] = set()
         self._handled_requests: set[str] = set()
         self.dutch_runners: list[DutchRunner] = []
@@ -436,7 +441,12 @@ class Service:
                     message=f"book {self._label(ev.asset_id)} inconsistent ({ev.reason}); not trading it until re-seeded",
                 )
             )
-            self._spawn(self._reseed(ev.asset_id), "reseed")
+            now = time.monotonic()
+            if now - self._reseed_at.get(ev.asset_id, -RESEED_COOLDOWN_S) >= RESEED_COOLDOWN_S:
+                self._reseed_at[ev.asset_id] = now
+                self._spawn(self._reseed(ev.asset_id), "reseed")
+            else:
+                log.debug("re-seed of %s skipped: one was asked for under %ss ago", ev.asset_id, RESEED_COOLDOWN_S)
         elif ev.new is BookStatus.OK and ev.old is BookStatus.INCONSISTENT:
             self.bus.publish(AlertCleared(kind="book_inconsistent", key=ev.asset_id, message="book re-seeded"))
 
