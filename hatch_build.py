@@ -3,7 +3,7 @@
 uv runs this when it installs the project (editable or not). The extension lands next to its
 source (core/feed/_kernel.<abi>.so, git-ignored) and, for a regular wheel, inside the wheel.
 It is optional: with no C compiler or Python headers the build goes on without it and the feed
-runs its pure-Python path (``core.feed.kernel.status()`` says which one is in use).
+runs its pure-Python path (``FeedProcessor.kernel_status`` and ``bench/ingest.py`` say which).
 
 POLYBOT_BUILD_KERNEL=0 skips it.
 """

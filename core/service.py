@@ -109,8 +109,8 @@ class Service:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._inflight_groups: set[str] = set()
         self._paper_pending: set[str] = set()
-        # re-seeds: at most one in flight per asset, and not again within RESEED_COOLDOWN_S (a feed
-        # that keeps disagreeing must not turn into a storm of GET /book calls that starves the loop)
+        # when each asset's last re-seed was asked for: at most one per RESEED_COOLDOWN_S, so a feed
+        # that keeps disagreeing cannot turn into a storm of GET /book calls that starves the loop
         self._reseed_at: dict[str, float] = {}
         self._quiet: set[str] = set()
         self._handled_requests: set[str] = set()

@@ -1,7 +1,8 @@
 """Loads the feed's C accelerator (``core/feed/_kernel.c``) when it is built and current.
 
-``APPLY_MSG`` is the compiled ``apply_msg`` or None; ``STATUS`` says which and why, in words a
-trader can act on. The accelerator only ever takes the common case of a ``price_change`` entry
+:func:`load` gives the compiled ``apply_msg`` (or None) and a status line saying which path the
+feed runs and why, in words a trader can act on (``FeedProcessor.kernel_status`` carries it; the
+service logs it at start). The accelerator only ever takes the common case of a ``price_change`` entry
 and hands everything else to the pure-Python path in :mod:`core.feed.processor`, which stays the
 reference (tests compare the two on the same streams).
 
@@ -62,7 +63,3 @@ def load() -> tuple[ApplyMsg | None, str]:
         _loaded = _load()
         log.debug("feed fast path: %s", _loaded[1])
     return _loaded
-
-
-def status() -> str:
-    return load()[1]

@@ -201,10 +201,7 @@ class FeedProcessor:
                     apply_msg = self._apply_msg
                     start = 0 if apply_msg is None else apply_msg(msg, self.books, recv_ns, self._pending, out)
                     if start >= 0:
-                        if msg.price_changes is not None:
-                            self._price_changes(msg, msg.price_changes, recv_ns, out, start)
-                        else:
-                            self._old_price_change(msg, recv_ns, out)
+                        self._price_change(msg, recv_ns, out, start)
                 elif type(msg) is list:
                     for item in msg:
                         self._dispatch(item, recv_ns, out)
@@ -222,11 +219,7 @@ class FeedProcessor:
     def _dispatch(self, msg: Any, recv_ns: int, out: list[FeedEvent]) -> None:
         kind = type(msg)
         if kind is PriceChangeMsg:
-            entries = msg.price_changes
-            if entries is not None:
-                self._price_changes(msg, entries, recv_ns, out)
-            else:
-                self._old_price_change(msg, recv_ns, out)
+            self._price_change(msg, recv_ns, out)
         elif kind is BookMsg:
             self._book(msg, recv_ns, out)
         elif kind is LastTradePriceMsg:
@@ -267,6 +260,13 @@ class FeedProcessor:
             self._dispatch(msg, recv_ns, out)
 
     # ------------------------------------------------------------------ price_change (hot path)
+
+    def _price_change(self, msg: PriceChangeMsg, recv_ns: int, out: list[FeedEvent], start: int = 0) -> None:
+        """Any of the three ``price_change`` shapes, from entry ``start`` on (the kernel applied the rest)."""
+        if msg.price_changes is not None:
+            self._price_changes(msg, msg.price_changes, recv_ns, out, start)
+        else:
+            self._old_price_change(msg, recv_ns, out)
 
     def _price_changes(
         self,
