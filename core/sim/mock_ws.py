@@ -362,7 +362,8 @@ class MockMarketServer:
             for text in frames[start:]:
                 self._register_assets(text)
             body = frames[start:]
-            self._source = _cycle(body) if self._loop_recording else iter(body)
+            # on each wrap the opening snapshots go out again: the deltas that follow assume them
+            self._source = _cycle(body, frames[:start]) if self._loop_recording else iter(body)
         else:
             generator = FrameGenerator(_generated_asset_ids(self._n_assets, self._seed), self._seed, self._levels)
             ts0 = self._start_ts_ms if self._start_ts_ms is not None else _wall_ms()
@@ -644,8 +645,13 @@ def _route(routed: list[tuple[set[str] | None, dict[str, Any]]], assets: set[str
     return _WHOLE if whole else out
 
 
-def _cycle(frames: list[str]) -> Iterator[str]:
+def _cycle(frames: list[str], on_wrap: list[str]) -> Iterator[str]:
+    """``frames`` forever, each later pass preceded by ``on_wrap`` (the recording's opening
+    ``book`` snapshots): a rewound stream replayed on the books it ended with would contradict
+    its own carried best prices, and the venue resets a book the same way, with a ``book``."""
+    yield from frames
     while True:
+        yield from on_wrap
         yield from frames
 
 

@@ -273,3 +273,24 @@ async def test_bad_events_in_a_recording_are_counted_and_forwarded(tmp_path: Pat
 async def test_missing_recording_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="recording not found"):
         await MockMarketServer(recording=tmp_path / "nope.jsonl").start()
+
+
+async def test_a_looped_recording_stays_consistent_across_its_wraps(tmp_path: Path) -> None:
+    # the stream rewinds to deltas that assume the recording's opening books: each wrap sends
+    # those books again, so a client never sees deltas contradict their own carried best prices
+    path = tmp_path / "demo.jsonl"
+    write_recording(path, demo_recording_lines(frames=120))
+    async with MockMarketServer(recording=path, rate_hz=2000, loop_recording=True) as server:
+        processor = FeedProcessor(set(server.asset_ids))
+        feed = MarketFeed(server.url, server.asset_ids, processor.process)
+        await feed.start()
+        try:
+            await wait_until(lambda: server.stats().frames_streamed >= 3 * 120 + 20, what="three wraps")
+            await wait_until(lambda: server.stats().frames_sent >= server.stats().frames_streamed)
+            await asyncio.sleep(0.1)
+        finally:
+            await feed.stop()
+        processor.finish(0)
+    assert processor.faults.total == 0, processor.faults.as_dict()
+    assert processor.counters.total == 0, processor.counters.as_dict()
+    assert all(b.status is BookStatus.OK for b in processor.books.values())
