@@ -109,9 +109,11 @@ class Service:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._inflight_groups: set[str] = set()
         self._paper_pending: set[str] = set()
-        # when each asset's last re-seed was asked for: at most one per RESEED_COOLDOWN_S, so a feed
-        # that keeps disagreeing cannot turn into a storm of GET /book calls that starves the loop
+        # re-seeds: at most one per asset per RESEED_COOLDOWN_S (a feed that keeps disagreeing must
+        # not become a storm of GET /book calls that starves the loop); a fault inside the cooldown
+        # is not dropped but answered by one deferred re-seed when it ends
         self._reseed_at: dict[str, float] = {}
+        self._reseed_waiting: set[str] = set()
         self._quiet: set[str] = set()
         self._handled_requests: set[str] = set()
         self.dutch_runners: list[DutchRunner] = []
@@ -441,14 +443,25 @@ class Service:
                     message=f"book {self._label(ev.asset_id)} inconsistent ({ev.reason}); not trading it until re-seeded",
                 )
             )
-            now = time.monotonic()
-            if now - self._reseed_at.get(ev.asset_id, -RESEED_COOLDOWN_S) >= RESEED_COOLDOWN_S:
-                self._reseed_at[ev.asset_id] = now
-                self._spawn(self._reseed(ev.asset_id), "reseed")
-            else:
-                log.debug("re-seed of %s skipped: one was asked for under %ss ago", ev.asset_id, RESEED_COOLDOWN_S)
+            if ev.asset_id not in self._reseed_waiting:
+                self._reseed_waiting.add(ev.asset_id)
+                self._spawn(self._reseed_when_due(ev.asset_id), "reseed")
         elif ev.new is BookStatus.OK and ev.old is BookStatus.INCONSISTENT:
             self.bus.publish(AlertCleared(kind="book_inconsistent", key=ev.asset_id, message="book re-seeded"))
+
+    async def _reseed_when_due(self, asset_id: str) -> None:
+        try:
+            wait = self._reseed_at.get(asset_id, -RESEED_COOLDOWN_S) + RESEED_COOLDOWN_S - time.monotonic()
+            if wait > 0:
+                log.debug("re-seed of %s in %.1fs (one per %ss)", self._label(asset_id), wait, RESEED_COOLDOWN_S)
+                await asyncio.sleep(wait)
+        finally:
+            self._reseed_waiting.discard(asset_id)
+        book = self.processor.books.get(asset_id)
+        if book is None or book.raw_status is not BookStatus.INCONSISTENT:
+            return  # healed meanwhile (a snapshot from the feed)
+        self._reseed_at[asset_id] = time.monotonic()
+        await self._reseed(asset_id)
 
     async def _reseed(self, asset_id: str) -> None:
         """Re-seed an inconsistent book from CLOB GET /book (the feed's next snapshot also heals it)."""

@@ -199,3 +199,36 @@ async def test_ws_reconnects_with_a_different_book(
         assert not rig.alerts("book_inconsistent")
         assert TRADER in rig.service.bot.notifier.chats
         await _finish(rig, fault_record)
+
+
+async def test_a_feed_that_keeps_disagreeing_is_reseeded_at_a_bounded_rate(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch, fault_record: FaultRecord
+) -> None:
+    """One lost delta, then a venue whose GET /book (the CLOB double keeps its own books) never
+    matches the stream: every burst is a new mismatch. Re-seeds stay at one per asset per
+    RESEED_COOLDOWN_S instead of one per fault (that storm starved the loop and hung the demo)."""
+    from core.feed.synth import change, price_change_frame
+    from core.service import RESEED_COOLDOWN_S
+
+    fault_record.scenario = "feed keeps disagreeing with its books: re-seeds rate-bounded"
+    async with running_service(sqlite_url, monkeypatch, feed="demo", rate_hz=250.0, live=True) as rig:
+        await rig.wait_books_ok()
+        asset = sorted(rig.assets)[0]
+
+        def gets() -> list[object]:
+            return [r for r in rig.clob.requests_to("GET", "/book") if r.query.get("token_id") == [asset]]
+
+        bad = price_change_frame([change(asset, "BUY", "0.01", "1", "0.02", "0.99")], ts_ms=1)
+        assert rig.ws.send_raw(bad) == 1
+        await wait_for(lambda: gets(), 3, "the first re-seed")
+        first = asyncio.get_running_loop().time()
+        await asyncio.sleep(RESEED_COOLDOWN_S / 2)  # many bursts of this asset, each a new mismatch
+        assert asyncio.get_running_loop().time() - first < RESEED_COOLDOWN_S
+        assert rig.service.processor.faults["mismatch"] >= 2, rig.service.processor.faults.as_dict()
+        assert len(gets()) == 1, "a fault inside the cooldown must not re-seed at once"
+        await wait_for(lambda: len(gets()) >= 2, RESEED_COOLDOWN_S + 2, "the deferred re-seed")
+        assert len(gets()) == 2
+        fault_record.counters["get_book"] = len(gets())
+        fault_record.counters["mismatch_faults"] = rig.service.processor.faults["mismatch"]
+        await rig.frames_advance(20)
+        await _finish(rig, fault_record)
