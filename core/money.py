@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import ROUND_DOWN, ROUND_HALF_EVEN, ROUND_UP, Decimal
 
 UNIT = 10**6
@@ -42,3 +43,23 @@ def on_tick(price: Decimal, tick: Decimal) -> bool:
 
 def quantize_down(value: Decimal, places: int) -> Decimal:
     return value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_DOWN)
+
+
+_PLAIN_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
+MAX_DECIMAL_TEXT = 32
+"""Longer number texts are refused: no price, size or amount a trader types needs more."""
+
+
+def parse_plain_decimal(text: str) -> Decimal:
+    """A decimal a person typed: ASCII digits with at most one '.', an optional sign, nothing else.
+
+    ``Decimal()`` alone also takes '٠.٥' and '０.５' (any Unicode digit), '1_0', '1e30', 'NaN' and
+    'Infinity'; an order must never be built from a number the trader did not see as such.
+    Raises ``ValueError`` with a message that quotes nothing but the rule (callers add the name).
+    """
+    stripped = text.strip()
+    if len(stripped) > MAX_DECIMAL_TEXT:
+        raise ValueError(f"is too long (at most {MAX_DECIMAL_TEXT} characters)")
+    if not _PLAIN_DECIMAL.fullmatch(stripped):
+        raise ValueError("must be a plain decimal number like 0.45 or 10 (ASCII digits, no exponent)")
+    return Decimal(stripped)
