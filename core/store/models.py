@@ -1,4 +1,4 @@
-"""SQLAlchemy 2 models: the whole schema (Alembic's initial revision creates exactly this).
+"""SQLAlchemy 2 models: the whole schema (Alembic's revisions, applied in order, create exactly this).
 
 Conventions:
 - money, prices and sizes are :class:`~core.store.columns.Money` (exact ``Decimal``, scale 6);
@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     Float,
     ForeignKey,
     Index,
@@ -255,6 +256,43 @@ class State(Base):
     key: Mapped[str] = mapped_column(String(100), primary_key=True)
     value: Mapped[Any] = mapped_column(JSONDoc, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+CONTROL_ACTIONS: tuple[str, ...] = ("disarm", "kill")
+CONTROL_STATUSES: tuple[str, ...] = ("pending", "claimed", "done", "expired")
+
+
+def _one_of(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class ControlRequest(Base):
+    """A ``polybot disarm`` / ``polybot kill`` request and what became of it (the audit trail).
+
+    ``status`` moves pending -> claimed -> done, or pending -> expired; each move is one
+    conditional UPDATE on ``status`` (core.control_requests), so a request runs at most once,
+    in one service, and never after it expired. ``created``/``expires``/``handled_at`` are the
+    database's clock (see core.control_requests.db_now).
+    """
+
+    __tablename__ = "control_requests"
+    __table_args__ = (
+        Index(None, "status", "expires"),
+        CheckConstraint(_one_of("action", CONTROL_ACTIONS), name="action"),
+        CheckConstraint(_one_of("status", CONTROL_STATUSES), name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    action: Mapped[str] = mapped_column(String(16))  # disarm | kill
+    requested_by: Mapped[str] = mapped_column(String(100))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires: Mapped[datetime] = mapped_column(UTCDateTime())
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | claimed | done | expired
+    handled_by: Mapped[str | None] = mapped_column(String(100))  # service instance, or the CLI that expired it
+    handled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    ok: Mapped[bool | None] = mapped_column(Boolean)
+    result: Mapped[str | None] = mapped_column(Text)
 
 
 TABLES: tuple[str, ...] = tuple(Base.metadata.tables)

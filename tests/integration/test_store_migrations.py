@@ -8,7 +8,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 
-from core.store.db import create_engine
+from core.store.db import create_engine, session_factory
 from core.store.migrate import (
     VERSION_TABLE,
     alembic_config,
@@ -20,6 +20,7 @@ from core.store.migrate import (
     user_tables,
 )
 from core.store.models import TABLES, Base
+from core.store.repo import get_state, set_state
 
 
 def _diff(sync_conn: Connection) -> list[object]:
@@ -49,6 +50,7 @@ async def test_empty_to_head_then_second_apply_is_a_noop(db_url: str) -> None:
             assert await conn.run_sync(_diff) == []
         assert "ix_book_deltas_asset_id_id" in indexes_before
         assert "ix_orders_status" in indexes_before
+        assert "ix_control_requests_status_expires" in indexes_before
 
         second = await upgrade_engine(engine)
         assert (second.before, second.after, second.changed) == (head_revision(), head_revision(), False)
@@ -89,6 +91,37 @@ def test_offline_sql_for_each_dialect_needs_no_server() -> None:
             assert f"CREATE TABLE {table} " in sql
         assert "CREATE INDEX ix_book_deltas_asset_id_id" in sql
         assert f"INSERT INTO {VERSION_TABLE}" in sql
+    for sql in (pg, lite):
+        assert "CREATE INDEX ix_control_requests_status_expires ON control_requests (status, expires)" in sql
+        assert "IN ('control_request', 'control_ack')" in sql and "DELETE FROM state" in sql
     assert "NUMERIC(20, 6)" in pg and "JSONB" in pg and "TIMESTAMP WITH TIME ZONE" in pg and "BIGSERIAL" in pg
     assert "NUMERIC" not in lite and "JSONB" not in lite
     assert "uq_orders_client_order_id" in pg and "uq_orders_client_order_id" in lite
+
+
+async def test_0002_deletes_the_old_state_key_requests(db_url: str) -> None:
+    """A request stored the old way (a ``state`` key nothing retired) must not survive into 0002."""
+    engine = create_engine(db_url)
+
+    def to_0001(sync_conn: Connection) -> None:
+        cfg = alembic_config()
+        cfg.attributes["connection"] = sync_conn
+        command.upgrade(cfg, "0001")
+
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(to_0001)
+        assert await current_revision(engine) == "0001"
+        sessions = session_factory(engine)
+        async with sessions() as s, s.begin():
+            await set_state(s, "control_request", {"id": "abc", "action": "kill", "by": "cli:x", "reason": ""})
+            await set_state(s, "control_ack", {"id": "abc", "ok": True, "message": "killed"})
+            await set_state(s, "armed", {"armed": False, "by": "system"})
+        result = await upgrade_engine(engine)
+        assert (result.before, result.after) == ("0001", head_revision())
+        async with sessions() as s:
+            assert await get_state(s, "control_request") is None
+            assert await get_state(s, "control_ack") is None
+            assert await get_state(s, "armed") == {"armed": False, "by": "system"}
+    finally:
+        await engine.dispose()

@@ -20,6 +20,7 @@ from core.store.models import (
     BookDelta,
     BookSnapshot,
     CommandAudit,
+    ControlRequest,
     ExecAudit,
     Fill,
     Market,
@@ -166,6 +167,18 @@ def _samples() -> list[Any]:
             detail="armed by owner",
         ),
         State(key="armed", value={"armed": True, "by": "123456789"}, updated_at=T0),
+        ControlRequest(
+            action="kill",
+            requested_by="cli:ops",
+            reason="feed looks wrong",
+            created=T0,
+            expires=T0 + timedelta(seconds=15),
+            status="done",
+            handled_by="host:4242:abc123",
+            handled_at=T0 + timedelta(seconds=1),
+            ok=False,
+            result="killed: disarmed, 1 order(s) canceled, 1 NOT canceled: cid-2: 404",
+        ),
     ]
 
 
@@ -343,3 +356,20 @@ async def test_market_upsert_is_idempotent(engine: AsyncEngine) -> None:
         count = (await conn.execute(text("SELECT count(*) FROM markets"))).scalar()
         renamed = (await conn.execute(select(Market.question).where(Market.condition_id == "0x00"))).scalar()
     assert (count, renamed) == (3, "renamed")
+
+
+@pytest.mark.parametrize(("column", "value"), [("action", "arm"), ("status", "running")])
+async def test_control_request_action_and_status_are_checked(engine: AsyncEngine, column: str, value: str) -> None:
+    fields: dict[str, Any] = {
+        "action": "disarm",
+        "requested_by": "cli:ops",
+        "reason": "",
+        "created": T0,
+        "expires": T0,
+        "status": "pending",
+    }
+    fields[column] = value
+    async with session_factory(engine)() as s:
+        s.add(ControlRequest(**fields))
+        with pytest.raises(IntegrityError):
+            await s.commit()

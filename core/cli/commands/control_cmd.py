@@ -6,10 +6,12 @@ import argparse
 import asyncio
 import getpass
 import sys
-import time
+from decimal import Decimal
 
 from core.cli.main import add_command
 from core.errors import PolybotError, UsageError
+
+MAX_WAIT_S = Decimal(3600)
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -24,29 +26,45 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
             example=f"polybot {action} --db-url sqlite:///./var/polybot.db --reason 'feed looks wrong'",
             description=(
                 f"{summary[0].upper()}{summary[1:]}.\n"
-                "The request goes through the database the service writes to; the service acts on it within\n"
-                "a few seconds (its staleness job) and acknowledges. Exit 0 when acknowledged, 1 when no\n"
-                "service answered within --wait seconds (is it running on this database?). Arming is only\n"
+                "The request goes through the database the service writes to; one running service claims\n"
+                "it within a few seconds (its staleness job), acts and records the result. Exit 0 when it\n"
+                "succeeded. When no service claims it within --wait seconds the request expires: it will\n"
+                "never run later (not even when a service starts afterwards); exit 1. Arming is only\n"
                 "possible from Telegram, by an operator."
             ),
         )
         p.add_argument("--db-url", default=None, help="the service's database (default sqlite:///./var/polybot.db)")
         p.add_argument("--reason", default="requested from the CLI", help="recorded in the audit trail")
-        p.add_argument("--wait", type=float, default=15.0, help="seconds to wait for the acknowledgement (default 15)")
+        p.add_argument(
+            "--wait",
+            default="15",
+            help="seconds a service has to claim the request before it expires unrun (default 15, at most 3600)",
+        )
         p.set_defaults(func=_run, action=action)
 
 
+def _wait_seconds(text: str) -> float:
+    from core.money import parse_plain_decimal
+
+    try:
+        wait = parse_plain_decimal(text)
+    except ValueError as exc:
+        raise UsageError(f"--wait {exc}") from None
+    if not Decimal(0) < wait <= MAX_WAIT_S:
+        raise UsageError(f"--wait must be more than 0 and at most {MAX_WAIT_S} seconds")
+    return float(wait)
+
+
 def _run(args: argparse.Namespace) -> int:
-    if args.wait < 0:
-        raise UsageError("--wait must be >= 0")
-    ok, message = asyncio.run(_request(args))
+    wait_s = _wait_seconds(args.wait)
+    ok, message = asyncio.run(_request(args, wait_s))
     print(message)
     return 0 if ok else 1
 
 
-async def _request(args: argparse.Namespace) -> tuple[bool, str]:
+async def _request(args: argparse.Namespace, wait_s: float) -> tuple[bool, str]:
     from core.cli.common import db_url_arg, ensure_schema
-    from core.control_requests import post_request, read_ack
+    from core.control_requests import DONE, EXPIRED, await_outcome, post_request
     from core.store.db import create_engine, session_factory
     from core.store.models import CommandAudit
 
@@ -56,7 +74,7 @@ async def _request(args: argparse.Namespace) -> tuple[bool, str]:
         await ensure_schema(engine, url, migrate=False)
         sessions = session_factory(engine)
         by = f"cli:{getpass.getuser()}"
-        request_id = await post_request(sessions, args.action, by, args.reason)
+        request = await post_request(sessions, args.action, by, args.reason, wait_s)
         async with sessions() as s, s.begin():
             s.add(
                 CommandAudit(
@@ -65,20 +83,14 @@ async def _request(args: argparse.Namespace) -> tuple[bool, str]:
                     command=args.action,
                     arguments=args.reason[:500],
                     result="requested",
-                    detail=f"request {request_id}",
+                    detail=f"control request {request.id}",
                 )
             )
-        deadline = time.monotonic() + args.wait
-        while True:
-            ack = await read_ack(sessions, request_id)
-            if ack is not None:
-                return bool(ack.get("ok")), f"{args.action}: {ack.get('message', 'done')}"
-            if time.monotonic() >= deadline:
-                raise PolybotError(
-                    f"{args.action} requested (id {request_id}) but no running service acknowledged it within "
-                    f"{args.wait:g}s; is run-service using this database?"
-                )
-            await asyncio.sleep(0.25)
+        outcome = await await_outcome(sessions, request.id, wait_s=wait_s, by=by)
+        if outcome.status == DONE:
+            return outcome.ok, f"{args.action}: {outcome.message}"
+        hint = " (is run-service using this database?)" if outcome.status == EXPIRED else ""
+        raise PolybotError(f"{args.action} request {request.id} {outcome.message}{hint}")
     finally:
         await engine.dispose()
         sys.stdout.flush()
