@@ -23,8 +23,9 @@ import json
 import os
 import shutil
 import signal
-import sys
+import subprocess
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -33,6 +34,7 @@ from typing import Any
 import pytest
 
 from core.money import from_units
+from core.store.repo import armed_from_value
 from tests.faults.fake_telegram_http import FakeTelegramHttp
 from tests.faults.fault_harness import (
     BINARY,
@@ -45,10 +47,12 @@ from tests.faults.fault_harness import (
     _exchange,
     query,
 )
+from tests.procs import console_script, group_members, kill9, spawn, stop_group
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 TOKEN = "7412589630:AAH3kL9mQ2xR7vT1yU5wE8oP4iS6dF0gJ2c"  # shaped like a real one; the double checks it
-STEP_TIMEOUT = 20.0
+STEP_TIMEOUT = 45.0  # a ceiling for one step: every wait returns as soon as its condition holds
+SCENARIO_TIMEOUT = 300.0
 
 
 @dataclass
@@ -62,51 +66,47 @@ class Observed:
     replies_after_restart: list[str] = field(default_factory=list)
     posts_before: int = 0
     posts_after: int = 0
+    places_before: int = 0  # 'place' rows of the execution audit: one per placement attempt
+    places_after: int = 0
+    reset_alerts_stored: list[str] = field(default_factory=list)  # the reset_on_start alert rows
+    reset_alerts_after_restart: list[str] = field(default_factory=list)  # and what Telegram got of them
     killed_rc: int | None = None
     stopped_rc: int | None = None
+    survivors: list[int] = field(default_factory=list)  # processes of either life's group left over
     stderr: str = ""
 
 
 class ServiceProcess:
+    """``polybot run-service`` from the venv's console script, leading its own process group."""
+
     def __init__(self, config: Path, env: dict[str, str], log: Path) -> None:
         self.config, self.env, self.log = config, env, log
-        self.proc: asyncio.subprocess.Process | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
 
     async def start(self) -> None:
-        self._fh = self.log.open("ab")
-        self.proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "core.cli.main",
-            "run-service",
-            "--config",
-            str(self.config),
-            "--migrate",
-            cwd=REPO_ROOT,
-            env=self.env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=self._fh,
-            stderr=self._fh,
-        )
+        with self.log.open("ab") as fh:
+            self.proc = spawn(
+                [console_script("polybot"), "run-service", "--config", str(self.config), "--migrate"],
+                cwd=REPO_ROOT,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=fh,
+                stderr=fh,
+            )
+
+    @property
+    def returncode(self) -> int | None:
+        return None if self.proc is None else self.proc.poll()
 
     async def kill9(self) -> int:
         assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        rc = await asyncio.wait_for(self.proc.wait(), 10)
-        self._fh.close()
-        return rc
+        return await asyncio.to_thread(kill9, self.proc)
 
     async def terminate(self) -> int | None:
-        if self.proc is None or self.proc.returncode is not None:
-            return None if self.proc is None else self.proc.returncode
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            rc = await asyncio.wait_for(self.proc.wait(), 20)
-        except TimeoutError:
-            self.proc.kill()
-            rc = await self.proc.wait()
-        self._fh.close()
-        return rc
+        """SIGTERM to the group, then SIGKILL to what is left (also on a failed run)."""
+        if self.proc is None:
+            return None
+        return await asyncio.to_thread(stop_group, self.proc)
 
 
 async def _wait(pred: Any, within_s: float, what: str, proc: ServiceProcess | None = None) -> Any:
@@ -117,8 +117,8 @@ async def _wait(pred: Any, within_s: float, what: str, proc: ServiceProcess | No
             value = await value
         if value:
             return value
-        if proc is not None and proc.proc is not None and proc.proc.returncode is not None:
-            raise AssertionError(f"the service exited ({proc.proc.returncode}) while waiting for {what}")
+        if proc is not None and proc.returncode is not None:
+            raise AssertionError(f"the service exited ({proc.returncode}) while waiting for {what}")
         await asyncio.sleep(0.05)
     raise AssertionError(f"timed out after {within_s}s waiting for {what}")
 
@@ -128,13 +128,20 @@ async def _db(db_url: str, token: str) -> dict[str, Any]:
     fills = await query(db_url, "SELECT client_order_id, status, size, price FROM fills ORDER BY id")
     pos = await query(db_url, "SELECT size, realised_pnl FROM positions WHERE token_id = :t", t=token)
     state = await query(db_url, "SELECT value FROM state WHERE key = 'armed'")
+    armed = state[0][0] if state else None
     return {
-        "orders": {str(r[0]): (str(r[1]), from_units(int(r[2])), from_units(int(r[3]))) for r in orders},
+        # one entry per row: two orders at one price stay two entries
+        "orders": [(str(r[0]), str(r[1]), from_units(int(r[2])), from_units(int(r[3]))) for r in orders],
         "fills": [(str(r[0]), str(r[1]), from_units(int(r[2])), from_units(int(r[3]))) for r in fills],
         "position": from_units(int(pos[0][0])) if pos else Decimal(0),
         "realised": from_units(int(pos[0][1])) if pos else Decimal(0),
-        "armed_state": state[0][0] if state else None,
+        # None: no state row; else what the service reads it as (a JSON document in the column)
+        "armed": None if armed is None else armed_from_value(json.loads(armed) if isinstance(armed, str) else armed),
     }
+
+
+async def _places(db_url: str) -> int:
+    return int((await query(db_url, "SELECT count(*) FROM exec_audit WHERE action = 'place'"))[0][0])
 
 
 def _env(values: dict[str, Any]) -> dict[str, str]:
@@ -254,13 +261,15 @@ async def _scenario(mode: str, tmp: Path) -> Observed:
         obs.posts_before = len(clob.requests_to("POST", "/order"))
         obs.killed_rc = await first.kill9()
         obs.before = await _db(db_url, yes)
+        obs.places_before = await _places(db_url)
         first_life_audit = int((await query(db_url, "SELECT count(*) FROM exec_audit"))[0][0])
 
         # ---- while it is dead, the venue moves on ------------------------------------------------
         if mode == "live":
             resting = next(o for o in clob.orders.values() if o.price == Decimal("0.20"))
-            await clob.trade_against(resting.id, Decimal(4))
-            await asyncio.sleep(0.5)  # the trade settles (CONFIRMED) with nobody listening
+            trade = await clob.trade_against(resting.id, Decimal(4))
+            # the trade settles with nobody listening
+            await _wait(lambda: trade.status == "CONFIRMED", STEP_TIMEOUT, "the venue to confirm the trade")
 
         # ---- second life ---------------------------------------------------------------------
         user_proxy.block(0)
@@ -268,29 +277,52 @@ async def _scenario(mode: str, tmp: Path) -> Observed:
         mark_tg = len(telegram.calls)
         second = ServiceProcess(config, env, log)
         await second.start()
+        stack.push_async_callback(second.terminate)
         await telegram.wait_sent("Polybot started", STEP_TIMEOUT, after=mark_tg)
         status = await say("/status", "<b>Polybot</b>")
         orders_reply = await say("/orders", "rders")
         positions_reply = await say("/positions", "osition")
         obs.replies_after_restart = [status.text, orders_reply.text, positions_reply.text]
-        await asyncio.sleep(0.5)
+
+        async def second_life_audit() -> list[str]:
+            rows = await query(db_url, "SELECT action, outcome FROM exec_audit ORDER BY id")
+            return [f"{a}:{o}" for a, o in rows][first_life_audit:]
+
+        # the start-up reconcile is the last thing the restart records before it serves the chat
+        await _wait(
+            lambda: _has_reconcile(second_life_audit()), STEP_TIMEOUT, "the restart's reconcile in the audit", second
+        )
+        if mode == "live":  # and what the venue did while we were away reaches the position
+            await _wait(lambda: _db_position(db_url, yes, Decimal(14)), STEP_TIMEOUT, "the position of 14", second)
         obs.after = await _db(db_url, yes)
+        obs.audit_after_restart = await second_life_audit()
+        obs.stopped_rc = await second.terminate()
+        # counted once the second life is over: whatever it did, in its whole life, is in these
+        obs.places_after = await _places(db_url) - obs.places_before
         obs.requests_after_restart = [(r.method, r.path) for r in clob.requests[mark_req:]]
-        audit = await query(db_url, "SELECT action, outcome FROM exec_audit ORDER BY id")
-        obs.audit_after_restart = [f"{a}:{o}" for a, o in audit][first_life_audit:]
         obs.posts_after = len(clob.requests_to("POST", "/order"))
+        obs.reset_alerts_stored = [
+            str(r[0]) for r in await query(db_url, "SELECT message FROM alerts WHERE kind = 'reset_on_start'")
+        ]
+        obs.reset_alerts_after_restart = [
+            c.text for c in telegram.calls[mark_tg:] if c.method == "sendMessage" and "reset_on_start" in c.text
+        ]
+        obs.survivors = [pid for life in (first, second) if life.proc for pid in group_members(life.proc.pid)]
         ours = {k.api_key for k in clob.api_keys.values()}
         trades = [t for t in clob.trades.values() if t.asset_id == yes and ours & set(t.owners())]
         obs.venue = {
-            "orders": {o.id: (o.status, o.size_matched, o.price) for o in clob.orders.values()},
+            "orders": [(o.status, o.size_matched, o.price) for o in clob.orders.values()],
             "position": sum((t.size for t in trades if t.status == "CONFIRMED"), Decimal(0)),
             "trades": len(trades),
         }
-        obs.stopped_rc = await second.terminate()
         obs.stderr = log.read_text()[-4000:]
         return obs
     finally:
         await stack.aclose()
+
+
+async def _has_reconcile(audit: Any) -> bool:
+    return any(a.startswith("reconcile:") for a in await audit)
 
 
 async def _db_position(db_url: str, token: str, want: Decimal) -> bool:
@@ -300,27 +332,55 @@ async def _db_position(db_url: str, token: str, want: Decimal) -> bool:
 
 @pytest.fixture(scope="module")
 def live_crash(tmp_path_factory: pytest.TempPathFactory) -> Observed:
-    return asyncio.run(asyncio.wait_for(_scenario("live", tmp_path_factory.mktemp("crash-live")), 120))
+    return asyncio.run(asyncio.wait_for(_scenario("live", tmp_path_factory.mktemp("crash-live")), SCENARIO_TIMEOUT))
 
 
 @pytest.fixture(scope="module")
 def paper_crash(tmp_path_factory: pytest.TempPathFactory) -> Observed:
-    return asyncio.run(asyncio.wait_for(_scenario("paper", tmp_path_factory.mktemp("crash-paper")), 120))
+    return asyncio.run(asyncio.wait_for(_scenario("paper", tmp_path_factory.mktemp("crash-paper")), SCENARIO_TIMEOUT))
 
 
-def _orders_by_price(obs: Observed, when: str) -> dict[Decimal, tuple[str, Decimal]]:
-    return {price: (status, filled) for status, filled, price in getattr(obs, when)["orders"].values()}
+def _orders_at(obs: Observed, when: str, price: str) -> list[tuple[str, Decimal]]:
+    """(status, filled) of every order row at ``price``: a duplicate shows as a second entry."""
+    return [(status, filled) for _, status, filled, p in getattr(obs, when)["orders"] if p == Decimal(price)]
+
+
+def _prices(obs: Observed, when: str) -> Counter[Decimal]:
+    return Counter(p for *_, p in getattr(obs, when)["orders"])
+
+
+def _assert_restarted_disarmed(obs: Observed) -> None:
+    assert obs.killed_rc == -signal.SIGKILL
+    assert obs.before["armed"] is True, "the first life was armed when it died (the state row says so)"
+    assert obs.after["armed"] is False, "the restart must persist the disarmed state"
+    status = obs.replies_after_restart[0]
+    assert "⚪ disarmed" in status and "ARMED" not in status, status
+    assert len(obs.reset_alerts_stored) == 1 and "was armed" in obs.reset_alerts_stored[0], obs.reset_alerts_stored
+    assert obs.audit_after_restart[0] == "reset:disarmed", obs.audit_after_restart
+    assert obs.stopped_rc == 0, obs.stderr
+    assert not obs.survivors, f"processes of the service's group survived: {obs.survivors}"
 
 
 # ---- live -----------------------------------------------------------------------------------
 
 
 def test_live_kill9_restarts_disarmed(live_crash: Observed) -> None:
-    assert live_crash.killed_rc == -signal.SIGKILL
-    assert live_crash.before["armed_state"] is not None
-    assert "disarmed" in live_crash.replies_after_restart[0], live_crash.replies_after_restart[0]
-    assert "DISARMED" in live_crash.stderr
-    assert live_crash.stopped_rc == 0, live_crash.stderr
+    _assert_restarted_disarmed(live_crash)
+
+
+RESET_NOT_SENT = (
+    "product bug: the reset_on_start alert ('was armed ... at shutdown; always start disarmed') is "
+    "published by RiskGate.start() (core/risk.py) during Service.start() (core/service.py) at "
+    "engine.start(), before _start_bot() subscribes the Telegram notifier: it is stored in the "
+    "alerts table but never sent, so the trader is not told that an armed service came back disarmed "
+    "(docs/deployment.md and docs/runbook.md promise this notice)"
+)
+
+
+@pytest.mark.xfail(strict=True, reason=RESET_NOT_SENT)
+def test_live_trader_is_told_the_restart_disarmed_an_armed_service(live_crash: Observed) -> None:
+    assert len(live_crash.reset_alerts_after_restart) == 1, live_crash.reset_alerts_after_restart
+    assert "always start disarmed" in live_crash.reset_alerts_after_restart[0]
 
 
 def test_live_restart_reads_the_venue_before_anything_else(live_crash: Observed) -> None:
@@ -336,17 +396,20 @@ def test_live_restart_reads_the_venue_before_anything_else(live_crash: Observed)
 
 
 def test_live_orders_are_settled_from_the_venue_and_never_reposted(live_crash: Observed) -> None:
-    before = _orders_by_price(live_crash, "before")
-    after = _orders_by_price(live_crash, "after")
-    assert len(before) == 3
+    # one row per order, before and after: the restart neither lost nor duplicated one
+    want = Counter({Decimal("0.20"): 1, Decimal("0.30"): 1, Decimal("0.21"): 1})
+    assert _prices(live_crash, "before") == want, live_crash.before["orders"]
+    assert _prices(live_crash, "after") == want, live_crash.after["orders"]
+    assert [o[0] for o in live_crash.after["orders"]] == [o[0] for o in live_crash.before["orders"]]
     # C was killed in flight: the row existed, its outcome was never recorded
-    assert before[Decimal("0.21")][0] == "new"
-    assert after[Decimal("0.21")][0] == "live", "the in-flight order must be found at the venue"
-    assert after[Decimal("0.30")][0] == "filled"
-    assert after[Decimal("0.20")][0] in ("live", "partially_filled")
+    assert [s for s, _ in _orders_at(live_crash, "before", "0.21")] == ["new"]
+    assert [s for s, _ in _orders_at(live_crash, "after", "0.21")] == ["live"], "the in-flight order must be found"
+    assert [s for s, _ in _orders_at(live_crash, "after", "0.30")] == ["filled"]
+    assert [s for s, _ in _orders_at(live_crash, "after", "0.20")] == ["partially_filled"]
     assert live_crash.posts_after == live_crash.posts_before == 3, "no order may be posted twice"
-    venue_status = {p: s for s, _, p in live_crash.venue["orders"].values()}
-    assert venue_status == {Decimal("0.20"): "LIVE", Decimal("0.30"): "MATCHED", Decimal("0.21"): "LIVE"}
+    assert live_crash.places_after == 0, "the second life placed an order"
+    venue = sorted((p, s) for s, _, p in live_crash.venue["orders"])
+    assert venue == [(Decimal("0.20"), "LIVE"), (Decimal("0.21"), "LIVE"), (Decimal("0.30"), "MATCHED")]
 
 
 def test_live_position_before_the_crash_survives(live_crash: Observed) -> None:
@@ -359,16 +422,14 @@ def test_live_position_before_the_crash_survives(live_crash: Observed) -> None:
 def test_live_position_matches_the_venue_after_restart(live_crash: Observed) -> None:
     assert live_crash.venue["position"] == Decimal(14)
     assert live_crash.after["position"] == live_crash.venue["position"]
-    assert _orders_by_price(live_crash, "after")[Decimal("0.20")] == ("partially_filled", Decimal(4))
+    assert _orders_at(live_crash, "after", "0.20") == [("partially_filled", Decimal(4))]
 
 
 # ---- paper ----------------------------------------------------------------------------------
 
 
 def test_paper_kill9_restarts_disarmed_with_its_positions(paper_crash: Observed) -> None:
-    assert paper_crash.killed_rc == -signal.SIGKILL
-    assert "disarmed" in paper_crash.replies_after_restart[0]
-    assert paper_crash.stopped_rc == 0, paper_crash.stderr
+    _assert_restarted_disarmed(paper_crash)
     before, after = paper_crash.before, paper_crash.after
     assert before["position"] == Decimal(10)
     # positions and realised PnL are rebuilt from the confirmed fills, exactly
@@ -377,12 +438,23 @@ def test_paper_kill9_restarts_disarmed_with_its_positions(paper_crash: Observed)
     assert [f for f in after["fills"] if f[1] == "confirmed"] == [f for f in before["fills"] if f[1] == "confirmed"]
 
 
+def test_paper_orders_are_neither_lost_nor_placed_twice(paper_crash: Observed) -> None:
+    """Two orders were placed, one each: two rows before the kill, the same two after the
+    restart, two placements in the audit, none by the second life."""
+    want = Counter({Decimal("0.99"): 1, Decimal("0.02"): 1})
+    assert _prices(paper_crash, "before") == want, paper_crash.before["orders"]
+    assert _prices(paper_crash, "after") == want, paper_crash.after["orders"]
+    assert [o[0] for o in paper_crash.after["orders"]] == [o[0] for o in paper_crash.before["orders"]]
+    assert paper_crash.places_before == 2, "one placement per /order"
+    assert paper_crash.places_after == 0, "the second life placed an order"
+    assert paper_crash.posts_before == paper_crash.posts_after == 0, "paper mode sent an order to the venue"
+    assert len([f for f in paper_crash.after["fills"] if f[1] == "confirmed"]) == 1
+
+
 def test_paper_resting_order_is_closed_at_restart(paper_crash: Observed) -> None:
     """The paper venue lives in the process: a resting paper order died with it, and the
     restart's reconcile says so instead of showing it open."""
-    before = _orders_by_price(paper_crash, "before")
-    after = _orders_by_price(paper_crash, "after")
-    assert before[Decimal("0.02")][0] == "live"
-    assert after[Decimal("0.02")][0] == "canceled"
-    assert after[Decimal("0.99")][0] == "filled"
+    assert [s for s, _ in _orders_at(paper_crash, "before", "0.02")] == ["live"]
+    assert [s for s, _ in _orders_at(paper_crash, "after", "0.02")] == ["canceled"]
+    assert [s for s, _ in _orders_at(paper_crash, "after", "0.99")] == ["filled"]
     assert "No open orders" in paper_crash.replies_after_restart[1]

@@ -6,13 +6,12 @@ writer flushed, and no "Task was destroyed but it is pending" / "never awaited" 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
-import select
 import signal
 import sqlite3
 import subprocess
 import threading
-import time
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -25,10 +24,11 @@ from core.sim.mock_clob import MockClobServer
 from core.sim.mock_gamma import MockGammaServer
 from core.sim.mock_ws import MockMarketServer
 from tests.conftest import REPO_ROOT
+from tests.procs import Lines, console_script, group_members, spawn, stop_group, wait_until
 
 T = TypeVar("T")
-START_TIMEOUT_S = 30.0
-STOP_TIMEOUT_S = 20.0
+START_TIMEOUT_S = 90.0  # a ceiling: each wait returns as soon as its condition holds
+STOP_TIMEOUT_S = 30.0
 BAD_SIGNS = ("Task was destroyed but it is pending", "never awaited", "Traceback", "Unclosed", "Exception ignored")
 
 
@@ -104,18 +104,13 @@ level = "INFO"
     )
 
 
-def read_until(proc: subprocess.Popen[str], needle: str, timeout_s: float) -> str:
-    assert proc.stderr is not None
-    seen = ""
-    deadline = time.monotonic() + timeout_s
-    while needle not in seen:
-        left = deadline - time.monotonic()
-        assert left > 0 and proc.poll() is None, f"no {needle!r} within {timeout_s}s; stderr so far:\n{seen}"
-        ready, _, _ = select.select([proc.stderr], [], [], min(left, 0.5))
-        if ready:
-            line = proc.stderr.readline()
-            seen += line
-    return seen
+def _snapshots_stored(db_path: Path) -> int:
+    """Book snapshots in the service's database so far (0 while it is busy or not created)."""
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=1)) as conn:
+            return int(conn.execute("select count(*) from book_snapshots").fetchone()[0])
+    except sqlite3.Error:
+        return 0
 
 
 def test_run_service_stops_cleanly_on_sigterm(doubles: Doubles, tmp_path: Path) -> None:
@@ -125,37 +120,39 @@ def test_run_service_stops_cleanly_on_sigterm(doubles: Doubles, tmp_path: Path) 
     write_config(config, doubles, db_path)
     env = {k: v for k, v in os.environ.items() if not k.startswith("POLYBOT_")}
     env["PYTHONWARNINGS"] = "default"  # RuntimeWarning "coroutine ... was never awaited" must show
-    proc = subprocess.Popen(
-        ["uv", "run", "--no-sync", "polybot", "run-service", "--config", str(config)],
+    # the venv's console script itself, leading its own process group: nothing outlives the test
+    proc = spawn(
+        [console_script("polybot"), "run-service", "--config", str(config)],
         cwd=REPO_ROOT,
         env=env,
-        stdout=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
     )
+    stderr_lines = Lines(proc, proc.stderr)
     try:
-        early = read_until(proc, "polybot: running in paper mode, DISARMED", START_TIMEOUT_S)
-        assert "running without the bot" in early  # no token: Telegram is optional and says so once
-        deadline = time.monotonic() + 10
-        while doubles.ws.frames_sent < 50:
-            assert time.monotonic() < deadline, "the mock feed sent nothing to the service"
-            time.sleep(0.1)
-        time.sleep(1.0)  # let the feed, the strategies and the writer run for a moment
+        stderr_lines.wait_for("polybot: running in paper mode, DISARMED", START_TIMEOUT_S)
+        # the feed reached the service and its books reached the database: it is really running
+        wait_until(lambda: _snapshots_stored(db_path) >= 4, START_TIMEOUT_S, "the first books in the database")
         proc.send_signal(signal.SIGTERM)
-        _, rest = proc.communicate(timeout=STOP_TIMEOUT_S)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(STOP_TIMEOUT_S)
+        stopped_in_time = proc.poll() is not None
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=5)
-    stderr = early + rest
-    assert proc.returncode == 0, stderr
+        rc = stop_group(proc)  # SIGTERM, then SIGKILL, to the whole group; also when the test failed
+        stderr = stderr_lines.close()
+    assert not group_members(proc.pid), "a process of the service's group survived"
+    assert stopped_in_time, f"no exit within {STOP_TIMEOUT_S:g}s of SIGTERM:\n{stderr}"
+    assert rc == 0, stderr
+    assert "running without the bot" in stderr  # no token: Telegram is optional and says so once
     assert "polybot: stopped cleanly" in stderr
     assert stderr.count("running without the bot") == 1
     for bad in BAD_SIGNS:
         assert bad not in stderr, f"{bad!r} in stderr:\n{stderr}"
-    # the writer was flushed before exit: the books the feed delivered are in the database
     with sqlite3.connect(db_path) as conn:
         snapshots = conn.execute("select count(*) from book_snapshots").fetchone()[0]
         lifecycle = [r[0] for r in conn.execute("select message from alerts where kind = 'service' order by id")]
     assert snapshots >= 4
+    # the writer was flushed on the way out: the stop alert, written during the shutdown, is stored
     assert lifecycle[0].startswith("Polybot started in paper mode") and lifecycle[-1] == "Polybot stopping"
