@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -115,7 +118,8 @@ class Service:
         self._reseed_at: dict[str, float] = {}
         self._reseed_waiting: set[str] = set()
         self._quiet: set[str] = set()
-        self._handled_requests: set[str] = set()
+        # names this process in the control_requests table (which service claimed a request)
+        self.instance_name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.dutch_runners: list[DutchRunner] = []
         self.quoters: list[QuoterRunner] = []
         self.feed: Any = None
@@ -588,20 +592,12 @@ class Service:
                 log.exception("reconciling unknown-outcome orders failed; will retry")
 
     async def _control_requests(self) -> None:
-        """Act on ``polybot disarm`` / ``polybot kill`` requests written to the database."""
-        from core.control_requests import acknowledge, take_request
+        """Act on ``polybot disarm`` / ``polybot kill`` requests written to the database (claimed
+        atomically: a request runs once, in one service, and never after it expired)."""
+        from core.control_requests import handle_pending_requests
 
         try:
-            req = await take_request(self.sessions, self._handled_requests)
-            if req is None:
-                return
-            self._handled_requests.add(req["id"])
-            by = str(req.get("by", "cli"))
-            if req["action"] == "kill":
-                result = await self.control.kill(by)
-            else:
-                result = await self.control.disarm(by, str(req.get("reason", "")))
-            await acknowledge(self.sessions, req["id"], result.ok, result.message)
+            await handle_pending_requests(self.sessions, self.control, handled_by=self.instance_name)
         except Exception:
             log.exception("could not handle a control request from the database")
 
@@ -719,6 +715,9 @@ class Service:
     # stop
     # ------------------------------------------------------------------------------------
     def request_stop(self) -> None:
+        """A stop asked for by the operator or a signal: from here on a component that returns is
+        finishing, not failing (it must not raise a component_failed alert)."""
+        self.supervisor.begin_stop()
         self._stop_event.set()
 
     async def wait(self) -> None:
