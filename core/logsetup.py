@@ -7,7 +7,9 @@
 - :class:`RedactingFilter` sits on every handler (not on loggers, so records propagated from
   third-party loggers such as httpx, whose request URLs carry the Telegram token, are covered)
   and masks registered secrets and secret-shaped values in the message, its arguments, the
-  exception text and the stack. The formatters redact their output once more as a backstop.
+  exception text and the stack (:func:`core.redact.redact`: the text of a chat message, as
+  python-telegram-bot logs whole updates at DEBUG, is masked as typed text, so a key pasted into
+  the chat does not reach the log). The formatters redact their output once more as a backstop.
 - :func:`setup_logging` also wraps the log-record factory so records are redacted when they are
   created: handlers Polybot did not install (an operator's own, a test runner's) see masked
   text as well.

@@ -13,6 +13,8 @@ clob           ``GET /time`` and ``GET /version`` on ``clob.url`` answer; versio
 clock skew     local clock vs the CLOB's ``/time`` within ``max_skew_s``     [skipped offline]
 key & funder   key -> address -> funder -> signature type consistent (relayer.type = "real")
 api creds      key, secret and passphrase present (live mode only)
+secrets        no secret (key, API credentials, bot token, database password) comes from the main
+               service file: FAIL in dry-run and live mode, SKIP with the advice in paper mode
 allowances     pUSD and ConditionalTokens approvals of the maker for the V2 exchanges and the
                neg-risk adapter, read over JSON-RPC (only with relayer.rpc_url) [skipped offline]
 risk limits    :meth:`core.risk.RiskLimits.problems` of the configured limits
@@ -44,7 +46,15 @@ from core.control_types import PreflightCheck, PreflightReport
 from core.errors import PolybotError
 from core.redact import redact
 from core.risk import RiskLimits
-from core.settings import CrossFieldProblems, LoadedSettings, RiskSettings, Settings
+from core.settings import (
+    CrossFieldProblems,
+    LoadedSettings,
+    RiskSettings,
+    Settings,
+    secret_location_advice,
+    secrets_in_main_file,
+    set_secret_keys,
+)
 from core.types import Mode
 
 log = logging.getLogger(__name__)
@@ -67,6 +77,7 @@ CLOB = "clob"
 CLOCK = "clock skew"
 KEY = "key & funder"
 CREDS = "api creds"
+SECRETS = "secrets"
 ALLOWANCES = "allowances"
 RISK = "risk limits"
 TELEGRAM = "telegram"
@@ -444,6 +455,24 @@ def check_creds(settings: Settings) -> PreflightCheck:
     return _pass(CREDS, "api_key, api_secret and api_passphrase are set (values not shown)")
 
 
+def check_secrets(loaded: LoadedSettings) -> PreflightCheck:
+    """Secrets belong in secrets.local.toml (chmod 600) or the environment, never the main file:
+    that one is copied, shared, pasted into tickets, and often readable by every user."""
+    misplaced = secrets_in_main_file(loaded)
+    mode = loaded.settings.mode
+    if not misplaced:
+        set_keys = set_secret_keys(loaded.settings)
+        if not set_keys:
+            return _pass(SECRETS, "no secret is configured")
+        origins = sorted({loaded.sources.get(k, "default").partition(":")[0] for k in set_keys})
+        named = {"secrets": "secrets.local.toml", "env": "the environment"}
+        return _pass(SECRETS, f"{len(set_keys)} secret(s), from {' and '.join(named.get(o, o) for o in origins)}")
+    advice = secret_location_advice(loaded, misplaced)
+    if mode is Mode.PAPER:
+        return _skip(SECRETS, f"paper mode, not enforced yet: {advice}")
+    return _fail(SECRETS, advice)
+
+
 # --------------------------------------------------------------------------- allowances
 
 
@@ -601,6 +630,7 @@ async def run_preflight(
         clock_check,
         check_key(settings),
         check_creds(settings),
+        check_secrets(loaded),
         allowance_check,
         check_risk(settings),
         check_telegram(settings),

@@ -53,7 +53,14 @@ from pydantic import (
 )
 
 from core.errors import ConfigError
-from core.redact import DISPLAY_MASK, mask_url_password, register_secret, url_password
+from core.redact import (
+    DISPLAY_MASK,
+    TELEGRAM_TOKEN_PATTERN,
+    mask_url_password,
+    redact_typed,
+    register_secret,
+    url_password,
+)
 from core.types import Mode
 
 _log = logging.getLogger(__name__)
@@ -74,6 +81,19 @@ DEFAULT_GAMMA_URL = "https://gamma-api.polymarket.com"
 DEFAULT_CLOB_URL = "https://clob.polymarket.com"
 DEFAULT_TELEGRAM_BASE_URL = "https://api.telegram.org/bot"
 DEFAULT_DB_URL = "sqlite:///./var/polybot.db"
+
+# Upper bounds a trader never needs to exceed: a larger value is a typo (an extra zero, 1e308),
+# and a limit nobody can reach is no limit. docs/config-guide.md lists each.
+MAX_PUSD = Decimal(1_000_000_000)
+"""Largest notional, exposure or loss limit (pUSD)."""
+MAX_SHARES = Decimal(1_000_000)
+"""Largest share count of one order, quote, set or inventory (the /order limit too)."""
+DAY_MS = 86_400_000
+DAY_S = 86_400
+MAX_TELEGRAM_ID = 2**53 - 1
+"""Telegram user and chat ids have at most 52 significant bits (they fit a double)."""
+SUPPORTED_CHAIN_IDS = {137: "Polygon mainnet", 80002: "Polygon Amoy testnet"}
+"""The chains whose exchange contracts the CLOB V2 client knows."""
 
 
 # --------------------------------------------------------------------------- field types
@@ -191,7 +211,7 @@ class ServiceSettings(_Section):
     relayer_retry_sleep_ms: Int = Field(250, ge=0, le=60_000)
     engine_max_retries: Int = Field(2, ge=0, le=20)
     engine_retry_sleep_ms: Int = Field(500, ge=0, le=60_000)
-    staleness_ms: Int = Field(5_000, gt=0)
+    staleness_ms: Int = Field(5_000, gt=0, le=DAY_MS)
     market_refresh_minutes: Int = Field(15, gt=0, le=24 * 60)
     health_ping_minutes: Int = Field(60, ge=0, le=7 * 24 * 60)
     daily_summary_utc: str = "00:00"
@@ -223,7 +243,7 @@ class FeedSettings(_Section):
     reconnect_max_ms: Int = Field(30_000, ge=1, le=3_600_000)
     reconnect_jitter: float = Field(0.2, ge=0, le=1)
     max_frame_bytes: Int = Field(8 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024)
-    quiet_after_s: Seconds = Field(300.0, gt=0)
+    quiet_after_s: Seconds = Field(300.0, gt=0, le=DAY_S)
 
     @model_validator(mode="after")
     def _consistent(self) -> FeedSettings:
@@ -254,7 +274,7 @@ class ClobSettings(_Section):
 class RelayerSettings(_Section):
     type: Literal["fake", "real"] = "fake"
     dry_run: bool = True
-    chain_id: Int = Field(137, gt=0)
+    chain_id: Int = 137
     private_key: OptionalSecret = None
     signature_type: Int = Field(0, ge=0, le=3)
     funder: OptionalStr = None
@@ -264,6 +284,14 @@ class RelayerSettings(_Section):
     rpc_url: OptionalHttpUrl = None
     heartbeat_s: Seconds = Field(5.0, gt=0, lt=10)
     """The venue cancels every open order when heartbeats stop for ~10 s."""
+
+    @field_validator("chain_id")
+    @classmethod
+    def _chain(cls, value: int) -> int:
+        if value not in SUPPORTED_CHAIN_IDS:
+            names = " or ".join(f"{cid} ({name})" for cid, name in SUPPORTED_CHAIN_IDS.items())
+            raise ValueError(f"must be {names}")
+        return value
 
     @field_validator("private_key")
     @classmethod
@@ -303,10 +331,11 @@ class RelayerSettings(_Section):
 
 class DutchSettings(_Section):
     enabled: bool = False
-    safety_margin_usdc: Money = Field(Decimal("0.01"), ge=0)
+    safety_margin_usdc: Money = Field(Decimal("0.01"), ge=0, lt=1)
+    """Per set, and a set pays out 1 pUSD: a margin of 1 or more could never be met."""
     fee_bps: Annotated[Int | None, BeforeValidator(_empty_to_none)] = Field(None, ge=0, le=10_000)
     slippage_ticks: Int = Field(0, ge=0, le=100)
-    max_sets: Money = Field(Decimal("10"), gt=0)
+    max_sets: Money = Field(Decimal("10"), gt=0, le=MAX_SHARES)
     markets: list[MarketRef] = Field(default_factory=list)
 
 
@@ -315,9 +344,10 @@ class SpreadSettings(_Section):
     markets: list[MarketRef] = Field(default_factory=list)
     min_spread_ticks: Int = Field(3, ge=1, le=1000)
     requote_ticks: Int = Field(1, ge=1, le=1000)
-    size: Money = Field(Decimal("5"), gt=0)
-    skew_per_share: Money = Field(Decimal("0.0001"), ge=0)
-    max_inventory: Money = Field(Decimal("100"), gt=0)
+    size: Money = Field(Decimal("5"), gt=0, le=MAX_SHARES)
+    skew_per_share: Money = Field(Decimal("0.0001"), ge=0, le=Decimal("0.01"))
+    """pUSD of price per share held; 0.01 (a whole tick per share) already swamps any spread."""
+    max_inventory: Money = Field(Decimal("100"), gt=0, le=MAX_SHARES)
 
 
 class StrategiesSettings(_Section):
@@ -326,13 +356,13 @@ class StrategiesSettings(_Section):
 
 
 class RiskSettings(_Section):
-    max_order_notional: Money = Field(Decimal("50"), gt=0)
-    max_market_notional: Money = Field(Decimal("200"), gt=0)
-    max_event_notional: Money = Field(Decimal("500"), gt=0)
-    max_total_exposure: Money = Field(Decimal("1000"), gt=0)
-    max_daily_loss: Money = Field(Decimal("100"), gt=0)
-    error_rate_window_s: Int = Field(60, ge=1, le=86_400)
-    error_rate_max: Int = Field(10, ge=1)
+    max_order_notional: Money = Field(Decimal("50"), gt=0, le=MAX_PUSD)
+    max_market_notional: Money = Field(Decimal("200"), gt=0, le=MAX_PUSD)
+    max_event_notional: Money = Field(Decimal("500"), gt=0, le=MAX_PUSD)
+    max_total_exposure: Money = Field(Decimal("1000"), gt=0, le=MAX_PUSD)
+    max_daily_loss: Money = Field(Decimal("100"), gt=0, le=MAX_PUSD)
+    error_rate_window_s: Int = Field(60, ge=1, le=DAY_S)
+    error_rate_max: Int = Field(10, ge=1, le=10_000)
     orders_per_s: Int = Field(30, ge=1, lt=VENUE_ORDERS_PER_S)
     orders_burst: Int = Field(50, ge=1, lt=VENUE_ORDERS_BURST)
     cancels_per_s: Int = Field(60, ge=1, lt=VENUE_CANCELS_PER_S)
@@ -353,12 +383,21 @@ class RiskSettings(_Section):
         return self
 
 
+def _nonzero_chat(value: int) -> int:
+    if value == 0:
+        raise ValueError("a chat id is never 0 (users are positive, groups negative)")
+    return value
+
+
+ChatId = Annotated[Int, Field(ge=-MAX_TELEGRAM_ID, le=MAX_TELEGRAM_ID), AfterValidator(_nonzero_chat)]
+_TELEGRAM_TOKEN = re.compile(TELEGRAM_TOKEN_PATTERN)
+
 Role = Literal["viewer", "operator", "admin"]
 ROLE_RANK: dict[str, int] = {"viewer": 0, "operator": 1, "admin": 2}
 
 
 class TelegramUser(_Section):
-    id: Int = Field(gt=0)
+    id: Int = Field(gt=0, le=MAX_TELEGRAM_ID)
     role: Role
 
     @model_validator(mode="before")
@@ -376,16 +415,21 @@ class TelegramSettings(_Section):
     token: OptionalSecret = None
     base_url: HttpUrl = DEFAULT_TELEGRAM_BASE_URL
     users: list[TelegramUser] = Field(default_factory=list)
-    alert_chats: list[Int] = Field(default_factory=list)
+    alert_chats: list[ChatId] = Field(default_factory=list)
     confirm_ttl_s: Int = Field(30, ge=5, le=3600)
     commands_per_minute: Int = Field(30, ge=1, le=10_000)
 
     @field_validator("token")
     @classmethod
     def _token_shape(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and any(ch.isspace() for ch in value.get_secret_value()):
-            raise ValueError("a bot token contains no whitespace")
-        return value
+        if value is None:
+            return None
+        raw = value.get_secret_value().strip()
+        if not _TELEGRAM_TOKEN.fullmatch(raw):  # the message must never echo the value
+            raise ValueError(
+                'must be the bot token from @BotFather: "<bot id digits>:<35 characters of A-Z a-z 0-9 _ ->"'
+            )
+        return SecretStr(raw)
 
     @model_validator(mode="after")
     def _consistent(self) -> TelegramSettings:
@@ -501,6 +545,51 @@ def iter_secret_values(settings: Settings) -> Iterator[str]:
     password = url_password(settings.db.url)
     if password:
         yield password
+
+
+DB_URL_KEY = "db.url"
+
+
+def set_secret_keys(settings: Settings) -> list[str]:
+    """Dotted keys of the secrets that are set: secret fields, and ``db.url`` when it has a password."""
+    keys = [key for key, value in _secret_fields(settings) if value is not None]
+    if url_password(settings.db.url):
+        keys.append(DB_URL_KEY)
+    return keys
+
+
+def _secret_fields(model: BaseModel, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    for name, info in type(model).model_fields.items():
+        value = getattr(model, name)
+        if isinstance(value, BaseModel):
+            yield from _secret_fields(value, f"{prefix}{name}.")
+        elif _is_secret_annotation(info.annotation):
+            yield f"{prefix}{name}", value
+
+
+def env_name(key: str) -> str:
+    """The environment variable that sets a dotted key: ``relayer.api_secret`` -> ``POLYBOT_RELAYER__API_SECRET``."""
+    return ENV_PREFIX + ENV_SEPARATOR.join(key.split(".")).upper()
+
+
+def secrets_in_main_file(loaded: LoadedSettings) -> list[str]:
+    """Set secrets whose value comes from the main service file rather than the secrets overlay
+    or the environment. That file is shared, copied and often world-readable: no place for a key."""
+    return [key for key in set_secret_keys(loaded.settings) if loaded.sources.get(key, "").startswith("file:")]
+
+
+def secret_location_advice(loaded: LoadedSettings, keys: list[str]) -> str:
+    """One line naming misplaced secrets, the file they are in and where they belong."""
+    where = loaded.config_path
+    overlay = where.parent / SECRETS_FILENAME if where is not None else Path(SECRETS_FILENAME)
+    names = ", ".join(f"{key} (it carries a password)" if key == DB_URL_KEY else key for key in keys)
+    variables = ", ".join(env_name(key) for key in keys)
+    one = len(keys) == 1
+    return (
+        f"{names} {'is' if one else 'are'} set in {where}, which is not for secrets: move "
+        f"{'it' if one else 'them'} to {overlay} (beside the config, chmod 600) or to the environment "
+        f"(variable{'' if one else 's'} {variables})"
+    )
 
 
 def _secret_values(model: BaseModel) -> Iterator[str]:
@@ -781,7 +870,8 @@ def _parse_env_value(raw: str, parts: list[str]) -> Any:
 def _dotted(loc: tuple[Any, ...]) -> str:
     out = ""
     for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        # key names come from the person's file too: a value pasted as a key stays masked
+        out += f"[{part}]" if isinstance(part, int) else (f".{redact_typed(part)}" if out else redact_typed(str(part)))
     return out
 
 
@@ -851,13 +941,22 @@ def _find_line(text: str, loc: tuple[Any, ...]) -> int | None:
     return None
 
 
+_MAX_SHOWN_NUMBER = 24
+"""A longer number is described, not shown: a private key written as a TOML hex integer
+(``0x4c08…`` unquoted) reads as a 77-digit int, and its digits are the key."""
+
+
 def _show_input(value: Any) -> str | None:
+    """How a rejected value is echoed in ``(got …)``: anything secret-shaped masked first,
+    then shortened (shortening first would leave most of a key unmasked)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        return json.dumps(value if len(value) <= 60 else value[:57] + "...")
+        shown = redact_typed(value)
+        return json.dumps(shown if len(shown) <= 60 else shown[:57] + "...")
     if isinstance(value, int | Decimal | float):
-        return str(value)
+        text = str(value)
+        return text if len(text) <= _MAX_SHOWN_NUMBER else f"a number of {len(text)} characters, not shown"
     return None
 
 

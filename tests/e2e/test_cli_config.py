@@ -145,3 +145,34 @@ def test_help_exits_0_with_an_example(argv: list[str], capsys: pytest.CaptureFix
 def test_config_without_action_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["config"]) == 2
     assert "show" in capsys.readouterr().err
+
+
+def test_check_warns_about_secrets_in_the_main_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "service.toml"
+    config.write_text(f'[relayer]\ntype = "real"\nprivate_key = "{KEY}"\n[telegram]\ntoken = "{TOKEN}"\n')
+    assert main(["config", "check", "--config", str(config)]) == 0  # valid: a warning, not an error
+    out = capsys.readouterr()
+    assert out.out.startswith("config OK")
+    warnings = out.err.splitlines()
+    assert warnings == [
+        f"polybot config: warning: {key} is set in {config}, which is not for secrets: move it to "
+        f"{tmp_path / 'secrets.local.toml'} (beside the config, chmod 600) or to the environment (variable {var})"
+        for key, var in (
+            ("relayer.private_key", "POLYBOT_RELAYER__PRIVATE_KEY"),
+            ("telegram.token", "POLYBOT_TELEGRAM__TOKEN"),
+        )
+    ]
+    for secret in (KEY, KEY[2:], TOKEN, TOKEN.split(":")[1]):
+        assert secret not in out.out + out.err
+
+    assert main(["config", "check", "--config", str(config), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["ok"] is True and len(doc["warnings"]) == 2 and "relayer.private_key" in doc["warnings"][0]
+
+    # the same values in the secrets overlay: no warning
+    config.write_text('[relayer]\ntype = "real"\n')
+    (tmp_path / "secrets.local.toml").write_text(f'[relayer]\nprivate_key = "{KEY}"\n[telegram]\ntoken = "{TOKEN}"\n')
+    (tmp_path / "secrets.local.toml").chmod(0o600)
+    assert main(["config", "check", "--config", str(config)]) == 0
+    out = capsys.readouterr()
+    assert out.out.startswith("config OK") and out.err == ""

@@ -167,8 +167,28 @@ def test_preflight_wrong_funder_exits_1(tmp_path: Path, sqlite_url: str, capsys:
     out = capsys.readouterr()
     assert rc == 1
     assert any(line.startswith("FAIL  key & funder") for line in out.out.splitlines())
-    assert "1 of 11 checks failed (key & funder)" in out.out
+    assert "1 of 12 checks failed (key & funder)" in out.out
     _assert_no_key(out.out, out.err)
+
+
+def test_preflight_fails_while_the_key_is_in_the_main_file(
+    tmp_path: Path, sqlite_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _migrate(sqlite_url)
+    config = _write_config(tmp_path, db=sqlite_url, relayer=f'type = "real"\nprivate_key = "{KEY}"', key=None)
+    capsys.readouterr()
+    rc = main(["preflight", "--config", str(config), "--offline"])
+    out = capsys.readouterr()
+    assert rc == 1
+    assert any(
+        line.startswith(f"FAIL  secrets       relayer.private_key is set in {config}") for line in out.out.splitlines()
+    ), out.out
+    assert "1 of 12 checks failed (secrets)" in out.out
+    _assert_no_key(out.out, out.err)
+    # moved to the secrets overlay (as _write_config does by default): it passes
+    config = _write_config(tmp_path, db=sqlite_url, relayer='type = "real"')
+    assert main(["preflight", "--config", str(config), "--offline"]) == 0
+    assert "PASS  secrets       1 secret(s), from secrets.local.toml" in capsys.readouterr().out
 
 
 def test_preflight_unmigrated_database_exits_1(
@@ -242,8 +262,9 @@ async def test_preflight_online_with_an_unreachable_clob_exits_1(
 def test_secrets_never_reach_a_real_terminal(tmp_path: Path, sqlite_url: str) -> None:
     """Subprocess: what a user would see on stdout and stderr, with verbose logging on."""
     _migrate(sqlite_url)
-    config = _write_config(tmp_path, db=sqlite_url, relayer='type = "real"\napi_key = "public-id"')
+    config = _write_config(tmp_path, db=sqlite_url, relayer='type = "real"')
     env = {k: v for k, v in os.environ.items() if not k.startswith("POLYBOT_")}
+    env["POLYBOT_RELAYER__API_KEY"] = "public-id"  # a secret from the environment: allowed
     cmd = ["uv", "run", "--offline", "polybot", "-vv", "preflight", "--config", str(config), "--offline"]
     done = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr

@@ -9,15 +9,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from telegram import Update
 
 from core.logsetup import (
+    JsonFormatter,
     RedactingFilter,
     setup_cli_logging,
     setup_logging,
     setup_logging_from_settings,
 )
-from core.redact import mask_url_password, redact, register_secret
+from core.redact import clear_secrets, mask_url_password, redact, register_secret
 from core.settings import LoggingSettings, load_settings
+from tests.secret_shapes import API_PASSPHRASE, API_SECRET, PRIVATE_KEY, assert_no_secret
 
 HEX_KEY = "0x" + "59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
 BOT_TOKEN = "7012345678:AAF1abcdefghijklmnopqrstuvwxyz01234"
@@ -174,3 +177,43 @@ def test_handlers_polybot_did_not_install_see_redacted_records() -> None:
     finally:
         log.removeHandler(foreign)
     assert foreign_stream.getvalue() == "leaked? ***\n"
+
+
+def test_a_chat_message_logged_by_the_telegram_library_is_masked_as_typed_text() -> None:
+    """python-telegram-bot logs whole updates at DEBUG: what a person typed is typed text there."""
+    clear_secrets()  # the shapes must do it: nothing here is registered
+    stream = io.StringIO()
+    setup_logging(logging.DEBUG, json=False, stream=stream)
+    json_stream = io.StringIO()
+    json_handler = logging.StreamHandler(json_stream)
+    json_handler.setFormatter(JsonFormatter())
+    logging.getLogger().addHandler(json_handler)
+    cid = "0x" + "cd" * 32
+    update = Update.de_json(
+        {
+            "update_id": 9,
+            "message": {
+                "message_id": 1,
+                "date": 1_780_000_000,
+                "chat": {"id": 5, "type": "private"},
+                "from": {"id": 5, "is_bot": False, "first_name": "T"},
+                "text": f"/nosuch {API_PASSPHRASE} {PRIVATE_KEY}",
+            },
+        },
+        None,
+    )
+    raw = [{"update_id": 10, "message": {"message_id": 2, "text": f"{PRIVATE_KEY[2:]} {API_SECRET.rstrip('=')}"}}]
+    try:
+        # the library's own logger names and format strings (telegram/ext/_application.py, telegram/_bot.py)
+        logging.getLogger("telegram.ext.Application").debug("Processing update %s", update)
+        logging.getLogger("telegram.Bot").debug(
+            "Call to Bot API endpoint `%s` finished with return value `%s`", "getUpdates", raw
+        )
+        logging.getLogger("core.service").info("market %s re-seeded", cid)
+    finally:
+        logging.getLogger().removeHandler(json_handler)
+    for out in (stream.getvalue(), json_stream.getvalue()):
+        assert "Processing update" in out and "getUpdates" in out
+        assert_no_secret(out)
+        assert f"market {cid} re-seeded" in out  # an identifier in an ordinary line stays readable
+    assert "text='/nosuch *** ***'" in stream.getvalue()

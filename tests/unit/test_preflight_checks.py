@@ -14,6 +14,7 @@ import pytest
 from pydantic import SecretStr
 
 from core.control_types import PreflightCheck, PreflightReport
+from core.errors import ConfigError
 from core.execution import approvals as ap
 from core.preflight import (
     check_allowances,
@@ -23,6 +24,7 @@ from core.preflight import (
     check_key,
     check_mode,
     check_risk,
+    check_secrets,
     check_telegram,
     key_address,
     maker_address,
@@ -125,7 +127,12 @@ def test_a_key_off_the_curve_fails_without_showing_it(tmp_path: Path) -> None:
 
 
 def test_unsupported_chain_fails(tmp_path: Path) -> None:
-    check = check_key(_real(tmp_path, "chain_id = 5").settings)
+    with pytest.raises(ConfigError, match=r"relayer.chain_id: must be 137 \(Polygon mainnet\) or 80002"):
+        _real(tmp_path, "chain_id = 5")
+    # changed past validation (as a service might at runtime): the signer still refuses it
+    settings = _real(tmp_path).settings
+    relayer = settings.relayer.model_copy(update={"chain_id": 5})
+    check = check_key(settings.model_copy(update={"relayer": relayer}))
     assert not check.ok and "chain id 5" in check.detail
 
 
@@ -158,6 +165,58 @@ def test_mode_is_stated(tmp_path: Path) -> None:
     assert dry.ok and dry.detail.startswith("dry-run") and "never posted" in dry.detail
     live = check_mode(_real(tmp_path, dry_run=False).settings)
     assert live.ok and live.detail.startswith("LIVE") and "clob.polymarket.com" in live.detail
+
+
+# --------------------------------------------------------------------------- where the secrets live
+
+
+def _split(tmp_path: Path, main: str, overlay: str | None = None, env: dict[str, str] | None = None) -> LoadedSettings:
+    path = tmp_path / "service.toml"
+    path.write_text(main)
+    if overlay is not None:
+        (tmp_path / "secrets.local.toml").write_text(overlay)
+    return load_settings(path, env=env or {})
+
+
+@pytest.mark.parametrize("dry_run", [True, False], ids=["dry-run", "live"])
+def test_a_secret_in_the_main_file_fails_outside_paper_mode(tmp_path: Path, dry_run: bool) -> None:
+    loaded = _real(tmp_path, dry_run=dry_run)  # the key in service.toml
+    check = check_secrets(loaded)
+    assert status_of(check) == "FAIL"
+    assert check.detail.startswith(f"relayer.private_key is set in {tmp_path / 'service.toml'}")
+    assert str(tmp_path / "secrets.local.toml") in check.detail and "POLYBOT_RELAYER__PRIVATE_KEY" in check.detail
+    _assert_no_key(check.detail)
+
+
+def test_every_kind_of_secret_in_the_main_file_is_named(tmp_path: Path) -> None:
+    main = (
+        f'[relayer]\ntype = "real"\ndry_run = false\napi_key = "k-1"\napi_secret = "s-1"\napi_passphrase = "p-1"\n'
+        f'[telegram]\ntoken = "{TOKEN}"\n[db]\nurl = "postgresql://u:pw-123456@127.0.0.1/db"\n'
+    )
+    check = check_secrets(_split(tmp_path, main, env={"POLYBOT_RELAYER__PRIVATE_KEY": KEY}))
+    assert status_of(check) == "FAIL"
+    for key in ("relayer.api_key", "relayer.api_secret", "relayer.api_passphrase", "telegram.token", "db.url"):
+        assert key in check.detail
+    assert "relayer.private_key" not in check.detail  # it comes from the environment
+    for value in ("k-1", "s-1", "p-1", TOKEN, "pw-123456"):
+        assert value not in check.detail
+
+
+def test_secrets_from_the_overlay_and_the_environment_pass(tmp_path: Path) -> None:
+    overlay = f'[relayer]\nprivate_key = "{KEY}"\n[telegram]\ntoken = "{TOKEN}"\n'
+    env = {"POLYBOT_RELAYER__API_SECRET": "c2VjcmV0LXNlY3JldA=="}
+    check = check_secrets(_split(tmp_path, '[relayer]\ntype = "real"\ndry_run = false\n', overlay, env))
+    assert status_of(check) == "PASS"
+    assert check.detail == "3 secret(s), from the environment and secrets.local.toml"
+    (tmp_path / "bare").mkdir()
+    bare = check_secrets(_load(tmp_path / "bare", ""))
+    assert status_of(bare) == "PASS" and bare.detail == "no secret is configured"
+
+
+def test_paper_mode_only_advises(tmp_path: Path) -> None:
+    check = check_secrets(_load(tmp_path, f'[telegram]\ntoken = "{TOKEN}"\n'))
+    assert status_of(check) == "SKIP" and check.detail.startswith("paper mode, not enforced")
+    assert "telegram.token is set in" in check.detail and TOKEN not in check.detail
 
 
 # --------------------------------------------------------------------------- config, risk, telegram

@@ -12,16 +12,30 @@ import pytest
 from pydantic import ValidationError
 
 from core.errors import ConfigError
-from core.redact import redact
+from core.redact import clear_secrets, redact
 from core.settings import (
     LoadedSettings,
     RiskSettings,
     Settings,
+    env_name,
     leaf_keys,
     load_settings,
+    secrets_in_main_file,
+    set_secret_keys,
 )
 from core.types import Mode
 from tests.conftest import REPO_ROOT
+from tests.secret_shapes import API_SECRET as B64_API_SECRET
+from tests.secret_shapes import (
+    BOT_TOKEN,
+    DB_PASSWORD,
+    MISPLACED_ENV,
+    MISPLACED_KEYS,
+    MISPLACED_TOML,
+    PRIVATE_KEY,
+    TOKEN_HALF,
+    assert_no_secret,
+)
 
 KEY = "0x" + "4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318"
 TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsawq"
@@ -350,6 +364,70 @@ def test_ranges_and_shapes(section: str, key: str, value: str, ok: bool) -> None
         assert problem.startswith(f"env POLYBOT_{section.upper()}__{key.upper()}: ")
 
 
+@pytest.mark.parametrize(
+    ("key", "value", "ok"),
+    [
+        ("service.staleness_ms", "86400000", True),  # a day
+        ("service.staleness_ms", "86400001", False),
+        ("service.staleness_ms", "1e29", False),
+        ("feed.quiet_after_s", "86400", True),
+        ("feed.quiet_after_s", "86401", False),
+        ("relayer.chain_id", "137", True),
+        ("relayer.chain_id", "80002", True),
+        ("relayer.chain_id", "1", False),
+        ("relayer.chain_id", "5", False),
+        ("relayer.chain_id", "100000000000000000000000", False),
+        ("strategies.dutch.max_sets", "1000000", True),
+        ("strategies.dutch.max_sets", "1000000.01", False),
+        ("strategies.dutch.max_sets", "1e300", False),
+        ("strategies.dutch.safety_margin_usdc", "0.99", True),
+        ("strategies.dutch.safety_margin_usdc", "1", False),
+        ("strategies.spread.size", "1000001", False),
+        ("strategies.spread.max_inventory", "1000001", False),
+        ("strategies.spread.skew_per_share", "0.01", True),
+        ("strategies.spread.skew_per_share", "0.02", False),
+        ("risk.max_total_exposure", "1000000000", True),  # 1e9 pUSD
+        ("risk.max_total_exposure", "1000000000.01", False),
+        ("risk.max_daily_loss", "1e308", False),
+        ("risk.max_order_notional", "1e308", False),
+        ("risk.max_market_notional", "1e308", False),
+        ("risk.max_event_notional", "1e308", False),
+        ("risk.error_rate_max", "10000", True),
+        ("risk.error_rate_max", "10001", False),
+        ("telegram.users", "9007199254740991:admin", True),  # 2**53 - 1: Telegram ids fit a double
+        ("telegram.users", "9007199254740992:admin", False),
+        ("telegram.alert_chats", "-1001234567890", True),
+        ("telegram.alert_chats", "0", False),
+        ("telegram.alert_chats", "99999999999999999999", False),
+        ("telegram.token", BOT_TOKEN, True),
+        ("telegram.token", "badtoken", False),
+        ("telegram.token", BOT_TOKEN + "x", False),  # 36 characters after the colon
+        ("telegram.token", BOT_TOKEN[:-1], False),
+        ("telegram.token", TOKEN_HALF, False),  # the secret half without the bot id
+        ("telegram.token", "7412589630:" + "!" * 35, False),
+    ],
+)
+def test_every_number_has_a_sane_bound_and_the_token_its_shape(key: str, value: str, ok: bool) -> None:
+    env = {env_name(key): value}
+    if ok:
+        load_settings(None, env=env)
+        return
+    problem = one_problem(problems_of(None, env), key)
+    assert problem.startswith(f"env {env_name(key)}: ")
+    if key == "telegram.token":  # a secret: the reason, never the value
+        assert value not in problem and "@BotFather" in problem
+    if key == "relayer.chain_id":
+        assert "137 (Polygon mainnet) or 80002 (Polygon Amoy testnet)" in problem
+
+
+def test_a_huge_number_is_described_not_shown(tmp_path: Path) -> None:
+    # a private key typed unquoted is a TOML hex integer: its 77 decimal digits are the key
+    config = write(tmp_path / "service.toml", f"[relayer]\nsignature_type = {PRIVATE_KEY}\n")
+    problem = one_problem(problems_of(config), "relayer.signature_type")
+    assert "a number of 77 characters, not shown" in problem
+    assert str(int(PRIVATE_KEY, 16))[:8] not in problem
+
+
 # --------------------------------------------------------------------------- secrets
 
 
@@ -458,3 +536,61 @@ def test_demo_config_is_offline_and_paper() -> None:
     for url in (s.feed.ws_url, s.feed.user_ws_url, s.gamma.url, s.clob.url, s.telegram.base_url):
         assert "://127.0.0.1:" in url, url
     assert s.metrics.host == "127.0.0.1"
+
+
+@pytest.mark.parametrize("layer", ["file", "secrets", "env"])
+def test_secret_shapes_typed_under_the_wrong_key_are_never_echoed(tmp_path: Path, layer: str) -> None:
+    clear_secrets()  # only the shapes may protect them here, not an earlier registration
+    config = write(tmp_path / "service.toml", MISPLACED_TOML if layer == "file" else "")
+    if layer == "secrets":
+        write(tmp_path / "secrets.local.toml", MISPLACED_TOML)
+    problems = problems_of(config, MISPLACED_ENV if layer == "env" else {})
+    assert len(problems) == len(MISPLACED_KEYS), problems
+    for key in MISPLACED_KEYS:
+        one_problem(problems, f" {key}: ")
+    text = "\n".join(problems)
+    assert_no_secret(text)
+    assert 'got "postgresq://polybot:***@127.0.0.1:5432/polybot"' in text  # the URL, without its password
+    assert '(got "***")' in text
+
+
+def test_ordinary_values_are_still_echoed(tmp_path: Path) -> None:
+    config = write(tmp_path / "service.toml", '[risk]\none_leg_policy = "pray"\n[service]\nmode = "live-ish"\n')
+    problems = problems_of(config)
+    assert '(got "pray")' in one_problem(problems, "risk.one_leg_policy")
+    assert '(got "live-ish")' in one_problem(problems, "service.mode")
+
+
+def test_secrets_in_the_main_file_are_found_by_their_source(tmp_path: Path) -> None:
+    config = write(
+        tmp_path / "service.toml",
+        f'[relayer]\nprivate_key = "{PRIVATE_KEY}"\napi_key = ""\n[telegram]\ntoken = "{BOT_TOKEN}"\n'
+        f'[db]\nurl = "postgresql://polybot:{DB_PASSWORD}@127.0.0.1:5432/polybot"\n',
+    )
+    loaded = load_settings(config, env={})
+    assert secrets_in_main_file(loaded) == ["relayer.private_key", "telegram.token", "db.url"]  # "" is unset
+
+    write(tmp_path / "secrets.local.toml", f'[telegram]\ntoken = "{BOT_TOKEN}"\n')
+    env = {"POLYBOT_RELAYER__PRIVATE_KEY": PRIVATE_KEY, "POLYBOT_RELAYER__API_SECRET": B64_API_SECRET}
+    loaded = load_settings(config, env=env)
+    assert secrets_in_main_file(loaded) == ["db.url"]
+    assert set_secret_keys(loaded.settings) == ["relayer.private_key", "relayer.api_secret", "telegram.token", "db.url"]
+
+    config.write_text('[db]\nurl = "postgresql://polybot@127.0.0.1:5432/polybot"\n')  # no password: no secret
+    loaded = load_settings(config, env={})
+    assert set_secret_keys(loaded.settings) == ["telegram.token"] and secrets_in_main_file(loaded) == []
+    assert env_name("strategies.dutch.max_sets") == "POLYBOT_STRATEGIES__DUTCH__MAX_SETS"
+
+
+def test_a_secret_pasted_as_a_key_name_is_masked_in_the_unknown_key_error(tmp_path: Path) -> None:
+    config = write(tmp_path / "service.toml", f"[relayer]\n{TOKEN_HALF} = 1\n")
+    (problem,) = problems_of(config)
+    assert problem == f"{config}:2: relayer.***: unknown key"
+
+
+def test_a_long_value_is_masked_before_it_is_shortened(tmp_path: Path) -> None:
+    # shortened first, "my key: 0x" + 47 hex digits would no longer look like a key, yet be most of it
+    config = write(tmp_path / "service.toml", f'[service]\nname = "my key: {PRIVATE_KEY} (the old one)"\n')
+    problem = one_problem(problems_of(config), "service.name")
+    assert problem.endswith('(got "my key: *** (the old one)")')
+    assert_no_secret(problem)

@@ -39,7 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     check = add_command(
         actions,
         "check",
-        help="validate the configuration; exit 0 when valid, 2 listing every problem",
+        help="validate the configuration; exit 0 when valid (warning on stderr about a secret kept in the "
+        "main file), 2 listing every problem",
         example=f"polybot config check --config {_EXAMPLE_FILE}",
     )
     _config_arg(check)
@@ -129,10 +130,14 @@ def _check(args: argparse.Namespace) -> int:
             sys.stdout.write(json.dumps({"ok": False, "problems": exc.problems}, indent=2) + "\n")
         raise
     overridden = sorted({s for s in loaded.sources.values() if s.startswith("env:")})
+    warnings = _misplaced_secret_warnings(loaded)
+    for warning in warnings:  # stderr: stdout stays the verdict (or the JSON document)
+        sys.stderr.write(f"polybot config: warning: {warning}\n")
     if args.json:
         payload = {
             "ok": True,
             "problems": [],
+            "warnings": warnings,
             "config_file": str(loaded.config_path) if loaded.config_path else None,
             "secrets_file": str(loaded.secrets_path) if loaded.secrets_path else None,
             "env_overrides": [s.removeprefix("env:") for s in overridden],
@@ -146,3 +151,11 @@ def _check(args: argparse.Namespace) -> int:
         detail += f", {len(overridden)} environment override(s)"
     sys.stdout.write(f"config OK ({detail}); mode {loaded.settings.mode.value}\n")
     return 0
+
+
+def _misplaced_secret_warnings(loaded: LoadedSettings) -> list[str]:
+    """A valid configuration may still keep a secret where it does not belong (the main file):
+    say so, naming the key and where it goes; preflight fails on it outside paper mode."""
+    from core.settings import secret_location_advice, secrets_in_main_file
+
+    return [secret_location_advice(loaded, [key]) for key in secrets_in_main_file(loaded)]
