@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import enum
+import math
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 
 
 class Role(enum.IntEnum):
@@ -42,22 +44,45 @@ class Authoriser:
         return sorted(self._users)
 
 
+@dataclass(frozen=True)
+class RateDecision:
+    allowed: bool
+    retry_after_s: int = 0
+    """Refused only: whole seconds until the user's next command is accepted."""
+    tell: bool = False
+    """Refused only: the first refusal in this user's window, so the one that gets a reply."""
+
+
 class UserRateLimiter:
-    """At most ``per_minute`` commands per user in a sliding 60 s window."""
+    """At most ``per_minute`` commands per user in a sliding 60 s window.
+
+    A refused command does not count. While a user is over the limit, only the first refusal in a
+    window is to be answered (``tell``): one "slow down" per window, not one per message, so a flood
+    cannot make the bot flood the chat back. The caller decides which commands are never limited.
+    """
+
+    WINDOW_S = 60.0
 
     def __init__(self, per_minute: int = 30, clock: Callable[[], float] = time.monotonic) -> None:
         self.per_minute = per_minute
         self._clock = clock
         self._hits: dict[int, deque[float]] = {}
+        self._told: dict[int, float] = {}
 
-    def allow(self, user_id: int) -> bool:
+    def check(self, user_id: int) -> RateDecision:
+        """Count this command if it is allowed; otherwise say how long to wait and whether to tell."""
         if self.per_minute <= 0:
-            return True
+            return RateDecision(True)
         now = self._clock()
         hits = self._hits.setdefault(user_id, deque())
-        while hits and now - hits[0] >= 60.0:
+        while hits and now - hits[0] >= self.WINDOW_S:
             hits.popleft()
-        if len(hits) >= self.per_minute:
-            return False
-        hits.append(now)
-        return True
+        if len(hits) < self.per_minute:
+            hits.append(now)
+            return RateDecision(True)
+        retry_after = max(1, math.ceil(self.WINDOW_S - (now - hits[0])))
+        told = self._told.get(user_id)
+        tell = told is None or now - told >= self.WINDOW_S
+        if tell:
+            self._told[user_id] = now
+        return RateDecision(False, retry_after, tell)

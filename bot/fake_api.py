@@ -13,7 +13,8 @@ from typing import Any
 
 from telegram.request import BaseRequest, RequestData
 
-BOT_USER = {"id": 4242, "is_bot": True, "first_name": "Polybot", "username": "polybot_local_bot"}
+DEFAULT_USERNAME = "polybot_local_bot"
+BOT_USER = {"id": 4242, "is_bot": True, "first_name": "Polybot", "username": DEFAULT_USERNAME}
 
 
 @dataclass
@@ -64,6 +65,8 @@ class FakeBotApi(BaseRequest):
     retry_after: int = 1
     flood_limited: bool = False
     """No Telegram behind this double: ``build_bot`` then skips the 30 msg/s throttle (set True to keep it)."""
+    username: str = DEFAULT_USERNAME
+    """The bot's own @username (getMe): what a ``/command@username`` suffix must name to run here."""
     _next_message_id: int = 1000
 
     @property
@@ -104,7 +107,7 @@ class FakeBotApi(BaseRequest):
 
     def _result(self, method: str, params: dict[str, Any]) -> Any:
         if method == "getMe":
-            return {**BOT_USER, "can_join_groups": False, "can_read_all_group_messages": False}
+            return {**self.bot_user, "can_join_groups": False, "can_read_all_group_messages": False}
         if method == "getUpdates":
             return []
         if method in ("sendMessage", "editMessageText", "editMessageReplyMarkup"):
@@ -118,12 +121,16 @@ class FakeBotApi(BaseRequest):
                 "message_id": message_id,
                 "date": int(time.time()),
                 "chat": {"id": chat_id, "type": "private"},
-                "from": BOT_USER,
+                "from": self.bot_user,
             }
             if "text" in params:
                 msg["text"] = params["text"]
             return msg
         return True
+
+    @property
+    def bot_user(self) -> dict[str, Any]:
+        return {**BOT_USER, "username": self.username}
 
     def transcript(self) -> list[dict[str, Any]]:
         return [c.as_dict() for c in self.calls]

@@ -8,9 +8,10 @@ an audit row, and stops the update before any handler sees it.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
@@ -28,7 +29,7 @@ from telegram.ext import (
 )
 
 from bot import render
-from bot.auth import Authoriser, Role, UserRateLimiter
+from bot.auth import Authoriser, RateDecision, Role, UserRateLimiter
 from bot.confirm import ConfirmationStore, TapResult
 from bot.sender import Sender
 from bot.views import (
@@ -42,6 +43,7 @@ from bot.views import (
 )
 from core.control import Control
 from core.control_types import ControlError, OrderTicket
+from core.money import parse_plain_decimal
 from core.types import Side
 
 log = logging.getLogger(__name__)
@@ -55,6 +57,8 @@ class CommandSpec:
     role: Role
     usage: str
     summary: str
+    rate_limited: bool = True
+    """False for the safe direction: a trader over the limit must still be able to stop trading."""
 
 
 COMMANDS: dict[str, CommandSpec] = {
@@ -66,7 +70,7 @@ COMMANDS: dict[str, CommandSpec] = {
         CommandSpec("quotes", Role.VIEWER, "/quotes [market|slug]", "top of book, spread and Dutch edge"),
         CommandSpec("markets", Role.VIEWER, "/markets [filter]", "tracked markets"),
         CommandSpec("arm", Role.OPERATOR, "/arm", "allow trading (live mode needs a passing preflight)"),
-        CommandSpec("disarm", Role.OPERATOR, "/disarm", "stop placing orders"),
+        CommandSpec("disarm", Role.OPERATOR, "/disarm", "stop placing orders", rate_limited=False),
         CommandSpec("preflight", Role.VIEWER, "/preflight", "run the pre-trade checks"),
         CommandSpec(
             "order",
@@ -81,7 +85,7 @@ COMMANDS: dict[str, CommandSpec] = {
         CommandSpec("pnl", Role.VIEWER, "/pnl", "realised and unrealised PnL"),
         CommandSpec("health", Role.VIEWER, "/health", "health checks with reasons"),
         CommandSpec("alerts", Role.VIEWER, "/alerts on|off|mute DURATION", "alerts for this chat (e.g. mute 1h)"),
-        CommandSpec("kill", Role.OPERATOR, "/kill", "disarm and cancel every open order"),
+        CommandSpec("kill", Role.OPERATOR, "/kill", "disarm and cancel every open order", rate_limited=False),
     ]
 }
 
@@ -92,12 +96,10 @@ class UsageProblem(Exception):
 
 def _decimal(text: str, what: str) -> Decimal:
     try:
-        value = Decimal(text)
-    except (InvalidOperation, ValueError):
-        raise UsageProblem(f"{what} must be a number, got {text!r}") from None
-    if not value.is_finite():
-        raise UsageProblem(f"{what} must be a finite number")
-    return value
+        return parse_plain_decimal(text)
+    except ValueError as exc:
+        shown = text if len(text) <= 40 else text[:40] + "…"
+        raise UsageProblem(f"{what} {exc}, got {shown!r}") from None
 
 
 def parse_duration(text: str) -> float:
@@ -105,7 +107,7 @@ def parse_duration(text: str) -> float:
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     total, number = 0.0, ""
     for ch in text.strip().lower():
-        if ch.isdigit():
+        if ch in "0123456789":  # str.isdigit() also takes '١' and '５': ASCII only, as for prices
             number += ch
         elif ch in units and number:
             total += int(number) * units[ch]
@@ -168,7 +170,7 @@ class BotHandlers:
         await self.control.audit_command(
             "telegram",
             user_id,
-            _command_name(text) or kind,
+            _split_command(text)[0] or kind,
             text[:200],
             "denied",
             f"unauthorised {kind} in {chat.type if chat else 'no chat'}",
@@ -197,11 +199,12 @@ class BotHandlers:
             assert user is not None and chat is not None
             args = list(context.args or [])
             arg_text = " ".join(args)[:200]
-            if not self.limiter.allow(user.id):
-                await self.control.audit_command("telegram", user.id, name, arg_text, "rate_limited", "")
-                await self.sender.send(chat.id, "Too many commands; wait a minute.")
+            permitted = self.auth.allows(user.id, spec.role)
+            # /disarm and /kill, for those allowed to run them, neither check nor use up the limit:
+            # a trader over it can always stop trading, and stopping never blocks a later /status.
+            if (spec.rate_limited or not permitted) and not await self._within_limit(user.id, chat.id, name, arg_text):
                 return
-            if not self.auth.allows(user.id, spec.role):
+            if not permitted:
                 await self.control.audit_command("telegram", user.id, name, arg_text, "forbidden", spec.role.name)
                 await self.sender.send(chat.id, f"/{name} needs the {spec.role.name.lower()} role.")
                 return
@@ -440,11 +443,41 @@ class BotHandlers:
         if user is None or chat is None or update.effective_message is None:
             return
         text = update.effective_message.text or ""
-        name = command or _command_name(text) or "?"
+        name = command or _split_command(text)[0] or "?"
+        if not await self._within_limit(user.id, chat.id, name, text[:200]):
+            return
         await self.control.audit_command("telegram", user.id, name, text[:200], result, detail)
         await self.sender.send(chat.id, reply(render.esc(name)))
 
+    async def _within_limit(self, user_id: int, chat_id: int, command: str, arguments: str) -> bool:
+        """The per-user limit: a refused command is audited every time, answered once per window."""
+        decision = self.limiter.check(user_id)
+        if decision.allowed:
+            return True
+        told = "answered" if decision.tell else "not answered (already told this minute)"
+        detail = f"over {self.limiter.per_minute}/min; next accepted in {decision.retry_after_s} s; {told}"
+        await self.control.audit_command("telegram", user_id, command, arguments, "rate_limited", detail)
+        if decision.tell:
+            await self.sender.send(chat_id, slow_down_text(decision, self.limiter.per_minute))
+        return False
+
     async def on_unknown_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        name, target = _split_command((message.text or "") if message is not None else "")
+        me = _own_username(context)
+        # PTB runs /cmd@<our username> itself; a suffix naming another bot is that bot's command.
+        if target is not None and target.lower() != me.lower():
+            whom = f"@{render.esc(target)}" if target else "another bot"
+            hint = f" Send /{render.esc(name)} to run it here." if name in COMMANDS else " Try /help."
+            await self._audit_and_reply(
+                update,
+                "other_bot",
+                lambda n: (
+                    f"/{n}@{render.esc(target)} is for {whom}, not for me (@{render.esc(me)}): nothing was run.{hint}"
+                ),
+                detail=f"addressed to @{target}",
+            )
+            return
         await self._audit_and_reply(update, "unknown_command", lambda name: f"Unknown command /{name}. Try /help.")
 
     async def on_not_a_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -496,10 +529,31 @@ def _update_kind(update: Update) -> str:
     return "update"
 
 
-def _command_name(text: str) -> str:
-    if not text.startswith("/"):
+_COMMAND = re.compile(r"/(\S+)")
+
+
+def _split_command(text: str) -> tuple[str, str | None]:
+    """'/status@some_bot now' -> ('status', 'some_bot'); no suffix -> ('status', None); not a command -> ('', None)."""
+    match = _COMMAND.match(text)
+    if match is None:
+        return "", None
+    name, at, target = match.group(1).partition("@")
+    return name[:32], target[:64] if at else None
+
+
+def _own_username(context: ContextTypes.DEFAULT_TYPE) -> str:
+    try:
+        return context.bot.username  # known from getMe once the Application is initialised
+    except RuntimeError:
         return ""
-    return text[1:].split()[0].split("@")[0][:32] if len(text) > 1 else ""
+
+
+def slow_down_text(decision: RateDecision, per_minute: int) -> str:
+    return (
+        f"Too many commands (over {per_minute} a minute): this one was not run. "
+        f"Wait {decision.retry_after_s} s. For the next minute, commands over the limit are refused "
+        "without another reply. /disarm and /kill are never limited."
+    )
 
 
 async def _safe(awaitable: Awaitable[Any]) -> None:

@@ -5,6 +5,8 @@ No network: the bot talks to :class:`bot.fake_api.FakeBotApi`. Each input line i
 ``{"_advance_s": 31}`` moves the runner's clock forward and expires due confirmations, and
 ``{"_comment": "..."}`` is ignored. In callback data, ``$LAST_NONCE`` is replaced by the nonce
 of the most recent confirmation card, so a script can tap the button it was just shown.
+Every line is checked first (:mod:`bot.update_schema`): a bad one is an error naming its field
+(and, read from a file, its line), never a half-built update.
 """
 
 from __future__ import annotations
@@ -16,10 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from telegram import Update
-
 from bot.app import BotParts
 from bot.fake_api import FakeBotApi
+from bot.update_schema import check_line, is_comment, parse_update
 from core.errors import UsageError
 
 
@@ -45,7 +46,11 @@ class TranscriptEntry:
         return {"in": self.update, "out": self.calls}
 
 
-def read_updates(path: Path) -> list[dict[str, Any]]:
+def read_updates(path: Path, prepare: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """Every line, checked before any runs: the first bad one is a :class:`UsageError` naming the
+    file, the line and the field. ``prepare`` is what the caller will do to each line before feeding
+    it (placeholders, defaults), so the line is checked as it will run; the lines come back as read.
+    """
     if not path.is_file():
         raise UsageError(f"updates file not found: {path}")
     out = []
@@ -58,6 +63,10 @@ def read_updates(path: Path) -> list[dict[str, Any]]:
             raise UsageError(f"{path}:{n}: not JSON ({exc.msg})") from None
         if not isinstance(obj, dict):
             raise UsageError(f"{path}:{n}: each line must be a JSON object (a Telegram Update)")
+        try:
+            check_line(prepare(obj) if prepare is not None else obj)
+        except (ValueError, UsageError) as exc:
+            raise UsageError(f"{path}:{n}: {exc}") from None
         out.append(obj)
     return out
 
@@ -107,11 +116,12 @@ class OfflineRunner:
     async def feed(self, updates: Iterable[dict[str, Any]]) -> list[TranscriptEntry]:
         app = self.parts.app
         for raw in updates:
-            if "_comment" in raw and len(raw) == 1:
+            if is_comment(raw):
                 continue
             before = len(self.api.calls)
             data = json.loads(json.dumps(raw))  # private copy
             if "_advance_s" in data:
+                check_line(data)
                 self.clock.advance(float(data["_advance_s"]))
                 await self.parts.handlers.expire_confirmations()
             else:
@@ -119,8 +129,8 @@ class OfflineRunner:
                 if cq and "$LAST_NONCE" in str(cq.get("data", "")):
                     cq["data"] = cq["data"].replace("$LAST_NONCE", self._last_nonce() or "none")
                 data.setdefault("update_id", self._next_update_id)
-                self._next_update_id = int(data["update_id"]) + 1
-                update = Update.de_json(data, app.bot)
+                update = parse_update(data, app.bot)  # a bad update is a ValueError naming its field
+                self._next_update_id = update.update_id + 1
                 await app.process_update(update)
             if self.settle is not None:
                 await self.settle()

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import pytest
 from eth_account import Account
 
+from bot.fake_api import DEFAULT_USERNAME
 from core.cli.main import main
 from core.sim.mock_clob import MockClobServer
 from core.sim.mock_clob_state import MockMarket
@@ -93,8 +94,9 @@ def test_help_documents_users_placeholders_and_the_market_prerequisite(capsys: p
     assert exc.value.code == 0
     out = capsys.readouterr().out
     for needle in ("1001 admin, 1002 viewer, 1003 operator", "polybot refresh-markets", "$MARKET", "_advance_s",
-                   "$LAST_NONCE", "--replay", "--json", "example:"):  # fmt: skip
-        assert needle in out, needle
+                   "$LAST_NONCE", "--replay", "--json", "example:", "--bot-username", "exit status 2",
+                   "/disarm and /kill", f"(default {DEFAULT_USERNAME})", f"@{DEFAULT_USERNAME} (--bot-username"):  # fmt: skip
+        assert needle in " ".join(out.split()), needle
 
 
 def test_commands_file_prints_the_transcript(db_with_markets: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -136,9 +138,14 @@ def test_live_file_confirms_against_the_clob_double(
     config.write_text(
         f'[feed]\nws_url = "{doubles.ws.url}"\nuser_ws_url = "{doubles.clob.ws_url}"\n'
         f'[clob]\nurl = "{doubles.clob.url}"\n'
-        f'[relayer]\ntype = "real"\ndry_run = false\nprivate_key = "{KEY}"\n'
+        f'[relayer]\ntype = "real"\ndry_run = false\n'
+    )
+    secrets = tmp_path / "secrets.local.toml"  # live mode's preflight fails while a secret is in the main file
+    secrets.write_text(
+        f'[relayer]\nprivate_key = "{KEY}"\n'
         f'api_key = "{creds.api_key}"\napi_secret = "{creds.secret}"\napi_passphrase = "{creds.passphrase}"\n'
     )
+    secrets.chmod(0o600)
     before = len(doubles.clob.requests_to("POST", "/order"))
     args = [str(UPDATES / "live_confirm_accepted.jsonl"), BINARY, "Yes", "--db-url", db_with_markets]
     assert main(["tgbot-run-local", *args, "--config", str(config), "--json"]) == 0
@@ -170,15 +177,88 @@ def test_usage_errors(db_with_markets: str, tmp_path: Path, capsys: pytest.Captu
     assert main(["tgbot-run-local", str(tmp_path / "missing.jsonl"), "--db-url", db_with_markets]) == 2
     assert "updates file not found" in capsys.readouterr().err
     bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"message": {}}\nnot json\n')
+    bad.write_text('{"_comment": "ok"}\nnot json\n')
     assert main(["tgbot-run-local", str(bad), "--db-url", db_with_markets]) == 2
     assert "bad.jsonl:2: not JSON" in capsys.readouterr().err
+    assert main(["tgbot-run-local", commands, BINARY, "Yes", "--db-url", db_with_markets, "--bot-username", "x"]) == 2
+    assert "--bot-username must be a Telegram bot username" in capsys.readouterr().err
     remote = tmp_path / "remote.toml"
     remote.write_text(f'[relayer]\ntype = "real"\ndry_run = false\nprivate_key = "{KEY}"\n')
     assert main(["tgbot-run-local", commands, BINARY, "Yes", "--db-url", db_with_markets, "--config", str(remote)]) == 2
     err = capsys.readouterr().err
     assert "never leaves the machine" in err and "clob.url = https://clob.polymarket.com" in err
     assert KEY[2:] not in err
+
+
+def _message(update_id: object, text: str) -> dict[str, Any]:
+    return {
+        "update_id": update_id,
+        "message": {"message_id": 1, "date": 1793000001, "chat": {"id": 1001, "type": "private"},
+                    "from": {"id": 1001, "is_bot": False, "first_name": "Ada"}, "text": text},
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        (_message("x", "/arm"), "update_id: input should be a valid integer, got 'x'"),
+        (_message(True, "/arm"), "update_id: input should be a valid integer, got true"),
+        ({"message": {**_message(3, "/arm")["message"], "chat": {"id": "me", "type": "private"}}},
+         "message.chat.id: input should be a valid integer, got 'me'"),
+        ({"message": {"text": "/arm"}}, "message.message_id: field required"),
+        ({"callback_query": {"id": "1", "from": {"id": 1001, "is_bot": False, "first_name": "A"}, "data": "c:x"}},
+         "callback_query.chat_instance: field required"),
+        ({"mesage": _message(3, "/arm")["message"]}, "unknown field 'mesage'"),
+        ({"_advance_s": "soon"}, "_advance_s must be a number of seconds >= 0, got 'soon'"),
+        ({"_wait": 3}, "unknown directive '_wait'"),
+    ],
+)  # fmt: skip
+def test_a_bad_update_line_is_named_and_nothing_runs(
+    db_with_markets: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], line: dict[str, Any], problem: str
+) -> None:
+    """Checked before the service starts: exit 2, FILE:LINE: field, and the /arm on line 1 never ran."""
+    script = tmp_path / "script.jsonl"
+    script.write_text(json.dumps(_message(1, "/arm")) + "\n\n" + json.dumps(line) + "\n")
+    assert main(["tgbot-run-local", str(script), "--db-url", db_with_markets]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    err = captured.err.strip()
+    assert err == f"polybot tgbot-run-local: {script}:3: {problem}" or err.startswith(
+        f"polybot tgbot-run-local: {script}:3: {problem} ("
+    ), err
+    assert "\n" not in err and "Traceback" not in err
+    rows = asyncio.run(_audit_count(db_with_markets))
+    assert rows == 0, "nothing was run: no command reached the bot"
+
+
+async def _audit_count(db_url: str) -> int:
+    from sqlalchemy import text
+
+    from core.store.db import create_engine
+
+    engine = create_engine(db_url)
+    try:
+        async with engine.connect() as conn:
+            return int((await conn.execute(text("SELECT count(*) FROM command_audit"))).scalar_one())
+    finally:
+        await engine.dispose()
+
+
+def test_bot_username_decides_which_suffix_runs(
+    db_with_markets: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    script = tmp_path / "suffix.jsonl"
+    script.write_text(json.dumps(_message(1, "/pnl@polybot_bot")) + "\n")
+    args = ["tgbot-run-local", str(script), "--db-url", db_with_markets, "--no-replay", "--json"]
+    assert main(args) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["bot_username"] == "polybot_local_bot"
+    (reply,) = doc["transcript"][0]["out"]
+    assert reply["text"].startswith("/pnl@polybot_bot is for @polybot_bot, not for me (@polybot_local_bot)")
+    assert main([*args, "--bot-username", "@polybot_bot"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["bot_username"] == "polybot_bot"
+    assert doc["transcript"][0]["out"][0]["text"].startswith("<b>PnL</b>")
 
 
 def test_not_migrated_database_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -109,16 +109,19 @@ url = "{clob.url}"
 [relayer]
 type = "real"
 dry_run = false
-private_key = "{THROWAWAY_KEY}"
-api_key = "{creds.api_key}"
-api_secret = "{creds.secret}"
-api_passphrase = "{creds.passphrase}"
 
 [telegram]
 users = [{{ id = {ADMIN}, role = "admin" }}, {{ id = {VIEWER}, role = "viewer" }}, {{ id = {OPERATOR}, role = "operator" }}]
 alert_chats = [{ADMIN}]
 """
     )
+    # secrets where a trader keeps them (live mode's preflight fails while one is in the main file)
+    secrets = tmp_path / "secrets.local.toml"
+    secrets.write_text(
+        f'[relayer]\nprivate_key = "{THROWAWAY_KEY}"\napi_key = "{creds.api_key}"\n'
+        f'api_secret = "{creds.secret}"\napi_passphrase = "{creds.passphrase}"\n'
+    )
+    secrets.chmod(0o600)
     try:
         yield Live(db_url, config, clob)
     finally:

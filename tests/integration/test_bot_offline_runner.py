@@ -8,6 +8,7 @@ double; the default recording is fed through the service's pipeline so books exi
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import threading
 import time
@@ -401,3 +402,36 @@ async def test_an_unknown_market_argument_is_a_usage_error(markets_db: str) -> N
     with pytest.raises(UsageError, match="MARKET: unknown market 'nope'"):
         async with local_session(LocalOptions(db_url=markets_db, market="nope", outcome="Yes")):
             pass
+
+
+def _admin_message(update_id: object, text: str) -> dict[str, Any]:
+    return {"update_id": update_id, "message": {"message_id": 1, "date": 1793000001,
+            "chat": {"id": ADMIN, "type": "private"}, "from": {"id": ADMIN, "is_bot": False, "first_name": "A"},
+            "text": text}}  # fmt: skip
+
+
+def test_a_bad_line_is_named_by_file_line_and_field(tmp_path: Path) -> None:
+    script = tmp_path / "u.jsonl"
+    script.write_text('{"_comment": "c"}\n\n' + json.dumps(_admin_message("x", "/arm")) + "\n")
+    with pytest.raises(UsageError) as exc:
+        read_updates(script)
+    assert str(exc.value) == f"{script}:3: update_id: input should be a valid integer, got 'x'"
+
+
+def test_every_shipped_script_is_valid_as_it_will_run() -> None:
+    scripts = sorted(UPDATES.glob("*.jsonl"))
+    assert len(scripts) >= 10
+    for path in scripts:
+        assert read_updates(path, prepare=lambda raw: prepare_update(raw, BINARY, "Yes")), path
+
+
+async def test_the_runner_refuses_a_bad_update_naming_its_field(markets_db: str) -> None:
+    """Fed directly (tests, bench, demo), a bad update is a ValueError naming the field, and runs nothing."""
+    async with local_session(LocalOptions(db_url=markets_db, no_replay=True)) as session:
+        with pytest.raises(ValueError, match=r"^update_id: input should be a valid integer, got 'x'$"):
+            await session.feed([_admin_message("x", "/arm")])
+        with pytest.raises(ValueError, match=r"^_advance_s must be a number of seconds >= 0, got NaN$"):
+            await session.feed([{"_advance_s": float("nan")}])
+        assert not session.service.risk.armed and session.api.calls[len(session.startup_calls) :] == []
+        t = await session.feed([_admin_message(7, "/arm")])
+        assert only_reply(t[-1]) == "✅ armed (paper mode)"

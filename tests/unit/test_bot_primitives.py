@@ -88,10 +88,35 @@ def test_authoriser_is_deny_by_default() -> None:
 def test_user_rate_limiter_window() -> None:
     clock = Clock()
     limiter = UserRateLimiter(per_minute=3, clock=clock)
-    assert [limiter.allow(1) for _ in range(4)] == [True, True, True, False]
-    assert limiter.allow(2)
+    assert [limiter.check(1).allowed for _ in range(4)] == [True, True, True, False]
+    assert limiter.check(2).allowed
     clock.t += 60
-    assert limiter.allow(1)
+    assert limiter.check(1).allowed
+
+
+def test_rate_limiter_tells_once_per_window_and_says_how_long_to_wait() -> None:
+    clock = Clock()
+    limiter = UserRateLimiter(per_minute=2, clock=clock)
+    assert limiter.check(1).allowed
+    clock.t += 10
+    assert limiter.check(1).allowed
+    clock.t += 5  # 15 s after the first command: it leaves the window in 45 s
+    first, second = limiter.check(1), limiter.check(1)
+    assert (first.allowed, first.tell, first.retry_after_s) == (False, True, 45)
+    assert (second.allowed, second.tell) == (False, False)  # the rest of the window: refused, not answered
+    clock.t += 44.5
+    assert limiter.check(1).retry_after_s == 1  # rounded up, never "wait 0 s"
+    assert not limiter.check(1).tell
+    clock.t += 0.5
+    assert limiter.check(1).allowed  # refusals did not count: the first command simply aged out
+    again = limiter.check(1)
+    assert (again.allowed, again.tell) == (False, False)  # over again 45 s after the notice: not answered
+    clock.t += 60
+    assert limiter.check(1).allowed
+    assert limiter.check(1).allowed
+    third = limiter.check(1)
+    assert (third.allowed, third.tell) == (False, True)  # a new window: told again
+    assert limiter.check(2).allowed, "one user's refusals do not touch another's"
 
 
 @pytest.mark.parametrize(

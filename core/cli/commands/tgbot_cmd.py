@@ -40,6 +40,7 @@ DEFAULT_USERS: tuple[tuple[int, str], ...] = ((1001, "admin"), (1002, "viewer"),
 DEFAULT_ALERT_CHATS: tuple[int, ...] = (1001,)
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 _CODE = re.compile(r"<code>([^<]+)</code>")
+_BOT_USERNAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{1,28}[Bb][Oo][Tt]")  # Telegram: 5-32 characters, ends in "bot"
 
 _DESCRIPTION = """\
 Feed each line of UPDATES.jsonl (a Telegram Bot API Update object: message, edited_message,
@@ -68,7 +69,17 @@ are not updates): {"_advance_s": 31} moves the bot's clock (confirmations expire
 edited), {"_comment": "..."} is ignored; "$LAST_NONCE" in callback data is the nonce of the last
 confirmation card shown, and "$LAST_ORDER" in a message is the open order the bot named last.
 That clock also drives the per-user command limit ([telegram] commands_per_minute, default
-30): a script sending more from one user advances it with {"_advance_s": 60}.
+30): a script sending more from one user advances it with {"_advance_s": 60}. /disarm and /kill
+are never limited.
+
+The offline bot is @polybot_local_bot (--bot-username to change it): /status@polybot_local_bot
+runs like /status, while a command addressed to another bot (/status@other_bot) is not run and
+the reply says so.
+
+Every line is checked before anything starts: a line that is not a Telegram Update the bot can
+take (e.g. "update_id": "x") stops the command with exit status 2 and one line naming the file,
+the line and the field (FILE:LINE: update_id: ...). Nothing is run, because a script with a line
+left out is a different script: a skipped /arm or tap changes what every later line does.
 
 Scripts in fixtures/updates/: commands, usage (wrong arguments), roles, unauthorised, edited,
 and live_confirm_{accepted,expired,twice,other_user,recheck}. The live ones need a live --config:
@@ -83,7 +94,8 @@ URLs are loopback addresses (a local CLOB double): this command never leaves the
 /preflight probes the feed and the CLOB only when their URLs are loopback; otherwise those
 checks are reported as skipped.
 
-Exit status: 0, or 1 when a handler raised (the transcript shows "Internal error")."""
+Exit status: 0; 1 when a handler raised (the transcript shows "Internal error"); 2 for a bad
+argument or a bad line in UPDATES.jsonl (nothing is run)."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -106,6 +118,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--no-replay", action="store_true", help="feed no recording (books stay empty)")
     p.add_argument("--migrate", action="store_true", help="apply pending database migrations first")
     p.add_argument("--json", action="store_true", help="print every Bot API call as JSON")
+    p.add_argument(
+        "--bot-username",
+        default=None,
+        metavar="NAME",
+        help="the offline bot's own @username, the one /command@NAME runs for (default polybot_local_bot)",
+    )
     p.set_defaults(func=_run)
 
 
@@ -123,6 +141,9 @@ class LocalOptions:
     replay: Path | None = None
     no_replay: bool = False
     migrate: bool = False
+    bot_username: str | None = None
+    """What the Bot API double's getMe answers (None: its default): /command@bot_username runs, another
+    suffix does not."""
     env: Mapping[str, str] | None = None
     """Extra POLYBOT_* overrides (tests, bench); applied after the process environment."""
 
@@ -181,6 +202,15 @@ def prepare_update(raw: dict[str, Any], market: str | None, outcome: str | None)
             msg["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]
         msg.setdefault("date", int(time.time()))
     return data
+
+
+def bot_username_arg(text: str) -> str:
+    name = text.removeprefix("@")
+    if not _BOT_USERNAME.fullmatch(name):
+        raise UsageError(
+            f"--bot-username must be a Telegram bot username (5-32 letters, digits or _, ending in 'bot'), got {text!r}"
+        )
+    return name
 
 
 def _is_loopback(url: str) -> bool:
@@ -266,7 +296,7 @@ async def local_session(opts: LocalOptions) -> AsyncIterator[LocalSession]:
     from core.sim.demo_data import DEMO_RECORDING
 
     loaded = _load(opts)
-    api = FakeBotApi()
+    api = FakeBotApi() if opts.bot_username is None else FakeBotApi(username=bot_username_arg(opts.bot_username))
     clock = ManualClock()  # drives confirmation expiry, the per-user rate limit and alert cooldown/mute
     service = Service(
         loaded,
@@ -342,9 +372,9 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError(f"recording not found: {args.replay}")
     if args.config is not None and not Path(args.config).is_file():
         raise UsageError(f"config file not found: {args.config}")
-    updates = read_updates(Path(args.updates))
-    for raw in updates:  # fail before starting anything when $MARKET cannot be filled in
-        prepare_update(raw, args.market, args.outcome)
+    bot_username = bot_username_arg(args.bot_username) if args.bot_username is not None else None
+    # every line is checked as it will run ($MARKET filled in) before anything starts
+    updates = read_updates(Path(args.updates), prepare=lambda raw: prepare_update(raw, args.market, args.outcome))
     opts = LocalOptions(
         db_url=db_url_arg(args),
         config=Path(args.config) if args.config else None,
@@ -353,6 +383,7 @@ def _run(args: argparse.Namespace) -> int:
         replay=Path(args.replay) if args.replay else None,
         no_replay=args.no_replay,
         migrate=args.migrate,
+        bot_username=bot_username,
     )
     setup_cli_logging(args.verbose)
     session, transcript = asyncio.run(run_local(updates, opts))
@@ -360,6 +391,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.json:
         out = {
             "mode": session.service.mode.value,
+            "bot_username": session.api.username,
             "frames_replayed": session.frames_replayed,
             "replay": str(session.replay_path) if session.replay_path else None,
             "updates": len(transcript),
@@ -373,7 +405,7 @@ def _run(args: argparse.Namespace) -> int:
         sys.stdout.write(format_transcript(transcript) + "\n")
         sys.stderr.write(
             f"tgbot-run-local: {len(transcript)} update(s), {session.service.mode.value} mode, "
-            f"{session.frames_replayed} frame(s) replayed, {len(session.api.calls)} Bot API call(s)"
+            f"{session.frames_replayed} frame(s) replayed, {len(session.api.calls)} Bot API call(s) as @{session.api.username}"
             + (f", {len(session.errors)} handler error(s)" if session.errors else "")
             + "\n"
         )
