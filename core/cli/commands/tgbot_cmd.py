@@ -85,10 +85,10 @@ Scripts in fixtures/updates/: commands, usage (wrong arguments), roles, unauthor
 and live_confirm_{accepted,expired,twice,other_user,recheck}. The live ones need a live --config:
 [relayer] type = "real", dry_run = false, a throwaway private_key and the api_key/api_secret/
 api_passphrase the CLOB double issued for it (in secrets.local.toml beside the config: live
-mode's preflight fails while a secret is in the main file), [clob] url and [feed] user_ws_url of a CLOB double
-that lists the database's markets (tests/e2e/test_bot_run_local.py builds one from the Gamma
-fixture, as polybot demo does; polybot mock-clob serves only its own demo markets), and [feed]
-ws_url of a market double for /preflight (polybot mock-ws).
+mode's preflight fails while a secret is in the main file), [clob] url and [feed] user_ws_url
+of a CLOB double that lists the database's markets (tests/e2e/test_bot_run_local.py builds one
+from the Gamma fixture, as polybot demo does; polybot mock-clob serves only its own demo
+markets), and [feed] ws_url of a market double for /preflight (polybot mock-ws).
 
 Dry-run and live modes (relayer type "real") are allowed only when the CLOB and user-channel
 URLs are loopback addresses (a local CLOB double): this command never leaves the machine.
