@@ -615,9 +615,23 @@ def _masked(model: BaseModel) -> dict[str, Any]:
             out[name] = DISPLAY_MASK if value is not None else ""
         elif isinstance(model, DbSettings) and name == "url":
             out[name] = mask_url_password(value)
+        elif info.annotation == _MARKET_LIST:
+            out[name] = _jsonable(value)  # condition ids, by design: the shape of a key, but public
         else:
-            out[name] = _jsonable(value)
+            # a secret pasted under a key that takes any text (service.name, logging.file, …)
+            out[name] = _typed_masked(_jsonable(value))
     return out
+
+
+_MARKET_LIST = list[MarketRef]
+
+
+def _typed_masked(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact_typed(value)
+    if isinstance(value, list):
+        return [_typed_masked(v) for v in value]
+    return value
 
 
 def _jsonable(value: Any) -> Any:

@@ -176,3 +176,19 @@ def test_check_warns_about_secrets_in_the_main_file(tmp_path: Path, capsys: pyte
     assert main(["config", "check", "--config", str(config)]) == 0
     out = capsys.readouterr()
     assert out.out.startswith("config OK") and out.err == ""
+
+
+def test_show_masks_a_secret_pasted_under_a_plain_text_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    half = TOKEN.split(":")[1]
+    cid = "0x" + "cd" * 32
+    config = tmp_path / "service.toml"
+    config.write_text(f'[service]\nname = "{half}"\n[logging]\nfile = "./var/{KEY}.log"\n[feed]\nmarkets = ["{cid}"]\n')
+    assert main(["config", "show", "--config", str(config), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["settings"]["service"]["name"] == "***"
+    assert doc["settings"]["logging"]["file"] == "./var/***.log"
+    assert doc["settings"]["feed"]["markets"] == [cid]  # a market list holds condition ids by design
+    assert doc["settings"]["feed"]["ws_url"] == "wss://ws-subscriptions-clob.polymarket.com/ws/market"
+    assert main(["config", "show", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert half not in out and KEY[2:] not in out and cid in out
