@@ -23,13 +23,19 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 
 
+class _UsageExit(SystemExit):
+    """argparse's usage error: :func:`main` returns its exit code, other callers see a SystemExit."""
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse that exits 2 with a single readable line on bad usage."""
+    """argparse that exits 2 with a single readable line on bad usage.
+
+    The usage block is left out: for a command with many options it is a dozen lines that bury
+    the one that says what is wrong; the line points at ``--help`` instead."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.print_usage(sys.stderr)
-        sys.stderr.write(f"{self.prog}: error: {message}\n")
-        raise SystemExit(EXIT_USAGE)
+        sys.stderr.write(f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        raise _UsageExit(EXIT_USAGE)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,7 +75,10 @@ def add_command(
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except _UsageExit:  # already reported in one line; --help still exits through SystemExit(0)
+        return EXIT_USAGE
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return EXIT_USAGE

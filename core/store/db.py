@@ -72,6 +72,12 @@ def parse_db_url(url: str | None) -> URL:
         raise UsageError(
             f"invalid database URL {mask_url(text)!r}: expected sqlite:///PATH or postgresql://..."
         ) from None
+    except ValueError:  # SQLAlchemy's int() of a port that is not a number
+        raise UsageError(
+            f"invalid database URL {mask_url(text)!r}: the port must be a number from 1 to 65535"
+        ) from None
+    if parsed.port is not None and not 1 <= parsed.port <= 65535:
+        raise UsageError(f"invalid database URL {mask_url(text)!r}: the port must be a number from 1 to 65535")
     driver = parsed.drivername.lower()
     if driver in _SQLITE_DRIVERS:
         parsed = parsed.set(drivername="sqlite+aiosqlite")

@@ -198,7 +198,9 @@ def test_dry_run_offline_deposit_wallet(capsys: pytest.CaptureFixture[str], monk
     [
         (["{binary}", "maybe", "BUY", "0.45", "10"], 2, "has no outcome 'maybe'"),
         (["{binary}", "Yes", "BUY", "0.455", "10"], 1, "tick grid"),
-        (["{binary}", "Yes", "BUY", "0.45", "ten"], 2, "SIZE must be a decimal"),
+        (["{binary}", "Yes", "BUY", "0.45", "ten"], 2, "argument SIZE: must be a number"),
+        (["{binary}", "Yes", "BUY", "0.45", "1e30"], 2, "argument SIZE: must be a number"),
+        (["{binary}", "Yes", "BUY", "1.5", "10"], 2, "argument PRICE: must be a number greater than 0 and less than 1"),
         (["{binary}", "Yes", "BUY", "0.45", "10", "--signature-type", "2"], 2, "needs a funder"),
         (["nonsense", "Yes", "BUY", "0.45", "10"], 2, "MARKET must be a token id"),
         (["0x" + "ab" * 32, "Yes", "BUY", "0.45", "10"], 1, "cannot read market"),

@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
+import pty
+import select
+import signal
+import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from core.sim.mock_ws import MockMarketServer
 
@@ -57,3 +68,99 @@ async def test_ingest_ws_needs_a_migrated_database_and_a_reachable_feed(tmp_path
         "ingest-ws", "ws://127.0.0.1:9/ws/market", "123", "--db-url", db, "--migrate", "--duration", "1.5"
     )
     assert code == 1 and "nothing ingested" in err and "Traceback" not in err
+
+
+# --------------------------------------------------------------------------- first frames
+# An asset the feed does not serve gets no frame at all: a run bounded by --max-messages used to
+# wait forever in silence. These run the real `polybot mock-ws` and `polybot ingest-ws` processes,
+# each in its own process group, killed as a whole at teardown.
+
+
+@contextlib.contextmanager
+def _group(*args: str, **kwargs: Any) -> Iterator[subprocess.Popen[bytes]]:
+    proc = subprocess.Popen([POLYBOT, *args], start_new_session=True, **kwargs)
+    try:
+        yield proc
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+
+
+@pytest.fixture
+def mock_ws() -> Iterator[tuple[str, list[str]]]:
+    """``polybot mock-ws`` on a free port: (URL, the asset ids it serves)."""
+    with _group("mock-ws", "--port", "0", "--assets", "2", "--rate", "20", stdout=subprocess.PIPE) as proc:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().decode().strip()
+        assets = proc.stdout.readline().decode().split()[1:]
+        assert url.startswith("ws://") and len(assets) == 2, (url, assets)
+        yield url, assets
+
+
+def _ingest(*args: str) -> tuple[int, str, str]:
+    with _group("ingest-ws", *args, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        out, err = proc.communicate(timeout=60)
+    return proc.returncode, out.decode(), err.decode()
+
+
+def test_ingest_ws_reports_an_asset_the_feed_does_not_serve(tmp_path: Path, mock_ws: tuple[str, list[str]]) -> None:
+    url, _ = mock_ws
+    db = f"sqlite:///{tmp_path / 'none.db'}"
+    started = time.monotonic()
+    code, out, err = _ingest(
+        url, "abc", "--max-messages", "3", "--first-frame-timeout", "2", "--db-url", db, "--migrate"
+    )
+    assert code == 1, (out, err)
+    assert err.strip().splitlines()[-1] == f"polybot ingest-ws: no frames for abc after 2s from {url}"
+    assert time.monotonic() - started < 30
+
+
+def test_ingest_ws_warns_about_the_silent_asset_and_ingests_the_others(
+    tmp_path: Path, mock_ws: tuple[str, list[str]]
+) -> None:
+    url, assets = mock_ws
+    db = f"sqlite:///{tmp_path / 'some.db'}"
+    code, out, err = _ingest(
+        url, assets[0], "abc", "--duration", "3", "--first-frame-timeout", "1", "--db-url", db, "--migrate", "--json"
+    )
+    assert code == 0, err
+    assert "polybot: warning: no frames for abc after 1s" in err
+    summary = json.loads(out)
+    assert summary["assets_without_frames"] == ["abc"]
+    assert summary["books"][assets[0]]["status"] == "ok"
+
+
+def test_ingest_ws_shows_the_wait_on_a_terminal(tmp_path: Path, mock_ws: tuple[str, list[str]]) -> None:
+    url, _ = mock_ws
+    db = f"sqlite:///{tmp_path / 'tty.db'}"
+    master, slave = pty.openpty()
+    try:
+        with _group(
+            "ingest-ws", url, "abc", "--first-frame-timeout", "2", "--db-url", db, "--migrate",
+            stdout=subprocess.DEVNULL, stderr=slave,
+        ) as proc:  # fmt: skip
+            os.close(slave)
+            slave = -1
+            seen = b""
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                ready, _, _ = select.select([master], [], [], 0.5)
+                if ready:
+                    try:
+                        chunk = os.read(master, 4096)
+                    except OSError:  # the process closed its end
+                        break
+                    if not chunk:
+                        break
+                    seen += chunk
+                elif proc.poll() is not None:
+                    break
+            assert proc.wait(30) == 1
+    finally:
+        os.close(master)
+        if slave >= 0:
+            os.close(slave)
+    text = seen.decode(errors="replace")
+    assert "waiting for the first frames of 1 asset(s)" in text, text
+    assert "no frames for abc after 2s" in text, text

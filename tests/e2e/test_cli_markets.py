@@ -135,16 +135,20 @@ def test_refresh_markets_as_a_subprocess(gamma_url: str, sqlite_url: str, capsys
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["refresh-markets", "--limit", "101"], "--limit must be between 1 and 100"),
-        (["refresh-markets", "--max-pages", "0"], "--max-pages must be >= 1"),
+        (["refresh-markets", "--limit", "101"], "argument --limit: must be a whole number from 1 to 100"),
+        (["refresh-markets", "--max-pages", "0"], "argument --max-pages: must be a whole number from 1"),
         (["refresh-markets", "--db-url", "mysql://x"], "unsupported database URL"),
-        (["mock-gamma", "--port", "0", "--markets", "/nonexistent.json"], "cannot read Gamma markets"),
-        (["mock-gamma", "--port", "70000"], "--port must be between 0 and 65535"),
+        (["refresh-markets", "--timeout", "nan"], "argument --timeout: must be a number of seconds"),
+        (["refresh-markets", "ftp://gamma"], "argument URL: must start with http:// or https://"),
+        (["mock-gamma", "--port", "0", "--markets", "/nonexistent.json"], "Gamma markets file not found"),
+        (["mock-gamma", "--port", "70000"], "argument --port: must be a whole number from 0 to 65535"),
+        (["mock-gamma", "--port", "0", "--synthetic", "-3"], "argument --synthetic: must be a whole number from 1"),
     ],
 )
 def test_usage_errors_exit_2(args: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(args) == 2
-    assert message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1, err
 
 
 def test_help_ends_with_an_example(capsys: pytest.CaptureFixture[str]) -> None:

@@ -99,7 +99,9 @@ def test_replay_book_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert "recording not found" in capsys.readouterr().err
     assert main(["replay-book", str(DEMO), "--asset", "42"]) == 1
     assert "asset not in" in capsys.readouterr().err
-    assert main(["replay-book", str(DEMO), "--speed", "-1"]) == 2
+    for bad in ("-1", "nan", "inf"):
+        assert main(["replay-book", str(DEMO), "--speed", bad]) == 2
+        assert "argument --speed" in capsys.readouterr().err
 
 
 def test_replay_book_reads_a_shared_capture(shared_fixtures: Path, capsys: pytest.CaptureFixture[str]) -> None:

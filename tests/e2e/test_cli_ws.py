@@ -149,21 +149,20 @@ def test_record_ws_reports_when_nothing_could_be_recorded(tmp_path: Path, capsys
         (["record-ws", "http://127.0.0.1:1/x", "OUT", "--subscribe", "1"], "ws://"),
         (["record-ws", "ws://127.0.0.1:1/ws/market", "/no/such/dir/o.jsonl", "--subscribe", "1"], "does not exist"),
         (["mock-ws", "--port", "0", "--recording", "/no/such/file.jsonl"], "recording not found"),
-        (["record-ws", "ws://x/ws", "OUT", "--subscribe", "1", "--max-messages", "0"], "must be >= 1"),
-        (["mock-ws", "--port", "70000"], "0..65535"),
+        (["record-ws", "ws://x/ws", "OUT", "--subscribe", "1", "--max-messages", "0"], "whole number from 1"),
+        (["record-ws", "ws://x/ws", "DIR", "--subscribe", "1"], "is a directory"),
+        (["mock-ws", "--port", "70000"], "whole number from 0 to 65535"),
+        (["mock-ws", "--port", "0", "--rate", "nan"], "argument --rate"),
     ],
 )
 def test_usage_errors_exit_2_with_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], needle: str
 ) -> None:
-    args = [str(tmp_path / "o.jsonl") if a == "OUT" else a for a in args]
-    try:
-        code = main(args)
-    except SystemExit as exc:  # argparse's own errors
-        code = int(exc.code or 0)
+    args = [str(tmp_path / "o.jsonl") if a == "OUT" else str(tmp_path) if a == "DIR" else a for a in args]
+    code = main(args)
     err = capsys.readouterr().err
     assert code == 2
-    assert needle in err
+    assert needle in err and len(err.strip().splitlines()) == 1, err
     assert "Traceback" not in err
 
 

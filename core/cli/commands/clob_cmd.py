@@ -7,14 +7,16 @@ import asyncio
 import json
 import os
 import sys
-from decimal import Decimal
 from typing import Any
 
+from core.cli import common
 from core.cli.common import stop_on_signals
 from core.cli.main import add_command
 from core.errors import PolybotError, UsageError
 
 PRIVATE_KEY_ENV = "POLYBOT_PRIVATE_KEY"
+_UNIX_SECONDS = common.int_arg(0, 253_402_300_799, unit="unix seconds")  # up to the year 9999
+_CHAIN_ID = common.int_arg(1, 2**53)
 DEFAULT_CLOB_URL = "https://clob.polymarket.com"
 
 
@@ -37,9 +39,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("market", metavar="MARKET", help="token id, or condition id (0x...)")
     p.add_argument("outcome", metavar="OUTCOME", help="outcome name (Yes/No/...) or token id; ignored for a token id")
     p.add_argument("side", metavar="SIDE", type=str.upper, choices=["BUY", "SELL"])
-    p.add_argument("price", metavar="PRICE", help="limit price on the market's tick grid, e.g. 0.45")
-    p.add_argument("size", metavar="SIZE", help="shares, at most 2 decimals")
-    p.add_argument("--base-url", default=DEFAULT_CLOB_URL, help=f"CLOB REST URL (default {DEFAULT_CLOB_URL})")
+    p.add_argument("price", metavar="PRICE", type=common.price, help="limit price on the market's tick grid, e.g. 0.45")
+    p.add_argument("size", metavar="SIZE", type=common.order_shares, help="shares, at most 2 decimals")
+    p.add_argument(
+        "--base-url", type=common.http_url, default=DEFAULT_CLOB_URL, help=f"CLOB REST URL (default {DEFAULT_CLOB_URL})"
+    )
     p.add_argument(
         "--private-key",
         default=None,
@@ -47,6 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     p.add_argument(
         "--db-url",
+        type=common.db_url,
         default=None,
         help="migrated database: MARKET may then be a slug, markets are read from it, and the order is stored",
     )
@@ -57,14 +62,19 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument(
         "--neg-risk", action=argparse.BooleanOptionalAction, default=None, help="sign for the neg-risk exchange"
     )
-    p.add_argument("--tick-size", default=None, help="market tick size (e.g. 0.01); read from --base-url when absent")
+    p.add_argument(
+        "--tick-size",
+        type=common.tick_size,
+        default=None,
+        help="market tick size (e.g. 0.01); read from --base-url when absent",
+    )
     p.add_argument("--order-type", type=str.upper, choices=["GTC", "GTD", "FOK", "FAK"], default="GTC")
     p.add_argument("--post-only", action="store_true")
-    p.add_argument("--expiration", type=int, default=0, help="GTD expiry, unix seconds")
-    p.add_argument("--chain-id", type=int, default=137)
+    p.add_argument("--expiration", type=_UNIX_SECONDS, default=0, help="GTD expiry, unix seconds")
+    p.add_argument("--chain-id", type=_CHAIN_ID, default=137)
     p.add_argument("--api-key", default="", help="API key (public id) to fill the body's owner field")
     p.add_argument("--client-order-id", default=None, help="idempotency key (default: random)")
-    p.add_argument("--timeout", type=float, default=10.0, help="REST timeout in seconds")
+    p.add_argument("--timeout", type=common.timeout_s, default=10.0, help="REST timeout in seconds")
     p.add_argument("--json", action="store_true", help="print exactly the body the client would POST /order")
     p.set_defaults(func=cmd_relayer_dry_run)
 
@@ -84,8 +94,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
             ),
         )
         p.add_argument("--address", default=None, help="the funder address that holds the funds")
-        p.add_argument("--rpc-url", default=None, help="Polygon JSON-RPC URL to read current allowances")
-        p.add_argument("--timeout", type=float, default=10.0, help="RPC timeout in seconds")
+        p.add_argument(
+            "--rpc-url", type=common.http_url, default=None, help="Polygon JSON-RPC URL to read current allowances"
+        )
+        p.add_argument("--timeout", type=common.timeout_s, default=10.0, help="RPC timeout in seconds")
         p.add_argument("--json", action="store_true")
         p.set_defaults(func=cmd_approve, approval_kind=kind)
 
@@ -100,12 +112,17 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         ),
     )
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8081, help="REST port (0 = pick a free one)")
-    p.add_argument("--ws-port", type=int, default=0, help="user-channel websocket port (0 = pick a free one)")
-    p.add_argument("--confirm-delay", type=float, default=2.0, help="seconds from MATCHED to CONFIRMED")
+    p.add_argument("--port", type=common.tcp_port, default=8081, help="REST port (0 = pick a free one)")
+    p.add_argument(
+        "--ws-port", type=common.tcp_port, default=0, help="user-channel websocket port (0 = pick a free one)"
+    )
+    p.add_argument("--confirm-delay", type=common.delay_s, default=2.0, help="seconds from MATCHED to CONFIRMED")
     p.add_argument("--settlement", choices=["confirm", "fail"], default="confirm", help="how trades settle")
     p.add_argument(
-        "--heartbeat-timeout", type=float, default=10.0, help="cancel a key's orders after this long without heartbeats"
+        "--heartbeat-timeout",
+        type=common.timeout_s,
+        default=10.0,
+        help="cancel a key's orders after this long without heartbeats",
     )
     p.set_defaults(func=cmd_mock_clob)
 
@@ -128,12 +145,6 @@ def resolve_private_key(value: str | None) -> str:
     return value
 
 
-def _decimal(value: str, what: str) -> Decimal:
-    from core.execution.dry_run import parse_decimal
-
-    return parse_decimal(value, what)
-
-
 async def _dry_run(args: argparse.Namespace) -> tuple[Any, Any]:
     from core.execution.dry_run import DryRunSpec, build_dry_run_order, open_migrated_db
     from core.execution.relayers.clob import ClobRelayer
@@ -144,12 +155,12 @@ async def _dry_run(args: argparse.Namespace) -> tuple[Any, Any]:
         market=args.market,
         outcome=args.outcome,
         side=Side(args.side),
-        price=_decimal(args.price, "PRICE"),
-        size=_decimal(args.size, "SIZE"),
+        price=args.price,
+        size=args.size,
         order_type=OrderType(args.order_type),
         post_only=args.post_only,
         expiration=args.expiration,
-        tick_size=_decimal(args.tick_size, "--tick-size") if args.tick_size is not None else None,
+        tick_size=args.tick_size,
         neg_risk=args.neg_risk,
         client_order_id=args.client_order_id,
     )

@@ -8,6 +8,7 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
+from core.cli import common
 from core.cli.main import add_command
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="create or upgrade the database schema (Alembic), print its DDL, or show its revision",
         example="polybot migrate --db-url postgresql://postgres@127.0.0.1:5432/polybot --apply",
     )
-    p.add_argument("--db-url", default=None, help=_DB_URL_HELP)
+    p.add_argument("--db-url", type=common.db_url, default=None, help=_DB_URL_HELP)
     action = p.add_mutually_exclusive_group(required=True)
     action.add_argument("--apply", action="store_true", help="migrate the database to the latest revision (head)")
     action.add_argument(
@@ -46,10 +47,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="schema revision, row counts, tracked assets with top of book and age, armed state",
         example="polybot status --db-url sqlite:///./var/polybot.db --json",
     )
-    s.add_argument("--db-url", default=None, help=_DB_URL_HELP)
+    s.add_argument("--db-url", type=common.db_url, default=None, help=_DB_URL_HELP)
     s.add_argument("--json", action="store_true", help="print the status as JSON")
     s.add_argument("--verbose", dest="status_verbose", action="store_true", help="add levels, last trades, state")
-    s.add_argument("--limit", type=int, default=50, metavar="N", help="show at most N assets (default 50)")
+    s.add_argument(
+        "--limit", type=common.count_or_zero, default=50, metavar="N", help="show at most N assets (default 50)"
+    )
     s.set_defaults(func=run_status)
 
 
@@ -132,11 +135,8 @@ async def _apply(url: URL) -> dict[str, Any]:
 
 
 def run_status(args: argparse.Namespace) -> int:
-    from core.errors import UsageError
     from core.store.status import gather_status
 
-    if args.limit < 0:
-        raise UsageError("--limit must be >= 0")
     data = asyncio.run(gather_status(args.db_url, max_assets=args.limit, verbose=args.status_verbose))
     if args.json:
         print(json.dumps(data, indent=2, default=str))

@@ -8,8 +8,20 @@ import json
 import sys
 from pathlib import Path
 
+from core.cli import common
 from core.cli.main import add_command
-from core.errors import UsageError
+
+_DEMO_SECONDS = common.float_arg(0, 600, low_open=True, unit="seconds")
+
+
+def _var_dir(text: str) -> Path:
+    """A directory for the demo database: may not exist yet, may not be a file."""
+    path = Path(text)
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty: give a directory")
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"is not a directory: {text}")
+    return path
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -26,8 +38,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
             "Prints the chat transcript and a summary."
         ),
     )
-    p.add_argument("--duration", type=float, default=6.0, help="seconds of armed paper trading (default 6)")
-    p.add_argument("--var-dir", default="./var", help="where the demo database goes (default ./var)")
+    p.add_argument(
+        "--duration", type=_DEMO_SECONDS, default=6.0, help="seconds of armed paper trading (default 6, at most 600)"
+    )
+    p.add_argument("--var-dir", type=_var_dir, default="./var", help="where the demo database goes (default ./var)")
     p.add_argument("--json", action="store_true", help="print the summary (with transcripts) as JSON")
     p.add_argument("--quiet", action="store_true", help="summary only, no transcript")
     p.set_defaults(func=_run)
@@ -38,11 +52,9 @@ def _run(args: argparse.Namespace) -> int:
     from core.demo import run_demo, summary_dict
     from core.logsetup import setup_logging
 
-    if not 0 < args.duration <= 600:
-        raise UsageError("--duration must be within (0, 600] seconds")
     setup_logging("ERROR" if not args.verbose else "INFO")
     summary = asyncio.run(
-        run_demo(duration_s=args.duration, var_dir=Path(args.var_dir), log=None if args.json else sys.stderr)
+        run_demo(duration_s=args.duration, var_dir=args.var_dir, log=None if args.json else sys.stderr)
     )
     if args.json:
         sys.stdout.write(json.dumps(summary_dict(summary), indent=2, default=str) + "\n")
@@ -65,5 +77,5 @@ def _run(args: argparse.Namespace) -> int:
     print(f"alerts              {summary.alerts}")
     print(f"commands audited    {summary.commands_audited}")
     print(f"live orders posted to the CLOB double: {summary.live_orders_at_venue}")
-    print(f"took {summary.seconds}s; database {Path(args.var_dir) / 'demo.db'}")
+    print(f"took {summary.seconds}s; database {args.var_dir / 'demo.db'}")
     return 0

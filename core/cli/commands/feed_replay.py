@@ -11,10 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.cli import common
 from core.cli.main import add_command
-from core.errors import PolybotError, UsageError
+from core.errors import PolybotError
 from core.feed.processor import FeedProcessor
 from core.feed.replay import replay
+
+_SPEED = common.float_arg(0, 1_000_000)  # times the recorded pace; 0 = at once
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -35,13 +38,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument(
         "--speed",
-        type=float,
+        type=_SPEED,
         default=None,
         help="replay pace: omitted or 0 = as fast as possible, 1 = as recorded, 2 = twice as fast",
     )
     p.add_argument(
         "--staleness-ms",
-        type=int,
+        type=common.staleness_ms,
         default=60_000,
         help="books without an update this long before the last frame end up stale (default 60000)",
     )
@@ -98,12 +101,7 @@ def _book_row(processor: FeedProcessor, asset_id: str) -> dict[str, Any]:
 
 
 def _replay_book(args: argparse.Namespace) -> int:
-    if args.speed is not None and args.speed < 0:
-        raise UsageError("--speed must be >= 0")
-    if args.staleness_ms <= 0:
-        raise UsageError("--staleness-ms must be > 0")
-    if not args.file.is_file():
-        raise PolybotError(f"recording not found: {args.file}")
+    common.replay_file(args.file)
     processor, result = run_replay(args.file, args.speed, args.staleness_ms)
     asset_ids = sorted(processor.books)
     if args.asset:

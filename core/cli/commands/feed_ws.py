@@ -7,9 +7,9 @@ import asyncio
 import contextlib
 import json
 import sys
-from pathlib import Path
 
-from core.cli.common import stop_on_signals
+from core.cli import common
+from core.cli.common import FirstFrames, add_first_frame_timeout, stop_on_signals
 from core.cli.main import add_command
 from core.errors import PolybotError, UsageError
 from core.feed.ws import DEFAULT_MARKET_URL, ConnectionEvent, ConnectionState
@@ -28,8 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         ),
         example="polybot record-ws ws://127.0.0.1:8765/ws/market out.jsonl --subscribe 123 456 --max-messages 1000",
     )
-    p.add_argument("url", help="websocket URL of the market channel (ws:// or wss://)")
-    p.add_argument("out", type=Path, help="output file (JSONL; overwritten)")
+    p.add_argument("url", type=common.ws_url, help="websocket URL of the market channel (ws:// or wss://)")
+    p.add_argument("out", type=common.output_file, help="output file (JSONL; overwritten)")
     p.add_argument(
         "--subscribe",
         nargs="+",
@@ -38,13 +38,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         metavar="ASSET",
         help="token (asset) ids to subscribe to; required (mock-ws prints the ids it serves)",
     )
-    p.add_argument("--max-messages", type=_positive_int, help="stop after recording this many frames")
-    p.add_argument("--duration", type=_positive_float, metavar="S", help="stop after this many seconds")
-    p.add_argument("--max-assets-per-connection", type=_positive_int, default=200, metavar="N")
-    p.add_argument("--ping-interval", type=_positive_float, default=10.0, metavar="S", help="text PING period")
+    p.add_argument("--max-messages", type=common.count, help="stop after recording this many frames")
+    p.add_argument("--duration", type=common.duration_s, metavar="S", help="stop after this many seconds")
+    p.add_argument("--max-assets-per-connection", type=common.count, default=200, metavar="N")
+    p.add_argument("--ping-interval", type=common.timeout_s, default=10.0, metavar="S", help="text PING period")
     p.add_argument(
-        "--dead-after", type=_positive_float, default=30.0, metavar="S", help="silence that declares a socket dead"
+        "--dead-after", type=common.timeout_s, default=30.0, metavar="S", help="silence that declares a socket dead"
     )
+    add_first_frame_timeout(p)
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=_record_ws)
 
@@ -60,29 +61,23 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         ),
         example="polybot mock-ws --port 0 --assets 4 --seed 7 --rate 100",
     )
-    p.add_argument("--port", type=int, required=True, help="TCP port; 0 picks a free one")
+    p.add_argument("--port", type=common.tcp_port, required=True, help="TCP port; 0 picks a free one")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--recording", type=Path, help="JSONL recording to stream instead of generated frames")
+    p.add_argument(
+        "--recording", type=common.input_file("recording"), help="JSONL recording to stream instead of generated frames"
+    )
     p.add_argument("--loop", action="store_true", help="restart the recording when it ends")
-    p.add_argument("--assets", type=_positive_int, default=4, help="generated assets (without --recording)")
-    p.add_argument("--seed", type=int, default=1, help="seed of the generated stream")
-    p.add_argument("--rate", type=float, default=50.0, metavar="HZ", help="frames per second (0 = unthrottled)")
-    p.add_argument("--duration", type=_positive_float, metavar="S", help="stop after this many seconds")
+    p.add_argument("--assets", type=_ASSETS, default=4, help="generated assets (without --recording)")
+    p.add_argument("--seed", type=_SEED, default=1, help="seed of the generated stream")
+    p.add_argument(
+        "--rate", type=common.rate_hz, default=50.0, metavar="HZ", help="frames per second (0 = unthrottled)"
+    )
+    p.add_argument("--duration", type=common.duration_s, metavar="S", help="stop after this many seconds")
     p.set_defaults(func=_mock_ws)
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
+_ASSETS = common.int_arg(1, 10_000)
+_SEED = common.int_arg(0, 2**63 - 1)
 
 
 # ---------------------------------------------------------------------- record-ws
@@ -91,43 +86,57 @@ def _positive_float(text: str) -> float:
 def _record_ws(args: argparse.Namespace) -> int:
     from core.feed.recorder import RecordSummary, record
 
-    if not args.url.startswith(("ws://", "wss://")):
-        raise UsageError(f"URL must start with ws:// or wss://, got {args.url!r}")
     if not args.subscribe:
         raise UsageError("give at least one --subscribe ASSET (polybot mock-ws prints the ids it serves)")
-    if not args.out.parent.is_dir():
-        raise UsageError(f"output directory does not exist: {args.out.parent}")
 
     tty = sys.stderr.isatty()
     last_dead: list[str] = []
+    # the recorder keeps frames undecoded, so "seen" is all or nothing: any frame counts for every asset
+    first = FirstFrames(args.subscribe, args.first_frame_timeout)
 
     def on_state(event: ConnectionEvent) -> None:
         if event.state is ConnectionState.DEAD:
             last_dead[:] = [event.reason]
 
     def progress(messages: int, nbytes: int, seconds: float) -> None:
-        rate = messages / seconds if seconds > 0 else 0.0
-        sys.stderr.write(f"\rrecorded {messages} messages, {nbytes / 1024:.1f} KiB, {rate:.0f} msg/s ")
+        if messages:
+            first.note(args.subscribe)
+        if not tty:
+            return
+        if not messages:
+            line = f"waiting for the first frames: {seconds:.0f}s of {first.timeout_s:g}s"
+        else:
+            line = f"recorded {messages} messages, {nbytes / 1024:.1f} KiB, {messages / max(seconds, 1e-9):.0f} msg/s"
+        sys.stderr.write(f"\r{line} ")
         sys.stderr.flush()
 
     async def run() -> RecordSummary:
         stop = asyncio.Event()
-        with stop_on_signals(stop):
-            return await record(
-                args.url,
-                args.out,
-                args.subscribe,
-                max_messages=args.max_messages,
-                duration_s=args.duration,
-                stop_event=stop,
-                progress=progress if tty else None,
-                on_state=on_state,
-                max_assets_per_connection=args.max_assets_per_connection,
-                ping_interval_s=args.ping_interval,
-                dead_after_s=args.dead_after,
-            )
+        watch = asyncio.create_task(first.watch(stop, common.warn))
+        try:
+            with stop_on_signals(stop):
+                return await record(
+                    args.url,
+                    args.out,
+                    args.subscribe,
+                    max_messages=args.max_messages,
+                    duration_s=args.duration,
+                    stop_event=stop,
+                    progress=progress,
+                    progress_interval_s=0.25,
+                    on_state=on_state,
+                    max_assets_per_connection=args.max_assets_per_connection,
+                    ping_interval_s=args.ping_interval,
+                    dead_after_s=args.dead_after,
+                )
+        finally:
+            watch.cancel()
+            await asyncio.gather(watch, return_exceptions=True)
 
-    summary = asyncio.run(run())
+    try:
+        summary = asyncio.run(run())
+    except OSError as exc:  # the output file: permission, disk full, read-only file system
+        raise PolybotError(f"cannot write {args.out}: {exc.strerror or exc}") from None
     if tty:
         sys.stderr.write("\n")
     if args.json:
@@ -140,6 +149,8 @@ def _record_ws(args: argparse.Namespace) -> int:
         )
     if summary.messages == 0:
         why = f" (last connection error: {last_dead[0]})" if last_dead else ""
+        if first.timed_out:
+            raise PolybotError(f"{first.message()} from {args.url}{why}")
         raise PolybotError(f"no frames recorded from {args.url}{why}")
     return 0
 
@@ -149,13 +160,6 @@ def _record_ws(args: argparse.Namespace) -> int:
 
 def _mock_ws(args: argparse.Namespace) -> int:
     from core.sim.mock_ws import MockMarketServer
-
-    if not 0 <= args.port <= 65535:
-        raise UsageError(f"--port must be 0..65535, got {args.port}")
-    if args.recording is not None and not args.recording.is_file():
-        raise UsageError(f"recording not found: {args.recording}")
-    if args.rate < 0:
-        raise UsageError(f"--rate must be >= 0, got {args.rate}")
 
     async def run() -> None:
         server = MockMarketServer(

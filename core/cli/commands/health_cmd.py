@@ -8,8 +8,8 @@ import json
 import sys
 from typing import Any
 
+from core.cli import common
 from core.cli.main import add_command
-from core.errors import UsageError
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -19,8 +19,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="the N most recently updated assets: top of book, spread, age",
         example="polybot status-top --limit 10 --db-url sqlite:///./var/polybot.db",
     )
-    p.add_argument("--limit", type=int, default=10, help="how many assets (default 10)")
-    p.add_argument("--db-url", default=None, help="database URL (default sqlite:///./var/polybot.db)")
+    p.add_argument("--limit", type=common.count, default=10, help="how many assets (default 10)")
+    p.add_argument(
+        "--db-url", type=common.db_url, default=None, help="database URL (default sqlite:///./var/polybot.db)"
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_status_top)
 
@@ -35,8 +37,15 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
             "is still open in the alerts table. Exit 0 healthy, 1 unhealthy, 2 usage."
         ),
     )
-    h.add_argument("--staleness-ms", type=int, default=60_000, help="max age of an asset's last update (default 60000)")
-    h.add_argument("--db-url", default=None, help="database URL (default sqlite:///./var/polybot.db)")
+    h.add_argument(
+        "--staleness-ms",
+        type=common.staleness_ms,
+        default=60_000,
+        help="max age of an asset's last update (default 60000)",
+    )
+    h.add_argument(
+        "--db-url", type=common.db_url, default=None, help="database URL (default sqlite:///./var/polybot.db)"
+    )
     h.add_argument("--json", action="store_true")
     h.set_defaults(func=_health)
 
@@ -49,8 +58,6 @@ def _gather(args: argparse.Namespace, max_assets: int) -> dict[str, Any]:
 
 
 def _status_top(args: argparse.Namespace) -> int:
-    if args.limit <= 0:
-        raise UsageError("--limit must be positive")
     data = _gather(args, max_assets=max(args.limit, 1))
     assets = sorted(
         data.get("assets", []),
@@ -105,8 +112,6 @@ async def _open_alerts(url: str) -> list[str]:
 def _health(args: argparse.Namespace) -> int:
     from core.cli.common import db_url_arg
 
-    if args.staleness_ms <= 0:
-        raise UsageError("--staleness-ms must be positive")
     data = _gather(args, max_assets=1000)
     reasons: list[str] = []
     if data.get("empty"):

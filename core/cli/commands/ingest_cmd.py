@@ -9,8 +9,11 @@ import sys
 import time
 from typing import Any
 
+from core.cli import common
 from core.cli.main import add_command
-from core.errors import PolybotError, UsageError
+from core.errors import PolybotError
+
+_FRAME_BYTES = common.int_arg(1, 64 * 1024 * 1024, unit="bytes")
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -26,26 +29,30 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
             "Rows the writer could not queue (database far slower than the feed) are counted and reported."
         ),
     )
-    p.add_argument("url", help="market channel URL, e.g. wss://ws-subscriptions-clob.polymarket.com/ws/market")
+    p.add_argument(
+        "url", type=common.ws_url, help="market channel URL, e.g. wss://ws-subscriptions-clob.polymarket.com/ws/market"
+    )
     p.add_argument("assets", nargs="+", metavar="ASSET", help="token ids to subscribe")
-    p.add_argument("--db-url", default=None, help="database URL (default sqlite:///./var/polybot.db)")
-    p.add_argument("--max-messages", type=int, default=None, help="stop after N frames")
-    p.add_argument("--duration", type=float, default=None, help="stop after S seconds")
+    p.add_argument(
+        "--db-url", type=common.db_url, default=None, help="database URL (default sqlite:///./var/polybot.db)"
+    )
+    p.add_argument("--max-messages", type=common.count, default=None, metavar="N", help="stop after N frames")
+    p.add_argument("--duration", type=common.duration_s, default=None, metavar="S", help="stop after S seconds")
     p.add_argument("--migrate", action="store_true", help="apply pending migrations first")
-    p.add_argument("--max-assets-per-connection", type=int, default=200)
-    p.add_argument("--staleness-ms", type=int, default=60_000, help="book is stale after this long without updates")
-    p.add_argument("--max-frame-bytes", type=int, default=1_000_000)
+    p.add_argument("--max-assets-per-connection", type=common.count, default=200, metavar="N")
+    p.add_argument(
+        "--staleness-ms",
+        type=common.staleness_ms,
+        default=60_000,
+        help="book is stale after this long without updates",
+    )
+    p.add_argument("--max-frame-bytes", type=_FRAME_BYTES, default=1_000_000, metavar="N")
+    common.add_first_frame_timeout(p)
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    if args.max_messages is not None and args.max_messages <= 0:
-        raise UsageError("--max-messages must be positive")
-    if args.duration is not None and args.duration <= 0:
-        raise UsageError("--duration must be positive")
-    if not args.url.startswith(("ws://", "wss://")):
-        raise UsageError(f"URL must start with ws:// or wss://, got {args.url!r}")
     summary = asyncio.run(ingest(args))
     if args.json:
         sys.stdout.write(json.dumps(summary, indent=2, default=str) + "\n")
@@ -55,10 +62,10 @@ def _run(args: argparse.Namespace) -> int:
 
 
 async def ingest(args: argparse.Namespace) -> dict[str, Any]:
-    from core.cli.common import Progress, db_url_arg, ensure_schema
+    from core.cli.common import FirstFrames, Progress, db_url_arg, ensure_schema, warn
     from core.feed.pipeline import LIVE_BURST_QUIET_MS, IngestPipeline
     from core.feed.processor import FeedProcessor
-    from core.feed.ws import MarketFeed
+    from core.feed.ws import ConnectionEvent, ConnectionState, MarketFeed
     from core.store.db import create_engine
     from core.store.writer import BatchedWriter
 
@@ -73,12 +80,15 @@ async def ingest(args: argparse.Namespace) -> dict[str, Any]:
             burst_quiet_ms=LIVE_BURST_QUIET_MS,
         )
         progress = Progress()
+        first = FirstFrames(args.assets, args.first_frame_timeout)
+        stop = asyncio.Event()
+        dead_reasons: list[str] = []
         started = time.monotonic()
         async with BatchedWriter(engine) as writer:
             pipeline = IngestPipeline(processor, writer)
 
             def on_frame(text: str, recv_ns: int) -> None:
-                pipeline.on_frame(text, recv_ns)
+                first.note_events(pipeline.on_frame(text, recv_ns))
                 n = pipeline.stats.frames
                 if progress.enabled and n % 200 == 0:
                     st = writer.stats
@@ -86,17 +96,27 @@ async def ingest(args: argparse.Namespace) -> dict[str, Any]:
                     lag = f"{st.latency_p99_ms:.0f}ms" if st.latency_p99_ms is not None else "-"
                     progress.update(f"{n} frames, {rate:,.0f}/s, written {st.written}, lag p99 {lag}")
 
+            def on_state(event: ConnectionEvent) -> None:
+                pipeline.on_connection_event(event)
+                if event.state is ConnectionState.DEAD:
+                    dead_reasons.append(event.reason)
+
             feed = MarketFeed(
                 args.url,
                 list(args.assets),
                 on_frame,
                 max_assets_per_connection=args.max_assets_per_connection,
                 max_frame_bytes=args.max_frame_bytes,
-                on_state=pipeline.on_connection_event,
+                on_state=on_state,
             )
+            watch = asyncio.create_task(first.watch(stop, warn, progress if progress.enabled else None))
             try:
-                feed_stats = await feed.run_until(max_messages=args.max_messages, timeout_s=args.duration)
+                feed_stats = await feed.run_until(
+                    max_messages=args.max_messages, stop_event=stop, timeout_s=args.duration
+                )
             finally:
+                watch.cancel()
+                await asyncio.gather(watch, return_exceptions=True)
                 progress.done()
                 pipeline.tick()
             await writer.flush()
@@ -104,9 +124,14 @@ async def ingest(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         await engine.dispose()
     elapsed = time.monotonic() - started
+    if first.timed_out:
+        if pipeline.stats.frames:
+            why = f" ({pipeline.stats.frames} frames received, none usable for these assets)"
+        else:
+            why = f" (last connection error: {dead_reasons[-1]})" if dead_reasons else ""
+        raise PolybotError(f"{first.message()} from {args.url}{why}")
     if pipeline.stats.frames == 0:
-        reasons = [c.last_reason for c in feed_stats.connections if c.last_reason]
-        last = reasons[-1] if reasons else "no frame received"
+        last = dead_reasons[-1] if dead_reasons else "no frame received"
         raise PolybotError(f"nothing ingested from {args.url}: {last}")
     books = {
         asset: {
@@ -131,6 +156,8 @@ async def ingest(args: argparse.Namespace) -> dict[str, Any]:
         "integrity_faults": dict(processor.faults),
         "reconnects": getattr(feed_stats, "reconnects", 0),
         "books": books,
+        # before the deadline a missing asset may just not have arrived yet
+        "assets_without_frames": first.missing() if elapsed >= first.timeout_s else [],
     }
 
 
@@ -151,5 +178,7 @@ def _print_summary(s: dict[str, Any]) -> None:
         print("decode errors: " + ", ".join(f"{k} {v}" for k, v in sorted(s["decode_errors"].items())))
     if s["integrity_faults"]:
         print("integrity faults: " + ", ".join(f"{k} {v}" for k, v in sorted(s["integrity_faults"].items())))
+    if s["assets_without_frames"]:
+        print("no frames for: " + ", ".join(s["assets_without_frames"]))
     for asset, b in sorted(s["books"].items()):
         print(f"  {asset[:20]:20}  {b['status']:18} bid {b['best_bid'] or '-':>8}  ask {b['best_ask'] or '-':>8}")

@@ -6,10 +6,10 @@ import argparse
 import asyncio
 import json
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.cli.common import ensure_schema, stop_on_signals
+from core.cli import common
+from core.cli.common import db_url_arg, ensure_schema, stop_on_signals
 from core.cli.main import add_command
 from core.errors import PolybotError, UsageError
 
@@ -17,6 +17,10 @@ if TYPE_CHECKING:  # the heavy modules (httpx, SQLAlchemy, Alembic) load only wh
     from core.markets import RefreshResult, StoredMarket
 
 MAX_LIMIT = 100  # Gamma's page cap (core.markets.MAX_LIMIT)
+_PAGE_LIMIT = common.int_arg(1, MAX_LIMIT)
+_RETRIES = common.int_arg(0, 20)
+_BACKOFF = common.float_arg(0, 3600, unit="seconds")
+_SYNTHETIC = common.int_arg(1, 100_000)
 _DB_HELP = "database URL: sqlite:///PATH or postgresql://user@host:5432/db (default: $POLYBOT_DB__URL or sqlite:///./var/polybot.db)"
 
 
@@ -37,20 +41,29 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         example="polybot refresh-markets http://127.0.0.1:8081 --db-url sqlite:///var/polybot.db --max-pages 5",
     )
     p.add_argument(
-        "url", nargs="?", default=None, metavar="URL", help="Gamma base URL (default: https://gamma-api.polymarket.com)"
+        "url",
+        nargs="?",
+        type=common.http_url,
+        default=None,
+        metavar="URL",
+        help="Gamma base URL (default: https://gamma-api.polymarket.com)",
     )
-    p.add_argument("--db-url", default=None, help=_DB_HELP)
+    p.add_argument("--db-url", type=common.db_url, default=None, help=_DB_HELP)
     p.add_argument(
         "--active", action=argparse.BooleanOptionalAction, default=True, help="active markets only (default)"
     )
     p.add_argument("--closed", action=argparse.BooleanOptionalAction, default=False, help="closed markets only / open only (default --no-closed)")  # fmt: skip
     p.add_argument("--all", action="store_true", help="no active/closed filter at all")
-    p.add_argument("--max-pages", type=int, default=None, metavar="N", help="stop after N pages")
-    p.add_argument("--limit", type=int, default=MAX_LIMIT, metavar="N", help="items per page, 1..100 (default 100)")
-    p.add_argument("--timeout", type=float, default=10.0, metavar="S", help="HTTP timeout per request (default 10 s)")
-    p.add_argument("--retries", type=int, default=4, metavar="N", help="retries per request (default 4)")
+    p.add_argument("--max-pages", type=common.count, default=None, metavar="N", help="stop after N pages")
     p.add_argument(
-        "--backoff", type=float, default=0.5, metavar="S", help="first retry delay, doubling (default 0.5 s)"
+        "--limit", type=_PAGE_LIMIT, default=MAX_LIMIT, metavar="N", help="items per page, 1..100 (default 100)"
+    )
+    p.add_argument(
+        "--timeout", type=common.timeout_s, default=10.0, metavar="S", help="HTTP timeout per request (default 10 s)"
+    )
+    p.add_argument("--retries", type=_RETRIES, default=4, metavar="N", help="retries per request (default 4)")
+    p.add_argument(
+        "--backoff", type=_BACKOFF, default=0.5, metavar="S", help="first retry delay, doubling (default 0.5 s)"
     )
     p.add_argument("--migrate", action="store_true", help="apply pending database migrations first")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -67,9 +80,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         example="polybot markets cup --db-url sqlite:///var/polybot.db --json",
     )
     p.add_argument("filter", nargs="?", default=None, metavar="FILTER", help="text to match")
-    p.add_argument("--db-url", default=None, help=_DB_HELP)
+    p.add_argument("--db-url", type=common.db_url, default=None, help=_DB_HELP)
     p.add_argument("--open", action="store_true", help="only active markets that are not closed")
-    p.add_argument("--limit", type=int, default=None, metavar="N", help="at most N markets")
+    p.add_argument("--limit", type=common.count, default=None, metavar="N", help="at most N markets")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_markets_cmd)
 
@@ -85,30 +98,32 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         ),
         example="polybot mock-gamma --port 0 --markets fixtures/gamma/markets.json",
     )
-    p.add_argument("--port", type=int, required=True, help="TCP port (0 = pick a free one)")
+    p.add_argument("--port", type=common.tcp_port, required=True, help="TCP port (0 = pick a free one)")
     p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
-    p.add_argument("--markets", type=Path, default=None, metavar="FILE", help="JSON list of Gamma markets or events")
-    p.add_argument("--synthetic", type=int, default=None, metavar="N", help="serve N generated markets instead")
-    p.add_argument("--fail-429", type=int, default=0, metavar="N", help="answer the first N requests with 429")
-    p.add_argument("--retry-after", type=float, default=1.0, metavar="S", help="Retry-After of those 429s (default 1)")
-    p.add_argument("--fail-500", type=int, default=0, metavar="N", help="then answer N requests with 500")
-    p.add_argument("--delay", type=int, default=0, metavar="N", help="then delay N responses by --delay-s")
-    p.add_argument("--delay-s", type=float, default=15.0, metavar="S", help="length of those delays (default 15)")
+    p.add_argument(
+        "--markets",
+        type=common.input_file("Gamma markets file"),
+        default=None,
+        metavar="FILE",
+        help="JSON list of Gamma markets or events",
+    )
+    p.add_argument("--synthetic", type=_SYNTHETIC, default=None, metavar="N", help="serve N generated markets instead")
+    p.add_argument(
+        "--fail-429", type=common.count_or_zero, default=0, metavar="N", help="answer the first N requests with 429"
+    )
+    p.add_argument(
+        "--retry-after", type=common.delay_s, default=1.0, metavar="S", help="Retry-After of those 429s (default 1)"
+    )
+    p.add_argument(
+        "--fail-500", type=common.count_or_zero, default=0, metavar="N", help="then answer N requests with 500"
+    )
+    p.add_argument(
+        "--delay", type=common.count_or_zero, default=0, metavar="N", help="then delay N responses by --delay-s"
+    )
+    p.add_argument(
+        "--delay-s", type=common.delay_s, default=15.0, metavar="S", help="length of those delays (default 15)"
+    )
     p.set_defaults(func=_mock_gamma_cmd)
-
-
-# --------------------------------------------------------------------------------------------
-# database helpers
-# --------------------------------------------------------------------------------------------
-
-
-def _db_url(args: argparse.Namespace) -> str:
-    """The user's database URL (validated: UsageError, exit 2, for an unusable one)."""
-    from core.store.db import default_db_url, parse_db_url
-
-    url = (args.db_url or "").strip() or default_db_url()
-    parse_db_url(url)
-    return url
 
 
 # --------------------------------------------------------------------------------------------
@@ -128,19 +143,13 @@ def _refresh_cmd(args: argparse.Namespace) -> int:
     from core.markets import GAMMA_URL, GammaClient, MarketFilters, refresh_markets
     from core.store.db import create_engine
 
-    if not 1 <= args.limit <= MAX_LIMIT:
-        raise UsageError(f"--limit must be between 1 and {MAX_LIMIT}")
-    if args.max_pages is not None and args.max_pages < 1:
-        raise UsageError("--max-pages must be >= 1")
-    if args.retries < 0 or args.timeout <= 0 or args.backoff < 0:
-        raise UsageError("--retries and --backoff must be >= 0, --timeout > 0")
     filters = MarketFilters(
         active=None if args.all else args.active,
         closed=None if args.all else args.closed,
         limit=args.limit,
         max_pages=args.max_pages,
     )
-    url = _db_url(args)
+    url = db_url_arg(args)
     gamma_url = args.url or GAMMA_URL
     tty = sys.stderr.isatty() and not args.json
 
@@ -223,9 +232,7 @@ def _markets_cmd(args: argparse.Namespace) -> int:
     from core.markets import list_markets
     from core.store.db import create_engine
 
-    if args.limit is not None and args.limit < 1:
-        raise UsageError("--limit must be >= 1")
-    url = _db_url(args)
+    url = db_url_arg(args)
 
     async def run() -> tuple[list[StoredMarket], int]:
         engine = create_engine(url)
@@ -266,8 +273,6 @@ def _markets_cmd(args: argparse.Namespace) -> int:
 def _mock_gamma_cmd(args: argparse.Namespace) -> int:
     from core.sim.mock_gamma import MockGammaServer, synthetic_markets
 
-    if not 0 <= args.port <= 65535:
-        raise UsageError("--port must be between 0 and 65535")
     if args.synthetic is not None and args.markets is not None:
         raise UsageError("give --markets or --synthetic, not both")
     markets: Any = synthetic_markets(args.synthetic) if args.synthetic is not None else args.markets

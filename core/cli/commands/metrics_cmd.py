@@ -15,6 +15,7 @@ import contextlib
 import sys
 from pathlib import Path
 
+from core.cli import common
 from core.cli.common import stop_on_signals
 from core.cli.main import add_command
 from core.errors import PolybotError, UsageError
@@ -49,7 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         example="polybot metrics-export --out metrics.prom",
     )
     _replay_args(p)
-    p.add_argument("--out", type=Path, help="output file (default: stdout)")
+    p.add_argument("--out", type=common.output_file, help="output file (default: stdout)")
     p.set_defaults(func=_export)
 
     p = add_command(
@@ -66,11 +67,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         example="polybot metrics-serve --host 127.0.0.1 --port 9108 --rate 20 --loop",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=9108, help="TCP port (default 9108; 0 picks a free one)")
+    p.add_argument("--port", type=common.tcp_port, default=9108, help="TCP port (default 9108; 0 picks a free one)")
     _replay_args(p)
-    p.add_argument("--rate", type=float, default=0.0, metavar="HZ", help="replay frames per second (0 = at once)")
+    p.add_argument(
+        "--rate", type=common.rate_hz, default=0.0, metavar="HZ", help="replay frames per second (0 = at once)"
+    )
     p.add_argument("--loop", action="store_true", help="repeat the recording until stopped")
-    p.add_argument("--ws-url", help="also follow this market-channel websocket (ws:// or wss://)")
+    p.add_argument("--ws-url", type=common.ws_url, help="also follow this market-channel websocket (ws:// or wss://)")
     p.add_argument(
         "--subscribe",
         nargs="+",
@@ -79,7 +82,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         metavar="ASSET",
         help="asset ids to subscribe on --ws-url",
     )
-    p.add_argument("--duration", type=float, metavar="S", help="stop after this many seconds")
+    p.add_argument("--duration", type=common.duration_s, metavar="S", help="stop after this many seconds")
     p.set_defaults(func=_serve)
 
 
@@ -87,7 +90,7 @@ def _replay_args(p: argparse.ArgumentParser) -> None:
     group = p.add_mutually_exclusive_group()
     group.add_argument(
         "--replay",
-        type=Path,
+        type=common.input_file("recording"),
         metavar="FILE",
         help="recording to feed through the pipeline first (JSONL or JSON capture; default: the project's)",
     )
@@ -100,8 +103,6 @@ def _recording(args: argparse.Namespace) -> Path | None:
     if args.no_replay:
         return None
     if args.replay is not None:
-        if not args.replay.is_file():
-            raise UsageError(f"recording not found: {args.replay}")
         return args.replay
     found = default_recording()
     if found is None:
@@ -143,8 +144,6 @@ def _export(args: argparse.Namespace) -> int:
     from core.metrics import METRICS
 
     path = _recording(args)
-    if args.out is not None and not args.out.parent.is_dir():
-        raise UsageError(f"output directory does not exist: {args.out.parent}")
 
     async def run() -> bytes:
         await _collect_after_replay(path)
@@ -164,15 +163,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    if not 0 <= args.port <= 65535:
-        raise UsageError(f"--port must be 0..65535, got {args.port}")
-    if args.rate < 0:
-        raise UsageError(f"--rate must be >= 0, got {args.rate}")
-    if args.duration is not None and not args.duration > 0:
-        raise UsageError(f"--duration must be > 0, got {args.duration}")
     if args.ws_url is not None:
-        if not args.ws_url.startswith(("ws://", "wss://")):
-            raise UsageError(f"--ws-url must start with ws:// or wss://, got {args.ws_url!r}")
         if not args.subscribe:
             raise UsageError("--ws-url needs --subscribe ASSET ... (polybot mock-ws prints the ids it serves)")
     elif args.subscribe:

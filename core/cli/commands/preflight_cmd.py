@@ -8,6 +8,7 @@ import json
 import sys
 from typing import Any
 
+from core.cli import common
 from core.cli.main import add_command
 from core.errors import UsageError
 
@@ -48,11 +49,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("market", metavar="MARKET", help="token id, condition id (0x...) or stored slug")
     p.add_argument("outcome", metavar="OUTCOME", help="outcome name (Yes/No/...) or token id")
     p.add_argument("side", metavar="SIDE", type=str.upper, choices=["BUY", "SELL"])
-    p.add_argument("price", metavar="PRICE", help="limit price on the market's tick grid, e.g. 0.45")
-    p.add_argument("size", metavar="SIZE", help="shares, at most 2 decimals")
+    p.add_argument("price", metavar="PRICE", type=common.price, help="limit price on the market's tick grid, e.g. 0.45")
+    p.add_argument("size", metavar="SIZE", type=common.order_shares, help="shares, at most 2 decimals")
     _common(p)
     p.add_argument(
-        "--tick-size", default=None, help="market tick size; needed with --offline for a market not in the database"
+        "--tick-size",
+        type=common.tick_size,
+        default=None,
+        help="market tick size; needed with --offline for a market not in the database",
     )
     p.add_argument(
         "--neg-risk", action=argparse.BooleanOptionalAction, default=None, help="sign for the neg-risk exchange"
@@ -103,17 +107,17 @@ def cmd_preflight(args: argparse.Namespace) -> int:
 
 
 def _spec(args: argparse.Namespace) -> Any:
-    from core.execution.dry_run import DryRunSpec, parse_decimal
+    from core.execution.dry_run import DryRunSpec
     from core.types import OrderType, Side
 
     return DryRunSpec(
         market=args.market,
         outcome=args.outcome,
         side=Side(args.side),
-        price=parse_decimal(args.price, "PRICE"),
-        size=parse_decimal(args.size, "SIZE"),
+        price=args.price,
+        size=args.size,
         order_type=OrderType(args.order_type),
-        tick_size=parse_decimal(args.tick_size, "--tick-size") if args.tick_size is not None else None,
+        tick_size=args.tick_size,
         neg_risk=args.neg_risk,
         client_order_id=args.client_order_id,
         reason="smoke-live",

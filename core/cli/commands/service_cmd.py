@@ -8,8 +8,8 @@ import logging
 import signal
 import sys
 
+from core.cli import common
 from core.cli.main import add_command
-from core.errors import UsageError
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     p.add_argument("--config", required=True, help="service TOML (secrets.local.toml next to it is overlaid)")
     p.add_argument("--migrate", action="store_true", help="apply pending database migrations at start")
-    p.add_argument("--duration", type=float, default=None, help="stop by itself after S seconds (tests, demos)")
+    p.add_argument(
+        "--duration", type=common.duration_s, default=None, help="stop by itself after S seconds (tests, demos)"
+    )
     p.set_defaults(func=_run)
 
 
@@ -36,8 +38,6 @@ def _run(args: argparse.Namespace) -> int:
     from core.logsetup import setup_logging_from_settings
     from core.settings import load_settings
 
-    if args.duration is not None and args.duration <= 0:
-        raise UsageError("--duration must be positive")
     loaded = load_settings(args.config)
     setup_logging_from_settings(loaded.settings.logging, verbosity=args.verbose)
     return asyncio.run(run_service(loaded, migrate=args.migrate, duration=args.duration))

@@ -14,10 +14,12 @@ import asyncio
 import json
 import sys
 import time
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from core.cli import common
+from core.cli.common import db_url_arg
 from core.cli.main import add_command
 from core.errors import PolybotError, UsageError
 
@@ -29,41 +31,14 @@ if TYPE_CHECKING:  # SQLAlchemy and the feed load only when a command runs
 _DB_HELP = "database URL: sqlite:///PATH or postgresql://user@host:5432/db (default: $POLYBOT_DB__URL or sqlite:///./var/polybot.db)"
 
 
-def _decimal(text: str) -> Decimal:
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value.is_finite():
-        raise argparse.ArgumentTypeError(f"not a finite number: {text!r}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = _non_negative_int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
+_SHARES = common.order_shares
+_HOLDING = common.decimal_arg(-common.MAX_ORDER_SHARES, common.MAX_ORDER_SHARES)
+_INVENTORY_CAP = common.decimal_arg(0, common.MAX_ORDER_SHARES)
+_PER_SET_USD = common.decimal_arg(0, 1)  # a complete set pays 1 pUSD: a margin above that never trades
+_PER_SHARE_USD = common.decimal_arg(0, 1)
+_FEE_BPS = common.decimal_arg(0, 10_000, high_open=True)
+_TICKS = common.int_arg(1, 10_000)
+_SLIPPAGE_TICKS = common.int_arg(0, 10_000)
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -87,29 +62,29 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     p.add_argument("file", metavar="FILE", type=Path, help="recording (.jsonl) or JSON capture")
     p.add_argument("market", metavar="MARKET", help="condition id, slug, or neg-risk group id")
-    p.add_argument("--db-url", default=None, help=_DB_HELP)
+    p.add_argument("--db-url", type=common.db_url, default=None, help=_DB_HELP)
     p.add_argument(
         "--safety-margin-usdc",
-        type=_decimal,
+        type=_PER_SET_USD,
         default=Decimal("0.01"),
         metavar="USD",
         help="worst-case profit required per set after fees (default 0.01)",
     )
     p.add_argument(
         "--fee-bps",
-        type=_decimal,
+        type=_FEE_BPS,
         default=None,
         metavar="BPS",
         help="replace every market's taker fee rate by BPS/10000 (default: each market's own rate)",
     )
     p.add_argument(
         "--slippage-ticks",
-        type=_non_negative_int,
+        type=_SLIPPAGE_TICKS,
         default=1,
         metavar="N",
         help="ticks added to each leg's limit price (default 1)",
     )
-    p.add_argument("--max-sets", type=_decimal, default=None, metavar="N", help="cap on the set size (shares per leg)")
+    p.add_argument("--max-sets", type=_SHARES, default=None, metavar="N", help="cap on the set size (shares per leg)")
     p.add_argument("--order-type", choices=["FOK", "FAK"], default="FOK", help="order type of the legs (default FOK)")
     p.add_argument("--json", action="store_true", help="print one JSON document instead of text")
     p.set_defaults(func=_dutch_run_replay)
@@ -147,25 +122,32 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                     "--db-url sqlite:///var/polybot.db --max-messages 500"
                 ),
             )
-            p.add_argument("url", metavar="URL", help="market-channel websocket URL (ws:// or wss://)")
+            p.add_argument(
+                "url", metavar="URL", type=common.ws_url, help="market-channel websocket URL (ws:// or wss://)"
+            )
         p.add_argument("market", metavar="MARKET", help="condition id or slug")
         p.add_argument("outcome", metavar="OUTCOME", help="outcome name (e.g. Yes) or token id")
-        p.add_argument("--db-url", default=None, help=_DB_HELP)
-        p.add_argument("--size", type=_decimal, default=Decimal(10), help="shares per quote (default 10)")
-        p.add_argument("--min-spread-ticks", type=_positive_int, default=3, metavar="N", help="default 3")
-        p.add_argument("--requote-ticks", type=_positive_int, default=2, metavar="N", help="default 2")
+        p.add_argument("--db-url", type=common.db_url, default=None, help=_DB_HELP)
+        p.add_argument("--size", type=_SHARES, default=Decimal(10), help="shares per quote (default 10)")
+        p.add_argument("--min-spread-ticks", type=_TICKS, default=3, metavar="N", help="default 3")
+        p.add_argument("--requote-ticks", type=_TICKS, default=2, metavar="N", help="default 2")
         p.add_argument(
-            "--skew-per-share", type=_decimal, default=Decimal(0), metavar="USD", help="price shift per share held"
+            "--skew-per-share",
+            type=_PER_SHARE_USD,
+            default=Decimal(0),
+            metavar="USD",
+            help="price shift per share held",
         )
-        p.add_argument("--max-inventory", type=_decimal, default=Decimal(100), metavar="N", help="default 100")
-        p.add_argument("--min-size", type=_decimal, default=Decimal(5), metavar="N", help="default 5")
-        p.add_argument("--inventory", type=_decimal, default=Decimal(0), metavar="N", help="shares held at the start")
+        p.add_argument("--max-inventory", type=_INVENTORY_CAP, default=Decimal(100), metavar="N", help="default 100")
+        p.add_argument("--min-size", type=_SHARES, default=Decimal(5), metavar="N", help="default 5")
+        p.add_argument("--inventory", type=_HOLDING, default=Decimal(0), metavar="N", help="shares held at the start")
         p.add_argument("--allow-short", action="store_true", help="quote asks beyond the shares held")
         p.add_argument("--disarmed", action="store_true", help="run disarmed: every decision is a pull")
         p.add_argument("--json", action="store_true", help="print one JSON document instead of text")
         if what == "ws":
-            p.add_argument("--max-messages", type=_positive_int, default=None, metavar="N", help="stop after N frames")
-            p.add_argument("--duration", type=_positive_float, default=None, metavar="S", help="stop after S seconds")
+            p.add_argument("--max-messages", type=common.count, default=None, metavar="N", help="stop after N frames")
+            p.add_argument("--duration", type=common.duration_s, default=None, metavar="S", help="stop after S seconds")
+            common.add_first_frame_timeout(p)
             p.add_argument(
                 "--subscribe",
                 nargs="+",
@@ -180,14 +162,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 # ---------------------------------------------------------------------------- markets
-
-
-def _db_url(args: argparse.Namespace) -> str:
-    from core.store.db import default_db_url, parse_db_url
-
-    url = (args.db_url or "").strip() or default_db_url()
-    parse_db_url(url)
-    return url
 
 
 async def _check_schema(engine: AsyncEngine, url: str) -> None:
@@ -257,12 +231,6 @@ def _token(market: MarketInfo, outcome: str) -> TokenInfo:
         ) from None
 
 
-def _replay_file(path: Path) -> Path:
-    if not path.is_file():
-        raise PolybotError(f"recording not found: {path}")
-    return path
-
-
 def _replay_frames(path: Path, on_frame: Any) -> tuple[int, list[str], int]:
     """Feed every frame of ``path`` to ``on_frame(recv_ns, frame)``: (frames, bad lines, last recv_ns)."""
     from core.feed.replay import replay
@@ -295,8 +263,8 @@ def _dutch_run_replay(args: argparse.Namespace) -> int:
     from core.strategies.runner import DutchRunner, RecordingDutchSink, books_ok, fmt
     from core.types import OrderType
 
-    path = _replay_file(args.file)
-    url = _db_url(args)
+    path = common.replay_file(args.file)
+    url = db_url_arg(args)
     try:
         cfg = DutchConfig(
             safety_margin_usdc=args.safety_margin_usdc,
@@ -432,8 +400,8 @@ def _quoter_header(command: str, args: argparse.Namespace, source: str, market: 
 
 
 def _quoter_run_replay(args: argparse.Namespace) -> int:
-    path = _replay_file(args.file)
-    url = _db_url(args)
+    path = common.replay_file(args.file)
+    url = db_url_arg(args)
     market = asyncio.run(_load_market(url, args.market))
     token, sink, runner = _quoter_parts(args, market)
     _quoter_header("quoter-run-replay", args, str(path), market, token)
@@ -450,19 +418,20 @@ def _quoter_run_replay(args: argparse.Namespace) -> int:
 def _quoter_run_ws(args: argparse.Namespace) -> int:
     from core.feed.ws import ConnectionEvent, ConnectionState, MarketFeed
 
-    if not args.url.startswith(("ws://", "wss://")):
-        raise UsageError(f"URL must start with ws:// or wss://, got {args.url!r}")
     if args.max_messages is None and args.duration is None:
         raise UsageError("give --max-messages N or --duration S (the quoter otherwise runs forever)")
-    url = _db_url(args)
+    url = db_url_arg(args)
     market = asyncio.run(_load_market(url, args.market))
     token, sink, runner = _quoter_parts(args, market)
     _quoter_header("quoter-run-ws", args, args.url, market, token)
     assets = list(dict.fromkeys([*(t.token_id for t in market.tokens), *args.subscribe]))
     last_error: list[str] = []
+    first = common.FirstFrames(assets, args.first_frame_timeout)
 
     def on_frame(text: str, recv_ns: int) -> None:
         runner.on_frame(recv_ns, text)
+        books = runner.processor.books
+        first.note(a for a in first.missing() if (book := books.get(a)) is not None and book.seeded)
 
     def on_state(event: ConnectionEvent) -> None:
         if event.state in (ConnectionState.DEAD, ConnectionState.RECONNECTED):
@@ -474,9 +443,18 @@ def _quoter_run_ws(args: argparse.Namespace) -> int:
 
     async def run() -> Any:
         feed = MarketFeed(args.url, assets, on_frame, on_state=on_state)
-        return await feed.run_until(max_messages=args.max_messages, timeout_s=args.duration)
+        stop = asyncio.Event()
+        watch = asyncio.create_task(first.watch(stop, common.warn))
+        try:
+            return await feed.run_until(max_messages=args.max_messages, stop_event=stop, timeout_s=args.duration)
+        finally:
+            watch.cancel()
+            await asyncio.gather(watch, return_exceptions=True)
 
     stats = asyncio.run(run())
+    if first.timed_out:
+        why = f" (last connection error: {last_error[0]})" if last_error else ""
+        raise PolybotError(f"{first.message()} from {args.url}{why}")
     if runner.stats.frames == 0:
         why = f" (last connection error: {last_error[0]})" if last_error else ""
         raise PolybotError(f"no frames received from {args.url}{why}")
