@@ -10,13 +10,17 @@ records:
 - every Alert / AlertCleared published on the service's bus (``rig.events``);
 - every Bot API call (``rig.api.calls``).
 
-Every wait is bounded (``rig.wait_for``); a scenario that hangs fails with what it waited for.
+Every wait polls a condition under a generous ceiling (``wait_for``, ``WAIT_S``) and returns as
+soon as it holds: fast on an idle machine, still passing on a loaded one; a scenario that hangs
+fails with what it waited for. Faults that would otherwise race the clock are held open by the
+test until it has seen their effect (``TapMarketServer.resume``, ``TapClobServer.hold_settlements``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
 import shutil
 import tempfile
@@ -33,6 +37,7 @@ from bot.fake_api import FakeBotApi
 from core.events import Alert, AlertCleared
 from core.feed.pipeline import IngestPipeline
 from core.sim.demo_data import DEMO_RECORDING, GAMMA_FIXTURE
+from core.sim.mock_clob import MockClobServer
 from core.sim.mock_ws import MockMarketServer
 from core.types import BookStatus
 
@@ -40,11 +45,14 @@ REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 DEMO_CONFIG = REPO_ROOT / "config" / "demo.toml"
 # A throwaway key used only against the local CLOB double (never a funded wallet).
 TEST_PRIVATE_KEY = "0x" + "4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318"
-BOT_TOKEN = "123456:OFFLINE-FAULT-SUITE-TOKEN-NOT-REAL"
+BOT_TOKEN = "123456:OFFLINE_FAULT_SUITE_TOKEN_NOT_REAL_"  # the shape of a real token, not one
 TRADER = 1001
 VIEWER = 1002
 BINARY = "demo-btc-above-150k-2026"
 EVENT_MEMBER = "demo-cup-2026-aurora"
+
+# The ceiling of a wait for something that must happen (CI machines run at load 4-5 on 2 cores).
+WAIT_S = 30.0
 
 RESULTS: dict[str, FaultRecord] = {}
 
@@ -95,6 +103,34 @@ class TapMarketServer(MockMarketServer):
             self.sent_texts += 1
             if text != "PONG":
                 self.sent_market_frames += 1
+
+    def resume(self) -> None:
+        """End a :meth:`stall` now (the test saw what the stall was for; no timer to race)."""
+        for handle in self._resume_handles:
+            handle.cancel()
+        self._resume_handles.clear()
+        self._stall_until = 0.0
+        self._resumed.set()
+
+
+class TapClobServer(MockClobServer):
+    """The CLOB double; a test can hold trade settlement (MATCHED, then nothing) until it has
+    done what must happen in between, then release it (MINED/CONFIRMED or FAILED follow)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._settle_gate = asyncio.Event()
+        self._settle_gate.set()
+
+    def hold_settlements(self) -> None:
+        self._settle_gate.clear()
+
+    def release_settlements(self) -> None:
+        self._settle_gate.set()
+
+    async def _settle(self, trade: Any) -> None:
+        await self._settle_gate.wait()
+        await super()._settle(trade)
 
 
 class Updates:
@@ -205,9 +241,12 @@ async def query(db_url: str, sql: str, **params: Any) -> list[Any]:
 
 
 async def wait_for(pred: Callable[[], Any], within_s: float, what: str, *, step: float = 0.02) -> Any:
+    """Poll ``pred`` (a plain or async callable) until it returns something true, which is returned."""
     deadline = time.monotonic() + within_s
     while True:
         value = pred()
+        if inspect.isawaitable(value):
+            value = await value
         if value:
             return value
         if time.monotonic() >= deadline:
@@ -284,10 +323,10 @@ class Rig:
         books = self.service.processor.books.values()
         return bool(books) and all(b.status is BookStatus.OK for b in books)
 
-    async def wait_books_ok(self, within_s: float = 8.0) -> None:
+    async def wait_books_ok(self, within_s: float = WAIT_S) -> None:
         await wait_for(self.books_ok, within_s, "every book ok")
 
-    async def frames_advance(self, n: int = 20, within_s: float = 5.0) -> None:
+    async def frames_advance(self, n: int = 20, within_s: float = WAIT_S) -> None:
         """The service is alive: the pipeline keeps taking frames."""
         start = self.service.pipeline.stats.frames
         await wait_for(lambda: self.service.pipeline.stats.frames >= start + n, within_s, f"{n} more frames")
@@ -517,7 +556,7 @@ async def running_service(
 
         async def stop_service() -> None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(service.stop(), 20)
+                await asyncio.wait_for(service.stop(), WAIT_S)
 
         if start:
             await service.start()
@@ -532,7 +571,6 @@ async def running_service(
 async def _exchange(db_url: str, stack: contextlib.AsyncExitStack, clob_kwargs: dict[str, Any]) -> tuple[Any, Any]:
     """Gamma and CLOB doubles; the database discovers the markets (migrated first)."""
     from core.markets import GammaClient, load_markets, refresh_markets
-    from core.sim.mock_clob import MockClobServer
     from core.sim.mock_clob_state import MockMarket
     from core.sim.mock_gamma import MockGammaServer
     from core.store.db import create_engine, session_factory
@@ -541,7 +579,7 @@ async def _exchange(db_url: str, stack: contextlib.AsyncExitStack, clob_kwargs: 
     gamma = MockGammaServer(markets=GAMMA_FIXTURE)
     await gamma.start()
     stack.push_async_callback(gamma.stop)
-    clob = MockClobServer(**{"confirm_delay_s": 0.2, **clob_kwargs})
+    clob = TapClobServer(**{"confirm_delay_s": 0.2, **clob_kwargs})
     await clob.start()
     stack.push_async_callback(clob.stop)
     engine = create_engine(db_url)

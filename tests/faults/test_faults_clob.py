@@ -16,6 +16,7 @@ import pytest
 
 from core.execution.types import OrderStatus
 from tests.faults.fault_harness import (
+    WAIT_S,
     FaultRecord,
     Rig,
     binary_yes,
@@ -46,10 +47,11 @@ CASES = [
     Case("429", {"retry_after": 1}, 2, 1, OrderStatus.LIVE, None, False, "CLOB answers 429 Retry-After: 1"),
     Case("500", {}, 1, 0, OrderStatus.SUBMITTED_UNKNOWN, "unknown_outcome", False, "CLOB answers 500"),
     Case("503", {}, 2, 1, OrderStatus.LIVE, None, False, "CLOB answers 503 (cancel-only), then accepts"),
-    Case("hang", {"delay_s": 4}, 1, 0, OrderStatus.SUBMITTED_UNKNOWN, "unknown_outcome", False, "CLOB hangs"),
+    # the double holds these answers far past the client's 1 s timeout (released when it stops)
+    Case("hang", {"delay_s": 60}, 1, 0, OrderStatus.SUBMITTED_UNKNOWN, "unknown_outcome", False, "CLOB hangs"),
     Case(
         "timeout_after_accept",
-        {"delay_s": 3},
+        {"delay_s": 60},
         1,
         1,
         OrderStatus.LIVE,
@@ -86,13 +88,13 @@ async def test_clob_fault_on_post_order(
         rig.clob.inject(case.kind, **case.inject)
         started = asyncio.get_running_loop().time()
         ticket = await prepare(rig, "0.20")
-        outcome = await asyncio.wait_for(execute(rig, ticket), 15)
+        outcome = await asyncio.wait_for(execute(rig, ticket), 2 * WAIT_S)
         took = asyncio.get_running_loop().time() - started
         engine = rig.service.engine
         rec = engine.order(outcome.client_order_id)
         assert rec is not None
         # the same confirmed ticket again (a replayed tap, a retrying client): never a second order
-        again = await asyncio.wait_for(execute(rig, ticket), 15)
+        again = await asyncio.wait_for(execute(rig, ticket), 2 * WAIT_S)
         assert again.client_order_id == outcome.client_order_id
         assert again.message.startswith("duplicate")
         await rig.service.bus.drain()
@@ -110,6 +112,8 @@ async def test_clob_fault_on_post_order(
         rows = await order_rows(rig.db_url)
         fault_record.rows_expected, fault_record.rows_stored = 1, len(rows)
 
+        # one order row, holding what the engine knows (a restart reads this row, not memory)
+        assert [(r[0], r[1]) for r in rows] == [(outcome.client_order_id, rec.status.value)], rows
         first = [p for p in posts if p.fault is not None or p is posts[0]]
         assert rec.status is case.status, outcome
         assert len(venue_orders) == case.at_venue
@@ -134,8 +138,8 @@ async def test_unknown_outcome_settles_while_running(
     fault_record.scenario = "CLOB hangs; the unknown order is settled later while the service runs"
     async with running_service(sqlite_url, monkeypatch, feed="demo", rate_hz=50.0, live=True) as rig:
         await _live(rig)
-        rig.clob.inject("hang", delay_s=4)
-        outcome = await asyncio.wait_for(place_via_control(rig, "0.20"), 15)
+        rig.clob.inject("hang", delay_s=60)  # far past the client's timeout; released when the double stops
+        outcome = await asyncio.wait_for(place_via_control(rig, "0.20"), 2 * WAIT_S)
         engine = rig.service.engine
         assert engine.order(outcome.client_order_id).status is OrderStatus.SUBMITTED_UNKNOWN
         rig.clock.advance(engine.unknown_grace_s + 1)  # the grace period is over: it was never placed
@@ -144,8 +148,12 @@ async def test_unknown_outcome_settles_while_running(
         fault_record.alerts = rig.alert_summary("unknown_outcome")
         await wait_for(
             lambda: engine.order(outcome.client_order_id).status is OrderStatus.FAILED,
-            4,
+            WAIT_S,
             "the unknown order to be settled as never placed",
         )
-        assert rig.cleared("unknown_outcome")
+        await wait_for(lambda: rig.cleared("unknown_outcome"), WAIT_S, "the unknown_outcome alert to clear")
+        rows = await order_rows(rig.db_url)
+        fault_record.rows_expected, fault_record.rows_stored = 1, len(rows)
+        assert [(r[0], r[1]) for r in rows] == [(outcome.client_order_id, OrderStatus.FAILED.value)], rows
+        assert rig.posts() == 1 and not rig.clob.orders, "an unknown outcome is looked up, never re-posted"
         assert (await rig.service.control.health()).ok

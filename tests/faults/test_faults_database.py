@@ -17,7 +17,15 @@ from sqlalchemy.engine import make_url
 from core.store.db import create_engine
 from core.store.migrate import upgrade_engine
 from core.store.writer import BatchedWriter
-from tests.faults.fault_harness import FaultRecord, Rig, count_rows, expected_feed_rows, running_service, wait_for
+from tests.faults.fault_harness import (
+    WAIT_S,
+    FaultRecord,
+    Rig,
+    count_rows,
+    expected_feed_rows,
+    running_service,
+    wait_for,
+)
 
 FEED_TABLES = ("book_snapshots", "book_deltas", "trades")
 
@@ -25,7 +33,7 @@ FEED_TABLES = ("book_snapshots", "book_deltas", "trades")
 async def _finish(rig: Rig, rec: FaultRecord) -> None:
     assets = rig.assets
     writer = rig.service.writer.stats
-    await asyncio.wait_for(rig.service.stop(), 30)
+    await asyncio.wait_for(rig.service.stop(), WAIT_S)
     want = expected_feed_rows(rig.frames, assets)
     got = await count_rows(rig.db_url, FEED_TABLES)
     rec.rows_expected = sum(want.values())
@@ -74,13 +82,15 @@ async def test_db_locked_or_slow_during_a_batch(
             await tx.start()
             await conn.execute("LOCK TABLE book_deltas IN ACCESS EXCLUSIVE MODE")  # type: ignore[attr-defined]
         else:
-            lock = sqlite3.connect(_sqlite_file(db_url), isolation_level=None, timeout=5)
+            lock = sqlite3.connect(_sqlite_file(db_url), isolation_level=None, timeout=WAIT_S)
             lock.execute("BEGIN EXCLUSIVE")
         held_at = time.monotonic()
-        await asyncio.sleep(0.5)
+        # Once the lock is ours no batch can commit; one that committed just before may still be
+        # counting itself, hence "at most one batch" below, with no sleep racing it.
         stalled_at = writer.stats.written
-        await rig.frames_advance(200, within_s=5)  # ingest goes on while the database is stuck
+        await rig.frames_advance(200)  # ingest goes on while the database is stuck
         assert writer.stats.pending > 0, "rows must wait in the writer's queue while the database is locked"
+        # the fault lasts at least 2 s (longer when the 200 frames took longer): not a race
         await asyncio.sleep(max(0.0, 2.0 - (time.monotonic() - held_at)))
         assert writer.stats.written - stalled_at <= writer.stats.max_batch  # at most the batch in flight
         if is_pg:
@@ -89,8 +99,8 @@ async def test_db_locked_or_slow_during_a_batch(
         else:
             lock.execute("ROLLBACK")
             lock.close()
-        await wait_for(lambda: writer.stats.written > stalled_at, 10, "the writer to commit after the lock")
-        await writer.flush(timeout_s=10)
+        await wait_for(lambda: writer.stats.written > stalled_at, WAIT_S, "the writer to commit after the lock")
+        await writer.flush(timeout_s=WAIT_S)
         await rig.frames_advance(50)
         fault_record.alerts = "none (a stall shorter than the busy timeout is not an outage)"
         assert writer.stats.written > written_before
@@ -121,19 +131,14 @@ async def test_pg_connection_killed_during_a_batch(
                 )
                 return [r["pid"] for r in rows]
 
-            deadline = time.monotonic() + 5
-            pids: list[int] = []
-            while not pids and time.monotonic() < deadline:
-                pids = await blocked()
-                await asyncio.sleep(0.05)
-            assert pids, "the writer never blocked inside a batch"
+            pids = await wait_for(blocked, WAIT_S, "the writer to block inside a batch")
             for pid in pids:
                 await conn.execute("SELECT pg_terminate_backend($1)", pid)  # type: ignore[attr-defined]
             await tx.rollback()
         finally:
             await conn.close()  # type: ignore[attr-defined]
-        await wait_for(lambda: writer.stats.retries >= 1, 10, "the writer to retry the killed batch")
-        await writer.flush(timeout_s=15)
+        await wait_for(lambda: writer.stats.retries >= 1, WAIT_S, "the writer to retry the killed batch")
+        await writer.flush(timeout_s=WAIT_S)
         await rig.frames_advance(50)
         fault_record.alerts = "none (the batch is retried on a fresh connection)"
         assert writer.stats.rejected == 0
@@ -149,7 +154,7 @@ async def test_sqlite_locked_past_the_busy_timeout_is_retried(sqlite_url: str, f
     await upgrade_engine(engine)
     writer = BatchedWriter(engine, retry_initial_s=0.02, retry_max_s=0.2)
     writer.start()
-    lock = sqlite3.connect(_sqlite_file(sqlite_url), isolation_level=None, timeout=5)
+    lock = sqlite3.connect(_sqlite_file(sqlite_url), isolation_level=None, timeout=WAIT_S)
     sent = 0
     try:
         lock.execute("BEGIN EXCLUSIVE")
@@ -166,13 +171,13 @@ async def test_sqlite_locked_past_the_busy_timeout_is_retried(sqlite_url: str, f
             sent += 1
             if i % 200 == 0:
                 await asyncio.sleep(0.05)
-        await wait_for(lambda: writer.stats.retries >= 3, 5, "failed commits to be retried")
+        await wait_for(lambda: writer.stats.retries >= 3, WAIT_S, "failed commits to be retried")
         assert writer.stats.written == 0
         lock.execute("ROLLBACK")
-        await writer.flush(timeout_s=10)
+        await writer.flush(timeout_s=WAIT_S)
     finally:
         lock.close()
-        await writer.close(timeout_s=10)
+        await writer.close(timeout_s=WAIT_S)
         await engine.dispose()
     stats = writer.stats
     got = await count_rows(sqlite_url, ["book_deltas"])
