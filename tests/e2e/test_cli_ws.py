@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import signal
 import socket
 import sys
@@ -173,3 +175,29 @@ def test_help_ends_with_an_example(capsys: pytest.CaptureFixture[str], command: 
     assert info.value.code == 0
     out = capsys.readouterr().out
     assert out.rstrip().splitlines()[-1].strip().startswith(f"polybot {command} ")
+
+
+async def test_record_ws_stops_when_the_feed_serves_none_of_its_assets(tmp_path: Path) -> None:
+    """Was: an asset the feed does not serve made record-ws --max-messages wait forever in silence."""
+    async with MockMarketServer(assets=2, seed=5, rate_hz=50) as server:
+        url = server.url
+        out = tmp_path / "none.jsonl"
+        argv = ["record-ws", url, str(out), "--subscribe", "abc", "--max-messages", "3"]
+        proc = await asyncio.create_subprocess_exec(
+            POLYBOT,
+            *argv,
+            "--first-frame-timeout",
+            "2",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,
+        )
+        try:
+            _, err = await asyncio.wait_for(proc.communicate(), 30)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            await proc.wait()
+    assert proc.returncode == 1, err.decode()
+    assert err.decode().strip().splitlines()[-1] == f"polybot record-ws: no frames for abc after 2s from {url}"
+    assert out.read_text() == ""
