@@ -292,8 +292,11 @@ async def _scenario(mode: str, tmp: Path) -> Observed:
         await _wait(
             lambda: _has_reconcile(second_life_audit()), STEP_TIMEOUT, "the restart's reconcile in the audit", second
         )
-        if mode == "live":  # and what the venue did while we were away reaches the position
-            await _wait(lambda: _db_position(db_url, yes, Decimal(14)), STEP_TIMEOUT, "the position of 14", second)
+        if mode == "live":
+            # and what the venue did while we were away reaches the position; if it never does,
+            # the position tests below say so (the other observations stay valid)
+            with contextlib.suppress(AssertionError):
+                await _wait(lambda: _db_position(db_url, yes, Decimal(14)), STEP_TIMEOUT, "a position of 14", second)
         obs.after = await _db(db_url, yes)
         obs.audit_after_restart = await second_life_audit()
         obs.stopped_rc = await second.terminate()
