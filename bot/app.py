@@ -120,4 +120,6 @@ async def start_telegram(service: Service) -> BotParts:
         await app.updater.start_polling(
             drop_pending_updates=True, allowed_updates=ALLOWED_UPDATES, error_callback=polling_error
         )
+    for alert in service.startup_alerts:  # e.g. "was armed at shutdown; always start disarmed"
+        await parts.notifier.on_alert(alert)
     return parts

@@ -212,11 +212,14 @@ class BotHandlers:
                 result = await method(update, context, args)
             except UsageProblem as exc:
                 await self.control.audit_command("telegram", user.id, name, arg_text, "usage", str(exc))
-                await self.sender.send(chat.id, f"{render.esc(exc)}\nUsage: <code>{render.esc(spec.usage)}</code>")
+                await self.sender.send(
+                    chat.id,
+                    f"{render.esc(self.control.mask_typed(str(exc)))}\nUsage: <code>{render.esc(spec.usage)}</code>",
+                )
                 return
             except ControlError as exc:
                 await self.control.audit_command("telegram", user.id, name, arg_text, "error", str(exc))
-                await self.sender.send(chat.id, f"⚠️ {render.esc(exc)}")
+                await self.sender.send(chat.id, f"⚠️ {render.esc(self.control.mask_typed(str(exc)))}")
                 return
             await self.control.audit_command("telegram", user.id, name, arg_text, "ok", result or "")
 
@@ -362,7 +365,11 @@ class BotHandlers:
             outcome = await self.control.execute_order(pending.payload, user=_who(update), confirmed=True)
         except ControlError as exc:
             await self.control.audit_command("telegram", user.id, command, nonce, "refused", str(exc))
-            await _safe(query.edit_message_text(f"⛔ Not sent: {render.esc(exc)}", parse_mode="HTML"))
+            await _safe(
+                query.edit_message_text(
+                    f"⛔ Not sent: {render.esc(self.control.mask_typed(str(exc)))}", parse_mode="HTML"
+                )
+            )
             return
         await self.control.audit_command("telegram", user.id, command, nonce, "ok", outcome.summary)
         await _safe(query.edit_message_text(render_order_result(outcome), parse_mode="HTML"))

@@ -97,7 +97,7 @@ class Notifier:
         active = self._active.pop((cleared.kind, cleared.key), None)
         if active is None:
             return
-        lasted = self._clock() - active.first
+        lasted = cleared.duration_s if cleared.duration_s is not None else self._clock() - active.first
         note = f" — {esc(cleared.message)}" if cleared.message else ""
         await self._broadcast(f"✅ <b>recovered</b>: {esc(cleared.kind)} {esc(cleared.key)} after {_fmt(lasted)}{note}")
 

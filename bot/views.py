@@ -30,6 +30,10 @@ def render_status(s: StatusReport) -> str:
         )
     if not s.connections:
         lines.append("feed: no connections")
+    if s.venue:
+        lines.append(f"venue: {esc(s.venue)}")
+    if s.funds:
+        lines.append(f"funds: {esc(s.funds)}")
     lines.append(f"open orders {s.open_orders}, positions {s.positions}, PnL today {money(s.pnl_today)} pUSD")
     lines.append(f"last alert: {esc(s.last_alert or 'none')}")
     return "\n".join(lines)

@@ -36,10 +36,12 @@ from core.control_types import (
 from core.errors import UsageError
 from core.events import Alert, AlertCleared, EventBus
 from core.execution.engine import Engine
+from core.execution.funds import Funds
+from core.execution.venue_link import VenueStatus
 from core.fees import taker_fee
 from core.metrics import record_command
 from core.money import on_tick
-from core.redact import redact
+from core.redact import redact_typed
 from core.registry import MarketRegistry
 from core.risk import RiskGate
 from core.strategies.dutch import DutchConfig
@@ -83,6 +85,9 @@ class Runtime:
     audit_rows: AuditRows | None = None
     """When set, command_audit rows go through it (batched; the service flushes it at shutdown) so
     a command never waits for a database commit; otherwise each row is its own transaction."""
+    venue: Callable[[], VenueStatus | None] = lambda: None
+    """The CLOB's reachability as the live relayer sees it (None: no venue — paper or dry-run)."""
+    funds: Callable[[], Funds] | None = None
 
 
 class Control:
@@ -120,7 +125,28 @@ class Control:
             last_alert=f"{last.kind}: {last.message}" if last else None,
             frames=self.rt.frames(),
             uptime_s=time.monotonic() - self.rt.started,
+            venue=self._venue_line(),
+            funds=self._funds_line(),
         )
+
+    def _venue_line(self) -> str:
+        st = self.rt.venue()
+        if st is None:
+            return "no venue connection (paper: simulated fills)" if self.rt.mode is Mode.PAPER else ""
+        rest = "ok" if st.rest_ok else f"FAILING ({st.rest_failures} in a row: {st.rest_error})"
+        beat = "none yet" if st.heartbeat_age_s is None else f"{st.heartbeat_age_s:.1f}s ago"
+        return f"REST {rest}; user channel {st.user_channel}; last heartbeat {beat}"
+
+    def _funds_line(self) -> str:
+        if self.rt.funds is None:
+            return ""
+        funds = self.rt.funds()
+        if funds.collateral is None:
+            return f"collateral unknown ({funds.source}): buys refused"
+        held = sum(
+            (o.price * (o.size - o.filled_size) for o in self.rt.engine.open_orders() if o.side is Side.BUY), Decimal(0)
+        )
+        return f"collateral {_plain(funds.collateral)} pUSD, {_plain(held)} held by open buys ({funds.source})"
 
     async def quotes(self, ref: str | None = None, limit: int = 30) -> list[QuoteRow]:
         markets = [self._resolve(ref)] if ref else self.rt.registry.search(None)
@@ -294,6 +320,8 @@ class Control:
     async def kill(self, by: str) -> ActionResult:
         result = await self.rt.risk.kill(by)
         msg = f"killed: disarmed, {result.canceled} order(s) canceled"
+        if result.gone:
+            msg += f", {result.gone} were already closed at the venue (filled, canceled or expired there)"
         if result.not_canceled:
             msg += f", {len(result.not_canceled)} NOT canceled: " + ", ".join(
                 f"{k}: {v}" for k, v in list(result.not_canceled.items())[:5]
@@ -402,6 +430,10 @@ class Control:
         if self.rt.engine.order(client_order_id) is None:
             raise ControlError(f"no order {client_order_id!r} (see /orders)", "unknown_order")
         result = await self.rt.engine.cancel(client_order_id)
+        if client_order_id in result.gone:
+            rec = self.rt.engine.order(client_order_id)
+            status = rec.status.value if rec is not None else "closed"
+            return ActionResult(True, f"{client_order_id} was no longer open at the venue: it is {status}")
         if client_order_id in result.canceled or (not result.not_canceled and not result.error):
             return ActionResult(True, f"canceled {client_order_id}")
         why = result.not_canceled.get(client_order_id) or result.error or "not canceled"
@@ -410,6 +442,8 @@ class Control:
     async def cancel_all(self, *, user: str) -> ActionResult:
         result = await self.rt.engine.cancel_all()
         msg = f"canceled {len(result.canceled)} order(s)"
+        if result.gone:
+            msg += f"; {len(result.gone)} were already closed at the venue (filled, canceled or expired there)"
         if result.not_canceled:
             msg += f"; {len(result.not_canceled)} not canceled"
         if result.error:
@@ -417,6 +451,11 @@ class Control:
         return ActionResult(not result.not_canceled and not result.error, msg)
 
     # ---- audit --------------------------------------------------------------------------
+    def mask_typed(self, text: str) -> str:
+        """Text a person typed (or an error echoing it), with every secret shape masked — except
+        the condition ids of known markets, which traders type as arguments."""
+        return redact_typed(text, keep=self.rt.registry)
+
     async def audit_command(
         self, front_end: str, user_id: int | str | None, command: str, arguments: str, result: str, detail: str
     ) -> None:
@@ -427,9 +466,10 @@ class Control:
             "front_end": front_end[:16],
             "user_id": None if user_id is None else str(user_id)[:64],
             "command": command[:64],
-            "arguments": redact(arguments)[:500],
+            # what a person typed: mask anything secret-shaped, but keep the markets they named
+            "arguments": self.mask_typed(arguments)[:500],
             "result": result[:16],
-            "detail": redact(str(detail))[:2000],
+            "detail": self.mask_typed(str(detail))[:2000],
         }
         sink = self.rt.audit_rows
         if sink is not None:
@@ -447,6 +487,11 @@ class Control:
                 session.add(CommandAudit(**row))
         except Exception:
             log.exception("could not write the command_audit row for %s %s", front_end, command)
+
+
+def _plain(amount: Decimal) -> str:
+    """20.000000 -> "20", 0.500 -> "0.5": exact, without trailing zeros or exponents."""
+    return f"{amount.normalize():f}"
 
 
 def tokens_of(markets: Iterable[MarketInfo]) -> list[str]:

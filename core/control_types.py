@@ -64,6 +64,8 @@ class StatusReport:
     last_alert: str | None
     frames: int = 0
     uptime_s: float = 0.0
+    venue: str = ""  # REST state, user-channel state, last heartbeat age ("" when there is no venue: paper)
+    funds: str = ""  # collateral, what open buys hold of it, and where the numbers come from
 
 
 @dataclass(frozen=True)

@@ -119,7 +119,7 @@ def _env(ws: str, gamma: str, clob: str, db_url: str, mode: str, creds: Any = No
             "POLYBOT_STRATEGIES__DUTCH__MARKETS": json.dumps([EVENT_MEMBER]),
             "POLYBOT_STRATEGIES__SPREAD__ENABLED": "false",
             "POLYBOT_TELEGRAM__ENABLED": "true",
-            "POLYBOT_TELEGRAM__TOKEN": "123456:OFFLINE-DEMO-TOKEN-NOT-REAL",
+            "POLYBOT_TELEGRAM__TOKEN": "123456:OFFLINE-DEMO-TOKEN-NOT-REAL-0000000",
             "POLYBOT_TELEGRAM__USERS": json.dumps([{"id": TRADER, "role": "admin"}, {"id": VIEWER, "role": "viewer"}]),
             "POLYBOT_TELEGRAM__ALERT_CHATS": json.dumps([TRADER]),
             "POLYBOT_METRICS__ENABLED": "false",

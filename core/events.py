@@ -58,6 +58,9 @@ class AlertCleared:
     key: str
     message: str = ""
     ts: float = field(default_factory=time.time)
+    duration_s: float | None = None
+    """How long the condition lasted, from its first sign (a failure may come long before its alert);
+    None: the front end measures from the alert."""
 
 
 @dataclass(frozen=True, slots=True)

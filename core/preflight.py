@@ -17,6 +17,10 @@ secrets        no secret (key, API credentials, bot token, database password) co
                service file: FAIL in dry-run and live mode, SKIP with the advice in paper mode
 allowances     pUSD and ConditionalTokens approvals of the maker for the V2 exchanges and the
                neg-risk adapter, read over JSON-RPC (only with relayer.rpc_url) [skipped offline]
+balance        the pUSD collateral the venue holds for the account (``GET /balance-allowance``):
+               FAIL in live mode when it is below ``risk.max_order_notional`` (orders the gate
+               allows would be refused by the venue); shown in dry-run; the bankroll in paper
+                                                                            [skipped offline]
 risk limits    :meth:`core.risk.RiskLimits.problems` of the configured limits
 telegram       token and at least one authorised user (only when telegram.enabled)
 =============  ==============================================================================
@@ -79,6 +83,7 @@ KEY = "key & funder"
 CREDS = "api creds"
 SECRETS = "secrets"
 ALLOWANCES = "allowances"
+BALANCE = "balance"
 RISK = "risk limits"
 TELEGRAM = "telegram"
 
@@ -507,6 +512,56 @@ async def check_allowances(
     return _pass(ALLOWANCES, f"{owner}: all {len(states)} approvals present (read via {where})")
 
 
+# --------------------------------------------------------------------------- balance
+
+
+async def check_balance(
+    settings: Settings, *, timeout_s: float = DEFAULT_TIMEOUT_S, transport: httpx.AsyncBaseTransport | None = None
+) -> PreflightCheck:
+    """What the venue says the account can spend, against the largest order the gate allows."""
+    from core.execution.relayers.clob import ClobRelayer
+
+    r = settings.relayer
+    assert r.private_key is not None and r.api_key and r.api_secret and r.api_passphrase
+    relayer = ClobRelayer(
+        settings.clob.url,
+        r.chain_id,
+        r.private_key.get_secret_value(),
+        signature_type=r.signature_type,
+        funder=r.funder,
+        api_creds=(r.api_key.get_secret_value(), r.api_secret.get_secret_value(), r.api_passphrase.get_secret_value()),
+        dry_run=True,  # reads only
+        timeout_s=min(settings.clob.timeout_s, timeout_s),
+        transport=transport,
+    )
+    try:
+        balance = await relayer.collateral_balance()
+    except PolybotError as exc:
+        return _fail(BALANCE, f"cannot read the pUSD balance from {_origin(settings.clob.url)}: {_one_line(exc)}")
+    finally:
+        await relayer.close()
+    need = settings.risk.max_order_notional
+    text = f"{balance.normalize():f} pUSD at the venue for {relayer.maker}"
+    if balance < need and settings.mode is Mode.LIVE:
+        return _fail(
+            BALANCE,
+            f"{text}, below risk.max_order_notional {need}: the venue would refuse orders the risk gate "
+            "allows; fund the account or lower the limit",
+        )
+    return _pass(BALANCE, f"{text} (largest order allowed: {need})")
+
+
+def _balance_check(settings: Settings, offline: bool, timeout_s: float, transport: Any) -> Awaitable[PreflightCheck]:
+    r = settings.relayer
+    if settings.mode is Mode.PAPER:
+        return _skipped(_skip(BALANCE, f"paper mode: a bankroll of {settings.risk.paper_bankroll} pUSD"))
+    if offline:
+        return _skipped(_skip(BALANCE, "--offline"))
+    if r.private_key is None or not (r.api_key and r.api_secret and r.api_passphrase):
+        return _skipped(_skip(BALANCE, "no API credentials: the venue balance cannot be read"))
+    return _guard(BALANCE, check_balance(settings, timeout_s=timeout_s, transport=transport), 2 * timeout_s + 1)
+
+
 # --------------------------------------------------------------------------- limits, telegram
 
 
@@ -618,8 +673,9 @@ async def run_preflight(
             6 * limit,  # six eth_calls, one after another
         )
 
-    db_check, feed_check, (clob_check, clock_check), allowance_check = await asyncio.gather(
-        database, feed, clob_and_clock(), allowances
+    balance = _balance_check(settings, offline, timeout_s, http_transport)
+    db_check, feed_check, (clob_check, clock_check), allowance_check, balance_check = await asyncio.gather(
+        database, feed, clob_and_clock(), allowances, balance
     )
     checks = [
         check_config(loaded),
@@ -632,6 +688,7 @@ async def run_preflight(
         check_creds(settings),
         check_secrets(loaded),
         allowance_check,
+        balance_check,
         check_risk(settings),
         check_telegram(settings),
     ]

@@ -33,6 +33,10 @@ class MarketRegistry:
     def __len__(self) -> int:
         return len(self._by_id)
 
+    def __contains__(self, condition_id: object) -> bool:
+        """A known market's condition id (any case): what redaction keeps readable in typed text."""
+        return isinstance(condition_id, str) and condition_id.lower() in self._by_id
+
     def all(self) -> list[MarketInfo]:
         return list(self._by_id.values())
 

@@ -22,7 +22,6 @@ The service always starts disarmed, whatever the state table said at shutdown.
 
 from __future__ import annotations
 
-import enum
 import itertools
 import logging
 from collections import deque
@@ -32,53 +31,25 @@ from decimal import Decimal
 from typing import Any
 
 from core.events import Alert, AlertCleared, AlertKind, EventBus, Severity, StateChanged
+from core.execution.funds import Funds
 from core.execution.positions import utc_day
+
+# ReasonCode and RiskDecision are named from here by the gate's callers
+from core.execution.rules import ReasonCode as ReasonCode
+from core.execution.rules import RiskDecision as RiskDecision
+from core.execution.rules import crosses_book, order_rules
 from core.execution.store import AuditRecord, ExecutionStore
 from core.execution.types import CancelResult, OrderRequest
-from core.money import on_tick
 from core.store.models import ARMED_KEY
-from core.types import BookStatus, MarketInfo, OrderType, Side
+from core.types import BookStatus, BookView, MarketInfo, Side
 
 log = logging.getLogger(__name__)
 
 ZERO = Decimal(0)
 ONE = Decimal(1)
-MIN_MARKETABLE_NOTIONAL = Decimal(1)  # the venue refuses FOK/FAK orders under $1
-SIZE_PLACES = 2  # the venue accepts sizes to 2 decimals
 # Standard-tier per-signer venue limits; our buckets must stay below them.
 VENUE_ORDERS_PER_S, VENUE_ORDER_BURST = 40.0, 60
 VENUE_CANCELS_PER_S, VENUE_CANCEL_BURST = 80.0, 120
-
-
-class ReasonCode(enum.StrEnum):
-    NOT_ARMED = "not_armed"
-    MARKET_CLOSED = "market_closed"
-    BOOK_NOT_OK = "book_not_ok"
-    PRICE_OFF_TICK = "price_off_tick"
-    INVALID_SIZE = "invalid_size"
-    SIZE_BELOW_MIN = "size_below_min"
-    MAX_ORDER_NOTIONAL = "max_order_notional"
-    DAILY_LOSS_LIMIT = "daily_loss_limit"
-    ERROR_RATE_BREAKER = "error_rate_breaker"
-    MAX_MARKET_NOTIONAL = "max_market_notional"
-    MAX_EVENT_NOTIONAL = "max_event_notional"
-    MAX_TOTAL_EXPOSURE = "max_total_exposure"
-    ORDER_RATE_LIMITED = "order_rate_limited"
-
-
-@dataclass(frozen=True, slots=True)
-class RiskDecision:
-    ok: bool
-    reason_code: ReasonCode | None = None
-    detail: str = ""
-
-    @classmethod
-    def allow(cls) -> RiskDecision:
-        return cls(True)
-
-    @classmethod
-    def refuse(cls, code: ReasonCode, detail: str) -> RiskDecision:
-        return cls(False, code, detail)
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +184,7 @@ class Holding:
     shares: Decimal = ZERO
     cost: Decimal = ZERO  # cost basis of the held shares
     pending_buy: Decimal = ZERO  # notional of open (unfilled) buy orders
+    pending_sell: Decimal = ZERO  # shares promised to open (unfilled) sell orders
 
 
 def yes_no_tokens(market: MarketInfo) -> tuple[str, str] | None:
@@ -234,6 +206,7 @@ class ExposureSnapshot:
     event_index: Mapping[str, Sequence[str]] | None = None  # event id -> market ids (built when absent)
     # per-unit exposures the owner (the engine) keeps between snapshots and invalidates on change
     group_cache: dict[str, Decimal] | None = None
+    funds: Funds | None = None  # collateral and venue shares; None = no balance check (shares from holdings)
     _by_market: dict[str, list[str]] | None = field(default=None, init=False, repr=False, compare=False)
     _events: dict[str, list[str]] | None = field(default=None, init=False, repr=False, compare=False)
     _total: Decimal | None = field(default=None, init=False, repr=False, compare=False)
@@ -244,7 +217,8 @@ class ExposureSnapshot:
             markets,
             self.complete_events,
             self.daily_realised,
-            self.event_index if markets is self.markets else None,
+            event_index=self.event_index if markets is self.markets else None,
+            funds=self.funds,
         )
 
     def with_market(self, market: MarketInfo) -> ExposureSnapshot:
@@ -252,14 +226,14 @@ class ExposureSnapshot:
         return self._derive(self.holdings, {**self.markets, market.condition_id: market})
 
     def with_order(self, req: OrderRequest) -> ExposureSnapshot:
-        """The snapshot as if ``req`` were resting (buys add pending notional; sells are ignored)."""
-        if req.side is not Side.BUY:
-            return self
+        """The snapshot as if ``req`` were resting (buys add pending notional, sells pending shares)."""
         holdings = dict(self.holdings)
         cur = holdings.get(req.token_id) or Holding(token_id=req.token_id, market=req.market)
-        holdings[req.token_id] = replace(
-            cur, market=cur.market or req.market, pending_buy=cur.pending_buy + req.price * req.size
-        )
+        if req.side is Side.BUY:
+            cur = replace(cur, pending_buy=cur.pending_buy + req.price * req.size)
+        else:
+            cur = replace(cur, pending_sell=cur.pending_sell + req.size)
+        holdings[req.token_id] = replace(cur, market=cur.market or req.market)
         return self._derive(holdings, self.markets)
 
     # -- indexes (built once per snapshot) ---------------------------------------------------------
@@ -391,6 +365,37 @@ def group_key_of(market_id: str, token_id: str, info: MarketInfo | None) -> str:
     return f"t:{token_id}"
 
 
+def _funds_check(req: OrderRequest, snap: ExposureSnapshot) -> RiskDecision:
+    """Never sell shares we do not hold, never buy with money we do not have (after what open
+    orders have already promised)."""
+    held = snap.holdings.get(req.token_id)
+    funds = snap.funds
+    if req.side is Side.SELL:
+        venue = funds.shares.get(req.token_id) if funds is not None and funds.shares is not None else None
+        shares = venue if venue is not None else (held.shares if held is not None else ZERO)
+        committed = held.pending_sell if held is not None else ZERO
+        if req.size > shares - committed:
+            where = " at the venue" if venue is not None else ""
+            return RiskDecision.refuse(
+                ReasonCode.INSUFFICIENT_POSITION,
+                f"sell {req.size} but hold {shares} share(s){where}, {committed} already in open sells",
+            )
+        return RiskDecision.allow()
+    if funds is None:
+        return RiskDecision.allow()
+    if funds.collateral is None:
+        return RiskDecision.refuse(ReasonCode.INSUFFICIENT_BALANCE, f"collateral unknown ({funds.source}): no buys")
+    committed = sum((h.pending_buy for h in snap.holdings.values()), ZERO)
+    available = funds.collateral - committed
+    if req.notional > available:
+        return RiskDecision.refuse(
+            ReasonCode.INSUFFICIENT_BALANCE,
+            f"buy needs {req.notional} pUSD but {available} is available ({funds.collateral} {funds.source}, "
+            f"{committed} in open buys)",
+        )
+    return RiskDecision.allow()
+
+
 # ---------------------------------------------------------------------------------------------
 # The gate
 
@@ -400,6 +405,7 @@ class KillResult:
     canceled: int
     not_canceled: dict[str, str]
     error: str = ""
+    gone: int = 0  # believed open, but already closed at the venue: reconciled, not canceled by us
 
 
 Canceller = Callable[[], Awaitable[CancelResult]]
@@ -493,11 +499,13 @@ class RiskGate:
         else:
             try:
                 res = await self._canceller()
-                result = KillResult(len(res.canceled), dict(res.not_canceled), res.error)
+                result = KillResult(len(res.canceled), dict(res.not_canceled), res.error, len(res.gone))
             except Exception as exc:  # the kill switch must report, never raise
                 log.exception("kill switch: cancel_all failed")
                 result = KillResult(0, {}, f"cancel_all failed: {type(exc).__name__}: {exc}")
         msg = f"kill switch by {by}: disarmed, {result.canceled} order(s) canceled"
+        if result.gone:
+            msg += f", {result.gone} already closed at the venue"
         if result.not_canceled or result.error:
             msg += f", {len(result.not_canceled)} not canceled {result.error}".rstrip()
         await self._audit("kill", "killed", msg, by=by)
@@ -536,21 +544,25 @@ class RiskGate:
         exposure: ExposureSnapshot,
         *,
         book_status: BookStatus | None = None,
+        book: BookView | BookStatus | None = None,
     ) -> RiskDecision:
-        """May ``req`` be placed now? Consumes an order-rate token only when it may."""
-        return await self.check_many([(req, market, book_status)], exposure)
+        """May ``req`` be placed now? Consumes an order-rate token only when it may.
+
+        ``book`` (its status and top of book) or just ``book_status``: a crossing GTC/GTD must meet
+        the venue's $1 minimum, which only the book can tell."""
+        return await self.check_many([(req, market, book if book is not None else book_status)], exposure)
 
     async def check_many(
         self,
-        legs: Sequence[tuple[OrderRequest, MarketInfo, BookStatus | None]],
+        legs: Sequence[tuple[OrderRequest, MarketInfo, BookView | BookStatus | None]],
         exposure: ExposureSnapshot,
     ) -> RiskDecision:
         """Check the legs of a group together (each against the exposure of the legs before it)."""
         if exposure.daily_realised is not None:
             self._daily = (utc_day(self.clock()), exposure.daily_realised)
         snap = exposure
-        for req, market, book_status in legs:
-            decision = self._evaluate(req, market, snap, book_status)
+        for req, market, book in legs:
+            decision = self._evaluate(req, market, snap, book)
             if not decision.ok:
                 return await self._refused(decision)
             snap = snap.with_order(req)
@@ -572,7 +584,7 @@ class RiskGate:
         return max(self.cancel_bucket.wait_time(), 1e-3)
 
     def _evaluate(
-        self, req: OrderRequest, market: MarketInfo, snap: ExposureSnapshot, book_status: BookStatus | None
+        self, req: OrderRequest, market: MarketInfo, snap: ExposureSnapshot, book: BookView | BookStatus | None
     ) -> RiskDecision:
         lim = self.limits
         if not self._armed:
@@ -581,31 +593,21 @@ class RiskGate:
             return RiskDecision.refuse(
                 ReasonCode.MARKET_CLOSED, f"market {market.slug or market.condition_id} is closed"
             )
+        view = None if book is None or isinstance(book, BookStatus) else book
+        book_status = view.status if view is not None else book
         if book_status is not None and book_status is not BookStatus.OK:
             return RiskDecision.refuse(ReasonCode.BOOK_NOT_OK, f"book of {req.token_id} is {book_status}")
-        tick = market.tick_size
-        if not on_tick(req.price, tick) or not tick <= req.price <= ONE - tick:
-            return RiskDecision.refuse(
-                ReasonCode.PRICE_OFF_TICK, f"price {req.price} is not on the {tick} grid within [{tick}, {ONE - tick}]"
-            )
-        if req.size <= 0 or req.size != req.size.quantize(Decimal(1).scaleb(-SIZE_PLACES)):
-            return RiskDecision.refuse(
-                ReasonCode.INVALID_SIZE, f"size {req.size} must be positive with at most {SIZE_PLACES} decimals"
-            )
-        marketable_only = req.order_type in (OrderType.FOK, OrderType.FAK)
-        if marketable_only and req.notional < MIN_MARKETABLE_NOTIONAL:
-            return RiskDecision.refuse(
-                ReasonCode.SIZE_BELOW_MIN,
-                f"{req.order_type} notional {req.notional} is below the venue's ${MIN_MARKETABLE_NOTIONAL} minimum",
-            )
-        if not marketable_only and req.size < market.min_order_size:
-            return RiskDecision.refuse(
-                ReasonCode.SIZE_BELOW_MIN, f"size {req.size} is below the market's minimum {market.min_order_size}"
-            )
-        if lim.max_order_notional is not None and req.notional > lim.max_order_notional:
-            return RiskDecision.refuse(
-                ReasonCode.MAX_ORDER_NOTIONAL, f"order notional {req.notional} exceeds {lim.max_order_notional}"
-            )
+        marketable = None if view is None else crosses_book(req.side, req.price, view.best_bid(), view.best_ask())
+        rules = order_rules(
+            req,
+            tick=market.tick_size,
+            min_order_size=market.min_order_size,
+            now=self.clock(),
+            marketable=marketable,
+            max_order_notional=lim.max_order_notional,
+        )
+        if not rules.ok:
+            return rules
         if self._daily_loss_hit():
             return RiskDecision.refuse(ReasonCode.DAILY_LOSS_LIMIT, self._daily_loss_detail())
         if self.breaker.tripped:
@@ -615,6 +617,9 @@ class RiskGate:
                 f"(limit {lim.error_breaker_max_errors})",
             )
         self._maybe_clear_breaker()
+        funded = _funds_check(req, snap)
+        if not funded.ok:
+            return funded
         if req.side is Side.BUY:
             if req.market not in snap.markets:
                 snap = snap.with_market(market)

@@ -19,15 +19,20 @@ import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
 from core.control import Control, Runtime
 from core.control_types import FeedConnection, PreflightReport
-from core.events import Alert, AlertCleared, EventBus, OrderEvent, Severity
-from core.feed.events import BookStatusChanged, FeedEvent, TradePrint
+from core.events import Alert, AlertCleared, EventBus, FillEvent, OrderEvent, Severity
+from core.execution.funds import PaperFunds, VenueFunds
+from core.execution.positions import PositionBook
+from core.execution.relayers.clob import ClobRelayer
+from core.execution.types import TickAware
+from core.execution.venue_link import VenueStatus
+from core.feed.events import BookStatusChanged, FeedEvent, TickSizeChanged, TradePrint
 from core.feed.pipeline import LIVE_BURST_QUIET_MS, IngestPipeline
 from core.feed.processor import FeedProcessor
 from core.registry import MarketRegistry
@@ -37,6 +42,7 @@ from core.strategies.runner import DutchRunner, QuoterRunner, touched_assets
 from core.strategies.spread import QuoteAction, QuoteDecision, SpreadConfig, SpreadQuoter
 from core.supervise import Supervisor
 from core.types import BookStatus, BookView, MarketInfo, Mode
+from core.venue_watch import VenueWatch
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +124,12 @@ class Service:
         self._reseed_at: dict[str, float] = {}
         self._reseed_waiting: set[str] = set()
         self._quiet: set[str] = set()
+        self._balance_tokens: set[str] = set()
+        self._feed_down_since: dict[str, int] = {}
+        self.startup_alerts: list[
+            Alert
+        ] = []  # published before the chat front end started (it replays them)  # connection -> ns of its last frame before it died
+        self._balance_refreshing = False
         # names this process in the control_requests table (which service claimed a request)
         self.instance_name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.dutch_runners: list[DutchRunner] = []
@@ -146,6 +158,8 @@ class Service:
         self.store = SqlExecutionStore(self.sessions)
         record_alerts(self.bus, self.store)
         self.bus.subscribe(OrderEvent, self._on_order_event)
+        # alerts raised while starting (before the chat front end exists) are handed to it once it does
+        stop_collecting = self.bus.subscribe(Alert, self.startup_alerts.append)
 
         self.registry = MarketRegistry(await load_markets(self.sessions))
         tracked = self._tracked_markets()
@@ -167,16 +181,8 @@ class Service:
         self.engine.register_markets(self.registry.all())
         for event_id, members in self._events(self.registry.all()).items():
             self.engine.set_event_markets(event_id, [m.condition_id for m in members])
-        await self.relayer.start()
-        report = await self.engine.start()  # forces disarmed, rebuilds positions, reconciles orders
-        log.info("engine reconciled %d order(s) at start: %s", report.checked, report.changed or "no change")
-        resync = getattr(self.relayer, "resync", None)
-        if resync is not None and self.mode is Mode.LIVE:
-            # the user channel does not replay: fills made while we were down come from REST, and are
-            # applied now that the engine knows its orders (the engine ignores fills it already has)
-            await resync()
-
-        self._build_strategies(tracked)
+        # the facade exists before the engine starts so that it hears what starting says (a reset of the
+        # armed state, foreign orders); nothing can call it until the front ends start, at the end
         self.control = Control(
             Runtime(
                 mode=self.mode,
@@ -193,8 +199,32 @@ class Service:
                 frames=lambda: self.pipeline.stats.frames,
                 extra_health=self._extra_health,
                 audit_rows=self.writer,
+                venue=self._venue_status,
+                funds=self.funds.snapshot,
             )
         )
+        await self.relayer.start()
+        report = await self.engine.start()  # forces disarmed, rebuilds positions, reconciles orders
+        log.info("engine reconciled %d order(s) at start: %s", report.checked, report.changed or "no change")
+        resync = getattr(self.relayer, "resync", None)
+        if resync is not None and self.mode is Mode.LIVE:
+            # the user channel does not replay: fills made while we were down come from REST, and are
+            # applied now that the engine knows its orders (the engine ignores fills it already has)
+            await resync()
+        if isinstance(self.funds, VenueFunds):
+            await self.job_balances()
+            if self.funds.collateral is None:
+                log.warning(
+                    "venue balance could not be read at start (%s): buys refused until it is", self.funds.last_error
+                )
+        self.bus.subscribe(FillEvent, self._on_fill_event)
+        self.venue_watch = VenueWatch(
+            self.bus,
+            after_failures=s.relayer.unreachable_after,
+            heartbeat_s=s.relayer.heartbeat_s,
+        )
+
+        self._build_strategies(tracked)
         self._bind_metrics()
         if assets:
             self._start_feed(assets)
@@ -203,6 +233,7 @@ class Service:
         await self._start_metrics()
         self._start_scheduler()
         await self._start_bot()
+        stop_collecting()
         self.started = True
         self.bus.publish(
             Alert(
@@ -240,7 +271,6 @@ class Service:
             from core.execution.relayers.paper import PaperRelayer
 
             return PaperRelayer(self._book)
-        from core.execution.relayers.clob import ClobRelayer
 
         creds = None
         if r.api_key and r.api_secret and r.api_passphrase:
@@ -282,6 +312,8 @@ class Service:
             cancel_burst=s.risk.cancels_burst,
         )
         risk = RiskGate(limits, self.store, self.opts.clock, self.bus, mode=self.mode.value)
+        positions = PositionBook(clock=self.opts.clock)
+        self.funds = self._build_funds(positions)
         engine = Engine(
             self.relayer,
             risk,
@@ -295,8 +327,18 @@ class Service:
             clock=self.opts.clock,
             book_provider=self._book,
             mark_provider=self._mark,
+            positions=positions,
+            funds=self.funds,
         )
         return risk, engine
+
+    def _build_funds(self, positions: PositionBook) -> PaperFunds | VenueFunds:
+        """Paper trades against a bankroll; live (and dry-run with API credentials) against what the
+        venue says the account holds."""
+        r = self.settings.relayer
+        if isinstance(self.relayer, ClobRelayer) and (self.mode is Mode.LIVE or r.api_key is not None):
+            return VenueFunds(self.relayer, max_age_s=self.settings.risk.balance_refresh_s)
+        return PaperFunds(self.settings.risk.paper_bankroll, positions)
 
     def _book(self, token_id: str) -> BookView | None:
         return self.processor.books.get(token_id)
@@ -391,6 +433,17 @@ class Service:
         state = str(getattr(event.state, "value", event.state))
         key = f"ws#{event.conn_id}"
         if state == "dead":
+            if key not in self._feed_down_since:
+                # the outage began with the last frame, not when it was declared dead
+                last = next(
+                    (
+                        c.last_frame_ns or c.last_pong_ns
+                        for c in self.feed.stats().connections
+                        if c.conn_id == event.conn_id
+                    ),
+                    None,
+                )
+                self._feed_down_since[key] = last or event.at_ns
             self.bus.publish(
                 Alert(
                     kind="feed_dead",
@@ -400,13 +453,19 @@ class Service:
                 )
             )
         elif state in ("reconnected", "connected"):
-            self.bus.publish(AlertCleared(kind="feed_dead", key=key, message="connection re-established"))
+            since = self._feed_down_since.pop(key, None)
+            lasted = None if since is None else max(0.0, (event.at_ns - since) / 1e9)
+            self.bus.publish(
+                AlertCleared(kind="feed_dead", key=key, message="connection re-established", duration_s=lasted)
+            )
 
     def _on_feed_events(self, events: list[FeedEvent]) -> None:
         recv_ns = time.time_ns()
         for ev in events:
             if type(ev) is BookStatusChanged:
                 self._on_book_status(ev)
+            elif type(ev) is TickSizeChanged:
+                self._on_tick_size(ev)
         if not self._stopping:
             for runner in self.dutch_runners:
                 runner.on_events(events, recv_ns)
@@ -427,6 +486,20 @@ class Service:
                 if type(ev) is TradePrint and ev.asset_id not in self._paper_pending:
                     self._paper_pending.add(ev.asset_id)
                     self._spawn(self._paper_book_update(ev.asset_id), "paper-fill")
+
+    def _on_tick_size(self, ev: TickSizeChanged) -> None:
+        """The venue changed a market's tick: orders are checked and signed on the new grid from now
+        on (a finer tick would otherwise be refused until a restart)."""
+        market = self.registry.for_token(ev.asset_id)
+        if market is None or market.tick_size == ev.new_tick:
+            return
+        updated = replace(market, tick_size=ev.new_tick)
+        self.registry.update([updated])
+        self.engine.register_markets([updated])
+        if isinstance(self.relayer, TickAware):
+            for tok in updated.tokens:
+                self.relayer.update_tick_size(tok.token_id, ev.new_tick)
+        log.info("tick size of %s: %s -> %s", updated.slug or updated.condition_id, market.tick_size, ev.new_tick)
 
     def _has_open_orders(self, token_id: str) -> bool:
         return any(o.token_id == token_id for o in self.engine.open_orders())
@@ -545,6 +618,23 @@ class Service:
                 max_instances=1,
                 coalesce=True,
             )
+        sched.add_job(
+            self.job_reconcile,
+            "interval",
+            seconds=s.reconcile_s,
+            id="reconcile",
+            max_instances=1,
+            coalesce=True,
+        )
+        if isinstance(self.funds, VenueFunds):
+            sched.add_job(
+                self.job_balances,
+                "interval",
+                seconds=self.settings.risk.balance_refresh_s,
+                id="balances",
+                max_instances=1,
+                coalesce=True,
+            )
         t = s.daily_summary_time
         sched.add_job(
             self.job_daily_summary, CronTrigger(hour=t.hour, minute=t.minute, timezone=UTC), id="daily_summary"
@@ -557,6 +647,9 @@ class Service:
         self.pipeline.tick()
         await self._control_requests()
         await self._settle_unknown()
+        status = self._venue_status()
+        if status is not None:
+            self.venue_watch.check(status, len(self.engine.open_orders()))
         quiet_ns = int(self.settings.feed.quiet_after_s * 1e9)
         now = time.time_ns()
         quiet = sorted(
@@ -590,6 +683,46 @@ class Service:
                     log.info("reconciled unknown-outcome orders: %s", report.changed)
             except Exception:
                 log.exception("reconciling unknown-outcome orders failed; will retry")
+
+    async def job_reconcile(self) -> None:
+        """The venue's truth about our open orders while running (the same path as at start): an
+        order it no longer lists is settled from its trades, never left "live"."""
+        if not self.engine.open_orders():
+            return
+        try:
+            report = await self.engine.reconcile()
+            if report.changed:
+                log.info("reconciled with the venue: %s", report.changed)
+        except Exception:
+            log.exception("reconciling open orders with the venue failed; will retry")
+
+    async def job_balances(self) -> None:
+        """Re-read collateral and the shares of every token we hold or have orders on."""
+        if not isinstance(self.funds, VenueFunds):
+            return
+        tokens = {p.token_id for p in self.engine.positions.open_positions()}
+        tokens |= {o.token_id for o in self.engine.open_orders()}
+        await self.funds.refresh(sorted(tokens))
+
+    def _on_fill_event(self, ev: FillEvent) -> None:
+        """A confirmed fill moved money and shares at the venue: read them again (one read at a time)."""
+        if isinstance(self.funds, VenueFunds) and ev.fill.confirmed and not self._stopping:
+            self._balance_tokens.add(ev.fill.token_id)
+            if not self._balance_refreshing:
+                self._balance_refreshing = True
+                self._spawn(self._refresh_after_fills(), "balances")
+
+    async def _refresh_after_fills(self) -> None:
+        assert isinstance(self.funds, VenueFunds)
+        try:
+            while self._balance_tokens:
+                tokens, self._balance_tokens = sorted(self._balance_tokens), set()
+                await self.funds.refresh(tokens)
+        finally:
+            self._balance_refreshing = False
+
+    def _venue_status(self) -> VenueStatus | None:
+        return self.relayer.venue_status() if isinstance(self.relayer, ClobRelayer) and self.mode is Mode.LIVE else None
 
     async def _control_requests(self) -> None:
         """Act on ``polybot disarm`` / ``polybot kill`` requests written to the database (claimed

@@ -216,6 +216,8 @@ class ServiceSettings(_Section):
     health_ping_minutes: Int = Field(60, ge=0, le=7 * 24 * 60)
     daily_summary_utc: str = "00:00"
     data_dir: str = Field("./var", min_length=1)
+    reconcile_s: Seconds = Field(30.0, ge=1, le=3600)
+    """How often open orders are compared with the venue while running (the same path as at start)."""
 
     @field_validator("daily_summary_utc")
     @classmethod
@@ -284,6 +286,9 @@ class RelayerSettings(_Section):
     rpc_url: OptionalHttpUrl = None
     heartbeat_s: Seconds = Field(5.0, gt=0, lt=10)
     """The venue cancels every open order when heartbeats stop for ~10 s."""
+    unreachable_after: Int = Field(3, ge=1, le=100)
+    """Consecutive failed venue calls (or heartbeats' worth of user-channel outage) before the one
+    venue_unreachable alert."""
 
     @field_validator("chain_id")
     @classmethod
@@ -368,6 +373,11 @@ class RiskSettings(_Section):
     cancels_per_s: Int = Field(60, ge=1, lt=VENUE_CANCELS_PER_S)
     cancels_burst: Int = Field(100, ge=1, lt=VENUE_CANCELS_BURST)
     one_leg_policy: Literal["unwind", "hedge", "alert"] = "unwind"
+    paper_bankroll: Money = Field(Decimal("1000"), gt=0, le=MAX_PUSD)
+    """Paper mode's collateral: buys beyond it (less what open buys hold) are refused."""
+    balance_refresh_s: Seconds = Field(30.0, ge=1, le=3600)
+    """How often the venue's balances are re-read in live mode (also after every fill, and before a
+    sell of a token not read within this time)."""
 
     @model_validator(mode="after")
     def _consistent(self) -> RiskSettings:

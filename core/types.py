@@ -112,6 +112,7 @@ class Intent:
     post_only: bool = False
     group_id: str | None = None
     reason: str = ""
+    expiration: int = 0  # unix seconds, GTD only (the venue wants it at least a minute away)
     meta: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
 
     @property

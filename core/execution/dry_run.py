@@ -24,9 +24,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from core.errors import PolybotError, UsageError
 from core.execution.relayers.clob import ClobRelayer
 from core.execution.relayers.clob_signing import MarketParams
+from core.execution.rules import crosses_book, order_rules
 from core.execution.types import OrderRequest, Outcome, PlaceResult
 from core.money import from_units
 from core.types import MarketInfo, Mode, OrderType, Side
+
+DEFAULT_MAX_ORDER_NOTIONAL = Decimal("50")
+"""``risk.max_order_notional``'s default: a dry run checks what the service would check."""
+
+DEFAULT_MIN_ORDER_SIZE = Decimal("5")  # the venue's usual minimum when the market is not known
 
 SIGNATURE_TYPE_NAMES = {0: "EOA", 1: "POLY_PROXY", 2: "POLY_GNOSIS_SAFE", 3: "POLY_1271 (deposit wallet)"}
 
@@ -47,6 +53,8 @@ class DryRunSpec:
     neg_risk: bool | None = None
     client_order_id: str | None = None
     reason: str = "relayer-dry-run"
+    max_order_notional: Decimal | None = DEFAULT_MAX_ORDER_NOTIONAL
+    """The per-order ceiling the engine would apply (smoke-live passes the configured one)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,6 +255,19 @@ async def _resolve_from_venue(
     raise UsageError(f"market {market} has no outcome {spec.outcome!r} (outcomes: {names})")
 
 
+async def _crosses_now(relayer: ClobRelayer, order: OrderRequest) -> bool | None:
+    """Whether ``order`` would take liquidity on arrival (from ``GET /book``); None when unknown."""
+    from core.execution.relayers.clob_http import VenueError
+
+    try:
+        book = await relayer.get_public("/book", {"token_id": order.token_id})
+        bids = [Decimal(str(level["price"])) for level in book.get("bids") or ()]
+        asks = [Decimal(str(level["price"])) for level in book.get("asks") or ()]
+    except (VenueError, KeyError, TypeError, AttributeError, ArithmeticError):
+        return None  # the venue has the last word on a crossing order under $1
+    return crosses_book(order.side, order.price, max(bids, default=None), min(asks, default=None))
+
+
 async def build_dry_run_order(
     relayer: ClobRelayer,
     spec: DryRunSpec,
@@ -291,6 +312,17 @@ async def build_dry_run_order(
         fee_rate=params.fee_rate if params else Decimal(0),
         expiration=spec.expiration,
     )
+    marketable = await _crosses_now(relayer, order) if allow_venue else None
+    rules = order_rules(
+        order,
+        tick=order.tick_size,
+        min_order_size=params.min_order_size if params is not None else DEFAULT_MIN_ORDER_SIZE,
+        now=time.time(),
+        marketable=marketable,
+        max_order_notional=spec.max_order_notional,
+    )
+    if not rules.ok:
+        raise PolybotError(f"not signed: {rules.reason_code}: {rules.detail} (live mode would refuse it too)")
     result = await relayer.place(order)
     if result.outcome is not Outcome.ACCEPTED or result.signed_order is None:
         raise PolybotError(f"order refused: {result.error}")

@@ -37,6 +37,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from core.events import Alert, AlertCleared, AlertKind, EventBus, FillEvent, OrderEvent, Severity
+from core.execution.funds import FundsSource
 from core.execution.ids import client_order_id, intent_seq
 from core.execution.positions import FillPnl, MarkProvider, PositionBook
 from core.execution.store import (
@@ -56,6 +57,7 @@ from core.execution.types import (
     Outcome,
     PlaceResult,
     Relayer,
+    TradeResync,
     VenueOrder,
 )
 from core.risk import ExposureSnapshot, Holding, ReasonCode, RiskDecision, RiskGate, group_key_of
@@ -207,6 +209,8 @@ class Engine:
         unknown_grace_s: float = 30.0,
         place_timeout_s: float | None = 30.0,
         max_policy_runs: int = 1,
+        funds: FundsSource | None = None,
+        positions: PositionBook | None = None,
     ) -> None:
         if min(relayer_max_retries, engine_max_retries, relayer_retry_sleep_ms, engine_retry_sleep_ms) < 0:
             raise ValueError("retry knobs must be >= 0")
@@ -227,8 +231,9 @@ class Engine:
         self.unknown_grace_s = unknown_grace_s
         self.place_timeout_s = place_timeout_s
         self.max_policy_runs = max_policy_runs
+        self.funds = funds  # collateral and venue shares for the gate's balance checks (None: shares only)
         self.mode = str(relayer.mode)
-        self.positions = PositionBook(clock=self.clock)
+        self.positions = positions if positions is not None else PositionBook(clock=self.clock)
         self._orders: dict[str, _Tracked] = {}
         self._open: set[str] = set()
         self._open_by_token: dict[str, set[str]] = {}
@@ -238,6 +243,7 @@ class Engine:
         self._venue_index: dict[str, str] = {}
         self._inflight: set[str] = set()
         self._applied: set[tuple[str, str]] = set()
+        self._matched: dict[str, set[str]] = {}  # order -> trades matched but not yet CONFIRMED
         self._fill_locks: dict[str, asyncio.Lock] = {}
         self._markets: dict[str, MarketInfo] = {}
         self._event_index: dict[str, list[str]] = {}  # neg-risk event id -> market ids
@@ -299,21 +305,23 @@ class Engine:
     def _refresh_holdings(self) -> None:
         """Recompute the holdings of tokens whose orders or position changed; drop their cached unit exposure."""
         for token_id in self._dirty_tokens:
-            pending = ZERO
+            pending = selling = ZERO
             market = ""
             for coid in self._open_by_token.get(token_id, ()):
                 t = self._orders[coid]
                 market = t.req.market
                 if t.req.side is Side.BUY:
                     pending += t.req.price * t.remaining
+                else:
+                    selling += t.remaining
             pos = self.positions.get(token_id)
             old = self._holdings.pop(token_id, None)
             if old is not None:
                 self._group_cache.pop(self._group_key(old.market, token_id), None)
-            if (pos is not None and (pos.shares != 0 or pos.cost != 0)) or pending != 0:
+            if (pos is not None and (pos.shares != 0 or pos.cost != 0)) or pending != 0 or selling != 0:
                 market = (pos.market if pos is not None else "") or market
                 shares, cost = (pos.shares, pos.cost) if pos is not None else (ZERO, ZERO)
-                self._holdings[token_id] = Holding(token_id, market, shares, cost, pending)
+                self._holdings[token_id] = Holding(token_id, market, shares, cost, pending, selling)
                 self._group_cache.pop(self._group_key(market, token_id), None)
         self._dirty_tokens.clear()
 
@@ -330,9 +338,13 @@ class Engine:
         holdings = self._holdings
         cache: dict[str, Decimal] | None = self._group_cache
         t = self._orders.get(exclude) if exclude else None
-        if t is not None and t.coid in self._open and t.req.side is Side.BUY and t.req.token_id in holdings:
+        if t is not None and t.coid in self._open and t.req.token_id in holdings:
             h = holdings[t.req.token_id]
-            holdings = {**holdings, h.token_id: replace(h, pending_buy=h.pending_buy - t.req.price * t.remaining)}
+            if t.req.side is Side.BUY:
+                h = replace(h, pending_buy=h.pending_buy - t.req.price * t.remaining)
+            else:
+                h = replace(h, pending_sell=h.pending_sell - t.remaining)
+            holdings = {**holdings, h.token_id: h}
             cache = None  # a what-if view: do not pollute the shared cache
         return ExposureSnapshot(
             holdings=dict(holdings),
@@ -341,6 +353,7 @@ class Engine:
             daily_realised=self.positions.daily_realised(),
             event_index=self._event_index,
             group_cache=cache,
+            funds=self.funds.snapshot() if self.funds is not None else None,
         )
 
     def unrealised_pnl(self) -> Decimal:
@@ -376,13 +389,22 @@ class Engine:
             tick_size=market.tick_size,
             neg_risk=market.neg_risk,
             fee_rate=market.fee_rate,
+            expiration=intent.expiration,
         )
 
-    def _book_status(self, token_id: str) -> BookStatus | None:
+    def _book_now(self, token_id: str) -> BookView | BookStatus | None:
+        """The book as the gate should see it: the view (status and top of book), or
+        ``awaiting_snapshot`` when there is none yet; None when the engine has no books at all."""
         if self._books is None:
             return None
         book = self._books(token_id)
-        return book.status if book is not None else BookStatus.AWAITING_SNAPSHOT
+        return book if book is not None else BookStatus.AWAITING_SNAPSHOT
+
+    async def _ensure_funds(self, reqs: Sequence[OrderRequest]) -> None:
+        """Read the venue shares of the tokens about to be sold, when not read recently."""
+        sells = [r.token_id for r in reqs if r.side is Side.SELL]
+        if sells and self.funds is not None:
+            await self.funds.ensure(sells)
 
     async def submit(self, intent: Intent, market: MarketInfo, *, seq: int | str | None = None) -> SubmitResult:
         """Place one intent (at most once: the same intent and seq is a duplicate, never a second order)."""
@@ -394,7 +416,8 @@ class Engine:
             return known
         self._register_market(market)
         req = self._request(intent, market, coid)
-        decision = await self.risk.check(req, market, self.exposure(), book_status=self._book_status(req.token_id))
+        await self._ensure_funds([req])
+        decision = await self.risk.check(req, market, self.exposure(), book=self._book_now(req.token_id))
         if not decision.ok:
             return await self._refuse(req, decision, intent.group_id)
         return await self._place_new(req, market, intent.group_id, intent.reason)
@@ -516,7 +539,7 @@ class Engine:
                 audit = None
                 await self._sleep(max(self.engine_retry_sleep_s, result.retry_after_s or 0.0))
                 decision = await self.risk.check(
-                    t.req, market, self.exposure(exclude=t.coid), book_status=self._book_status(t.req.token_id)
+                    t.req, market, self.exposure(exclude=t.coid), book=self._book_now(t.req.token_id)
                 )
                 if not decision.ok:
                     await self._refuse(t.req, decision, t.rec.group_id, attempt=attempt + 1)
@@ -665,6 +688,8 @@ class Engine:
         old = t.rec.status
         t.rec.status = status
         t.rec.updated_ts = self.clock()
+        if "error" in changes:
+            t.rec.error = changes["error"]  # the event below carries the reason to the trader
         self._index(t)
         if audit is not None:
             await self.store.record_attempt(audit, t.coid, status=status, updated_ts=t.rec.updated_ts, **changes)
@@ -727,6 +752,11 @@ class Engine:
             await self._adopt_venue_view(t, vo)
             self.bus.publish(AlertCleared(AlertKind.UNKNOWN_OUTCOME, t.coid, f"order {t.coid} found: {t.status}"))
             return True
+        # not open at the venue: it may have traded and ended (a filled FOK is no longer listed)
+        await self._read_venue_trades()
+        if t.rec.filled_size > 0 or t.coid in self._matched:
+            self.bus.publish(AlertCleared(AlertKind.UNKNOWN_OUTCOME, t.coid, f"order {t.coid} traded: {t.status}"))
+            return t.coid not in self._matched
         if self.clock() - (t.rec.updated_ts or t.rec.created_ts) >= self.unknown_grace_s:
             t.rec.error = f"not found at the venue {self.unknown_grace_s:g}s after an unknown outcome"
             await self._set_status(t, OrderStatus.FAILED, error=t.rec.error)
@@ -751,6 +781,42 @@ class Engine:
                 t.rec.filled_size,
             )
         await self._set_status(t, status, **changes)
+        await self._kick_group(t)
+
+    async def _read_venue_trades(self) -> None:
+        """Re-read our orders and trades from the venue (fills the user channel may have missed):
+        the only way to tell a filled order from a canceled one once the venue stops listing it."""
+        if not isinstance(self.relayer, TradeResync):
+            return  # paper: every fill is known the moment it happens
+        try:
+            await self.relayer.resync()
+        except Exception as exc:
+            log.warning("reading our trades from the venue failed: %s", exc)
+            raise LookupError(f"{type(exc).__name__}: {exc}") from None
+
+    async def _reconcile_one(self, t: _Tracked) -> None:
+        """The venue's truth about one order we believe open: its listing if it has one; if not
+        (GET /data/order answers 404 for anything not live), its trades decide filled or canceled."""
+        try:
+            found = await self._lookup(t)
+        except LookupError:
+            return  # the venue cannot be read: nothing is decided
+        if found is not None:
+            await self._adopt_venue_view(t, found)
+            return
+        try:
+            await self._read_venue_trades()
+        except LookupError:
+            return
+        if t.status not in OPEN_STATUSES or t.coid in self._matched:
+            return  # its trades settled it, or matched trades are still settling: decided when they do
+        if t.rec.filled_size >= t.req.size:
+            await self._set_status(t, OrderStatus.FILLED)
+        else:
+            t.rec.error = (
+                f"no longer open at the venue: canceled or expired there ({t.rec.filled_size} of {t.req.size} filled)"
+            )
+            await self._set_status(t, OrderStatus.CANCELED, error=t.rec.error)
         await self._kick_group(t)
 
     async def reconcile(self) -> ReconcileReport:
@@ -788,16 +854,7 @@ class Engine:
                     if not await self._resolve_unknown(t):
                         unknown.append(t.coid)
                 else:
-                    try:
-                        found = await self._lookup(t)
-                    except LookupError:
-                        found = None
-                    if found is not None:
-                        await self._adopt_venue_view(t, found)
-                    else:
-                        t.rec.error = "no longer open at the venue (found at reconcile)"
-                        await self._set_status(t, OrderStatus.CANCELED, error=t.rec.error)
-                        await self._kick_group(t)
+                    await self._reconcile_one(t)
                 if t.status is not before:
                     changed[t.coid] = f"{before} -> {t.status}"
         ours = {t.rec.venue_order_id for t in self._orders.values() if t.rec.venue_order_id} | set(self._orders)
@@ -854,9 +911,11 @@ class Engine:
         t = self._orders.get(coid)
         if not fill.confirmed:
             await self.store.add_fill(fill)  # recorded as matched; applied when CONFIRMED
+            self._matched.setdefault(coid, set()).add(key[1])
             self.bus.publish(FillEvent(fill))
             return
         self._applied.add(key)
+        self._settled_trade(coid, key[1])
         # preview -> store -> commit must not interleave with another fill of the same token
         async with self._fill_locks.setdefault(fill.token_id, asyncio.Lock()):
             applied = await self._apply_confirmed_fill(fill, t, coid)
@@ -867,6 +926,13 @@ class Engine:
             await self.risk.on_daily_realised(self.positions.daily_realised())
         if t is not None:
             await self._kick_group(t)
+
+    def _settled_trade(self, coid: str, trade: str) -> None:
+        pending = self._matched.get(coid)
+        if pending is not None:
+            pending.discard(trade)
+            if not pending:
+                del self._matched[coid]
 
     async def _apply_confirmed_fill(self, fill: Fill, t: _Tracked | None, coid: str) -> FillPnl | None:
         market = t.req.market if t else ""
@@ -917,6 +983,8 @@ class Engine:
         fill = getattr(event, "fill", None)
         coid = getattr(event, "client_order_id", None) or (fill.client_order_id if fill is not None else None)
         trade_id = str(getattr(event, "trade_id", "") or "")
+        if coid and fill is not None:
+            self._settled_trade(coid, trade_key(fill))
         if fill is not None:
             mark = getattr(self.store, "mark_fill_failed", None)
             if mark is not None:
@@ -998,18 +1066,16 @@ class Engine:
             return CancelResult(canceled=(t.coid,))
         reason = res.not_canceled.get(venue_id) or res.error or "not canceled"
         if res.outcome is Outcome.ACCEPTED:
-            try:
-                vo = await self._lookup(t)
-            except LookupError:
-                vo = None
-            if vo is not None:
-                await self._adopt_venue_view(t, vo)
+            await self._reconcile_one(t)  # "not found", "already matched": the venue decides what it is
+            if t.status in FINAL_STATUSES:
+                return CancelResult(gone=(t.coid,))
         return CancelResult(
             not_canceled={t.coid: reason}, outcome=res.outcome, error_class=res.error_class, error=res.error
         )
 
     async def cancel_all(self) -> CancelResult:
         """Cancel every open order at the venue (one request). The result names client order ids where known."""
+        before = [self._orders[c] for c in self._open if c not in self._inflight]
         res = await self._cancel_call(self.relayer.cancel_all, "cancel_all", None, {"open_orders": len(self._open)})
         canceled: list[str] = []
         touched: list[_Tracked] = []
@@ -1023,12 +1089,23 @@ class Engine:
         not_canceled = {self._venue_index.get(v, v): why for v, why in res.not_canceled.items()}
         for t in touched:
             await self._kick_group(t)
+        gone: list[str] = []
+        if res.outcome is Outcome.ACCEPTED:
+            # open in our books, yet neither canceled nor refused by the venue: it no longer had them
+            for t in before:
+                if t.status in OPEN_STATUSES and t.coid not in not_canceled and t.coid not in canceled:
+                    await self._reconcile_one(t)
+                    if t.status in FINAL_STATUSES:
+                        gone.append(t.coid)
+                    elif t.status is not OrderStatus.SUBMITTED_UNKNOWN:
+                        not_canceled[t.coid] = f"still {t.status} at the venue after cancel-all"
         return CancelResult(
             canceled=tuple(canceled),
             not_canceled=not_canceled,
             outcome=res.outcome,
             error_class=res.error_class,
             error=res.error,
+            gone=tuple(gone),
         )
 
     async def _cancel_call(
@@ -1106,8 +1183,9 @@ class Engine:
         reqs = [self._request(i, by_id[i.market], client_order_id(i, intent_seq(i, seq))) for i in legs]
         if len({r.client_order_id for r in reqs}) != len(reqs):
             raise ValueError("two legs of the group are identical")
+        await self._ensure_funds(reqs)
         decision = await self.risk.check_many(
-            [(r, by_id[r.market], self._book_status(r.token_id)) for r in reqs], self.exposure()
+            [(r, by_id[r.market], self._book_now(r.token_id)) for r in reqs], self.exposure()
         )
         if not decision.ok:
             results = [await self._refuse(r, decision, gid) for r in reqs]

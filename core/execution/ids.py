@@ -36,6 +36,8 @@ def client_order_id(intent: Intent, seq: int | str = 0) -> str:
         str(intent.order_type),
         "post" if intent.post_only else "",
         str(seq),
+        # only GTD orders carry an expiry: other ids stay what they always were
+        *((f"exp{intent.expiration}",) if intent.expiration else ()),
     )
     digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
     return PREFIX + digest[:_HEX_CHARS]

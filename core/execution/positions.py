@@ -121,6 +121,12 @@ class PositionBook:
     def daily_realised(self, day: str | None = None) -> Decimal:
         return self.realised_by_day.get(day or utc_day(self.clock()), ZERO)
 
+    def cash_spent(self) -> Decimal:
+        """Net money paid out for trades: buys and fees minus sale proceeds. Per position that is
+        ``cost - realised`` (the basis still held plus the basis released, minus what releasing it
+        realised), so it stays exact however many partial sales there were."""
+        return sum((p.cost - p.realised for p in self.positions.values()), ZERO)
+
     def realised_total(self) -> Decimal:
         return sum((p.realised for p in self.positions.values()), ZERO)
 

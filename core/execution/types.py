@@ -13,7 +13,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from core.types import Mode, OrderType, Side
 
@@ -111,6 +111,9 @@ class CancelResult:
     outcome: Outcome = Outcome.ACCEPTED
     error_class: ErrorClass = ErrorClass.NONE
     error: str = ""
+    # orders we believed open that the venue no longer had (filled, canceled or expired there):
+    # reconciled to their final status instead of being left "live"
+    gone: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,3 +150,18 @@ class Relayer(Protocol):
     async def lookup(self, order: OrderRequest) -> VenueOrder | None:
         """Find an order we may have placed (by venue id / order hash / client id) for reconciliation."""
         ...
+
+
+@runtime_checkable
+class TradeResync(Protocol):
+    """A relayer that can re-read our orders and trades from the venue (the CLOB relayer), so an
+    order the venue no longer lists is settled from its trades, never assumed canceled."""
+
+    async def resync(self) -> None: ...
+
+
+@runtime_checkable
+class TickAware(Protocol):
+    """A relayer that signs with a per-token tick and must hear of a ``tick_size_change``."""
+
+    def update_tick_size(self, token_id: str, tick_size: Decimal) -> None: ...

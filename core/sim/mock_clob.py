@@ -37,6 +37,7 @@ import websockets
 from eth_utils import to_checksum_address
 from websockets.asyncio.server import Server, ServerConnection
 
+from core.fees import taker_fee
 from core.money import UNIT
 from core.sim.mock_clob_http import DROP, HttpRequest, HttpResponse, MiniHttpServer
 from core.sim.mock_clob_state import (
@@ -44,6 +45,7 @@ from core.sim.mock_clob_state import (
     ZERO,
     ApiKey,
     Book,
+    Ledger,
     MockMarket,
     MockOrder,
     MockTrade,
@@ -188,7 +190,7 @@ class MockClobServer:
         self.api_keys: dict[str, ApiKey] = {}
         self.orders: dict[str, MockOrder] = {}
         self.trades: dict[str, MockTrade] = {}
-        self.balances: dict[str, Decimal] = {}
+        self.ledger = Ledger(balance)
         self.requests: list[RecordedRequest] = []
         self.faults: list[Fault] = []
         self.heartbeats: dict[str, tuple[str, float]] = {}
@@ -279,7 +281,12 @@ class MockClobServer:
         return key
 
     def set_balance(self, address: str, balance: Decimal) -> None:
-        self.balances[to_checksum_address(address)] = balance
+        """Set the pUSD collateral of ``address`` (trades move it from there)."""
+        self.ledger.set_cash(to_checksum_address(address), balance)
+
+    def give_shares(self, address: str, token_id: str, size: Decimal) -> None:
+        """Credit ``address`` with outcome shares (a position bought elsewhere, e.g. on the website)."""
+        self.ledger.give(to_checksum_address(address), token_id, size)
 
     def inject(
         self,
@@ -547,7 +554,7 @@ class MockClobServer:
         return NEG_RISK_EXCHANGE_V2 if market.neg_risk else EXCHANGE_V2
 
     def _balance(self, address: str) -> Decimal:
-        return self.balances.get(to_checksum_address(address), self.default_balance)
+        return self.ledger.cash(to_checksum_address(address))
 
     def _locked(self, maker: str) -> Decimal:
         return sum(
@@ -558,6 +565,21 @@ class MockClobServer:
             ),
             ZERO,
         )
+
+    def _locked_shares(self, maker: str, token_id: str) -> Decimal:
+        return sum(
+            (
+                o.remaining
+                for o in self.orders.values()
+                if o.is_open and o.side is Side.SELL and o.maker_address == maker and o.asset_id == token_id
+            ),
+            ZERO,
+        )
+
+    def _move(self, trade: MockTrade, address: str, side: Side, price: Decimal, size: Decimal, fee: Decimal) -> None:
+        move = (to_checksum_address(address), side, trade.asset_id, price, size, fee)
+        self.ledger.trade(*move)
+        trade.moves.append(move)
 
     async def _place(self, key: ApiKey, payload: Any) -> dict[str, Any]:
         if not isinstance(payload, dict) or not isinstance(payload.get("order"), dict):
@@ -619,6 +641,8 @@ class MockClobServer:
         if crossing and price * size < 1 and order_type not in (OrderType.FOK, OrderType.FAK):
             raise Reject("invalid amount for a marketable order, min size: $1")
         if side is Side.BUY and price * size > self._balance(maker) - self._locked(maker):
+            raise Reject("not enough balance / allowance")
+        if side is Side.SELL and size > self.ledger.held(maker, token) - self._locked_shares(maker, token):
             raise Reject("not enough balance / allowance")
         available = sum((s for _, s in crossing), ZERO)
         if order_type is OrderType.FOK and available < size:
@@ -705,6 +729,8 @@ class MockClobServer:
                     }
                 ],
             )
+            fee = taker_fee(size, level_price, market.fee_rate)
+            self._move(trade, taker.maker_address, taker.side, level_price, size, fee)
             self.trades[trade.id] = trade
             taker.associate_trades.append(trade.id)
             trades.append(trade)
@@ -747,6 +773,7 @@ class MockClobServer:
                     }
                 ],
             )
+            self._move(trade, order.maker_address, order.side, order.price, fill, ZERO)  # makers pay no fee
             self.trades[trade.id] = trade
             order.associate_trades.append(trade.id)
             await self._publish_order(order, "UPDATE")
@@ -763,6 +790,9 @@ class MockClobServer:
             await asyncio.sleep(self.confirm_delay_s / 2)
             trade.status = status
             trade.last_update = int(time.time())
+            if status == "FAILED":
+                for move in trade.moves:
+                    self.ledger.undo(*move)  # the match never settled: balances as before
             await self._publish_trade(trade)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
@@ -859,7 +889,8 @@ class MockClobServer:
     async def _data_order(self, req: HttpRequest) -> HttpResponse:
         key = self._l2(req)
         order = self.orders.get(req.path_args[0])
-        if order is None or order.owner != key.api_key:
+        # like the venue: only live orders are found; a filled, canceled or expired one is a 404
+        if order is None or order.owner != key.api_key or not order.is_open:
             raise Reject("order not found", 404)
         return HttpResponse.json(order.item())
 
@@ -887,20 +918,23 @@ class MockClobServer:
 
     async def _balance_allowance(self, req: HttpRequest) -> HttpResponse:
         key = self._l2(req)
+        address = self._funded_address(key, req.param("signature_type"))
         asset_type = (req.param("asset_type") or "COLLATERAL").upper()
         if asset_type == "COLLATERAL":
-            balance = self._balance(key.address)
-            return HttpResponse.json({"balance": str(int(balance * UNIT)), "allowance": str(MAX_ALLOWANCE)})
-        token = req.param("token_id") or ""
-        held = sum(
-            (
-                t.size
-                for t in self.trades.values()
-                if t.taker_owner == key.api_key and t.asset_id == token and t.side is Side.BUY
-            ),
-            ZERO,
-        )
-        return HttpResponse.json({"balance": str(int(held * UNIT)), "allowance": str(MAX_ALLOWANCE)})
+            amount = self.ledger.cash(address)
+        elif asset_type == "CONDITIONAL":
+            amount = self.ledger.held(address, req.param("token_id") or "")
+        else:
+            raise Reject(f"invalid asset_type {asset_type!r}")
+        return HttpResponse.json({"balance": str(int(amount * UNIT)), "allowance": str(MAX_ALLOWANCE)})
+
+    def _funded_address(self, key: ApiKey, signature_type: str | None) -> str:
+        """The address whose funds a key trades: its EOA, or (signature types 1-3) the funder
+        wallet its orders name as maker."""
+        if signature_type in (None, "", "0"):
+            return to_checksum_address(key.address)
+        makers = [o.maker_address for o in self.orders.values() if o.owner == key.api_key]
+        return makers[-1] if makers else to_checksum_address(key.address)
 
     # ------------------------------------------------------------------ heartbeats
 

@@ -162,6 +162,8 @@ class MockTrade:
     maker_orders: list[dict[str, Any]]
     fee_rate_bps: int = 0
     status: str = "MATCHED"
+    # the ledger moves this trade made: (address, side, token, price, size, fee), undone if it fails
+    moves: list[tuple[str, Side, str, Decimal, Decimal, Decimal]] = field(default_factory=list)
     match_time: int = field(default_factory=lambda: int(time.time()))
     last_update: int = field(default_factory=lambda: int(time.time()))
     transaction_hash: str = ""
@@ -245,3 +247,34 @@ def price_on_tick(price: Decimal, tick: Decimal) -> bool:
 
 def notional_units(price: Decimal, size: Decimal) -> int:
     return int(price * size * UNIT)
+
+
+@dataclass(slots=True)
+class Ledger:
+    """Collateral and outcome shares per address, moved by every trade (what ``GET /balance-allowance``
+    answers and what the venue checks an order against). A failed settlement undoes its trade."""
+
+    default_collateral: Decimal
+    collateral: dict[str, Decimal] = field(default_factory=dict)
+    shares: dict[tuple[str, str], Decimal] = field(default_factory=dict)
+
+    def cash(self, address: str) -> Decimal:
+        return self.collateral.get(address, self.default_collateral)
+
+    def held(self, address: str, token_id: str) -> Decimal:
+        return self.shares.get((address, token_id), ZERO)
+
+    def set_cash(self, address: str, amount: Decimal) -> None:
+        self.collateral[address] = amount
+
+    def give(self, address: str, token_id: str, size: Decimal) -> None:
+        self.shares[(address, token_id)] = self.held(address, token_id) + size
+
+    def trade(self, address: str, side: Side, token_id: str, price: Decimal, size: Decimal, fee: Decimal) -> None:
+        """``address`` bought or sold ``size`` shares at ``price``, paying ``fee`` in pUSD."""
+        sign = 1 if side is Side.BUY else -1
+        self.collateral[address] = self.cash(address) - sign * price * size - fee
+        self.shares[(address, token_id)] = self.held(address, token_id) + sign * size
+
+    def undo(self, address: str, side: Side, token_id: str, price: Decimal, size: Decimal, fee: Decimal) -> None:
+        self.trade(address, side.opposite, token_id, price, size, -fee)

@@ -438,6 +438,7 @@ _INTENT_FIELDS = (
     "post_only",
     "group_id",
     "reason",
+    "expiration",
     "meta",
 )
 _FAST_INTENT = (
@@ -455,7 +456,7 @@ def _buy_intent(
     if not _FAST_INTENT:
         return Intent(market, token_id, Side.BUY, price, size, order_type, False, group_id, reason)
     intent = object.__new__(Intent)
-    s_market, s_token, s_side, s_price, s_size, s_type, s_post, s_group, s_reason, s_meta = _SETTERS
+    s_market, s_token, s_side, s_price, s_size, s_type, s_post, s_group, s_reason, s_expiration, s_meta = _SETTERS
     s_market(intent, market)
     s_token(intent, token_id)
     s_side(intent, Side.BUY)
@@ -465,6 +466,7 @@ def _buy_intent(
     s_post(intent, False)
     s_group(intent, group_id)
     s_reason(intent, reason)
+    s_expiration(intent, 0)
     s_meta(intent, {})
     return intent
 

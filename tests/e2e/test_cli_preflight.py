@@ -167,7 +167,7 @@ def test_preflight_wrong_funder_exits_1(tmp_path: Path, sqlite_url: str, capsys:
     out = capsys.readouterr()
     assert rc == 1
     assert any(line.startswith("FAIL  key & funder") for line in out.out.splitlines())
-    assert "1 of 12 checks failed (key & funder)" in out.out
+    assert "1 of 13 checks failed (key & funder)" in out.out
     _assert_no_key(out.out, out.err)
 
 
@@ -183,7 +183,7 @@ def test_preflight_fails_while_the_key_is_in_the_main_file(
     assert any(
         line.startswith(f"FAIL  secrets       relayer.private_key is set in {config}") for line in out.out.splitlines()
     ), out.out
-    assert "1 of 12 checks failed (secrets)" in out.out
+    assert "1 of 13 checks failed (secrets)" in out.out
     _assert_no_key(out.out, out.err)
     # moved to the secrets overlay (as _write_config does by default): it passes
     config = _write_config(tmp_path, db=sqlite_url, relayer='type = "real"')
@@ -352,7 +352,8 @@ async def test_smoke_live_in_live_mode_keeps_the_api_credentials_out(
     config = _write_config(
         tmp_path, db=sqlite_url, clob_url=clob.url, feed_url=feed.url, relayer='type = "real"\ndry_run = false'
     )
-    creds = {"api_key": "key-4f1d2c3b", "api_secret": "c2VjcmV0LXNlY3JldC12YWx1ZQ==", "api_passphrase": "pp-9e8d7c6b"}
+    known = clob.creds_for(ADDRESS)  # live preflight reads the balance with them
+    creds = {"api_key": known.api_key, "api_secret": known.secret, "api_passphrase": known.passphrase}
     with (tmp_path / "secrets.local.toml").open("a") as fh:
         fh.writelines(f'{k} = "{v}"\n' for k, v in creds.items())
     capsys.readouterr()
@@ -419,3 +420,22 @@ async def test_relayer_dry_run_with_db_url_stores_the_order(
     assert recover_order_signer(body["order"], NEG_RISK_EXCHANGE_V2, 137) == ADDRESS
     assert not clob.requests_to("POST", "/order")
     _assert_no_key(out.out, out.err)
+
+
+def test_smoke_live_refuses_what_the_configured_limits_refuse(
+    tmp_path: Path, sqlite_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The dry-run order meets the same rules as the engine's, with the config's own risk limits."""
+    _migrate(sqlite_url)
+    config = _write_config(tmp_path, db=sqlite_url, relayer='type = "real"')
+    with config.open("a") as fh:
+        fh.write("[risk]\nmax_order_notional = 2\n")
+    capsys.readouterr()
+    token = BINARY.tokens[1][0]
+    argv = ["smoke-live", "--config", str(config), token, "No", "BUY", "0.3", "10", "--offline"]
+    rc = main([*argv, "--tick-size", "0.01", "--no-neg-risk"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "not signed: max_order_notional: order notional 3.0 exceeds 2" in err, err
+    assert _order_count(sqlite_url) == 0
+    rc = main([*argv[:-2], "4", "--offline", "--tick-size", "0.01", "--no-neg-risk"])  # 5 is the minimum
+    assert rc == 1 and "size_below_min" in capsys.readouterr().err

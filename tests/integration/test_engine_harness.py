@@ -175,11 +175,13 @@ def assert_exposure_consistent(engine: Engine) -> None:
         if pos.shares or pos.cost:
             naive[pos.token_id] = Holding(pos.token_id, pos.market, pos.shares, pos.cost)
     for rec in engine.open_orders():
+        h = naive.get(rec.token_id) or Holding(rec.token_id, rec.market)
+        remaining = rec.size - rec.filled_size
         if rec.side is Side.BUY:
-            h = naive.get(rec.token_id) or Holding(rec.token_id, rec.market)
-            naive[rec.token_id] = replace(
-                h, market=h.market or rec.market, pending_buy=h.pending_buy + rec.price * (rec.size - rec.filled_size)
-            )
+            h = replace(h, pending_buy=h.pending_buy + rec.price * remaining)
+        else:
+            h = replace(h, pending_sell=h.pending_sell + remaining)
+        naive[rec.token_id] = replace(h, market=h.market or rec.market)
     snap = engine.exposure()
     assert snap.holdings == naive
     fresh = ExposureSnapshot(naive, snap.markets, snap.complete_events)

@@ -10,6 +10,7 @@ from decimal import Decimal as D
 import pytest
 
 from core.events import Alert, AlertKind, OrderEvent
+from core.execution.funds import PaperFunds
 from core.execution.types import ErrorClass, OrderStatus, Outcome
 from core.risk import ReasonCode, RiskLimits
 from core.types import BookStatus, OrderType, Side, TokenInfo
@@ -125,6 +126,21 @@ async def test_every_refusal_reason_reaches_the_caller_and_the_audit_table(world
     await expect(ReasonCode.INVALID_SIZE, engine.submit(intent(size="10.001"), BIN))
     await expect(ReasonCode.SIZE_BELOW_MIN, engine.submit(intent(size="4"), BIN))
     await expect(ReasonCode.MAX_ORDER_NOTIONAL, engine.submit(intent(price="0.50", size="201"), BIN))
+    # the venue's rules: a GTD needs an expiry at least a minute away; post-only is never marketable
+    soon = replace(intent(order_type=OrderType.GTD), expiration=int(world.clock()) + 59)
+    await expect(ReasonCode.INVALID_EXPIRATION, engine.submit(soon, BIN))
+    await expect(
+        ReasonCode.INVALID_ORDER_TYPE, engine.submit(replace(intent(order_type=OrderType.FAK), post_only=True), BIN)
+    )
+    # a crossing GTC (ask 0.90) is marketable: the $1 minimum applies, not only to FOK/FAK
+    world.books.set("CROSS", asks=[("0.10", "1000")], bids=[("0.05", "1000")])
+    await expect(ReasonCode.SIZE_BELOW_MIN, engine.submit(intent("CROSS", price="0.10", size="5", seq=1), BIN))
+    # nothing held: nothing to sell
+    await expect(ReasonCode.INSUFFICIENT_POSITION, engine.submit(intent(NO, Side.SELL, "0.50", "5"), BIN))
+    # money: a bankroll smaller than the order
+    engine.funds = PaperFunds(D("2"), engine.positions)
+    await expect(ReasonCode.INSUFFICIENT_BALANCE, engine.submit(intent(price="0.50", size="5", seq=2), BIN))
+    engine.funds = None
     # exposure: a resting 25 on the binary market, then 5 more would be 30.5 > 30
     assert (await engine.submit(intent(price="0.50", size="50"), BIN)).ok
     await expect(ReasonCode.MAX_MARKET_NOTIONAL, engine.submit(intent(YES, price="0.50", size="11"), BIN))

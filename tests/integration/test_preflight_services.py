@@ -7,6 +7,7 @@ import re
 import socket
 import time
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -28,10 +29,14 @@ def _closed_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _load(tmp_path: Path, toml: str) -> LoadedSettings:
+def _load(tmp_path: Path, toml: str, env: dict[str, str] | None = None) -> LoadedSettings:
     path = tmp_path / "service.toml"
     path.write_text(toml)
-    return load_settings(path, env={})
+    return load_settings(path, env=env or {})
+
+
+KEY_ENV = {"POLYBOT_RELAYER__PRIVATE_KEY": KEY}
+"""Secrets come from the environment (preflight fails a dry-run or live config holding them)."""
 
 
 class SkewedClob(MockClobServer):
@@ -172,7 +177,7 @@ async def test_unreachable_clob_fails(tmp_path: Path) -> None:
 def _full_config(clob: MockClobServer, feed_url: str, db: str, extra: str = "") -> str:
     return (
         f'[feed]\nws_url = "{feed_url}"\n[clob]\nurl = "{clob.url}"\n[db]\nurl = "{db}"\n'
-        f'[relayer]\ntype = "real"\nprivate_key = "{KEY}"\n{extra}'
+        f'[relayer]\ntype = "real"\n{extra}'
     )
 
 
@@ -180,7 +185,7 @@ async def test_everything_passes_online_against_the_doubles(
     tmp_path: Path, sqlite_url: str, clob: MockClobServer, feed: MockMarketServer
 ) -> None:
     await upgrade_to_head(sqlite_url)
-    loaded = _load(tmp_path, _full_config(clob, feed.url, sqlite_url))
+    loaded = _load(tmp_path, _full_config(clob, feed.url, sqlite_url), KEY_ENV)
     report = await run_preflight(loaded, offline=False, timeout_s=3)
     statuses = {c.name: status_of(c) for c in report.checks}
     assert report.ok, [c for c in report.checks if status_of(c) == "FAIL"]
@@ -193,7 +198,9 @@ async def test_everything_passes_online_against_the_doubles(
         "clock skew": "PASS",
         "key & funder": "PASS",
         "api creds": "SKIP",
+        "secrets": "PASS",
         "allowances": "SKIP",
+        "balance": "SKIP",
         "risk limits": "PASS",
         "telegram": "SKIP",
     }
@@ -205,12 +212,12 @@ async def test_offline_skips_every_network_check(tmp_path: Path, sqlite_url: str
     dead = _closed_port()
     toml = (
         f'[feed]\nws_url = "ws://127.0.0.1:{dead}/ws/market"\n[clob]\nurl = "http://127.0.0.1:{dead}"\n'
-        f'[db]\nurl = "{sqlite_url}"\n[relayer]\ntype = "real"\nprivate_key = "{KEY}"\n'
+        f'[db]\nurl = "{sqlite_url}"\n[relayer]\ntype = "real"\n'
         'rpc_url = "http://127.0.0.1:9/rpc"\n'
     )
-    report = await run_preflight(_load(tmp_path, toml), offline=True)
+    report = await run_preflight(_load(tmp_path, toml, KEY_ENV), offline=True)
     skipped = {c.name for c in report.checks if c.skipped}
-    assert {"market feed", "clob", "clock skew", "allowances"} <= skipped
+    assert {"market feed", "clob", "clock skew", "allowances", "balance"} <= skipped
     assert report.ok
 
 
@@ -224,3 +231,28 @@ async def test_online_with_a_dead_clob_and_feed_fails(tmp_path: Path, sqlite_url
     report = await run_preflight(_load(tmp_path, toml), offline=False, timeout_s=2)
     failed = {c.name for c in report.checks if not c.ok and not c.skipped}
     assert not report.ok and failed == {"market feed", "clob"}
+
+
+@pytest.mark.parametrize(("funds", "verdict"), [("20", "FAIL"), ("50", "PASS")])
+async def test_live_preflight_reads_the_balance_and_fails_below_the_largest_order(
+    tmp_path: Path, sqlite_url: str, clob: MockClobServer, feed: MockMarketServer, funds: str, verdict: str
+) -> None:
+    """Was: PASS with 20 pUSD at the venue and orders of up to 50 allowed; the venue then refused them."""
+    await upgrade_to_head(sqlite_url)
+    clob.set_balance(ADDRESS, Decimal(funds))
+    creds = clob.creds_for(ADDRESS)
+    env = {
+        **KEY_ENV,
+        "POLYBOT_RELAYER__API_KEY": creds.api_key,
+        "POLYBOT_RELAYER__API_SECRET": creds.secret,
+        "POLYBOT_RELAYER__API_PASSPHRASE": creds.passphrase,
+    }
+    config = _full_config(clob, feed.url, sqlite_url, "dry_run = false\n[risk]\nmax_order_notional = 50\n")
+    report = await run_preflight(_load(tmp_path, config, env), offline=False, timeout_s=3)
+    balance = next(c for c in report.checks if c.name == "balance")
+    assert status_of(balance) == verdict, balance.detail
+    assert f"{funds} pUSD at the venue" in balance.detail
+    assert (verdict == "PASS") == report.ok or verdict == "PASS"
+    if verdict == "FAIL":
+        assert "below risk.max_order_notional 50" in balance.detail and not report.ok
+    assert all(creds.secret not in c.detail and creds.passphrase not in c.detail for c in report.checks)

@@ -6,12 +6,12 @@ import argparse
 import asyncio
 import getpass
 import sys
-from decimal import Decimal
 
+from core.cli import common
 from core.cli.main import add_command
-from core.errors import PolybotError, UsageError
+from core.errors import PolybotError
 
-MAX_WAIT_S = Decimal(3600)
+MAX_WAIT_S = 3600
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -33,31 +33,24 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                 "possible from Telegram, by an operator."
             ),
         )
-        p.add_argument("--db-url", default=None, help="the service's database (default sqlite:///./var/polybot.db)")
+        p.add_argument(
+            "--db-url",
+            type=common.db_url,
+            default=None,
+            help="the service's database (default sqlite:///./var/polybot.db)",
+        )
         p.add_argument("--reason", default="requested from the CLI", help="recorded in the audit trail")
         p.add_argument(
             "--wait",
-            default="15",
-            help="seconds a service has to claim the request before it expires unrun (default 15, at most 3600)",
+            type=common.float_arg(0, MAX_WAIT_S, low_open=True, unit="seconds"),
+            default=15.0,
+            help=f"seconds a service has to claim the request before it expires unrun (default 15, at most {MAX_WAIT_S})",
         )
         p.set_defaults(func=_run, action=action)
 
 
-def _wait_seconds(text: str) -> float:
-    from core.money import parse_plain_decimal
-
-    try:
-        wait = parse_plain_decimal(text)
-    except ValueError as exc:
-        raise UsageError(f"--wait {exc}") from None
-    if not Decimal(0) < wait <= MAX_WAIT_S:
-        raise UsageError(f"--wait must be more than 0 and at most {MAX_WAIT_S} seconds")
-    return float(wait)
-
-
 def _run(args: argparse.Namespace) -> int:
-    wait_s = _wait_seconds(args.wait)
-    ok, message = asyncio.run(_request(args, wait_s))
+    ok, message = asyncio.run(_request(args, args.wait))
     print(message)
     return 0 if ok else 1
 

@@ -106,7 +106,7 @@ def cmd_preflight(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- smoke-live
 
 
-def _spec(args: argparse.Namespace) -> Any:
+def _spec(args: argparse.Namespace, max_order_notional: Any) -> Any:
     from core.execution.dry_run import DryRunSpec
     from core.types import OrderType, Side
 
@@ -121,6 +121,7 @@ def _spec(args: argparse.Namespace) -> Any:
         neg_risk=args.neg_risk,
         client_order_id=args.client_order_id,
         reason="smoke-live",
+        max_order_notional=max_order_notional,  # the configured limit: what the service would refuse
     )
 
 
@@ -170,7 +171,7 @@ def cmd_smoke_live(args: argparse.Namespace) -> int:
             'smoke-live signs with the configured key: set [relayer] type = "real" and private_key '
             "(in secrets.local.toml); the order is never posted"
         )
-    spec = _spec(args)
+    spec = _spec(args, loaded.settings.risk.max_order_notional)
     report, order = asyncio.run(_smoke(args, loaded, spec))
     if args.json:
         payload = {

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from core.cli import common
 from core.cli.main import add_command
 from core.errors import ConfigError, UsageError
 
@@ -113,9 +114,17 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("updates", metavar="UPDATES.jsonl", help="one Telegram Update object (JSON) per line")
     p.add_argument("market", nargs="?", default=None, metavar="MARKET", help="replaces $MARKET (slug or condition id)")
     p.add_argument("outcome", nargs="?", default=None, metavar="OUTCOME", help="replaces $OUTCOME (e.g. Yes)")
-    p.add_argument("--db-url", required=True, help="sqlite:///PATH or postgresql://user@host:5432/db")
+    p.add_argument(
+        "--db-url", type=common.db_url, required=True, help="sqlite:///PATH or postgresql://user@host:5432/db"
+    )
     p.add_argument("--config", default=None, help="service TOML (default: built-in defaults, paper mode)")
-    p.add_argument("--replay", default=None, metavar="FILE", help="recording fed through the pipeline first")
+    p.add_argument(
+        "--replay",
+        type=common.input_file("recording"),
+        default=None,
+        metavar="FILE",
+        help="recording fed through the pipeline first",
+    )
     p.add_argument("--no-replay", action="store_true", help="feed no recording (books stay empty)")
     p.add_argument("--migrate", action="store_true", help="apply pending database migrations first")
     p.add_argument("--json", action="store_true", help="print every Bot API call as JSON")
@@ -369,8 +378,6 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError("give both MARKET and OUTCOME, or neither")
     if args.replay is not None and args.no_replay:
         raise UsageError("--replay and --no-replay exclude each other")
-    if args.replay is not None and not Path(args.replay).is_file():
-        raise UsageError(f"recording not found: {args.replay}")
     if args.config is not None and not Path(args.config).is_file():
         raise UsageError(f"config file not found: {args.config}")
     bot_username = bot_username_arg(args.bot_username) if args.bot_username is not None else None

@@ -78,6 +78,8 @@ from core.execution.types import (
     PlaceResult,
     VenueOrder,
 )
+from core.execution.venue_link import VenueStatus
+from core.money import from_units
 from core.redact import register_secret
 from core.types import MarketInfo, Mode, OrderType, Side
 
@@ -257,6 +259,7 @@ class ClobRelayer:
         self._user: UserChannel | None = None
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._heartbeat_id = ""
+        self._heartbeat_ok_at: float | None = None  # monotonic
         self._last_trade_ts = 0
         self._final_orders: set[str] = set()
         self._started = False
@@ -711,7 +714,48 @@ class ClobRelayer:
         if isinstance(resp, dict) and resp.get("heartbeat_id"):
             self._heartbeat_id = str(resp["heartbeat_id"])
         self.stats["heartbeats"] += 1
+        self._heartbeat_ok_at = time.monotonic()
         return self._heartbeat_id
+
+    def venue_status(self) -> VenueStatus:
+        """REST reachability, user-channel state and heartbeat age (for alerts, /status, /health)."""
+        link = self._http.link
+        user = self._user
+        if user is None:
+            channel, user_down = "off", None
+        else:
+            channel = "connected" if user.connected.is_set() else "disconnected"
+            user_down = None if user.connected.is_set() else user.down_since
+        beat = self._heartbeat_ok_at
+        return VenueStatus(
+            rest_failures=link.failures,
+            rest_down_since=link.down_since,
+            rest_error=link.last_error,
+            user_channel=channel,
+            user_down_since=user_down,
+            heartbeat_age_s=None if beat is None else time.monotonic() - beat,
+        )
+
+    # ------------------------------------------------------------------ balances
+
+    async def collateral_balance(self) -> Decimal:
+        """pUSD the venue says this account holds (``GET /balance-allowance``, COLLATERAL)."""
+        return await self._balance({"asset_type": "COLLATERAL"})
+
+    async def token_balance(self, token_id: str) -> Decimal:
+        """Shares of one outcome token the venue says this account holds (CONDITIONAL)."""
+        return await self._balance({"asset_type": "CONDITIONAL", "token_id": token_id})
+
+    async def _balance(self, params: dict[str, str]) -> Decimal:
+        query = {**params, "signature_type": str(int(self._signer.signature_type))}
+        resp = await self._http.request("GET", "/balance-allowance", params=query, auth="l2")
+        raw = resp.get("balance") if isinstance(resp, dict) else None
+        try:
+            return from_units(int(str(raw)))
+        except (TypeError, ValueError):
+            raise VenueError(
+                Outcome.UNKNOWN, ErrorClass.UNKNOWN_OUTCOME, f"unreadable balance from /balance-allowance: {raw!r}"
+            ) from None
 
     async def _heartbeat_loop(self) -> None:
         while True:

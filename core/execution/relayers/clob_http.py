@@ -24,6 +24,7 @@ from py_clob_client_v2.signer import Signer
 
 from core.execution.relayers.clob_signing import serialize_body
 from core.execution.types import ErrorClass, Outcome
+from core.execution.venue_link import VenueLink
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +143,7 @@ class ClobHttp:
         self._signer = signer
         self._creds = creds
         self.timeout_s = timeout_s
+        self.link = VenueLink()  # reachability, from the outcome of every request
         timeout = httpx.Timeout(timeout_s, connect=connect_timeout_s if connect_timeout_s is not None else timeout_s)
         self._client = httpx.AsyncClient(
             base_url=self.host,
@@ -198,13 +200,19 @@ class ClobHttp:
             resp = await self._client.request(method, path, content=content, params=params, headers=headers)
         except httpx.HTTPError as exc:
             err = classify_transport(exc)
+            self.link.failed(str(err))
             log.warning("clob %s %s failed: %s", method, path, err)
             raise err from None
         payload = _decode(resp)
         if resp.status_code // 100 != 2:
             err = classify_status(resp.status_code, payload, resp.headers.get("retry-after"))
+            if resp.status_code >= 500:
+                self.link.failed(str(err))
+            else:
+                self.link.ok()  # a 4xx is an answer: the venue is there
             log.warning("clob %s %s -> %s", method, path, err)
             raise err
+        self.link.ok()
         return payload
 
 

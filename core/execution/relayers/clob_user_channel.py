@@ -480,6 +480,7 @@ class UserChannel:
         self._ws: ClientConnection | None = None
         self._stopping = False
         self.last_frame_at = 0.0
+        self.down_since: float | None = None  # wall clock: since when it has had no live subscription
 
     def __repr__(self) -> str:
         return f"UserChannel(url={self.url!r}, markets={len(self.markets)}, connected={self.connected.is_set()})"
@@ -490,6 +491,7 @@ class UserChannel:
     def start(self) -> None:
         if self._task is None or self._task.done():
             self._stopping = False
+            self.down_since = time.time()
             self._task = asyncio.create_task(self._run(), name="clob-user-channel")
 
     async def stop(self) -> None:
@@ -532,6 +534,7 @@ class UserChannel:
                     await ws.send(self.subscribe_message())
                     self.connects += 1
                     self.connected.set()
+                    self.down_since = None
                     backoff = self.backoff_initial_s
                     await self._on_connect(self.connects > 1)
                     await self._read(ws)
@@ -544,6 +547,8 @@ class UserChannel:
                 log.warning("user channel %s: %s: %s", self.url, type(exc).__name__, exc)
             finally:
                 self._ws = None
+                if self.connected.is_set() or self.down_since is None:
+                    self.down_since = time.time()
                 self.connected.clear()
             if self._stopping:
                 break
