@@ -4,7 +4,7 @@
   resync on reconnect must deliver the confirmation, applied exactly once (a second resync
   delivers it again and changes nothing).
 - The settlement FAILS after MATCHED: the position must not change, the order is failed, and the
-  trader hears of it once, naming the order.
+  trader hears of it once, naming the order and saying the settlement failed.
 
 The double holds settlement until the test has done what must come first (``hold_settlements``),
 so no step races the clock.
@@ -142,7 +142,7 @@ def _told(rig: Rig, coid: str) -> list[Alert]:
 async def test_settlement_fails_after_matched(
     sqlite_url: str, monkeypatch: pytest.MonkeyPatch, fault_record: FaultRecord
 ) -> None:
-    fault_record.scenario = "settlement FAILS after MATCHED: no position, order failed, the trader told once"
+    fault_record.scenario = "settlement FAILS after MATCHED: no position, order failed, the trader told why, once"
     async with running_service(sqlite_url, monkeypatch, feed="demo", rate_hz=50.0, live=True) as rig:
         coid, token = await _failed_settlement(rig)
         told = _told(rig, coid)
@@ -163,30 +163,9 @@ async def test_settlement_fails_after_matched(
         assert [s for _, s, _ in fills] == ["failed"]
         assert rig.service.engine.order(coid).status is OrderStatus.FAILED
         assert [str(r[0]) for r in stored_order] == [OrderStatus.FAILED.value]
-        # the trader hears of it once, in chat, naming the order
+        # the trader hears of it once, in chat, naming the order and saying why
         assert [a.kind for a in told] == ["order_failed"], told
         tg = rig.tg_alerts("order_failed")
-        assert len(tg) == 1 and coid in tg[0], tg
+        assert len(tg) == 1 and coid in tg[0] and "settlement failed" in tg[0], tg
         assert rig.service.risk.armed, "one failed settlement must not disarm the service"
         await rig.frames_advance(10)
-
-
-SETTLEMENT_REASON_LOST = (
-    "product bug: the order_failed alert reads 'order <coid> failed: no reason given'. "
-    "Engine._settlement_failed (core/execution/engine.py) passes error='settlement failed on chain "
-    "for trade ...' to _set_status, which writes **changes to the store but builds the OrderEvent from "
-    "t.rec.error, never updated from changes; Service._on_order_event (core/service.py) then finds no "
-    "detail. Fix: apply the changes to t.rec before publishing (or pass the error as the detail)"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=SETTLEMENT_REASON_LOST)
-async def test_failed_settlement_alert_says_why(
-    sqlite_url: str, monkeypatch: pytest.MonkeyPatch, fault_record: FaultRecord
-) -> None:
-    fault_record.scenario = "settlement FAILS after MATCHED: the alert tells the trader the settlement failed"
-    async with running_service(sqlite_url, monkeypatch, feed="demo", rate_hz=50.0, live=True) as rig:
-        coid, _token = await _failed_settlement(rig)
-        tg = rig.tg_alerts("order_failed")
-        fault_record.alerts = "; ".join(tg)
-        assert len(tg) == 1 and coid in tg[0] and "settlement failed" in tg[0], tg
