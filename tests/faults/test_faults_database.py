@@ -82,8 +82,10 @@ async def test_db_locked_or_slow_during_a_batch(
             await tx.start()
             await conn.execute("LOCK TABLE book_deltas IN ACCESS EXCLUSIVE MODE")  # type: ignore[attr-defined]
         else:
-            lock = sqlite3.connect(_sqlite_file(db_url), isolation_level=None, timeout=WAIT_S)
-            lock.execute("BEGIN EXCLUSIVE")
+            # taken off the loop: the writer may be mid-batch (aiosqlite waits on this loop to commit),
+            # and a busy wait here would block the very commit it waits for until the timeout
+            lock = sqlite3.connect(_sqlite_file(db_url), isolation_level=None, timeout=WAIT_S, check_same_thread=False)
+            await asyncio.to_thread(lock.execute, "BEGIN EXCLUSIVE")
         held_at = time.monotonic()
         # Once the lock is ours no batch can commit; one that committed just before may still be
         # counting itself, hence "at most one batch" below, with no sleep racing it.
@@ -97,7 +99,7 @@ async def test_db_locked_or_slow_during_a_batch(
             await tx.rollback()
             await conn.close()  # type: ignore[attr-defined]
         else:
-            lock.execute("ROLLBACK")
+            await asyncio.to_thread(lock.execute, "ROLLBACK")
             lock.close()
         await wait_for(lambda: writer.stats.written > stalled_at, WAIT_S, "the writer to commit after the lock")
         await writer.flush(timeout_s=WAIT_S)
