@@ -2,8 +2,9 @@
 
 Each scenario in tests/faults/ records what happened (outcome, POST /order requests at the CLOB
 double, orders that exist at the venue vs expected, feed rows received vs stored, alerts, counters)
-and the test session writes them to ``var/faults-results.json``. This script prints that file as
-a table; ``--run`` runs the suite first.
+and each test process writes them to ``var/faults-results/<worker>.json`` (one part per pytest-xdist
+worker, tagged with the run's id). This script merges the parts of the latest run and prints them
+as a table; ``--run`` runs the suite first.
 
     uv run python bench/faults_report.py [--run] [--markdown] [--counters]
 """
@@ -18,7 +19,17 @@ from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-RESULTS_FILE = REPO_ROOT / "var" / "faults-results.json"
+RESULTS_DIR = REPO_ROOT / "var" / "faults-results"
+
+
+def load_results(directory: Path) -> list[dict[str, Any]]:
+    """The results of the latest run: every part that carries the newest part's run id."""
+    parts = sorted(directory.glob("*.json"), key=lambda p: p.stat().st_mtime)
+    if not parts:
+        raise FileNotFoundError(f"no results in {directory}: run the suite first (--run)")
+    loaded = [json.loads(p.read_text()) for p in parts]
+    latest = loaded[-1]["run"]
+    return [row for part in loaded if part["run"] == latest for row in part["results"]]
 
 
 def _ratio(got: Any, want: Any) -> str:
@@ -80,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run", action="store_true", help="run tests/faults first (about 2 minutes)")
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
     parser.add_argument("--counters", action="store_true", help="also print each scenario's counters")
-    parser.add_argument("--file", type=Path, default=RESULTS_FILE, help=f"results file (default {RESULTS_FILE})")
+    parser.add_argument("--dir", type=Path, default=RESULTS_DIR, help=f"results directory (default {RESULTS_DIR})")
     args = parser.parse_args(argv)
 
     if args.run:
@@ -90,13 +101,13 @@ def main(argv: list[str] | None = None) -> int:
         if code not in (0, 1):
             sys.stderr.write(f"faults_report: pytest exited {code}\n")
             return 1
-    if not args.file.is_file():
-        sys.stderr.write(f"faults_report: {args.file} not found: run the suite first (--run)\n")
-        return 1
     try:
-        results = json.loads(args.file.read_text())["results"]
+        results = load_results(args.dir)
+    except FileNotFoundError as exc:
+        sys.stderr.write(f"faults_report: {exc}\n")
+        return 1
     except (ValueError, KeyError, TypeError) as exc:
-        sys.stderr.write(f"faults_report: {args.file} is not a results file ({exc})\n")
+        sys.stderr.write(f"faults_report: {args.dir} holds something that is not a results part ({exc})\n")
         return 1
     table = rows(results)
     sys.stdout.write((render_markdown(table) if args.markdown else render_text(table)) + "\n")

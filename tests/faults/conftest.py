@@ -1,9 +1,11 @@
 """Fault suite plumbing: each scenario fills a :class:`FaultRecord`; the session writes them all
-to ``var/faults-results.json``, which ``bench/faults_report.py`` prints as the summary table."""
+to ``var/faults-results/``, which ``bench/faults_report.py`` prints as the summary table."""
 
 from __future__ import annotations
 
 import json
+import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +15,7 @@ import pytest
 from tests.faults.fault_harness import RESULTS, FaultRecord
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
-RESULTS_FILE = REPO_ROOT / "var" / "faults-results.json"
+RESULTS_DIR = REPO_ROOT / "var" / "faults-results"
 
 
 @pytest.fixture
@@ -47,8 +49,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """One file per test process: under pytest-xdist every worker writes its own part, tagged with
+    the run's id so that bench/faults_report.py merges the parts of the latest run only."""
     if not RESULTS:
         return
-    RESULTS_FILE.parent.mkdir(parents=True, exist_ok=True)
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID") or uuid.uuid4().hex
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     rows = [r.as_dict() for r in RESULTS.values() if r.scenario]
-    RESULTS_FILE.write_text(json.dumps({"results": rows}, indent=2, sort_keys=True, default=str) + "\n")
+    part = {"run": run, "results": rows}
+    (RESULTS_DIR / f"{worker}.json").write_text(json.dumps(part, indent=2, sort_keys=True, default=str) + "\n")
