@@ -246,35 +246,39 @@ async def await_outcome(
     If the withdrawal loses, a service claimed the request at the last moment: wait up to
     ``grace_s`` more for its result. Cancelled (Ctrl-C) while pending: the request is withdrawn.
     """
-    deadline = time.monotonic() + wait_s
     try:
-        while True:
-            req = await get_request(sessions, request_id)
-            if req is None:
-                raise LookupError(f"control request {request_id} vanished from the database")
-            if req.status in (DONE, EXPIRED):
-                return _outcome(req)
-            if time.monotonic() >= deadline:
-                break
-            await asyncio.sleep(poll_s)
+        req = await _settled_within(sessions, request_id, wait_s, poll_s)
     except asyncio.CancelledError:
         await expire_request(sessions, request_id, by, wait_s)
         raise
+    if req is not None:
+        return _outcome(req)
     if await expire_request(sessions, request_id, by, wait_s):
         req = await get_request(sessions, request_id)
         return Outcome(False, EXPIRED, req.result if req and req.result else EXPIRED_BY_SERVICE)
-    grace_deadline = time.monotonic() + grace_s
+    req = await _settled_within(sessions, request_id, grace_s, poll_s)
+    if req is not None:
+        return _outcome(req)
+    claimed = await get_request(sessions, request_id)
+    return Outcome(
+        False,
+        CLAIMED,
+        f"claimed by {claimed.handled_by if claimed else '?'} but no result recorded within {grace_s:g}s more; it "
+        "will not run again: check that service's log and /status",
+    )
+
+
+async def _settled_within(
+    sessions: async_sessionmaker[AsyncSession], request_id: int, seconds: float, poll_s: float
+) -> ControlRequest | None:
+    """The request once it is done or expired, polling for at most ``seconds``; None if it is not by then."""
+    deadline = time.monotonic() + seconds
     while True:
         req = await get_request(sessions, request_id)
         if req is None:
             raise LookupError(f"control request {request_id} vanished from the database")
         if req.status in (DONE, EXPIRED):
-            return _outcome(req)
-        if time.monotonic() >= grace_deadline:
-            return Outcome(
-                False,
-                CLAIMED,
-                f"claimed by {req.handled_by} but no result recorded within {grace_s:g}s more; it will not "
-                "run again: check that service's log and /status",
-            )
+            return req
+        if time.monotonic() >= deadline:
+            return None
         await asyncio.sleep(poll_s)

@@ -519,20 +519,11 @@ async def check_balance(
     settings: Settings, *, timeout_s: float = DEFAULT_TIMEOUT_S, transport: httpx.AsyncBaseTransport | None = None
 ) -> PreflightCheck:
     """What the venue says the account can spend, against the largest order the gate allows."""
-    from core.execution.relayers.clob import ClobRelayer
+    from core.execution.relayers.clob_config import clob_relayer
 
-    r = settings.relayer
-    assert r.private_key is not None and r.api_key and r.api_secret and r.api_passphrase
-    relayer = ClobRelayer(
-        settings.clob.url,
-        r.chain_id,
-        r.private_key.get_secret_value(),
-        signature_type=r.signature_type,
-        funder=r.funder,
-        api_creds=(r.api_key.get_secret_value(), r.api_secret.get_secret_value(), r.api_passphrase.get_secret_value()),
-        dry_run=True,  # reads only
-        timeout_s=min(settings.clob.timeout_s, timeout_s),
-        transport=transport,
+    # reads only: dry-run; every read bounded by the shorter of the two timeouts
+    relayer = clob_relayer(
+        settings, dry_run=True, transport=transport, timeout_s=min(settings.clob.timeout_s, timeout_s)
     )
     try:
         balance = await relayer.collateral_balance()

@@ -30,6 +30,7 @@ from core.events import Alert, AlertCleared, EventBus, FillEvent, OrderEvent, Se
 from core.execution.funds import PaperFunds, VenueFunds
 from core.execution.positions import PositionBook
 from core.execution.relayers.clob import ClobRelayer
+from core.execution.relayers.clob_config import clob_relayer
 from core.execution.types import TickAware
 from core.execution.venue_link import VenueStatus
 from core.feed.events import BookStatusChanged, FeedEvent, TickSizeChanged, TradePrint
@@ -272,19 +273,9 @@ class Service:
 
             return PaperRelayer(self._book)
 
-        creds = None
-        if r.api_key and r.api_secret and r.api_passphrase:
-            creds = (r.api_key.get_secret_value(), r.api_secret.get_secret_value(), r.api_passphrase.get_secret_value())
-        assert r.private_key is not None  # settings refuse type=real without a key
-        relayer = ClobRelayer(
-            self.settings.clob.url,
-            r.chain_id,
-            r.private_key.get_secret_value(),
-            signature_type=r.signature_type,
-            funder=r.funder,
-            api_creds=creds,
+        relayer = clob_relayer(
+            self.settings,
             dry_run=r.dry_run,
-            timeout_s=self.settings.clob.timeout_s,
             user_ws_url=None if r.dry_run else self.settings.feed.user_ws_url,
             user_markets=[m.condition_id for m in self.registry.all()],
             heartbeat_interval_s=r.heartbeat_s,
@@ -646,7 +637,7 @@ class Service:
         """Close quiet bursts, mark stale books, flag quiet markets on live sockets (one alert for all)."""
         self.pipeline.tick()
         await self._control_requests()
-        await self._settle_unknown()
+        await self.job_reconcile(unknown_only=True)
         status = self._venue_status()
         if status is not None:
             self.venue_watch.check(status, len(self.engine.open_orders()))
@@ -671,23 +662,17 @@ class Service:
             self.bus.publish(AlertCleared(kind="market_quiet", key="books", message="markets trading again"))
         self._quiet = set(quiet)
 
-    async def _settle_unknown(self) -> None:
-        """Orders whose outcome is unknown are reconciled with the venue while the service runs
-        (never resubmitted): every few seconds until the venue's view settles them."""
+    async def job_reconcile(self, *, unknown_only: bool = False) -> None:
+        """The venue's truth about our open orders while running (the same path as at start): an
+        order it no longer lists is settled from its trades, never left "live". ``unknown_only``:
+        the staleness tick's quick pass, for orders whose outcome is unknown (never resubmitted:
+        reconciled every few seconds until the venue's view settles them)."""
         from core.execution.types import OrderStatus
 
-        if any(o.status is OrderStatus.SUBMITTED_UNKNOWN for o in self.engine.open_orders()):
-            try:
-                report = await self.engine.reconcile()
-                if report.changed:
-                    log.info("reconciled unknown-outcome orders: %s", report.changed)
-            except Exception:
-                log.exception("reconciling unknown-outcome orders failed; will retry")
-
-    async def job_reconcile(self) -> None:
-        """The venue's truth about our open orders while running (the same path as at start): an
-        order it no longer lists is settled from its trades, never left "live"."""
-        if not self.engine.open_orders():
+        orders = self.engine.open_orders()
+        if unknown_only:
+            orders = [o for o in orders if o.status is OrderStatus.SUBMITTED_UNKNOWN]
+        if not orders:
             return
         try:
             report = await self.engine.reconcile()

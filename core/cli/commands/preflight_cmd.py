@@ -127,28 +127,19 @@ def _spec(args: argparse.Namespace, max_order_notional: Any) -> Any:
 
 async def _smoke(args: argparse.Namespace, loaded: Any, spec: Any) -> tuple[Any, Any]:
     from core.execution.dry_run import build_dry_run_order, open_migrated_db
-    from core.execution.relayers.clob import ClobRelayer
+    from core.execution.relayers.clob_config import clob_relayer
     from core.preflight import run_preflight
 
     report = await run_preflight(loaded, offline=args.offline)
     if not report.ok:
         return report, None
     settings = loaded.settings
-    relayer_cfg = settings.relayer
-    if relayer_cfg.private_key is None:  # the key check fails first; kept for a clear line regardless
+    if settings.relayer.private_key is None:  # the key check fails first; kept for a clear line regardless
         raise UsageError("relayer.private_key is not set")
-    relayer = ClobRelayer(
-        settings.clob.url,
-        relayer_cfg.chain_id,
-        relayer_cfg.private_key.get_secret_value(),
-        signature_type=relayer_cfg.signature_type,
-        funder=relayer_cfg.funder,
-        # No API credentials: signing does not need them, and the body's "owner" (the API key, a
-        # secret in our settings) must not be printed or stored. The signature does not cover it.
-        api_creds=None,
-        dry_run=True,  # smoke-live never posts, whatever relayer.dry_run says
-        timeout_s=settings.clob.timeout_s,
-    )
+    # No API credentials: signing does not need them, and the body's "owner" (the API key, a
+    # secret in our settings) must not be printed or stored. The signature does not cover it.
+    # dry_run: smoke-live never posts, whatever relayer.dry_run says.
+    relayer = clob_relayer(settings, dry_run=True, with_creds=False)
     engine = None
     try:
         # The database check passed, so it is reachable and migrated: the order is stored.

@@ -1,0 +1,42 @@
+"""The CLOB relayer as the configuration describes it: one place that turns ``[relayer]`` and
+``[clob]`` into a :class:`ClobRelayer` (the service, preflight's balance read and smoke-live)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from core.execution.relayers.clob import ClobRelayer
+from core.settings import Settings
+
+
+def clob_relayer(
+    settings: Settings,
+    *,
+    dry_run: bool,
+    with_creds: bool = True,
+    transport: httpx.AsyncBaseTransport | None = None,
+    timeout_s: float | None = None,
+    **options: Any,
+) -> ClobRelayer:
+    """A relayer signing with the configured key. ``with_creds=False`` leaves the API credentials
+    out (signing needs none, and the body's owner field would otherwise carry the API key)."""
+    r = settings.relayer
+    if r.private_key is None:
+        raise ValueError("relayer.private_key is not set")  # settings refuse type = "real" without one
+    creds = None
+    if with_creds and r.api_key and r.api_secret and r.api_passphrase:
+        creds = (r.api_key.get_secret_value(), r.api_secret.get_secret_value(), r.api_passphrase.get_secret_value())
+    return ClobRelayer(
+        settings.clob.url,
+        r.chain_id,
+        r.private_key.get_secret_value(),
+        signature_type=r.signature_type,
+        funder=r.funder,
+        api_creds=creds,
+        dry_run=dry_run,
+        timeout_s=settings.clob.timeout_s if timeout_s is None else timeout_s,
+        transport=transport,
+        **options,
+    )
