@@ -1,10 +1,10 @@
 """The bad-input table: every CLI command and every Telegram command tried with malformed arguments.
 
-CLI: each case runs ``python -m core.cli.main ...`` as a subprocess (no network: every URL is a
-closed loopback port, a local ``polybot mock-ws`` started for the run, or a nonexistent file) and
-records the exit code and the one line the user reads. Telegram: a real paper-mode Service with the
-bot on the in-process Bot API double gets each command from an authorised operator and records the
-reply.
+CLI: each case runs the venv's ``polybot`` console script as a subprocess leading its own process
+group (tests/procs.py), with no network: every URL is a closed loopback port, a local ``polybot
+mock-ws`` started for the run, or a nonexistent file. It records the exit code and the one line
+the user reads. Telegram: a real paper-mode Service with the bot on the in-process Bot API double
+gets each command from an authorised operator and records the reply.
 
 Coverage is not hand-picked: the commands come from the real argparse parser and from
 ``bot.handlers.COMMANDS``, and a command without a case stops the run (exit 1) before anything runs,
@@ -26,7 +26,6 @@ import functools
 import html
 import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -270,23 +269,20 @@ def _one_line(text: str) -> str:
 
 def run_cli(case: Case, env: dict[str, str], feed_url: str = WS_NOWHERE) -> Result:
     """Run one case in its own process group (killed as a whole when it overstays)."""
+    from tests.procs import console_script, run
+
     name, args = case
     argv = ([] if name.startswith("(") else [name]) + args
     shown = "polybot " + " ".join(argv)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "core.cli.main", *(feed_url if a == FEED else a for a in argv)],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        text=True,
-        start_new_session=True,
-    )
     try:
-        stdout, stderr = proc.communicate(timeout=CASE_TIMEOUT_S)
+        done = run(
+            [console_script("polybot"), *(feed_url if a == FEED else a for a in argv)],
+            cwd=REPO_ROOT,
+            env=env,
+            text=True,
+            timeout_s=CASE_TIMEOUT_S,
+        )
     except subprocess.TimeoutExpired:
-        _kill_group(proc)
         return Result(
             "cli",
             name,
@@ -295,6 +291,7 @@ def run_cli(case: Case, env: dict[str, str], feed_url: str = WS_NOWHERE) -> Resu
             "-",
             "accepted (kept running)",
         )
+    stdout, stderr = done.stdout, done.stderr
     out = stderr + "\n" + stdout
     answer = (_one_line(stderr) or _one_line(stdout)).replace(feed_url, FEED)
     flag = ""
@@ -302,42 +299,34 @@ def run_cli(case: Case, env: dict[str, str], feed_url: str = WS_NOWHERE) -> Resu
         flag = "CRASH (traceback)"
     elif UNHANDLED in out:  # core.cli.main's last line of defence: an exception nobody turned into words
         flag = "CRASH (unhandled exception)"
-    elif proc.returncode == 0:
+    elif done.returncode == 0:
         flag = "accepted (exit 0)"
-    elif proc.returncode not in (1, 2):
-        flag = f"exit {proc.returncode}"
+    elif done.returncode not in (1, 2):
+        flag = f"exit {done.returncode}"
     elif not answer:
         flag = "no message"
-    return Result("cli", name, shown, answer, str(proc.returncode), flag)
-
-
-def _kill_group(proc: subprocess.Popen[str]) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.communicate()
+    return Result("cli", name, shown, answer, str(done.returncode), flag)
 
 
 @contextlib.contextmanager
 def mock_feed(env: dict[str, str]) -> Iterator[str]:
     """A local ``polybot mock-ws`` for the cases that need a feed that answers: its URL."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "core.cli.main", "mock-ws", "--port", "0", "--assets", "2", "--rate", "20"],
+    from tests.procs import Lines, console_script, running
+
+    argv = [console_script("polybot"), "mock-ws", "--port", "0", "--assets", "2", "--rate", "20"]
+    with running(
+        argv,
         cwd=REPO_ROOT,
         env=env,
+        stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
-        stdin=subprocess.DEVNULL,
         text=True,
-        start_new_session=True,
-    )
-    try:
-        assert proc.stdout is not None
-        url = proc.stdout.readline().strip()
+    ) as proc:
+        (url,) = Lines(proc, proc.stdout).wait_lines(1, 30)
         if not url.startswith("ws://"):
             raise RuntimeError(f"polybot mock-ws did not start (printed {url!r})")
         yield url
-    finally:
-        _kill_group(proc)
 
 
 def run_cli_cases(cases: Sequence[Case], env: dict[str, str], jobs: int) -> list[Result]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 import threading
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
@@ -23,6 +22,7 @@ from core.sim.mock_clob_state import MockMarket
 from core.sim.mock_gamma import MockGammaServer, load_markets_file
 from core.sim.mock_ws import MockMarketServer
 from tests.conftest import PROJECT_FIXTURES, REPO_ROOT
+from tests.procs import console_script, run
 
 T = TypeVar("T")
 UPDATES = PROJECT_FIXTURES / "updates"
@@ -268,10 +268,10 @@ def test_not_migrated_database_is_refused(tmp_path: Path, capsys: pytest.Capture
 
 
 def test_the_console_script_runs_a_file(db_with_markets: str) -> None:
-    proc = subprocess.run(
-        ["uv", "run", "--no-sync", "polybot", "tgbot-run-local", str(UPDATES / "roles.jsonl"), BINARY, "Yes",
+    proc = run(
+        [console_script("polybot"), "tgbot-run-local", str(UPDATES / "roles.jsonl"), BINARY, "Yes",
          "--db-url", db_with_markets],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
+        cwd=REPO_ROOT, text=True, timeout_s=120,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "   /arm needs the operator role." in proc.stdout.splitlines()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import queue
 import signal
 import subprocess
 import threading
@@ -22,6 +21,7 @@ from core.execution import approvals as ap
 from core.sim.mock_clob_http import HttpRequest, HttpResponse, MiniHttpServer
 from core.sim.mock_clob_verify import order_typed_data, recover_order_signer
 from tests.conftest import REPO_ROOT, load_shared
+from tests.procs import Lines, console_script, running, stop_group
 
 KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 ADDRESS = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
@@ -29,52 +29,24 @@ EXCHANGE = "0xE111180000d2663C0091e4f400237545B87B996B"
 NEG_RISK_EXCHANGE = "0xe2222d279d744050d28e00520010520000310F59"
 
 
-class _Lines:
-    """Lines of a child's stdout, read by a thread so every wait can be bounded."""
-
-    def __init__(self, proc: subprocess.Popen[str]) -> None:
-        self.queue: queue.Queue[str] = queue.Queue()
-        self.proc = proc
-        threading.Thread(target=self._pump, daemon=True).start()
-
-    def _pump(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.queue.put(line.rstrip("\n"))
-
-    def next(self, limit_s: float) -> str:
-        try:
-            return self.queue.get(timeout=limit_s)
-        except queue.Empty:
-            raise AssertionError(f"no output from {self.proc.args} within {limit_s} s") from None
-
-
 @pytest.fixture(scope="module")
 def mock_clob() -> Iterator[dict[str, Any]]:
-    proc = subprocess.Popen(
-        ["uv", "run", "--offline", "polybot", "mock-clob", "--port", "0"],
+    with running(
+        [console_script("polybot"), "mock-clob", "--port", "0"],
         cwd=REPO_ROOT,
+        stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-    )
-    try:
-        out = _Lines(proc)
-        url = out.next(60)
-        ws = out.next(10)
-        lines = [out.next(10) for _ in range(6)]
+    ) as proc:
+        out, err = Lines(proc, proc.stdout), Lines(proc, proc.stderr)
+        url, ws, *lines = out.wait_lines(8, 60)
         assert url.startswith("http://127.0.0.1:") and ws.startswith("user channel: ws://127.0.0.1:")
         markets = [ln.split()[1] for ln in lines if ln.startswith("market ")]
         tokens = [ln.split()[1] for ln in lines if ln.split()[0] in ("Yes", "No")]
         yield {"url": url, "binary": markets[0], "negrisk": markets[1], "tokens": tokens}
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-    assert proc.returncode == 0
+        rc = stop_group(proc, first=signal.SIGINT)
+        assert rc == 0, err.close()
 
 
 def _recover(order: dict[str, Any], exchange: str) -> str:

@@ -11,6 +11,7 @@ import pytest
 
 from core.cli.main import main
 from tests.conftest import REPO_ROOT
+from tests.procs import console_script, run
 
 KEY = "0x" + "8da4ef21b864d2cc526dbdb2a120bd2874c36c9d0a1fb7f8c63d7f7a8b41de8f"
 TOKEN = "5550001111:AAE-zyxwvutsrqponmlkjihgfedcba98765"
@@ -20,14 +21,7 @@ EXAMPLE = REPO_ROOT / "config" / "service.example.toml"
 def polybot(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("POLYBOT_")}
     clean.update(env or {})
-    return subprocess.run(
-        ["uv", "run", "--quiet", "polybot", *args],
-        cwd=REPO_ROOT,
-        env=clean,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run([console_script("polybot"), *args], cwd=REPO_ROOT, env=clean, text=True, timeout_s=60)
 
 
 @pytest.fixture

@@ -1,9 +1,8 @@
-"""``polybot migrate`` and ``polybot status`` end to end (in-process and via ``uv run``)."""
+"""``polybot migrate`` and ``polybot status`` end to end (in-process and via the console script)."""
 
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from pathlib import Path
 
@@ -14,6 +13,8 @@ from core.store.db import DB_URL_ENV
 from core.store.migrate import head_revision
 from core.store.models import TABLES
 from tests.conftest import REPO_ROOT
+from tests.procs import console_script
+from tests.procs import run as run_process
 
 HEAD = head_revision()
 
@@ -44,12 +45,8 @@ def test_print_sql_needs_no_server(capsys: pytest.CaptureFixture[str]) -> None:
     """PostgreSQL through the real console script (the host does not even resolve); SQLite in-process."""
     started = time.monotonic()
     url = "postgresql://postgres:pw@no-such-host.invalid:5432/polybot"
-    proc = subprocess.run(
-        ["uv", "run", "polybot", "migrate", "--db-url", url, "--print-sql"],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    proc = run_process(
+        [console_script("polybot"), "migrate", "--db-url", url, "--print-sql"], cwd=REPO_ROOT, text=True, timeout_s=120
     )
     assert proc.returncode == 0, proc.stderr
     assert "JSONB" in proc.stdout and "CREATE TABLE orders" in proc.stdout

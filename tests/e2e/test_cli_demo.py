@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 from pathlib import Path
 
 from tests.conftest import REPO_ROOT
+from tests.procs import console_script, run
 
 BAD_SIGNS = ("Task was destroyed but it is pending", "never awaited", "Traceback")
 
@@ -23,13 +23,12 @@ def _number(pattern: str, text: str) -> int:
 def test_demo_runs_offline_and_summarises(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("POLYBOT_")}
     env["PYTHONWARNINGS"] = "default"
-    proc = subprocess.run(
-        ["uv", "run", "--no-sync", "polybot", "demo", "--duration", "3", "--var-dir", str(tmp_path / "var")],
+    proc = run(
+        [console_script("polybot"), "demo", "--duration", "3", "--var-dir", str(tmp_path / "var")],
         cwd=REPO_ROOT,
         env=env,
-        capture_output=True,
         text=True,
-        timeout=180,
+        timeout_s=180,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout

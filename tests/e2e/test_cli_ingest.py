@@ -2,39 +2,26 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import os
 import pty
 import select
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from core.sim.mock_ws import MockMarketServer
+from tests.procs import Lines, arun, console_script, run, running
 
-POLYBOT = str(Path(sys.executable).parent / "polybot")
+POLYBOT = console_script("polybot")
 
 
 async def _run(*args: str, limit_s: float = 60.0) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        POLYBOT, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), limit_s)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        raise
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+    done = await arun([POLYBOT, *args], timeout_s=limit_s, text=True)
+    return done.returncode, done.stdout, done.stderr
 
 
 async def test_ingest_ws_stores_what_it_received_and_reports_it(tmp_path: Path) -> None:
@@ -73,35 +60,23 @@ async def test_ingest_ws_needs_a_migrated_database_and_a_reachable_feed(tmp_path
 # --------------------------------------------------------------------------- first frames
 # An asset the feed does not serve gets no frame at all: a run bounded by --max-messages used to
 # wait forever in silence. These run the real `polybot mock-ws` and `polybot ingest-ws` processes,
-# each in its own process group, killed as a whole at teardown.
-
-
-@contextlib.contextmanager
-def _group(*args: str, **kwargs: Any) -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen([POLYBOT, *args], start_new_session=True, **kwargs)
-    try:
-        yield proc
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(30)
+# each in its own process group, stopped as a whole at teardown.
 
 
 @pytest.fixture
 def mock_ws() -> Iterator[tuple[str, list[str]]]:
     """``polybot mock-ws`` on a free port: (URL, the asset ids it serves)."""
-    with _group("mock-ws", "--port", "0", "--assets", "2", "--rate", "20", stdout=subprocess.PIPE) as proc:
-        assert proc.stdout is not None
-        url = proc.stdout.readline().decode().strip()
-        assets = proc.stdout.readline().decode().split()[1:]
+    argv = [POLYBOT, "mock-ws", "--port", "0", "--assets", "2", "--rate", "20"]
+    with running(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True) as proc:
+        url, assets_line = Lines(proc, proc.stdout).wait_lines(2, 30)
+        assets = assets_line.split()[1:]
         assert url.startswith("ws://") and len(assets) == 2, (url, assets)
         yield url, assets
 
 
 def _ingest(*args: str) -> tuple[int, str, str]:
-    with _group("ingest-ws", *args, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
-        out, err = proc.communicate(timeout=60)
-    return proc.returncode, out.decode(), err.decode()
+    done = run([POLYBOT, "ingest-ws", *args], timeout_s=60, text=True)
+    return done.returncode, done.stdout, done.stderr
 
 
 def test_ingest_ws_reports_an_asset_the_feed_does_not_serve(tmp_path: Path, mock_ws: tuple[str, list[str]]) -> None:
@@ -136,9 +111,9 @@ def test_ingest_ws_shows_the_wait_on_a_terminal(tmp_path: Path, mock_ws: tuple[s
     db = f"sqlite:///{tmp_path / 'tty.db'}"
     master, slave = pty.openpty()
     try:
-        with _group(
-            "ingest-ws", url, "abc", "--first-frame-timeout", "2", "--db-url", db, "--migrate",
-            stdout=subprocess.DEVNULL, stderr=slave,
+        with running(
+            [POLYBOT, "ingest-ws", url, "abc", "--first-frame-timeout", "2", "--db-url", db, "--migrate"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=slave,
         ) as proc:  # fmt: skip
             os.close(slave)
             slave = -1

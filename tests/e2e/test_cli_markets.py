@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import select
 import signal
 import subprocess
 from collections.abc import Iterator
@@ -13,39 +12,27 @@ import pytest
 
 from core.cli.main import main
 from tests.conftest import REPO_ROOT
+from tests.procs import Lines, console_script, run, running
 
-START_TIMEOUT_S = 20.0
+START_TIMEOUT_S = 30.0
+POLYBOT = console_script("polybot")
 
 
 @contextmanager
 def mock_gamma(*extra: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    """`uv run polybot mock-gamma --port 0 ...`; yields the URL it prints first."""
-    proc = subprocess.Popen(
-        ["uv", "run", "--no-sync", "polybot", "mock-gamma", "--port", "0", *extra],
+    """`polybot mock-gamma --port 0 ...` in its own process group; yields the URL it prints first."""
+    with running(
+        [POLYBOT, "mock-gamma", "--port", "0", *extra],
         cwd=REPO_ROOT,
+        stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        ready, _, _ = select.select([proc.stdout], [], [], START_TIMEOUT_S)
-        if not ready:
-            raise AssertionError(f"mock-gamma printed no URL within {START_TIMEOUT_S}s")
-        url = proc.stdout.readline().strip()
-        assert url.startswith("http://127.0.0.1:"), (url, proc.stderr.read() if proc.poll() is not None else "")
+    ) as proc:
+        out, err = Lines(proc, proc.stdout), Lines(proc, proc.stderr)
+        (url,) = out.wait_lines(1, START_TIMEOUT_S)
+        assert url.startswith("http://127.0.0.1:"), (url, err.text)
         yield url, proc
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-        for pipe in (proc.stdout, proc.stderr):
-            if pipe is not None:
-                pipe.close()
 
 
 @pytest.fixture(scope="module")
@@ -124,11 +111,11 @@ def test_faults_then_recovery_and_clean_sigterm(sqlite_url: str, capsys: pytest.
 
 
 def test_refresh_markets_as_a_subprocess(gamma_url: str, sqlite_url: str, capsys: pytest.CaptureFixture[str]) -> None:
-    cmd = ["uv", "run", "--no-sync", "polybot", "refresh-markets", gamma_url, "--db-url", sqlite_url, "--migrate"]
-    first = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+    cmd = [POLYBOT, "refresh-markets", gamma_url, "--db-url", sqlite_url, "--migrate"]
+    first = run(cmd, cwd=REPO_ROOT, text=True, timeout_s=60)
     assert first.returncode == 0, first.stderr
     assert "9 seen, 9 inserted" in first.stdout
-    assert main(cmd[4:]) == 0
+    assert main(cmd[1:]) == 0
     assert "nothing changed" in capsys.readouterr().out
 
 

@@ -9,7 +9,6 @@ import json
 import re
 import shutil
 import socket
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ from core.cli.main import main
 from core.metrics import Metrics
 from core.metrics_catalog import CATALOG
 from tests.conftest import PROJECT_FIXTURES
+from tests.procs import run
 
 RECORDING = PROJECT_FIXTURES / "recordings" / "demo_market.jsonl"
 
@@ -89,7 +89,7 @@ def test_metrics_export_writes_a_promtool_clean_exposition(tmp_path: Path, capsy
     promtool = shutil.which("promtool")
     if promtool is None:
         pytest.skip("promtool not installed (Debian: apt-get install prometheus; .ci/run installs it)")
-    proc = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, timeout=30)
+    proc = run([promtool, "check", "metrics"], input=text, timeout_s=30)
     assert proc.returncode == 0 and not proc.stdout.strip() and not proc.stderr.strip(), proc.stderr.decode()
 
 

@@ -10,7 +10,6 @@ import asyncio
 import json
 import os
 import socket
-import subprocess
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
@@ -23,6 +22,7 @@ from core.sim.mock_clob import EXCHANGE_V2, NEG_RISK_EXCHANGE_V2, MockClobServer
 from core.sim.mock_clob_verify import recover_order_signer
 from core.sim.mock_ws import MockMarketServer
 from tests.conftest import REPO_ROOT
+from tests.procs import console_script, run
 
 KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 ADDRESS = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
@@ -265,8 +265,8 @@ def test_secrets_never_reach_a_real_terminal(tmp_path: Path, sqlite_url: str) ->
     config = _write_config(tmp_path, db=sqlite_url, relayer='type = "real"')
     env = {k: v for k, v in os.environ.items() if not k.startswith("POLYBOT_")}
     env["POLYBOT_RELAYER__API_KEY"] = "public-id"  # a secret from the environment: allowed
-    cmd = ["uv", "run", "--offline", "polybot", "-vv", "preflight", "--config", str(config), "--offline"]
-    done = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
+    cmd = [console_script("polybot"), "-vv", "preflight", "--config", str(config), "--offline"]
+    done = run(cmd, cwd=REPO_ROOT, env=env, text=True, timeout_s=120)
     assert done.returncode == 0, done.stdout + done.stderr
     assert ADDRESS in done.stdout
     _assert_no_key(done.stdout, done.stderr)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -11,18 +10,13 @@ import pytest
 from core.cli.main import main
 from core.feed.synth import book_frame, change, price_change_frame
 from tests.conftest import PROJECT_FIXTURES, REPO_ROOT
+from tests.procs import console_script, run
 
 DEMO = PROJECT_FIXTURES / "recordings" / "demo_market.jsonl"
 
 
 def test_replay_book_json_via_the_console_script() -> None:
-    proc = subprocess.run(
-        ["uv", "run", "--no-sync", "polybot", "replay-book", str(DEMO), "--json"],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = run([console_script("polybot"), "replay-book", str(DEMO), "--json"], cwd=REPO_ROOT, text=True, timeout_s=60)
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert report["frames"] == len(DEMO.read_text().splitlines())

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import os
 import signal
 import socket
-import sys
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -18,23 +16,21 @@ from core.cli.main import main
 from core.feed.replay import iter_frames
 from core.feed.ws import subscribe_message
 from core.sim.mock_ws import MockMarketServer
+from tests.procs import Lines, arun, console_script, spawn, stop_group
 
-POLYBOT = str(Path(sys.executable).parent / "polybot")
+POLYBOT = console_script("polybot")
 TIMEOUT = 20.0
 
 
 async def run_polybot(*args: str, limit_s: float = TIMEOUT) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        POLYBOT, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), limit_s)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        raise
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+    done = await arun([POLYBOT, *args], timeout_s=limit_s, text=True)
+    return done.returncode, done.stdout, done.stderr
+
+
+def spawn_polybot(*args: str) -> tuple[subprocess.Popen[str], Lines, Lines]:
+    """``polybot ARGS`` leading its own process group, with readers of its stdout and stderr."""
+    proc = spawn([POLYBOT, *args], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return proc, Lines(proc, proc.stdout), Lines(proc, proc.stderr)
 
 
 def read_records(path: Path) -> list[dict[str, object]]:
@@ -46,24 +42,9 @@ def read_records(path: Path) -> list[dict[str, object]]:
 
 
 async def test_mock_ws_port_zero_prints_url_and_assets_then_serves() -> None:
-    proc = await asyncio.create_subprocess_exec(
-        POLYBOT,
-        "mock-ws",
-        "--port",
-        "0",
-        "--assets",
-        "2",
-        "--seed",
-        "3",
-        "--rate",
-        "100",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    proc, stdout, stderr = spawn_polybot("mock-ws", "--port", "0", "--assets", "2", "--seed", "3", "--rate", "100")
     try:
-        assert proc.stdout is not None
-        url = (await asyncio.wait_for(proc.stdout.readline(), TIMEOUT)).decode().strip()
-        assets_line = (await asyncio.wait_for(proc.stdout.readline(), TIMEOUT)).decode().strip()
+        url, assets_line = await asyncio.to_thread(stdout.wait_lines, 2, TIMEOUT)
         assert url.startswith("ws://127.0.0.1:") and url.endswith("/ws/market")
         assert int(url.split(":")[2].split("/")[0]) > 0
         label, *assets = assets_line.split()
@@ -77,11 +58,10 @@ async def test_mock_ws_port_zero_prints_url_and_assets_then_serves() -> None:
                     json.loads(text)
         assert first["event_type"] == "book" and first["asset_id"] in assets
     finally:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-        _out, err = await asyncio.wait_for(proc.communicate(), TIMEOUT)
-    assert proc.returncode == 0
-    assert "served 1 connections" in err.decode()
+        rc = await asyncio.to_thread(stop_group, proc)  # SIGTERM first: the clean stop is under test
+    err = stderr.close()
+    assert rc == 0, err
+    assert "served 1 connections" in err
 
 
 async def test_record_ws_writes_exactly_max_messages(tmp_path: Path) -> None:
@@ -105,29 +85,24 @@ async def test_record_ws_writes_exactly_max_messages(tmp_path: Path) -> None:
 async def test_record_ws_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     out = tmp_path / "rec.jsonl"
     async with MockMarketServer(assets=2, seed=5, rate_hz=200) as server:
-        proc = await asyncio.create_subprocess_exec(
-            POLYBOT,
-            "record-ws",
-            server.url,
-            str(out),
-            "--subscribe",
-            *server.asset_ids,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
+        proc, stdout_lines, stderr_lines = spawn_polybot(
+            "record-ws", server.url, str(out), "--subscribe", *server.asset_ids
         )
-        for _ in range(int(TIMEOUT / 0.05)):  # until a few frames are on disk
-            if out.exists() and out.stat().st_size >= 2000:
-                break
-            await asyncio.sleep(0.05)
-        proc.send_signal(signal.SIGINT)
-        stdout, stderr = await asyncio.wait_for(proc.communicate(), TIMEOUT)
-    assert proc.returncode == 0, stderr.decode()
-    assert stdout.decode().startswith("recorded ")
+        try:
+            for _ in range(int(TIMEOUT / 0.05)):  # until a few frames are on disk
+                if out.exists() and out.stat().st_size >= 2000:
+                    break
+                await asyncio.sleep(0.05)
+        finally:  # Ctrl-C is the stop under test; the group is SIGKILLed if it does not obey
+            rc = await asyncio.to_thread(stop_group, proc, first=signal.SIGINT)
+        stdout, stderr = stdout_lines.close(), stderr_lines.close()
+    assert rc == 0, stderr
+    assert stdout.startswith("recorded ")
     raw = out.read_bytes()
     assert raw.endswith(b"\n")
     records = read_records(out)
     assert len(records) >= 3
-    assert f"recorded {len(records)} messages" in stdout.decode()
+    assert f"recorded {len(records)} messages" in stdout
 
 
 def free_port() -> int:
@@ -183,21 +158,7 @@ async def test_record_ws_stops_when_the_feed_serves_none_of_its_assets(tmp_path:
         url = server.url
         out = tmp_path / "none.jsonl"
         argv = ["record-ws", url, str(out), "--subscribe", "abc", "--max-messages", "3"]
-        proc = await asyncio.create_subprocess_exec(
-            POLYBOT,
-            *argv,
-            "--first-frame-timeout",
-            "2",
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            start_new_session=True,
-        )
-        try:
-            _, err = await asyncio.wait_for(proc.communicate(), 30)
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            await proc.wait()
-    assert proc.returncode == 1, err.decode()
-    assert err.decode().strip().splitlines()[-1] == f"polybot record-ws: no frames for abc after 2s from {url}"
+        code, _, err = await run_polybot(*argv, "--first-frame-timeout", "2", limit_s=30)
+    assert code == 1, err
+    assert err.strip().splitlines()[-1] == f"polybot record-ws: no frames for abc after 2s from {url}"
     assert out.read_text() == ""

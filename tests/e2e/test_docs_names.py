@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import re
 import shutil
-import subprocess
 from functools import cache
 from pathlib import Path
 
@@ -38,6 +37,7 @@ from tests.e2e.test_docs_markdown import (
     path_mentions,
     telegram_mentions,
 )
+from tests.procs import run
 
 _METRIC = re.compile(r"\bpolybot_[a-z0-9_]+\b")
 
@@ -193,7 +193,7 @@ def test_prometheus_rules_in_the_docs_pass_promtool(tmp_path: Path) -> None:
     for doc, block in blocks:
         path = tmp_path / "rules.yml"
         path.write_text(block.text + "\n")
-        done = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True, text=True, timeout=60)
+        done = run([promtool, "check", "rules", str(path)], text=True, timeout_s=60)
         assert done.returncode == 0, (
             f"{doc.name}:{block.line}: promtool check rules failed:\n{done.stdout}{done.stderr}"
         )

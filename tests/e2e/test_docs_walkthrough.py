@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ import pytest
 
 from tests.conftest import REPO_ROOT
 from tests.e2e.test_docs_markdown import DOCS_DIR, Step, load_doc, walkthrough_steps
+from tests.procs import run, spawn, stop_group
 
 WALKTHROUGH = DOCS_DIR / "acceptance-walkthrough.md"
 STEP_TIMEOUT_S = 120.0
@@ -55,14 +55,8 @@ class _Background:
         ready = cwd / step.ready_file
         ready.unlink(missing_ok=True)  # a stale file from an earlier run must not look ready
         with log.open("wb") as err:
-            proc = subprocess.Popen(
-                ["bash", "-c", step.command],
-                cwd=cwd,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stderr=err,
-                start_new_session=True,  # its own process group: stopped as a whole
-            )
+            # its own process group: bash and the double it starts are stopped as a whole
+            proc = spawn(["bash", "-c", step.command], cwd=cwd, env=env, stdin=subprocess.DEVNULL, stderr=err)
         self.procs.append((step, proc, log))
         deadline = time.monotonic() + READY_TIMEOUT_S
         while time.monotonic() < deadline:
@@ -78,34 +72,19 @@ class _Background:
         )
 
     def stop_all(self) -> None:
+        failures: list[BaseException] = []
         for _step, proc, _log in self.procs:
-            if proc.poll() is None:
-                try:
-                    os.killpg(proc.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-        for _step, proc, _log in self.procs:
-            try:
-                proc.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                proc.wait(timeout=STOP_TIMEOUT_S)
+            try:  # one group that will not die must not keep the others alive
+                stop_group(proc, term_timeout_s=STOP_TIMEOUT_S)
+            except (AssertionError, subprocess.TimeoutExpired) as exc:
+                failures.append(exc)
+        if failures:
+            raise failures[0]
 
 
 def _run(step: Step, cwd: Path, env: dict[str, str]) -> None:
     try:
-        done = subprocess.run(
-            ["bash", "-c", step.command],
-            cwd=cwd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            timeout=STEP_TIMEOUT_S,
-        )
+        done = run(["bash", "-c", step.command], cwd=cwd, env=env, stderr=subprocess.STDOUT, timeout_s=STEP_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         pytest.fail(f"{WALKTHROUGH.name}:{step.line}: no exit within {STEP_TIMEOUT_S:g}s:\n  {step.command}")
     output = done.stdout.decode(errors="replace")

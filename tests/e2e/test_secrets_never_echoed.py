@@ -1,25 +1,22 @@
 """Secrets are never echoed by the CLI, whichever layer they were typed in and under whichever key.
 
-Real ``polybot`` processes (``python -m core.cli.main``, its own process group, killed in teardown)
-with ``-vv`` so every DEBUG log line reaches stderr. Each secret shape (0x + 64-hex key, Telegram
-token, its secret half alone, base64 API secret, 64-hex passphrase, a PostgreSQL URL with a
-password and a scheme typo) is fed through the main file, the secrets overlay and the
-environment; stdout and stderr are searched for any 8 consecutive characters of any secret.
+Real ``polybot`` processes (the venv's console script, each leading its own process group, the
+whole group killed if it overstays) with ``-vv`` so every DEBUG log line reaches stderr. Each
+secret shape (0x + 64-hex key, Telegram token, its secret half alone, base64 API secret, 64-hex
+passphrase, a PostgreSQL URL with a password and a scheme typo) is fed through the main file, the
+secrets overlay and the environment; stdout and stderr are searched for any 8 consecutive
+characters of any secret.
 """
 
 from __future__ import annotations
 
 import os
-import signal
 import socket
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.procs import console_script, run
 from tests.secret_shapes import (
     API_PASSPHRASE,
     API_SECRET,
@@ -39,45 +36,21 @@ TIMEOUT_S = 90.0  # a ceiling for a busy CI machine; these commands take about a
 
 
 class Polybot:
-    """Runs ``polybot`` in a fresh process group; every group still alive is killed at teardown."""
+    """Runs ``polybot -vv ARGS`` in ``cwd`` to completion, in its own process group."""
 
     def __init__(self, cwd: Path) -> None:
         self.cwd = cwd
-        self.procs: list[subprocess.Popen[str]] = []
 
     def __call__(self, *args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
         clean = {k: v for k, v in os.environ.items() if not k.startswith("POLYBOT_")}
         clean.update(env or {})
-        clean["PYTHONPATH"] = str(REPO_ROOT)
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "core.cli.main", "-vv", *args],
-            cwd=self.cwd,
-            env=clean,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-        )
-        self.procs.append(proc)
-        out, err = proc.communicate(timeout=TIMEOUT_S)
-        return proc.returncode, f"--- stdout\n{out}\n--- stderr\n{err}"
-
-    def kill_all(self) -> None:
-        for proc in self.procs:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-            proc.wait(timeout=TIMEOUT_S)
+        done = run([console_script("polybot"), "-vv", *args], cwd=self.cwd, env=clean, text=True, timeout_s=TIMEOUT_S)
+        return done.returncode, f"--- stdout\n{done.stdout}\n--- stderr\n{done.stderr}"
 
 
 @pytest.fixture
-def polybot(tmp_path: Path) -> Iterator[Polybot]:
-    runner = Polybot(tmp_path)
-    try:
-        yield runner
-    finally:
-        runner.kill_all()
+def polybot(tmp_path: Path) -> Polybot:
+    return Polybot(tmp_path)
 
 
 def _closed_port() -> int:

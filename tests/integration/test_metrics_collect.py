@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import subprocess
 import time
 from decimal import Decimal as D
 from types import SimpleNamespace
@@ -31,6 +30,7 @@ from core.store.writer import BatchedWriter
 from core.strategies.runner import DutchStats
 from core.types import Intent, MarketInfo, OrderType, Side, TokenInfo
 from tests.conftest import PROJECT_FIXTURES
+from tests.procs import arun
 
 RECORDING = PROJECT_FIXTURES / "recordings" / "demo_market.jsonl"
 YES, NO = "1010", "2020"
@@ -170,9 +170,7 @@ async def test_a_fully_bound_process_exports_every_catalog_metric_and_passes_pro
     promtool = shutil.which("promtool")
     if promtool is None:
         pytest.skip("promtool not installed (Debian: apt-get install prometheus; .ci/run installs it)")
-    proc = await asyncio.to_thread(
-        subprocess.run, [promtool, "check", "metrics"], input=text, capture_output=True, timeout=30
-    )
+    proc = await arun([promtool, "check", "metrics"], input=text, timeout_s=30)
     assert proc.returncode == 0 and not proc.stdout.strip() and not proc.stderr.strip(), (
         proc.stdout.decode() + proc.stderr.decode()
     )

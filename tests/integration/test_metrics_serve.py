@@ -8,10 +8,9 @@ a paced rate and watches the values grow while it runs.
 from __future__ import annotations
 
 import asyncio
-import signal
-import sys
+import subprocess
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from contextlib import asynccontextmanager
 
 import httpx
 import pytest
@@ -19,8 +18,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from core.sim.mock_ws import MockMarketServer
 from tests.conftest import PROJECT_FIXTURES
+from tests.procs import Lines, console_script, spawn, stop_group
 
-POLYBOT = str(Path(sys.executable).parent / "polybot")
+POLYBOT = console_script("polybot")
 RECORDING = PROJECT_FIXTURES / "recordings" / "demo_market.jsonl"
 TIMEOUT = 20.0
 
@@ -35,8 +35,7 @@ def v(vals: Values, name: str, **labels: str) -> float:
 
 
 class Served:
-    def __init__(self, proc: asyncio.subprocess.Process, url: str, client: httpx.AsyncClient) -> None:
-        self.proc = proc
+    def __init__(self, url: str, client: httpx.AsyncClient) -> None:
         self.url = url
         self.client = client
 
@@ -64,41 +63,36 @@ class Served:
             pytest.fail(f"timed out waiting for {what}; last ws values: {polybot}")
 
 
+@asynccontextmanager
 async def start_serve(*args: str) -> AsyncIterator[Served]:
-    proc = await asyncio.create_subprocess_exec(
-        POLYBOT,
-        "metrics-serve",
-        "--port",
-        "0",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+    """``polybot metrics-serve`` leading its own process group; SIGTERM (the clean stop under
+    test) to the group when done, SIGKILL to whatever does not obey; a body that ends normally
+    then checks that it exited 0."""
+    proc = spawn(
+        [POLYBOT, "metrics-serve", "--port", "0", *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
+    stdout, stderr = Lines(proc, proc.stdout), Lines(proc, proc.stderr)
     try:
-        assert proc.stdout is not None
-        first = (await asyncio.wait_for(proc.stdout.readline(), TIMEOUT)).decode().strip()
+        (first,) = await asyncio.to_thread(stdout.wait_lines, 1, TIMEOUT)
         assert first.startswith("http://127.0.0.1:") and first.endswith("/metrics"), first
         assert int(first.split(":")[2].split("/")[0]) > 0  # --port 0 reported the port it got
         async with httpx.AsyncClient(timeout=TIMEOUT, trust_env=False) as client:
-            yield Served(proc, first, client)
+            yield Served(first, client)
     finally:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-        try:
-            _out, err = await asyncio.wait_for(proc.communicate(), TIMEOUT)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
-            raise
-    assert proc.returncode == 0, err.decode()
+        rc = await asyncio.to_thread(stop_group, proc)
+    assert rc == 0, stderr.close()
 
 
 async def test_metrics_serve_follows_a_websocket_and_counters_move() -> None:
     async with MockMarketServer(assets=2, seed=5, rate_hz=100) as ws_server:
         assets = ws_server.asset_ids
-        gen = start_serve("--no-replay", "--ws-url", ws_server.url, "--subscribe", *assets, "--duration", "60")
-        served = await anext(gen)
-        try:
+        async with start_serve(
+            "--no-replay", "--ws-url", ws_server.url, "--subscribe", *assets, "--duration", "60"
+        ) as served:
             first = await served.until(
                 "both books seeded on a connected socket",
                 lambda x: (
@@ -137,14 +131,10 @@ async def test_metrics_serve_follows_a_websocket_and_counters_move() -> None:
                     v(x, "polybot_ws_events_total", event_type="book") >= 4 and v(x, "polybot_books", status="ok") == 2
                 ),
             )
-        finally:
-            await gen.aclose()
 
 
 async def test_metrics_serve_replays_a_recording_and_values_grow_while_it_runs() -> None:
-    gen = start_serve("--replay", str(RECORDING), "--rate", "300", "--duration", "60")
-    served = await anext(gen)
-    try:
+    async with start_serve("--replay", str(RECORDING), "--rate", "300", "--duration", "60") as served:
         seen: list[float] = []
 
         def frames_done(x: Values) -> bool:
@@ -164,5 +154,3 @@ async def test_metrics_serve_replays_a_recording_and_values_grow_while_it_runs()
         )
         assert v(final, "polybot_writer_batches_total") >= 1
         assert v(final, "polybot_ws_events_total", event_type="last_trade_price") == 37
-    finally:
-        await gen.aclose()

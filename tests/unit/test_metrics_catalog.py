@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 import re
 import shutil
-import subprocess
 
 import pytest
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
@@ -14,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from core.metrics import BoundedLabels, Metrics, label_value
 from core.metrics_catalog import CATALOG, SECTIONS, exported_sample_names
 from core.metrics_hist import FastHistogram
+from tests.procs import run
 
 SNAKE = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -22,7 +22,7 @@ def promtool_check(text: bytes) -> None:
     promtool = shutil.which("promtool")
     if promtool is None:
         pytest.skip("promtool not installed (Debian: apt-get install prometheus; .ci/run installs it)")
-    proc = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, timeout=30)
+    proc = run([promtool, "check", "metrics"], input=text, timeout_s=30)
     assert proc.returncode == 0, proc.stdout.decode() + proc.stderr.decode()
     # promtool prints lint problems without failing on some versions: there must be none
     assert proc.stdout.strip() == b"" and proc.stderr.strip() == b"", proc.stdout.decode() + proc.stderr.decode()

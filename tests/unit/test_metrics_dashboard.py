@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ from core.metrics import Metrics
 from core.metrics_catalog import exported_sample_names
 from core.metrics_dashboard import render
 from tests.conftest import REPO_ROOT
+from tests.procs import run
 
 DASHBOARD = REPO_ROOT / "observability" / "grafana-dashboard.json"
 PROMETHEUS_YML = REPO_ROOT / "observability" / "prometheus.yml"
@@ -152,7 +152,7 @@ def test_every_expression_is_valid_promql(tmp_path: Path) -> None:
         lines += [f"      - record: polybot_dashboard:expr_{i}", f"        expr: {json.dumps(concrete)}"]
     rules = tmp_path / "rules.yml"
     rules.write_text("\n".join(lines) + "\n")
-    proc = subprocess.run([promtool, "check", "rules", str(rules)], capture_output=True, text=True, timeout=30)
+    proc = run([promtool, "check", "rules", str(rules)], text=True, timeout_s=30)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -160,7 +160,5 @@ def test_prometheus_yml_is_a_valid_config_scraping_the_default_port() -> None:
     text = PROMETHEUS_YML.read_text()
     assert "127.0.0.1:9108" in text and "metrics_path: /metrics" in text
     promtool = _promtool()
-    proc = subprocess.run(
-        [promtool, "check", "config", str(PROMETHEUS_YML)], capture_output=True, text=True, timeout=30
-    )
+    proc = run([promtool, "check", "config", str(PROMETHEUS_YML)], text=True, timeout_s=30)
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
-import subprocess
 
 from tests.conftest import REPO_ROOT
+from tests.procs import run
 
 
 def _tracked() -> list[str]:
-    out = subprocess.run(["git", "ls-files"], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    out = run(["git", "ls-files"], cwd=REPO_ROOT, text=True, check=True, timeout_s=60)
     return out.stdout.split()
 
 
