@@ -53,10 +53,11 @@ def rss_mib() -> float:
 
 
 def start_mock(assets: int, seed: int, rate: float, seconds: float) -> tuple[subprocess.Popen[str], str, list[str]]:
+    """The market double in its own process group (stopped as a group, also if this script fails)."""
+    from tests.procs import Lines, console_script, spawn
+
     cmd = [
-        sys.executable,
-        "-m",
-        "core.cli.main",
+        console_script(),
         "mock-ws",
         "--port",
         "0",
@@ -69,12 +70,14 @@ def start_mock(assets: int, seed: int, rate: float, seconds: float) -> tuple[sub
         "--duration",
         str(seconds + 120),  # it stops by itself even if this process dies
     ]
-    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    url = proc.stdout.readline().strip()
-    ids = proc.stdout.readline().strip()
+    proc = spawn(cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        url, ids = Lines(proc, proc.stdout).wait_lines(2, within_s=60)
+    except AssertionError as exc:
+        stop_mock(proc)
+        raise SystemExit(f"soak: mock-ws did not start ({exc})") from None
     if not url.startswith("ws://") or not ids.startswith("assets:"):
-        proc.kill()
+        stop_mock(proc)
         raise SystemExit(f"soak: mock-ws did not start (got {url!r})")
     return proc, url, ids.split()[1:]
 
@@ -193,11 +196,13 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
         await feed.stop()
         await writer.close(timeout_s=120)
         await engine.dispose()
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_mock(proc)
+
+
+def stop_mock(proc: subprocess.Popen[str]) -> None:
+    from tests.procs import stop_group
+
+    stop_group(proc)
 
 
 def main(argv: list[str] | None = None) -> int:
