@@ -46,7 +46,7 @@ FEED = "$FEED"
 """Stands for the URL of the local ``polybot mock-ws`` the run starts (a feed that answers)."""
 CASE_TIMEOUT_S = 15
 UNHANDLED = "(use --debug for details)"
-"""The tail core.cli.main puts on an exception no command handled: its class name reached the user."""
+"""The tail polybot.cli.main puts on an exception no command handled: its class name reached the user."""
 
 Case = tuple[str, list[str]]
 
@@ -208,7 +208,7 @@ def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.Argument
 @functools.cache
 def _command_tree() -> dict[str, tuple[str, ...]]:
     """Each command of the real ``polybot`` parser with its sub-commands (most have none)."""
-    from core.cli.main import build_parser
+    from polybot.cli.main import build_parser
 
     return {name: tuple(_subcommands(parser)) for name, parser in _subcommands(build_parser()).items()}
 
@@ -297,7 +297,7 @@ def run_cli(case: Case, env: dict[str, str], feed_url: str = WS_NOWHERE) -> Resu
     flag = ""
     if "Traceback (most recent call last)" in out:
         flag = "CRASH (traceback)"
-    elif UNHANDLED in out:  # core.cli.main's last line of defence: an exception nobody turned into words
+    elif UNHANDLED in out:  # polybot.cli.main's last line of defence: an exception nobody turned into words
         flag = "CRASH (unhandled exception)"
     elif done.returncode == 0:
         flag = "accepted (exit 0)"

@@ -38,12 +38,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.cli.commands.tgbot_cmd import LocalOptions, LocalSession, local_session
 from core.markets import GammaClient, parse_markets, refresh_markets
 from core.sim.mock_gamma import MockGammaServer, synthetic_markets
 from core.store.db import create_engine, session_factory
 from core.store.migrate import upgrade_engine
 from core.types import MarketInfo
+from polybot.cli.commands.tgbot_cmd import LocalOptions, LocalSession, local_session
 
 USER = 1001
 TARGET_UPDATES_S = 500.0

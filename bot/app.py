@@ -20,7 +20,7 @@ from bot.confirm import ConfirmationStore
 from bot.handlers import BotHandlers
 from bot.notify import Notifier
 from bot.sender import Sender
-from core.control import Control
+from core.control.facade import Control
 
 if TYPE_CHECKING:
     from core.service import Service

@@ -41,8 +41,8 @@ from bot.views import (
     render_status,
     render_ticket,
 )
-from core.control import Control
-from core.control_types import ControlError, OrderTicket
+from core.control.facade import Control
+from core.control.types import ControlError, OrderTicket
 from core.money import parse_plain_decimal
 from core.types import Side
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.render import esc, money, price, table
-from core.control_types import (
+from core.control.types import (
     MarketRow,
     OrderOutcome,
     OrderRow,

@@ -1,7 +1,7 @@
 """Pre-trade checks: is this configuration fit to trade, and is everything it needs reachable?
 
-:func:`run_preflight` returns a :class:`~core.control_types.PreflightReport` of
-:class:`~core.control_types.PreflightCheck` rows, each with a one-line detail, in this order:
+:func:`run_preflight` returns a :class:`~core.control.types.PreflightReport` of
+:class:`~core.control.types.PreflightCheck` rows, each with a one-line detail, in this order:
 
 =============  ==============================================================================
 config         the settings loaded, and every cross-field rule still holds
@@ -46,7 +46,7 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from core.control_types import PreflightCheck, PreflightReport
+from core.control.types import PreflightCheck, PreflightReport
 from core.errors import PolybotError
 from core.redact import redact
 from core.risk import RiskLimits

@@ -24,8 +24,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
-from core.control import Control, Runtime
-from core.control_types import FeedConnection, PreflightReport
+from core.control.facade import Control, Runtime
+from core.control.types import FeedConnection, PreflightReport
 from core.events import Alert, AlertCleared, EventBus, FillEvent, OrderEvent, Severity
 from core.execution.funds import PaperFunds, VenueFunds
 from core.execution.positions import PositionBook
@@ -145,10 +145,10 @@ class Service:
     # start
     # ------------------------------------------------------------------------------------
     async def start(self) -> None:
-        from core.cli.common import ensure_schema
         from core.execution.store import SqlExecutionStore, record_alerts
         from core.markets import load_markets
         from core.store.db import create_engine, session_factory
+        from core.store.migrate import ensure_schema
         from core.store.writer import BatchedWriter
 
         s = self.settings
@@ -712,7 +712,7 @@ class Service:
     async def _control_requests(self) -> None:
         """Act on ``polybot disarm`` / ``polybot kill`` requests written to the database (claimed
         atomically: a request runs once, in one service, and never after it expired)."""
-        from core.control_requests import handle_pending_requests
+        from core.control.requests import handle_pending_requests
 
         try:
             await handle_pending_requests(self.sessions, self.control, handled_by=self.instance_name)
@@ -801,7 +801,7 @@ class Service:
 
     def _bind_metrics(self) -> None:
         try:
-            from core.metrics import METRICS
+            from core.metrics.collect import METRICS
         except ImportError:
             return
         bind = getattr(METRICS, "bind", None)
@@ -822,7 +822,7 @@ class Service:
         m = self.settings.metrics
         if not m.enabled:
             return
-        from core.metrics import METRICS, serve_metrics
+        from core.metrics.collect import METRICS, serve_metrics
 
         if self.feed is not None:
             METRICS.bind(feed=self.feed)

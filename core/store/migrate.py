@@ -100,3 +100,24 @@ async def upgrade_to_head(url: str | URL | None) -> MigrateResult:
         return await upgrade_engine(engine)
     finally:
         await engine.dispose()
+
+
+async def ensure_schema(engine: AsyncEngine, url: str, *, migrate: bool) -> None:
+    """Stop with a clear line unless the schema is at head (or apply migrations when asked to)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from core.errors import PolybotError
+    from core.store.db import connect_error, mask_url
+
+    try:
+        current = await current_revision(engine)
+    except (OSError, SQLAlchemyError) as exc:
+        raise connect_error(url, exc) from None
+    head = head_revision()
+    if current == head:
+        return
+    if migrate:
+        await upgrade_engine(engine)
+        return
+    state = "has no schema" if current is None else f"is at revision {current}, not {head}"
+    raise PolybotError(f"database {mask_url(url)} {state}: run polybot migrate --apply first (or pass --migrate)")

@@ -270,9 +270,9 @@ class ControlRequest(Base):
     """A ``polybot disarm`` / ``polybot kill`` request and what became of it (the audit trail).
 
     ``status`` moves pending -> claimed -> done, or pending -> expired; each move is one
-    conditional UPDATE on ``status`` (core.control_requests), so a request runs at most once,
+    conditional UPDATE on ``status`` (core.control.requests), so a request runs at most once,
     in one service, and never after it expired. ``created``/``expires``/``handled_at`` are the
-    database's clock (see core.control_requests.db_now).
+    database's clock (see core.control.requests.db_now).
     """
 
     __tablename__ = "control_requests"

@@ -39,7 +39,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.metrics_hooks import writer_committed
+from core.metrics.hooks import writer_committed
 from core.store.models import Base
 
 log = logging.getLogger(__name__)

@@ -16,11 +16,11 @@ import pytest
 from eth_account import Account
 
 from bot.fake_api import DEFAULT_USERNAME
-from core.cli.main import main
 from core.sim.mock_clob import MockClobServer
 from core.sim.mock_clob_state import MockMarket
 from core.sim.mock_gamma import MockGammaServer, load_markets_file
 from core.sim.mock_ws import MockMarketServer
+from polybot.cli.main import main
 from tests.conftest import PROJECT_FIXTURES, REPO_ROOT
 from tests.procs import console_script, run
 

@@ -2,7 +2,7 @@
 
 Each case is one the review of issue 13 found answered badly (an exception class name, a raw
 ``int()`` error, silently accepted, or a default used instead of what was typed). They run
-in-process through ``core.cli.main.main``: argument errors are argparse's, raised before any
+in-process through ``polybot.cli.main.main``: argument errors are argparse's, raised before any
 socket, file or database is touched, so nothing here waits on the network.
 """
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from core.cli.main import main
+from polybot.cli.main import main
 
 KEY = "0x" + "11" * 32
 WS_NOWHERE = "ws://127.0.0.1:9/ws/market"

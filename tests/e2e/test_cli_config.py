@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from core.cli.main import main
+from polybot.cli.main import main
 from tests.conftest import REPO_ROOT
 from tests.procs import console_script, run
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from core.cli.main import main
 from core.store.db import DB_URL_ENV
 from core.store.migrate import head_revision
 from core.store.models import TABLES
+from polybot.cli.main import main
 from tests.conftest import REPO_ROOT
 from tests.procs import console_script
 from tests.procs import run as run_process

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from core.cli.main import main
 from core.feed.pipeline import IngestPipeline
 from core.feed.processor import FeedProcessor
 from core.feed.synth import FrameGenerator
 from core.store.db import create_engine
 from core.store.migrate import upgrade_engine
 from core.store.writer import BatchedWriter
+from polybot.cli.main import main
 
 
 async def _ingest(url: str, frames: int = 60) -> None:

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from core.cli.main import main
+from polybot.cli.main import main
 from tests.conftest import REPO_ROOT
 from tests.procs import Lines, console_script, run, running
 

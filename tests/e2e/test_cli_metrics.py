@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-import core.metrics
-from core.cli.main import main
-from core.metrics import Metrics
-from core.metrics_catalog import CATALOG
+import core.metrics.collect
+from core.metrics.catalog import CATALOG
+from core.metrics.collect import Metrics
+from polybot.cli.main import main
 from tests.conftest import PROJECT_FIXTURES
 from tests.procs import run
 
@@ -27,7 +27,7 @@ RECORDING = PROJECT_FIXTURES / "recordings" / "demo_market.jsonl"
 @pytest.fixture(autouse=True)
 def fresh_metrics(monkeypatch: pytest.MonkeyPatch) -> Metrics:
     m = Metrics()
-    monkeypatch.setattr(core.metrics, "METRICS", m)
+    monkeypatch.setattr(core.metrics.collect, "METRICS", m)
     return m
 
 

@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
-from core.cli.main import main
 from core.sim.mock_clob import EXCHANGE_V2, NEG_RISK_EXCHANGE_V2, MockClobServer, demo_markets
 from core.sim.mock_clob_verify import recover_order_signer
 from core.sim.mock_ws import MockMarketServer
+from polybot.cli.main import main
 from tests.conftest import REPO_ROOT
 from tests.procs import console_script, run
 

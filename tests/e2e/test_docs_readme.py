@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from core.cli.main import main
+from polybot.cli.main import main
 from tests.conftest import REPO_ROOT
 from tests.e2e.test_docs_markdown import DOCS_DIR, README, command_mentions, config_mentions, load_doc
 from tests.e2e.test_docs_names import config_paths, registered_commands, telegram_commands

@@ -14,8 +14,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from core.cli.main import main
 from core.sim.mock_clob import MockClobServer
+from polybot.cli.main import main
 
 KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 

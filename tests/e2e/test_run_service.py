@@ -18,11 +18,11 @@ from typing import Any, TypeVar
 
 import pytest
 
-from core.cli.main import main
 from core.sim.demo_data import DEMO_RECORDING
 from core.sim.mock_clob import MockClobServer
 from core.sim.mock_gamma import MockGammaServer
 from core.sim.mock_ws import MockMarketServer
+from polybot.cli.main import main
 from tests.conftest import REPO_ROOT
 from tests.procs import Lines, console_script, group_members, spawn, stop_group, wait_until
 

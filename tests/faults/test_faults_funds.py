@@ -14,7 +14,7 @@ from decimal import Decimal
 import pytest
 from eth_account import Account
 
-from core.control_types import ControlError
+from core.control.types import ControlError
 from core.execution.types import OrderStatus
 from tests.faults.fault_harness import (
     BINARY,

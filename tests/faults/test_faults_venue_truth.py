@@ -18,7 +18,7 @@ from decimal import Decimal
 
 import pytest
 
-from core.control_types import ControlError
+from core.control.types import ControlError
 from core.execution.types import OrderStatus
 from tests.faults.fault_harness import BINARY, TRADER, FaultRecord, Rig, place_via_control, running_service, wait_for
 

@@ -21,8 +21,6 @@ from eth_account import Account
 from sqlalchemy import select
 
 from bot.offline import TranscriptEntry, read_updates
-from core.cli.commands.tgbot_cmd import LocalOptions, LocalSession, local_session
-from core.cli.main import main
 from core.markets import load_markets
 from core.sim.mock_clob import MockClobServer
 from core.sim.mock_clob_state import MockMarket
@@ -30,6 +28,8 @@ from core.sim.mock_gamma import MockGammaServer
 from core.sim.mock_ws import MockMarketServer
 from core.store.db import create_engine, session_factory
 from core.store.models import CommandAudit, Order
+from polybot.cli.commands.tgbot_cmd import LocalOptions, LocalSession, local_session
+from polybot.cli.main import main
 from tests.conftest import PROJECT_FIXTURES
 
 UPDATES = PROJECT_FIXTURES / "updates"

@@ -25,13 +25,13 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.offline import TranscriptEntry, read_updates
 from bot.views import render_ticket
-from core.cli.commands.tgbot_cmd import LocalOptions, LocalSession, local_session, prepare_update
-from core.cli.main import main
 from core.errors import UsageError
 from core.sim.mock_gamma import MockGammaServer, load_markets_file, make_market
 from core.store.db import create_engine, session_factory
 from core.store.models import CommandAudit
 from core.types import Side
+from polybot.cli.commands.tgbot_cmd import LocalOptions, LocalSession, local_session, prepare_update
+from polybot.cli.main import main
 from tests.conftest import PROJECT_FIXTURES
 
 UPDATES = PROJECT_FIXTURES / "updates"

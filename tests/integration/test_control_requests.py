@@ -18,14 +18,14 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-import core.control_requests as cr
-from core.cli.main import main
-from core.control_types import ActionResult
+import core.control.requests as cr
+from core.control.types import ActionResult
 from core.service import Service, ServiceOptions
 from core.settings import load_settings
 from core.store.db import create_engine, session_factory
 from core.store.migrate import upgrade_to_head
 from core.store.models import CommandAudit, ControlRequest
+from polybot.cli.main import main
 
 CLI_BY = f"cli:{getpass.getuser()}"
 

@@ -20,9 +20,9 @@ from core.execution.relayers.paper import PaperRelayer, StaticBook
 from core.execution.store import MemoryExecutionStore
 from core.execution.types import Outcome
 from core.feed.ws import MarketFeed
-from core.metrics import AuditTap, Metrics
-from core.metrics_catalog import CATALOG
-from core.metrics_replay import IngestRig
+from core.metrics.catalog import CATALOG
+from core.metrics.collect import AuditTap, Metrics
+from core.metrics.replay import IngestRig
 from core.risk import RiskGate, RiskLimits
 from core.store.db import create_engine
 from core.store.migrate import upgrade_engine

@@ -1,4 +1,4 @@
-"""The CLI's argument types (core/cli/common.py) and the database URL's port rule."""
+"""The CLI's argument types (polybot/cli/common.py) and the database URL's port rule."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from core.cli import common
 from core.errors import UsageError
 from core.store.db import parse_db_url
+from polybot.cli import common
 
 
 @pytest.mark.parametrize("text", ["nan", "NaN", "inf", "-inf", "Infinity", "1e3", "1_0", "١", "０.５", "", "0x10", " "])

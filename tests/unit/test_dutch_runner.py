@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from core.cli.main import main
 from core.strategies.dutch import DutchConfig
 from core.strategies.runner import DutchRunner, RecordingDutchSink, simulate_dutch_fill
 from core.types import MarketInfo
+from polybot.cli.main import main
 from tests.conftest import PROJECT_FIXTURES
 from tests.unit.strategy_books import FeedScript
 

@@ -10,9 +10,9 @@ import pytest
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from core.metrics import BoundedLabels, Metrics, label_value
-from core.metrics_catalog import CATALOG, SECTIONS, exported_sample_names
-from core.metrics_hist import FastHistogram
+from core.metrics.catalog import CATALOG, SECTIONS, exported_sample_names
+from core.metrics.collect import BoundedLabels, Metrics, label_value
+from core.metrics.hist import FastHistogram
 from tests.procs import run
 
 SNAKE = re.compile(r"^[a-z][a-z0-9_]*$")

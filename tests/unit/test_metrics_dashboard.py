@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from core.metrics import Metrics
-from core.metrics_catalog import exported_sample_names
-from core.metrics_dashboard import render
+from core.metrics.catalog import exported_sample_names
+from core.metrics.collect import Metrics
+from core.metrics.dashboard import render
 from tests.conftest import REPO_ROOT
 from tests.procs import run
 
@@ -75,8 +75,8 @@ def test_the_name_extractor_finds_metric_names_and_only_those() -> None:
 
 def test_dashboard_file_is_the_generated_one() -> None:
     assert DASHBOARD.read_text(encoding="utf-8") == render(), (
-        "observability/grafana-dashboard.json differs from core/metrics_dashboard.py: run "
-        "uv run python -m core.metrics_dashboard --out observability/grafana-dashboard.json"
+        "observability/grafana-dashboard.json differs from core/metrics/dashboard.py: run "
+        "uv run python -m core.metrics.dashboard --out observability/grafana-dashboard.json"
     )
 
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from core.control_types import PreflightCheck, PreflightReport
+from core.control.types import PreflightCheck, PreflightReport
 from core.errors import ConfigError
 from core.execution import approvals as ap
 from core.preflight import (

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from core.cli.main import main
 from core.feed.replay import iter_frames
 from core.strategies.runner import QuoterRunner, RecordingQuoteSink
 from core.strategies.spread import SpreadConfig, SpreadQuoter
+from polybot.cli.main import main
 from tests.unit.strategy_books import FeedScript
 from tests.unit.test_dutch_runner import cid, db_with_markets, tokens
 

@@ -25,14 +25,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from core.cli import common
-from core.cli.main import add_command
 from core.errors import ConfigError, UsageError
+from polybot.cli import common
+from polybot.cli.main import add_command
 
 if TYPE_CHECKING:
     from bot.fake_api import FakeBotApi
     from bot.offline import ManualClock, OfflineRunner, TranscriptEntry
-    from core.control_types import PreflightReport
+    from core.control.types import PreflightReport
     from core.service import Service
     from core.settings import LoadedSettings
 
@@ -371,8 +371,8 @@ async def run_local(updates: list[dict[str, Any]], opts: LocalOptions) -> tuple[
 
 def _run(args: argparse.Namespace) -> int:
     from bot.offline import format_transcript, read_updates
-    from core.cli.common import db_url_arg
     from core.logsetup import setup_cli_logging
+    from polybot.cli.common import db_url_arg
 
     if (args.market is None) != (args.outcome is None):
         raise UsageError("give both MARKET and OUTCOME, or neither")

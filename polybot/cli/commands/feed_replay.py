@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.cli import common
-from core.cli.main import add_command
 from core.errors import PolybotError
 from core.feed.processor import FeedProcessor
 from core.feed.replay import replay
+from polybot.cli import common
+from polybot.cli.main import add_command
 
 _SPEED = common.float_arg(0, 1_000_000)  # times the recorded pace; 0 = at once
 

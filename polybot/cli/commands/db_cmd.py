@@ -8,8 +8,8 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
-from core.cli import common
-from core.cli.main import add_command
+from polybot.cli import common
+from polybot.cli.main import add_command
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL

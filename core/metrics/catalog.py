@@ -1,6 +1,6 @@
 """Every Prometheus metric Polybot exports: name, type, help, labels, dashboard section.
 
-This table is the single source of metric names. The collector in :mod:`core.metrics` emits
+This table is the single source of metric names. The collector in :mod:`core.metrics.collect` emits
 exactly these families (and fails loudly in tests if it emits anything else); the dashboard
 test checks every PromQL expression in ``observability/grafana-dashboard.json`` against
 :func:`exported_sample_names`.

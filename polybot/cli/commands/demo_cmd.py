@@ -8,8 +8,8 @@ import json
 import sys
 from pathlib import Path
 
-from core.cli import common
-from core.cli.main import add_command
+from polybot.cli import common
+from polybot.cli.main import add_command
 
 _DEMO_SECONDS = common.float_arg(0, 600, low_open=True, unit="seconds")
 
@@ -49,8 +49,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def _run(args: argparse.Namespace) -> int:
     from bot.offline import format_transcript
-    from core.demo import run_demo, summary_dict
     from core.logsetup import setup_logging
+    from polybot.demo import run_demo, summary_dict
 
     setup_logging("ERROR" if not args.verbose else "INFO")
     summary = asyncio.run(

@@ -8,11 +8,11 @@ import contextlib
 import json
 import sys
 
-from core.cli import common
-from core.cli.common import FirstFrames, add_first_frame_timeout, stop_on_signals
-from core.cli.main import add_command
 from core.errors import PolybotError, UsageError
 from core.feed.ws import DEFAULT_MARKET_URL, ConnectionEvent, ConnectionState
+from polybot.cli import common
+from polybot.cli.common import FirstFrames, add_first_frame_timeout, stop_on_signals
+from polybot.cli.main import add_command
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

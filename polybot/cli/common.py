@@ -20,7 +20,7 @@ from core.errors import PolybotError
 from core.money import parse_plain_decimal
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncEngine
+    pass
 
 
 def db_url_arg(args: argparse.Namespace) -> str:
@@ -32,27 +32,6 @@ def db_url_arg(args: argparse.Namespace) -> str:
     return url
 
 
-async def ensure_schema(engine: AsyncEngine, url: str, *, migrate: bool) -> None:
-    """Stop with a clear line unless the schema is at head (or apply migrations when asked to)."""
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from core.store.db import connect_error, mask_url
-    from core.store.migrate import current_revision, head_revision, upgrade_engine
-
-    try:
-        current = await current_revision(engine)
-    except (OSError, SQLAlchemyError) as exc:
-        raise connect_error(url, exc) from None
-    head = head_revision()
-    if current == head:
-        return
-    if migrate:
-        await upgrade_engine(engine)
-        return
-    state = "has no schema" if current is None else f"is at revision {current}, not {head}"
-    raise PolybotError(f"database {mask_url(url)} {state}: run polybot migrate --apply first (or pass --migrate)")
-
-
 def warn(text: str) -> None:
     """A warning the user reads at once: one line on stderr, the run goes on."""
     sys.stderr.write(f"polybot: warning: {text}\n")
@@ -60,7 +39,7 @@ def warn(text: str) -> None:
 
 
 def print_json(obj: Any) -> None:
-    from core.control_types import to_jsonable
+    from core.control.types import to_jsonable
 
     sys.stdout.write(json.dumps(to_jsonable(obj), indent=2, sort_keys=True, default=str) + "\n")
 

@@ -1,6 +1,6 @@
 """Entry point of the ``polybot`` console script.
 
-Commands live in ``core/cli/commands/<area>.py``; each module has ``register(subparsers)``
+Commands live in ``polybot/cli/commands/<area>.py``; each module has ``register(subparsers)``
 which adds its sub-commands with ``set_defaults(func=handler)``. A handler takes the parsed
 ``argparse.Namespace`` and returns an exit code (0 ok, 1 failure, 2 usage/config error).
 Errors are raised as :class:`core.errors.PolybotError` and shown as one line on stderr;
@@ -47,8 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for info in sorted(pkgutil.iter_modules(importlib.import_module("core.cli.commands").__path__)):
-        module = importlib.import_module(f"core.cli.commands.{info.name}")
+    for info in sorted(pkgutil.iter_modules(importlib.import_module("polybot.cli.commands").__path__)):
+        module = importlib.import_module(f"polybot.cli.commands.{info.name}")
         register = getattr(module, "register", None)
         if register is not None:
             register(sub)

@@ -8,8 +8,8 @@ import json
 import sys
 from typing import Any
 
-from core.cli import common
-from core.cli.main import add_command
+from polybot.cli import common
+from polybot.cli.main import add_command
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -51,8 +51,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _gather(args: argparse.Namespace, max_assets: int) -> dict[str, Any]:
-    from core.cli.common import db_url_arg
     from core.store.status import gather_status
+    from polybot.cli.common import db_url_arg
 
     return asyncio.run(gather_status(db_url_arg(args), max_assets=max_assets))
 
@@ -85,7 +85,7 @@ def _status_top(args: argparse.Namespace) -> int:
 async def _open_alerts(url: str) -> list[str]:
     from sqlalchemy import select
 
-    from core.control import EVENT_ALERT_KINDS
+    from core.control.facade import EVENT_ALERT_KINDS
     from core.store.db import create_engine
     from core.store.models import Alert
 
@@ -110,7 +110,7 @@ async def _open_alerts(url: str) -> list[str]:
 
 
 def _health(args: argparse.Namespace) -> int:
-    from core.cli.common import db_url_arg
+    from polybot.cli.common import db_url_arg
 
     data = _gather(args, max_assets=1000)
     reasons: list[str] = []

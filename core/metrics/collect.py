@@ -7,7 +7,7 @@ positions, exposure and PnL. What exists only as a moment is captured as it happ
 
 - a sink on the :class:`~core.feed.pipeline.IngestPipeline` counts events by wire type and
   observes receive-to-apply latency (one cheap histogram observation per frame);
-- the writer reports each committed batch (:mod:`core.metrics_hooks`): batch size and
+- the writer reports each committed batch (:mod:`core.metrics.hooks`): batch size and
   receive-to-commit latency;
 - an :class:`~core.events.EventBus` subscription counts orders by status, fills, alerts and
   arm/disarm changes;
@@ -61,7 +61,7 @@ from core.feed.events import (
     TickSizeChanged,
     TradePrint,
 )
-from core.metrics_catalog import (
+from core.metrics.catalog import (
     APPLY_BUCKETS,
     BATCH_BUCKETS,
     CATALOG,
@@ -69,8 +69,8 @@ from core.metrics_catalog import (
     RELAYER_BUCKETS,
     MetricSpec,
 )
-from core.metrics_hist import FastHistogram
-from core.metrics_hooks import unwatch_writer, watch_writer
+from core.metrics.hist import FastHistogram
+from core.metrics.hooks import unwatch_writer, watch_writer
 from core.types import BookStatus
 
 log = logging.getLogger(__name__)

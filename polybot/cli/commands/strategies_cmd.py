@@ -18,10 +18,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.cli import common
-from core.cli.common import db_url_arg
-from core.cli.main import add_command
 from core.errors import PolybotError, UsageError
+from polybot.cli import common
+from polybot.cli.common import db_url_arg
+from polybot.cli.main import add_command
 
 if TYPE_CHECKING:  # SQLAlchemy and the feed load only when a command runs
     from sqlalchemy.ext.asyncio import AsyncEngine

@@ -2,11 +2,11 @@
 
 Regenerate after changing a panel (a test fails when the file and this module disagree)::
 
-    uv run python -m core.metrics_dashboard --out observability/grafana-dashboard.json
+    uv run python -m core.metrics.dashboard --out observability/grafana-dashboard.json
 
 Every panel queries the Prometheus data source picked in the ``datasource`` variable and filters
 on the ``job`` variable; another test checks that every metric name in every expression is one
-the code exports (:mod:`core.metrics_catalog`).
+the code exports (:mod:`core.metrics.catalog`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ DS = {"type": "prometheus", "uid": "${datasource}"}
 JOB = 'job=~"$job"'
 RI = "$__rate_interval"
 DASHBOARD_UID = "polybot-overview"
-OUT = Path(__file__).resolve().parent.parent / "observability" / "grafana-dashboard.json"
+OUT = Path(__file__).resolve().parents[2] / "observability" / "grafana-dashboard.json"
 
 
 def sel(name: str, *matchers: str) -> str:

@@ -8,8 +8,8 @@ from typing import Any
 
 from prometheus_client.metrics_core import Metric
 
-from core.metrics_catalog import BY_NAME, CATALOG, SECTIONS
-from core.metrics_hist import FastHistogram
+from core.metrics.catalog import BY_NAME, CATALOG, SECTIONS
+from core.metrics.hist import FastHistogram
 
 
 def _exposed_name(family: Metric) -> str:

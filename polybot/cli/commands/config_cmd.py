@@ -16,7 +16,7 @@ _EXAMPLE_FILE = "config/service.example.toml"
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    from core.cli.main import add_command
+    from polybot.cli.main import add_command
 
     parser = add_command(
         sub,

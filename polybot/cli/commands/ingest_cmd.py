@@ -9,9 +9,9 @@ import sys
 import time
 from typing import Any
 
-from core.cli import common
-from core.cli.main import add_command
 from core.errors import PolybotError
+from polybot.cli import common
+from polybot.cli.main import add_command
 
 _FRAME_BYTES = common.int_arg(1, 64 * 1024 * 1024, unit="bytes")
 
@@ -62,12 +62,13 @@ def _run(args: argparse.Namespace) -> int:
 
 
 async def ingest(args: argparse.Namespace) -> dict[str, Any]:
-    from core.cli.common import FirstFrames, Progress, db_url_arg, ensure_schema, warn
     from core.feed.pipeline import LIVE_BURST_QUIET_MS, IngestPipeline
     from core.feed.processor import FeedProcessor
     from core.feed.ws import ConnectionEvent, ConnectionState, MarketFeed
     from core.store.db import create_engine
+    from core.store.migrate import ensure_schema
     from core.store.writer import BatchedWriter
+    from polybot.cli.common import FirstFrames, Progress, db_url_arg, warn
 
     url = db_url_arg(args)
     engine = create_engine(url)

@@ -7,9 +7,9 @@ import asyncio
 import getpass
 import sys
 
-from core.cli import common
-from core.cli.main import add_command
 from core.errors import PolybotError
+from polybot.cli import common
+from polybot.cli.main import add_command
 
 MAX_WAIT_S = 3600
 
@@ -56,10 +56,11 @@ def _run(args: argparse.Namespace) -> int:
 
 
 async def _request(args: argparse.Namespace, wait_s: float) -> tuple[bool, str]:
-    from core.cli.common import db_url_arg, ensure_schema
-    from core.control_requests import DONE, EXPIRED, await_outcome, post_request
+    from core.control.requests import DONE, EXPIRED, await_outcome, post_request
     from core.store.db import create_engine, session_factory
+    from core.store.migrate import ensure_schema
     from core.store.models import CommandAudit
+    from polybot.cli.common import db_url_arg
 
     url = db_url_arg(args)
     engine = create_engine(url)

@@ -8,10 +8,11 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
-from core.cli import common
-from core.cli.common import db_url_arg, ensure_schema, stop_on_signals
-from core.cli.main import add_command
 from core.errors import PolybotError, UsageError
+from core.store.migrate import ensure_schema
+from polybot.cli import common
+from polybot.cli.common import db_url_arg, stop_on_signals
+from polybot.cli.main import add_command
 
 if TYPE_CHECKING:  # the heavy modules (httpx, SQLAlchemy, Alembic) load only when a command runs
     from core.markets import RefreshResult, StoredMarket

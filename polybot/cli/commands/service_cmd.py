@@ -8,8 +8,8 @@ import logging
 import signal
 import sys
 
-from core.cli import common
-from core.cli.main import add_command
+from polybot.cli import common
+from polybot.cli.main import add_command
 
 log = logging.getLogger(__name__)
 

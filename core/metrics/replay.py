@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import PolybotError
-from core.metrics import Metrics
+from core.metrics.collect import Metrics
 
 log = logging.getLogger(__name__)
 
-RECORDINGS_DIR = Path(__file__).resolve().parent.parent / "fixtures" / "recordings"
+RECORDINGS_DIR = Path(__file__).resolve().parents[2] / "fixtures" / "recordings"
 PREFERRED_RECORDING = "demo_market.jsonl"
 IN_MEMORY_DB = "sqlite:///:memory:"
 

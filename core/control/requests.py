@@ -33,7 +33,7 @@ from typing import Protocol
 from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from core.control_types import ActionResult
+from core.control.types import ActionResult
 from core.redact import redact
 from core.store.columns import utcnow
 from core.store.models import CONTROL_ACTIONS, CONTROL_STATUSES, ControlRequest

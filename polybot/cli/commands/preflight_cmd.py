@@ -8,9 +8,9 @@ import json
 import sys
 from typing import Any
 
-from core.cli import common
-from core.cli.main import add_command
 from core.errors import UsageError
+from polybot.cli import common
+from polybot.cli.main import add_command
 
 _EXAMPLE_CONFIG = "config/service.toml"
 

@@ -3,7 +3,7 @@
 prometheus_client's Histogram takes a lock and walks its buckets in Python on every observation;
 the feed observes once per frame, so here an observation is one ``bisect`` (in C) and two
 additions. Only the event loop's thread observes; the collector reads the counts on that same
-thread (see :mod:`core.metrics`), so no lock is needed. Counts are kept per bucket and made
+thread (see :mod:`core.metrics.collect`), so no lock is needed. Counts are kept per bucket and made
 cumulative at export, so ``+Inf`` always equals ``_count``.
 """
 

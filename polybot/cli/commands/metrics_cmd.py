@@ -15,10 +15,10 @@ import contextlib
 import sys
 from pathlib import Path
 
-from core.cli import common
-from core.cli.common import stop_on_signals
-from core.cli.main import add_command
 from core.errors import PolybotError, UsageError
+from polybot.cli import common
+from polybot.cli.common import stop_on_signals
+from polybot.cli.main import add_command
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -98,7 +98,7 @@ def _replay_args(p: argparse.ArgumentParser) -> None:
 
 
 def _recording(args: argparse.Namespace) -> Path | None:
-    from core.metrics_replay import default_recording
+    from core.metrics.replay import default_recording
 
     if args.no_replay:
         return None
@@ -112,8 +112,8 @@ def _recording(args: argparse.Namespace) -> Path | None:
 
 async def _collect_after_replay(path: Path | None) -> list[object]:
     """Replay (when given), let the writer commit, and collect the families on this loop."""
-    from core.metrics import METRICS
-    from core.metrics_replay import IngestRig
+    from core.metrics.collect import METRICS
+    from core.metrics.replay import IngestRig
 
     if path is None:
         return list(METRICS.families())
@@ -127,8 +127,8 @@ async def _collect_after_replay(path: Path | None) -> list[object]:
 
 
 def _metrics(args: argparse.Namespace) -> int:
-    from core.cli.common import print_json
-    from core.metrics_summary import as_json, render
+    from core.metrics.summary import as_json, render
+    from polybot.cli.common import print_json
 
     families = asyncio.run(_collect_after_replay(_recording(args)))
     if args.json:
@@ -141,7 +141,7 @@ def _metrics(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from prometheus_client.exposition import generate_latest
 
-    from core.metrics import METRICS
+    from core.metrics.collect import METRICS
 
     path = _recording(args)
 
@@ -173,8 +173,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 async def _serve_async(args: argparse.Namespace, path: Path | None) -> int:
-    from core.metrics import METRICS
-    from core.metrics_replay import IngestRig
+    from core.metrics.collect import METRICS
+    from core.metrics.replay import IngestRig
 
     stop = asyncio.Event()
     rig: IngestRig | None = None

@@ -2,7 +2,7 @@
 
 Business rules live here: which orders need a confirmation, what is re-checked at confirm time,
 what "healthy" means. Handlers and CLI commands only parse, call these methods and render the
-result objects from :mod:`core.control_types`.
+result objects from :mod:`core.control.types`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from core.control_types import (
+from core.control.types import (
     ActionResult,
     ControlError,
     FeedConnection,
@@ -39,7 +39,7 @@ from core.execution.engine import Engine
 from core.execution.funds import Funds
 from core.execution.venue_link import VenueStatus
 from core.fees import taker_fee
-from core.metrics import record_command
+from core.metrics.collect import record_command
 from core.money import on_tick
 from core.redact import redact_typed
 from core.registry import MarketRegistry
@@ -499,6 +499,6 @@ def tokens_of(markets: Iterable[MarketInfo]) -> list[str]:
 
 
 def jsonable_status(report: StatusReport) -> dict[str, Any]:
-    from core.control_types import to_jsonable
+    from core.control.types import to_jsonable
 
     return to_jsonable(report)  # type: ignore[no-any-return]

@@ -9,10 +9,10 @@ import os
 import sys
 from typing import Any
 
-from core.cli import common
-from core.cli.common import stop_on_signals
-from core.cli.main import add_command
 from core.errors import PolybotError, UsageError
+from polybot.cli import common
+from polybot.cli.common import stop_on_signals
+from polybot.cli.main import add_command
 
 PRIVATE_KEY_ENV = "POLYBOT_PRIVATE_KEY"
 _UNIX_SECONDS = common.int_arg(0, 253_402_300_799, unit="unix seconds")  # up to the year 9999
