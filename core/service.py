@@ -634,13 +634,18 @@ class Service:
         self.scheduler = sched
 
     async def job_staleness(self) -> None:
-        """Close quiet bursts, mark stale books, flag quiet markets on live sockets (one alert for all)."""
+        """Close quiet bursts, mark stale books, flag quiet markets on live sockets (one alert for all),
+        watch the venue's reachability; then the database and venue round trips (control requests,
+        unknown outcomes), so that a slow database never delays what the feed has to say."""
         self.pipeline.tick()
-        await self._control_requests()
-        await self.job_reconcile(unknown_only=True)
+        self._flag_quiet_books()
         status = self._venue_status()
         if status is not None:
             self.venue_watch.check(status, len(self.engine.open_orders()))
+        await self._control_requests()
+        await self.job_reconcile(unknown_only=True)
+
+    def _flag_quiet_books(self) -> None:
         quiet_ns = int(self.settings.feed.quiet_after_s * 1e9)
         now = time.time_ns()
         quiet = sorted(

@@ -610,6 +610,21 @@ def binary_yes(rig: Rig) -> str:
     return str(market.token("Yes").token_id)
 
 
+async def arm(rig: Rig) -> None:
+    """Books ok, then armed. Live arming runs an online preflight against the doubles, whose probes
+    use the rig's short CLOB timeout: on a loaded machine one may time out, so a refusal by the
+    preflight is retried (bounded); any other refusal fails the test at once."""
+    await rig.wait_books_ok()
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        result = await rig.service.control.arm("test")
+        if result.ok:
+            return
+        if result.reason_code != "preflight" or time.monotonic() >= deadline:
+            pytest.fail(f"could not arm: {result.message}")
+        await asyncio.sleep(0.5)
+
+
 async def prepare(rig: Rig, price: str, size: str = "10", outcome: str = "Yes", side: str = "BUY") -> Any:
     from core.types import Side
 

@@ -18,7 +18,7 @@ from core.execution.types import OrderStatus
 from tests.faults.fault_harness import (
     WAIT_S,
     FaultRecord,
-    Rig,
+    arm,
     binary_yes,
     execute,
     order_rows,
@@ -72,19 +72,13 @@ CASES = [
 ]
 
 
-async def _live(rig: Rig) -> None:
-    await rig.wait_books_ok()
-    result = await rig.service.control.arm("test")
-    assert result.ok, result.message
-
-
 @pytest.mark.parametrize("case", CASES, ids=[c.kind for c in CASES])
 async def test_clob_fault_on_post_order(
     case: Case, sqlite_url: str, monkeypatch: pytest.MonkeyPatch, fault_record: FaultRecord
 ) -> None:
     fault_record.scenario = case.what
     async with running_service(sqlite_url, monkeypatch, feed="demo", rate_hz=50.0, live=True) as rig:
-        await _live(rig)
+        await arm(rig)
         rig.clob.inject(case.kind, **case.inject)
         started = asyncio.get_running_loop().time()
         ticket = await prepare(rig, "0.20")
@@ -137,7 +131,7 @@ async def test_unknown_outcome_settles_while_running(
 ) -> None:
     fault_record.scenario = "CLOB hangs; the unknown order is settled later while the service runs"
     async with running_service(sqlite_url, monkeypatch, feed="demo", rate_hz=50.0, live=True) as rig:
-        await _live(rig)
+        await arm(rig)
         rig.clob.inject("hang", delay_s=60)  # far past the client's timeout; released when the double stops
         outcome = await asyncio.wait_for(place_via_control(rig, "0.20"), 2 * WAIT_S)
         engine = rig.service.engine

@@ -21,17 +21,12 @@ from tests.faults.fault_harness import (
     TEST_PRIVATE_KEY,
     FaultRecord,
     Rig,
+    arm,
     binary_yes,
     place_via_control,
     running_service,
     wait_for,
 )
-
-
-async def _armed(rig: Rig) -> None:
-    await rig.wait_books_ok()
-    result = await rig.service.control.arm("test")
-    assert result.ok, result.message
 
 
 async def _refused(rig: Rig, code: str, price: str, size: str, outcome: str = "Yes", side: str = "BUY") -> str:
@@ -48,7 +43,7 @@ async def test_paper_never_sells_more_than_it_holds(
 ) -> None:
     fault_record.scenario = "paper: sell 50 while holding 5; sell what open sells already promised"
     async with running_service(sqlite_url, monkeypatch, feed="demo", rate_hz=50.0) as rig:
-        await _armed(rig)
+        await arm(rig)
         yes = binary_yes(rig)
         book = rig.service.processor.books[yes]
         ask = book.best_ask()
@@ -73,7 +68,7 @@ async def test_paper_buys_within_the_bankroll(
     fault_record.scenario = "paper: a bankroll of 20 pUSD refuses a 30 pUSD buy"
     env = {"risk__paper_bankroll": "20"}
     async with running_service(sqlite_url, monkeypatch, feed="demo", rate_hz=50.0, env=env) as rig:
-        await _armed(rig)
+        await arm(rig)
         detail = await _refused(rig, "insufficient_balance", "0.30", "100")
         assert "20" in detail and "paper bankroll" in detail
         # a resting buy of 15 pUSD holds 15 of the 20: another 10 is too much, 5 is fine
@@ -91,7 +86,7 @@ async def test_live_checks_the_venue_balance_and_shares(
     async with running_service(
         sqlite_url, monkeypatch, feed="demo", rate_hz=50.0, live=True, clob_kwargs=clob, env=env
     ) as rig:
-        await _armed(rig)
+        await arm(rig)
         assert rig.service.funds.collateral == Decimal(20)  # read from the venue at start
         status = await rig.service.control.status()
         assert "collateral 20 pUSD" in status.funds and "venue balance" in status.funds

@@ -24,6 +24,7 @@ from tests.faults.fault_harness import (
     WAIT_S,
     FaultRecord,
     Rig,
+    arm,
     binary_yes,
     place_via_control,
     query,
@@ -38,8 +39,7 @@ async def _marketable(rig: Rig) -> tuple[str, str]:
     """Arm, give the double an ask to hit, place a BUY that crosses it; returns (coid, token)."""
     token = binary_yes(rig)
     rig.clob.set_book(token, [], [(Decimal("0.30"), Decimal(100))])
-    await rig.wait_books_ok()
-    assert (await rig.service.control.arm("test")).ok
+    await arm(rig)
     await wait_for(lambda: rig.service.relayer.user_channel.connected.is_set(), WAIT_S, "the user channel")
     outcome = await asyncio.wait_for(place_via_control(rig, "0.30", str(SIZE)), 2 * WAIT_S)
     return outcome.client_order_id, token

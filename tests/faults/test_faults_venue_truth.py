@@ -20,13 +20,16 @@ import pytest
 
 from core.control.types import ControlError
 from core.execution.types import OrderStatus
-from tests.faults.fault_harness import BINARY, TRADER, FaultRecord, Rig, place_via_control, running_service, wait_for
-
-
-async def _armed(rig: Rig) -> None:
-    await rig.wait_books_ok()
-    result = await rig.service.control.arm("test")
-    assert result.ok, result.message
+from tests.faults.fault_harness import (
+    BINARY,
+    TRADER,
+    FaultRecord,
+    Rig,
+    arm,
+    place_via_control,
+    running_service,
+    wait_for,
+)
 
 
 async def _three_resting(rig: Rig) -> list[str]:
@@ -56,7 +59,7 @@ async def test_cancel_all_reconciles_orders_the_venue_no_longer_has(
     fault_record.scenario = f"3 orders gone at the venue, then /{how}"
     env = {"service__reconcile_s": "3600"}  # only the cancel may find out
     async with running_service(sqlite_url, monkeypatch, feed="demo", rate_hz=50.0, live=True, env=env) as rig:
-        await _armed(rig)
+        await arm(rig)
         ids = await _three_resting(rig)
         assert _vanish_at_the_venue(rig) == 3
         control = rig.service.control
@@ -76,7 +79,7 @@ async def test_a_cancel_of_an_order_the_venue_no_longer_has_reconciles_it(
     fault_record.scenario = "an order filled at the venue while the user channel missed it, then /cancel"
     env = {"service__reconcile_s": "3600"}
     async with running_service(sqlite_url, monkeypatch, feed="demo", rate_hz=50.0, live=True, env=env) as rig:
-        await _armed(rig)
+        await arm(rig)
         [first, *_] = await _three_resting(rig)
         engine = rig.service.engine
         venue_id = engine.order(first).venue_order_id  # type: ignore[union-attr]
@@ -98,7 +101,7 @@ async def test_the_scheduled_reconcile_finds_vanished_orders(
     fault_record.scenario = "3 orders gone at the venue; nobody cancels"
     env = {"service__reconcile_s": "1"}
     async with running_service(sqlite_url, monkeypatch, feed="demo", rate_hz=50.0, live=True, env=env) as rig:
-        await _armed(rig)
+        await arm(rig)
         ids = await _three_resting(rig)
         _vanish_at_the_venue(rig)
         engine = rig.service.engine
@@ -115,7 +118,7 @@ async def test_an_unreachable_venue_is_alerted_once_and_its_recovery_measured(
     async with running_service(
         sqlite_url, monkeypatch, feed="demo", rate_hz=50.0, live=True, user_proxy=True, env=env
     ) as rig:
-        await _armed(rig)
+        await arm(rig)
         await _three_resting(rig)
         control = rig.service.control
         status = await control.status()
@@ -163,7 +166,7 @@ async def test_a_finer_tick_reaches_the_checks_and_the_signer_without_a_restart(
 ) -> None:
     fault_record.scenario = "tick_size_change 0.01 -> 0.001 on the market feed, then an order at 0.455"
     async with running_service(sqlite_url, monkeypatch, feed="demo", rate_hz=50.0, live=True) as rig:
-        await _armed(rig)
+        await arm(rig)
         market = rig.service.registry.resolve(BINARY)
         assert market.tick_size == Decimal("0.01")
         with pytest.raises(ControlError):

@@ -75,7 +75,7 @@ def replay(service: Service, recv_ns: int, limit: int = 60) -> None:
         service.pipeline.on_frame(frame, recv_ns + n)
 
 
-async def wait_for(predicate: Any, timeout_s: float = 5.0) -> None:
+async def wait_for(predicate: Any, timeout_s: float = 30.0) -> None:
     deadline = time.monotonic() + timeout_s
     while not predicate():
         assert time.monotonic() < deadline, "condition not reached in time"
@@ -128,6 +128,7 @@ async def test_staleness_watch_fires_on_schedule_and_marks_old_books_stale(
         await wait_for(lambda: all(b.status is BookStatus.STALE for b in books.values()))
         health = await service.control.health()
         assert not health.ok and f"{len(books)} book(s) stale" in health.reasons
+        await wait_for(lambda: any("market_quiet" in t for t in to_chat(api, DESK)), 30)
         await service.bus.drain()
         quiet = [t for t in to_chat(api, DESK) if "market_quiet" in t]
         # one alert for all quiet books (not one message per token), naming how many and for how long
