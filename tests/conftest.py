@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import uuid
 from collections.abc import Iterator
@@ -24,6 +25,14 @@ SHARED_FIXTURES = REPO_ROOT.parent / "shared" / "fixtures" / "polymarket"
 PROJECT_FIXTURES = REPO_ROOT / "fixtures"
 PG_HOST, PG_PORT = "127.0.0.1", 5432
 PG_ADMIN_URL = f"postgresql://postgres@{PG_HOST}:{PG_PORT}/test"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A shell starts background jobs with SIGINT ignored, and an ignored signal stays ignored in
+    every child across exec: the servers tests stop with Ctrl-C would never see it. Catching it
+    here means children start with the default disposition again (a caught signal is reset on exec)."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")

@@ -476,8 +476,10 @@ async def running_service(
             "service__relayer_retry_sleep_ms": "50",
             "service__engine_max_retries": "1",
             "service__engine_retry_sleep_ms": "100",
-            "feed__ping_interval_s": "0.5",
-            "feed__dead_after_s": "1.5",
+            # quick enough for the dead-socket scenarios, slack enough that a loaded machine's
+            # stalled event loop is not taken for a dead socket (which re-snapshots every book)
+            "feed__ping_interval_s": "1",
+            "feed__dead_after_s": "4",
             "feed__reconnect_initial_ms": "100",
             "feed__reconnect_max_ms": "1000",
             "feed__max_frame_bytes": str(256 * 1024),

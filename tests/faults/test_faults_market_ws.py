@@ -84,7 +84,7 @@ async def test_ws_stalls_without_closing(
         await rig.wait_books_ok()
         await rig.frames_advance(50)
 
-        # dead_after_s is 1.5 s: the heartbeat must abort the silent socket and reconnect. The double
+        # dead_after_s is 4 s: the heartbeat must abort the silent socket and reconnect. The double
         # stays silent until the service says so (however long that takes on a loaded machine),
         # and speaks again the moment it does, so the reconnect finds it alive.
         def resume_when_declared_dead(alert: Alert) -> None:
