@@ -70,7 +70,7 @@ from core.metrics.catalog import (
     MetricSpec,
 )
 from core.metrics.hist import FastHistogram
-from core.metrics.hooks import unwatch_writer, watch_writer
+from core.metrics.hooks import CommittedParts, unwatch_writer, watch_writer
 from core.types import BookStatus
 
 log = logging.getLogger(__name__)
@@ -217,7 +217,7 @@ class _WriterTap:
         self.commit = FastHistogram(COMMIT_BUCKETS)
         self.skipped = 0
 
-    def __call__(self, parts: Sequence[tuple[Any, list[dict[str, Any]]]], now_ns: int) -> None:
+    def __call__(self, parts: CommittedParts, now_ns: int) -> None:
         rows_total = 0
         key = self.key
         commit = self.commit

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import logging
 import weakref
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
 
 log = logging.getLogger(__name__)
 
-# observer(parts, now_ns): parts are the writer's (Table, rows) pairs of the committed batch
-WriterObserver = Callable[[Sequence[tuple[Any, list[dict[str, Any]]]], int], None]
+# parts are the writer's (Table, rows) pairs of a committed batch; rows of one part share their keys
+CommittedParts = Sequence[tuple[object, Sequence[Mapping[str, object]]]]
+# observer(parts, now_ns)
+WriterObserver = Callable[[CommittedParts, int], None]
 
 _writer_observers: weakref.WeakKeyDictionary[object, list[WriterObserver]] = weakref.WeakKeyDictionary()
 _failed: set[int] = set()
@@ -35,7 +36,7 @@ def unwatch_writer(writer: object, observer: WriterObserver) -> None:
         observers.remove(observer)
 
 
-def writer_committed(writer: object, parts: Sequence[tuple[Any, list[dict[str, Any]]]], now_ns: int) -> None:
+def writer_committed(writer: object, parts: CommittedParts, now_ns: int) -> None:
     """Called by the writer after each commit (the batch's parts and the commit time)."""
     observers = _writer_observers.get(writer)
     if not observers:

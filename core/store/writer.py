@@ -8,8 +8,8 @@ is slower than the producers, the queue grows between commits and so do the batc
 
 Failures:
 - transient (locked database, dropped connection, timeouts, anything unexpected): the whole
-  batch was rolled back, so it is retried as is, with capped exponential backoff and jitter,
-  until it commits. Rows are neither lost nor duplicated. (One case no client can settle: the
+  batch was rolled back, so it is retried as is, with capped exponential backoff and jitter
+  (:func:`core.retry.retry_call`), until it commits. Rows are neither lost nor duplicated. (One case no client can settle: the
   connection dropping during COMMIT itself may leave a committed batch that is then retried.)
 - permanent, row-level (integrity violation, invalid value such as a float or an over-precise
   decimal): the batch is split in halves until the offending rows are isolated; every good row
@@ -40,11 +40,13 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.metrics.hooks import writer_committed
+from core.retry import EQUAL_JITTER, Backoff, Retry, Sleep, retry_call
 from core.store.models import Base
 
 log = logging.getLogger(__name__)
 
-Row = dict[str, Any]
+Row = Mapping[str, object]
+"""One row: column name -> value. The writer keeps it until committed: do not mutate it."""
 
 
 class WriterError(Exception):
@@ -88,7 +90,7 @@ class WriterStats:
     latency_p99_ms: float | None
     latency_max_ms: float | None
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, int | float | None]:
         return asdict(self)
 
 
@@ -107,7 +109,10 @@ class BatchedWriter:
         receive_ts_key: str = "receive_ts",
         log_interval_s: float = 5.0,
         tables: Mapping[str, Table] | None = None,
+        rng: random.Random | None = None,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
+        """``rng`` and ``sleep`` drive the retry waits (tests pass a seeded source and a recorder)."""
         if max_queue < 1 or max_batch < 1:
             raise ValueError("max_queue and max_batch must be >= 1")
         self.engine = engine
@@ -115,6 +120,9 @@ class BatchedWriter:
         self.max_batch = max_batch
         self.retry_initial_s = retry_initial_s
         self.retry_max_s = retry_max_s
+        self._backoff = Backoff(retry_initial_s, retry_max_s, jitter=EQUAL_JITTER)
+        self._rng = rng
+        self._sleep = sleep
         self.receive_ts_key = receive_ts_key
         self._tables: dict[str, Table] = dict(tables if tables is not None else Base.metadata.tables)
         self._columns = {name: frozenset(t.c.keys()) for name, t in self._tables.items()}
@@ -348,7 +356,9 @@ class BatchedWriter:
             self._plans[cache_key] = _InsertPlan.build(table, keys, dialect)
         return self._plans[cache_key]
 
-    def _prepare(self, parts: list[tuple[Table, list[Row]]]) -> list[tuple[Table, list[Row], _InsertPlan | None, Any]]:
+    def _prepare(
+        self, parts: list[tuple[Table, list[Row]]]
+    ) -> list[tuple[Table, list[Row], _InsertPlan | None, _Params]]:
         """Convert rows to driver parameters once (not again on every retry)."""
         dialect = self.engine.dialect
         prepared = []
@@ -373,9 +383,9 @@ class BatchedWriter:
         except RowValueError:
             self._errors += 1
             raise
-        attempt = 0
         nrows = sum(len(rows) for _, rows in parts)
-        while True:
+
+        async def attempt() -> float:
             t0 = time.perf_counter()
             try:
                 async with self.engine.begin() as conn:
@@ -384,34 +394,37 @@ class BatchedWriter:
                             await conn.exec_driver_sql(plan.sql, params)
                         else:
                             await conn.execute(table.insert(), rows)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
+            except Exception:
                 self._errors += 1
-                if _is_permanent(exc):
-                    raise
-                attempt += 1
-                self._retries += 1
-                delay = min(self.retry_max_s, self.retry_initial_s * 2 ** (attempt - 1))
-                delay *= 0.5 + random.random() / 2
-                self._error_log(
-                    logging.WARNING,
-                    "writer: batch of %d rows failed (attempt %d: %s); retrying in %.2fs",
-                    nrows,
-                    attempt,
-                    _one_line(exc),
-                    delay,
-                )
-                await asyncio.sleep(delay)
-                continue
-            self._last_commit_s = time.perf_counter() - t0
-            self._written += nrows
-            self._batches += 1
-            self._last_batch = nrows
-            if nrows > self._max_batch_seen:
-                self._max_batch_seen = nrows
-            self._record_latency(parts)
-            return
+                raise
+            return time.perf_counter() - t0
+
+        def on_retry(retry: Retry[float]) -> None:
+            self._retries += 1
+            self._error_log(
+                logging.WARNING,
+                "writer: batch of %d rows failed (attempt %d: %s); retrying in %.2fs",
+                nrows,
+                retry.attempt,
+                _one_line(retry.outcome.error),
+                retry.delay_s,
+            )
+
+        # the whole batch was rolled back: retry it as is (rows neither lost nor duplicated)
+        self._last_commit_s = await retry_call(
+            attempt,
+            backoff=self._backoff,
+            retry_error=_is_transient,
+            on_retry=on_retry,
+            rng=self._rng,
+            sleep=self._sleep,
+        )
+        self._written += nrows
+        self._batches += 1
+        self._last_batch = nrows
+        if nrows > self._max_batch_seen:
+            self._max_batch_seen = nrows
+        self._record_latency(parts)
 
     def _record_latency(self, parts: list[tuple[Table, list[Row]]]) -> None:
         now = time.time_ns()
@@ -421,6 +434,10 @@ class BatchedWriter:
             if key in rows[0]:  # rows of one part share their keys
                 lat.extend(now - ts for r in rows if type(ts := r[key]) is int)
         writer_committed(self, parts, now)  # metrics: batch size and receive->commit histogram
+
+
+_Params = list[tuple[object, ...]] | None
+"""Driver parameters of a precompiled plan (None: the part goes through SQLAlchemy Core)."""
 
 
 class RowValueError(ValueError):
@@ -439,7 +456,7 @@ class _InsertPlan:
 
     __slots__ = ("sql", "to_tuple")
 
-    def __init__(self, sql: str, to_tuple: Callable[[Row], tuple[Any, ...]]) -> None:
+    def __init__(self, sql: str, to_tuple: Callable[[Row], tuple[object, ...]]) -> None:
         self.sql = sql
         self.to_tuple = to_tuple
 
@@ -462,21 +479,25 @@ class _InsertPlan:
         to_tuple = eval(f"lambda r: ({', '.join(items)},)", namespace)
         return cls(compiled.string, to_tuple)
 
-    def params(self, rows: list[Row]) -> list[tuple[Any, ...]]:
+    def params(self, rows: list[Row]) -> list[tuple[object, ...]]:
         return list(map(self.to_tuple, rows))
 
 
-def _is_permanent(exc: BaseException) -> bool:
-    """Errors that retrying the same rows cannot fix (as opposed to a busy or lost database)."""
+def _is_transient(exc: Exception) -> bool:
+    """A busy or lost database, which retrying the same rows can outlast (anything unexpected too).
+
+    Permanent: an integrity violation, a value the database refuses, and a StatementError that
+    is not a DBAPIError, which failed before reaching the database: a value our column types
+    refused (float money, too many decimals, naive datetime).
+    """
     if isinstance(exc, IntegrityError | DataError | RowValueError):
-        return True
-    # a StatementError that is not a DBAPIError failed before reaching the database:
-    # a value our column types refused (float money, too many decimals, naive datetime)
-    return isinstance(exc, StatementError) and not isinstance(exc, DBAPIError)
+        return False
+    return not (isinstance(exc, StatementError) and not isinstance(exc, DBAPIError))
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+def _one_line(exc: BaseException | None) -> str:
+    cause = exc.orig if isinstance(exc, StatementError) and exc.orig is not None else exc
+    text = str(cause).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}"
 
 

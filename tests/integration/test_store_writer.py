@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import sqlite3
 import time
 from collections.abc import AsyncIterator
@@ -275,3 +276,61 @@ async def test_unstarted_writer_reports_unwritten_rows(engine: AsyncEngine) -> N
         await writer.flush()
     with pytest.raises(WriterError, match="1 rows not written"):
         await writer.close()
+
+
+async def test_retry_waits_follow_the_shared_backoff_exactly(engine: AsyncEngine) -> None:
+    failures = {"left": 4}
+
+    @event.listens_for(engine.sync_engine, "before_cursor_execute")
+    def fail_four_times(conn: Any, cursor: Any, statement: str, params: Any, context: Any, executemany: bool) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO TRADES") and failures["left"]:
+            failures["left"] -= 1
+            raise ConnectionResetError("injected: connection dropped")
+
+    waits: list[float] = []
+
+    async def recording_sleep(delay: float) -> None:
+        waits.append(delay)
+        await asyncio.sleep(0)
+
+    writer = BatchedWriter(engine, retry_initial_s=0.05, retry_max_s=0.3, rng=random.Random(3), sleep=recording_sleep)
+    async with writer:
+        for i in range(10):
+            writer.put("trades", trade(i))
+        await writer.flush(timeout_s=30)
+    ref = random.Random(3)
+    # 0.05 doubling, capped at 0.3, times U[0.5, 1] drawn from the same seeded source
+    assert waits == [min(0.3, 0.05 * 2**n) * (0.5 + ref.random() / 2) for n in range(4)]
+    st = writer.stats
+    assert (st.retries, st.errors, st.written, st.rejected) == (4, 4, 10, 0)
+    assert await count(engine, Trade) == 10
+
+
+async def test_a_permanent_error_is_not_retried(engine: AsyncEngine) -> None:
+    waits: list[float] = []
+
+    async def recording_sleep(delay: float) -> None:
+        waits.append(delay)
+        await asyncio.sleep(0)
+
+    fill = {
+        "client_order_id": "c",
+        "trade_id": "dup",
+        "token_id": "t",
+        "side": "BUY",
+        "price": Decimal("0.4"),
+        "size": Decimal("1"),
+        "status": "confirmed",
+        "ts": datetime.now(UTC),
+    }
+    writer = BatchedWriter(engine, sleep=recording_sleep)
+    writer.start()
+    try:
+        writer.put("fills", fill)
+        writer.put("fills", dict(fill))  # the database refuses the second for good (unique trade)
+        await writer.flush(timeout_s=10)
+        st = writer.stats
+    finally:
+        await writer.close(timeout_s=10)
+    assert waits == [] and st.retries == 0
+    assert (st.rejected, st.written) == (1, 1)
