@@ -43,7 +43,7 @@ from core.sim.mock_gamma import MockGammaServer, synthetic_markets
 from core.store.db import create_engine, session_factory
 from core.store.migrate import upgrade_engine
 from core.types import MarketInfo
-from polybot.cli.commands.tgbot_cmd import LocalOptions, LocalSession, local_session
+from polybot.cli.tools.tgbot_cmd import LocalOptions, LocalSession, local_session
 
 USER = 1001
 TARGET_UPDATES_S = 500.0

@@ -28,9 +28,9 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
-from sqlalchemy import select, text, update
+from sqlalchemy import CursorResult, Result, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.control.types import ActionResult
@@ -134,7 +134,14 @@ async def _move(
         res = await s.execute(
             update(ControlRequest).where(*where).values(**values).execution_options(synchronize_session=False)
         )
-        return res.rowcount == 1  # type: ignore[attr-defined]
+        return _rowcount(res) == 1
+
+
+def _rowcount(result: Result[Any]) -> int:
+    """Rows an UPDATE changed (an UPDATE's result is always a cursor result)."""
+    if not isinstance(result, CursorResult):  # pragma: no cover - SQLAlchemy returns one for DML
+        raise TypeError(f"an UPDATE returned {type(result).__name__}, not a cursor result")
+    return int(result.rowcount or 0)
 
 
 async def claim(sessions: async_sessionmaker[AsyncSession], request_id: int, handled_by: str) -> bool:
@@ -175,7 +182,7 @@ async def expire_overdue(sessions: async_sessionmaker[AsyncSession], handled_by:
             .values(status=EXPIRED, handled_by=handled_by[:100], handled_at=now, ok=False, result=EXPIRED_BY_SERVICE)
             .execution_options(synchronize_session=False)
         )
-        return int(res.rowcount or 0)  # type: ignore[attr-defined]
+        return _rowcount(res)
 
 
 async def _run(control: ControlActions, req: ControlRequest) -> ActionResult:

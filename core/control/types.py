@@ -2,13 +2,42 @@
 
 from __future__ import annotations
 
+import enum
 import uuid
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, is_dataclass
+from datetime import datetime
 from decimal import Decimal
-from typing import Any
 
 from core.errors import PolybotError
+from core.store.status_types import StoredAsset, StoredStatus
 from core.types import MarketInfo, Mode, OrderType, Side
+
+__all__ = [
+    "ActionResult",
+    "ConfigSummary",
+    "ControlError",
+    "DryRunRequest",
+    "DryRunResult",
+    "FeedConnection",
+    "HealthReport",
+    "ListedMarket",
+    "MarketListing",
+    "MarketRow",
+    "OrderOutcome",
+    "OrderRow",
+    "OrderTicket",
+    "PnlReport",
+    "PositionRow",
+    "PreflightCheck",
+    "PreflightReport",
+    "QuoteRow",
+    "SmokeResult",
+    "StatusReport",
+    "StoredAsset",
+    "StoredStatus",
+    "to_jsonable",
+]
 
 
 class ControlError(PolybotError):
@@ -19,9 +48,9 @@ class ControlError(PolybotError):
         self.reason_code = reason_code
 
 
-def to_jsonable(obj: Any) -> Any:
+def to_jsonable(obj: object) -> object:
     """Dataclasses/Decimals/enums -> JSON-ready values (Decimals as strings: exact)."""
-    if hasattr(obj, "__dataclass_fields__"):
+    if is_dataclass(obj) and not isinstance(obj, type):
         return {k: to_jsonable(v) for k, v in asdict(obj).items()}
     if isinstance(obj, dict):
         return {str(k): to_jsonable(v) for k, v in obj.items()}
@@ -29,7 +58,7 @@ def to_jsonable(obj: Any) -> Any:
         return [to_jsonable(v) for v in obj]
     if isinstance(obj, Decimal):
         return str(obj)
-    if hasattr(obj, "value") and isinstance(getattr(obj, "value", None), str):
+    if isinstance(obj, enum.Enum) and isinstance(obj.value, str):
         return obj.value
     return obj
 
@@ -93,11 +122,56 @@ class MarketRow:
 
 
 @dataclass(frozen=True)
+class ListedMarket:
+    """A market as stored by refresh-markets: the domain view plus the bookkeeping columns."""
+
+    info: MarketInfo
+    end_date: datetime | None = None
+    event_id: str | None = None
+    fee_schedule: Mapping[str, object] | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        i = self.info
+        return {
+            "condition_id": i.condition_id,
+            "slug": i.slug,
+            "question": i.question,
+            "outcomes": [t.outcome for t in i.tokens],
+            "token_ids": [t.token_id for t in i.tokens],
+            "tick_size": str(i.tick_size),
+            "min_order_size": str(i.min_order_size),
+            "neg_risk": i.neg_risk,
+            "neg_risk_market_id": i.neg_risk_market_id,
+            "neg_risk_augmented": i.neg_risk_augmented,
+            "fee_rate": str(i.fee_rate),
+            "fee_schedule": None if self.fee_schedule is None else dict(self.fee_schedule),
+            "active": i.active,
+            "closed": i.closed,
+            "end_date": self.end_date.isoformat() if self.end_date else None,
+            "event_id": self.event_id,
+        }
+
+
+@dataclass(frozen=True)
+class MarketListing:
+    markets: list[ListedMarket]
+    any_stored: bool
+    """Whether the database holds any market at all (an empty listing then means "no match")."""
+
+
+@dataclass(frozen=True)
 class PreflightCheck:
     name: str
     ok: bool
     detail: str = ""
     skipped: bool = False
+
+    @property
+    def status(self) -> str:
+        """``PASS``, ``FAIL`` or ``SKIP``."""
+        if self.skipped:
+            return "SKIP"
+        return "PASS" if self.ok else "FAIL"
 
 
 @dataclass(frozen=True)
@@ -107,6 +181,74 @@ class PreflightReport:
     @property
     def ok(self) -> bool:
         return all(c.ok or c.skipped for c in self.checks)
+
+    @property
+    def failed(self) -> list[str]:
+        return [c.name for c in self.checks if not c.ok and not c.skipped]
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "ok": self.ok,
+            "failed": self.failed,
+            "checks": [
+                {"name": c.name, "status": c.status, "ok": c.ok, "skipped": c.skipped, "detail": c.detail}
+                for c in self.checks
+            ],
+        }
+
+    def lines(self) -> list[str]:
+        """The PASS/FAIL/SKIP table and a verdict line, for a terminal."""
+        width = max((len(c.name) for c in self.checks), default=0)
+        lines = [f"{c.status:<4}  {c.name:<{width}}  {c.detail}" for c in self.checks]
+        failed = self.failed
+        skipped = sum(1 for c in self.checks if c.skipped)
+        if failed:
+            lines.append(f"preflight FAILED: {len(failed)} of {len(self.checks)} checks failed ({', '.join(failed)})")
+        else:
+            lines.append(f"preflight passed ({len(self.checks) - skipped} passed, {skipped} skipped)")
+        return lines
+
+
+@dataclass(frozen=True)
+class DryRunRequest:
+    """One order to sign exactly as live mode would, and never post."""
+
+    market: str
+    """Token id, condition id or stored slug."""
+    outcome: str
+    side: Side
+    price: Decimal
+    size: Decimal
+    order_type: OrderType = OrderType.GTC
+    tick_size: Decimal | None = None
+    neg_risk: bool | None = None
+    client_order_id: str | None = None
+
+
+@dataclass(frozen=True)
+class DryRunResult:
+    """A signed, never-posted order: its labelled fields for a terminal and its JSON record."""
+
+    rows: list[tuple[str, str]]
+    record: dict[str, object]
+
+
+@dataclass(frozen=True)
+class ConfigSummary:
+    """Which configuration a process outside the service loaded."""
+
+    mode: str
+    config_path: str | None
+
+
+@dataclass(frozen=True)
+class SmokeResult:
+    """A preflight and, only when it passed, the dry-run order it allowed."""
+
+    mode: str
+    config_path: str | None
+    preflight: PreflightReport
+    order: DryRunResult | None
 
 
 @dataclass(frozen=True)
@@ -140,7 +282,7 @@ class OrderOutcome:
     filled: Decimal = Decimal(0)
     avg_price: Decimal | None = None
     message: str = ""
-    signed_order: dict[str, Any] | None = None
+    signed_order: dict[str, object] | None = None
 
     @property
     def summary(self) -> str:

@@ -1,16 +1,17 @@
-"""What the database says about the bot: schema, row counts, tracked assets, top of book, armed.
+"""The read side a process outside the service uses: what the database says about the bot.
 
-:func:`gather_status` works on any database: a missing SQLite file or an unmigrated database is
-reported as empty, not as an error. Its result is plain JSON-able data (decimals as strings), so
-the CLI, the Telegram bot and the control facade can all render it.
+:func:`gather_status` (schema, row counts, tracked assets, top of book, armed) works on any
+database: a missing SQLite file or an unmigrated database is reported as empty, not as an error.
+:func:`open_alerts` lists the alerts still open. Results are plain JSON-able data
+(:mod:`core.store.status_types`, decimals as strings); the control facade hands them to the faces.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypedDict
 
 from sqlalchemy import Table, func, inspect, select
 from sqlalchemy.engine import URL
@@ -19,8 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.store.db import connect_error, create_engine, is_sqlite, mask_url, parse_db_url, sqlite_path
 from core.store.migrate import VERSION_TABLE, head_revision
-from core.store.models import ARMED_KEY, TABLES, Base
+from core.store.models import ARMED_KEY, TABLES, Alert, Base
 from core.store.repo import armed_from_value
+from core.store.status_types import LastTrade, SchemaInfo, StateEntry, StoredAlert, StoredAsset, StoredStatus
 
 EMPTY_NOTE = "empty database (no schema)"
 DELTA_REPLAY_LIMIT = 200_000  # deltas applied on top of the latest snapshot, per asset
@@ -33,19 +35,42 @@ MARKETS: Table = _t["markets"]
 STATE: Table = _t["state"]
 
 
-def _empty_result(url: URL, note: str) -> dict[str, Any]:
-    return {
+class _Tracked(TypedDict):
+    snapshot_id: int | None
+    delta_id: int | None
+    last_receive_ts: int | None
+
+
+def _result(
+    url: URL,
+    schema: SchemaInfo,
+    *,
+    note: str | None = None,
+    tables: dict[str, int] | None = None,
+    state: dict[str, StateEntry] | None = None,
+    armed: bool = False,
+    tracked: int = 0,
+    assets: list[StoredAsset] | None = None,
+) -> StoredStatus:
+    """The result in its documented key order; ``note`` and ``state`` only when there is one."""
+    out: dict[str, object] = {
         "db_url": mask_url(url),
         "backend": url.get_backend_name(),
-        "empty": True,
-        "note": note,
-        "schema": {"revision": None, "head": head_revision(), "at_head": False, "tables": []},
-        "tables": {},
-        "markets": 0,
-        "armed": False,
-        "assets_tracked": 0,
-        "assets": [],
+        "empty": schema["revision"] is None and not schema["tables"],
+        "schema": schema,
     }
+    if note is not None:
+        out["note"] = note
+    out["tables"] = tables or {}
+    out["markets"] = (tables or {}).get("markets", 0)
+    if state is not None:
+        out["state"] = state
+    out.update(armed=armed, assets_tracked=tracked, assets=assets or [])
+    return out  # type: ignore[return-value]  # built key by key to keep the documented order
+
+
+def _empty_result(url: URL, note: str) -> StoredStatus:
+    return _result(url, {"revision": None, "head": head_revision(), "at_head": False, "tables": []}, note=note)
 
 
 async def gather_status(
@@ -54,7 +79,7 @@ async def gather_status(
     max_assets: int = 50,
     verbose: bool = False,
     now_ns: int | None = None,
-) -> dict[str, Any]:
+) -> StoredStatus:
     """Collect the status of the database at ``url`` (see module docs for the shape).
 
     Raises :class:`core.errors.PolybotError` (one line, masked URL) when the database cannot
@@ -76,66 +101,69 @@ async def gather_status(
         await engine.dispose()
 
 
-async def _gather(conn: AsyncConnection, url: URL, *, max_assets: int, verbose: bool, now_ns: int) -> dict[str, Any]:
+async def _gather(conn: AsyncConnection, url: URL, *, max_assets: int, verbose: bool, now_ns: int) -> StoredStatus:
     existing: list[str] = await conn.run_sync(lambda c: inspect(c).get_table_names())
-    revision = None
+    revision: str | None = None
     if VERSION_TABLE in existing:
         revision = (await conn.exec_driver_sql(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()
     ours = [t for t in TABLES if t in existing]
     head = head_revision()
-    result: dict[str, Any] = {
-        "db_url": mask_url(url),
-        "backend": url.get_backend_name(),
-        "empty": revision is None and not ours,
-        "schema": {"revision": revision, "head": head, "at_head": revision == head, "tables": ours},
-    }
-    if result["empty"]:
-        result.update(note=EMPTY_NOTE, tables={}, markets=0, armed=False, assets_tracked=0, assets=[])
-        return result
+    schema: SchemaInfo = {"revision": revision, "head": head, "at_head": revision == head, "tables": ours}
+    if revision is None and not ours:
+        return _result(url, schema, note=EMPTY_NOTE)
+    note = None
     if revision is None:
-        result["note"] = "tables exist but no schema revision is stamped (not created by polybot migrate?)"
+        note = "tables exist but no schema revision is stamped (not created by polybot migrate?)"
     elif revision != head:
-        result["note"] = f"schema at {revision}, head is {head}: run polybot migrate --apply"
+        note = f"schema at {revision}, head is {head}: run polybot migrate --apply"
 
     counts: dict[str, int] = {}
     for name in ours:
         counts[name] = int((await conn.execute(select(func.count()).select_from(_t[name]))).scalar_one())
-    result["tables"] = counts
-    result["markets"] = counts.get("markets", 0)
 
     armed_value = None
+    state: dict[str, StateEntry] | None = None
     if "state" in ours:
         armed_value = (await conn.execute(select(STATE.c.value).where(STATE.c.key == ARMED_KEY))).scalar()
         if verbose:
             rows = (await conn.execute(select(STATE.c.key, STATE.c.value, STATE.c.updated_at))).all()
-            result["state"] = {k: {"value": v, "updated_at": ts.isoformat()} for k, v, ts in rows}
-    result["armed"] = armed_from_value(armed_value)
+            state = {k: {"value": v, "updated_at": ts.isoformat()} for k, v, ts in rows}
 
     assets = await _tracked_assets(conn, ours)
-    result["assets_tracked"] = len(assets)
     # most recently updated first; the rest are counted, not listed
     ordered = sorted(assets.items(), key=lambda kv: kv[1]["last_receive_ts"] or 0, reverse=True)
-    shown = []
-    for asset_id, info in ordered[: max(0, max_assets)]:
-        shown.append(await _asset_status(conn, asset_id, info, ours, now_ns=now_ns, verbose=verbose))
-    result["assets"] = shown
-    return result
+    shown = [
+        await _asset_status(conn, asset_id, info, ours, now_ns=now_ns, verbose=verbose)
+        for asset_id, info in ordered[: max(0, max_assets)]
+    ]
+    return _result(
+        url,
+        schema,
+        note=note,
+        tables=counts,
+        state=state,
+        armed=armed_from_value(armed_value),
+        tracked=len(assets),
+        assets=shown,
+    )
 
 
-async def _tracked_assets(conn: AsyncConnection, ours: list[str]) -> dict[str, dict[str, Any]]:
-    assets: dict[str, dict[str, Any]] = {}
-    for table, kind in ((SNAPSHOTS, "snapshot"), (DELTAS, "delta")):
+async def _tracked_assets(conn: AsyncConnection, ours: list[str]) -> dict[str, _Tracked]:
+    assets: dict[str, _Tracked] = {}
+    for table in (SNAPSHOTS, DELTAS):
         if table.name not in ours:
             continue
         rows = await conn.execute(select(table.c.asset_id, func.max(table.c.id)).group_by(table.c.asset_id))
         for asset_id, last_id in rows:
-            assets.setdefault(asset_id, {"snapshot_id": None, "delta_id": None, "last_receive_ts": None})[
-                f"{kind}_id"
-            ] = last_id
+            info = assets.setdefault(asset_id, {"snapshot_id": None, "delta_id": None, "last_receive_ts": None})
+            if table is SNAPSHOTS:
+                info["snapshot_id"] = last_id
+            else:
+                info["delta_id"] = last_id
     for info in assets.values():
-        for table, key in ((SNAPSHOTS, "snapshot_id"), (DELTAS, "delta_id")):
-            if info[key] is not None:
-                ts = (await conn.execute(select(table.c.receive_ts).where(table.c.id == info[key]))).scalar()
+        for table, row_id in ((SNAPSHOTS, info["snapshot_id"]), (DELTAS, info["delta_id"])):
+            if row_id is not None:
+                ts = (await conn.execute(select(table.c.receive_ts).where(table.c.id == row_id))).scalar()
                 if ts is not None and (info["last_receive_ts"] is None or ts > info["last_receive_ts"]):
                     info["last_receive_ts"] = ts
     return assets
@@ -167,8 +195,8 @@ def _levels(raw: Any) -> Iterable[tuple[Decimal, Decimal]]:
 
 
 async def _asset_status(
-    conn: AsyncConnection, asset_id: str, info: dict[str, Any], ours: list[str], *, now_ns: int, verbose: bool
-) -> dict[str, Any]:
+    conn: AsyncConnection, asset_id: str, info: _Tracked, ours: list[str], *, now_ns: int, verbose: bool
+) -> StoredAsset:
     bids: dict[Decimal, Decimal] = {}
     asks: dict[Decimal, Decimal] = {}
     market = ""
@@ -207,7 +235,7 @@ async def _asset_status(
     best_bid = max(live_bids) if live_bids else None
     best_ask = min(live_asks) if live_asks else None
     last_ts = info["last_receive_ts"]
-    out: dict[str, Any] = {
+    out: StoredAsset = {
         "asset_id": asset_id,
         "market": market,
         "best_bid": _fmt(best_bid),
@@ -235,10 +263,41 @@ async def _asset_status(
                 )
             ).first()
             if trade is not None:
-                out["last_trade"] = {
+                last: LastTrade = {
                     "price": _fmt(trade.price),
                     "size": _fmt(trade.size),
                     "side": trade.side,
                     "age_s": round(max(0, now_ns - trade.receive_ts) / 1e9, 3),
                 }
+                out["last_trade"] = last
     return out
+
+
+async def open_alerts(
+    url: str | URL | None, *, severities: Collection[str], exclude_kinds: Collection[str], limit: int = 20
+) -> list[StoredAlert]:
+    """The newest alerts still open (not resolved) of these severities, except these kinds.
+
+    Raises :class:`core.errors.PolybotError` (one line, masked URL) when the database cannot be reached.
+    """
+    parsed = url if isinstance(url, URL) else parse_db_url(url)
+    engine = create_engine(parsed)
+    try:
+        async with engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(Alert.kind, Alert.key, Alert.severity, Alert.message)
+                    .where(
+                        Alert.resolved_at.is_(None),
+                        Alert.severity.in_(sorted(severities)),
+                        Alert.kind.not_in(sorted(exclude_kinds)),
+                    )
+                    .order_by(Alert.ts.desc())
+                    .limit(limit)
+                )
+            ).all()
+    except (DBAPIError, OSError, TimeoutError) as exc:
+        raise connect_error(parsed, exc) from None
+    finally:
+        await engine.dispose()
+    return [{"kind": k, "key": key, "severity": sev, "message": msg} for k, key, sev, msg in rows]

@@ -13,23 +13,26 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 from core.errors import PolybotError
 from core.money import parse_plain_decimal
 
-if TYPE_CHECKING:
-    pass
+# Kept literal (not imported from the store) so `polybot --help` does not load SQLAlchemy.
+DB_URL_ENV = "POLYBOT_DB__URL"
+DEFAULT_DB_URL = "sqlite:///./var/polybot.db"
+DB_URL_HELP = (
+    f"database URL (default: ${DB_URL_ENV} or {DEFAULT_DB_URL}); sqlite:///PATH or postgresql://user:pass@host:5432/db"
+)
 
 
 def db_url_arg(args: argparse.Namespace) -> str:
     """The user's database URL, or the default; UsageError (exit 2) for an unusable one."""
-    from core.store.db import default_db_url, parse_db_url
+    from core.control.stored import database_url
 
-    url = (getattr(args, "db_url", None) or "").strip() or default_db_url()
-    parse_db_url(url)
-    return url
+    given: str | None = getattr(args, "db_url", None)  # a command without --db-url uses the default
+    return database_url(given)
 
 
 def warn(text: str) -> None:
@@ -205,7 +208,7 @@ def db_url(text: str) -> str:
     """A database URL as typed: never empty (that is not "the default"), and one we can use.
 
     The error quotes the URL with its password masked (argparse's own message would echo it)."""
-    from core.store.db import parse_db_url
+    from core.control.stored import database_url
 
     stripped = text.strip()
     if not stripped:
@@ -213,7 +216,7 @@ def db_url(text: str) -> str:
             "is empty: give sqlite:///PATH or postgresql://user@host:5432/db, or leave the option out for the default"
         )
     try:
-        parse_db_url(stripped)
+        database_url(stripped)
     except PolybotError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return stripped

@@ -1,8 +1,20 @@
 """Entry point of the ``polybot`` console script.
 
-Commands live in ``polybot/cli/commands/<area>.py``; each module has ``register(subparsers)``
-which adds its sub-commands with ``set_defaults(func=handler)``. A handler takes the parsed
-``argparse.Namespace`` and returns an exit code (0 ok, 1 failure, 2 usage/config error).
+Where a command lives says what it may import:
+
+- ``polybot/cli/commands/``: the **faces** of the service — commands that ask the running system
+  or its data something (status, status-top, health, disarm, kill, markets, preflight,
+  smoke-live). They go through :class:`core.control.facade.Control` only: they import
+  ``core.control.*`` and the domain types (``core.types``, ``core.money``, ``core.errors``),
+  never ``core.store``, ``core.feed``, ``core.strategies``, ``core.markets`` or ``core.execution``.
+- ``polybot/cli/tools/``: the **tools** — commands that are not a face of the service but build,
+  feed, replay or stand in for parts of it (migrate, refresh-markets, the mock-* doubles,
+  replay-book, record-ws, ingest-ws, the strategy replays, relayer-dry-run and the approvals,
+  metrics*, config, run-service, tgbot-run-local, demo). They may use the lower layers.
+
+Each module has ``register(subparsers)``, which adds its sub-commands with
+``set_defaults(func=handler)``; both packages are discovered automatically. A handler takes the
+parsed ``argparse.Namespace`` and returns an exit code (0 ok, 1 failure, 2 usage/config error).
 Errors are raised as :class:`core.errors.PolybotError` and shown as one line on stderr;
 a traceback appears only with ``--debug``.
 """
@@ -14,9 +26,16 @@ import importlib
 import pkgutil
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from core.errors import PolybotError
+
+COMMAND_PACKAGES = ("polybot.cli.commands", "polybot.cli.tools")
+
+if TYPE_CHECKING:  # argparse's action is generic for the type checker only
+    Subcommands = argparse._SubParsersAction[argparse.ArgumentParser]
+    Register = Callable[[Subcommands], None]
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -46,17 +65,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for info in sorted(pkgutil.iter_modules(importlib.import_module("polybot.cli.commands").__path__)):
-        module = importlib.import_module(f"polybot.cli.commands.{info.name}")
-        register = getattr(module, "register", None)
-        if register is not None:
-            register(sub)
+    sub: Subcommands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for package in COMMAND_PACKAGES:
+        for info in sorted(pkgutil.iter_modules(importlib.import_module(package).__path__)):
+            module = importlib.import_module(f"{package}.{info.name}")
+            register: Register | None = getattr(module, "register", None)  # a helper module has none
+            if register is not None:
+                register(sub)
     return parser
 
 
 def add_command(
-    sub: argparse._SubParsersAction,  # type: ignore[type-arg]
+    sub: Subcommands,
     name: str,
     *,
     help: str,

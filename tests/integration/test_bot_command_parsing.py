@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from bot.offline import TranscriptEntry
-from polybot.cli.commands.tgbot_cmd import LocalOptions, local_session
+from polybot.cli.tools.tgbot_cmd import LocalOptions, local_session
 from tests.faults.fault_harness import Updates
 from tests.integration.test_bot_offline_runner import audit_rows, refresh_markets_cli
 

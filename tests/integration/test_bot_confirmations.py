@@ -28,8 +28,8 @@ from core.sim.mock_gamma import MockGammaServer
 from core.sim.mock_ws import MockMarketServer
 from core.store.db import create_engine, session_factory
 from core.store.models import CommandAudit, Order
-from polybot.cli.commands.tgbot_cmd import LocalOptions, LocalSession, local_session
 from polybot.cli.main import main
+from polybot.cli.tools.tgbot_cmd import LocalOptions, LocalSession, local_session
 from tests.conftest import PROJECT_FIXTURES
 
 UPDATES = PROJECT_FIXTURES / "updates"

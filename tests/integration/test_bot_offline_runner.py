@@ -30,8 +30,8 @@ from core.sim.mock_gamma import MockGammaServer, load_markets_file, make_market
 from core.store.db import create_engine, session_factory
 from core.store.models import CommandAudit
 from core.types import Side
-from polybot.cli.commands.tgbot_cmd import LocalOptions, LocalSession, local_session, prepare_update
 from polybot.cli.main import main
+from polybot.cli.tools.tgbot_cmd import LocalOptions, LocalSession, local_session, prepare_update
 from tests.conftest import PROJECT_FIXTURES
 
 UPDATES = PROJECT_FIXTURES / "updates"

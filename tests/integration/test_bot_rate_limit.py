@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.offline import TranscriptEntry
-from polybot.cli.commands.tgbot_cmd import LocalOptions, LocalSession, local_session
+from polybot.cli.tools.tgbot_cmd import LocalOptions, LocalSession, local_session
 from tests.faults.fault_harness import Updates
 from tests.integration.test_bot_offline_runner import audit_rows
 

@@ -5,16 +5,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
-import sys
+from typing import TYPE_CHECKING
 
+from core.control.facade import Control
+from core.control.requests import EXPIRED
 from core.errors import PolybotError
 from polybot.cli import common
 from polybot.cli.main import add_command
 
+if TYPE_CHECKING:
+    from polybot.cli.main import Subcommands
+
 MAX_WAIT_S = 3600
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: Subcommands) -> None:
     for action, summary in (
         ("disarm", "ask the running service to disarm (no new orders); open orders stay"),
         ("kill", "ask the running service to disarm AND cancel every open order"),
@@ -50,41 +55,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _run(args: argparse.Namespace) -> int:
-    ok, message = asyncio.run(_request(args, args.wait))
-    print(message)
-    return 0 if ok else 1
-
-
-async def _request(args: argparse.Namespace, wait_s: float) -> tuple[bool, str]:
-    from core.control.requests import DONE, EXPIRED, await_outcome, post_request
-    from core.store.db import create_engine, session_factory
-    from core.store.migrate import ensure_schema
-    from core.store.models import CommandAudit
-    from polybot.cli.common import db_url_arg
-
-    url = db_url_arg(args)
-    engine = create_engine(url)
-    try:
-        await ensure_schema(engine, url, migrate=False)
-        sessions = session_factory(engine)
-        by = f"cli:{getpass.getuser()}"
-        request = await post_request(sessions, args.action, by, args.reason, wait_s)
-        async with sessions() as s, s.begin():
-            s.add(
-                CommandAudit(
-                    front_end="cli",
-                    user_id=by[4:],
-                    command=args.action,
-                    arguments=args.reason[:500],
-                    result="requested",
-                    detail=f"control request {request.id}",
-                )
-            )
-        outcome = await await_outcome(sessions, request.id, wait_s=wait_s, by=by)
-        if outcome.status == DONE:
-            return outcome.ok, f"{args.action}: {outcome.message}"
-        hint = " (is run-service using this database?)" if outcome.status == EXPIRED else ""
-        raise PolybotError(f"{args.action} request {request.id} {outcome.message}{hint}")
-    finally:
-        await engine.dispose()
-        sys.stdout.flush()
+    control = Control.over_database(args.db_url, request_wait_s=args.wait)
+    by = f"cli:{getpass.getuser()}"
+    ask = control.kill if args.action == "kill" else control.disarm
+    result = asyncio.run(ask(by, args.reason))
+    if result.reason_code:  # no service ran it: expired (never will) or claimed without an answer
+        hint = " (is run-service using this database?)" if result.reason_code == EXPIRED else ""
+        raise PolybotError(f"{args.action} {result.message}{hint}")
+    print(f"{args.action}: {result.message}")
+    return 0 if result.ok else 1

@@ -1,4 +1,7 @@
-"""``polybot status-top`` and ``polybot health``: read-only views of the stored feed state."""
+"""``polybot status-top`` and ``polybot health``: read-only views of the stored feed state.
+
+Health is the control facade's one definition (:mod:`core.control.health`) fed from the database.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +9,20 @@ import argparse
 import asyncio
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
 
+from core.control.facade import Control
 from polybot.cli import common
 from polybot.cli.main import add_command
 
+if TYPE_CHECKING:
+    from core.control.types import StoredAsset
+    from polybot.cli.main import Subcommands
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+_NO_AGE = 1e18  # sorts assets never updated last
+
+
+def register(sub: Subcommands) -> None:
     p = add_command(
         sub,
         "status-top",
@@ -50,23 +60,19 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     h.set_defaults(func=_health)
 
 
-def _gather(args: argparse.Namespace, max_assets: int) -> dict[str, Any]:
-    from core.store.status import gather_status
-    from polybot.cli.common import db_url_arg
-
-    return asyncio.run(gather_status(db_url_arg(args), max_assets=max_assets))
+def _age_key(asset: StoredAsset) -> float:
+    age = asset["last_update_age_s"]
+    return _NO_AGE if age is None else age
 
 
 def _status_top(args: argparse.Namespace) -> int:
-    data = _gather(args, max_assets=max(args.limit, 1))
-    assets = sorted(
-        data.get("assets", []),
-        key=lambda a: a.get("last_update_age_s") if a.get("last_update_age_s") is not None else 1e18,
-    )[: args.limit]
+    control = Control.over_database(args.db_url)
+    data = asyncio.run(control.stored_status(max_assets=max(args.limit, 1)))
+    assets = sorted(data["assets"], key=_age_key)[: args.limit]
     if args.json:
         sys.stdout.write(json.dumps(assets, indent=2) + "\n")
         return 0
-    if data.get("empty"):
+    if data["empty"]:
         print("empty database (no schema): run polybot migrate --apply, then ingest")
         return 0
     if not assets:
@@ -74,67 +80,21 @@ def _status_top(args: argparse.Namespace) -> int:
         return 0
     print(f"{'asset':22} {'bid':>8} {'ask':>8} {'spread':>7} {'age':>9}")
     for a in assets:
-        age = a.get("last_update_age_s")
+        age = a["last_update_age_s"]
         print(
-            f"{a['asset_id'][:20] + '…':22} {a.get('best_bid') or '-':>8} {a.get('best_ask') or '-':>8} "
-            f"{a.get('spread') or '-':>7} {'-' if age is None else f'{age:.1f}s':>9}"
+            f"{a['asset_id'][:20] + '…':22} {a['best_bid'] or '-':>8} {a['best_ask'] or '-':>8} "
+            f"{a['spread'] or '-':>7} {'-' if age is None else f'{age:.1f}s':>9}"
         )
     return 0
 
 
-async def _open_alerts(url: str) -> list[str]:
-    from sqlalchemy import select
-
-    from core.control.facade import EVENT_ALERT_KINDS
-    from core.store.db import create_engine
-    from core.store.models import Alert
-
-    engine = create_engine(url)
-    try:
-        async with engine.connect() as conn:
-            rows = (
-                await conn.execute(
-                    select(Alert.kind, Alert.key, Alert.message)
-                    .where(
-                        Alert.resolved_at.is_(None),
-                        Alert.severity.in_(("warning", "critical")),
-                        Alert.kind.not_in(sorted(EVENT_ALERT_KINDS)),
-                    )
-                    .order_by(Alert.ts.desc())
-                    .limit(20)
-                )
-            ).all()
-    finally:
-        await engine.dispose()
-    return [f"open alert {kind} {key}: {message}" for kind, key, message in rows]
-
-
 def _health(args: argparse.Namespace) -> int:
-    from polybot.cli.common import db_url_arg
-
-    data = _gather(args, max_assets=1000)
-    reasons: list[str] = []
-    if data.get("empty"):
-        reasons.append("database has no schema (run polybot migrate --apply)")
-    elif not data.get("schema", {}).get("at_head", False):
-        reasons.append("database schema is not at head (run polybot migrate --apply)")
-    else:
-        assets = data.get("assets", [])
-        if not assets:
-            reasons.append("no asset tracked yet (nothing ingested)")
-        limit_s = args.staleness_ms / 1000
-        stale = [a for a in assets if a.get("last_update_age_s") is None or a["last_update_age_s"] > limit_s]
-        if stale:
-            reasons.append(f"{len(stale)} of {len(assets)} asset(s) not updated within {args.staleness_ms} ms")
-        crossed = [a for a in assets if a.get("crossed")]
-        if crossed:
-            reasons.append(f"{len(crossed)} stored book(s) crossed")
-        reasons += asyncio.run(_open_alerts(db_url_arg(args)))
-    ok = not reasons
+    control = Control.over_database(args.db_url)
+    report = asyncio.run(control.health(staleness_ms=args.staleness_ms))
     if args.json:
-        sys.stdout.write(json.dumps({"healthy": ok, "reasons": reasons}, indent=2) + "\n")
+        sys.stdout.write(json.dumps({"healthy": report.ok, "reasons": report.reasons}, indent=2) + "\n")
     else:
-        print("healthy" if ok else "unhealthy:")
-        for r in reasons:
+        print("healthy" if report.ok else "unhealthy:")
+        for r in report.reasons:
             print(f"  - {r}")
-    return 0 if ok else 1
+    return 0 if report.ok else 1

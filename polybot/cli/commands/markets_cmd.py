@@ -1,75 +1,24 @@
-"""Market discovery commands: ``refresh-markets``, ``markets`` and the ``mock-gamma`` server."""
+"""``polybot markets``: the markets refresh-markets stored, from the service's database."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
-import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from core.errors import PolybotError, UsageError
-from core.store.migrate import ensure_schema
+from core.control.facade import Control
 from polybot.cli import common
-from polybot.cli.common import db_url_arg, stop_on_signals
 from polybot.cli.main import add_command
 
-if TYPE_CHECKING:  # the heavy modules (httpx, SQLAlchemy, Alembic) load only when a command runs
-    from core.markets import RefreshResult, StoredMarket
+if TYPE_CHECKING:
+    from core.control.types import ListedMarket
+    from polybot.cli.main import Subcommands
 
-MAX_LIMIT = 100  # Gamma's page cap (core.markets.MAX_LIMIT)
-_PAGE_LIMIT = common.int_arg(1, MAX_LIMIT)
-_RETRIES = common.int_arg(0, 20)
-_BACKOFF = common.float_arg(0, 3600, unit="seconds")
-_SYNTHETIC = common.int_arg(1, 100_000)
-_DB_HELP = "database URL: sqlite:///PATH or postgresql://user@host:5432/db (default: $POLYBOT_DB__URL or sqlite:///./var/polybot.db)"
+QUESTION_CHARS = 60
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = add_command(
-        sub,
-        "refresh-markets",
-        help="page through Gamma /markets and store markets and tokens (idempotent)",
-        description=(
-            "Page through Gamma /markets (limit/offset paging, at most 100 per page) and upsert the\n"
-            "markets and their outcome tokens. A second run over the same data changes nothing and\n"
-            "says so. Bad items are counted by reason and skipped.\n\n"
-            "Filters: by default only tradeable markets (--active --no-closed); --all drops both.\n\n"
-            "Schema: the database must be migrated; without --migrate the command stops with\n"
-            "'run polybot migrate --apply first' (exit 1) rather than changing the schema silently.\n"
-            "Pass --migrate to apply pending migrations first."
-        ),
-        example="polybot refresh-markets http://127.0.0.1:8081 --db-url sqlite:///var/polybot.db --max-pages 5",
-    )
-    p.add_argument(
-        "url",
-        nargs="?",
-        type=common.http_url,
-        default=None,
-        metavar="URL",
-        help="Gamma base URL (default: https://gamma-api.polymarket.com)",
-    )
-    p.add_argument("--db-url", type=common.db_url, default=None, help=_DB_HELP)
-    p.add_argument(
-        "--active", action=argparse.BooleanOptionalAction, default=True, help="active markets only (default)"
-    )
-    p.add_argument("--closed", action=argparse.BooleanOptionalAction, default=False, help="closed markets only / open only (default --no-closed)")  # fmt: skip
-    p.add_argument("--all", action="store_true", help="no active/closed filter at all")
-    p.add_argument("--max-pages", type=common.count, default=None, metavar="N", help="stop after N pages")
-    p.add_argument(
-        "--limit", type=_PAGE_LIMIT, default=MAX_LIMIT, metavar="N", help="items per page, 1..100 (default 100)"
-    )
-    p.add_argument(
-        "--timeout", type=common.timeout_s, default=10.0, metavar="S", help="HTTP timeout per request (default 10 s)"
-    )
-    p.add_argument("--retries", type=_RETRIES, default=4, metavar="N", help="retries per request (default 4)")
-    p.add_argument(
-        "--backoff", type=_BACKOFF, default=0.5, metavar="S", help="first retry delay, doubling (default 0.5 s)"
-    )
-    p.add_argument("--migrate", action="store_true", help="apply pending database migrations first")
-    p.add_argument("--json", action="store_true", help="print the summary as JSON")
-    p.set_defaults(func=_refresh_cmd)
-
+def register(sub: Subcommands) -> None:
     p = add_command(
         sub,
         "markets",
@@ -81,118 +30,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         example="polybot markets cup --db-url sqlite:///var/polybot.db --json",
     )
     p.add_argument("filter", nargs="?", default=None, metavar="FILTER", help="text to match")
-    p.add_argument("--db-url", type=common.db_url, default=None, help=_DB_HELP)
+    p.add_argument("--db-url", type=common.db_url, default=None, help=common.DB_URL_HELP)
     p.add_argument("--open", action="store_true", help="only active markets that are not closed")
     p.add_argument("--limit", type=common.count, default=None, metavar="N", help="at most N markets")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_markets_cmd)
-
-    p = add_command(
-        sub,
-        "mock-gamma",
-        help="run a local Gamma double (GET /markets, /events) for tests and the demo",
-        description=(
-            "Serve Gamma market items over HTTP on loopback, with Gamma's paging and filters.\n"
-            "With --port 0 a free port is chosen; the URL is always the first line on stdout.\n"
-            "Default data: the project's fixtures/gamma/markets.json. Fault flags make the first\n"
-            "requests fail (429 with Retry-After, 500, or a delay) to exercise client retries."
-        ),
-        example="polybot mock-gamma --port 0 --markets fixtures/gamma/markets.json",
-    )
-    p.add_argument("--port", type=common.tcp_port, required=True, help="TCP port (0 = pick a free one)")
-    p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
-    p.add_argument(
-        "--markets",
-        type=common.input_file("Gamma markets file"),
-        default=None,
-        metavar="FILE",
-        help="JSON list of Gamma markets or events",
-    )
-    p.add_argument("--synthetic", type=_SYNTHETIC, default=None, metavar="N", help="serve N generated markets instead")
-    p.add_argument(
-        "--fail-429", type=common.count_or_zero, default=0, metavar="N", help="answer the first N requests with 429"
-    )
-    p.add_argument(
-        "--retry-after", type=common.delay_s, default=1.0, metavar="S", help="Retry-After of those 429s (default 1)"
-    )
-    p.add_argument(
-        "--fail-500", type=common.count_or_zero, default=0, metavar="N", help="then answer N requests with 500"
-    )
-    p.add_argument(
-        "--delay", type=common.count_or_zero, default=0, metavar="N", help="then delay N responses by --delay-s"
-    )
-    p.add_argument(
-        "--delay-s", type=common.delay_s, default=15.0, metavar="S", help="length of those delays (default 15)"
-    )
-    p.set_defaults(func=_mock_gamma_cmd)
-
-
-# --------------------------------------------------------------------------------------------
-# refresh-markets
-# --------------------------------------------------------------------------------------------
-
-
-def _progress_line(result: RefreshResult) -> None:
-    sys.stderr.write(
-        f"\rpage {result.pages}: {result.seen} seen, {result.inserted} inserted, {result.updated} updated, "
-        f"{result.unchanged} unchanged, {result.bad} bad   "
-    )
-    sys.stderr.flush()
-
-
-def _refresh_cmd(args: argparse.Namespace) -> int:
-    from core.markets import GAMMA_URL, GammaClient, MarketFilters, refresh_markets
-    from core.store.db import create_engine
-
-    filters = MarketFilters(
-        active=None if args.all else args.active,
-        closed=None if args.all else args.closed,
-        limit=args.limit,
-        max_pages=args.max_pages,
-    )
-    url = db_url_arg(args)
-    gamma_url = args.url or GAMMA_URL
-    tty = sys.stderr.isatty() and not args.json
-
-    async def run() -> RefreshResult:
-        engine = create_engine(url)
-        try:
-            await ensure_schema(engine, url, migrate=args.migrate)
-            async with GammaClient(
-                gamma_url, timeout_s=args.timeout, max_retries=args.retries, backoff_s=args.backoff
-            ) as client:
-                return await refresh_markets(engine, client, filters, _progress_line if tty else None)
-        finally:
-            await engine.dispose()
-
-    try:
-        result = asyncio.run(run())
-    finally:
-        if tty:
-            sys.stderr.write("\n")
-    if args.json:
-        print(json.dumps({"url": gamma_url, **result.as_dict()}))
-        return 0
-    summary = (
-        f"refreshed markets from {gamma_url}: {result.pages} page(s), {result.seen} seen, "
-        f"{result.inserted} inserted, {result.updated} updated, {result.unchanged} unchanged, {result.bad} bad "
-        f"({result.elapsed_s:.1f}s)"
-    )
-    print(summary)
-    if result.bad:
-        print("  bad items by reason: " + ", ".join(f"{k}={v}" for k, v in sorted(result.bad_reasons.items())))
-    if result.changed == 0 and result.seen:
-        print("  nothing changed: the database already matched Gamma")
-    if result.stop_reason == "max_pages":
-        print(f"  stopped after --max-pages {args.max_pages}; Gamma has more pages")
-    elif result.stop_reason == "offset_cap":
-        print("  stopped at Gamma's offset cap (10000): markets beyond it were not listed; narrow the filters")
-    return 0
-
-
-# --------------------------------------------------------------------------------------------
-# markets
-# --------------------------------------------------------------------------------------------
 
 
 def _short_id(value: str | None) -> str:
@@ -201,7 +43,7 @@ def _short_id(value: str | None) -> str:
     return value if len(value) <= 14 else f"{value[:8]}…{value[-4:]}"
 
 
-def _render_table(rows: list[StoredMarket]) -> str:
+def _render_table(rows: list[ListedMarket]) -> str:
     header = ("SLUG", "OUTCOMES", "TICK", "MIN", "NEG-RISK", "FEE", "STATE", "QUESTION")
     lines: list[tuple[str, ...]] = [header]
     for r in rows:
@@ -210,7 +52,7 @@ def _render_table(rows: list[StoredMarket]) -> str:
         if i.neg_risk and i.neg_risk_augmented:
             neg += " augmented"
         state = "closed" if i.closed else ("open" if i.active else "inactive")
-        question = i.question if len(i.question) <= 60 else i.question[:59] + "…"
+        question = i.question if len(i.question) <= QUESTION_CHARS else i.question[: QUESTION_CHARS - 1] + "…"
         lines.append(
             (
                 i.slug or i.condition_id,
@@ -230,74 +72,18 @@ def _render_table(rows: list[StoredMarket]) -> str:
 
 
 def _markets_cmd(args: argparse.Namespace) -> int:
-    from core.markets import list_markets
-    from core.store.db import create_engine
-
-    url = db_url_arg(args)
-
-    async def run() -> tuple[list[StoredMarket], int]:
-        engine = create_engine(url)
-        try:
-            await ensure_schema(engine, url, migrate=False)
-            rows = await list_markets(
-                engine,
-                args.filter,
-                active=True if args.open else None,
-                closed=False if args.open else None,
-                limit=args.limit,
-            )
-            total = len(rows) if rows else len(await list_markets(engine, limit=1))
-            return rows, total
-        finally:
-            await engine.dispose()
-
-    rows, any_stored = asyncio.run(run())
+    control = Control.over_database(args.db_url)
+    listing = asyncio.run(control.stored_markets(args.filter, open_only=args.open, limit=args.limit))
+    rows = listing.markets
     if args.json:
         print(json.dumps({"count": len(rows), "markets": [r.as_dict() for r in rows]}))
         return 0
     if not rows:
-        if not any_stored:
+        if not listing.any_stored:
             print("no markets stored: run polybot refresh-markets first")
         else:
             print(f"no stored market matches {args.filter!r}" if args.filter else "no stored market matches")
         return 0
     print(_render_table(rows))
     print(f"{len(rows)} market(s)")
-    return 0
-
-
-# --------------------------------------------------------------------------------------------
-# mock-gamma
-# --------------------------------------------------------------------------------------------
-
-
-def _mock_gamma_cmd(args: argparse.Namespace) -> int:
-    from core.sim.mock_gamma import MockGammaServer, synthetic_markets
-
-    if args.synthetic is not None and args.markets is not None:
-        raise UsageError("give --markets or --synthetic, not both")
-    markets: Any = synthetic_markets(args.synthetic) if args.synthetic is not None else args.markets
-    try:
-        server = MockGammaServer(args.host, args.port, markets)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    server.fail_429(args.fail_429, retry_after=args.retry_after)
-    server.fail_500(args.fail_500)
-    server.delay(args.delay, delay_s=args.delay_s)
-
-    async def run() -> None:
-        try:
-            url = await server.start()
-        except OSError as exc:
-            raise PolybotError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
-        print(url, flush=True)
-        sys.stderr.write(f"mock gamma: {len(server.markets)} markets at {url} (Ctrl-C to stop)\n")
-        stop = asyncio.Event()
-        try:
-            with stop_on_signals(stop):
-                await stop.wait()
-        finally:
-            await server.stop()
-
-    asyncio.run(run())
     return 0

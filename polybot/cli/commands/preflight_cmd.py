@@ -6,16 +6,21 @@ import argparse
 import asyncio
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
 
-from core.errors import UsageError
+from core.control.facade import Control
+from core.control.types import DryRunRequest, DryRunResult, PreflightReport
+from core.types import OrderType, Side
 from polybot.cli import common
 from polybot.cli.main import add_command
+
+if TYPE_CHECKING:
+    from polybot.cli.main import Subcommands
 
 _EXAMPLE_CONFIG = "config/service.toml"
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: Subcommands) -> None:
     p = add_command(
         sub,
         "preflight",
@@ -79,10 +84,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
-def _print_report(report: Any) -> None:
-    from core.preflight import report_lines
-
-    for line in report_lines(report):
+def _print_report(report: PreflightReport) -> None:
+    for line in report.lines():
         print(line)
 
 
@@ -90,15 +93,13 @@ def _print_report(report: Any) -> None:
 
 
 def cmd_preflight(args: argparse.Namespace) -> int:
-    from core.preflight import report_as_dict, run_preflight
-    from core.settings import load_settings
-
-    loaded = load_settings(args.config)  # ConfigError: exit 2 with every problem listed
-    report = asyncio.run(run_preflight(loaded, offline=args.offline))
+    control = Control.from_config(args.config)  # ConfigError: exit 2 with every problem listed
+    config = control.configuration()
+    report = asyncio.run(control.preflight(offline=args.offline))
     if args.json:
-        sys.stdout.write(json.dumps({"mode": loaded.settings.mode.value, **report_as_dict(report)}, indent=2) + "\n")
+        sys.stdout.write(json.dumps({"mode": config.mode, **report.as_dict()}, indent=2) + "\n")
     else:
-        print(f"preflight of {loaded.config_path} ({loaded.settings.mode.value} mode)")
+        print(f"preflight of {config.config_path} ({config.mode} mode)")
         _print_report(report)
     return 0 if report.ok else 1
 
@@ -106,11 +107,8 @@ def cmd_preflight(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- smoke-live
 
 
-def _spec(args: argparse.Namespace, max_order_notional: Any) -> Any:
-    from core.execution.dry_run import DryRunSpec
-    from core.types import OrderType, Side
-
-    return DryRunSpec(
+def _request(args: argparse.Namespace) -> DryRunRequest:
+    return DryRunRequest(
         market=args.market,
         outcome=args.outcome,
         side=Side(args.side),
@@ -120,66 +118,31 @@ def _spec(args: argparse.Namespace, max_order_notional: Any) -> Any:
         tick_size=args.tick_size,
         neg_risk=args.neg_risk,
         client_order_id=args.client_order_id,
-        reason="smoke-live",
-        max_order_notional=max_order_notional,  # the configured limit: what the service would refuse
     )
 
 
-async def _smoke(args: argparse.Namespace, loaded: Any, spec: Any) -> tuple[Any, Any]:
-    from core.execution.dry_run import build_dry_run_order, open_migrated_db
-    from core.execution.relayers.clob_config import clob_relayer
-    from core.preflight import run_preflight
-
-    report = await run_preflight(loaded, offline=args.offline)
-    if not report.ok:
-        return report, None
-    settings = loaded.settings
-    if settings.relayer.private_key is None:  # the key check fails first; kept for a clear line regardless
-        raise UsageError("relayer.private_key is not set")
-    # No API credentials: signing does not need them, and the body's "owner" (the API key, a
-    # secret in our settings) must not be printed or stored. The signature does not cover it.
-    # dry_run: smoke-live never posts, whatever relayer.dry_run says.
-    relayer = clob_relayer(settings, dry_run=True, with_creds=False)
-    engine = None
-    try:
-        # The database check passed, so it is reachable and migrated: the order is stored.
-        engine = await open_migrated_db(settings.db.url)
-        order = await build_dry_run_order(relayer, spec, engine=engine, allow_venue=not args.offline)
-    finally:
-        await relayer.close()
-        if engine is not None:
-            await engine.dispose()
-    return report, order
+def _print_order(order: DryRunResult) -> None:
+    width = max(len(k) for k, _ in order.rows)
+    for k, v in order.rows:
+        print(f"{k:<{width}}  {v}")
 
 
 def cmd_smoke_live(args: argparse.Namespace) -> int:
-    from core.preflight import report_as_dict
-    from core.settings import load_settings
-
-    loaded = load_settings(args.config)
-    if loaded.settings.relayer.type != "real":
-        raise UsageError(
-            'smoke-live signs with the configured key: set [relayer] type = "real" and private_key '
-            "(in secrets.local.toml); the order is never posted"
-        )
-    spec = _spec(args, loaded.settings.risk.max_order_notional)
-    report, order = asyncio.run(_smoke(args, loaded, spec))
+    control = Control.from_config(args.config)
+    result = asyncio.run(control.smoke(_request(args), offline=args.offline))
     if args.json:
         payload = {
-            "mode": loaded.settings.mode.value,
-            "preflight": report_as_dict(report),
-            "order": order.as_dict() if order is not None else None,
+            "mode": result.mode,
+            "preflight": result.preflight.as_dict(),
+            "order": result.order.record if result.order is not None else None,
         }
         sys.stdout.write(json.dumps(payload, indent=2) + "\n")
     else:
-        print(f"smoke-live of {loaded.config_path} ({loaded.settings.mode.value} mode)")
-        _print_report(report)
-        if order is None:
+        print(f"smoke-live of {result.config_path} ({result.mode} mode)")
+        _print_report(result.preflight)
+        if result.order is None:
             print("no order built: the preflight failed")
         else:
             print()
-            rows = order.rows()
-            width = max(len(k) for k, _ in rows)
-            for k, v in rows:
-                print(f"{k:<{width}}  {v}")
-    return 0 if order is not None else 1
+            _print_order(result.order)
+    return 0 if result.order is not None else 1

@@ -1,0 +1,164 @@
+"""The running service's read side: quotes with their Dutch edge, open orders, positions, markets.
+
+Pure functions of what the facade's runtime holds (registry, books, engine state), so /quotes,
+/orders, /positions and /markets read the same numbers the strategies and the engine use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+
+from core.control.types import MarketRow, OrderRow, PositionRow, QuoteRow
+from core.execution.positions import Position
+from core.execution.store import OrderRecord
+from core.fees import taker_fee
+from core.registry import MarketRegistry
+from core.types import BookView, MarketInfo
+
+AVG_COST_PLACES = Decimal("0.000001")
+
+
+def mark_of(books: Mapping[str, BookView], token_id: str) -> Decimal | None:
+    """The mid of a token's book; one side when the other is empty; None without a book."""
+    book = books.get(token_id)
+    if book is None:
+        return None
+    bid, ask = book.best_bid(), book.best_ask()
+    if bid is not None and ask is not None:
+        return (bid + ask) / 2
+    return bid if bid is not None else ask
+
+
+def dutch_edge(
+    registry: MarketRegistry, books: Mapping[str, BookView], m: MarketInfo, fee_override: Decimal | None
+) -> Decimal | None:
+    """Complete-set edge per set at the top of book: payout 1 minus the best asks of every leg and
+    their taker fees (negative = no arbitrage). None when a leg has no ask or the set is not
+    complete (augmented neg-risk events never are). The depth-aware decision is the strategy's."""
+    legs = _complete_set(registry, m)
+    if legs is None:
+        return None
+    cost = Decimal(0)
+    for market, token_id in legs:
+        book = books.get(token_id)
+        ask = book.best_ask() if book is not None else None
+        if ask is None:
+            return None
+        rate = fee_override if fee_override is not None else market.fee_rate
+        cost += ask + taker_fee(Decimal(1), ask, rate)
+    return Decimal(1) - cost
+
+
+def _complete_set(registry: MarketRegistry, m: MarketInfo) -> list[tuple[MarketInfo, str]] | None:
+    """The legs whose tokens pay exactly 1 together: a binary market's two outcomes, or the Yes of
+    every member of a (non-augmented) neg-risk event."""
+    if not (m.neg_risk and m.neg_risk_market_id):
+        return [(m, t.token_id) for t in m.tokens] if len(m.tokens) == 2 else None
+    members = registry.event_members(m.neg_risk_market_id)
+    if m.neg_risk_augmented or any(x.neg_risk_augmented for x in members) or len(members) < 2:
+        return None
+    legs = []
+    for member in members:
+        try:
+            legs.append((member, member.token("Yes").token_id))
+        except KeyError:
+            return None
+    return legs
+
+
+def quote_rows(
+    registry: MarketRegistry,
+    books: Mapping[str, BookView],
+    markets: list[MarketInfo],
+    *,
+    named: bool,
+    limit: int,
+    fee_override: Decimal | None,
+) -> list[QuoteRow]:
+    """Top of book per outcome; a market the trader ``named`` is listed even without books."""
+    rows: list[QuoteRow] = []
+    for m in markets:
+        edge = dutch_edge(registry, books, m, fee_override)
+        for tok in m.tokens:
+            book = books.get(tok.token_id)
+            if book is None and not named:
+                continue
+            bid = book.best_bid() if book else None
+            ask = book.best_ask() if book else None
+            rows.append(
+                QuoteRow(
+                    market=m.slug or m.condition_id,
+                    outcome=tok.outcome,
+                    token_id=tok.token_id,
+                    bid=bid,
+                    ask=ask,
+                    spread=(ask - bid) if bid is not None and ask is not None else None,
+                    status=book.status.value if book else "no_book",
+                    dutch_edge=edge,
+                )
+            )
+        if len(rows) >= limit:
+            break
+    return rows[:limit]
+
+
+def market_rows(markets: list[MarketInfo]) -> list[MarketRow]:
+    return [
+        MarketRow(
+            condition_id=m.condition_id,
+            slug=m.slug,
+            question=m.question,
+            outcomes=[t.outcome for t in m.tokens],
+            tick_size=m.tick_size,
+            neg_risk=m.neg_risk,
+            fee_rate=m.fee_rate,
+            active=m.active and not m.closed,
+        )
+        for m in markets
+    ]
+
+
+def order_rows(registry: MarketRegistry, orders: list[OrderRecord]) -> list[OrderRow]:
+    rows = []
+    for rec in orders:
+        tok = registry.token(rec.token_id)
+        market = registry.get(rec.market)
+        rows.append(
+            OrderRow(
+                client_order_id=rec.client_order_id,
+                market=(market.slug if market else "") or rec.market,
+                outcome=tok.outcome if tok else rec.token_id[:10],
+                side=rec.side.value,
+                price=rec.price,
+                size=rec.size,
+                filled=rec.filled_size,
+                status=rec.status.value,
+                mode=rec.mode,
+            )
+        )
+    return rows
+
+
+def position_rows(
+    registry: MarketRegistry, positions: list[Position], mark: Callable[[str], Decimal | None]
+) -> list[PositionRow]:
+    rows = []
+    for pos in positions:
+        market = registry.for_token(pos.token_id)
+        tok = registry.token(pos.token_id)
+        price = mark(pos.token_id)
+        avg = pos.avg_price or Decimal(0)
+        rows.append(
+            PositionRow(
+                market=(market.slug if market else "") or pos.market or "?",
+                outcome=tok.outcome if tok else pos.token_id[:10],
+                token_id=pos.token_id,
+                size=pos.shares,
+                avg_cost=avg.quantize(AVG_COST_PLACES),
+                mark=price,
+                unrealised=pos.unrealised(price) if price is not None else Decimal(0),
+                realised=pos.realised,
+            )
+        )
+    return rows
