@@ -10,9 +10,12 @@ cumulative at export, so ``+Inf`` always equals ``_count``.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from prometheus_client.utils import floatToGoString
+
+# the exposition's own float format ("0.005", "1e+06"); the library leaves the function unannotated
+_go_float: Callable[[float], str] = floatToGoString
 
 
 class FastHistogram:
@@ -49,7 +52,7 @@ class FastHistogram:
         running = 0
         for bound, n in zip(self.bounds, self.counts, strict=False):
             running += n
-            out.append((floatToGoString(bound), float(running)))
+            out.append((_go_float(bound), float(running)))
         running += self.counts[-1]
         out.append(("+Inf", float(running)))
         return out

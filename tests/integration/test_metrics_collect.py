@@ -21,8 +21,9 @@ from core.execution.store import MemoryExecutionStore
 from core.execution.types import Outcome
 from core.feed.ws import MarketFeed
 from core.metrics.catalog import CATALOG
-from core.metrics.collect import AuditTap, Metrics
+from core.metrics.collect import Metrics
 from core.metrics.replay import IngestRig
+from core.metrics.taps import AuditTap
 from core.risk import RiskGate, RiskLimits
 from core.store.db import create_engine
 from core.store.migrate import upgrade_engine
@@ -216,3 +217,23 @@ async def test_writer_batches_and_receive_to_commit_latency_on_both_backends(db_
     finally:
         m.unbind()
         await db.dispose()
+
+
+async def test_an_engine_built_on_the_audit_store_is_counted_and_never_rewrapped() -> None:
+    m = Metrics(process_metrics=False)
+    bus = EventBus()
+    books = {YES: StaticBook(YES, ask_levels=[(D("0.50"), D("100"))], bid_levels=[(D("0.48"), D("100"))])}
+    store = m.audit_store(MemoryExecutionStore())
+    risk = RiskGate(RiskLimits(), store, time.time, bus)
+    relayer = PaperRelayer(books.get, clock=time.time)
+    engine = Engine(relayer, risk, store, bus, sleep=no_sleep, book_provider=books.get)
+    await engine.start()
+    m.bind(engine=engine)
+    assert engine.store is store  # the construction-time tap is used as is
+    assert (await risk.arm("tester")).ok
+    intent = Intent(BIN.condition_id, YES, Side.BUY, D("0.49"), D("10"), OrderType.GTC)
+    assert (await engine.submit(intent, BIN, seq=1)).ok
+    vals = parse(m.exposition().decode())
+    assert v(vals, "polybot_relayer_requests_total", action="place", outcome="accepted") == 1
+    m.unbind()
+    assert engine.store is store  # not ours to take away

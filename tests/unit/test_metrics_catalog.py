@@ -11,8 +11,9 @@ from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from core.metrics.catalog import CATALOG, SECTIONS, exported_sample_names
-from core.metrics.collect import BoundedLabels, Metrics, label_value
+from core.metrics.collect import Metrics
 from core.metrics.hist import FastHistogram
+from core.metrics.labels import BoundedLabels, label_value
 from tests.procs import run
 
 SNAKE = re.compile(r"^[a-z][a-z0-9_]*$")

@@ -20,8 +20,9 @@ from core.execution.types import Fill, OrderStatus
 from core.feed.pipeline import IngestPipeline
 from core.feed.processor import FeedProcessor
 from core.feed.replay import iter_frames
-from core.metrics.collect import AuditTap, Metrics
+from core.metrics.collect import Metrics
 from core.metrics.summary import as_json, render
+from core.metrics.taps import AuditTap
 from core.strategies.runner import DutchStats, QuoterStats
 from core.types import Side
 from tests.conftest import PROJECT_FIXTURES
