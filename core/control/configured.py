@@ -8,10 +8,13 @@ order signed exactly as live mode would sign it (never posted).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.control.types import DryRunRequest, DryRunResult, PreflightReport, SmokeResult
 from core.errors import UsageError
-from core.settings import LoadedSettings, load_settings
+
+if TYPE_CHECKING:
+    from core.settings import LoadedSettings
 
 
 class ConfigLink:
@@ -22,6 +25,8 @@ class ConfigLink:
 
     @classmethod
     def load(cls, path: str | Path | None) -> ConfigLink:
+        from core.settings import load_settings
+
         return cls(load_settings(path))
 
     @property

@@ -26,9 +26,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Protocol
-
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from typing import TYPE_CHECKING, Protocol
 
 from core.control import orders, views
 from core.control.audit import AuditRows, AuditWriter
@@ -57,14 +55,18 @@ from core.control.types import (
 )
 from core.errors import UsageError
 from core.events import Alert, AlertCleared, EventBus
-from core.execution.engine import Engine
-from core.execution.funds import Funds
-from core.execution.venue_link import VenueStatus
 from core.redact import redact_typed
-from core.registry import MarketRegistry
-from core.risk import RiskGate
-from core.strategies.dutch import DutchConfig
 from core.types import BookView, MarketInfo, Mode, Side
+
+if TYPE_CHECKING:  # the running service's parts: a face outside it never loads them
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+    from core.execution.engine import Engine
+    from core.execution.funds import Funds
+    from core.execution.venue_link import VenueStatus
+    from core.registry import MarketRegistry
+    from core.risk import RiskGate
+    from core.strategies.dutch import DutchConfig
 
 __all__ = ["EVENT_ALERT_KINDS", "AuditRows", "Control", "FeedStats", "Runtime"]
 

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from core.control.types import ActionResult, ControlError, OrderTicket
-from core.execution.types import CancelResult
 from core.fees import taker_fee
 from core.money import on_tick
-from core.risk import KillResult
 from core.types import BookStatus, BookView, Intent, MarketInfo, Mode, OrderType, Side
+
+if TYPE_CHECKING:
+    from core.execution.types import CancelResult
+    from core.risk import KillResult
 
 MAX_ORDER_SHARES = Decimal(1_000_000)
 SIZE_PLACES = Decimal("0.01")

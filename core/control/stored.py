@@ -83,6 +83,7 @@ class DatabaseLink:
         state: ``expired`` (no service took it; it can never run) or ``claimed`` (taken, no answer).
         """
         front_end, _, user = by.partition(":")
+        reason = redact_typed(reason)  # what a person typed is stored: never a secret pasted by mistake
         async with self._sessions(migrated=True) as sessions:
             request = await post_request(sessions, action, by, reason, self.request_wait_s)
             audit = AuditWriter(redact_typed, sessions=sessions)

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from core.control.types import MarketRow, OrderRow, PositionRow, QuoteRow
-from core.execution.positions import Position
-from core.execution.store import OrderRecord
 from core.fees import taker_fee
-from core.registry import MarketRegistry
 from core.types import BookView, MarketInfo
+
+if TYPE_CHECKING:
+    from core.execution.positions import Position
+    from core.execution.store import OrderRecord
+    from core.registry import MarketRegistry
 
 AVG_COST_PLACES = Decimal("0.000001")
 
