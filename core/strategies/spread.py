@@ -94,6 +94,79 @@ def _ceil(price: Decimal, tick: Decimal) -> Decimal:
     return (price / tick).to_integral_value(rounding=ROUND_CEILING) * tick
 
 
+@dataclass(frozen=True, slots=True)
+class _Prices:
+    """Where quotes would go: on the grid, inside the book, around the (skewed) fair price."""
+
+    tick: Decimal
+    best_bid: Decimal
+    best_ask: Decimal
+    spread_ticks: Decimal
+    fair: Decimal
+    bid: Decimal
+    ask: Decimal
+
+
+def _prices(cfg: SpreadConfig, market: MarketInfo, book: BookView, inventory: Decimal) -> _Prices | str:
+    """The quote prices, or why there are none (a reason to pull)."""
+    best_bid = book.best_bid()
+    best_ask = book.best_ask()
+    if best_bid is None or best_ask is None:
+        return "one-sided book: no mid to quote around"
+    if best_bid >= best_ask:
+        return f"book crossed ({best_bid} >= {best_ask})"
+    tick = market.tick_size if market.tick_size >= book.tick_size else book.tick_size
+    spread = best_ask - best_bid
+    spread_ticks = spread / tick
+    if spread_ticks < cfg.min_spread_ticks:
+        return f"spread {spread_ticks.normalize():f} ticks < {cfg.min_spread_ticks}"
+    fair = (best_bid + best_ask) / TWO - cfg.skew_per_share * inventory
+    half = spread / TWO - tick
+    if half < tick / TWO:
+        half = tick / TWO  # a 2-tick spread: join the best prices rather than meet in the middle
+    # highest bid strictly below the best ask, lowest ask strictly above the best bid, on the grid
+    bid_cap = _ceil(best_ask, tick) - tick
+    ask_floor = _floor(best_bid, tick) + tick
+    bid = min(_floor(fair - half, tick), bid_cap)
+    ask = max(_ceil(fair + half, tick), ask_floor)
+    return _Prices(tick, best_bid, best_ask, spread_ticks, fair, bid, ask)
+
+
+def _bid_size(cfg: SpreadConfig, p: _Prices, size: Decimal, inventory: Decimal) -> Decimal | str:
+    """The bid's size, or why there is no bid."""
+    if p.bid < p.tick:
+        return "bid below the lowest price"
+    if inventory + size > cfg.max_inventory:
+        return f"bid would take inventory {inventory} past {cfg.max_inventory}"
+    return size
+
+
+def _ask_size(cfg: SpreadConfig, p: _Prices, size: Decimal, min_size: Decimal, inventory: Decimal) -> Decimal | str:
+    """The ask's size, or why there is no ask. Without ``allow_short`` only held shares are offered."""
+    if p.ask > ONE - p.tick:
+        return "ask above the highest price"
+    if cfg.allow_short:
+        if inventory - size < -cfg.max_inventory:
+            return f"ask would take inventory {inventory} past -{cfg.max_inventory}"
+        return size
+    held = inventory.quantize(SIZE_QUANTUM, rounding=ROUND_DOWN) if inventory > 0 else ZERO
+    sellable = held if held < size else size
+    if sellable < min_size:
+        return f"holding {inventory}: under {min_size} shares to sell"
+    return sellable
+
+
+def _unavailable(market: MarketInfo, book: BookView, armed: bool) -> str | None:
+    """Why nothing may rest on this token at all, if so."""
+    if not armed:
+        return "trading disarmed"
+    if book.status != BookStatus.OK:
+        return f"book {book.status}"
+    if market.closed or not market.active:
+        return "market closed"
+    return None
+
+
 class SpreadQuoter:
     def __init__(self, cfg: SpreadConfig) -> None:
         self.cfg = cfg
@@ -109,83 +182,54 @@ class SpreadQuoter:
     ) -> QuoteDecision:
         cfg = self.cfg
         token_id = token.token_id if isinstance(token, TokenInfo) else token
-        if not armed:
-            return _pull("trading disarmed")
-        if book.status != BookStatus.OK:
-            return _pull(f"book {book.status}")
-        if market.closed or not market.active:
-            return _pull("market closed")
-        best_bid = book.best_bid()
-        best_ask = book.best_ask()
-        if best_bid is None or best_ask is None:
-            return _pull("one-sided book: no mid to quote around")
-        if best_bid >= best_ask:
-            return _pull(f"book crossed ({best_bid} >= {best_ask})")
-        tick = market.tick_size if market.tick_size >= book.tick_size else book.tick_size
-        spread = best_ask - best_bid
-        spread_ticks = spread / tick
-        if spread_ticks < cfg.min_spread_ticks:
-            return _pull(f"spread {spread_ticks.normalize():f} ticks < {cfg.min_spread_ticks}")
-
-        fair = (best_bid + best_ask) / TWO - cfg.skew_per_share * inventory
-        half = spread / TWO - tick
-        if half < tick / TWO:
-            half = tick / TWO  # a 2-tick spread: join the best prices rather than meet in the middle
-        # highest bid strictly below the best ask, lowest ask strictly above the best bid, on the grid
-        bid_cap = _ceil(best_ask, tick) - tick
-        ask_floor = _floor(best_bid, tick) + tick
-        bid_px = min(_floor(fair - half, tick), bid_cap)
-        ask_px = max(_ceil(fair + half, tick), ask_floor)
-
+        unavailable = _unavailable(market, book, armed)
+        if unavailable is not None:
+            return _pull(unavailable)
+        p = _prices(cfg, market, book, inventory)
+        if isinstance(p, str):
+            return _pull(p)
         min_size = market.min_order_size if market.min_order_size > cfg.min_size else cfg.min_size
         size = cfg.size.quantize(SIZE_QUANTUM, rounding=ROUND_DOWN)
         if size < min_size:
             return _pull(f"quote size {size} is below the market minimum {min_size}")
-        why_not: list[str] = []
-        bid_size: Decimal | None = None
-        if bid_px < tick:
-            why_not.append("bid below the lowest price")
-        elif inventory + size > cfg.max_inventory:
-            why_not.append(f"bid would take inventory {inventory} past {cfg.max_inventory}")
-        else:
-            bid_size = size
-        ask_size: Decimal | None = None
-        if ask_px > ONE - tick:
-            why_not.append("ask above the highest price")
-        elif cfg.allow_short:
-            if inventory - size < -cfg.max_inventory:
-                why_not.append(f"ask would take inventory {inventory} past -{cfg.max_inventory}")
-            else:
-                ask_size = size
-        else:
-            held = inventory.quantize(SIZE_QUANTUM, rounding=ROUND_DOWN) if inventory > 0 else ZERO
-            sellable = held if held < size else size
-            if sellable < min_size:
-                why_not.append(f"holding {inventory}: under {min_size} shares to sell")
-            else:
-                ask_size = sellable
+        bid = _bid_size(cfg, p, size, inventory)
+        ask = _ask_size(cfg, p, size, min_size, inventory)
+        bid_size = None if isinstance(bid, str) else bid
+        ask_size = None if isinstance(ask, str) else ask
+        why_not = [side for side in (bid, ask) if isinstance(side, str)]
         if bid_size is None and ask_size is None:
             return _pull("nothing to quote: " + "; ".join(why_not))
 
         if current_quotes is not None:
-            kept = self._keep(current_quotes, fair, tick, best_bid, best_ask, bid_size, ask_size)
+            kept = self._keep(current_quotes, p.fair, p.tick, p.best_bid, p.best_ask, bid_size, ask_size)
             if kept is not None:
                 return QuoteDecision(QuoteAction.KEEP, current_quotes, kept)
+        return self._new_quotes(market, token_id, p, bid_size, ask_size, inventory, why_not)
 
+    def _new_quotes(
+        self,
+        market: MarketInfo,
+        token_id: str,
+        p: _Prices,
+        bid_size: Decimal | None,
+        ask_size: Decimal | None,
+        inventory: Decimal,
+        why_not: list[str],
+    ) -> QuoteDecision:
         group_id = self._group_id(
-            token_id, fair, bid_px if bid_size is not None else None, ask_px if ask_size is not None else None
+            token_id, p.fair, p.bid if bid_size is not None else None, p.ask if ask_size is not None else None
         )
-        context = f"fair {fair} spread {spread_ticks.normalize():f} ticks inventory {inventory}"
+        context = f"fair {p.fair} spread {p.spread_ticks.normalize():f} ticks inventory {inventory}"
         bid = None
         if bid_size is not None:
-            bid = self._intent(market, token_id, Side.BUY, bid_px, bid_size, group_id, f"spread bid: {context}")
+            bid = self._intent(market, token_id, Side.BUY, p.bid, bid_size, group_id, f"spread bid: {context}")
         ask = None
         if ask_size is not None:
-            ask = self._intent(market, token_id, Side.SELL, ask_px, ask_size, group_id, f"spread ask: {context}")
-        reason = f"quote {bid_px if bid else '-'} / {ask_px if ask else '-'} around {context}"
+            ask = self._intent(market, token_id, Side.SELL, p.ask, ask_size, group_id, f"spread ask: {context}")
+        reason = f"quote {p.bid if bid else '-'} / {p.ask if ask else '-'} around {context}"
         if why_not:
             reason += " (" + "; ".join(why_not) + ")"
-        return QuoteDecision(QuoteAction.QUOTE, Quotes(fair=fair, bid=bid, ask=ask), reason)
+        return QuoteDecision(QuoteAction.QUOTE, Quotes(fair=p.fair, bid=bid, ask=ask), reason)
 
     def _keep(
         self,
