@@ -19,7 +19,7 @@ from typing import Any
 import msgspec
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from core.errors import PolybotError, UsageError
@@ -113,7 +113,7 @@ def sqlite_path(url: URL) -> Path | None:
     return Path(db)
 
 
-def _json_dumps(value: Any) -> str:
+def _json_dumps(value: object) -> str:
     # msgspec writes Decimal as a JSON string, datetimes as RFC 3339: exact and portable
     return msgspec.json.encode(value).decode()
 
@@ -123,7 +123,7 @@ def create_engine(
     *,
     echo: bool = False,
     busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS,
-    **kwargs: Any,
+    **kwargs: object,
 ) -> AsyncEngine:
     """An :class:`AsyncEngine` for ``url`` (any accepted form).
 
@@ -133,7 +133,7 @@ def create_engine(
     arguments go to SQLAlchemy's ``create_async_engine``.
     """
     parsed = url if isinstance(url, URL) else parse_db_url(url)
-    options: dict[str, Any] = {"echo": echo, "json_serializer": _json_dumps}
+    options: dict[str, object] = {"echo": echo, "json_serializer": _json_dumps}
     if is_sqlite(parsed):
         path = sqlite_path(parsed)
         if path is not None:
@@ -181,7 +181,7 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 def connect_error(url: str | URL, exc: BaseException) -> PolybotError:
     """One readable line for a database that cannot be reached, naming the masked URL."""
-    orig = getattr(exc, "orig", None) or exc
+    orig = exc.orig if isinstance(exc, StatementError) and exc.orig is not None else exc
     lines = str(orig).strip().splitlines()
     reason = lines[0] if lines else type(orig).__name__
     return PolybotError(f"cannot use database {mask_url(url)}: {scrub(reason, url)}")
