@@ -9,8 +9,9 @@ is slower than the producers, the queue grows between commits and so do the batc
 Failures:
 - transient (locked database, dropped connection, timeouts, anything unexpected): the whole
   batch was rolled back, so it is retried as is, with capped exponential backoff and jitter
-  (:func:`core.retry.retry_call`), until it commits. Rows are neither lost nor duplicated. (One case no client can settle: the
-  connection dropping during COMMIT itself may leave a committed batch that is then retried.)
+  (:func:`core.retry.retry_call`), until it commits. Rows are neither lost nor duplicated.
+  (One case no client can settle: the connection dropping during COMMIT itself may leave a
+  committed batch that is then retried.)
 - permanent, row-level (integrity violation, invalid value such as a float or an over-precise
   decimal): the batch is split in halves until the offending rows are isolated; every good row
   is written, every bad row is counted in ``rejected`` and logged. Nothing vanishes silently.
