@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
+import msgspec
 import pytest
 
-from core.markets import MAX_OFFSET, GammaClient, GammaError, parse_markets
+from core.markets import MAX_OFFSET, GammaClient, GammaError, parse_events, parse_markets
+from core.markets.wire import GammaMarketItem, decode_market
+from core.retry import Backoff, upward_jitter
 from core.sim.mock_gamma import MockGammaServer, events_from_markets, load_markets_file, synthetic_markets
 from tests.conftest import PROJECT_FIXTURES
 
@@ -21,6 +25,10 @@ FAST = {"timeout_s": 1.0, "backoff_s": 0.01, "max_backoff_s": 0.05}
 async def server() -> AsyncIterator[MockGammaServer]:
     async with MockGammaServer(markets=synthetic_markets(250)) as srv:
         yield srv
+
+
+def _decoded(items: list[msgspec.Raw]) -> list[GammaMarketItem]:
+    return [decode_market(bytes(i)) for i in items]
 
 
 def _offsets(srv: MockGammaServer) -> list[int]:
@@ -35,7 +43,7 @@ async def test_pagination_250_markets_in_3_pages(server: MockGammaServer) -> Non
     assert [p.stop_reason for p in pages] == [None, None, "end"]
     assert _offsets(server) == [0, 100, 200]
     assert all(r.params["limit"] == ["100"] for r in server.requests)
-    slugs = [item["slug"] for p in pages for item in p.items]
+    slugs = [item.slug for p in pages for item in _decoded(p.items)]
     assert len(set(slugs)) == 250
 
 
@@ -74,20 +82,24 @@ async def test_offset_cap_reported_when_pages_are_full() -> None:
 
 async def test_filters_are_sent_and_applied() -> None:
     async with MockGammaServer() as srv, GammaClient(srv.url, **FAST) as client:
-        everything = await client.get_markets()
-        open_ = await client.get_markets(active=True, closed=False)
-        closed = await client.get_markets(closed=True)
-        one = await client.get_markets(condition_ids=[everything[0]["conditionId"].upper()])
-        two = await client.get_markets(slugs=[everything[1]["slug"], everything[2]["slug"]])
+        everything = _decoded(await client.get_markets())
+        open_ = _decoded(await client.get_markets(active=True, closed=False))
+        closed = _decoded(await client.get_markets(closed=True))
+        cid = everything[0].condition_id
+        assert cid is not None
+        one = _decoded(await client.get_markets(condition_ids=[cid.upper()]))
+        two = _decoded(await client.get_markets(slugs=[str(everything[1].slug), str(everything[2].slug)]))
         events = await client.get_events()
     assert len(everything) == 10
-    assert len(open_) == 9 and all(not m["closed"] for m in open_)
-    assert len(closed) == 1 and closed[0]["closed"] is True
-    assert [m["slug"] for m in one] == [everything[0]["slug"]]
-    assert {m["slug"] for m in two} == {everything[1]["slug"], everything[2]["slug"]}
+    assert len(open_) == 9 and all(m.closed is False for m in open_)
+    assert len(closed) == 1 and closed[0].closed is True
+    assert [m.slug for m in one] == [everything[0].slug]
+    assert {m.slug for m in two} == {everything[1].slug, everything[2].slug}
     assert srv.requests[1].params["active"] == ["true"] and srv.requests[1].params["closed"] == ["false"]
-    assert sorted(len(e["markets"]) for e in events) == [1, 1, 4, 4]
-    assert all("events" not in m for e in events for m in e["markets"])
+    assert sorted(len(msgspec.json.decode(e)["markets"]) for e in events) == [1, 1, 4, 4]
+    markets, stats = parse_events(events)
+    assert len(markets) == 10 and stats.bad_total == 0
+    assert all(m.event_id is not None for m in markets)
 
 
 async def test_comma_separated_condition_ids() -> None:
@@ -128,6 +140,24 @@ async def test_429_without_retry_after_uses_backoff(server: MockGammaServer) -> 
         assert 0.01 <= client.stats.delays[0] <= 0.011
 
 
+async def test_backoff_waits_are_exact_with_an_injected_clock_and_randomness(server: MockGammaServer) -> None:
+    # the waits go through core.retry: doubling from backoff_s to max_backoff_s, plus up to 10%
+    server.fail_500(4)
+    waits: list[float] = []
+
+    async def sleep(delay: float) -> None:
+        waits.append(delay)
+
+    async with GammaClient(
+        server.url, backoff_s=0.5, max_backoff_s=1.5, rng=random.Random(7), sleep=sleep, timeout_s=5.0
+    ) as client:
+        assert len(await client.get_markets(limit=5)) == 5
+    backoff, rng = Backoff(0.5, 1.5, 2.0, upward_jitter(0.1)), random.Random(7)
+    expected = [backoff.delay(n, rng) for n in range(4)]
+    assert waits == expected == list(client.stats.delays)
+    assert all(b <= w <= b * 1.1 for w, b in zip(waits, (0.5, 1.0, 1.5, 1.5), strict=True))
+
+
 async def test_timeout_then_success(server: MockGammaServer) -> None:
     server.delay(1, delay_s=2.0)
     async with GammaClient(server.url, timeout_s=0.3, backoff_s=0.01) as client:
@@ -159,7 +189,7 @@ async def test_persistent_timeout_gives_a_clear_error(server: MockGammaServer) -
 async def test_client_error_is_not_retried(server: MockGammaServer) -> None:
     async with GammaClient(server.url, **FAST) as client:
         with pytest.raises(GammaError, match=r"/nothing-here failed: HTTP 404"):
-            await client.get_json("/nothing-here")
+            await client.get_body("/nothing-here")
         assert client.stats.retries == 0
 
 

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from collections.abc import AsyncIterator
+from datetime import datetime
 from decimal import Decimal
 
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from core.errors import PolybotError
 from core.markets import (
     GammaClient,
     GammaError,
@@ -205,21 +208,71 @@ async def test_load_markets_filters(engine: AsyncEngine) -> None:
     assert await market_for_token(engine, "1") is None
 
 
-async def test_a_market_the_database_refuses_costs_only_itself(engine: AsyncEngine) -> None:
+async def test_a_number_its_column_cannot_hold_costs_only_its_market(engine: AsyncEngine) -> None:
     items = synthetic_markets(4)
-    items[2] = {**items[2], "orderMinSize": "1" + "0" * 20}  # parses, but does not fit NUMERIC(20, 6)
-    result = await store_markets(engine, parse_markets(items)[0])
+    items[2] = {**items[2], "orderMinSize": "1" + "0" * 20}  # a valid size, but over NUMERIC(20, 6)
+    items[3] = {**items[3], "feeSchedule": {"rate": "0.0400001"}}  # a valid rate, but 7 decimals
+    markets, stats = parse_markets(items)
+    assert stats.bad_total == 0  # the domain has nothing against them: the columns do
+    result = await store_markets(engine, markets)
+    assert (result.inserted, result.bad, result.bad_reasons) == (2, 2, {"number_does_not_fit": 2})
+    assert await _counts(engine) == (2, 4)
+
+
+async def test_a_market_the_database_refuses_costs_only_itself(engine: AsyncEngine) -> None:
+    markets = parse_markets(synthetic_markets(4))[0]
+    # a value only the column type refuses when the row is written (it wants aware datetimes):
+    # the page fails as a whole, and is stored again market by market
+    markets[1] = dataclasses.replace(markets[1], end_date=datetime(2026, 12, 31))
+    result = await store_markets(engine, markets)
     assert (result.inserted, result.bad, result.bad_reasons) == (3, 1, {"db_rejected": 1})
     assert await _counts(engine) == (3, 6)
+    assert await market_for_token(engine, markets[1].info.tokens[0].token_id) is None
 
 
-async def test_nul_characters_and_overlong_fields_never_reach_the_database(engine: AsyncEngine) -> None:
-    items = synthetic_markets(3)
-    items[0] = {**items[0], "question": "Will\x00 it?", "description": "a\x00b"}
-    items[1] = {**items[1], "slug": "s" * 300}
+async def test_the_database_refusing_every_market_of_a_page_is_an_error(engine: AsyncEngine) -> None:
+    markets = [dataclasses.replace(m, end_date=datetime(2026, 12, 31)) for m in parse_markets(synthetic_markets(2))[0]]
+    with pytest.raises(PolybotError, match="the database refused every market of a page"):
+        await store_markets(engine, markets)
+    assert await _counts(engine) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "column"),
+    [
+        ({"slug": "s" * 256}, "slug"),
+        ({"conditionId": "0x" + "ab" * 40}, "condition_id"),
+        ({"clobTokenIds": json.dumps(["1" * 101, "2"])}, "token_id"),
+        ({"outcomes": json.dumps(["x" * 256, "No"])}, "outcome"),
+        ({"negRiskMarketID": "0x" + "ab" * 50}, "neg_risk_market_id"),
+        ({"events": [{"id": "9" * 81}]}, "event_id"),
+    ],
+)
+async def test_a_text_longer_than_its_column_costs_only_its_market(
+    engine: AsyncEngine, overrides: dict[str, object], column: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    items = synthetic_markets(2)
+    items[0] = {**items[0], **overrides}
     markets, stats = parse_markets(items)
-    assert stats.bad == {"field_too_long": 1} and stats.warnings["nul_characters_stripped"] == 1
+    assert stats.bad_total == 0 and len(markets) == 2  # the domain has no length rule
+    with caplog.at_level("WARNING", logger="core.markets"):
+        result = await store_markets(engine, markets)
+    assert (result.inserted, result.bad, result.bad_reasons) == (1, 1, {"field_too_long": 1})
+    assert any(f"{column} longer than" in r.getMessage() for r in caplog.records)
+    assert await _counts(engine) == (1, 2)
+
+
+async def test_nul_characters_never_reach_the_database(engine: AsyncEngine) -> None:
+    items = synthetic_markets(2)
+    items[0] = {**items[0], "question": "Will\x00 it?", "description": "a\x00b"}
+    markets, stats = parse_markets(items)
+    assert stats.bad_total == 0
     result = await store_markets(engine, markets)
-    assert result.inserted == 2 and result.bad == 0
+    assert (result.inserted, result.bad, result.warnings) == (2, 0, {"nul_characters_stripped": 1})
     stored = await resolve_market(engine, items[0]["slug"])
     assert stored.question == "Will it?"
+    async with session_factory(engine)() as session:
+        row = await session.get(Market, items[0]["conditionId"])
+        assert row is not None and row.raw is not None and row.raw["description"] == "ab"
+    again = await store_markets(engine, markets)  # stripped the same way: nothing changed
+    assert (again.unchanged, again.updated) == (2, 0)

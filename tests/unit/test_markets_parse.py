@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
-from core.markets import (
-    BadReason,
-    GammaParseError,
-    _plain,
-    _retry_after_seconds,
-    parse_events,
-    parse_market,
-    parse_markets,
-)
+from core.markets import BadReason, GammaParseError, parse_events, parse_market, parse_markets
+from core.markets.client import retry_after_seconds
+from core.markets.queries import plain_decimal
+from core.markets.wire import GammaMarketItem, TokenIds, decode_market
 from core.sim.mock_gamma import load_markets_file, make_market, token_ids
 from tests.conftest import PROJECT_FIXTURES, load_shared
 
@@ -52,7 +49,7 @@ def test_real_gamma_market_captures_parse(name: str) -> None:
     assert m.info.slug == item["slug"] and m.info.question == item["question"]
     assert m.info.active is item["active"] and m.info.closed is item["closed"]
     assert m.end_date is not None and m.end_date.tzinfo is not None
-    assert m.raw == item
+    assert msgspec.json.decode(m.raw) == item  # kept verbatim for the raw column
     if "orderPriceMinTickSize" in item:
         assert m.info.tick_size == Decimal(str(item["orderPriceMinTickSize"]))
         assert m.info.min_order_size == Decimal(str(item["orderMinSize"]))
@@ -170,16 +167,54 @@ def _good(**overrides: Any) -> dict[str, Any]:
         ({"feeSchedule": {"rate": 2}}, BadReason.BAD_NUMBER),
         ({"feeSchedule": {"exponent": 1}}, BadReason.BAD_NUMBER),
         ({"feeSchedule": "0.04"}, BadReason.BAD_NUMBER),
-        ({"slug": "s" * 300}, BadReason.FIELD_TOO_LONG),
-        ({"clobTokenIds": json.dumps(["1" * 101, "2"])}, BadReason.FIELD_TOO_LONG),
-        ({"outcomes": json.dumps(["x" * 256, "No"])}, BadReason.FIELD_TOO_LONG),
-        ({"negRiskMarketID": "0x" + "ab" * 50}, BadReason.FIELD_TOO_LONG),
+        ({"clobTokenIds": ""}, BadReason.MISSING_TOKEN_IDS),
+        ({"clobTokenIds": "[12, 13]"}, BadReason.BAD_TOKEN_IDS),  # numbers: ids are decimal strings
+        ({"clobTokenIds": "[]"}, BadReason.BAD_TOKEN_IDS),
+        ({"outcomes": None}, BadReason.BAD_OUTCOMES),
+        ({"outcomes": "[1, 2]"}, BadReason.BAD_OUTCOMES),
+        ({"orderMinSize": "NaN"}, BadReason.BAD_NUMBER),
+        ({"orderMinSize": "0.0000001"}, BadReason.BAD_NUMBER),  # finer than the 10^-6 money unit
+        ({"orderPriceMinTickSize": "Infinity"}, BadReason.BAD_NUMBER),
+        ({"question": 42}, BadReason.BAD_FIELD),
+        ({"events": [1]}, BadReason.BAD_FIELD),
+        ({"negRisk": 0.5}, BadReason.BAD_FIELD),
     ],
 )
 def test_bad_item_is_rejected_with_its_reason(overrides: dict[str, Any], reason: BadReason) -> None:
     with pytest.raises(GammaParseError) as err:
         parse_market(_good(**overrides))
     assert err.value.reason == reason
+
+
+def test_the_translation_knows_no_column_widths() -> None:
+    # how long a column is belongs to the repository (tests/integration/test_gamma_refresh.py)
+    m = parse_market(
+        _good(
+            slug="s" * 300,
+            clobTokenIds=json.dumps(["1" * 101, "2"]),
+            outcomes=json.dumps(["x" * 256, "No"]),
+            negRiskMarketID="0x" + "ab" * 50,
+        )
+    )
+    assert len(m.info.slug) == 300 and len(m.info.tokens[0].token_id) == 101
+
+
+def test_json_text_and_decoded_object_translate_alike() -> None:
+    # the client hands over JSON text, a file an object: one decoding path for both
+    for name in GAMMA_MARKET_FILES:
+        item = load_shared(f"gamma/{name}")
+        from_text, from_object = parse_market(json.dumps(item).encode()), parse_market(item)
+        assert from_text == from_object
+        assert msgspec.json.decode(from_text.raw) == msgspec.json.decode(from_object.raw) == item
+
+
+def test_wire_structs_are_frozen_and_lists_decoded_at_the_edge() -> None:
+    wire = decode_market(json.dumps(_good()).encode())
+    assert isinstance(wire.clob_token_ids, TokenIds) and all(t.isdigit() for t in wire.clob_token_ids)
+    assert wire.outcomes == ("Yes", "No")
+    with pytest.raises(AttributeError):
+        wire.slug = "changed"  # type: ignore[misc]  # frozen: the point of the test
+    assert not dataclasses.is_dataclass(wire) and isinstance(wire, GammaMarketItem)
 
 
 def test_bad_items_are_counted_and_logged_and_the_page_goes_on(caplog: pytest.LogCaptureFixture) -> None:
@@ -190,18 +225,22 @@ def test_bad_items_are_counted_and_logged_and_the_page_goes_on(caplog: pytest.Lo
         _good(clobTokenIds="[oops"),
         _good(outcomes='["A", "B", "C"]'),
         make_market("another-good-one", "Another?"),
+        b'{"id": "77", "conditionId": 5}',
+        b"[not json",
     ]
     with caplog.at_level("WARNING", logger="core.markets"):
         markets, stats = parse_markets(page)
     assert [m.info.slug for m in markets] == ["unit-test-market", "another-good-one"]
-    assert stats.seen == 6 and stats.parsed == 2 and stats.bad_total == 4
+    assert stats.seen == 8 and stats.parsed == 2 and stats.bad_total == 6
     assert stats.bad == {
-        BadReason.NOT_AN_OBJECT: 1,
-        BadReason.MISSING_CONDITION_ID: 1,
+        BadReason.NOT_AN_OBJECT: 2,
+        BadReason.MISSING_CONDITION_ID: 2,
         BadReason.BAD_TOKEN_IDS: 1,
         BadReason.LENGTH_MISMATCH: 1,
     }
-    assert sum("skipped market" in r.message for r in caplog.records) == 4
+    skipped = [r.getMessage() for r in caplog.records if "skipped market" in r.getMessage()]
+    assert len(skipped) == 5  # at most five lines per page, then one summary
+    assert any("id=77" in line for line in skipped)
 
 
 def test_bad_item_logging_is_bounded_per_page(caplog: pytest.LogCaptureFixture) -> None:
@@ -228,10 +267,17 @@ def test_already_decoded_lists_and_string_numbers_are_tolerated() -> None:
     assert m.info.active is True and m.info.closed is False
 
 
-def test_bad_outcome_prices_only_warn() -> None:
-    markets, stats = parse_markets([_good(outcomePrices="[garbage")])
+@pytest.mark.parametrize("prices", ["[garbage", '["x", "0.5"]', '["NaN", "0.5"]', 7])
+def test_bad_outcome_prices_only_warn(prices: object) -> None:
+    markets, stats = parse_markets([_good(outcomePrices=prices)])
     assert len(markets) == 1 and markets[0].outcome_prices == ()
     assert stats.warnings["bad_outcome_prices"] == 1
+
+
+def test_outcome_prices_of_the_wrong_length_only_warn() -> None:
+    markets, stats = parse_markets([_good(outcomePrices='["1"]')])
+    assert len(markets) == 1 and markets[0].outcome_prices == ()
+    assert stats.warnings == {"outcome_prices_length_mismatch": 1}
 
 
 def test_market_level_augmented_flag_wins_over_event() -> None:
@@ -250,14 +296,14 @@ def test_fee_schedule_wins_even_when_fees_disabled() -> None:
 
 @pytest.mark.parametrize(
     ("header", "expected"),
-    [("3", 3.0), ("0.5", 0.5), ("-2", 0.0), ("", None), (None, None), ("soon", None)],
+    [("3", 3.0), ("0.5", 0.5), ("-2", 0.0), ("", None), (None, None), ("soon", None), ("nan", None), ("inf", None)],
 )
 def test_retry_after_seconds(header: str | None, expected: float | None) -> None:
-    assert _retry_after_seconds(header) == expected
+    assert retry_after_seconds(header) == expected
 
 
 def test_retry_after_http_date() -> None:
-    assert _retry_after_seconds("Wed, 21 Oct 2015 07:28:10 GMT", now=1445412480.0) == pytest.approx(10.0)
+    assert retry_after_seconds("Wed, 21 Oct 2015 07:28:10 GMT", now=1445412480.0) == pytest.approx(10.0)
 
 
 @pytest.mark.parametrize(
@@ -265,7 +311,7 @@ def test_retry_after_http_date() -> None:
     [("0.010000", "0.01"), ("5.000000", "5"), ("10.000000", "10"), ("0.000000", "0"), ("0.001000", "0.001")],
 )
 def test_stored_decimals_are_shown_as_written(stored: str, shown: str) -> None:
-    assert str(_plain(Decimal(stored))) == shown
+    assert str(plain_decimal(Decimal(stored))) == shown
 
 
 def test_fixture_readme_lists_every_token_id() -> None:

@@ -1,0 +1,77 @@
+"""Gamma market discovery: read Gamma, translate its items, store and look up markets.
+
+Gamma (``https://gamma-api.polymarket.com``) is Polymarket's public market catalogue. The
+package is split along the way a market travels:
+
+- :mod:`~core.markets.client`: HTTP, paging, rate limits and retries; bytes out.
+- :mod:`~core.markets.wire`: frozen msgspec Structs of Gamma's items; the JSON-in-a-string list
+  fields are decoded here, once.
+- :mod:`~core.markets.translate`: wire structs to :class:`core.types.MarketInfo` (the domain
+  rules) plus the stored record, :class:`GammaMarket`.
+- :mod:`~core.markets.repository`: the idempotent upsert into the markets and tokens tables
+  (the database's limits); :mod:`~core.markets.queries`: reading them back.
+- :mod:`~core.markets.refresh`: one refresh, Gamma to database.
+
+The names below are the package's public face; import them from ``core.markets``.
+"""
+
+from core.markets.client import GAMMA_URL, MAX_LIMIT, MAX_OFFSET, ClientStats, GammaClient, GammaPage
+from core.markets.errors import BadReason, GammaError, GammaParseError, MarketLookupError, RefusedReason
+from core.markets.queries import (
+    StoredMarket,
+    list_markets,
+    load_markets,
+    market_for_token,
+    market_info_from_row,
+    resolve_market,
+)
+from core.markets.refresh import MarketFilters, ProgressCallback, RefreshResult, refresh_markets, store_markets
+from core.markets.repository import SessionSource, UpsertCounts, upsert_markets
+from core.markets.translate import (
+    DEFAULT_MIN_SIZE,
+    DEFAULT_TICK,
+    UNKNOWN_FEE_RATE,
+    GammaMarket,
+    ParseStats,
+    parse_events,
+    parse_market,
+    parse_markets,
+    translate_market,
+)
+
+__all__ = [
+    "DEFAULT_MIN_SIZE",
+    "DEFAULT_TICK",
+    "GAMMA_URL",
+    "MAX_LIMIT",
+    "MAX_OFFSET",
+    "UNKNOWN_FEE_RATE",
+    "BadReason",
+    "ClientStats",
+    "GammaClient",
+    "GammaError",
+    "GammaMarket",
+    "GammaPage",
+    "GammaParseError",
+    "MarketFilters",
+    "MarketLookupError",
+    "ParseStats",
+    "ProgressCallback",
+    "RefreshResult",
+    "RefusedReason",
+    "SessionSource",
+    "StoredMarket",
+    "UpsertCounts",
+    "list_markets",
+    "load_markets",
+    "market_for_token",
+    "market_info_from_row",
+    "parse_events",
+    "parse_market",
+    "parse_markets",
+    "refresh_markets",
+    "resolve_market",
+    "store_markets",
+    "translate_market",
+    "upsert_markets",
+]

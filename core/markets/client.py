@@ -1,0 +1,303 @@
+"""The Gamma HTTP client: ``GET /markets`` and ``/events`` pages, rate limits and retries.
+
+The client moves bytes; it does not interpret markets. A page comes back as one undecoded
+JSON text per item (:func:`core.markets.wire.split_items`), so that the translation can refuse
+one bad item without losing the page.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import math
+import random
+import time
+from collections import Counter, deque
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Final
+
+import httpx
+import msgspec
+
+from core.markets.errors import GammaError
+from core.markets.wire import split_items
+from core.retry import Backoff, Outcome, Retry, RetryAfter, Sleep, retry_call, upward_jitter
+
+log = logging.getLogger(__name__)
+
+GAMMA_URL: Final = "https://gamma-api.polymarket.com"
+MAX_LIMIT: Final = 100
+"""Gamma caps ``limit`` at 100 items per page."""
+MAX_OFFSET: Final = 10_000
+"""Gamma refuses offsets above 10,000: offset paging cannot see further than this."""
+
+_RETRYABLE_STATUS: Final = frozenset({408, 425, 429, 500, 502, 503, 504})
+_RETRY_AFTER_STATUS: Final = frozenset({429, 503})
+_JITTER: Final = upward_jitter(0.1)
+
+Params = Mapping[str, str | int | Sequence[str] | None]
+
+
+def retry_after_seconds(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    if not math.isfinite(seconds):
+        return None
+    return max(0.0, seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class GammaPage:
+    """One page of ``/markets`` items (undecoded); ``stop_reason`` is set on the last page only."""
+
+    number: int
+    offset: int
+    items: list[msgspec.Raw]
+    stop_reason: str | None = None  # "end" | "max_pages" | "offset_cap"
+
+
+@dataclass(slots=True)
+class ClientStats:
+    requests: int = 0
+    retries: int = 0
+    failures: Counter[str] = field(default_factory=Counter)
+    delays: deque[float] = field(default_factory=lambda: deque(maxlen=100))
+    """The most recent waits before a retry, in seconds."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Failure:
+    """An attempt that may succeed if repeated: what went wrong, and the server's wait hint."""
+
+    text: str
+    status: int | None = None
+    retry_after_s: float | None = None
+
+
+def _failure_of(outcome: Outcome[bytes | _Failure]) -> _Failure | None:
+    return outcome.result if isinstance(outcome.result, _Failure) else None
+
+
+def _hinted_wait(outcome: Outcome[bytes | _Failure]) -> float | None:
+    failure = _failure_of(outcome)
+    return failure.retry_after_s if failure is not None else None
+
+
+class GammaClient:
+    """Async Gamma reader with bounded retries (on :func:`core.retry.retry_call`).
+
+    Retried: timeouts, connection errors, 408/425/429/5xx (``Retry-After`` honoured on 429/503,
+    capped at ``max_retry_after_s``); other statuses fail at once. Backoff doubles from
+    ``backoff_s`` up to ``max_backoff_s`` with up to 10% jitter on top. After ``max_retries``
+    retries a :class:`GammaError` names the URL and the last status or error. ``rng`` and
+    ``sleep`` are the jitter's randomness and the waits' clock (tests pass their own).
+    """
+
+    def __init__(
+        self,
+        base_url: str = GAMMA_URL,
+        *,
+        timeout_s: float = 10.0,
+        max_retries: int = 4,
+        backoff_s: float = 0.5,
+        max_backoff_s: float = 8.0,
+        max_retry_after_s: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+        rng: random.Random | None = None,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        if max_retries < 0:
+            raise ValueError("max_retries must be >= 0")
+        self.base_url = base_url.rstrip("/")
+        self.timeout_s = timeout_s
+        self.max_retries = max_retries
+        self.backoff = Backoff(min(backoff_s, max_backoff_s), max_backoff_s, 2.0, _JITTER)
+        self.retry_after: RetryAfter[bytes | _Failure] = RetryAfter(_hinted_wait, cap_s=max_retry_after_s)
+        self.stats = ClientStats()
+        self._rng = rng
+        self._sleep = sleep
+        self._http = httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout_s),
+            transport=transport,
+            headers={"Accept": "application/json", "User-Agent": "polybot"},
+            follow_redirects=True,
+        )
+
+    async def __aenter__(self) -> GammaClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _attempt(self, url: str, query: Mapping[str, str | int | Sequence[str]], shown: str) -> bytes | _Failure:
+        """One GET: the body of a 2xx, a :class:`_Failure` worth retrying, or a final GammaError."""
+        self.stats.requests += 1
+        try:
+            resp = await self._http.get(url, params=query)
+        except httpx.TimeoutException:
+            self.stats.failures["timeout"] += 1
+            return _Failure(f"timed out after {self.timeout_s:g}s")
+        except httpx.TransportError as exc:
+            self.stats.failures["network"] += 1
+            return _Failure(f"{type(exc).__name__}: {exc}".rstrip(": "))
+        status = resp.status_code
+        if 200 <= status < 300:
+            return resp.content
+        body = resp.text[:200].strip()
+        failure = f"HTTP {status}" + (f" {body}" if body else "")
+        self.stats.failures[str(status)] += 1
+        if status not in _RETRYABLE_STATUS:
+            raise GammaError(f"GET {shown} failed: {failure}", url=shown, status=status)
+        hint = retry_after_seconds(resp.headers.get("Retry-After")) if status in _RETRY_AFTER_STATUS else None
+        return _Failure(failure, status, hint)
+
+    def _on_retry(self, shown: str, event: Retry[bytes | _Failure]) -> None:
+        failure = _failure_of(event.outcome)
+        self.stats.retries += 1
+        self.stats.delays.append(event.delay_s)
+        log.info(
+            "gamma: GET %s -> %s; retry %d/%d in %.2fs",
+            shown,
+            failure.text if failure is not None else event.outcome.error,
+            event.attempt,
+            self.max_retries,
+            event.delay_s,
+        )
+
+    async def get_body(self, path: str, params: Params | None = None) -> bytes:
+        """GET ``base_url + path`` and return the body of its 2xx answer, retrying transient failures."""
+        url = f"{self.base_url}/{path.lstrip('/')}"
+        query = {k: v for k, v in (params or {}).items() if v is not None}
+        shown = str(httpx.URL(url, params=query))
+        attempts = 0
+
+        async def attempt() -> bytes | _Failure:
+            nonlocal attempts
+            attempts += 1
+            return await self._attempt(url, query, shown)
+
+        outcome = await retry_call(
+            attempt,
+            backoff=self.backoff,
+            max_retries=self.max_retries,
+            retry_result=lambda r: isinstance(r, _Failure),
+            retry_after=self.retry_after,
+            on_retry=lambda event: self._on_retry(shown, event),
+            rng=self._rng,
+            sleep=self._sleep,
+        )
+        if isinstance(outcome, _Failure):
+            raise GammaError(
+                f"GET {shown} failed after {attempts} attempts: last {outcome.text}", url=shown, status=outcome.status
+            )
+        return outcome
+
+    async def get_items(self, path: str, params: Params | None = None, *, what: str = "items") -> list[msgspec.Raw]:
+        """GET a JSON list: one undecoded JSON text per item."""
+        body = await self.get_body(path, params)
+        url = f"{self.base_url}/{path.lstrip('/')}"
+        try:
+            return split_items(body)
+        except msgspec.DecodeError:
+            raise GammaError(f"GET {url}: HTTP 200 but the body is not JSON: {body[:120]!r}", url=url) from None
+        except msgspec.ValidationError as exc:
+            raise GammaError(f"GET {url}: expected a JSON list of {what} ({exc})", url=url) from None
+
+    async def get_markets(
+        self,
+        *,
+        limit: int = MAX_LIMIT,
+        offset: int = 0,
+        active: bool | None = None,
+        closed: bool | None = None,
+        condition_ids: Sequence[str] | None = None,
+        slugs: Sequence[str] | None = None,
+    ) -> list[msgspec.Raw]:
+        """One ``GET /markets`` page (undecoded items)."""
+        if not 1 <= limit <= MAX_LIMIT:
+            raise ValueError(f"limit must be in 1..{MAX_LIMIT}")
+        if not 0 <= offset <= MAX_OFFSET:
+            raise ValueError(f"offset must be in 0..{MAX_OFFSET}")
+        if condition_ids is not None and len(condition_ids) > MAX_LIMIT:
+            raise ValueError(f"at most {MAX_LIMIT} condition ids per request")
+        params = {
+            "limit": limit,
+            "offset": offset,
+            "active": _flag_param(active),
+            "closed": _flag_param(closed),
+            "condition_ids": list(condition_ids) if condition_ids else None,
+            "slug": list(slugs) if slugs else None,
+        }
+        return await self.get_items("/markets", params, what="markets")
+
+    async def iter_pages(
+        self,
+        *,
+        active: bool | None = None,
+        closed: bool | None = None,
+        limit: int = MAX_LIMIT,
+        max_pages: int | None = None,
+        start_offset: int = 0,
+    ) -> AsyncIterator[GammaPage]:
+        """Page through ``/markets`` with limit/offset until a short page, ``max_pages`` or the offset cap."""
+        if max_pages is not None and max_pages < 1:
+            raise ValueError("max_pages must be >= 1")
+        offset, number = start_offset, 0
+        while True:
+            items = await self.get_markets(limit=limit, offset=offset, active=active, closed=closed)
+            number += 1
+            stop = _stop_reason(len(items), limit, number, max_pages, offset)
+            yield GammaPage(number=number, offset=offset, items=items, stop_reason=stop)
+            if stop is not None:
+                return
+            offset += limit
+
+    async def iter_markets(
+        self,
+        *,
+        active: bool | None = None,
+        closed: bool | None = None,
+        limit: int = MAX_LIMIT,
+        max_pages: int | None = None,
+    ) -> AsyncIterator[msgspec.Raw]:
+        """Every ``/markets`` item (undecoded), page after page."""
+        async for page in self.iter_pages(active=active, closed=closed, limit=limit, max_pages=max_pages):
+            for item in page.items:
+                yield item
+
+    async def get_events(
+        self, *, limit: int = MAX_LIMIT, offset: int = 0, active: bool | None = None, closed: bool | None = None
+    ) -> list[msgspec.Raw]:
+        """One ``GET /events`` page (undecoded events, each with its ``markets``)."""
+        params = {"limit": limit, "offset": offset, "active": _flag_param(active), "closed": _flag_param(closed)}
+        return await self.get_items("/events", params, what="events")
+
+
+def _flag_param(value: bool | None) -> str | None:
+    return None if value is None else ("true" if value else "false")
+
+
+def _stop_reason(count: int, limit: int, number: int, max_pages: int | None, offset: int) -> str | None:
+    if count < limit:
+        return "end"
+    if max_pages is not None and number >= max_pages:
+        return "max_pages"
+    if offset + limit > MAX_OFFSET:
+        log.warning("gamma: offset cap %d reached; markets past it are not listed by offset paging", MAX_OFFSET)
+        return "offset_cap"
+    return None
