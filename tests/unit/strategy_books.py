@@ -1,13 +1,19 @@
-"""A static BookView for strategy tests and benches: levels given best-first, nothing else."""
+"""A static BookView for strategy tests and benches: levels given best-first, nothing else; the
+project's demo markets (fixtures/gamma/markets.json) by slug, and a database holding them."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
+
 from core.types import BookStatus, Level, MarketInfo, TokenInfo
+from tests.conftest import PROJECT_FIXTURES
 
 
 @dataclass
@@ -190,3 +196,41 @@ class FeedScript:
     def write(self, path: Path) -> Path:
         path.write_text("".join(line + "\n" for line in self.lines))
         return path
+
+
+MARKETS_FILE = PROJECT_FIXTURES / "gamma" / "markets.json"
+
+
+def gamma_items() -> dict[str, dict]:
+    return {m["slug"]: m for m in json.loads(MARKETS_FILE.read_text())}
+
+
+def tokens(slug: str) -> list[str]:
+    return json.loads(gamma_items()[slug]["clobTokenIds"])
+
+
+def cid(slug: str) -> str:
+    return gamma_items()[slug]["conditionId"]
+
+
+@pytest.fixture(scope="module")
+def db_with_markets(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A migrated SQLite database holding the demo markets (read-only for the tests)."""
+    from core.markets import parse_markets, store_markets
+    from core.store.db import create_engine
+    from core.store.migrate import upgrade_engine
+
+    url = f"sqlite:///{tmp_path_factory.mktemp('markets') / 'polybot.db'}"
+
+    async def setup() -> None:
+        engine = create_engine(url)
+        try:
+            await upgrade_engine(engine)
+            markets, stats = parse_markets(json.loads(MARKETS_FILE.read_text()))
+            assert stats.bad_total == 0
+            await store_markets(engine, markets)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(setup())
+    return url

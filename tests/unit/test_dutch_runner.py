@@ -3,7 +3,6 @@ demo markets (fixtures/gamma/markets.json), stored in a fresh SQLite database.""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from decimal import Decimal as D
 from pathlib import Path
@@ -14,10 +13,10 @@ from core.strategies.dutch import DutchConfig
 from core.strategies.runner import DutchRunner, RecordingDutchSink, simulate_dutch_fill
 from core.types import MarketInfo
 from polybot.cli.main import main
-from tests.conftest import PROJECT_FIXTURES
-from tests.unit.strategy_books import FeedScript
+from tests.unit.strategy_books import FeedScript, cid, db_with_markets, gamma_items, tokens
 
-MARKETS_FILE = PROJECT_FIXTURES / "gamma" / "markets.json"
+__all__ = ["db_with_markets"]  # the fixture (tests.unit.strategy_books), shared with the spread runner tests
+
 CUP = ["demo-cup-2026-aurora", "demo-cup-2026-borealis", "demo-cup-2026-cascade", "demo-cup-2026-dynamo"]
 MAYOR = [
     "demo-city-mayor-2026-alice",
@@ -25,41 +24,6 @@ MAYOR = [
     "demo-city-mayor-2026-chen",
     "demo-city-mayor-2026-other",
 ]
-
-
-def gamma_items() -> dict[str, dict]:
-    return {m["slug"]: m for m in json.loads(MARKETS_FILE.read_text())}
-
-
-def tokens(slug: str) -> list[str]:
-    return json.loads(gamma_items()[slug]["clobTokenIds"])
-
-
-def cid(slug: str) -> str:
-    return gamma_items()[slug]["conditionId"]
-
-
-@pytest.fixture(scope="module")
-def db_with_markets(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A migrated SQLite database holding the demo markets (read-only for the tests)."""
-    from core.markets import parse_markets, store_markets
-    from core.store.db import create_engine
-    from core.store.migrate import upgrade_engine
-
-    url = f"sqlite:///{tmp_path_factory.mktemp('markets') / 'polybot.db'}"
-
-    async def setup() -> None:
-        engine = create_engine(url)
-        try:
-            await upgrade_engine(engine)
-            markets, stats = parse_markets(json.loads(MARKETS_FILE.read_text()))
-            assert stats.bad_total == 0
-            await store_markets(engine, markets)
-        finally:
-            await engine.dispose()
-
-    asyncio.run(setup())
-    return url
 
 
 def cup_script() -> FeedScript:

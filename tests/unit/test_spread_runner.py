@@ -16,10 +16,9 @@ from core.feed.replay import iter_frames
 from core.strategies.runner import QuoterRunner, RecordingQuoteSink
 from core.strategies.spread import SpreadConfig, SpreadQuoter
 from polybot.cli.main import main
-from tests.unit.strategy_books import FeedScript
-from tests.unit.test_dutch_runner import cid, db_with_markets, tokens
+from tests.unit.strategy_books import FeedScript, cid, db_with_markets, tokens
 
-__all__ = ["db_with_markets"]  # the fixture, shared with the Dutch runner tests
+__all__ = ["db_with_markets"]  # the fixture (tests.unit.strategy_books), shared with the Dutch runner tests
 
 SLUG = "demo-btc-above-150k-2026"
 QUOTER_ARGS = ["--size", "10", "--min-spread-ticks", "3", "--requote-ticks", "2", "--inventory", "20"]
