@@ -19,10 +19,18 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.errors import PolybotError
 from core.metrics.collect import Metrics
+
+if TYPE_CHECKING:  # imported where used: a metrics command that replays nothing loads none of them
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from core.feed.pipeline import IngestPipeline
+    from core.feed.processor import FeedProcessor
+    from core.feed.ws import MarketFeed
+    from core.store.writer import BatchedWriter
 
 log = logging.getLogger(__name__)
 
@@ -53,11 +61,11 @@ class IngestRig:
     """Processor, pipeline and writer bound to a :class:`Metrics`; optionally a live feed."""
 
     metrics: Metrics
-    processor: Any
-    pipeline: Any
-    writer: Any
-    db: Any
-    feed: Any = None
+    processor: FeedProcessor
+    pipeline: IngestPipeline
+    writer: BatchedWriter
+    db: AsyncEngine
+    feed: MarketFeed | None = None
     ticker: asyncio.Task[None] | None = None
     bad_lines: list[str] = field(default_factory=list)
 
@@ -149,10 +157,15 @@ class IngestRig:
         from core.feed.ws import MarketFeed
 
         self.processor.track(assets)
+        pipeline = self.pipeline
+
+        def on_frame(frame: str, recv_ns: int) -> None:  # the feed wants no answer
+            pipeline.on_frame(frame, recv_ns)
+
         self.feed = MarketFeed(
             url,
             list(assets),
-            self.pipeline.on_frame,
+            on_frame,
             on_state=self.pipeline.on_connection_event,
             **feed_options,
         )
