@@ -53,6 +53,14 @@ class MarketRegistry:
             return None
         return next((t for t in m.tokens if t.token_id == token_id), None)
 
+    def label(self, token_id: str) -> str:
+        """How a trader reads a token in an alert: "slug outcome", or a shortened id when unknown."""
+        market = self.for_token(token_id)
+        tok = self.token(token_id)
+        if market is None or tok is None:
+            return token_id[:12] + "…"
+        return f"{market.slug or market.condition_id[:10]} {tok.outcome}"
+
     def resolve(self, ref: str) -> MarketInfo:
         """A condition id, a slug, or a unique slug prefix (>= 4 chars) -> the market; clear error otherwise."""
         key = ref.strip().lower()

@@ -1,8 +1,11 @@
 """Run long-lived components as tasks that are logged, alerted and restarted with backoff when they fail.
 
 A component that dies must never take the loop down silently: its exception is logged with a
-traceback, an Alert is published, and it is restarted after an exponential backoff (capped).
-When it has run long enough again, the alert clears.
+traceback, an Alert is published, and it is restarted after an exponential backoff (capped, on
+the shared retry helper :func:`core.retry.reconnect_forever`). A run that lasted
+``healthy_after_s`` starts the backoff over; when a restarted component has run that long
+again, the alert clears. A component that ends because the service is stopping is finishing,
+not failing: no alert.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from core.events import Alert, AlertCleared, EventBus, Severity
+from core.retry import Backoff, Retry, reconnect_forever, upward_jitter
 
 log = logging.getLogger(__name__)
 
@@ -36,57 +40,64 @@ class Supervisor:
         max_backoff_s: float = 30.0,
         healthy_after_s: float = 60.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: random.Random | None = None,
     ) -> None:
         self.bus = bus
-        self.initial_backoff_s = initial_backoff_s
-        self.max_backoff_s = max_backoff_s
+        # up to 20% longer than the doubling base, so components that failed together restart apart
+        self.backoff = Backoff(initial_backoff_s, max_backoff_s, 2.0, upward_jitter(0.2))
         self.healthy_after_s = healthy_after_s
         self._sleep = sleep
+        self._rng = rng
         self.components: dict[str, ComponentState] = {}
         self._stopping = False
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
 
     def start(self, name: str, factory: Callable[[], Awaitable[None]]) -> ComponentState:
         state = ComponentState(name)
         self.components[name] = state
-        state.task = asyncio.get_running_loop().create_task(self._run(state, factory), name=f"component:{name}")
+        run = reconnect_forever(
+            lambda: self._run_once(state, factory),
+            backoff=self.backoff,
+            stopped=lambda: self._stopping,
+            on_retry=lambda retry: self._restarting(state, retry),
+            rng=self._rng,
+            sleep=self._sleep,
+        )
+        state.task = asyncio.get_running_loop().create_task(run, name=f"component:{name}")
         return state
 
-    async def _run(self, state: ComponentState, factory: Callable[[], Awaitable[None]]) -> None:
-        backoff = self.initial_backoff_s
+    async def _run_once(self, state: ComponentState, factory: Callable[[], Awaitable[None]]) -> bool:
+        """One run of the component; True when it ran long enough to count as healthy."""
         loop = asyncio.get_running_loop()
-        while not self._stopping:
-            started = loop.time()
-            state.running = True
-            try:
-                await factory()
-                state.running = False
-                if self._stopping:
-                    return
+        started = loop.time()
+        state.running = True
+        try:
+            await factory()
+            if not self.stopping:
                 log.warning("component %s returned; restarting", state.name)
                 state.last_error = "returned unexpectedly"
-            except asyncio.CancelledError:
-                state.running = False
-                raise
-            except Exception as exc:
-                state.running = False
-                state.last_error = f"{type(exc).__name__}: {exc}"
-                log.exception("component %s failed", state.name)
-            if self._stopping:
-                return
-            if loop.time() - started >= self.healthy_after_s:
-                backoff = self.initial_backoff_s
-            state.restarts += 1
-            self.bus.publish(
-                Alert(
-                    kind="component_failed",
-                    severity=Severity.CRITICAL,
-                    key=state.name,
-                    message=f"{state.name} failed ({state.last_error}); restart #{state.restarts} in {backoff:.1f}s",
-                )
+        except Exception as exc:
+            state.last_error = f"{type(exc).__name__}: {exc}"
+            log.exception("component %s failed", state.name)
+        finally:
+            state.running = False
+        return loop.time() - started >= self.healthy_after_s
+
+    def _restarting(self, state: ComponentState, retry: Retry[bool]) -> None:
+        state.restarts += 1
+        self.bus.publish(
+            Alert(
+                kind="component_failed",
+                severity=Severity.CRITICAL,
+                key=state.name,
+                message=f"{state.name} failed ({state.last_error}); restart #{state.restarts} in {retry.delay_s:.1f}s",
             )
-            await self._sleep(backoff * (1 + random.random() * 0.2))
-            backoff = min(self.max_backoff_s, backoff * 2)
-            loop.call_later(self.healthy_after_s, self._maybe_clear, state, state.restarts)
+        )
+        loop = asyncio.get_running_loop()
+        loop.call_later(retry.delay_s + self.healthy_after_s, self._maybe_clear, state, state.restarts)
 
     def _maybe_clear(self, state: ComponentState, restarts_then: int) -> None:
         if state.running and state.restarts == restarts_then and not self._stopping:

@@ -103,7 +103,7 @@ async def test_jobs_are_registered_with_their_triggers(tmp_path: Path, gamma: Mo
         now = datetime.now(UTC)
         assert (nxt.hour, nxt.minute) == (7, 30) and now < nxt <= now + timedelta(days=1)
         for job in jobs.values():
-            assert job.func.__self__ is service  # the service's own methods, on its loop
+            assert job.func.__self__ is service.jobs  # the service's own jobs, on its loop
     finally:
         await service.stop()
 
@@ -147,12 +147,12 @@ async def test_market_refresh_job_loads_markets_and_alerts_on_failure(tmp_path: 
     try:
         assert len(service.registry) == 0  # a fresh database: nothing discovered yet
         gamma.fail_500(1)
-        await service.job_refresh_markets()
+        await service.jobs.refresh_markets()
         await service.bus.drain()
         assert len(service.registry) == 0
         failed = to_chat(api, DESK)
         assert len(failed) == 1 and failed[0].startswith("⚠️ <b>market_refresh</b>: Gamma refresh failed")
-        await service.job_refresh_markets()
+        await service.jobs.refresh_markets()
         await service.bus.drain()
         assert len(service.registry) == 9
         assert service.registry.resolve("demo-cup-2026-aurora").neg_risk
@@ -165,11 +165,11 @@ async def test_market_refresh_job_loads_markets_and_alerts_on_failure(tmp_path: 
 async def test_health_ping_goes_to_admins_only(tmp_path: Path, gamma: MockGammaServer) -> None:
     service, api = await started(tmp_path, gamma)
     try:
-        await service.job_health_ping()
+        await service.jobs.health_ping()
         assert to_chat(api, ADMIN) == ["✅ healthy — paper, disarmed, 0 frames"]
         assert to_chat(api, VIEWER) == [] and to_chat(api, DESK) == []
         service.bot.notifier.mute(ADMIN, 3600)
-        await service.job_health_ping()
+        await service.jobs.health_ping()
         assert len(to_chat(api, ADMIN)) == 1  # muted: no second ping
     finally:
         await service.stop()

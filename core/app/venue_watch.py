@@ -1,7 +1,7 @@
 """Tell the trader at once when the venue cannot be reached, and once when it can again.
 
 The CLOB relayer records every REST call and its user channel's state (:mod:`core.execution.venue_link`);
-this policy, run by the service's staleness job, turns a run of ``after_failures`` consecutive REST
+this policy, run by the staleness job (:mod:`core.app.jobs`), turns a run of ``after_failures`` consecutive REST
 failures — or a user channel down for as long as that many heartbeats — into ONE ``venue_unreachable``
 alert (critical: orders may be resting, and the venue cancels them all when heartbeats stop), and
 the end of it into ONE recovery whose duration counts from the first failure, not from the alert.

@@ -1,0 +1,30 @@
+"""The jobs on the service's loop (APScheduler 3.x): intervals from the settings, the daily
+summary at a fixed UTC time; one instance of a job at a time, missed runs coalesced."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+
+from core.app.jobs import Jobs
+from core.settings import Settings
+
+
+def start_scheduler(jobs: Jobs, settings: Settings, *, staleness_tick_s: float, balances: bool) -> AsyncIOScheduler:
+    s = settings.service
+    sched = AsyncIOScheduler(timezone=UTC, event_loop=asyncio.get_running_loop())
+    every = {"trigger": "interval", "max_instances": 1, "coalesce": True}
+    sched.add_job(jobs.staleness, seconds=staleness_tick_s, id="staleness", **every)
+    sched.add_job(jobs.refresh_markets, minutes=s.market_refresh_minutes, id="market_refresh", **every)
+    if s.health_ping_minutes > 0:
+        sched.add_job(jobs.health_ping, minutes=s.health_ping_minutes, id="health_ping", **every)
+    sched.add_job(jobs.reconcile, seconds=s.reconcile_s, id="reconcile", **every)
+    if balances:
+        sched.add_job(jobs.balances, seconds=settings.risk.balance_refresh_s, id="balances", **every)
+    t = s.daily_summary_time
+    sched.add_job(jobs.daily_summary, CronTrigger(hour=t.hour, minute=t.minute, timezone=UTC), id="daily_summary")
+    sched.start()
+    return sched

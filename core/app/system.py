@@ -1,0 +1,159 @@
+"""The parts below the control facade, built and wired together (not started yet).
+
+Storage (database, execution store, batched writer), the known markets, the ingest pipeline and
+its books, the execution stack, the feed link and the trading wiring. Everything that must be
+closed is registered on ``resources`` as soon as it exists, so a start that fails half-way
+closes what it had opened.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from core.app import strategies
+from core.app.alerts import BookAlerts, FeedDeadAlerts, OrderAlerts
+from core.app.balances import VenueBalances
+from core.app.execution_stack import ExecutionStack, build_execution
+from core.app.feed_link import FeedLink
+from core.app.lifecycle import Lifecycle
+from core.app.order_sinks import EngineDutchSink, EngineQuoteSink, TradingCounters
+from core.app.paper_fills import BookUpdateFills, PaperFills
+from core.app.reseed import BookFetcher, ClobBookFetcher, Reseeder
+from core.app.tick_sizes import TickSizes
+from core.app.trading import TradingWiring
+from core.app.universe import feed_assets, neg_risk_events, tracked_markets
+from core.events import EventBus, OrderEvent
+from core.execution.funds import VenueFunds
+from core.execution.store import SqlExecutionStore, record_alerts
+from core.feed.pipeline import LIVE_BURST_QUIET_MS, IngestPipeline
+from core.feed.processor import FeedProcessor
+from core.markets import load_markets
+from core.metrics.collect import METRICS
+from core.registry import MarketRegistry
+from core.settings import Settings
+from core.store.db import create_engine, session_factory
+from core.store.migrate import ensure_schema
+from core.store.writer import BatchedWriter
+from core.types import MarketInfo
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class System:
+    db: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    registry: MarketRegistry
+    tracked: list[MarketInfo]
+    assets: list[str]
+    writer: BatchedWriter
+    pipeline: IngestPipeline
+    execution: ExecutionStack
+    link: FeedLink | None  # None: no market or asset to follow
+    trading: TradingWiring
+    balances: VenueBalances | None  # None: funds are not the venue's (paper)
+
+    @property
+    def processor(self) -> FeedProcessor:
+        return self.pipeline.processor
+
+
+async def build_system(
+    settings: Settings,
+    bus: EventBus,
+    resources: contextlib.AsyncExitStack,
+    *,
+    migrate: bool,
+    clock: Callable[[], float],
+    counters: TradingCounters,
+    lifecycle: Lifecycle,
+) -> System:
+    s = settings
+    db = create_engine(s.db.url)
+    resources.push_async_callback(db.dispose)
+    await ensure_schema(db, s.db.url, migrate=migrate)
+    sessions = session_factory(db)
+    store = SqlExecutionStore(sessions)
+    record_alerts(bus, store)
+    bus.subscribe(OrderEvent, OrderAlerts(bus).on_order_event)
+
+    registry = MarketRegistry(await load_markets(sessions))
+    tracked = tracked_markets(s, registry)
+    assets = feed_assets(s, tracked)
+    processor = FeedProcessor(
+        known_assets=set(assets) if assets else None,
+        max_frame_bytes=s.feed.max_frame_bytes,
+        staleness_ms=s.service.staleness_ms,
+        burst_quiet_ms=LIVE_BURST_QUIET_MS,
+        tick_sizes={t.token_id: m.tick_size for m in tracked for t in m.tokens},
+    )
+    log.info("feed fast path: %s", processor.kernel_status)
+    writer = BatchedWriter(db)
+    writer.start()
+    resources.push_async_callback(writer.close)
+    pipeline = IngestPipeline(processor, writer)
+
+    audited = METRICS.audit_store(store)  # every relayer call counted as the engine records it
+    execution = build_execution(s, registry, processor.books, store, bus, clock, engine_store=audited)
+    resources.push_async_callback(execution.relayer.close)
+    execution.engine.register_markets(registry.all())
+    for event_id, members in neg_risk_events(registry.all()).items():
+        execution.engine.set_event_markets(event_id, [m.condition_id for m in members])
+    funds = execution.funds
+    balances = VenueBalances(funds, execution.engine, lifecycle) if isinstance(funds, VenueFunds) else None
+
+    fetcher = ClobBookFetcher(s.clob.url, timeout_s=s.clob.timeout_s)
+    resources.push_async_callback(fetcher.aclose)
+    trading = _trading(s, bus, registry, processor, execution, fetcher, counters, lifecycle)
+    pipeline.add_sink(trading.on_events)
+    link = FeedLink(s.feed, assets, pipeline, FeedDeadAlerts(bus)) if assets else None
+    return System(db, sessions, registry, tracked, assets, writer, pipeline, execution, link, trading, balances)
+
+
+def bind_metrics(system: System, bus: EventBus, counters: TradingCounters) -> None:
+    """Point the metrics registry at this system's parts (read when /metrics is scraped)."""
+    METRICS.bind(
+        processor=system.processor,
+        feed=None if system.link is None else system.link.feed,
+        writer=system.writer,
+        pipeline=system.pipeline,
+        engine=system.execution.engine,
+        risk=system.execution.risk,
+        bus=bus,
+        opportunities={"dutch": counters},
+        runners=system.trading.runners,
+    )
+
+
+def _trading(
+    settings: Settings,
+    bus: EventBus,
+    registry: MarketRegistry,
+    processor: FeedProcessor,
+    execution: ExecutionStack,
+    fetcher: BookFetcher,
+    counters: TradingCounters,
+    lifecycle: Lifecycle,
+) -> TradingWiring:
+    engine, gate, relayer = execution.engine, execution.risk, execution.relayer
+    dutch_sink = EngineDutchSink(engine, gate, registry, counters, lifecycle)
+
+    def quote_sink(market: MarketInfo) -> EngineQuoteSink:
+        return EngineQuoteSink(engine, gate, market, counters, lifecycle)
+
+    return TradingWiring(
+        book_alerts=BookAlerts(bus, registry.label),
+        reseeder=Reseeder(processor, fetcher, registry.label),
+        tick_sizes=TickSizes(registry, engine, relayer),
+        dutch_runners=strategies.dutch_runners(settings, registry, processor, dutch_sink),
+        quoters=strategies.quoters(settings, registry, processor, quote_sink),
+        gate=gate,
+        positions=engine.positions,
+        paper_fills=PaperFills(relayer, engine, lifecycle) if isinstance(relayer, BookUpdateFills) else None,
+        lifecycle=lifecycle,
+    )
