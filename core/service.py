@@ -115,13 +115,7 @@ class Service:
         # alerts raised while starting (before the chat front end exists) are handed to it once it does
         stop_collecting = self.bus.subscribe(Alert, self.startup_alerts.append)
         system = await build_system(
-            s,
-            self.bus,
-            self._resources,
-            migrate=opts.migrate,
-            clock=opts.clock,
-            counters=self.counters,
-            lifecycle=self.lifecycle,
+            s, self.bus, self._resources, self.counters, self.lifecycle, migrate=opts.migrate, clock=opts.clock
         )
         # the facade exists before the engine starts so that it hears what starting says (a reset of the
         # armed state, foreign orders); nothing can call it until the front ends start, at the end
@@ -150,9 +144,7 @@ class Service:
         await self._start_metrics()
         await self._start_front_end()
         with_balances = system.balances is not None
-        self.scheduler = start_scheduler(
-            self.jobs, s, staleness_tick_s=self.opts.staleness_tick_s, balances=with_balances
-        )
+        self.scheduler = start_scheduler(jobs, s, staleness_tick_s=opts.staleness_tick_s, balances=with_balances)
         stop_collecting()
         self.started = True
         what = f"{len(system.tracked)} market(s), {len(system.assets)} asset(s)"

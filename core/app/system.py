@@ -67,11 +67,11 @@ async def build_system(
     settings: Settings,
     bus: EventBus,
     resources: contextlib.AsyncExitStack,
+    counters: TradingCounters,
+    lifecycle: Lifecycle,
     *,
     migrate: bool,
     clock: Callable[[], float],
-    counters: TradingCounters,
-    lifecycle: Lifecycle,
 ) -> System:
     s = settings
     db = create_engine(s.db.url)
