@@ -105,7 +105,7 @@ class JsonFormatter(logging.Formatter):
     """One JSON object per line: ts (UTC ISO-8601), level, logger, msg, extras, exc."""
 
     def format(self, record: logging.LogRecord) -> str:
-        out: dict[str, Any] = {
+        out: dict[str, object] = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             "level": record.levelname,
             "logger": record.name,
@@ -125,13 +125,13 @@ class JsonFormatter(logging.Formatter):
         return jsonlib.dumps(out, ensure_ascii=False, default=str)
 
 
-class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class _StderrHandler(logging.StreamHandler[IO[str]]):
     """Writes to whatever ``sys.stderr`` is at emit time (test runners swap it per test)."""
 
     def __init__(self) -> None:
         super().__init__(sys.stderr)
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> IO[str]:
         return sys.stderr
 
@@ -140,7 +140,7 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         pass
 
 
-def _json_value(value: Any) -> Any:
+def _json_value(value: object) -> object:
     if value is None or isinstance(value, bool | int | float):
         return value
     if isinstance(value, str):

@@ -221,6 +221,27 @@ async def test_offline_skips_every_network_check(tmp_path: Path, sqlite_url: str
     assert report.ok
 
 
+@pytest.mark.parametrize(
+    ("relayer", "offline", "detail"),
+    [
+        ('type = "fake"', False, "paper mode: a bankroll of 1000 pUSD"),
+        ('type = "real"', True, "--offline"),
+        ('type = "real"', False, "no API credentials: the venue balance cannot be read"),
+    ],
+)
+async def test_the_balance_is_read_only_when_it_can_be(
+    tmp_path: Path, sqlite_url: str, relayer: str, offline: bool, detail: str
+) -> None:
+    dead = _closed_port()
+    toml = (
+        f'[feed]\nws_url = "ws://127.0.0.1:{dead}/ws/market"\n[clob]\nurl = "http://127.0.0.1:{dead}"\n'
+        f'[db]\nurl = "{sqlite_url}"\n[relayer]\n{relayer}\n'
+    )
+    report = await run_preflight(_load(tmp_path, toml, KEY_ENV), offline=offline, timeout_s=2)
+    balance = next(c for c in report.checks if c.name == "balance")
+    assert status_of(balance) == "SKIP" and balance.detail == detail
+
+
 async def test_online_with_a_dead_clob_and_feed_fails(tmp_path: Path, sqlite_url: str) -> None:
     await upgrade_to_head(sqlite_url)
     dead = _closed_port()

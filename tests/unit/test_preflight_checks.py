@@ -33,6 +33,7 @@ from core.preflight import (
     risk_limits_from_settings,
     status_of,
 )
+from core.preflight.report import origin_of
 from core.settings import LoadedSettings, RelayerSettings, RiskSettings, Settings, TelegramSettings, load_settings
 
 KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
@@ -374,6 +375,12 @@ async def test_allowances_missing_are_listed(tmp_path: Path) -> None:
     assert not check.ok
     assert "missing 2 of 6" in check.detail
     assert "pUSD -> NegRisk Adapter" in check.detail and "ConditionalTokens -> NegRisk Adapter" in check.detail
+
+
+def test_only_the_origin_of_an_rpc_url_is_shown() -> None:
+    assert origin_of("https://rpc.test:8545/v2/SECRETAPIKEY?x=1") == "https://rpc.test:8545"
+    assert origin_of("https://rpc.test/v2/SECRETAPIKEY") == "https://rpc.test"
+    assert origin_of("https://rpc.test:85a45/v2/SECRETAPIKEY") == "the configured URL"  # a mistyped port
 
 
 async def test_allowances_rpc_error_hides_the_url_path(tmp_path: Path) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import re
 import shutil
 import tomllib
@@ -143,6 +145,18 @@ def test_secrets_file_is_optional(tmp_path: Path) -> None:
     assert loaded.settings.service.name == "x"
 
 
+def test_a_secrets_file_readable_by_others_is_warned_about(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    config = write(tmp_path / "service.toml", "")
+    secrets = write(tmp_path / "secrets.local.toml", f'[relayer]\nprivate_key = "{KEY}"\n')
+    for mode, warned in ((0o644, True), (0o600, False)):
+        secrets.chmod(mode)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="core.settings"):
+            load_settings(config, env={})
+        assert any(f"run: chmod 600 {secrets}" in r.getMessage() for r in caplog.records) is warned
+        assert_no_secret(caplog.text)
+
+
 def test_toml_numbers_become_exact_decimals(tmp_path: Path) -> None:
     config = write(
         tmp_path / "service.toml",
@@ -201,6 +215,42 @@ def test_env_whole_section_as_json_then_specific_key_wins() -> None:
     assert dutch.enabled is True and dutch.max_sets == Decimal("4")
     assert loaded.sources["strategies.dutch.enabled"] == "env:POLYBOT_STRATEGIES__DUTCH"
     assert loaded.sources["strategies.dutch.max_sets"] == "env:POLYBOT_STRATEGIES__DUTCH__MAX_SETS"
+
+
+def test_env_json_numbers_are_exact_decimals() -> None:
+    # a binary float would be refused by every money key ("money must be exact")
+    env = {"POLYBOT_STRATEGIES__DUTCH": '{"safety_margin_usdc": 0.05, "max_sets": 3.30}'}
+    dutch = load_settings(None, env=env).settings.strategies.dutch
+    assert dutch.safety_margin_usdc == Decimal("0.05") and str(dutch.max_sets) == "3.30"
+
+
+def test_env_empty_list_clears_the_file_and_names_are_read_in_any_case(tmp_path: Path) -> None:
+    config = write(tmp_path / "service.toml", "[feed]\nassets = ['111']\n[telegram]\nalert_chats = [42]\n")
+    env = {"POLYBOT_FEED__ASSETS": "", "POLYBOT_TELEGRAM__ALERT_CHATS": " ", "polybot_Risk__Max_Daily_Loss": "7"}
+    loaded = load_settings(config, env=env)
+    assert loaded.settings.feed.assets == [] and loaded.settings.telegram.alert_chats == []
+    assert loaded.sources["feed.assets"] == "env:POLYBOT_FEED__ASSETS"
+    assert load_settings(config, env={"Polybot_Feed__Assets": "1, 2"}).settings.feed.assets == ["1", "2"]
+    assert loaded.settings.risk.max_daily_loss == Decimal("7")
+    assert loaded.sources["risk.max_daily_loss"] == "env:polybot_Risk__Max_Daily_Loss"
+
+
+def test_env_names_without_a_key_or_with_an_empty_part() -> None:
+    env = {"POLYBOT_RISK": '{"max_daily_loss": 5}', "POLYBOT_RISK____X": "1", "POLYBOT_REQUIRE_PG": "1"}
+    (problem,) = problems_of(None, env)
+    assert problem == "env POLYBOT_RISK____X: malformed name (expected POLYBOT_<SECTION>__<KEY>)"
+
+
+def test_settings_built_in_code_never_read_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [n for n in os.environ if n.upper().startswith("POLYBOT_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("POLYBOT_RISK__MAX_DAILY_LOSS", "5")
+    monkeypatch.setenv("POLYBOT_risk__max_daily_loss", "5")  # the field's own spelling, too
+    assert Settings().risk.max_daily_loss == Decimal("100")
+    assert Settings(risk={"max_daily_loss": 7}).risk.max_daily_loss == Decimal("7")
+    loaded = load_settings(None)  # the loader reads os.environ
+    assert loaded.settings.risk.max_daily_loss == Decimal("5")
+    assert loaded.sources["risk.max_daily_loss"].startswith("env:POLYBOT_")
 
 
 def test_env_problems_name_the_variable() -> None:
