@@ -97,7 +97,7 @@ class StateChanged:
 
 Event = Alert | AlertCleared | OrderEvent | FillEvent | StateChanged
 E = TypeVar("E")
-Handler = Callable[[Any], None] | Callable[[Any], Awaitable[None]]
+Handler = Callable[[Any], object]  # handlers of every event type in one list: the argument type is erased
 
 
 class EventBus:
@@ -109,8 +109,9 @@ class EventBus:
         self.handler_errors = 0
         self.published = 0
 
-    def subscribe(self, event_type: type[E] | None, handler: Callable[[E], Any]) -> Callable[[], None]:
-        """Register ``handler`` for ``event_type``; returns a function that unsubscribes it."""
+    def subscribe(self, event_type: type[E] | None, handler: Callable[[E], object]) -> Callable[[], None]:
+        """Register ``handler`` for ``event_type``; returns a function that unsubscribes it. A
+        handler that returns an awaitable (a coroutine function) is run as a task."""
         entry = (event_type, handler)
         self._subs.append(entry)
 
@@ -133,7 +134,7 @@ class EventBus:
             if inspect.isawaitable(result):
                 self._schedule(handler, event, result)
 
-    def _schedule(self, handler: Handler, event: object, awaitable: Awaitable[Any]) -> None:
+    def _schedule(self, handler: Handler, event: object, awaitable: Awaitable[object]) -> None:
         async def run() -> None:
             try:
                 await awaitable
@@ -163,7 +164,7 @@ class EventBus:
 class Recorder:
     """Collects published events (tests, the offline runner, post-mortems)."""
 
-    def __init__(self, bus: EventBus, event_type: type | None = None) -> None:
+    def __init__(self, bus: EventBus, event_type: type[object] | None = None) -> None:
         self.events: list[object] = []
         self._unsubscribe = bus.subscribe(event_type, self.events.append)
 
