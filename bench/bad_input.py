@@ -44,7 +44,9 @@ MISSING = "/proc/nonexistent/polybot"  # never exists, and cannot be created eve
 KEY = "0x" + "11" * 32
 FEED = "$FEED"
 """Stands for the URL of the local ``polybot mock-ws`` the run starts (a feed that answers)."""
-CASE_TIMEOUT_S = 15
+CASE_TIMEOUT_S = 30
+"""A case still running after this was accepted (a server that took its bad option). Generous: on a
+loaded machine (load 4-5 on 2 cores) a command's start-up alone can take several seconds."""
 UNHANDLED = "(use --debug for details)"
 """The tail polybot.cli.main puts on an exception no command handled: its class name reached the user."""
 

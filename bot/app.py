@@ -8,9 +8,10 @@ in-process Bot API double. Either way the same handlers, gate, sender and notifi
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol, runtime_checkable
 
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
 from telegram.request import BaseRequest
@@ -21,13 +22,21 @@ from bot.handlers import BotHandlers
 from bot.notify import Notifier
 from bot.sender import Sender
 from core.control.facade import Control
-
-if TYPE_CHECKING:
-    from core.service import Service
+from core.control.frontend import FrontEndHost
+from core.control.types import OrderTicket
 
 log = logging.getLogger(__name__)
 
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "inline_query", "my_chat_member"]
+OFFLINE_TOKEN = "1:OFFLINE"
+"""The token of a bot that never reaches Telegram (a Bot API double answers it)."""
+
+
+@runtime_checkable
+class FloodLimits(Protocol):
+    """A Bot API transport that says whether Telegram's flood limits apply to it (a double: no)."""
+
+    flood_limited: bool
 
 
 @dataclass
@@ -36,7 +45,7 @@ class BotParts:
     handlers: BotHandlers
     sender: Sender
     notifier: Notifier
-    confirmations: ConfirmationStore
+    confirmations: ConfirmationStore[OrderTicket]
 
     async def notify_admins(self, text: str) -> None:
         await self.notifier.ping_admins(text)
@@ -62,57 +71,89 @@ def build_bot(
     clock: Callable[[], float] | None = None,
     rate_limit_retries: int = 3,
 ) -> BotParts:
-    builder = ApplicationBuilder().token(token).base_url(base_url)
     # Telegram's flood limits (30 messages/s overall, 20/min per group) protect the real Bot API.
     # An in-process double (offline runner, tests, bench) declares it has none; 429 retries stay on.
-    if getattr(request, "flood_limited", True):
-        limiter = AIORateLimiter(max_retries=rate_limit_retries)
-    else:
+    if not _flood_limited(request):
         limiter = AIORateLimiter(overall_max_rate=0, group_max_rate=0, max_retries=rate_limit_retries)
-    builder = builder.rate_limiter(limiter)
+    else:
+        limiter = AIORateLimiter(max_retries=rate_limit_retries)
+    builder = ApplicationBuilder().token(token).base_url(base_url).rate_limiter(limiter)
     if request is not None:
         builder = builder.request(request).get_updates_request(request)
     app = builder.build()
     sender = Sender(app.bot)
-    clock_kw = {"clock": clock} if clock is not None else {}
-    confirmations = ConfirmationStore(ttl_s=confirm_ttl_s, **clock_kw)
-    notifier = Notifier(sender, alert_chats, cooldown_s=alert_cooldown_s, **clock_kw)
+    now = clock if clock is not None else time.monotonic
+    confirmations: ConfirmationStore[OrderTicket] = ConfirmationStore(ttl_s=confirm_ttl_s, clock=now)
+    notifier = Notifier(sender, alert_chats, cooldown_s=alert_cooldown_s, clock=now)
     handlers = BotHandlers(
         control,
         Authoriser.from_entries(users),
         sender,
         confirmations,
-        UserRateLimiter(commands_per_minute, **clock_kw),
+        UserRateLimiter(commands_per_minute, clock=now),
         notifier.mute,
     )
     handlers.install(app)
     return BotParts(app, handlers, sender, notifier, confirmations)
 
 
-async def start_telegram(service: Service) -> BotParts:
+class TelegramFrontEnd:
+    """:func:`start_telegram` as the service's front-end factory, keeping the bot it started.
+
+    An offline runner (tgbot-run-local, the demo, tests) drives that bot itself: its Application
+    and its handlers. ``ServiceOptions(frontend=front_end)``, then ``front_end.parts``.
+    """
+
+    def __init__(self) -> None:
+        self._parts: BotParts | None = None
+
+    async def __call__(self, host: FrontEndHost) -> BotParts:
+        self._parts = await start_telegram(host)
+        return self._parts
+
+    @property
+    def parts(self) -> BotParts:
+        if self._parts is None:
+            raise RuntimeError("the chat front end has not been started (is telegram enabled for this service?)")
+        return self._parts
+
+
+def _flood_limited(request: object) -> bool:
+    """True unless the transport declares Telegram's flood limits do not apply to it."""
+    return request.flood_limited if isinstance(request, FloodLimits) else True
+
+
+def _bot_request(value: object) -> BaseRequest | None:
+    if value is None or isinstance(value, BaseRequest):
+        return value
+    raise TypeError(f"the service's bot_request must be a telegram BaseRequest, not {type(value).__name__}")
+
+
+async def start_telegram(host: FrontEndHost) -> BotParts:
     """The service's chat front end: the bot around its control facade, on the service's loop.
 
     Polls Telegram unless the service was given a Bot API double (``ServiceOptions.bot_request``).
     """
-    t = service.settings.telegram
-    token = t.token.get_secret_value() if t.token is not None else "1:OFFLINE"
+    t = host.settings.telegram
+    token = t.token.get_secret_value() if t.token is not None else OFFLINE_TOKEN
+    request = _bot_request(host.opts.bot_request)
     parts = build_bot(
-        service.control,
+        host.control,
         token=token,
         users=[(u.id, str(u.role)) for u in t.users],
         alert_chats=t.alert_chats,
         base_url=t.base_url,
         confirm_ttl_s=t.confirm_ttl_s,
         commands_per_minute=t.commands_per_minute,
-        request=service.opts.bot_request,
-        clock=service.opts.bot_clock,
+        request=request,
+        clock=host.opts.bot_clock,
     )
-    parts.notifier.attach(service.bus)
+    parts.notifier.attach(host.bus)
     parts.notifier.admins = [u.id for u in t.users if str(u.role) == "admin"]
     app = parts.app
     await app.initialize()
     await app.start()
-    if service.opts.bot_request is None and app.updater is not None:
+    if request is None and app.updater is not None:
 
         def polling_error(exc: Exception) -> None:
             log.warning("telegram polling error: %s", exc)
@@ -120,6 +161,6 @@ async def start_telegram(service: Service) -> BotParts:
         await app.updater.start_polling(
             drop_pending_updates=True, allowed_updates=ALLOWED_UPDATES, error_callback=polling_error
         )
-    for alert in service.startup_alerts:  # e.g. "was armed at shutdown; always start disarmed"
+    for alert in host.startup_alerts:  # e.g. "was armed at shutdown; always start disarmed"
         await parts.notifier.on_alert(alert)
     return parts

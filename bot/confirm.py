@@ -12,7 +12,10 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+"""What waits for the tap (the bot keeps an order ticket)."""
 
 
 class TapResult(enum.StrEnum):
@@ -22,33 +25,37 @@ class TapResult(enum.StrEnum):
     WRONG_USER = "wrong_user"
 
 
+MAX_EXPIRED = 1000
+"""Expired nonces remembered (to answer a late tap with "Expired."); the oldest half goes beyond it."""
+
+
 @dataclass
-class Pending:
+class Pending(Generic[T]):
     nonce: str
     user_id: int
     chat_id: int
-    payload: Any
+    payload: T
     created: float
     expires: float
     message_id: int | None = None
-    meta: dict[str, Any] = field(default_factory=dict)
+    meta: dict[str, object] = field(default_factory=dict)
 
 
-class ConfirmationStore:
+class ConfirmationStore(Generic[T]):
     def __init__(self, ttl_s: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.ttl_s = ttl_s
         self._clock = clock
-        self._pending: dict[str, Pending] = {}
-        self._expired: dict[str, Pending] = {}
+        self._pending: dict[str, Pending[T]] = {}
+        self._expired: dict[str, Pending[T]] = {}
 
-    def create(self, user_id: int, chat_id: int, payload: Any) -> Pending:
+    def create(self, user_id: int, chat_id: int, payload: T) -> Pending[T]:
         nonce = secrets.token_urlsafe(9)  # 12 chars: "c:" + nonce stays far below 64 bytes
         now = self._clock()
         pending = Pending(nonce, user_id, chat_id, payload, now, now + self.ttl_s)
         self._pending[nonce] = pending
         return pending
 
-    def take(self, nonce: str, user_id: int) -> tuple[TapResult, Pending | None]:
+    def take(self, nonce: str, user_id: int) -> tuple[TapResult, Pending[T] | None]:
         """Validate a tap; on success the entry is consumed (single use)."""
         pending = self._pending.get(nonce)
         if pending is None:
@@ -62,21 +69,21 @@ class ConfirmationStore:
         del self._pending[nonce]
         return TapResult.OK, pending
 
-    def cancel(self, nonce: str, user_id: int) -> tuple[TapResult, Pending | None]:
+    def cancel(self, nonce: str, user_id: int) -> tuple[TapResult, Pending[T] | None]:
         """Cancel button: same rules as a confirm tap."""
         return self.take(nonce, user_id)
 
-    def expire_due(self) -> list[Pending]:
+    def expire_due(self) -> list[Pending[T]]:
         """Expire every entry past its deadline; returns them so their cards can be edited."""
         now = self._clock()
         due = [n for n, p in self._pending.items() if now >= p.expires]
         return [self._expire(n) for n in due]
 
-    def _expire(self, nonce: str) -> Pending:
+    def _expire(self, nonce: str) -> Pending[T]:
         pending = self._pending.pop(nonce)
         self._expired[nonce] = pending
-        if len(self._expired) > 1000:  # bounded memory: forget the oldest expired nonces
-            for old in list(self._expired)[:500]:
+        if len(self._expired) > MAX_EXPIRED:  # bounded memory: forget the oldest expired nonces
+            for old in list(self._expired)[: MAX_EXPIRED // 2]:
                 del self._expired[old]
         return pending
 

@@ -7,8 +7,8 @@ from decimal import Decimal
 import pytest
 
 from bot.auth import Authoriser, Role, UserRateLimiter
+from bot.commands import UsageProblem, parse_duration
 from bot.confirm import ConfirmationStore, TapResult
-from bot.handlers import UsageProblem, parse_duration
 from bot.render import TELEGRAM_MAX_CHARS, esc, split_message, table
 
 

@@ -15,8 +15,8 @@ from decimal import Decimal
 import pytest
 
 from bot.auth import Authoriser, Role, UserRateLimiter
+from bot.commands import COMMANDS, UsageProblem, decimal_arg, parse_duration
 from bot.confirm import ConfirmationStore, TapResult
-from bot.handlers import COMMANDS, UsageProblem, _decimal, parse_duration
 from bot.render import esc, table
 from core.redact import clear_secrets, redact, register_secret
 
@@ -133,14 +133,14 @@ def test_the_safe_direction_is_never_rate_limited() -> None:
 )  # fmt: skip
 def test_numeric_arguments_are_plain_ascii_decimals(text: str) -> None:
     with pytest.raises(UsageProblem, match=r"^SIZE (must be a plain decimal number|is too long)") as exc:
-        _decimal(text, "SIZE")
+        decimal_arg(text, "SIZE")
     assert len(str(exc.value)) < 200  # one line, a long argument is not echoed in full
 
 
 def test_numeric_arguments_keep_exact_decimals() -> None:
-    assert _decimal("0.30", "PRICE") == Decimal("0.30")
-    assert _decimal("10", "SIZE") == Decimal(10)
-    assert _decimal("-0.5", "PRICE") == Decimal("-0.5")  # the sign is the risk gate's to refuse, with the range
+    assert decimal_arg("0.30", "PRICE") == Decimal("0.30")
+    assert decimal_arg("10", "SIZE") == Decimal(10)
+    assert decimal_arg("-0.5", "PRICE") == Decimal("-0.5")  # the sign is the risk gate's to refuse, with the range
 
 
 @pytest.mark.parametrize(

@@ -7,12 +7,15 @@ import asyncio
 import json
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.errors import PolybotError, UsageError
 from polybot.cli import common
 from polybot.cli.common import stop_on_signals
 from polybot.cli.main import add_command
+
+if TYPE_CHECKING:
+    from polybot.cli.main import Subcommands
 
 PRIVATE_KEY_ENV = "POLYBOT_PRIVATE_KEY"
 _UNIX_SECONDS = common.int_arg(0, 253_402_300_799, unit="unix seconds")  # up to the year 9999
@@ -20,7 +23,7 @@ _CHAIN_ID = common.int_arg(1, 2**53)
 DEFAULT_CLOB_URL = "https://clob.polymarket.com"
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: Subcommands) -> None:
     p = add_command(
         sub,
         "relayer-dry-run",
@@ -217,7 +220,7 @@ async def _approvals(args: argparse.Namespace) -> tuple[list[Any], list[Any] | N
 
 
 def cmd_approve(args: argparse.Namespace) -> int:
-    from eth_utils import to_checksum_address
+    from eth_utils.address import to_checksum_address
 
     if args.address:
         try:

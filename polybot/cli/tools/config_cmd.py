@@ -11,11 +11,12 @@ from core.errors import ConfigError
 
 if TYPE_CHECKING:
     from core.settings import LoadedSettings
+    from polybot.cli.main import Subcommands
 
 _EXAMPLE_FILE = "config/service.example.toml"
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: Subcommands) -> None:
     from polybot.cli.main import add_command
 
     parser = add_command(

@@ -7,9 +7,13 @@ import asyncio
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from polybot.cli import common
 from polybot.cli.main import add_command
+
+if TYPE_CHECKING:
+    from polybot.cli.main import Subcommands
 
 _DEMO_SECONDS = common.float_arg(0, 600, low_open=True, unit="seconds")
 
@@ -24,7 +28,7 @@ def _var_dir(text: str) -> Path:
     return path
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: Subcommands) -> None:
     p = add_command(
         sub,
         "demo",

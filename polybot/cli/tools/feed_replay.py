@@ -9,7 +9,7 @@ import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.errors import PolybotError
 from core.feed.processor import FeedProcessor
@@ -17,10 +17,13 @@ from core.feed.replay import replay
 from polybot.cli import common
 from polybot.cli.main import add_command
 
+if TYPE_CHECKING:
+    from polybot.cli.main import Subcommands
+
 _SPEED = common.float_arg(0, 1_000_000)  # times the recorded pace; 0 = at once
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: Subcommands) -> None:
     p = add_command(
         sub,
         "replay-book",

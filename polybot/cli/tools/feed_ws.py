@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import sys
+from typing import TYPE_CHECKING
 
 from core.errors import PolybotError, UsageError
 from core.feed.ws import DEFAULT_MARKET_URL, ConnectionEvent, ConnectionState
@@ -14,8 +15,11 @@ from polybot.cli import common
 from polybot.cli.common import FirstFrames, add_first_frame_timeout, stop_on_signals
 from polybot.cli.main import add_command
 
+if TYPE_CHECKING:
+    from polybot.cli.main import Subcommands
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+
+def register(sub: Subcommands) -> None:
     p = add_command(
         sub,
         "record-ws",

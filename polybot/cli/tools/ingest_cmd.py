@@ -7,16 +7,19 @@ import asyncio
 import json
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.errors import PolybotError
 from polybot.cli import common
 from polybot.cli.main import add_command
 
+if TYPE_CHECKING:
+    from polybot.cli.main import Subcommands
+
 _FRAME_BYTES = common.int_arg(1, 64 * 1024 * 1024, unit="bytes")
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: Subcommands) -> None:
     p = add_command(
         sub,
         "ingest-ws",

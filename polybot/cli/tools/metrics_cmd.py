@@ -14,14 +14,18 @@ import asyncio
 import contextlib
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.errors import PolybotError, UsageError
 from polybot.cli import common
 from polybot.cli.common import stop_on_signals
 from polybot.cli.main import add_command
 
+if TYPE_CHECKING:
+    from polybot.cli.main import Subcommands
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+
+def register(sub: Subcommands) -> None:
     p = add_command(
         sub,
         "metrics",
@@ -103,7 +107,8 @@ def _recording(args: argparse.Namespace) -> Path | None:
     if args.no_replay:
         return None
     if args.replay is not None:
-        return args.replay
+        given: Path = args.replay
+        return given
     found = default_recording()
     if found is None:
         sys.stderr.write("no recording under fixtures/recordings/: showing this process's metrics only\n")
@@ -202,7 +207,7 @@ async def _serve_async(args: argparse.Namespace, path: Path | None) -> int:
             stopper = asyncio.create_task(stop.wait())
             try:
                 while True:
-                    pending: set[asyncio.Task[object]] = {stopper}  # type: ignore[arg-type]
+                    pending: set[asyncio.Task[object]] = {stopper}
                     if replay_task is not None:
                         pending.add(replay_task)
                     timeout = None if deadline is None else max(0.0, deadline - loop.time())

@@ -7,14 +7,19 @@ import asyncio
 import logging
 import signal
 import sys
+from typing import TYPE_CHECKING
 
 from polybot.cli import common
 from polybot.cli.main import add_command
 
+if TYPE_CHECKING:
+    from core.settings import LoadedSettings
+    from polybot.cli.main import Subcommands
+
 log = logging.getLogger(__name__)
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: Subcommands) -> None:
     p = add_command(
         sub,
         "run-service",
@@ -43,12 +48,12 @@ def _run(args: argparse.Namespace) -> int:
     return asyncio.run(run_service(loaded, migrate=args.migrate, duration=args.duration))
 
 
-async def run_service(loaded: object, *, migrate: bool = False, duration: float | None = None) -> int:
+async def run_service(loaded: LoadedSettings, *, migrate: bool = False, duration: float | None = None) -> int:
     from bot.app import start_telegram
     from core.service import Service, ServiceOptions
 
     # the CLI composes the front ends; core/service.py itself never imports bot/
-    service = Service(loaded, ServiceOptions(migrate=migrate, frontend=start_telegram))  # type: ignore[arg-type]
+    service = Service(loaded, ServiceOptions(migrate=migrate, frontend=start_telegram))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, service.request_stop)

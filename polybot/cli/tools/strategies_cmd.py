@@ -23,6 +23,9 @@ from polybot.cli import common
 from polybot.cli.common import db_url_arg
 from polybot.cli.main import add_command
 
+if TYPE_CHECKING:
+    from polybot.cli.main import Subcommands
+
 if TYPE_CHECKING:  # SQLAlchemy and the feed load only when a command runs
     from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -41,7 +44,7 @@ _TICKS = common.int_arg(1, 10_000)
 _SLIPPAGE_TICKS = common.int_arg(0, 10_000)
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: Subcommands) -> None:
     p = add_command(
         sub,
         "dutch-run-replay",

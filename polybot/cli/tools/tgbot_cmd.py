@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from core.control.types import PreflightReport
     from core.service import Service
     from core.settings import LoadedSettings
+    from polybot.cli.main import Subcommands
 
 # Used when the configuration authorises nobody (or there is no --config): a local test table.
 DEFAULT_USERS: tuple[tuple[int, str], ...] = ((1001, "admin"), (1002, "viewer"), (1003, "operator"))
@@ -100,7 +101,7 @@ Exit status: 0; 1 when a handler raised (the transcript shows "Internal error");
 argument or a bad line in UPDATES.jsonl (nothing is run)."""
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: Subcommands) -> None:
     p = add_command(
         sub,
         "tgbot-run-local",
@@ -196,7 +197,7 @@ class LocalSession:
 
 def prepare_update(raw: dict[str, Any], market: str | None, outcome: str | None) -> dict[str, Any]:
     """$MARKET/$OUTCOME substitution and a bot_command entity for a leading /command."""
-    data = json.loads(json.dumps(raw))
+    data: dict[str, Any] = json.loads(json.dumps(raw))
     for kind in ("message", "edited_message"):
         msg = data.get(kind)
         if not isinstance(msg, dict) or not isinstance(msg.get("text"), str):
@@ -299,7 +300,7 @@ def _replay_frames(service: Service, path: Path) -> int:
 @asynccontextmanager
 async def local_session(opts: LocalOptions) -> AsyncIterator[LocalSession]:
     """A started service with an offline bot; stopped cleanly on exit."""
-    from bot.app import start_telegram
+    from bot.app import TelegramFrontEnd
     from bot.fake_api import FakeBotApi
     from bot.offline import ManualClock, OfflineRunner
     from core.service import Service, ServiceOptions
@@ -308,16 +309,17 @@ async def local_session(opts: LocalOptions) -> AsyncIterator[LocalSession]:
     loaded = _load(opts)
     api = FakeBotApi() if opts.bot_username is None else FakeBotApi(username=bot_username_arg(opts.bot_username))
     clock = ManualClock()  # drives confirmation expiry, the per-user rate limit and alert cooldown/mute
+    front_end = TelegramFrontEnd()  # the session drives the bot itself (its Application, its handlers)
     service = Service(
         loaded,
-        ServiceOptions(migrate=opts.migrate, bot_request=api, with_bot=True, bot_clock=clock, frontend=start_telegram),
+        ServiceOptions(migrate=opts.migrate, bot_request=api, with_bot=True, bot_clock=clock, frontend=front_end),
     )
     try:
         await service.start()
         if service.scheduler is not None:
             service.scheduler.pause()  # time belongs to the script, and no job may reach Gamma
         service.control.rt.preflight = _preflight_for(service.loaded)
-        parts = service.bot
+        parts = front_end.parts
 
         errors: list[str] = []
 
