@@ -73,7 +73,7 @@ class EnvVariables(EnvSettingsSource):
 class Layer:
     label: str
     """``file:<path>`` | ``secrets:<path>`` | ``env:<NAME>``: the provenance of every key it sets."""
-    data: Mapping[str, Any]
+    data: Mapping[str, object]
     text: str = ""
     """The TOML text, to find the line of a key."""
 
@@ -120,8 +120,8 @@ def read_environment(environ: Mapping[str, str], problems: list[str]) -> list[La
     return [layer for _, layer in found]
 
 
-def _nest(parts: list[str], value: object) -> dict[str, Any]:
-    out: dict[str, Any] = {parts[-1]: value}
+def _nest(parts: list[str], value: object) -> dict[str, object]:
+    out: dict[str, object] = {parts[-1]: value}
     for part in reversed(parts[:-1]):
         out = {part: out}
     return out
@@ -131,21 +131,22 @@ class Merged:
     """Layers merged in order (later wins, tables merge deeply), remembering which one set each key."""
 
     def __init__(self, layers: list[Layer]) -> None:
-        self.data: dict[str, Any] = {}
+        self.data: dict[str, object] = {}
         self.origin: dict[str, str] = {}
         """Dotted key (as written, a table or a leaf) -> the label of the layer that set it."""
         self.texts: dict[str, str] = {layer.label: layer.text for layer in layers if layer.text}
         for layer in layers:
             self._overlay(self.data, layer.data, layer.label)
 
-    def _overlay(self, dst: dict[str, Any], src: Mapping[str, Any], label: str, prefix: str = "") -> None:
+    def _overlay(self, dst: dict[str, object], src: Mapping[str, object], label: str, prefix: str = "") -> None:
         for key, value in src.items():
             dotted = f"{prefix}{key}"
             if isinstance(value, Mapping):
-                if not isinstance(dst.get(key), dict):
+                table = dst.get(key)
+                if not isinstance(table, dict):
                     self._forget(dotted)
-                    dst[key] = {}
-                self._overlay(dst[key], value, label, dotted + ".")
+                    table = dst[key] = {}
+                self._overlay(table, value, label, dotted + ".")
             else:
                 self._forget(dotted)
                 dst[key] = value
