@@ -120,7 +120,7 @@ def _tokens(item: GammaMarketItem) -> tuple[TokenInfo, ...]:
         raise GammaParseError(BadReason.MISSING_TOKEN_IDS, "clobTokenIds is absent (no order book)")
     token_ids = [t.strip() for t in item.clob_token_ids]
     if not token_ids or not all(t.isdigit() for t in token_ids):
-        raise GammaParseError(BadReason.BAD_TOKEN_IDS, f"clobTokenIds {token_ids!r} are not all decimal token ids")
+        raise GammaParseError(BadReason.BAD_TOKEN_IDS, f"clobTokenIds {token_ids!r:.160} are not all decimal token ids")
     if len(set(token_ids)) != len(token_ids):
         raise GammaParseError(BadReason.BAD_TOKEN_IDS, "clobTokenIds contains duplicates")
     if item.outcomes is None:

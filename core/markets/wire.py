@@ -69,7 +69,7 @@ def _strings(kind: type[_Listed], obj: object, name: str, reason: BadReason) -> 
     try:
         return kind(msgspec.convert(_listed(obj), list[str]))
     except (ValueError, msgspec.ValidationError) as exc:
-        raise GammaParseError(reason, f"{name} {obj!r} is not a list of strings ({exc})") from None
+        raise GammaParseError(reason, f"{name} {obj!r:.120} is not a list of strings ({exc})") from None
 
 
 def _outcome_prices(obj: object) -> OutcomePrices:
