@@ -90,7 +90,6 @@ class Metrics:
         self._relayer_tap = RelayerTap()
         self._bus_tap = BusTap()
         self._feed_tap_on: PipelineSource | None = None  # the pipeline the feed tap is attached to
-        self._wrapped_store = False  # bind() wrapped the engine's store (unbind() unwraps it)
         self._bus_unsubscribe: Callable[[], None] | None = None
         self._seen: set[str] = set()  # components ever bound: their zero-valued series are exported
         self._runner_stats: dict[int, tuple[str, object]] = {}
@@ -182,27 +181,20 @@ class Metrics:
             self._seen.add("processor")
 
     def _bind_engine(self, engine: EngineSource, *, own_risk: bool) -> None:
-        self._detach_engine()
         self._b.engine = engine
-        if not isinstance(engine.store, AuditTap):
-            # Transitional: an engine built without :meth:`audit_store` gets its store wrapped
-            # here, so relayer calls are still counted, until the composition root passes
-            # ``store=METRICS.audit_store(store)`` when it builds the engine.
-            setattr(engine, "store", AuditTap(engine.store, self._relayer_tap))  # noqa: B010
-            self._wrapped_store = True
         self._seen.add("engine")
         if own_risk:  # the engine's own gate, unless one was given
             self._b.risk = engine.risk
 
     def audit_store(self, store: S) -> S:
         """``store``, with every audit record (every relayer call) also counted here: build the
-        engine with it. Everything else passes through to ``store`` untouched."""
+        engine with it (an engine bound without it reports no relayer calls). Everything else
+        passes through to ``store`` untouched."""
         return cast(S, AuditTap(store, self._relayer_tap))
 
     def unbind(self) -> None:
         """Detach every component (counters captured so far are kept)."""
         self._detach_pipeline()
-        self._detach_engine()
         if self._b.writer is not None:
             unwatch_writer(self._b.writer, self._writer_tap)
         if self._bus_unsubscribe is not None:
@@ -215,12 +207,6 @@ class Metrics:
         if old is not None and self._feed_tap in old.sinks:
             old.sinks.remove(self._feed_tap)
         self._feed_tap_on = None
-
-    def _detach_engine(self) -> None:
-        engine = self._b.engine
-        if self._wrapped_store and engine is not None and isinstance(engine.store, AuditTap):
-            setattr(engine, "store", engine.store.inner)  # noqa: B010 - undoes _bind_engine's wrap
-        self._wrapped_store = False
 
     def register_runner(self, runner: object, strategy: str | None = None) -> None:
         """Count a strategy runner's evaluations and opportunities (its ``stats`` object is kept,

@@ -23,7 +23,6 @@ from core.feed.ws import MarketFeed
 from core.metrics.catalog import CATALOG
 from core.metrics.collect import Metrics
 from core.metrics.replay import IngestRig
-from core.metrics.taps import AuditTap
 from core.risk import RiskGate, RiskLimits
 from core.store.db import create_engine
 from core.store.migrate import upgrade_engine
@@ -58,10 +57,12 @@ async def no_sleep(_s: float) -> None:
 
 
 class World:
-    def __init__(self) -> None:
+    """An engine built as the service builds it: on the metrics' audit store."""
+
+    def __init__(self, metrics: Metrics) -> None:
         self.bus = EventBus()
         self.books = {YES: StaticBook(YES, ask_levels=[(D("0.50"), D("100"))], bid_levels=[(D("0.48"), D("100"))])}
-        self.store = MemoryExecutionStore()
+        self.store = metrics.audit_store(MemoryExecutionStore())
         self.relayer = PaperRelayer(self.books.get, clock=time.time)
         self.risk = RiskGate(RiskLimits(), self.store, time.time, self.bus)
         self.engine = Engine(
@@ -88,11 +89,10 @@ async def scrape(client: httpx.AsyncClient, url: str) -> dict[Key, float]:
 
 
 async def test_orders_refusals_fills_and_relayer_calls_move_the_scraped_counters() -> None:
-    world = World()
-    await world.engine.start()
     m = Metrics(process_metrics=False)
+    world = World(m)
+    await world.engine.start()
     m.bind(engine=world.engine, bus=world.bus)  # the risk gate comes with the engine
-    assert isinstance(world.engine.store, AuditTap)
     server = m.serve("127.0.0.1", 0)
     try:
         async with httpx.AsyncClient(timeout=TIMEOUT, trust_env=False) as client:
@@ -133,13 +133,12 @@ async def test_orders_refusals_fills_and_relayer_calls_move_the_scraped_counters
     finally:
         await server.aclose()
         m.unbind()
-    assert not isinstance(world.engine.store, AuditTap)  # unbind gives the engine its store back
 
 
 async def test_a_fully_bound_process_exports_every_catalog_metric_and_passes_promtool() -> None:
     m = Metrics(top_assets=2)
     rig = await IngestRig.open(m)
-    world = World()
+    world = World(m)
     await world.engine.start()
     try:
         await rig.replay(RECORDING)
@@ -219,21 +218,22 @@ async def test_writer_batches_and_receive_to_commit_latency_on_both_backends(db_
         await db.dispose()
 
 
-async def test_an_engine_built_on_the_audit_store_is_counted_and_never_rewrapped() -> None:
+async def test_only_an_engine_built_on_the_audit_store_reports_relayer_calls() -> None:
     m = Metrics(process_metrics=False)
-    bus = EventBus()
-    books = {YES: StaticBook(YES, ask_levels=[(D("0.50"), D("100"))], bid_levels=[(D("0.48"), D("100"))])}
-    store = m.audit_store(MemoryExecutionStore())
-    risk = RiskGate(RiskLimits(), store, time.time, bus)
-    relayer = PaperRelayer(books.get, clock=time.time)
-    engine = Engine(relayer, risk, store, bus, sleep=no_sleep, book_provider=books.get)
-    await engine.start()
-    m.bind(engine=engine)
-    assert engine.store is store  # the construction-time tap is used as is
-    assert (await risk.arm("tester")).ok
-    intent = Intent(BIN.condition_id, YES, Side.BUY, D("0.49"), D("10"), OrderType.GTC)
-    assert (await engine.submit(intent, BIN, seq=1)).ok
+    audited, plain = World(m), World(m)
+    plain.engine = Engine(plain.relayer, plain.risk, MemoryExecutionStore(), plain.bus, sleep=no_sleep)
+    for world in (audited, plain):
+        await world.engine.start()
+        assert (await world.risk.arm("tester")).ok
+    store = audited.engine.store
+    m.bind(engine=audited.engine)
+    assert audited.engine.store is store  # binding leaves the engine as it was built
+    assert (await audited.submit(1, price="0.49")).ok
     vals = parse(m.exposition().decode())
     assert v(vals, "polybot_relayer_requests_total", action="place", outcome="accepted") == 1
     m.unbind()
-    assert engine.store is store  # not ours to take away
+    m.bind(engine=plain.engine)
+    assert (await plain.submit(2, price="0.49")).ok
+    vals = parse(m.exposition().decode())
+    assert v(vals, "polybot_relayer_requests_total", action="place", outcome="accepted") == 1  # not counted
+    assert v(vals, "polybot_open_orders") == 1  # but the engine itself is read
