@@ -5,18 +5,8 @@ An order is placed only when every gate says yes. :meth:`RiskGate.check` returns
 engine, the exec_audit table. The decision logic is pure: time comes from the injected clock,
 exposure from an :class:`ExposureSnapshot` the engine builds, so tests control everything.
 
-Exposure is measured as the worst-case loss across outcomes, not as the sum of notionals:
-for a set of mutually exclusive resolutions ``r`` (a binary market: YES wins or NO wins; a
-neg-risk event: each listed outcome wins, plus "something else wins" unless the event is known
-to be complete), the loss in ``r`` is
-
-    sum(cost basis of held shares) - sum(shares of tokens that pay in r)
-      + sum(notional of open buy orders on tokens that do not pay in r)
-
-Open buys count adversarially (the ones on losing tokens fill, the ones on winning tokens do
-not), so a Dutch group's legs in flight count as leg risk until they have all filled, and a
-group left with one leg filled counts as that leg's cost until it is unwound or hedged. Open
-sells are ignored: with long-only inventory a sale can only lower the loss ceiling.
+Exposure is the worst-case loss across outcomes (:mod:`core.execution.exposure`); rate limits
+and the error breaker are in :mod:`core.execution.throttle`.
 The service always starts disarmed, whatever the state table said at shutdown.
 """
 
@@ -24,21 +14,23 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from core.events import Alert, AlertCleared, AlertKind, EventBus, Severity, StateChanged
-from core.execution.funds import Funds
-from core.execution.positions import utc_day
 
-# ReasonCode and RiskDecision are named from here by the gate's callers
+# ReasonCode, RiskDecision and the exposure types are named from here by the gate's callers
+from core.execution.exposure import ExposureSnapshot as ExposureSnapshot
+from core.execution.exposure import Holding as Holding
+from core.execution.exposure import group_key_of as group_key_of
+from core.execution.positions import utc_day
 from core.execution.rules import ReasonCode as ReasonCode
 from core.execution.rules import RiskDecision as RiskDecision
 from core.execution.rules import crosses_book, order_rules
 from core.execution.store import AuditRecord, ExecutionStore
+from core.execution.throttle import ErrorBreaker, TokenBucket
 from core.execution.types import CancelResult, OrderRequest
 from core.store.models import ARMED_KEY
 from core.types import BookStatus, BookView, MarketInfo, Side
@@ -103,266 +95,6 @@ class RiskLimits:
                 f"{VENUE_CANCELS_PER_S:g}/s burst {VENUE_CANCEL_BURST}"
             )
         return out
-
-
-class TokenBucket:
-    """Classic token bucket on an injected clock (rates are not money: floats are fine here).
-
-    ``_EPS`` absorbs float error in ``now - then`` at epoch magnitudes (~1e-7 s): without it a
-    caller that waits exactly ``wait_time()`` could find 0.99999 of a token.
-    """
-
-    _EPS = 1e-4
-
-    def __init__(self, rate_per_s: float, burst: int, clock: Callable[[], float]) -> None:
-        if rate_per_s <= 0 or burst < 1:
-            raise ValueError("token bucket needs rate > 0 and burst >= 1")
-        self.rate = rate_per_s
-        self.burst = burst
-        self._clock = clock
-        self._tokens = float(burst)
-        self._at = clock()
-
-    def _refill(self) -> None:
-        now = self._clock()
-        if now > self._at:
-            self._tokens = min(float(self.burst), self._tokens + (now - self._at) * self.rate)
-        self._at = max(self._at, now)
-
-    @property
-    def tokens(self) -> float:
-        self._refill()
-        return self._tokens
-
-    def try_take(self, n: int = 1) -> bool:
-        self._refill()
-        if self._tokens + self._EPS >= n:
-            self._tokens -= n
-            return True
-        return False
-
-    def wait_time(self, n: int = 1) -> float:
-        """Seconds until ``n`` tokens are available (0 when they are now)."""
-        self._refill()
-        missing = n - self._tokens
-        return 0.0 if missing <= self._EPS else missing / self.rate
-
-
-class ErrorBreaker:
-    """Trips when ``max_errors`` order errors happened within ``window_s``; clears as they age out."""
-
-    def __init__(self, max_errors: int, window_s: float, clock: Callable[[], float]) -> None:
-        self.max_errors = max_errors
-        self.window_s = window_s
-        self._clock = clock
-        self._errors: deque[float] = deque()
-
-    def record(self) -> None:
-        self._errors.append(self._clock())
-
-    def recent(self) -> int:
-        cutoff = self._clock() - self.window_s
-        while self._errors and self._errors[0] <= cutoff:
-            self._errors.popleft()
-        return len(self._errors)
-
-    @property
-    def tripped(self) -> bool:
-        return self.recent() >= self.max_errors
-
-
-# ---------------------------------------------------------------------------------------------
-# Exposure
-
-
-@dataclass(frozen=True, slots=True)
-class Holding:
-    """Per-token exposure inputs: filled inventory and open buy orders."""
-
-    token_id: str
-    market: str = ""
-    shares: Decimal = ZERO
-    cost: Decimal = ZERO  # cost basis of the held shares
-    pending_buy: Decimal = ZERO  # notional of open (unfilled) buy orders
-    pending_sell: Decimal = ZERO  # shares promised to open (unfilled) sell orders
-
-
-def yes_no_tokens(market: MarketInfo) -> tuple[str, str] | None:
-    """(YES token, NO token) of a binary market; None when the market is not binary."""
-    if len(market.tokens) != 2:
-        return None
-    first, second = market.tokens
-    if second.outcome.strip().lower() == "yes" and first.outcome.strip().lower() != "yes":
-        return second.token_id, first.token_id
-    return first.token_id, second.token_id
-
-
-@dataclass(slots=True)
-class ExposureSnapshot:
-    holdings: dict[str, Holding] = field(default_factory=dict)
-    markets: Mapping[str, MarketInfo] = field(default_factory=dict)
-    complete_events: Mapping[str, frozenset[str]] = field(default_factory=dict)
-    daily_realised: Decimal | None = None  # today's realised PnL; None = "use what the gate was told"
-    event_index: Mapping[str, Sequence[str]] | None = None  # event id -> market ids (built when absent)
-    # per-unit exposures the owner (the engine) keeps between snapshots and invalidates on change
-    group_cache: dict[str, Decimal] | None = None
-    funds: Funds | None = None  # collateral and venue shares; None = no balance check (shares from holdings)
-    _by_market: dict[str, list[str]] | None = field(default=None, init=False, repr=False, compare=False)
-    _events: dict[str, list[str]] | None = field(default=None, init=False, repr=False, compare=False)
-    _total: Decimal | None = field(default=None, init=False, repr=False, compare=False)
-
-    def _derive(self, holdings: dict[str, Holding], markets: Mapping[str, MarketInfo]) -> ExposureSnapshot:
-        return ExposureSnapshot(
-            holdings,
-            markets,
-            self.complete_events,
-            self.daily_realised,
-            event_index=self.event_index if markets is self.markets else None,
-            funds=self.funds,
-        )
-
-    def with_market(self, market: MarketInfo) -> ExposureSnapshot:
-        """The same exposure, knowing one more market's structure."""
-        return self._derive(self.holdings, {**self.markets, market.condition_id: market})
-
-    def with_order(self, req: OrderRequest) -> ExposureSnapshot:
-        """The snapshot as if ``req`` were resting (buys add pending notional, sells pending shares)."""
-        holdings = dict(self.holdings)
-        cur = holdings.get(req.token_id) or Holding(token_id=req.token_id, market=req.market)
-        if req.side is Side.BUY:
-            cur = replace(cur, pending_buy=cur.pending_buy + req.price * req.size)
-        else:
-            cur = replace(cur, pending_sell=cur.pending_sell + req.size)
-        holdings[req.token_id] = replace(cur, market=cur.market or req.market)
-        return self._derive(holdings, self.markets)
-
-    # -- indexes (built once per snapshot) ---------------------------------------------------------
-
-    def _market_of(self, token_id: str) -> str:
-        held = self.holdings.get(token_id)
-        if held is not None and held.market:
-            return held.market
-        for m in self.markets.values():
-            if any(t.token_id == token_id for t in m.tokens):
-                return m.condition_id
-        return ""
-
-    def _tokens_by_market(self) -> dict[str, list[str]]:
-        if self._by_market is None:
-            index: dict[str, list[str]] = {}
-            for h in self.holdings.values():
-                index.setdefault(h.market or self._market_of(h.token_id), []).append(h.token_id)
-            self._by_market = index
-        return self._by_market
-
-    def _market_tokens(self, market_id: str) -> list[str]:
-        info = self.markets.get(market_id)
-        tokens = [t.token_id for t in info.tokens] if info else []
-        tokens += [t for t in self._tokens_by_market().get(market_id, ()) if t not in tokens]
-        return tokens
-
-    def _worst(self, tokens: Iterable[str], resolutions: Sequence[frozenset[str]]) -> Decimal:
-        held = [self.holdings[t] for t in tokens if t in self.holdings]
-        if not held:
-            return ZERO
-        base = sum((h.cost for h in held), ZERO)
-        worst = None
-        for winners in resolutions:
-            loss = base
-            for h in held:
-                if h.token_id in winners:
-                    loss -= h.shares
-                else:
-                    loss += h.pending_buy
-            worst = loss if worst is None else max(worst, loss)
-        return max(ZERO, worst if worst is not None else ZERO)
-
-    # -- measures ------------------------------------------------------------------------------
-
-    def market_exposure(self, market_id: str) -> Decimal:
-        info = self.markets.get(market_id)
-        tokens = self._market_tokens(market_id)
-        if info is None or len(info.tokens) < 2:
-            return self._worst(tokens, [frozenset()])  # structure unknown: assume everything loses
-        return self._worst(tokens, [frozenset({t.token_id}) for t in info.tokens])
-
-    def event_markets(self, event_id: str) -> list[MarketInfo]:
-        if self.event_index is not None:
-            ids: Sequence[str] = self.event_index.get(event_id, ())
-        else:
-            if self._events is None:
-                events: dict[str, list[str]] = {}
-                for m in self.markets.values():
-                    if m.neg_risk and m.neg_risk_market_id:
-                        events.setdefault(m.neg_risk_market_id, []).append(m.condition_id)
-                self._events = events
-            ids = self._events.get(event_id, ())
-        return [m for i in ids if (m := self.markets.get(i)) is not None and m.neg_risk]
-
-    def event_exposure(self, event_id: str) -> Decimal:
-        members = self.event_markets(event_id)
-        tokens: list[str] = []
-        yes_no: list[tuple[str, str]] = []
-        for m in members:
-            tokens += self._market_tokens(m.condition_id)
-            pair = yes_no_tokens(m)
-            if pair is not None:
-                yes_no.append(pair)
-        all_no = frozenset(no for _, no in yes_no)
-        resolutions = [(all_no - {no}) | {yes} for yes, no in yes_no]
-        complete = self.complete_events.get(event_id)
-        known = {m.condition_id for m in members}
-        is_complete = complete is not None and complete <= known and not any(m.neg_risk_augmented for m in members)
-        if not is_complete or not resolutions:
-            resolutions.append(all_no)  # an outcome we do not hold (or "Other") may win
-        return self._worst(tokens, resolutions)
-
-    def group_exposure(self, market: MarketInfo) -> Decimal:
-        """The exposure of the unit ``market`` belongs to in :meth:`total_exposure` (its event, or itself)."""
-        if market.neg_risk and market.neg_risk_market_id:
-            return self.event_exposure(market.neg_risk_market_id)
-        return self.market_exposure(market.condition_id)
-
-    def group_key(self, token_id: str) -> str:
-        """The unit a token's exposure is measured in: its neg-risk event, else its market."""
-        market_id = self._market_of(token_id)
-        return group_key_of(market_id, token_id, self.markets.get(market_id))
-
-    def group_keys(self) -> set[str]:
-        return {self.group_key(t) for t in self.holdings}
-
-    def exposure_of(self, key: str) -> Decimal:
-        kind, _, ident = key.partition(":")
-        if kind == "e":
-            return self.event_exposure(ident)
-        if kind == "m":
-            return self.market_exposure(ident)
-        h = self.holdings.get(ident)
-        return max(ZERO, h.cost + h.pending_buy) if h is not None else ZERO
-
-    def total_exposure(self) -> Decimal:
-        if self._total is not None:
-            return self._total
-        total = ZERO
-        cache = self.group_cache
-        for key in self.group_keys():
-            if cache is not None and key in cache:
-                total += cache[key]
-                continue
-            value = self.exposure_of(key)
-            if cache is not None:
-                cache[key] = value
-            total += value
-        self._total = total
-        return total
-
-
-def group_key_of(market_id: str, token_id: str, info: MarketInfo | None) -> str:
-    if info is not None and info.neg_risk and info.neg_risk_market_id:
-        return f"e:{info.neg_risk_market_id}"
-    if market_id:
-        return f"m:{market_id}"
-    return f"t:{token_id}"
 
 
 def _funds_check(req: OrderRequest, snap: ExposureSnapshot) -> RiskDecision:
@@ -447,9 +179,7 @@ class RiskGate:
         self.limits = limits
         self.order_bucket = TokenBucket(limits.orders_per_s, limits.order_burst, self.clock)
         self.cancel_bucket = TokenBucket(limits.cancels_per_s, limits.cancel_burst, self.clock)
-        breaker = ErrorBreaker(limits.error_breaker_max_errors, limits.error_breaker_window_s, self.clock)
-        breaker._errors = self.breaker._errors
-        self.breaker = breaker
+        self.breaker.reconfigure(limits.error_breaker_max_errors, limits.error_breaker_window_s)
 
     def set_canceller(self, canceller: Canceller) -> None:
         """The engine registers its ``cancel_all`` here so the kill switch can reach the venue."""

@@ -1,4 +1,4 @@
-"""Small domain types shared by the feed, strategies, risk and execution.
+"""Small domain types shared by the feed, strategies, risk, execution and the event bus.
 
 Money is exact: prices, sizes and notionals are ``Decimal``; on-chain amounts are integers
 in 10^-6 units (see :mod:`core.money`).
@@ -35,6 +35,20 @@ class BookStatus(enum.StrEnum):
     STALE = "stale"
     INCONSISTENT = "inconsistent"
     AWAITING_SNAPSHOT = "awaiting_snapshot"
+
+
+class OrderStatus(enum.StrEnum):
+    """Life-cycle of an order row (orders.status)."""
+
+    NEW = "new"  # created locally, not yet sent
+    DRY_RUN = "dry_run"  # built and signed, never posted
+    SUBMITTED_UNKNOWN = "submitted_unknown"  # sent, outcome unknown: reconcile before anything else
+    LIVE = "live"  # resting at the venue
+    PARTIALLY_FILLED = "partially_filled"
+    FILLED = "filled"
+    CANCELED = "canceled"
+    REJECTED = "rejected"
+    FAILED = "failed"
 
 
 class Mode(enum.StrEnum):
@@ -118,3 +132,19 @@ class Intent:
     @property
     def notional(self) -> Decimal:
         return self.price * self.size
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    """A (partial) execution of one of our orders. Final only when ``confirmed``."""
+
+    client_order_id: str
+    venue_order_id: str | None
+    token_id: str
+    side: Side
+    price: Decimal
+    size: Decimal
+    fee: Decimal = Decimal("0")
+    trade_id: str | None = None
+    confirmed: bool = True  # paper fills are final at once; CLOB fills at CONFIRMED
+    ts_ms: int = 0

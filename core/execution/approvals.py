@@ -15,10 +15,10 @@ from __future__ import annotations
 import enum
 import itertools
 from dataclasses import dataclass
-from typing import Any
 
 import httpx
-from eth_utils import keccak, to_checksum_address
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 
 from core.errors import PolybotError, UsageError
 
@@ -73,7 +73,7 @@ class ApprovalTx:
     function: str
     data: str  # calldata, 0x-prefixed
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, object]:
         return {
             "kind": self.kind.value,
             "spender_name": self.spender_name,
@@ -135,7 +135,7 @@ class ApprovalState:
             return "approved (unlimited)"
         return "MISSING" if self.value == 0 else f"MISSING (limited to {self.value} units)"
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, object]:
         return {**self.tx.as_dict(), "owner": self.owner, "current": str(self.value), "approved": self.approved}
 
 

@@ -17,7 +17,6 @@ import time
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -63,23 +62,24 @@ class DryRunOrder:
 
     order: OrderRequest
     order_hash: str
-    body: dict[str, Any]  # the exact POST /order body
+    body: dict[str, object]  # the exact POST /order body
     exchange: str
     exchange_name: str
     stored: bool
 
     @property
-    def signed(self) -> dict[str, Any]:
+    def signed(self) -> dict[str, object]:
         order = self.body["order"]
-        assert isinstance(order, dict)
+        if not isinstance(order, dict):  # pragma: no cover - built by the official order code
+            raise TypeError("the signed body has no order object")
         return order
 
     def rows(self) -> list[tuple[str, str]]:
         """(label, value) lines for a human: amounts in 10^-6 units and in pUSD / shares."""
         body, signed = self.body, self.signed
-        maker_amount, taker_amount = int(signed["makerAmount"]), int(signed["takerAmount"])
+        maker_amount, taker_amount = int(str(signed["makerAmount"])), int(str(signed["takerAmount"]))
         pay, get = ("pUSD", "shares") if signed["side"] == "BUY" else ("shares", "pUSD")
-        sig_type = int(signed["signatureType"])
+        sig_type = int(str(signed["signatureType"]))
         return [
             ("mode", "DRY RUN: signed, NOT posted" + (" (stored)" if self.stored else "")),
             ("client order id", self.order.client_order_id),
@@ -100,7 +100,7 @@ class DryRunOrder:
             ("signature", str(signed["signature"])),
         ]
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, object]:
         return {
             "client_order_id": self.order.client_order_id,
             "market": self.order.market,
@@ -210,8 +210,8 @@ async def _resolve_from_venue(
     spec: DryRunSpec, relayer: ClobRelayer, *, allow_venue: bool
 ) -> tuple[str, str, MarketParams | None]:
     """(condition id or "", token id, params from the venue or None when the spec says it all)."""
-    from core.execution.relayers.clob import market_params_from_market
     from core.execution.relayers.clob_http import VenueError
+    from core.execution.relayers.clob_markets import market_params_from_market
 
     market = spec.market.strip()
     if market.isdigit():
@@ -227,13 +227,15 @@ async def _resolve_from_venue(
             raise PolybotError(
                 f"cannot read tick size / neg-risk of token {token} from {relayer.host}: {err}"
             ) from None
+        if not isinstance(tick, dict) or "minimum_tick_size" not in tick or not isinstance(neg, dict):
+            raise PolybotError(f"unreadable tick size / neg-risk of token {token} from {relayer.host}")
         return (
             "",
             token,
             MarketParams(
                 token_id=token,
                 tick_size=parse_decimal(str(tick["minimum_tick_size"]), "tick size"),
-                neg_risk=bool(neg["neg_risk"]),
+                neg_risk=bool(neg.get("neg_risk")),
             ),
         )
     if not market.startswith("0x"):
@@ -245,7 +247,7 @@ async def _resolve_from_venue(
     try:
         payload = await relayer.get_public(f"/markets/{market}")
         params = market_params_from_market(payload)
-    except (VenueError, ValueError, TypeError, AttributeError) as err:
+    except (VenueError, ValueError) as err:
         raise PolybotError(f"cannot read market {market} from {relayer.host}: {err}") from None
     want = spec.outcome.strip().lower()
     for p in params:
@@ -261,6 +263,8 @@ async def _crosses_now(relayer: ClobRelayer, order: OrderRequest) -> bool | None
 
     try:
         book = await relayer.get_public("/book", {"token_id": order.token_id})
+        if not isinstance(book, dict):
+            return None
         bids = [Decimal(str(level["price"])) for level in book.get("bids") or ()]
         asks = [Decimal(str(level["price"])) for level in book.get("asks") or ()]
     except (VenueError, KeyError, TypeError, AttributeError, ArithmeticError):

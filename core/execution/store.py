@@ -2,7 +2,8 @@
 
 :class:`ExecutionStore` is the interface; :class:`SqlExecutionStore` implements it over the
 SQLAlchemy models of :mod:`core.store.models` (SQLite and PostgreSQL alike) and
-:class:`MemoryExecutionStore` in memory (benchmarks, pure unit tests).
+:class:`~core.execution.memory_store.MemoryExecutionStore` in memory (benchmarks, pure unit
+tests). The records themselves are in :mod:`core.execution.records`.
 
 Positions are rebuilt at start-up by replaying the confirmed fills (exact, whatever was
 rounded for display in the positions table); the positions table is what readers (status,
@@ -11,30 +12,33 @@ Telegram) look at.
 
 from __future__ import annotations
 
-import hashlib
 import time
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Any, Protocol
+from typing import Protocol, Unpack
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, Update, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.events import Alert, AlertCleared, EventBus
+from core.execution.memory_store import MemoryExecutionStore as MemoryExecutionStore
 from core.execution.positions import Position
-from core.execution.types import Fill, OrderRequest, OrderStatus
+
+# the records are named from here by the store's callers
+from core.execution.records import FINAL_STATUSES as FINAL_STATUSES
+from core.execution.records import OPEN_STATUSES as OPEN_STATUSES
+from core.execution.records import AuditRecord as AuditRecord
+from core.execution.records import OrderChanges as OrderChanges
+from core.execution.records import OrderRecord as OrderRecord
+from core.execution.records import StoredFill as StoredFill
+from core.execution.records import trade_key as trade_key
+from core.execution.types import Fill, OrderStatus
 from core.store import models as m
 from core.types import OrderType, Side
 
-ZERO = Decimal(0)
 STORE_QUANTUM = Decimal("0.000001")
-
-FINAL_STATUSES = frozenset(
-    {OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.REJECTED, OrderStatus.FAILED, OrderStatus.DRY_RUN}
-)
-OPEN_STATUSES = frozenset(set(OrderStatus) - FINAL_STATUSES)
 
 
 def _dt(ts: float | None) -> datetime:
@@ -45,96 +49,12 @@ def _ts(value: datetime | None) -> float:
     return value.timestamp() if value is not None else 0.0
 
 
-def trade_key(fill: Fill) -> str:
-    """The fill's trade id, or a deterministic stand-in when the source gave none."""
-    if fill.trade_id:
-        return fill.trade_id
-    raw = f"{fill.client_order_id}|{fill.venue_order_id}|{fill.price}|{fill.size}|{fill.ts_ms}"
-    return "anon-" + hashlib.sha256(raw.encode()).hexdigest()[:24]
-
-
-@dataclass(slots=True)
-class OrderRecord:
-    client_order_id: str
-    market: str
-    token_id: str
-    side: Side
-    price: Decimal
-    size: Decimal
-    order_type: OrderType = OrderType.GTC
-    post_only: bool = False
-    status: OrderStatus = OrderStatus.NEW
-    mode: str = "paper"
-    group_id: str | None = None
-    reason: str = ""
-    venue_order_id: str | None = None
-    order_hash: str | None = None  # CLOB: the signed order's hash (= venue id), known before posting
-    filled_size: Decimal = ZERO
-    avg_price: Decimal | None = None
-    error: str | None = None
-    signed_order: dict[str, Any] | None = None
-    created_ts: float = 0.0
-    updated_ts: float = 0.0
-
-    @classmethod
-    def from_request(cls, req: OrderRequest, *, mode: str, group_id: str | None, reason: str, ts: float) -> OrderRecord:
-        return cls(
-            client_order_id=req.client_order_id,
-            market=req.market,
-            token_id=req.token_id,
-            side=req.side,
-            price=req.price,
-            size=req.size,
-            order_type=req.order_type,
-            post_only=req.post_only,
-            mode=mode,
-            group_id=group_id,
-            reason=reason,
-            created_ts=ts,
-            updated_ts=ts,
-        )
-
-    def request(self, **market_fields: Any) -> OrderRequest:
-        """The order request again (tick, neg-risk and fee rate from the caller's market info)."""
-        return OrderRequest(
-            client_order_id=self.client_order_id,
-            market=self.market,
-            token_id=self.token_id,
-            side=self.side,
-            price=self.price,
-            size=self.size,
-            order_type=self.order_type,
-            post_only=self.post_only,
-            **market_fields,
-        )
-
-
-@dataclass(slots=True)
-class AuditRecord:
-    action: str  # place | refused | cancel | cancel_all | lookup | reconcile | arm | disarm | kill | reset
-    outcome: str  # an Outcome value, "refused", or the state reached (armed, disarmed ...)
-    client_order_id: str | None = None
-    attempt: int = 1
-    request: dict[str, Any] | None = None
-    error_class: str | None = None  # ErrorClass value, or the ReasonCode of a refusal
-    error: str | None = None
-    latency_ms: float | None = None
-    mode: str = "paper"
-    ts: float | None = None
-
-
-@dataclass(slots=True)
-class StoredFill:
-    fill: Fill
-    market: str
-
-
 class ExecutionStore(Protocol):
     async def save_order(self, rec: OrderRecord) -> bool:
         """Insert a new order; False (and nothing written) when its client order id exists."""
         ...
 
-    async def update_order(self, client_order_id: str, **changes: Any) -> None: ...
+    async def update_order(self, client_order_id: str, **changes: Unpack[OrderChanges]) -> None: ...
 
     async def get_order(self, client_order_id: str) -> OrderRecord | None: ...
 
@@ -148,15 +68,19 @@ class ExecutionStore(Protocol):
         """Record a fill; True when it became confirmed with this call (apply it to positions)."""
         ...
 
-    async def record_attempt(self, audit: AuditRecord, client_order_id: str, **changes: Any) -> None:
+    async def record_attempt(self, audit: AuditRecord, client_order_id: str, **changes: Unpack[OrderChanges]) -> None:
         """One audit row and the order's update, in one transaction."""
         ...
 
-    async def record_fill(self, fill: Fill, position: Position, order_changes: dict[str, Any] | None = None) -> bool:
+    async def record_fill(self, fill: Fill, position: Position, order_changes: OrderChanges | None = None) -> bool:
         """A confirmed fill with the position (and order update) it produced, in one transaction.
 
         False, and nothing written, when the fill was already confirmed (a replay).
         """
+        ...
+
+    async def mark_fill_failed(self, fill: Fill) -> None:
+        """The trade behind a matched (never confirmed) fill failed to settle: keep the row, say so."""
         ...
 
     async def load_fills(self) -> list[StoredFill]:
@@ -165,116 +89,48 @@ class ExecutionStore(Protocol):
 
     async def save_position(self, pos: Position, ts: float | None = None) -> None: ...
 
-    async def get_state(self, key: str) -> Any: ...
+    async def get_state(self, key: str) -> object: ...
 
-    async def set_state(self, key: str, value: Any) -> None: ...
+    async def set_state(self, key: str, value: object) -> None: ...
 
     async def add_alert(self, alert: Alert) -> None: ...
 
     async def resolve_alert(self, kind: str, key: str, ts: float | None = None) -> None: ...
 
 
-def _clean_changes(changes: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in changes.items():
-        if k == "updated_ts":
-            continue
-        out[k] = str(v) if isinstance(v, (OrderStatus, Side, OrderType)) else v
-    return out
+async def _updated(s: AsyncSession, stmt: Update) -> int:
+    """Rows an UPDATE changed."""
+    res = await s.execute(stmt)
+    if not isinstance(res, CursorResult):  # pragma: no cover - an UPDATE always answers with a cursor
+        raise TypeError(f"UPDATE answered with {type(res).__name__}")
+    return res.rowcount
+
+
+def _confirm(fill: Fill, key: str) -> Update:
+    """A matched fill row becomes confirmed (with the confirmed price, size and fee)."""
+    return (
+        update(m.Fill)
+        .where(m.Fill.client_order_id == fill.client_order_id, m.Fill.trade_id == key, m.Fill.status != "confirmed")
+        .values(status="confirmed", price=fill.price, size=fill.size, fee=fill.fee)
+    )
+
+
+def _order_values(changes: OrderChanges) -> dict[str, object]:
+    """Column values of an order update (the status as its text, the average price on the store's grid)."""
+    values: dict[str, object] = {k: v for k, v in changes.items() if k not in ("updated_ts", "status", "avg_price")}
+    if "status" in changes:
+        values["status"] = str(changes["status"])
+    avg = changes.get("avg_price")
+    if avg is not None:
+        values["avg_price"] = avg.quantize(STORE_QUANTUM, rounding=ROUND_HALF_EVEN)
+    values["updated_at"] = _dt(changes.get("updated_ts"))
+    return values
 
 
 def avg_cost_for_display(pos: Position) -> Decimal:
     if pos.shares == 0:
-        return ZERO
+        return Decimal(0)
     return (pos.cost / pos.shares).quantize(STORE_QUANTUM, rounding=ROUND_HALF_EVEN)
-
-
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass
-class MemoryExecutionStore:
-    """In-memory implementation (benchmarks, unit tests, the offline runner)."""
-
-    orders: dict[str, OrderRecord] = field(default_factory=dict)
-    audit: list[AuditRecord] = field(default_factory=list)
-    fills: dict[tuple[str, str], StoredFill] = field(default_factory=dict)
-    positions: dict[str, Position] = field(default_factory=dict)
-    state: dict[str, Any] = field(default_factory=dict)
-    alerts: list[tuple[Alert, float | None]] = field(default_factory=list)
-
-    async def save_order(self, rec: OrderRecord) -> bool:
-        if rec.client_order_id in self.orders:
-            return False
-        self.orders[rec.client_order_id] = replace(rec)
-        return True
-
-    async def update_order(self, client_order_id: str, **changes: Any) -> None:
-        rec = self.orders.get(client_order_id)
-        if rec is None:
-            return
-        for k, v in changes.items():
-            setattr(rec, k, v)
-
-    async def get_order(self, client_order_id: str) -> OrderRecord | None:
-        rec = self.orders.get(client_order_id)
-        return replace(rec) if rec is not None else None
-
-    async def load_open_orders(self) -> list[OrderRecord]:
-        return [replace(r) for r in self.orders.values() if r.status in OPEN_STATUSES]
-
-    async def add_audit(self, rec: AuditRecord) -> None:
-        self.audit.append(rec)
-
-    async def list_audit(self, client_order_id: str | None = None, action: str | None = None) -> list[AuditRecord]:
-        return [
-            a
-            for a in self.audit
-            if (client_order_id is None or a.client_order_id == client_order_id)
-            and (action is None or a.action == action)
-        ]
-
-    async def add_fill(self, fill: Fill) -> bool:
-        key = (fill.client_order_id, trade_key(fill))
-        cur = self.fills.get(key)
-        market = self.orders[fill.client_order_id].market if fill.client_order_id in self.orders else ""
-        if cur is None:
-            self.fills[key] = StoredFill(fill, market)
-            return fill.confirmed
-        if fill.confirmed and not cur.fill.confirmed:
-            self.fills[key] = StoredFill(fill, market)
-            return True
-        return False
-
-    async def record_attempt(self, audit: AuditRecord, client_order_id: str, **changes: Any) -> None:
-        await self.add_audit(audit)
-        await self.update_order(client_order_id, **changes)
-
-    async def record_fill(self, fill: Fill, position: Position, order_changes: dict[str, Any] | None = None) -> bool:
-        if not await self.add_fill(fill):
-            return False
-        await self.save_position(position)
-        if order_changes:
-            await self.update_order(fill.client_order_id, **order_changes)
-        return True
-
-    async def load_fills(self) -> list[StoredFill]:
-        return [f for f in self.fills.values() if f.fill.confirmed]
-
-    async def save_position(self, pos: Position, ts: float | None = None) -> None:
-        self.positions[pos.token_id] = replace(pos)
-
-    async def get_state(self, key: str) -> Any:
-        return self.state.get(key)
-
-    async def set_state(self, key: str, value: Any) -> None:
-        self.state[key] = value
-
-    async def add_alert(self, alert: Alert) -> None:
-        self.alerts.append((alert, None))
-
-    async def resolve_alert(self, kind: str, key: str, ts: float | None = None) -> None:
-        self.alerts = [(a, ts if (a.kind == kind and a.key == key and r is None) else r) for a, r in self.alerts]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -342,12 +198,8 @@ class SqlExecutionStore:
         return True
 
     @staticmethod
-    def _order_update(client_order_id: str, changes: dict[str, Any]) -> Any:
-        values = _clean_changes(changes)
-        values["updated_at"] = _dt(changes.get("updated_ts"))
-        if values.get("avg_price") is not None:
-            values["avg_price"] = Decimal(values["avg_price"]).quantize(STORE_QUANTUM, rounding=ROUND_HALF_EVEN)
-        return update(m.Order).where(m.Order.client_order_id == client_order_id).values(**values)
+    def _order_update(client_order_id: str, changes: OrderChanges) -> Update:
+        return update(m.Order).where(m.Order.client_order_id == client_order_id).values(**_order_values(changes))
 
     @staticmethod
     def _audit_row(rec: AuditRecord) -> m.ExecAudit:
@@ -380,7 +232,7 @@ class SqlExecutionStore:
         )
 
     @staticmethod
-    def _position_values(pos: Position, ts: float | None) -> dict[str, Any]:
+    def _position_values(pos: Position, ts: float | None) -> dict[str, object]:
         return {
             "market": pos.market,
             "size": pos.shares,
@@ -389,17 +241,17 @@ class SqlExecutionStore:
             "updated_at": _dt(ts),
         }
 
-    async def update_order(self, client_order_id: str, **changes: Any) -> None:
+    async def update_order(self, client_order_id: str, **changes: Unpack[OrderChanges]) -> None:
         async with self._sessions() as s, s.begin():
             await s.execute(self._order_update(client_order_id, changes))
 
-    async def record_attempt(self, audit: AuditRecord, client_order_id: str, **changes: Any) -> None:
+    async def record_attempt(self, audit: AuditRecord, client_order_id: str, **changes: Unpack[OrderChanges]) -> None:
         async with self._sessions() as s, s.begin():
             s.add(self._audit_row(audit))
             await s.flush()  # write first (see _upsert)
             await s.execute(self._order_update(client_order_id, changes))
 
-    async def record_fill(self, fill: Fill, position: Position, order_changes: dict[str, Any] | None = None) -> bool:
+    async def record_fill(self, fill: Fill, position: Position, order_changes: OrderChanges | None = None) -> bool:
         key = trade_key(fill)
         ts = fill.ts_ms / 1000 if fill.ts_ms else None
         try:
@@ -411,26 +263,16 @@ class SqlExecutionStore:
         except IntegrityError:
             pass  # the trade is known: only a matched -> confirmed step may apply it
         async with self._sessions() as s, s.begin():
-            res = await s.execute(
-                update(m.Fill)
-                .where(
-                    m.Fill.client_order_id == fill.client_order_id,
-                    m.Fill.trade_id == key,
-                    m.Fill.status != "confirmed",
-                )
-                .values(status="confirmed", price=fill.price, size=fill.size, fee=fill.fee)
-            )
-            if not res.rowcount:
+            if not await _updated(s, _confirm(fill, key)):
                 return False
             await self._write_position_and_order(s, fill, position, order_changes, ts)
         return True
 
     async def _write_position_and_order(
-        self, s: AsyncSession, fill: Fill, position: Position, order_changes: dict[str, Any] | None, ts: float | None
+        self, s: AsyncSession, fill: Fill, position: Position, order_changes: OrderChanges | None, ts: float | None
     ) -> None:
         values = self._position_values(position, ts)
-        res = await s.execute(update(m.Position).where(m.Position.token_id == position.token_id).values(**values))
-        if not res.rowcount:
+        if not await _updated(s, update(m.Position).where(m.Position.token_id == position.token_id).values(**values)):
             s.add(m.Position(token_id=position.token_id, **values))
             await s.flush()
         if order_changes:
@@ -499,16 +341,7 @@ class SqlExecutionStore:
         if not fill.confirmed:
             return False
         async with self._sessions() as s, s.begin():
-            res = await s.execute(
-                update(m.Fill)
-                .where(
-                    m.Fill.client_order_id == fill.client_order_id,
-                    m.Fill.trade_id == key,
-                    m.Fill.status != "confirmed",
-                )
-                .values(status="confirmed", price=fill.price, size=fill.size, fee=fill.fee)
-            )
-            return bool(res.rowcount)
+            return bool(await _updated(s, _confirm(fill, key)))
 
     async def load_fills(self) -> list[StoredFill]:
         stmt = (
@@ -538,14 +371,15 @@ class SqlExecutionStore:
             for f, market in rows
         ]
 
-    async def _upsert(self, model: type[Any], key: dict[str, Any], values: dict[str, Any]) -> None:
+    async def _upsert(
+        self, model: type[m.Position] | type[m.State], key: dict[str, str], values: dict[str, object]
+    ) -> None:
         """UPDATE, else INSERT. Write-first on purpose: on SQLite a read-then-write transaction
         cannot wait for another writer (it fails with "database is locked"); a first write can."""
         where = [getattr(model, k) == v for k, v in key.items()]
         for _ in range(3):
             async with self._sessions() as s, s.begin():
-                res = await s.execute(update(model).where(*where).values(**values))
-                if res.rowcount:
+                if await _updated(s, update(model).where(*where).values(**values)):
                     return
             try:
                 async with self._sessions() as s, s.begin():
@@ -558,12 +392,12 @@ class SqlExecutionStore:
     async def save_position(self, pos: Position, ts: float | None = None) -> None:
         await self._upsert(m.Position, {"token_id": pos.token_id}, self._position_values(pos, ts))
 
-    async def get_state(self, key: str) -> Any:
+    async def get_state(self, key: str) -> object:
         async with self._sessions() as s:
             row = await s.get(m.State, key)
             return row.value if row is not None else None
 
-    async def set_state(self, key: str, value: Any) -> None:
+    async def set_state(self, key: str, value: object) -> None:
         await self._upsert(m.State, {"key": key}, {"value": value, "updated_at": _dt(None)})
 
     async def add_alert(self, alert: Alert) -> None:
@@ -587,7 +421,7 @@ class SqlExecutionStore:
             )
 
 
-def record_alerts(bus: EventBus, store: ExecutionStore) -> list[Any]:
+def record_alerts(bus: EventBus, store: ExecutionStore) -> list[Callable[[], None]]:
     """Persist every Alert / AlertCleared published on ``bus``; returns the unsubscribe functions."""
 
     async def on_alert(alert: Alert) -> None:

@@ -15,7 +15,13 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Protocol, runtime_checkable
 
-from core.types import Mode, OrderType, Side
+from core.execution.events import EventSink
+from core.execution.venue_link import VenueStatus
+
+# Fill and OrderStatus are domain types (the event bus carries them); named from here by execution code
+from core.types import Fill as Fill
+from core.types import MarketInfo, Mode, OrderType, Side
+from core.types import OrderStatus as OrderStatus
 
 
 class Outcome(enum.StrEnum):
@@ -38,20 +44,6 @@ class ErrorClass(enum.StrEnum):
     NETWORK = "network"
 
 
-class OrderStatus(enum.StrEnum):
-    """Life-cycle of an order row (orders.status)."""
-
-    NEW = "new"  # created locally, not yet sent
-    DRY_RUN = "dry_run"  # built and signed, never posted
-    SUBMITTED_UNKNOWN = "submitted_unknown"  # sent, outcome unknown: reconcile before anything else
-    LIVE = "live"  # resting at the venue
-    PARTIALLY_FILLED = "partially_filled"
-    FILLED = "filled"
-    CANCELED = "canceled"
-    REJECTED = "rejected"
-    FAILED = "failed"
-
-
 @dataclass(frozen=True, slots=True)
 class OrderRequest:
     client_order_id: str
@@ -70,22 +62,6 @@ class OrderRequest:
     @property
     def notional(self) -> Decimal:
         return self.price * self.size
-
-
-@dataclass(frozen=True, slots=True)
-class Fill:
-    """A (partial) execution of one of our orders. Final only when ``confirmed``."""
-
-    client_order_id: str
-    venue_order_id: str | None
-    token_id: str
-    side: Side
-    price: Decimal
-    size: Decimal
-    fee: Decimal = Decimal("0")
-    trade_id: str | None = None
-    confirmed: bool = True  # paper fills are final at once; CLOB fills at CONFIRMED
-    ts_ms: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,9 +107,15 @@ class VenueOrder:
 
 
 class Relayer(Protocol):
-    """Places and cancels orders. Implementations: paper, CLOB (dry-run / live)."""
+    """Places and cancels orders. Implementations: paper, CLOB (dry-run / live).
+
+    What happens to orders later (venue status changes, trades, failed settlements) goes to
+    ``events``, the sink the relayer was built with (:mod:`core.execution.events`)."""
 
     mode: Mode
+
+    @property
+    def events(self) -> EventSink: ...
 
     async def start(self) -> None: ...
 
@@ -152,6 +134,9 @@ class Relayer(Protocol):
         ...
 
 
+# -- optional capabilities: checked with isinstance, never probed with getattr ---------------------
+
+
 @runtime_checkable
 class TradeResync(Protocol):
     """A relayer that can re-read our orders and trades from the venue (the CLOB relayer), so an
@@ -165,3 +150,33 @@ class TickAware(Protocol):
     """A relayer that signs with a per-token tick and must hear of a ``tick_size_change``."""
 
     def update_tick_size(self, token_id: str, tick_size: Decimal) -> None: ...
+
+
+@runtime_checkable
+class OrderMemory(Protocol):
+    """A relayer that finds an order by the hash it was signed with: told the hashes of the orders
+    loaded after a restart, so it can look them up."""
+
+    def remember_order(self, client_order_id: str, order_hash: str) -> None: ...
+
+
+@runtime_checkable
+class BookFills(Protocol):
+    """The paper relayer: resting orders fill when the local book trades through them, so it must
+    hear of every book update of a token it has orders on."""
+
+    async def on_book_update(self, token_id: str) -> list[Fill]: ...
+
+
+@runtime_checkable
+class MarketPrewarm(Protocol):
+    """A relayer that signs with market parameters (tick, neg-risk, fees) it is told in advance."""
+
+    def prewarm_market(self, market: MarketInfo) -> object: ...
+
+
+@runtime_checkable
+class VenueReporter(Protocol):
+    """A relayer with a venue link to report on (REST reachability, user channel, heartbeat)."""
+
+    def venue_status(self) -> VenueStatus: ...

@@ -1,25 +1,25 @@
-"""The user channel: parsing real captures, trade status -> fills, and the live socket with resync."""
+"""The user channel: parsing real captures, trade status -> fills, and the live socket with resync,
+its events reaching the engine's end of the relayer's event sink as typed classes."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
-from typing import Any
 
 import pytest
 
+from core.execution.events import EventSink, OrderUpdate, SettlementFailure, TradeStatus, TradeUpdate
 from core.execution.relayers.clob import ClobRelayer
-from core.execution.relayers.clob_user_channel import (
-    OrderEvent,
-    TradeEvent,
-    TradeStatus,
+from core.execution.relayers.clob_user_translate import (
+    UserOrderEvent,
     UserStreamTranslator,
-    decode_frame,
+    UserTradeEvent,
     map_order_status,
-    taker_fee,
 )
+from core.execution.relayers.clob_user_wire import decode_frame
 from core.execution.types import Fill, OrderRequest, OrderStatus, Outcome
+from core.fees import taker_fee
 from core.sim.mock_clob import MockClobServer, MockMarket
 from core.types import Side
 from tests.conftest import load_shared
@@ -40,12 +40,14 @@ def test_order_placement_and_cancellation_captures() -> None:
     t = _translator()
     t.register_order("0x0f76f4dc6eaf3332f4100f2e8a0b4a927351dd64646b7bb12f37df775c657a78", "cid-1", Side.BUY, YES_2024)
     [placed] = t.handle(load_shared("ws_user/order_placement.json"))
-    assert isinstance(placed, OrderEvent)
+    assert isinstance(placed, UserOrderEvent)
     assert placed.kind == "PLACEMENT" and placed.status is OrderStatus.LIVE and placed.client_order_id == "cid-1"
     assert placed.price == Decimal("0.513") and placed.original_size == Decimal("5") and placed.side is Side.BUY
     [canceled] = t.handle(load_shared("ws_user/order_cancel.json"))
     assert (
-        isinstance(canceled, OrderEvent) and canceled.status is OrderStatus.CANCELED and canceled.kind == "CANCELLATION"
+        isinstance(canceled, UserOrderEvent)
+        and canceled.status is OrderStatus.CANCELED
+        and canceled.kind == "CANCELLATION"
     )
 
 
@@ -59,7 +61,7 @@ def test_order_placement_and_cancellation_captures() -> None:
 )
 def test_v2_cancellation_statuses_match_by_prefix(capture: str) -> None:
     [event] = _translator().handle(load_shared(capture))
-    assert isinstance(event, OrderEvent) and event.status is OrderStatus.CANCELED
+    assert isinstance(event, UserOrderEvent) and event.status is OrderStatus.CANCELED
     assert event.venue_status.startswith(("CANCELED", "INVALID"))
 
 
@@ -77,7 +79,7 @@ def test_order_status_mapping() -> None:
 def test_taker_trade_capture_gives_an_unconfirmed_taker_fill() -> None:
     t = _translator()
     [event] = t.handle(load_shared("ws_user/user_trade2.json"))
-    assert isinstance(event, TradeEvent) and event.status is TradeStatus.MATCHED and event.role == "TAKER"
+    assert isinstance(event, UserTradeEvent) and event.status is TradeStatus.MATCHED and event.role == "TAKER"
     assert event.first_seen and not event.fill.confirmed
     fill = event.fill
     assert (fill.side, fill.price, fill.size, fill.token_id) == (Side.BUY, Decimal("0.52"), Decimal("5"), YES_2024)
@@ -87,7 +89,7 @@ def test_taker_trade_capture_gives_an_unconfirmed_taker_fill() -> None:
 def test_maker_trade_capture_uses_our_maker_entry_not_the_taker_fields() -> None:
     t = _translator()
     [event] = t.handle(load_shared("ws_user/user_trade1.json"))
-    assert isinstance(event, TradeEvent) and event.role == "MAKER" and event.status is TradeStatus.MINED
+    assert isinstance(event, UserTradeEvent) and event.role == "MAKER" and event.status is TradeStatus.MINED
     fill = event.fill
     # Top-level size 1096.87 describes the taker; our entry matched 5 @ 0.518, on the same token: we sold.
     assert (fill.side, fill.price, fill.size, fill.fee) == (Side.SELL, Decimal("0.518"), Decimal("5"), Decimal(0))
@@ -97,32 +99,32 @@ def test_maker_trade_capture_uses_our_maker_entry_not_the_taker_fields() -> None
 def test_maker_entry_on_the_complement_token_is_a_buy() -> None:
     t = _translator(api_key="78132bc3-22af-6aa2-79ae-11929f821cae")  # the NO-leg maker in the capture
     [event] = t.handle(load_shared("ws_user/user_trade1.json"))
-    assert isinstance(event, TradeEvent)
+    assert isinstance(event, UserTradeEvent)
     assert event.fill.side is Side.BUY and event.fill.token_id != YES_2024 and event.fill.size == Decimal("10")
 
 
 def test_rest_trade_item_and_array_frame() -> None:
     t = _translator()
     [event] = t.handle(load_shared("ws_user/trades.json"), source="rest")
-    assert isinstance(event, TradeEvent) and event.status is TradeStatus.CONFIRMED and event.fill.confirmed
+    assert isinstance(event, UserTradeEvent) and event.status is TradeStatus.CONFIRMED and event.fill.confirmed
     assert event.source == "rest"
     items = load_shared("ws_user/ws_user_batch_msg.json")
     t2 = _translator(api_key="00000000-0000-0000-0000-000000000001")
     events = [e for item in items for e in t2.handle(item)]
-    assert [type(e).__name__ for e in events] == ["OrderEvent", "TradeEvent"]
-    assert isinstance(events[1], TradeEvent) and events[1].fill.confirmed and events[1].fill.size == Decimal("25.0")
+    assert [type(e).__name__ for e in events] == ["UserOrderEvent", "UserTradeEvent"]
+    assert isinstance(events[1], UserTradeEvent) and events[1].fill.confirmed and events[1].fill.size == Decimal("25.0")
 
 
 def test_status_sequence_is_deduplicated_and_monotonic() -> None:
     t = _translator()
     trade = load_shared("ws_user/user_trade2.json")
     statuses = ["MATCHED", "MATCHED", "MINED", "MATCHED", "CONFIRMED", "MINED", "CONFIRMED"]
-    seen = [e.status for s in statuses for e in t.handle({**trade, "status": s}) if isinstance(e, TradeEvent)]
+    seen = [e.status for s in statuses for e in t.handle({**trade, "status": s}) if isinstance(e, UserTradeEvent)]
     assert seen == [TradeStatus.MATCHED, TradeStatus.MINED, TradeStatus.CONFIRMED]
     assert t.stats["trade_duplicate"] == 4
     t2 = _translator()
     failed = [e for s in ("MATCHED", "RETRYING", "FAILED", "CONFIRMED") for e in t2.handle({**trade, "status": s})]
-    assert [e.status for e in failed if isinstance(e, TradeEvent)] == [
+    assert [e.status for e in failed if isinstance(e, UserTradeEvent)] == [
         TradeStatus.MATCHED,
         TradeStatus.RETRYING,
         TradeStatus.FAILED,
@@ -141,11 +143,19 @@ def test_bad_input_is_counted_not_raised() -> None:
         decode_frame("{not json")
 
 
-def test_taker_fee_formula() -> None:
-    # shares x rate x p x (1 - p), rounded down to 5 decimals
-    assert taker_fee(Decimal("10"), Decimal("0.52"), Decimal("500")) == Decimal("0.12480")
-    assert taker_fee(Decimal("3"), Decimal("0.333"), Decimal("700")) == Decimal("0.04664")
-    assert taker_fee(Decimal("10"), Decimal("0.5"), Decimal("0")) == 0
+def test_taker_fee_comes_from_the_fee_module() -> None:
+    # shares x rate x p x (1 - p), rounded down to 5 decimals; the wire gives the rate in bps
+    trade = {**load_shared("ws_user/user_trade2.json"), "fee_rate_bps": "500"}
+    [event] = _translator().handle(trade)
+    assert isinstance(event, UserTradeEvent) and event.role == "TAKER"
+    assert event.fill.fee == taker_fee(Decimal("5"), Decimal("0.52"), Decimal("0.05")) == Decimal("0.06240")
+    [maker] = _translator(api_key="ce168652-c146-2d93-a45c-f36cc52ae6f6").handle(trade)
+    assert isinstance(maker, UserTradeEvent) and maker.role == "MAKER" and maker.fill.fee == 0
+    # a fee the module refuses (a price outside [0, 1]) keeps the fill, counted, without fee
+    t = _translator()
+    [odd] = t.handle({**trade, "price": "1.5"})
+    assert isinstance(odd, UserTradeEvent) and odd.fill.size == Decimal("5") and odd.fill.fee == 0
+    assert t.stats["bad_fee"] == 1
 
 
 # --------------------------------------------------------------------------- live socket
@@ -162,18 +172,32 @@ async def server() -> AsyncIterator[MockClobServer]:
 
 
 class Recorder:
+    """The engine's end of the relayer's event sink."""
+
     def __init__(self) -> None:
-        self.fills: list[Fill] = []
-        self.events: list[Any] = []
+        self.events: list[OrderUpdate | TradeUpdate | SettlementFailure] = []
 
-    async def on_fill(self, fill: Fill) -> None:
-        self.fills.append(fill)
+    async def order_update(self, update: OrderUpdate) -> None:
+        self.events.append(update)
 
-    def on_event(self, event: Any) -> None:
-        self.events.append(event)
+    async def trade(self, update: TradeUpdate) -> None:
+        self.events.append(update)
 
-    def trades(self) -> list[TradeEvent]:
-        return [e for e in self.events if isinstance(e, TradeEvent)]
+    async def settlement_failed(self, failure: SettlementFailure) -> None:
+        self.events.append(failure)
+
+    def trades(self) -> list[TradeUpdate]:
+        return [e for e in self.events if isinstance(e, TradeUpdate)]
+
+    def orders(self) -> list[OrderUpdate]:
+        return [e for e in self.events if isinstance(e, OrderUpdate)]
+
+    def failures(self) -> list[SettlementFailure]:
+        return [e for e in self.events if isinstance(e, SettlementFailure)]
+
+    @property
+    def fills(self) -> list[Fill]:
+        return [t.fill for t in self.trades()]
 
 
 async def _until(cond: Callable[[], bool], limit_s: float = 5.0) -> None:
@@ -184,6 +208,8 @@ async def _until(cond: Callable[[], bool], limit_s: float = 5.0) -> None:
 
 
 async def _live(server: MockClobServer, rec: Recorder) -> ClobRelayer:
+    sink = EventSink()
+    sink.connect(rec)
     relayer = ClobRelayer(
         server.url,
         137,
@@ -191,8 +217,7 @@ async def _live(server: MockClobServer, rec: Recorder) -> ClobRelayer:
         dry_run=False,
         derive_api_key=True,
         user_ws_url=server.ws_url,
-        on_fill=rec.on_fill,
-        on_order_event=rec.on_event,
+        events=sink,
         heartbeat_interval_s=0,
         timeout_s=2.0,
     )
@@ -223,13 +248,13 @@ async def test_matched_then_confirmed_gives_one_confirmed_fill(server: MockClobS
         assert result.outcome is Outcome.ACCEPTED
         await _until(lambda: any(f.confirmed for f in rec.fills))
         assert [t.status for t in rec.trades()] == [TradeStatus.MATCHED, TradeStatus.MINED, TradeStatus.CONFIRMED]
-        unconfirmed, confirmed = rec.fills
-        assert not unconfirmed.confirmed and confirmed.confirmed
+        assert [f.confirmed for f in rec.fills] == [False, False, True]
+        confirmed = rec.fills[-1]
         assert confirmed.client_order_id == "taker-1" and confirmed.venue_order_id == result.venue_order_id
         assert (confirmed.price, confirmed.size, confirmed.side) == (Decimal("0.52"), Decimal("10"), Side.BUY)
         assert confirmed.fee == Decimal("0.12480")  # 10 x 0.05 x 0.52 x 0.48
-        order_events = [e for e in rec.events if isinstance(e, OrderEvent)]
-        assert order_events[0].status is OrderStatus.FILLED and order_events[0].client_order_id == "taker-1"
+        first = rec.orders()[0]
+        assert first.status is OrderStatus.FILLED and first.client_order_id == "taker-1"
     finally:
         await relayer.close()
 
@@ -240,9 +265,11 @@ async def test_failed_settlement_is_reported_and_never_confirmed(server: MockClo
     relayer = await _live(server, rec)
     try:
         await relayer.place(_order(_binary(server), "taker-f", "0.52"))
-        await _until(lambda: any(t.failed for t in rec.trades()))
-        assert [t.status for t in rec.trades()] == [TradeStatus.MATCHED, TradeStatus.RETRYING, TradeStatus.FAILED]
-        assert [f.confirmed for f in rec.fills] == [False]
+        await _until(lambda: bool(rec.failures()))
+        assert [t.status for t in rec.trades()] == [TradeStatus.MATCHED, TradeStatus.RETRYING]
+        [failure] = rec.failures()
+        assert failure.client_order_id == "taker-f" and failure.fill.size == Decimal("10") and failure.trade_id
+        assert not any(f.confirmed for f in rec.fills)
     finally:
         await relayer.close()
 
@@ -256,9 +283,9 @@ async def test_maker_fill_from_a_resting_order(server: MockClobServer) -> None:
         await _until(lambda: any(f.confirmed for f in rec.fills))
         fill = next(f for f in rec.fills if f.confirmed)
         assert fill.client_order_id == "maker-1" and fill.side is Side.BUY and fill.size == Decimal("4")
-        assert fill.fee == 0 and next(t for t in rec.trades()).role == "MAKER"
-        kinds = [(e.kind, e.status) for e in rec.events if isinstance(e, OrderEvent)]
-        assert kinds[:2] == [("PLACEMENT", OrderStatus.LIVE), ("UPDATE", OrderStatus.PARTIALLY_FILLED)]
+        assert fill.fee == 0 and fill.venue_order_id == placed.venue_order_id  # our maker entry: no fee
+        statuses = [e.status for e in rec.orders()]
+        assert statuses[:2] == [OrderStatus.LIVE, OrderStatus.PARTIALLY_FILLED]
     finally:
         await relayer.close()
 
@@ -276,12 +303,12 @@ async def test_reconnect_resyncs_what_the_channel_missed(server: MockClobServer)
         await _until(lambda: relayer.user_channel is not None and relayer.user_channel.connects >= 2)
         await _until(lambda: any(t.source == "rest" for t in rec.trades()))
         trade = next(t for t in rec.trades() if t.source == "rest")
-        assert trade.status is TradeStatus.MATCHED and trade.client_order_id == "resting"
+        assert trade.status is TradeStatus.MATCHED and trade.fill.client_order_id == "resting"
         assert any(not f.confirmed and f.size == Decimal("10") for f in rec.fills)
         assert relayer.stats["resyncs"] >= 1
         # The resting order, now fully matched, is no longer open, and the venue answers 404 for it
         # (GET /data/order only finds live orders): its trades are what tell that it filled.
-        assert not any(isinstance(e, OrderEvent) and e.source == "rest" for e in rec.events)
+        assert not any(e.source == "rest" for e in rec.orders())
     finally:
         await relayer.close()
 

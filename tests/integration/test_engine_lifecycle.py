@@ -142,7 +142,7 @@ async def test_startup_reconcile_fixes_statuses_from_the_venue(world: World) -> 
     assert gone.venue_order_id and filled_meanwhile.venue_order_id
     # while we are down: the venue cancels one order and the book fills another
     await world.relayer.cancel(gone.venue_order_id)
-    world.relayer.set_fill_callback(None)
+    world.relayer.events.disconnect()  # nobody hears the venue while we are down
     world.books.set(NO, asks=[("0.45", "100")], bids=[("0.20", "100")])
     await world.relayer.on_book_update(NO)
     # a crash between writing an order and posting it leaves a NEW row the venue never saw

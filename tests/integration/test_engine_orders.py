@@ -10,8 +10,9 @@ from decimal import Decimal as D
 import pytest
 
 from core.events import Alert, AlertCleared, FillEvent
+from core.execution.events import SettlementFailure, TradeStatus, TradeUpdate
 from core.execution.relayers.paper import PaperRelayer
-from core.execution.types import OrderRequest, OrderStatus, Outcome, PlaceResult
+from core.execution.types import Fill, OrderRequest, OrderStatus, Outcome, PlaceResult
 from core.store import models as m
 from core.types import OrderType, Side
 from tests.integration.test_engine_harness import BIN, NO, YES, World, intent
@@ -186,3 +187,41 @@ def test_client_order_id_is_deterministic_and_canonical() -> None:
     with_meta = intent(seq=3)
     assert client_order_id(with_meta, intent_seq(with_meta, None)) == client_order_id(base, seq="3")
     assert intent_seq(with_meta, 7) == 7 and intent_seq(base, None) == 0
+
+
+async def test_venue_trade_updates_are_recorded_once_and_applied_at_confirmation(world: World) -> None:
+    world.books.set(YES, asks=[("0.60", "100")])
+    engine = await world.engine()
+    res = await engine.submit(intent(price="0.50", size="10"), BIN)
+    assert res.venue_order_id
+    fill = Fill("", res.venue_order_id, YES, Side.BUY, D("0.50"), D("4"), trade_id="t-1", confirmed=False)
+    # the user channel reports the trade at every step; only its first sight and its confirmation count
+    for status in (TradeStatus.MATCHED, TradeStatus.MINED, TradeStatus.RETRYING):
+        await world.relayer.events.trade(TradeUpdate(fill, status))
+    assert [(r.status, r.size) for r in await world.rows(m.Fill)] == [("matched", D("4"))]
+    assert len(world.recorder.of(FillEvent)) == 1 and engine.positions.get(YES) is None
+    await world.relayer.events.trade(TradeUpdate(replace(fill, confirmed=True), TradeStatus.CONFIRMED))
+    assert [(r.status, r.client_order_id) for r in await world.rows(m.Fill)] == [("confirmed", res.client_order_id)]
+    assert engine.positions.get(YES).shares == D("4")  # type: ignore[union-attr]
+    assert engine.order(res.client_order_id).status is OrderStatus.PARTIALLY_FILLED  # type: ignore[union-attr]
+    assert world.relayer.events.stats == {}
+
+
+async def test_a_failed_settlement_marks_the_fill_failed_and_the_order_or_alerts(world: World) -> None:
+    world.books.set(YES, asks=[("0.60", "100")])
+    engine = await world.engine()
+    res = await engine.submit(intent(price="0.50", size="10"), BIN)
+    assert res.venue_order_id
+    fill = Fill("", res.venue_order_id, YES, Side.BUY, D("0.50"), D("10"), trade_id="t-9", confirmed=False)
+    await world.relayer.events.trade(TradeUpdate(fill, TradeStatus.MATCHED))
+    await world.relayer.events.settlement_failed(SettlementFailure("t-9", None, fill))
+    assert [r.status for r in await world.rows(m.Fill)] == ["failed"]
+    assert engine.positions.get(YES) is None and engine.order(res.client_order_id).status is OrderStatus.LIVE  # type: ignore[union-attr]
+    [alert] = [a for a in world.recorder.of(Alert) if a.kind == "settlement_failed"]
+    assert alert.key == "t-9" and res.client_order_id in alert.message
+    # a filled order whose trade then fails: the order itself fails (its event carries the reason)
+    await engine.on_order_status(res.venue_order_id, None, OrderStatus.FILLED)
+    await world.relayer.events.settlement_failed(SettlementFailure("t-10", res.client_order_id, fill))
+    rec = engine.order(res.client_order_id)
+    assert rec is not None and rec.status is OrderStatus.FAILED and "t-10" in (rec.error or "")
+    assert len([a for a in world.recorder.of(Alert) if a.kind == "settlement_failed"]) == 1

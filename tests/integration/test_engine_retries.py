@@ -79,14 +79,13 @@ async def test_429_honours_retry_after(world: World) -> None:
 
 async def test_engine_retry_round_rechecks_the_gate(world: World) -> None:
     world.books.set(YES, asks=[("0.60", "100")])
-    engine = await world.engine(relayer_max_retries=0, engine_max_retries=3)
-    world.inject.next(Outcome.RETRYABLE, times=10)
 
     async def disarm_while_waiting(seconds: float) -> None:
         world.sleeps.calls.append(seconds)
         await engine.risk.disarm("alice", "stop")
 
-    engine._sleep = disarm_while_waiting
+    engine = await world.engine(relayer_max_retries=0, engine_max_retries=3, sleep=disarm_while_waiting)
+    world.inject.next(Outcome.RETRYABLE, times=10)
     res = await engine.submit(intent(), BIN)
     assert world.relayer.place_calls == 1 and res.status is OrderStatus.FAILED
     assert "not_armed" in res.detail

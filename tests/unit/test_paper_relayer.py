@@ -6,6 +6,7 @@ from decimal import Decimal as D
 
 import pytest
 
+from core.execution.events import EventSink, OrderUpdate, SettlementFailure, TradeStatus, TradeUpdate
 from core.execution.relayers.paper import FaultPlan, PaperRelayer, StaticBook
 from core.execution.types import ErrorClass, Fill, OrderRequest, OrderStatus, Outcome
 from core.types import BookStatus, Mode, OrderType, Side
@@ -52,11 +53,30 @@ def req(
     )
 
 
+class Heard:
+    """The engine's end of the paper relayer's event sink: every fill it is told of."""
+
+    def __init__(self) -> None:
+        self.fills: list[Fill] = []
+
+    async def order_update(self, update: OrderUpdate) -> None:
+        raise AssertionError(f"the paper relayer pushes no order updates: {update}")
+
+    async def trade(self, update: TradeUpdate) -> None:
+        assert update.status is TradeStatus.CONFIRMED and update.fill.confirmed and update.source == "paper"
+        self.fills.append(update.fill)
+
+    async def settlement_failed(self, failure: SettlementFailure) -> None:
+        raise AssertionError(f"paper trades always settle: {failure}")
+
+
 def make(b: StaticBook | None, **kw: object) -> tuple[PaperRelayer, Books, list[Fill]]:
     books = Books(b)
-    got: list[Fill] = []
-    relayer = PaperRelayer(books, fill_callback=got.append, clock=lambda: 1_700_000_000.0, **kw)  # type: ignore[arg-type]
-    return relayer, books, got
+    heard = Heard()
+    sink = EventSink()
+    sink.connect(heard)
+    relayer = PaperRelayer(books, events=sink, clock=lambda: 1_700_000_000.0, **kw)  # type: ignore[arg-type]
+    return relayer, books, heard.fills
 
 
 async def test_marketable_buy_walks_levels_at_their_prices_with_taker_fee() -> None:
@@ -205,7 +225,7 @@ async def test_injected_faults_in_order() -> None:
     assert relayer.place_calls == 3 and plan.pending == 0
 
 
-async def test_unknown_after_accepting_delivers_fills_through_the_callback() -> None:
+async def test_unknown_after_accepting_delivers_fills_through_the_event_sink() -> None:
     plan = FaultPlan().next(Outcome.UNKNOWN)
     relayer, _, got = make(book(asks=[("0.50", "10")]), inject=plan)
     res = await relayer.place(req(Side.BUY, "0.50", "4", OrderType.FOK))

@@ -8,17 +8,11 @@ from decimal import Decimal as D
 import pytest
 
 from core.events import Alert, AlertCleared, AlertKind, EventBus, Recorder, StateChanged
+from core.execution.exposure import yes_no_tokens
 from core.execution.store import MemoryExecutionStore
+from core.execution.throttle import TokenBucket
 from core.execution.types import CancelResult, OrderRequest
-from core.risk import (
-    ExposureSnapshot,
-    Holding,
-    ReasonCode,
-    RiskGate,
-    RiskLimits,
-    TokenBucket,
-    yes_no_tokens,
-)
+from core.risk import ExposureSnapshot, Holding, ReasonCode, RiskGate, RiskLimits
 from core.store.models import ARMED_KEY
 from core.types import BookStatus, MarketInfo, OrderType, Side, TokenInfo
 

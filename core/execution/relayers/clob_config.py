@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable
 
 import httpx
 
+from core.execution.events import EventSink
 from core.execution.relayers.clob import ClobRelayer
 from core.settings import Settings
 
@@ -18,10 +19,14 @@ def clob_relayer(
     with_creds: bool = True,
     transport: httpx.AsyncBaseTransport | None = None,
     timeout_s: float | None = None,
-    **options: Any,
+    events: EventSink | None = None,
+    user_ws_url: str | None = None,
+    user_markets: Iterable[str] = (),
+    heartbeat_interval_s: float = 5.0,
 ) -> ClobRelayer:
     """A relayer signing with the configured key. ``with_creds=False`` leaves the API credentials
-    out (signing needs none, and the body's owner field would otherwise carry the API key)."""
+    out (signing needs none, and the body's owner field would otherwise carry the API key).
+    ``events``: the sink the engine hears the relayer through (:mod:`core.execution.assembly`)."""
     r = settings.relayer
     if r.private_key is None:
         raise ValueError("relayer.private_key is not set")  # settings refuse type = "real" without one
@@ -38,5 +43,8 @@ def clob_relayer(
         dry_run=dry_run,
         timeout_s=settings.clob.timeout_s if timeout_s is None else timeout_s,
         transport=transport,
-        **options,
+        events=events,
+        user_ws_url=user_ws_url,
+        user_markets=user_markets,
+        heartbeat_interval_s=heartbeat_interval_s,
     )

@@ -15,7 +15,7 @@ import email.utils
 import logging
 import math
 import time
-from typing import Any
+from typing import TypeAlias
 
 import httpx
 from py_clob_client_v2.clob_types import ApiCreds, RequestArgs
@@ -25,6 +25,7 @@ from py_clob_client_v2.signer import Signer
 from core.execution.relayers.clob_signing import serialize_body
 from core.execution.types import ErrorClass, Outcome
 from core.execution.venue_link import VenueLink
+from core.redact import register_secret
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,20 @@ _BASE_HEADERS = {
     "Accept": "*/*",
     "Content-Type": "application/json",
 }
+
+
+Creds: TypeAlias = "ApiCreds | tuple[str, str, str]"
+
+
+def as_creds(creds: Creds | None) -> ApiCreds | None:
+    """The official credentials object, its secret and passphrase registered for redaction."""
+    if creds is None:
+        return None
+    official: ApiCreds = ApiCreds(*creds) if isinstance(creds, tuple) else creds
+    # The secret and passphrase are masked in every log line and error text from now on.
+    register_secret(official.api_secret)
+    register_secret(official.api_passphrase)
+    return official
 
 
 class VenueError(Exception):
@@ -74,15 +89,13 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
             when = email.utils.parsedate_to_datetime(value)
         except (TypeError, ValueError, IndexError):
             return None
-        if when is None:
-            return None
         seconds = when.timestamp() - (time.time() if now is None else now)
     if not math.isfinite(seconds):
         return None
     return max(0.0, seconds)
 
 
-def venue_message(payload: Any, fallback: str = "") -> str:
+def venue_message(payload: object, fallback: str = "") -> str:
     """The venue's error text from ``{"error": ...}`` / ``{"errorMsg": ...}`` or a raw body."""
     if isinstance(payload, dict):
         for key in ("error", "errorMsg", "message"):
@@ -94,7 +107,7 @@ def venue_message(payload: Any, fallback: str = "") -> str:
     return fallback
 
 
-def classify_status(status: int, payload: Any, retry_after: str | None) -> VenueError:
+def classify_status(status: int, payload: object, retry_after: str | None) -> VenueError:
     """Map a non-2xx answer to a :class:`VenueError`."""
     message = venue_message(payload, fallback=f"HTTP {status}")
     wait = parse_retry_after(retry_after)
@@ -185,12 +198,12 @@ class ClobHttp:
         method: str,
         path: str,
         *,
-        body: Any = None,
+        body: object = None,
         params: dict[str, str] | None = None,
         auth: str | None = None,
         nonce: int = 0,
         serialized: str | None = None,
-    ) -> Any:
+    ) -> object:
         """Send one request; returns the decoded JSON (or text) of a 2xx, raises :class:`VenueError`."""
         if serialized is None and body is not None:
             serialized = serialize_body(body)
@@ -216,7 +229,7 @@ class ClobHttp:
         return payload
 
 
-def _decode(resp: httpx.Response) -> Any:
+def _decode(resp: httpx.Response) -> object:
     if not resp.content:
         return None
     try:

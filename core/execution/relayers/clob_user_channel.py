@@ -1,443 +1,31 @@
-"""The authenticated user channel (``/ws/user``): wire types, translation to our fills, the client.
+"""The authenticated user channel (``/ws/user``): one subscription kept alive.
 
-Wire messages are decoded once into msgspec structs (:class:`OrderWire`, :class:`TradeWire`) and
-translated by :class:`UserStreamTranslator` into domain events: :class:`OrderEvent` for order
-life-cycle changes and :class:`TradeEvent` (carrying our :class:`~core.execution.types.Fill`)
-for each trade status change. A trade runs MATCHED -> MINED -> CONFIRMED, or RETRYING ->
-FAILED; our part of it is final (``Fill.confirmed``) only at CONFIRMED. As maker our part is our
-entry in ``maker_orders[]`` (the top-level price/size describe the taker), possibly on the
-complement token. REST ``/data/trades`` items have the same shape, so a resync after a reconnect
-goes through the same translator, which de-duplicates by (trade id, order id).
+Frames are decoded by :mod:`.clob_user_wire` and translated by :mod:`.clob_user_translate`; this
+module is the client: subscribe, ping, dead-socket detection and reconnect (on
+:func:`core.retry.reconnect_forever`: the wait doubles from 0.25 s to 30 s, each drawn from
+``[wait/2, wait]``, and starts over once a subscription succeeded).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import logging
 import random
 import time
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from decimal import ROUND_DOWN, Decimal, InvalidOperation
-from typing import Any
 
 import msgspec
 import websockets
 from websockets.asyncio.client import ClientConnection
 
-from core.execution.types import Fill, OrderStatus
-from core.types import Side
+from core.execution.relayers.clob_user_wire import BadMessage, decode_frame
+from core.retry import EQUAL_JITTER, Backoff, Retry, Sleep, reconnect_forever
 
 log = logging.getLogger(__name__)
 
-Scalar = str | int | float | None
-
-
-# --------------------------------------------------------------------------- wire types
-
-
-class MakerOrderWire(msgspec.Struct, kw_only=True):
-    order_id: str
-    owner: str = ""
-    maker_address: str = ""
-    matched_amount: Scalar = None
-    price: Scalar = None
-    asset_id: str = ""
-    outcome: str = ""
-    side: str | None = None
-    fee_rate_bps: Scalar = None
-
-
-class OrderWire(msgspec.Struct, kw_only=True):
-    id: str
-    asset_id: str = ""
-    market: str = ""
-    side: str = ""
-    price: Scalar = None
-    original_size: Scalar = None
-    size_matched: Scalar = None
-    status: str = ""
-    type: str = ""
-    owner: str = ""
-    order_owner: str = ""
-    order_type: str = ""
-    outcome: str = ""
-    maker_address: str = ""
-    timestamp: Scalar = None
-    created_at: Scalar = None
-    expiration: Scalar = None
-    associate_trades: list[str] | None = None
-
-
-class TradeWire(msgspec.Struct, kw_only=True):
-    id: str
-    taker_order_id: str = ""
-    market: str = ""
-    asset_id: str = ""
-    side: str = ""
-    size: Scalar = None
-    price: Scalar = None
-    status: str = ""
-    fee_rate_bps: Scalar = None
-    outcome: str = ""
-    owner: str = ""
-    trade_owner: str = ""
-    maker_address: str = ""
-    maker_orders: list[MakerOrderWire] | None = None
-    trader_side: str = ""
-    transaction_hash: str | None = None
-    match_time: Scalar = None
-    last_update: Scalar = None
-    timestamp: Scalar = None
-
-
-_ORDER_TYPES = {"PLACEMENT", "UPDATE", "CANCELLATION"}
-
-
-class BadMessage(ValueError):
-    """A user-channel item that is not an order or trade we can read."""
-
-
-def decode_item(item: Any) -> OrderWire | TradeWire:
-    """One JSON object of a user-channel frame (or a REST order/trade) -> typed wire struct."""
-    if not isinstance(item, dict):
-        raise BadMessage(f"expected an object, got {type(item).__name__}")
-    kind = str(item.get("event_type") or "").lower()
-    if not kind:
-        typ = str(item.get("type") or "").upper()
-        if typ in _ORDER_TYPES:
-            kind = "order"
-        elif typ == "TRADE" or "taker_order_id" in item:
-            kind = "trade"
-    try:
-        if kind == "order":
-            return msgspec.convert(item, OrderWire, strict=False)
-        if kind == "trade":
-            return msgspec.convert(item, TradeWire, strict=False)
-    except msgspec.ValidationError as exc:
-        raise BadMessage(f"{kind} message does not match the expected shape: {exc}") from None
-    raise BadMessage(f"unknown user-channel message (event_type={item.get('event_type')!r}, type={item.get('type')!r})")
-
-
-def decode_frame(data: str | bytes) -> list[Any]:
-    """A frame is one JSON object or an array of them; ``PONG`` and other text yield nothing."""
-    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
-    stripped = text.strip()
-    if not stripped or stripped[0] not in "[{":
-        return []
-    try:
-        decoded = msgspec.json.decode(stripped)
-    except msgspec.DecodeError as exc:
-        raise BadMessage(f"frame is not valid JSON: {exc}") from None
-    return decoded if isinstance(decoded, list) else [decoded]
-
-
-# --------------------------------------------------------------------------- domain events
-
-
-class TradeStatus(enum.StrEnum):
-    MATCHED = "MATCHED"
-    MINED = "MINED"
-    CONFIRMED = "CONFIRMED"
-    RETRYING = "RETRYING"
-    FAILED = "FAILED"
-
-    @property
-    def rank(self) -> int:
-        return _TRADE_RANK[self]
-
-    @property
-    def final(self) -> bool:
-        return self in (TradeStatus.CONFIRMED, TradeStatus.FAILED)
-
-
-_TRADE_RANK = {
-    TradeStatus.MATCHED: 1,
-    TradeStatus.MINED: 2,
-    TradeStatus.RETRYING: 2,
-    TradeStatus.CONFIRMED: 3,
-    TradeStatus.FAILED: 3,
-}
-
-
-@dataclass(frozen=True, slots=True)
-class OrderEvent:
-    """An order of ours changed (from the user channel, or from a REST resync: ``source="rest"``)."""
-
-    venue_order_id: str
-    client_order_id: str | None
-    kind: str  # PLACEMENT / UPDATE / CANCELLATION / SYNC
-    venue_status: str  # as the venue wrote it (e.g. "CANCELED_order couldn't be fully filled...")
-    status: OrderStatus | None  # None when the venue status is not one we know
-    token_id: str
-    market: str
-    side: Side | None
-    price: Decimal | None
-    original_size: Decimal | None
-    size_matched: Decimal | None
-    source: str = "ws"
-
-
-@dataclass(frozen=True, slots=True)
-class TradeEvent:
-    """A status change of a trade that involves one of our orders; ``fill`` is our part of it."""
-
-    trade_id: str
-    venue_order_id: str
-    client_order_id: str | None
-    status: TradeStatus
-    role: str  # TAKER / MAKER
-    fill: Fill
-    transaction_hash: str | None = None
-    source: str = "ws"
-    first_seen: bool = False  # the first status we learn of this (trade, order)
-
-    @property
-    def failed(self) -> bool:
-        return self.status is TradeStatus.FAILED
-
-
-UserEvent = OrderEvent | TradeEvent
-
-
-def parse_decimal(value: Scalar) -> Decimal | None:
-    if value is None or value == "":
-        return None
-    try:
-        result = Decimal(str(value))
-    except InvalidOperation:
-        return None
-    return result if result.is_finite() else None
-
-
-def parse_side(value: str | None) -> Side | None:
-    try:
-        return Side(str(value).upper()) if value else None
-    except ValueError:
-        return None
-
-
-def map_order_status(raw: str, original: Decimal | None, matched: Decimal | None) -> OrderStatus | None:
-    """Venue order status -> our order status. Cancellations carry suffixes: match by prefix."""
-    up = raw.strip().upper()
-    full = original is not None and matched is not None and matched >= original > 0
-    partial = matched is not None and matched > 0
-    if up.startswith("CANCELED") or up.startswith("CANCELLED") or up == "INVALID":
-        return OrderStatus.CANCELED
-    if up == "LIVE":
-        return OrderStatus.PARTIALLY_FILLED if partial else OrderStatus.LIVE
-    if up == "MATCHED":
-        return OrderStatus.PARTIALLY_FILLED if partial and not full else OrderStatus.FILLED
-    if up == "DELAYED":
-        return OrderStatus.LIVE
-    if up == "UNMATCHED":
-        return OrderStatus.FAILED
-    return None
-
-
-def taker_fee(size: Decimal, price: Decimal, fee_rate_bps: Decimal | None) -> Decimal:
-    """shares x rate x p x (1 - p), rounded down to 5 decimals (makers pay nothing)."""
-    if not fee_rate_bps:
-        return Decimal(0)
-    rate = fee_rate_bps / Decimal(10_000)
-    return (size * rate * price * (1 - price)).quantize(Decimal("0.00001"), rounding=ROUND_DOWN)
-
-
-def _ts_ms(*values: Scalar) -> int:
-    for value in values:
-        number = parse_decimal(value)
-        if number is None:
-            continue
-        # seconds (10 digits) or milliseconds (13 digits)
-        return int(number * 1000) if number < 10**11 else int(number)
-    return 0
-
-
-@dataclass(slots=True)
-class _KnownOrder:
-    client_order_id: str | None
-    side: Side | None
-    token_id: str
-
-
-class UserStreamTranslator:
-    """Turns user-channel / REST items into our events; remembers which orders are ours.
-
-    ``api_key`` (the owner uuid) and ``addresses`` (maker/funder addresses) identify our maker
-    entries; orders registered with :meth:`register_order` are recognised by id as well.
-    """
-
-    def __init__(self, api_key: str | None, addresses: set[str], *, max_remembered: int = 100_000) -> None:
-        self.api_key = api_key or ""
-        self.addresses = {a.lower() for a in addresses if a}
-        self._orders: OrderedDict[str, _KnownOrder] = OrderedDict()
-        self._trade_state: OrderedDict[tuple[str, str], TradeStatus] = OrderedDict()
-        self._max = max_remembered
-        self.stats: Counter[str] = Counter()
-
-    def register_order(
-        self, venue_order_id: str, client_order_id: str | None, side: Side | None, token_id: str
-    ) -> None:
-        self._orders[venue_order_id.lower()] = _KnownOrder(client_order_id, side, token_id)
-        self._orders.move_to_end(venue_order_id.lower())
-        while len(self._orders) > self._max:
-            self._orders.popitem(last=False)
-
-    def client_order_id(self, venue_order_id: str) -> str | None:
-        known = self._orders.get(venue_order_id.lower())
-        return known.client_order_id if known else None
-
-    def known_order_ids(self) -> list[str]:
-        return list(self._orders)
-
-    def handle(self, item: Any, *, source: str = "ws") -> list[UserEvent]:
-        """Translate one decoded item; bad input is counted, logged and yields nothing."""
-        try:
-            wire = decode_item(item)
-        except BadMessage as exc:
-            self.stats["bad_message"] += 1
-            log.warning("user channel: dropped a bad message (%s)", exc)
-            return []
-        if isinstance(wire, OrderWire):
-            return [self._order_event(wire, source)]
-        return list(self._trade_events(wire, source))
-
-    def _order_event(self, wire: OrderWire, source: str) -> OrderEvent:
-        original = parse_decimal(wire.original_size)
-        matched = parse_decimal(wire.size_matched)
-        status = map_order_status(wire.status, original, matched)
-        if status is None:
-            self.stats["unknown_order_status"] += 1
-            log.warning("user channel: unknown order status %r for %s", wire.status, wire.id)
-        self.stats["order_events"] += 1
-        return OrderEvent(
-            venue_order_id=wire.id,
-            client_order_id=self.client_order_id(wire.id),
-            kind=(wire.type or "SYNC").upper() if source == "ws" else "SYNC",
-            venue_status=wire.status,
-            status=status,
-            token_id=wire.asset_id,
-            market=wire.market,
-            side=parse_side(wire.side),
-            price=parse_decimal(wire.price),
-            original_size=original,
-            size_matched=matched,
-            source=source,
-        )
-
-    def _is_ours(self, order_id: str, owner: str, address: str) -> bool:
-        if order_id and order_id.lower() in self._orders:
-            return True
-        if self.api_key and owner == self.api_key:
-            return True
-        return bool(address) and address.lower() in self.addresses
-
-    def _trade_events(self, wire: TradeWire, source: str) -> list[TradeEvent]:
-        try:
-            status = TradeStatus(wire.status.upper())
-        except ValueError:
-            self.stats["unknown_trade_status"] += 1
-            log.warning("user channel: unknown trade status %r for trade %s", wire.status, wire.id)
-            return []
-        ts = _ts_ms(wire.timestamp, wire.last_update, wire.match_time)
-        taker_side = parse_side(wire.side)
-        parts: list[tuple[str, str, Fill]] = []
-        taker_ours = wire.trader_side.upper() == "TAKER" and self._is_ours(
-            wire.taker_order_id, wire.owner or wire.trade_owner, ""
-        )
-        if wire.taker_order_id and wire.taker_order_id.lower() in self._orders:
-            taker_ours = True
-        if taker_ours and taker_side is not None:
-            price, size = parse_decimal(wire.price), parse_decimal(wire.size)
-            if price is not None and size is not None:
-                fill = Fill(
-                    client_order_id=self.client_order_id(wire.taker_order_id) or "",
-                    venue_order_id=wire.taker_order_id,
-                    token_id=wire.asset_id,
-                    side=taker_side,
-                    price=price,
-                    size=size,
-                    fee=taker_fee(size, price, parse_decimal(wire.fee_rate_bps)),
-                    trade_id=wire.id,
-                    confirmed=status is TradeStatus.CONFIRMED,
-                    ts_ms=ts,
-                )
-                parts.append((wire.taker_order_id, "TAKER", fill))
-        for maker in wire.maker_orders or ():
-            if not self._is_ours(maker.order_id, maker.owner, maker.maker_address):
-                continue
-            price, size = parse_decimal(maker.price), parse_decimal(maker.matched_amount)
-            side = self._maker_side(maker, wire.asset_id, taker_side)
-            if price is None or size is None or side is None:
-                self.stats["bad_maker_entry"] += 1
-                log.warning("user channel: unreadable maker entry %s in trade %s", maker.order_id, wire.id)
-                continue
-            fill = Fill(
-                client_order_id=self.client_order_id(maker.order_id) or "",
-                venue_order_id=maker.order_id,
-                token_id=maker.asset_id or wire.asset_id,
-                side=side,
-                price=price,
-                size=size,
-                fee=Decimal(0),
-                trade_id=wire.id,
-                confirmed=status is TradeStatus.CONFIRMED,
-                ts_ms=ts,
-            )
-            parts.append((maker.order_id, "MAKER", fill))
-        events: list[TradeEvent] = []
-        for order_id, role, fill in parts:
-            first = (wire.id, order_id.lower()) not in self._trade_state
-            if not self._advance(wire.id, order_id, status):
-                continue
-            self.stats[f"trade_{status.value.lower()}"] += 1
-            events.append(
-                TradeEvent(
-                    trade_id=wire.id,
-                    venue_order_id=order_id,
-                    client_order_id=fill.client_order_id or None,
-                    status=status,
-                    role=role,
-                    fill=fill,
-                    transaction_hash=wire.transaction_hash or None,
-                    source=source,
-                    first_seen=first,
-                )
-            )
-        return events
-
-    def _maker_side(self, maker: MakerOrderWire, taker_asset: str, taker_side: Side | None) -> Side | None:
-        side = parse_side(maker.side)
-        if side is not None:
-            return side
-        known = self._orders.get(maker.order_id.lower())
-        if known is not None and known.side is not None:
-            return known.side
-        if taker_side is None:
-            return None
-        # Same token: the maker took the other side. Complement token: both bought (mint) or sold (merge).
-        return taker_side.opposite if (maker.asset_id or taker_asset) == taker_asset else taker_side
-
-    def _advance(self, trade_id: str, order_id: str, status: TradeStatus) -> bool:
-        """Record a status; False when it is a repeat or goes backwards (REST resync, duplicates)."""
-        key = (trade_id, order_id.lower())
-        previous = self._trade_state.get(key)
-        if previous is not None and (previous.final or status.rank <= previous.rank):
-            self.stats["trade_duplicate"] += 1
-            return False
-        self._trade_state[key] = status
-        self._trade_state.move_to_end(key)
-        while len(self._trade_state) > self._max:
-            self._trade_state.popitem(last=False)
-        return True
-
-
-# --------------------------------------------------------------------------- client
-
-FrameHandler = Callable[[list[Any]], Awaitable[None]]
+FrameHandler = Callable[[list[object]], Awaitable[None]]
 ConnectHandler = Callable[[bool], Awaitable[None]]
 
 
@@ -462,6 +50,8 @@ class UserChannel:
         open_timeout_s: float = 10.0,
         backoff_initial_s: float = 0.25,
         backoff_max_s: float = 30.0,
+        rng: random.Random | None = None,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.url = url
         self._auth = dict(auth)
@@ -471,8 +61,9 @@ class UserChannel:
         self.ping_interval_s = ping_interval_s
         self.dead_after_s = dead_after_s
         self.open_timeout_s = open_timeout_s
-        self.backoff_initial_s = backoff_initial_s
-        self.backoff_max_s = backoff_max_s
+        self.backoff = Backoff(backoff_initial_s, backoff_max_s, 2.0, EQUAL_JITTER)
+        self._rng = rng
+        self._sleep = sleep
         self.connected = asyncio.Event()
         self.connects = 0
         self.stats: Counter[str] = Counter()
@@ -483,6 +74,7 @@ class UserChannel:
         self.down_since: float | None = None  # wall clock: since when it has had no live subscription
 
     def __repr__(self) -> str:
+        # the subscription carries the API secret and passphrase: never show it
         return f"UserChannel(url={self.url!r}, markets={len(self.markets)}, connected={self.connected.is_set()})"
 
     def subscribe_message(self) -> str:
@@ -524,36 +116,43 @@ class UserChannel:
                 await self._ws.close()
 
     async def _run(self) -> None:
-        backoff = self.backoff_initial_s
-        while not self._stopping:
-            try:
-                async with websockets.connect(
-                    self.url, open_timeout=self.open_timeout_s, ping_interval=None, max_size=2**24
-                ) as ws:
-                    self._ws = ws
-                    await ws.send(self.subscribe_message())
-                    self.connects += 1
-                    self.connected.set()
-                    self.down_since = None
-                    backoff = self.backoff_initial_s
-                    await self._on_connect(self.connects > 1)
-                    await self._read(ws)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                if self._stopping:
-                    break
+        await reconnect_forever(
+            self._session,
+            backoff=self.backoff,
+            stopped=lambda: self._stopping,
+            on_retry=self._on_retry,
+            rng=self._rng,
+            sleep=self._sleep,
+        )
+
+    def _on_retry(self, retry: Retry[bool]) -> None:
+        log.debug("user channel: next subscription in %.2fs", retry.delay_s)
+
+    async def _session(self) -> bool:
+        """One connection: subscribe, then read until it dies. True when the subscription went through."""
+        subscribed = False
+        try:
+            async with websockets.connect(
+                self.url, open_timeout=self.open_timeout_s, ping_interval=None, max_size=2**24
+            ) as ws:
+                self._ws = ws
+                await ws.send(self.subscribe_message())
+                self.connects += 1
+                self.connected.set()
+                self.down_since = None
+                subscribed = True
+                await self._on_connect(self.connects > 1)
+                await self._read(ws)
+        except Exception as exc:
+            if not self._stopping:
                 self.stats["disconnects"] += 1
                 log.warning("user channel %s: %s: %s", self.url, type(exc).__name__, exc)
-            finally:
-                self._ws = None
-                if self.connected.is_set() or self.down_since is None:
-                    self.down_since = time.time()
-                self.connected.clear()
-            if self._stopping:
-                break
-            await asyncio.sleep(backoff * (0.5 + random.random() / 2))
-            backoff = min(backoff * 2, self.backoff_max_s)
+        finally:
+            self._ws = None
+            if self.connected.is_set() or self.down_since is None:
+                self.down_since = time.time()
+            self.connected.clear()
+        return subscribed
 
     async def _read(self, ws: ClientConnection) -> None:
         pinger = asyncio.create_task(self._ping(ws))

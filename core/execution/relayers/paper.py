@@ -9,26 +9,27 @@ Fill model:
 - A resting order fills, at its own price and without fee (maker), when the book trades
   through it: for a BUY at p, asks at or below p appear (strictly below with
   ``fill_on_touch=False``); for a SELL, bids at or above p. :meth:`PaperRelayer.on_book_update`
-  is what the service calls after applying book updates; fills go to the fill callback.
+  is what the service calls after applying book updates; those fills go to the event sink as
+  confirmed trades (:mod:`core.execution.events`).
 - post-only orders that would cross are rejected, as the venue does.
 - Taker fee per fill: :func:`core.fees.taker_fee` (``shares x rate x p x (1 - p)``, 5 decimals down).
 - Faults can be injected for tests: ``relayer.inject.next(Outcome.UNKNOWN)`` makes the next
-  place report UNKNOWN although the order was accepted (its fills then arrive through the fill
-  callback, as they would from the venue's user channel).
+  place report UNKNOWN although the order was accepted (its fills then arrive through the event
+  sink, as they would from the venue's user channel).
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
-import logging
 import random
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
+from typing import TypedDict, Unpack
 
+from core.execution.events import EventSink, TradeStatus, TradeUpdate
 from core.execution.types import (
     CancelResult,
     ErrorClass,
@@ -43,19 +44,24 @@ from core.fees import MAKER_FEE, taker_fee
 from core.money import on_tick
 from core.types import BookStatus, BookView, Level, Mode, OrderType, Side
 
-log = logging.getLogger(__name__)
-
 ZERO = Decimal(0)
 ONE = Decimal(1)
 
 BookProvider = Callable[[str], BookView | None]
-FillCallback = Callable[[Fill], Awaitable[None] | None]
 
 _DEFAULT_ERRORS = {
     Outcome.REJECTED: (ErrorClass.BAD_REQUEST, "injected rejection"),
     Outcome.RETRYABLE: (ErrorClass.SERVER, "injected server error"),
     Outcome.UNKNOWN: (ErrorClass.TIMEOUT, "injected timeout after the request was sent"),
 }
+
+
+class FaultOptions(TypedDict, total=False):
+    error_class: ErrorClass | None
+    error: str
+    retry_after_s: float | None
+    accept: bool | None  # UNKNOWN only: did the order really reach the (simulated) venue?
+    token_id: str | None  # only orders on this token (None: any order)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,23 +106,23 @@ class FaultPlan:
             token_id=token_id,
         )
 
-    def next(self, outcome: Outcome, *, times: int = 1, **kw: object) -> FaultPlan:
+    def next(self, outcome: Outcome, *, times: int = 1, **kw: Unpack[FaultOptions]) -> FaultPlan:
         """The next ``times`` place calls (on ``token_id=`` only, if given) end with ``outcome``.
 
         UNKNOWN accepts the order by default (``accept=False``: it never reached the venue).
         """
-        fault = self.make(outcome, **kw)  # type: ignore[arg-type]
+        fault = self.make(outcome, **kw)
         self._place.extend([fault] * times)
         return self
 
-    def next_cancel(self, outcome: Outcome, *, times: int = 1, **kw: object) -> FaultPlan:
-        fault = self.make(outcome, **kw)  # type: ignore[arg-type]
+    def next_cancel(self, outcome: Outcome, *, times: int = 1, **kw: Unpack[FaultOptions]) -> FaultPlan:
+        fault = self.make(outcome, **kw)
         self._cancel.extend([fault] * times)
         return self
 
-    def randomly(self, outcome: Outcome, probability: float, **kw: object) -> FaultPlan:
+    def randomly(self, outcome: Outcome, probability: float, **kw: Unpack[FaultOptions]) -> FaultPlan:
         """Each place call (with no scripted fault) fails with ``probability`` (seeded rng)."""
-        self._random.append((self.make(outcome, **kw), probability))  # type: ignore[arg-type]
+        self._random.append((self.make(outcome, **kw), probability))
         return self
 
     def clear(self) -> None:
@@ -184,7 +190,7 @@ class PaperRelayer:
         inject: FaultPlan | None = None,
         *,
         latency_jitter: float = 0.0,
-        fill_callback: FillCallback | None = None,
+        events: EventSink | None = None,
         fill_on_touch: bool = True,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -194,7 +200,7 @@ class PaperRelayer:
         self.latency_jitter = latency_jitter
         self.rng = random.Random(seed)
         self.inject = inject if inject is not None else FaultPlan()
-        self._fill_cb = fill_callback
+        self.events = events if events is not None else EventSink()
         self.fill_on_touch = fill_on_touch
         self._clock = clock
         self._sleep = sleep
@@ -209,9 +215,6 @@ class PaperRelayer:
         self.open_orders_calls = 0
 
     # -- Relayer protocol ----------------------------------------------------------------------
-
-    def set_fill_callback(self, callback: FillCallback | None) -> None:
-        self._fill_cb = callback
 
     async def start(self) -> None:
         return None
@@ -233,11 +236,11 @@ class PaperRelayer:
                 retry_after_s=fault.retry_after_s,
                 latency_ms=_ms(started),
             )
-        result = self._execute(order)
+        result = replace(self._execute(order), latency_ms=_ms(started))
         if fault is None:
-            return PlaceResult(**{**result, "latency_ms": _ms(started)})  # type: ignore[arg-type]
+            return result
         # Accepted, but the caller never hears it: fills travel the "user channel" instead.
-        for fill in result["fills"]:  # type: ignore[union-attr]
+        for fill in result.fills:
             await self._deliver(fill)
         return PlaceResult(
             outcome=Outcome.UNKNOWN,
@@ -309,17 +312,18 @@ class PaperRelayer:
         await self._sleep(max(0.0, delay))
 
     async def _deliver(self, fill: Fill) -> None:
-        if self._fill_cb is None:
-            log.warning("paper fill %s for %s has no fill callback to go to", fill.trade_id, fill.client_order_id)
-            return
-        result = self._fill_cb(fill)
-        if inspect.isawaitable(result):
-            await result
+        await self.events.trade(TradeUpdate(fill, TradeStatus.CONFIRMED, source="paper"))
 
-    def _reject(self, msg: str, error_class: ErrorClass = ErrorClass.BAD_REQUEST) -> dict[str, object]:
-        return {"outcome": Outcome.REJECTED, "status": OrderStatus.REJECTED, "error_class": error_class, "error": msg}
+    @staticmethod
+    def _reject(msg: str) -> PlaceResult:
+        return PlaceResult(Outcome.REJECTED, status=OrderStatus.REJECTED, error_class=ErrorClass.BAD_REQUEST, error=msg)
 
-    def _execute(self, req: OrderRequest) -> dict[str, object]:
+    @staticmethod
+    def _killed(msg: str) -> PlaceResult:
+        # a kill is a market outcome, not an error
+        return PlaceResult(Outcome.REJECTED, status=OrderStatus.CANCELED, error_class=ErrorClass.NONE, error=msg)
+
+    def _execute(self, req: OrderRequest) -> PlaceResult:
         if req.client_order_id in self._by_client:
             # the venue refuses a second order with the same hash; so do we
             return self._reject(f"duplicate order {req.client_order_id}")
@@ -339,32 +343,19 @@ class PaperRelayer:
         if req.order_type is OrderType.FOK:
             available = sum((self._available(req.token_id, req.side, p, s) for p, s in levels), ZERO)
             if available < req.size:
-                return {
-                    "outcome": Outcome.REJECTED,
-                    "status": OrderStatus.CANCELED,
-                    "error_class": ErrorClass.NONE,  # a kill is a market outcome, not an error
-                    "error": "order couldn't be fully filled. FOK orders are fully filled or killed.",
-                }
+                return self._killed("order couldn't be fully filled. FOK orders are fully filled or killed.")
         self._seq += 1
         po = _PaperOrder(req=req, venue_order_id=f"paper-{self._seq:08d}", remaining=req.size)
         fills = self._take(req.token_id, po, levels, at_own_price=False)
         if req.order_type is OrderType.FAK and not fills:
-            return {
-                "outcome": Outcome.REJECTED,
-                "status": OrderStatus.CANCELED,
-                "error_class": ErrorClass.NONE,
-                "error": "no orders found to match with FAK order. FAK orders are partially filled or killed if no match is found.",
-            }
+            return self._killed(
+                "no orders found to match with FAK order. FAK orders are partially filled or killed if no match is found."
+            )
         if po.remaining > 0 and req.order_type in (OrderType.FOK, OrderType.FAK):
             po.status = OrderStatus.CANCELED
         self._orders[po.venue_order_id] = po
         self._by_client[req.client_order_id] = po.venue_order_id
-        return {
-            "outcome": Outcome.ACCEPTED,
-            "venue_order_id": po.venue_order_id,
-            "status": po.status,
-            "fills": tuple(fills),
-        }
+        return PlaceResult(Outcome.ACCEPTED, venue_order_id=po.venue_order_id, status=po.status, fills=tuple(fills))
 
     @staticmethod
     def _crossing_levels(book: BookView | None, side: Side, price: Decimal, *, strict: bool) -> list[Level]:

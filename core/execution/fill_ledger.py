@@ -1,0 +1,166 @@
+"""Fills -> orders, positions and PnL, exactly once per trade.
+
+A fill comes from a place result, a paper book update, the user channel or a REST resync. A
+matched (unconfirmed) trade is recorded and announced, and waits: only a CONFIRMED trade moves the
+order's filled size, the position and the realised PnL (which feeds the daily loss limit). A trade
+that fails to settle never happened: its stored fill is marked failed and the trader is told.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from decimal import ROUND_HALF_EVEN, Decimal
+
+from core.events import Alert, FillEvent, Severity
+from core.execution.context import EngineContext
+from core.execution.events import SettlementFailure
+from core.execution.holdings import ExposureTracker
+from core.execution.order_table import OrderTable, Tracked, derive_status
+from core.execution.positions import FillPnl, PositionBook
+from core.execution.records import OrderChanges, trade_key
+from core.execution.types import Fill, OrderStatus
+from core.risk import RiskGate
+
+log = logging.getLogger(__name__)
+
+PRICE_QUANTUM = Decimal("0.000001")
+
+OrderChanged = Callable[[Tracked], Awaitable[None]]
+
+
+class FillLedger:
+    def __init__(
+        self,
+        ctx: EngineContext,
+        orders: OrderTable,
+        exposure: ExposureTracker,
+        positions: PositionBook,
+        risk: RiskGate,
+        order_changed: OrderChanged,
+    ) -> None:
+        self._ctx = ctx
+        self._orders = orders
+        self._exposure = exposure
+        self._positions = positions
+        self._risk = risk
+        self._order_changed = order_changed  # the group manager re-evaluates the order's group
+        self._applied: set[tuple[str, str]] = set()
+        self._matched: dict[str, set[str]] = {}  # order -> trades matched but not yet CONFIRMED
+        self._locks: dict[str, asyncio.Lock] = {}
+        self.unmatched_fills = 0
+
+    async def load(self) -> None:
+        """Rebuild positions from the confirmed fills on record (exact, whatever was rounded for display)."""
+        for stored in await self._ctx.store.load_fills():
+            fill = stored.fill
+            self._applied.add((fill.client_order_id, trade_key(fill)))
+            self._positions.apply_fill(fill, stored.market)
+            self._exposure.position_changed(fill.token_id)
+
+    def settling(self, client_order_id: str) -> bool:
+        """Whether a trade of this order matched and has not settled yet (its fate is still open)."""
+        return client_order_id in self._matched
+
+    async def on_fill(self, fill: Fill) -> None:
+        """A fill from any source. Idempotent: a trade is recorded once and applied once."""
+        coid = fill.client_order_id or self._orders.coid_of(fill.venue_order_id or "") or ""
+        if not coid:
+            self.unmatched_fills += 1
+            log.warning("fill %s for unknown order %s ignored (counted)", fill.trade_id, fill.venue_order_id)
+            return
+        if coid != fill.client_order_id:
+            fill = replace(fill, client_order_id=coid)
+        trade = trade_key(fill)
+        if (coid, trade) in self._applied:
+            return
+        if not fill.confirmed:
+            await self._matched_trade(fill, coid, trade)
+            return
+        self._applied.add((coid, trade))
+        self._settled(coid, trade)
+        t = self._orders.get(coid)
+        # preview -> store -> commit must not interleave with another fill of the same token
+        async with self._locks.setdefault(fill.token_id, asyncio.Lock()):
+            applied = await self._apply_confirmed(fill, t, coid)
+        if applied is None:
+            return
+        self._ctx.bus.publish(FillEvent(fill, applied.position.shares, applied.realised))
+        if applied.realised != 0:
+            await self._risk.on_daily_realised(self._positions.daily_realised())
+        if t is not None:
+            await self._order_changed(t)
+
+    async def _matched_trade(self, fill: Fill, coid: str, trade: str) -> None:
+        pending = self._matched.setdefault(coid, set())
+        if trade in pending:
+            return  # a later step of a trade already recorded (MINED, RETRYING): nothing new
+        pending.add(trade)
+        await self._ctx.store.add_fill(fill)  # recorded as matched; applied when CONFIRMED
+        self._ctx.bus.publish(FillEvent(fill))
+
+    def _settled(self, coid: str, trade: str) -> None:
+        pending = self._matched.get(coid)
+        if pending is not None:
+            pending.discard(trade)
+            if not pending:
+                del self._matched[coid]
+
+    async def _apply_confirmed(self, fill: Fill, t: Tracked | None, coid: str) -> FillPnl | None:
+        pnl = self._positions.preview(fill, t.req.market if t else "")
+        changes: OrderChanges | None = None
+        if t is not None:
+            filled = t.rec.filled_size + fill.size
+            notional = t.fill_notional + fill.price * fill.size
+            status = derive_status(t, t.status, filled=filled)
+            if status is OrderStatus.NEW:
+                status = OrderStatus.PARTIALLY_FILLED
+            changes = {
+                "status": status,
+                "filled_size": filled,
+                "avg_price": (notional / filled).quantize(PRICE_QUANTUM, rounding=ROUND_HALF_EVEN),
+                "updated_ts": self._ctx.clock(),
+            }
+        if not await self._ctx.store.record_fill(fill, pnl.position, changes):
+            return None  # applied before (a previous run replayed it into the positions)
+        self._positions.commit(fill, pnl)
+        self._exposure.position_changed(fill.token_id)
+        if t is not None and changes is not None:
+            t.rec.filled_size = changes["filled_size"]
+            t.fill_notional += fill.price * fill.size
+            t.rec.avg_price = changes["avg_price"]
+            await self._orders.set_status(t, changes["status"], persist=False)
+        else:
+            self.unmatched_fills += 1
+            log.warning("fill %s for order %s not tracked in memory: position updated only", fill.trade_id, coid)
+        return pnl
+
+    async def settlement_failed(self, failure: SettlementFailure) -> None:
+        """A trade of ours went MATCHED -> FAILED on chain: its fill never happened. Mark the stored
+        fill failed (it was never applied to positions: only CONFIRMED fills are) and alert."""
+        fill = failure.fill
+        coid = failure.client_order_id or fill.client_order_id or self._orders.coid_of(fill.venue_order_id or "")
+        if coid:
+            fill = replace(fill, client_order_id=coid)
+            self._settled(coid, trade_key(fill))
+        await self._ctx.store.mark_fill_failed(fill)
+        t = self._orders.get(coid)
+        if t is not None and t.status in (OrderStatus.FILLED, OrderStatus.PARTIALLY_FILLED):
+            # the order's own "failed" event carries the reason to the trader (one alert, not two)
+            reason = f"settlement failed on chain for trade {failure.trade_id}"
+            await self._orders.set_status(t, OrderStatus.FAILED, error=reason)
+            await self._order_changed(t)
+            return
+        self._ctx.bus.publish(
+            Alert(
+                kind="settlement_failed",
+                severity=Severity.CRITICAL,
+                key=failure.trade_id or str(coid),
+                message=(
+                    f"settlement FAILED for trade {failure.trade_id or '?'} of order {coid or '?'}: the match did "
+                    "not settle on chain; position unchanged, check the venue"
+                ),
+            )
+        )
