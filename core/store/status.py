@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Collection, Iterable
 from decimal import Decimal, InvalidOperation
-from typing import Any, TypedDict
+from typing import TypedDict
 
 from sqlalchemy import Table, func, inspect, select
 from sqlalchemy.engine import URL
@@ -169,7 +169,7 @@ async def _tracked_assets(conn: AsyncConnection, ours: list[str]) -> dict[str, _
     return assets
 
 
-def _dec(value: Any) -> Decimal | None:
+def _dec(value: object) -> Decimal | None:
     try:
         return Decimal(str(value))
     except (InvalidOperation, ValueError):
@@ -181,9 +181,11 @@ def _fmt(value: Decimal | None) -> str | None:
     return None if value is None else format(value.normalize(), "f")
 
 
-def _levels(raw: Any) -> Iterable[tuple[Decimal, Decimal]]:
+def _levels(raw: object) -> Iterable[tuple[Decimal, Decimal]]:
     """Levels from a snapshot column: ``[[price, size], ...]`` or ``[{"price", "size"}, ...]``."""
-    for item in raw or []:
+    if not isinstance(raw, list | tuple):
+        return
+    for item in raw:
         if isinstance(item, dict):
             price, size = _dec(item.get("price")), _dec(item.get("size"))
         elif isinstance(item, list | tuple) and len(item) >= 2:
