@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from decimal import ROUND_DOWN, ROUND_UP, Decimal, InvalidOperation
-from typing import Any
 
 FEE_PLACES = 5
 FEE_QUANTUM = Decimal(1).scaleb(-FEE_PLACES)
@@ -71,7 +70,7 @@ def fee_floor_unchecked(shares: Decimal, price: Decimal, rate: Decimal) -> Decim
     return (shares * rate * price * (_ONE - price)).quantize(FEE_QUANTUM, rounding=ROUND_DOWN)
 
 
-def _to_decimal(value: Any, what: str) -> Decimal:
+def _to_decimal(value: object, what: str) -> Decimal:
     if isinstance(value, bool) or value is None:
         raise ValueError(f"{what} must be a number, got {value!r}")
     try:
@@ -92,8 +91,9 @@ def _check_rate(rate: Decimal, what: str) -> Decimal:
     return rate
 
 
-def fee_rate_from_schedule(fee_schedule: Mapping[str, Any] | None) -> Decimal:
-    """The taker rate of a Gamma ``feeSchedule`` (or CLOB ``fd``); 0 when the market has none."""
+def fee_rate_from_schedule(fee_schedule: object) -> Decimal:
+    """The taker rate of a Gamma ``feeSchedule`` (or CLOB ``fd``) object; 0 when the market has
+    none (None). Anything but a mapping with a rate is refused (ValueError)."""
     if fee_schedule is None:
         return Decimal(0)
     if not isinstance(fee_schedule, Mapping):
@@ -104,7 +104,7 @@ def fee_rate_from_schedule(fee_schedule: Mapping[str, Any] | None) -> Decimal:
     return _check_rate(_to_decimal(raw, "feeSchedule.rate"), "feeSchedule.rate")
 
 
-def fee_exponent_from_schedule(fee_schedule: Mapping[str, Any] | None) -> int:
+def fee_exponent_from_schedule(fee_schedule: Mapping[str, object] | None) -> int:
     """The schedule's exponent (1 when absent, which is the plain p x (1 - p) curve)."""
     if fee_schedule is None:
         return 1
@@ -117,7 +117,7 @@ def fee_exponent_from_schedule(fee_schedule: Mapping[str, Any] | None) -> int:
     return int(dec)
 
 
-def fee_rate_from_gamma_market(market: Mapping[str, Any]) -> Decimal:
+def fee_rate_from_gamma_market(market: Mapping[str, object]) -> Decimal:
     """The taker rate of a Gamma market object.
 
     A market with ``feesEnabled`` but no ``feeSchedule`` (seen on early-2026 crypto markets that

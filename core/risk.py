@@ -17,7 +17,6 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
 
 from core.events import Alert, AlertCleared, AlertKind, EventBus, Severity, StateChanged
 
@@ -63,8 +62,13 @@ class RiskLimits:
     def problems(self) -> list[str]:
         """Why these limits are not sane (empty when they are): used by preflight."""
         out: list[str] = []
-        for name in ("max_order_notional", "max_market_notional", "max_event_notional", "max_total_exposure"):
-            value = getattr(self, name)
+        notionals = {
+            "max_order_notional": self.max_order_notional,
+            "max_market_notional": self.max_market_notional,
+            "max_event_notional": self.max_event_notional,
+            "max_total_exposure": self.max_total_exposure,
+        }
+        for name, value in notionals.items():
             if value is not None and value <= 0:
                 out.append(f"{name} must be positive (got {value})")
         if self.daily_loss_limit is not None and self.daily_loss_limit <= 0:
@@ -417,7 +421,7 @@ class RiskGate:
     async def _audit(
         self, action: str, outcome: str, detail: str, *, reason: ReasonCode | None = None, by: str = ""
     ) -> None:
-        request: dict[str, Any] = {"by": by} if by else {}
+        request: dict[str, object] = {"by": by} if by else {}
         await self.store.add_audit(
             AuditRecord(
                 action=action,

@@ -4,6 +4,8 @@ its events reaching the engine's end of the relayer's event sink as typed classe
 from __future__ import annotations
 
 import asyncio
+import random
+import socket
 from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 
@@ -11,6 +13,7 @@ import pytest
 
 from core.execution.events import EventSink, OrderUpdate, SettlementFailure, TradeStatus, TradeUpdate
 from core.execution.relayers.clob import ClobRelayer
+from core.execution.relayers.clob_user_channel import UserChannel
 from core.execution.relayers.clob_user_translate import (
     UserOrderEvent,
     UserStreamTranslator,
@@ -20,6 +23,7 @@ from core.execution.relayers.clob_user_translate import (
 from core.execution.relayers.clob_user_wire import decode_frame
 from core.execution.types import Fill, OrderRequest, OrderStatus, Outcome
 from core.fees import taker_fee
+from core.retry import EQUAL_JITTER, Backoff
 from core.sim.mock_clob import MockClobServer, MockMarket
 from core.types import Side
 from tests.conftest import load_shared
@@ -330,3 +334,36 @@ async def test_prewarming_after_start_resubscribes_with_the_new_market(server: M
         assert [sub.markets for sub in server._subscribers] == [{market.condition_id}]
     finally:
         await relayer.close()
+
+
+async def test_reconnect_waits_grow_with_equal_jitter_on_the_shared_retry_helper() -> None:
+    """No server: every subscription fails; the waits double from 0.25 s, each drawn from [wait/2, wait]."""
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    waits: list[float] = []
+
+    async def record(delay: float) -> None:
+        waits.append(delay)
+        if len(waits) == 5:
+            raise asyncio.CancelledError  # enough: end the loop here
+
+    channel = UserChannel(
+        f"ws://127.0.0.1:{port}/ws/user", {}, [], _no_items, _no_connect, rng=random.Random(7), sleep=record
+    )
+    channel.start()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(channel._task, 30)  # type: ignore[arg-type]
+    expected = Backoff(0.25, 30.0, 2.0, EQUAL_JITTER)
+    rng = random.Random(7)
+    assert waits == [expected.delay(n, rng) for n in range(5)]
+    assert all(0.25 * 2**n / 2 <= w <= 0.25 * 2**n for n, w in enumerate(waits))
+    assert channel.stats["disconnects"] == 5 and not channel.connected.is_set()
+
+
+async def _no_items(items: list[object]) -> None:
+    raise AssertionError("no frame can arrive")
+
+
+async def _no_connect(reconnected: bool) -> None:
+    raise AssertionError("no subscription can succeed")

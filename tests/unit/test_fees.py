@@ -122,7 +122,7 @@ def test_schedule_parsing_edge_cases() -> None:
     with pytest.raises(ValueError, match="whole number"):
         fee_exponent_from_schedule({"rate": 0.05, "exponent": 1.5})
     with pytest.raises(ValueError, match="object"):
-        fee_rate_from_schedule([0.05])  # type: ignore[arg-type]
+        fee_rate_from_schedule([0.05])
 
 
 def test_rate_from_bps() -> None:
