@@ -1,47 +1,33 @@
-"""A minimal asyncio HTTP/1.1 server for the local exchange doubles (no framework installed).
+"""One request handler served over real HTTP by aiohttp, for the local exchange doubles.
 
-Enough of HTTP/1.1 for httpx and similar clients: request line, headers, ``Content-Length``
-bodies (chunked request bodies too), keep-alive, ``Connection: close``. A handler returns an
-:class:`HttpResponse`, or :data:`DROP` to close the connection without answering (to simulate a
-connection lost after the request was processed).
+A double writes a handler from :class:`HttpRequest` to :class:`HttpResponse` (its routes, rules
+and faults stay framework-free); :class:`MiniHttpServer` serves it on aiohttp, which does the
+HTTP/1.1 (keep-alive, pipelining, chunked bodies, malformed requests answered 400). A handler
+may return :data:`DROP`: the connection then closes with no answer (a connection lost after
+the request was processed). Websocket routes (``/ws/user`` of the CLOB double) share the app,
+and the same app can listen on more than one port.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs
 
-log = logging.getLogger(__name__)
+from aiohttp import web
 
-MAX_HEADER_BYTES = 64 * 1024
 MAX_BODY_BYTES = 4 * 1024 * 1024
-REASONS = {
-    200: "OK",
-    400: "Bad Request",
-    401: "Unauthorized",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    413: "Payload Too Large",
-    425: "Too Early",
-    429: "Too Many Requests",
-    500: "Internal Server Error",
-    502: "Bad Gateway",
-    503: "Service Unavailable",
-}
+SHUTDOWN_S = 2.0  # in-flight handlers get this long once the listeners are closed
 
 
 @dataclass(slots=True)
 class HttpRequest:
     method: str
-    target: str
-    path: str
-    query: dict[str, list[str]]
+    target: str  # path and query as sent
+    path: str  # decoded, without the query
+    query: dict[str, list[str]]  # blank values kept
     headers: dict[str, str]  # lower-case names
     body: bytes
     path_args: tuple[str, ...] = ()  # groups captured by the route pattern
@@ -50,7 +36,7 @@ class HttpRequest:
         values = self.query.get(name)
         return values[0] if values else default
 
-    def json(self) -> Any:
+    def json(self) -> object:
         return json.loads(self.body.decode("utf-8")) if self.body else None
 
 
@@ -61,12 +47,12 @@ class HttpResponse:
     headers: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def json(cls, payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> HttpResponse:
+    def json(cls, payload: object, status: int = 200, headers: Mapping[str, str] | None = None) -> HttpResponse:
         data = json.dumps(payload, separators=(",", ":")).encode()
         return cls(status, data, {"Content-Type": "application/json", **(headers or {})})
 
     @classmethod
-    def error(cls, status: int, message: str, headers: dict[str, str] | None = None) -> HttpResponse:
+    def error(cls, status: int, message: str, headers: Mapping[str, str] | None = None) -> HttpResponse:
         return cls.json({"error": message}, status, headers)
 
 
@@ -74,145 +60,105 @@ DROP = HttpResponse(status=-1)
 """Returned by a handler: close the connection without sending a response."""
 
 Handler = Callable[[HttpRequest], Awaitable[HttpResponse]]
+RouteSpec = tuple[str, str, Handler]  # method, path pattern (a full-match regex), handler
+WebHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-class _BadRequest(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
+async def to_request(request: web.Request) -> HttpRequest:
+    """The framework-free view of an aiohttp request (the body read in full)."""
+    body = await request.read()
+    return HttpRequest(
+        method=request.method.upper(),
+        target=request.raw_path,
+        path=request.path or "/",
+        query=parse_qs(request.query_string, keep_blank_values=True),
+        headers={name.lower(): value for name, value in request.headers.items()},
+        body=body,
+    )
 
 
 class MiniHttpServer:
-    def __init__(self, handler: Handler, host: str = "127.0.0.1", port: int = 0) -> None:
+    """Serve ``handler`` for every method and path on ``host``:``port`` (and ``extra_ports``)."""
+
+    def __init__(
+        self,
+        handler: Handler,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        websocket_routes: Mapping[str, WebHandler] | None = None,
+        extra_ports: Sequence[int] = (),
+    ) -> None:
         self._handler = handler
         self.host = host
-        self._port = port
-        self._server: asyncio.Server | None = None
-        self._conns: set[asyncio.Task[None]] = set()
+        self._ports = [port, *extra_ports]
+        self._websocket_routes = dict(websocket_routes or {})
+        self._runner: web.AppRunner | None = None
+        self._sites: list[web.TCPSite] = []
 
     @property
     def port(self) -> int:
-        if self._server is None:
-            return self._port
-        return int(self._server.sockets[0].getsockname()[1])
+        """The first listening port (the requested one before :meth:`start`)."""
+        return self.ports[0]
+
+    @property
+    def ports(self) -> list[int]:
+        if not self._sites:
+            return list(self._ports)
+        return [site.port for site in self._sites]
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._on_conn, self.host, self._port, limit=MAX_HEADER_BYTES)
+        app = web.Application(client_max_size=MAX_BODY_BYTES)
+        for path, ws_handler in self._websocket_routes.items():
+            app.router.add_get(path, ws_handler)
+        app.router.add_route("*", "/{tail:.*}", self._serve)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_S)
+        await runner.setup()
+        self._runner = runner
+        try:
+            for port in dict.fromkeys(self._ports):  # one listener per distinct port
+                site = web.TCPSite(runner, self.host, port)
+                await site.start()
+                self._sites.append(site)
+        except BaseException:
+            await self.stop()
+            raise
 
     async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-        for task in list(self._conns):
-            task.cancel()
-        for task in list(self._conns):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        if self._server is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), 2)
-        self._server = None
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            self._ports = self.ports  # a restart binds the same ports
+            self._sites.clear()
+            await runner.cleanup()
 
-    async def _on_conn(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._conns.add(task)
+    async def _serve(self, request: web.Request) -> web.StreamResponse:
         try:
-            await self._serve(reader, writer)
-        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
-            pass
-        except asyncio.CancelledError:
-            # Server shutdown. End normally: asyncio's stream callback calls task.exception(),
-            # which raises (and logs a traceback) on a cancelled connection task.
-            pass
-        finally:
-            self._conns.discard(task)
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
+            req = await to_request(request)
+        except web.HTTPRequestEntityTooLarge:
+            return as_web(HttpResponse.error(413, "body too large"))
+        response = await self._handler(req)
+        if response is DROP:
+            return drop(request)
+        return as_web(response)
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while True:
-            try:
-                request = await self._read_request(reader)
-            except _BadRequest as exc:
-                await self._write(writer, HttpResponse.error(exc.status, str(exc)), close=True)
-                return
-            if request is None:
-                return
-            response = await self._handler(request)
-            if response is DROP:
-                return
-            close = request.headers.get("connection", "").lower() == "close"
-            await self._write(writer, response, close=close)
-            if close:
-                return
 
-    async def _read_request(self, reader: asyncio.StreamReader) -> HttpRequest | None:
-        try:
-            head = await reader.readuntil(b"\r\n\r\n")
-        except asyncio.IncompleteReadError as exc:
-            if exc.partial.strip():
-                raise _BadRequest(400, "incomplete request head") from None
-            return None
-        except asyncio.LimitOverrunError:
-            raise _BadRequest(400, "request head too large") from None
-        lines = head.decode("latin-1").split("\r\n")
-        parts = lines[0].split(" ")
-        if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
-            raise _BadRequest(400, f"bad request line: {lines[0][:100]!r}")
-        method, target, _version = parts
-        headers: dict[str, str] = {}
-        for line in lines[1:]:
-            if not line:
-                continue
-            name, sep, value = line.partition(":")
-            if not sep:
-                raise _BadRequest(400, f"bad header line: {line[:100]!r}")
-            headers[name.strip().lower()] = value.strip()
-        body = b""
-        if headers.get("transfer-encoding", "").lower() == "chunked":
-            body = await self._read_chunked(reader)
-        elif "content-length" in headers:
-            try:
-                length = int(headers["content-length"])
-            except ValueError:
-                raise _BadRequest(400, "bad Content-Length") from None
-            if length < 0 or length > MAX_BODY_BYTES:
-                raise _BadRequest(413, "body too large")
-            body = await reader.readexactly(length)
-        split = urlsplit(target)
-        return HttpRequest(
-            method=method.upper(),
-            target=target,
-            path=unquote(split.path) or "/",
-            query=parse_qs(split.query, keep_blank_values=True),
-            headers=headers,
-            body=body,
-        )
+def as_web(response: HttpResponse) -> web.Response:
+    return web.Response(status=response.status, body=response.body, headers=response.headers)
 
-    @staticmethod
-    async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
-        out = bytearray()
-        while True:
-            size_line = await reader.readuntil(b"\r\n")
-            try:
-                size = int(size_line.split(b";")[0].strip(), 16)
-            except ValueError:
-                raise _BadRequest(400, "bad chunk size") from None
-            if size == 0:
-                await reader.readuntil(b"\r\n")
-                return bytes(out)
-            out += await reader.readexactly(size)
-            await reader.readexactly(2)
-            if len(out) > MAX_BODY_BYTES:
-                raise _BadRequest(413, "body too large")
 
-    @staticmethod
-    async def _write(writer: asyncio.StreamWriter, response: HttpResponse, *, close: bool) -> None:
-        reason = REASONS.get(response.status, "Status")
-        headers = {"Content-Length": str(len(response.body)), **response.headers}
-        headers.setdefault("Content-Type", "application/json")
-        headers["Connection"] = "close" if close else "keep-alive"
-        head = f"HTTP/1.1 {response.status} {reason}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-        writer.write(head.encode("latin-1") + b"\r\n" + response.body)
-        await writer.drain()
+def drop(request: web.Request) -> web.StreamResponse:
+    """Close the connection with no answer; aiohttp then finds the transport closed and treats
+    the unsent response as a client that went away (no error logged)."""
+    transport = request.transport
+    if transport is not None:
+        transport.close()
+    return web.Response(status=204)
+
+
+async def sleep_until(stopped: asyncio.Event, seconds: float | None) -> None:
+    """Sleep ``seconds`` (None = for ever), or until ``stopped`` is set: a held answer never
+    outlives its double."""
+    try:
+        await asyncio.wait_for(stopped.wait(), seconds)
+    except TimeoutError:
+        pass

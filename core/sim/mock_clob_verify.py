@@ -16,10 +16,11 @@ import hashlib
 import hmac
 from typing import Any
 
-from eth_abi import encode as abi_encode
+from eth_abi.abi import encode as abi_encode
 from eth_account import Account
 from eth_account.messages import SignableMessage, encode_typed_data
-from eth_utils import keccak, to_checksum_address
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 
 ORDER_FIELDS = [
     {"name": "salt", "type": "uint256"},

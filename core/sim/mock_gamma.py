@@ -1,7 +1,6 @@
-"""A local Gamma double: a real HTTP/1.1 server serving ``GET /markets`` and ``GET /events``.
-
-Built on ``asyncio.start_server`` (no web framework is installed) with keep-alive, so httpx
-talks to it exactly as it talks to Gamma. Filters follow Gamma: ``limit`` (capped at 100),
+"""A local Gamma double: ``GET /markets`` and ``GET /events`` over real HTTP (aiohttp, through
+:class:`core.sim.mock_clob_http.MiniHttpServer`), so httpx talks to it exactly as it talks to
+Gamma. Filters follow Gamma: ``limit`` (capped at 100),
 ``offset`` (refused above 10,000), ``active``, ``closed``, ``condition_ids`` and ``slug``
 (repeated or comma-separated), ``id``. Fault injection for tests: the next N responses can
 be 429 with ``Retry-After``, 500, delayed past the client's timeout, or not JSON.
@@ -12,26 +11,24 @@ Used by ``polybot mock-gamma``, the demo and the tests.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import copy
 import hashlib
 import json
 import logging
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from core.sim.mock_clob_http import HttpRequest, HttpResponse, MiniHttpServer, sleep_until
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MARKETS_FILE = Path(__file__).resolve().parents[2] / "fixtures" / "gamma" / "markets.json"
 MAX_LIMIT = 100
 MAX_OFFSET = 10_000
-_MAX_REQUEST_LINE = 8192
-_MAX_HEADERS = 100
-_READ_TIMEOUT_S = 30.0
 
 
 # --------------------------------------------------------------------------------------------
@@ -213,6 +210,7 @@ def synthetic_markets(count: int, *, prefix: str = "synthetic") -> list[dict[str
 # --------------------------------------------------------------------------------------------
 # Server
 # --------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,22 +226,6 @@ class RequestLog:
     path: str
     params: dict[str, list[str]]
     status: int
-
-
-@dataclass(slots=True)
-class _Response:
-    status: int
-    body: bytes
-    headers: dict[str, str] = field(default_factory=dict)
-    delay_s: float = 0.0
-
-
-_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 422: "Unprocessable Entity",
-            429: "Too Many Requests", 500: "Internal Server Error"}  # fmt: skip
-
-
-def _json_body(data: Any) -> bytes:
-    return json.dumps(data, separators=(",", ":")).encode()
 
 
 def _multi(params: Mapping[str, list[str]], name: str) -> list[str]:
@@ -273,6 +255,18 @@ def _int_param(params: Mapping[str, list[str]], name: str, default: int) -> int:
         raise ValueError(f"{name} must be an integer") from None
 
 
+def _fault_answer(fault: Fault) -> HttpResponse | None:
+    """The answer a fault puts in place of the real one (None: the real one, held back)."""
+    if fault.kind == "429":
+        headers = {} if fault.retry_after is None else {"Retry-After": f"{fault.retry_after:g}"}
+        return HttpResponse.error(429, "Too Many Requests", headers)
+    if fault.kind == "500":
+        return HttpResponse.error(500, "internal error (injected)")
+    if fault.kind == "garbage":
+        return HttpResponse(200, b"<html>not json</html>", {"Content-Type": "application/json"})
+    return None
+
+
 class MockGammaServer:
     """Serve Gamma market items over real HTTP on loopback.
 
@@ -284,20 +278,20 @@ class MockGammaServer:
         self,
         host: str = "127.0.0.1",
         port: int = 0,
-        markets: Sequence[Any] | Path | str | None = None,
+        markets: Sequence[object] | Path | str | None = None,
     ) -> None:
         self.host = host
         self.port = port
         if markets is None:
             markets = DEFAULT_MARKETS_FILE
         if isinstance(markets, str | Path):
-            self.markets: list[Any] = load_markets_file(Path(markets))
+            self.markets: list[object] = list(load_markets_file(Path(markets)))
         else:
             self.markets = list(markets)
         self.requests: list[RequestLog] = []
         self._faults: deque[Fault] = deque()
-        self._server: asyncio.Server | None = None
-        self._conns: set[asyncio.Task[None]] = set()
+        self._http: MiniHttpServer | None = None
+        self._stopped = asyncio.Event()
 
     # -- fault injection ------------------------------------------------------------------
     def fail_429(self, count: int = 1, retry_after: float | None = 1.0) -> None:
@@ -325,33 +319,30 @@ class MockGammaServer:
     # -- lifecycle ------------------------------------------------------------------------
     @property
     def url(self) -> str:
-        if self._server is None:
+        if self._http is None:
             raise RuntimeError("server not started")
         host = self.host if ":" not in self.host else f"[{self.host}]"
         return f"http://{host}:{self.port}"
 
     async def start(self) -> str:
-        self._server = await asyncio.start_server(self._on_connect, self.host, self.port, limit=_MAX_REQUEST_LINE * 2)
-        self.port = self._server.sockets[0].getsockname()[1]
-        log.info("mock gamma: serving %d markets at %s", len(self.markets), self.url)
+        if self._http is None:
+            self._stopped = asyncio.Event()
+            http = MiniHttpServer(self._handle, self.host, self.port)
+            await http.start()
+            self._http, self.port = http, http.port
+            log.info("mock gamma: serving %d markets at %s", len(self.markets), self.url)
         return self.url
 
     async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            for task in list(self._conns):
-                task.cancel()
-            if self._conns:
-                await asyncio.gather(*self._conns, return_exceptions=True)
-            await self._server.wait_closed()
-            self._server = None
+        self._stopped.set()  # answers held back by a delay fault go out now
+        http, self._http = self._http, None
+        if http is not None:
+            await http.stop()
 
     async def serve_forever(self) -> None:
-        if self._server is None:
-            await self.start()
-        assert self._server is not None
+        await self.start()
         try:
-            await self._server.serve_forever()
+            await asyncio.Event().wait()
         finally:
             await self.stop()
 
@@ -363,98 +354,37 @@ class MockGammaServer:
         await self.stop()
 
     # -- HTTP -----------------------------------------------------------------------------
-    async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._conns.add(task)
-        try:
-            while await self._serve_one(reader, writer):
-                pass
-        except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
-            pass
-        except asyncio.CancelledError:
-            pass
-        finally:
-            self._conns.discard(task)
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
+    async def _handle(self, req: HttpRequest) -> HttpResponse:
+        params = parse_qs(urlsplit(req.target).query, keep_blank_values=False)
+        response, delay_s = self._route(req.method, req.path.rstrip("/") or "/", params)
+        self.requests.append(RequestLog(req.method, req.path, params, response.status))
+        if delay_s:
+            await sleep_until(self._stopped, delay_s)
+        return response
 
-    async def _serve_one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
-        """Handle one request; returns whether the connection stays open."""
-        line = await asyncio.wait_for(reader.readline(), _READ_TIMEOUT_S)
-        if not line:
-            return False
-        try:
-            method, target, version = line.decode("latin-1").rstrip("\r\n").split(" ", 2)
-        except ValueError:
-            await self._write(writer, _Response(400, _json_body({"error": "bad request line"})), keep_alive=False)
-            return False
-        headers: dict[str, str] = {}
-        for _ in range(_MAX_HEADERS + 1):
-            raw = await asyncio.wait_for(reader.readline(), _READ_TIMEOUT_S)
-            if raw in (b"\r\n", b"\n", b""):
-                break
-            name, _, value = raw.decode("latin-1").partition(":")
-            headers[name.strip().lower()] = value.strip()
-        else:
-            await self._write(writer, _Response(400, _json_body({"error": "too many headers"})), keep_alive=False)
-            return False
-        length = int(headers.get("content-length", "0") or 0)
-        if length:
-            await reader.readexactly(length)
-        keep_alive = headers.get("connection", "").lower() != "close" and version.upper() == "HTTP/1.1"
-
-        split = urlsplit(target)
-        params = parse_qs(split.query, keep_blank_values=False)
-        response = self._route(method.upper(), split.path.rstrip("/") or "/", params)
-        self.requests.append(RequestLog(method.upper(), split.path, params, response.status))
-        if response.delay_s:
-            await asyncio.sleep(response.delay_s)
-        await self._write(writer, response, keep_alive=keep_alive, head=method.upper() == "HEAD")
-        return keep_alive
-
-    async def _write(
-        self, writer: asyncio.StreamWriter, resp: _Response, *, keep_alive: bool, head: bool = False
-    ) -> None:
-        if writer.is_closing():
-            return
-        lines = [
-            f"HTTP/1.1 {resp.status} {_REASONS.get(resp.status, 'Status')}",
-            "Content-Type: application/json",
-            f"Content-Length: {len(resp.body)}",
-            f"Connection: {'keep-alive' if keep_alive else 'close'}",
-            *(f"{k}: {v}" for k, v in resp.headers.items()),
-        ]
-        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (b"" if head else resp.body))
-        await writer.drain()
-
-    def _route(self, method: str, path: str, params: Mapping[str, list[str]], *, faults: bool = True) -> _Response:
+    def _route(self, method: str, path: str, params: Mapping[str, list[str]]) -> tuple[HttpResponse, float]:
+        """The answer to a request and how long to hold it back."""
         if method not in ("GET", "HEAD"):
-            return _Response(405, _json_body({"error": f"method {method} not allowed"}))
+            return HttpResponse.error(405, f"method {method} not allowed"), 0.0
         if path not in ("/markets", "/events"):
-            return _Response(404, _json_body({"error": f"no route {path}"}))
-        if faults and self._faults:
-            fault = self._faults.popleft()
-            if fault.kind == "429":
-                headers = {} if fault.retry_after is None else {"Retry-After": f"{fault.retry_after:g}"}
-                return _Response(429, _json_body({"error": "Too Many Requests"}), headers)
-            if fault.kind == "500":
-                return _Response(500, _json_body({"error": "internal error (injected)"}))
-            if fault.kind == "garbage":
-                return _Response(200, b"<html>not json</html>")
-            delayed = self._route(method, path, params, faults=False)
-            delayed.delay_s = fault.delay_s
-            return delayed
+            return HttpResponse.error(404, f"no route {path}"), 0.0
+        fault = self._faults.popleft() if self._faults else None
+        if fault is not None:
+            injected = _fault_answer(fault)
+            if injected is not None:
+                return injected, 0.0
+        return self._answer(path, params), fault.delay_s if fault is not None else 0.0
+
+    def _answer(self, path: str, params: Mapping[str, list[str]]) -> HttpResponse:
         try:
             limit = max(0, min(MAX_LIMIT, _int_param(params, "limit", MAX_LIMIT)))
             offset = _int_param(params, "offset", 0)
             if not 0 <= offset <= MAX_OFFSET:
-                return _Response(422, _json_body({"error": f"offset must be between 0 and {MAX_OFFSET}"}))
+                return HttpResponse.error(422, f"offset must be between 0 and {MAX_OFFSET}")
             active = _bool_param(params, "active")
             closed = _bool_param(params, "closed")
         except ValueError as exc:
-            return _Response(422, _json_body({"error": str(exc)}))
+            return HttpResponse.error(422, str(exc))
         if path == "/markets":
             rows = self._filter_markets(params, active, closed)
         else:
@@ -463,13 +393,15 @@ class MockGammaServer:
                 for ev in events_from_markets(self.markets)
                 if (active is None or ev.get("active") is active) and (closed is None or ev.get("closed") is closed)
             ]
-        return _Response(200, _json_body(rows[offset : offset + limit]))
+        return HttpResponse.json(rows[offset : offset + limit])
 
-    def _filter_markets(self, params: Mapping[str, list[str]], active: bool | None, closed: bool | None) -> list[Any]:
+    def _filter_markets(
+        self, params: Mapping[str, list[str]], active: bool | None, closed: bool | None
+    ) -> list[object]:
         cids = {c.lower() for c in _multi(params, "condition_ids")}
         slugs = set(_multi(params, "slug"))
         ids = set(_multi(params, "id"))
-        out = []
+        out: list[object] = []
         for item in self.markets:
             if not isinstance(item, Mapping):
                 out.append(item)  # served as is: bad input must reach the client's parser

@@ -5,32 +5,32 @@ gets one ``book`` per subscribed asset it knows, then the ``price_change`` strea
 assets; the text ``PING`` is answered with ``PONG``. Dynamic ``{"assets_ids":[...],
 "operation":"subscribe"|"unsubscribe"}`` messages are honoured too.
 
-The stream comes from a recording (JSONL ``{"recv_ns", "frame"}`` lines, the format
-``polybot record-ws`` writes) or from :class:`core.feed.synth.FrameGenerator`, deterministic
-for a seed. One market clock drives every connection: frames are produced at ``rate_hz`` from
-the first subscription on, whether or not anyone is listening, and applied to the server's
-own copy of each book. A client that (re)connects therefore gets the current book, as from
-the venue, and misses what happened while it was away.
+The stream comes from a recording or from :class:`core.feed.synth.FrameGenerator`
+(:mod:`core.sim.mock_ws_source`). One market clock drives every connection: frames are
+produced at ``rate_hz`` from the first subscription on, whether or not anyone is listening,
+and applied to the server's own copy of each book (:mod:`core.sim.mock_ws_books`). A client
+that (re)connects therefore gets the current book, as from the venue, and misses what
+happened while it was away.
 
 Fault controls for tests: :meth:`drop_connections`, :meth:`stall`, :meth:`send_garbage`,
 :meth:`send_raw` (e.g. an oversized frame), :meth:`set_book` (the next snapshot differs from
 what the stream implied), :meth:`send_book`.
+
+Served by the ``websockets`` library, the one the feed client (``core.feed.ws``) is built on: a
+websocket-only double needs no HTTP routes, and its faults act on that library's connection
+(``transport.abort()`` for a 1006 cut, per-client send queues, the negotiated compression) —
+and the fault suite's tap subclass of this server overrides its writer on those same objects.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import http
 import logging
-import random
-import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
 
 import msgspec
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -38,101 +38,22 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from core.feed.replay import iter_frames
-from core.feed.synth import FrameGenerator, token_id
+from core.sim.mock_ws_books import (
+    Event,
+    MarketBooks,
+    ServerBook,
+    encode,
+    levels_of,
+    parse_frame,
+    routed,
+    subscriber_part,
+)
+from core.sim.mock_ws_source import generated_source, recording_source
 
 log = logging.getLogger(__name__)
 
 MARKET_PATH = "/ws/market"
 DEFAULT_GARBAGE = "this is not json {"
-
-_decode = msgspec.json.decode
-_encode = msgspec.json.encode
-
-
-# ------------------------------------------------------------------ frame sources
-
-
-def read_recording(path: Path) -> Iterator[str]:
-    """Raw frames of a recording, via the replay reader: JSONL ``{"recv_ns", "frame"}`` lines
-    or a JSON array of frames like the shared captures (unreadable lines are logged, skipped)."""
-    for _recv_ns, frame in iter_frames(path):
-        yield frame
-
-
-# ------------------------------------------------------------------ book state
-
-
-@dataclass(slots=True)
-class _Book:
-    """The server's copy of one token's book: price -> (price text, size text) per side."""
-
-    asset_id: str
-    market: str = ""
-    tick_size: str = "0.01"
-    timestamp: str = "0"
-    last_trade_price: str = ""
-    bids: dict[Decimal, tuple[str, str]] = field(default_factory=dict)
-    asks: dict[Decimal, tuple[str, str]] = field(default_factory=dict)
-
-    def replace(self, bids: Iterable[Any], asks: Iterable[Any]) -> None:
-        self.bids = _levels(bids)
-        self.asks = _levels(asks)
-
-    def set_level(self, side: str, price: str, size: str) -> None:
-        try:
-            key = Decimal(price)
-            removed = Decimal(size) == 0
-        except (InvalidOperation, TypeError, ValueError):
-            return  # the stream is the venue's business; a bad level is the client's test case
-        levels = self.bids if side.upper() == "BUY" else self.asks
-        if removed:
-            levels.pop(key, None)
-        else:
-            levels[key] = (price, size)
-
-    def frame(self) -> dict[str, Any]:
-        """A ``book`` event: bids ascending, asks descending (best level last), as the venue."""
-        bids = [{"price": p, "size": s} for _, (p, s) in sorted(self.bids.items())]
-        asks = [{"price": p, "size": s} for _, (p, s) in sorted(self.asks.items(), reverse=True)]
-        digest = hashlib.sha1(_encode([self.asset_id, self.timestamp, bids, asks])).hexdigest()
-        out: dict[str, Any] = {
-            "event_type": "book",
-            "market": self.market,
-            "asset_id": self.asset_id,
-            "timestamp": self.timestamp,
-            "hash": digest,
-            "bids": bids,
-            "asks": asks,
-            "tick_size": self.tick_size,
-        }
-        if self.last_trade_price:
-            out["last_trade_price"] = self.last_trade_price
-        return out
-
-
-def _levels(raw: Iterable[Any]) -> dict[Decimal, tuple[str, str]]:
-    out: dict[Decimal, tuple[str, str]] = {}
-    for level in raw:
-        if isinstance(level, dict):
-            price, size = str(level["price"]), str(level["size"])
-        else:
-            price, size = (str(x) for x in level)
-        if Decimal(size) != 0:
-            out[Decimal(price)] = (price, size)
-    return out
-
-
-def _event_assets(event: dict[str, Any]) -> set[str] | None:
-    """Assets an event concerns; ``None`` = broadcast to every subscriber."""
-    kind = event.get("event_type")
-    if kind in ("new_market", "market_resolved"):
-        return None
-    changes = event.get("price_changes")
-    if isinstance(changes, list):
-        return {a for c in changes if isinstance(c, dict) and isinstance(a := c.get("asset_id"), str)}
-    asset = event.get("asset_id")
-    return {asset} if isinstance(asset, str) else None
 
 
 # ------------------------------------------------------------------ connections
@@ -194,12 +115,12 @@ class MockMarketServer:
         self._loop_recording = loop_recording
         self._max_queue = max_queue
         self._compression = compression
-        self._books: dict[str, _Book] = {}
-        self._asset_order: list[str] = []
+        self._market = MarketBooks()
+        self._books = self._market.books  # asset -> ServerBook (the fault suite reads it)
         self._levels = levels
         self._start_ts_ms = start_ts_ms
         self._source: Iterator[str] | None = None
-        self._peeked: tuple[str, list[dict[str, Any]] | None] | None = None
+        self._peeked: tuple[str, list[Event] | None] | None = None
         self._clients: set[_Client] = set()
         self._server: Server | None = None
         self._streamer: asyncio.Task[None] | None = None
@@ -215,7 +136,6 @@ class MockMarketServer:
         self.pings = 0
         self.bad_messages = 0
         self.slow_consumer_drops = 0
-        self.bad_source_events = 0  # recording/source events the server could not apply
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -228,7 +148,7 @@ class MockMarketServer:
     @property
     def asset_ids(self) -> list[str]:
         """Assets this server has books for, in a stable order."""
-        return list(self._asset_order)
+        return list(self._market.order)
 
     async def start(self) -> None:
         if self._server is not None:
@@ -283,13 +203,22 @@ class MockMarketServer:
             subscribes=len(self.subscribe_messages),
             bad_messages=self.bad_messages,
             slow_consumer_drops=self.slow_consumer_drops,
-            bad_source_events=self.bad_source_events,
+            bad_source_events=self._market.bad_events,
             exhausted=self.exhausted.is_set(),
         )
 
     @property
     def connections(self) -> int:
         return len(self._clients)
+
+    def book(self, asset_id: str) -> ServerBook:
+        """The server's current book of ``asset_id`` (what a snapshot sends now)."""
+        return self._books[asset_id]
+
+    @property
+    def bad_source_events(self) -> int:
+        """Recording/source events the server could not apply to its books."""
+        return self._market.bad_events
 
     # ---------------------------------------------------------------- fault controls
 
@@ -322,8 +251,8 @@ class MockMarketServer:
     def set_book(
         self,
         asset_id: str,
-        bids: Sequence[Any],
-        asks: Sequence[Any],
+        bids: Sequence[object],
+        asks: Sequence[object],
         *,
         broadcast: bool = False,
     ) -> None:
@@ -331,14 +260,14 @@ class MockMarketServer:
         ``(price, size)`` pairs). The next snapshot (reconnect or ``broadcast``) carries it.
         Generated deltas keep following the generator's own book, so the client's integrity
         check may then flag a mismatch: that is the point of this control."""
-        book = self._book(asset_id)
-        book.replace(bids, asks)
+        book = self._market.book(asset_id)
+        book.bids, book.asks = levels_of(bids), levels_of(asks)
         if broadcast:
             self.send_book(asset_id)
 
     def send_book(self, asset_id: str) -> int:
         """Send the current snapshot of ``asset_id`` to the clients subscribed to it."""
-        text = _encode(self._books[asset_id].frame()).decode()
+        text = encode(self._books[asset_id].frame())
         targets = [c for c in self._clients if asset_id in c.assets]
         for client in targets:
             self._enqueue(client, text)
@@ -348,100 +277,11 @@ class MockMarketServer:
 
     def _prepare_source(self) -> None:
         if self._recording is not None:
-            if not self._recording.is_file():
-                raise FileNotFoundError(f"recording not found: {self._recording}")
-            # PONG lines are heartbeat answers, not market data: this server answers PINGs itself
-            frames = [f for f in read_recording(self._recording) if f.strip() != "PONG"]
-            if not frames:
-                raise ValueError(f"recording {self._recording} holds no frames")
-            # the books at the start of the recording are the state a first subscriber sees
-            start = 0
-            while start < len(frames) and self._is_book_frame(frames[start]):
-                self._apply(frames[start], _parse(frames[start]))
-                start += 1
-            for text in frames[start:]:
-                self._register_assets(text)
-            body = frames[start:]
-            # on each wrap the opening snapshots go out again: the deltas that follow assume them
-            self._source = _cycle(body, frames[:start]) if self._loop_recording else iter(body)
+            self._source = recording_source(self._recording, self._market, loop=self._loop_recording)
         else:
-            generator = FrameGenerator(_generated_asset_ids(self._n_assets, self._seed), self._seed, self._levels)
-            ts0 = self._start_ts_ms if self._start_ts_ms is not None else _wall_ms()
-            for text in generator.snapshot_frames(ts0):
-                self._apply(text, _parse(text))
-            self._source = self._generated(generator, ts0)
-
-    def _generated(self, generator: FrameGenerator, ts0: int) -> Iterator[str]:
-        """Endless generated stream; timestamps are wall-clock ms, or ``start_ts_ms + n``
-        (byte-identical runs for a seed) when ``start_ts_ms`` was given."""
-        n = 0
-        while True:
-            n += 1
-            ts = ts0 + n if self._start_ts_ms is not None else _wall_ms()
-            yield generator.next_frame(ts)
-
-    def _is_book_frame(self, text: str) -> bool:
-        events = _parse(text)
-        return bool(events) and all(e.get("event_type") == "book" for e in events)
-
-    def _register_assets(self, text: str) -> None:
-        for event in _parse(text) or ():
-            for asset in _event_assets(event) or ():
-                if isinstance(asset, str) and asset:
-                    self._book(asset, event.get("market"))
-
-    def _book(self, asset_id: str, market: Any = None) -> _Book:
-        book = self._books.get(asset_id)
-        if book is None:
-            book = self._books[asset_id] = _Book(asset_id)
-            self._asset_order.append(asset_id)
-        if isinstance(market, str) and market and not book.market:
-            book.market = market
-        return book
-
-    def _apply(self, text: str, events: list[dict[str, Any]] | None) -> None:
-        """Update the server's books from one frame's events. An event this server cannot
-        read is counted and logged; the frame is still forwarded (fault recordings exist)."""
-        for event in events or ():
-            try:
-                self._apply_event(event)
-            except (KeyError, TypeError, ValueError, AttributeError, InvalidOperation) as exc:
-                self.bad_source_events += 1
-                log.warning(
-                    "mock-ws: cannot apply %s event to its books (%r): %.120s", event.get("event_type"), exc, text
-                )
-
-    def _apply_event(self, event: dict[str, Any]) -> None:
-        kind = event.get("event_type")
-        ts = event.get("timestamp")
-        if kind == "price_change":
-            changes = event.get("price_changes")
-            if not isinstance(changes, list):  # older formats: one asset at top level
-                legacy = event.get("changes")
-                levels = legacy if isinstance(legacy, list) else [event]  # oldest: one level per event
-                changes = [{**c, "asset_id": event.get("asset_id")} for c in levels]
-            for change in changes:
-                book = self._book(_asset(change), event.get("market"))
-                book.set_level(str(change.get("side", "")), str(change["price"]), str(change["size"]))
-                if ts is not None:
-                    book.timestamp = str(ts)
-            return
-        if kind not in ("book", "tick_size_change", "last_trade_price"):
-            return
-        book = self._book(_asset(event), event.get("market"))
-        if kind == "book":
-            bids = event.get("bids", event.get("buys")) or ()
-            asks = event.get("asks", event.get("sells")) or ()
-            levels = _levels(bids), _levels(asks)  # parse both before touching the book
-            book.bids, book.asks = levels
-            book.tick_size = str(event.get("tick_size") or book.tick_size)
-            book.last_trade_price = str(event.get("last_trade_price") or book.last_trade_price)
-        elif kind == "tick_size_change":
-            book.tick_size = str(event.get("new_tick_size") or book.tick_size)
-        else:
-            book.last_trade_price = str(event.get("price") or book.last_trade_price)
-        if ts is not None:
-            book.timestamp = str(ts)
+            self._source = generated_source(
+                self._market, assets=self._n_assets, seed=self._seed, levels=self._levels, start_ts_ms=self._start_ts_ms
+            )
 
     # ---------------------------------------------------------------- streaming
 
@@ -453,14 +293,14 @@ class MockMarketServer:
         if asyncio.get_running_loop().time() >= self._stall_until - 1e-3:
             self._resumed.set()
 
-    def _pull(self) -> tuple[str, list[dict[str, Any]] | None] | None:
+    def _pull(self) -> tuple[str, list[Event] | None] | None:
         """The next source frame and its parsed events (None when the source is exhausted)."""
         if self._peeked is not None:
             item, self._peeked = self._peeked, None
             return item
         assert self._source is not None
         text = next(self._source, None)
-        return None if text is None else (text, _parse(text))
+        return None if text is None else (text, parse_frame(text))
 
     def _continues_burst(self, last_ts: object) -> bool:
         """Whether the next frame has the same timestamp as the last one sent: the frames of
@@ -473,7 +313,7 @@ class MockMarketServer:
                 return False
             self._peeked = item
         events = self._peeked[1]
-        return bool(events) and events[0].get("timestamp") == last_ts
+        return events is not None and len(events) > 0 and events[0].get("timestamp") == last_ts
 
     async def _stream(self) -> None:
         loop = asyncio.get_running_loop()
@@ -507,8 +347,8 @@ class MockMarketServer:
                 last_ts = events[0].get("timestamp") if events else None
             await asyncio.sleep(0)
 
-    def _dispatch(self, text: str, events: list[dict[str, Any]] | None) -> None:
-        self._apply(text, events)
+    def _dispatch(self, text: str, events: list[Event] | None) -> None:
+        self._market.apply(text, events)
         clients = [c for c in self._clients if c.subscribed]
         if not clients:
             return
@@ -516,13 +356,13 @@ class MockMarketServer:
             for client in clients:
                 self._enqueue(client, text)
             return
-        routed = [(_event_assets(e), e) for e in events]
+        frame = routed(events)
         for client in clients:
-            out = _route(routed, client.assets)
-            if out is _WHOLE:
+            part = subscriber_part(frame, client.assets)
+            if part is None:
                 self._enqueue(client, text)
-            elif out:
-                self._enqueue(client, _encode(out[0] if len(out) == 1 and len(events) == 1 else out).decode())
+            elif part:
+                self._enqueue(client, encode(part[0] if len(part) == 1 and len(events) == 1 else part))
 
     def _enqueue(self, client: _Client, text: str | bytes) -> None:
         if client.queue.qsize() >= self._max_queue:
@@ -560,35 +400,25 @@ class MockMarketServer:
             await asyncio.gather(client.writer, return_exceptions=True)
 
     def _on_message(self, client: _Client, message: str | bytes) -> None:
-        try:
-            msg = _decode(message)
-        except msgspec.DecodeError:
-            msg = None
-        assets = msg.get("assets_ids") if isinstance(msg, dict) else None
-        if not isinstance(assets, list) or not all(isinstance(a, str) for a in assets):
+        request = _subscription(message)
+        if request is None:
             self.bad_messages += 1
             log.warning("mock-ws: ignoring message %.80r", message)
             return
-        operation = str(msg.get("operation", "")).lower()
+        operation, assets = request
         if operation == "unsubscribe":
             client.assets.difference_update(assets)
             return
-        if operation != "subscribe" and str(msg.get("type", "")).lower() != "market":
-            self.bad_messages += 1
-            log.warning("mock-ws: ignoring message %.80r", message)
-            return
-        text = message if isinstance(message, str) else message.decode()
-        self.subscribe_messages.append(text)
+        self.subscribe_messages.append(message if isinstance(message, str) else message.decode())
         new = [a for a in dict.fromkeys(assets) if a not in client.assets]
         client.assets.update(new)
         client.subscribed = True
         books = [self._books[a].frame() for a in new if a in self._books]
-        if books:
-            if self._books_as_array:
-                self._enqueue(client, _encode(books).decode())
-            else:
-                for book in books:
-                    self._enqueue(client, _encode(book).decode())
+        if books and self._books_as_array:
+            self._enqueue(client, encode(books))
+        else:
+            for book in books:
+                self._enqueue(client, encode(book))
         if self._start_on_subscribe:
             self._start_streaming()
 
@@ -607,58 +437,20 @@ class MockMarketServer:
 
 # ------------------------------------------------------------------ helpers
 
-_WHOLE: Any = object()
 
-
-def _parse(text: str) -> list[dict[str, Any]] | None:
+def _subscription(message: str | bytes) -> tuple[str, list[str]] | None:
+    """``("subscribe" | "unsubscribe", assets)`` of a client message, or None when it is neither
+    a first ``{"type":"market","assets_ids":[...]}`` nor a dynamic ``operation`` message."""
     try:
-        data = _decode(text)
+        msg = msgspec.json.decode(message)
     except msgspec.DecodeError:
         return None
-    if isinstance(data, dict):
-        return [data]
-    if isinstance(data, list) and all(isinstance(e, dict) for e in data):
-        return data
-    return None
-
-
-def _asset(event: dict[str, Any]) -> str:
-    asset = event["asset_id"]
-    if not isinstance(asset, str) or not asset:
-        raise TypeError(f"asset_id must be a non-empty string, got {asset!r}")
-    return asset
-
-
-def _route(routed: list[tuple[set[str] | None, dict[str, Any]]], assets: set[str]) -> Any:
-    """The part of a frame a client subscribed to: ``_WHOLE``, a list of events, or []."""
-    out: list[dict[str, Any]] = []
-    whole = True
-    for concerned, event in routed:
-        if concerned is None or concerned <= assets:
-            out.append(event)
-        elif concerned & assets:
-            whole = False
-            kept = [c for c in event["price_changes"] if isinstance(c, dict) and c.get("asset_id") in assets]
-            out.append({**event, "price_changes": kept})
-        else:
-            whole = False
-    return _WHOLE if whole else out
-
-
-def _cycle(frames: list[str], on_wrap: list[str]) -> Iterator[str]:
-    """``frames`` forever, each later pass preceded by ``on_wrap`` (the recording's opening
-    ``book`` snapshots): a rewound stream replayed on the books it ended with would contradict
-    its own carried best prices, and the venue resets a book the same way, with a ``book``."""
-    yield from frames
-    while True:
-        yield from on_wrap
-        yield from frames
-
-
-def _generated_asset_ids(count: int, seed: int) -> list[str]:
-    rng = random.Random(f"mock-ws-assets:{seed}")
-    return [token_id(rng) for _ in range(count)]
-
-
-def _wall_ms() -> int:
-    return time.time_ns() // 1_000_000
+    assets = msg.get("assets_ids") if isinstance(msg, dict) else None
+    if not isinstance(assets, list) or not all(isinstance(a, str) for a in assets):
+        return None
+    operation = str(msg.get("operation", "")).lower()
+    if operation == "unsubscribe":
+        return operation, assets
+    if operation != "subscribe" and str(msg.get("type", "")).lower() != "market":
+        return None
+    return "subscribe", assets

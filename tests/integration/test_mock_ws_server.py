@@ -19,10 +19,14 @@ from core.feed.ws import ConnectionEvent, ConnectionState, MarketFeed, subscribe
 from core.sim.mock_ws import MockMarketServer
 from core.types import BookStatus
 
-TIMEOUT = 5.0
+TIMEOUT = 30.0  # a ceiling, not a pace: waits end as soon as their condition holds
+# A burst (the frames of one match, one timestamp) is checked when the book's next timestamp
+# arrives, or after this long without frames: generous, so that a client starved of CPU between
+# two frames of one burst does not check it half-applied.
+QUIET_MS = 5_000
 
 
-async def wait_until(pred: Callable[[], bool], limit_s: float = 5.0, what: str = "condition") -> None:
+async def wait_until(pred: Callable[[], bool], limit_s: float = TIMEOUT, what: str = "condition") -> None:
     """Poll ``pred`` until true; fail after ``limit_s`` seconds."""
     for _ in range(int(limit_s / 0.01)):
         if pred():
@@ -188,7 +192,7 @@ async def test_dynamic_subscribe_unsubscribe_and_books_as_array() -> None:
 
 async def test_generated_stream_keeps_books_consistent_across_reconnects() -> None:
     async with MockMarketServer(assets=6, seed=31, rate_hz=1000) as server:
-        processor = FeedProcessor(set(server.asset_ids))
+        processor = FeedProcessor(set(server.asset_ids), burst_quiet_ms=QUIET_MS)
 
         def on_state(event: ConnectionEvent) -> None:
             if event.state in (ConnectionState.DEAD, ConnectionState.RECONNECTED):
@@ -208,12 +212,12 @@ async def test_generated_stream_keeps_books_consistent_across_reconnects() -> No
                 target = feed.stats().frames + 300
                 await wait_until(lambda t=target: feed.stats().frames >= t)
                 server.drop_connections()
-            await wait_until(lambda: feed.stats().reconnects == 6)
+            await wait_until(lambda: feed.stats().reconnects >= 6, what="six reconnects")
             target = feed.stats().frames + 300
             await wait_until(lambda: feed.stats().frames >= target)
-            processor.finish(0)
         finally:
             await feed.stop()
+    # every burst the stream closed was checked as it closed; the one stopping may have cut is not
     assert processor.faults.total == 0, processor.faults.as_dict()
     assert processor.counters.total == 0, processor.counters.as_dict()
     assert all(b.status is BookStatus.OK for b in processor.books.values())
@@ -224,13 +228,13 @@ async def test_serves_the_demo_recording(tmp_path: Path) -> None:
     write_recording(path, demo_recording_lines(frames=120))
     async with MockMarketServer(recording=path, rate_hz=0) as server:
         assert len(server.asset_ids) == 8
-        processor = FeedProcessor(set(server.asset_ids))
+        processor = FeedProcessor(set(server.asset_ids), burst_quiet_ms=QUIET_MS)
         feed = MarketFeed(server.url, server.asset_ids, processor.process)
         await feed.start()
         try:
             await wait_until(lambda: server.exhausted.is_set())
-            await wait_until(lambda: server.stats().frames_sent >= server.stats().frames_streamed)
-            await asyncio.sleep(0.1)
+            # everything the double sent has been processed: the recording's last burst is whole
+            await wait_until(lambda: feed.stats().frames >= server.stats().frames_sent, 30, "the last frame")
         finally:
             await feed.stop()
         processor.finish(0)
@@ -281,16 +285,30 @@ async def test_a_looped_recording_stays_consistent_across_its_wraps(tmp_path: Pa
     path = tmp_path / "demo.jsonl"
     write_recording(path, demo_recording_lines(frames=120))
     async with MockMarketServer(recording=path, rate_hz=2000, loop_recording=True) as server:
-        processor = FeedProcessor(set(server.asset_ids))
+        processor = FeedProcessor(set(server.asset_ids), burst_quiet_ms=QUIET_MS)
         feed = MarketFeed(server.url, server.asset_ids, processor.process)
         await feed.start()
         try:
-            await wait_until(lambda: server.stats().frames_streamed >= 3 * 120 + 20, what="three wraps")
-            await wait_until(lambda: server.stats().frames_sent >= server.stats().frames_streamed)
-            await asyncio.sleep(0.1)
+            await wait_until(lambda: server.stats().frames_streamed >= 3 * 120 + 20, 30, "three wraps")
+            target = server.stats().frames_sent
+            await wait_until(lambda: feed.stats().frames >= target, 30, "the frames of three wraps")
         finally:
             await feed.stop()
-        processor.finish(0)
+    # every burst the stream closed was checked as it closed; the one stopping may have cut is not
     assert processor.faults.total == 0, processor.faults.as_dict()
     assert processor.counters.total == 0, processor.counters.as_dict()
     assert all(b.status is BookStatus.OK for b in processor.books.values())
+
+
+async def test_book_snapshots_have_the_venues_shape(shared_fixtures: Path) -> None:
+    capture = json.loads((shared_fixtures / "ws_market" / "ws_book_snapshot_captured.json").read_text())
+    async with MockMarketServer(assets=1, seed=5) as server, connect(server.url, proxy=None) as ws:
+        await ws.send(subscribe_message(server.asset_ids))
+        book = await recv_json(ws)
+    assert sorted(book) == sorted(capture)
+    assert {k: type(v).__name__ for k, v in book.items()} == {k: type(v).__name__ for k, v in capture.items()}
+    assert sorted(book["bids"][0]) == sorted(capture["bids"][0]) == ["price", "size"]
+    # the best level is the last element: bids ascending, asks descending
+    for side, best in (("bids", max), ("asks", min)):
+        prices = [float(level["price"]) for level in book[side]]
+        assert len(prices) > 1 and prices[-1] == best(prices), (side, prices)

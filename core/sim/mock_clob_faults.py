@@ -1,0 +1,74 @@
+"""Faults the CLOB double injects into its REST answers, for the fault suite.
+
+Each fault is consumed by the next ``remaining`` requests matching its method and path (None =
+any). Status faults answer at once with the venue's status and message; ``hang`` never answers;
+``timeout_after_accept`` processes the request and answers after a delay longer than the client's
+timeout; ``drop_after_accept`` processes it and closes the connection with no answer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core.sim.mock_clob_http import HttpResponse
+
+FAULTS = ("400", "425", "429", "500", "502", "503", "hang", "timeout_after_accept", "drop_after_accept")
+HANG = "hang"
+TIMEOUT_AFTER_ACCEPT = "timeout_after_accept"
+DROP_AFTER_ACCEPT = "drop_after_accept"
+
+_MESSAGES = {
+    "400": "injected venue error",
+    "425": "the matching engine is restarting, try again later",
+    "429": "Too Many Requests",
+    "500": "Internal server error",
+    "502": "Bad gateway",
+    "503": "trading is currently in cancel-only mode",
+}
+
+
+@dataclass(slots=True)
+class Fault:
+    kind: str
+    remaining: int
+    method: str | None
+    path: str | None
+    message: str | None
+    retry_after: str | None
+    delay_s: float
+
+    def matches(self, method: str, path: str) -> bool:
+        return self.remaining > 0 and self.method in (None, method) and self.path in (None, path)
+
+    def status_answer(self) -> HttpResponse | None:
+        """The venue's error answer for a status fault (None for the faults that hold or drop)."""
+        if self.kind not in _MESSAGES:
+            return None
+        headers = {"Retry-After": self.retry_after} if self.retry_after is not None else {}
+        return HttpResponse.error(int(self.kind), self.message or _MESSAGES[self.kind], headers)
+
+
+def make_fault(
+    kind: str,
+    *,
+    count: int,
+    method: str | None,
+    path: str | None,
+    message: str | None,
+    retry_after: str | float | None,
+    delay_s: float,
+) -> Fault:
+    if kind not in FAULTS:
+        raise ValueError(f"unknown fault {kind!r} (known: {', '.join(FAULTS)})")
+    return Fault(kind, count, method, path, message, None if retry_after is None else str(retry_after), delay_s)
+
+
+def take_fault(faults: list[Fault], method: str, path: str) -> Fault | None:
+    """Consume one use of the first fault matching the request (spent faults leave the list)."""
+    for fault in faults:
+        if fault.matches(method, path):
+            fault.remaining -= 1
+            if fault.remaining == 0:
+                faults.remove(fault)
+            return fault
+    return None
