@@ -1,70 +1,117 @@
-"""Build hook: compile the feed's C accelerator (core/feed/_kernel.c) when the project is built.
+"""Build hook: compile the feed's hot path (core/feed/book.py, integrity.py, numbers.py) with mypyc.
 
-uv runs this when it installs the project (editable or not). The extension lands next to its
-source (core/feed/_kernel.<abi>.so, git-ignored) and, for a regular wheel, inside the wheel.
-It is optional: with no C compiler or Python headers the build goes on without it and the feed
-runs its pure-Python path (``FeedProcessor.kernel_status`` and ``bench/ingest.py`` say which).
+uv runs this when it installs the project (editable or not). mypyc compiles the very same
+``.py`` files the pure-Python path runs, using the type hints they already carry; the
+extensions land next to their sources (``core/feed/*.so``, git-ignored) and, for a regular
+wheel, inside the wheel. ``core/feed/_kernel_build.json`` records the SHA-256 of the sources
+they were compiled from, so a build older than its sources is never used
+(:mod:`core.feed.kernel`).
 
-POLYBOT_BUILD_KERNEL=0 skips it.
+It is optional: without a C compiler (or if mypyc refuses the code) the build goes on without
+it and the feed runs its pure-Python path, which is complete, only slower. POLYBOT_BUILD_KERNEL=0
+skips it.
+
+Why not the ``hatch-mypyc`` plugin: it renames pyproject.toml while it builds (a shared working
+tree, or an interrupted build, is left without one) and fails the whole install when there is no
+compiler. This hook drives the same two maintained pieces directly: mypyc's ``mypycify`` and
+setuptools' ``build_ext``.
 """
 
 from __future__ import annotations
 
-import hashlib
+import json
 import os
-import shlex
-import subprocess
 import sys
-import sysconfig
+import tempfile
 from pathlib import Path
 from typing import Any
 
 try:
     from hatchling.builders.hooks.plugin.interface import BuildHookInterface
-except ImportError:  # imported outside a build (the tests call compile_kernel directly)
-    BuildHookInterface = object  # type: ignore[assignment,misc]
+except ImportError:  # imported outside a build (the tests call compile_feed directly)
+    BuildHookInterface = object  # type: ignore[assignment,misc]  # only the hook class needs it
 
-SOURCE = Path("core", "feed", "_kernel.c")
-
-
-def _compiler() -> list[str]:
-    cc = os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc"
-    return shlex.split(cc)
-
-
-def compile_kernel(root: Path) -> Path:
-    """Compile the kernel in place; returns the extension's path. Raises on failure."""
-    source = root / SOURCE
-    suffix = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
-    target = source.with_name("_kernel" + suffix)
-    sha = hashlib.sha256(source.read_bytes()).hexdigest()
-    include = sysconfig.get_paths()["include"]
-    if not Path(include, "Python.h").exists():
-        raise RuntimeError(f"no Python headers in {include}")
-    cmd = [*_compiler(), "-O2", "-fPIC", "-shared", "-fno-strict-aliasing", "-Wall", f"-I{include}"]
-    cmd += [f'-DPOLYBOT_KERNEL_SHA="{sha}"', str(source), "-o", str(target) + ".tmp"]
-    if sys.platform == "darwin":
-        cmd[1:1] = ["-undefined", "dynamic_lookup"]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd[:1])} failed: {(done.stderr or done.stdout).strip()[-2000:]}")
-    os.replace(str(target) + ".tmp", target)  # never leave a half-written extension behind
-    return target
+FEED = Path("core", "feed")
+COMPILED = ("book", "integrity", "numbers", "processor")  # keep in step with core.feed.kernel.COMPILED (a test checks)
+DIGESTED = (*COMPILED, "wire", "counters", "events", "translate")  # and the feed modules they import
+GROUP = "core.feed._kernel"  # mypyc's shared library: core/feed/_kernel__mypyc.<abi>.so
+MANIFEST = FEED / "_kernel_build.json"
+# the type check mypyc runs: strict, as in CI, without the project's plugins (not installed here)
+MYPY_CONFIG = "[mypy]\npython_version = 3.11\nstrict = True\nfollow_imports = silent\nignore_missing_imports = True\n"
 
 
-class CustomBuildHook(BuildHookInterface):  # type: ignore[type-arg]
+def _digests(root: Path) -> dict[str, str]:
+    import hashlib
+
+    return {name: hashlib.sha256((root / FEED / f"{name}.py").read_bytes()).hexdigest() for name in DIGESTED}
+
+
+def artifacts(root: Path) -> list[Path]:
+    """Everything a build leaves in the tree (to clean before building and to ship in a wheel)."""
+    folder = root / FEED
+    found = [p for name in (*COMPILED, "_kernel__mypyc") for p in folder.glob(f"{name}.*.so")]
+    found += [p for name in (*COMPILED, "_kernel__mypyc") for p in folder.glob(f"{name}.*.pyd")]
+    return found + ([root / MANIFEST] if (root / MANIFEST).exists() else [])
+
+
+def clean(root: Path) -> None:
+    for path in artifacts(root):
+        path.unlink()
+
+
+def compile_feed(root: Path) -> list[Path]:
+    """Compile the feed modules in place; returns the files written. Raises on failure, leaving
+    no compiled module behind."""
+    clean(root)
+    from mypyc.build import mypycify
+    from setuptools import Distribution
+
+    digests = _digests(root)
+    cwd = os.getcwd()
+    with tempfile.TemporaryDirectory(prefix="polybot-mypyc-") as tmp:
+        config = Path(tmp, "mypy.ini")
+        config.write_text(MYPY_CONFIG)
+        os.chdir(root)  # mypyc names modules by their paths from here
+        try:
+            sources = [(FEED / f"{name}.py").as_posix() for name in COMPILED]
+            extensions = mypycify(
+                ["--config-file", str(config), *sources], group_name=GROUP, target_dir=str(Path(tmp, "c"))
+            )
+            dist = Distribution({"name": "polybot-feed-kernel", "ext_modules": extensions})
+            build = dist.get_command_obj("build_ext")
+            build.inplace = True  # type: ignore[attr-defined]  # setuptools' command options are untyped
+            build.build_temp = str(Path(tmp, "build"))  # type: ignore[attr-defined]  # idem
+            dist.run_command("build_ext")
+        except BaseException:
+            clean(root)
+            raise
+        finally:
+            os.chdir(cwd)
+    if _digests(root) != digests:  # a source changed while it compiled: do not vouch for it
+        clean(root)
+        raise RuntimeError("the feed's sources changed during the build")
+    (root / MANIFEST).write_text(json.dumps(digests, indent=1) + "\n")
+    return artifacts(root)
+
+
+class CustomBuildHook(BuildHookInterface):  # type: ignore[misc]  # a plain object outside a build
     PLUGIN_NAME = "custom"
 
     def initialize(self, version: str, build_data: dict[str, Any]) -> None:
-        if self.target_name != "wheel" or os.environ.get("POLYBOT_BUILD_KERNEL", "1") == "0":
+        if self.target_name != "wheel":
+            return
+        root = Path(self.root)
+        if os.environ.get("POLYBOT_BUILD_KERNEL", "1") == "0":
+            clean(root)
             return
         try:
-            target = compile_kernel(Path(self.root))
-        except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
+            built = compile_feed(root)
+        except (Exception, SystemExit) as exc:  # mypyc reports a type error with SystemExit
             # optional: the pure-Python path is complete, only slower
-            print(f"polybot: feed C kernel not built ({exc}); the feed uses its pure-Python path", file=sys.stderr)
+            print(f"polybot: feed not compiled ({exc!r}); the feed uses its pure-Python path", file=sys.stderr)
             return
         if version != "editable":
-            build_data["force_include"][str(target)] = target.relative_to(self.root).as_posix()
+            for path in built:
+                build_data["force_include"][str(path)] = path.relative_to(root).as_posix()
             build_data["pure_python"] = False
             build_data["infer_tag"] = True

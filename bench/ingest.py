@@ -6,16 +6,20 @@ markets whose changes are mirrored on both tokens, trade bursts, ~20 levels a si
 chunks of the stream are timed alternately: decode only (the same typed msgspec decoder the
 processor uses), and the full ``FeedProcessor.process`` (decode, validate, apply to the books,
 burst integrity checks, domain events), with ``time.time_ns()`` receive stamps like the live
-client; the full path is timed with the C kernel (core/feed/_kernel.c, when built) and on the
-pure-Python path alone. Best-of-N per mode, measured in the same run, so background load hits
-every mode alike.
+client; the full path is timed as it runs (compiled by mypyc when built, see core/feed/kernel.py)
+and, in the same process, on the same modules loaded from source (the pure-Python path).
+Best-of-N per mode, measured in the same run, so background load hits every mode alike.
 
 At the end the final books are compared, exactly, with the generator's own books, and the
 error/fault counters must be zero: a fast but wrong pipeline does not count.
 
-    uv run python bench/ingest.py [--frames 300000] [--assets 50] [--levels 20] [--json]
+Then, unless ``--no-peer``, ``bench/ingest_peer.py`` runs Polybot's path and NautilusTrader's lean
+Python path side by side on ../shared/peer-bench's stream, in one process of the peer venv
+(``--peer-python``, default var/peer-venv/bin/python), and the ratio is printed.
 
-Targets (issue 3): >= 300k frames/s decode+validate+apply, >= 0.4x the decode-only floor.
+    uv run python bench/ingest.py [--frames 300000] [--assets 50] [--levels 20] [--json] [--no-peer]
+
+Targets (issues 3 and 14): >= 300k frames/s decode+validate+apply, >= 2.5x NautilusTrader's lean path.
 """
 
 from __future__ import annotations
@@ -23,19 +27,25 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from core.feed import kernel
 from core.feed.processor import FeedProcessor
 from core.feed.synth import FrameGenerator
 from core.feed.wire import FRAME_DECODER
 from core.types import BookStatus
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def _asset_ids(n: int) -> list[str]:
@@ -51,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--chunks", type=int, default=6, help="timed chunks per mode (best-of)")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--no-peer", action="store_true", help="skip the NautilusTrader comparison")
+    parser.add_argument("--peer-python", type=Path, default=REPO / "var" / "peer-venv" / "bin" / "python")
+    parser.add_argument("--peer-runs", type=int, default=5, help="rounds of the peer comparison (default 5)")
     args = parser.parse_args(argv)
 
     t0 = time.perf_counter()
@@ -63,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     avg_bytes = sum(map(len, frames)) / len(frames)
 
     processor = FeedProcessor(known_assets=set(gen.asset_ids))
-    pure = FeedProcessor(known_assets=set(gen.asset_ids), use_kernel=False)
+    pure = kernel.source_twin().FeedProcessor(known_assets=set(gen.asset_ids))
     for frame in snapshots:
         processor.process(frame, time.time_ns())
         pure.process(frame, time.time_ns())
@@ -136,6 +149,10 @@ def main(argv: list[str] | None = None) -> int:
         "top_mismatches": len(mismatched),
         "generate_s": round(gen_s, 1),
     }
+    peer = None if args.no_peer else _peer(args.peer_python, args.peer_runs)
+    report["peer"] = peer
+    correct = correct and (peer is None or "error" in peer or bool(peer["correct"]))
+    report["correct"] = correct
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -149,18 +166,51 @@ def main(argv: list[str] | None = None) -> int:
             f"decode + validate + apply:        {report['decode_validate_apply_fps']:>10,} frames/s "
             f"({report['levels_applied_per_s']:,} levels/s)"
         )
-        print(f"ratio to floor:                   {report['ratio_to_floor']:>10}x   (targets: >= 300,000 and >= 0.4x)")
+        print(f"ratio to floor:                   {report['ratio_to_floor']:>10}x   (target: >= 300,000 frames/s)")
         print(f"  feed path: {report['feed_path']}")
         print(
             f"pure-Python path alone:           {report['pure_python_fps']:>10,} frames/s "
-            f"({report['pure_python_ratio_to_floor']}x; what runs where the kernel is not built)"
+            f"({report['pure_python_ratio_to_floor']}x; the same source, not compiled)"
         )
         print(
             f"medians: decode {report['median_decode_fps']:,}  full {report['median_full_fps']:,}; "
             f"correct={correct} (rejected={report['rejected']}, faults={report['faults']}, "
             f"books not ok={report['books_not_ok']}, top mismatches={report['top_mismatches']})"
         )
+        _print_peer(peer)
     return 0 if correct else 1
+
+
+def _peer(python: Path, runs: int) -> dict[str, Any] | None:
+    """bench/ingest_peer.py's report, run by the peer venv's interpreter (None when absent)."""
+    if not python.exists():
+        return {"error": f"no NautilusTrader venv at {python} (see ../shared/peer-bench/README.md)"}
+    cmd = [str(python), str(REPO / "bench" / "ingest_peer.py"), "--json", "--runs", str(runs)]
+    env = {**os.environ, "PEER_BENCH_DIR": os.environ.get("PEER_BENCH_DIR", str(REPO / "var" / "peer-bench"))}
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800, start_new_session=True)
+    except subprocess.TimeoutExpired:
+        return {"error": "the peer comparison took more than 30 minutes"}
+    try:
+        return dict(json.loads(done.stdout))
+    except ValueError:
+        return {"error": f"bench/ingest_peer.py exited {done.returncode}: {done.stderr.strip()[-400:]}"}
+
+
+def _print_peer(peer: dict[str, Any] | None) -> None:
+    if peer is None:
+        return
+    if "error" in peer:
+        print(f"NautilusTrader comparison skipped: {peer['error']}")
+        return
+    rows = peer["rows"]
+    print(f"peer stream (../shared/peer-bench, {peer['stream'].get('n')} lines), one process, CPU time per row:")
+    for name, row in rows.items():
+        print(f"  {name:<78} {row['per_s']:>9,.0f} frames/s (spread {row['spread_pct']:.0f}%)")
+    rounds = ", ".join(f"{r:.2f}" for r in peer["ratio_vs_nt_lean_per_round"])
+    print(f"Polybot / NautilusTrader lean:    {peer['ratio_vs_nt_lean']:>10.2f}x   (target: >= 2.5x; rounds: {rounds})")
+    print(f"pure Python / NautilusTrader lean:{peer['source_ratio_vs_nt_lean']:>10.2f}x")
+    print(f"  correct={peer['correct']} {'; '.join(peer['problems'])}")
 
 
 if __name__ == "__main__":

@@ -9,51 +9,55 @@ Status: ``awaiting_snapshot`` until a snapshot seeds the book, then ``ok``; the 
 integrity logic (:mod:`core.feed.integrity`) moves it to ``inconsistent``/``stale``. While a
 same-timestamp burst is being applied the book can be crossed for a moment; ``status`` then
 reads ``inconsistent`` (without counting a fault) so nothing ever trades on a crossed book.
+
+The book rules live here and only here: how a level change applies (:meth:`Book.apply_change`),
+when a burst of same-timestamp changes begins and ends, and how a finished burst is checked
+against the best prices the venue carried (:meth:`Book.close_burst`). :mod:`core.feed.integrity`
+reports what they find. This module is the feed's hot path; when a compiler is present the build
+compiles it (with integrity.py, numbers.py and processor.py) with mypyc, unchanged: see
+:mod:`core.feed.kernel`.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left, insort
+import bisect
 from collections.abc import Iterable
 from decimal import Decimal
+from typing import Any, Final
 
-from core.feed.counters import FAULT_CROSSED, FAULT_DELTA_BEFORE_SNAPSHOT
-from core.feed.wire import UNIT, decimal_to_units, price_decimal, price_table, units_to_decimal
+from core.feed.counters import FAULT_CROSSED, FAULT_DELTA_BEFORE_SNAPSHOT, FAULT_MISMATCH
+from core.feed.numbers import (
+    UNIT,
+    BadNumber,
+    decimal_to_units,
+    parse_best_units,
+    price_decimal,
+    price_table,
+    units_to_decimal,
+)
+from core.feed.wire import PriceChangeEntry
 from core.types import BookStatus, Level, Side
 
-_OK = BookStatus.OK
-_INCONSISTENT = BookStatus.INCONSISTENT
-_AWAITING = BookStatus.AWAITING_SNAPSHOT
-_NO_PRICES: dict[str, int] = {}
+_OK: Final = BookStatus.OK
+_INCONSISTENT: Final = BookStatus.INCONSISTENT
+_AWAITING: Final = BookStatus.AWAITING_SNAPSHOT
+_NO_PRICES: Final[dict[str, int]] = {}
+_BUY: Final = Side.BUY
+# bound once: a compiled module would look a plain imported name up in its globals on every call
+_insort: Final = bisect.insort
+_bisect_left: Final = bisect.bisect_left
+
+BurstFault = tuple[str, str]
+"""(kind, detail) of a finished burst that failed its check: kind is a fault (``crossed``,
+``mismatch``) or, for a carried best price that is not a number, the rejection reason."""
+
+
+def _fmt(units: int | None) -> str:
+    return "-" if units is None else str(price_decimal(units))
 
 
 class Book:
     """One asset's L2 book. Implements :class:`core.types.BookView`."""
-
-    __slots__ = (
-        "_ask_px",
-        "_ask_sz",
-        "_bid_px",
-        "_bid_sz",
-        "_moved",
-        "_ok_ask",
-        "_ok_bid",
-        "_pend",
-        "_pend_ts",
-        "_prices",
-        "_status",
-        "_table",
-        "_tick",
-        "_tick_u",
-        "asset_id",
-        "epoch",
-        "faults",
-        "last_ts_ms",
-        "last_update_ns",
-        "market",
-        "seeded",
-        "tick_confirmed",
-    )
 
     def __init__(self, asset_id: str, tick_size: Decimal = Decimal("0.01"), *, tick_confirmed: bool = True) -> None:
         self.asset_id = asset_id
@@ -68,9 +72,10 @@ class Book:
         self.last_update_ns = 0
         self.last_ts_ms = 0
         self.faults: dict[str, int] = {}
-        # same-timestamp burst bookkeeping (owned by core.feed.integrity)
-        self._pend_ts: int | None = None
-        self._pend: object | None = None
+        # the open same-timestamp burst: whether there is one, its timestamp and its latest entry
+        self._burst = False
+        self._pend_ts = 0
+        self._pend: PriceChangeEntry | None = None
         # the carried best prices the top last agreed with, and whether the top moved since
         self._moved = True
         self._ok_bid: str | None = None
@@ -244,18 +249,97 @@ class Book:
     # ------------------------------------------------------------------ mutation (units, hot path)
 
     def apply_units(self, is_bid: bool, price: int, size: int) -> None:
-        """Absolute size of one level in units; no validation (the processor validated)."""
+        """Absolute size of one level in units (0 removes it); no validation (the caller validated).
+        Notes when the top price moves: only a new or a removed level can move it."""
         if is_bid:
             prices, sizes = self._bid_px, self._bid_sz
         else:
             prices, sizes = self._ask_px, self._ask_sz
-        self._moved = True
+        # Compiled, an int is a machine word and every container operation would box it anew:
+        # box it once (Any is a Python object there; plain Python, this is a no-op)
+        key: Any = price
         if size:
-            if price not in sizes:
-                insort(prices, price)
-            sizes[price] = size
-        elif sizes.pop(price, None) is not None:
-            del prices[bisect_left(prices, price)]
+            if key not in sizes:
+                if not prices or (price > prices[-1] if is_bid else price < prices[0]):
+                    self._moved = True
+                _insort(prices, key)
+            sizes[key] = size
+        elif sizes.pop(key, None) is not None:
+            if price == (prices[-1] if is_bid else prices[0]):
+                self._moved = True
+            del prices[_bisect_left(prices, key)]
+
+    def price_units(self, text: str) -> int | None:
+        """A price's units when the book is ``ok`` and the text is a usual spelling on its tick;
+        None otherwise (the caller's strict path decides)."""
+        return self._prices.get(text)
+
+    def grid_price_units(self, text: str) -> int | None:
+        """:meth:`price_units` whatever the status."""
+        return self._table.get(text)
+
+    @property
+    def grid_units(self) -> int:
+        """The grid prices are validated against: the tick, or the finest usual tick while the
+        tick is only assumed."""
+        return self._tick_u
+
+    # ------------------------------------------------------------------ bursts
+
+    def starts_burst(self, ts_ms: int) -> bool:
+        """Does a change stamped ``ts_ms`` begin a new burst? (Then any open one is finished:
+        call :meth:`close_burst` first.)"""
+        return not self._burst or self._pend_ts != ts_ms
+
+    @property
+    def burst_open(self) -> bool:
+        return self._burst
+
+    def apply_change(self, ts_ms: int, entry: PriceChangeEntry, price: int, size: int, recv_ns: int) -> None:
+        """Apply one validated ``price_change`` entry as part of the burst stamped ``ts_ms``."""
+        self._burst = True
+        self._pend_ts = ts_ms
+        self._pend = entry
+        self.last_update_ns = recv_ns
+        self.apply_units(entry.side is _BUY, price, size)
+
+    def close_burst(self) -> BurstFault | None:
+        """The open burst is finished: check the top against the best prices its last entry
+        carried (they describe the book after the whole burst; an empty side reads ``""``, "0"
+        for bids or "1" for asks). None when it agrees or there is nothing to check."""
+        entry = self._pend
+        self.drop_burst()
+        if entry is None:
+            return None
+        carried_bid = entry.best_bid
+        carried_ask = entry.best_ask
+        # cheapest first: the top has not moved since it agreed with these very carried prices
+        if not self._moved and carried_bid == self._ok_bid and carried_ask == self._ok_ask:
+            return None
+        if self._status is not _OK or not self.seeded:
+            return None
+        bid = self._bid_px[-1] if self._bid_px else None
+        ask = self._ask_px[0] if self._ask_px else None
+        if bid is not None and ask is not None and bid >= ask:
+            return FAULT_CROSSED, f"crossed after burst: bid {_fmt(bid)} >= ask {_fmt(ask)}"
+        try:
+            want_bid = bid if carried_bid is None else parse_best_units(carried_bid)
+            want_ask = ask if carried_ask is None else parse_best_units(carried_ask)
+        except BadNumber as exc:
+            return exc.kind, f"carried best price: {exc}"
+        if want_bid != bid or want_ask != ask:
+            detail = f"local top {_fmt(bid)}/{_fmt(ask)} but feed says {_fmt(want_bid)}/{_fmt(want_ask)}"
+            return FAULT_MISMATCH, detail
+        if carried_bid is not None and carried_ask is not None:
+            self._ok_bid = carried_bid
+            self._ok_ask = carried_ask
+            self._moved = False
+        return None
+
+    def drop_burst(self) -> None:
+        """Forget the open burst unchecked (a snapshot or a reset replaces what it changed)."""
+        self._burst = False
+        self._pend = None
 
     def seed_units(self, bids: Iterable[tuple[int, int]], asks: Iterable[tuple[int, int]], ts_ns: int) -> None:
         """Replace both sides (any order; zero sizes dropped; a repeated price keeps the last size).
@@ -266,8 +350,7 @@ class Book:
         self._ask_px = sorted(self._ask_sz)
         self.seeded = True
         self.last_update_ns = ts_ns
-        self._pend_ts = None
-        self._pend = None
+        self.drop_burst()
         self._moved = True
 
     def clear(self) -> None:
@@ -275,8 +358,7 @@ class Book:
         self._bid_px, self._ask_px = [], []
         self._bid_sz, self._ask_sz = {}, {}
         self.seeded = False
-        self._pend_ts = None
-        self._pend = None
+        self.drop_burst()
         self._moved = True
 
     def set_status(self, status: BookStatus) -> None:

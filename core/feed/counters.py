@@ -43,6 +43,11 @@ FAULT_DELTA_BEFORE_SNAPSHOT: Final = "delta_before_snapshot"
 FAULT_KINDS: Final = (FAULT_MISMATCH, FAULT_CROSSED, FAULT_DELTA_BEFORE_SNAPSHOT)
 
 
+def short_id(asset_id: str) -> str:
+    """A token id short enough for a log line (they are 77 digits long)."""
+    return asset_id if len(asset_id) <= 16 else f"{asset_id[:8]}…{asset_id[-6:]}"
+
+
 class Counters(Mapping[str, int]):
     """A read-only mapping reason -> count (missing reasons read 0) with bounded logging."""
 

@@ -13,7 +13,8 @@ from decimal import Decimal
 
 import msgspec
 
-from core.feed.wire import PriceChangeEntry, parse_price_units, parse_size_units, price_decimal, units_to_decimal
+from core.feed.numbers import parse_price_units, parse_size_units, price_decimal, units_to_decimal
+from core.feed.wire import PriceChangeEntry
 from core.types import BookStatus, Level, Side
 
 LevelUnits = tuple[int, int]

@@ -14,6 +14,10 @@ Rules (Polymarket's real feed):
 - ``tick_size_change`` starts a new epoch: levels dropped, ``awaiting_snapshot``.
 - No update for ``staleness_ms`` turns an ``ok`` book ``stale``; the next update (or snapshot)
   makes it ``ok`` again. A snapshot always makes a book ``ok`` (unless it is itself crossed).
+
+The rules themselves are :class:`core.feed.book.Book`'s; this module applies a ``price_change``
+(:meth:`BookSet.apply_changes`, the feed's hot loop) and reports what the rules find. It is
+compiled with book.py when a compiler is present (:mod:`core.feed.kernel`).
 """
 
 from __future__ import annotations
@@ -21,31 +25,39 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
+from typing import Final, Protocol
 
 from core.feed.book import Book
 from core.feed.counters import (
     FAULT_CROSSED,
     FAULT_DELTA_BEFORE_SNAPSHOT,
-    FAULT_MISMATCH,
+    FAULT_KINDS,
     NO_SNAPSHOT,
     Counters,
+    short_id,
 )
 from core.feed.events import BookStatusChanged, FeedEvent
-from core.feed.wire import BadNumber, parse_best_units, price_decimal
+from core.feed.numbers import BadNumber, parse_size_units, price_decimal
+from core.feed.wire import PriceChangeEntry
 from core.types import BookStatus
 
 log = logging.getLogger("core.feed.integrity")
 
-OK = BookStatus.OK
-STALE = BookStatus.STALE
-INCONSISTENT = BookStatus.INCONSISTENT
-AWAITING = BookStatus.AWAITING_SNAPSHOT
+OK: Final = BookStatus.OK
+STALE: Final = BookStatus.STALE
+INCONSISTENT: Final = BookStatus.INCONSISTENT
+AWAITING: Final = BookStatus.AWAITING_SNAPSHOT
 
-DEFAULT_TICK = Decimal("0.01")
+DEFAULT_TICK: Final = Decimal("0.01")
 
 
-def _short(asset_id: str) -> str:
-    return asset_id if len(asset_id) <= 16 else f"{asset_id[:8]}…{asset_id[-6:]}"
+class EntryChecks(Protocol):
+    """The strict path for an entry whose book and price the fast lookups did not settle (the
+    processor's): it classifies and counts what it rejects."""
+
+    def check_entry(self, entry: PriceChangeEntry, recv_ns: int, out: list[FeedEvent]) -> tuple[Book, int] | None:
+        """(book, price units) when the entry may be applied; None when it was rejected."""
+        ...
 
 
 def _fmt(units: int | None) -> str:
@@ -95,11 +107,11 @@ class BookSet:
                 self.on_inconsistent(book.asset_id)
             except Exception:  # the hook is the service's; a failure there must not stop the feed
                 self.hook_failures += 1
-                log.exception("on_inconsistent hook failed for %s", _short(book.asset_id))
+                log.exception("on_inconsistent hook failed for %s", short_id(book.asset_id))
 
     def fault(self, book: Book, kind: str, detail: str, recv_ns: int, out: list[FeedEvent]) -> None:
         book.faults[kind] = book.faults.get(kind, 0) + 1
-        self.faults.record(kind, f"{_short(book.asset_id)}: {detail}")
+        self.faults.record(kind, f"{short_id(book.asset_id)}: {detail}")
         self.set_status(book, INCONSISTENT, kind, recv_ns, out)
 
     # ------------------------------------------------------------------ transitions
@@ -130,7 +142,7 @@ class BookSet:
         """Called for a delta on a book whose stored status is not ``ok``: may it be applied?"""
         if not book.seeded:
             if book.raw_status is INCONSISTENT:
-                self.errors.record(NO_SNAPSHOT, f"{_short(book.asset_id)}: delta skipped, book has no snapshot")
+                self.errors.record(NO_SNAPSHOT, f"{short_id(book.asset_id)}: delta skipped, book has no snapshot")
             else:
                 self.fault(book, FAULT_DELTA_BEFORE_SNAPSHOT, "delta before any snapshot (not applied)", recv_ns, out)
             return False
@@ -138,36 +150,55 @@ class BookSet:
             self.set_status(book, OK, "update", recv_ns, out)
         return True
 
+    def apply_changes(
+        self,
+        entries: list[PriceChangeEntry],
+        ts_ms: int,
+        recv_ns: int,
+        out: list[FeedEvent],
+        checks: EntryChecks,
+    ) -> list[PriceChangeEntry]:
+        """Apply a ``price_change``'s entries in order: the feed's hot loop. Returns the entries
+        applied (``entries`` itself when none was rejected)."""
+        books = self.books
+        accepted: list[PriceChangeEntry] | None = None
+        for i, entry in enumerate(entries):
+            book = books.get(entry.asset_id)
+            price = None if book is None else book.price_units(entry.price)
+            if book is None or price is None:
+                checked = checks.check_entry(entry, recv_ns, out)
+                if checked is None:
+                    if accepted is None:
+                        accepted = entries[:i]
+                    continue
+                book, price = checked
+            try:
+                size = parse_size_units(entry.size)
+            except BadNumber as exc:
+                self.errors.record(exc.kind, f"{short_id(book.asset_id)}: {exc}")
+                if accepted is None:
+                    accepted = entries[:i]
+                continue
+            if book.starts_burst(ts_ms):
+                if book.burst_open:  # then the book is pending already: its next burst starts now
+                    self.complete_burst(book, recv_ns, out)
+                else:
+                    self.pending[entry.asset_id] = book
+            book.apply_change(ts_ms, entry, price, size, recv_ns)
+            if accepted is not None:
+                accepted.append(entry)
+        return entries if accepted is None else accepted
+
     def complete_burst(self, book: Book, recv_ns: int, out: list[FeedEvent]) -> None:
         """The burst of ``book`` is over: check it against the best prices the feed carried."""
-        entry = book._pend
-        book._pend_ts = None
-        book._pend = None
-        if book.raw_status is not OK or not book.seeded:
+        found = book.close_burst()
+        if found is None:
             return
-        bid = book.best_bid_units()
-        ask = book.best_ask_units()
-        if bid is not None and ask is not None and bid >= ask:
-            self.fault(book, FAULT_CROSSED, f"crossed after burst: bid {_fmt(bid)} >= ask {_fmt(ask)}", recv_ns, out)
-            return
-        if entry is None:
-            return
-        carried_bid = getattr(entry, "best_bid", None)
-        carried_ask = getattr(entry, "best_ask", None)
-        try:
-            want_bid = bid if carried_bid is None else parse_best_units(carried_bid)
-            want_ask = ask if carried_ask is None else parse_best_units(carried_ask)
-        except BadNumber as exc:
-            self.errors.record(exc.kind, f"{_short(book.asset_id)}: carried best price: {exc}")
-            return
-        if want_bid != bid or want_ask != ask:
-            self.fault(
-                book,
-                FAULT_MISMATCH,
-                f"local top {_fmt(bid)}/{_fmt(ask)} but feed says {_fmt(want_bid)}/{_fmt(want_ask)}",
-                recv_ns,
-                out,
-            )
+        kind, detail = found
+        if kind in FAULT_KINDS:
+            self.fault(book, kind, detail, recv_ns, out)
+        else:
+            self.errors.record(kind, f"{short_id(book.asset_id)}: {detail}")
 
     def flush_bursts(self, now_ns: int) -> list[FeedEvent]:
         """Check every burst that has been quiet for ``burst_quiet_ms``."""
@@ -176,7 +207,7 @@ class BookSet:
         for asset_id, book in list(self.pending.items()):
             if now_ns - book.last_update_ns >= quiet:
                 del self.pending[asset_id]
-                if book._pend_ts is not None:
+                if book.burst_open:
                     self.complete_burst(book, now_ns, out)
         return out
 
@@ -184,7 +215,7 @@ class BookSet:
         """Check every open burst now (end of a replay)."""
         out: list[FeedEvent] = []
         for book in list(self.pending.values()):
-            if book._pend_ts is not None:
+            if book.burst_open:
                 self.complete_burst(book, now_ns, out)
         self.pending.clear()
         return out

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from core.feed.events import BookSnapshot, FeedEvent, PriceChange, TradePrint
+from core.feed.numbers import price_decimal, units_to_decimal
 from core.feed.processor import FeedProcessor
-from core.feed.wire import price_decimal, units_to_decimal
 
 log = logging.getLogger(__name__)
 

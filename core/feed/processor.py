@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import logging
 import time
-from bisect import bisect_left, insort
 from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 
@@ -31,30 +30,33 @@ from core.feed.counters import (
     UNKNOWN_EVENT,
     WRONG_TYPE,
     Counters,
+    short_id,
 )
 from core.feed.events import (
-    BestBidAsk,
     BookSnapshot,
     BookStatusChanged,
     FeedEvent,
-    MarketResolved,
-    NewMarket,
     Pong,
     PriceChange,
     TickSizeChanged,
-    TradePrint,
 )
 from core.feed.integrity import AWAITING, OK, BookSet
-from core.feed.kernel import load as load_kernel
+from core.feed.kernel import status as kernel_status
+from core.feed.numbers import (
+    PRICE_UNITS,
+    STANDARD_TICKS,
+    BadNumber,
+    decimal_to_units,
+    parse_price_units,
+    parse_size_units,
+    parse_tick_units,
+    units_to_decimal,
+)
+from core.feed.translate import best_bid_ask, market_resolved, new_market, new_market_tick, trade_print
 from core.feed.wire import (
     EVENT_TYPES,
     FRAME_DECODER,
-    PRICE_UNITS,
     REST_BOOK_DECODER,
-    SIZE_CACHE,
-    STANDARD_TICKS,
-    UNIT,
-    BadNumber,
     BestBidAskMsg,
     BookMsg,
     LastTradePriceMsg,
@@ -66,37 +68,15 @@ from core.feed.wire import (
     TickSizeChangeMsg,
     WireLevel,
     convert_event,
-    decimal_to_units,
-    parse_best_units,
-    parse_new_size,
-    parse_price_units,
-    parse_size_units,
-    parse_tick_units,
-    units_to_decimal,
 )
-from core.types import BookStatus, Side
+from core.types import BookStatus
 
 log = logging.getLogger("core.feed.processor")
 
-_BUY = Side.BUY
-_DECODE = FRAME_DECODER.decode
-_PONG_TEXTS = frozenset({"PONG", b"PONG"})
+_DECODE: Final = FRAME_DECODER.decode
+_PONG_TEXTS: Final = frozenset({"PONG", b"PONG"})
 # inferred ticks for books whose tick nobody told us (never coarser than the usual 0.01)
-_INFER_TICKS = tuple(decimal_to_units(t) for t in STANDARD_TICKS if t <= Decimal("0.01"))
-
-
-_SIZE_GET = SIZE_CACHE.get  # the cache is cleared in place, never replaced
-# carried best_bid/best_ask -> units, an empty side as 0 (bid) or 1 (ask) in units
-_CARRIED_BID = {**PRICE_UNITS, "0": 0, "": 0}
-_CARRIED_ASK = {**PRICE_UNITS, "1": UNIT, "": UNIT}
-
-
-def _accepted(entries: list[PriceChangeEntry], rejected: set[int]) -> list[PriceChangeEntry]:
-    return [e for e in entries if id(e) not in rejected]
-
-
-def _short(asset_id: str) -> str:
-    return asset_id if len(asset_id) <= 16 else f"{asset_id[:8]}…{asset_id[-6:]}"
+_INFER_TICKS: Final = tuple(decimal_to_units(t) for t in STANDARD_TICKS if t <= Decimal("0.01"))
 
 
 def _preview(frame: str | bytes, limit: int = 80) -> str:
@@ -116,13 +96,10 @@ class FeedProcessor:
         *,
         tick_sizes: Mapping[str, Decimal] | None = None,
         on_inconsistent: Callable[[str], None] | None = None,
-        use_kernel: bool | None = None,
     ) -> None:
         """``known_assets``: when given, frames for other assets are rejected (``unknown_asset``)
         and these books exist from the start (``awaiting_snapshot``); when None every asset seen
         gets a book. ``tick_sizes``: ticks known from market data (otherwise taken from snapshots).
-        ``use_kernel``: None uses the C accelerator when it is built (:mod:`core.feed.kernel`),
-        False never does, True requires it (RuntimeError when it is not available).
         """
         self.counters = Counters(log, "feed input rejected")
         self._set = BookSet(
@@ -139,14 +116,7 @@ class FeedProcessor:
         self.frames = 0
         self.pongs = 0
         self._quiet_ns = self._set.quiet_ns
-        self._pending = self._set.pending
-        apply_msg, kernel_status = (
-            load_kernel() if use_kernel is not False else (None, "pure Python (use_kernel=False)")
-        )
-        if use_kernel and apply_msg is None:
-            raise RuntimeError(f"the feed's C kernel is not available: {kernel_status}")
-        self._apply_msg = apply_msg
-        self.kernel_status = kernel_status
+        self.kernel_status = kernel_status()  # compiled or pure Python, and why (core.feed.kernel)
         self._next_flush_ns = 0  # process() checks quiet bursts at most once per burst_quiet_ms
         if known_assets is not None:
             self.known_assets = set()
@@ -197,11 +167,7 @@ class FeedProcessor:
         else:
             try:
                 if type(msg) is PriceChangeMsg:
-                    # the C kernel applies the common case and says where it stopped (-1: done)
-                    apply_msg = self._apply_msg
-                    start = 0 if apply_msg is None else apply_msg(msg, self.books, recv_ns, self._pending, out)
-                    if start >= 0:
-                        self._price_change(msg, recv_ns, out, start)
+                    self._price_change(msg, recv_ns, out)
                 elif type(msg) is list:
                     for item in msg:
                         self._dispatch(item, recv_ns, out)
@@ -261,130 +227,39 @@ class FeedProcessor:
 
     # ------------------------------------------------------------------ price_change (hot path)
 
-    def _price_change(self, msg: PriceChangeMsg, recv_ns: int, out: list[FeedEvent], start: int = 0) -> None:
-        """Any of the three ``price_change`` shapes, from entry ``start`` on (the kernel applied the rest)."""
-        if msg.price_changes is not None:
-            self._price_changes(msg, msg.price_changes, recv_ns, out, start)
-        else:
-            self._old_price_change(msg, recv_ns, out)
+    def _price_change(self, msg: PriceChangeMsg, recv_ns: int, out: list[FeedEvent]) -> None:
+        """Any of the three ``price_change`` shapes."""
+        entries = msg.price_changes if msg.price_changes is not None else self._legacy_entries(msg)
+        if entries is None:
+            return
+        accepted = self._set.apply_changes(entries, msg.timestamp, recv_ns, out, self)
+        if accepted or accepted is entries:
+            out.append(PriceChange(msg.market, msg.timestamp, recv_ns, accepted))
 
-    def _price_changes(
-        self,
-        msg: PriceChangeMsg,
-        entries: list[PriceChangeEntry],
-        recv_ns: int,
-        out: list[FeedEvent],
-        start: int = 0,
-    ) -> None:
-        # Deliberately inlined (book update, burst check): this loop is most of the feed's CPU
-        # when the C kernel is not built, and the reference it is tested against. ``start``: the
-        # kernel already applied the entries before it. Book.apply_units and
-        # BookSet.complete_burst are the readable versions. Lookups that miss (unknown asset,
-        # price not valid on the book's tick) raise KeyError into the slow path, which
-        # classifies and counts; try blocks cost nothing on Python 3.11+.
-        ts = msg.timestamp
-        books = self.books
-        size_get = _SIZE_GET
-        bookset = self._set
-        rejected: set[int] | None = None
-        for e in entries[start:] if start else entries:
-            try:
-                book = books[e.asset_id]
-                p = book._prices[e.price]  # empty unless the book is ok
-            except KeyError:
-                book, p = self._entry_slow(e, recv_ns, out)
-                if book is None:
-                    rejected = (rejected or set()) | {id(e)}
-                    continue
-            u = size_get(e.size)
-            if u is None:
-                try:
-                    u = parse_new_size(e.size)
-                except BadNumber as exc:
-                    self.counters.record(exc.kind, f"{_short(book.asset_id)}: {exc}")
-                    rejected = (rejected or set()) | {id(e)}
-                    continue
-            pend_ts = book._pend_ts
-            if pend_ts != ts:
-                if pend_ts is None:
-                    bookset.pending[e.asset_id] = book
-                else:
-                    # The previous burst of this asset is complete: check it (fast path of
-                    # BookSet.complete_burst). Cheapest first: the top has not moved since it
-                    # last agreed with the very same carried prices -> it still agrees.
-                    prev = book._pend
-                    if book._moved or prev.best_bid != book._ok_bid or prev.best_ask != book._ok_ask:  # type: ignore[union-attr]
-                        # an empty side reads 0 / 1 (as the venue spells it)
-                        bid = book._bid_px[-1] if book._bid_px else 0
-                        ask = book._ask_px[0] if book._ask_px else UNIT
-                        try:
-                            agrees = (
-                                bid < ask
-                                and _CARRIED_BID[prev.best_bid] == bid  # type: ignore[union-attr]
-                                and _CARRIED_ASK[prev.best_ask] == ask  # type: ignore[union-attr]
-                            )
-                        except KeyError:  # an unusual spelling, or a format without carried prices
-                            agrees = False
-                        if agrees:
-                            book._ok_bid = prev.best_bid  # type: ignore[union-attr]
-                            book._ok_ask = prev.best_ask  # type: ignore[union-attr]
-                            book._moved = False
-                        else:
-                            bookset.complete_burst(book, recv_ns, out)
-                            bookset.pending[e.asset_id] = book
-                book._pend_ts = ts
-            book._pend = e
-            book.last_update_ns = recv_ns
-            # apply, noting when the top price moves (only a new or removed level can move it)
-            if e.side is _BUY:
-                prices = book._bid_px
-                sizes = book._bid_sz
-                if u:
-                    if p not in sizes:
-                        if not prices or p > prices[-1]:
-                            book._moved = True
-                        insort(prices, p)
-                    sizes[p] = u
-                elif sizes.pop(p, None) is not None:
-                    if p == prices[-1]:
-                        book._moved = True
-                    del prices[bisect_left(prices, p)]
-            else:
-                prices = book._ask_px
-                sizes = book._ask_sz
-                if u:
-                    if p not in sizes:
-                        if not prices or p < prices[0]:
-                            book._moved = True
-                        insort(prices, p)
-                    sizes[p] = u
-                elif sizes.pop(p, None) is not None:
-                    if p == prices[0]:
-                        book._moved = True
-                    del prices[bisect_left(prices, p)]
-        if rejected is None:
-            out.append(PriceChange(msg.market, ts, recv_ns, entries))
-        elif len(rejected) < len(entries):
-            out.append(PriceChange(msg.market, ts, recv_ns, _accepted(entries, rejected)))
-
-    def _entry_slow(
-        self, entry: PriceChangeEntry, recv_ns: int, out: list[FeedEvent]
-    ) -> tuple[Book, int] | tuple[None, int]:
+    def check_entry(self, entry: PriceChangeEntry, recv_ns: int, out: list[FeedEvent]) -> tuple[Book, int] | None:
         """An entry that missed the fast lookups (unknown asset, unusual or bad price, a book that
         is not ok): admit, validate strictly, and decide whether the delta may be applied."""
         book = self.books.get(entry.asset_id) or self._admit(entry.asset_id)
         if book is None:
-            return None, 0
-        p = book._table.get(entry.price)
+            return None
+        p = book.grid_price_units(entry.price)
         if p is None:
             p = self._bad_price(entry.price, book)
             if p is None:
-                return None, 0
-        if book._status is not OK and not self._set.admit_delta(book, recv_ns, out):
-            return None, 0
+                return None
+        if book.raw_status is not OK and not self._set.admit_delta(book, recv_ns, out):
+            return None
         return book, p
 
-    def _old_price_change(self, msg: PriceChangeMsg, recv_ns: int, out: list[FeedEvent]) -> None:
+    def _size(self, text: str, book: Book) -> int | None:
+        """A size: parse strictly (and cache it), or count and reject."""
+        try:
+            return parse_size_units(text)
+        except BadNumber as exc:
+            self.counters.record(exc.kind, f"{short_id(book.asset_id)}: {exc}")
+            return None
+
+    def _legacy_entries(self, msg: PriceChangeMsg) -> list[PriceChangeEntry] | None:
         """Legacy ``changes[]`` (asset at top level) and the oldest one-level shape. They carry no
         best prices, so a completed burst is checked for crossing only."""
         if msg.changes is not None:
@@ -393,16 +268,15 @@ class FeedProcessor:
             levels = [(msg.price, msg.size, msg.side)]
         else:
             self.counters.record(WRONG_TYPE, "price_change without price_changes, changes or a level")
-            return
+            return None
         if not msg.asset_id:
             self.counters.record(WRONG_TYPE, "price_change without asset_id")
-            return
-        entries = [PriceChangeEntry(msg.asset_id, price, size, side) for price, size, side in levels]
-        self._price_changes(msg, entries, recv_ns, out)
+            return None
+        return [PriceChangeEntry(msg.asset_id, price, size, side) for price, size, side in levels]
 
     def _admit(self, asset_id: str) -> Book | None:
         if self.known_assets is not None and asset_id not in self.known_assets:
-            self.counters.record(UNKNOWN_ASSET, _short(asset_id))
+            self.counters.record(UNKNOWN_ASSET, short_id(asset_id))
             return None
         return self._set.create(asset_id)
 
@@ -412,20 +286,12 @@ class FeedProcessor:
         try:
             units = parse_price_units(text)
         except BadNumber as exc:
-            self.counters.record(exc.kind, f"{_short(book.asset_id)}: {exc}")
+            self.counters.record(exc.kind, f"{short_id(book.asset_id)}: {exc}")
             return None
-        if units % book._tick_u:
-            self.counters.record(OFF_TICK, f"{_short(book.asset_id)}: price {text} off tick {book.tick_size}")
+        if units % book.grid_units:
+            self.counters.record(OFF_TICK, f"{short_id(book.asset_id)}: price {text} off tick {book.tick_size}")
             return None
         return units
-
-    def _size(self, text: str, book: Book) -> int | None:
-        """A size missing from the cache: parse strictly (and cache it), or count and reject."""
-        try:
-            return parse_size_units(text)
-        except BadNumber as exc:
-            self.counters.record(exc.kind, f"{_short(book.asset_id)}: {exc}")
-            return None
 
     # ------------------------------------------------------------------ snapshots
 
@@ -454,7 +320,7 @@ class FeedProcessor:
             try:
                 tick_u = parse_tick_units(tick_text)
             except BadNumber as exc:
-                self.counters.record(exc.kind, f"{_short(book.asset_id)}: {exc}")
+                self.counters.record(exc.kind, f"{short_id(book.asset_id)}: {exc}")
             else:
                 if tick_u != decimal_to_units(book.tick_size) or not book.tick_confirmed:
                     if book.tick_confirmed and book.seeded:  # a tick change we were not told about
@@ -486,7 +352,7 @@ class FeedProcessor:
         result: list[tuple[int, int]] = []
         for level in levels:
             p = PRICE_UNITS.get(level.price)
-            if p is None or p % book._tick_u:
+            if p is None or p % book.grid_units:
                 p = self._bad_price(level.price, book)
                 if p is None:
                     continue
@@ -520,13 +386,13 @@ class FeedProcessor:
             else:
                 rest = msgspec.convert(book_json, RestBook, strict=False)
         except msgspec.ValidationError as exc:
-            self.counters.record(WRONG_TYPE, f"GET /book for {_short(asset_id)}: {exc}")
+            self.counters.record(WRONG_TYPE, f"GET /book for {short_id(asset_id)}: {exc}")
             return out
         except msgspec.DecodeError as exc:
-            self.counters.record(MALFORMED_JSON, f"GET /book for {_short(asset_id)}: {exc}")
+            self.counters.record(MALFORMED_JSON, f"GET /book for {short_id(asset_id)}: {exc}")
             return out
         if rest.asset_id and rest.asset_id != asset_id:
-            self.counters.record(WRONG_TYPE, f"GET /book for {_short(asset_id)} answered {_short(rest.asset_id)}")
+            self.counters.record(WRONG_TYPE, f"GET /book for {short_id(asset_id)} answered {short_id(rest.asset_id)}")
             return out
         book = self.books.get(asset_id) or self._admit(asset_id)
         if book is None:
@@ -536,28 +402,20 @@ class FeedProcessor:
 
     # ------------------------------------------------------------------ other events
 
+    def _known(self, asset_id: str) -> bool:
+        """An event for an asset the feed does not follow is counted and dropped."""
+        if self.known_assets is not None and asset_id not in self.known_assets:
+            self.counters.record(UNKNOWN_ASSET, short_id(asset_id))
+            return False
+        return True
+
     def _trade(self, msg: LastTradePriceMsg, recv_ns: int, out: list[FeedEvent]) -> None:
         # a trade print changes no book, so it creates none either
-        asset_id = msg.asset_id
-        if self.known_assets is not None and asset_id not in self.known_assets:
-            self.counters.record(UNKNOWN_ASSET, _short(asset_id))
-            return
-        try:
-            price = parse_price_units(msg.price)
-            size = parse_size_units(msg.size)
-        except BadNumber as exc:
-            self.counters.record(exc.kind, f"{_short(asset_id)}: last_trade_price: {exc}")
-            return
-        try:
-            fee_bps = int(msg.fee_rate_bps or 0)
-        except ValueError:
-            self.counters.record(WRONG_TYPE, f"{_short(msg.asset_id)}: fee_rate_bps {msg.fee_rate_bps!r}")
-            return
-        out.append(
-            TradePrint(
-                msg.asset_id, msg.market, msg.side, price, size, fee_bps, msg.timestamp, recv_ns, msg.transaction_hash
-            )
-        )
+        if self._known(msg.asset_id):
+            try:
+                out.append(trade_print(msg, recv_ns))
+            except BadNumber as exc:
+                self.counters.record(exc.kind, f"{short_id(msg.asset_id)}: last_trade_price: {exc}")
 
     def _tick_size_change(self, msg: TickSizeChangeMsg, recv_ns: int, out: list[FeedEvent]) -> None:
         book = self.books.get(msg.asset_id) or self._admit(msg.asset_id)
@@ -567,7 +425,7 @@ class FeedProcessor:
             new_u = parse_tick_units(msg.new_tick_size)
             old = units_to_decimal(parse_tick_units(msg.old_tick_size)) if msg.old_tick_size else None
         except BadNumber as exc:
-            self.counters.record(exc.kind, f"{_short(msg.asset_id)}: {exc}")
+            self.counters.record(exc.kind, f"{short_id(msg.asset_id)}: {exc}")
             return
         new = units_to_decimal(new_u)
         book.set_tick_size(new, confirmed=True)
@@ -578,50 +436,22 @@ class FeedProcessor:
         out.extend(status_events)
 
     def _best_bid_ask(self, msg: BestBidAskMsg, recv_ns: int, out: list[FeedEvent]) -> None:
-        if self.known_assets is not None and msg.asset_id not in self.known_assets:
-            self.counters.record(UNKNOWN_ASSET, _short(msg.asset_id))
-            return
-        try:
-            bid = parse_best_units(msg.best_bid)
-            ask = parse_best_units(msg.best_ask)
-        except BadNumber as exc:
-            self.counters.record(exc.kind, f"{_short(msg.asset_id)}: {exc}")
-            return
-        out.append(BestBidAsk(msg.asset_id, msg.market, bid, ask, msg.timestamp, recv_ns))
+        if self._known(msg.asset_id):
+            try:
+                out.append(best_bid_ask(msg, recv_ns))
+            except BadNumber as exc:
+                self.counters.record(exc.kind, f"{short_id(msg.asset_id)}: {exc}")
 
     def _new_market(self, msg: NewMarketMsg, recv_ns: int, out: list[FeedEvent]) -> None:
-        tick: Decimal | None = None
-        if msg.order_price_min_tick_size:
-            try:
-                tick = units_to_decimal(parse_tick_units(msg.order_price_min_tick_size))
-            except BadNumber as exc:
-                self.counters.record(exc.kind, f"new_market {msg.market[:12]}: {exc}")
-        asset_ids = tuple(msg.assets_ids or msg.clob_token_ids)
-        event_slug = msg.event_message.slug if msg.event_message is not None else ""
-        out.append(
-            NewMarket(
-                msg.market or msg.condition_id,
-                msg.question,
-                msg.slug,
-                asset_ids,
-                tuple(msg.outcomes),
-                tick,
-                msg.active,
-                tuple(msg.tags),
-                msg.timestamp,
-                recv_ns,
-                msg.id,
-                event_slug,
-                msg.group_item_title,
-            )
-        )
+        try:
+            tick = new_market_tick(msg)
+        except BadNumber as exc:  # the market is news all the same
+            self.counters.record(exc.kind, f"new_market {msg.market[:12]}: {exc}")
+            tick = None
+        out.append(new_market(msg, tick, recv_ns))
 
     def _market_resolved(self, msg: MarketResolvedMsg, recv_ns: int, out: list[FeedEvent]) -> None:
-        out.append(
-            MarketResolved(
-                msg.market, tuple(msg.assets_ids), msg.winning_asset_id, msg.winning_outcome, msg.timestamp, recv_ns
-            )
-        )
+        out.append(market_resolved(msg, recv_ns))
 
     # ------------------------------------------------------------------ time-driven checks
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import msgspec
 
-from core.feed.wire import UNIT, decimal_to_units, units_to_decimal
+from core.feed.numbers import UNIT, decimal_to_units, units_to_decimal
 
 _encode = msgspec.json.encode
 

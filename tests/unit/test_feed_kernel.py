@@ -1,40 +1,49 @@
-"""The feed's C kernel (core/feed/_kernel.c) against the pure-Python path, which is the reference.
+"""The feed's compiled hot path (book.py and integrity.py built by mypyc) against the same files
+run as plain Python.
 
-Every stream goes through two processors, one with the kernel and one without; their events,
+They are one source, but mypyc enforces the type hints at run time and compiles arithmetic and
+containers natively, so every stream goes through two processors in one process: the modules in
+use (compiled when built) and a twin loaded from source (``kernel.source_twin``). Their events,
 books (every level, status, burst state), rejection counters and faults must be identical.
 Streams: the synthetic market (bursts, crossed-mid-burst trades, Dutch-book dislocations), the
-real captures, hand-made edge cases and hypothesis-generated streams full of bad input.
+real captures, hand-made edge cases and hypothesis-generated streams full of bad input. The
+other feed test files also run once more on the pure-Python path (a subprocess with
+POLYBOT_FEED_KERNEL=0).
 
-CI sets POLYBOT_REQUIRE_KERNEL=1: there a kernel that did not build is a failure, not a skip.
+CI sets POLYBOT_REQUIRE_KERNEL=1: there a hot path that did not compile is a failure, not a skip.
 """
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import os
 import shutil
+import subprocess
 import sys
-import sysconfig
+import tomllib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import core.feed.book
 from core.feed import kernel
 from core.feed.book import Book
 from core.feed.processor import FeedProcessor
 from core.feed.synth import FrameGenerator, book_frame, change, price_change_frame
 from tests.conftest import REPO_ROOT
 
-APPLY_MSG, STATUS = kernel.load()
+COMPILED = kernel.is_compiled(core.feed.book)
+STATUS = kernel.status()
 needs_kernel = pytest.mark.skipif(
-    APPLY_MSG is None and os.environ.get("POLYBOT_REQUIRE_KERNEL") != "1", reason=f"feed kernel: {STATUS}"
+    not COMPILED and os.environ.get("POLYBOT_REQUIRE_KERNEL") != "1", reason=f"feed hot path: {STATUS}"
 )
+SOURCE: ModuleType = kernel.source_twin()  # core.feed.processor with book.py and integrity.py from source
 
 A, B, C = "1111", "2222", "3333"  # C is never subscribed
 MS = 1_000_000
@@ -43,8 +52,19 @@ MS = 1_000_000
 def test_the_kernel_is_built_where_it_is_required() -> None:
     if os.environ.get("POLYBOT_REQUIRE_KERNEL") != "1":
         pytest.skip("POLYBOT_REQUIRE_KERNEL is not set (CI sets it)")
-    assert APPLY_MSG is not None, STATUS
-    assert FeedProcessor().kernel_status == STATUS == "C kernel (core/feed/_kernel.c)"
+    assert COMPILED, STATUS
+    assert FeedProcessor().kernel_status == STATUS == kernel.COMPILED_STATUS
+
+
+def test_the_source_twin_is_the_source() -> None:
+    pure = SOURCE.FeedProcessor(known_assets={A})
+    assert not kernel.is_compiled(sys.modules[type(pure.books[A]).__module__]) or COMPILED
+    assert type(pure.books[A]).__module__ == "core.feed.book"
+    assert SOURCE is not sys.modules["core.feed.processor"]
+    assert sys.modules["core.feed.book"] is core.feed.book  # the modules in use are untouched
+    assert type(FeedProcessor(known_assets={A}).books[A]) is Book
+    if COMPILED:
+        assert type(pure.books[A]) is not Book
 
 
 def _book_state(book: Book) -> tuple[Any, ...]:
@@ -57,7 +77,8 @@ def _book_state(book: Book) -> tuple[Any, ...]:
         book.seeded,
         book.epoch,
         book.faults,
-        book._pend_ts,
+        book.burst_open,
+        book._pend_ts if book.burst_open else None,
         book._pend,
         book._moved,
         book._ok_bid,
@@ -67,8 +88,8 @@ def _book_state(book: Book) -> tuple[Any, ...]:
     )
 
 
-def _run(frames: Iterable[tuple[str, int]], *, use_kernel: bool, **kw: Any) -> dict[str, Any]:
-    processor = FeedProcessor(use_kernel=use_kernel, **kw)
+def _run(frames: Iterable[tuple[str, int]], *, compiled: bool, **kw: Any) -> dict[str, Any]:
+    processor = FeedProcessor(**kw) if compiled else SOURCE.FeedProcessor(**kw)
     events: list[Any] = []
     last = 0
     for frame, recv_ns in frames:
@@ -85,8 +106,8 @@ def _run(frames: Iterable[tuple[str, int]], *, use_kernel: bool, **kw: Any) -> d
 
 
 def _same_with_and_without_kernel(frames: Sequence[tuple[str, int]], **kw: Any) -> dict[str, Any]:
-    with_kernel = _run(frames, use_kernel=True, **kw)
-    reference = _run(frames, use_kernel=False, **kw)
+    with_kernel = _run(frames, compiled=True, **kw)
+    reference = _run(frames, compiled=False, **kw)
     assert with_kernel["books"] == reference["books"]
     assert with_kernel["rejected"] == reference["rejected"]
     assert with_kernel["faults"] == reference["faults"]
@@ -209,61 +230,123 @@ def test_random_streams_with_bad_input_match_the_reference(frames: list[tuple[st
 
 # ---------------------------------------------------------------------- loading and building
 
+FEED_TESTS = [
+    "tests/unit/test_book_ops.py",
+    "tests/unit/test_book_properties.py",
+    "tests/unit/test_integrity_rules.py",
+    "tests/unit/test_processor_bad_input.py",
+    "tests/unit/test_wire_captures.py",
+    "tests/unit/test_replay_synth.py",
+]
 
-def test_kernel_can_be_switched_off(monkeypatch: pytest.MonkeyPatch) -> None:
+
+@needs_kernel
+@pytest.mark.slow
+def test_the_feed_tests_pass_on_the_pure_python_path_too() -> None:
+    env = {**os.environ, kernel.ENV_SWITCH: "0"}
+    cmd = [sys.executable, "-m", "pytest", "-o", "addopts=", "-q", "-p", "no:cacheprovider", *FEED_TESTS]
+    done = subprocess.run(
+        cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600, start_new_session=True
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert " passed" in done.stdout and " failed" not in done.stdout
+
+
+def _feed_copy(tmp_path: Path, *, built: bool) -> Path:
+    folder = tmp_path / "feed"
+    folder.mkdir()
+    for name in {*kernel.COMPILED, "wire", "counters", "events"}:
+        shutil.copy(kernel.HERE / f"{name}.py", folder / f"{name}.py")
+    if built:
+        for name in kernel.COMPILED:
+            (folder / f"{name}.cpython-311-x86_64-linux-gnu.so").write_bytes(b"")
+    return folder
+
+
+def _manifest(folder: Path, names: Iterable[str]) -> None:
+    (folder / kernel.MANIFEST).write_text(json.dumps({n: kernel.source_digest(n, folder) for n in names}))
+
+
+def test_the_compiled_modules_are_used_only_while_their_sources_are_current(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(kernel.ENV_SWITCH, raising=False)
+    folder = _feed_copy(tmp_path, built=True)
+    assert kernel._decide(folder)[0] is False  # no record of what was compiled
+    _manifest(folder, [*kernel.COMPILED, "wire"])
+    assert kernel._decide(folder) == (True, kernel.COMPILED_STATUS)
+    # an edit after the build, to a compiled module or to one it imports
+    for name in ("book", "wire"):
+        original = (folder / f"{name}.py").read_text()
+        (folder / f"{name}.py").write_text(original + "\n# edited after the build\n")
+        use, status = kernel._decide(folder)
+        assert use is False and "other sources" in status and kernel.REBUILD_HINT in status
+        (folder / f"{name}.py").write_text(original)
+    assert kernel._decide(folder)[0] is True
+    _manifest(folder, ["book"])  # a record that misses a compiled module
+    assert kernel._decide(folder)[0] is False
+    (folder / kernel.MANIFEST).write_text("not json")
+    assert kernel._decide(folder)[0] is False
+
+
+def test_without_a_build_the_feed_runs_its_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(kernel.ENV_SWITCH, raising=False)
+    folder = _feed_copy(tmp_path, built=False)
+    _manifest(folder, kernel.COMPILED)
+    use, status = kernel._decide(folder)
+    assert use is False and "not built" in status and kernel.REBUILD_HINT in status
+
+
+def test_kernel_can_be_switched_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = _feed_copy(tmp_path, built=True)
+    _manifest(folder, kernel.COMPILED)
     monkeypatch.setenv(kernel.ENV_SWITCH, "0")
-    apply_msg, status = kernel._load()
-    assert apply_msg is None and status == "pure Python (POLYBOT_FEED_KERNEL=0)"
-    assert FeedProcessor(use_kernel=False).kernel_status == "pure Python (use_kernel=False)"
+    assert kernel._decide(folder) == (False, "pure Python (POLYBOT_FEED_KERNEL=0)")
+    done = subprocess.run(
+        [sys.executable, "-c", "import core.feed.book as b; from core.feed import kernel; print(b.__file__, kernel.status())"],
+        cwd=REPO_ROOT, env={**os.environ, kernel.ENV_SWITCH: "0"}, capture_output=True, text=True, timeout=120,
+        start_new_session=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[0].endswith("core/feed/book.py")
+    assert "pure Python (POLYBOT_FEED_KERNEL=0)" in done.stdout
 
 
-@needs_kernel
-def test_a_kernel_built_from_other_source_is_not_used(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    edited = tmp_path / "_kernel.c"
-    edited.write_text(kernel.SOURCE.read_text() + "\n/* edited after the build */\n")
-    monkeypatch.setattr(kernel, "SOURCE", edited)
-    apply_msg, status = kernel._load()
-    assert apply_msg is None
-    assert "older _kernel.c" in status and kernel.REBUILD_HINT in status
-
-
-@needs_kernel
-def test_the_kernel_refuses_types_it_cannot_read() -> None:
-    from core.feed import _kernel  # type: ignore[attr-defined]
-
-    class NoSlots:
-        pass
-
-    # a Book whose fields became plain class attributes, and a type without them at all
-    plain = type("PlainBook", (), {name: None for name in Book.__slots__})
-    with pytest.raises(TypeError, match="not a writable object slot"):
-        _kernel.configure(plain, NoSlots, NoSlots, NoSlots, "BUY", 1_000_000)
-    with pytest.raises(AttributeError):
-        _kernel.configure(NoSlots, NoSlots, NoSlots, NoSlots, "BUY", 1_000_000)
-    # refused as a whole: the configuration in use is untouched
-    test_synthetic_market_streams_match_the_reference(4)
-
-
-def test_use_kernel_true_without_a_kernel_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(kernel, "_loaded", (None, "pure Python (C kernel not built: test)"))
-    with pytest.raises(RuntimeError, match="C kernel is not available: pure Python"):
-        FeedProcessor(use_kernel=True)
-
-
-def test_the_build_hook_compiles_the_kernel_from_this_source(tmp_path: Path) -> None:
-    if shutil.which(os.environ.get("CC") or (sysconfig.get_config_var("CC") or "cc").split()[0]) is None:
-        pytest.skip("no C compiler on this machine: the build hook would skip the kernel too")
+def _hatch_build() -> ModuleType:
     sys.path.insert(0, str(REPO_ROOT))
     try:
         import hatch_build
     finally:
         sys.path.remove(str(REPO_ROOT))
-    (tmp_path / "core" / "feed").mkdir(parents=True)
-    shutil.copy(kernel.SOURCE, tmp_path / "core" / "feed" / "_kernel.c")
-    target = hatch_build.compile_kernel(tmp_path)
-    spec = importlib.util.spec_from_file_location("_kernel", target)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    assert module.SOURCE_SHA256 == hashlib.sha256(kernel.SOURCE.read_bytes()).hexdigest()
-    assert not list(target.parent.glob("*.tmp"))
+    return hatch_build
+
+
+def test_the_build_compiles_what_the_loader_expects() -> None:
+    hatch_build = _hatch_build()
+    assert hatch_build.COMPILED == kernel.COMPILED
+    assert hatch_build.MANIFEST.name == kernel.MANIFEST
+    # uv rebuilds when any file the build vouches for changes
+    keys = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["uv"]["cache-keys"]
+    files = {key["file"] for key in keys}
+    assert {f"core/feed/{name}.py" for name in hatch_build.DIGESTED} <= files
+
+
+def test_a_failed_build_leaves_no_compiled_module_behind(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    hatch_build = _hatch_build()
+    feed = tmp_path / "core" / "feed"
+    feed.mkdir(parents=True)
+    for name in hatch_build.DIGESTED:
+        shutil.copy(kernel.HERE / f"{name}.py", feed / f"{name}.py")
+    shutil.copy(REPO_ROOT / "core" / "types.py", tmp_path / "core" / "types.py")
+    (tmp_path / "core" / "__init__.py").write_text("")
+    (feed / "__init__.py").write_text("")
+    # leftovers of an earlier build, and a source mypyc refuses (a type error)
+    (feed / "book.cpython-311-x86_64-linux-gnu.so").write_bytes(b"old")
+    (feed / "_kernel_build.json").write_text("{}")
+    (feed / "integrity.py").write_text((feed / "integrity.py").read_text() + "\n\nWRONG: int = 'text'\n")
+    has_setuptools = importlib.util.find_spec("setuptools") is not None  # the build env has it; a dev env may not
+    with pytest.raises(SystemExit if has_setuptools else ImportError):
+        hatch_build.compile_feed(tmp_path)
+    assert hatch_build.artifacts(tmp_path) == []
+    if has_setuptools:
+        assert "integrity.py" in capfd.readouterr().out

@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 
+import core.feed.processor as processor_module
 from core.feed.counters import Counters
 from core.feed.events import Pong, PriceChange
 from core.feed.processor import FeedProcessor
@@ -200,7 +201,9 @@ def test_an_internal_error_is_counted_not_raised(monkeypatch: pytest.MonkeyPatch
     def broken(*args: object) -> None:
         raise ZeroDivisionError("bug")
 
-    monkeypatch.setattr(processor, "_book", broken)
-    assert processor.process(book_frame(A, [("0.4", "1")], [("0.6", "1")]), 2) == []
+    # a bug in a step the processor calls (the module's name for it: it may be compiled)
+    monkeypatch.setattr(processor_module, "trade_print", broken)
+    trade = {"event_type": "last_trade_price", "asset_id": A, "price": "0.5", "size": "1", "side": "BUY"}
+    assert processor.process(json.dumps(trade), 2) == []
     _only(processor, "internal_error")
     assert processor.process(_good_change(), 3)  # and the feed goes on

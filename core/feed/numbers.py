@@ -1,0 +1,209 @@
+"""Decimal strings of the wire -> exact integers in 10^-6 units, and back.
+
+Prices and sizes travel as decimal strings. Inside the feed they become integers in 10^-6
+units (the same unit as :mod:`core.money`): exact, and cheap to compare and add. Prices are
+looked up in a precomputed table covering every multiple of the finest tick (0.0001) in
+(0, 1) in every spelling the venue uses ("0.5", "0.50", "0.500", "0.5000"); anything else
+goes through a slow, strict Decimal path. Sizes go through a strict ASCII parser (and the
+same Decimal path for unusual spellings).
+
+Part of the feed's hot path: compiled with book.py and integrity.py when a compiler is present
+(:mod:`core.feed.kernel`).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Final
+
+UNIT: Final = 10**6
+FINEST_TICK_UNITS: Final = 100  # 0.0001, the finest tick the venue uses
+STANDARD_TICKS: Final = (
+    Decimal("0.1"),
+    Decimal("0.01"),
+    Decimal("0.005"),
+    Decimal("0.0025"),
+    Decimal("0.001"),
+    Decimal("0.0001"),
+)
+
+
+# --------------------------------------------------------------------------- prices
+
+
+def _build_price_table() -> dict[str, int]:
+    table: dict[str, int] = {}
+    for n in range(1, 10_000):  # n * 0.0001, strictly inside (0, 1)
+        digits = f"{n:04d}"
+        stripped = digits.rstrip("0")
+        units = n * FINEST_TICK_UNITS
+        for width in range(len(stripped), 5):
+            table["0." + digits[:width].ljust(width, "0")] = units
+        # a few feeds pad to six decimals
+        table["0." + digits + "00"] = units
+    return table
+
+
+PRICE_UNITS: Final[dict[str, int]] = _build_price_table()
+"""Every in-range price on the 0.0001 grid, in each spelling, -> 10^-6 units."""
+
+_TICK_TABLES: dict[int, dict[str, int]] = {}
+
+
+def price_table(tick_units: int) -> dict[str, int]:
+    """The subset of :data:`PRICE_UNITS` on a tick's grid (shared per tick): one lookup both
+    parses a price and checks range and tick. A miss is not necessarily invalid (an unusual
+    spelling, a grid finer than 0.0001): callers fall back to :func:`parse_price_units`."""
+    table = _TICK_TABLES.get(tick_units)
+    if table is None:
+        table = {text: units for text, units in PRICE_UNITS.items() if units % tick_units == 0}
+        _TICK_TABLES[tick_units] = table
+    return table
+
+
+class BadNumber(ValueError):
+    """A price or size string that is not a plain non-negative decimal (reason in ``kind``)."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+def parse_price_units(text: str) -> int:
+    """Strict price parse: a decimal strictly inside (0, 1), exact at 10^-6.
+
+    Raises :class:`BadNumber` with ``kind`` ``wrong_type`` (not a number),
+    ``price_out_of_range`` or ``off_tick`` (finer than 10^-6).
+    """
+    units = PRICE_UNITS.get(text)
+    if units is not None:
+        return units
+    value = _decimal(text)
+    if not (0 < value < 1):
+        raise BadNumber("price_out_of_range", f"price {text!r} outside (0, 1)")
+    scaled = value * UNIT
+    if scaled != scaled.to_integral_value():
+        raise BadNumber("off_tick", f"price {text!r} finer than 0.000001")
+    return int(scaled)
+
+
+def parse_tick_units(text: str) -> int:
+    """A tick size string -> units; must be a positive multiple of 10^-6 below 1."""
+    value = _decimal(text)
+    scaled = value * UNIT
+    if not (0 < value < 1) or scaled != scaled.to_integral_value():
+        raise BadNumber("wrong_type", f"tick size {text!r} is not a tick")
+    return int(scaled)
+
+
+def parse_best_units(text: str) -> int | None:
+    """``best_bid``/``best_ask`` carried on entries: None when that side is empty ("", "0", "1")."""
+    units = PRICE_UNITS.get(text)
+    if units is not None:
+        return units
+    if text == "":
+        return None
+    value = _decimal(text)
+    if value <= 0 or value >= 1:
+        return None
+    scaled = value * UNIT
+    if scaled != scaled.to_integral_value():
+        raise BadNumber("off_tick", f"best price {text!r} finer than 0.000001")
+    return int(scaled)
+
+
+# --------------------------------------------------------------------------- sizes
+
+_SCALE: Final[tuple[int, ...]] = tuple(10 ** (6 - k) for k in range(7))
+
+
+def parse_size_units(text: str) -> int:
+    """Strict size parse -> 10^-6 units (ASCII digits with an optional fraction of <= 6 digits).
+
+    Raises :class:`BadNumber` with ``kind`` ``negative_size`` or ``wrong_type``.
+    """
+    units = _plain_size_units(text)
+    return units if units >= 0 else _parse_size_slow(text)
+
+
+def _plain_size_units(text: str) -> int:
+    """Units of a size in the plain spelling (ASCII digits, optionally a point and 1 to 6 more);
+    -1 for anything else. A loop over the characters: compiled, it costs less than a lookup in a
+    cache of sizes seen (the venue's sizes are too varied for one to stay small)."""
+    units = 0
+    whole = 0  # digits before the point
+    decimals = -1  # digits after it; -1 until there is one
+    for char in text:
+        code = ord(char)
+        if 48 <= code <= 57:
+            units = units * 10 + (code - 48)
+            if decimals < 0:
+                whole += 1
+            else:
+                decimals += 1
+        elif code == 46 and decimals < 0:
+            decimals = 0
+        else:
+            return -1
+    if whole == 0 or decimals == 0 or decimals > 6:
+        return -1
+    return units * _SCALE[max(decimals, 0)]
+
+
+def _parse_size_slow(text: str) -> int:
+    # rare: negative, exponent, ".5" or garbage; decide with Decimal
+    value = _decimal(text)
+    if value < 0:
+        raise BadNumber("negative_size", f"negative size {text!r}")
+    scaled = value * UNIT
+    if scaled != scaled.to_integral_value():
+        raise BadNumber("wrong_type", f"size {text!r} has more than 6 decimals")
+    return int(scaled)
+
+
+_NUMBER_CHARS: Final = frozenset("0123456789.-+eE")
+
+
+def _decimal(text: str) -> Decimal:
+    # Decimal() alone would also take whitespace, underscores and "NaN"
+    if not text or not _NUMBER_CHARS.issuperset(text):
+        raise BadNumber("wrong_type", f"not a decimal number: {text[:40]!r}")
+    try:
+        value = Decimal(text)
+    except (InvalidOperation, TypeError, ValueError):
+        raise BadNumber("wrong_type", f"not a decimal number: {text[:40]!r}") from None
+    if not value.is_finite():
+        raise BadNumber("wrong_type", f"not a finite number: {text[:40]!r}")
+    return value
+
+
+# --------------------------------------------------------------------------- units -> Decimal
+
+_PRICE_DEC: dict[int, Decimal] = {}
+
+
+def units_to_decimal(units: int) -> Decimal:
+    """Exact, canonical Decimal for 10^-6 units: 510000 -> 0.51, 3300000000 -> 3300."""
+    whole, frac = divmod(units, UNIT)
+    if frac == 0:
+        return Decimal(whole)
+    return Decimal(f"{whole}.{frac:06d}".rstrip("0"))
+
+
+def price_decimal(units: int) -> Decimal:
+    """Like :func:`units_to_decimal`, cached (prices repeat)."""
+    dec = _PRICE_DEC.get(units)
+    if dec is None:
+        dec = units_to_decimal(units)
+        if len(_PRICE_DEC) < 100_000:
+            _PRICE_DEC[units] = dec
+    return dec
+
+
+def decimal_to_units(value: Decimal | str | int) -> int:
+    """Decimal (or decimal string) -> exact 10^-6 units; raises ValueError when not exact."""
+    dec = value if isinstance(value, Decimal) else Decimal(str(value))
+    scaled = dec * UNIT
+    if not dec.is_finite() or scaled != scaled.to_integral_value():
+        raise ValueError(f"{value} is not exact at 6 decimals")
+    return int(scaled)
