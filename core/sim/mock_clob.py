@@ -42,7 +42,7 @@ from core.sim.mock_clob_faults import (
     make_fault,
     take_fault,
 )
-from core.sim.mock_clob_http import DROP, Handler, HttpRequest, HttpResponse, MiniHttpServer, RouteSpec, sleep_until
+from core.sim.mock_clob_http import DROP, HttpRequest, HttpResponse, MiniHttpServer, RouteSpec, sleep_until
 from core.sim.mock_clob_reads import ReadRoutes
 from core.sim.mock_clob_state import ApiKey, Book, Ledger, MockMarket, MockOrder, MockTrade, fmt
 from core.sim.mock_clob_trading import TradingRoutes
@@ -312,7 +312,7 @@ class MockClobServer:
         return HttpResponse.error(404, f"no route {req.method} {req.path}")
 
     def _route_table(self) -> list[RouteSpec]:
-        public: list[tuple[str, str, Handler]] = [
+        public: list[RouteSpec] = [
             ("GET", r"/", self._ok),
             ("GET", r"/ok", self._ok),
             ("GET", r"/time", self._time),

@@ -14,7 +14,7 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 from aiohttp import web
 
@@ -71,7 +71,7 @@ async def to_request(request: web.Request) -> HttpRequest:
         method=request.method.upper(),
         target=request.raw_path,
         path=request.path or "/",
-        query=parse_qs(request.query_string, keep_blank_values=True),
+        query=parse_qs(urlsplit(request.raw_path).query, keep_blank_values=True),  # from the bytes as sent
         headers={name.lower(): value for name, value in request.headers.items()},
         body=body,
     )

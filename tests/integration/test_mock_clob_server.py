@@ -134,13 +134,13 @@ def test_v1_orders_are_refused_with_order_version_mismatch(served: MockClobServe
 
 def test_bad_l2_signature_and_unknown_routes(served: MockClobServer, client: ClobClient) -> None:
     headers = {k: str(v) for k, v in client._l2_headers("GET", "/data/orders").items()}
-    ok = httpx.get(f"{served.url}/data/orders", headers=headers, timeout=5)
+    ok = httpx.get(f"{served.url}/data/orders", headers=headers, timeout=30)
     assert ok.status_code == 200
     forged = {**headers, "POLY_SIGNATURE": base64.urlsafe_b64encode(b"x" * 32).decode()}
-    assert httpx.get(f"{served.url}/data/orders", headers=forged, timeout=5).status_code == 401
-    assert httpx.get(f"{served.url}/nope", timeout=5).status_code == 404
-    assert httpx.put(f"{served.url}/order", timeout=5).status_code == 405
-    resp = httpx.get(f"{served.url}/tick-size", params={"token_id": "1"}, timeout=5)
+    assert httpx.get(f"{served.url}/data/orders", headers=forged, timeout=30).status_code == 401
+    assert httpx.get(f"{served.url}/nope", timeout=30).status_code == 404
+    assert httpx.put(f"{served.url}/order", timeout=30).status_code == 405
+    resp = httpx.get(f"{served.url}/tick-size", params={"token_id": "1"}, timeout=30)
     assert resp.status_code == 404 and "error" in resp.json()
 
 
@@ -211,8 +211,9 @@ async def test_mini_http_server_keep_alive_and_chunked_bodies() -> None:
     server = MiniHttpServer(handler)
     await server.start()
     try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}", timeout=5) as http:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}", timeout=30) as http:
             first = await http.post("/x?a=1", content=b"hello")
+            escaped = await http.get("/z", params={"a": "1+2&b=3", "c": ""})
 
             async def chunks():  # type: ignore[no-untyped-def]
                 yield b"he"
@@ -220,11 +221,12 @@ async def test_mini_http_server_keep_alive_and_chunked_bodies() -> None:
 
             second = await http.post("/y", content=chunks())
         assert first.json() == {"echo": "hello", "q": "1"} and second.json() == {"echo": "hello", "q": None}
-        assert seen[1].headers.get("transfer-encoding") == "chunked"
+        assert escaped.json()["q"] == "1+2&b=3" and seen[1].query == {"a": ["1+2&b=3"], "c": [""]}
+        assert seen[2].headers.get("transfer-encoding") == "chunked"
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
         writer.write(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         await writer.drain()
-        data = await asyncio.wait_for(reader.read(), 5)
+        data = await asyncio.wait_for(reader.read(), 30)
         writer.close()
         assert data.count(b"HTTP/1.1 200 OK") == 2 and [r.path for r in seen[-2:]] == ["/a", "/b"]
         assert json.loads(data.split(b"\r\n\r\n")[-1])["q"] is None
