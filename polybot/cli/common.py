@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TextIO, runtime_checkable
 from urllib.parse import urlsplit
 
 from core.errors import PolybotError
@@ -50,9 +50,9 @@ def print_json(obj: Any) -> None:
 class Progress:
     """A single rewritten status line on a TTY (stderr); silent otherwise."""
 
-    def __init__(self, interval_s: float = 0.5, stream: Any = None) -> None:
+    def __init__(self, interval_s: float = 0.5, stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stderr
-        self.enabled = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.enabled = self.stream.isatty()
         self.interval_s = interval_s
         self._last = 0.0
         self._shown = False
@@ -301,6 +301,20 @@ def add_first_frame_timeout(p: argparse.ArgumentParser) -> None:
     )
 
 
+@runtime_checkable
+class OneAsset(Protocol):
+    """A feed event about one asset (a book, a trade, a tick-size change)."""
+
+    asset_id: str
+
+
+@runtime_checkable
+class ManyAssets(Protocol):
+    """A feed event about several assets (a burst of price changes)."""
+
+    asset_ids: Sequence[str]
+
+
 class FirstFrames:
     """Which subscribed assets have had a frame, and a watchdog for those that never do.
 
@@ -317,15 +331,13 @@ class FirstFrames:
     def note(self, asset_ids: Iterable[str]) -> None:
         self.seen.update(asset_ids)
 
-    def note_events(self, events: Iterable[Any]) -> None:
+    def note_events(self, events: Iterable[object]) -> None:
         """Record the assets that feed events (``asset_id`` / ``asset_ids``) concern."""
         for event in events:
-            one = getattr(event, "asset_id", None)
-            if isinstance(one, str):
-                self.seen.add(one)
-            many = getattr(event, "asset_ids", None)
-            if isinstance(many, tuple | list):
-                self.seen.update(a for a in many if isinstance(a, str))
+            if isinstance(event, OneAsset):
+                self.seen.add(event.asset_id)
+            if isinstance(event, ManyAssets):
+                self.seen.update(event.asset_ids)
 
     def missing(self) -> list[str]:
         return [a for a in self.assets if a not in self.seen]

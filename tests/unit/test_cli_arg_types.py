@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -140,3 +141,25 @@ async def test_first_frames_is_quiet_once_the_run_stopped() -> None:
     stop.set()
     await asyncio.wait_for(task, 30)
     assert not watch.timed_out
+
+
+def test_first_frames_notes_the_assets_of_real_feed_events() -> None:
+    """ingest-ws feeds the processor's events to the watchdog: snapshots name one asset, a burst of
+    price changes several; an asset the feed never served stays missing."""
+    from core.feed.processor import FeedProcessor
+    from core.feed.synth import FrameGenerator
+
+    gen = FrameGenerator(["11", "22"], seed=3, levels=3)
+    processor = FeedProcessor(known_assets=set(gen.asset_ids))
+    snapshots = common.FirstFrames(["11", "22", "33"], timeout_s=30)
+    now_ns = time.time_ns()
+    for frame in gen.snapshot_frames(ts_ms=now_ns // 1_000_000):
+        snapshots.note_events(processor.process(frame, now_ns))
+    assert snapshots.missing() == ["33"]
+
+    changes = common.FirstFrames(["11", "22"], timeout_s=30)
+    for n in range(20):
+        changes.note_events(
+            e for e in processor.process(gen.next_frame(now_ns // 1_000_000 + n), now_ns) if not hasattr(e, "asset_id")
+        )
+    assert changes.missing() == []  # the bursts alone named both assets

@@ -158,7 +158,7 @@ async def ingest(args: argparse.Namespace) -> dict[str, Any]:
         "writer": wstats.as_dict(),
         "decode_errors": dict(processor.counters),
         "integrity_faults": dict(processor.faults),
-        "reconnects": getattr(feed_stats, "reconnects", 0),
+        "reconnects": feed_stats.reconnects,
         "books": books,
         # before the deadline a missing asset may just not have arrived yet
         "assets_without_frames": first.missing() if elapsed >= first.timeout_s else [],
