@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 
 from core.feed.events import BookSnapshot, FeedEvent, PriceChange, TradePrint
@@ -113,68 +114,66 @@ class IngestPipeline:
 
     def _persist(self, events: list[FeedEvent]) -> None:
         for ev in events:
-            kind = type(ev)
-            if kind is PriceChange:
-                if not self.persist_deltas:
-                    continue
-                for e in ev.entries:  # type: ignore[union-attr]
-                    self.stats.deltas += 1
-                    self._put(
-                        "book_deltas",
-                        {
-                            "asset_id": e.asset_id,
-                            "market": ev.market,  # type: ignore[union-attr]
-                            "side": str(e.side.value if hasattr(e.side, "value") else e.side),
-                            "price": _dec(e.price),
-                            "size": _dec(e.size),
-                            "best_bid": _dec(getattr(e, "best_bid", None)),
-                            "best_ask": _dec(getattr(e, "best_ask", None)),
-                            "hash": getattr(e, "hash", None),
-                            "exchange_ts": ev.ts_ms,  # type: ignore[union-attr]
-                            "receive_ts": ev.recv_ns,  # type: ignore[union-attr]
-                        },
-                    )
-            elif kind is BookSnapshot:
-                self.stats.snapshots += 1
-                self._put(
-                    "book_snapshots",
-                    {
-                        "asset_id": ev.asset_id,  # type: ignore[union-attr]
-                        "market": ev.market,  # type: ignore[union-attr]
-                        "bids": [[str(price_decimal(p)), str(units_to_decimal(s))] for p, s in ev.bids],  # type: ignore[union-attr]
-                        "asks": [[str(price_decimal(p)), str(units_to_decimal(s))] for p, s in ev.asks],  # type: ignore[union-attr]
-                        "tick_size": ev.tick_size,  # type: ignore[union-attr]
-                        "hash": ev.hash or None,  # type: ignore[union-attr]
-                        "exchange_ts": ev.ts_ms,  # type: ignore[union-attr]
-                        "receive_ts": ev.recv_ns,  # type: ignore[union-attr]
-                    },
-                )
-            elif kind is TradePrint:
-                self.stats.trades += 1
-                self._put(
-                    "trades",
-                    {
-                        "asset_id": ev.asset_id,  # type: ignore[union-attr]
-                        "market": ev.market,  # type: ignore[union-attr]
-                        "price": ev.price,  # type: ignore[union-attr]
-                        "size": ev.size,  # type: ignore[union-attr]
-                        "side": str(ev.side.value),  # type: ignore[union-attr]
-                        "fee_rate_bps": ev.fee_rate_bps,  # type: ignore[union-attr]
-                        "transaction_hash": ev.transaction_hash or None,  # type: ignore[union-attr]
-                        "exchange_ts": ev.ts_ms,  # type: ignore[union-attr]
-                        "receive_ts": ev.recv_ns,  # type: ignore[union-attr]
-                    },
-                )
+            if isinstance(ev, PriceChange):
+                if self.persist_deltas:
+                    self._persist_deltas(ev)
+            elif isinstance(ev, BookSnapshot):
+                self._persist_snapshot(ev)
+            elif isinstance(ev, TradePrint):
+                self._persist_trade(ev)
+
+    def _persist_deltas(self, ev: PriceChange) -> None:
+        for e in ev.entries:
+            self.stats.deltas += 1
+            row = {
+                "asset_id": e.asset_id,
+                "market": ev.market,
+                "side": str(e.side.value),
+                "price": _dec(e.price),
+                "size": _dec(e.size),
+                "best_bid": _dec(e.best_bid),
+                "best_ask": _dec(e.best_ask),
+                "hash": None,  # the feed does not decode the entries' hashes
+                "exchange_ts": ev.ts_ms,
+                "receive_ts": ev.recv_ns,
+            }
+            self._put("book_deltas", row)
+
+    def _persist_snapshot(self, ev: BookSnapshot) -> None:
+        self.stats.snapshots += 1
+        row = {
+            "asset_id": ev.asset_id,
+            "market": ev.market,
+            "bids": [[str(price_decimal(p)), str(units_to_decimal(s))] for p, s in ev.bids],
+            "asks": [[str(price_decimal(p)), str(units_to_decimal(s))] for p, s in ev.asks],
+            "tick_size": ev.tick_size,
+            "hash": ev.hash or None,
+            "exchange_ts": ev.ts_ms,
+            "receive_ts": ev.recv_ns,
+        }
+        self._put("book_snapshots", row)
+
+    def _persist_trade(self, ev: TradePrint) -> None:
+        self.stats.trades += 1
+        row = {
+            "asset_id": ev.asset_id,
+            "market": ev.market,
+            "price": ev.price,
+            "size": ev.size,
+            "side": str(ev.side.value),
+            "fee_rate_bps": ev.fee_rate_bps,
+            "transaction_hash": ev.transaction_hash or None,
+            "exchange_ts": ev.ts_ms,
+            "receive_ts": ev.recv_ns,
+        }
+        self._put("trades", row)
 
 
-def _dec(text: Any) -> Any:
-    from decimal import Decimal, InvalidOperation
-
+def _dec(text: str | None) -> Decimal | None:
+    """A wire decimal string as stored (None when absent or not a number)."""
     if text is None or text == "":
         return None
-    if isinstance(text, Decimal):
-        return text
     try:
-        return Decimal(str(text))
+        return Decimal(text)
     except InvalidOperation:
         return None

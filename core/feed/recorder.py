@@ -162,8 +162,6 @@ async def record(
                 ticker.cancel()
                 await asyncio.gather(ticker, return_exceptions=True)
             await feed.stop()
-        if stats is None:  # pragma: no cover - run_until always returns unless it raised
-            stats = feed.stats()
         return RecordSummary(
             path=recorder.path,
             messages=recorder.messages,

@@ -1,7 +1,7 @@
 """Deterministic synthetic market-channel traffic in Polymarket's current wire format.
 
 Used by the mock exchange feed (``polybot mock-ws``), by ``bench/ingest.py`` and to write the
-project's demo recording. Everything derives from the seed (and the timestamps passed in), so
+project's demo recording (:mod:`core.feed.demo_recording`). Everything derives from the seed (and the timestamps passed in), so
 the same seed gives byte-identical frames.
 
 Model: assets pair up into binary markets (YES, NO). Only the YES book is simulated; the NO
@@ -17,34 +17,34 @@ costs less than 1 for a few frames (a Dutch-book opportunity for demos).
 
 from __future__ import annotations
 
-import argparse
 import random
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
 import msgspec
 
+from core.feed.frames import book_frame, change, price_change_frame
 from core.feed.numbers import UNIT, decimal_to_units, units_to_decimal
+from core.feed.synth_markets import SynthMarket, demo_markets, market_table, pair_markets, random_hex, token_id
+
+# the hand-made frames lived here first; tests and tools may keep importing them from here
+__all__ = [
+    "FrameGenerator",
+    "SynthMarket",
+    "book_frame",
+    "change",
+    "demo_markets",
+    "market_table",
+    "pair_markets",
+    "price_change_frame",
+    "token_id",
+    "write_recording",
+]
 
 _encode = msgspec.json.encode
-
-
-@dataclass(frozen=True, slots=True)
-class SynthMarket:
-    """A generated binary market (neg-risk members share ``neg_risk_market_id``)."""
-
-    condition_id: str
-    question: str
-    slug: str
-    token_ids: tuple[str, str]  # (YES, NO)
-    outcomes: tuple[str, str] = ("Yes", "No")
-    neg_risk: bool = False
-    neg_risk_market_id: str | None = None
-    group_item_title: str = ""
-    tick_size: Decimal = Decimal("0.01")
 
 
 @dataclass(slots=True)
@@ -55,61 +55,6 @@ class _MarketState:
     asks: dict[int, int] = field(default_factory=dict)
     dislocated: int | None = None  # ask index pushed below fair, to be withdrawn later
     revert_in: int = 0
-
-
-def _hex(rng: random.Random, nbytes: int) -> str:
-    return f"{rng.getrandbits(nbytes * 8):0{nbytes * 2}x}"
-
-
-def token_id(rng: random.Random) -> str:
-    """A token id shaped like Polymarket's (a 76-78 digit decimal)."""
-    return str(rng.getrandbits(255) | (1 << 250))
-
-
-def pair_markets(asset_ids: Sequence[str], seed: int, tick: Decimal = Decimal("0.01")) -> list[SynthMarket]:
-    """Binary markets from consecutive asset ids (an odd last id gets a generated complement)."""
-    rng = random.Random(f"markets:{seed}")
-    ids = list(asset_ids)
-    if len(ids) % 2:
-        ids.append(token_id(rng))
-    markets = []
-    for i in range(0, len(ids), 2):
-        markets.append(
-            SynthMarket(
-                condition_id="0x" + _hex(rng, 32),
-                question=f"Synthetic market {i // 2 + 1}?",
-                slug=f"synthetic-market-{i // 2 + 1}",
-                token_ids=(ids[i], ids[i + 1]),
-                tick_size=tick,
-            )
-        )
-    return markets
-
-
-def demo_markets(seed: int = 7) -> list[SynthMarket]:
-    """The markets of the demo recording: one binary market and a 3-outcome neg-risk event."""
-    rng = random.Random(f"demo:{seed}")
-    binary = SynthMarket(
-        condition_id="0x" + _hex(rng, 32),
-        question="Will the demo binary market resolve Yes?",
-        slug="demo-binary-yes-no",
-        token_ids=(token_id(rng), token_id(rng)),
-    )
-    group_id = "0x" + _hex(rng, 32)
-    members = []
-    for name in ("Alice", "Bob", "Carol"):
-        members.append(
-            SynthMarket(
-                condition_id="0x" + _hex(rng, 32),
-                question=f"Will {name} win the demo election?",
-                slug=f"will-{name.lower()}-win-the-demo-election",
-                token_ids=(token_id(rng), token_id(rng)),
-                neg_risk=True,
-                neg_risk_market_id=group_id,
-                group_item_title=name,
-            )
-        )
-    return [binary, *members]
 
 
 class FrameGenerator:
@@ -384,7 +329,7 @@ class FrameGenerator:
                     "side": "BUY" if taker_buys else "SELL",
                     "size": str(units_to_decimal(traded)),
                     "timestamp": str(ts_ms),
-                    "transaction_hash": "0x" + _hex(self._rng, 32),
+                    "transaction_hash": "0x" + random_hex(self._rng, 32),
                 }
             ).decode()
         )
@@ -461,7 +406,7 @@ class FrameGenerator:
                         "price": _price_text(px, tick),
                         "size": _size_text(size),
                         "side": "BUY" if side_is_buy else "SELL",
-                        "hash": _hex(self._rng, 20),
+                        "hash": random_hex(self._rng, 20),
                         "best_bid": "0" if top[0] is None else _price_text(top[0], tick),
                         "best_ask": "1" if top[1] is None else _price_text(top[1], tick),
                     }
@@ -489,7 +434,7 @@ class FrameGenerator:
             "market": info.condition_id,
             "asset_id": asset_id,
             "timestamp": str(ts_ms),
-            "hash": _hex(self._rng, 20),
+            "hash": random_hex(self._rng, 20),
             "bids": [{"price": _price_text(p, tick), "size": _size_text(s)} for p, s in bids],
             "asks": [{"price": _price_text(p, tick), "size": _size_text(s)} for p, s in asks],
             "tick_size": str(tick),
@@ -506,106 +451,6 @@ def _size_text(units: int) -> str:
     return str(units_to_decimal(units))
 
 
-# ---------------------------------------------------------------------- hand-made frames
-
-
-def book_frame(
-    asset_id: str,
-    bids: Sequence[tuple[str, str]],
-    asks: Sequence[tuple[str, str]],
-    *,
-    market: str = "0xmarket",
-    ts_ms: int = 0,
-    tick_size: str | None = "0.01",
-) -> str:
-    """A ``book`` frame from best-first levels, written in the venue's order (best LAST)."""
-    event: dict[str, object] = {
-        "market": market,
-        "asset_id": asset_id,
-        "timestamp": str(ts_ms),
-        "hash": "0" * 40,
-        "bids": [{"price": p, "size": s} for p, s in reversed(bids)],
-        "asks": [{"price": p, "size": s} for p, s in reversed(asks)],
-        "event_type": "book",
-    }
-    if tick_size is not None:
-        event["tick_size"] = tick_size
-    return _encode(event).decode()
-
-
-def change(
-    asset_id: str, side: str, price: str, size: str, best_bid: str | None = None, best_ask: str | None = None
-) -> dict[str, str]:
-    """One ``price_changes[]`` entry (``best_bid``/``best_ask`` as the venue would carry them)."""
-    entry = {"asset_id": asset_id, "price": price, "size": size, "side": side, "hash": "0" * 40}
-    if best_bid is not None:
-        entry["best_bid"] = best_bid
-    if best_ask is not None:
-        entry["best_ask"] = best_ask
-    return entry
-
-
-def price_change_frame(entries: Sequence[Mapping[str, str]], *, market: str = "0xmarket", ts_ms: int = 0) -> str:
-    """A current-format ``price_change`` frame."""
-    return _encode(
-        {"market": market, "price_changes": list(entries), "timestamp": str(ts_ms), "event_type": "price_change"}
-    ).decode()
-
-
-# ---------------------------------------------------------------------- recordings
-
-DEMO_SEED = 7
-DEMO_START_NS = 1_767_225_600_000_000_000  # 2026-01-01T00:00:00Z
-
-
-def demo_recording_lines(
-    seed: int = DEMO_SEED, frames: int = 400, start_ns: int = DEMO_START_NS, step_ms: int = 25
-) -> list[str]:
-    """JSONL lines (``{"recv_ns": ..., "frame": ...}``) of the demo recording."""
-    markets = demo_markets(seed)
-    gen = FrameGenerator([], seed, levels=12, markets=markets, dislocation_prob=0.01)
-    lines: list[str] = []
-    recv_ns = start_ns
-
-    def add(frame: str) -> None:
-        lines.append(_encode({"recv_ns": recv_ns, "frame": frame}).decode())
-
-    add(gen.snapshot_array_frame(ts_ms=recv_ns // 1_000_000 - 40))
-    for i in range(frames):
-        recv_ns += step_ms * 1_000_000
-        if i and i % 100 == 0:
-            add("PONG")
-            continue
-        add(gen.next_frame(recv_ns // 1_000_000 - 40))
-    for frame in gen.drain():  # finish a burst in progress
-        recv_ns += step_ms * 1_000_000
-        add(frame)
-    # the venue re-sends books now and then; end with fresh snapshots of the binary market
-    recv_ns += step_ms * 1_000_000
-    for token in markets[0].token_ids:
-        add(gen.snapshot_frame(token, recv_ns // 1_000_000 - 40))
-    return lines
-
-
 def write_recording(path: Path, lines: Sequence[str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(line + "\n" for line in lines))
-
-
-def _main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Write the deterministic demo recording.")
-    parser.add_argument("out", type=Path)
-    parser.add_argument("--seed", type=int, default=DEMO_SEED)
-    parser.add_argument("--frames", type=int, default=400)
-    args = parser.parse_args(argv)
-    write_recording(args.out, demo_recording_lines(args.seed, args.frames))
-    return 0
-
-
-def market_table(markets: Sequence[SynthMarket]) -> Mapping[str, SynthMarket]:
-    """token id -> market."""
-    return {tok: m for m in markets for tok in m.token_ids}
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(_main())

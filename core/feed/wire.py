@@ -1,7 +1,8 @@
 """Polymarket market-channel wire types (msgspec Structs tagged by ``event_type``).
 
 Prices and sizes stay the venue's decimal strings here; :mod:`core.feed.numbers` turns them
-into exact integer units. Every struct decodes only the fields the bot uses; unknown fields are
+into exact integer units. The structs are frozen: what the venue said cannot be changed past
+the edge. Every struct decodes only the fields the bot uses; unknown fields are
 skipped by msgspec. Timestamps are milliseconds; the venue sends them as strings, so the decoder runs with
 ``strict=False`` (string -> int), which does not loosen string fields: a number where a
 price string belongs is still a type error.
@@ -9,7 +10,7 @@ price string belongs is still a type error.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, cast
 
 import msgspec
 
@@ -18,12 +19,12 @@ from core.types import Side
 # --------------------------------------------------------------------------- wire structs
 
 
-class WireLevel(msgspec.Struct, gc=False):
+class WireLevel(msgspec.Struct, frozen=True, gc=False):
     price: str
     size: str
 
 
-class BookMsg(msgspec.Struct, tag_field="event_type", tag="book", gc=False):
+class BookMsg(msgspec.Struct, tag_field="event_type", tag="book", frozen=True, gc=False):
     """Full snapshot of one token. Bids arrive ascending and asks descending (best LAST)."""
 
     asset_id: str
@@ -39,7 +40,7 @@ class BookMsg(msgspec.Struct, tag_field="event_type", tag="book", gc=False):
     last_trade_price: str = ""
 
 
-class PriceChangeEntry(msgspec.Struct, gc=False):
+class PriceChangeEntry(msgspec.Struct, frozen=True, gc=False):
     """One entry of ``price_changes[]`` (format since 2025-09-15)."""
 
     asset_id: str
@@ -51,7 +52,7 @@ class PriceChangeEntry(msgspec.Struct, gc=False):
     best_ask: str | None = None
 
 
-class LegacyChange(msgspec.Struct, gc=False):
+class LegacyChange(msgspec.Struct, frozen=True, gc=False):
     """One entry of the 2024-10..2025-09 ``changes[]`` format (asset_id at top level)."""
 
     price: str
@@ -59,7 +60,7 @@ class LegacyChange(msgspec.Struct, gc=False):
     side: Side
 
 
-class PriceChangeMsg(msgspec.Struct, tag_field="event_type", tag="price_change", gc=False):
+class PriceChangeMsg(msgspec.Struct, tag_field="event_type", tag="price_change", frozen=True, gc=False):
     """All three ``price_change`` shapes: ``price_changes[]``, legacy ``changes[]``, one level."""
 
     market: str = ""
@@ -72,7 +73,7 @@ class PriceChangeMsg(msgspec.Struct, tag_field="event_type", tag="price_change",
     side: Side | None = None
 
 
-class TickSizeChangeMsg(msgspec.Struct, tag_field="event_type", tag="tick_size_change", gc=False):
+class TickSizeChangeMsg(msgspec.Struct, tag_field="event_type", tag="tick_size_change", frozen=True, gc=False):
     asset_id: str
     new_tick_size: str
     old_tick_size: str = ""
@@ -80,7 +81,7 @@ class TickSizeChangeMsg(msgspec.Struct, tag_field="event_type", tag="tick_size_c
     timestamp: int = 0
 
 
-class LastTradePriceMsg(msgspec.Struct, tag_field="event_type", tag="last_trade_price", gc=False):
+class LastTradePriceMsg(msgspec.Struct, tag_field="event_type", tag="last_trade_price", frozen=True, gc=False):
     asset_id: str
     price: str
     size: str
@@ -91,7 +92,7 @@ class LastTradePriceMsg(msgspec.Struct, tag_field="event_type", tag="last_trade_
     transaction_hash: str = ""
 
 
-class BestBidAskMsg(msgspec.Struct, tag_field="event_type", tag="best_bid_ask", gc=False):
+class BestBidAskMsg(msgspec.Struct, tag_field="event_type", tag="best_bid_ask", frozen=True, gc=False):
     asset_id: str
     best_bid: str = ""
     best_ask: str = ""
@@ -99,13 +100,13 @@ class BestBidAskMsg(msgspec.Struct, tag_field="event_type", tag="best_bid_ask", 
     timestamp: int = 0
 
 
-class EventMessage(msgspec.Struct, gc=False):
+class EventMessage(msgspec.Struct, frozen=True, gc=False):
     id: str = ""
     slug: str = ""
     title: str = ""
 
 
-class NewMarketMsg(msgspec.Struct, tag_field="event_type", tag="new_market", gc=False):
+class NewMarketMsg(msgspec.Struct, tag_field="event_type", tag="new_market", frozen=True, gc=False):
     market: str
     id: str = ""
     question: str = ""
@@ -122,7 +123,7 @@ class NewMarketMsg(msgspec.Struct, tag_field="event_type", tag="new_market", gc=
     event_message: EventMessage | None = None
 
 
-class MarketResolvedMsg(msgspec.Struct, tag_field="event_type", tag="market_resolved", gc=False):
+class MarketResolvedMsg(msgspec.Struct, tag_field="event_type", tag="market_resolved", frozen=True, gc=False):
     market: str
     winning_asset_id: str
     id: str = ""
@@ -132,7 +133,7 @@ class MarketResolvedMsg(msgspec.Struct, tag_field="event_type", tag="market_reso
     tags: list[str] = []
 
 
-class RestBook(msgspec.Struct, gc=False):
+class RestBook(msgspec.Struct, frozen=True, gc=False):
     """``GET /book?token_id=`` response (same level order as the websocket ``book``)."""
 
     asset_id: str = ""
@@ -151,7 +152,7 @@ WireEvent = (
     BookMsg | PriceChangeMsg | TickSizeChangeMsg | LastTradePriceMsg | BestBidAskMsg | NewMarketMsg | MarketResolvedMsg
 )
 EVENT_TYPES: Final = frozenset(
-    t.__struct_config__.tag  # type: ignore[attr-defined]
+    t.__struct_config__.tag
     for t in (
         BookMsg,
         PriceChangeMsg,
@@ -163,7 +164,7 @@ EVENT_TYPES: Final = frozenset(
     )
 )
 
-FRAME_DECODER: Final = msgspec.json.Decoder(list[WireEvent] | WireEvent, strict=False)  # type: ignore[arg-type]
+FRAME_DECODER: Final = msgspec.json.Decoder(list[WireEvent] | WireEvent, strict=False)
 """Decodes one frame: a single event object or a JSON array of them."""
 
 REST_BOOK_DECODER: Final = msgspec.json.Decoder(RestBook, strict=False)
@@ -171,4 +172,4 @@ REST_BOOK_DECODER: Final = msgspec.json.Decoder(RestBook, strict=False)
 
 def convert_event(obj: object) -> WireEvent:
     """Typed event from an already-parsed JSON object (slow path; raises msgspec.ValidationError)."""
-    return msgspec.convert(obj, WireEvent, strict=False)  # type: ignore[arg-type]
+    return cast(WireEvent, msgspec.convert(obj, WireEvent, strict=False))

@@ -5,8 +5,9 @@
 Every connection runs its own loop: connect, send the subscribe message, deliver every text
 frame to ``on_frame(text, recv_ns)``, send the text ``PING`` every ``ping_interval_s`` and
 declare the socket dead when nothing (no frame, no ``PONG``) arrived for ``dead_after_s``.
-A dead or dropped socket is reconnected with capped exponential backoff plus jitter and
-resubscribed; the venue then sends fresh ``book`` snapshots.
+A dead or dropped socket is reconnected with capped exponential backoff plus jitter (the
+house's one retry helper, :func:`core.retry.reconnect_forever`) and resubscribed; the venue
+then sends fresh ``book`` snapshots.
 
 Connection liveness is this module's business; market quietness (a live socket that carries
 no trades) is not: the ``PONG`` answers keep a quiet socket alive, and the book-staleness
@@ -22,8 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
-import json
 import logging
 import random
 import time
@@ -34,116 +33,36 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from websockets.frames import CloseCode
 
+from core.feed.connection import (
+    ConnectionEvent,
+    ConnectionState,
+    ConnectionStats,
+    FeedStats,
+    FrameHandler,
+    split_assets,
+    subscribe_message,
+)
+from core.retry import Backoff, Retry, reconnect_forever, symmetric_jitter
+
+# the connection types were defined here first; importers may keep naming this module
+__all__ = [
+    "DEFAULT_MARKET_URL",
+    "ConnectionEvent",
+    "ConnectionState",
+    "ConnectionStats",
+    "FeedStats",
+    "FrameHandler",
+    "MarketFeed",
+    "split_assets",
+    "subscribe_message",
+]
+
 log = logging.getLogger(__name__)
 
 DEFAULT_MARKET_URL = "wss://ws-subscriptions-clob.polymarket.com/ws/market"
 DEFAULT_MAX_FRAME_BYTES = 8 * 1024 * 1024
 PING_TEXT = "PING"
 PONG_TEXT = "PONG"
-
-FrameHandler = Callable[[str, int], None]
-
-
-class ConnectionState(enum.StrEnum):
-    CONNECTING = "connecting"
-    CONNECTED = "connected"
-    DEAD = "dead"
-    RECONNECTED = "reconnected"
-    CLOSED = "closed"
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectionEvent:
-    """A state change of one socket. ``asset_ids`` are the assets that socket carries."""
-
-    conn_id: int
-    state: ConnectionState
-    asset_ids: tuple[str, ...]
-    reason: str = ""
-    at_ns: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectionStats:
-    conn_id: int
-    state: ConnectionState
-    asset_count: int
-    frames: int
-    bytes: int
-    pongs: int
-    reconnects: int
-    dead_count: int
-    last_frame_ns: int | None  # last market frame: its age is market quietness
-    last_pong_ns: int | None  # last heartbeat answer: with frames, proves the socket alive
-    last_reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class FeedStats:
-    """Counters over all connections; ``dropped`` counts frames not delivered, by reason."""
-
-    connections: tuple[ConnectionStats, ...]
-    frames: int
-    bytes: int
-    pongs: int
-    reconnects: int
-    dead: int
-    dropped: dict[str, int]
-    callback_errors: int
-
-    @property
-    def live_connections(self) -> int:
-        return sum(1 for c in self.connections if c.state is ConnectionState.CONNECTED)
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "frames": self.frames,
-            "bytes": self.bytes,
-            "pongs": self.pongs,
-            "reconnects": self.reconnects,
-            "dead": self.dead,
-            "dropped": dict(self.dropped),
-            "callback_errors": self.callback_errors,
-            "connections": [
-                {
-                    "conn_id": c.conn_id,
-                    "state": c.state.value,
-                    "assets": c.asset_count,
-                    "frames": c.frames,
-                    "bytes": c.bytes,
-                    "pongs": c.pongs,
-                    "reconnects": c.reconnects,
-                    "dead": c.dead_count,
-                    "last_frame_ns": c.last_frame_ns,
-                    "last_pong_ns": c.last_pong_ns,
-                    "last_reason": c.last_reason,
-                }
-                for c in self.connections
-            ],
-        }
-
-
-def subscribe_message(asset_ids: Sequence[str], *, custom_feature_enabled: bool = True) -> str:
-    """The market-channel subscribe message, exactly as the venue expects it."""
-    return json.dumps(
-        {"type": "market", "assets_ids": list(asset_ids), "custom_feature_enabled": custom_feature_enabled},
-        separators=(",", ":"),
-    )
-
-
-def split_assets(asset_ids: Sequence[str], per_connection: int) -> list[tuple[str, ...]]:
-    """De-duplicate (keeping order) and cut into groups of at most ``per_connection``."""
-    if per_connection < 1:
-        raise ValueError("max_assets_per_connection must be >= 1")
-    unique = list(dict.fromkeys(asset_ids))
-    return [tuple(unique[i : i + per_connection]) for i in range(0, len(unique), per_connection)]
-
-
-def backoff_delay(attempt: int, *, initial: float, maximum: float, jitter: float, rng: random.Random) -> float:
-    """Delay before reconnect ``attempt`` (0-based): ``initial * 2**attempt`` +/- jitter, capped."""
-    base = min(maximum, initial * (2 ** min(attempt, 62)))
-    spread = base * jitter
-    return max(0.0, min(maximum, base + rng.uniform(-spread, spread)))
 
 
 class _RateLimitedLog:
@@ -235,9 +154,9 @@ class MarketFeed:
         self._on_state = on_state
         self._ping_interval = ping_interval_s
         self._dead_after = dead_after_s
-        self._backoff_initial = reconnect_initial_s
-        self._backoff_max = reconnect_max_s
-        self._jitter = jitter
+        # the wait before a reconnect: grows while sockets die before any data, starts over
+        # after one that delivered data (core.retry.reconnect_forever)
+        self.backoff = Backoff(reconnect_initial_s, reconnect_max_s, jitter=symmetric_jitter(jitter))
         self._max_frame_bytes = max_frame_bytes
         self._hard_max = hard_max_frame_bytes if hard_max_frame_bytes is not None else 2 * max_frame_bytes
         if self._hard_max < max_frame_bytes:
@@ -395,25 +314,27 @@ class MarketFeed:
             await asyncio.wait_for(self._stop_event.wait(), delay)
 
     async def _run_connection(self, conn: _Connection) -> None:
-        attempt = 0
-        try:
-            while not self._stop_event.is_set():
-                self._emit(conn, ConnectionState.CONNECTING)
-                reason, healthy = await self._session(conn)
-                if self._stop_event.is_set():
-                    break
+        async def session() -> bool:
+            self._emit(conn, ConnectionState.CONNECTING)
+            reason, healthy = await self._session(conn)
+            if not self._stop_event.is_set():
                 self._emit(conn, ConnectionState.DEAD, reason)
-                # A socket that delivered data was healthy: start the backoff over. One that
-                # died before any data keeps growing it, so a flapping server is not hammered.
-                attempt = 0 if healthy else attempt + 1
-                delay = backoff_delay(
-                    attempt,
-                    initial=self._backoff_initial,
-                    maximum=self._backoff_max,
-                    jitter=self._jitter,
-                    rng=self._rng,
-                )
-                await self._sleep_unless_stopped(delay)
+            return healthy
+
+        def waiting(retry: Retry[bool]) -> None:
+            if retry.outcome.error is not None:  # a bug in the session, not a dead socket
+                log.warning("market feed connection %d failed: %r", conn.conn_id, retry.outcome.error)
+            log.debug("market feed connection %d: next attempt in %.2fs", conn.conn_id, retry.delay_s)
+
+        try:
+            await reconnect_forever(
+                session,
+                backoff=self.backoff,
+                stopped=self._stop_event.is_set,
+                on_retry=waiting,
+                rng=self._rng,
+                sleep=self._sleep_unless_stopped,
+            )
         finally:
             conn.ws = None
             self._emit(conn, ConnectionState.CLOSED, "stopped" if self._stop_event.is_set() else conn.last_reason)

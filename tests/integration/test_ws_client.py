@@ -14,7 +14,6 @@ from core.feed.ws import (
     ConnectionEvent,
     ConnectionState,
     MarketFeed,
-    backoff_delay,
     split_assets,
     subscribe_message,
 )
@@ -46,15 +45,17 @@ def test_split_assets_dedupes_and_caps() -> None:
         split_assets(["a"], 0)
 
 
-def test_backoff_grows_exponentially_is_capped_and_jittered() -> None:
+def test_reconnect_backoff_grows_exponentially_is_capped_and_jittered() -> None:
+    plain = MarketFeed("ws://127.0.0.1:9", ["a"], lambda text, ns: None, jitter=0.0).backoff
     rng = random.Random(1)
-    plain = [backoff_delay(n, initial=0.5, maximum=30.0, jitter=0.0, rng=rng) for n in range(10)]
-    assert plain[:7] == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0]
-    assert plain[7:] == [30.0] * 3
-    jittered = [backoff_delay(3, initial=0.5, maximum=30.0, jitter=0.2, rng=rng) for _ in range(200)]
+    delays = [plain.delay(n, rng) for n in range(10)]
+    assert delays[:7] == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0]
+    assert delays[7:] == [30.0] * 3
+    backoff = MarketFeed("ws://127.0.0.1:9", ["a"], lambda text, ns: None).backoff  # jitter 0.2
+    jittered = [backoff.delay(3, rng) for _ in range(200)]
     assert all(3.2 <= d <= 4.8 for d in jittered)
     assert len({round(d, 6) for d in jittered}) > 100  # jitter really spreads reconnects
-    assert all(backoff_delay(60, initial=0.5, maximum=30.0, jitter=0.2, rng=rng) <= 30.0 for _ in range(50))
+    assert all(backoff.delay(60, rng) <= 30.0 for _ in range(50))
 
 
 async def test_subscribes_then_gets_books_then_price_changes() -> None:

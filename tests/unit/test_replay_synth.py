@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 
+from core.feed.demo_recording import demo_recording_lines
 from core.feed.processor import FeedProcessor
 from core.feed.replay import iter_frames
-from core.feed.synth import FrameGenerator, demo_markets, demo_recording_lines, pair_markets
+from core.feed.synth import FrameGenerator, demo_markets, pair_markets
 from core.types import BookStatus
 from tests.conftest import PROJECT_FIXTURES
 
@@ -74,7 +75,7 @@ def test_pairing_and_demo_markets() -> None:
 
 def test_demo_recording_fixture_is_current() -> None:
     """fixtures/recordings/demo_market.jsonl is exactly what the generator writes
-    (regenerate with: uv run python -m core.feed.synth fixtures/recordings/demo_market.jsonl)."""
+    (regenerate with: uv run python -m core.feed.demo_recording fixtures/recordings/demo_market.jsonl)."""
     assert DEMO.read_text() == "".join(line + "\n" for line in demo_recording_lines())
 
 
