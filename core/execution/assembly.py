@@ -20,10 +20,10 @@ from core.execution.engine import Engine, OneLegPolicy
 from core.execution.events import EventSink
 from core.execution.funds import FundsSource
 from core.execution.positions import MarkProvider, PositionBook
+from core.execution.risk_gate import RiskGate
 from core.execution.store import ExecutionStore
 from core.execution.submission import BookProvider
 from core.execution.types import Relayer
-from core.risk import RiskGate
 
 R = TypeVar("R", bound=Relayer)
 

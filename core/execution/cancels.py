@@ -15,9 +15,9 @@ from core.execution.holdings import ExposureTracker
 from core.execution.order_table import OrderTable, Tracked
 from core.execution.reconciler import Reconciler
 from core.execution.records import FINAL_STATUSES, OPEN_STATUSES
+from core.execution.risk_gate import RiskGate
 from core.execution.types import CancelResult, ErrorClass, OrderStatus, Outcome, Relayer
 from core.retry import Backoff, retry_call
-from core.risk import RiskGate
 
 OrderChanged = Callable[[Tracked], Awaitable[None]]
 _AGAIN = (Outcome.RETRYABLE, Outcome.UNKNOWN)

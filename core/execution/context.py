@@ -19,10 +19,9 @@ def ms_since(started: float) -> float:
     return round((time.perf_counter() - started) * 1000.0, 3)
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class EngineContext:
-    """One per engine, read by every part at the moment of use (never copied into a part), so a
-    store wrapped later (the metrics tap) or funds given later reach every part at once."""
+    """One per engine, shared by all its parts."""
 
     store: ExecutionStore
     bus: EventBus

@@ -35,10 +35,11 @@ from core.execution.order_table import OrderTable, venue_status
 from core.execution.positions import MarkProvider, PositionBook
 from core.execution.reconciler import Reconciler, ReconcileReport
 from core.execution.records import OrderRecord
+from core.execution.risk_gate import RiskGate
+from core.execution.rules import RiskDecision
 from core.execution.store import ExecutionStore
 from core.execution.submission import BookProvider, RetryBounds, SubmitResult, Submitter
 from core.execution.types import CancelResult, Fill, OrderRequest, OrderStatus, Relayer
-from core.risk import RiskDecision, RiskGate
 from core.types import Intent, MarketInfo
 
 __all__ = [
@@ -130,24 +131,15 @@ class Engine:
         risk.set_canceller(self.cancel_all)
         relayer.events.connect(self)  # what the venue says later (order updates, trades) comes here
 
-    # -- shared state, settable by the owner -------------------------------------------------
+    # -- what it was built with ----------------------------------------------------------------
 
     @property
     def store(self) -> ExecutionStore:
         return self._ctx.store
 
-    @store.setter
-    def store(self, store: ExecutionStore) -> None:
-        """Every part writes through the new store from now on (the metrics tap wraps it)."""
-        self._ctx.store = store
-
     @property
     def funds(self) -> FundsSource | None:
         return self._ctx.funds
-
-    @funds.setter
-    def funds(self, funds: FundsSource | None) -> None:
-        self._ctx.funds = funds
 
     @property
     def bounds(self) -> RetryBounds:

@@ -21,8 +21,8 @@ from core.execution.holdings import ExposureTracker
 from core.execution.order_table import OrderTable, Tracked, derive_status
 from core.execution.positions import FillPnl, PositionBook
 from core.execution.records import OrderChanges, trade_key
+from core.execution.risk_gate import RiskGate
 from core.execution.types import Fill, OrderStatus
-from core.risk import RiskGate
 
 log = logging.getLogger(__name__)
 

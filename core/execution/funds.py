@@ -1,8 +1,8 @@
 """What the trader can spend and sell: collateral (pUSD) and shares per token.
 
-The risk gate refuses a BUY beyond the collateral left after open buy orders, and a SELL beyond
-the shares left after open sell orders (:mod:`core.risk`). Where the numbers come from depends
-on the mode:
+The risk gate (:mod:`core.execution.risk_gate`) refuses a BUY beyond the collateral left after
+open buy orders, and a SELL beyond the shares left after open sell orders. Where the numbers come
+from depends on the mode:
 
 - **Paper**: a configured bankroll (``risk.paper_bankroll``) and the engine's own fills —
   collateral = bankroll − (money paid for buys and fees − money received for sells); shares =
@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from core.execution.positions import PositionBook
 
@@ -61,6 +61,7 @@ class PaperFunds:
         return None  # the engine's positions are always current
 
 
+@runtime_checkable
 class BalanceReader(Protocol):
     """``GET /balance-allowance`` (the CLOB relayer)."""
 

@@ -24,9 +24,9 @@ from core.execution.holdings import ExposureTracker
 from core.execution.ids import client_order_id, intent_seq
 from core.execution.order_table import OrderTable, Tracked
 from core.execution.records import OPEN_STATUSES
+from core.execution.rules import ReasonCode, RiskDecision
 from core.execution.submission import BookProvider, SubmitResult, duplicate, order_request
 from core.execution.types import CancelResult, OrderRequest
-from core.risk import ReasonCode, RiskDecision
 from core.types import BookStatus, Intent, MarketInfo, OrderType, Side
 
 ZERO = Decimal(0)

@@ -12,7 +12,7 @@ dry run never signs what live mode would refuse. The venue's own rules (2026, CL
 - post-only only with GTC/GTD.
 
 Our own per-order ceiling (``max_order_notional``) is checked here too, because it is a rule of
-the order itself; exposure, balance and rate limits need state and live in :mod:`core.risk`.
+the order itself; exposure, balance and rate limits need state and live in :mod:`core.execution.risk_gate`.
 """
 
 from __future__ import annotations

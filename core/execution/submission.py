@@ -32,10 +32,11 @@ from core.execution.ids import client_order_id, intent_seq
 from core.execution.order_table import OrderTable, Tracked, derive_status, order_summary
 from core.execution.reconciler import Reconciler
 from core.execution.records import AuditRecord, OrderFacts, OrderRecord
+from core.execution.risk_gate import RiskGate
+from core.execution.rules import ReasonCode, RiskDecision
 from core.execution.types import ErrorClass, OrderRequest, OrderStatus, Outcome, PlaceResult, Relayer
 from core.retry import Backoff, RetryAfter, retry_call
 from core.retry import Outcome as Attempt
-from core.risk import ReasonCode, RiskDecision, RiskGate
 from core.types import BookStatus, BookView, Intent, MarketInfo, Side
 
 log = logging.getLogger(__name__)

@@ -3,14 +3,14 @@ reason reaching the caller and exec_audit."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import replace
 from decimal import Decimal as D
 
 import pytest
 
 from core.events import Alert, AlertKind, OrderEvent
-from core.execution.funds import PaperFunds
+from core.execution.funds import Funds
 from core.execution.types import ErrorClass, OrderStatus, Outcome
 from core.risk import ReasonCode, RiskLimits
 from core.types import BookStatus, OrderType, Side, TokenInfo
@@ -23,6 +23,21 @@ from tests.integration.test_engine_harness import (
     intent,
     neg_risk_market,
 )
+
+
+class Bankroll:
+    """Funds the test sets: plenty, except while it checks the balance refusal."""
+
+    PLENTY = D("1000000")
+
+    def __init__(self) -> None:
+        self.collateral = self.PLENTY
+
+    def snapshot(self) -> Funds:
+        return Funds(self.collateral, None, f"test bankroll {self.collateral} pUSD")
+
+    async def ensure(self, token_ids: Iterable[str]) -> None:
+        return None
 
 
 @pytest.fixture
@@ -106,7 +121,8 @@ async def test_every_refusal_reason_reaches_the_caller_and_the_audit_table(world
     for token in (YES, NO, "101", "201", "301", "401"):
         world.books.set(token, asks=[("0.90", "1000")], bids=[("0.10", "1000")])
     world.books.set("STALE").book_status = BookStatus.STALE
-    engine = await world.engine(limits=limits, arm=False, relayer_max_retries=0, engine_max_retries=0)
+    bankroll = Bankroll()
+    engine = await world.engine(limits=limits, arm=False, relayer_max_retries=0, engine_max_retries=0, funds=bankroll)
     m1, m2, m3 = neg_risk_market(1), neg_risk_market(2), neg_risk_market(3)
     other = replace(BIN, condition_id="0xother", tokens=(TokenInfo("401", "Yes"), TokenInfo("402", "No")))
     seen: dict[ReasonCode, str] = {}
@@ -137,9 +153,9 @@ async def test_every_refusal_reason_reaches_the_caller_and_the_audit_table(world
     # nothing held: nothing to sell
     await expect(ReasonCode.INSUFFICIENT_POSITION, engine.submit(intent(NO, Side.SELL, "0.50", "5"), BIN))
     # money: a bankroll smaller than the order
-    engine.funds = PaperFunds(D("2"), engine.positions)
+    bankroll.collateral = D("2")
     await expect(ReasonCode.INSUFFICIENT_BALANCE, engine.submit(intent(price="0.50", size="5", seq=2), BIN))
-    engine.funds = None
+    bankroll.collateral = Bankroll.PLENTY
     # exposure: a resting 25 on the binary market, then 5 more would be 30.5 > 30
     assert (await engine.submit(intent(price="0.50", size="50"), BIN)).ok
     await expect(ReasonCode.MAX_MARKET_NOTIONAL, engine.submit(intent(YES, price="0.50", size="11"), BIN))

@@ -63,12 +63,10 @@ from core.execution.types import (
     VenueOrder,
 )
 from core.execution.venue_link import VenueStatus
+from core.settings.fields import DEFAULT_CLOB_URL
 from core.types import MarketInfo, Mode
 
 log = logging.getLogger(__name__)
-
-DEFAULT_HOST = "https://clob.polymarket.com"
-DEFAULT_USER_WS_URL = "wss://ws-subscriptions-clob.polymarket.com/ws/user"
 
 
 class ClobRelayer:
@@ -76,7 +74,7 @@ class ClobRelayer:
 
     def __init__(
         self,
-        host: str = DEFAULT_HOST,
+        host: str = DEFAULT_CLOB_URL,
         chain_id: int = POLYGON_CHAIN_ID,
         private_key: str = "",
         *,
@@ -475,4 +473,4 @@ def _ms_since(started: float) -> float:
     return (time.perf_counter() - started) * 1000
 
 
-__all__ = ["DEFAULT_HOST", "DEFAULT_USER_WS_URL", "ClobRelayer"]
+__all__ = ["ClobRelayer"]
