@@ -81,7 +81,7 @@ def build_bot(
     if request is not None:
         builder = builder.request(request).get_updates_request(request)
     app = builder.build()
-    sender = Sender(app.bot)
+    sender = Sender(app.bot, mask=control.redact_outgoing)
     now = clock if clock is not None else time.monotonic
     confirmations: ConfirmationStore[OrderTicket] = ConfirmationStore(ttl_s=confirm_ttl_s, clock=now)
     notifier = Notifier(sender, alert_chats, cooldown_s=alert_cooldown_s, clock=now)

@@ -1,8 +1,12 @@
-"""The one send path: HTML parse mode, splitting above 4096 characters, errors logged not raised."""
+"""The one send path: HTML parse mode, splitting above 4096 characters, errors logged not raised.
+
+Every text is masked before it leaves (``mask``: the control facade's :meth:`redact_outgoing`,
+so a secret that reached a message by mistake never reaches a chat)."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from telegram import Bot, InlineKeyboardMarkup, Message
@@ -10,20 +14,20 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest, TelegramError
 
 from bot.render import split_message
-from core.redact import redact
 
 log = logging.getLogger(__name__)
 
 
 class Sender:
-    def __init__(self, bot: Bot) -> None:
+    def __init__(self, bot: Bot, *, mask: Callable[[str], str]) -> None:
         self.bot = bot
+        self.mask = mask
         self.sent = 0
         self.failed = 0
 
     async def send(self, chat_id: int, text: str, reply_markup: InlineKeyboardMarkup | None = None) -> Message | None:
         """Send ``text`` (HTML) to a chat; long text is split; the markup goes on the last part."""
-        parts = split_message(redact(text))
+        parts = split_message(self.mask(text))
         last: Message | None = None
         for i, part in enumerate(parts):
             markup = reply_markup if i == len(parts) - 1 else None
@@ -39,7 +43,7 @@ class Sender:
     async def edit(self, chat_id: int, message_id: int, text: str, **kwargs: Any) -> None:
         try:
             await self.bot.edit_message_text(
-                split_message(redact(text))[0],
+                split_message(self.mask(text))[0],
                 chat_id=chat_id,
                 message_id=message_id,
                 parse_mode=ParseMode.HTML,

@@ -55,7 +55,7 @@ from core.control.types import (
 )
 from core.errors import UsageError
 from core.events import Alert, AlertCleared, EventBus
-from core.redact import redact_typed
+from core.redact import redact, redact_typed
 from core.types import BookView, MarketInfo, Mode, Side
 
 if TYPE_CHECKING:  # the running service's parts: a face outside it never loads them
@@ -365,7 +365,12 @@ class Control:
     async def cancel_all(self, *, user: str) -> ActionResult:
         return orders.cancel_all_result(await self.rt.engine.cancel_all())
 
-    # ---- audit --------------------------------------------------------------------------
+    # ---- audit and redaction -------------------------------------------------------------
+    @staticmethod
+    def redact_outgoing(text: str) -> str:
+        """What a face sends out (a chat message): every configured secret and secret shape masked."""
+        return redact(text)
+
     def mask_typed(self, text: str) -> str:
         """Text a person typed (or an error echoing it), with every secret shape masked — except
         the condition ids of known markets, which traders type as arguments."""

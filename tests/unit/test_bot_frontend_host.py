@@ -17,6 +17,8 @@ from bot.fake_api import FakeBotApi
 from bot.offline import ManualClock, OfflineRunner
 from core.control.facade import Control
 from core.events import Alert, EventBus, Severity
+from core.redact import clear_secrets, register_secret
+from tests.secret_shapes import DB_PASSWORD, assert_no_secret
 
 ADMIN, VIEWER = 1001, 1002
 
@@ -94,6 +96,22 @@ async def test_a_host_of_plain_parts_runs_the_bot() -> None:
         assert "needs the running service" in refused["text"]  # a facade with no transport says so
     finally:
         await parts.stop()
+
+
+async def test_what_the_bot_sends_is_redacted_by_the_facade() -> None:
+    register_secret(DB_PASSWORD)
+    try:
+        leak = Alert(kind="db", severity=Severity.CRITICAL, key="db", message=f"bad url u:{DB_PASSWORD}@db")
+        host = Host(startup_alerts=[leak])
+        parts = await start_telegram(host)
+        await parts.stop()
+    finally:
+        clear_secrets()
+    api = host.opts.bot_request
+    assert isinstance(api, FakeBotApi)
+    [text] = [c.text or "" for c in api.calls if c.method == "sendMessage"]
+    assert "bad url u:***@db" in text
+    assert_no_secret(text)
 
 
 async def test_a_bot_request_that_is_not_a_bot_api_transport_is_refused() -> None:

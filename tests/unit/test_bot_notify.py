@@ -14,7 +14,10 @@ from telegram import Bot
 from bot.fake_api import FakeBotApi
 from bot.notify import Notifier
 from bot.sender import Sender
+from core.control.facade import Control
 from core.events import Alert, AlertCleared, EventBus, Severity
+from core.redact import clear_secrets, register_secret
+from tests.secret_shapes import DB_PASSWORD, assert_no_secret
 
 ADMIN_CHAT, DESK_CHAT = 1001, -100200
 
@@ -49,7 +52,9 @@ def clock() -> Clock:
 
 @pytest.fixture
 def notifier(bot: Bot, clock: Clock) -> Notifier:
-    return Notifier(Sender(bot), [ADMIN_CHAT, DESK_CHAT, ADMIN_CHAT], cooldown_s=300, clock=clock)
+    return Notifier(
+        Sender(bot, mask=Control.redact_outgoing), [ADMIN_CHAT, DESK_CHAT, ADMIN_CHAT], cooldown_s=300, clock=clock
+    )
 
 
 def sent(api: FakeBotApi) -> list[tuple[int | None, str | None]]:
@@ -67,6 +72,19 @@ async def test_an_alert_goes_to_every_chat_once_escaped(notifier: Notifier, api:
     assert sent(api) == [(ADMIN_CHAT, text), (DESK_CHAT, text)]
     assert all(c.params["parse_mode"] == "HTML" for c in api.calls)
     assert notifier.sent == 2
+
+
+async def test_a_secret_in_an_alert_never_reaches_a_chat(notifier: Notifier, api: FakeBotApi) -> None:
+    """Every text leaves through the facade's redaction: a configured secret that slipped into an
+    alert (an exception text, a URL with a password) is masked, whatever its wording."""
+    register_secret(DB_PASSWORD)
+    try:
+        await notifier.on_alert(Alert("db", Severity.CRITICAL, "db", f"cannot reach postgresql://u:{DB_PASSWORD}@db/x"))
+    finally:
+        clear_secrets()
+    [(_, text), _] = sent(api)
+    assert text is not None and "postgresql://u:***@db/x" in text
+    assert_no_secret(text)
 
 
 async def test_repeats_within_the_cooldown_are_suppressed_then_summarised(
