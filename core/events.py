@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from core.execution.types import Fill, OrderStatus
+from core.types import Fill, OrderStatus
 
 log = logging.getLogger(__name__)
 

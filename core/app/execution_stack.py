@@ -2,8 +2,9 @@
 
 Paper trades against the live books with a simulated bankroll; ``[relayer] type = "real"`` signs
 for the CLOB (dry-run or live). Live (and dry-run with API credentials) checks funds against what
-the venue says the account holds. When the relayer's construction changes (a typed event sink),
-it changes here and nowhere else.
+the venue says the account holds. The order of construction is :func:`core.execution.assembly.assemble`'s:
+the relayer is built with the event sink the engine then consumes; here the settings choose which
+relayer, which funds and the engine's knobs.
 """
 
 from __future__ import annotations
@@ -13,13 +14,16 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from core.events import EventBus
+from core.execution.assembly import EngineOptions, assemble
 from core.execution.engine import Engine
+from core.execution.events import EventSink
 from core.execution.funds import PaperFunds, VenueFunds
 from core.execution.positions import PositionBook
 from core.execution.relayers.clob import ClobRelayer
 from core.execution.relayers.clob_config import clob_relayer
 from core.execution.relayers.paper import PaperRelayer
 from core.execution.store import ExecutionStore
+from core.execution.types import VenueReporter
 from core.execution.venue_link import VenueStatus
 from core.registry import MarketRegistry
 from core.risk import RiskGate, RiskLimits
@@ -37,7 +41,7 @@ class ExecutionStack:
 
     def venue_status(self) -> VenueStatus | None:
         """The CLOB's reachability while live (None: paper or dry-run, no venue to watch)."""
-        if isinstance(self.relayer, ClobRelayer) and self.mode is Mode.LIVE:
+        if isinstance(self.relayer, VenueReporter) and self.mode is Mode.LIVE:
             return self.relayer.venue_status()
         return None
 
@@ -54,28 +58,32 @@ def build_execution(
 ) -> ExecutionStack:
     """``engine_store``: the store as the engine writes it (e.g. through the metrics' audit tap,
     which counts every relayer call); the risk gate writes ``store`` itself."""
-    relayer = _relayer(settings, registry, books)
     risk = RiskGate(risk_limits(settings), store, clock, bus, mode=settings.mode.value)
     positions = PositionBook(clock=clock)
-    funds = _funds(settings, relayer, positions)
     s = settings.service
-    engine = Engine(
-        relayer,
-        risk,
-        store if engine_store is None else engine_store,
-        bus,
+    options = EngineOptions(
         relayer_max_retries=s.relayer_max_retries,
         relayer_retry_sleep_ms=s.relayer_retry_sleep_ms,
         engine_max_retries=s.engine_max_retries,
         engine_retry_sleep_ms=s.engine_retry_sleep_ms,
         one_leg_policy=settings.risk.one_leg_policy,
-        clock=clock,
-        book_provider=books.get,
-        mark_provider=lambda token_id: mark_price(books.get(token_id)),
-        positions=positions,
-        funds=funds,
     )
-    return ExecutionStack(relayer, risk, engine, funds, settings.mode)
+    built = assemble(
+        lambda sink: _relayer(settings, registry, books, sink),
+        risk,
+        store if engine_store is None else engine_store,
+        bus,
+        options=options,
+        positions=positions,
+        funds=lambda relayer: _funds(settings, relayer, positions),
+        books=books.get,
+        marks=lambda token_id: mark_price(books.get(token_id)),
+        clock=clock,
+    )
+    funds = built.engine.funds
+    if not isinstance(funds, PaperFunds | VenueFunds):  # what _funds made, as the engine holds it
+        raise TypeError(f"the engine holds {type(funds).__name__} funds")
+    return ExecutionStack(built.relayer, risk, built.engine, funds, settings.mode)
 
 
 def risk_limits(settings: Settings) -> RiskLimits:
@@ -105,13 +113,16 @@ def mark_price(book: BookView | None) -> Decimal | None:
     return bid if bid is not None else ask
 
 
-def _relayer(settings: Settings, registry: MarketRegistry, books: Mapping[str, BookView]) -> PaperRelayer | ClobRelayer:
+def _relayer(
+    settings: Settings, registry: MarketRegistry, books: Mapping[str, BookView], events: EventSink
+) -> PaperRelayer | ClobRelayer:
     r = settings.relayer
     if r.type == "fake":
-        return PaperRelayer(books.get)
+        return PaperRelayer(books.get, events=events)
     relayer = clob_relayer(
         settings,
         dry_run=r.dry_run,
+        events=events,
         user_ws_url=None if r.dry_run else settings.feed.user_ws_url,
         user_markets=[m.condition_id for m in registry.all()],
         heartbeat_interval_s=r.heartbeat_s,

@@ -8,24 +8,16 @@ asset answers the new events too, so a busy feed does not queue one check per fr
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
 
 from core.app.lifecycle import Lifecycle
 from core.app.ports import OpenOrders
-from core.execution.types import Fill
+from core.execution.types import BookFills
 from core.feed.events import FeedEvent, TradePrint
 from core.strategies.runner import touched_assets
 
 
-@runtime_checkable
-class BookUpdateFills(Protocol):
-    """A relayer that fills its resting orders against the live book (the paper relayer)."""
-
-    async def on_book_update(self, token_id: str) -> Sequence[Fill]: ...
-
-
 class PaperFills:
-    def __init__(self, relayer: BookUpdateFills, orders: OpenOrders, lifecycle: Lifecycle) -> None:
+    def __init__(self, relayer: BookFills, orders: OpenOrders, lifecycle: Lifecycle) -> None:
         self._relayer = relayer
         self._orders = orders
         self._lifecycle = lifecycle

@@ -22,7 +22,7 @@ from core.app.execution_stack import ExecutionStack, build_execution
 from core.app.feed_link import FeedLink
 from core.app.lifecycle import Lifecycle
 from core.app.order_sinks import EngineDutchSink, EngineQuoteSink, TradingCounters
-from core.app.paper_fills import BookUpdateFills, PaperFills
+from core.app.paper_fills import PaperFills
 from core.app.reseed import BookFetcher, ClobBookFetcher, Reseeder
 from core.app.tick_sizes import TickSizes
 from core.app.trading import TradingWiring
@@ -30,6 +30,7 @@ from core.app.universe import feed_assets, neg_risk_events, tracked_markets
 from core.events import EventBus, OrderEvent
 from core.execution.funds import VenueFunds
 from core.execution.store import SqlExecutionStore, record_alerts
+from core.execution.types import BookFills
 from core.feed.pipeline import LIVE_BURST_QUIET_MS, IngestPipeline
 from core.feed.processor import FeedProcessor
 from core.markets import load_markets
@@ -154,6 +155,6 @@ def _trading(
         quoters=strategies.quoters(settings, registry, processor, quote_sink),
         gate=gate,
         positions=engine.positions,
-        paper_fills=PaperFills(relayer, engine, lifecycle) if isinstance(relayer, BookUpdateFills) else None,
+        paper_fills=PaperFills(relayer, engine, lifecycle) if isinstance(relayer, BookFills) else None,
         lifecycle=lifecycle,
     )
