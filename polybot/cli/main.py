@@ -27,7 +27,7 @@ import pkgutil
 import sys
 import traceback
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from core.errors import PolybotError
 
@@ -52,7 +52,7 @@ class _Parser(argparse.ArgumentParser):
     The usage block is left out: for a command with many options it is a dozen lines that bury
     the one that says what is wrong; the line points at ``--help`` instead."""
 
-    def error(self, message: str) -> None:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         sys.stderr.write(f"{self.prog}: error: {message} (see {self.prog} --help)\n")
         raise _UsageExit(EXIT_USAGE)
 

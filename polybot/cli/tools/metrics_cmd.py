@@ -22,6 +22,9 @@ from polybot.cli.common import stop_on_signals
 from polybot.cli.main import add_command
 
 if TYPE_CHECKING:
+    from prometheus_client import Metric
+
+    from core.metrics.replay import ReplayResult
     from polybot.cli.main import Subcommands
 
 
@@ -115,7 +118,7 @@ def _recording(args: argparse.Namespace) -> Path | None:
     return found
 
 
-async def _collect_after_replay(path: Path | None) -> list[object]:
+async def _collect_after_replay(path: Path | None) -> list[Metric]:
     """Replay (when given), let the writer commit, and collect the families on this loop."""
     from core.metrics.collect import METRICS
     from core.metrics.replay import IngestRig
@@ -137,9 +140,9 @@ def _metrics(args: argparse.Namespace) -> int:
 
     families = asyncio.run(_collect_after_replay(_recording(args)))
     if args.json:
-        print_json(as_json(families))  # type: ignore[arg-type]
+        print_json(as_json(families))
     else:
-        print(render(families))  # type: ignore[arg-type]
+        print(render(families))
     return 0
 
 
@@ -185,7 +188,7 @@ async def _serve_async(args: argparse.Namespace, path: Path | None) -> int:
     rig: IngestRig | None = None
     server = None
     failure: BaseException | None = None
-    replay_task: asyncio.Task[object] | None = None
+    replay_task: asyncio.Task[ReplayResult] | None = None
     try:
         # listen and report the URL first: opening the rig (database, schema) takes a moment
         try:
@@ -219,9 +222,7 @@ async def _serve_async(args: argparse.Namespace, path: Path | None) -> int:
                     if failure is not None:
                         break
                     result = replay_task.result()
-                    sys.stderr.write(
-                        f"replay done: {result.frames} frames in {result.seconds:.2f}s; still serving\n"  # type: ignore[attr-defined]
-                    )
+                    sys.stderr.write(f"replay done: {result.frames} frames in {result.seconds:.2f}s; still serving\n")
                     replay_task = None
             finally:
                 stopper.cancel()
