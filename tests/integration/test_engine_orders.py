@@ -225,3 +225,23 @@ async def test_a_failed_settlement_marks_the_fill_failed_and_the_order_or_alerts
     rec = engine.order(res.client_order_id)
     assert rec is not None and rec.status is OrderStatus.FAILED and "t-10" in (rec.error or "")
     assert len([a for a in world.recorder.of(Alert) if a.kind == "settlement_failed"]) == 1
+
+
+class UnreadableTradesRelayer(PaperRelayer):
+    """A venue whose trades cannot be read right now (the CLOB relayer's resync failing)."""
+
+    async def resync(self) -> None:
+        raise ConnectionError("GET /data/trades: connection reset")
+
+
+async def test_an_unknown_outcome_stays_unknown_while_the_venue_trades_cannot_be_read(world: World) -> None:
+    world.books.set(YES, asks=[("0.60", "100")])
+    world.relayer = UnreadableTradesRelayer(world.books, clock=world.clock)
+    engine = await world.engine(unknown_grace_s=30)
+    world.inject.next(Outcome.UNKNOWN, accept=False)
+    res = await engine.submit(intent(), BIN)  # not found, and its trades unreadable: nothing is decided
+    assert res.status is OrderStatus.SUBMITTED_UNKNOWN and res.outcome is Outcome.UNKNOWN
+    world.clock.advance(31)  # even past the grace period: failing it needs the venue's word
+    report = await engine.reconcile()
+    assert report.still_unknown == (res.client_order_id,) and report.changed == {}
+    assert world.relayer.place_calls == 1
