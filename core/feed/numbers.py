@@ -133,8 +133,11 @@ def _plain_size_units(text: str) -> int:
     units = 0
     whole = 0  # digits before the point
     decimals = -1  # digits after it; -1 until there is one
-    for char in text:
-        code = ord(char)
+    i = 0
+    end = len(text)
+    while i < end:  # compiled, indexing beats iterating over the characters
+        code = ord(text[i])
+        i += 1
         if 48 <= code <= 57:
             units = units * 10 + (code - 48)
             if decimals < 0:

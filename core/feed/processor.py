@@ -229,12 +229,15 @@ class FeedProcessor:
 
     def _price_change(self, msg: PriceChangeMsg, recv_ns: int, out: list[FeedEvent]) -> None:
         """Any of the three ``price_change`` shapes."""
-        entries = msg.price_changes if msg.price_changes is not None else self._legacy_entries(msg)
+        entries = msg.price_changes
         if entries is None:
-            return
-        accepted = self._set.apply_changes(entries, msg.timestamp, recv_ns, out, self)
+            entries = self._legacy_entries(msg)
+            if entries is None:
+                return
+        ts_ms = msg.timestamp
+        accepted = self._set.apply_changes(entries, ts_ms, recv_ns, out, self)
         if accepted or accepted is entries:
-            out.append(PriceChange(msg.market, msg.timestamp, recv_ns, accepted))
+            out.append(PriceChange(msg.market, ts_ms, recv_ns, accepted))
 
     def check_entry(self, entry: PriceChangeEntry, recv_ns: int, out: list[FeedEvent]) -> tuple[Book, int] | None:
         """An entry that missed the fast lookups (unknown asset, unusual or bad price, a book that
