@@ -27,9 +27,10 @@ from pathlib import Path
 from typing import Any
 
 try:
-    from hatchling.builders.hooks.plugin.interface import BuildHookInterface
+    # a build requirement, not installed in the project's environment (mypy runs there)
+    from hatchling.builders.hooks.plugin.interface import BuildHookInterface  # type: ignore[import-not-found]
 except ImportError:  # imported outside a build (the tests call compile_feed directly)
-    BuildHookInterface = object  # type: ignore[assignment,misc]  # only the hook class needs it
+    BuildHookInterface = object
 
 FEED = Path("core", "feed")
 COMPILED = ("book", "integrity", "numbers", "processor")  # keep in step with core.feed.kernel.COMPILED (a test checks)
@@ -64,7 +65,7 @@ def compile_feed(root: Path) -> list[Path]:
     no compiled module behind."""
     clean(root)
     from mypyc.build import mypycify
-    from setuptools import Distribution
+    from setuptools import Distribution  # type: ignore[import-untyped]  # a build requirement, without stubs
 
     digests = _digests(root)
     cwd = os.getcwd()
@@ -79,8 +80,8 @@ def compile_feed(root: Path) -> list[Path]:
             )
             dist = Distribution({"name": "polybot-feed-kernel", "ext_modules": extensions})
             build = dist.get_command_obj("build_ext")
-            build.inplace = True  # type: ignore[attr-defined]  # setuptools' command options are untyped
-            build.build_temp = str(Path(tmp, "build"))  # type: ignore[attr-defined]  # idem
+            build.inplace = True
+            build.build_temp = str(Path(tmp, "build"))
             dist.run_command("build_ext")
         except BaseException:
             clean(root)

@@ -30,7 +30,7 @@ import os
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -161,7 +161,7 @@ def _polybot_tops(processor: Any) -> dict[str, Top]:
     }
 
 
-def _measure(variants: dict[str, Callable[[], object]], runs: int) -> dict[str, dict[str, list[float]]]:
+def _measure(variants: Mapping[str, Callable[[], object]], runs: int) -> dict[str, dict[str, list[float]]]:
     """Round-robin like the peer bench's ``measure`` (one warm-up round, gc frozen and collected
     between runs), timing both the wall clock and this process's CPU time: on a machine shared
     with other work the CPU time is what the row cost, the wall clock also counts time waiting
