@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -61,8 +62,8 @@ def clean(root: Path) -> None:
 
 
 def compile_feed(root: Path) -> list[Path]:
-    """Compile the feed modules in place; returns the files written. Raises on failure, leaving
-    no compiled module behind."""
+    """Compile the feed modules next to their sources; returns the files written. Raises on
+    failure, leaving no compiled module behind."""
     clean(root)
     from mypyc.build import mypycify
     from setuptools import Distribution  # type: ignore[import-untyped]  # a build requirement, without stubs
@@ -72,6 +73,7 @@ def compile_feed(root: Path) -> list[Path]:
     with tempfile.TemporaryDirectory(prefix="polybot-mypyc-") as tmp:
         config = Path(tmp, "mypy.ini")
         config.write_text(MYPY_CONFIG)
+        built = Path(tmp, "lib")
         os.chdir(root)  # mypyc names modules by their paths from here
         try:
             sources = [(FEED / f"{name}.py").as_posix() for name in COMPILED]
@@ -80,19 +82,30 @@ def compile_feed(root: Path) -> list[Path]:
             )
             dist = Distribution({"name": "polybot-feed-kernel", "ext_modules": extensions})
             build = dist.get_command_obj("build_ext")
-            build.inplace = True
+            build.build_lib = str(built)
             build.build_temp = str(Path(tmp, "build"))
             dist.run_command("build_ext")
+        finally:
+            os.chdir(cwd)
+        if _digests(root) != digests:  # a source changed while it compiled: do not vouch for it
+            raise RuntimeError("the feed's sources changed during the build")
+        try:
+            for output in built.rglob("*"):
+                if output.is_file():
+                    _install(output, root / output.relative_to(built))
+            (root / MANIFEST).write_text(json.dumps(digests, indent=1) + "\n")
         except BaseException:
             clean(root)
             raise
-        finally:
-            os.chdir(cwd)
-    if _digests(root) != digests:  # a source changed while it compiled: do not vouch for it
-        clean(root)
-        raise RuntimeError("the feed's sources changed during the build")
-    (root / MANIFEST).write_text(json.dumps(digests, indent=1) + "\n")
     return artifacts(root)
+
+
+def _install(built: Path, target: Path) -> None:
+    """Copy then rename: a process importing the feed meanwhile sees the old file or the new one,
+    never half of one (and a failed build left no old one)."""
+    partial = target.with_name(target.name + ".partial")
+    shutil.copyfile(built, partial)
+    os.replace(partial, target)
 
 
 class CustomBuildHook(BuildHookInterface):  # type: ignore[misc]  # a plain object outside a build
