@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 
+from core.feed.connection import ConnectionEvent, ConnectionState
 from core.feed.events import BookSnapshot, FeedEvent, PriceChange, TradePrint
 from core.feed.numbers import price_decimal, units_to_decimal
 from core.feed.processor import FeedProcessor
@@ -73,10 +74,9 @@ class IngestPipeline:
         self._deliver(events)
         return events
 
-    def on_connection_event(self, event: Any) -> None:
-        """``core.feed.ws.ConnectionEvent``: a dead or re-established socket may have missed updates."""
-        state = str(getattr(event, "state", ""))
-        if state in ("dead", "reconnected"):
+    def on_connection_event(self, event: ConnectionEvent) -> None:
+        """A dead or re-established socket may have missed updates: its books wait for snapshots."""
+        if event.state in (ConnectionState.DEAD, ConnectionState.RECONNECTED):
             changed = self.processor.mark_awaiting_snapshot(event.asset_ids)
             self.stats.reconnect_resets += 1
             self._deliver(list(changed))
