@@ -39,21 +39,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, os.environ.get("PEER_BENCH_SRC", str(Path(__file__).resolve().parents[2] / "shared" / "peer-bench")))
 
 import pm_structs  # type: ignore[import-not-found]  # the peer bench's wire structs
-from _common import ensure_stream, load_lines  # type: ignore[import-not-found]
-from nautilus_trader.core.datetime import millis_to_nanos  # type: ignore[import-not-found]
-from nautilus_trader.model.book import OrderBook  # type: ignore[import-not-found]
-from nautilus_trader.model.currencies import USDC_POS  # type: ignore[import-not-found]
-from nautilus_trader.model.data import BookOrder, OrderBookDelta, OrderBookDeltas  # type: ignore[import-not-found]
-from nautilus_trader.model.enums import (  # type: ignore[import-not-found]
+from _common import ensure_stream, load_lines  # type: ignore[import-not-found]  # peer venv only
+from nautilus_trader.core.datetime import millis_to_nanos  # type: ignore[import-not-found]  # peer venv only
+from nautilus_trader.model.book import OrderBook  # type: ignore[import-not-found]  # peer venv only
+from nautilus_trader.model.currencies import USDC_POS  # type: ignore[import-not-found]  # peer venv only
+from nautilus_trader.model.data import BookOrder, OrderBookDelta, OrderBookDeltas  # type: ignore[import-not-found]  # peer venv only
+from nautilus_trader.model.enums import (  # type: ignore[import-not-found]  # peer venv only
     AssetClass,
     BookAction,
     BookType,
     OrderSide,
     RecordFlag,
 )
-from nautilus_trader.model.identifiers import InstrumentId, Symbol  # type: ignore[import-not-found]
-from nautilus_trader.model.instruments import BinaryOption  # type: ignore[import-not-found]
-from nautilus_trader.model.objects import Price, Quantity  # type: ignore[import-not-found]
+from nautilus_trader.model.identifiers import InstrumentId, Symbol  # type: ignore[import-not-found]  # peer venv only
+from nautilus_trader.model.instruments import BinaryOption  # type: ignore[import-not-found]  # peer venv only
+from nautilus_trader.model.objects import Price, Quantity  # type: ignore[import-not-found]  # peer venv only
 
 from core.feed import kernel
 from core.feed.processor import FeedProcessor

@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
-from typing import Any, Final
+from typing import Any, Final, assert_never
 
 import msgspec
 
@@ -66,6 +66,7 @@ from core.feed.wire import (
     PriceChangeMsg,
     RestBook,
     TickSizeChangeMsg,
+    WireEvent,
     WireLevel,
     convert_event,
 )
@@ -182,24 +183,23 @@ class FeedProcessor:
                 out.extend(self._set.flush_bursts(recv_ns))
         return out
 
-    def _dispatch(self, msg: Any, recv_ns: int, out: list[FeedEvent]) -> None:
-        kind = type(msg)
-        if kind is PriceChangeMsg:
+    def _dispatch(self, msg: WireEvent, recv_ns: int, out: list[FeedEvent]) -> None:
+        if isinstance(msg, PriceChangeMsg):
             self._price_change(msg, recv_ns, out)
-        elif kind is BookMsg:
+        elif isinstance(msg, BookMsg):
             self._book(msg, recv_ns, out)
-        elif kind is LastTradePriceMsg:
+        elif isinstance(msg, LastTradePriceMsg):
             self._trade(msg, recv_ns, out)
-        elif kind is TickSizeChangeMsg:
+        elif isinstance(msg, TickSizeChangeMsg):
             self._tick_size_change(msg, recv_ns, out)
-        elif kind is BestBidAskMsg:
+        elif isinstance(msg, BestBidAskMsg):
             self._best_bid_ask(msg, recv_ns, out)
-        elif kind is NewMarketMsg:
+        elif isinstance(msg, NewMarketMsg):
             self._new_market(msg, recv_ns, out)
-        elif kind is MarketResolvedMsg:
+        elif isinstance(msg, MarketResolvedMsg):
             self._market_resolved(msg, recv_ns, out)
         else:  # a wire type without a handler would be a bug here, not bad input
-            raise TypeError(f"no handler for {kind.__name__}")
+            assert_never(msg)
 
     def _slow_frame(self, frame: str | bytes, exc: Exception, recv_ns: int, out: list[FeedEvent]) -> None:
         """The frame is JSON but not all of it fits the schema: find out which events are bad,

@@ -21,7 +21,6 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
 
 import msgspec
 
@@ -119,7 +118,7 @@ def _is_record(line: str) -> bool:
     return True
 
 
-def _event_time_ns(item: Any) -> int | None:
+def _event_time_ns(item: object) -> int | None:
     event = item[0] if isinstance(item, list) and item else item
     if not isinstance(event, dict):
         return None
@@ -145,15 +144,15 @@ async def replay(
     """
     if speed is not None and speed < 0:
         raise ValueError("speed must be >= 0")
-    paced = bool(speed)
+    pace = speed or 0.0  # 0: as fast as possible
     count = 0
     first_ns: int | None = None
     start = time.monotonic()
     for recv_ns, frame in iter_frames(path, on_bad_line=on_bad_line):
-        if paced:
+        if pace:
             if first_ns is None:
                 first_ns = recv_ns
-            due = start + (recv_ns - first_ns) / 1e9 / speed  # type: ignore[operator]
+            due = start + (recv_ns - first_ns) / 1e9 / pace
             delay = due - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
