@@ -308,7 +308,8 @@ class Book:
         carried (they describe the book after the whole burst; an empty side reads ``""``, "0"
         for bids or "1" for asks). None when it agrees or there is nothing to check."""
         entry = self._pend
-        self.drop_burst()
+        self._burst = False
+        self._pend = None
         if entry is None:
             return None
         carried_bid = entry.best_bid

@@ -122,14 +122,9 @@ def parse_size_units(text: str) -> int:
 
     Raises :class:`BadNumber` with ``kind`` ``negative_size`` or ``wrong_type``.
     """
-    units = _plain_size_units(text)
-    return units if units >= 0 else _parse_size_slow(text)
-
-
-def _plain_size_units(text: str) -> int:
-    """Units of a size in the plain spelling (ASCII digits, optionally a point and 1 to 6 more);
-    -1 for anything else. A loop over the characters: compiled, it costs less than a lookup in a
-    cache of sizes seen (the venue's sizes are too varied for one to stay small)."""
+    # The plain spelling by a loop over the characters (compiled, it costs less than a lookup in
+    # a cache of the sizes seen: the venue's are too varied for one to stay small); anything
+    # else is decided by the slow path.
     units = 0
     whole = 0  # digits before the point
     decimals = -1  # digits after it; -1 until there is one
@@ -147,10 +142,12 @@ def _plain_size_units(text: str) -> int:
         elif code == 46 and decimals < 0:
             decimals = 0
         else:
-            return -1
+            return _parse_size_slow(text)
+    if decimals < 0:
+        return units * UNIT if whole else _parse_size_slow(text)
     if whole == 0 or decimals == 0 or decimals > 6:
-        return -1
-    return units * _SCALE[max(decimals, 0)]
+        return _parse_size_slow(text)
+    return units * _SCALE[decimals]
 
 
 def _parse_size_slow(text: str) -> int:

@@ -231,6 +231,7 @@ def test_random_streams_with_bad_input_match_the_reference(frames: list[tuple[st
 # ---------------------------------------------------------------------- loading and building
 
 FEED_TESTS = [
+    "tests/unit/test_book_numbers.py",
     "tests/unit/test_book_ops.py",
     "tests/unit/test_book_properties.py",
     "tests/unit/test_integrity_rules.py",
