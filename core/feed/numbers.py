@@ -90,8 +90,10 @@ def parse_price_units(text: str) -> int:
 def parse_tick_units(text: str) -> int:
     """A tick size string -> units; must be a positive multiple of 10^-6 below 1."""
     value = _decimal(text)
+    if not (0 < value < 1):
+        raise BadNumber("wrong_type", f"tick size {text!r} is not a tick")
     scaled = value * UNIT
-    if not (0 < value < 1) or scaled != scaled.to_integral_value():
+    if scaled != scaled.to_integral_value():
         raise BadNumber("wrong_type", f"tick size {text!r} is not a tick")
     return int(scaled)
 
@@ -115,6 +117,8 @@ def parse_best_units(text: str) -> int | None:
 # --------------------------------------------------------------------------- sizes
 
 _SCALE: Final[tuple[int, ...]] = tuple(10 ** (6 - k) for k in range(7))
+MAX_SIZE_DIGITS: Final = 15
+"""A size has fewer whole digits than this (far above any real order: garbage stays garbage)."""
 
 
 def parse_size_units(text: str) -> int:
@@ -143,18 +147,20 @@ def parse_size_units(text: str) -> int:
             decimals = 0
         else:
             return _parse_size_slow(text)
-    if decimals < 0:
-        return units * UNIT if whole else _parse_size_slow(text)
-    if whole == 0 or decimals == 0 or decimals > 6:
+    if whole == 0 or whole > MAX_SIZE_DIGITS or decimals == 0 or decimals > 6:
         return _parse_size_slow(text)
+    if decimals < 0:
+        return units * UNIT
     return units * _SCALE[decimals]
 
 
 def _parse_size_slow(text: str) -> int:
-    # rare: negative, exponent, ".5" or garbage; decide with Decimal
+    # rare: negative, exponent, ".5", too long or garbage; decide with Decimal
     value = _decimal(text)
     if value < 0:
         raise BadNumber("negative_size", f"negative size {text!r}")
+    if value and value.adjusted() >= MAX_SIZE_DIGITS:  # "1e999999" must not become a huge integer
+        raise BadNumber("wrong_type", f"size {text[:40]!r} is not below 10^{MAX_SIZE_DIGITS}")
     scaled = value * UNIT
     if scaled != scaled.to_integral_value():
         raise BadNumber("wrong_type", f"size {text!r} has more than 6 decimals")

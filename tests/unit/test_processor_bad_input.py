@@ -207,3 +207,16 @@ def test_an_internal_error_is_counted_not_raised(monkeypatch: pytest.MonkeyPatch
     assert processor.process(json.dumps(trade), 2) == []
     _only(processor, "internal_error")
     assert processor.process(_good_change(), 3)  # and the feed goes on
+
+
+def test_an_absurd_size_or_tick_is_bad_input_not_a_crash() -> None:
+    # Decimal overflows on 1e1000000 * 10^6: counted as a wrong type, never an internal error
+    processor = _seeded()
+    assert (
+        processor.process(price_change_frame([change(A, "BUY", "0.41", "1e1000000", "0.41", "0.6")], ts_ms=5), 2) == []
+    )
+    _only(processor, "wrong_type")
+    tick = {"event_type": "tick_size_change", "asset_id": A, "old_tick_size": "0.01", "new_tick_size": "1e1000000"}
+    processor.process(json.dumps(tick), 3)
+    _only(processor, "wrong_type", 2)
+    assert processor.books[A].best_bid() == Decimal("0.40")  # nothing applied
