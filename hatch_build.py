@@ -63,8 +63,16 @@ def clean(root: Path) -> None:
 
 def compile_feed(root: Path) -> list[Path]:
     """Compile the feed modules next to their sources; returns the files written. Raises on
-    failure, leaving no compiled module behind."""
-    clean(root)
+    failure, leaving no compiled module behind. Until the new build is in place an earlier one
+    stays, used only while it matches the sources (core.feed.kernel checks)."""
+    try:
+        return _compile(root)
+    except BaseException:
+        clean(root)
+        raise
+
+
+def _compile(root: Path) -> list[Path]:
     from mypyc.build import mypycify
     from setuptools import Distribution  # type: ignore[import-untyped]  # a build requirement, without stubs
 
@@ -89,14 +97,12 @@ def compile_feed(root: Path) -> list[Path]:
             os.chdir(cwd)
         if _digests(root) != digests:  # a source changed while it compiled: do not vouch for it
             raise RuntimeError("the feed's sources changed during the build")
-        try:
-            for output in built.rglob("*"):
-                if output.is_file():
-                    _install(output, root / output.relative_to(built))
-            (root / MANIFEST).write_text(json.dumps(digests, indent=1) + "\n")
-        except BaseException:
-            clean(root)
-            raise
+        for output in built.rglob("*"):
+            if output.is_file():
+                _install(output, root / output.relative_to(built))
+        record = Path(tmp, MANIFEST.name)
+        record.write_text(json.dumps(digests, indent=1) + "\n")
+        _install(record, root / MANIFEST)  # last: it vouches for the extensions now in place
     return artifacts(root)
 
 
