@@ -15,6 +15,9 @@ Waits: :class:`Backoff` gives ``initial * multiplier**n`` capped at ``max_s``, t
 :class:`Jitter` factor drawn from the ``random.Random`` passed in. A server's Retry-After
 (:class:`RetryAfter`) either replaces the backoff or is a floor under it, capped.
 
+A server's Retry-After header is read by :func:`retry_after_seconds` (the Gamma client and the
+CLOB relayer both).
+
 Tests are exact: pass a seeded ``random.Random`` and a recording ``sleep``. All waiting goes
 through that ``sleep`` (it is the clock of these loops; tenacity's own timestamps feed only its
 statistics, never a decision), so a test sees every delay without waiting for any of it.
@@ -23,9 +26,12 @@ statistics, never a decision), so a test sees every delay without waiting for an
 from __future__ import annotations
 
 import asyncio
+import datetime
+import email.utils
 import logging
 import math
 import random
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar, cast
@@ -143,6 +149,31 @@ class RetryAfter(Generic[T]):
             return backoff_s
         hint = min(self.cap_s, max(0.0, hint))
         return hint if self.replaces_backoff else max(backoff_s, hint)
+
+
+def retry_after_seconds(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date (RFC 9110).
+
+    None when there is no usable hint (absent, blank, unreadable, NaN or infinite); a wait in
+    the past or a negative number is 0. An HTTP date is always GMT, so a date without a zone
+    is read as UTC (not as this machine's local time). ``now``: the clock for an HTTP date.
+    """
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=datetime.UTC)
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    if not math.isfinite(seconds):
+        return None
+    return max(0.0, seconds)
 
 
 @dataclass(frozen=True, slots=True)

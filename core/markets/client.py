@@ -8,11 +8,8 @@ one bad item without losing the page.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import logging
-import math
 import random
-import time
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,7 +20,7 @@ import msgspec
 
 from core.markets.errors import GammaError
 from core.markets.wire import split_items
-from core.retry import Backoff, Outcome, Retry, RetryAfter, Sleep, retry_call, upward_jitter
+from core.retry import Backoff, Outcome, Retry, RetryAfter, Sleep, retry_after_seconds, retry_call, upward_jitter
 
 log = logging.getLogger(__name__)
 
@@ -38,24 +35,6 @@ _RETRY_AFTER_STATUS: Final = frozenset({429, 503})
 _JITTER: Final = upward_jitter(0.1)
 
 Params = Mapping[str, str | int | Sequence[str] | None]
-
-
-def retry_after_seconds(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
-    if value is None or not value.strip():
-        return None
-    text = value.strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(text)
-        except (TypeError, ValueError, IndexError):
-            return None
-        seconds = when.timestamp() - (time.time() if now is None else now)
-    if not math.isfinite(seconds):
-        return None
-    return max(0.0, seconds)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,6 @@ import msgspec
 import pytest
 
 from core.markets import BadReason, GammaParseError, parse_events, parse_market, parse_markets
-from core.markets.client import retry_after_seconds
 from core.markets.queries import plain_decimal
 from core.markets.wire import GammaMarketItem, TokenIds, decode_market
 from core.sim.mock_gamma import load_markets_file, make_market, token_ids
@@ -292,18 +291,6 @@ def test_fee_schedule_wins_even_when_fees_disabled() -> None:
     m = parse_market(_good(feesEnabled=False))
     assert m.info.fee_rate == Decimal("0.05")
     assert parse_market(_good(feesEnabled=False, feeSchedule=None)).info.fee_rate == 0
-
-
-@pytest.mark.parametrize(
-    ("header", "expected"),
-    [("3", 3.0), ("0.5", 0.5), ("-2", 0.0), ("", None), (None, None), ("soon", None), ("nan", None), ("inf", None)],
-)
-def test_retry_after_seconds(header: str | None, expected: float | None) -> None:
-    assert retry_after_seconds(header) == expected
-
-
-def test_retry_after_http_date() -> None:
-    assert retry_after_seconds("Wed, 21 Oct 2015 07:28:10 GMT", now=1445412480.0) == pytest.approx(10.0)
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
+from collections.abc import Iterator
 
 import pytest
 
@@ -17,6 +19,7 @@ from core.retry import (
     Retry,
     RetryAfter,
     reconnect_forever,
+    retry_after_seconds,
     retry_call,
     symmetric_jitter,
     upward_jitter,
@@ -319,3 +322,42 @@ async def test_reconnect_ends_on_cancellation() -> None:
     with pytest.raises(asyncio.CancelledError):
         await reconnect_forever(sessions, backoff=Backoff.fixed(0.1), stopped=sessions.stopped, sleep=sleeps)
     assert sessions.calls == 2 and sleeps.delays == [0.1]
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("3", 3.0),
+        (" 0.5 ", 0.5),
+        ("-2", 0.0),
+        ("", None),
+        ("   ", None),
+        (None, None),
+        ("soon", None),
+        ("nan", None),
+        ("inf", None),
+        ("1e400", None),
+        ("Wed, 32 Oct 2015 07:28:10 GMT", None),
+    ],
+)
+def test_retry_after_seconds_delta_and_unusable_hints(header: str | None, expected: float | None) -> None:
+    assert retry_after_seconds(header) == expected
+
+
+@pytest.fixture
+def far_from_utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """This process's local time zone is 5 hours from UTC for the test (a CI machine is often UTC)."""
+    monkeypatch.setenv("TZ", "EST+05")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.mark.usefixtures("far_from_utc")
+@pytest.mark.parametrize("zone", ["GMT", "+0000", "-0000", "UTC"])
+def test_retry_after_http_date_is_gmt_whatever_the_machine_zone(zone: str) -> None:
+    # -0000 makes email.utils return a naive datetime: read as UTC, not as local time
+    header = f"Wed, 21 Oct 2015 07:28:10 {zone}"
+    assert retry_after_seconds(header, now=1445412480.0) == pytest.approx(10.0)
+    assert retry_after_seconds(header, now=1445412500.0) == 0.0  # already past: no wait

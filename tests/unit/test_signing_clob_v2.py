@@ -417,7 +417,7 @@ def test_private_key_never_in_repr_errors_or_pickles() -> None:
 def test_http_status_and_transport_classification() -> None:
     import httpx
 
-    from core.execution.relayers.clob_http import classify_status, classify_transport, parse_retry_after
+    from core.execution.relayers.clob_http import classify_status, classify_transport
     from core.execution.types import ErrorClass
 
     cases = {
@@ -435,8 +435,8 @@ def test_http_status_and_transport_classification() -> None:
         assert (err.outcome, err.error_class) == want and err.message == "venue says no" and err.status == status
     assert classify_status(429, {"errorMsg": "slow down"}, "1.5").retry_after_s == 1.5
     assert classify_status(500, "<html>bad gateway</html>", None).message == "<html>bad gateway</html>"
-    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == 10.0
-    assert parse_retry_after("soon") is None and parse_retry_after("-3") == 0.0
+    assert classify_status(503, None, "Wed, 21 Oct 2015 07:28:00 GMT").retry_after_s == 0.0  # a past date: no wait
+    assert classify_status(429, None, "soon").retry_after_s is None
     request = httpx.Request("POST", "http://x/order")
     assert classify_transport(httpx.ConnectError("refused", request=request)).outcome is Outcome.RETRYABLE
     assert classify_transport(httpx.ConnectTimeout("slow", request=request)).error_class is ErrorClass.TIMEOUT

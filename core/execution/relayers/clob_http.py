@@ -11,10 +11,7 @@ is byte-for-byte what the client would send.
 
 from __future__ import annotations
 
-import email.utils
 import logging
-import math
-import time
 from typing import TypeAlias
 
 import httpx
@@ -26,6 +23,7 @@ from core.execution.relayers.clob_signing import serialize_body
 from core.execution.types import ErrorClass, Outcome
 from core.execution.venue_link import VenueLink
 from core.redact import register_secret
+from core.retry import retry_after_seconds
 
 log = logging.getLogger(__name__)
 
@@ -77,24 +75,6 @@ class VenueError(Exception):
         return f"{where}: {self.message}"
 
 
-def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        seconds = when.timestamp() - (time.time() if now is None else now)
-    if not math.isfinite(seconds):
-        return None
-    return max(0.0, seconds)
-
-
 def venue_message(payload: object, fallback: str = "") -> str:
     """The venue's error text from ``{"error": ...}`` / ``{"errorMsg": ...}`` or a raw body."""
     if isinstance(payload, dict):
@@ -110,7 +90,7 @@ def venue_message(payload: object, fallback: str = "") -> str:
 def classify_status(status: int, payload: object, retry_after: str | None) -> VenueError:
     """Map a non-2xx answer to a :class:`VenueError`."""
     message = venue_message(payload, fallback=f"HTTP {status}")
-    wait = parse_retry_after(retry_after)
+    wait = retry_after_seconds(retry_after)
     if status == 425:
         return VenueError(Outcome.RETRYABLE, ErrorClass.MAINTENANCE, message, status, wait)
     if status == 429:
