@@ -40,7 +40,6 @@ from prometheus_client.process_collector import ProcessCollector
 
 from core.metrics import readers
 from core.metrics.families import Families
-from core.metrics.hooks import unwatch_writer, watch_writer
 from core.metrics.labels import BoundedLabels, label_value
 from core.metrics.sources import (
     BusSource,
@@ -164,10 +163,10 @@ class Metrics:
 
     def _bind_writer(self, writer: WriterSource) -> None:
         if self._b.writer is not None:
-            unwatch_writer(self._b.writer, self._writer_tap)
+            self._b.writer.unwatch(self._writer_tap)
         self._b.writer = writer
         self._writer_tap.key = writer.receive_ts_key
-        watch_writer(writer, self._writer_tap)
+        writer.watch(self._writer_tap)
         self._seen.add("writer")
 
     def _bind_pipeline(self, pipeline: PipelineSource, *, own_processor: bool) -> None:
@@ -196,7 +195,7 @@ class Metrics:
         """Detach every component (counters captured so far are kept)."""
         self._detach_pipeline()
         if self._b.writer is not None:
-            unwatch_writer(self._b.writer, self._writer_tap)
+            self._b.writer.unwatch(self._writer_tap)
         if self._bus_unsubscribe is not None:
             self._bus_unsubscribe()
             self._bus_unsubscribe = None

@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Protocol, runtime_checkable
 
 from core.metrics.taps import FeedTap
+from core.store.writer import CommittedParts
 from core.types import BookStatus
 
 # -- feed --------------------------------------------------------------------------------------
@@ -143,6 +144,8 @@ class WriterSource(Protocol):
     def max_queue(self) -> int: ...
     @property
     def receive_ts_key(self) -> str: ...
+    def watch(self, observer: Callable[[CommittedParts, int], None]) -> None: ...
+    def unwatch(self, observer: Callable[[CommittedParts, int], None]) -> None: ...
 
 
 # -- strategies ----------------------------------------------------------------------------------

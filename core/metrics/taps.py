@@ -2,7 +2,7 @@
 
 - :class:`FeedTap`, a pipeline sink: events by wire type, book status changes, and
   receive-to-apply latency (one cheap histogram observation per frame);
-- :class:`WriterTap`, told of each committed batch (:mod:`core.metrics.hooks`): batch size and
+- :class:`WriterTap`, told of each committed batch (it watches the writer): batch size and
   receive-to-commit latency;
 - :class:`AuditTap`, around the engine's execution store: every exec_audit record, which is
   every relayer call with its latency, outcome and error class (:class:`RelayerTap` counts them);
@@ -32,8 +32,8 @@ from core.feed.events import (
 )
 from core.metrics.catalog import APPLY_BUCKETS, BATCH_BUCKETS, COMMIT_BUCKETS, RELAYER_BUCKETS
 from core.metrics.hist import FastHistogram
-from core.metrics.hooks import CommittedParts
 from core.metrics.labels import BoundedLabels, label_value
+from core.store.writer import CommittedParts
 from core.types import BookStatus
 
 log = logging.getLogger(__name__)

@@ -31,17 +31,16 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
 
 from sqlalchemy import Table
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.metrics.hooks import writer_committed
 from core.retry import EQUAL_JITTER, Backoff, Retry, Sleep, retry_call
+from core.store.insert_plan import InsertPlan, Params, RowValueError
 from core.store.models import Base
 
 log = logging.getLogger(__name__)
@@ -95,6 +94,13 @@ class WriterStats:
         return asdict(self)
 
 
+# parts are the writer's (Table, rows) pairs of a committed batch; rows of one part share their keys
+CommittedParts = Sequence[tuple[object, Sequence[Mapping[str, object]]]]
+BatchObserver = Callable[[CommittedParts, int], None]
+"""Told of each committed batch (its parts and the commit time in ns): what exists only the moment
+a batch commits (batch size, receive-to-commit latency) reaches metrics this way."""
+
+
 class BatchedWriter:
     """Bounded queue + background batching task. Use ``async with`` or ``start()``/``close()``."""
 
@@ -128,7 +134,7 @@ class BatchedWriter:
         self._tables: dict[str, Table] = dict(tables if tables is not None else Base.metadata.tables)
         self._columns = {name: frozenset(t.c.keys()) for name, t in self._tables.items()}
         self._queue: deque[tuple[str, Row]] = deque()
-        self._plans: dict[tuple[str, tuple[str, ...]], _InsertPlan | None] = {}
+        self._plans: dict[tuple[str, tuple[str, ...]], InsertPlan | None] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
@@ -149,6 +155,8 @@ class BatchedWriter:
         self._errors = 0
         self._retries = 0
         self._last_commit_s = 0.0
+        self._observers: list[BatchObserver] = []
+        self._failed_observers: set[int] = set()
 
     # -- producer side -------------------------------------------------------------------------
 
@@ -351,15 +359,15 @@ class BatchedWriter:
                 stack.append(part[mid:])
                 stack.append(part[:mid])
 
-    def _plan(self, table: Table, keys: tuple[str, ...], dialect: Dialect) -> _InsertPlan | None:
+    def _plan(self, table: Table, keys: tuple[str, ...], dialect: Dialect) -> InsertPlan | None:
         cache_key = (table.name, keys)
         if cache_key not in self._plans:
-            self._plans[cache_key] = _InsertPlan.build(table, keys, dialect)
+            self._plans[cache_key] = InsertPlan.build(table, keys, dialect)
         return self._plans[cache_key]
 
     def _prepare(
         self, parts: list[tuple[Table, list[Row]]]
-    ) -> list[tuple[Table, list[Row], _InsertPlan | None, _Params]]:
+    ) -> list[tuple[Table, list[Row], InsertPlan | None, Params]]:
         """Convert rows to driver parameters once (not again on every retry)."""
         dialect = self.engine.dialect
         prepared = []
@@ -434,54 +442,25 @@ class BatchedWriter:
         for _, rows in parts:
             if key in rows[0]:  # rows of one part share their keys
                 lat.extend(now - ts for r in rows if type(ts := r[key]) is int)
-        writer_committed(self, parts, now)  # metrics: batch size and receive->commit histogram
+        self._tell_observers(parts, now)  # metrics: batch size and receive->commit histogram
 
+    def watch(self, observer: BatchObserver) -> None:
+        """Tell ``observer`` of every committed batch (metrics); an observer never breaks the writer."""
+        if observer not in self._observers:
+            self._observers.append(observer)
 
-_Params = list[tuple[object, ...]] | None
-"""Driver parameters of a precompiled plan (None: the part goes through SQLAlchemy Core)."""
+    def unwatch(self, observer: BatchObserver) -> None:
+        if observer in self._observers:
+            self._observers.remove(observer)
 
-
-class RowValueError(ValueError):
-    """A row holds a value its column refuses (float money, too many decimals, naive datetime)."""
-
-
-class _InsertPlan:
-    """A precompiled positional INSERT for one (table, column set): rows become driver tuples.
-
-    SQLAlchemy's executemany path builds and processes a parameter dict per row. Here one
-    generated function per plan turns a row dict into the driver's tuple, calling each
-    column's own bind processor (so the values are exactly what SQLAlchemy would bind),
-    which is several times faster. Built only when the compiled statement needs exactly the
-    given columns (no Python-side defaults to evaluate); otherwise the Core path is used.
-    """
-
-    __slots__ = ("sql", "to_tuple")
-
-    def __init__(self, sql: str, to_tuple: Callable[[Row], tuple[object, ...]]) -> None:
-        self.sql = sql
-        self.to_tuple = to_tuple
-
-    @classmethod
-    def build(cls, table: Table, keys: tuple[str, ...], dialect: Dialect) -> _InsertPlan | None:
-        compiled = table.insert().inline().compile(dialect=dialect, column_keys=list(keys))
-        order = list(compiled.positiontup or [])
-        if not compiled.positional or sorted(order) != sorted(keys):
-            return None
-        namespace: dict[str, Any] = {}
-        items = []
-        for idx, name in enumerate(order):
-            proc = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
-            if proc is None:
-                items.append(f"r[{name!r}]")
-            else:
-                namespace[f"p{idx}"] = proc
-                items.append(f"p{idx}(r[{name!r}])")
-        # names come from our own table metadata (validated in put), never from row data
-        to_tuple = eval(f"lambda r: ({', '.join(items)},)", namespace)
-        return cls(compiled.string, to_tuple)
-
-    def params(self, rows: list[Row]) -> list[tuple[object, ...]]:
-        return list(map(self.to_tuple, rows))
+    def _tell_observers(self, parts: CommittedParts, now_ns: int) -> None:
+        for observer in self._observers:
+            try:
+                observer(parts, now_ns)
+            except Exception:
+                if id(observer) not in self._failed_observers:
+                    self._failed_observers.add(id(observer))
+                    log.exception("writer observer %r failed (logged once)", observer)
 
 
 def _is_transient(exc: Exception) -> bool:
