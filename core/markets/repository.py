@@ -23,7 +23,7 @@ from core.errors import PolybotError
 from core.markets.errors import RefusedReason
 from core.markets.translate import GammaMarket
 from core.store.columns import Money
-from core.store.db import session_factory
+from core.store.db import driver_reason, session_factory
 from core.store.models import Market, Token
 
 log = logging.getLogger(__name__)
@@ -228,18 +228,11 @@ async def _upsert_rows(sessions: async_sessionmaker[AsyncSession], rows: Sequenc
     return counts
 
 
-def _db_reason(exc: StatementError) -> str:
-    """The driver's first line, without the SQL and parameters SQLAlchemy appends."""
-    orig = exc.orig or exc
-    lines = str(orig).strip().splitlines()
-    return lines[0] if lines else type(orig).__name__
-
-
 async def _one_by_one(
     sessions: async_sessionmaker[AsyncSession], rows: Sequence[_Row], first: StatementError
 ) -> UpsertCounts:
     """After the database refused a page: store its markets one by one, so one refusal costs one market."""
-    log.warning("gamma refresh: the database refused a page (%s); storing its markets one by one", _db_reason(first))
+    log.warning("gamma refresh: the database refused a page (%s); storing its markets one by one", driver_reason(first))
     total = UpsertCounts()
     for row in rows:
         try:
@@ -248,9 +241,9 @@ async def _one_by_one(
             if exc.connection_invalidated:
                 raise
             total.refused[RefusedReason.DB_REJECTED] += 1
-            log.warning("gamma refresh: database refused market %s: %s", row.condition_id, _db_reason(exc))
+            log.warning("gamma refresh: database refused market %s: %s", row.condition_id, driver_reason(exc))
     if rows and total.refused[RefusedReason.DB_REJECTED] == len(rows):
-        raise PolybotError(f"the database refused every market of a page: {_db_reason(first)}") from first
+        raise PolybotError(f"the database refused every market of a page: {driver_reason(first)}") from first
     return total
 
 

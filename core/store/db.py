@@ -179,9 +179,13 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
-def connect_error(url: str | URL, exc: BaseException) -> PolybotError:
-    """One readable line for a database that cannot be reached, naming the masked URL."""
+def driver_reason(exc: BaseException) -> str:
+    """The driver's first line: a SQLAlchemy error's cause without the SQL and parameters it appends."""
     orig = exc.orig if isinstance(exc, StatementError) and exc.orig is not None else exc
     lines = str(orig).strip().splitlines()
-    reason = lines[0] if lines else type(orig).__name__
-    return PolybotError(f"cannot use database {mask_url(url)}: {scrub(reason, url)}")
+    return lines[0] if lines else type(orig).__name__
+
+
+def connect_error(url: str | URL, exc: BaseException) -> PolybotError:
+    """One readable line for a database that cannot be reached, naming the masked URL."""
+    return PolybotError(f"cannot use database {mask_url(url)}: {scrub(driver_reason(exc), url)}")

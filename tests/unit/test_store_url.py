@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from core.errors import PolybotError, UsageError
 from core.store.db import (
@@ -13,6 +14,7 @@ from core.store.db import (
     connect_error,
     create_engine,
     default_db_url,
+    driver_reason,
     mask_url,
     parse_db_url,
     scrub,
@@ -93,6 +95,16 @@ def test_scrub_removes_password_from_driver_messages() -> None:
     assert "hunter2secret" not in str(err) and "postgresql://trader:***@h/db" in str(err)
 
 
+def test_driver_reason_is_the_drivers_first_line_without_sql_or_parameters() -> None:
+    driver = ValueError("NOT NULL constraint failed: markets.slug\nDETAIL: the row")
+    wrapped = IntegrityError("INSERT INTO markets (slug) VALUES (?)", {"slug": "secret-param"}, driver)
+    assert driver_reason(wrapped) == "NOT NULL constraint failed: markets.slug"
+    assert driver_reason(OSError("  refused\nmore  ")) == "refused"
+    assert driver_reason(OperationalError("SELECT 1", None, TimeoutError())) == "TimeoutError"  # blank: its class
+    err = connect_error("sqlite:///x.db", wrapped)
+    assert "INSERT" not in str(err) and "secret-param" not in str(err) and str(err).endswith("markets.slug")
+
+
 def test_sqlite_path() -> None:
     assert sqlite_path(parse_db_url("sqlite:///a/b.db")) == Path("a/b.db")
     assert sqlite_path(parse_db_url("sqlite://")) is None
@@ -109,6 +121,6 @@ async def test_sqlite_directory_is_created_on_demand(tmp_path: Path) -> None:
             fks = (await conn.exec_driver_sql("PRAGMA foreign_keys")).scalar()
             busy = (await conn.exec_driver_sql("PRAGMA busy_timeout")).scalar()
         assert (mode, fks) == ("wal", 1)
-        assert busy > 0
+        assert busy is not None and busy > 0
     finally:
         await engine.dispose()
