@@ -104,8 +104,8 @@ class Money(TypeDecorator[Decimal]):
             def process_units(value: object) -> Any:
                 if value is None:
                     return None
-                if type(value) is dec_type and value.is_finite():  # type: ignore[attr-defined]
-                    units = value.scaleb(scale)  # type: ignore[attr-defined]
+                if type(value) is dec_type and value.is_finite():
+                    units = value.scaleb(scale)
                     whole = int(units)
                     if whole == units and -bound < whole < bound:
                         return whole

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Table, func, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -61,7 +61,8 @@ async def get_state(session: AsyncSession, key: str, default: Any = None) -> Any
 
 async def set_state(session: AsyncSession, key: str, value: Any) -> None:
     """Set a state value (insert or update) in the session's transaction; the caller commits."""
-    await upsert_rows(session, State.__table__, [{"key": key, "value": value, "updated_at": utcnow()}], ["key"])
+    table = cast(Table, State.__table__)  # a declarative model's table is a Table
+    await upsert_rows(session, table, [{"key": key, "value": value, "updated_at": utcnow()}], ["key"])
 
 
 def armed_from_value(value: Any) -> bool:
