@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.feed.book import Book
+from core.feed.frames import book_frame, change, price_change_frame
 from core.feed.processor import FeedProcessor
-from core.feed.synth import book_frame, change, price_change_frame
 from core.types import BookStatus, Side
 
 TICKS = st.integers(min_value=1, max_value=99)  # prices 0.01 .. 0.99

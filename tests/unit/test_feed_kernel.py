@@ -34,8 +34,9 @@ from hypothesis import strategies as st
 import core.feed.book
 from core.feed import kernel
 from core.feed.book import Book
+from core.feed.frames import book_frame, change, price_change_frame
 from core.feed.processor import FeedProcessor
-from core.feed.synth import FrameGenerator, book_frame, change, price_change_frame
+from core.feed.synth import FrameGenerator
 from tests.conftest import REPO_ROOT
 
 COMPILED = kernel.is_compiled(core.feed.book)

@@ -6,8 +6,8 @@ import json
 from decimal import Decimal as D
 
 from core.feed.events import BookStatusChanged, TickSizeChanged
+from core.feed.frames import book_frame, change, price_change_frame
 from core.feed.processor import FeedProcessor
-from core.feed.synth import book_frame, change, price_change_frame
 from core.types import BookStatus
 
 A = "1111"

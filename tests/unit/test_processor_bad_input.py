@@ -11,8 +11,8 @@ import pytest
 import core.feed.processor as processor_module
 from core.feed.counters import Counters
 from core.feed.events import Pong, PriceChange
+from core.feed.frames import book_frame, change, price_change_frame
 from core.feed.processor import FeedProcessor
-from core.feed.synth import book_frame, change, price_change_frame
 
 A = "1111"
 B = "2222"

@@ -18,8 +18,8 @@ from core.feed.events import (
     TickSizeChanged,
     TradePrint,
 )
+from core.feed.frames import book_frame
 from core.feed.processor import FeedProcessor
-from core.feed.synth import book_frame
 from core.types import BookStatus, Side
 from tests.conftest import load_shared
 
