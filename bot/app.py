@@ -63,7 +63,7 @@ def build_bot(
     token: str,
     users: Iterable[tuple[int, str]],
     alert_chats: Iterable[int],
-    base_url: str = "https://api.telegram.org/bot",
+    base_url: str,
     confirm_ttl_s: float = 30.0,
     commands_per_minute: int = 30,
     alert_cooldown_s: float = 300.0,

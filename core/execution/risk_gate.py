@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
+from core.defaults import VENUE_CANCELS_BURST, VENUE_CANCELS_PER_S, VENUE_ORDERS_BURST, VENUE_ORDERS_PER_S
 from core.events import Alert, AlertCleared, AlertKind, EventBus, Severity, StateChanged
 from core.execution.exposure import ExposureSnapshot
 from core.execution.positions import utc_day
@@ -26,7 +27,6 @@ from core.execution.rules import ReasonCode, RiskDecision, crosses_book, order_r
 from core.execution.store import AuditRecord, ExecutionStore
 from core.execution.throttle import ErrorBreaker, TokenBucket
 from core.execution.types import CancelResult, OrderRequest
-from core.settings.fields import VENUE_CANCELS_BURST, VENUE_CANCELS_PER_S, VENUE_ORDERS_BURST, VENUE_ORDERS_PER_S
 from core.store.models import ARMED_KEY
 from core.types import BookStatus, BookView, MarketInfo, Side
 

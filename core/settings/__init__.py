@@ -28,23 +28,25 @@ are), ``view`` (the masked display), ``walk`` (model introspection).
 
 from __future__ import annotations
 
-from core.settings.fields import (
-    DAY_MS,
-    DAY_S,
+from core.defaults import (
     DEFAULT_CLOB_URL,
     DEFAULT_DB_URL,
     DEFAULT_GAMMA_URL,
     DEFAULT_TELEGRAM_BASE_URL,
     DEFAULT_USER_WS_URL,
     DEFAULT_WS_URL,
-    MAX_PUSD,
-    MAX_SHARES,
-    MAX_TELEGRAM_ID,
-    SUPPORTED_CHAIN_IDS,
     VENUE_CANCELS_BURST,
     VENUE_CANCELS_PER_S,
     VENUE_ORDERS_BURST,
     VENUE_ORDERS_PER_S,
+)
+from core.settings.fields import (
+    DAY_MS,
+    DAY_S,
+    MAX_PUSD,
+    MAX_SHARES,
+    MAX_TELEGRAM_ID,
+    SUPPORTED_CHAIN_IDS,
     CrossFieldProblems,
 )
 from core.settings.load import SECRETS_FILENAME, LoadedSettings, load_settings

@@ -13,19 +13,6 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, SecretStr
 
-# Per-signer venue limits (standard tier); our token buckets must stay strictly below them.
-VENUE_ORDERS_PER_S = 40
-VENUE_ORDERS_BURST = 60
-VENUE_CANCELS_PER_S = 80
-VENUE_CANCELS_BURST = 120
-
-DEFAULT_WS_URL = "wss://ws-subscriptions-clob.polymarket.com/ws/market"
-DEFAULT_USER_WS_URL = "wss://ws-subscriptions-clob.polymarket.com/ws/user"
-DEFAULT_GAMMA_URL = "https://gamma-api.polymarket.com"
-DEFAULT_CLOB_URL = "https://clob.polymarket.com"
-DEFAULT_TELEGRAM_BASE_URL = "https://api.telegram.org/bot"
-DEFAULT_DB_URL = "sqlite:///./var/polybot.db"
-
 # Upper bounds a trader never needs to exceed: a larger value is a typo (an extra zero, 1e308),
 # and a limit nobody can reach is no limit. docs/config-guide.md lists each.
 MAX_PUSD = Decimal(1_000_000_000)

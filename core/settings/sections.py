@@ -15,28 +15,30 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, SecretStr, field_serializer, field_validator, model_validator
 
-from core.redact import TELEGRAM_TOKEN_PATTERN, mask_url_password
-from core.settings.fields import (
-    ADDRESS,
-    BLANK_IS_EMPTY_LIST,
-    DAY_MS,
-    DAY_S,
+from core.defaults import (
     DEFAULT_CLOB_URL,
     DEFAULT_DB_URL,
     DEFAULT_GAMMA_URL,
     DEFAULT_TELEGRAM_BASE_URL,
     DEFAULT_USER_WS_URL,
     DEFAULT_WS_URL,
+    VENUE_CANCELS_BURST,
+    VENUE_CANCELS_PER_S,
+    VENUE_ORDERS_BURST,
+    VENUE_ORDERS_PER_S,
+)
+from core.redact import TELEGRAM_TOKEN_PATTERN, mask_url_password
+from core.settings.fields import (
+    ADDRESS,
+    BLANK_IS_EMPTY_LIST,
+    DAY_MS,
+    DAY_S,
     HEX64,
     HHMM,
     MAX_PUSD,
     MAX_SHARES,
     MAX_TELEGRAM_ID,
     SUPPORTED_CHAIN_IDS,
-    VENUE_CANCELS_BURST,
-    VENUE_CANCELS_PER_S,
-    VENUE_ORDERS_BURST,
-    VENUE_ORDERS_PER_S,
     AssetList,
     CrossFieldProblems,
     HttpUrl,

@@ -22,10 +22,9 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from core.defaults import DB_URL_ENV, DEFAULT_DB_URL
 from core.errors import PolybotError, UsageError
 
-DEFAULT_DB_URL = "sqlite:///./var/polybot.db"
-DB_URL_ENV = "POLYBOT_DB__URL"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 PG_CONNECT_TIMEOUT_S = 10.0
 

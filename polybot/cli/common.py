@@ -16,12 +16,10 @@ from pathlib import Path
 from typing import Any, Protocol, TextIO, runtime_checkable
 from urllib.parse import urlsplit
 
+from core.defaults import DB_URL_ENV, DEFAULT_DB_URL
 from core.errors import PolybotError
 from core.money import parse_plain_decimal
 
-# Kept literal (not imported from the store) so `polybot --help` does not load SQLAlchemy.
-DB_URL_ENV = "POLYBOT_DB__URL"
-DEFAULT_DB_URL = "sqlite:///./var/polybot.db"
 DB_URL_HELP = (
     f"database URL (default: ${DB_URL_ENV} or {DEFAULT_DB_URL}); sqlite:///PATH or postgresql://user:pass@host:5432/db"
 )

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from core.store.db import DB_URL_ENV
+from core.defaults import DB_URL_ENV
 from core.store.migrate import head_revision
 from core.store.models import TABLES
 from polybot.cli.main import main

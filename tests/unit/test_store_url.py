@@ -7,10 +7,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from core.defaults import DB_URL_ENV, DEFAULT_DB_URL
 from core.errors import PolybotError, UsageError
 from core.store.db import (
-    DB_URL_ENV,
-    DEFAULT_DB_URL,
     connect_error,
     create_engine,
     default_db_url,

@@ -35,6 +35,7 @@ from typing import NoReturn
 import httpx
 from py_clob_client_v2.clob_types import ApiCreds
 
+from core.defaults import DEFAULT_CLOB_URL
 from core.errors import PolybotError, UsageError
 from core.execution.events import EventSink
 from core.execution.relayers import clob_post
@@ -63,7 +64,6 @@ from core.execution.types import (
     VenueOrder,
 )
 from core.execution.venue_link import VenueStatus
-from core.settings.fields import DEFAULT_CLOB_URL
 from core.types import MarketInfo, Mode
 
 log = logging.getLogger(__name__)

@@ -38,12 +38,7 @@ def register(sub: Subcommands) -> None:
                 "possible from Telegram, by an operator."
             ),
         )
-        p.add_argument(
-            "--db-url",
-            type=common.db_url,
-            default=None,
-            help="the service's database (default sqlite:///./var/polybot.db)",
-        )
+        p.add_argument("--db-url", type=common.db_url, default=None, help=common.DB_URL_HELP)
         p.add_argument("--reason", default="requested from the CLI", help="recorded in the audit trail")
         p.add_argument(
             "--wait",

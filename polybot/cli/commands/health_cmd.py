@@ -30,9 +30,7 @@ def register(sub: Subcommands) -> None:
         example="polybot status-top --limit 10 --db-url sqlite:///./var/polybot.db",
     )
     p.add_argument("--limit", type=common.count, default=10, help="how many assets (default 10)")
-    p.add_argument(
-        "--db-url", type=common.db_url, default=None, help="database URL (default sqlite:///./var/polybot.db)"
-    )
+    p.add_argument("--db-url", type=common.db_url, default=None, help=common.DB_URL_HELP)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_status_top)
 
@@ -53,9 +51,7 @@ def register(sub: Subcommands) -> None:
         default=60_000,
         help="max age of an asset's last update (default 60000)",
     )
-    h.add_argument(
-        "--db-url", type=common.db_url, default=None, help="database URL (default sqlite:///./var/polybot.db)"
-    )
+    h.add_argument("--db-url", type=common.db_url, default=None, help=common.DB_URL_HELP)
     h.add_argument("--json", action="store_true")
     h.set_defaults(func=_health)
 

@@ -9,6 +9,7 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
+from core.defaults import DEFAULT_CLOB_URL
 from core.errors import PolybotError, UsageError
 from polybot.cli import common
 from polybot.cli.common import stop_on_signals
@@ -20,7 +21,6 @@ if TYPE_CHECKING:
 PRIVATE_KEY_ENV = "POLYBOT_PRIVATE_KEY"
 _UNIX_SECONDS = common.int_arg(0, 253_402_300_799, unit="unix seconds")  # up to the year 9999
 _CHAIN_ID = common.int_arg(1, 2**53)
-DEFAULT_CLOB_URL = "https://clob.polymarket.com"
 
 
 def register(sub: Subcommands) -> None:

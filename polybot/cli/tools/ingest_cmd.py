@@ -9,6 +9,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
+from core.defaults import DEFAULT_WS_URL
 from core.errors import PolybotError
 from polybot.cli import common
 from polybot.cli.main import add_command
@@ -32,13 +33,9 @@ def register(sub: Subcommands) -> None:
             "Rows the writer could not queue (database far slower than the feed) are counted and reported."
         ),
     )
-    p.add_argument(
-        "url", type=common.ws_url, help="market channel URL, e.g. wss://ws-subscriptions-clob.polymarket.com/ws/market"
-    )
+    p.add_argument("url", type=common.ws_url, help=f"market channel URL, e.g. {DEFAULT_WS_URL}")
     p.add_argument("assets", nargs="+", metavar="ASSET", help="token ids to subscribe")
-    p.add_argument(
-        "--db-url", type=common.db_url, default=None, help="database URL (default sqlite:///./var/polybot.db)"
-    )
+    p.add_argument("--db-url", type=common.db_url, default=None, help=common.DB_URL_HELP)
     p.add_argument("--max-messages", type=common.count, default=None, metavar="N", help="stop after N frames")
     p.add_argument("--duration", type=common.duration_s, default=None, metavar="S", help="stop after S seconds")
     p.add_argument("--migrate", action="store_true", help="apply pending migrations first")

@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # SQLAlchemy and the feed load only when a command runs
 
     from core.types import MarketInfo, TokenInfo
 
-_DB_HELP = "database URL: sqlite:///PATH or postgresql://user@host:5432/db (default: $POLYBOT_DB__URL or sqlite:///./var/polybot.db)"
+_DB_HELP = common.DB_URL_HELP
 
 
 _SHARES = common.order_shares
