@@ -24,6 +24,11 @@ DEFAULT_GAMMA_URL: Final = "https://gamma-api.polymarket.com"
 DEFAULT_CLOB_URL: Final = "https://clob.polymarket.com"
 DEFAULT_TELEGRAM_BASE_URL: Final = "https://api.telegram.org/bot"
 
+GAMMA_MAX_LIMIT: Final = 100
+"""Gamma caps ``limit`` at 100 items per page."""
+GAMMA_MAX_OFFSET: Final = 10_000
+"""Gamma refuses offsets above 10,000: offset paging cannot see further than this."""
+
 DEFAULT_DB_URL: Final = "sqlite:///./var/polybot.db"
 DB_URL_ENV: Final = "POLYBOT_DB__URL"
 """The settings' ``db.url`` as an environment variable (``POLYBOT_`` + ``DB__URL``); faces read it too."""

@@ -15,7 +15,7 @@ package is split along the way a market travels:
 The names below are the package's public face; import them from ``core.markets``.
 """
 
-from core.markets.client import GAMMA_URL, MAX_LIMIT, MAX_OFFSET, ClientStats, GammaClient, GammaPage
+from core.markets.client import ClientStats, GammaClient, GammaPage
 from core.markets.errors import BadReason, GammaError, GammaParseError, MarketLookupError, RefusedReason
 from core.markets.queries import (
     StoredMarket,
@@ -42,9 +42,6 @@ from core.markets.translate import (
 __all__ = [
     "DEFAULT_MIN_SIZE",
     "DEFAULT_TICK",
-    "GAMMA_URL",
-    "MAX_LIMIT",
-    "MAX_OFFSET",
     "UNKNOWN_FEE_RATE",
     "BadReason",
     "ClientStats",

@@ -18,17 +18,13 @@ from typing import Final
 import httpx
 import msgspec
 
+from core.defaults import DEFAULT_GAMMA_URL, GAMMA_MAX_LIMIT, GAMMA_MAX_OFFSET
 from core.markets.errors import GammaError
 from core.markets.wire import split_items
 from core.retry import Backoff, Outcome, Retry, RetryAfter, Sleep, retry_after_seconds, retry_call, upward_jitter
 
 log = logging.getLogger(__name__)
 
-GAMMA_URL: Final = "https://gamma-api.polymarket.com"
-MAX_LIMIT: Final = 100
-"""Gamma caps ``limit`` at 100 items per page."""
-MAX_OFFSET: Final = 10_000
-"""Gamma refuses offsets above 10,000: offset paging cannot see further than this."""
 
 _RETRYABLE_STATUS: Final = frozenset({408, 425, 429, 500, 502, 503, 504})
 _RETRY_AFTER_STATUS: Final = frozenset({429, 503})
@@ -86,7 +82,7 @@ class GammaClient:
 
     def __init__(
         self,
-        base_url: str = GAMMA_URL,
+        base_url: str = DEFAULT_GAMMA_URL,
         *,
         timeout_s: float = 10.0,
         max_retries: int = 4,
@@ -200,7 +196,7 @@ class GammaClient:
     async def get_markets(
         self,
         *,
-        limit: int = MAX_LIMIT,
+        limit: int = GAMMA_MAX_LIMIT,
         offset: int = 0,
         active: bool | None = None,
         closed: bool | None = None,
@@ -208,12 +204,12 @@ class GammaClient:
         slugs: Sequence[str] | None = None,
     ) -> list[msgspec.Raw]:
         """One ``GET /markets`` page (undecoded items)."""
-        if not 1 <= limit <= MAX_LIMIT:
-            raise ValueError(f"limit must be in 1..{MAX_LIMIT}")
-        if not 0 <= offset <= MAX_OFFSET:
-            raise ValueError(f"offset must be in 0..{MAX_OFFSET}")
-        if condition_ids is not None and len(condition_ids) > MAX_LIMIT:
-            raise ValueError(f"at most {MAX_LIMIT} condition ids per request")
+        if not 1 <= limit <= GAMMA_MAX_LIMIT:
+            raise ValueError(f"limit must be in 1..{GAMMA_MAX_LIMIT}")
+        if not 0 <= offset <= GAMMA_MAX_OFFSET:
+            raise ValueError(f"offset must be in 0..{GAMMA_MAX_OFFSET}")
+        if condition_ids is not None and len(condition_ids) > GAMMA_MAX_LIMIT:
+            raise ValueError(f"at most {GAMMA_MAX_LIMIT} condition ids per request")
         params = {
             "limit": limit,
             "offset": offset,
@@ -229,7 +225,7 @@ class GammaClient:
         *,
         active: bool | None = None,
         closed: bool | None = None,
-        limit: int = MAX_LIMIT,
+        limit: int = GAMMA_MAX_LIMIT,
         max_pages: int | None = None,
         start_offset: int = 0,
     ) -> AsyncIterator[GammaPage]:
@@ -251,7 +247,7 @@ class GammaClient:
         *,
         active: bool | None = None,
         closed: bool | None = None,
-        limit: int = MAX_LIMIT,
+        limit: int = GAMMA_MAX_LIMIT,
         max_pages: int | None = None,
     ) -> AsyncIterator[msgspec.Raw]:
         """Every ``/markets`` item (undecoded), page after page."""
@@ -260,7 +256,7 @@ class GammaClient:
                 yield item
 
     async def get_events(
-        self, *, limit: int = MAX_LIMIT, offset: int = 0, active: bool | None = None, closed: bool | None = None
+        self, *, limit: int = GAMMA_MAX_LIMIT, offset: int = 0, active: bool | None = None, closed: bool | None = None
     ) -> list[msgspec.Raw]:
         """One ``GET /events`` page (undecoded events, each with its ``markets``)."""
         params = {"limit": limit, "offset": offset, "active": _flag_param(active), "closed": _flag_param(closed)}
@@ -276,7 +272,7 @@ def _stop_reason(count: int, limit: int, number: int, max_pages: int | None, off
         return "end"
     if max_pages is not None and number >= max_pages:
         return "max_pages"
-    if offset + limit > MAX_OFFSET:
-        log.warning("gamma: offset cap %d reached; markets past it are not listed by offset paging", MAX_OFFSET)
+    if offset + limit > GAMMA_MAX_OFFSET:
+        log.warning("gamma: offset cap %d reached; markets past it are not listed by offset paging", GAMMA_MAX_OFFSET)
         return "offset_cap"
     return None

@@ -7,7 +7,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from core.markets.client import MAX_LIMIT, GammaClient
+from core.defaults import GAMMA_MAX_LIMIT
+from core.markets.client import GammaClient
 from core.markets.repository import SessionSource, UpsertCounts, upsert_markets
 from core.markets.translate import GammaMarket, ParseStats, parse_markets
 
@@ -20,7 +21,7 @@ class MarketFilters:
 
     active: bool | None = True
     closed: bool | None = False
-    limit: int = MAX_LIMIT
+    limit: int = GAMMA_MAX_LIMIT
     max_pages: int | None = None
 
 

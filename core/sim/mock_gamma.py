@@ -22,13 +22,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from core.defaults import GAMMA_MAX_LIMIT, GAMMA_MAX_OFFSET
 from core.sim.mock_clob_http import HttpRequest, HttpResponse, MiniHttpServer, sleep_until
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MARKETS_FILE = Path(__file__).resolve().parents[2] / "fixtures" / "gamma" / "markets.json"
-MAX_LIMIT = 100
-MAX_OFFSET = 10_000
 
 
 # --------------------------------------------------------------------------------------------
@@ -377,10 +376,10 @@ class MockGammaServer:
 
     def _answer(self, path: str, params: Mapping[str, list[str]]) -> HttpResponse:
         try:
-            limit = max(0, min(MAX_LIMIT, _int_param(params, "limit", MAX_LIMIT)))
+            limit = max(0, min(GAMMA_MAX_LIMIT, _int_param(params, "limit", GAMMA_MAX_LIMIT)))
             offset = _int_param(params, "offset", 0)
-            if not 0 <= offset <= MAX_OFFSET:
-                return HttpResponse.error(422, f"offset must be between 0 and {MAX_OFFSET}")
+            if not 0 <= offset <= GAMMA_MAX_OFFSET:
+                return HttpResponse.error(422, f"offset must be between 0 and {GAMMA_MAX_OFFSET}")
             active = _bool_param(params, "active")
             closed = _bool_param(params, "closed")
         except ValueError as exc:

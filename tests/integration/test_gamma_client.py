@@ -12,7 +12,8 @@ import httpx
 import msgspec
 import pytest
 
-from core.markets import MAX_OFFSET, GammaClient, GammaError, parse_events, parse_markets
+from core.defaults import GAMMA_MAX_OFFSET
+from core.markets import GammaClient, GammaError, parse_events, parse_markets
 from core.markets.wire import GammaMarketItem, decode_market
 from core.retry import Backoff, upward_jitter
 from core.sim.mock_gamma import MockGammaServer, events_from_markets, load_markets_file, synthetic_markets
@@ -63,11 +64,11 @@ async def test_max_pages_stops_early(server: MockGammaServer) -> None:
 
 async def test_offset_cap_stops_paging(server: MockGammaServer) -> None:
     async with GammaClient(server.url, **FAST) as client:
-        pages = [p async for p in client.iter_pages(limit=100, max_pages=None, start_offset=MAX_OFFSET - 100)]
+        pages = [p async for p in client.iter_pages(limit=100, max_pages=None, start_offset=GAMMA_MAX_OFFSET - 100)]
         # the server has only 250 markets, so the page at 9900 is empty: paging ends normally
         assert pages[-1].stop_reason == "end"
         with pytest.raises(ValueError):
-            await client.get_markets(offset=MAX_OFFSET + 1)
+            await client.get_markets(offset=GAMMA_MAX_OFFSET + 1)
 
 
 async def test_offset_cap_reported_when_pages_are_full() -> None:
@@ -75,8 +76,8 @@ async def test_offset_cap_reported_when_pages_are_full() -> None:
     async with MockGammaServer(markets=synthetic_markets(100)) as srv:
         srv.markets = srv.markets * 101  # 10,100 items (repeats are fine for this check)
         async with GammaClient(srv.url, **FAST) as client:
-            pages = [p async for p in client.iter_pages(limit=50, start_offset=MAX_OFFSET - 50)]
-    assert [p.offset for p in pages] == [MAX_OFFSET - 50, MAX_OFFSET]
+            pages = [p async for p in client.iter_pages(limit=50, start_offset=GAMMA_MAX_OFFSET - 50)]
+    assert [p.offset for p in pages] == [GAMMA_MAX_OFFSET - 50, GAMMA_MAX_OFFSET]
     assert pages[-1].stop_reason == "offset_cap"
 
 
@@ -107,7 +108,7 @@ async def test_comma_separated_condition_ids() -> None:
         items = srv.markets
         cids = ",".join(m["conditionId"] for m in items[:3])
         resp = await http.get(f"{srv.url}/markets", params={"condition_ids": cids})
-        bad = await http.get(f"{srv.url}/markets", params={"offset": MAX_OFFSET + 1})
+        bad = await http.get(f"{srv.url}/markets", params={"offset": GAMMA_MAX_OFFSET + 1})
         nope = await http.get(f"{srv.url}/nope")
         post = await http.post(f"{srv.url}/markets")
     assert len(resp.json()) == 3

@@ -8,6 +8,7 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
+from core.defaults import DEFAULT_GAMMA_URL, GAMMA_MAX_LIMIT
 from core.errors import PolybotError, UsageError
 from core.store.migrate import ensure_schema
 from polybot.cli import common
@@ -18,8 +19,7 @@ if TYPE_CHECKING:  # the heavy modules (httpx, SQLAlchemy, Alembic) load only wh
     from core.markets import RefreshResult
     from polybot.cli.main import Subcommands
 
-MAX_LIMIT = 100  # Gamma's page cap (core.markets.MAX_LIMIT)
-_PAGE_LIMIT = common.int_arg(1, MAX_LIMIT)
+_PAGE_LIMIT = common.int_arg(1, GAMMA_MAX_LIMIT)
 _RETRIES = common.int_arg(0, 20)
 _BACKOFF = common.float_arg(0, 3600, unit="seconds")
 _SYNTHETIC = common.int_arg(1, 100_000)
@@ -47,7 +47,7 @@ def register(sub: Subcommands) -> None:
         type=common.http_url,
         default=None,
         metavar="URL",
-        help="Gamma base URL (default: https://gamma-api.polymarket.com)",
+        help=f"Gamma base URL (default: {DEFAULT_GAMMA_URL})",
     )
     p.add_argument("--db-url", type=common.db_url, default=None, help=common.DB_URL_HELP)
     p.add_argument(
@@ -57,7 +57,11 @@ def register(sub: Subcommands) -> None:
     p.add_argument("--all", action="store_true", help="no active/closed filter at all")
     p.add_argument("--max-pages", type=common.count, default=None, metavar="N", help="stop after N pages")
     p.add_argument(
-        "--limit", type=_PAGE_LIMIT, default=MAX_LIMIT, metavar="N", help="items per page, 1..100 (default 100)"
+        "--limit",
+        type=_PAGE_LIMIT,
+        default=GAMMA_MAX_LIMIT,
+        metavar="N",
+        help=f"items per page, 1..{GAMMA_MAX_LIMIT} (default {GAMMA_MAX_LIMIT})",
     )
     p.add_argument(
         "--timeout", type=common.timeout_s, default=10.0, metavar="S", help="HTTP timeout per request (default 10 s)"
@@ -124,7 +128,7 @@ def _progress_line(result: RefreshResult) -> None:
 
 
 def _refresh_cmd(args: argparse.Namespace) -> int:
-    from core.markets import GAMMA_URL, GammaClient, MarketFilters, refresh_markets
+    from core.markets import GammaClient, MarketFilters, refresh_markets
     from core.store.db import create_engine
 
     filters = MarketFilters(
@@ -134,7 +138,7 @@ def _refresh_cmd(args: argparse.Namespace) -> int:
         max_pages=args.max_pages,
     )
     url = db_url_arg(args)
-    gamma_url = args.url or GAMMA_URL
+    gamma_url = args.url or DEFAULT_GAMMA_URL
     tty = sys.stderr.isatty() and not args.json
 
     async def run() -> RefreshResult:
