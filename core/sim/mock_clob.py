@@ -1,5 +1,5 @@
 """Local double of Polymarket's CLOB V2: REST over real HTTP plus the ``/ws/user`` channel, one
-aiohttp app (:mod:`core.sim.mock_clob_http`).
+aiohttp app (:mod:`core.sim.http_double`).
 
 It answers what ``py-clob-client-v2`` calls (server time/version, market info, tick size,
 neg-risk, fee rate, book, L1/L2 auth, order post/cancel, cancel-all, open orders, trades,
@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 
 from eth_utils.address import to_checksum_address
 
+from core.sim.http_double import DROP, HttpRequest, HttpResponse, MiniHttpServer, RouteSpec, sleep_until
 from core.sim.mock_clob_auth import ClobAuth
 from core.sim.mock_clob_faults import (
     DROP_AFTER_ACCEPT,
@@ -42,7 +43,6 @@ from core.sim.mock_clob_faults import (
     make_fault,
     take_fault,
 )
-from core.sim.mock_clob_http import DROP, HttpRequest, HttpResponse, MiniHttpServer, RouteSpec, sleep_until
 from core.sim.mock_clob_reads import ReadRoutes
 from core.sim.mock_clob_state import ApiKey, Book, Ledger, MockMarket, MockOrder, MockTrade, fmt
 from core.sim.mock_clob_trading import TradingRoutes

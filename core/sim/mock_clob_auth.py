@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from eth_utils.address import to_checksum_address
 
-from core.sim.mock_clob_http import HttpRequest
+from core.sim.http_double import HttpRequest
 from core.sim.mock_clob_state import ApiKey, derive_api_key
 from core.sim.mock_clob_venue import Reject
 from core.sim.mock_clob_verify import l2_signature, recover_clob_auth

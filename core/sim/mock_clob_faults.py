@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.sim.mock_clob_http import HttpResponse
+from core.sim.http_double import HttpResponse
 
 FAULTS = ("400", "425", "429", "500", "502", "503", "hang", "timeout_after_accept", "drop_after_accept")
 HANG = "hang"

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from core.money import UNIT
+from core.sim.http_double import HttpRequest, HttpResponse, RouteSpec
 from core.sim.mock_clob_auth import ClobAuth
-from core.sim.mock_clob_http import HttpRequest, HttpResponse, RouteSpec
 from core.sim.mock_clob_state import MAX_ALLOWANCE, MockTrade
 from core.sim.mock_clob_venue import ClobVenue, Json, Reject
 

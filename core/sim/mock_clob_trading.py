@@ -14,8 +14,8 @@ import uuid
 from collections.abc import Callable
 from decimal import Decimal
 
+from core.sim.http_double import HttpRequest, HttpResponse, RouteSpec
 from core.sim.mock_clob_auth import ClobAuth
-from core.sim.mock_clob_http import HttpRequest, HttpResponse, RouteSpec
 from core.sim.mock_clob_state import ApiKey, MockTrade
 from core.sim.mock_clob_user import UserChannel
 from core.sim.mock_clob_venue import ClobVenue, Json, Placement, Reject, refused_in_batch

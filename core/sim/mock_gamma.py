@@ -1,5 +1,5 @@
 """A local Gamma double: ``GET /markets`` and ``GET /events`` over real HTTP (aiohttp, through
-:class:`core.sim.mock_clob_http.MiniHttpServer`), so httpx talks to it exactly as it talks to
+:class:`core.sim.http_double.MiniHttpServer`), so httpx talks to it exactly as it talks to
 Gamma. Filters follow Gamma: ``limit`` (capped at 100),
 ``offset`` (refused above 10,000), ``active``, ``closed``, ``condition_ids`` and ``slug``
 (repeated or comma-separated), ``id``. Fault injection for tests: the next N responses can
@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from core.defaults import GAMMA_MAX_LIMIT, GAMMA_MAX_OFFSET
-from core.sim.mock_clob_http import HttpRequest, HttpResponse, MiniHttpServer, sleep_until
+from core.sim.http_double import HttpRequest, HttpResponse, MiniHttpServer, sleep_until
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from eth_account import Account
 from eth_account.messages import encode_typed_data
 
 from core.execution import approvals as ap
-from core.sim.mock_clob_http import HttpRequest, HttpResponse, MiniHttpServer
+from core.sim.http_double import HttpRequest, HttpResponse, MiniHttpServer
 from core.sim.mock_clob_verify import order_typed_data, recover_order_signer
 from polybot.cli.main import main
 from tests.conftest import REPO_ROOT, load_shared

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
-from core.sim.mock_clob_http import HttpRequest, HttpResponse, MiniHttpServer
+from core.sim.http_double import HttpRequest, HttpResponse, MiniHttpServer
 
 BOT_USER = {"id": 4242, "is_bot": True, "first_name": "Polybot", "username": "polybot_local_bot"}
 

@@ -32,8 +32,8 @@ from py_clob_client_v2.exceptions import PolyApiException
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from core.sim.http_double import HttpRequest, HttpResponse, MiniHttpServer
 from core.sim.mock_clob import MockClobServer, MockClobThread, MockMarket
-from core.sim.mock_clob_http import HttpRequest, HttpResponse, MiniHttpServer
 
 KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 ADDRESS = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"

@@ -14,8 +14,8 @@ import pytest
 
 from core.preflight import check_clob, check_database, check_feed, run_preflight, status_of
 from core.settings import LoadedSettings, load_settings
+from core.sim.http_double import HttpRequest, HttpResponse
 from core.sim.mock_clob import MockClobServer
-from core.sim.mock_clob_http import HttpRequest, HttpResponse
 from core.sim.mock_ws import MockMarketServer
 from core.store.migrate import head_revision, upgrade_to_head
 

@@ -12,7 +12,7 @@ from py_clob_client_v2.config import get_contract_config
 
 from core.errors import PolybotError, UsageError
 from core.execution import approvals as ap
-from core.sim.mock_clob_http import HttpRequest, HttpResponse, MiniHttpServer
+from core.sim.http_double import HttpRequest, HttpResponse, MiniHttpServer
 
 OWNER = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
 
