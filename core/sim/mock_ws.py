@@ -116,7 +116,7 @@ class MockMarketServer:
         self._max_queue = max_queue
         self._compression = compression
         self._market = MarketBooks()
-        self._books = self._market.books  # asset -> ServerBook (the fault suite reads it)
+        self._books = self._market.books  # asset -> ServerBook (others read one through book())
         self._levels = levels
         self._start_ts_ms = start_ts_ms
         self._source: Iterator[str] | None = None

@@ -232,7 +232,7 @@ async def test_ws_reconnects_with_a_different_book(
     async with running_service(sqlite_url, monkeypatch, rate_hz=20.0) as rig:
         await rig.wait_books_ok()
         asset = rig.ws.asset_ids[0]
-        server_book = rig.ws._books[asset]
+        server_book = rig.ws.book(asset)
         bids = sorted(server_book.bids.items())  # ascending: the deepest bid first
         removed = bids[0][0]
         extra = Decimal("0.01") if Decimal("0.01") not in server_book.bids else Decimal("0.02")
@@ -264,8 +264,8 @@ async def test_a_feed_that_keeps_disagreeing_is_reseeded_at_a_bounded_rate(
     """One lost delta, then a venue whose GET /book (the CLOB double keeps its own books) never
     matches the stream: every burst is a new mismatch. Re-seeds stay at one per asset per
     RESEED_COOLDOWN_S instead of one per fault (that storm starved the loop and hung the demo)."""
+    from core.app.reseed import RESEED_COOLDOWN_S
     from core.feed.synth import change, price_change_frame
-    from core.service import RESEED_COOLDOWN_S
 
     fault_record.scenario = "feed keeps disagreeing with its books: re-seeds rate-bounded"
     async with running_service(sqlite_url, monkeypatch, feed="demo", rate_hz=250.0, live=True) as rig:
