@@ -117,7 +117,10 @@ def register(sub: Subcommands) -> None:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=common.tcp_port, default=8081, help="REST port (0 = pick a free one)")
     p.add_argument(
-        "--ws-port", type=common.tcp_port, default=0, help="user-channel websocket port (0 = pick a free one)"
+        "--ws-port",
+        type=common.tcp_port,
+        default=0,
+        help="user-channel websocket port (0 = the REST port: one app serves both)",
     )
     p.add_argument("--confirm-delay", type=common.delay_s, default=2.0, help="seconds from MATCHED to CONFIRMED")
     p.add_argument("--settlement", choices=["confirm", "fail"], default="confirm", help="how trades settle")
