@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, is_dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Literal, TypedDict
 
 from core.errors import PolybotError
 from core.store.status_types import StoredAsset, StoredStatus
@@ -30,7 +31,10 @@ __all__ = [
     "PnlReport",
     "PositionRow",
     "PreflightCheck",
+    "PreflightCheckDict",
     "PreflightReport",
+    "PreflightReportDict",
+    "PreflightStatus",
     "QuoteRow",
     "SmokeResult",
     "StatusReport",
@@ -159,15 +163,35 @@ class MarketListing:
     """Whether the database holds any market at all (an empty listing then means "no match")."""
 
 
+PreflightStatus = Literal["PASS", "FAIL", "SKIP"]
+
+
+class PreflightCheckDict(TypedDict):
+    name: str
+    status: PreflightStatus
+    ok: bool
+    skipped: bool
+    detail: str
+
+
+class PreflightReportDict(TypedDict):
+    ok: bool
+    failed: list[str]
+    checks: list[PreflightCheckDict]
+
+
 @dataclass(frozen=True)
 class PreflightCheck:
+    """One preflight row. A skipped check has ``ok=False, skipped=True``: a renderer that tests
+    ``ok`` first shows it as SKIP, while :attr:`PreflightReport.ok` still counts it as passing."""
+
     name: str
     ok: bool
     detail: str = ""
     skipped: bool = False
 
     @property
-    def status(self) -> str:
+    def status(self) -> PreflightStatus:
         """``PASS``, ``FAIL`` or ``SKIP``."""
         if self.skipped:
             return "SKIP"
@@ -184,9 +208,11 @@ class PreflightReport:
 
     @property
     def failed(self) -> list[str]:
+        """The names of the checks that failed (a skipped check did not)."""
         return [c.name for c in self.checks if not c.ok and not c.skipped]
 
-    def as_dict(self) -> dict[str, object]:
+    def as_dict(self) -> PreflightReportDict:
+        """The JSON form (``polybot preflight --json``)."""
         return {
             "ok": self.ok,
             "failed": self.failed,

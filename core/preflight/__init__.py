@@ -32,7 +32,8 @@ passwords are never formatted, and every detail goes through :func:`core.redact.
 
 The service wires it into the control facade as ``lambda offline: run_preflight(loaded, offline=offline)``.
 
-The modules: ``report`` (check names, PASS/FAIL/SKIP rows, the table and JSON forms), ``local``
+The modules: ``report`` (check names, rows with redacted details, the guard; the table and JSON
+forms are :class:`~core.control.types.PreflightReport`'s), ``local``
 (the checks without network), ``probes`` (the checks that reach a service), ``run`` (the whole
 report).
 """
@@ -74,12 +75,6 @@ from core.preflight.report import (
     RISK,
     SECRETS,
     TELEGRAM,
-    CheckDict,
-    ReportDict,
-    failed_names,
-    report_as_dict,
-    report_lines,
-    status_of,
 )
 from core.preflight.run import run_preflight
 
@@ -99,8 +94,6 @@ __all__ = [
     "RISK",
     "SECRETS",
     "TELEGRAM",
-    "CheckDict",
-    "ReportDict",
     "check_allowances",
     "check_balance",
     "check_clob",
@@ -113,12 +106,8 @@ __all__ = [
     "check_risk",
     "check_secrets",
     "check_telegram",
-    "failed_names",
     "key_address",
     "maker_address",
-    "report_as_dict",
-    "report_lines",
     "risk_limits_from_settings",
     "run_preflight",
-    "status_of",
 ]

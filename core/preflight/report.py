@@ -1,7 +1,7 @@
-"""Preflight results: the check names, PASS/FAIL/SKIP rows with redacted details, the report forms.
+"""Preflight rows: the check names, rows with redacted details, and the guard every check runs under.
 
-A skipped check has ``ok=False, skipped=True`` so that every renderer (CLI, Telegram) that tests
-``ok`` first shows it as SKIP, while :attr:`PreflightReport.ok` still counts it as passing.
+The rows and the report, with their PASS/FAIL/SKIP status, table and JSON forms, are the result
+types :class:`core.control.types.PreflightCheck` and :class:`~core.control.types.PreflightReport`.
 """
 
 from __future__ import annotations
@@ -9,10 +9,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable
-from typing import Literal, TypedDict
 from urllib.parse import urlsplit
 
-from core.control.types import PreflightCheck, PreflightReport
+from core.control.types import PreflightCheck
 from core.redact import redact
 
 log = logging.getLogger(__name__)
@@ -32,22 +31,6 @@ BALANCE = "balance"
 RISK = "risk limits"
 TELEGRAM = "telegram"
 
-Status = Literal["PASS", "FAIL", "SKIP"]
-
-
-class CheckDict(TypedDict):
-    name: str
-    status: Status
-    ok: bool
-    skipped: bool
-    detail: str
-
-
-class ReportDict(TypedDict):
-    ok: bool
-    failed: list[str]
-    checks: list[CheckDict]
-
 
 def passed(name: str, detail: str) -> PreflightCheck:
     return PreflightCheck(name, True, redact(detail))
@@ -59,41 +42,6 @@ def failed(name: str, detail: str) -> PreflightCheck:
 
 def skipped(name: str, detail: str) -> PreflightCheck:
     return PreflightCheck(name, False, redact(detail), skipped=True)
-
-
-def status_of(check: PreflightCheck) -> Status:
-    """``PASS``, ``FAIL`` or ``SKIP``."""
-    if check.skipped:
-        return "SKIP"
-    return "PASS" if check.ok else "FAIL"
-
-
-def failed_names(report: PreflightReport) -> list[str]:
-    return [c.name for c in report.checks if not c.ok and not c.skipped]
-
-
-def report_as_dict(report: PreflightReport) -> ReportDict:
-    return {
-        "ok": report.ok,
-        "failed": failed_names(report),
-        "checks": [
-            {"name": c.name, "status": status_of(c), "ok": c.ok, "skipped": c.skipped, "detail": c.detail}
-            for c in report.checks
-        ],
-    }
-
-
-def report_lines(report: PreflightReport) -> list[str]:
-    """The PASS/FAIL/SKIP table and a verdict line, for a terminal."""
-    width = max((len(c.name) for c in report.checks), default=0)
-    lines = [f"{status_of(c):<4}  {c.name:<{width}}  {c.detail}" for c in report.checks]
-    names = failed_names(report)
-    skips = sum(1 for c in report.checks if c.skipped)
-    if names:
-        lines.append(f"preflight FAILED: {len(names)} of {len(report.checks)} checks failed ({', '.join(names)})")
-    else:
-        lines.append(f"preflight passed ({len(report.checks) - skips} passed, {skips} skipped)")
-    return lines
 
 
 def one_line(exc: BaseException) -> str:

@@ -36,7 +36,6 @@ from core.preflight.report import (
     DATABASE,
     FEED,
     failed,
-    failed_names,
     guard,
     one_line,
     ready,
@@ -147,7 +146,5 @@ async def run_preflight(
             check_telegram(settings),
         ]
     )
-    log.info(
-        "preflight %s (failed: %s)", "passed" if report.ok else "FAILED", ", ".join(failed_names(report)) or "none"
-    )
+    log.info("preflight %s (failed: %s)", "passed" if report.ok else "FAILED", ", ".join(report.failed) or "none")
     return report

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from core.preflight import check_clob, check_database, check_feed, run_preflight, status_of
+from core.preflight import check_clob, check_database, check_feed, run_preflight
 from core.settings import LoadedSettings, load_settings
 from core.sim.http_double import HttpRequest, HttpResponse
 from core.sim.mock_clob import MockClobServer
@@ -159,7 +159,7 @@ async def test_skewed_clob_clock_fails(tmp_path: Path) -> None:
     finally:
         await server.stop()
     assert reach.ok
-    assert not clock.ok and status_of(clock) == "FAIL"
+    assert not clock.ok and clock.status == "FAIL"
     found = re.search(r"server clock ([+-][0-9.]+) s", clock.detail)
     assert found is not None and abs(float(found.group(1)) - 30) <= 0.6, clock.detail
 
@@ -187,8 +187,8 @@ async def test_everything_passes_online_against_the_doubles(
     await upgrade_to_head(sqlite_url)
     loaded = _load(tmp_path, _full_config(clob, feed.url, sqlite_url), KEY_ENV)
     report = await run_preflight(loaded, offline=False, timeout_s=3)
-    statuses = {c.name: status_of(c) for c in report.checks}
-    assert report.ok, [c for c in report.checks if status_of(c) == "FAIL"]
+    statuses = {c.name: c.status for c in report.checks}
+    assert report.ok, [c for c in report.checks if c.status == "FAIL"]
     assert statuses == {
         "config": "PASS",
         "mode": "PASS",
@@ -239,7 +239,7 @@ async def test_the_balance_is_read_only_when_it_can_be(
     )
     report = await run_preflight(_load(tmp_path, toml, KEY_ENV), offline=offline, timeout_s=2)
     balance = next(c for c in report.checks if c.name == "balance")
-    assert status_of(balance) == "SKIP" and balance.detail == detail
+    assert balance.status == "SKIP" and balance.detail == detail
 
 
 async def test_online_with_a_dead_clob_and_feed_fails(tmp_path: Path, sqlite_url: str) -> None:
@@ -271,7 +271,7 @@ async def test_live_preflight_reads_the_balance_and_fails_below_the_largest_orde
     config = _full_config(clob, feed.url, sqlite_url, "dry_run = false\n[risk]\nmax_order_notional = 50\n")
     report = await run_preflight(_load(tmp_path, config, env), offline=False, timeout_s=3)
     balance = next(c for c in report.checks if c.name == "balance")
-    assert status_of(balance) == verdict, balance.detail
+    assert balance.status == verdict, balance.detail
     assert f"{funds} pUSD at the venue" in balance.detail
     assert (verdict == "PASS") == report.ok or verdict == "PASS"
     if verdict == "FAIL":

@@ -28,10 +28,7 @@ from core.preflight import (
     check_telegram,
     key_address,
     maker_address,
-    report_as_dict,
-    report_lines,
     risk_limits_from_settings,
-    status_of,
 )
 from core.preflight.report import origin_of
 from core.settings import LoadedSettings, RelayerSettings, RiskSettings, Settings, TelegramSettings, load_settings
@@ -65,12 +62,12 @@ def _assert_no_key(*texts: str) -> None:
 
 def test_key_check_skipped_in_paper_mode(tmp_path: Path) -> None:
     check = check_key(_load(tmp_path, "").settings)
-    assert check.skipped and not check.ok and status_of(check) == "SKIP"
+    assert check.skipped and not check.ok and check.status == "SKIP"
 
 
 def test_eoa_key_without_funder_passes_and_names_the_address(tmp_path: Path) -> None:
     check = check_key(_real(tmp_path).settings)
-    assert check.ok and status_of(check) == "PASS", check.detail
+    assert check.ok and check.status == "PASS", check.detail
     assert ADDRESS in check.detail
     _assert_no_key(check.detail)
 
@@ -183,7 +180,7 @@ def _split(tmp_path: Path, main: str, overlay: str | None = None, env: dict[str,
 def test_a_secret_in_the_main_file_fails_outside_paper_mode(tmp_path: Path, dry_run: bool) -> None:
     loaded = _real(tmp_path, dry_run=dry_run)  # the key in service.toml
     check = check_secrets(loaded)
-    assert status_of(check) == "FAIL"
+    assert check.status == "FAIL"
     assert check.detail.startswith(f"relayer.private_key is set in {tmp_path / 'service.toml'}")
     assert str(tmp_path / "secrets.local.toml") in check.detail and "POLYBOT_RELAYER__PRIVATE_KEY" in check.detail
     _assert_no_key(check.detail)
@@ -195,7 +192,7 @@ def test_every_kind_of_secret_in_the_main_file_is_named(tmp_path: Path) -> None:
         f'[telegram]\ntoken = "{TOKEN}"\n[db]\nurl = "postgresql://u:pw-123456@127.0.0.1/db"\n'
     )
     check = check_secrets(_split(tmp_path, main, env={"POLYBOT_RELAYER__PRIVATE_KEY": KEY}))
-    assert status_of(check) == "FAIL"
+    assert check.status == "FAIL"
     for key in ("relayer.api_key", "relayer.api_secret", "relayer.api_passphrase", "telegram.token", "db.url"):
         assert key in check.detail
     assert "relayer.private_key" not in check.detail  # it comes from the environment
@@ -207,16 +204,16 @@ def test_secrets_from_the_overlay_and_the_environment_pass(tmp_path: Path) -> No
     overlay = f'[relayer]\nprivate_key = "{KEY}"\n[telegram]\ntoken = "{TOKEN}"\n'
     env = {"POLYBOT_RELAYER__API_SECRET": "c2VjcmV0LXNlY3JldA=="}
     check = check_secrets(_split(tmp_path, '[relayer]\ntype = "real"\ndry_run = false\n', overlay, env))
-    assert status_of(check) == "PASS"
+    assert check.status == "PASS"
     assert check.detail == "3 secret(s), from the environment and secrets.local.toml"
     (tmp_path / "bare").mkdir()
     bare = check_secrets(_load(tmp_path / "bare", ""))
-    assert status_of(bare) == "PASS" and bare.detail == "no secret is configured"
+    assert bare.status == "PASS" and bare.detail == "no secret is configured"
 
 
 def test_paper_mode_only_advises(tmp_path: Path) -> None:
     check = check_secrets(_load(tmp_path, f'[telegram]\ntoken = "{TOKEN}"\n'))
-    assert status_of(check) == "SKIP" and check.detail.startswith("paper mode, not enforced")
+    assert check.status == "SKIP" and check.detail.startswith("paper mode, not enforced")
     assert "telegram.token is set in" in check.detail and TOKEN not in check.detail
 
 
@@ -403,11 +400,11 @@ def test_report_rendering() -> None:
         ]
     )
     assert not report.ok
-    lines = report_lines(report)
+    lines = report.lines()
     assert lines[0].startswith("PASS  config") and lines[1].startswith("SKIP  market feed")
     assert lines[2].startswith("FAIL  database") and "1 of 3 checks failed (database)" in lines[-1]
-    data = report_as_dict(report)
+    data = report.as_dict()
     assert data["ok"] is False and data["failed"] == ["database"]
     assert [c["status"] for c in data["checks"]] == ["PASS", "SKIP", "FAIL"]
     passing = PreflightReport([PreflightCheck("config", True, "fine"), PreflightCheck("x", False, "", skipped=True)])
-    assert passing.ok and report_lines(passing)[-1] == "preflight passed (1 passed, 1 skipped)"
+    assert passing.ok and passing.lines()[-1] == "preflight passed (1 passed, 1 skipped)"
