@@ -46,34 +46,15 @@ def market_info_from_row(row: Market) -> MarketInfo:
 
 @dataclass(frozen=True, slots=True)
 class StoredMarket:
-    """A market as listed from the database: the domain view plus bookkeeping columns."""
+    """A market as listed from the database: the domain view plus bookkeeping columns.
+
+    Its JSON form is the control layer's (:meth:`core.control.types.ListedMarket.as_dict`)."""
 
     info: MarketInfo
     end_date: datetime | None
     event_id: str | None
     fee_schedule: dict[str, object] | None
     updated_at: datetime | None
-
-    def as_dict(self) -> dict[str, object]:
-        i = self.info
-        return {
-            "condition_id": i.condition_id,
-            "slug": i.slug,
-            "question": i.question,
-            "outcomes": [t.outcome for t in i.tokens],
-            "token_ids": [t.token_id for t in i.tokens],
-            "tick_size": str(i.tick_size),
-            "min_order_size": str(i.min_order_size),
-            "neg_risk": i.neg_risk,
-            "neg_risk_market_id": i.neg_risk_market_id,
-            "neg_risk_augmented": i.neg_risk_augmented,
-            "fee_rate": str(i.fee_rate),
-            "fee_schedule": self.fee_schedule,
-            "active": i.active,
-            "closed": i.closed,
-            "end_date": self.end_date.isoformat() if self.end_date else None,
-            "event_id": self.event_id,
-        }
 
 
 def _text_filter(text: str) -> ColumnElement[bool]:
