@@ -33,9 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from core.events import EventBus
 from core.execution.engine import Engine
 from core.execution.relayers.paper import PaperRelayer, StaticBook
+from core.execution.risk_gate import RiskGate, RiskLimits
 from core.execution.store import ExecutionStore, MemoryExecutionStore, SqlExecutionStore
 from core.execution.types import OrderRequest, PlaceResult
-from core.risk import RiskGate, RiskLimits
 from core.store.db import create_engine, session_factory
 from core.store.migrate import upgrade_engine
 from core.types import Intent, MarketInfo, OrderType, Side, TokenInfo

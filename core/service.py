@@ -34,6 +34,7 @@ from core.app.shutdown import wind_down
 from core.app.strategies import dutch_config
 from core.app.system import System, bind_metrics, build_system
 from core.control.facade import Control, Runtime
+from core.control.frontend import FrontEndHost
 from core.control.requests import handle_pending_requests
 from core.events import Alert, EventBus, FillEvent, Severity
 from core.execution.types import TradeResync
@@ -47,15 +48,16 @@ if TYPE_CHECKING:
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
     from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+    from core.control.types import PreflightReport
     from core.execution.engine import Engine
     from core.execution.funds import PaperFunds, VenueFunds
     from core.execution.relayers.clob import ClobRelayer
     from core.execution.relayers.paper import PaperRelayer
+    from core.execution.risk_gate import RiskGate
     from core.feed.pipeline import IngestPipeline
     from core.feed.processor import FeedProcessor
     from core.feed.ws import MarketFeed
     from core.registry import MarketRegistry
-    from core.risk import RiskGate
     from core.store.writer import BatchedWriter
 
 __all__ = ["RESEED_COOLDOWN_S", "FrontEnd", "Service", "ServiceOptions"]
@@ -78,8 +80,10 @@ class ServiceOptions:
     with_bot: bool | None = None  # None: when [telegram] enabled and a token is set
     staleness_tick_s: float = 2.0
     bot_clock: Callable[[], float] | None = None  # drives confirmation expiry, rate limits, alert cooldown
-    frontend: Callable[[Service], Awaitable[FrontEnd]] | None = None  # e.g. bot.app.start_telegram
+    frontend: Callable[[FrontEndHost], Awaitable[FrontEnd]] | None = None  # e.g. bot.app.start_telegram
     clock: Callable[[], float] = time.time
+    # what /preflight and /arm check (argument: offline); None: run_preflight on the settings
+    preflight: Callable[[bool], Awaitable[PreflightReport]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +166,7 @@ class Service:
             engine=execution.engine,
             sessions=system.sessions,
             feed=system.link,
-            preflight=lambda offline: run_preflight(self.loaded, offline=offline),
+            preflight=self.opts.preflight or (lambda offline: run_preflight(self.loaded, offline=offline)),
             dutch=dutch_config(s),
             staleness_ms=s.service.staleness_ms,
             frames=lambda: pipeline.stats.frames,

@@ -22,11 +22,11 @@ from core.execution.positions import PositionBook
 from core.execution.relayers.clob import ClobRelayer
 from core.execution.relayers.clob_config import clob_relayer
 from core.execution.relayers.paper import PaperRelayer
+from core.execution.risk_gate import RiskGate, RiskLimits
 from core.execution.store import ExecutionStore
 from core.execution.types import VenueReporter
 from core.execution.venue_link import VenueStatus
 from core.registry import MarketRegistry
-from core.risk import RiskGate, RiskLimits
 from core.settings import Settings
 from core.types import BookStatus, BookView, Mode
 

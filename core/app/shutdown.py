@@ -7,7 +7,7 @@ import logging
 
 from core.events import Alert, EventBus, Severity
 from core.execution.engine import Engine
-from core.risk import RiskGate
+from core.execution.risk_gate import RiskGate
 
 log = logging.getLogger(__name__)
 

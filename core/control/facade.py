@@ -63,9 +63,9 @@ if TYPE_CHECKING:  # the running service's parts: a face outside it never loads 
 
     from core.execution.engine import Engine
     from core.execution.funds import Funds
+    from core.execution.risk_gate import RiskGate
     from core.execution.venue_link import VenueStatus
     from core.registry import MarketRegistry
-    from core.risk import RiskGate
     from core.strategies.dutch import DutchConfig
 
 __all__ = ["EVENT_ALERT_KINDS", "AuditRows", "Control", "FeedStats", "Runtime"]

@@ -19,8 +19,8 @@ from core.money import on_tick
 from core.types import BookStatus, BookView, Intent, MarketInfo, Mode, OrderType, Side
 
 if TYPE_CHECKING:
+    from core.execution.risk_gate import KillResult
     from core.execution.types import CancelResult
-    from core.risk import KillResult
 
 MAX_ORDER_SHARES = Decimal(1_000_000)
 SIZE_PLACES = Decimal("0.01")

@@ -8,7 +8,7 @@ exposure from an :class:`ExposureSnapshot` the engine builds, so tests control e
 Exposure is the worst-case loss across outcomes (:mod:`core.execution.exposure`); rate limits
 and the error breaker are in :mod:`core.execution.throttle`; the venue's rules for one order in
 :mod:`core.execution.rules`. The service always starts disarmed, whatever the state table said at
-shutdown. Its callers name it from :mod:`core.risk`.
+shutdown.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ balance        the pUSD collateral the venue holds for the account (``GET /balan
                FAIL in live mode when it is below ``risk.max_order_notional`` (orders the gate
                allows would be refused by the venue); shown in dry-run; the bankroll in paper
                                                                             [skipped offline]
-risk limits    :meth:`core.risk.RiskLimits.problems` of the configured limits
+risk limits    :meth:`core.execution.risk_gate.RiskLimits.problems` of the configured limits
 telegram       token and at least one authorised user (only when telegram.enabled)
 =============  ==============================================================================
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from core.control.types import PreflightCheck
 from core.errors import PolybotError
+from core.execution.risk_gate import RiskLimits
 from core.preflight.report import (
     CONFIG,
     CREDS,
@@ -19,7 +20,6 @@ from core.preflight.report import (
     passed,
     skipped,
 )
-from core.risk import RiskLimits
 from core.settings import (
     LoadedSettings,
     RiskSettings,

@@ -7,72 +7,57 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
-from collections.abc import Coroutine, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from eth_account import Account
 
 from bot.fake_api import DEFAULT_USERNAME
+from core.markets import parse_markets
 from core.sim.mock_clob import MockClobServer
-from core.sim.mock_clob_state import MockMarket
 from core.sim.mock_gamma import MockGammaServer, load_markets_file
 from core.sim.mock_ws import MockMarketServer
 from polybot.cli.main import main
+from polybot.sandbox import Exchange, list_markets
 from tests.conftest import PROJECT_FIXTURES, REPO_ROOT
+from tests.loop_thread import LoopThread
 from tests.procs import console_script, run
 
-T = TypeVar("T")
 UPDATES = PROJECT_FIXTURES / "updates"
 BINARY = "demo-btc-above-150k-2026"
 KEY = "0x" + "7c" * 32  # throwaway: only the local CLOB double sees it
 
 
 class Doubles:
-    """The exchange doubles on a background loop, so the synchronous CLI can use them."""
+    """The exchange doubles (:class:`polybot.sandbox.Exchange`) on a background loop, so the
+    synchronous CLI can use them; the CLOB double lists the Gamma fixture's markets."""
 
     def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
         self.gamma = MockGammaServer()
         self.clob = MockClobServer(confirm_delay_s=0.05)
         self.ws = MockMarketServer()
-        for server in (self.gamma, self.clob, self.ws):
-            self.call(server.start())
-
-    def call(self, coro: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(15)
+        self._exchange = Exchange(self.gamma, self.clob, self.ws)
+        self._loop = LoopThread()
+        try:
+            self._loop.call(self._exchange.start())
+        except BaseException:
+            self._loop.close()
+            raise
+        parsed, _ = parse_markets(load_markets_file(PROJECT_FIXTURES / "gamma" / "markets.json"))
+        list_markets(self.clob, (gm.info for gm in parsed))
 
     def close(self) -> None:
-        for server in (self.ws, self.clob, self.gamma):
-            self.call(server.stop())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-        self.loop.close()
+        try:
+            self._loop.call(self._exchange.stop())
+        finally:
+            self._loop.close()
 
 
 @pytest.fixture(scope="module")
 def doubles() -> Iterator[Doubles]:
     d = Doubles()
-    from core.markets import parse_markets
-
-    parsed, _ = parse_markets(load_markets_file(PROJECT_FIXTURES / "gamma" / "markets.json"))
-    for gm in parsed:
-        m = gm.info
-        d.clob.add_market(
-            MockMarket(
-                condition_id=m.condition_id,
-                tokens=tuple((t.token_id, t.outcome) for t in m.tokens),
-                tick_size=m.tick_size,
-                min_order_size=m.min_order_size,
-                neg_risk=m.neg_risk,
-                fee_rate=m.fee_rate,
-                question=m.question,
-            )
-        )
     try:
         yield d
     finally:

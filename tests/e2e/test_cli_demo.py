@@ -4,7 +4,6 @@ summary that shows ingested frames and at least one order (one of them live, con
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -20,9 +19,8 @@ def _number(pattern: str, text: str) -> int:
     return int(match.group(1))
 
 
-def test_demo_runs_offline_and_summarises(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("POLYBOT_")}
-    env["PYTHONWARNINGS"] = "default"
+def test_demo_runs_offline_and_summarises(tmp_path: Path, clean_env: dict[str, str]) -> None:
+    env = {**clean_env, "PYTHONWARNINGS": "default"}
     proc = run(
         [console_script("polybot"), "demo", "--duration", "3", "--var-dir", str(tmp_path / "var")],
         cwd=REPO_ROOT,

@@ -16,7 +16,6 @@ command, key and Telegram checks: they quote malformed input on purpose.
 
 from __future__ import annotations
 
-import argparse
 import re
 import shutil
 from functools import cache
@@ -25,56 +24,24 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO_ROOT
-from tests.e2e.test_docs_markdown import (
+from tests.e2e.docs_markdown import (
     USER_CREATED_FILES,
     Doc,
     Mention,
     all_docs,
     command_mentions,
     config_mentions,
+    config_paths,
     link_targets,
     looks_like_file,
     path_mentions,
+    registered_commands,
+    telegram_commands,
     telegram_mentions,
 )
 from tests.procs import run
 
 _METRIC = re.compile(r"\bpolybot_[a-z0-9_]+\b")
-
-
-@cache
-def registered_commands() -> dict[str, frozenset[str]]:
-    """Command name -> its sub-command names (empty for a plain command)."""
-    from polybot.cli.main import build_parser
-
-    parser = build_parser()
-    out: dict[str, frozenset[str]] = {}
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for name, sub in action.choices.items():
-                subs: set[str] = set()
-                for inner in sub._actions:
-                    if isinstance(inner, argparse._SubParsersAction):
-                        subs |= set(inner.choices)
-                out[name] = frozenset(subs)
-    return out
-
-
-@cache
-def config_paths() -> tuple[frozenset[str], frozenset[str]]:
-    """(every dotted leaf key, every dotted section) of the settings models."""
-    from core.settings import Settings, leaf_keys
-
-    leaves = frozenset(leaf_keys(Settings()))
-    sections = frozenset(".".join(key.split(".")[:n]) for key in leaves for n in range(1, key.count(".") + 1))
-    return leaves, sections
-
-
-@cache
-def telegram_commands() -> frozenset[str]:
-    from bot.handlers import COMMANDS
-
-    return frozenset(COMMANDS)
 
 
 @cache

@@ -13,8 +13,16 @@ import pytest
 
 from polybot.cli.main import main
 from tests.conftest import REPO_ROOT
-from tests.e2e.test_docs_markdown import DOCS_DIR, README, command_mentions, config_mentions, load_doc
-from tests.e2e.test_docs_names import config_paths, registered_commands, telegram_commands
+from tests.e2e.docs_markdown import (
+    DOCS_DIR,
+    README,
+    command_mentions,
+    config_mentions,
+    config_paths,
+    load_doc,
+    registered_commands,
+    telegram_commands,
+)
 
 QUICK_START = ("pip install uv", "uv run polybot demo", "uv run pytest")
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO_ROOT
-from tests.e2e.test_docs_markdown import DOCS_DIR, Step, load_doc, walkthrough_steps
+from tests.e2e.docs_markdown import DOCS_DIR, Step, load_doc, walkthrough_steps
 from tests.procs import run, spawn, stop_group
 
 WALKTHROUGH = DOCS_DIR / "acceptance-walkthrough.md"
@@ -31,8 +31,8 @@ STOP_TIMEOUT_S = 10.0
 pytestmark = pytest.mark.slow
 
 
-def _environment(tmp: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("POLYBOT_")}
+def _environment(tmp: Path, clean_env: dict[str, str]) -> dict[str, str]:
+    env = dict(clean_env)
     bin_dir = Path(sys.executable).parent
     env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
     # Every step is a new interpreter: let them share compiled bytecode, kept out of the tree.
@@ -122,13 +122,13 @@ def test_walkthrough_is_substantial() -> None:
     assert any(s.exit_code != 0 for s in steps), "the walkthrough should show a failure being reported"
 
 
-def test_acceptance_walkthrough_runs_offline(tmp_path: Path) -> None:
+def test_acceptance_walkthrough_runs_offline(tmp_path: Path, clean_env: dict[str, str]) -> None:
     steps = walkthrough_steps(load_doc(WALKTHROUGH))
     work = tmp_path / "walk"
     work.mkdir()
     for name in ("config", "fixtures"):
         shutil.copytree(REPO_ROOT / name, work / name, ignore=shutil.ignore_patterns("__pycache__"))
-    env = _environment(tmp_path)
+    env = _environment(tmp_path, clean_env)
     background = _Background()
     timings: list[tuple[float, int, str]] = []
     try:

@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 import inspect
 import json
-import shutil
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -33,19 +32,37 @@ from typing import Any
 
 import pytest
 
+from bot.app import BotParts
 from bot.fake_api import FakeBotApi
+from bot.offline import OfflineRunner
 from core.events import Alert, AlertCleared
 from core.feed.pipeline import IngestPipeline
+from core.service import Service
 from core.sim.demo_data import DEMO_RECORDING, GAMMA_FIXTURE
 from core.sim.mock_clob import MockClobServer
+from core.sim.mock_gamma import MockGammaServer
 from core.sim.mock_ws import MockMarketServer
-from core.types import BookStatus
+from core.types import Mode
+from polybot.sandbox import DEMO_CONFIG as DEMO_CONFIG  # the fault and end-to-end tests name these from here
+from polybot.sandbox import (
+    OFFLINE_BOT_TOKEN,
+    THROWAWAY_KEY,
+    Exchange,
+    Sandbox,
+    SandboxOptions,
+    Values,
+    chat_settings,
+    discover_markets,
+    exchange_settings,
+    load_sandbox_settings,
+    mode_settings,
+    offline_service,
+)
+from polybot.updates import Updates as Updates
+from tests.faults.tcp_proxy import TcpProxy as TcpProxy
 
-REPO_ROOT = Path(__file__).resolve().parent.parent.parent
-DEMO_CONFIG = REPO_ROOT / "config" / "demo.toml"
-# A throwaway key used only against the local CLOB double (never a funded wallet).
-TEST_PRIVATE_KEY = "0x" + "4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318"
-BOT_TOKEN = "123456:OFFLINE_FAULT_SUITE_TOKEN_NOT_REAL_"  # the shape of a real token, not one
+TEST_PRIVATE_KEY = THROWAWAY_KEY  # only the local CLOB double ever sees it
+BOT_TOKEN = OFFLINE_BOT_TOKEN
 TRADER = 1001
 VIEWER = 1002
 BINARY = "demo-btc-above-150k-2026"
@@ -133,64 +150,6 @@ class TapClobServer(MockClobServer):
         await super()._settle(trade)
 
 
-class Updates:
-    """Telegram Bot API ``Update`` objects for scripted chats."""
-
-    def __init__(self) -> None:
-        self.n = 0
-
-    @staticmethod
-    def user(uid: int) -> dict[str, Any]:
-        return {"id": uid, "is_bot": False, "first_name": f"user{uid}"}
-
-    def msg(
-        self, uid: int, text: str, *, chat_type: str = "private", chat_id: int | None = None, edited: bool = False
-    ) -> dict[str, Any]:
-        self.n += 1
-        entities = []
-        if text.startswith("/"):
-            entities = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]
-        chat: dict[str, Any] = {"id": chat_id if chat_id is not None else uid, "type": chat_type}
-        if chat_type != "private":
-            chat["title"] = "a group"
-        message: dict[str, Any] = {
-            "message_id": self.n,
-            "date": int(time.time()),
-            "chat": chat,
-            "from": self.user(uid),
-            "text": text,
-            "entities": entities,
-        }
-        if edited:
-            message["edit_date"] = int(time.time())
-        return {"update_id": self.n, "edited_message" if edited else "message": message}
-
-    def tap(self, uid: int, data: str, *, chat_id: int | None = None) -> dict[str, Any]:
-        self.n += 1
-        return {
-            "update_id": self.n,
-            "callback_query": {
-                "id": str(self.n),
-                "from": self.user(uid),
-                "chat_instance": "faults",
-                "data": data,
-                "message": {
-                    "message_id": 1,
-                    "date": int(time.time()),
-                    "chat": {"id": chat_id if chat_id is not None else uid, "type": "private"},
-                    "text": "card",
-                },
-            },
-        }
-
-    def inline(self, uid: int, query: str) -> dict[str, Any]:
-        self.n += 1
-        return {
-            "update_id": self.n,
-            "inline_query": {"id": str(self.n), "from": self.user(uid), "query": query, "offset": ""},
-        }
-
-
 def expected_feed_rows(frames: Iterable[str], assets: set[str]) -> dict[str, int]:
     """Rows the feed tables must hold for these received frames, counted from the raw JSON."""
     out = {"book_snapshots": 0, "book_deltas": 0, "trades": 0}
@@ -269,18 +228,32 @@ class Clock:
 
 @dataclass
 class Rig:
-    service: Any
-    api: FakeBotApi
+    sandbox: Sandbox
     ws: TapMarketServer
     db_url: str
     clock: Clock
-    clob: Any = None
-    gamma: Any = None
+    clob: TapClobServer | None = None
+    gamma: MockGammaServer | None = None
     frames: list[str] = field(default_factory=list)
     events: list[Alert | AlertCleared] = field(default_factory=list)
     updates: Updates = field(default_factory=Updates)
-    runner: Any = None
     proxies: dict[str, TcpProxy] = field(default_factory=dict)
+
+    @property
+    def service(self) -> Service:
+        return self.sandbox.service
+
+    @property
+    def api(self) -> FakeBotApi:
+        return self.sandbox.api
+
+    @property
+    def bot(self) -> BotParts:
+        return self.sandbox.bot
+
+    @property
+    def runner(self) -> OfflineRunner:
+        return self.sandbox.runner
 
     @property
     def assets(self) -> set[str]:
@@ -320,8 +293,7 @@ class Rig:
         return self.telegram(f"<b>recovered</b>: {kind} ")
 
     def books_ok(self) -> bool:
-        books = self.service.processor.books.values()
-        return bool(books) and all(b.status is BookStatus.OK for b in books)
+        return self.sandbox.books_ok()
 
     async def wait_books_ok(self, within_s: float = WAIT_S) -> None:
         await wait_for(self.books_ok, within_s, "every book ok")
@@ -338,93 +310,24 @@ class Rig:
         return len(self.clob.requests_to("POST", "/order")) if self.clob is not None else 0
 
 
-class TcpProxy:
-    """A loopback TCP proxy the test can cut: ``cut()`` resets every connection, ``block(s)``
-    refuses new ones for ``s`` seconds (accepted, then closed at once)."""
-
-    def __init__(self, upstream_port: int, host: str = "127.0.0.1") -> None:
-        self.host = host
-        self.upstream_port = upstream_port
-        self.port = 0
-        self.connections = 0
-        self.refused = 0
-        self._blocked_until = 0.0
-        self._server: asyncio.Server | None = None
-        self._pairs: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._accept, self.host, 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def stop(self) -> None:
-        self.cut()
-        if self._server is not None:
-            self._server.close()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), 2)
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    def url(self, scheme: str, path: str = "") -> str:
-        return f"{scheme}://{self.host}:{self.port}{path}"
-
-    def cut(self) -> int:
-        pairs = list(self._pairs)
-        for a, b in pairs:
-            for w in (a, b):
-                with contextlib.suppress(Exception):
-                    w.transport.abort()
-        self._pairs.clear()
-        return len(pairs)
-
-    def block(self, seconds: float) -> None:
-        self._blocked_until = time.monotonic() + seconds
-
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if time.monotonic() < self._blocked_until:
-            self.refused += 1
-            writer.transport.abort()
-            return
-        try:
-            up_reader, up_writer = await asyncio.open_connection(self.host, self.upstream_port)
-        except OSError:
-            writer.transport.abort()
-            return
-        self.connections += 1
-        pair = (writer, up_writer)
-        self._pairs.add(pair)
-        for src, dst in ((reader, up_writer), (up_reader, writer)):
-            task = asyncio.get_running_loop().create_task(self._pipe(src, dst, pair))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-
-    async def _pipe(
-        self,
-        src: asyncio.StreamReader,
-        dst: asyncio.StreamWriter,
-        pair: tuple[asyncio.StreamWriter, asyncio.StreamWriter],
-    ) -> None:
-        try:
-            while data := await src.read(65536):
-                dst.write(data)
-                await dst.drain()
-        except (ConnectionError, OSError):
-            pass
-        finally:
-            self._pairs.discard(pair)
-            for w in pair:
-                with contextlib.suppress(Exception):
-                    w.transport.abort()
-
-
-def _env(**values: Any) -> dict[str, str]:
-    out = {}
-    for key, value in values.items():
-        name = "POLYBOT_" + key.upper()
-        out[name] = value if isinstance(value, str) else json.dumps(value)
-    return out
+# quick enough for the dead-socket scenarios, slack enough that a loaded machine's stalled event
+# loop is not taken for a dead socket (which re-snapshots every book); short relayer/engine retries
+RIG_SETTINGS: Values = {
+    "metrics__enabled": "false",
+    "strategies__dutch__enabled": "false",
+    "strategies__spread__enabled": "false",
+    "service__staleness_ms": "5000",
+    "service__relayer_max_retries": "2",
+    "service__relayer_retry_sleep_ms": "50",
+    "service__engine_max_retries": "1",
+    "service__engine_retry_sleep_ms": "100",
+    "feed__ping_interval_s": "1",
+    "feed__dead_after_s": "4",
+    "feed__reconnect_initial_ms": "100",
+    "feed__reconnect_max_ms": "1000",
+    "feed__max_frame_bytes": str(256 * 1024),
+    "clob__timeout_s": "1",
+}
 
 
 @contextlib.asynccontextmanager
@@ -441,14 +344,15 @@ async def running_service(
     user_proxy: bool = False,
     env: dict[str, Any] | None = None,
     bot_api: FakeBotApi | None = None,
-    start: bool = True,
 ) -> AsyncIterator[Rig]:
-    """Start the doubles and a real Service; stop everything afterwards (bounded)."""
-    from bot.app import start_telegram
-    from bot.offline import ManualClock, OfflineRunner
-    from core.service import Service, ServiceOptions
-    from core.settings import load_settings
+    """Start the doubles and a real Service (:func:`polybot.sandbox.offline_service`); stop
+    everything afterwards (bounded).
 
+    ``feed="generated"``: a generated stream of ``assets`` assets, subscribed by asset id, no Gamma
+    or CLOB double; ``feed="demo"``: the demo recording, the binary market discovered from the Gamma
+    double and listed on the CLOB double (``live`` trades there). ``ws_proxy``/``user_proxy`` put a
+    :class:`TcpProxy` in front of the market/user channel; ``env``: more settings (``section__key``).
+    """
     frames: list[str] = []
     original = IngestPipeline.on_frame
 
@@ -458,152 +362,66 @@ async def running_service(
 
     monkeypatch.setattr(IngestPipeline, "on_frame", tee)
 
-    stack = contextlib.AsyncExitStack()
-    await stack.__aenter__()
-    try:
-        values: dict[str, Any] = {
-            "db__url": db_url,
-            "metrics__enabled": "false",
-            "strategies__dutch__enabled": "false",
-            "strategies__spread__enabled": "false",
-            "telegram__enabled": "true",
-            "telegram__token": BOT_TOKEN,
-            "telegram__users": [{"id": TRADER, "role": "admin"}, {"id": VIEWER, "role": "viewer"}],
-            "telegram__alert_chats": [TRADER],
-            "service__mode": "paper",
-            "service__staleness_ms": "5000",
-            "service__relayer_max_retries": "2",
-            "service__relayer_retry_sleep_ms": "50",
-            "service__engine_max_retries": "1",
-            "service__engine_retry_sleep_ms": "100",
-            # quick enough for the dead-socket scenarios, slack enough that a loaded machine's
-            # stalled event loop is not taken for a dead socket (which re-snapshots every book)
-            "feed__ping_interval_s": "1",
-            "feed__dead_after_s": "4",
-            "feed__reconnect_initial_ms": "100",
-            "feed__reconnect_max_ms": "1000",
-            "feed__max_frame_bytes": str(256 * 1024),
-            "clob__timeout_s": "1",
-        }
-        clob = gamma = None
+    async with contextlib.AsyncExitStack() as stack:
         if feed == "generated":
             ws = TapMarketServer(assets=assets, seed=7, rate_hz=rate_hz)
         else:
             ws = TapMarketServer(recording=DEMO_RECORDING, rate_hz=rate_hz, loop_recording=True)
-        await ws.start()
-        stack.push_async_callback(ws.stop)
-        values["feed__ws_url"] = ws.url
-        proxies: dict[str, TcpProxy] = {}
-        if ws_proxy:
-            proxies["ws"] = TcpProxy(ws.port)
-            await proxies["ws"].start()
-            stack.push_async_callback(proxies["ws"].stop)
-            values["feed__ws_url"] = proxies["ws"].url("ws", "/ws/market")
+        await stack.enter_async_context(Exchange(ws))
+        gamma = clob = None
+        if feed != "generated":
+            gamma, clob = await _exchange(db_url, stack, clob_kwargs or {})
+        values: Values = {
+            **RIG_SETTINGS,
+            **exchange_settings(ws_url=ws.url, gamma_url=gamma.url if gamma else None, clob=clob),
+            **chat_settings({TRADER: "admin", VIEWER: "viewer"}, [TRADER]),
+            **mode_settings(Mode.LIVE if live else Mode.PAPER, clob, key=TEST_PRIVATE_KEY),
+            "db__url": db_url,
+        }
         if feed == "generated":
             values["feed__assets"] = ws.asset_ids
         else:
             values["feed__markets"] = [BINARY]
-            gamma, clob = await _exchange(db_url, stack, clob_kwargs or {})
-            values["gamma__url"] = gamma.url
-            values["clob__url"] = clob.url
-            values["feed__user_ws_url"] = clob.ws_url
-            if user_proxy:
-                proxies["user"] = TcpProxy(clob.ws_port)
-                await proxies["user"].start()
-                stack.push_async_callback(proxies["user"].stop)
-                values["feed__user_ws_url"] = proxies["user"].url("ws", "/ws/user")
-        if live:
-            from eth_account import Account
-
-            creds = clob.creds_for(Account.from_key(TEST_PRIVATE_KEY).address)
-            values.update(
-                {
-                    "service__mode": "live",
-                    "relayer__type": "real",
-                    "relayer__dry_run": "false",
-                    "relayer__private_key": TEST_PRIVATE_KEY,
-                    "relayer__api_key": creds.api_key,
-                    "relayer__api_secret": creds.secret,
-                    "relayer__api_passphrase": creds.passphrase,
-                }
-            )
+        proxies: dict[str, TcpProxy] = {}
+        if ws_proxy:
+            proxies["ws"] = await _proxy(stack, ws.port)
+            values["feed__ws_url"] = proxies["ws"].url("ws", "/ws/market")
+        if user_proxy and clob is not None:
+            proxies["user"] = await _proxy(stack, clob.ws_port)
+            values["feed__user_ws_url"] = proxies["user"].url("ws", "/ws/user")
         values.update(env or {})
         # a private copy of the demo config: no secrets.local.toml of this checkout is overlaid
-        config_dir = Path(tempfile.mkdtemp(prefix="polybot-faults-"))
-        stack.callback(shutil.rmtree, config_dir, True)
-        config = config_dir / "service.toml"
-        config.write_text(DEMO_CONFIG.read_text())
-        loaded = load_settings(config, env=_env(**values))
-        api = bot_api or FakeBotApi()
+        config_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="polybot-faults-"))
+        loaded = load_sandbox_settings(values, Path(config_dir))
         clock = Clock()
-        service = Service(
-            loaded,
-            ServiceOptions(
-                migrate=True, bot_request=api, with_bot=True, staleness_tick_s=0.5, clock=clock, frontend=start_telegram
-            ),
+        events: list[Alert | AlertCleared] = []
+
+        def hear_alerts(service: Service) -> None:  # from the start: starting raises some
+            service.bus.subscribe(Alert, events.append)
+            service.bus.subscribe(AlertCleared, events.append)
+
+        options = SandboxOptions(
+            api=bot_api, clock=clock, staleness_tick_s=0.5, on_built=hear_alerts, stop_within_s=WAIT_S
         )
-        rig = Rig(
-            service=service,
-            api=api,
-            ws=ws,
-            db_url=db_url,
-            clock=clock,
-            clob=clob,
-            gamma=gamma,
-            frames=frames,
-            proxies=proxies,
-        )
-        service.bus.subscribe(Alert, rig.events.append)
-        service.bus.subscribe(AlertCleared, rig.events.append)
-
-        async def stop_service() -> None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(service.stop(), WAIT_S)
-
-        if start:
-            await service.start()
-            stack.push_async_callback(stop_service)
-            rig.runner = OfflineRunner(service.bot, api, ManualClock())
-            service.bot.confirmations._clock = rig.runner.clock
-        yield rig
-    finally:
-        await stack.aclose()
+        sandbox = await stack.enter_async_context(offline_service(loaded, options))
+        yield Rig(sandbox, ws, db_url, clock, clob, gamma, frames, events, proxies=proxies)
 
 
-async def _exchange(db_url: str, stack: contextlib.AsyncExitStack, clob_kwargs: dict[str, Any]) -> tuple[Any, Any]:
-    """Gamma and CLOB doubles; the database discovers the markets (migrated first)."""
-    from core.markets import GammaClient, load_markets, refresh_markets
-    from core.sim.mock_clob_state import MockMarket
-    from core.sim.mock_gamma import MockGammaServer
-    from core.store.db import create_engine, session_factory
-    from core.store.migrate import upgrade_engine
+async def _proxy(stack: contextlib.AsyncExitStack, port: int) -> TcpProxy:
+    proxy = TcpProxy(port)
+    await proxy.start()
+    stack.push_async_callback(proxy.stop)
+    return proxy
 
+
+async def _exchange(
+    db_url: str, stack: contextlib.AsyncExitStack, clob_kwargs: dict[str, Any]
+) -> tuple[MockGammaServer, TapClobServer]:
+    """Gamma and CLOB doubles (stopped with ``stack``); the database discovers the markets (migrated first)."""
     gamma = MockGammaServer(markets=GAMMA_FIXTURE)
-    await gamma.start()
-    stack.push_async_callback(gamma.stop)
     clob = TapClobServer(**{"confirm_delay_s": 0.2, **clob_kwargs})
-    await clob.start()
-    stack.push_async_callback(clob.stop)
-    engine = create_engine(db_url)
-    try:
-        await upgrade_engine(engine)
-        sessions = session_factory(engine)
-        async with GammaClient(gamma.url) as client:
-            await refresh_markets(sessions, client)
-        for info in await load_markets(sessions):
-            clob.add_market(
-                MockMarket(
-                    condition_id=info.condition_id,
-                    tokens=tuple((t.token_id, t.outcome) for t in info.tokens),
-                    tick_size=info.tick_size,
-                    min_order_size=info.min_order_size,
-                    neg_risk=info.neg_risk,
-                    fee_rate=info.fee_rate,
-                    question=info.question,
-                )
-            )
-    finally:
-        await engine.dispose()
+    await stack.enter_async_context(Exchange(gamma, clob))
+    await discover_markets(db_url, gamma.url, clob)
     return gamma, clob
 
 

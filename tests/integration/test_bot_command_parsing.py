@@ -8,34 +8,18 @@ the Application is initialised); a suffix naming another bot runs nothing and sa
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bot.offline import TranscriptEntry
 from polybot.cli.tools.tgbot_cmd import LocalOptions, local_session
-from tests.faults.fault_harness import Updates
-from tests.integration.test_bot_offline_runner import audit_rows, refresh_markets_cli
+from polybot.updates import Updates
+from tests.integration.bot_world import audit_rows
 
 OPERATOR, ADMIN = 1003, 1001
 BINARY = "demo-btc-above-150k-2026"
 ME = "polybot_local_bot"  # what the Bot API double answers to getMe
-
-
-@pytest.fixture(scope="module")
-def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("parsing-template") / "markets.db"
-    refresh_markets_cli(f"sqlite:///{path}")
-    return path
-
-
-@pytest.fixture
-def markets_db(template_db: Path, tmp_path: Path) -> str:
-    path = tmp_path / "bot.db"
-    shutil.copy(template_db, path)
-    return f"sqlite:///{path}"
 
 
 def replies(entry: TranscriptEntry) -> list[str]:

@@ -9,70 +9,28 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from decimal import Decimal
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.offline import TranscriptEntry, read_updates
 from bot.views import render_ticket
 from core.errors import UsageError
-from core.sim.mock_gamma import MockGammaServer, load_markets_file, make_market
-from core.store.db import create_engine, session_factory
-from core.store.models import CommandAudit
+from core.sim.mock_gamma import load_markets_file, make_market
 from core.types import Side
-from polybot.cli.main import main
 from polybot.cli.tools.tgbot_cmd import LocalOptions, LocalSession, local_session, prepare_update
 from tests.conftest import PROJECT_FIXTURES
+from tests.integration.bot_world import audit_rows, refresh_markets_cli
 
 UPDATES = PROJECT_FIXTURES / "updates"
 BINARY = "demo-btc-above-150k-2026"
 ADMIN, VIEWER, OPERATOR, STRANGER = 1001, 1002, 1003, 6666
 ALLOWED_TAGS = {"b", "i", "u", "s", "code", "pre", "a"}  # Telegram's HTML subset that we use
-
-
-@contextmanager
-def gamma_in_thread(markets: Any = None) -> Iterator[str]:
-    """The Gamma double on its own loop, so the synchronous CLI can talk to it."""
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    server = MockGammaServer(markets=markets)
-    try:
-        yield asyncio.run_coroutine_threadsafe(server.start(), loop).result(10)
-    finally:
-        asyncio.run_coroutine_threadsafe(server.stop(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(5)
-        loop.close()
-
-
-def refresh_markets_cli(db_url: str, markets: Any = None) -> None:
-    with gamma_in_thread(markets) as url:
-        assert main(["refresh-markets", url, "--db-url", db_url, "--migrate"]) == 0
-
-
-@pytest.fixture(scope="module")
-def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("bot-template") / "markets.db"
-    refresh_markets_cli(f"sqlite:///{path}")
-    return path
-
-
-@pytest.fixture
-def markets_db(template_db: Path, tmp_path: Path) -> str:
-    path = tmp_path / "bot.db"
-    shutil.copy(template_db, path)
-    return f"sqlite:///{path}"
 
 
 def replies(entry: TranscriptEntry) -> list[str]:
@@ -107,15 +65,6 @@ def check_html(text: str) -> None:
     checker.feed(text)
     checker.close()
     assert not checker.stack, f"unclosed {checker.stack} in {text!r}"
-
-
-async def audit_rows(db_url: str) -> list[CommandAudit]:
-    engine = create_engine(db_url)
-    try:
-        async with session_factory(engine)() as session:
-            return list((await session.execute(select(CommandAudit).order_by(CommandAudit.id))).scalars())
-    finally:
-        await engine.dispose()
 
 
 async def run_file(db_url: str, name: str, **kw: Any) -> tuple[LocalSession, list[TranscriptEntry]]:

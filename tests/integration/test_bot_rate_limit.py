@@ -13,8 +13,8 @@ from typing import Any
 
 from bot.offline import TranscriptEntry
 from polybot.cli.tools.tgbot_cmd import LocalOptions, LocalSession, local_session
-from tests.faults.fault_harness import Updates
-from tests.integration.test_bot_offline_runner import audit_rows
+from polybot.updates import Updates
+from tests.integration.bot_world import audit_rows
 
 ADMIN, VIEWER, OPERATOR = 1001, 1002, 1003
 SLOW_DOWN = re.compile(

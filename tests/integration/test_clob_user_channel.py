@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 import socket
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 
@@ -13,7 +14,9 @@ import pytest
 
 from core.execution.events import EventSink, OrderUpdate, SettlementFailure, TradeStatus, TradeUpdate
 from core.execution.relayers.clob import ClobRelayer
+from core.execution.relayers.clob_reads import ClobReader
 from core.execution.relayers.clob_user_channel import UserChannel
+from core.execution.relayers.clob_user_feed import UserFeed
 from core.execution.relayers.clob_user_translate import (
     UserOrderEvent,
     UserStreamTranslator,
@@ -202,6 +205,55 @@ class Recorder:
     @property
     def fills(self) -> list[Fill]:
         return [t.fill for t in self.trades()]
+
+
+class _SlowEngine(Recorder):
+    """Takes its time over a trade, as the engine does when a fill moves a Dutch group."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+        self.entered = asyncio.Event()
+
+    async def trade(self, update: TradeUpdate) -> None:
+        self.entered.set()
+        await self.release.wait()
+        await super().trade(update)
+
+
+async def test_a_second_reader_of_a_trade_returns_only_once_the_first_has_delivered_it() -> None:
+    """A resync racing the channel's own (a cancel reconciling right after a reconnect): the translator
+    drops a trade it has seen, so the second reader must not return while the first is still
+    delivering it, or the caller decides "canceled" for an order that filled."""
+    engine = _SlowEngine()
+    sink = EventSink()
+    sink.connect(engine)
+    feed = UserFeed(_translator(), ClobReader.__new__(ClobReader), sink, Counter())
+    trade = load_shared("ws_user/trades.json")
+    first = asyncio.create_task(feed.on_items([trade], source="ws"))
+    await asyncio.wait_for(engine.entered.wait(), 10)
+    second = asyncio.create_task(feed.on_items([trade], source="rest"))
+    done, _ = await asyncio.wait({second}, timeout=0.2)
+    assert not done, "the second reader returned before the trade reached the engine"
+    engine.release.set()
+    await asyncio.wait_for(asyncio.gather(first, second), 10)
+    assert len(engine.fills) == 1
+
+
+async def test_the_engine_may_read_the_venue_again_while_it_handles_an_event() -> None:
+    """Inside its dispatch the engine can cancel, and a cancel reconciles through the same feed."""
+    engine = Recorder()
+    sink = EventSink()
+    feed = UserFeed(_translator(), ClobReader.__new__(ClobReader), sink, Counter())
+
+    class Reentrant(Recorder):
+        async def trade(self, update: TradeUpdate) -> None:
+            await feed.on_items([load_shared("ws_user/trades.json")], source="rest")  # a duplicate: dropped
+            await engine.trade(update)
+
+    sink.connect(Reentrant())
+    await asyncio.wait_for(feed.on_items([load_shared("ws_user/trades.json")]), 10)
+    assert len(engine.fills) == 1
 
 
 async def _until(cond: Callable[[], bool], limit_s: float = 5.0) -> None:

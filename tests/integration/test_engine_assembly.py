@@ -3,7 +3,6 @@ engine connected to it; what the relayer reports later reaches the engine throug
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from decimal import Decimal as D
 
 import pytest
@@ -14,17 +13,10 @@ from core.execution.events import EventSink, OrderUpdate
 from core.execution.funds import PaperFunds
 from core.execution.positions import PositionBook
 from core.execution.relayers.paper import PaperRelayer
+from core.execution.risk_gate import RiskGate, RiskLimits
 from core.execution.types import OrderStatus
-from core.risk import RiskGate, RiskLimits
 from core.store import models as m
-from tests.integration.test_engine_harness import BIN, YES, World, intent
-
-
-@pytest.fixture
-async def world(db_url: str) -> AsyncIterator[World]:
-    w = await World.create(db_url)
-    yield w
-    await w.close()
+from tests.integration.engine_world import BIN, YES, World, intent
 
 
 async def test_assembled_engine_hears_fills_through_the_sink_it_was_built_with(world: World) -> None:

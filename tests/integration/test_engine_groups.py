@@ -3,18 +3,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from decimal import Decimal as D
 
 import pytest
 
 from core.events import Alert, AlertCleared, AlertKind
 from core.execution.engine import GroupState, OneLegPolicy
+from core.execution.rules import ReasonCode
 from core.execution.types import OrderStatus, Outcome
-from core.risk import ReasonCode
 from core.store import models as m
 from core.types import OrderType, Side
-from tests.integration.test_engine_harness import (
+from tests.integration.engine_world import (
     BIN,
     NO,
     YES,
@@ -26,12 +25,11 @@ from tests.integration.test_engine_harness import (
 
 
 @pytest.fixture
-async def world(db_url: str) -> AsyncIterator[World]:
-    w = await World.create(db_url)
-    w.books.set(YES, asks=[("0.45", "100")], bids=[("0.43", "100")])
-    w.books.set(NO, asks=[("0.50", "100")], bids=[("0.48", "100")])
-    yield w
-    await w.close()
+def world(world: World) -> World:
+    """The conftest's world with these books."""
+    world.books.set(YES, asks=[("0.45", "100")], bids=[("0.43", "100")])
+    world.books.set(NO, asks=[("0.50", "100")], bids=[("0.48", "100")])
+    return world
 
 
 def legs(order_type: OrderType = OrderType.FOK, size: str = "10") -> list:  # type: ignore[type-arg]

@@ -3,27 +3,26 @@ restart (positions rebuilt from fills) and start-up reconciliation against the v
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from decimal import Decimal as D
 
 import pytest
 
 from core.events import Alert, AlertKind, StateChanged
+from core.execution.risk_gate import RiskLimits
+from core.execution.rules import ReasonCode
 from core.execution.store import OrderRecord, record_alerts
 from core.execution.types import Fill, OrderRequest, OrderStatus, Outcome
-from core.risk import ReasonCode, RiskLimits
 from core.store import models as m
 from core.types import OrderType, Side
-from tests.integration.test_engine_harness import BIN, NO, T0, YES, World, assert_exposure_consistent, intent
+from tests.integration.engine_world import BIN, NO, T0, YES, World, assert_exposure_consistent, intent
 
 
 @pytest.fixture
-async def world(db_url: str) -> AsyncIterator[World]:
-    w = await World.create(db_url)
-    w.books.set(YES, asks=[("0.60", "100")], bids=[("0.30", "100")])
-    w.books.set(NO, asks=[("0.70", "100")], bids=[("0.20", "100")])
-    yield w
-    await w.close()
+def world(world: World) -> World:
+    """The conftest's world with these books."""
+    world.books.set(YES, asks=[("0.60", "100")], bids=[("0.30", "100")])
+    world.books.set(NO, asks=[("0.70", "100")], bids=[("0.20", "100")])
+    return world
 
 
 async def test_the_service_always_starts_disarmed(world: World) -> None:

@@ -3,11 +3,8 @@ instead of re-posted, fills from book updates, cancels."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from decimal import Decimal as D
-
-import pytest
 
 from core.events import Alert, AlertCleared, FillEvent
 from core.execution.events import SettlementFailure, TradeStatus, TradeUpdate
@@ -15,14 +12,7 @@ from core.execution.relayers.paper import PaperRelayer
 from core.execution.types import Fill, OrderRequest, OrderStatus, Outcome, PlaceResult
 from core.store import models as m
 from core.types import OrderType, Side
-from tests.integration.test_engine_harness import BIN, NO, YES, World, intent
-
-
-@pytest.fixture
-async def world(db_url: str) -> AsyncIterator[World]:
-    w = await World.create(db_url)
-    yield w
-    await w.close()
+from tests.integration.engine_world import BIN, NO, YES, World, intent
 
 
 async def test_same_intent_twice_places_once(world: World) -> None:

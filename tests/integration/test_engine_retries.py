@@ -3,18 +3,17 @@ reason reaching the caller and exec_audit."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 from dataclasses import replace
 from decimal import Decimal as D
 
-import pytest
-
 from core.events import Alert, AlertKind, OrderEvent
 from core.execution.funds import Funds
+from core.execution.risk_gate import RiskLimits
+from core.execution.rules import ReasonCode
 from core.execution.types import ErrorClass, OrderStatus, Outcome
-from core.risk import ReasonCode, RiskLimits
 from core.types import BookStatus, OrderType, Side, TokenInfo
-from tests.integration.test_engine_harness import (
+from tests.integration.engine_world import (
     BIN,
     NO,
     YES,
@@ -38,13 +37,6 @@ class Bankroll:
 
     async def ensure(self, token_ids: Iterable[str]) -> None:
         return None
-
-
-@pytest.fixture
-async def world(db_url: str) -> AsyncIterator[World]:
-    w = await World.create(db_url)
-    yield w
-    await w.close()
 
 
 async def test_retries_stop_exactly_at_the_configured_bounds(world: World) -> None:

@@ -17,13 +17,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from core.events import EventBus
 from core.execution.engine import Engine
 from core.execution.relayers.paper import PaperRelayer, StaticBook
+from core.execution.risk_gate import RiskGate, RiskLimits
 from core.execution.store import MemoryExecutionStore
 from core.execution.types import Outcome
 from core.feed.ws import MarketFeed
 from core.metrics.catalog import CATALOG
 from core.metrics.collect import Metrics
 from core.metrics.replay import IngestRig
-from core.risk import RiskGate, RiskLimits
 from core.store.db import create_engine
 from core.store.migrate import upgrade_engine
 from core.store.writer import BatchedWriter

@@ -1,16 +1,14 @@
-"""A static BookView for strategy tests and benches: levels given best-first, nothing else; the
-project's demo markets (fixtures/gamma/markets.json) by slug, and a database holding them."""
+"""A static BookView for strategy tests and benches: levels given best-first, nothing else; and the
+project's demo markets (fixtures/gamma/markets.json) by slug (the ``db_with_markets`` fixture in
+tests/unit/conftest.py stores them in a database)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-
-import pytest
 
 from core.types import BookStatus, Level, MarketInfo, TokenInfo
 from tests.conftest import PROJECT_FIXTURES
@@ -211,26 +209,3 @@ def tokens(slug: str) -> list[str]:
 
 def cid(slug: str) -> str:
     return gamma_items()[slug]["conditionId"]
-
-
-@pytest.fixture(scope="module")
-def db_with_markets(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A migrated SQLite database holding the demo markets (read-only for the tests)."""
-    from core.markets import parse_markets, store_markets
-    from core.store.db import create_engine
-    from core.store.migrate import upgrade_engine
-
-    url = f"sqlite:///{tmp_path_factory.mktemp('markets') / 'polybot.db'}"
-
-    async def setup() -> None:
-        engine = create_engine(url)
-        try:
-            await upgrade_engine(engine)
-            markets, stats = parse_markets(json.loads(MARKETS_FILE.read_text()))
-            assert stats.bad_total == 0
-            await store_markets(engine, markets)
-        finally:
-            await engine.dispose()
-
-    asyncio.run(setup())
-    return url

@@ -11,9 +11,9 @@ from decimal import Decimal
 from core.app.lifecycle import Lifecycle
 from core.app.order_sinks import EngineDutchSink, EngineQuoteSink, TradingCounters
 from core.execution.engine import GroupResult, GroupState, SubmitResult
+from core.execution.rules import ReasonCode
 from core.execution.types import CancelResult, OrderStatus
 from core.registry import MarketRegistry
-from core.risk import ReasonCode
 from core.strategies.dutch import DutchOpportunity
 from core.strategies.spread import QuoteAction, QuoteDecision, Quotes
 from core.types import Intent, MarketInfo, Side, TokenInfo

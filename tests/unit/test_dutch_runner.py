@@ -13,9 +13,7 @@ from core.strategies.dutch import DutchConfig
 from core.strategies.runner import DutchRunner, RecordingDutchSink, simulate_dutch_fill
 from core.types import MarketInfo
 from polybot.cli.main import main
-from tests.unit.strategy_books import FeedScript, cid, db_with_markets, gamma_items, tokens
-
-__all__ = ["db_with_markets"]  # the fixture (tests.unit.strategy_books), shared with the spread runner tests
+from tests.unit.strategy_books import FeedScript, cid, gamma_items, tokens
 
 CUP = ["demo-cup-2026-aurora", "demo-cup-2026-borealis", "demo-cup-2026-cascade", "demo-cup-2026-dynamo"]
 MAYOR = [

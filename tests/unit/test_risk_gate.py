@@ -8,11 +8,12 @@ from decimal import Decimal as D
 import pytest
 
 from core.events import Alert, AlertCleared, AlertKind, EventBus, Recorder, StateChanged
-from core.execution.exposure import yes_no_tokens
+from core.execution.exposure import ExposureSnapshot, Holding, yes_no_tokens
+from core.execution.risk_gate import RiskGate, RiskLimits
+from core.execution.rules import ReasonCode
 from core.execution.store import MemoryExecutionStore
 from core.execution.throttle import TokenBucket
 from core.execution.types import CancelResult, OrderRequest
-from core.risk import ExposureSnapshot, Holding, ReasonCode, RiskGate, RiskLimits
 from core.store.models import ARMED_KEY
 from core.types import BookStatus, MarketInfo, OrderType, Side, TokenInfo
 

@@ -16,9 +16,7 @@ from core.feed.replay import iter_frames
 from core.strategies.runner import QuoterRunner, RecordingQuoteSink
 from core.strategies.spread import SpreadConfig, SpreadQuoter
 from polybot.cli.main import main
-from tests.unit.strategy_books import FeedScript, cid, db_with_markets, tokens
-
-__all__ = ["db_with_markets"]  # the fixture (tests.unit.strategy_books), shared with the Dutch runner tests
+from tests.unit.strategy_books import FeedScript, cid, gamma_items, tokens
 
 SLUG = "demo-btc-above-150k-2026"
 QUOTER_ARGS = ["--size", "10", "--min-spread-ticks", "3", "--requote-ticks", "2", "--inventory", "20"]
@@ -116,7 +114,6 @@ def test_bad_arguments(tmp_path: Path, db_with_markets: str, capsys: pytest.Capt
 
 def test_runner_in_process_paper_fills_both_sides(tmp_path: Path) -> None:
     from core.markets import parse_markets
-    from tests.unit.test_dutch_runner import gamma_items
 
     (gm,), _ = parse_markets([gamma_items()[SLUG]])
     market = gm.info

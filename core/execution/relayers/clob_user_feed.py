@@ -9,8 +9,11 @@ are re-read over REST and fed through the same de-duplicating translator.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from core.errors import PolybotError
 from core.execution.events import EventSink, OrderUpdate, SettlementFailure, TradeUpdate
@@ -27,6 +30,32 @@ MAX_FINAL_REMEMBERED = 100_000
 _FINAL_ORDER_STATUSES = frozenset({OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.REJECTED, OrderStatus.FAILED})
 
 
+class _TaskLock:
+    """An asyncio lock its holding task may take again.
+
+    The engine reacts to an event inside its dispatch (a group's leg policy cancels, a cancel
+    reconciles, reconciling re-reads the venue through this feed): that nested read is the same
+    task and must not wait on itself.
+    """
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+        self._owner: asyncio.Task[object] | None = None
+
+    @asynccontextmanager
+    async def held(self) -> AsyncIterator[None]:
+        me = asyncio.current_task()
+        if me is not None and me is self._owner:
+            yield
+            return
+        async with self._lock:
+            self._owner = me
+            try:
+                yield
+            finally:
+                self._owner = None
+
+
 class UserFeed:
     def __init__(
         self, translator: UserStreamTranslator, reader: ClobReader, events: EventSink, stats: Counter[str]
@@ -38,6 +67,10 @@ class UserFeed:
         self._channel: UserChannel | None = None
         self._final_orders: set[str] = set()
         self._last_trade_ts = 0
+        # One batch is translated and dispatched at a time: the translator drops an item it has
+        # seen, so a second reader of the same trade (a resync racing the channel's own) must not
+        # go on until the first reader's dispatch has reached the engine.
+        self._dispatching = _TaskLock()
 
     @property
     def channel(self) -> UserChannel | None:
@@ -57,9 +90,10 @@ class UserFeed:
             self._channel.set_markets(markets)
 
     async def on_items(self, items: list[object], *, source: str = "ws") -> None:
-        for item in items:
-            for event in self._translator.handle(item, source=source):
-                await self._dispatch(event)
+        async with self._dispatching.held():
+            for item in items:
+                for event in self._translator.handle(item, source=source):
+                    await self._dispatch(event)
 
     async def _dispatch(self, event: UserEvent) -> None:
         if isinstance(event, UserOrderEvent):

@@ -6,7 +6,8 @@ fed through the service's ingest pipeline instead, so books exist for /quotes, /
 /status. Scheduled jobs are paused (the script's ``_advance_s`` directives move the bot's clock),
 and /preflight probes the network only when every endpoint is a loopback address.
 
-:func:`local_session` is the reusable part (tests and ``bench/bot.py`` drive it directly).
+:func:`local_session` is the reusable part (tests and ``bench/bot.py`` drive it directly); the
+service and its offline bot come up through :func:`polybot.sandbox.offline_service`, as in the demo.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -270,7 +271,8 @@ def _load(opts: LocalOptions) -> LoadedSettings:
     return loaded
 
 
-def _preflight_for(loaded: LoadedSettings) -> Any:
+def _preflight_for(loaded: LoadedSettings) -> Callable[[bool], Awaitable[PreflightReport]]:
+    """The configuration's preflight, offline unless every endpoint it would probe is loopback."""
     from core.preflight import run_preflight
 
     s = loaded.settings
@@ -299,34 +301,23 @@ def _replay_frames(service: Service, path: Path) -> int:
 
 @asynccontextmanager
 async def local_session(opts: LocalOptions) -> AsyncIterator[LocalSession]:
-    """A started service with an offline bot; stopped cleanly on exit."""
-    from bot.app import TelegramFrontEnd
+    """A started service with an offline bot (:func:`polybot.sandbox.offline_service`); stopped on exit."""
     from bot.fake_api import FakeBotApi
-    from bot.offline import ManualClock, OfflineRunner
-    from core.service import Service, ServiceOptions
     from core.sim.demo_data import DEMO_RECORDING
+    from polybot.sandbox import SandboxOptions, offline_service
 
     loaded = _load(opts)
     api = FakeBotApi() if opts.bot_username is None else FakeBotApi(username=bot_username_arg(opts.bot_username))
-    clock = ManualClock()  # drives confirmation expiry, the per-user rate limit and alert cooldown/mute
-    front_end = TelegramFrontEnd()  # the session drives the bot itself (its Application, its handlers)
-    service = Service(
-        loaded,
-        ServiceOptions(migrate=opts.migrate, bot_request=api, with_bot=True, bot_clock=clock, frontend=front_end),
-    )
-    try:
-        await service.start()
-        if service.scheduler is not None:
-            service.scheduler.pause()  # time belongs to the script, and no job may reach Gamma
-        service.control.rt.preflight = _preflight_for(service.loaded)
-        parts = front_end.parts
-
+    # time belongs to the script (and no job may reach Gamma); /preflight probes loopback only
+    options = SandboxOptions(migrate=opts.migrate, api=api, preflight=_preflight_for(loaded), pause_jobs=True)
+    async with offline_service(loaded, options) as sandbox:
+        service = sandbox.service
         errors: list[str] = []
 
         async def record_error(update: object, context: Any) -> None:
             errors.append(f"{type(context.error).__name__}: {context.error}")
 
-        parts.app.add_error_handler(record_error)
+        sandbox.bot.app.add_error_handler(record_error)
 
         replay = None if opts.no_replay else opts.replay
         if replay is None and not opts.no_replay and (opts.market or len(service.registry)):
@@ -337,17 +328,12 @@ async def local_session(opts: LocalOptions) -> AsyncIterator[LocalSession]:
                 service.registry.resolve(opts.market)
             except UsageError as exc:
                 raise UsageError(f"MARKET: {exc} (did polybot refresh-markets fill this database?)") from None
-
-        async def settle() -> None:
-            await service.bus.drain()
-
-        await settle()
-        runner = OfflineRunner(parts, api, clock, settle=settle)
-        session = LocalSession(
+        await service.bus.drain()
+        yield LocalSession(
             service=service,
             api=api,
-            clock=clock,
-            runner=runner,
+            clock=sandbox.clock,
+            runner=sandbox.runner,
             market=opts.market,
             outcome=opts.outcome,
             frames_replayed=frames,
@@ -355,9 +341,6 @@ async def local_session(opts: LocalOptions) -> AsyncIterator[LocalSession]:
             startup_calls=[c.as_dict() for c in api.calls],
             errors=errors,
         )
-        yield session
-    finally:
-        await service.stop()
 
 
 async def run_local(updates: list[dict[str, Any]], opts: LocalOptions) -> tuple[LocalSession, list[TranscriptEntry]]:
