@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -41,7 +42,8 @@ from core.store.migrate import upgrade_engine
 from core.types import Intent, MarketInfo, OrderType, Side, TokenInfo
 
 # Generous limits so nothing is refused: we measure the full path, not a refusal shortcut.
-LIMITS = RiskLimits(
+LIMITS = replace(
+    RiskLimits.configured(),
     max_order_notional=Decimal("1000000"),
     max_market_notional=Decimal("100000000"),
     max_event_notional=Decimal("100000000"),

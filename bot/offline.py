@@ -12,6 +12,7 @@ Every line is checked first (:mod:`bot.update_schema`): a bad one is an error na
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -28,7 +29,9 @@ class ManualClock:
     """A monotonic clock that the runner advances explicitly (directive ``_advance_s``)."""
 
     def __init__(self, start: float | None = None) -> None:
-        self.now = time.monotonic() if start is None else start
+        # a whole number of seconds: a script's whole-second advances then land exactly on the
+        # boundaries it means (a fractional origin plus 15 plus 45 can come to 59.999… past it)
+        self.now = float(math.floor(time.monotonic())) if start is None else start
 
     def __call__(self) -> float:
         return self.now

@@ -81,6 +81,17 @@ class BookView(Protocol):
     def asks(self, depth: int | None = None) -> list[Level]: ...
 
 
+def mark_price(book: BookView | None) -> Decimal | None:
+    """What an open position is worth per share: the mid of a usable (OK) book, else its one
+    side; None without a usable book. The engine's PnL and the faces' position views use this."""
+    if book is None or book.status is not BookStatus.OK:
+        return None
+    bid, ask = book.best_bid(), book.best_ask()
+    if bid is not None and ask is not None:
+        return (bid + ask) / 2
+    return bid if bid is not None else ask
+
+
 @dataclass(frozen=True, slots=True)
 class TokenInfo:
     token_id: str

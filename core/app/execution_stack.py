@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from decimal import Decimal
 
 from core.events import EventBus
 from core.execution.assembly import EngineOptions, assemble
@@ -28,7 +27,7 @@ from core.execution.types import VenueReporter
 from core.execution.venue_link import VenueStatus
 from core.registry import MarketRegistry
 from core.settings import Settings
-from core.types import BookStatus, BookView, Mode
+from core.types import BookView, Mode, mark_price
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +57,7 @@ def build_execution(
 ) -> ExecutionStack:
     """``engine_store``: the store as the engine writes it (e.g. through the metrics' audit tap,
     which counts every relayer call); the risk gate writes ``store`` itself."""
-    risk = RiskGate(risk_limits(settings), store, clock, bus, mode=settings.mode.value)
+    risk = RiskGate(RiskLimits.configured(settings.risk), store, clock, bus, mode=settings.mode.value)
     positions = PositionBook(clock=clock)
     s = settings.service
     options = EngineOptions(
@@ -84,33 +83,6 @@ def build_execution(
     if not isinstance(funds, PaperFunds | VenueFunds):  # what _funds made, as the engine holds it
         raise TypeError(f"the engine holds {type(funds).__name__} funds")
     return ExecutionStack(built.relayer, risk, built.engine, funds, settings.mode)
-
-
-def risk_limits(settings: Settings) -> RiskLimits:
-    r = settings.risk
-    return RiskLimits(
-        max_order_notional=r.max_order_notional,
-        max_market_notional=r.max_market_notional,
-        max_event_notional=r.max_event_notional,
-        max_total_exposure=r.max_total_exposure,
-        daily_loss_limit=r.max_daily_loss,
-        error_breaker_max_errors=r.error_rate_max,
-        error_breaker_window_s=float(r.error_rate_window_s),
-        orders_per_s=float(r.orders_per_s),
-        order_burst=r.orders_burst,
-        cancels_per_s=float(r.cancels_per_s),
-        cancel_burst=r.cancels_burst,
-    )
-
-
-def mark_price(book: BookView | None) -> Decimal | None:
-    """What an open position is worth per share: the mid of a usable book, else its one side."""
-    if book is None or book.status is not BookStatus.OK:
-        return None
-    bid, ask = book.best_bid(), book.best_ask()
-    if bid is not None and ask is not None:
-        return (bid + ask) / 2
-    return bid if bid is not None else ask
 
 
 def _relayer(

@@ -56,7 +56,7 @@ from core.control.types import (
 from core.errors import UsageError
 from core.events import Alert, AlertCleared, EventBus
 from core.redact import redact, redact_typed
-from core.types import BookView, MarketInfo, Mode, Side
+from core.types import BookView, MarketInfo, Mode, Side, mark_price
 
 if TYPE_CHECKING:  # the running service's parts: a face outside it never loads them
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -242,7 +242,7 @@ class Control:
         return views.order_rows(self.rt.registry, self.rt.engine.open_orders())
 
     def mark(self, token_id: str) -> Decimal | None:
-        return views.mark_of(self.rt.books, token_id)
+        return mark_price(self.rt.books.get(token_id))
 
     async def positions(self) -> list[PositionRow]:
         return views.position_rows(self.rt.registry, self.rt.engine.positions.open_positions(), self.mark)

@@ -22,17 +22,6 @@ if TYPE_CHECKING:
 AVG_COST_PLACES = Decimal("0.000001")
 
 
-def mark_of(books: Mapping[str, BookView], token_id: str) -> Decimal | None:
-    """The mid of a token's book; one side when the other is empty; None without a book."""
-    book = books.get(token_id)
-    if book is None:
-        return None
-    bid, ask = book.best_bid(), book.best_ask()
-    if bid is not None and ask is not None:
-        return (bid + ask) / 2
-    return bid if bid is not None else ask
-
-
 def dutch_edge(
     registry: MarketRegistry, books: Mapping[str, BookView], m: MarketInfo, fee_override: Decimal | None
 ) -> Decimal | None:

@@ -27,6 +27,7 @@ from core.execution.rules import ReasonCode, RiskDecision, crosses_book, order_r
 from core.execution.store import AuditRecord, ExecutionStore
 from core.execution.throttle import ErrorBreaker, TokenBucket
 from core.execution.types import CancelResult, OrderRequest
+from core.settings import RiskSettings
 from core.store.models import ARMED_KEY
 from core.types import BookStatus, BookView, MarketInfo, Side
 
@@ -38,19 +39,38 @@ ONE = Decimal(1)
 
 @dataclass(frozen=True, slots=True)
 class RiskLimits:
-    """Limits in pUSD (Decimal). ``None`` disables a limit (never the default)."""
+    """Limits in pUSD (Decimal). ``None`` disables a limit. Their defaults are ``[risk]``'s
+    (:class:`core.settings.RiskSettings`): :meth:`configured` is the one way from settings to limits."""
 
-    max_order_notional: Decimal | None = Decimal("100")
-    max_market_notional: Decimal | None = Decimal("250")
-    max_event_notional: Decimal | None = Decimal("500")
-    max_total_exposure: Decimal | None = Decimal("1000")
-    daily_loss_limit: Decimal | None = Decimal("50")
-    error_breaker_max_errors: int = 5
-    error_breaker_window_s: float = 60.0
-    orders_per_s: float = 30.0
-    order_burst: int = 50
-    cancels_per_s: float = 60.0
-    cancel_burst: int = 100
+    max_order_notional: Decimal | None
+    max_market_notional: Decimal | None
+    max_event_notional: Decimal | None
+    max_total_exposure: Decimal | None
+    daily_loss_limit: Decimal | None
+    error_breaker_max_errors: int
+    error_breaker_window_s: float
+    orders_per_s: float
+    order_burst: int
+    cancels_per_s: float
+    cancel_burst: int
+
+    @classmethod
+    def configured(cls, risk: RiskSettings | None = None) -> RiskLimits:
+        """The limits ``[risk]`` sets (its defaults when None)."""
+        r = risk if risk is not None else RiskSettings()
+        return cls(
+            max_order_notional=r.max_order_notional,
+            max_market_notional=r.max_market_notional,
+            max_event_notional=r.max_event_notional,
+            max_total_exposure=r.max_total_exposure,
+            daily_loss_limit=r.max_daily_loss,
+            error_breaker_max_errors=r.error_rate_max,
+            error_breaker_window_s=float(r.error_rate_window_s),
+            orders_per_s=float(r.orders_per_s),
+            order_burst=r.orders_burst,
+            cancels_per_s=float(r.cancels_per_s),
+            cancel_burst=r.cancels_burst,
+        )
 
     def problems(self) -> list[str]:
         """Why these limits are not sane (empty when they are): used by preflight."""

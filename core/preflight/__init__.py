@@ -50,7 +50,6 @@ from core.preflight.local import (
     check_telegram,
     key_address,
     maker_address,
-    risk_limits_from_settings,
 )
 from core.preflight.probes import (
     DEFAULT_TIMEOUT_S,
@@ -108,6 +107,5 @@ __all__ = [
     "check_telegram",
     "key_address",
     "maker_address",
-    "risk_limits_from_settings",
     "run_preflight",
 ]

@@ -22,7 +22,6 @@ from core.preflight.report import (
 )
 from core.settings import (
     LoadedSettings,
-    RiskSettings,
     Settings,
     secret_location_advice,
     secrets_in_main_file,
@@ -188,26 +187,9 @@ def check_secrets(loaded: LoadedSettings) -> PreflightCheck:
 # --------------------------------------------------------------------------- limits, telegram
 
 
-def risk_limits_from_settings(risk: RiskSettings) -> RiskLimits:
-    """The risk gate's limits as configured in ``[risk]``."""
-    return RiskLimits(
-        max_order_notional=risk.max_order_notional,
-        max_market_notional=risk.max_market_notional,
-        max_event_notional=risk.max_event_notional,
-        max_total_exposure=risk.max_total_exposure,
-        daily_loss_limit=risk.max_daily_loss,
-        error_breaker_max_errors=risk.error_rate_max,
-        error_breaker_window_s=float(risk.error_rate_window_s),
-        orders_per_s=float(risk.orders_per_s),
-        order_burst=risk.orders_burst,
-        cancels_per_s=float(risk.cancels_per_s),
-        cancel_burst=risk.cancels_burst,
-    )
-
-
 def check_risk(settings: Settings) -> PreflightCheck:
     try:
-        limits = risk_limits_from_settings(settings.risk)
+        limits = RiskLimits.configured(settings.risk)
     except (TypeError, ValueError) as exc:
         return failed(RISK, f"cannot build the limits: {one_line(exc)}")
     problems = limits.problems()

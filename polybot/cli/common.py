@@ -202,6 +202,15 @@ order_shares = decimal_arg(0, MAX_ORDER_SHARES, low_open=True)
 """Shares of one order: greater than 0 (precision and minimums are checked when the order is built)."""
 
 
+def order_arguments(p: argparse.ArgumentParser, *, market_help: str, outcome_help: str) -> None:
+    """MARKET OUTCOME SIDE PRICE SIZE: one order as every command that builds one takes it."""
+    p.add_argument("market", metavar="MARKET", help=market_help)
+    p.add_argument("outcome", metavar="OUTCOME", help=outcome_help)
+    p.add_argument("side", metavar="SIDE", type=str.upper, choices=["BUY", "SELL"])
+    p.add_argument("price", metavar="PRICE", type=price, help="limit price on the market's tick grid, e.g. 0.45")
+    p.add_argument("size", metavar="SIZE", type=order_shares, help="shares, at most 2 decimals")
+
+
 def db_url(text: str) -> str:
     """A database URL as typed: never empty (that is not "the default"), and one we can use.
 

@@ -138,7 +138,7 @@ class World:
             "sleep": self.sleeps,
             **knobs,
         }
-        gate = RiskGate(limits or RiskLimits(), self.store, self.clock, self.bus)
+        gate = RiskGate(limits or RiskLimits.configured(), self.store, self.clock, self.bus)
         engine = Engine(
             self.relayer,
             gate,

@@ -21,7 +21,7 @@ from tests.integration.engine_world import BIN, YES, World, intent
 
 async def test_assembled_engine_hears_fills_through_the_sink_it_was_built_with(world: World) -> None:
     book = world.books.set(YES, asks=[("0.60", "100")], bids=[("0.40", "100")])
-    gate = RiskGate(RiskLimits(), world.store, world.clock, world.bus)
+    gate = RiskGate(RiskLimits.configured(), world.store, world.clock, world.bus)
     positions = PositionBook(clock=world.clock)
     built = assemble(
         lambda events: PaperRelayer(world.books, events=events, clock=world.clock),
@@ -54,7 +54,7 @@ async def test_assembled_engine_hears_fills_through_the_sink_it_was_built_with(w
 
 
 async def test_a_relayer_built_without_the_handed_sink_is_refused(world: World) -> None:
-    gate = RiskGate(RiskLimits(), world.store, world.clock, world.bus)
+    gate = RiskGate(RiskLimits.configured(), world.store, world.clock, world.bus)
     with pytest.raises(ValueError, match="not built with the event sink"):
         assemble(lambda events: PaperRelayer(world.books), gate, world.store, world.bus)
 
@@ -63,5 +63,5 @@ async def test_an_engine_built_on_a_relayer_connects_to_its_sink(world: World) -
     sink = EventSink()
     relayer = PaperRelayer(world.books, events=sink)
     assert not sink.connected
-    Engine(relayer, RiskGate(RiskLimits(), world.store, world.clock, world.bus), world.store, world.bus)
+    Engine(relayer, RiskGate(RiskLimits.configured(), world.store, world.clock, world.bus), world.store, world.bus)
     assert sink.connected

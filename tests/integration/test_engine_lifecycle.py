@@ -3,6 +3,7 @@ restart (positions rebuilt from fills) and start-up reconciliation against the v
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal as D
 
 import pytest
@@ -81,7 +82,7 @@ async def test_kill_switch_retries_a_failing_cancel_all_within_the_bounds(world:
 
 async def test_daily_loss_auto_disarms_and_publishes_an_alert(world: World) -> None:
     record_alerts(world.bus, world.store)
-    engine = await world.engine(limits=RiskLimits(daily_loss_limit=D("2")))
+    engine = await world.engine(limits=replace(RiskLimits.configured(), daily_loss_limit=D("2")))
     assert (await engine.submit(intent(YES, Side.BUY, "0.60", "10", OrderType.FOK), BIN)).ok
     assert engine.risk.armed
     sold = await engine.submit(intent(YES, Side.SELL, "0.30", "10", OrderType.FOK), BIN)

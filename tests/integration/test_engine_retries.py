@@ -101,7 +101,8 @@ async def test_engine_retry_round_rechecks_the_gate(world: World) -> None:
 
 
 async def test_every_refusal_reason_reaches_the_caller_and_the_audit_table(world: World) -> None:
-    limits = RiskLimits(
+    limits = replace(
+        RiskLimits.configured(),
         max_order_notional=D("100"),
         max_market_notional=D("30"),
         max_event_notional=D("40"),

@@ -64,7 +64,7 @@ class World:
         self.books = {YES: StaticBook(YES, ask_levels=[(D("0.50"), D("100"))], bid_levels=[(D("0.48"), D("100"))])}
         self.store = metrics.audit_store(MemoryExecutionStore())
         self.relayer = PaperRelayer(self.books.get, clock=time.time)
-        self.risk = RiskGate(RiskLimits(), self.store, time.time, self.bus)
+        self.risk = RiskGate(RiskLimits.configured(), self.store, time.time, self.bus)
         self.engine = Engine(
             self.relayer,
             self.risk,

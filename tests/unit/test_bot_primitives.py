@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 
 import pytest
@@ -130,3 +131,18 @@ def test_parse_duration(text: str, seconds: float) -> None:
 def test_parse_duration_rejects(text: str) -> None:
     with pytest.raises(UsageProblem):
         parse_duration(text)
+
+
+def test_a_scripted_clock_lands_exactly_on_the_window_boundary(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The offline runner's clock starts where time.monotonic() is; from a fractional origin, 15 s
+    then 45 s could come to 59.999… and keep a command the script means to have aged out."""
+    from bot.offline import ManualClock
+
+    monkeypatch.setattr(time, "monotonic", lambda: 985.568389657)  # (t + 15 + 45) - t < 60 in floats
+    clock = ManualClock()
+    limiter = UserRateLimiter(per_minute=1, clock=clock)
+    assert limiter.check(7).allowed
+    clock.advance(15)
+    assert not limiter.check(7).allowed
+    clock.advance(45)
+    assert limiter.check(7).allowed

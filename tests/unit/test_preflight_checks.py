@@ -16,6 +16,7 @@ from pydantic import SecretStr
 from core.control.types import PreflightCheck, PreflightReport
 from core.errors import ConfigError
 from core.execution import approvals as ap
+from core.execution.risk_gate import RiskLimits
 from core.preflight import (
     check_allowances,
     check_clob,
@@ -28,7 +29,6 @@ from core.preflight import (
     check_telegram,
     key_address,
     maker_address,
-    risk_limits_from_settings,
 )
 from core.preflight.report import origin_of
 from core.settings import LoadedSettings, RelayerSettings, RiskSettings, Settings, TelegramSettings, load_settings
@@ -227,7 +227,7 @@ def test_config_passes_for_a_loaded_file(tmp_path: Path) -> None:
 
 def test_risk_limits_pass_by_default_and_map_every_key(tmp_path: Path) -> None:
     settings = _load(tmp_path, '[risk]\nmax_daily_loss = "42.5"\nerror_rate_max = 7\norders_burst = 20\n').settings
-    limits = risk_limits_from_settings(settings.risk)
+    limits = RiskLimits.configured(settings.risk)
     assert limits.daily_loss_limit == Decimal("42.5") and limits.error_breaker_max_errors == 7
     assert limits.order_burst == 20 and limits.max_order_notional == Decimal("50")
     check = check_risk(settings)

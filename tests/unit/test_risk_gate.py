@@ -63,7 +63,7 @@ async def make(
     store = MemoryExecutionStore()
     bus = EventBus()
     rec = Recorder(bus)
-    gate = RiskGate(limits or RiskLimits(), store, clock, bus)
+    gate = RiskGate(limits or RiskLimits.configured(), store, clock, bus)
     await gate.start()
     return gate, store, rec, clock
 
@@ -90,7 +90,7 @@ async def test_start_resets_an_armed_state_and_records_it() -> None:
     store.state[ARMED_KEY] = {"armed": True, "by": "alice", "reason": "armed", "ts": T0 - 100}
     bus = EventBus()
     rec = Recorder(bus)
-    gate = RiskGate(RiskLimits(), store, clock, bus)
+    gate = RiskGate(RiskLimits.configured(), store, clock, bus)
     assert await gate.start() is True
     assert not gate.armed
     assert store.state[ARMED_KEY]["armed"] is False
@@ -155,7 +155,7 @@ async def test_a_small_fok_and_a_minimum_gtc_pass() -> None:
 
 
 async def test_market_limit_counts_positions_and_open_buys() -> None:
-    gate, *_ = await armed(RiskLimits(max_market_notional=D("20")))
+    gate, *_ = await armed(replace(RiskLimits.configured(), max_market_notional=D("20")))
     snap = ExposureSnapshot(
         holdings={"Y1": Holding("Y1", "0xbin", D("20"), D("10")), "N1": Holding("N1", "0xbin", pending_buy=D("6"))},
         markets={BINARY.condition_id: BINARY},
@@ -169,7 +169,7 @@ async def test_market_limit_counts_positions_and_open_buys() -> None:
 
 
 async def test_hedging_buys_are_allowed_even_above_the_limit() -> None:
-    gate, *_ = await armed(RiskLimits(max_market_notional=D("10")))
+    gate, *_ = await armed(replace(RiskLimits.configured(), max_market_notional=D("10")))
     snap = ExposureSnapshot(holdings={"Y1": Holding("Y1", "0xbin", D("40"), D("20"))}, markets={"0xbin": BINARY})
     assert snap.market_exposure("0xbin") == D("20")  # already above the limit
     # buying NO reduces the worst case (NO wins: 20 + 8 - 20 = 8; YES wins: 28 - 40 < 0)
@@ -180,7 +180,7 @@ async def test_hedging_buys_are_allowed_even_above_the_limit() -> None:
 async def test_event_limit_is_the_worst_case_across_outcomes() -> None:
     m1, m2, m3 = neg_risk_market(1), neg_risk_market(2), neg_risk_market(3)
     markets = {m.condition_id: m for m in (m1, m2, m3)}
-    gate, *_ = await armed(RiskLimits(max_event_notional=D("12"), max_market_notional=D("100")))
+    gate, *_ = await armed(replace(RiskLimits.configured(), max_event_notional=D("12"), max_market_notional=D("100")))
     held = {
         "Y1x": Holding("Y1x", "0xnr1", D("10"), D("3")),
         "Y2x": Holding("Y2x", "0xnr2", D("10"), D("3")),
@@ -218,19 +218,19 @@ async def test_total_exposure_sums_events_and_markets() -> None:
         markets={"0xbin": BINARY, "0xnr1": m1},
     )
     assert snap.total_exposure() == D("4") + D("2") + D("1.5")
-    gate, *_ = await armed(RiskLimits(max_total_exposure=D("10")))
+    gate, *_ = await armed(replace(RiskLimits.configured(), max_total_exposure=D("10")))
     d = await gate.check(order("Y1", "0.50", "6"), BINARY, snap)
     assert d.reason_code is ReasonCode.MAX_TOTAL_EXPOSURE
 
 
 async def test_sells_never_count_as_new_exposure() -> None:
-    gate, *_ = await armed(RiskLimits(max_market_notional=D("1"), max_total_exposure=D("1")))
+    gate, *_ = await armed(replace(RiskLimits.configured(), max_market_notional=D("1"), max_total_exposure=D("1")))
     snap = ExposureSnapshot(holdings={"Y1": Holding("Y1", "0xbin", D("100"), D("50"))}, markets={"0xbin": BINARY})
     assert (await gate.check(order("Y1", "0.50", "100", side=Side.SELL), BINARY, snap)).ok
 
 
 async def test_order_rate_bucket_refuses_above_burst_and_refills() -> None:
-    gate, _, _, clock = await armed(RiskLimits(orders_per_s=30, order_burst=50))
+    gate, _, _, clock = await armed(replace(RiskLimits.configured(), orders_per_s=30, order_burst=50))
     for _ in range(50):
         assert (await gate.check(order(), BINARY, ExposureSnapshot())).ok
     d = await gate.check(order(), BINARY, ExposureSnapshot())
@@ -244,7 +244,7 @@ async def test_order_rate_bucket_refuses_above_burst_and_refills() -> None:
 
 
 async def test_group_check_needs_tokens_for_every_leg() -> None:
-    gate, *_ = await armed(RiskLimits(orders_per_s=1, order_burst=3))
+    gate, *_ = await armed(replace(RiskLimits.configured(), orders_per_s=1, order_burst=3))
     legs = [(order(t), BINARY, None) for t in ("Y1", "N1")]
     assert (await gate.check_many(legs, ExposureSnapshot())).ok
     d = await gate.check_many(legs, ExposureSnapshot())
@@ -253,7 +253,7 @@ async def test_group_check_needs_tokens_for_every_leg() -> None:
 
 
 async def test_cancel_bucket_is_separate_and_reports_the_wait() -> None:
-    gate, _, _, clock = await make(RiskLimits(cancels_per_s=60, cancel_burst=100))
+    gate, _, _, clock = await make(replace(RiskLimits.configured(), cancels_per_s=60, cancel_burst=100))
     assert all(gate.take_cancel_token() == 0.0 for _ in range(100))
     wait = gate.take_cancel_token()
     assert wait == pytest.approx(1 / 60, rel=1e-3)
@@ -268,7 +268,9 @@ def test_token_bucket_validation() -> None:
 
 
 async def test_error_breaker_trips_alerts_and_clears() -> None:
-    gate, _, rec, clock = await armed(RiskLimits(error_breaker_max_errors=3, error_breaker_window_s=10))
+    gate, _, rec, clock = await armed(
+        replace(RiskLimits.configured(), error_breaker_max_errors=3, error_breaker_window_s=10)
+    )
     gate.record_order_error()
     clock.advance(1)
     gate.record_order_error()
@@ -284,7 +286,7 @@ async def test_error_breaker_trips_alerts_and_clears() -> None:
 
 
 async def test_daily_loss_disarms_once_alerts_and_blocks_arming_until_the_next_day() -> None:
-    gate, store, rec, clock = await armed(RiskLimits(daily_loss_limit=D("50")))
+    gate, store, rec, clock = await armed(replace(RiskLimits.configured(), daily_loss_limit=D("50")))
     await gate.on_daily_realised(D("-49.99"))
     assert gate.armed
     await gate.on_daily_realised(D("-50"))
@@ -301,7 +303,7 @@ async def test_daily_loss_disarms_once_alerts_and_blocks_arming_until_the_next_d
 
 
 async def test_daily_loss_in_the_snapshot_refuses_and_disarms() -> None:
-    gate, _, rec, _ = await armed(RiskLimits(daily_loss_limit=D("10")))
+    gate, _, rec, _ = await armed(replace(RiskLimits.configured(), daily_loss_limit=D("10")))
     d = await gate.check(order(), BINARY, ExposureSnapshot(daily_realised=D("-10.5")))
     assert d.reason_code is ReasonCode.DAILY_LOSS_LIMIT
     assert not gate.armed
@@ -336,12 +338,18 @@ async def test_kill_reports_a_failing_canceller_without_raising() -> None:
 
 
 def test_limits_sanity_for_preflight() -> None:
-    assert RiskLimits().problems() == []
-    bad = RiskLimits(max_order_notional=D("500"), max_market_notional=D("100"), orders_per_s=45, cancel_burst=200)
+    assert RiskLimits.configured().problems() == []
+    bad = replace(
+        RiskLimits.configured(),
+        max_order_notional=D("500"),
+        max_market_notional=D("100"),
+        orders_per_s=45,
+        cancel_burst=200,
+    )
     problems = "\n".join(bad.problems())
     assert "max_order_notional (500) exceeds max_market_notional" in problems
     assert "order bucket" in problems and "cancel bucket" in problems
-    assert RiskLimits(daily_loss_limit=D("-1")).problems()
+    assert replace(RiskLimits.configured(), daily_loss_limit=D("-1")).problems()
 
 
 def test_yes_no_tokens_handles_either_order() -> None:

@@ -51,11 +51,11 @@ def register(sub: Subcommands) -> None:
             'configuration without relayer.type = "real".'
         ),
     )
-    p.add_argument("market", metavar="MARKET", help="token id, condition id (0x...) or stored slug")
-    p.add_argument("outcome", metavar="OUTCOME", help="outcome name (Yes/No/...) or token id")
-    p.add_argument("side", metavar="SIDE", type=str.upper, choices=["BUY", "SELL"])
-    p.add_argument("price", metavar="PRICE", type=common.price, help="limit price on the market's tick grid, e.g. 0.45")
-    p.add_argument("size", metavar="SIZE", type=common.order_shares, help="shares, at most 2 decimals")
+    common.order_arguments(
+        p,
+        market_help="token id, condition id (0x...) or stored slug",
+        outcome_help="outcome name (Yes/No/...) or token id",
+    )
     _common(p)
     p.add_argument(
         "--tick-size",

@@ -39,11 +39,11 @@ def register(sub: Subcommands) -> None:
             "--base-url unless given. With --db-url the signed order is stored in the orders table."
         ),
     )
-    p.add_argument("market", metavar="MARKET", help="token id, or condition id (0x...)")
-    p.add_argument("outcome", metavar="OUTCOME", help="outcome name (Yes/No/...) or token id; ignored for a token id")
-    p.add_argument("side", metavar="SIDE", type=str.upper, choices=["BUY", "SELL"])
-    p.add_argument("price", metavar="PRICE", type=common.price, help="limit price on the market's tick grid, e.g. 0.45")
-    p.add_argument("size", metavar="SIZE", type=common.order_shares, help="shares, at most 2 decimals")
+    common.order_arguments(
+        p,
+        market_help="token id, or condition id (0x...)",
+        outcome_help="outcome name (Yes/No/...) or token id; ignored for a token id",
+    )
     p.add_argument(
         "--base-url", type=common.http_url, default=DEFAULT_CLOB_URL, help=f"CLOB REST URL (default {DEFAULT_CLOB_URL})"
     )
