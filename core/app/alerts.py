@@ -16,8 +16,8 @@ from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from core.events import Alert, AlertCleared, EventBus, OrderEvent, Severity
+from core.feed.connection import ConnectionEvent, ConnectionState
 from core.feed.events import BookStatusChanged
-from core.feed.ws import ConnectionEvent, ConnectionState
 from core.types import BookStatus
 
 Label = Callable[[str], str]

@@ -14,8 +14,9 @@ from collections.abc import Callable, Sequence
 
 from core.app.alerts import FeedDeadAlerts
 from core.control.types import FeedConnection
+from core.feed.connection import ConnectionEvent
 from core.feed.pipeline import IngestPipeline
-from core.feed.ws import ConnectionEvent, MarketFeed
+from core.feed.ws import MarketFeed
 from core.settings import FeedSettings
 
 
@@ -35,7 +36,7 @@ class FeedLink:
         self.feed = MarketFeed(
             settings.ws_url,
             assets,
-            pipeline.on_frame,  # type: ignore[arg-type]  # FrameHandler says -> None; the events it returns are unused
+            pipeline.on_frame,
             max_assets_per_connection=settings.max_assets_per_connection,
             ping_interval_s=settings.ping_interval_s,
             dead_after_s=settings.dead_after_s,

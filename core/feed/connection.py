@@ -10,7 +10,8 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-FrameHandler = Callable[[str, int], None]
+FrameHandler = Callable[[str, int], object]
+"""Called with each frame's text and receive time (ns); what it returns is not used."""
 
 
 class ConnectionState(enum.StrEnum):

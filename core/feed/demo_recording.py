@@ -12,7 +12,8 @@ from pathlib import Path
 
 import msgspec
 
-from core.feed.synth import FrameGenerator, demo_markets, write_recording
+from core.feed.synth import FrameGenerator, write_recording
+from core.feed.synth_markets import demo_markets
 
 _encode = msgspec.json.encode
 

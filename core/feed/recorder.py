@@ -19,7 +19,8 @@ from typing import Any
 
 import msgspec
 
-from core.feed.ws import ConnectionEvent, FeedStats, MarketFeed
+from core.feed.connection import ConnectionEvent, FeedStats
+from core.feed.ws import MarketFeed
 
 log = logging.getLogger(__name__)
 

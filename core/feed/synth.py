@@ -26,23 +26,8 @@ from pathlib import Path
 
 import msgspec
 
-from core.feed.frames import book_frame, change, price_change_frame
 from core.feed.numbers import UNIT, decimal_to_units, units_to_decimal
-from core.feed.synth_markets import SynthMarket, demo_markets, market_table, pair_markets, random_hex, token_id
-
-# the hand-made frames lived here first; tests and tools may keep importing them from here
-__all__ = [
-    "FrameGenerator",
-    "SynthMarket",
-    "book_frame",
-    "change",
-    "demo_markets",
-    "market_table",
-    "pair_markets",
-    "price_change_frame",
-    "token_id",
-    "write_recording",
-]
+from core.feed.synth_markets import SynthMarket, pair_markets, random_hex
 
 _encode = msgspec.json.encode
 

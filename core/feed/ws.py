@@ -44,19 +44,6 @@ from core.feed.connection import (
 )
 from core.retry import Backoff, Retry, reconnect_forever, symmetric_jitter
 
-# the connection types were defined here first; importers may keep naming this module
-__all__ = [
-    "DEFAULT_MARKET_URL",
-    "ConnectionEvent",
-    "ConnectionState",
-    "ConnectionStats",
-    "FeedStats",
-    "FrameHandler",
-    "MarketFeed",
-    "split_assets",
-    "subscribe_message",
-]
-
 log = logging.getLogger(__name__)
 
 DEFAULT_MARKET_URL = "wss://ws-subscriptions-clob.polymarket.com/ws/market"

@@ -72,7 +72,7 @@ async def check_feed(settings: Settings, *, timeout_s: float = DEFAULT_TIMEOUT_S
     from websockets.asyncio.client import connect
     from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-    from core.feed.ws import subscribe_message
+    from core.feed.connection import subscribe_message
 
     url = settings.feed.ws_url
     assets = list(dict.fromkeys(settings.feed.assets))[: settings.feed.max_assets_per_connection]

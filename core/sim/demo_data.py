@@ -15,7 +15,8 @@ from pathlib import Path
 
 import msgspec
 
-from core.feed.synth import FrameGenerator, SynthMarket, write_recording
+from core.feed.synth import FrameGenerator, write_recording
+from core.feed.synth_markets import SynthMarket
 from core.markets import parse_markets
 from core.sim.mock_gamma import load_markets_file
 

@@ -14,7 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from core.feed.replay import iter_frames
-from core.feed.synth import FrameGenerator, token_id
+from core.feed.synth import FrameGenerator
+from core.feed.synth_markets import token_id
 from core.sim.mock_ws_books import Event, MarketBooks, parse_frame
 
 

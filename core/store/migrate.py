@@ -26,7 +26,7 @@ VERSION_TABLE = "alembic_version"
 
 
 def alembic_config(output_buffer: io.TextIOBase | None = None) -> Config:
-    cfg = Config(output_buffer=output_buffer)  # type: ignore[arg-type]
+    cfg = Config(output_buffer=output_buffer)  # type: ignore[arg-type]  # alembic declares TextIO; any text stream works
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.set_main_option("path_separator", "os")
     return cfg

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from core.feed.synth import book_frame, change, price_change_frame
+from core.feed.frames import book_frame, change, price_change_frame
 from polybot.cli.main import main
 from tests.conftest import PROJECT_FIXTURES, REPO_ROOT
 from tests.procs import console_script, run

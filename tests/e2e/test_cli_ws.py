@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from websockets.asyncio.client import connect
 
+from core.feed.connection import subscribe_message
 from core.feed.replay import iter_frames
-from core.feed.ws import subscribe_message
 from core.sim.mock_ws import MockMarketServer
 from polybot.cli.main import main
 from tests.procs import Lines, arun, console_script, spawn, stop_group

@@ -265,7 +265,7 @@ async def test_a_feed_that_keeps_disagreeing_is_reseeded_at_a_bounded_rate(
     matches the stream: every burst is a new mismatch. Re-seeds stay at one per asset per
     RESEED_COOLDOWN_S instead of one per fault (that storm starved the loop and hung the demo)."""
     from core.app.reseed import RESEED_COOLDOWN_S
-    from core.feed.synth import change, price_change_frame
+    from core.feed.frames import change, price_change_frame
 
     fault_record.scenario = "feed keeps disagreeing with its books: re-seeds rate-bounded"
     async with running_service(sqlite_url, monkeypatch, feed="demo", rate_hz=250.0, live=True) as rig:

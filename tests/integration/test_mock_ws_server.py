@@ -13,10 +13,11 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
+from core.feed.connection import ConnectionEvent, ConnectionState, subscribe_message
 from core.feed.demo_recording import demo_recording_lines
 from core.feed.processor import FeedProcessor
 from core.feed.synth import write_recording
-from core.feed.ws import ConnectionEvent, ConnectionState, MarketFeed, subscribe_message
+from core.feed.ws import MarketFeed
 from core.sim.mock_ws import MockMarketServer
 from core.types import BookStatus
 

@@ -10,13 +10,8 @@ from collections.abc import Callable
 
 import pytest
 
-from core.feed.ws import (
-    ConnectionEvent,
-    ConnectionState,
-    MarketFeed,
-    split_assets,
-    subscribe_message,
-)
+from core.feed.connection import ConnectionEvent, ConnectionState, split_assets, subscribe_message
+from core.feed.ws import MarketFeed
 from core.sim.mock_ws import MockMarketServer
 
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+from core.feed.connection import ConnectionEvent, ConnectionState
 from core.feed.processor import FeedProcessor
-from core.feed.ws import ConnectionEvent, ConnectionState, MarketFeed
+from core.feed.ws import MarketFeed
 from core.sim.mock_ws import MockMarketServer
 from core.types import BookStatus
 

@@ -9,8 +9,9 @@ import json
 import time
 from collections.abc import Callable
 
+from core.feed.connection import ConnectionEvent, ConnectionState
 from core.feed.processor import FeedProcessor
-from core.feed.ws import ConnectionEvent, ConnectionState, MarketFeed
+from core.feed.ws import MarketFeed
 from core.sim.mock_ws import MockMarketServer
 from core.types import BookStatus
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from core.app.alerts import BookAlerts, FeedDeadAlerts, OrderAlerts, QuietBooks
 from core.events import Alert, AlertCleared, EventBus, OrderEvent, Recorder, Severity
 from core.execution.types import OrderStatus
+from core.feed.connection import ConnectionEvent, ConnectionState
 from core.feed.events import BookStatusChanged
-from core.feed.ws import ConnectionEvent, ConnectionState
 from core.types import BookStatus
 
 S = 1_000_000_000

@@ -12,8 +12,8 @@ import pytest
 
 from core.app.reseed import BookUnavailable, ClobBookFetcher, Reseeder
 from core.feed.events import BookStatusChanged
+from core.feed.frames import book_frame, change, price_change_frame
 from core.feed.processor import FeedProcessor
-from core.feed.synth import book_frame, change, price_change_frame
 from core.types import BookStatus
 
 A = "1111"

@@ -19,9 +19,9 @@ from core.events import Alert, AlertCleared, EventBus, Recorder
 from core.execution.positions import Position, PositionBook
 from core.execution.store import OrderRecord
 from core.execution.types import Fill
+from core.feed.frames import book_frame, change, price_change_frame
 from core.feed.pipeline import IngestPipeline
 from core.feed.processor import FeedProcessor
-from core.feed.synth import book_frame, change, price_change_frame
 from core.registry import MarketRegistry
 from core.strategies.runner import QuoterRunner
 from core.strategies.spread import QuoteDecision, SpreadConfig, SpreadQuoter

@@ -8,7 +8,8 @@ from decimal import Decimal
 from core.feed.demo_recording import demo_recording_lines
 from core.feed.processor import FeedProcessor
 from core.feed.replay import iter_frames
-from core.feed.synth import FrameGenerator, demo_markets, pair_markets
+from core.feed.synth import FrameGenerator
+from core.feed.synth_markets import demo_markets, pair_markets
 from core.types import BookStatus
 from tests.conftest import PROJECT_FIXTURES
 

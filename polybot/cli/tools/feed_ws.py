@@ -10,7 +10,8 @@ import sys
 from typing import TYPE_CHECKING
 
 from core.errors import PolybotError, UsageError
-from core.feed.ws import DEFAULT_MARKET_URL, ConnectionEvent, ConnectionState
+from core.feed.connection import ConnectionEvent, ConnectionState
+from core.feed.ws import DEFAULT_MARKET_URL
 from polybot.cli import common
 from polybot.cli.common import FirstFrames, add_first_frame_timeout, stop_on_signals
 from polybot.cli.main import add_command

@@ -62,9 +62,10 @@ def _run(args: argparse.Namespace) -> int:
 
 
 async def ingest(args: argparse.Namespace) -> dict[str, Any]:
+    from core.feed.connection import ConnectionEvent, ConnectionState
     from core.feed.pipeline import LIVE_BURST_QUIET_MS, IngestPipeline
     from core.feed.processor import FeedProcessor
-    from core.feed.ws import ConnectionEvent, ConnectionState, MarketFeed
+    from core.feed.ws import MarketFeed
     from core.store.db import create_engine
     from core.store.migrate import ensure_schema
     from core.store.writer import BatchedWriter

@@ -419,7 +419,8 @@ def _quoter_run_replay(args: argparse.Namespace) -> int:
 
 
 def _quoter_run_ws(args: argparse.Namespace) -> int:
-    from core.feed.ws import ConnectionEvent, ConnectionState, MarketFeed
+    from core.feed.connection import ConnectionEvent, ConnectionState
+    from core.feed.ws import MarketFeed
 
     if args.max_messages is None and args.duration is None:
         raise UsageError("give --max-messages N or --duration S (the quoter otherwise runs forever)")
