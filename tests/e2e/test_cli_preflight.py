@@ -439,3 +439,10 @@ def test_smoke_live_refuses_what_the_configured_limits_refuse(
     assert _order_count(sqlite_url) == 0
     rc = main([*argv[:-2], "4", "--offline", "--tick-size", "0.01", "--no-neg-risk"])  # 5 is the minimum
     assert rc == 1 and "size_below_min" in capsys.readouterr().err
+    rc = main([*argv[:-3], "0.305", "5", "--offline", "--tick-size", "0.01", "--no-neg-risk"])
+    assert rc == 1 and "price_off_tick" in capsys.readouterr().err
+    # marketable (FOK) under $1: 5 x 0.10 = 0.50
+    rc = main([*argv[:-3], "0.1", "5", "--offline", "--tick-size", "0.01", "--no-neg-risk", "--order-type", "FOK"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "not signed" in err and "$1" in err, err
+    assert _order_count(sqlite_url) == 0

@@ -36,6 +36,29 @@ def test_every_cli_and_telegram_command_has_bad_input_cases(tmp_path: Path) -> N
     assert bench.telegram_gaps(bench.TELEGRAM_CASES) == []
 
 
+def _doc_rows(section: str) -> list[list[str]]:
+    text = (REPO_ROOT / "docs" / "bad-input.md").read_text()
+    body = text.split(f"\n## {section}", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in body.splitlines() if line.startswith("| ") and not line.startswith("| command")]
+    return [[cell.strip() for cell in row.strip("|").split(" | ")] for row in rows]
+
+
+def test_the_committed_table_is_the_generator_s_current_one(tmp_path: Path) -> None:
+    """docs/bad-input.md takes minutes to generate, so the suite does not regenerate it; it checks
+    that the committed table has every case the generator has today, for every command, none flagged."""
+    bench = _bench()
+    cli, telegram = _doc_rows("CLI"), _doc_rows("Telegram")
+    cases = bench.cli_cases(tmp_path)
+    assert len(cli) == len(cases), "CLI cases changed: regenerate with uv run python bench/bad_input.py"
+    assert len(telegram) == len(bench.TELEGRAM_CASES), "Telegram cases changed: regenerate the table"
+    tree = bench._command_tree()
+    tried = [row[1].strip("`").split()[1:] for row in cli]  # `polybot NAME [SUB] ...`
+    documented = {f"{w[0]} {w[1]}" if len(w) > 1 and w[1] in tree.get(w[0], ()) else w[0] for w in tried if w}
+    assert not [c for c in bench.cli_commands() if c not in documented], "a command without a row"
+    assert {row[0].lstrip("/") for row in telegram} >= set(__import__("bot.handlers").handlers.COMMANDS)
+    assert {row[-1] for row in cli + telegram} == {"ok"}, "a flagged case is committed"
+
+
 def test_a_command_without_cases_stops_the_generator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     bench = _bench()
     cases = bench.cli_cases(tmp_path)
