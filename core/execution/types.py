@@ -11,9 +11,10 @@ never resubmitted blindly, only reconciled via ``lookup``/``open_orders``.
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Protocol, runtime_checkable
+from typing import Final, Protocol, runtime_checkable
 
 from core.execution.events import EventSink
 from core.execution.venue_link import VenueStatus
@@ -22,6 +23,9 @@ from core.execution.venue_link import VenueStatus
 from core.types import Fill as Fill
 from core.types import MarketInfo, Mode, OrderType, Side
 from core.types import OrderStatus as OrderStatus
+
+MAX_BATCH_ORDERS: Final = 15
+"""The most orders one ``POST /orders`` request may carry (the venue's limit)."""
 
 
 class Outcome(enum.StrEnum):
@@ -122,6 +126,17 @@ class Relayer(Protocol):
     async def close(self) -> None: ...
 
     async def place(self, order: OrderRequest) -> PlaceResult: ...
+
+    async def place_batch(self, orders: Sequence[OrderRequest]) -> list[PlaceResult]:
+        """Place up to :data:`MAX_BATCH_ORDERS` orders in one request (ValueError beyond): one
+        result per order, in the same order.
+
+        A failure of the whole request gives every order the same outcome and error class:
+        ``RETRYABLE`` when it was refused before acceptance (425, 429, 5xx), ``UNKNOWN`` (with each
+        order's ``order_hash`` where the relayer signs) when it may have been accepted (timeout
+        after send, dropped connection). An order refused inside an accepted batch is that
+        order's ``REJECTED`` result; the others stand."""
+        ...
 
     async def cancel(self, venue_order_id: str) -> CancelResult: ...
 
