@@ -3,8 +3,8 @@
 A deterministic stream of current-format ``price_change`` frames (``core.feed.synth``: binary
 markets whose changes are mirrored on both tokens, trade bursts, ~20 levels a side) over
 ``--assets`` assets is generated first, the books are seeded from ``book`` snapshots, then
-chunks of the stream are timed alternately: decode only (the same typed msgspec decoder the
-processor uses), and the full ``FeedProcessor.process`` (decode, validate, apply to the books,
+chunks of the stream are timed alternately: decode only (the typed msgspec decoder the processor
+uses for such frames, core.feed.wire.PRICE_CHANGE_DECODER), and the full ``FeedProcessor.process`` (decode, validate, apply to the books,
 burst integrity checks, domain events), with ``time.time_ns()`` receive stamps like the live
 client; the full path is timed as it runs (compiled by mypyc when built, see core/feed/kernel.py)
 and, in the same process, on the same modules loaded from source (the pure-Python path).
@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from core.feed import kernel
 from core.feed.processor import FeedProcessor
 from core.feed.synth import FrameGenerator
-from core.feed.wire import FRAME_DECODER
+from core.feed.wire import FRAME_DECODER, PRICE_CHANGE_DECODER
 from core.types import BookStatus
 
 REPO = Path(__file__).resolve().parent.parent
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         processor.process(frame, time.time_ns())
         pure.process(frame, time.time_ns())
 
-    decode = FRAME_DECODER.decode
+    decode = PRICE_CHANGE_DECODER.decode
     untyped = msgspec.json.decode
     process = processor.process
     process_pure = pure.process

@@ -259,11 +259,12 @@ class Book:
         # box it once (Any is a Python object there; plain Python, this is a no-op)
         key: Any = price
         if size:
-            if key not in sizes:
+            count = len(sizes)
+            sizes[key] = size
+            if len(sizes) != count:  # a new level (one lookup, where `in` then a store made two)
                 if not prices or (price > prices[-1] if is_bid else price < prices[0]):
                     self._moved = True
                 _insort(prices, key)
-            sizes[key] = size
         elif sizes.pop(key, None) is not None:
             if price == (prices[-1] if is_bid else prices[0]):
                 self._moved = True

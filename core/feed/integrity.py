@@ -183,7 +183,7 @@ class BookSet:
                 if book.burst_open:  # then the book is pending already: its next burst starts now
                     self.complete_burst(book, recv_ns, out)
                 else:
-                    self.pending[entry.asset_id] = book
+                    self.pending[book.asset_id] = book
             book.apply_change(ts_ms, entry, price, size, recv_ns)
             if accepted is not None:
                 accepted.append(entry)

@@ -1,7 +1,8 @@
 """The frame pipeline: raw websocket text -> typed wire structs -> validated -> books -> domain events.
 
-One :class:`FeedProcessor` per feed. ``process(frame, recv_ns)`` decodes the frame once with
-msgspec, validates every event and level, applies them to the books and returns domain events
+One :class:`FeedProcessor` per feed. ``process(frame, recv_ns)`` decodes the frame with msgspec
+(a lone ``price_change`` in one pass, see :class:`core.feed.wire.PriceChangeFrame`), validates
+every event and level, applies them to the books and returns domain events
 (:mod:`core.feed.events`). Bad input is counted by reason in ``processor.counters``, logged at
 a bounded rate and skipped; nothing raises out of ``process``.
 
@@ -56,6 +57,7 @@ from core.feed.translate import best_bid_ask, market_resolved, new_market, new_m
 from core.feed.wire import (
     EVENT_TYPES,
     FRAME_DECODER,
+    PRICE_CHANGE_DECODER,
     REST_BOOK_DECODER,
     BestBidAskMsg,
     BookMsg,
@@ -63,6 +65,8 @@ from core.feed.wire import (
     MarketResolvedMsg,
     NewMarketMsg,
     PriceChangeEntry,
+    PriceChangeFields,
+    PriceChangeFrame,
     PriceChangeMsg,
     RestBook,
     TickSizeChangeMsg,
@@ -75,6 +79,7 @@ from core.types import BookStatus
 log = logging.getLogger("core.feed.processor")
 
 _DECODE: Final = FRAME_DECODER.decode
+_DECODE_PRICE_CHANGE: Final = PRICE_CHANGE_DECODER.decode
 _PONG_TEXTS: Final = frozenset({"PONG", b"PONG"})
 # inferred ticks for books whose tick nobody told us (never coarser than the usual 0.01)
 _INFER_TICKS: Final = tuple(decimal_to_units(t) for t in STANDARD_TICKS if t <= Decimal("0.01"))
@@ -155,8 +160,35 @@ class FeedProcessor:
             self.counters.record(OVERSIZED_FRAME, f"{len(frame)} bytes > {self.max_frame_bytes}")
             return out
         self.frames += 1
+        change: PriceChangeFrame | None = None
+        msg: list[WireEvent] | WireEvent | None = None
         try:
-            msg = _DECODE(frame)
+            change = _DECODE_PRICE_CHANGE(frame)  # one pass for most frames (see PriceChangeFrame)
+        except msgspec.DecodeError:
+            msg = self._decode(frame, recv_ns, out)
+        try:
+            if change is not None:
+                self._price_change(change, recv_ns, out)
+            elif isinstance(msg, list):
+                for item in msg:
+                    self._dispatch(item, recv_ns, out)
+            elif msg is not None:
+                self._dispatch(msg, recv_ns, out)
+        except Exception as exc:  # a bug must not take the feed down: count it, log it, go on
+            self.counters.record(INTERNAL_ERROR, f"{type(exc).__name__}: {exc}: {_preview(frame)}")
+            log.debug("internal error on frame", exc_info=True)
+        if recv_ns >= self._next_flush_ns:
+            self._next_flush_ns = recv_ns + self._quiet_ns
+            if self._set.pending:
+                out.extend(self._set.flush_bursts(recv_ns))
+        return out
+
+    def _decode(self, frame: str | bytes, recv_ns: int, out: list[FeedEvent]) -> list[WireEvent] | WireEvent | None:
+        """Any frame but a lone valid ``price_change``: the typed event(s), or None once a frame
+        that does not fit the schema (its good events applied), a pong or bad JSON is handled."""
+        try:
+            decoded: list[WireEvent] | WireEvent = _DECODE(frame)
+            return decoded
         except msgspec.ValidationError as exc:
             self._slow_frame(frame, exc, recv_ns, out)
         except msgspec.DecodeError as exc:
@@ -165,23 +197,7 @@ class FeedProcessor:
                 out.append(Pong(recv_ns))
             else:
                 self.counters.record(MALFORMED_JSON, f"{exc}: {_preview(frame)}")
-        else:
-            try:
-                if type(msg) is PriceChangeMsg:
-                    self._price_change(msg, recv_ns, out)
-                elif type(msg) is list:
-                    for item in msg:
-                        self._dispatch(item, recv_ns, out)
-                else:
-                    self._dispatch(msg, recv_ns, out)
-            except Exception as exc:  # a bug must not take the feed down: count it, log it, go on
-                self.counters.record(INTERNAL_ERROR, f"{type(exc).__name__}: {exc}: {_preview(frame)}")
-                log.debug("internal error on frame", exc_info=True)
-        if recv_ns >= self._next_flush_ns:
-            self._next_flush_ns = recv_ns + self._quiet_ns
-            if self._set.pending:
-                out.extend(self._set.flush_bursts(recv_ns))
-        return out
+        return None
 
     def _dispatch(self, msg: WireEvent, recv_ns: int, out: list[FeedEvent]) -> None:
         if isinstance(msg, PriceChangeMsg):
@@ -227,7 +243,7 @@ class FeedProcessor:
 
     # ------------------------------------------------------------------ price_change (hot path)
 
-    def _price_change(self, msg: PriceChangeMsg, recv_ns: int, out: list[FeedEvent]) -> None:
+    def _price_change(self, msg: PriceChangeFields, recv_ns: int, out: list[FeedEvent]) -> None:
         """Any of the three ``price_change`` shapes."""
         entries = msg.price_changes
         if entries is None:
@@ -262,7 +278,7 @@ class FeedProcessor:
             self.counters.record(exc.kind, f"{short_id(book.asset_id)}: {exc}")
             return None
 
-    def _legacy_entries(self, msg: PriceChangeMsg) -> list[PriceChangeEntry] | None:
+    def _legacy_entries(self, msg: PriceChangeFields) -> list[PriceChangeEntry] | None:
         """Legacy ``changes[]`` (asset at top level) and the oldest one-level shape. They carry no
         best prices, so a completed burst is checked for crossing only."""
         if msg.changes is not None:

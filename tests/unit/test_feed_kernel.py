@@ -235,6 +235,7 @@ FEED_TESTS = [
     "tests/unit/test_book_numbers.py",
     "tests/unit/test_book_ops.py",
     "tests/unit/test_book_properties.py",
+    "tests/unit/test_feed_decoders.py",
     "tests/unit/test_integrity_rules.py",
     "tests/unit/test_processor_bad_input.py",
     "tests/unit/test_wire_captures.py",
