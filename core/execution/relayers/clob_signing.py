@@ -1,8 +1,15 @@
-"""Building and signing CLOB V2 orders with the official ``py-clob-client-v2`` order code.
+"""Building and signing CLOB V2 orders, byte for byte as the official ``py-clob-client-v2`` does.
 
-Orders are signed by the client's ``ExchangeOrderBuilderV2`` (EIP-712 V2 struct, signature types
-0-3 including the POLY_1271 deposit-wallet wrapper) with the client's ``Signer``. Two steps of
-``ClobClient.create_order`` are deliberately not used:
+Orders are signed on a fast path (:mod:`.order_digest`): the V2 ``Order`` struct is fixed, so its
+type hash, the exchanges' domain separators and the signer's words are precomputed; per order
+six 32-byte words are packed, hashed with a C keccak and signed with coincurve. About 10x faster
+than the client's ``ExchangeOrderBuilderV2`` (generic EIP-712 encoding, ~0.45 ms per order), and
+held equal to it, signature and every body field, by tests/integration/test_signing_equivalence.py.
+The official path stays available as :meth:`OrderSigner.sign_official` (the reference, and the
+bench's baseline). Signature types 0-3 are supported, including the POLY_1271 deposit-wallet
+wrapper.
+
+Two steps of ``ClobClient.create_order`` are deliberately not used:
 
 - its network look-ups: ``create_order`` always asks the venue for the market's minimum tick
   (``GET /tick-size``) unless the client's private cache is warm, and for the server version and
@@ -11,32 +18,35 @@ Orders are signed by the client's ``ExchangeOrderBuilderV2`` (EIP-712 V2 struct,
   is pure CPU work and never waits on REST;
 - its float amount arithmetic: ``OrderBuilder.get_order_amounts`` rounds sizes with floats and
   loses a cent on common sizes (0.57 shares -> 0.56: ``floor(0.57 * 100) == 56``). Amounts are
-  computed here exactly with ``Decimal`` (price on tick, size at most 2 decimals) and passed to
-  the official builder as integers in 10^-6 units.
+  computed here exactly with ``Decimal`` (price on tick, size at most 2 decimals) as integers in
+  10^-6 units.
 
-The private key lives only inside the official ``Signer``; nothing here prints, logs or reprs it.
+The private key lives only inside the official ``Signer`` and the coincurve key; nothing here
+prints, logs or reprs it.
 """
 
 from __future__ import annotations
 
 import json
+import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import NoReturn
 
-from eth_utils.crypto import keccak
 from py_clob_client_v2.config import get_contract_config
 from py_clob_client_v2.constants import BYTES32_ZERO
 from py_clob_client_v2.order_builder.builder import ROUNDING_CONFIG, OrderBuilder
-from py_clob_client_v2.order_utils.exchange_order_builder_v2 import ORDER_TYPE_HASH, ExchangeOrderBuilderV2
+from py_clob_client_v2.order_utils.exchange_order_builder_v2 import ExchangeOrderBuilderV2
 from py_clob_client_v2.order_utils.model.order_data_v2 import OrderDataV2, order_to_json_v2
 from py_clob_client_v2.order_utils.model.side import Side as ClientSide
 from py_clob_client_v2.order_utils.model.signature_type_v2 import SignatureTypeV2
 from py_clob_client_v2.signer import Signer
 
 from core.errors import UsageError
+from core.execution.relayers import order_digest
+from core.execution.relayers.order_digest import DigestInputInvalid, DigestSigner, OrderDigestPlan
 from core.execution.types import OrderRequest
 from core.money import ONE, on_tick, to_units
 from core.redact import register_secret
@@ -171,7 +181,16 @@ class OrderSigner:
             False: ExchangeOrderBuilderV2(self.exchange, chain_id, signer),
             True: ExchangeOrderBuilderV2(self.neg_risk_exchange, chain_id, signer),
         }
-        self._domain_separators = {k: bytes(b.app_domain_separator) for k, b in self._exchange_builders.items()}
+        # The fast path: a coincurve key and, per exchange, everything fixed in this signer's orders.
+        self._key = DigestSigner(bytes(signer.account.key))
+        self._maker = self.maker
+        self._order_signer = self.order_signer
+        self._plans = {
+            neg_risk: OrderDigestPlan.build(
+                self.exchange_for(neg_risk), chain_id, self._maker, self._order_signer, int(sig_type)
+            )
+            for neg_risk in (False, True)
+        }
 
     def __repr__(self) -> str:
         return f"OrderSigner(address={self.address}, maker={self.maker}, signature_type={int(self.signature_type)})"
@@ -204,17 +223,78 @@ class OrderSigner:
     def exchange_for(self, neg_risk: bool) -> str:
         return self.neg_risk_exchange if neg_risk else self.exchange
 
-    def sign(self, order: OrderRequest, params: MarketParams | None = None, *, owner: str = "") -> SignedClobOrder:
-        """Build and sign ``order``; raises :class:`OrderInvalid` when it cannot be signed as asked."""
-        tick = order.tick_size
-        neg_risk = order.neg_risk
-        if params is not None:
-            if params.token_id != order.token_id:
-                raise OrderInvalid(f"market parameters are for token {params.token_id}, not {order.token_id}")
-            # The venue's current tick wins when coarser (tick_size_change); never round silently.
-            tick = max(tick, params.tick_size)
-            neg_risk = params.neg_risk
-        self._validate(order, tick)
+    def sign(
+        self,
+        order: OrderRequest,
+        params: MarketParams | None = None,
+        *,
+        owner: str = "",
+        salt: int | None = None,
+        timestamp_ms: int | None = None,
+    ) -> SignedClobOrder:
+        """Build and sign ``order`` (fast path); raises :class:`OrderInvalid` when it cannot be signed as asked.
+
+        ``salt`` and ``timestamp_ms`` are drawn as the official client draws them unless given
+        (tests pin them to compare with the official client)."""
+        tick, neg_risk = self._resolve(order, params)
+        maker_amount, taker_amount = expected_amounts(order.side, order.price, order.size)
+        salt_value = new_salt() if salt is None else salt
+        ts = time.time_ns() // 1_000_000 if timestamp_ms is None else timestamp_ms
+        buy = order.side is Side.BUY
+        try:
+            signature, order_hash = self._plans[neg_risk].sign(
+                self._key, salt_value, int(order.token_id), maker_amount, taker_amount, 0 if buy else 1, ts
+            )
+        except DigestInputInvalid as exc:
+            raise OrderInvalid(str(exc)) from None
+        # The key order and value types of the official ``order_to_json_v2``.
+        body: dict[str, object] = {
+            "order": {
+                "salt": salt_value,
+                "maker": self._maker,
+                "signer": self._order_signer,
+                "tokenId": order.token_id,
+                "makerAmount": str(maker_amount),
+                "takerAmount": str(taker_amount),
+                "side": "BUY" if buy else "SELL",
+                "expiration": str(order.expiration if order.order_type is OrderType.GTD else 0),
+                "signatureType": int(self.signature_type),
+                "timestamp": str(ts),
+                "metadata": BYTES32_ZERO,
+                "builder": BYTES32_ZERO,
+                "signature": signature,
+            },
+            "owner": owner,
+            "orderType": order.order_type.value,
+            "deferExec": False,
+            "postOnly": order.post_only,
+        }
+        return SignedClobOrder(order.client_order_id, body, order_hash, self.exchange_for(neg_risk), neg_risk, tick)
+
+    def sign_batch(
+        self, orders: Iterable[tuple[OrderRequest, MarketParams | None]], *, owner: str = ""
+    ) -> list[SignedClobOrder | OrderInvalid]:
+        """Sign every leg of a batch in one call (one thread hop for the whole group): per order its
+        signed order, or the :class:`OrderInvalid` that refused it (the others are still signed)."""
+        out: list[SignedClobOrder | OrderInvalid] = []
+        for order, params in orders:
+            try:
+                out.append(self.sign(order, params, owner=owner))
+            except OrderInvalid as exc:
+                out.append(exc)
+        return out
+
+    def sign_official(
+        self,
+        order: OrderRequest,
+        params: MarketParams | None = None,
+        *,
+        owner: str = "",
+        salt: int | None = None,
+        timestamp_ms: int | None = None,
+    ) -> SignedClobOrder:
+        """The same order signed through the official ``ExchangeOrderBuilderV2`` (the slow reference path)."""
+        tick, neg_risk = self._resolve(order, params)
         maker_amount, taker_amount = expected_amounts(order.side, order.price, order.size)
         data = OrderDataV2(
             maker=self.maker,
@@ -224,22 +304,31 @@ class OrderSigner:
             side=ClientSide.BUY if order.side is Side.BUY else ClientSide.SELL,
             signer=self.order_signer,
             signatureType=self.signature_type,
-            timestamp=str(time.time_ns() // 1_000_000),
+            timestamp=str(time.time_ns() // 1_000_000 if timestamp_ms is None else timestamp_ms),
             metadata=BYTES32_ZERO,
             builder=BYTES32_ZERO,
             expiration=str(order.expiration if order.order_type is OrderType.GTD else 0),
         )
-        signed = self._exchange_builders[neg_risk].build_signed_order(data)
-        order_hash = struct_order_hash(signed, self._domain_separators[neg_risk])
+        builder = self._exchange_builders[neg_risk]
+        if salt is not None:
+            builder = ExchangeOrderBuilderV2(builder.contract_address, self.chain_id, self._signer, lambda: str(salt))
+        signed = builder.build_signed_order(data)
+        order_hash = struct_order_hash(signed, self._plans[neg_risk].domain_separator)
         body = order_to_json_v2(signed, owner, order.order_type.value, order.post_only, False)
-        return SignedClobOrder(
-            client_order_id=order.client_order_id,
-            body=body,
-            order_hash=order_hash,
-            exchange=self.exchange_for(neg_risk),
-            neg_risk=neg_risk,
-            tick_size=tick,
-        )
+        return SignedClobOrder(order.client_order_id, body, order_hash, self.exchange_for(neg_risk), neg_risk, tick)
+
+    def _resolve(self, order: OrderRequest, params: MarketParams | None) -> tuple[Decimal, bool]:
+        """(tick, neg_risk) to sign with, after validating the order against them."""
+        tick = order.tick_size
+        neg_risk = order.neg_risk
+        if params is not None:
+            if params.token_id != order.token_id:
+                raise OrderInvalid(f"market parameters are for token {params.token_id}, not {order.token_id}")
+            # The venue's current tick wins when coarser (tick_size_change); never round silently.
+            tick = max(tick, params.tick_size)
+            neg_risk = params.neg_risk
+        self._validate(order, tick)
+        return tick, neg_risk
 
     @staticmethod
     def _validate(order: OrderRequest, tick: Decimal) -> None:
@@ -259,7 +348,7 @@ class OrderSigner:
             raise OrderInvalid(f"size must be positive, got {size}")
         if size != size.quantize(Decimal(1).scaleb(-SIZE_DECIMALS)):
             raise OrderInvalid(f"size {size} has more than {SIZE_DECIMALS} decimals")
-        if not order.token_id.isdigit():
+        if not (order.token_id.isascii() and order.token_id.isdigit()):
             raise OrderInvalid(f"token id must be a decimal integer, got {order.token_id!r}")
         if order.post_only and order.order_type in (OrderType.FOK, OrderType.FAK):
             raise OrderInvalid("post-only is only allowed with GTC/GTD orders")
@@ -276,59 +365,51 @@ def _checksum(address: str) -> str:
         raise UsageError(f"not an address: {address!r}") from None
 
 
+def new_salt() -> int:
+    """A salt as the official client draws it (``generate_order_salt``: random x current ms)."""
+    return int(random.random() * (time.time_ns() // 1_000_000))
+
+
 def domain_separator(exchange: str, chain_id: int) -> bytes:
     """EIP-712 domain separator of the V2 exchange ``exchange`` (version "2")."""
-    return bytes(ExchangeOrderBuilderV2(exchange, chain_id, None).app_domain_separator)
-
-
-def _word_uint(value: object) -> bytes:
-    return int(str(value)).to_bytes(32, "big")
-
-
-def _word_address(value: object) -> bytes:
-    address = str(value)
-    raw = bytes.fromhex(address[2:] if address.startswith(("0x", "0X")) else address)
-    if len(raw) != 20:
-        raise OrderInvalid(f"not a 20-byte address: {address}")
-    return b"\x00" * 12 + raw
-
-
-def _word_bytes32(value: object) -> bytes:
-    text = str(value)
-    raw = bytes.fromhex(text[2:] if text.startswith(("0x", "0X")) else text)
-    if len(raw) > 32:
-        raise OrderInvalid(f"not a bytes32 value: {value}")
-    return raw.rjust(32, b"\x00")
+    return order_digest.domain_separator(exchange, chain_id)
 
 
 def struct_order_hash(order: object, domain_sep: bytes) -> str:
     """EIP-712 digest of a V2 order (the venue's order id), computed directly from the struct.
 
-    Same result as the official ``ExchangeOrderBuilderV2.build_order_hash`` (pinned by a test) at a
-    fraction of the cost, which matters because every signed order is hashed for reconciliation.
+    Same result as the official ``ExchangeOrderBuilderV2.build_order_hash`` (pinned by a test).
     ``order`` is a ``SignedOrderV2``/``OrderV2`` or a posted ``order`` dict.
     """
     # the order's fields, by name: a posted dict's keys, or the official struct's attributes
     get: Callable[[str], object] = order.get if isinstance(order, dict) else lambda name: getattr(order, name)
     side = get("side")
     side_value = 0 if side in ("BUY", 0, "0") else 1 if side in ("SELL", 1, "1") else int(str(side))
-    encoded = b"".join(
-        (
-            ORDER_TYPE_HASH,
-            _word_uint(get("salt")),
-            _word_address(get("maker")),
-            _word_address(get("signer")),
-            _word_uint(get("tokenId")),
-            _word_uint(get("makerAmount")),
-            _word_uint(get("takerAmount")),
-            _word_uint(side_value),
-            _word_uint(get("signatureType")),
-            _word_uint(get("timestamp")),
-            _word_bytes32(get("metadata")),
-            _word_bytes32(get("builder")),
+    try:
+        encoded = b"".join(
+            (
+                order_digest.ORDER_TYPE_HASH,
+                _word_uint(get("salt")),
+                order_digest.address_word(str(get("maker"))),
+                order_digest.address_word(str(get("signer"))),
+                _word_uint(get("tokenId")),
+                _word_uint(get("makerAmount")),
+                _word_uint(get("takerAmount")),
+                _word_uint(side_value),
+                _word_uint(get("signatureType")),
+                _word_uint(get("timestamp")),
+                order_digest.bytes32_word(str(get("metadata"))),
+                order_digest.bytes32_word(str(get("builder"))),
+            )
         )
-    )
-    return "0x" + keccak(b"\x19\x01" + domain_sep + keccak(encoded)).hex()
+    except (DigestInputInvalid, ValueError) as exc:
+        raise OrderInvalid(str(exc)) from None
+    digest = order_digest.keccak256(b"\x19\x01" + domain_sep + order_digest.keccak256(encoded))
+    return "0x" + digest.hex()
+
+
+def _word_uint(value: object) -> bytes:
+    return order_digest.uint_word(int(str(value)))
 
 
 def order_hash_of(order: dict[str, object], exchange: str, chain_id: int) -> str:
