@@ -34,6 +34,7 @@ from bot.views import (
     render_markets,
     render_order_result,
     render_orders,
+    render_pnl,
     render_positions,
     render_quotes,
     render_status,
@@ -235,18 +236,12 @@ class BotHandlers:
     async def cmd_positions(self, update: Update, context: Context, args: list[str]) -> str:
         no_args(args)
         rows = await self.control.positions()
-        await self._reply(update, render_positions(rows))
+        await self._reply(update, render_positions(rows, await self.control.complete_sets()))
         return f"{len(rows)} positions"
 
     async def cmd_pnl(self, update: Update, context: Context, args: list[str]) -> str:
         no_args(args)
-        pnl = await self.control.pnl()
-        await self._reply(
-            update,
-            f"<b>PnL</b>\nrealised today: {render.money(pnl.realised_today)} pUSD\n"
-            f"realised total: {render.money(pnl.realised_total)} pUSD\n"
-            f"unrealised: {render.money(pnl.unrealised)} pUSD",
-        )
+        await self._reply(update, render_pnl(await self.control.pnl()))
         return ""
 
     async def cmd_health(self, update: Update, context: Context, args: list[str]) -> str:

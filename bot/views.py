@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from bot.render import esc, money, price, table
 from core.control.types import (
+    CompleteSetRow,
     MarketRow,
     OrderOutcome,
     OrderRow,
     OrderTicket,
+    PnlReport,
     PositionRow,
     QuoteRow,
     StatusReport,
@@ -107,7 +111,9 @@ def render_orders(rows: list[OrderRow]) -> str:
     )
 
 
-def render_positions(rows: list[PositionRow]) -> str:
+def render_positions(rows: list[PositionRow], sets: list[CompleteSetRow] | None = None) -> str:
+    """Positions (the unrealised column marks only the shares outside complete sets), then the
+    complete sets, each worth 1 pUSD at settlement."""
     if not rows:
         return "No positions."
     body = [
@@ -115,6 +121,7 @@ def render_positions(rows: list[PositionRow]) -> str:
             r.market[:20],
             r.outcome[:10],
             r.size,
+            price(r.in_sets),
             price(r.avg_cost),
             price(r.mark),
             money(r.unrealised),
@@ -122,4 +129,25 @@ def render_positions(rows: list[PositionRow]) -> str:
         )
         for r in rows
     ]
-    return "<b>Positions</b>\n" + table(body, ["market", "outcome", "shares", "avg", "mark", "unreal", "real"])
+    text = "<b>Positions</b>\n" + table(
+        body, ["market", "outcome", "shares", "in sets", "avg", "mark", "unreal", "real"]
+    )
+    if sets:
+        total = sum((s.sets for s in sets), Decimal(0))
+        edge = sum((s.locked_edge for s in sets), Decimal(0))
+        text += f"\ncomplete sets {price(total)}, locked edge {money(edge, 4)} pUSD"
+        for s in sets:
+            text += (
+                f"\n• {esc(s.unit)} ({esc(s.kind)}): {price(s.sets)} sets worth {money(s.value)} pUSD, "
+                f"cost {money(s.cost, 4)}, locked edge {money(s.locked_edge, 4)}"
+            )
+    return text
+
+
+def render_pnl(p: PnlReport) -> str:
+    return (
+        f"<b>PnL</b>\nrealised today: {money(p.realised_today)} pUSD\n"
+        f"realised total: {money(p.realised_total)} pUSD\n"
+        f"unrealised: {money(p.unrealised)} pUSD (outside complete sets, at marks)\n"
+        f"complete sets {price(p.complete_sets)}, locked edge {money(p.locked_edge, 4)} pUSD"
+    )

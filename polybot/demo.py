@@ -9,7 +9,9 @@ times, each driven by a scripted Telegram session through the offline runner:
 3. live mode against the CLOB double: arm (needs a passing preflight), /order -> confirmation card
    -> Confirm -> the order is posted to the double.
 
-It prints the transcript and a summary, and exits 0.
+It prints the transcript and a summary, and exits 0. Each phase reports what its Dutch groups did
+(sent, completed, one-legged by cause, unwound; expected vs realised edge) and the complete sets it
+holds ("complete sets N, locked edge X pUSD"): the figures as they happened, the data untuned.
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from core.control.types import GroupReport
 from core.sim.demo_data import DEMO_RECORDING, GAMMA_FIXTURE
 from core.types import Mode
 from polybot.updates import Update, Updates
@@ -49,6 +53,19 @@ class PhaseResult:
     groups_submitted: int = 0
     missed: dict[str, int] = field(default_factory=dict)
     transcript: list[dict[str, Any]] = field(default_factory=list)
+    groups: GroupReport = field(default_factory=GroupReport)
+    complete_sets: Decimal = Decimal(0)
+    locked_edge: Decimal = Decimal(0)
+    realised_pnl: Decimal = Decimal(0)
+    unrealised_pnl: Decimal = Decimal(0)
+
+    def lines(self) -> list[str]:
+        """The phase's Dutch figures, for a terminal."""
+        return [
+            f"{self.mode}: {self.groups.line()}",
+            f"{self.mode}: complete sets {_plain(self.complete_sets)}, locked edge {_plain(self.locked_edge)} pUSD; "
+            f"realised {_plain(self.realised_pnl)} pUSD, unrealised outside sets {_plain(self.unrealised_pnl)} pUSD",
+        ]
 
 
 @dataclass
@@ -97,6 +114,7 @@ async def _phase(
             await asyncio.sleep(trading_s)
             await sandbox.runner.feed(lines[split + 1 :])
         await service.bus.drain()
+        pnl = await service.control.pnl()
         return PhaseResult(
             mode=mode.value,
             frames=service.pipeline.stats.frames,
@@ -104,6 +122,11 @@ async def _phase(
             groups_submitted=service.counters.groups_submitted,
             missed=dict(service.counters.missed),
             transcript=[e.as_dict() for e in sandbox.runner.transcript],
+            groups=await service.control.groups(),
+            complete_sets=pnl.complete_sets,
+            locked_edge=pnl.locked_edge,
+            realised_pnl=pnl.realised_total,
+            unrealised_pnl=pnl.unrealised,
         )
 
 
@@ -179,7 +202,10 @@ async def run_demo(*, duration_s: float = 6.0, var_dir: Path = Path("./var"), lo
         ):
             say(f"--- {mode.value} phase ---")
             loaded = load_sandbox_settings(_settings(exchange, db_url, mode, clob), var_dir)
-            phases.append(await _phase(mode, loaded, script, trading_s=trading))
+            phase = await _phase(mode, loaded, script, trading_s=trading)
+            phases.append(phase)
+            for line in phase.lines():
+                say(line)
         return await _summary(db_url, phases, clob, started)
 
 
@@ -224,3 +250,8 @@ def _fresh_db(var_dir: Path) -> Path:
 
 def summary_dict(summary: DemoSummary) -> dict[str, Any]:
     return asdict(summary)
+
+
+def _plain(amount: Decimal) -> str:
+    text = f"{amount:f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text

@@ -47,6 +47,16 @@ class Pnl(Protocol):
     @property
     def unrealised(self) -> Decimal: ...
 
+    @property
+    def complete_sets(self) -> Decimal: ...
+
+    @property
+    def locked_edge(self) -> Decimal: ...
+
+
+class Groups(Protocol):
+    def line(self) -> str: ...
+
 
 class ServiceReadings(Protocol):
     """The control facade's read side."""
@@ -56,6 +66,8 @@ class ServiceReadings(Protocol):
     async def status(self) -> Status: ...
 
     async def pnl(self) -> Pnl: ...
+
+    async def groups(self) -> Groups: ...
 
 
 class AdminNotice(Protocol):
@@ -94,6 +106,7 @@ class Reports:
         """An info alert: every alert chat hears it, and the alerts table keeps it."""
         pnl = await self._readings.pnl()
         status = await self._readings.status()
+        groups = await self._readings.groups()
         c = self._counters
         self._bus.publish(
             Alert(
@@ -102,8 +115,9 @@ class Reports:
                 key=self._now().strftime("%Y-%m-%d"),
                 message=(
                     f"daily summary: realised today {pnl.realised_today} pUSD, unrealised {pnl.unrealised} pUSD, "
+                    f"complete sets {pnl.complete_sets}, locked edge {pnl.locked_edge} pUSD, "
                     f"{status.open_orders} open order(s), {status.positions} position(s), "
-                    f"{c.opportunities} opportunities, {c.groups_submitted} groups sent"
+                    f"{c.opportunities} opportunities; Dutch {groups.line()}"
                 ),
             )
         )

@@ -35,10 +35,12 @@ from core.control.health import EVENT_ALERT_KINDS, HealthInputs, OpenAlert, asse
 from core.control.stored import DatabaseLink
 from core.control.types import (
     ActionResult,
+    CompleteSetRow,
     ConfigSummary,
     ControlError,
     DryRunRequest,
     FeedConnection,
+    GroupReport,
     HealthReport,
     MarketListing,
     MarketRow,
@@ -245,15 +247,32 @@ class Control:
         return mark_price(self.rt.books.get(token_id))
 
     async def positions(self) -> list[PositionRow]:
-        return views.position_rows(self.rt.registry, self.rt.engine.positions.open_positions(), self.mark)
+        book = self.rt.engine.positions
+        return views.position_rows(self.rt.registry, book.open_positions(), self.mark, book.valuation())
+
+    async def complete_sets(self) -> list[CompleteSetRow]:
+        """Sets held in full, each worth 1 pUSD at settlement, with what they cost and lock in."""
+        return views.set_rows(self.rt.registry, self.rt.engine.positions.valuation())
 
     async def pnl(self) -> PnlReport:
         book = self.rt.engine.positions
+        valuation = book.valuation()
         return PnlReport(
             realised_today=book.daily_realised(),
             realised_total=book.realised_total(),
-            unrealised=book.unrealised(self.mark),
+            unrealised=valuation.unrealised(self.mark),
+            complete_sets=valuation.total_sets,
+            locked_edge=valuation.locked_edge,
         )
+
+    async def groups(self) -> GroupReport:
+        """Every Dutch group sent: completed, one-legged by cause, unwound; expected vs realised edge."""
+        from core.execution.group_stats import engine_group_stats  # the service's part, loaded with it
+
+        stats = engine_group_stats(self.rt.engine)
+        if stats is None:
+            return GroupReport()
+        return views.group_report(stats.figures())
 
     async def health(self, staleness_ms: int | None = None) -> HealthReport:
         """Healthy or not, with every reason. ``staleness_ms`` bounds a stored book's age (database

@@ -16,11 +16,13 @@ from core.types import MarketInfo, Mode, OrderType, Side
 
 __all__ = [
     "ActionResult",
+    "CompleteSetRow",
     "ConfigSummary",
     "ControlError",
     "DryRunRequest",
     "DryRunResult",
     "FeedConnection",
+    "GroupReport",
     "HealthReport",
     "ListedMarket",
     "MarketListing",
@@ -336,15 +338,66 @@ class PositionRow:
     size: Decimal
     avg_cost: Decimal
     mark: Decimal | None
-    unrealised: Decimal
+    unrealised: Decimal  # the shares outside complete sets, against the mark
     realised: Decimal
+    in_sets: Decimal = Decimal(0)  # shares of this position held in complete sets (worth 1 per set)
+
+
+@dataclass(frozen=True)
+class CompleteSetRow:
+    """Sets held in full (a binary market's YES + NO, or YES of every member of a neg-risk event)."""
+
+    unit: str  # the market's slug, or the event's name (its members' common slug prefix)
+    kind: str  # "binary" | "neg_risk"
+    sets: Decimal
+    cost: Decimal  # what was paid for the shares in these sets, fees included
+    value: Decimal  # 1 pUSD per set
+    locked_edge: Decimal  # value - cost
 
 
 @dataclass(frozen=True)
 class PnlReport:
     realised_today: Decimal
     realised_total: Decimal
-    unrealised: Decimal
+    unrealised: Decimal  # the remainder outside complete sets, at marks
+    complete_sets: Decimal = Decimal(0)
+    locked_edge: Decimal = Decimal(0)  # complete sets x 1 - what they cost (fees included)
+
+
+@dataclass(frozen=True)
+class GroupReport:
+    """Every Dutch group the engine sent and how it went (see core.execution.group_stats)."""
+
+    sent: int = 0
+    completed: int = 0
+    one_legged: int = 0
+    one_legged_by_cause: dict[str, int] = field(default_factory=dict)
+    failed: int = 0
+    failed_by_cause: dict[str, int] = field(default_factory=dict)
+    unwound: int = 0
+    hedged: int = 0
+    unbalanced: int = 0
+    pending: int = 0
+    sets_sent: Decimal = Decimal(0)
+    sets_completed: Decimal = Decimal(0)
+    expected_edge: Decimal = Decimal(0)
+    realised_edge: Decimal = Decimal(0)
+
+    def line(self) -> str:
+        """One line for a terminal or a chat."""
+        causes = ", ".join(f"{k.replace('_', ' ')} {n}" for k, n in self.one_legged_by_cause.items())
+        return (
+            f"groups sent {self.sent}, completed {self.completed}, one-legged {self.one_legged}"
+            f"{f' ({causes})' if causes else ''}, unwound {self.unwound}, hedged {self.hedged}, "
+            f"failed {self.failed}, pending {self.pending}; expected edge {_plain(self.expected_edge)} pUSD, "
+            f"realised edge {_plain(self.realised_edge)} pUSD"
+        )
+
+
+def _plain(amount: Decimal) -> str:
+    """Exact, no exponent, no trailing zeros: 1.500000 -> "1.5", 0E-6 -> "0"."""
+    text = f"{amount:f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 @dataclass(frozen=True)

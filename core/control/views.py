@@ -1,4 +1,5 @@
-"""The running service's read side: quotes with their Dutch edge, open orders, positions, markets.
+"""The running service's read side: quotes with their Dutch edge, open orders, positions (complete
+sets at 1 pUSD, the remainder at marks), markets.
 
 Pure functions of what the facade's runtime holds (registry, books, engine state), so /quotes,
 /orders, /positions and /markets read the same numbers the strategies and the engine use.
@@ -10,11 +11,13 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from core.control.types import MarketRow, OrderRow, PositionRow, QuoteRow
+from core.control.types import CompleteSetRow, GroupReport, MarketRow, OrderRow, PositionRow, QuoteRow
 from core.fees import taker_fee
 from core.types import BookView, MarketInfo
 
 if TYPE_CHECKING:
+    from core.execution.complete_sets import SetUnit, Valuation
+    from core.execution.group_stats import GroupFigures
     from core.execution.positions import Position
     from core.execution.store import OrderRecord
     from core.registry import MarketRegistry
@@ -133,14 +136,21 @@ def order_rows(registry: MarketRegistry, orders: list[OrderRecord]) -> list[Orde
 
 
 def position_rows(
-    registry: MarketRegistry, positions: list[Position], mark: Callable[[str], Decimal | None]
+    registry: MarketRegistry,
+    positions: list[Position],
+    mark: Callable[[str], Decimal | None],
+    valuation: Valuation | None = None,
 ) -> list[PositionRow]:
+    """One row per open position; with a ``valuation`` the shares in complete sets are worth 1 per
+    set and only the remainder is marked."""
     rows = []
     for pos in positions:
         market = registry.for_token(pos.token_id)
         tok = registry.token(pos.token_id)
         price = mark(pos.token_id)
         avg = pos.avg_price or Decimal(0)
+        shares, cost = valuation.remainder_of(pos.token_id) if valuation is not None else (pos.shares, pos.cost)
+        in_sets = valuation.in_sets.get(pos.token_id, Decimal(0)) if valuation is not None else Decimal(0)
         rows.append(
             PositionRow(
                 market=(market.slug if market else "") or pos.market or "?",
@@ -149,8 +159,57 @@ def position_rows(
                 size=pos.shares,
                 avg_cost=avg.quantize(AVG_COST_PLACES),
                 mark=price,
-                unrealised=pos.unrealised(price) if price is not None else Decimal(0),
+                unrealised=shares * price - cost if price is not None else Decimal(0),
                 realised=pos.realised,
+                in_sets=in_sets,
             )
         )
     return rows
+
+
+def set_rows(registry: MarketRegistry, valuation: Valuation) -> list[CompleteSetRow]:
+    return [
+        CompleteSetRow(
+            unit=unit_name(registry, s.unit),
+            kind=s.unit.kind,
+            sets=s.sets,
+            cost=s.cost,
+            value=s.value,
+            locked_edge=s.locked_edge,
+        )
+        for s in valuation.sets
+    ]
+
+
+def unit_name(registry: MarketRegistry, unit: SetUnit) -> str:
+    """A binary market's slug; an event's members' common slug prefix (else its id, shortened)."""
+    if unit.kind == "binary":
+        market = registry.get(unit.key)
+        return (market.slug if market else "") or unit.key[:16]
+    words = [m.slug.split("-") for m in registry.event_members(unit.key) if m.slug]
+    common: list[str] = []
+    for parts in zip(*words, strict=False) if len(words) > 1 else ():
+        if len(set(parts)) != 1:
+            break
+        common.append(parts[0])
+    prefix = "-".join(common)
+    return prefix if len(prefix) >= 3 else unit.key[:16]
+
+
+def group_report(f: GroupFigures) -> GroupReport:
+    return GroupReport(
+        sent=f.sent,
+        completed=f.completed,
+        one_legged=f.one_legged,
+        one_legged_by_cause=dict(f.one_legged_by_cause),
+        failed=f.failed,
+        failed_by_cause=dict(f.failed_by_cause),
+        unwound=f.unwound,
+        hedged=f.hedged,
+        unbalanced=f.unbalanced,
+        pending=f.pending,
+        sets_sent=f.sets_sent,
+        sets_completed=f.sets_completed,
+        expected_edge=f.expected_edge,
+        realised_edge=f.realised_edge,
+    )

@@ -6,6 +6,10 @@ policy: unwind (sell the excess of the filled legs at the best bid), hedge (buy 
 quantity of the other legs within their limits) or alert only. Until it is balanced, its filled
 legs count as exposure (the risk gate's worst case sees them as unhedged inventory). Policy
 orders go through the engine like any order (gate, retries, audit).
+
+Legs are named in alerts by market slug and outcome (from the markets the group was submitted
+with), with filled/requested size. Every group's figures (sent, completed, one-legged by cause,
+unwound, expected vs realised edge) go to a :class:`~core.execution.group_stats.GroupStats`.
 """
 
 from __future__ import annotations
@@ -13,13 +17,14 @@ from __future__ import annotations
 import asyncio
 import enum
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Protocol
 
-from core.events import Alert, AlertCleared, AlertKind, Severity
+from core.events import Alert, AlertCleared, AlertKind, FillEvent, Severity
 from core.execution.context import EngineContext
+from core.execution.group_stats import Cause, FailedLeg, GroupStats, group_cause
 from core.execution.holdings import ExposureTracker
 from core.execution.ids import client_order_id, intent_seq
 from core.execution.order_table import OrderTable, Tracked
@@ -27,6 +32,7 @@ from core.execution.records import OPEN_STATUSES
 from core.execution.rules import ReasonCode, RiskDecision
 from core.execution.submission import BookProvider, SubmitResult, duplicate, order_request
 from core.execution.types import CancelResult, OrderRequest
+from core.fees import taker_fee
 from core.types import BookStatus, Intent, MarketInfo, OrderType, Side
 
 ZERO = Decimal(0)
@@ -68,6 +74,9 @@ class _Group:
     policy_runs: int = 0
     adjust: dict[str, list[str]] = field(default_factory=dict)  # leg id -> policy order ids
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    sent_at: float = 0.0
+    placed: dict[str, SubmitResult] = field(default_factory=dict)  # leg id -> the venue's first answer
+    canceled: set[str] = field(default_factory=set)  # legs the policy canceled (not causes)
 
 
 class GroupTrader(Protocol):
@@ -102,7 +111,14 @@ class GroupManager:
         *,
         policy: OneLegPolicy,
         max_policy_runs: int,
+        stats: GroupStats | None = None,
+        latency_budget_s: float | None = None,
+        label: Callable[[str], str] | None = None,
     ) -> None:
+        """``stats``: where every group's figures go (a new one when not given); ``latency_budget_s``:
+        a failed leg answered later than this after its group was sent counts as latency, not a
+        moved book; ``label``: token id -> "slug outcome" for alerts (default: from the markets the
+        group was submitted with)."""
         self._ctx = ctx
         self._orders = orders
         self._exposure = exposure
@@ -110,7 +126,11 @@ class GroupManager:
         self._trader = trader
         self.policy = policy
         self.max_policy_runs = max_policy_runs
+        self.stats = stats if stats is not None else GroupStats()
+        self.latency_budget_s = latency_budget_s
+        self._label = label
         self._groups: dict[str, _Group] = {}
+        ctx.bus.subscribe(FillEvent, self._on_fill)
 
     def state(self, group_id: str) -> GroupState | None:
         g = self._groups.get(group_id)
@@ -145,15 +165,21 @@ class GroupManager:
         if len({r.client_order_id for r in reqs}) != len(reqs):
             raise ValueError("two legs of the group are identical")
         # known from now on (PLACING): a second submission is a duplicate, fills wait for every leg
-        group = self._groups[gid] = _Group(gid, [r.client_order_id for r in reqs], OneLegPolicy(policy or self.policy))
+        coids = [r.client_order_id for r in reqs]
+        group = self._groups[gid] = _Group(gid, coids, OneLegPolicy(policy or self.policy), sent_at=self._ctx.clock())
+        # counted from now on: fills may come back with the venue's answers, inside place_together
+        self.stats.sent(gid, coids, min(i.size for i in legs), self._expected_edge(legs, by_id))
         try:
             decision, placed = await self._trader.place_together(reqs, by_id, gid, [i.reason for i in legs])
         except BaseException:
             del self._groups[gid]
+            self.stats.forget(gid)
             raise
         if not decision.ok:
             del self._groups[gid]  # nothing was placed: the same group may be tried again
+            self.stats.forget(gid)
             return GroupResult(gid, False, GroupState.FAILED, tuple(placed), decision.reason_code, decision.detail)
+        group.placed = {p.client_order_id: p for p in placed}
         group.state = GroupState.PENDING
         await self._evaluate(group)
         # report the legs as they are now (the policy may have canceled some since placement)
@@ -204,6 +230,8 @@ class GroupManager:
             filled = self._filled(group, legs)
             if all(filled[t.coid] >= t.req.size for t in legs):
                 done = GroupState.SETTLED if group.state is GroupState.SETTLED else GroupState.COMPLETE
+                if done is GroupState.COMPLETE:
+                    self.stats.completed(group.group_id)
                 await self._balanced(group, done)
                 return
             stuck = [t for t in legs if t.status not in OPEN_STATUSES and filled[t.coid] < t.req.size]
@@ -222,15 +250,20 @@ class GroupManager:
         if group.policy is not OneLegPolicy.ALERT:
             for t in legs:
                 if t.status in OPEN_STATUSES:
-                    await self._trader.cancel(t.coid)
+                    await self._cancel_leg(group, t)
         live = [t for t in legs if t.status in OPEN_STATUSES]
         group.state = GroupState.PENDING if live else GroupState.FAILED
+        if not live:
+            self.stats.failed(group.group_id, self._cause(group, legs))
 
     async def _one_legged(self, group: _Group, legs: Sequence[Tracked], filled: Mapping[str, Decimal]) -> None:
         group.state = GroupState.ONE_LEGGED
+        self.stats.one_legged(group.group_id, self._cause(group, legs))
         if not group.alerted:
             group.alerted = True
-            detail = ", ".join(f"{t.req.token_id[:12]} {filled[t.coid]}/{t.req.size} ({t.status})" for t in legs)
+            detail = ", ".join(
+                f"{self._leg_label(t)} {_plain(filled[t.coid])}/{_plain(t.req.size)} ({t.status})" for t in legs
+            )
             self._alert(
                 AlertKind.ONE_LEGGED,
                 group,
@@ -248,6 +281,9 @@ class GroupManager:
             await self._balanced(group, GroupState.SETTLED)
 
     async def _balanced(self, group: _Group, state: GroupState) -> None:
+        if state is GroupState.SETTLED and group.state is not GroupState.SETTLED:
+            how = str(group.policy) if group.policy_runs else "itself"
+            self.stats.balanced(group.group_id, how)
         group.state = state
         if group.alerted:
             group.alerted = False
@@ -265,7 +301,7 @@ class GroupManager:
     async def _unwind(self, group: _Group, legs: Sequence[Tracked]) -> None:
         for t in legs:
             if t.status in OPEN_STATUSES:
-                await self._trader.cancel(t.coid)  # stop adding to the imbalance
+                await self._cancel_leg(group, t)  # stop adding to the imbalance
         filled = self._filled(group, legs)
         floor = min(filled.values())
         for t in legs:
@@ -275,17 +311,22 @@ class GroupManager:
 
     async def _unwind_leg(self, group: _Group, t: Tracked, excess: Decimal) -> None:
         if t.req.side is not Side.BUY:
-            self._alert(AlertKind.POLICY_FAILED, group, f"unwind of {t.coid}: only bought legs can be unwound")
+            self._alert(
+                AlertKind.POLICY_FAILED, group, f"unwind of {self._leg_label(t)}: only bought legs can be unwound"
+            )
             return
         book = self._books(t.req.token_id) if self._books else None
         bid = book.best_bid() if book is not None and book.status is BookStatus.OK else None
         if bid is None:
-            self._alert(AlertKind.POLICY_FAILED, group, f"unwind of {t.coid}: no usable best bid for {t.req.token_id}")
+            self._alert(AlertKind.POLICY_FAILED, group, f"unwind of {self._leg_label(t)}: no usable best bid")
             return
         res = await self._policy_order(group, t, Side.SELL, bid, excess, "unwind")
         if not res.ok or res.filled < excess:
             why = res.reason_code or res.status
-            message = f"unwind of {t.coid}: sold {res.filled}/{excess} at {bid} ({why}: {res.detail})"
+            message = (
+                f"unwind of {self._leg_label(t)}: sold {_plain(res.filled)}/{_plain(excess)} at {bid} "
+                f"({why}: {res.detail})"
+            )
             self._alert(AlertKind.POLICY_FAILED, group, message)
 
     async def _hedge(self, group: _Group, legs: Sequence[Tracked]) -> None:
@@ -296,14 +337,17 @@ class GroupManager:
             if deficit <= 0:
                 continue
             if t.status in OPEN_STATUSES:
-                await self._trader.cancel(t.coid)  # replace the resting remainder with a marketable one
+                await self._cancel_leg(group, t)  # replace the resting remainder with a marketable one
                 deficit = target - self._net_filled(group, t.coid)
                 if deficit <= 0:
                     continue
             res = await self._policy_order(group, t, t.req.side, t.req.price, deficit, "hedge")
             if not res.ok or res.filled < deficit:
                 why = res.reason_code or res.status
-                message = f"hedge of {t.coid}: got {res.filled}/{deficit} within {t.req.price} ({why}: {res.detail})"
+                message = (
+                    f"hedge of {self._leg_label(t)}: got {_plain(res.filled)}/{_plain(deficit)} within {t.req.price} "
+                    f"({why}: {res.detail})"
+                )
                 self._alert(AlertKind.POLICY_FAILED, group, message)
 
     async def _policy_order(
@@ -323,5 +367,75 @@ class GroupManager:
             reason=f"{kind} of one-legged group {group.group_id}",
         )
         seq = f"{leg.coid}:{group.policy_runs}"
-        group.adjust.setdefault(leg.coid, []).append(client_order_id(intent, seq))
+        coid = client_order_id(intent, seq)
+        group.adjust.setdefault(leg.coid, []).append(coid)
+        self.stats.policy_order(group.group_id, leg.coid, coid)
         return await self._trader.submit(intent, market, seq=seq)
+
+    async def _cancel_leg(self, group: _Group, t: Tracked) -> None:
+        group.canceled.add(t.coid)
+        await self._trader.cancel(t.coid)
+
+    # -- figures and names -------------------------------------------------------------------
+
+    def _on_fill(self, event: FillEvent) -> None:
+        fill = event.fill
+        if fill.confirmed and self.stats.knows(fill.client_order_id):
+            self.stats.fill(fill.client_order_id, fill.side, fill.size, fill.price * fill.size, fill.fee)
+
+    def _cause(self, group: _Group, legs: Sequence[Tracked]) -> Cause:
+        """Why the group failed, from its legs that died short by themselves (see group_stats)."""
+        short = [t for t in legs if t.status not in OPEN_STATUSES and t.rec.filled_size < t.req.size]
+        failed = [t for t in short if t.coid not in group.canceled] or short
+        return group_cause((self._failed_leg(group, t) for t in failed), self.latency_budget_s)
+
+    def _failed_leg(self, group: _Group, t: Tracked) -> FailedLeg:
+        placed = group.placed.get(t.coid)
+        return FailedLeg(
+            order_type=t.req.order_type,
+            status=t.status,
+            error=t.rec.error or (placed.detail if placed is not None else ""),
+            error_class=str(placed.error_class) if placed is not None else "",
+            answered_after_s=max(0.0, t.rec.updated_ts - group.sent_at) if t.rec.updated_ts else None,
+        )
+
+    def _leg_label(self, t: Tracked) -> str:
+        """ "slug outcome" of a leg (its token id shortened only when its market is unknown)."""
+        if self._label is not None:
+            return self._label(t.req.token_id)
+        market = t.market or self._exposure.market(t.req.market)
+        token = next((k for k in market.tokens if k.token_id == t.req.token_id), None) if market else None
+        if market is None or token is None:
+            return t.req.token_id[:12] + "…"
+        return f"{market.slug or market.condition_id[:10]} {token.outcome}"
+
+    def _expected_edge(self, legs: Sequence[Intent], markets: Mapping[str, MarketInfo]) -> Decimal:
+        """The strategy's edge at decision time: its own figure when a leg carries it (meta
+        ``expected_edge``), else buying the sets from the books now (what the strategy computed
+        from the same levels), any share the books lack counted at its limit. 0 unless every leg buys."""
+        given = next((i.meta["expected_edge"] for i in legs if "expected_edge" in i.meta), None)
+        if given is not None:
+            return Decimal(given)
+        if any(i.side is not Side.BUY for i in legs):
+            return ZERO
+        cost = ZERO
+        for i in legs:
+            rate = markets[i.market].fee_rate
+            book = self._books(i.token_id) if self._books else None
+            levels = book.asks() if book is not None and book.status is BookStatus.OK else []
+            left = i.size
+            for price, size in levels:
+                if price > i.price or left <= 0:
+                    break
+                take = min(size, left)
+                cost += take * price + taker_fee(take, price, rate)
+                left -= take
+            if left > 0:
+                cost += left * i.price + taker_fee(left, i.price, rate)
+        return min(i.size for i in legs) - cost
+
+
+def _plain(amount: Decimal) -> str:
+    """10.000000 -> "10", 2.50 -> "2.5": sizes as a trader reads them."""
+    text = f"{amount:f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text

@@ -4,7 +4,8 @@ Per token, a :class:`~core.execution.exposure.Holding` (shares, cost, open buys 
 recomputed only when the token's orders or position changed; per unit (a neg-risk event, else a
 market) the worst-case exposure is cached between snapshots and dropped when anything in the unit
 changed. The markets the engine knows (and which of them form a neg-risk event) live here too:
-they define the units.
+they define the units, and the complete sets the position book values at 1 pUSD each
+(:mod:`.complete_sets`: the tracker installs :meth:`ExposureTracker.set_units` into the book).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from decimal import Decimal
 
+from core.execution.complete_sets import SetUnit, units_of
 from core.execution.context import EngineContext
 from core.execution.exposure import ExposureSnapshot, Holding, group_key_of
 from core.execution.order_table import OrderTable, Tracked
@@ -33,6 +35,8 @@ class ExposureTracker:
         self._holdings: dict[str, Holding] = {}
         self._position_changed: set[str] = set()
         self._unit_cache: dict[str, Decimal] = {}  # unit (event / market) -> worst-case exposure
+        self._set_units: list[SetUnit] | None = None  # complete-set units, rebuilt when markets change
+        positions.units = self.set_units
 
     # -- markets -----------------------------------------------------------------------------
 
@@ -52,6 +56,7 @@ class ExposureTracker:
         if old is market or old == market:
             return
         self._markets[market.condition_id] = market
+        self._set_units = None
         # a market's structure changed (or became known): units and their cached exposure move
         self._unit_cache.clear()
         self._position_changed.update(self._holdings)
@@ -66,6 +71,24 @@ class ExposureTracker:
         """Declare the full list of markets of a neg-risk event (lets the gate drop 'other wins')."""
         self._complete_events[event_id] = frozenset(market_ids)
         self._unit_cache.pop(f"e:{event_id}", None)
+        self._set_units = None
+
+    def event_members(self, event_id: str) -> list[MarketInfo] | None:
+        """Every member of a neg-risk event, or None while its full list is unknown (declared by
+        :meth:`set_event_markets`, or a registered member missing)."""
+        declared = self._complete_events.get(event_id)
+        if declared is None:
+            return None
+        members = [self._markets.get(cid) for cid in sorted(declared)]
+        return [m for m in members if m is not None] if all(members) else None
+
+    def set_units(self) -> list[SetUnit]:
+        """The complete-set units of the known markets: each fully known neg-risk event (YES of
+        every member), then each binary market (YES + NO)."""
+        if self._set_units is None:
+            events = {e: ms for e in self._complete_events if (ms := self.event_members(e)) is not None}
+            self._set_units = units_of(self._markets.values(), events)
+        return self._set_units
 
     # -- holdings ----------------------------------------------------------------------------
 

@@ -8,18 +8,20 @@ first and opens the remainder at the trade price. The released basis is rounded 
 (pUSD's unit) half-even, and the remaining basis is what is left after subtracting it, so
 realised + remaining basis always add up exactly to what was paid: no drift, ever.
 
-Unrealised PnL is ``shares x mark - cost`` against a mark price provider (mid, best bid ...).
-Realised PnL is also bucketed by UTC day for the daily loss limit.
+Unrealised PnL is ``shares x mark - cost`` against a mark price provider (mid, best bid ...), on
+the shares outside complete sets when the book knows the set units (:mod:`.complete_sets`: a set
+is worth 1 pUSD, not its marks). Realised PnL is also bucketed by UTC day for the daily loss limit.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 
+from core.execution.complete_sets import SetUnit, Valuation, value_positions
 from core.execution.types import Fill
 from core.types import Side
 
@@ -94,6 +96,8 @@ class PositionBook:
     clock: Callable[[], float] = time.time
     positions: dict[str, Position] = field(default_factory=dict)
     realised_by_day: dict[str, Decimal] = field(default_factory=dict)
+    units: Callable[[], Sequence[SetUnit]] | None = None
+    """The complete-set units of the known markets (the exposure tracker installs its own)."""
 
     def get(self, token_id: str) -> Position | None:
         return self.positions.get(token_id)
@@ -130,8 +134,15 @@ class PositionBook:
     def realised_total(self) -> Decimal:
         return sum((p.realised for p in self.positions.values()), ZERO)
 
+    def valuation(self) -> Valuation:
+        """The positions split into complete sets (worth 1 each) and the remainder (at marks)."""
+        return value_positions(self.positions.values(), self.units() if self.units is not None else ())
+
     def unrealised(self, marks: MarkProvider) -> Decimal:
-        """Unrealised PnL of every open position with a mark; unmarked positions are skipped."""
+        """Unrealised PnL against the marks of every open position outside complete sets;
+        unmarked positions are skipped. Complete sets are valued by :meth:`valuation` (locked edge)."""
+        if self.units is not None:
+            return self.valuation().unrealised(marks)
         total = ZERO
         for pos in self.positions.values():
             if pos.shares == 0:
@@ -142,6 +153,8 @@ class PositionBook:
         return total
 
     def unmarked(self, marks: MarkProvider) -> list[str]:
+        if self.units is not None:
+            return self.valuation().unmarked(marks)
         return [p.token_id for p in self.positions.values() if p.shares != 0 and marks(p.token_id) is None]
 
     def open_positions(self) -> list[Position]:

@@ -219,6 +219,32 @@ CATALOG: tuple[MetricSpec, ...] = (
         "strategy",
         "reason",
     ),
+    _c("polybot_dutch_groups_sent_total", "Dutch groups sent to the venue (past the risk gate).", "strategies"),
+    _c(
+        "polybot_dutch_groups_ended_total",
+        "Dutch groups by how they first ended: completed, one_legged (some legs filled), failed (none filled).",
+        "strategies",
+        "outcome",
+    ),
+    _c(
+        "polybot_dutch_groups_one_legged_total",
+        "One-legged Dutch groups by cause: venue_rejected, book_moved, latency_budget_exceeded.",
+        "strategies",
+        "cause",
+    ),
+    _c(
+        "polybot_dutch_groups_balanced_total",
+        "One-legged Dutch groups balanced again by their policy (unwind, hedge).",
+        "strategies",
+        "policy",
+    ),
+    _g("polybot_dutch_groups_unbalanced", "One-legged Dutch groups not balanced (yet).", "strategies"),
+    _g(
+        "polybot_dutch_edge_pusd",
+        "Edge of the Dutch groups sent since start: expected (the strategy's, at decision) and realised (booked).",
+        "strategies",
+        "kind",
+    ),
     _c(
         "polybot_quoter_decisions_total",
         "Spread quoter decisions, by action (quote, keep, pull, idle).",
@@ -256,7 +282,17 @@ CATALOG: tuple[MetricSpec, ...] = (
         "Realised PnL of the current UTC day (the daily loss limit's input).",
         "execution",
     ),
-    _g("polybot_unrealised_pnl_pusd", "Unrealised PnL of open positions against their marks.", "execution"),
+    _g(
+        "polybot_unrealised_pnl_pusd",
+        "Unrealised PnL of open positions outside complete sets, against their marks.",
+        "execution",
+    ),
+    _g("polybot_complete_sets", "Complete sets held (each pays 1 pUSD at settlement).", "execution"),
+    _g(
+        "polybot_locked_edge_pusd",
+        "Complete sets x 1 pUSD minus what those sets cost (fees included).",
+        "execution",
+    ),
     _g("polybot_trading_mode", "1 for the execution mode in use (paper, dry_run, live).", "execution", "mode"),
     # ---- risk
     _g("polybot_armed", "1 when trading is armed, 0 when disarmed.", "risk"),

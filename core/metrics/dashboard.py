@@ -309,6 +309,52 @@ ROWS: list[tuple[str, list[P]]] = [
         ],
     ),
     (
+        "Dutch groups",
+        [
+            P(
+                "Groups sent / completed / one-legged / failed",
+                [
+                    Q(f"sum({increase('polybot_dutch_groups_sent_total')})", "sent"),
+                    Q(f"sum by (outcome) ({increase('polybot_dutch_groups_ended_total')})", "{{outcome}}"),
+                ],
+                description="Dutch groups sent, and how each first ended (a failed group filled no leg).",
+            ),
+            P(
+                "One-legged groups by cause",
+                [Q(f"sum by (cause) ({increase('polybot_dutch_groups_one_legged_total')})", "{{cause}}")],
+                stack=True,
+                description="venue_rejected, book_moved (a FOK/FAK found no liquidity at its limit), "
+                "latency_budget_exceeded (timed out, or answered after the latency budget).",
+            ),
+            P(
+                "One-legged groups balanced / not yet",
+                [
+                    Q(f"sum by (policy) ({increase('polybot_dutch_groups_balanced_total')})", "{{policy}}"),
+                    Q(f"sum({sel('polybot_dutch_groups_unbalanced')})", "unbalanced"),
+                ],
+            ),
+            P(
+                "Edge: expected vs realised (pUSD)",
+                [Q(f"sum by (kind) ({sel('polybot_dutch_edge_pusd')})", "{{kind}}")],
+                description="Since start: the strategy's edge at decision time vs what the fills and unwinds booked.",
+            ),
+            P(
+                "Complete sets",
+                [Q(f"sum({sel('polybot_complete_sets')})", "sets")],
+                kind="stat",
+                width=4,
+                description="Sets held in full (binary YES+NO, YES of every member of a neg-risk event): 1 pUSD each.",
+            ),
+            P(
+                "Locked edge (pUSD)",
+                [Q(f"sum({sel('polybot_locked_edge_pusd')})", "locked")],
+                kind="stat",
+                width=4,
+                description="Complete sets x 1 pUSD minus what those sets cost, fees included.",
+            ),
+        ],
+    ),
+    (
         "Execution",
         [
             P(

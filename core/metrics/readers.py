@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from core.events import AlertKind
+from core.execution.group_stats import Cause, GroupFigures, GroupStats, engine_group_stats
 from core.feed.counters import ERROR_REASONS, FAULT_KINDS
 from core.metrics.families import Families
 from core.metrics.labels import label_value
@@ -160,6 +161,10 @@ def read_relayer_tap(f: Families, tap: RelayerTap) -> None:
 def read_engine(f: Families, e: EngineSource) -> None:
     f.add("polybot_open_orders", (), len(e.open_orders()))
     f.add("polybot_positions_open", (), len(e.positions.open_positions()))
+    sets = e.positions.valuation()
+    f.add("polybot_complete_sets", (), float(sets.total_sets))
+    f.add("polybot_locked_edge_pusd", (), float(sets.locked_edge))
+    read_groups(f, engine_group_stats(e))
     f.add("polybot_realised_pnl_pusd", (), float(e.positions.realised_total()))
     f.add("polybot_realised_pnl_today_pusd", (), float(e.positions.daily_realised()))
     f.add("polybot_unrealised_pnl_pusd", (), float(e.unrealised_pnl()))
@@ -167,6 +172,21 @@ def read_engine(f: Families, e: EngineSource) -> None:
     mode = label_value(e.mode or "unknown")
     for name in dict.fromkeys(("paper", "dry_run", "live", mode)):
         f.add("polybot_trading_mode", (name,), 1.0 if name == mode else 0.0)
+
+
+def read_groups(f: Families, stats: GroupStats | None) -> None:
+    """Every Dutch group's figures (zero-valued series when the engine has none yet)."""
+    g = stats.figures() if stats is not None else GroupFigures()
+    f.add("polybot_dutch_groups_sent_total", (), g.sent)
+    for outcome, n in (("completed", g.completed), ("one_legged", g.one_legged), ("failed", g.failed)):
+        f.add("polybot_dutch_groups_ended_total", (outcome,), n)
+    for cause in Cause:
+        f.add("polybot_dutch_groups_one_legged_total", (cause.value,), g.one_legged_by_cause.get(cause.value, 0))
+    f.add("polybot_dutch_groups_balanced_total", ("unwind",), g.unwound)
+    f.add("polybot_dutch_groups_balanced_total", ("hedge",), g.hedged)
+    f.add("polybot_dutch_groups_unbalanced", (), g.unbalanced)
+    f.add("polybot_dutch_edge_pusd", ("expected",), float(g.expected_edge))
+    f.add("polybot_dutch_edge_pusd", ("realised",), float(g.realised_edge))
 
 
 def read_risk(f: Families, r: RiskSource) -> None:

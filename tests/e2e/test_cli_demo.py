@@ -41,6 +41,21 @@ def test_demo_runs_offline_and_summarises(tmp_path: Path, clean_env: dict[str, s
     assert "   /arm needs the operator role." in out
     assert "   Not allowed." in out  # the viewer taps the trader's Confirm button
     assert "   Already handled." in out and "   Expired." in out
+    # the paper phase's Dutch groups, as they happened: every group sent is accounted for
+    err = proc.stderr
+    sent = _number(r"^paper: groups sent (\d+), ", err)
+    completed = _number(r"^paper: groups sent \d+, completed (\d+), ", err)
+    one_legged = _number(r"^paper: .*, one-legged (\d+)", err)
+    failed = _number(r"^paper: .*, failed (\d+), ", err)
+    pending = _number(r"^paper: .*, pending (\d+); ", err)
+    assert sent == completed + one_legged + failed + pending, err[-3000:]
+    if one_legged:
+        causes = re.search(
+            r"one-legged \d+ \(venue rejected (\d+), book moved (\d+), latency budget exceeded (\d+)\)", err
+        )
+        assert causes and sum(int(n) for n in causes.groups()) == one_legged, err[-3000:]
+    assert re.search(r"^paper: .*expected edge -?[\d.]+ pUSD, realised edge -?[\d.]+ pUSD$", err, re.MULTILINE)
+    assert re.search(r"^paper: complete sets [\d.]+, locked edge -?[\d.]+ pUSD; ", err, re.MULTILINE), err[-3000:]
     for bad in BAD_SIGNS:
         assert bad not in proc.stderr, f"{bad!r} in stderr:\n{proc.stderr[-3000:]}"
     assert (tmp_path / "var" / "demo.db").is_file()

@@ -265,6 +265,7 @@ def _dutch_run_replay(args: argparse.Namespace) -> int:
     from core.strategies.dutch import DutchConfig
     from core.strategies.runner import DutchRunner, RecordingDutchSink, books_ok, fmt
     from core.types import OrderType
+    from polybot.cli.tools.replay_groups import group_report, replay_groups
 
     path = common.replay_file(args.file)
     url = db_url_arg(args)
@@ -300,6 +301,7 @@ def _dutch_run_replay(args: argparse.Namespace) -> int:
     frames, bad, last_ns = _replay_frames(path, runner.on_frame)
     runner.finish(last_ns)
     s = runner.stats
+    groups = replay_groups(sink.records)
     summary = {
         **s.as_dict(),
         "frames": frames,
@@ -309,6 +311,7 @@ def _dutch_run_replay(args: argparse.Namespace) -> int:
         "decode_errors": runner.processor.counters.total,
         "books_ok_at_end": books_ok(runner.books, runner.tokens),
         "legs": len(runner.tokens),
+        "groups": groups.as_dict(),
     }
     if args.json:
         _dump(
@@ -330,7 +333,7 @@ def _dutch_run_replay(args: argparse.Namespace) -> int:
             f"(repeats {s.repeats}), sets {fmt(s.sets)}, expected edge {fmt(s.expected_edge)} pUSD, worst-case edge "
             f"{fmt(s.worst_edge)} pUSD, simulated edge {fmt(sink.simulated_edge)} pUSD (incomplete fills "
             f"{sink.incomplete_fills}); decode errors {summary['decode_errors']}, unreadable lines {len(bad)}, "
-            f"books ok at end {summary['books_ok_at_end']}/{len(runner.tokens)}\n"
+            f"books ok at end {summary['books_ok_at_end']}/{len(runner.tokens)}; {group_report(groups).line()}\n"
         )
     return 0
 
