@@ -22,6 +22,7 @@ from core.execution.relayers.paper import PaperRelayer
 from core.execution.types import ErrorClass, Outcome
 from core.metrics.collect import Metrics
 from core.registry import MarketRegistry
+from core.store import models as m
 from core.types import Intent, MarketInfo, Mode, OrderType, Side, TokenInfo
 from tests.integration.engine_world import World, neg_risk_market
 
@@ -176,3 +177,21 @@ async def test_a_neg_risk_complete_set_is_yes_of_every_member(world: World) -> N
     assert (s.unit, s.kind, s.sets) == ("outcome", "neg_risk", D(8))
     figures = await c.groups()
     assert (figures.completed, figures.expected_edge, figures.realised_edge) == (1, D("2.00"), D("2.00"))
+
+
+async def test_fak_legs_stay_fak_and_a_short_fak_is_a_moved_book(world: World) -> None:
+    engine = await world.engine(policy=OneLegPolicy.ALERT)
+    world.books.set(NO, asks=[("0.50", "4"), ("0.60", "1000")], bids=[("0.48", "1000")])
+    res = await engine.submit_group(legs("g-fak", order_type=OrderType.FAK), [FEE])
+    assert res.state is GroupState.ONE_LEGGED
+    rows = {r.token_id: r for r in await world.rows(m.Order)}
+    assert {r.order_type for r in rows.values()} == {"FAK"}
+    assert one_legged(world) == [
+        "Dutch group g-fak is one-legged: demo-will-it Yes 10/10 (filled), demo-will-it No 4/10 (canceled); "
+        "policy alert"
+    ]
+    figures = await control(world, engine, FEE).groups()
+    assert figures.one_legged_by_cause["book_moved"] == 1
+    # 4 complete sets booked; the 6 unmatched YES are left at their cost
+    set_cost = D("0.45") + D("0.004950") + D("0.50") + D("0.005")
+    assert figures.realised_edge == 4 * (1 - set_cost)
