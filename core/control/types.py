@@ -389,6 +389,7 @@ class GroupReport:
         return (
             f"groups sent {self.sent}, completed {self.completed}, one-legged {self.one_legged}"
             f"{f' ({causes})' if causes else ''}, unwound {self.unwound}, hedged {self.hedged}, "
+            f"still one-legged {self.unbalanced}, "
             f"failed {self.failed}, pending {self.pending}; expected edge {_plain(self.expected_edge)} pUSD, "
             f"realised edge {_plain(self.realised_edge)} pUSD"
         )
