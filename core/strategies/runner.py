@@ -13,12 +13,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from core.feed.events import BookSnapshot, BookStatusChanged, FeedEvent, PriceChange, TickSizeChanged, TradePrint
 from core.feed.processor import FeedProcessor
-from core.fees import taker_fee
 from core.strategies.dutch import DutchConfig, DutchOpportunity, evaluate_binary, evaluate_event
+from core.strategies.dutch_fill import simulate_dutch_fill
 from core.strategies.spread import QuoteAction, QuoteDecision, Quotes, SpreadQuoter
 from core.types import BookStatus, BookView, MarketInfo, Side, TokenInfo
 
@@ -60,63 +60,6 @@ def _processor_for(markets: Sequence[MarketInfo], processor: FeedProcessor | Non
 
 
 # ============================================================================ Dutch book
-
-
-@dataclass(frozen=True, slots=True)
-class LegFill:
-    token_id: str
-    wanted: Decimal
-    filled: Decimal
-    cost: Decimal
-    fee: Decimal
-
-
-@dataclass(frozen=True, slots=True)
-class SimulatedFill:
-    """Every leg taken from the book at its limit price or better, each level one fill (FOK)."""
-
-    legs: tuple[LegFill, ...]
-
-    @property
-    def complete(self) -> bool:
-        return all(leg.filled == leg.wanted for leg in self.legs)
-
-    @property
-    def cost(self) -> Decimal:
-        return sum((leg.cost for leg in self.legs), ZERO)
-
-    @property
-    def fees(self) -> Decimal:
-        return sum((leg.fee for leg in self.legs), ZERO)
-
-    @property
-    def edge(self) -> Decimal | None:
-        """Payout minus cost and fees; None when a leg would not fill completely (FOK killed)."""
-        if not self.complete:
-            return None
-        return self.legs[0].wanted - self.cost - self.fees
-
-
-def simulate_dutch_fill(
-    opp: DutchOpportunity, books: Mapping[str, BookView], rates: Mapping[str, Decimal]
-) -> SimulatedFill:
-    """Take each leg from its book's asks at prices up to the leg's limit (independent of the
-    strategy's own arithmetic: a cross-check of the edge it promised)."""
-    legs = []
-    for intent in opp.legs:
-        book = books.get(intent.token_id)
-        rate = rates.get(intent.token_id, ZERO)
-        left = intent.size
-        cost = fee = ZERO
-        for price, size in book.asks() if book is not None else []:
-            if price > intent.price or not left:
-                break
-            take = min(size, left)
-            cost += take * price
-            fee += taker_fee(take, price, rate)
-            left -= take
-        legs.append(LegFill(intent.token_id, intent.size, intent.size - left, cost, fee))
-    return SimulatedFill(tuple(legs))
 
 
 class DutchSink(Protocol):
@@ -295,6 +238,23 @@ class QuoteSink(Protocol):
     ) -> None: ...
 
 
+@runtime_checkable
+class PlacingSink(Protocol):
+    """A sink that places quotes later (through the venue): it says what actually rests.
+
+    With such a sink the runner's ``current`` is :meth:`resting_quotes`, never a decision not
+    yet carried out; a sink without these methods is taken to place each decision at once.
+    """
+
+    def resting_quotes(self) -> Quotes | None:
+        """The quotes resting now (placed and not canceled); None when nothing rests."""
+        ...
+
+    def settled(self) -> bool:
+        """True when no decision is waiting or being carried out."""
+        ...
+
+
 @dataclass
 class QuoterStats:
     frames: int = 0
@@ -331,7 +291,9 @@ class QuoterRunner:
     Paper fills: a trade print on the token at or through a resting quote fills it (a taker
     SELL at or below our bid, a taker BUY at or above our ask), up to the printed size. Queue
     position and fills arriving via the complement token are not modelled: this estimates
-    what the quotes would have caught, it is not an exchange.
+    what the quotes would have caught, it is not an exchange. With a :class:`PlacingSink`
+    (the engine) there is no estimate: ``current`` is what the sink placed, and fills are the
+    venue's.
     """
 
     def __init__(
@@ -352,8 +314,18 @@ class QuoterRunner:
         self.processor = _processor_for([market], processor)
         self.inventory = inventory
         self.armed = armed
-        self.current: Quotes | None = None
         self.stats = QuoterStats()
+        self._placing = sink if isinstance(sink, PlacingSink) else None
+        self._own: Quotes | None = None
+        """What rests when the sink places every decision at once (replays, paper estimates)."""
+        self._wanted: Quotes | None = None
+        """The latest quotes handed to a placing sink, while it is still carrying decisions out."""
+
+    @property
+    def current(self) -> Quotes | None:
+        """The quotes resting: what the sink actually placed (a placing sink), else the last decided."""
+        placing = self._placing
+        return self._own if placing is None else placing.resting_quotes()
 
     @property
     def book(self) -> BookView | None:
@@ -385,25 +357,36 @@ class QuoterRunner:
         self.stats.decisions += 1
         if book is None:  # cannot happen: the runner tracks its token from the start
             raise RuntimeError(f"no book for {self.token.token_id}")
-        d = self.quoter.quote(self.market, self.token, book, self.inventory, self.armed, self.current)
+        placing = self._placing
+        current = self.current
+        # while a placing sink is still carrying decisions out, the latest one handed over is
+        # what will rest: keep or replace against it (what rests now is about to be canceled)
+        in_flight = placing is not None and not placing.settled()
+        basis = self._wanted if in_flight else current
+        d = self.quoter.quote(self.market, self.token, book, self.inventory, self.armed, basis)
         frame_no = self.stats.frames
         if d.action is QuoteAction.QUOTE:
             self.stats.quotes += 1
-            self.current = d.quotes
+            if placing is None:
+                self._own = d.quotes
+            else:
+                self._wanted = d.quotes
             self.sink.on_quote(d, frame_no, recv_ns)
         elif d.action is QuoteAction.KEEP:
             self.stats.keeps += 1
-        elif self.current is not None:
+        elif current is not None or in_flight:
             self.stats.pulls += 1
-            self.current = None
+            self._own = self._wanted = None
             self.sink.on_pull(d.reason, frame_no, recv_ns)
         else:
             self.stats.idle += 1
         return d
 
     def _paper_fill(self, trade: TradePrint, recv_ns: int) -> bool:
-        cur = self.current
-        if cur is None:
+        """The runner's own fill estimate, for a sink that places at once (a placing sink's
+        fills reach the positions through the venue)."""
+        cur = self._own
+        if cur is None or self._placing is not None:
             return False
         price, size = trade.price, trade.size
         if trade.side is Side.SELL and cur.bid is not None and price <= cur.bid.price:
@@ -415,7 +398,7 @@ class QuoterRunner:
         qty = min(size, intent.size)
         left = intent.size - qty
         rest = replace(intent, size=left) if left > 0 else None
-        self.current = replace(cur, bid=rest) if side is Side.BUY else replace(cur, ask=rest)
+        self._own = replace(cur, bid=rest) if side is Side.BUY else replace(cur, ask=rest)
         s = self.stats
         s.fills += 1
         if side is Side.BUY:
