@@ -19,7 +19,7 @@ from core.control.facade import Control, Runtime
 from core.events import Alert, AlertKind
 from core.execution.engine import Engine, GroupState, OneLegPolicy
 from core.execution.relayers.paper import PaperRelayer
-from core.execution.types import ErrorClass, Outcome
+from core.execution.types import Outcome
 from core.metrics.collect import Metrics
 from core.registry import MarketRegistry
 from core.store import models as m
@@ -73,19 +73,22 @@ async def test_the_one_legged_alert_names_legs_by_slug_outcome_and_size(world: W
 
 
 async def test_group_figures_by_cause_with_unwinds_and_edges(world: World) -> None:
-    engine = await world.engine(policy=OneLegPolicy.UNWIND, unknown_grace_s=0)
+    # every request takes 0.2 s of the test's clock: within a 1 s latency budget, but not within 0.1 s
+    world.relayer = PaperRelayer(world.books, latency_s=0.2, clock=world.clock, sleep=world.sleeps)
+    engine = await world.engine(policy=OneLegPolicy.UNWIND)
+    engine._groups.latency_budget_s = 1.0  # until Engine takes the budget (its group manager does)
     # completed: 10 sets for 4.5 + 0.0495 fee + 5.0 + 0.05 fee -> edge 0.4005, as expected at decision
     assert (await engine.submit_group(legs("g-ok"), [FEE])).state is GroupState.COMPLETE
     # a venue rejection
     world.inject.next(Outcome.REJECTED, token_id=NO, error="not enough balance / allowance")
     assert (await engine.submit_group(legs("g-rejected"), [FEE])).state is GroupState.SETTLED
-    # a moved book: NO has only 4 at the limit when the FOK arrives (killed)
+    # a moved book: NO has only 4 at the limit when the FOK arrives (killed), answered within the budget
     world.books.set(NO, asks=[("0.50", "4"), ("0.60", "1000")], bids=[("0.48", "1000")])
     assert (await engine.submit_group(legs("g-moved"), [FEE])).state is GroupState.SETTLED
-    world.books.set(NO, asks=[("0.50", "1000")], bids=[("0.48", "1000")])
-    # a latency overrun: the NO leg timed out after sending and was never placed
-    world.inject.next(Outcome.UNKNOWN, token_id=NO, error_class=ErrorClass.TIMEOUT, accept=False)
+    # the same kill answered after the budget: the book moved during our latency
+    engine._groups.latency_budget_s = 0.1
     assert (await engine.submit_group(legs("g-late"), [FEE])).state is GroupState.SETTLED
+    world.books.set(NO, asks=[("0.50", "1000")], bids=[("0.48", "1000")])
     # refused by the gate as a whole: not a group sent
     bad = [legs("g-bad")[0], Intent(FEE.condition_id, NO, Side.BUY, D("0.505"), D("10"), OrderType.FOK)]
     assert not (await engine.submit_group(bad, [FEE])).ok
