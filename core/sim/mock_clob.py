@@ -12,7 +12,10 @@ Faults for tests (:meth:`MockClobServer.inject`, :mod:`core.sim.mock_clob_faults
 the next N matching REST requests: ``400`` (venue message), ``425``, ``429`` (Retry-After),
 ``500``, ``502``, ``503``, ``hang`` (never answer), ``timeout_after_accept`` (process and store,
 answer after a delay longer than the client's timeout), ``drop_after_accept`` (process, then close
-the connection without an answer). Every REST request is recorded in :attr:`MockClobServer.requests`.
+the connection without an answer); on ``POST /orders`` a fault applies to the batch as a whole (the
+after-accept ones accept every order of it). :meth:`MockClobServer.reject_in_batch` refuses chosen
+orders inside an accepted batch. Every REST request is recorded in :attr:`MockClobServer.requests`
+and counted per method and path in :attr:`MockClobServer.request_counts`.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import logging
 import re
 import threading
 import time
+from collections import Counter
 from collections.abc import Coroutine
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -39,6 +43,7 @@ from core.sim.mock_clob_faults import (
     FAULTS,
     HANG,
     TIMEOUT_AFTER_ACCEPT,
+    BatchRejection,
     Fault,
     make_fault,
     take_fault,
@@ -101,10 +106,14 @@ class MockClobServer:
         self.auth = ClobAuth(chain_id, seed)
         self.requests: list[RecordedRequest] = []
         self.faults: list[Fault] = []
+        self.batch_rejections: list[BatchRejection] = []
+        self.request_counts: Counter[tuple[str, str]] = Counter()  # (method, path) -> requests
         self.fail_next_settlements = 0
         self._user = UserChannel(self.auth.api_keys)
         self._lock = asyncio.Lock()
-        self._trading = TradingRoutes(self.venue, self.auth, self._user, self._lock, self._settle_later)
+        self._trading = TradingRoutes(
+            self.venue, self.auth, self._user, self._lock, self._settle_later, self.batch_rejections
+        )
         self._reads = ReadRoutes(self.venue, self.auth, page_size)
         self._own_ws_port = ws_port not in (0, port)
         self._http = MiniHttpServer(
@@ -253,6 +262,18 @@ class MockClobServer:
         )
         self.faults.append(fault)
 
+    def reject_in_batch(
+        self,
+        message: str = "order rejected by the venue (injected)",
+        *,
+        token_id: str | None = None,
+        position: int | None = None,
+        count: int = 1,
+    ) -> None:
+        """Refuse the next ``count`` orders of ``POST /orders`` batches for ``token_id`` and/or at
+        ``position`` (0-based; None = any) with ``message``; the rest of the batch goes on."""
+        self.batch_rejections.append(BatchRejection(message, token_id, position, count))
+
     def requests_to(self, method: str, path: str) -> list[RecordedRequest]:
         return [r for r in self.requests if r.method == method and r.path == path]
 
@@ -272,6 +293,7 @@ class MockClobServer:
     async def _handle(self, req: HttpRequest) -> HttpResponse:
         rec = RecordedRequest(req.method, req.path, req.query, dict(req.headers), req.body)
         self.requests.append(rec)
+        self.request_counts[(req.method, req.path)] += 1
         fault = take_fault(self.faults, req.method, req.path)
         kind = rec.fault = fault.kind if fault is not None else None
         early = fault.status_answer() if fault is not None else None

@@ -4,6 +4,10 @@ Each fault is consumed by the next ``remaining`` requests matching its method an
 any). Status faults answer at once with the venue's status and message; ``hang`` never answers;
 ``timeout_after_accept`` processes the request and answers after a delay longer than the client's
 timeout; ``drop_after_accept`` processes it and closes the connection with no answer.
+
+A :class:`BatchRejection` refuses chosen orders inside an otherwise accepted ``POST /orders``
+batch (by token id and/or position in the batch), the way the venue reports a refused order
+there: ``success`` true, an empty ``orderID`` and the reason in ``errorMsg``.
 """
 
 from __future__ import annotations
@@ -71,4 +75,33 @@ def take_fault(faults: list[Fault], method: str, path: str) -> Fault | None:
             if fault.remaining == 0:
                 faults.remove(fault)
             return fault
+    return None
+
+
+@dataclass(slots=True)
+class BatchRejection:
+    """Refuse the next ``remaining`` batch orders for ``token_id`` and/or at ``position`` (None = any)."""
+
+    message: str
+    token_id: str | None
+    position: int | None
+    remaining: int
+
+    def matches(self, position: int, payload: object) -> bool:
+        if self.remaining <= 0 or self.position not in (None, position):
+            return False
+        if self.token_id is None:
+            return True
+        order = payload.get("order") if isinstance(payload, dict) else None
+        return isinstance(order, dict) and str(order.get("tokenId", "")) == self.token_id
+
+
+def take_rejection(rejections: list[BatchRejection], position: int, payload: object) -> str | None:
+    """The injected refusal of the order at ``position`` of a batch, if any (one use consumed)."""
+    for rejection in rejections:
+        if rejection.matches(position, payload):
+            rejection.remaining -= 1
+            if rejection.remaining == 0:
+                rejections.remove(rejection)
+            return rejection.message
     return None

@@ -16,6 +16,7 @@ from decimal import Decimal
 
 from core.sim.http_double import HttpRequest, HttpResponse, RouteSpec
 from core.sim.mock_clob_auth import ClobAuth
+from core.sim.mock_clob_faults import BatchRejection, take_rejection
 from core.sim.mock_clob_state import ApiKey, MockTrade
 from core.sim.mock_clob_user import UserChannel
 from core.sim.mock_clob_venue import ClobVenue, Json, Placement, Reject, refused_in_batch
@@ -38,12 +39,14 @@ class TradingRoutes:
         user: UserChannel,
         lock: asyncio.Lock,
         settle: Callable[[MockTrade], None],
+        rejections: list[BatchRejection] | None = None,
     ) -> None:
         self._venue = venue
         self._auth = auth
         self._user = user
         self._lock = lock
         self._settle = settle
+        self.rejections: list[BatchRejection] = rejections if rejections is not None else []
         self.heartbeats: dict[str, tuple[str, float]] = {}  # api key -> (current id, monotonic time)
 
     def routes(self) -> list[RouteSpec]:
@@ -76,10 +79,13 @@ class TradingRoutes:
             raise Reject(f"too many orders in one batch: at most {MAX_BATCH}")
         out: list[Json] = []
         async with self._lock:
-            for payload in payloads:
+            for position, payload in enumerate(payloads):
                 try:
+                    injected = take_rejection(self.rejections, position, payload)
+                    if injected is not None:
+                        raise Reject(injected)
                     placement = self._venue.place(key, payload)
-                except Reject as exc:
+                except Reject as exc:  # each order is checked as POST /order checks it, refused in place
                     out.append(refused_in_batch(str(exc)))
                     continue
                 await self._announce(placement)

@@ -5,7 +5,9 @@ Built on the official ``py-clob-client-v2``: orders are built and signed by its 
 (see :mod:`.clob_http`). Signing runs in a worker thread (``asyncio.to_thread``) and never waits
 on REST: market parameters (tick size, neg-risk, fees) are pre-warmed with :meth:`prewarm`.
 
-How a ``POST /order`` answer maps to the relayer contract is :mod:`.clob_post`.
+How a ``POST /order`` answer maps to the relayer contract is :mod:`.clob_post`; posting one order or
+a batch (``POST /orders``, :meth:`ClobRelayer.place_batch`: every leg signed first, in parallel worker
+threads, then one request) and mapping each leg's answer is :mod:`.clob_place`.
 
 An UNKNOWN result carries the locally computed order hash (``PlaceResult.order_hash``): the venue's
 order id is that hash, so :meth:`ClobRelayer.lookup` finds the order even when its response was
@@ -27,7 +29,7 @@ import asyncio
 import logging
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from decimal import Decimal
 from typing import NoReturn
@@ -38,10 +40,10 @@ from py_clob_client_v2.clob_types import ApiCreds
 from core.defaults import DEFAULT_CLOB_URL
 from core.errors import PolybotError, UsageError
 from core.execution.events import EventSink
-from core.execution.relayers import clob_post
 from core.execution.relayers.clob_heartbeat import Heartbeat
 from core.execution.relayers.clob_http import ClobHttp, Creds, VenueError, as_creds
 from core.execution.relayers.clob_markets import market_params_from_clob_market, market_params_from_market
+from core.execution.relayers.clob_place import OrderPoster, check_batch_size, ms_since
 from core.execution.relayers.clob_reads import ClobReader
 from core.execution.relayers.clob_signing import (
     POLYGON_CHAIN_ID,
@@ -125,6 +127,7 @@ class ClobRelayer:
             signature_type=int(self._signer.signature_type),
             remembered=signed_cache_size,
         )
+        self._poster = OrderPoster(self._http, self._reads, self._translator, self.stats)
         self._feed = UserFeed(self._translator, self._reads, self.events, self.stats)
         self._heartbeat = Heartbeat(self._http, self.stats, heartbeat_interval_s)
         self._started = False
@@ -336,8 +339,32 @@ class ClobRelayer:
 
     async def place(self, order: OrderRequest) -> PlaceResult:
         started = time.perf_counter()
+        signed = await self._sign_or_refuse(order, started)
+        if isinstance(signed, PlaceResult):
+            return signed
+        if self.mode is not Mode.LIVE:
+            return self._dry_run(signed, started)
+        return await self._poster.post_one(order, signed, started)
+
+    async def place_batch(self, orders: Sequence[OrderRequest]) -> list[PlaceResult]:
+        """Place up to 15 orders as one ``POST /orders`` (ValueError beyond): every leg is signed
+        first (in parallel, in worker threads), so each order hash is known before the request
+        leaves; one result per order, in the same order (mapping: :mod:`.clob_place`). A leg that
+        cannot be signed is REJECTED and left out of the request; dry-run posts nothing."""
+        check_batch_size(orders)
+        started = time.perf_counter()
+        signed = await asyncio.gather(*(self._sign_or_refuse(o, started) for o in orders))
+        legs = [(o, s) for o, s in zip(orders, signed, strict=True) if isinstance(s, SignedClobOrder)]
+        if self.mode is not Mode.LIVE:
+            posted = iter([self._dry_run(s, started) for _, s in legs])
+        else:
+            posted = iter(await self._poster.post_batch(legs, started))  # one result per leg, in order
+        return [s if isinstance(s, PlaceResult) else next(posted) for s in signed]
+
+    async def _sign_or_refuse(self, order: OrderRequest, started: float) -> SignedClobOrder | PlaceResult:
+        """The signed order, or the REJECTED result of an order that cannot be signed as asked."""
         try:
-            signed = await self.sign(order)
+            return await self.sign(order)
         except OrderInvalid as exc:
             self.stats["place_invalid"] += 1
             log.warning("order %s refused before signing: %s", order.client_order_id, exc)
@@ -346,31 +373,18 @@ class ClobRelayer:
                 status=OrderStatus.REJECTED,
                 error_class=ErrorClass.BAD_REQUEST,
                 error=str(exc),
-                latency_ms=_ms_since(started),
+                latency_ms=ms_since(started),
             )
-        if self.mode is not Mode.LIVE:
-            self.stats["place_dry_run"] += 1
-            return PlaceResult(
-                Outcome.ACCEPTED,
-                status=OrderStatus.DRY_RUN,
-                signed_order=signed.body,
-                order_hash=signed.order_hash,
-                latency_ms=_ms_since(started),
-            )
-        try:
-            resp = await self._http.request("POST", "/order", serialized=signed.serialized, auth="l2")
-        except VenueError as err:
-            if clob_post.is_duplicate(err):
-                existing = await self._reads.by_hash(signed.order_hash, order.client_order_id)
-                if existing is not None:
-                    return clob_post.already_placed(existing, signed, _ms_since(started), self.stats)
-            return clob_post.failed(err, signed, _ms_since(started), self.stats)
-        result = clob_post.answered(resp, order, signed, _ms_since(started), self.stats)
-        venue_id = result.venue_order_id
-        if venue_id is not None and venue_id.lower() != signed.order_hash.lower():
-            self.stats["venue_id_differs_from_hash"] += 1
-            self._translator.register_order(venue_id, order.client_order_id, order.side, order.token_id)
-        return result
+
+    def _dry_run(self, signed: SignedClobOrder, started: float) -> PlaceResult:
+        self.stats["place_dry_run"] += 1
+        return PlaceResult(
+            Outcome.ACCEPTED,
+            status=OrderStatus.DRY_RUN,
+            signed_order=signed.body,
+            order_hash=signed.order_hash,
+            latency_ms=ms_since(started),
+        )
 
     async def cancel(self, venue_order_id: str) -> CancelResult:
         return await self._cancel("DELETE", "/order", {"orderID": venue_order_id}, [venue_order_id])
@@ -467,10 +481,6 @@ class ClobRelayer:
     async def token_balance(self, token_id: str) -> Decimal:
         """Shares of one outcome token the venue says this account holds (CONDITIONAL)."""
         return await self._reads.token_balance(token_id)
-
-
-def _ms_since(started: float) -> float:
-    return (time.perf_counter() - started) * 1000
 
 
 __all__ = ["ClobRelayer"]

@@ -1,0 +1,145 @@
+"""Posting signed orders to the CLOB: one (``POST /order``) or a batch (``POST /orders``), each
+answer mapped onto its order through the same rules (:mod:`.clob_post`).
+
+A batch is the JSON array of the single-order bodies (at most :data:`MAX_BATCH_ORDERS`); the venue
+answers an array of per-order responses in the same order. Per leg:
+
+===========================================================  =================================
+per-order answer                                             the leg
+===========================================================  =================================
+``success`` with an ``orderID``                              as ``POST /order``'s 2xx answer
+``success`` false, or ``success`` with an empty ``orderID``  REJECTED with the venue's reason,
+and an ``errorMsg``                                          as a 400 to ``POST /order``
+no entry (short or malformed array), an entry naming         UNKNOWN (reconciled by its order
+neither an order nor a reason                                hash, never assumed either way)
+===========================================================  =================================
+
+A batch that gets no 2xx answer maps, for every leg, exactly as ``POST /order`` maps that error
+(400 rejected, 425/429/503 retryable with Retry-After, other 5xx and a timeout or dropped
+connection after sending UNKNOWN). "Duplicated" (the venue already holds this very order) is
+resolved the same way for one order and for a leg: the order is looked up by its hash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Sequence
+
+from core.execution.relayers import clob_post
+from core.execution.relayers.clob_http import ClobHttp, VenueError
+from core.execution.relayers.clob_reads import ClobReader
+from core.execution.relayers.clob_signing import SignedClobOrder, serialize_body
+from core.execution.relayers.clob_user_translate import UserStreamTranslator
+from core.execution.types import MAX_BATCH_ORDERS, ErrorClass, OrderRequest, Outcome, PlaceResult
+
+Leg = tuple[OrderRequest, SignedClobOrder]
+
+
+def check_batch_size(orders: Sequence[object]) -> None:
+    if len(orders) > MAX_BATCH_ORDERS:
+        raise ValueError(f"a batch holds at most {MAX_BATCH_ORDERS} orders, not {len(orders)}")
+
+
+def batch_body(signed: Sequence[SignedClobOrder]) -> str:
+    """The ``POST /orders`` body: the single-order bodies as one compact JSON array (as the
+    official client serialises it)."""
+    return serialize_body([s.body for s in signed])
+
+
+def leg_error(entry: object) -> VenueError | None:
+    """What a per-order entry of a batch answer says when it does not accept the order: a
+    refusal (REJECTED, as a 400 would be) or no usable answer (UNKNOWN); None when the entry is
+    an answer ``POST /order`` could have given (mapped by :func:`clob_post.answered`)."""
+    if not isinstance(entry, dict):
+        return VenueError(
+            Outcome.UNKNOWN,
+            ErrorClass.UNKNOWN_OUTCOME,
+            f"no answer for this order in the POST /orders response: {str(entry)[:200]}",
+        )
+    reason = str(entry.get("errorMsg") or entry.get("error") or "")
+    if not entry.get("success"):
+        return VenueError(Outcome.REJECTED, ErrorClass.BAD_REQUEST, reason or "order not accepted")
+    if entry.get("orderID"):
+        return None
+    if reason:  # the venue's way of refusing one order inside an accepted batch
+        return VenueError(Outcome.REJECTED, ErrorClass.BAD_REQUEST, reason)
+    return VenueError(
+        Outcome.UNKNOWN, ErrorClass.UNKNOWN_OUTCOME, "the POST /orders answer names neither an order id nor a reason"
+    )
+
+
+def batch_entries(resp: object, count: int) -> list[object]:
+    """The per-order entries of a batch answer, one per leg (None where the answer has none)."""
+    entries: list[object] = list(resp) if isinstance(resp, list) else []
+    return [entries[i] if i < len(entries) else None for i in range(count)]
+
+
+class OrderPoster:
+    """Sends signed orders and maps the answers (the live half of the relayer's ``place``)."""
+
+    def __init__(
+        self, http: ClobHttp, reads: ClobReader, translator: UserStreamTranslator, stats: Counter[str]
+    ) -> None:
+        self._http = http
+        self._reads = reads
+        self._translator = translator
+        self.stats = stats
+
+    async def post_one(self, order: OrderRequest, signed: SignedClobOrder, started: float) -> PlaceResult:
+        try:
+            resp = await self._http.request("POST", "/order", serialized=signed.serialized, auth="l2")
+        except VenueError as err:
+            return await self.on_error(err, order, signed, started)
+        return self.on_answer(resp, order, signed, started)
+
+    async def post_batch(self, legs: Sequence[Leg], started: float) -> list[PlaceResult]:
+        """One ``POST /orders`` for ``legs`` (at most 15); one result per leg, in order."""
+        check_batch_size(legs)
+        if not legs:
+            return []
+        self.stats["batch_posted"] += 1
+        self.stats["batch_orders"] += len(legs)
+        try:
+            resp = await self._http.request("POST", "/orders", serialized=batch_body([s for _, s in legs]), auth="l2")
+        except VenueError as err:  # no answer for the batch: every leg as POST /order maps the error
+            return list(await asyncio.gather(*(self.on_error(err, o, s, started) for o, s in legs)))
+        if not isinstance(resp, list) or len(resp) != len(legs):
+            self.stats["batch_answer_malformed"] += 1
+        entries = batch_entries(resp, len(legs))
+        return list(
+            await asyncio.gather(*(self.on_entry(e, o, s, started) for e, (o, s) in zip(entries, legs, strict=True)))
+        )
+
+    async def on_entry(
+        self, entry: object, order: OrderRequest, signed: SignedClobOrder, started: float
+    ) -> PlaceResult:
+        err = leg_error(entry)
+        if err is not None:
+            return await self.on_error(err, order, signed, started)
+        return self.on_answer(entry, order, signed, started)
+
+    async def on_error(
+        self, err: VenueError, order: OrderRequest, signed: SignedClobOrder, started: float
+    ) -> PlaceResult:
+        if clob_post.is_duplicate(err):
+            existing = await self._reads.by_hash(signed.order_hash, order.client_order_id)
+            if existing is not None:
+                return clob_post.already_placed(existing, signed, ms_since(started), self.stats)
+        return clob_post.failed(err, signed, ms_since(started), self.stats)
+
+    def on_answer(self, resp: object, order: OrderRequest, signed: SignedClobOrder, started: float) -> PlaceResult:
+        result = clob_post.answered(resp, order, signed, ms_since(started), self.stats)
+        venue_id = result.venue_order_id
+        if venue_id is not None and venue_id.lower() != signed.order_hash.lower():
+            self.stats["venue_id_differs_from_hash"] += 1
+            self._translator.register_order(venue_id, order.client_order_id, order.side, order.token_id)
+        return result
+
+
+def ms_since(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
+
+
+__all__ = ["OrderPoster", "batch_body", "batch_entries", "check_batch_size", "leg_error"]
