@@ -3,7 +3,8 @@
 The engine is a facade over its parts, each in its own module:
 
 - :mod:`.submission`: order life-cycle up to the venue's answer (idempotency, risk gate, bounded
-  retries, unknown outcomes handed to reconciliation);
+  retries, unknown outcomes handed to reconciliation); :mod:`.batches`: a group's legs as batch
+  requests (split scarcest leg first, the same retry rules per request);
 - :mod:`.reconciler`: the venue's truth (unknown outcomes, start-up and scheduled reconciliation,
   status changes the venue pushes);
 - :mod:`.fill_ledger`: fills -> orders, positions and PnL, exactly once per trade;
@@ -220,7 +221,8 @@ class Engine:
         group_id: str,
         reasons: Sequence[str],
     ) -> tuple[RiskDecision, list[SubmitResult]]:
-        """A group's legs through the gate as a whole, then placed at once (the group manager's way in)."""
+        """A group's legs through the gate as a whole, their rows written in one transaction, then
+        posted as batch requests of at most 15, scarcest leg first (the group manager's way in)."""
         return await self._submitter.place_together(reqs, markets, group_id, reasons)
 
     async def cancel(self, client_order_id: str) -> CancelResult:

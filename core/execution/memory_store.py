@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Unpack
 
@@ -27,6 +28,9 @@ class MemoryExecutionStore:
             return False
         self.orders[rec.client_order_id] = replace(rec)
         return True
+
+    async def save_orders(self, recs: Sequence[OrderRecord]) -> list[bool]:
+        return [await self.save_order(rec) for rec in recs]
 
     async def update_order(self, client_order_id: str, **changes: Unpack[OrderChanges]) -> None:
         rec = self.orders.get(client_order_id)

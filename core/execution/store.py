@@ -13,12 +13,13 @@ Telegram) look at.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Protocol, Unpack
 
-from sqlalchemy import CursorResult, Update, select, update
+from sqlalchemy import CursorResult, Insert, Update, null, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -52,6 +53,11 @@ def _ts(value: datetime | None) -> float:
 class ExecutionStore(Protocol):
     async def save_order(self, rec: OrderRecord) -> bool:
         """Insert a new order; False (and nothing written) when its client order id exists."""
+        ...
+
+    async def save_orders(self, recs: Sequence[OrderRecord]) -> list[bool]:
+        """Insert new orders in one transaction (a group's write-ahead: committed together before
+        anything is posted); for each, False (that row not written) when its client order id exists."""
         ...
 
     async def update_order(self, client_order_id: str, **changes: Unpack[OrderChanges]) -> None: ...
@@ -127,6 +133,41 @@ def _order_values(changes: OrderChanges) -> dict[str, object]:
     return values
 
 
+def _order_row(rec: OrderRecord) -> dict[str, object]:
+    """A new order row's column values (no signed body is SQL NULL, not JSON null)."""
+    return {
+        "client_order_id": rec.client_order_id,
+        "venue_order_id": rec.venue_order_id,
+        "order_hash": rec.order_hash,
+        "market": rec.market,
+        "token_id": rec.token_id,
+        "side": str(rec.side),
+        "price": rec.price,
+        "size": rec.size,
+        "order_type": str(rec.order_type),
+        "post_only": rec.post_only,
+        "status": str(rec.status),
+        "mode": rec.mode,
+        "group_id": rec.group_id,
+        "reason": rec.reason,
+        "signed_order": rec.signed_order if rec.signed_order is not None else null(),
+        "error": rec.error,
+        "filled_size": rec.filled_size,
+        "avg_price": rec.avg_price,
+        "created_at": _dt(rec.created_ts or None),
+        "updated_at": _dt(rec.updated_ts or rec.created_ts or None),
+    }
+
+
+def _insert_new_orders(dialect: str, rows: list[dict[str, object]]) -> Insert:
+    """The rows whose client order id is new are inserted; the statement returns their ids."""
+    if dialect == "postgresql":
+        pg = postgresql.insert(m.Order).values(rows).on_conflict_do_nothing(index_elements=["client_order_id"])
+        return pg.returning(m.Order.client_order_id)
+    lite = sqlite.insert(m.Order).values(rows).on_conflict_do_nothing(index_elements=["client_order_id"])
+    return lite.returning(m.Order.client_order_id)
+
+
 def avg_cost_for_display(pos: Position) -> Decimal:
     if pos.shares == 0:
         return Decimal(0)
@@ -168,34 +209,25 @@ class SqlExecutionStore:
         )
 
     async def save_order(self, rec: OrderRecord) -> bool:
-        row = m.Order(
-            client_order_id=rec.client_order_id,
-            venue_order_id=rec.venue_order_id,
-            order_hash=rec.order_hash,
-            market=rec.market,
-            token_id=rec.token_id,
-            side=str(rec.side),
-            price=rec.price,
-            size=rec.size,
-            order_type=str(rec.order_type),
-            post_only=rec.post_only,
-            status=str(rec.status),
-            mode=rec.mode,
-            group_id=rec.group_id,
-            reason=rec.reason,
-            signed_order=rec.signed_order,
-            error=rec.error,
-            filled_size=rec.filled_size,
-            avg_price=rec.avg_price,
-            created_at=_dt(rec.created_ts or None),
-            updated_at=_dt(rec.updated_ts or rec.created_ts or None),
-        )
-        try:
-            async with self._sessions() as s, s.begin():
-                s.add(row)
-        except IntegrityError:
-            return False
-        return True
+        return (await self.save_orders([rec]))[0]
+
+    async def save_orders(self, recs: Sequence[OrderRecord]) -> list[bool]:
+        """One INSERT ... ON CONFLICT (client_order_id) DO NOTHING RETURNING for all the rows, one commit."""
+        fresh: dict[str, OrderRecord] = {}
+        for rec in recs:
+            fresh.setdefault(rec.client_order_id, rec)
+        if not fresh:
+            return []
+        async with self._sessions() as s, s.begin():
+            stmt = _insert_new_orders(s.get_bind().dialect.name, [_order_row(r) for r in fresh.values()])
+            written = set(await s.scalars(stmt))
+        seen: set[str] = set()
+        out = []
+        for rec in recs:
+            coid = rec.client_order_id
+            out.append(coid in written and coid not in seen)
+            seen.add(coid)
+        return out
 
     @staticmethod
     def _order_update(client_order_id: str, changes: OrderChanges) -> Update:

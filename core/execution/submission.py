@@ -13,6 +13,11 @@
   becomes ``submitted_unknown`` and is reconciled before anything else is done with that id.
 - Every post attempt and every refusal is one exec_audit row; the last attempt's row is written
   in one transaction with the status it caused.
+- A group's legs (:meth:`Submitter.place_together`) pass the gate as a whole, then their order
+  rows are written in one transaction (the write-ahead: all committed before any byte leaves), then
+  they go out as batch requests (:mod:`core.execution.batches`: the fewest of at most 15, scarcest
+  leg first, the same retry rules per request), and each leg's result is applied as a single
+  order's would be.
 """
 
 from __future__ import annotations
@@ -25,7 +30,8 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from core.events import Alert, AlertKind, OrderEvent, Severity
-from core.execution.context import EngineContext, ms_since
+from core.execution.batches import BatchPoster, Posting, attempt_audit, split_batches
+from core.execution.context import EngineContext
 from core.execution.fill_ledger import FillLedger
 from core.execution.holdings import ExposureTracker
 from core.execution.ids import client_order_id, intent_seq
@@ -109,20 +115,6 @@ _REPOST_WAIT = RetryAfter(_retry_after, replaces_backoff=True)
 _ROUND_WAIT = RetryAfter(_retry_after, replaces_backoff=False)
 
 
-@dataclass(slots=True)
-class _Posting:
-    """One order on its way through the retry loops."""
-
-    t: Tracked
-    market: MarketInfo
-    attempts: int = 0
-    rounds: int = 0
-    unwritten: AuditRecord | None = None  # the last attempt's row: written with the status it caused
-    last_error: ErrorClass = ErrorClass.NONE
-    first: PlaceResult | None = None  # the first attempt's result, made before the retry loops
-    over: bool = False  # no more attempts whatever the outcome (gate refused a retry, Retry-After too long)
-
-
 class Submitter:
     def __init__(
         self,
@@ -145,6 +137,7 @@ class Submitter:
         self._reconciler = reconciler
         self._books = books
         self.bounds = bounds
+        self._batches = BatchPoster(ctx, relayer, bounds, self._recheck)
 
     def book_now(self, token_id: str) -> BookView | BookStatus | None:
         """The book as the gate should see it: the view (status and top of book), or
@@ -185,16 +178,57 @@ class Submitter:
         reasons: Sequence[str],
     ) -> tuple[RiskDecision, list[SubmitResult]]:
         """All or nothing through the gate (each leg against the exposure of the legs before it),
-        then every leg placed at once."""
+        then every leg placed at once, in batch requests."""
         await self.ensure_funds(reqs)
         legs = [(r, markets[r.market], self.book_now(r.token_id)) for r in reqs]
         decision = await self._risk.check_many(legs, self._exposure.snapshot())
         if not decision.ok:
             return decision, [await self.refuse(r, decision, group_id) for r in reqs]
-        placed = await asyncio.gather(
-            *(self.place_new(r, markets[r.market], group_id, why) for r, why in zip(reqs, reasons, strict=True))
-        )
-        return decision, list(placed)
+        return decision, await self.place_many(reqs, markets, group_id, reasons)
+
+    async def place_many(
+        self,
+        reqs: Sequence[OrderRequest],
+        markets: Mapping[str, MarketInfo],
+        group_id: str | None,
+        reasons: Sequence[str],
+    ) -> list[SubmitResult]:
+        """Orders that passed the gate: one write-ahead transaction, then batch requests; a result per order."""
+        out: dict[int, SubmitResult] = {}
+        fresh: list[int] = []
+        for i, req in enumerate(reqs):
+            known = await self.known(req.client_order_id)
+            if known is not None:
+                out[i] = known
+            else:
+                self._orders.inflight.add(req.client_order_id)
+                fresh.append(i)
+        try:
+            ctx = self._ctx
+            now = ctx.clock()
+            recs = [
+                OrderRecord.from_request(reqs[i], mode=ctx.mode, group_id=group_id, reason=reasons[i], ts=now)
+                for i in fresh
+            ]
+            postings: dict[int, Posting] = {}
+            for i, rec, saved in zip(fresh, recs, await ctx.store.save_orders(recs), strict=True):
+                market = markets[reqs[i].market]
+                if saved:
+                    postings[i] = Posting(self._orders.track(rec, reqs[i], market), market)
+                else:
+                    out[i] = await self._existing(reqs[i], market)
+            where = {id(p): i for i, p in postings.items()}
+            batches = split_batches(list(postings.values()), self._books)
+            for batch in await asyncio.gather(*(self._post_batch(b) for b in batches)):
+                out.update((where[id(p)], res) for p, res in batch)
+        finally:
+            for i in fresh:
+                self._orders.inflight.discard(reqs[i].client_order_id)
+        return [out[i] for i in range(len(reqs))]
+
+    async def _post_batch(self, legs: list[Posting]) -> list[tuple[Posting, SubmitResult]]:
+        results = await self._batches.post(legs)
+        return [(p, await self._apply(p.t, result, p)) for p, result in zip(legs, results, strict=True)]
 
     async def known(self, coid: str) -> SubmitResult | None:
         """The existing order as a duplicate result (an unknown outcome is looked up first); None if new."""
@@ -254,23 +288,28 @@ class Submitter:
             ctx = self._ctx
             rec = OrderRecord.from_request(req, mode=ctx.mode, group_id=group_id, reason=reason, ts=ctx.clock())
             if not await ctx.store.save_order(rec):
-                existing = await ctx.store.get_order(coid)
-                if existing is None:  # pragma: no cover - the unique key said it exists
-                    raise RuntimeError(f"order {coid} reported as duplicate but not found")
-                t = self._orders.track(existing, req, market)
-                if t.status is OrderStatus.SUBMITTED_UNKNOWN:
-                    await self._reconciler.resolve_unknown(t)
-                return duplicate(t)
+                return await self._existing(req, market)
             t = self._orders.track(rec, req, market)
-            posting = _Posting(t, market)
+            posting = Posting(t, market)
             result = await self._post_with_retries(posting)
             return await self._apply(t, result, posting)
         finally:
             self._orders.inflight.discard(coid)
 
+    async def _existing(self, req: OrderRequest, market: MarketInfo) -> SubmitResult:
+        """The store already holds this order (another process, an earlier run): a duplicate."""
+        coid = req.client_order_id
+        existing = await self._ctx.store.get_order(coid)
+        if existing is None:  # pragma: no cover - the unique key said it exists
+            raise RuntimeError(f"order {coid} reported as duplicate but not found")
+        t = self._orders.track(existing, req, market)
+        if t.status is OrderStatus.SUBMITTED_UNKNOWN:
+            await self._reconciler.resolve_unknown(t)
+        return duplicate(t)
+
     # -- posting -----------------------------------------------------------------------------
 
-    async def _post_with_retries(self, p: _Posting) -> PlaceResult:
+    async def _post_with_retries(self, p: Posting) -> PlaceResult:
         """Post until final or out of retries (see the module docstring for the two loops)."""
         b = self.bounds
 
@@ -319,13 +358,13 @@ class Submitter:
             sleep=self._ctx.sleep,
         )
 
-    async def _write_unwritten(self, p: _Posting) -> None:
+    async def _write_unwritten(self, p: Posting) -> None:
         """A retry follows: the previous attempt's row is written on its own."""
         if p.unwritten is not None:
             await self._ctx.store.add_audit(p.unwritten)
             p.unwritten = None
 
-    async def _recheck(self, p: _Posting) -> PlaceResult | None:
+    async def _recheck(self, p: Posting) -> PlaceResult | None:
         """A new round of posts passes the risk gate again (it may have been disarmed meanwhile)."""
         await self._write_unwritten(p)
         t = p.t
@@ -357,19 +396,9 @@ class Submitter:
             result = PlaceResult(
                 outcome=Outcome.UNKNOWN, error_class=ErrorClass.UNKNOWN_OUTCOME, error=f"{type(exc).__name__}: {exc}"
             )
-        audit = self._ctx.audit(
-            "place",
-            str(result.outcome),
-            client_order_id=t.coid,
-            attempt=attempt,
-            request=order_summary(t.req, t.rec.group_id),
-            error_class=str(result.error_class),
-            error=result.error or None,
-            latency_ms=result.latency_ms or ms_since(started),
-        )
-        return result, audit
+        return result, attempt_audit(self._ctx, t, result, attempt, started)
 
-    async def _apply(self, t: Tracked, result: PlaceResult, p: _Posting) -> SubmitResult:
+    async def _apply(self, t: Tracked, result: PlaceResult, p: Posting) -> SubmitResult:
         outcome = result.outcome
         changes = _changes_of(t, result)
         if outcome is Outcome.ACCEPTED:

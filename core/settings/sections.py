@@ -142,6 +142,9 @@ class RelayerSettings(Section):
     unreachable_after: Int = Field(3, ge=1, le=100)
     """Consecutive failed venue calls (or heartbeats' worth of user-channel outage) before the one
     venue_unreachable alert."""
+    paper_latency_ms: Int = Field(50, ge=0, le=10_000)
+    """Paper trading (type fake): how long a request takes to reach the simulated venue; an order
+    (every leg of a batch alike) fills against the books as they are after this wait."""
 
     @field_validator("chain_id")
     @classmethod

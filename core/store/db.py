@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 from sqlalchemy import event
@@ -26,6 +26,16 @@ from core.defaults import DB_URL_ENV, DEFAULT_DB_URL
 from core.errors import PolybotError, UsageError
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+SqliteSynchronous = Literal["NORMAL", "FULL"]
+SQLITE_SYNCHRONOUS: SqliteSynchronous = "NORMAL"
+"""SQLite's ``synchronous`` in WAL mode, for every file database (see :func:`create_engine`).
+
+NORMAL: a commit is durable against a crash of the process (the WAL is written before COMMIT
+returns); an OS crash or power loss may lose the last commits (the WAL is synced at checkpoints).
+FULL syncs the WAL on every commit: durable against both, at the cost of one fsync per commit.
+Measured with ``bench/engine.py --only groups``.
+"""
 PG_CONNECT_TIMEOUT_S = 10.0
 
 _SQLITE_DRIVERS = {"sqlite", "sqlite+aiosqlite"}
@@ -122,12 +132,14 @@ def create_engine(
     *,
     echo: bool = False,
     busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS,
+    sqlite_synchronous: SqliteSynchronous = SQLITE_SYNCHRONOUS,
     **kwargs: object,
 ) -> AsyncEngine:
     """An :class:`AsyncEngine` for ``url`` (any accepted form).
 
-    SQLite: WAL journal, ``busy_timeout``, foreign keys on, and real transactions (BEGIN emitted
-    by SQLAlchemy, so DDL and SELECTs are transactional too). The directory of the file is
+    SQLite: WAL journal with ``synchronous`` = :data:`SQLITE_SYNCHRONOUS` (or ``sqlite_synchronous``),
+    ``busy_timeout``, foreign keys on, and real transactions (BEGIN emitted by SQLAlchemy, so DDL
+    and SELECTs are transactional too). The directory of the file is
     created on demand. PostgreSQL: asyncpg, pre-ping, a bounded connect timeout. Extra keyword
     arguments go to SQLAlchemy's ``create_async_engine``.
     """
@@ -147,11 +159,18 @@ def create_engine(
     options.update(kwargs)
     engine = create_async_engine(parsed, **options)
     if is_sqlite(parsed):
-        _sqlite_setup(engine, in_memory=sqlite_path(parsed) is None, busy_timeout_ms=busy_timeout_ms)
+        if sqlite_synchronous not in ("NORMAL", "FULL"):
+            raise ValueError(f"sqlite_synchronous must be NORMAL or FULL, got {sqlite_synchronous!r}")
+        _sqlite_setup(
+            engine,
+            in_memory=sqlite_path(parsed) is None,
+            busy_timeout_ms=busy_timeout_ms,
+            synchronous=sqlite_synchronous,
+        )
     return engine
 
 
-def _sqlite_setup(engine: AsyncEngine, *, in_memory: bool, busy_timeout_ms: int) -> None:
+def _sqlite_setup(engine: AsyncEngine, *, in_memory: bool, busy_timeout_ms: int, synchronous: str) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # take transaction control away from the sqlite3 module (see SQLAlchemy's SQLite docs)
@@ -159,10 +178,10 @@ def _sqlite_setup(engine: AsyncEngine, *, in_memory: bool, busy_timeout_ms: int)
         cur = dbapi_connection.cursor()
         try:
             if not in_memory:
+                # WAL: readers never block the writer, and a commit appends to the log (no
+                # rollback-journal dance); the durability of a commit is SQLITE_SYNCHRONOUS's
                 cur.execute("PRAGMA journal_mode=WAL")
-                # WAL + NORMAL: durable across application crashes; only an OS crash or power
-                # loss can lose the last commits. The writer's throughput depends on it.
-                cur.execute("PRAGMA synchronous=NORMAL")
+                cur.execute(f"PRAGMA synchronous={synchronous}")
             cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
             cur.execute("PRAGMA foreign_keys=ON")
         finally:

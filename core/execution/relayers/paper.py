@@ -13,9 +13,13 @@ Fill model:
   confirmed trades (:mod:`core.execution.events`).
 - post-only orders that would cross are rejected, as the venue does.
 - Taker fee per fill: :func:`core.fees.taker_fee` (``shares x rate x p x (1 - p)``, 5 decimals down).
+- Latency (``relayer.paper_latency_ms``): a request meets the books as they are ``latency_s`` later.
+  A batch (``POST /orders``) waits once, then every leg fills against one read of the books (no
+  await between legs), so a leg fails only when its book moved within the latency.
 - Faults can be injected for tests: ``relayer.inject.next(Outcome.UNKNOWN)`` makes the next
-  place report UNKNOWN although the order was accepted (its fills then arrive through the event
-  sink, as they would from the venue's user channel).
+  order report UNKNOWN although it was accepted (its fills then arrive through the event sink,
+  as they would from the venue's user channel); in a batch such a fault is that order's result.
+  ``relayer.inject.next_batch(...)`` fails a whole batch request instead (every leg the same).
 """
 
 from __future__ import annotations
@@ -24,13 +28,14 @@ import asyncio
 import random
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import TypedDict, Unpack
 
 from core.execution.events import EventSink, TradeStatus, TradeUpdate
 from core.execution.types import (
+    MAX_BATCH_ORDERS,
     CancelResult,
     ErrorClass,
     Fill,
@@ -80,6 +85,7 @@ class FaultPlan:
 
     _place: deque[Fault] = field(default_factory=deque)
     _cancel: deque[Fault] = field(default_factory=deque)
+    _batch: deque[Fault] = field(default_factory=deque)
     _random: list[tuple[Fault, float]] = field(default_factory=list)
 
     @staticmethod
@@ -115,6 +121,12 @@ class FaultPlan:
         self._place.extend([fault] * times)
         return self
 
+    def next_batch(self, outcome: Outcome, *, times: int = 1, **kw: Unpack[FaultOptions]) -> FaultPlan:
+        """The next ``times`` batch requests fail as a whole: every leg gets ``outcome``."""
+        fault = self.make(outcome, **kw)
+        self._batch.extend([fault] * times)
+        return self
+
     def next_cancel(self, outcome: Outcome, *, times: int = 1, **kw: Unpack[FaultOptions]) -> FaultPlan:
         fault = self.make(outcome, **kw)
         self._cancel.extend([fault] * times)
@@ -128,6 +140,7 @@ class FaultPlan:
     def clear(self) -> None:
         self._place.clear()
         self._cancel.clear()
+        self._batch.clear()
         self._random.clear()
 
     def pop_place(self, rng: random.Random, order: OrderRequest | None = None) -> Fault | None:
@@ -143,9 +156,12 @@ class FaultPlan:
     def pop_cancel(self) -> Fault | None:
         return self._cancel.popleft() if self._cancel else None
 
+    def pop_batch(self) -> Fault | None:
+        return self._batch.popleft() if self._batch else None
+
     @property
     def pending(self) -> int:
-        return len(self._place) + len(self._cancel)
+        return len(self._place) + len(self._cancel) + len(self._batch)
 
 
 @dataclass(slots=True)
@@ -209,7 +225,8 @@ class PaperRelayer:
         self._taken: dict[tuple[str, Side, Decimal], tuple[Decimal, Decimal]] = {}
         self._seq = 0
         self._trade_seq = 0
-        self.place_calls = 0
+        self.place_calls = 0  # orders placed, one by one or in batches
+        self.batch_calls = 0  # batch requests (place_batch calls)
         self.cancel_calls = 0
         self.lookup_calls = 0
         self.open_orders_calls = 0
@@ -227,27 +244,36 @@ class PaperRelayer:
         started = time.perf_counter()
         await self._latency()
         fault = self.inject.pop_place(self.rng, order)
-        if fault is not None and not (fault.outcome is Outcome.UNKNOWN and fault.accept):
-            return PlaceResult(
-                outcome=fault.outcome,
-                status=OrderStatus.REJECTED if fault.outcome is Outcome.REJECTED else OrderStatus.NEW,
-                error_class=fault.error_class,
-                error=fault.error,
-                retry_after_s=fault.retry_after_s,
-                latency_ms=_ms(started),
-            )
-        result = replace(self._execute(order), latency_ms=_ms(started))
-        if fault is None:
-            return result
-        # Accepted, but the caller never hears it: fills travel the "user channel" instead.
-        for fill in result.fills:
+        result, unheard = self._answer(order, fault, self._books(order.token_id), started)
+        for fill in unheard:
             await self._deliver(fill)
-        return PlaceResult(
-            outcome=Outcome.UNKNOWN,
-            error_class=fault.error_class,
-            error=fault.error,
-            latency_ms=_ms(started),
-        )
+        return result
+
+    async def place_batch(self, orders: Sequence[OrderRequest]) -> list[PlaceResult]:
+        """One request for up to :data:`MAX_BATCH_ORDERS` orders: one latency, one instant of the books."""
+        if len(orders) > MAX_BATCH_ORDERS:
+            raise ValueError(f"a batch holds at most {MAX_BATCH_ORDERS} orders, got {len(orders)}")
+        if not orders:
+            return []
+        self.batch_calls += 1
+        self.place_calls += len(orders)
+        started = time.perf_counter()
+        await self._latency()
+        fault = self.inject.pop_batch()
+        if fault is not None and not (fault.outcome is Outcome.UNKNOWN and fault.accept):
+            return [_fault_result(fault, started)] * len(orders)
+        # the one instant: every book read once, every leg matched with no await in between
+        books = {o.token_id: self._books(o.token_id) for o in orders}
+        results: list[PlaceResult] = []
+        unheard: list[Fill] = []
+        for order in orders:
+            leg_fault = fault if fault is not None else self.inject.pop_place(self.rng, order)
+            result, lost = self._answer(order, leg_fault, books[order.token_id], started)
+            results.append(result)
+            unheard.extend(lost)
+        for fill in unheard:
+            await self._deliver(fill)
+        return results
 
     async def cancel(self, venue_order_id: str) -> CancelResult:
         self.cancel_calls += 1
@@ -311,6 +337,21 @@ class PaperRelayer:
             delay *= 1 + self.rng.uniform(-self.latency_jitter, self.latency_jitter)
         await self._sleep(max(0.0, delay))
 
+    def _answer(
+        self, order: OrderRequest, fault: Fault | None, book: BookView | None, started: float
+    ) -> tuple[PlaceResult, list[Fill]]:
+        """One order's result, and the fills the caller will not hear of (to deliver as trades)."""
+        if fault is not None and not (fault.outcome is Outcome.UNKNOWN and fault.accept):
+            return _fault_result(fault, started), []
+        result = replace(self._execute(order, book), latency_ms=_ms(started))
+        if fault is None:
+            return result, []
+        # Accepted, but the caller never hears it: fills travel the "user channel" instead.
+        unknown = PlaceResult(
+            outcome=Outcome.UNKNOWN, error_class=fault.error_class, error=fault.error, latency_ms=_ms(started)
+        )
+        return unknown, list(result.fills)
+
     async def _deliver(self, fill: Fill) -> None:
         await self.events.trade(TradeUpdate(fill, TradeStatus.CONFIRMED, source="paper"))
 
@@ -323,7 +364,7 @@ class PaperRelayer:
         # a kill is a market outcome, not an error
         return PlaceResult(Outcome.REJECTED, status=OrderStatus.CANCELED, error_class=ErrorClass.NONE, error=msg)
 
-    def _execute(self, req: OrderRequest) -> PlaceResult:
+    def _execute(self, req: OrderRequest, book: BookView | None) -> PlaceResult:
         if req.client_order_id in self._by_client:
             # the venue refuses a second order with the same hash; so do we
             return self._reject(f"duplicate order {req.client_order_id}")
@@ -333,7 +374,6 @@ class PaperRelayer:
             return self._reject(f"invalid price {req.price} for tick size {req.tick_size}")
         if req.post_only and req.order_type in (OrderType.FOK, OrderType.FAK):
             return self._reject("post-only orders must be GTC or GTD")
-        book = self._books(req.token_id)
         usable = book is not None and book.status is BookStatus.OK
         levels = self._crossing_levels(book, req.side, req.price, strict=False) if usable and book else []
         if req.post_only and levels:
@@ -412,6 +452,18 @@ class PaperRelayer:
 
 def _ms(started: float) -> float:
     return (time.perf_counter() - started) * 1000.0
+
+
+def _fault_result(fault: Fault, started: float) -> PlaceResult:
+    """The answer to a request an injected fault stopped before the (simulated) venue took it."""
+    return PlaceResult(
+        outcome=fault.outcome,
+        status=OrderStatus.REJECTED if fault.outcome is Outcome.REJECTED else OrderStatus.NEW,
+        error_class=fault.error_class,
+        error=fault.error,
+        retry_after_s=fault.retry_after_s,
+        latency_ms=_ms(started),
+    )
 
 
 @dataclass
