@@ -1,0 +1,334 @@
+"""Tick to wire: from the feed event that creates a Dutch opportunity to the last byte of the batch
+request on a local socket, on SQLite with the durable write-ahead (issue 15 point 6).
+
+Two groups: a binary market (YES + NO: 2 legs) and a 10-member neg-risk event (10 legs). Each
+iteration applies one ask-level update to one leg's book (``core.feed.book.Book.apply_level``: the
+feed event) that opens the opportunity, and follows it to the wire; the level is taken back out
+of the timer. The local server stamps the moment the request's last byte arrives (same process,
+same ``perf_counter`` clock), answers every order as matched, and the next iteration starts when
+the answer has been handled.
+
+Two pipelines:
+
+- ``components``: the stages called one after the other, each timed: strategy (``apply_level`` +
+  ``evaluate_event``/``evaluate_binary``), risk (order requests + ``RiskGate.check_many``),
+  signing (every leg in one worker-thread hop: ``OrderSigner.sign_batch``; the official client's
+  path is run as a second variant for comparison), write-ahead (``SqlExecutionStore.save_orders``:
+  one WAL transaction writing the N intent rows), serialisation (the ``POST /orders`` JSON array
+  + L2 auth headers) and wire (``writer.write`` + ``drain`` of the HTTP request on a keep-alive
+  socket until the server has its last byte).
+- ``engine``: the production path, ``Engine.submit_group`` -> ``place_together`` -> the CLOB
+  relayer's ``place_batch`` -> one ``POST /orders`` (live mode against the local server). Stages
+  are timed by wrapping the gate, the signer, the store and the HTTP client's request; "other" is
+  the rest (engine glue, event loop turns, thread hops).
+
+    uv run python bench/tick_to_wire.py [--iterations 400] [--pipeline all|components|engine]
+        [--synchronous default|NORMAL|FULL] [--no-gc] [--json]
+
+Target (issue 15): p99 < 2 ms for 10 legs on this 2-core machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.tick_to_wire_world import (
+    BENCH_CREDS,
+    BENCH_KEY,
+    LIMITS,
+    Stages,
+    WireServer,
+    World,
+    make_store,
+    pct,
+    write_ahead_floor,
+)
+from core.events import EventBus
+from core.execution.records import OrderRecord
+from core.execution.relayers.clob_signing import MarketParams, OrderSigner, serialize_body
+from core.execution.risk_gate import RiskGate
+from core.execution.submission import order_request
+
+TARGET_P99_MS_10_LEGS = 2.0
+
+
+def _sign_each(sign: Any, legs: list[tuple[Any, MarketParams]]) -> list[Any]:
+    return [sign(r, p, owner=BENCH_CREDS[0]) for r, p in legs]
+
+
+async def run_components(world: World, store: Any, server: WireServer, n: int, official: bool) -> Stages:
+    """Each stage called in turn and timed; the socket write is the request the relayer would send."""
+    from py_clob_client_v2.clob_types import RequestArgs
+    from py_clob_client_v2.headers.headers import create_level_2_headers
+
+    signer = OrderSigner(BENCH_KEY)
+    gate = RiskGate(LIMITS, store, time.time, EventBus())
+    await gate.arm("bench")
+    from core.execution.exposure import ExposureSnapshot
+
+    snapshot = ExposureSnapshot(markets={m.condition_id: m for m in world.markets})
+    params = {
+        t.token_id: MarketParams(t.token_id, m.tick_size, m.neg_risk, m.condition_id)
+        for m in world.markets
+        for t in m.tokens
+    }
+    sign_one = signer.sign_official if official else signer.sign
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    stages = Stages(["strategy", "risk", "signing", "write-ahead", "serialisation", "wire"])
+    clock, cpu = time.perf_counter, time.process_time
+    try:
+        for i in range(-world.warmup, n):
+            c0 = cpu()
+            t0 = clock()
+            opp = world.trigger(i)
+            t1, c1 = clock(), cpu()
+            if opp is None:
+                raise SystemExit(f"iteration {i}: the update did not open an opportunity")
+            reqs = [
+                order_request(leg, world.by_id[leg.market], f"{world.kind}-{'o' if official else 'f'}-{i}-{k}")
+                for k, leg in enumerate(opp.legs)
+            ]
+            decision = await gate.check_many(
+                [(r, world.by_id[r.market], world.books[r.token_id]) for r in reqs], snapshot
+            )
+            t2, c2 = clock(), cpu()
+            if not decision.ok:
+                raise SystemExit(f"iteration {i}: the gate refused the group: {decision.detail}")
+            if official:
+                signed = await asyncio.to_thread(_sign_each, sign_one, [(r, params[r.token_id]) for r in reqs])
+            else:
+                batch = await asyncio.to_thread(
+                    signer.sign_batch, [(r, params[r.token_id]) for r in reqs], owner=BENCH_CREDS[0]
+                )
+                signed = [s for s in batch if not isinstance(s, Exception)]
+            t3, c3 = clock(), cpu()
+            ts = time.time()
+            recs = [
+                OrderRecord.from_request(r, mode="live", group_id=opp.group_id, reason="bench", ts=ts) for r in reqs
+            ]
+            if hasattr(store, "save_orders"):  # one transaction for the group's rows
+                written = await store.save_orders(recs)
+            else:  # before the batch path: one commit per row
+                written = [await store.save_order(rec) for rec in recs]
+            t4, c4 = clock(), cpu()
+            if not all(written):
+                raise SystemExit(f"iteration {i}: intent rows not written")
+            body = serialize_body([s.body for s in signed])
+            headers = create_level_2_headers(
+                signer.official_signer,
+                world.api_creds,
+                RequestArgs(method="POST", request_path="/orders", body=None, serialized_body=body),
+            )
+            request = server.http_request("POST", "/orders", body.encode(), headers)
+            t5, c5 = clock(), cpu()
+            arrival = server.expect()
+            writer.write(request)
+            await writer.drain()
+            t6 = await arrival
+            c6 = server.arrival_cpu
+            await server.read_answer(reader)
+            world.untrigger(i)
+            if i >= 0:
+                stages.add(
+                    t6 - t0,
+                    [t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5],
+                    [c1 - c0, c2 - c1, c3 - c2, c4 - c3, c5 - c4, c6 - c5],
+                )
+    finally:
+        writer.close()
+    return stages
+
+
+async def run_engine(world: World, store: Any, server: WireServer, n: int) -> Stages | str:
+    """The production path, stages timed by wrappers around the gate, signer, store and HTTP client."""
+    from core.execution.engine import Engine
+    from core.execution.relayers.clob import ClobRelayer
+
+    if not hasattr(ClobRelayer, "place_batch"):
+        return "ClobRelayer has no place_batch yet"
+    bus = EventBus()
+    relayer = ClobRelayer(
+        f"http://127.0.0.1:{server.port}",
+        137,
+        BENCH_KEY,
+        api_creds=BENCH_CREDS,
+        dry_run=False,
+        heartbeat_interval_s=3600.0,
+    )
+    for m in world.markets:
+        relayer.prewarm_market(m)
+    gate = RiskGate(LIMITS, store, time.time, bus)
+    engine = Engine(relayer, gate, store, bus, book_provider=world.books.get)
+    await relayer.start()
+    await engine.start()
+    engine.register_markets(world.markets)
+    await gate.arm("bench")
+    timers = world.instrument(gate, relayer, store)
+    stages = Stages(["strategy", "risk", "signing", "write-ahead", "post (serialise + auth + send)", "other"])
+    clock = time.perf_counter
+    posts_before = server.count("/orders")
+    singles_before = server.count("/order")
+    try:
+        for i in range(-world.warmup, n):
+            timers.reset()
+            c0 = time.process_time()
+            t0 = clock()
+            opp = world.trigger(i)
+            t1 = clock()
+            if opp is None:
+                raise SystemExit(f"iteration {i}: the update did not open an opportunity")
+            arrival = server.expect(last_of=len(opp.legs))
+            result = await engine.submit_group(opp.legs, world.by_id, seq=f"bench-{i}")
+            t_wire = await asyncio.wait_for(arrival, 10.0)
+            c_wire = server.arrival_cpu
+            world.untrigger(i)
+            if not result.ok and i < 0:
+                raise SystemExit(f"warm-up group refused: {result}")
+            if i >= 0:
+                total = t_wire - t0
+                split = [t1 - t0, *timers.split(t_wire)]
+                split.append(total - sum(split))
+                stages.add(total, split)
+                stages.cpu_totals.append(c_wire - c0)
+    finally:
+        await relayer.close()
+    batches = server.count("/orders") - posts_before
+    singles = server.count("/order") - singles_before
+    stages.note = f"{batches} POST /orders and {singles} POST /order for {n + world.warmup} groups"
+    return stages
+
+
+def report(label: str, s: Stages | str, legs: int) -> dict[str, object]:
+    if isinstance(s, str):
+        print(f"  {label:<28} not measured: {s}")
+        return {"label": label, "skipped": s}
+    ms = 1e3
+    p50, p99 = pct(s.totals, 0.5) * ms, pct(s.totals, 0.99) * ms
+    target = f"   target p99 < {TARGET_P99_MS_10_LEGS} ms: {'met' if p99 < TARGET_P99_MS_10_LEGS else 'MISSED'}"
+    print(
+        f"  {label:<28} n={len(s.totals)}  tick-to-wire p50 {p50:6.3f} ms  p99 {p99:6.3f} ms  max "
+        f"{max(s.totals) * ms:6.3f} ms{target if legs >= 10 else ''}"
+    )
+    split: dict[str, dict[str, float]] = {}
+    for name, values in s.columns.items():
+        split[name] = {"p50_ms": pct(values, 0.5) * ms, "p99_ms": pct(values, 0.99) * ms}
+        line = f"      {name:<32} p50 {split[name]['p50_ms']:7.3f} ms   p99 {split[name]['p99_ms']:7.3f} ms"
+        if s.cpu_columns[name]:
+            cpu = s.cpu_columns[name]
+            split[name] |= {"cpu_p50_ms": pct(cpu, 0.5) * ms, "cpu_p99_ms": pct(cpu, 0.99) * ms}
+            line += f"   | cpu p50 {split[name]['cpu_p50_ms']:7.3f} ms   p99 {split[name]['cpu_p99_ms']:7.3f} ms"
+        print(line)
+    if s.cpu_totals:
+        print(
+            f"      {'process CPU, all threads':<32} p50 {pct(s.cpu_totals, 0.5) * ms:7.3f} ms   "
+            f"p99 {pct(s.cpu_totals, 0.99) * ms:7.3f} ms  (immune to waiting for a core)"
+        )
+    if s.note:
+        print(f"      ({s.note})")
+    return {"label": label, "n": len(s.totals), "p50_ms": p50, "p99_ms": p99, "split": split, "note": s.note}
+
+
+async def main_async(args: argparse.Namespace) -> dict[str, object]:
+    out: dict[str, object] = {
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "loadavg_start": os.getloadavg(),
+        "results": [],
+    }
+    results: list[dict[str, object]] = []
+    server = WireServer()
+    await server.start()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            for kind, legs in (("binary", 2), ("neg_risk", 10)):
+                world = World(kind, legs, server)
+                server.domain = world.exchange_domain
+                print(f"\n{kind} group, {legs} legs")
+                if args.pipeline in ("all", "components"):
+                    for official in (False, True):
+                        store, sync, close = await make_store(
+                            Path(tmp) / f"{kind}-c{int(official)}.db", args.synchronous
+                        )
+                        out["sqlite_synchronous"] = sync
+                        world.reset()
+                        iterations = args.iterations if not official else max(50, args.iterations // 4)
+                        label = "components, " + ("official signer" if official else "fast signer")
+                        if args.no_gc:
+                            gc.disable()
+                        try:
+                            stages = await run_components(world, store, server, iterations, official)
+                        finally:
+                            gc.enable()
+                            await close()
+                        results.append({"group": kind, "legs": legs, **report(label, stages, legs)})
+                    floor_wall, floor_cpu = await write_ahead_floor(
+                        Path(tmp) / f"{kind}-c0.db", legs, args.iterations, args.synchronous
+                    )
+                    print(
+                        f"  write-ahead floor (sqlite3 driver alone, one transaction, one thread hop, same file): "
+                        f"p50 {pct(floor_wall, 0.5) * 1e3:.3f} ms  p99 {pct(floor_wall, 0.99) * 1e3:.3f} ms  "
+                        f"| cpu p50 {pct(floor_cpu, 0.5) * 1e3:.3f} ms"
+                    )
+                if args.pipeline in ("all", "engine"):
+                    store, sync, close = await make_store(Path(tmp) / f"{kind}-e.db", args.synchronous)
+                    out["sqlite_synchronous"] = sync
+                    world.reset()
+                    if args.no_gc:
+                        gc.disable()
+                    try:
+                        stages_or_why = await run_engine(world, store, server, args.iterations)
+                    finally:
+                        gc.enable()
+                        await close()
+                    results.append({"group": kind, "legs": legs, **report("engine path", stages_or_why, legs)})
+    finally:
+        await server.close()
+    out["results"] = results
+    out["loadavg_end"] = os.getloadavg()
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--iterations", type=int, default=400)
+    ap.add_argument("--pipeline", choices=["all", "components", "engine"], default="all")
+    ap.add_argument(
+        "--synchronous",
+        choices=["default", "NORMAL", "FULL"],
+        default="default",
+        help="SQLite PRAGMA synchronous for the write-ahead (default: what core.store.db sets)",
+    )
+    ap.add_argument("--no-gc", action="store_true", help="disable the garbage collector while timing")
+    ap.add_argument("--json", action="store_true", help="also print the figures as JSON")
+    args = ap.parse_args(argv)
+    load = os.getloadavg()
+    print("bench/tick_to_wire.py: feed event -> last byte of the batch request on a local socket")
+    print(
+        f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} cpus, "
+        f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} at start, gc {'off' if args.no_gc else 'on'}"
+    )
+    out = asyncio.run(main_async(args))
+    end = out["loadavg_end"]
+    assert isinstance(end, tuple)
+    print(
+        f"\nSQLite: WAL, synchronous={out.get('sqlite_synchronous')}; load average at end {end[0]:.2f} {end[1]:.2f} {end[2]:.2f}"
+    )
+    if args.json:
+        print(json.dumps(out, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
