@@ -3,7 +3,8 @@
 Live-mode :class:`ClobRelayer` against :class:`MockClobServer` over real HTTP on 127.0.0.1 (the
 double verifies every signature with eth_account, so its own time is part of the round trip).
 Each round places 10 resting BUY orders with fresh client ids (signing included), then cancels
-them outside the timer. Reports wall time per group (p50 / p90 / max) and the POSTs per group.
+them outside the timer. Reports wall time per group (p50 / p90 / max) and the POSTs per group;
+the same two ways in dry-run (signing only, nothing posted) show what the relayer itself spends.
 
     uv run python bench/clob_batch.py [--rounds 30] [--legs 10]
 """
@@ -58,18 +59,25 @@ async def main(rounds: int, legs: int) -> None:
     server = MockClobServer(confirm_delay_s=0.05)
     await server.start()
     relayer = ClobRelayer(server.url, 137, KEY, dry_run=False, derive_api_key=True, heartbeat_interval_s=0)
+    dry = ClobRelayer(server.url, 137, KEY, dry_run=True, heartbeat_interval_s=0)
     await relayer.start()
     for market in server.markets.values():
         await relayer.prewarm(market.condition_id)
-    timings: dict[str, list[float]] = {"10 x place": [], "place_batch": []}
-    posts = {"10 x place": 0, "place_batch": 0}
+    ways = (
+        ("10 x place", relayer, _sequential),
+        ("place_batch", relayer, _batch),
+        ("dry-run 10 x place", dry, _sequential),
+        ("dry-run place_batch", dry, _batch),
+    )
+    timings: dict[str, list[float]] = {name: [] for name, _, _ in ways}
+    posts = dict.fromkeys(timings, 0)
     try:
         for r in range(rounds + 2):  # the first two rounds warm up (connections, caches)
-            for name, run in (("10 x place", _sequential), ("place_batch", _batch)):
-                orders = _orders(server, f"{name[:5]}-{r}", legs)
+            for name, rel, run in ways:
+                orders = _orders(server, f"{name}-{r}", legs)
                 before = len(server.requests)
                 started = time.perf_counter()
-                await run(relayer, orders)
+                await run(rel, orders)
                 took = time.perf_counter() - started
                 sent = sum(1 for q in server.requests[before:] if q.method == "POST")
                 await relayer.cancel_all()
@@ -78,6 +86,7 @@ async def main(rounds: int, legs: int) -> None:
                     posts[name] = sent
     finally:
         await relayer.close()
+        await dry.close()
         await server.stop()
     print(f"{legs}-leg group, live ClobRelayer -> CLOB double on 127.0.0.1, {rounds} rounds")
     print(f"load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
