@@ -8,7 +8,10 @@ and nothing can be cached between updates.
 
     uv run python bench/strategy.py [--updates 100000] [--legs 20] [--scenario rare|persistent|all]
 
-Target (issue 4): p99 < 200 us on this machine.
+Target (issues 4 and 15): p99 < 200 us on this machine, in particular in the "persistent"
+scenario, where most updates emit a 20-leg group. The wall-clock figures include whatever time
+the OS gave to other processes; the thread CPU time does not, and is the verdict's second line
+(compare them with the load average printed at the start and the end).
 """
 
 from __future__ import annotations
@@ -103,7 +106,7 @@ SCENARIOS = {
 }
 
 
-def run(n_legs: int, target: Decimal, n_updates: int, seed: int, no_gc: bool) -> float:
+def run(n_legs: int, target: Decimal, n_updates: int, seed: int, no_gc: bool) -> tuple[float, float]:
     markets, books, tops = build_event(n_legs, target)
     tokens = [m.tokens[0].token_id for m in markets]
     cfg = DutchConfig(safety_margin_usdc=Decimal("0.005"), slippage_ticks=1)
@@ -163,7 +166,7 @@ def run(n_legs: int, target: Decimal, n_updates: int, seed: int, no_gc: bool) ->
         f"p50 {pct(cpu, 0.50):.1f} us  p99 {pct(cpu, 0.99):.1f} us"
     )
     print(f"  expected edge summed over emitted groups: {edge_total} pUSD on {sets_total} sets")
-    return pct(every, 0.99)
+    return pct(every, 0.99), pct(cpu, 0.99)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -190,9 +193,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     for name, target in chosen.items():
         print(f"\nscenario {name}: best asks sum to {target}, tick 0.001, fee rate 0.02, slippage 1 tick, margin 0.005")
-        p99 = run(args.legs, target, args.updates, args.seed, args.no_gc)
-        verdict = "meets" if p99 < 200 else "MISSES"
-        print(f"  target p99 < 200 us: {verdict} ({p99:.1f} us)")
+        p99, cpu_p99 = run(args.legs, target, args.updates, args.seed, args.no_gc)
+        for what, value in (("wall clock", p99), ("thread CPU", cpu_p99)):
+            print(f"  target p99 < 200 us, {what}: {'meets' if value < 200 else 'MISSES'} ({value:.1f} us)")
+    load = os.getloadavg()
+    print(f"\nload average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} at the end")
     return 0
 
 

@@ -5,7 +5,8 @@ When the asks add up to less than 1 after taker fees and a safety margin, buying
 locks a profit. This module finds the LARGEST set size that still clears that bar when every leg
 is filled at its worst-case price, and returns one group of marketable BUY intents (FOK/FAK).
 
-Pure: books and markets in, an opportunity (or None) out. No clock, no randomness, no globals.
+Pure: books and markets in, an opportunity (or None) out. No clock, no randomness (the only
+globals are caches of exact values: a tick's units, a fee rate's worst cost per limit price).
 
 Worst case per leg: the leg's limit price L (the highest ask level needed for the size, on tick,
 plus ``slippage_ticks``, capped at 1 - tick). A taker fill at any price p <= L costs
@@ -16,18 +17,34 @@ The emit rule: sets x (sum of L) + that fee bound + sets x safety margin < sets 
 
 Speed: a 20-outcome event is evaluated on every book update. One pass over the best asks
 rejects most updates; only then are ask levels fetched, one or two per leg, as the sweep needs
-(the depth sweep and the exact sizing live in :mod:`core.strategies.dutch_depth`).
+(the depth sweep and the exact sizing live in :mod:`core.strategies.dutch_depth`). The search
+reads the books in integer units; Decimal is built only for the size that is emitted.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, ROUND_HALF_EVEN, ROUND_UP, Decimal
 
-from core.strategies.dutch_depth import ONE, ZERO, Leg, Reject, Sized, feasible_depths, limit_price, size_legs
+from core.feed.book import Book
+from core.strategies.dutch_depth import (
+    ONE,
+    SIZE_STEP_UNITS,
+    ZERO,
+    DecimalLevels,
+    Leg,
+    Pricing,
+    Reject,
+    Sized,
+    feasible_depths,
+    limit_units,
+    pricing,
+    size_legs,
+)
 from core.types import BookStatus, BookView, Intent, MarketInfo, OrderType, Side
 
 SIZE_QUANTUM = Decimal("0.01")
@@ -144,17 +161,10 @@ def _per_set(total: Decimal, sets: Decimal, rounding: str) -> Decimal:
     return (total / sets).quantize(PER_SET_QUANTUM, rounding=rounding)
 
 
-def _group_id(kind: str, ts: object, legs: list[Leg], sets: Decimal, sized: Sized) -> str:
+def _group_id(kind: str, ts: object, legs: list[Leg], sets: Decimal, total_cost: Decimal, limit_sum: Decimal) -> str:
     # the tokens, the size, and the exact expected and worst costs stand for the book state the
     # group was priced on; ``ts`` separates the same prices seen at another time
-    parts = [
-        kind,
-        str(ts),
-        str(sets),
-        str(sum(sized.costs, ZERO)),
-        str(sized.limit_sum),
-        *(leg.token_id for leg in legs),
-    ]
+    parts = [kind, str(ts), str(sets), str(total_cost), str(limit_sum), *(leg.token_id for leg in legs)]
     digest = hashlib.sha256("|".join(parts).encode()).hexdigest()
     return f"dutch-{digest[:24]}"
 
@@ -171,57 +181,68 @@ def _evaluate(
     slip_ticks = cfg.slippage_ticks
     ok = BookStatus.OK
 
-    # Top of book first: most updates end here, after one Decimal pass over the best asks.
-    top: list[tuple[MarketInfo, str, BookView, Decimal, Decimal, Decimal, Decimal, Decimal, Decimal, Decimal]] = []
+    # Top of book first: most updates end here, after one pass over the best asks (in units; the
+    # worst cost of a share at each limit comes from the exact values cached per grid and rate).
+    top: list[Leg] = []
     total = margin
-    grid = cap = slip = ZERO
+    grid = ZERO
+    rate: Decimal | None = None
+    p: Pricing | None = None
     for market, token_id in spec:
         if market.closed or not market.active:
             return None
-        book = books.get(token_id)
-        if book is None or book.status != ok:
+        view = books.get(token_id)
+        if view is None or view.status != ok:
             return None
-        best = book.best_ask()
+        book = view if type(view) is Book else DecimalLevels(view)
+        best = book.best_ask_units()
         if best is None:
             return None
         tick = market.tick_size
-        book_tick = book.tick_size
+        book_tick = view.tick_size
         if book_tick > tick:
             tick = book_tick  # the coarser grid: a price on it is on both
-        if tick != grid:  # the legs of an event usually share one grid: derive its constants once
-            grid = tick
-            cap = ONE - tick
-            slip = tick * slip_ticks
-        if best > cap:
+        leg_rate = market.fee_rate if override is None else override
+        # the legs of an event usually share one grid and rate: look their constants up once
+        if p is None or tick != grid or (leg_rate is not rate and leg_rate != rate):
+            if p is None or tick != grid:
+                grid = tick
+            rate = leg_rate
+            p = pricing(grid, slip_ticks, rate)
+        cap_u = p.cap_u
+        if best > cap_u:
             return None  # an ask at 1: no set can cost less than the payout
-        if best % tick or best < tick:
-            lim = limit_price(best, tick, slip, cap)
+        tick_u = p.tick_u
+        if best % tick_u or best < tick_u:
+            lim = limit_units(best, tick_u, p.slip_u, cap_u)
         else:
-            lim = best + slip
-            if lim > cap:
-                lim = cap
-        rate = market.fee_rate if override is None else override
-        best_all_in = lim + rate * lim * (ONE - lim) if rate else lim
+            lim = best + p.slip_u
+            if lim > cap_u:
+                lim = cap_u
+        best_all_in = p.all_ins.get(lim)
+        if best_all_in is None:
+            best_all_in = p.all_in(lim)
         total += best_all_in
         if total >= ONE:
             return None
-        top.append((market, token_id, book, tick, cap, slip, rate, best, lim, best_all_in))
-    legs = [Leg(*t) for t in top]
+        top.append(Leg(market, token_id, book, p, best, best_all_in))
+    legs = top
 
     min_shares = cfg.min_resting_size
     for leg in legs:
         if leg.market.min_order_size > min_shares:
             min_shares = leg.market.min_order_size
     min_notional = cfg.min_marketable_notional
-    tried = ZERO
+    tried = 0
     for depth in reversed(feasible_depths(legs, margin, cfg.max_sets)):
-        sets = depth.quantize(SIZE_QUANTUM, rounding=ROUND_DOWN)
-        if sets <= 0:
+        sets_u = depth - depth % SIZE_STEP_UNITS
+        if sets_u <= 0:
             return None
-        if sets == tried:
+        if sets_u == tried:
             continue
-        tried = sets
-        sized = size_legs(legs, sets, margin, min_shares, min_notional)
+        tried = sets_u
+        sets = Decimal(sets_u // SIZE_STEP_UNITS).scaleb(-2)  # the size quantized to 0.01, as ever
+        sized = size_legs(legs, sets, sets_u, margin, min_shares, min_notional)
         if sized is Reject.BELOW_MINIMUM:
             return None  # the largest feasible size is below a venue minimum; any smaller one is too
         if sized is Reject.ROUNDING:
@@ -278,23 +299,59 @@ def _buy_intent(
     return intent
 
 
+_REASONS: dict[tuple[str, int], tuple[str, ...]] = {}
+
+
+def _leg_reasons(kind: str, n: int) -> tuple[str, ...]:
+    reasons = _REASONS.get((kind, n))
+    if reasons is None:
+        reasons = _REASONS[(kind, n)] = tuple(f"dutch {kind} leg {k}/{n}" for k in range(1, n + 1))
+    return reasons
+
+
+def _buy_intents(
+    legs: list[Leg], limits: list[Decimal], sets: Decimal, order_type: OrderType, group_id: str, kind: str
+) -> tuple[Intent, ...]:
+    """:func:`_buy_intent` for every leg, its body inlined (a call per leg was a twentieth of a hit)."""
+    reasons = _leg_reasons(kind, len(legs))
+    if not _FAST_INTENT:
+        return tuple(
+            Intent(leg.market.condition_id, leg.token_id, Side.BUY, lim, sets, order_type, False, group_id, reason)
+            for leg, lim, reason in zip(legs, limits, reasons, strict=True)
+        )
+    s_market, s_token, s_side, s_price, s_size, s_type, s_post, s_group, s_reason, s_expiration, s_meta = _SETTERS
+    new = object.__new__
+    buy = Side.BUY
+    out = []
+    for leg, lim, reason in zip(legs, limits, reasons, strict=True):
+        intent = new(Intent)
+        s_market(intent, leg.market.condition_id)
+        s_token(intent, leg.token_id)
+        s_side(intent, buy)
+        s_price(intent, lim)
+        s_size(intent, sets)
+        s_type(intent, order_type)
+        s_post(intent, False)
+        s_group(intent, group_id)
+        s_reason(intent, reason)
+        s_expiration(intent, 0)
+        s_meta(intent, {})
+        out.append(intent)
+    return tuple(out)
+
+
 def _opportunity(
     kind: str, legs: list[Leg], sets: Decimal, margin: Decimal, ts: object, cfg: DutchConfig, sized: Sized
 ) -> DutchOpportunity:
-    group_id = _group_id(kind, ts, legs, sets, sized)
-    n = len(legs)
-    order_type = cfg.order_type
-    intents = tuple(
-        _buy_intent(leg.market.condition_id, leg.token_id, lim, sets, order_type, group_id, f"dutch {kind} leg {k}/{n}")
-        for k, (leg, lim) in enumerate(zip(legs, sized.limits, strict=True), 1)
-    )
+    total_cost = sum(sized.costs, ZERO)
+    group_id = _group_id(kind, ts, legs, sets, total_cost, sized.limit_sum)
     return DutchOpportunity(
         group_id=group_id,
         kind=kind,
-        legs=intents,
+        legs=_buy_intents(legs, sized.limits, sets, cfg.order_type, group_id, kind),
         sets=sets,
-        total_cost=sum(sized.costs, ZERO),
-        total_fee=sum(sized.fees, ZERO),
+        total_cost=total_cost,
+        total_fee=sized.total_fee,
         worst_cost=sized.worst_cost,
         worst_fee=sized.worst_fee,
         safety_margin_usdc=margin,
@@ -333,6 +390,22 @@ def evaluate_event(
     ``markets`` must be the complete member list: a missing member means the set does not pay 1,
     which no check here can see. Augmented events -> None.
     """
+    spec = _event_spec(markets)
+    if spec is None:
+        return None
+    return _evaluate("neg_risk", spec, books, cfg, ts)
+
+
+_SPECS: dict[int, tuple[tuple[MarketInfo, ...], list[tuple[MarketInfo, str]] | None]] = {}
+"""The checked leg list of an event's member list, by the list's id (and its members' identity:
+a frozen MarketInfo cannot change, so the same members give the same legs)."""
+
+
+def _event_spec(markets: Sequence[MarketInfo]) -> list[tuple[MarketInfo, str]] | None:
+    """(market, YES token) of every member, checked; None for an augmented event."""
+    hit = _SPECS.get(id(markets))
+    if hit is not None and len(hit[0]) == len(markets) and all(map(operator.is_, hit[0], markets)):
+        return hit[1]
     if len(markets) < 2:
         raise ValueError(f"a neg-risk event needs at least 2 member markets, got {len(markets)}")
     event_id = markets[0].neg_risk_market_id
@@ -351,6 +424,7 @@ def evaluate_event(
         augmented = augmented or m.neg_risk_augmented
         first = m.tokens[0] if m.tokens else None
         spec.append((m, first.token_id if first is not None and first.outcome == "Yes" else _yes_token(m)))
-    if augmented:
-        return None
-    return _evaluate("neg_risk", spec, books, cfg, ts)
+    if len(_SPECS) >= 256:
+        _SPECS.clear()
+    _SPECS[id(markets)] = (tuple(markets), None if augmented else spec)
+    return None if augmented else spec
