@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -253,3 +254,37 @@ def test_generated_books_give_identical_opportunities(
     assert new == old
     new, old = both(kind, markets, static, cfg, 42)
     assert new == old
+
+
+# ---- polybot dutch-run-replay on the demo feed: byte-identical output --------------------------
+
+
+def test_dutch_run_replay_on_the_demo_feed_prints_the_same_bytes(
+    db_with_markets: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core.strategies import runner
+    from polybot.cli.main import main
+
+    feed = PROJECT_FIXTURES / "recordings" / "demo_feed.jsonl"
+    runs = [
+        ["demo-btc-above-150k-2026", "--fee-bps", "0", "--slippage-ticks", "0", "--safety-margin-usdc", "0"],
+        ["demo-cup-2026-aurora"],
+        ["demo-cup-2026-aurora", "--fee-bps", "20", "--slippage-ticks", "0", "--safety-margin-usdc", "0"],
+        ["demo-city-mayor-2026-alice", "--safety-margin-usdc", "0", "--max-sets", "40.5", "--order-type", "FAK"],
+    ]
+    emitted = 0
+    for extra in runs:
+        outputs = []
+        for impl in ("new", "reference"):
+            if impl == "reference":
+                monkeypatch.setattr(runner, "evaluate_binary", reference.evaluate_binary)
+                monkeypatch.setattr(runner, "evaluate_event", reference.evaluate_event)
+            for fmt in ([], ["--json"]):
+                assert (
+                    main(["dutch-run-replay", str(feed), extra[0], "--db-url", db_with_markets, *extra[1:], *fmt]) == 0
+                )
+                outputs.append(capsys.readouterr().out)
+            monkeypatch.undo()
+        assert outputs[:2] == outputs[2:], f"dutch-run-replay {' '.join(extra)}: the output changed"
+        emitted += len(json.loads(outputs[1])["opportunities"])
+    assert emitted > 10, f"only {emitted} opportunities: the comparison would prove little"
