@@ -252,7 +252,7 @@ async def run_groups(store_factory: Callable[[], object], n: int) -> GroupSample
                     m.tokens[0].token_id,
                     Side.BUY,
                     Decimal("0.08"),
-                    Decimal("5"),
+                    Decimal("13"),  # $1.04: a marketable order must be worth $1 at the venue
                     OrderType.FOK,
                     group_id=gid,
                 )

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from decimal import Decimal as D
 
-from sqlalchemy import func, select
+from sqlalchemy import text
 
 from core.execution.store import OrderRecord
 from core.execution.types import OrderStatus
 from core.store import models as m
-from core.store.db import session_factory
+from core.store.db import SQLITE_SYNCHRONOUS, create_engine
 from core.types import OrderType, Side
 from tests.integration.engine_world import T0, World
 
@@ -53,8 +53,20 @@ async def test_save_orders_writes_new_rows_together_and_reports_duplicates(db_ur
         )
         assert b.signed_order == {"salt": "1"} and b.group_id == "g" and b.reason == "dutch"
         assert b.created_ts == T0
-        async with session_factory(world.db)() as s:
-            nulls = await s.scalar(select(func.count()).select_from(m.Order).where(m.Order.signed_order.is_(None)))
-        assert nulls == 4  # no signed body is SQL NULL, as before
+        a = await store.get_order("a")
+        assert a is not None and a.signed_order is None
     finally:
         await world.close()
+
+
+async def test_sqlite_runs_in_wal_with_the_chosen_synchronous(sqlite_url: str) -> None:
+    levels = {"NORMAL": 1, "FULL": 2}
+    for sync in (SQLITE_SYNCHRONOUS, "FULL"):
+        db = create_engine(sqlite_url, sqlite_synchronous=sync)
+        try:
+            async with db.connect() as conn:
+                assert (await conn.execute(text("PRAGMA journal_mode"))).scalar() == "wal"
+                assert (await conn.execute(text("PRAGMA synchronous"))).scalar() == levels[sync]
+        finally:
+            await db.dispose()
+    assert SQLITE_SYNCHRONOUS == "NORMAL"
