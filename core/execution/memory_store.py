@@ -73,6 +73,12 @@ class MemoryExecutionStore:
         await self.add_audit(audit)
         await self.update_order(client_order_id, **changes)
 
+    async def record_attempts(self, items: Sequence[tuple[AuditRecord | None, str, OrderChanges]]) -> None:
+        for audit, client_order_id, changes in items:
+            if audit is not None:
+                await self.add_audit(audit)
+            await self.update_order(client_order_id, **changes)
+
     async def record_fill(self, fill: Fill, position: Position, order_changes: OrderChanges | None = None) -> bool:
         if not await self.add_fill(fill):
             return False

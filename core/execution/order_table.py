@@ -7,14 +7,14 @@ regresses: fills seen already outrank a stale "live" from a slower channel (:fun
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Unpack
 
 from core.events import OrderEvent
 from core.execution.context import EngineContext
-from core.execution.records import OPEN_STATUSES, AuditRecord, OrderFacts, OrderRecord
+from core.execution.records import OPEN_STATUSES, AuditRecord, OrderChanges, OrderFacts, OrderRecord
 from core.execution.types import OrderMemory, OrderRequest, OrderStatus, VenueOrder
 from core.types import MarketInfo
 
@@ -70,6 +70,10 @@ def derive_status(t: Tracked, reported: OrderStatus, filled: Decimal | None = No
     if filled > 0:
         return OrderStatus.PARTIALLY_FILLED
     return reported
+
+
+def _order_changes(**changes: Unpack[OrderChanges]) -> OrderChanges:
+    return changes
 
 
 def order_summary(req: OrderRequest, group_id: str | None) -> dict[str, object]:
@@ -164,18 +168,36 @@ class OrderTable:
     ) -> None:
         """New status in memory, in the store (with the audit row of the attempt that caused it), on the bus."""
         ctx = self._ctx
-        old = t.rec.status
-        t.rec.status = status
-        t.rec.updated_ts = ctx.clock()
-        if "error" in changes:
-            t.rec.error = changes["error"]  # the event below carries the reason to the trader
-        self._index(t)
+        old = self._change(t, status, changes)
         if audit is not None:
             await ctx.store.record_attempt(audit, t.coid, status=status, updated_ts=t.rec.updated_ts, **changes)
         elif persist:
             await ctx.store.update_order(t.coid, status=status, updated_ts=t.rec.updated_ts, **changes)
+        self._announce(t, old, status)
+
+    async def set_statuses(self, items: Sequence[tuple[Tracked, OrderStatus, OrderFacts, AuditRecord | None]]) -> None:
+        """:meth:`set_status` for several orders (a batch's legs): one store transaction for them all."""
+        olds = [self._change(t, status, changes) for t, status, changes, _ in items]
+        rows: list[tuple[AuditRecord | None, str, OrderChanges]] = []
+        for t, status, changes, audit in items:
+            rows.append((audit, t.coid, _order_changes(status=status, updated_ts=t.rec.updated_ts, **changes)))
+        await self._ctx.store.record_attempts(rows)
+        for (t, status, _, _), old in zip(items, olds, strict=True):
+            self._announce(t, old, status)
+
+    def _change(self, t: Tracked, status: OrderStatus, changes: OrderFacts) -> OrderStatus:
+        """The new status in memory and in the indexes; the old one."""
+        old = t.rec.status
+        t.rec.status = status
+        t.rec.updated_ts = self._ctx.clock()
+        if "error" in changes:
+            t.rec.error = changes["error"]  # the event carries the reason to the trader
+        self._index(t)
+        return old
+
+    def _announce(self, t: Tracked, old: OrderStatus, status: OrderStatus) -> None:
         if old is not status:
-            ctx.bus.publish(
+            self._ctx.bus.publish(
                 OrderEvent(
                     t.coid,
                     status,

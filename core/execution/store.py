@@ -78,6 +78,10 @@ class ExecutionStore(Protocol):
         """One audit row and the order's update, in one transaction."""
         ...
 
+    async def record_attempts(self, items: Sequence[tuple[AuditRecord | None, str, OrderChanges]]) -> None:
+        """Several orders' :meth:`record_attempt` (the audit row may be None) in one transaction."""
+        ...
+
     async def record_fill(self, fill: Fill, position: Position, order_changes: OrderChanges | None = None) -> bool:
         """A confirmed fill with the position (and order update) it produced, in one transaction.
 
@@ -289,6 +293,13 @@ class SqlExecutionStore:
             s.add(self._audit_row(audit))
             await s.flush()  # write first (see _upsert)
             await s.execute(self._order_update(client_order_id, changes))
+
+    async def record_attempts(self, items: Sequence[tuple[AuditRecord | None, str, OrderChanges]]) -> None:
+        async with self._sessions() as s, s.begin():
+            s.add_all([self._audit_row(audit) for audit, _, _ in items if audit is not None])
+            await s.flush()  # write first (see _upsert)
+            for _, client_order_id, changes in items:
+                await s.execute(self._order_update(client_order_id, changes))
 
     async def record_fill(self, fill: Fill, position: Position, order_changes: OrderChanges | None = None) -> bool:
         key = trade_key(fill)

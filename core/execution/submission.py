@@ -228,7 +228,7 @@ class Submitter:
 
     async def _post_batch(self, legs: list[Posting]) -> list[tuple[Posting, SubmitResult]]:
         results = await self._batches.post(legs)
-        return [(p, await self._apply(p.t, result, p)) for p, result in zip(legs, results, strict=True)]
+        return list(zip(legs, await self._apply_batch(legs, results), strict=True))
 
     async def known(self, coid: str) -> SubmitResult | None:
         """The existing order as a duplicate result (an unknown outcome is looked up first); None if new."""
@@ -399,6 +399,19 @@ class Submitter:
         return result, attempt_audit(self._ctx, t, result, attempt, started)
 
     async def _apply(self, t: Tracked, result: PlaceResult, p: Posting) -> SubmitResult:
+        status, changes = self._decide(t, result)
+        await self._orders.set_status(t, status, audit=p.unwritten, **changes)
+        return await self._settle(t, result, p)
+
+    async def _apply_batch(self, legs: Sequence[Posting], results: Sequence[PlaceResult]) -> list[SubmitResult]:
+        """A batch's answers: every leg's status with its last attempt's row in one transaction, then
+        each leg's fills and unknown outcome, as :meth:`_apply` does for one order."""
+        pairs = list(zip(legs, results, strict=True))
+        await self._orders.set_statuses([(p.t, *self._decide(p.t, r), p.unwritten) for p, r in pairs])
+        return [await self._settle(p.t, r, p) for p, r in pairs]
+
+    def _decide(self, t: Tracked, result: PlaceResult) -> tuple[OrderStatus, OrderFacts]:
+        """The status an answer gives the order, and what it adds to its row."""
         outcome = result.outcome
         changes = _changes_of(t, result)
         if outcome is Outcome.ACCEPTED:
@@ -412,7 +425,11 @@ class Submitter:
             status = OrderStatus.SUBMITTED_UNKNOWN
         if outcome is not Outcome.ACCEPTED and result.error_class is not ErrorClass.NONE:
             self._risk.record_order_error()
-        await self._orders.set_status(t, status, audit=p.unwritten, **changes)
+        return status, changes
+
+    async def _settle(self, t: Tracked, result: PlaceResult, p: Posting) -> SubmitResult:
+        """After the status: the answer's fills, an unknown outcome reconciled, the caller's result."""
+        outcome = result.outcome
         for fill in result.fills:
             await self._ledger.on_fill(fill if fill.client_order_id else replace(fill, client_order_id=t.coid))
         if outcome is Outcome.UNKNOWN:

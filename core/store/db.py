@@ -35,17 +35,18 @@ NORMAL (chosen): a commit is in the WAL before COMMIT returns, so it survives a 
 process, which is what the engine's write-ahead is for (intent rows committed before an order
 leaves; a bot that dies before the venue answers finds them at restart and reconciles them). An
 OS crash or power loss may lose the last commits (the WAL is synced at checkpoints): an order
-posted just before would then have no row, and shows at reconciliation as a venue order we have
-no row for (a ``foreign`` order, an unmatched trade) instead of being tracked. FULL syncs the WAL on every commit: durable
-against both, for an fsync per commit on the path to the wire.
+posted just before would then have no row, and shows at reconciliation as a venue order or
+trade we have no row for (``foreign``, unmatched) instead of being tracked. FULL syncs the WAL on
+every commit: durable against both, for an fsync per commit on the path to the wire.
 
-Measured with ``bench/engine.py --only groups`` (2 shared cores, load average ~3, p50 / p99):
-one intent row per commit 0.67 / 5.1 ms NORMAL against 1.39 / 42.7 ms FULL; a 10-leg group's
-rows in one commit 1.04 / 11.7 ms against 1.96 / 40.2 ms (the in-memory store: 0.003 and 0.03
-ms). FULL doubles the median and, on a disk shared with other work, puts tens of milliseconds
-of fsync in the tail of every group's way out: too much for the rare power loss it guards
-against, which reconciliation still surfaces. A deployment that wants it passes
-``sqlite_synchronous="FULL"`` to :func:`create_engine`.
+Measured with ``bench/engine.py --only groups`` (2 cores shared with other work; p50 / p99),
+a 10-leg group's rows in one commit: NORMAL 1.04 / 11.7 ms against FULL 1.96 / 40.2 ms at load
+~3, and 1.06 / 9.0 against 1.27 / 2.1 ms at load ~2 (one row per commit: 0.67-0.71 against
+1.12-1.39 ms p50; the in-memory store 0.03 ms). FULL adds an fsync to every group's way out, 0.2
+to 0.9 ms at the median and, when the disk is busy, tens of milliseconds in the tail: too much
+on the path to the wire for the OS crash or power loss it guards against, which reconciliation
+still surfaces. A deployment that wants it passes ``sqlite_synchronous="FULL"`` to
+:func:`create_engine`.
 """
 PG_CONNECT_TIMEOUT_S = 10.0
 
