@@ -28,7 +28,6 @@ from core.feed.counters import (
     OFF_TICK,
     OVERSIZED_FRAME,
     UNKNOWN_ASSET,
-    UNKNOWN_EVENT,
     WRONG_TYPE,
     Counters,
     short_id,
@@ -53,9 +52,17 @@ from core.feed.numbers import (
     parse_tick_units,
     units_to_decimal,
 )
-from core.feed.translate import best_bid_ask, market_resolved, new_market, new_market_tick, trade_print
+from core.feed.translate import (
+    best_bid_ask,
+    legacy_entries,
+    market_resolved,
+    new_market,
+    new_market_tick,
+    preview,
+    schema_events,
+    trade_print,
+)
 from core.feed.wire import (
-    EVENT_TYPES,
     FRAME_DECODER,
     PRICE_CHANGE_DECODER,
     REST_BOOK_DECODER,
@@ -72,7 +79,6 @@ from core.feed.wire import (
     TickSizeChangeMsg,
     WireEvent,
     WireLevel,
-    convert_event,
 )
 from core.types import BookStatus
 
@@ -83,11 +89,6 @@ _DECODE_PRICE_CHANGE: Final = PRICE_CHANGE_DECODER.decode
 _PONG_TEXTS: Final = frozenset({"PONG", b"PONG"})
 # inferred ticks for books whose tick nobody told us (never coarser than the usual 0.01)
 _INFER_TICKS: Final = tuple(decimal_to_units(t) for t in STANDARD_TICKS if t <= Decimal("0.01"))
-
-
-def _preview(frame: str | bytes, limit: int = 80) -> str:
-    text = frame if isinstance(frame, str) else frame[:limit].decode("utf-8", "replace")
-    return repr(text[:limit]) + ("…" if len(frame) > limit else "")
 
 
 class FeedProcessor:
@@ -175,7 +176,7 @@ class FeedProcessor:
             elif msg is not None:
                 self._dispatch(msg, recv_ns, out)
         except Exception as exc:  # a bug must not take the feed down: count it, log it, go on
-            self.counters.record(INTERNAL_ERROR, f"{type(exc).__name__}: {exc}: {_preview(frame)}")
+            self.counters.record(INTERNAL_ERROR, f"{type(exc).__name__}: {exc}: {preview(frame)}")
             log.debug("internal error on frame", exc_info=True)
         if recv_ns >= self._next_flush_ns:
             self._next_flush_ns = recv_ns + self._quiet_ns
@@ -196,7 +197,7 @@ class FeedProcessor:
                 self.pongs += 1
                 out.append(Pong(recv_ns))
             else:
-                self.counters.record(MALFORMED_JSON, f"{exc}: {_preview(frame)}")
+                self.counters.record(MALFORMED_JSON, f"{exc}: {preview(frame)}")
         return None
 
     def _dispatch(self, msg: WireEvent, recv_ns: int, out: list[FeedEvent]) -> None:
@@ -218,27 +219,8 @@ class FeedProcessor:
             assert_never(msg)
 
     def _slow_frame(self, frame: str | bytes, exc: Exception, recv_ns: int, out: list[FeedEvent]) -> None:
-        """The frame is JSON but not all of it fits the schema: find out which events are bad,
-        count each by reason and still apply the good ones."""
-        try:
-            raw = msgspec.json.decode(frame)
-        except msgspec.DecodeError:  # pragma: no cover - the typed decoder already parsed it
-            self.counters.record(MALFORMED_JSON, f"{exc}: {_preview(frame)}")
-            return
-        items = raw if isinstance(raw, list) else [raw]
-        for item in items:
-            if not isinstance(item, dict):
-                self.counters.record(WRONG_TYPE, f"event is a {type(item).__name__}, not an object: {_preview(frame)}")
-                continue
-            event_type = item.get("event_type")
-            if not isinstance(event_type, str) or event_type not in EVENT_TYPES:
-                self.counters.record(UNKNOWN_EVENT, f"event_type {event_type!r}: {_preview(frame)}")
-                continue
-            try:
-                msg = convert_event(item)
-            except msgspec.ValidationError as item_exc:
-                self.counters.record(WRONG_TYPE, f"{event_type}: {item_exc}")
-                continue
+        """The frame is JSON but not all of it fits the schema: the good events still apply."""
+        for msg in schema_events(frame, exc, self.counters):
             self._dispatch(msg, recv_ns, out)
 
     # ------------------------------------------------------------------ price_change (hot path)
@@ -247,7 +229,7 @@ class FeedProcessor:
         """Any of the three ``price_change`` shapes."""
         entries = msg.price_changes
         if entries is None:
-            entries = self._legacy_entries(msg)
+            entries = legacy_entries(msg, self.counters)
             if entries is None:
                 return
         ts_ms = msg.timestamp
@@ -277,21 +259,6 @@ class FeedProcessor:
         except BadNumber as exc:
             self.counters.record(exc.kind, f"{short_id(book.asset_id)}: {exc}")
             return None
-
-    def _legacy_entries(self, msg: PriceChangeFields) -> list[PriceChangeEntry] | None:
-        """Legacy ``changes[]`` (asset at top level) and the oldest one-level shape. They carry no
-        best prices, so a completed burst is checked for crossing only."""
-        if msg.changes is not None:
-            levels = [(c.price, c.size, c.side) for c in msg.changes]
-        elif msg.price is not None and msg.size is not None and msg.side is not None:
-            levels = [(msg.price, msg.size, msg.side)]
-        else:
-            self.counters.record(WRONG_TYPE, "price_change without price_changes, changes or a level")
-            return None
-        if not msg.asset_id:
-            self.counters.record(WRONG_TYPE, "price_change without asset_id")
-            return None
-        return [PriceChangeEntry(msg.asset_id, price, size, side) for price, size, side in levels]
 
     def _admit(self, asset_id: str) -> Book | None:
         if self.known_assets is not None and asset_id not in self.known_assets:
