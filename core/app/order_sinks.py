@@ -93,10 +93,12 @@ class EngineDutchSink:
     async def _submit(self, opp: DutchOpportunity, markets: Mapping[str, MarketInfo]) -> None:
         try:
             result = await self._engine.submit_group(list(opp.legs), markets)
-            if result.ok:
+            if result.reason_code is None and not result.duplicate:
+                # it passed the gate and went to the venue: sent, whatever became of its legs (the
+                # group figures say which completed and which went one-legged, and why)
                 self._counters.groups_submitted += 1
             else:
-                self._counters.miss(str(result.reason_code or f"group_{result.state}"))
+                self._counters.miss(str(result.reason_code or "duplicate"))
                 log.info("dutch group %s not placed: %s %s", opp.group_id, result.reason_code, result.detail)
         finally:
             self._in_flight.discard(opp.group_id)
