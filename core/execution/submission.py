@@ -407,11 +407,17 @@ class Submitter:
         """A batch's answers: every leg's status with its last attempt's row in one transaction, then
         each leg's fills and unknown outcome, as :meth:`_apply` does for one order."""
         pairs = list(zip(legs, results, strict=True))
-        await self._orders.set_statuses([(p.t, *self._decide(p.t, r), p.unwritten) for p, r in pairs])
+        await self._orders.set_statuses([(p.t, *self._decide(p.t, r, count=False), p.unwritten) for p, r in pairs])
+        # the error breaker counts failed requests, not legs: a refused batch of 10 is one error, not
+        # ten (it would trip the default breaker on its own); distinct refusals inside a batch count each
+        failures = {(r.outcome, r.error_class, r.error) for r in results if _is_error(r)}
+        for _ in failures:
+            self._risk.record_order_error()
         return [await self._settle(p.t, r, p) for p, r in pairs]
 
-    def _decide(self, t: Tracked, result: PlaceResult) -> tuple[OrderStatus, OrderFacts]:
-        """The status an answer gives the order, and what it adds to its row."""
+    def _decide(self, t: Tracked, result: PlaceResult, *, count: bool = True) -> tuple[OrderStatus, OrderFacts]:
+        """The status an answer gives the order, and what it adds to its row (``count``: an error
+        counts towards the risk gate's error breaker)."""
         outcome = result.outcome
         changes = _changes_of(t, result)
         if outcome is Outcome.ACCEPTED:
@@ -423,7 +429,7 @@ class Submitter:
             status = OrderStatus.FAILED  # certainly not placed
         else:
             status = OrderStatus.SUBMITTED_UNKNOWN
-        if outcome is not Outcome.ACCEPTED and result.error_class is not ErrorClass.NONE:
+        if count and _is_error(result):
             self._risk.record_order_error()
         return status, changes
 
@@ -455,6 +461,11 @@ class Submitter:
             error_class=result.error_class,
             signed_order=t.rec.signed_order,
         )
+
+
+def _is_error(result: PlaceResult) -> bool:
+    """An answer that counts as an order error (a FOK the book killed is an outcome, not an error)."""
+    return result.outcome is not Outcome.ACCEPTED and result.error_class is not ErrorClass.NONE
 
 
 def _changes_of(t: Tracked, result: PlaceResult) -> OrderFacts:

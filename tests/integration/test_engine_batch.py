@@ -228,3 +228,20 @@ async def test_twenty_legs_go_out_as_15_plus_5_with_the_scarcest_leg_in_the_firs
     assert first[:2] == [coids[17], coids[3]]
     assert sorted(first + second) == sorted(coids)
     assert all(leg.status is OrderStatus.FILLED for leg in res.legs)
+
+
+async def test_a_refused_batch_is_one_error_for_the_breaker_not_one_per_leg(world: World) -> None:
+    relayer = spy(world)
+    for i in range(12):
+        world.books.set(f"{i}01", asks=[("0.10", "100")])
+    engine = await world.engine(relayer_max_retries=0, engine_max_retries=0)
+    world.inject.next_batch(Outcome.RETRYABLE)  # one 5xx for the whole request of 12 legs
+    res = await engine.submit_group([nr_leg(i, "0.10", gid="g12") for i in range(12)], nr_markets(12))
+    assert relayer.batch_calls == 1 and {leg.status for leg in res.legs} == {OrderStatus.FAILED}
+    assert engine.risk.breaker.recent() == 1  # the default breaker trips at 10: one refused request must not
+    assert [a for a in world.recorder.of(Alert) if a.kind == AlertKind.ERROR_RATE] == []
+    # two different refusals inside one accepted batch are two errors
+    world.inject.next(Outcome.REJECTED, token_id="001", error="not enough balance / allowance")
+    world.inject.next(Outcome.REJECTED, token_id="101", error="invalid signature")
+    await engine.submit_group([nr_leg(i, "0.10", gid="g2") for i in range(2)], nr_markets(2))
+    assert engine.risk.breaker.recent() == 3
