@@ -3,7 +3,7 @@
 Against the CLOB double: mixed per-order results (accepted, refused inside the batch, matched),
 every injected fault on the batch mapped onto every leg (after-accept faults: the orders exist and
 are found by lookup, one POST), the 15-order limit (locally and at the double), dry-run (signs,
-posts nothing) and signing in parallel worker threads while the event loop keeps running. Against
+posts nothing) and signing of all legs in one worker-thread call while the event loop keeps running. Against
 a bare HTTP server: a short or malformed answer array leaves the unanswered legs UNKNOWN.
 """
 
@@ -13,7 +13,7 @@ import asyncio
 import base64
 import json
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -22,7 +22,7 @@ import pytest
 
 from core.execution.relayers.clob import ClobRelayer
 from core.execution.relayers.clob_http import ClobHttp, VenueError, as_creds
-from core.execution.relayers.clob_signing import MarketParams, SignedClobOrder
+from core.execution.relayers.clob_signing import MarketParams, OrderInvalid, SignedClobOrder
 from core.execution.types import MAX_BATCH_ORDERS, ErrorClass, OrderRequest, OrderStatus, Outcome
 from core.sim.http_double import HttpRequest, HttpResponse, MiniHttpServer
 from core.sim.mock_clob import MockClobServer, MockMarket
@@ -253,41 +253,57 @@ async def test_a_leg_that_cannot_be_signed_is_rejected_and_left_out(
     assert len(server.requests_to(*BATCH_POST)[0].json()) == 2
 
 
-async def test_legs_are_signed_in_parallel_worker_threads_while_the_loop_runs(
+async def test_legs_are_signed_in_one_worker_call_while_the_loop_runs(
     server: MockClobServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Each signing waits on a barrier of all three legs (so they must run at the same time) and
-    then on an event only a task of the event loop sets (so the loop must be free meanwhile)."""
+    """All legs go to the signer in one ``sign_batch`` call (one thread hop: under the GIL, a
+    thread per leg only adds switches), in a worker thread; that call waits on an event only a
+    task of the event loop sets, so the loop must stay free while the batch is signed."""
     legs = 3
-    barrier = threading.Barrier(legs, timeout=10)
     released = threading.Event()
-    threads: set[int] = set()
-    all_signing = asyncio.Event()
+    batch_calls: list[tuple[int, list[str]]] = []  # (thread, client ids) per sign_batch call
+    sign_threads: list[int] = []
+    signing = asyncio.Event()
     loop = asyncio.get_running_loop()
     async with _relayer(server.url, dry_run=True) as dry:
-        real_sign = dry.signer.sign
+        real_sign, real_sign_batch = dry.signer.sign, dry.signer.sign_batch
 
-        def slow_sign(order: OrderRequest, params: MarketParams | None = None, *, owner: str = "") -> SignedClobOrder:
-            threads.add(threading.get_ident())
-            barrier.wait()  # all legs at once, or BrokenBarrierError after 10 s
-            loop.call_soon_threadsafe(all_signing.set)
-            if not released.wait(10):
-                raise TimeoutError("the event loop never ran while signing")
+        def recording_sign(
+            order: OrderRequest, params: MarketParams | None = None, *, owner: str = ""
+        ) -> SignedClobOrder:
+            sign_threads.append(threading.get_ident())
             return real_sign(order, params, owner=owner)
 
-        monkeypatch.setattr(dry.signer, "sign", slow_sign)
+        def slow_sign_batch(
+            orders: Iterable[tuple[OrderRequest, MarketParams | None]], *, owner: str = ""
+        ) -> list[SignedClobOrder | OrderInvalid]:
+            jobs = list(orders)
+            batch_calls.append((threading.get_ident(), [o.client_order_id for o, _ in jobs]))
+            loop.call_soon_threadsafe(signing.set)
+            if not released.wait(10):
+                raise TimeoutError("the event loop never ran while signing")
+            return real_sign_batch(jobs, owner=owner)
 
-        async def release_when_all_sign() -> None:
-            await all_signing.wait()
+        monkeypatch.setattr(dry.signer, "sign", recording_sign)
+        monkeypatch.setattr(dry.signer, "sign_batch", slow_sign_batch)
+
+        async def release_when_signing() -> None:
+            await signing.wait()
             released.set()
 
-        releaser = asyncio.create_task(release_when_all_sign())
+        releaser = asyncio.create_task(release_when_signing())
+        orders = _resting(server, legs)
         try:
-            results = await asyncio.wait_for(dry.place_batch(_resting(server, legs)), 30)
+            results = await asyncio.wait_for(dry.place_batch(orders), 30)
         finally:
             releaser.cancel()
+        again = await dry.place_batch(orders)  # already signed: no second hop
     assert [r.status for r in results] == [OrderStatus.DRY_RUN] * legs
-    assert len(threads) == legs and threading.get_ident() not in threads
+    assert len(batch_calls) == 1
+    worker, ids = batch_calls[0]
+    assert ids == [o.client_order_id for o in orders]
+    assert worker != threading.get_ident() and sign_threads == [worker] * legs
+    assert [r.order_hash for r in again] == [r.order_hash for r in results] and len(batch_calls) == 1
 
 
 # ---------------------------------------------------------------------- answers the double never gives

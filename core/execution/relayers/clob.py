@@ -1,13 +1,13 @@
 """CLOB V2 relayer (``type = "real"``): dry-run (sign, never post) and live (post, cancel, reconcile).
 
-Built on the official ``py-clob-client-v2``: orders are built and signed by its ``OrderBuilder``
-(see :mod:`.clob_signing`), request bodies and L1/L2 auth headers are produced by its functions
+Orders are signed on a fast path held equal to the official ``py-clob-client-v2`` builder (see
+:mod:`.clob_signing` and :mod:`.order_digest`), request bodies and L1/L2 auth headers are produced by its functions
 (see :mod:`.clob_http`). Signing runs in a worker thread (``asyncio.to_thread``) and never waits
 on REST: market parameters (tick size, neg-risk, fees) are pre-warmed with :meth:`prewarm`.
 
 How a ``POST /order`` answer maps to the relayer contract is :mod:`.clob_post`; posting one order or
-a batch (``POST /orders``, :meth:`ClobRelayer.place_batch`: every leg signed first, in parallel worker
-threads, then one request) and mapping each leg's answer is :mod:`.clob_place`.
+a batch (``POST /orders``, :meth:`ClobRelayer.place_batch`: every leg signed first, all in one
+worker-thread call, then one request) and mapping each leg's answer is :mod:`.clob_place`.
 
 An UNKNOWN result carries the locally computed order hash (``PlaceResult.order_hash``): the venue's
 order id is that hash, so :meth:`ClobRelayer.lookup` finds the order even when its response was
@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from decimal import Decimal
@@ -43,7 +43,7 @@ from core.execution.events import EventSink
 from core.execution.relayers.clob_heartbeat import Heartbeat
 from core.execution.relayers.clob_http import ClobHttp, Creds, VenueError, as_creds
 from core.execution.relayers.clob_markets import market_params_from_clob_market, market_params_from_market
-from core.execution.relayers.clob_place import OrderPoster, check_batch_size, ms_since
+from core.execution.relayers.clob_place import OrderPoster, SignedOrders, check_batch_size, ms_since, refused
 from core.execution.relayers.clob_reads import ClobReader
 from core.execution.relayers.clob_signing import (
     POLYGON_CHAIN_ID,
@@ -51,14 +51,12 @@ from core.execution.relayers.clob_signing import (
     OrderInvalid,
     OrderSigner,
     SignedClobOrder,
-    signing_key,
 )
 from core.execution.relayers.clob_user_channel import UserChannel
 from core.execution.relayers.clob_user_feed import UserFeed
 from core.execution.relayers.clob_user_translate import UserStreamTranslator
 from core.execution.types import (
     CancelResult,
-    ErrorClass,
     OrderRequest,
     OrderStatus,
     Outcome,
@@ -115,8 +113,6 @@ class ClobRelayer:
         self._user_markets = list(dict.fromkeys(user_markets))
         self.stats: Counter[str] = Counter()
         self._params: dict[str, MarketParams] = {}
-        self._signed: OrderedDict[str, tuple[tuple[object, ...], SignedClobOrder]] = OrderedDict()
-        self._cache_size = signed_cache_size
         self._translator = UserStreamTranslator(
             self._creds.api_key if self._creds else None, {self._signer.maker, self._signer.order_signer}
         )
@@ -128,6 +124,7 @@ class ClobRelayer:
             remembered=signed_cache_size,
         )
         self._poster = OrderPoster(self._http, self._reads, self._translator, self.stats)
+        self._signed = SignedOrders(signed_cache_size, self._reads, self._translator, self.stats)
         self._feed = UserFeed(self._translator, self._reads, self.events, self.stats)
         self._heartbeat = Heartbeat(self._http, self.stats, heartbeat_interval_s)
         self._started = False
@@ -307,8 +304,7 @@ class ClobRelayer:
 
     def signed_order(self, client_order_id: str) -> SignedClobOrder | None:
         """The signed order last built for ``client_order_id`` (exchange, hash, body)."""
-        cached = self._signed.get(client_order_id)
-        return cached[1] if cached else None
+        return self._signed.last(client_order_id)
 
     async def get_public(self, path: str, params: dict[str, str] | None = None) -> object:
         """An unauthenticated GET (market data): the decoded JSON; raises :class:`VenueError`."""
@@ -316,24 +312,33 @@ class ClobRelayer:
 
     async def sign(self, order: OrderRequest) -> SignedClobOrder:
         """The signed order for ``order`` (re-used when the same client id is placed again unchanged)."""
-        key = signing_key(order)
-        cached = self._signed.get(order.client_order_id)
-        if cached is not None and cached[0] == key:
-            return cached[1]
+        cached = self._signed.cached(order)
         if cached is not None:
-            self.stats["client_id_reused_with_other_content"] += 1
-            log.warning("client order id %s re-used with different content: signing anew", order.client_order_id)
+            return cached
+        signed = await asyncio.to_thread(self._signer.sign, order, self._params_for(order), owner=self._owner())
+        return self._signed.keep(order, signed)
+
+    async def sign_batch(self, orders: Sequence[OrderRequest]) -> list[SignedClobOrder | OrderInvalid]:
+        """Per order its signed order or the :class:`OrderInvalid` that refused it: the legs not
+        already signed go to one worker thread together (one hop; threads would not sign in
+        parallel under the GIL, they would only add switches), cached and registered as by :meth:`sign`."""
+        out: list[SignedClobOrder | OrderInvalid | None] = [self._signed.cached(o) for o in orders]
+        todo = [i for i, s in enumerate(out) if s is None]
+        if todo:
+            jobs = [(orders[i], self._params_for(orders[i])) for i in todo]
+            fresh = await asyncio.to_thread(self._signer.sign_batch, jobs, owner=self._owner())
+            for i, s in zip(todo, fresh, strict=True):
+                out[i] = s if isinstance(s, OrderInvalid) else self._signed.keep(orders[i], s)
+        return [s for s in out if s is not None]
+
+    def _params_for(self, order: OrderRequest) -> MarketParams | None:
         params = self._params.get(order.token_id)
         if params is None:
             self.stats["sign_without_prewarm"] += 1
-        owner = self._creds.api_key if self._creds else ""
-        signed = await asyncio.to_thread(self._signer.sign, order, params, owner=owner)
-        self._signed[order.client_order_id] = (key, signed)
-        while len(self._signed) > self._cache_size:
-            self._signed.popitem(last=False)
-        self.remember_order(order.client_order_id, signed.order_hash)
-        self._translator.register_order(signed.order_hash, order.client_order_id, order.side, order.token_id)
-        return signed
+        return params
+
+    def _owner(self) -> str:
+        return self._creds.api_key if self._creds else ""
 
     # ------------------------------------------------------------------ the Relayer protocol
 
@@ -348,12 +353,16 @@ class ClobRelayer:
 
     async def place_batch(self, orders: Sequence[OrderRequest]) -> list[PlaceResult]:
         """Place up to 15 orders as one ``POST /orders`` (ValueError beyond): every leg is signed
-        first (in parallel, in worker threads), so each order hash is known before the request
-        leaves; one result per order, in the same order (mapping: :mod:`.clob_place`). A leg that
-        cannot be signed is REJECTED and left out of the request; dry-run posts nothing."""
+        first (all in one worker-thread call, :meth:`sign_batch`), so each order hash is known
+        before the request leaves; one result per order, in the same order (mapping:
+        :mod:`.clob_place`). A leg that cannot be signed is REJECTED and left out of the request;
+        dry-run posts nothing."""
         check_batch_size(orders)
         started = time.perf_counter()
-        signed = await asyncio.gather(*(self._sign_or_refuse(o, started) for o in orders))
+        signed = [
+            refused(o, s, started, self.stats) if isinstance(s, OrderInvalid) else s
+            for o, s in zip(orders, await self.sign_batch(orders), strict=True)
+        ]
         legs = [(o, s) for o, s in zip(orders, signed, strict=True) if isinstance(s, SignedClobOrder)]
         if self.mode is not Mode.LIVE:
             posted = iter([self._dry_run(s, started) for _, s in legs])
@@ -366,15 +375,7 @@ class ClobRelayer:
         try:
             return await self.sign(order)
         except OrderInvalid as exc:
-            self.stats["place_invalid"] += 1
-            log.warning("order %s refused before signing: %s", order.client_order_id, exc)
-            return PlaceResult(
-                Outcome.REJECTED,
-                status=OrderStatus.REJECTED,
-                error_class=ErrorClass.BAD_REQUEST,
-                error=str(exc),
-                latency_ms=ms_since(started),
-            )
+            return refused(order, exc, started, self.stats)
 
     def _dry_run(self, signed: SignedClobOrder, started: float) -> PlaceResult:
         self.stats["place_dry_run"] += 1

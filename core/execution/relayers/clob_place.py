@@ -23,16 +23,19 @@ resolved the same way for one order and for a leg: the order is looked up by its
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Sequence
 
 from core.execution.relayers import clob_post
 from core.execution.relayers.clob_http import ClobHttp, VenueError
 from core.execution.relayers.clob_reads import ClobReader
-from core.execution.relayers.clob_signing import SignedClobOrder, serialize_body
+from core.execution.relayers.clob_signing import OrderInvalid, SignedClobOrder, serialize_body, signing_key
 from core.execution.relayers.clob_user_translate import UserStreamTranslator
-from core.execution.types import MAX_BATCH_ORDERS, ErrorClass, OrderRequest, Outcome, PlaceResult
+from core.execution.types import MAX_BATCH_ORDERS, ErrorClass, OrderRequest, OrderStatus, Outcome, PlaceResult
+
+log = logging.getLogger(__name__)
 
 Leg = tuple[OrderRequest, SignedClobOrder]
 
@@ -138,8 +141,57 @@ class OrderPoster:
         return result
 
 
+class SignedOrders:
+    """The orders signed so far, by client order id (the newest ``size``): placing the same client
+    id again with the same content re-sends the *same* signed order. Keeping one also tells the
+    reader (lookup by hash) and the user-channel translator about its order hash."""
+
+    def __init__(self, size: int, reads: ClobReader, translator: UserStreamTranslator, stats: Counter[str]) -> None:
+        self._orders: OrderedDict[str, tuple[tuple[object, ...], SignedClobOrder]] = OrderedDict()
+        self._size = size
+        self._reads = reads
+        self._translator = translator
+        self.stats = stats
+
+    def last(self, client_order_id: str) -> SignedClobOrder | None:
+        """The signed order last built for ``client_order_id``."""
+        cached = self._orders.get(client_order_id)
+        return cached[1] if cached else None
+
+    def cached(self, order: OrderRequest) -> SignedClobOrder | None:
+        """The signed order for exactly this ``order``, if it was signed before."""
+        cached = self._orders.get(order.client_order_id)
+        if cached is not None and cached[0] == signing_key(order):
+            return cached[1]
+        if cached is not None:
+            self.stats["client_id_reused_with_other_content"] += 1
+            log.warning("client order id %s re-used with different content: signing anew", order.client_order_id)
+        return None
+
+    def keep(self, order: OrderRequest, signed: SignedClobOrder) -> SignedClobOrder:
+        self._orders[order.client_order_id] = (signing_key(order), signed)
+        while len(self._orders) > self._size:
+            self._orders.popitem(last=False)
+        self._reads.remember(order.client_order_id, signed.order_hash)
+        self._translator.register_order(signed.order_hash, order.client_order_id, order.side, order.token_id)
+        return signed
+
+
+def refused(order: OrderRequest, exc: OrderInvalid, started: float, stats: Counter[str]) -> PlaceResult:
+    """The REJECTED result of an order that cannot be signed as asked (nothing was sent)."""
+    stats["place_invalid"] += 1
+    log.warning("order %s refused before signing: %s", order.client_order_id, exc)
+    return PlaceResult(
+        Outcome.REJECTED,
+        status=OrderStatus.REJECTED,
+        error_class=ErrorClass.BAD_REQUEST,
+        error=str(exc),
+        latency_ms=ms_since(started),
+    )
+
+
 def ms_since(started: float) -> float:
     return (time.perf_counter() - started) * 1000
 
 
-__all__ = ["OrderPoster", "batch_body", "batch_entries", "check_batch_size", "leg_error"]
+__all__ = ["OrderPoster", "SignedOrders", "batch_body", "batch_entries", "check_batch_size", "leg_error", "refused"]
