@@ -1,5 +1,7 @@
 """A group's legs on the wire: split into batch requests, scarcest leg first, posted with bounded retries.
 
+- Signed first: a relayer that signs (:class:`~core.execution.types.OrderSigner`) signs every leg
+  before the write-ahead, so each intent row carries its order hash before anything is posted.
 - Split: the fewest requests of at most :data:`~core.execution.types.MAX_BATCH_ORDERS` legs (20
   legs go out as 15 + 5), the legs ordered by the size the current book offers at or better than
   their limit, least first: the leg most likely to miss goes out first, in the first request.
@@ -27,7 +29,15 @@ from typing import TYPE_CHECKING
 from core.execution.context import EngineContext, ms_since
 from core.execution.order_table import Tracked, order_summary
 from core.execution.records import AuditRecord
-from core.execution.types import MAX_BATCH_ORDERS, ErrorClass, OrderRequest, Outcome, PlaceResult, Relayer
+from core.execution.types import (
+    MAX_BATCH_ORDERS,
+    ErrorClass,
+    OrderRequest,
+    OrderSigner,
+    Outcome,
+    PlaceResult,
+    Relayer,
+)
 from core.types import BookStatus, BookView, MarketInfo, Side
 
 if TYPE_CHECKING:
@@ -90,6 +100,20 @@ def split_batches(
     else:
         ordered = sorted(legs, key=lambda p: available_at_limit(p.t.req, books(p.t.req.token_id)))
     return [ordered[i : i + limit] for i in range(0, len(ordered), limit)]
+
+
+async def sign_first(relayer: Relayer, reqs: Sequence[OrderRequest]) -> list[str | None]:
+    """The orders' hashes, for their intent rows, from a relayer that signs before posting
+    (:class:`~core.execution.types.OrderSigner`); None each otherwise, or when signing failed (the
+    post then answers for the order)."""
+    if not reqs or not isinstance(relayer, OrderSigner):
+        return [None] * len(reqs)
+    try:
+        hashes = await relayer.sign_orders(reqs)
+    except Exception:
+        log.exception("signing %d orders before their write-ahead failed", len(reqs))
+        return [None] * len(reqs)
+    return list(hashes) if len(hashes) == len(reqs) else [None] * len(reqs)
 
 
 Recheck = Callable[[Posting], Awaitable[PlaceResult | None]]

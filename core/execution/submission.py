@@ -13,11 +13,9 @@
   becomes ``submitted_unknown`` and is reconciled before anything else is done with that id.
 - Every post attempt and every refusal is one exec_audit row; the last attempt's row is written
   in one transaction with the status it caused.
-- A group's legs (:meth:`Submitter.place_together`) pass the gate as a whole, then their order
-  rows are written in one transaction (the write-ahead: all committed before any byte leaves), then
-  they go out as batch requests (:mod:`core.execution.batches`: the fewest of at most 15, scarcest
-  leg first, the same retry rules per request), and each leg's result is applied as a single
-  order's would be.
+- A group's legs (:meth:`Submitter.place_together`) pass the gate as a whole, then their rows are
+  written in one transaction (the write-ahead, committed before any byte leaves), then they go out
+  as batch requests (:mod:`core.execution.batches`); each leg's answer is applied as an order's.
 """
 
 from __future__ import annotations
@@ -30,7 +28,7 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from core.events import Alert, AlertKind, OrderEvent, Severity
-from core.execution.batches import BatchPoster, Posting, attempt_audit, split_batches
+from core.execution.batches import BatchPoster, Posting, attempt_audit, sign_first, split_batches
 from core.execution.context import EngineContext
 from core.execution.fill_ledger import FillLedger
 from core.execution.holdings import ExposureTracker
@@ -210,6 +208,8 @@ class Submitter:
                 OrderRecord.from_request(reqs[i], mode=ctx.mode, group_id=group_id, reason=reasons[i], ts=now)
                 for i in fresh
             ]
+            for rec, order_hash in zip(recs, await sign_first(self._relayer, [reqs[i] for i in fresh]), strict=True):
+                rec.order_hash = order_hash
             postings: dict[int, Posting] = {}
             for i, rec, saved in zip(fresh, recs, await ctx.store.save_orders(recs), strict=True):
                 market = markets[reqs[i].market]

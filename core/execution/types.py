@@ -184,6 +184,18 @@ class BookFills(Protocol):
 
 
 @runtime_checkable
+class OrderSigner(Protocol):
+    """A relayer that signs before it posts (the CLOB relayer): the engine has a group's legs signed
+    first, so every intent row is written with its order hash (the venue's id for the order) before
+    anything is posted, and an order whose answer a crash lost is found by hash at restart.
+    ``place_batch`` then posts the orders as signed here (same client order ids: same bodies)."""
+
+    async def sign_orders(self, orders: Sequence[OrderRequest]) -> list[str | None]:
+        """Each order's hash, in order (None: it could not be signed; ``place_batch`` will say why)."""
+        ...
+
+
+@runtime_checkable
 class MarketPrewarm(Protocol):
     """A relayer that signs with market parameters (tick, neg-risk, fees) it is told in advance."""
 

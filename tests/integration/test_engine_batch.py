@@ -245,3 +245,39 @@ async def test_a_refused_batch_is_one_error_for_the_breaker_not_one_per_leg(worl
     world.inject.next(Outcome.REJECTED, token_id="101", error="invalid signature")
     await engine.submit_group([nr_leg(i, "0.10", gid="g2") for i in range(2)], nr_markets(2))
     assert engine.risk.breaker.recent() == 3
+
+
+class SigningSpy(BatchSpy):
+    """A relayer that signs before posting (as the CLOB relayer does): order hashes known up front."""
+
+    def __init__(self, *a: object, **kw: object) -> None:
+        super().__init__(*a, **kw)
+        self.signed: list[list[str]] = []
+
+    async def sign_orders(self, orders: Sequence[OrderRequest]) -> list[str | None]:
+        self.signed.append([o.client_order_id for o in orders])
+        return [f"0xhash-{o.client_order_id}" for o in orders]
+
+
+async def test_a_signing_relayer_signs_every_leg_before_the_write_ahead(world: World, db_url: str) -> None:
+    relayer = SigningSpy(world.books, clock=world.clock)
+    world.relayer = relayer
+    for i in range(3):
+        world.books.set(f"{i}01", asks=[("0.30", "100")])
+    seen: list[dict[str, str | None]] = []
+    other = create_engine(db_url)
+
+    async def look(orders: Sequence[OrderRequest]) -> None:
+        async with session_factory(other)() as s:
+            rows = (await s.execute(select(m.Order.client_order_id, m.Order.order_hash))).all()
+        seen.append({c: h for c, h in rows})
+
+    relayer.hook = look
+    try:
+        engine = await world.engine()
+        res = await engine.submit_group([nr_leg(i, "0.30") for i in range(3)], nr_markets(3))
+    finally:
+        await other.dispose()
+    coids = [leg.client_order_id for leg in res.legs]
+    assert res.ok and relayer.signed == [coids]  # one call, every leg, before the rows were written
+    assert seen == [{c: f"0xhash-{c}" for c in coids}]  # the rows carried their hashes when posted
