@@ -76,6 +76,9 @@ def _run(args: argparse.Namespace) -> int:
             f"  {phase.mode:8} frames {phase.frames}, opportunities {phase.opportunities}, "
             f"groups sent {phase.groups_submitted}, missed: {missed}"
         )
+    for phase in summary.phases:  # each phase's Dutch groups, complete sets and locked edge
+        for line in phase.lines():
+            print(line)
     print(f"orders              {summary.orders} " + json.dumps(summary.orders_by_mode, sort_keys=True))
     print(f"fills               {summary.fills}")
     print(f"alerts              {summary.alerts}")
