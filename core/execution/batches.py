@@ -1,6 +1,6 @@
 """A group's legs on the wire: split into batch requests, scarcest leg first, posted with bounded retries.
 
-- Signed first: a relayer that signs (:class:`~core.execution.types.OrderSigner`) signs every leg
+- Signed first: a relayer that signs (:class:`~core.execution.types.Presigner`) signs every leg
   before the write-ahead, so each intent row carries its order hash before anything is posted.
 - Split: the fewest requests of at most :data:`~core.execution.types.MAX_BATCH_ORDERS` legs (20
   legs go out as 15 + 5), the legs ordered by the size the current book offers at or better than
@@ -33,9 +33,9 @@ from core.execution.types import (
     MAX_BATCH_ORDERS,
     ErrorClass,
     OrderRequest,
-    OrderSigner,
     Outcome,
     PlaceResult,
+    Presigner,
     Relayer,
 )
 from core.types import BookStatus, BookView, MarketInfo, Side
@@ -104,9 +104,9 @@ def split_batches(
 
 async def sign_first(relayer: Relayer, reqs: Sequence[OrderRequest]) -> list[str | None]:
     """The orders' hashes, for their intent rows, from a relayer that signs before posting
-    (:class:`~core.execution.types.OrderSigner`); None each otherwise, or when signing failed (the
+    (:class:`~core.execution.types.Presigner`); None each otherwise, or when signing failed (the
     post then answers for the order)."""
-    if not reqs or not isinstance(relayer, OrderSigner):
+    if not reqs or not isinstance(relayer, Presigner):
         return [None] * len(reqs)
     try:
         hashes = await relayer.sign_orders(reqs)

@@ -184,7 +184,7 @@ class BookFills(Protocol):
 
 
 @runtime_checkable
-class OrderSigner(Protocol):
+class Presigner(Protocol):
     """A relayer that signs before it posts (the CLOB relayer): the engine has a group's legs signed
     first, so every intent row is written with its order hash (the venue's id for the order) before
     anything is posted, and an order whose answer a crash lost is found by hash at restart.
