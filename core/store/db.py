@@ -40,12 +40,13 @@ trade we have no row for (``foreign``, unmatched) instead of being tracked. FULL
 every commit: durable against both, for an fsync per commit on the path to the wire.
 
 Measured with ``bench/engine.py --only groups`` (2 cores shared with other work; p50 / p99),
-a 10-leg group's rows in one commit: NORMAL 1.04 / 11.7 ms against FULL 1.96 / 40.2 ms at load
-~3, and 1.06 / 9.0 against 1.27 / 2.1 ms at load ~2 (one row per commit: 0.67-0.71 against
-1.12-1.39 ms p50; the in-memory store 0.03 ms). FULL adds an fsync to every group's way out, 0.2
-to 0.9 ms at the median and, when the disk is busy, tens of milliseconds in the tail: too much
-on the path to the wire for the OS crash or power loss it guards against, which reconciliation
-still surfaces. A deployment that wants it passes ``sqlite_synchronous="FULL"`` to
+a 10-leg group's rows in one commit, NORMAL against FULL: 1.04 / 11.7 against 1.96 / 40.2 ms
+(load average ~3), 1.06 / 9.0 against 1.27 / 2.1 ms (~2), 1.85 / 6.9 against 2.12 / 3.0 ms
+(~1); one row per commit 0.67-1.59 against 1.12-1.91 ms p50; the in-memory store 0.03 ms. FULL
+adds an fsync to every group's way out: 0.3 to 0.9 ms at the median on this disk (more on a
+network volume) and, when the disk is busy, tens of milliseconds in the tail; too much on the
+path to the wire for the OS crash or power loss it guards against, which reconciliation still
+surfaces. A deployment that wants it passes ``sqlite_synchronous="FULL"`` to
 :func:`create_engine`.
 """
 PG_CONNECT_TIMEOUT_S = 10.0
