@@ -24,7 +24,7 @@ import pytest
 from core.execution.relayers.clob import ClobRelayer
 from core.execution.relayers.clob_http import ClobHttp, VenueError, as_creds
 from core.execution.relayers.clob_signing import MarketParams, OrderInvalid, SignedClobOrder
-from core.execution.types import MAX_BATCH_ORDERS, ErrorClass, OrderRequest, OrderStatus, Outcome
+from core.execution.types import MAX_BATCH_ORDERS, ErrorClass, OrderRequest, OrderStatus, Outcome, Presigner
 from core.sim.http_double import HttpRequest, HttpResponse, MiniHttpServer
 from core.sim.mock_clob import MockClobServer, MockMarket
 from core.types import Side
@@ -305,6 +305,40 @@ async def test_legs_are_signed_in_one_worker_call_while_the_loop_runs(
     assert ids == [o.client_order_id for o in orders]
     assert worker != threading.get_ident() and sign_threads == [worker] * legs
     assert [r.order_hash for r in again] == [r.order_hash for r in results] and len(batch_calls) == 1
+
+
+async def test_legs_signed_before_the_write_ahead_are_the_ones_posted(
+    server: MockClobServer, relayer: ClobRelayer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The relayer is a Presigner: sign_orders gives every leg's hash (None for a leg that cannot be
+    signed) in one signing call, and place_batch posts exactly those signed orders, signing again only
+    the leg that was refused (and is refused again)."""
+    calls: list[int] = []
+    real_sign_batch = relayer.signer.sign_batch
+
+    def counting_sign_batch(
+        orders: Iterable[tuple[OrderRequest, MarketParams | None]], *, owner: str = ""
+    ) -> list[SignedClobOrder | OrderInvalid]:
+        jobs = list(orders)
+        calls.append(len(jobs))
+        return real_sign_batch(jobs, owner=owner)
+
+    monkeypatch.setattr(relayer.signer, "sign_batch", counting_sign_batch)
+    m = _binary(server)
+    orders = [_order(m, "a", "0.30"), _order(m, "off-tick", "0.305"), _order(m, "b", "0.31")]
+    assert isinstance(relayer, Presigner)
+
+    hashes = await relayer.sign_orders(orders)
+    results = await relayer.place_batch(orders)
+
+    assert calls == [3, 1]
+    assert hashes[1] is None and all(hashes[i] for i in (0, 2))
+    assert [r.outcome for r in results] == [Outcome.ACCEPTED, Outcome.REJECTED, Outcome.ACCEPTED]
+    assert [results[i].venue_order_id for i in (0, 2)] == [hashes[0], hashes[2]]
+    posted = server.requests_to(*BATCH_POST)[0].json()
+    assert [b["order"]["signature"] for b in posted] == [
+        s.body["order"]["signature"] for s in (relayer.signed_order("a"), relayer.signed_order("b")) if s
+    ]
 
 
 # ---------------------------------------------------------------------- answers the double never gives

@@ -331,6 +331,11 @@ class ClobRelayer:
                 out[i] = s if isinstance(s, OrderInvalid) else self._signed.keep(orders[i], s)
         return [s for s in out if s is not None]
 
+    async def sign_orders(self, orders: Sequence[OrderRequest]) -> list[str | None]:
+        """Signed before the write-ahead (:class:`~core.execution.types.Presigner`): each order's
+        hash, None where it cannot be signed; :meth:`place_batch` then posts these very orders."""
+        return [s.order_hash if isinstance(s, SignedClobOrder) else None for s in await self.sign_batch(orders)]
+
     def _params_for(self, order: OrderRequest) -> MarketParams | None:
         params = self._params.get(order.token_id)
         if params is None:

@@ -1,0 +1,93 @@
+"""The engine on the real CLOB relayer (SQLite and PostgreSQL, the CLOB double over a real socket): the
+relayer signs a group's legs before the write-ahead (it is a ``Presigner``), so when the batch is
+posted every intent row already carries the hash of the very order in the request, and the legs are
+signed in one worker-thread call, not again when posted."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Sequence
+from decimal import Decimal as D
+
+import pytest
+from sqlalchemy import select
+
+from core.execution.relayers.clob import ClobRelayer
+from core.execution.relayers.clob_signing import MarketParams, OrderInvalid, SignedClobOrder
+from core.execution.types import OrderRequest, OrderStatus, PlaceResult
+from core.sim.mock_clob import MockClobServer, MockMarket
+from core.store import models as m
+from core.store.db import create_engine, session_factory
+from core.types import Intent, MarketInfo, OrderType, Side, TokenInfo
+from tests.integration.engine_world import World
+
+KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[MockClobServer]:
+    srv = MockClobServer(confirm_delay_s=0.1)
+    await srv.start()
+    try:
+        yield srv
+    finally:
+        await srv.stop()
+
+
+async def test_rows_carry_the_posted_orders_hashes_before_the_batch_leaves(
+    world: World, server: MockClobServer, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    relayer = ClobRelayer(server.url, 137, KEY, dry_run=False, derive_api_key=True, heartbeat_interval_s=0)
+    await relayer.start()
+    mock: MockMarket = next(mk for mk in server.markets.values() if not mk.neg_risk)
+    await relayer.prewarm(mock.condition_id)
+    market = MarketInfo(
+        mock.condition_id,
+        mock.question,
+        "mock-binary",
+        tuple(TokenInfo(t, o) for t, o in mock.tokens),
+        tick_size=mock.tick_size,
+        min_order_size=mock.min_order_size,
+    )
+    for tok in market.tokens:  # the local view: asks well above the legs' limits, so they rest
+        world.books.set(tok.token_id, asks=[("0.90", "100")], bids=[("0.05", "100")])
+    world.relayer = relayer  # type: ignore[assignment]  # the world's engine runs on the CLOB relayer here
+
+    sign_calls: list[list[str]] = []
+    real_sign_batch = relayer.signer.sign_batch
+
+    def counting_sign_batch(
+        orders: Iterable[tuple[OrderRequest, MarketParams | None]], *, owner: str = ""
+    ) -> list[SignedClobOrder | OrderInvalid]:
+        jobs = list(orders)
+        sign_calls.append([o.client_order_id for o, _ in jobs])
+        return real_sign_batch(jobs, owner=owner)
+
+    monkeypatch.setattr(relayer.signer, "sign_batch", counting_sign_batch)
+    seen: list[dict[str, str | None]] = []  # the rows, read on another connection as the batch leaves
+    other = create_engine(db_url)
+    real_place_batch = relayer.place_batch
+
+    async def looking_place_batch(orders: Sequence[OrderRequest]) -> list[PlaceResult]:
+        async with session_factory(other)() as s:
+            rows = (await s.execute(select(m.Order.client_order_id, m.Order.order_hash))).all()
+        seen.append(dict(rows))
+        return await real_place_batch(orders)
+
+    monkeypatch.setattr(relayer, "place_batch", looking_place_batch)
+    try:
+        engine = await world.engine()
+        legs = [
+            Intent(market.condition_id, tok.token_id, Side.BUY, D("0.10"), D("10"), OrderType.GTC, group_id="g-1")
+            for tok in market.tokens
+        ]
+        res = await engine.submit_group(legs, [market])
+    finally:
+        await other.dispose()
+        await relayer.close()
+
+    coids = [leg.client_order_id for leg in res.legs]
+    assert res.ok and [leg.status for leg in res.legs] == [OrderStatus.LIVE, OrderStatus.LIVE]
+    assert sign_calls == [coids]  # one signing call for the group, none again when posted
+    posted = {s.client_order_id: s.order_hash for s in map(relayer.signed_order, coids) if s}
+    assert set(posted.values()) == set(server.orders)  # the venue holds exactly these orders
+    assert seen == [posted]  # every row carried its order's hash before the request left
