@@ -272,7 +272,7 @@ class Control:
         stats = engine_group_stats(self.rt.engine)
         if stats is None:
             return GroupReport()
-        return views.group_report(stats.figures())
+        return stats.figures()
 
     async def health(self, staleness_ms: int | None = None) -> HealthReport:
         """Healthy or not, with every reason. ``staleness_ms`` bounds a stored book's age (database

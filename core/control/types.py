@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Literal, TypedDict
 
 from core.errors import PolybotError
+from core.execution.group_stats import GroupFigures as GroupReport
 from core.store.status_types import StoredAsset, StoredStatus
 from core.types import MarketInfo, Mode, OrderType, Side
 
@@ -362,43 +363,6 @@ class PnlReport:
     unrealised: Decimal  # the remainder outside complete sets, at marks
     complete_sets: Decimal = Decimal(0)
     locked_edge: Decimal = Decimal(0)  # complete sets x 1 - what they cost (fees included)
-
-
-@dataclass(frozen=True)
-class GroupReport:
-    """Every Dutch group the engine sent and how it went (see core.execution.group_stats)."""
-
-    sent: int = 0
-    completed: int = 0
-    one_legged: int = 0
-    one_legged_by_cause: dict[str, int] = field(default_factory=dict)
-    failed: int = 0
-    failed_by_cause: dict[str, int] = field(default_factory=dict)
-    unwound: int = 0
-    hedged: int = 0
-    unbalanced: int = 0
-    pending: int = 0
-    sets_sent: Decimal = Decimal(0)
-    sets_completed: Decimal = Decimal(0)
-    expected_edge: Decimal = Decimal(0)
-    realised_edge: Decimal = Decimal(0)
-
-    def line(self) -> str:
-        """One line for a terminal or a chat."""
-        causes = ", ".join(f"{k.replace('_', ' ')} {n}" for k, n in self.one_legged_by_cause.items())
-        return (
-            f"groups sent {self.sent}, completed {self.completed}, one-legged {self.one_legged}"
-            f"{f' ({causes})' if causes else ''}, unwound {self.unwound}, hedged {self.hedged}, "
-            f"still one-legged {self.unbalanced}, "
-            f"failed {self.failed}, pending {self.pending}; expected edge {_plain(self.expected_edge)} pUSD, "
-            f"realised edge {_plain(self.realised_edge)} pUSD"
-        )
-
-
-def _plain(amount: Decimal) -> str:
-    """Exact, no exponent, no trailing zeros: 1.500000 -> "1.5", 0E-6 -> "0"."""
-    text = f"{amount:f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 @dataclass(frozen=True)

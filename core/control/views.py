@@ -11,13 +11,12 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from core.control.types import CompleteSetRow, GroupReport, MarketRow, OrderRow, PositionRow, QuoteRow
+from core.control.types import CompleteSetRow, MarketRow, OrderRow, PositionRow, QuoteRow
 from core.fees import taker_fee
 from core.types import BookView, MarketInfo
 
 if TYPE_CHECKING:
     from core.execution.complete_sets import SetUnit, Valuation
-    from core.execution.group_stats import GroupFigures
     from core.execution.positions import Position
     from core.execution.store import OrderRecord
     from core.registry import MarketRegistry
@@ -194,22 +193,3 @@ def unit_name(registry: MarketRegistry, unit: SetUnit) -> str:
         common.append(parts[0])
     prefix = "-".join(common)
     return prefix if len(prefix) >= 3 else unit.key[:16]
-
-
-def group_report(f: GroupFigures) -> GroupReport:
-    return GroupReport(
-        sent=f.sent,
-        completed=f.completed,
-        one_legged=f.one_legged,
-        one_legged_by_cause=dict(f.one_legged_by_cause),
-        failed=f.failed,
-        failed_by_cause=dict(f.failed_by_cause),
-        unwound=f.unwound,
-        hedged=f.hedged,
-        unbalanced=f.unbalanced,
-        pending=f.pending,
-        sets_sent=f.sets_sent,
-        sets_completed=f.sets_completed,
-        expected_edge=f.expected_edge,
-        realised_edge=f.realised_edge,
-    )

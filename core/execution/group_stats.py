@@ -135,6 +135,17 @@ class GroupFigures:
     expected_edge: Decimal = ZERO
     realised_edge: Decimal = ZERO
 
+    def line(self) -> str:
+        """One line for a terminal or a chat."""
+        causes = ", ".join(f"{k.replace('_', ' ')} {n}" for k, n in self.one_legged_by_cause.items())
+        return (
+            f"groups sent {self.sent}, completed {self.completed}, one-legged {self.one_legged}"
+            f"{f' ({causes})' if causes else ''}, unwound {self.unwound}, hedged {self.hedged}, "
+            f"still one-legged {self.unbalanced}, "
+            f"failed {self.failed}, pending {self.pending}; expected edge {_plain(self.expected_edge)} pUSD, "
+            f"realised edge {_plain(self.realised_edge)} pUSD"
+        )
+
     def as_dict(self) -> dict[str, object]:
         return {
             "sent": self.sent,

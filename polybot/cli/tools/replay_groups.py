@@ -6,14 +6,8 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
-from core.control.types import GroupReport
-from core.control.views import group_report as _report
 from core.execution.group_stats import Cause, GroupFigures, GroupStats
 from core.types import Side
-
-
-def group_report(figures: GroupFigures) -> GroupReport:
-    return _report(figures)
 
 
 def replay_groups(records: Sequence[dict[str, Any]]) -> GroupFigures:

@@ -265,7 +265,7 @@ def _dutch_run_replay(args: argparse.Namespace) -> int:
     from core.strategies.dutch import DutchConfig
     from core.strategies.runner import DutchRunner, RecordingDutchSink, books_ok, fmt
     from core.types import OrderType
-    from polybot.cli.tools.replay_groups import group_report, replay_groups
+    from polybot.cli.tools.replay_groups import replay_groups
 
     path = common.replay_file(args.file)
     url = db_url_arg(args)
@@ -333,7 +333,7 @@ def _dutch_run_replay(args: argparse.Namespace) -> int:
             f"(repeats {s.repeats}), sets {fmt(s.sets)}, expected edge {fmt(s.expected_edge)} pUSD, worst-case edge "
             f"{fmt(s.worst_edge)} pUSD, simulated edge {fmt(sink.simulated_edge)} pUSD (incomplete fills "
             f"{sink.incomplete_fills}); decode errors {summary['decode_errors']}, unreadable lines {len(bad)}, "
-            f"books ok at end {summary['books_ok_at_end']}/{len(runner.tokens)}; {group_report(groups).line()}\n"
+            f"books ok at end {summary['books_ok_at_end']}/{len(runner.tokens)}; {groups.line()}\n"
         )
     return 0
 
