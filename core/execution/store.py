@@ -21,7 +21,7 @@ from typing import Protocol, Unpack
 from sqlalchemy import CursorResult, Insert, Update, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from core.events import Alert, AlertCleared, EventBus
 from core.execution.memory_store import MemoryExecutionStore as MemoryExecutionStore
@@ -35,6 +35,7 @@ from core.execution.records import OrderChanges as OrderChanges
 from core.execution.records import OrderRecord as OrderRecord
 from core.execution.records import StoredFill as StoredFill
 from core.execution.records import trade_key as trade_key
+from core.execution.sqlite_ahead import SqliteWriteAhead
 from core.execution.types import Fill, OrderStatus
 from core.store import models as m
 from core.types import OrderType, Side
@@ -188,6 +189,9 @@ class SqlExecutionStore:
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
+        bind = sessions.kw.get("bind")
+        # a SQLite file: the write-ahead in one thread hop (see core.execution.sqlite_ahead)
+        self._ahead = SqliteWriteAhead.for_engine(bind) if isinstance(bind, AsyncEngine) else None
 
     @staticmethod
     def _record(row: m.Order) -> OrderRecord:
@@ -228,10 +232,13 @@ class SqlExecutionStore:
             fresh.setdefault(rec.client_order_id, rec)
         if not fresh:
             return []
-        async with self._sessions() as s, s.begin():
-            conn = await s.connection()
-            rows = [_order_row(r) for r in fresh.values()]
-            written = set((await conn.execute(_INSERT_NEW_ORDERS[conn.dialect.name], rows)).scalars())
+        rows = [_order_row(r) for r in fresh.values()]
+        if self._ahead is not None:
+            written = await self._ahead.insert_new(rows)
+        else:
+            async with self._sessions() as s, s.begin():
+                conn = await s.connection()
+                written = set((await conn.execute(_INSERT_NEW_ORDERS[conn.dialect.name], rows)).scalars())
         seen: set[str] = set()
         out = []
         for rec in recs:

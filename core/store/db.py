@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import weakref
 from pathlib import Path
 from typing import Any, Literal
 
@@ -39,17 +40,20 @@ posted just before would then have no row, and shows at reconciliation as a venu
 trade we have no row for (``foreign``, unmatched) instead of being tracked. FULL syncs the WAL on
 every commit: durable against both, for an fsync per commit on the path to the wire.
 
-Measured with ``bench/engine.py --only groups`` (2 cores shared with other work; p50 / p99),
-a 10-leg group's rows in one commit, NORMAL against FULL: 1.04 / 11.7 against 1.96 / 40.2 ms
-(load average ~3), 1.06 / 9.0 against 1.27 / 2.1 ms (~2), 1.85 / 6.9 against 2.12 / 3.0 ms
-(~1); one row per commit 0.67-1.59 against 1.12-1.91 ms p50; the in-memory store 0.03 ms. FULL
-adds an fsync to every group's way out: 0.3 to 0.9 ms at the median on this disk (more on a
-network volume) and, when the disk is busy, tens of milliseconds in the tail; too much on the
-path to the wire for the OS crash or power loss it guards against, which reconciliation still
+Measured with ``bench/engine.py --only groups`` (2 cores shared with other work; p50 / p99), a
+10-leg group's rows in one commit on the engine's write-ahead connection
+(:mod:`core.execution.sqlite_ahead`), load average ~1.4, two runs each: NORMAL 0.37 / 0.57 ms
+against FULL 0.75-0.78 / 1.3-1.8 ms (one row: 0.17-0.19 / 0.31-0.36 against 0.53-0.58 / 0.8-1.0
+ms; the in-memory store 0.03 ms). Through SQLAlchemy, before that connection existed: NORMAL
+1.04-1.85 ms p50 against FULL 1.27-2.12, with FULL's fsync tails up to 40 ms p99 under load. FULL
+doubles the write-ahead, the one database cost between a decision and the wire, and triples its
+tail: too much for the OS crash or power loss it guards against, which reconciliation still
 surfaces. A deployment that wants it passes ``sqlite_synchronous="FULL"`` to
 :func:`create_engine`.
 """
 PG_CONNECT_TIMEOUT_S = 10.0
+
+_SYNCHRONOUS_OF: weakref.WeakKeyDictionary[object, SqliteSynchronous] = weakref.WeakKeyDictionary()
 
 _SQLITE_DRIVERS = {"sqlite", "sqlite+aiosqlite"}
 _PG_DRIVERS = {"postgresql", "postgres", "postgresql+asyncpg"}
@@ -180,6 +184,7 @@ def create_engine(
             busy_timeout_ms=busy_timeout_ms,
             synchronous=sqlite_synchronous,
         )
+        _SYNCHRONOUS_OF[engine.sync_engine] = sqlite_synchronous
     return engine
 
 
@@ -203,6 +208,11 @@ def _sqlite_setup(engine: AsyncEngine, *, in_memory: bool, busy_timeout_ms: int,
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
         conn.exec_driver_sql("BEGIN")
+
+
+def sqlite_synchronous_of(engine: AsyncEngine) -> SqliteSynchronous:
+    """The ``synchronous`` a SQLite engine made here runs with (another connection to its file must match it)."""
+    return _SYNCHRONOUS_OF.get(engine.sync_engine, SQLITE_SYNCHRONOUS)
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

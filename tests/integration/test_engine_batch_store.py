@@ -7,10 +7,10 @@ from decimal import Decimal as D
 
 from sqlalchemy import text
 
-from core.execution.store import OrderRecord
+from core.execution.store import OrderRecord, SqlExecutionStore
 from core.execution.types import OrderStatus
 from core.store import models as m
-from core.store.db import SQLITE_SYNCHRONOUS, create_engine
+from core.store.db import SQLITE_SYNCHRONOUS, create_engine, session_factory, sqlite_synchronous_of
 from core.types import OrderType, Side
 from tests.integration.engine_world import T0, World
 
@@ -67,6 +67,37 @@ async def test_sqlite_runs_in_wal_with_the_chosen_synchronous(sqlite_url: str) -
             async with db.connect() as conn:
                 assert (await conn.execute(text("PRAGMA journal_mode"))).scalar() == "wal"
                 assert (await conn.execute(text("PRAGMA synchronous"))).scalar() == levels[sync]
+            assert sqlite_synchronous_of(db) == sync  # what the one-hop write-ahead connection takes
         finally:
             await db.dispose()
     assert SQLITE_SYNCHRONOUS == "NORMAL"
+
+
+async def test_the_one_hop_sqlite_write_ahead_writes_what_sqlalchemy_writes(sqlite_url: str) -> None:
+    """On a SQLite file the write-ahead runs on its own connection in one thread hop: its rows are
+    byte for byte those of the SQLAlchemy path (money in units, UTC text, JSON), and read back alike."""
+    world = await World.create(sqlite_url)
+    try:
+        fast = world.store
+        assert fast._ahead is not None  # a SQLite file: the one-hop path
+        plain = SqlExecutionStore(session_factory(world.db))
+        plain._ahead = None  # the SQLAlchemy path, for comparison
+        signed = {"salt": 7, "amount": D("1.5"), "maker": "0xabc"}
+        assert await fast.save_orders([rec("fast", "0.537", signed), rec("fast-2")]) == [True, True]
+        assert await plain.save_orders([rec("plain", "0.537", signed), rec("plain-2")]) == [True, True]
+        assert await fast.save_orders([rec("plain"), rec("fast-3")]) == [False, True]  # duplicates across paths
+        same = [c.name for c in m.Order.__table__.columns if c.name not in ("id", "client_order_id", "token_id")]
+        async with world.db.connect() as conn:  # every other column, as stored
+            stored = (await conn.execute(text(f"SELECT client_order_id, {', '.join(same)} FROM orders"))).all()
+        raw = {r[0]: tuple(r[1:]) for r in stored}
+        assert raw["fast"] == raw["plain"] and raw["fast-2"] == raw["plain-2"]
+        a, b = await fast.get_order("fast"), await plain.get_order("plain")
+        assert a is not None and b is not None
+        assert (a.price, a.signed_order, a.created_ts) == (
+            D("0.537"),
+            {"salt": 7, "amount": "1.5", "maker": "0xabc"},
+            T0,
+        )
+        assert (a.price, a.signed_order, a.created_ts) == (b.price, b.signed_order, b.created_ts)
+    finally:
+        await world.close()
