@@ -66,6 +66,7 @@ def build_execution(
         engine_max_retries=s.engine_max_retries,
         engine_retry_sleep_ms=s.engine_retry_sleep_ms,
         one_leg_policy=settings.risk.one_leg_policy,
+        latency_budget_s=settings.strategies.dutch.latency_budget_ms / 1000,
     )
     built = assemble(
         lambda sink: _relayer(settings, registry, books, sink),
@@ -90,7 +91,7 @@ def _relayer(
 ) -> PaperRelayer | ClobRelayer:
     r = settings.relayer
     if r.type == "fake":
-        return PaperRelayer(books.get, events=events)
+        return PaperRelayer(books.get, latency_s=settings.relayer.paper_latency_ms / 1000, events=events)
     relayer = clob_relayer(
         settings,
         dry_run=r.dry_run,

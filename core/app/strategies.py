@@ -12,7 +12,7 @@ from core.settings import Settings
 from core.strategies.dutch import DutchConfig
 from core.strategies.runner import DutchRunner, DutchSink, QuoterRunner, QuoteSink
 from core.strategies.spread import SpreadConfig, SpreadQuoter
-from core.types import MarketInfo
+from core.types import MarketInfo, OrderType
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +24,7 @@ def dutch_config(settings: Settings) -> DutchConfig:
         slippage_ticks=d.slippage_ticks,
         fee_rate_override=None if d.fee_bps is None else rate_from_bps(d.fee_bps),
         max_sets=d.max_sets,
+        order_type=OrderType(d.order_type),
     )
 
 

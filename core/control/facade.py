@@ -267,12 +267,7 @@ class Control:
 
     async def groups(self) -> GroupReport:
         """Every Dutch group sent: completed, one-legged by cause, unwound; expected vs realised edge."""
-        from core.execution.group_stats import engine_group_stats  # the service's part, loaded with it
-
-        stats = engine_group_stats(self.rt.engine)
-        if stats is None:
-            return GroupReport()
-        return stats.figures()
+        return self.rt.engine.group_stats.figures()
 
     async def health(self, staleness_ms: int | None = None) -> HealthReport:
         """Healthy or not, with every reason. ``staleness_ms`` bounds a stored book's age (database

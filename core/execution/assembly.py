@@ -41,6 +41,7 @@ class EngineOptions:
     unknown_grace_s: float = 30.0
     place_timeout_s: float | None = 30.0
     max_policy_runs: int = 1
+    latency_budget_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +89,7 @@ def assemble(
         unknown_grace_s=o.unknown_grace_s,
         place_timeout_s=o.place_timeout_s,
         max_policy_runs=o.max_policy_runs,
+        latency_budget_s=o.latency_budget_s,
         funds=funds(relayer) if funds is not None else None,
         positions=positions,
     )

@@ -30,6 +30,7 @@ from core.execution.events import OrderUpdate, SettlementFailure, TradeUpdate
 from core.execution.exposure import ExposureSnapshot
 from core.execution.fill_ledger import FillLedger
 from core.execution.funds import FundsSource
+from core.execution.group_stats import GroupStats
 from core.execution.groups import GroupManager, GroupResult, GroupState, OneLegPolicy
 from core.execution.holdings import ExposureTracker
 from core.execution.order_table import OrderTable, venue_status
@@ -78,6 +79,7 @@ class Engine:
         unknown_grace_s: float = 30.0,
         place_timeout_s: float | None = 30.0,
         max_policy_runs: int = 1,
+        latency_budget_s: float | None = None,
         funds: FundsSource | None = None,
         positions: PositionBook | None = None,
     ) -> None:
@@ -108,6 +110,7 @@ class Engine:
             self,
             policy=OneLegPolicy(one_leg_policy),
             max_policy_runs=max_policy_runs,
+            latency_budget_s=latency_budget_s,
         )
         changed = self._groups.order_changed
         self._ledger = FillLedger(ctx, self._orders, self.holdings, self.positions, risk, changed)
@@ -159,6 +162,11 @@ class Engine:
         return self._ledger.unmatched_fills
 
     # -- life-cycle --------------------------------------------------------------------------
+
+    @property
+    def group_stats(self) -> GroupStats:
+        """Every Dutch group this engine sent and how it went (the faces' and the metrics' figures)."""
+        return self._groups.stats
 
     async def start(self) -> ReconcileReport:
         """Force the gate disarmed, rebuild positions from confirmed fills, reconcile open orders."""

@@ -266,16 +266,6 @@ class GroupStats:
         )
 
 
-def engine_group_stats(engine: object) -> GroupStats | None:
-    """The group figures of an engine: ``Engine.group_stats`` when it has it, else its group
-    manager's own (the manager creates one when the engine gives it none)."""
-    stats = getattr(engine, "group_stats", None)
-    if isinstance(stats, GroupStats):
-        return stats
-    stats = getattr(getattr(engine, "_groups", None), "stats", None)
-    return stats if isinstance(stats, GroupStats) else None
-
-
 def _plain(amount: Decimal) -> str:
     """Exact, without exponent: 0E-6 -> "0", 1.500000 -> "1.5"."""
     if amount == 0:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from core.events import AlertKind
-from core.execution.group_stats import Cause, GroupFigures, GroupStats, engine_group_stats
+from core.execution.group_stats import Cause, GroupFigures, GroupStats
 from core.feed.counters import ERROR_REASONS, FAULT_KINDS
 from core.metrics.families import Families
 from core.metrics.labels import label_value
@@ -164,7 +164,7 @@ def read_engine(f: Families, e: EngineSource) -> None:
     sets = e.positions.valuation()
     f.add("polybot_complete_sets", (), float(sets.total_sets))
     f.add("polybot_locked_edge_pusd", (), float(sets.locked_edge))
-    read_groups(f, engine_group_stats(e))
+    read_groups(f, e.group_stats)
     f.add("polybot_realised_pnl_pusd", (), float(e.positions.realised_total()))
     f.add("polybot_realised_pnl_today_pusd", (), float(e.positions.daily_realised()))
     f.add("polybot_unrealised_pnl_pusd", (), float(e.unrealised_pnl()))

@@ -13,6 +13,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from decimal import Decimal
 from typing import Protocol, runtime_checkable
 
+from core.execution.group_stats import GroupStats
 from core.metrics.taps import FeedTap
 from core.store.writer import CommittedParts
 from core.types import BookStatus
@@ -259,6 +260,8 @@ class EngineSource(Protocol):
     def open_orders(self) -> Collection[object]: ...
     def unrealised_pnl(self) -> Decimal: ...
     def exposure(self) -> ExposureFigures: ...
+    @property
+    def group_stats(self) -> GroupStats: ...
 
 
 class BusSource(Protocol):

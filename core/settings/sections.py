@@ -198,6 +198,11 @@ class DutchSettings(Section):
     slippage_ticks: Int = Field(0, ge=0, le=100)
     max_sets: Money = Field(Decimal("10"), gt=0, le=MAX_SHARES)
     markets: MarketList = Field(default_factory=list)
+    order_type: Literal["FOK", "FAK"] = "FOK"
+    """Legs are marketable: FOK fills whole or not at all, FAK takes what is there and cancels the rest."""
+    latency_budget_ms: Int = Field(500, ge=1, le=60_000)
+    """A failed leg answered later than this after its group was sent is counted as 'latency budget
+    exceeded' in the group figures, not as a moved book."""
 
 
 class SpreadSettings(Section):
