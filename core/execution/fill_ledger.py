@@ -54,7 +54,7 @@ class FillLedger:
 
     async def load(self) -> None:
         """Rebuild positions from the confirmed fills on record (exact, whatever was rounded for display)."""
-        for stored in await self._ctx.store.load_fills():
+        for stored in await self._ctx.store.load_fills(self._ctx.mode):
             fill = stored.fill
             self._applied.add((fill.client_order_id, trade_key(fill)))
             self._positions.apply_fill(fill, stored.market)

@@ -43,8 +43,8 @@ class MemoryExecutionStore:
         rec = self.orders.get(client_order_id)
         return replace(rec) if rec is not None else None
 
-    async def load_open_orders(self) -> list[OrderRecord]:
-        return [replace(r) for r in self.orders.values() if r.status in OPEN_STATUSES]
+    async def load_open_orders(self, mode: str | None = None) -> list[OrderRecord]:
+        return [replace(r) for r in self.orders.values() if r.status in OPEN_STATUSES and mode in (None, r.mode)]
 
     async def add_audit(self, rec: AuditRecord) -> None:
         self.audit.append(rec)
@@ -93,8 +93,12 @@ class MemoryExecutionStore:
         if cur is not None and not cur.fill.confirmed:
             self.fills[key] = replace(cur, failed=True)
 
-    async def load_fills(self) -> list[StoredFill]:
-        return [f for f in self.fills.values() if f.fill.confirmed]
+    async def load_fills(self, mode: str | None = None) -> list[StoredFill]:
+        def ours(fill: Fill) -> bool:
+            order = self.orders.get(fill.client_order_id)
+            return mode is None or order is None or order.mode == mode
+
+        return [f for f in self.fills.values() if f.fill.confirmed and ours(f.fill)]
 
     async def save_position(self, pos: Position, ts: float | None = None) -> None:
         self.positions[pos.token_id] = replace(pos)

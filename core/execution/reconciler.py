@@ -170,7 +170,7 @@ class Reconciler:
     async def reconcile(self) -> ReconcileReport:
         """Compare the store's non-final orders with the venue and fix their statuses."""
         started = time.perf_counter()
-        for rec in await self._ctx.store.load_open_orders():
+        for rec in await self._ctx.store.load_open_orders(self._ctx.mode):
             if rec.client_order_id not in self._orders:
                 market = self._exposure.market(rec.market)
                 self._orders.track(rec, rec.request(market), market)

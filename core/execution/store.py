@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Protocol, Unpack
 
-from sqlalchemy import CursorResult, Insert, Update, select, update
+from sqlalchemy import CursorResult, Insert, Update, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -65,7 +65,10 @@ class ExecutionStore(Protocol):
 
     async def get_order(self, client_order_id: str) -> OrderRecord | None: ...
 
-    async def load_open_orders(self) -> list[OrderRecord]: ...
+    async def load_open_orders(self, mode: str | None = None) -> list[OrderRecord]:
+        """Orders not yet final; of one mode (paper, dry-run, live) when given: a database may hold
+        several modes' orders, and a service must never reconcile or count another mode's."""
+        ...
 
     async def add_audit(self, rec: AuditRecord) -> None: ...
 
@@ -94,8 +97,8 @@ class ExecutionStore(Protocol):
         """The trade behind a matched (never confirmed) fill failed to settle: keep the row, say so."""
         ...
 
-    async def load_fills(self) -> list[StoredFill]:
-        """Confirmed fills in arrival order, with the market of their order."""
+    async def load_fills(self, mode: str | None = None) -> list[StoredFill]:
+        """Confirmed fills in arrival order, with the market of their order; of one mode's orders when given."""
         ...
 
     async def save_position(self, pos: Position, ts: float | None = None) -> None: ...
@@ -341,11 +344,12 @@ class SqlExecutionStore:
             row = await s.scalar(select(m.Order).where(m.Order.client_order_id == client_order_id))
             return self._record(row) if row is not None else None
 
-    async def load_open_orders(self) -> list[OrderRecord]:
+    async def load_open_orders(self, mode: str | None = None) -> list[OrderRecord]:
+        stmt = select(m.Order).where(m.Order.status.in_([str(x) for x in OPEN_STATUSES])).order_by(m.Order.id)
+        if mode is not None:
+            stmt = stmt.where(m.Order.mode == mode)
         async with self._sessions() as s:
-            rows = await s.scalars(
-                select(m.Order).where(m.Order.status.in_([str(x) for x in OPEN_STATUSES])).order_by(m.Order.id)
-            )
+            rows = await s.scalars(stmt)
             return [self._record(r) for r in rows]
 
     async def add_audit(self, rec: AuditRecord) -> None:
@@ -401,13 +405,15 @@ class SqlExecutionStore:
         async with self._sessions() as s, s.begin():
             return bool(await _updated(s, _confirm(fill, key)))
 
-    async def load_fills(self) -> list[StoredFill]:
+    async def load_fills(self, mode: str | None = None) -> list[StoredFill]:
         stmt = (
             select(m.Fill, m.Order.market)
             .join(m.Order, m.Order.client_order_id == m.Fill.client_order_id, isouter=True)
             .where(m.Fill.status == "confirmed")
             .order_by(m.Fill.id)
         )
+        if mode is not None:  # a fill of an order we hold no row for is the venue's word: kept
+            stmt = stmt.where(or_(m.Order.mode == mode, m.Order.client_order_id.is_(None)))
         async with self._sessions() as s:
             rows = (await s.execute(stmt)).all()
         return [

@@ -91,3 +91,26 @@ async def test_store_round_trips_orders_audit_fills_positions_state_alerts(db_ur
         assert alert.resolved_at is not None and alert.resolved_at.timestamp() == T0 + 5
     finally:
         await world.close()
+
+
+async def test_a_service_loads_only_its_own_mode_s_orders_and_fills(db_url: str) -> None:
+    """One database may hold paper and live trading: a live service must neither count paper fills
+    as shares it holds nor reconcile paper orders at the venue (and the other way round)."""
+    world = await World.create(db_url)
+    try:
+        store = world.store
+        for coid, mode in (("pb-paper", "paper"), ("pb-live", "live")):
+            rec = OrderRecord(coid, "0xbin", YES, Side.BUY, D("0.5"), D("10"), mode=mode, created_ts=T0, updated_ts=T0)
+            assert await store.save_order(rec)
+            await store.update_order(coid, status=OrderStatus.LIVE)
+        fill = Fill("pb-paper", "v1", YES, Side.BUY, D("0.5"), D("4"), trade_id="t1", confirmed=True)
+        assert await store.add_fill(fill)
+        foreign = Fill("pb-unknown", "v9", YES, Side.BUY, D("0.5"), D("1"), trade_id="t9", confirmed=True)
+        assert await store.add_fill(foreign)  # no order row of ours: the venue's word, kept in every mode
+        assert [r.client_order_id for r in await store.load_open_orders("live")] == ["pb-live"]
+        assert [r.client_order_id for r in await store.load_open_orders("paper")] == ["pb-paper"]
+        assert [f.fill.trade_id for f in await store.load_fills("live")] == ["t9"]
+        assert [f.fill.trade_id for f in await store.load_fills("paper")] == ["t1", "t9"]
+        assert len(await store.load_open_orders()) == 2 and len(await store.load_fills()) == 2
+    finally:
+        await world.close()
