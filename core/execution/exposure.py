@@ -113,11 +113,16 @@ class ExposureSnapshot:
         return tokens
 
     def _worst(self, tokens: Iterable[str], resolutions: Sequence[frozenset[str]]) -> Decimal:
+        held, losses = self.losses(tokens, resolutions)
+        return worst_of(losses) if held else ZERO
+
+    def losses(self, tokens: Iterable[str], resolutions: Sequence[frozenset[str]]) -> tuple[bool, list[Decimal]]:
+        """(any token held, the loss in each resolution): what :meth:`_worst` takes the worst of."""
         held = [self.holdings[t] for t in tokens if t in self.holdings]
         if not held:
-            return ZERO
+            return False, [ZERO for _ in resolutions]
         base = sum((h.cost for h in held), ZERO)
-        worst = None
+        losses: list[Decimal] = []
         for winners in resolutions:
             loss = base
             for h in held:
@@ -125,17 +130,21 @@ class ExposureSnapshot:
                     loss -= h.shares
                 else:
                     loss += h.pending_buy
-            worst = loss if worst is None else max(worst, loss)
-        return max(ZERO, worst if worst is not None else ZERO)
+            losses.append(loss)
+        return True, losses
 
     # -- measures ------------------------------------------------------------------------------
 
     def market_exposure(self, market_id: str) -> Decimal:
+        return self._worst(*self.market_unit(market_id))
+
+    def market_unit(self, market_id: str) -> tuple[list[str], list[frozenset[str]]]:
+        """The tokens and resolutions :meth:`market_exposure` measures."""
         info = self.markets.get(market_id)
         tokens = self._market_tokens(market_id)
         if info is None or len(info.tokens) < 2:
-            return self._worst(tokens, [frozenset()])  # structure unknown: assume everything loses
-        return self._worst(tokens, [frozenset({t.token_id}) for t in info.tokens])
+            return tokens, [frozenset()]  # structure unknown: assume everything loses
+        return tokens, [frozenset({t.token_id}) for t in info.tokens]
 
     def event_markets(self, event_id: str) -> list[MarketInfo]:
         if self.event_index is not None:
@@ -151,6 +160,10 @@ class ExposureSnapshot:
         return [info for i in ids if (info := self.markets.get(i)) is not None and info.neg_risk]
 
     def event_exposure(self, event_id: str) -> Decimal:
+        return self._worst(*self.event_unit(event_id))
+
+    def event_unit(self, event_id: str) -> tuple[list[str], list[frozenset[str]]]:
+        """The tokens and resolutions :meth:`event_exposure` measures."""
         members = self.event_markets(event_id)
         tokens: list[str] = []
         yes_no: list[tuple[str, str]] = []
@@ -166,7 +179,7 @@ class ExposureSnapshot:
         is_complete = complete is not None and complete <= known and not any(m.neg_risk_augmented for m in members)
         if not is_complete or not resolutions:
             resolutions.append(all_no)  # an outcome we do not hold (or "Other") may win
-        return self._worst(tokens, resolutions)
+        return tokens, resolutions
 
     def group_exposure(self, market: MarketInfo) -> Decimal:
         """The exposure of the unit ``market`` belongs to in :meth:`total_exposure` (its event, or itself)."""
@@ -206,6 +219,14 @@ class ExposureSnapshot:
             total += value
         self._total = total
         return total
+
+
+def worst_of(losses: Iterable[Decimal]) -> Decimal:
+    """The worst loss, never below zero (the first of equal losses: Decimal ties keep their exponent)."""
+    worst = None
+    for loss in losses:
+        worst = loss if worst is None else max(worst, loss)
+    return max(ZERO, worst if worst is not None else ZERO)
 
 
 def group_key_of(market_id: str, token_id: str, info: MarketInfo | None) -> str:

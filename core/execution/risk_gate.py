@@ -22,6 +22,7 @@ from decimal import Decimal
 from core.defaults import VENUE_CANCELS_BURST, VENUE_CANCELS_PER_S, VENUE_ORDERS_BURST, VENUE_ORDERS_PER_S
 from core.events import Alert, AlertCleared, AlertKind, EventBus, Severity, StateChanged
 from core.execution.exposure import ExposureSnapshot
+from core.execution.leg_exposure import LegView, leg_view
 from core.execution.positions import utc_day
 from core.execution.rules import ReasonCode, RiskDecision, crosses_book, order_rules
 from core.execution.store import AuditRecord, ExecutionStore
@@ -114,11 +115,11 @@ class RiskLimits:
         return out
 
 
-def _funds_check(req: OrderRequest, snap: ExposureSnapshot) -> RiskDecision:
+def _funds_check(req: OrderRequest, view: LegView) -> RiskDecision:
     """Never sell shares we do not hold, never buy with money we do not have (after what open
     orders have already promised)."""
-    held = snap.holdings.get(req.token_id)
-    funds = snap.funds
+    held = view.holding(req.token_id)
+    funds = view.funds
     if req.side is Side.SELL:
         venue = funds.shares.get(req.token_id) if funds is not None and funds.shares is not None else None
         shares = venue if venue is not None else (held.shares if held is not None else ZERO)
@@ -134,7 +135,7 @@ def _funds_check(req: OrderRequest, snap: ExposureSnapshot) -> RiskDecision:
         return RiskDecision.allow()
     if funds.collateral is None:
         return RiskDecision.refuse(ReasonCode.INSUFFICIENT_BALANCE, f"collateral unknown ({funds.source}): no buys")
-    committed = sum((h.pending_buy for h in snap.holdings.values()), ZERO)
+    committed = view.committed()
     available = funds.collateral - committed
     if req.notional > available:
         return RiskDecision.refuse(
@@ -304,15 +305,18 @@ class RiskGate:
         legs: Sequence[tuple[OrderRequest, MarketInfo, BookView | BookStatus | None]],
         exposure: ExposureSnapshot,
     ) -> RiskDecision:
-        """Check the legs of a group together (each against the exposure of the legs before it)."""
+        """Check the legs of a group together (each against the exposure of the legs before it).
+
+        The figures come from :func:`core.execution.leg_exposure.leg_view`: measured once per group
+        and moved leg by leg (linear in the legs), the same Decimals as rebuilding the snapshot per leg."""
         if exposure.daily_realised is not None:
             self._daily = (utc_day(self.clock()), exposure.daily_realised)
-        snap = exposure
+        view = leg_view(exposure, [(req, market) for req, market, _ in legs])
         for req, market, book in legs:
-            decision = self._evaluate(req, market, snap, book)
+            decision = self._evaluate(req, market, view, book)
             if not decision.ok:
                 return await self._refused(decision)
-            snap = snap.with_order(req)
+            view.add(req)
         if not self.order_bucket.try_take(len(legs)):
             wait = self.order_bucket.wait_time(len(legs))
             return await self._refused(
@@ -331,7 +335,7 @@ class RiskGate:
         return max(self.cancel_bucket.wait_time(), 1e-3)
 
     def _evaluate(
-        self, req: OrderRequest, market: MarketInfo, snap: ExposureSnapshot, book: BookView | BookStatus | None
+        self, req: OrderRequest, market: MarketInfo, exposure: LegView, book: BookView | BookStatus | None
     ) -> RiskDecision:
         lim = self.limits
         if not self._armed:
@@ -364,26 +368,22 @@ class RiskGate:
                 f"(limit {lim.error_breaker_max_errors})",
             )
         self._maybe_clear_breaker()
-        funded = _funds_check(req, snap)
+        funded = _funds_check(req, exposure)
         if not funded.ok:
             return funded
         if req.side is Side.BUY:
-            if req.market not in snap.markets:
-                snap = snap.with_market(market)
-            after = snap.with_order(req)
             what = f"market {market.slug or market.condition_id}"
-            before_m, after_m = snap.market_exposure(req.market), after.market_exposure(req.market)
+            before_m, after_m, event_before, event_after, total_before = exposure.figures(req, market)
             measures = [(ReasonCode.MAX_MARKET_NOTIONAL, lim.max_market_notional, what, before_m, after_m)]
-            if market.neg_risk and market.neg_risk_market_id:
+            if event_before is not None and event_after is not None:
                 event = market.neg_risk_market_id
-                before_g, after_g = snap.event_exposure(event), after.event_exposure(event)
+                before_g, after_g = event_before, event_after
                 measures.append(
                     (ReasonCode.MAX_EVENT_NOTIONAL, lim.max_event_notional, f"event {event}", before_g, after_g)
                 )
             else:
                 before_g, after_g = before_m, after_m
             # only the order's own unit (its event, or its market) changes: no need to re-add the rest
-            total_before = snap.total_exposure()
             total_after = total_before - before_g + after_g
             measures.append((ReasonCode.MAX_TOTAL_EXPOSURE, lim.max_total_exposure, "total", total_before, total_after))
             for code, limit, label, before, new in measures:
@@ -396,7 +396,7 @@ class RiskGate:
     def _daily_loss_hit(self) -> bool:
         limit = self.limits.daily_loss_limit
         day, realised = self._daily
-        return limit is not None and day == utc_day(self.clock()) and realised <= -limit
+        return limit is not None and realised <= -limit and day == utc_day(self.clock())
 
     def _daily_loss_detail(self) -> str:
         return f"daily realised PnL {self._daily[1]} breached the loss limit -{self.limits.daily_loss_limit}"
