@@ -94,6 +94,8 @@ def _dec_hook(kind: type, obj: object) -> object:
         return _strings(Outcomes, obj, "outcomes", BadReason.BAD_OUTCOMES)
     if kind is OutcomePrices:
         return _outcome_prices(obj)
+    # msgspec's dec_hook contract: a type the hook does not decode is signalled this way, and
+    # msgspec reports it as a validation error of the field (never reached by the structs below)
     raise NotImplementedError(f"no wire decoding for {kind.__name__}")
 
 
