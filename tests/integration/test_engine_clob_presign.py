@@ -5,7 +5,7 @@ signed in one worker-thread call, not again when posted."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from decimal import Decimal as D
 
 import pytest
@@ -14,43 +14,21 @@ from sqlalchemy import select
 from core.execution.relayers.clob import ClobRelayer
 from core.execution.relayers.clob_signing import MarketParams, OrderInvalid, SignedClobOrder
 from core.execution.types import OrderRequest, OrderStatus, PlaceResult
-from core.sim.mock_clob import MockClobServer, MockMarket
+from core.sim.mock_clob import MockClobServer
 from core.store import models as m
 from core.store.db import create_engine, session_factory
-from core.types import Intent, MarketInfo, OrderType, Side, TokenInfo
+from core.types import Intent, MarketInfo, OrderType, Side
 from tests.integration.engine_world import World
-
-KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[MockClobServer]:
-    srv = MockClobServer(confirm_delay_s=0.1)
-    await srv.start()
-    try:
-        yield srv
-    finally:
-        await srv.stop()
 
 
 async def test_rows_carry_the_posted_orders_hashes_before_the_batch_leaves(
-    world: World, server: MockClobServer, db_url: str, monkeypatch: pytest.MonkeyPatch
+    world: World,
+    clob_server: MockClobServer,
+    clob_venue: tuple[ClobRelayer, MarketInfo],
+    db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    relayer = ClobRelayer(server.url, 137, KEY, dry_run=False, derive_api_key=True, heartbeat_interval_s=0)
-    await relayer.start()
-    mock: MockMarket = next(mk for mk in server.markets.values() if not mk.neg_risk)
-    await relayer.prewarm(mock.condition_id)
-    market = MarketInfo(
-        mock.condition_id,
-        mock.question,
-        "mock-binary",
-        tuple(TokenInfo(t, o) for t, o in mock.tokens),
-        tick_size=mock.tick_size,
-        min_order_size=mock.min_order_size,
-    )
-    for tok in market.tokens:  # the local view: asks well above the legs' limits, so they rest
-        world.books.set(tok.token_id, asks=[("0.90", "100")], bids=[("0.05", "100")])
-    world.relayer = relayer  # type: ignore[assignment]  # the world's engine runs on the CLOB relayer here
+    relayer, market = clob_venue
 
     sign_calls: list[list[str]] = []
     real_sign_batch = relayer.signer.sign_batch
@@ -83,11 +61,10 @@ async def test_rows_carry_the_posted_orders_hashes_before_the_batch_leaves(
         res = await engine.submit_group(legs, [market])
     finally:
         await other.dispose()
-        await relayer.close()
 
     coids = [leg.client_order_id for leg in res.legs]
     assert res.ok and [leg.status for leg in res.legs] == [OrderStatus.LIVE, OrderStatus.LIVE]
     assert sign_calls == [coids]  # one signing call for the group, none again when posted
     posted = {s.client_order_id: s.order_hash for s in map(relayer.signed_order, coids) if s}
-    assert set(posted.values()) == set(server.orders)  # the venue holds exactly these orders
+    assert set(posted.values()) == set(clob_server.orders)  # the venue holds exactly these orders
     assert seen == [posted]  # every row carried its order's hash before the request left
