@@ -41,6 +41,7 @@ class AlertKind(enum.StrEnum):
     UNKNOWN_OUTCOME = "unknown_outcome"
     RECONCILE = "reconcile"
     POLICY_FAILED = "policy_failed"
+    MARKET_RESOLVED = "market_resolved"
 
 
 @dataclass(frozen=True, slots=True)

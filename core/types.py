@@ -35,6 +35,7 @@ class BookStatus(enum.StrEnum):
     STALE = "stale"
     INCONSISTENT = "inconsistent"
     AWAITING_SNAPSHOT = "awaiting_snapshot"
+    CLOSED = "closed"  # the market resolved / closed: nothing more to trade, not a fault
 
 
 class OrderStatus(enum.StrEnum):

@@ -73,6 +73,12 @@ class UpdatedBook(Protocol):
     @property
     def last_update_ns(self) -> int: ...
 
+    @property
+    def raw_status(self) -> BookStatus: ...
+
+
+_CLOSED = BookStatus.CLOSED  # a resolved market's book is over: never "quiet"
+
 
 class QuietBooks:
     def __init__(self, bus: EventBus, label: Label, *, quiet_after_s: float) -> None:
@@ -85,7 +91,7 @@ class QuietBooks:
         quiet = sorted(
             token_id
             for token_id, book in books.items()
-            if (last := book.last_update_ns) and now_ns - last > self._quiet_ns
+            if (last := book.last_update_ns) and now_ns - last > self._quiet_ns and book.raw_status is not _CLOSED
         )
         if quiet and set(quiet) != self._quiet:
             names = ", ".join(self._label(t) for t in quiet[:5]) + (" …" if len(quiet) > 5 else "")

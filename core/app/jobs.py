@@ -132,7 +132,7 @@ def build_jobs(
         venue_status=system.execution.venue_status,
         engine=engine,
         control_requests=ControlRequests(handle_requests),
-        market_refresh=MarketRefresh(s.gamma, system.sessions, registry, engine, bus),
+        market_refresh=MarketRefresh(s.gamma, system.sessions, registry, engine, bus, system.resolutions),
         reports=Reports(readings, counters, bus, admins),
         balances=system.balances,
     )

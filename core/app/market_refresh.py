@@ -8,8 +8,18 @@ import logging
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.app.ports import MarketRules
+from core.app.resolution import MarketResolutions, gamma_resolution
+from core.defaults import GAMMA_MAX_LIMIT
 from core.events import Alert, AlertCleared, EventBus, Severity
-from core.markets import GammaClient, MarketFilters, load_markets, refresh_markets
+from core.markets import (
+    GammaClient,
+    GammaMarket,
+    MarketFilters,
+    load_markets,
+    parse_markets,
+    refresh_markets,
+    upsert_markets,
+)
 from core.registry import MarketRegistry
 from core.settings import GammaSettings
 
@@ -24,12 +34,14 @@ class MarketRefresh:
         registry: MarketRegistry,
         rules: MarketRules,
         bus: EventBus,
+        resolutions: MarketResolutions | None = None,
     ) -> None:
         self._gamma = gamma
         self._sessions = sessions
         self._registry = registry
         self._rules = rules
         self._bus = bus
+        self._resolutions = resolutions
 
     async def run(self) -> None:
         g = self._gamma
@@ -37,6 +49,7 @@ class MarketRefresh:
             async with GammaClient(g.url, timeout_s=g.timeout_s, max_retries=g.max_retries) as client:
                 filters = MarketFilters(active=g.active, closed=g.closed, limit=g.page_limit)
                 result = await refresh_markets(self._sessions, client, filters)
+                closed = await self._closed_at_gamma(client)
             self._registry.update(await load_markets(self._sessions))
             self._rules.register_markets(self._registry.all())
         except Exception as exc:
@@ -51,3 +64,22 @@ class MarketRefresh:
             return
         self._bus.publish(AlertCleared(kind="market_refresh", key="gamma"))
         log.info("market refresh: %s", result)
+        if self._resolutions is not None:
+            for gm in closed:
+                res = gamma_resolution(gm)
+                if res is not None:
+                    self._resolutions.resolve(res)
+
+    async def _closed_at_gamma(self, client: GammaClient) -> list[GammaMarket]:
+        """The followed markets Gamma now shows closed (a refresh of open markets leaves them out),
+        stored as Gamma has them."""
+        watched = [] if self._resolutions is None else self._resolutions.watched()
+        closed: list[GammaMarket] = []
+        for start in range(0, len(watched), GAMMA_MAX_LIMIT):
+            chunk = watched[start : start + GAMMA_MAX_LIMIT]
+            items = await client.get_markets(condition_ids=chunk, closed=True, limit=GAMMA_MAX_LIMIT)
+            markets, _ = parse_markets(items)
+            closed += [gm for gm in markets if gm.info.closed and gm.condition_id in chunk]
+        if closed:
+            await upsert_markets(self._sessions, closed)
+        return closed

@@ -24,6 +24,7 @@ from core.app.lifecycle import Lifecycle
 from core.app.order_sinks import EngineDutchSink, EngineQuoteSink, TradingCounters
 from core.app.paper_fills import PaperFills
 from core.app.reseed import BookFetcher, ClobBookFetcher, Reseeder
+from core.app.resolution import MarketResolutions
 from core.app.tick_sizes import TickSizes
 from core.app.trading import TradingWiring
 from core.app.universe import feed_assets, neg_risk_events, tracked_markets
@@ -58,6 +59,7 @@ class System:
     link: FeedLink | None  # None: no market or asset to follow
     trading: TradingWiring
     balances: VenueBalances | None  # None: funds are not the venue's (paper)
+    resolutions: MarketResolutions
 
     @property
     def processor(self) -> FeedProcessor:
@@ -111,9 +113,22 @@ async def build_system(
     fetcher = ClobBookFetcher(s.clob.url, timeout_s=s.clob.timeout_s)
     resources.push_async_callback(fetcher.aclose)
     trading = _trading(s, bus, registry, processor, execution, fetcher, counters, lifecycle)
+    resolutions = MarketResolutions(
+        registry=registry,
+        engine=execution.engine,
+        books=processor.books,
+        sessions=sessions,
+        strategies=trading,
+        bus=bus,
+        spawn=lifecycle.spawn,
+        watched=[m.condition_id for m in tracked],
+    )
+    pipeline.add_sink(resolutions.on_events)  # first: a resolved market's runners are gone before they see the batch
     pipeline.add_sink(trading.on_events)
     link = FeedLink(s.feed, assets, pipeline, FeedDeadAlerts(bus)) if assets else None
-    return System(db, sessions, registry, tracked, assets, writer, pipeline, execution, link, trading, balances)
+    return System(
+        db, sessions, registry, tracked, assets, writer, pipeline, execution, link, trading, balances, resolutions
+    )
 
 
 def bind_metrics(system: System, bus: EventBus, counters: TradingCounters) -> None:

@@ -55,6 +55,14 @@ class TradingWiring:
     def runners(self) -> list[DutchRunner | QuoterRunner]:
         return [*self.dutch_runners, *self.quoters]
 
+    def stop_market(self, condition_id: str) -> int:
+        """No more intents for this market: drop its quoters and every Dutch runner that trades it
+        (a neg-risk event's runner when any member goes). Returns how many runners stopped."""
+        before = len(self.dutch_runners) + len(self.quoters)
+        self.dutch_runners = [r for r in self.dutch_runners if all(m.condition_id != condition_id for m in r.markets)]
+        self.quoters = [q for q in self.quoters if q.market.condition_id != condition_id]
+        return before - len(self.dutch_runners) - len(self.quoters)
+
     def on_events(self, events: list[FeedEvent]) -> None:
         recv_ns = self._clock_ns()
         for ev in events:

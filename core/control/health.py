@@ -44,6 +44,8 @@ class StoredBook:
     age_s: float | None
     """Seconds since its last stored update (None: never updated)."""
     crossed: bool
+    closed: bool = False
+    """Its market is closed/resolved: no update is expected, so its age is no fault."""
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,7 @@ def _stored_book_problems(stored: StoredFeed) -> list[str]:
         return ["no asset tracked yet (nothing ingested)"]
     out: list[str] = []
     limit_s = stored.staleness_ms / 1000
-    stale = sum(1 for b in books if b.age_s is None or b.age_s > limit_s)
+    stale = sum(1 for b in books if not b.closed and (b.age_s is None or b.age_s > limit_s))
     if stale:
         out.append(f"{stale} of {len(books)} asset(s) not updated within {stored.staleness_ms} ms")
     crossed = sum(1 for b in books if b.crossed)

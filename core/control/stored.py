@@ -67,7 +67,10 @@ class DatabaseLink:
         stored = StoredFeed(
             schema_empty=data["empty"],
             schema_at_head=schema["at_head"],
-            books=[StoredBook(age_s=a["last_update_age_s"], crossed=a["crossed"]) for a in data["assets"]],
+            books=[
+                StoredBook(age_s=a["last_update_age_s"], crossed=a["crossed"], closed=a.get("closed", False))
+                for a in data["assets"]
+            ],
             staleness_ms=staleness_ms,
         )
         if data["empty"] or not schema["at_head"]:

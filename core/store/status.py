@@ -136,6 +136,11 @@ async def _gather(conn: AsyncConnection, url: URL, *, max_assets: int, verbose: 
         await _asset_status(conn, asset_id, info, ours, now_ns=now_ns, verbose=verbose)
         for asset_id, info in ordered[: max(0, max_assets)]
     ]
+    if shown and "markets" in ours:  # a resolved/closed market's books are done, not stale
+        closed = set((await conn.execute(select(MARKETS.c.condition_id).where(MARKETS.c.closed.is_(True)))).scalars())
+        for asset in shown:
+            if asset["market"] in closed:
+                asset["closed"] = True
     return _result(
         url,
         schema,

@@ -43,6 +43,8 @@ class StoredAsset(TypedDict):
     deltas_since_snapshot: int
     last_update_age_s: float | None
     note: NotRequired[str]
+    closed: NotRequired[bool]
+    """Its market is closed/resolved (the book is over, not stale)."""
     bid_levels: NotRequired[int]
     ask_levels: NotRequired[int]
     last_trade: NotRequired[LastTrade]

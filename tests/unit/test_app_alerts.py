@@ -79,6 +79,7 @@ def test_an_inconsistent_book_is_named_and_its_reseed_clears_it() -> None:
 @dataclass
 class Book:
     last_update_ns: int
+    raw_status: BookStatus = BookStatus.OK
 
 
 def test_quiet_books_are_one_alert_renewed_when_the_set_changes_and_cleared_when_they_trade() -> None:
@@ -93,6 +94,8 @@ def test_quiet_books_are_one_alert_renewed_when_the_set_changes_and_cleared_when
     quiet.check(books, 111 * S)  # one of them traded: the set changed
     books["b"].last_update_ns = 110 * S
     quiet.check(books, 112 * S)
+    books["over"] = Book(100 * S, BookStatus.CLOSED)  # a resolved market's book: over, not quiet
+    quiet.check(books, 113 * S)
     assert said(rec) == [
         ("alert", "market_quiet", "2 book(s) without an update for 8s on a live socket: <a>, <b>"),
         ("alert", "market_quiet", "1 book(s) without an update for 8s on a live socket: <b>"),

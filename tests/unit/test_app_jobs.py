@@ -24,7 +24,7 @@ from core.execution.types import OrderStatus
 from core.execution.venue_link import VenueStatus
 from core.registry import MarketRegistry
 from core.settings import GammaSettings
-from core.types import Side
+from core.types import BookStatus, Side
 
 S = 1_000_000_000
 
@@ -32,6 +32,7 @@ S = 1_000_000_000
 @dataclass
 class Book:
     last_update_ns: int
+    raw_status: BookStatus = BookStatus.OK
 
 
 class Engine:
