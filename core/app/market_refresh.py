@@ -50,6 +50,8 @@ class MarketRefresh:
                 filters = MarketFilters(active=g.active, closed=g.closed, limit=g.page_limit)
                 result = await refresh_markets(self._sessions, client, filters)
                 closed = await self._closed_at_gamma(client)
+            if self._resolutions is not None:
+                await self._resolutions.keep_closed()
             self._registry.update(await load_markets(self._sessions))
             self._rules.register_markets(self._registry.all())
         except Exception as exc:

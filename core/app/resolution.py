@@ -128,6 +128,26 @@ class MarketResolutions:
         self._spawn(self._settle(res, market), "market-resolved")
         return True
 
+    def already_closed(self, markets: Sequence[MarketInfo]) -> int:
+        """At start: followed markets the database already has closed are not traded, their books
+        are closed as they appear; no alert (it was said when they closed). Returns how many."""
+        done = 0
+        for market in markets:
+            if market.closed and market.condition_id not in self.resolved:
+                self.resolved[market.condition_id] = Resolution(market.condition_id, "", "", "database")
+                self._strategies.stop_market(market.condition_id)
+                for token in market.tokens:
+                    self._closed_tokens.add(token.token_id)
+                    self._close_book(token.token_id)
+                done += 1
+        return done
+
+    async def keep_closed(self) -> None:
+        """The markets resolved here stay closed in the database (a refresh whose Gamma answer
+        still lists one as open must not reopen it)."""
+        for condition_id in list(self.resolved):
+            await self._mark_closed(condition_id)
+
     def _close_book(self, token_id: str) -> None:
         book = self._books.get(token_id)
         if book is not None:

@@ -123,6 +123,8 @@ async def build_system(
         spawn=lifecycle.spawn,
         watched=[m.condition_id for m in tracked],
     )
+    if resolutions.already_closed(tracked):
+        log.info("followed markets already closed: not traded")
     pipeline.add_sink(resolutions.on_events)  # first: a resolved market's runners are gone before they see the batch
     pipeline.add_sink(trading.on_events)
     link = FeedLink(s.feed, assets, pipeline, FeedDeadAlerts(bus)) if assets else None

@@ -144,3 +144,10 @@ async def test_gamma_showing_the_market_closed_at_refresh_does_the_same(
         await rig.service.jobs.refresh_markets()  # still closed at the next refresh: nothing more
         await rig.service.bus.drain()
         assert len(rig.alerts(KIND)) == 1
+        # a Gamma answer that still lists it open (a lagging cache) does not reopen it
+        item.update(closed=False, active=True, acceptingOrders=True)
+        await rig.service.jobs.refresh_markets()
+        stored = await query(rig.db_url, "SELECT closed FROM markets WHERE condition_id = :m", m=market.condition_id)
+        assert [bool(r[0]) for r in stored] == [True]
+        assert rig.service.registry.get(market.condition_id).closed
+        assert len(rig.alerts(KIND)) == 1
