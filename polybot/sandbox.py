@@ -246,8 +246,9 @@ class Sandbox:
     """Feeds updates through the bot; each one's effects settle (the event bus drains) before the next."""
 
     def books_ok(self) -> bool:
+        """Every subscribed book tradable, or closed for good (its market resolved)."""
         books = self.service.processor.books.values()
-        return bool(books) and all(b.status is BookStatus.OK for b in books)
+        return bool(books) and all(b.status in (BookStatus.OK, BookStatus.CLOSED) for b in books)
 
     async def wait_books_ok(self, within_s: float) -> bool:
         """Poll until every subscribed book is OK, at most ``within_s``; whether they are."""
