@@ -94,9 +94,9 @@ def _dec_hook(kind: type, obj: object) -> object:
         return _strings(Outcomes, obj, "outcomes", BadReason.BAD_OUTCOMES)
     if kind is OutcomePrices:
         return _outcome_prices(obj)
-    # msgspec's dec_hook contract: a type the hook does not decode is signalled this way, and
-    # msgspec reports it as a validation error of the field (never reached by the structs below)
-    raise NotImplementedError(f"no wire decoding for {kind.__name__}")
+    # never reached by the structs below; msgspec reports a TypeError from the hook as a
+    # validation error of the field, so a struct given a type without a rule fails loudly
+    raise TypeError(f"no wire decoding for {kind.__name__}")
 
 
 # --------------------------------------------------------------------------- structs
