@@ -48,10 +48,14 @@ class MarketRefresh:
         try:
             async with GammaClient(g.url, timeout_s=g.timeout_s, max_retries=g.max_retries) as client:
                 filters = MarketFilters(active=g.active, closed=g.closed, limit=g.page_limit)
-                result = await refresh_markets(self._sessions, client, filters)
-                closed = await self._closed_at_gamma(client)
-            if self._resolutions is not None:
-                await self._resolutions.keep_closed()
+                try:
+                    result = await refresh_markets(self._sessions, client, filters)
+                    closed = await self._closed_at_gamma(client)
+                finally:
+                    # the refresh may have stored a lagging "open" for a resolved market before a
+                    # later call failed: put it back to closed whatever happens, or a restart trades it
+                    if self._resolutions is not None:
+                        await self._resolutions.keep_closed()
             self._registry.update(await load_markets(self._sessions))
             self._rules.register_markets(self._registry.all())
         except Exception as exc:

@@ -151,3 +151,13 @@ async def test_gamma_showing_the_market_closed_at_refresh_does_the_same(
         assert [bool(r[0]) for r in stored] == [True]
         assert rig.service.registry.get(market.condition_id).closed
         assert len(rig.alerts(KIND)) == 1
+        # ... nor when the refresh stored that answer and the next Gamma question then failed
+        refresh = rig.service.jobs._market_refresh
+
+        async def gamma_down(client: object) -> list[object]:
+            raise RuntimeError("Gamma 503")
+
+        monkeypatch.setattr(refresh, "_closed_at_gamma", gamma_down)
+        await rig.service.jobs.refresh_markets()
+        stored = await query(rig.db_url, "SELECT closed FROM markets WHERE condition_id = :m", m=market.condition_id)
+        assert [bool(r[0]) for r in stored] == [True]
