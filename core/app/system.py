@@ -82,6 +82,7 @@ async def build_system(
     await ensure_schema(db, s.db.url, migrate=migrate)
     sessions = session_factory(db)
     store = SqlExecutionStore(sessions)
+    resources.push_async_callback(store.close)  # before the engine's pool is disposed
     record_alerts(bus, store)
     bus.subscribe(OrderEvent, OrderAlerts(bus).on_order_event)
 

@@ -49,6 +49,7 @@ class SqliteWriteAhead:
         self._path = path
         self._synchronous = synchronous
         self._conn: sqlite3.Connection | None = None
+        self._closed = False
         self._lock = threading.Lock()  # one transaction at a time on the connection (held in the worker thread)
 
     @classmethod
@@ -82,6 +83,8 @@ class SqliteWriteAhead:
     def _write(self, rows: list[tuple[object, ...]]) -> set[str]:
         """In a worker thread: BEGIN IMMEDIATE, one INSERT per row, COMMIT; the ids written."""
         with self._lock:
+            if self._closed:  # the service stopped: no intent row (so no order) after that
+                raise RuntimeError("the order write-ahead is closed (the service is stopping)")
             if self._conn is None:
                 self._conn = self._connect()
             conn = self._conn
@@ -104,7 +107,9 @@ class SqliteWriteAhead:
         return await asyncio.to_thread(self._write, [self._row(r) for r in rows])
 
     def close(self) -> None:
+        """Waits for a write in progress, then closes; later writes raise."""
         with self._lock:
+            self._closed = True
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None

@@ -12,6 +12,7 @@ Telegram) look at.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -195,6 +196,12 @@ class SqlExecutionStore:
         bind = sessions.kw.get("bind")
         # a SQLite file: the write-ahead in one thread hop (see core.execution.sqlite_ahead)
         self._ahead = SqliteWriteAhead.for_engine(bind) if isinstance(bind, AsyncEngine) else None
+
+    async def close(self) -> None:
+        """Close the write-ahead's own connection (after a write in progress): a task still placing
+        after the service stopped writes no intent row, so it posts nothing."""
+        if self._ahead is not None:
+            await asyncio.to_thread(self._ahead.close)
 
     @staticmethod
     def _record(row: m.Order) -> OrderRecord:
