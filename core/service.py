@@ -219,7 +219,8 @@ class Service:
         if self.started and running is not None:
             execution = running.system.execution
             cancel = self.settings.service.cancel_on_shutdown
-            await wind_down(execution.risk, execution.engine, self.bus, cancel_open_orders=cancel)
+            settle = partial(self.lifecycle.drain, timeout_s=5)  # what is past the gate lands before the cancel
+            await wind_down(execution.risk, execution.engine, self.bus, cancel_open_orders=cancel, settle=settle)
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
         if running is not None and running.system.link is not None:
