@@ -7,6 +7,7 @@ regresses: fills seen already outrank a stale "live" from a slower channel (:fun
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -19,6 +20,8 @@ from core.execution.types import OrderMemory, OrderRequest, OrderStatus, VenueOr
 from core.types import MarketInfo
 
 ZERO = Decimal(0)
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -181,9 +184,26 @@ class OrderTable:
         rows: list[tuple[AuditRecord | None, str, OrderChanges]] = []
         for t, status, changes, audit in items:
             rows.append((audit, t.coid, _order_changes(status=status, updated_ts=t.rec.updated_ts, **changes)))
-        await self._ctx.store.record_attempts(rows)
+        try:
+            await self._ctx.store.record_attempts(rows)
+        except Exception:
+            # the answers are known and in memory: the group's follow-up (fills, unknown outcomes, the
+            # one-leg policy) must still run, so each leg's row is written on its own instead
+            log.exception("writing a batch's %d answers in one transaction failed: writing them one by one", len(rows))
+            await self._write_each(rows)
         for (t, status, _, _), old in zip(items, olds, strict=True):
             self._announce(t, old, status)
+
+    async def _write_each(self, rows: Sequence[tuple[AuditRecord | None, str, OrderChanges]]) -> None:
+        store = self._ctx.store
+        for audit, coid, changes in rows:
+            try:
+                if audit is not None:
+                    await store.record_attempt(audit, coid, **changes)
+                else:
+                    await store.update_order(coid, **changes)
+            except Exception:  # the startup reconcile takes the venue's word for this order
+                log.exception("order %s: its answer could not be stored (reconciled at the next start)", coid)
 
     def _change(self, t: Tracked, status: OrderStatus, changes: OrderFacts) -> OrderStatus:
         """The new status in memory and in the indexes; the old one."""

@@ -9,6 +9,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal as D
 
+import pytest
 from sqlalchemy import select
 
 from core.events import Alert, AlertKind
@@ -281,3 +282,29 @@ async def test_a_signing_relayer_signs_every_leg_before_the_write_ahead(world: W
     coids = [leg.client_order_id for leg in res.legs]
     assert res.ok and relayer.signed == [coids]  # one call, every leg, before the rows were written
     assert seen == [{c: f"0xhash-{c}" for c in coids}]  # the rows carried their hashes when posted
+
+
+async def test_a_failed_write_of_a_batch_s_answers_still_settles_every_leg(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The one transaction for a batch's answers fails (a locked or dropped database): every leg's
+    answer is still applied (fills to the ledger, the group evaluated) and each row written on its own."""
+    spy(world)
+    world.books.set("001", asks=[("0.30", "100")])
+    world.books.set("101", asks=[("0.20", "100")])
+    engine = await world.engine()
+    real = world.store.record_attempts
+    calls: list[int] = []
+
+    async def fails_once(rows: object) -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("database is locked")
+        await real(rows)  # type: ignore[arg-type]  # the store's own argument, passed through
+
+    monkeypatch.setattr(world.store, "record_attempts", fails_once)
+    res = await engine.submit_group([nr_leg(0, "0.30"), nr_leg(1, "0.20")], nr_markets(2))
+    assert res.ok and res.state is GroupState.COMPLETE
+    assert engine.positions.get("001").shares == D("10") and engine.positions.get("101").shares == D("10")  # type: ignore[union-attr]
+    rows = {r.client_order_id: r.status for r in await world.rows(m.Order)}
+    assert sorted(rows.values()) == ["filled", "filled"]
