@@ -67,8 +67,7 @@ class ExecutionStore(Protocol):
     async def get_order(self, client_order_id: str) -> OrderRecord | None: ...
 
     async def load_open_orders(self, mode: str | None = None) -> list[OrderRecord]:
-        """Orders not yet final; of one mode (paper, dry-run, live) when given: a database may hold
-        several modes' orders, and a service must never reconcile or count another mode's."""
+        """Orders not yet final, of one mode when given (a service never touches another mode's)."""
         ...
 
     async def add_audit(self, rec: AuditRecord) -> None: ...
@@ -232,12 +231,9 @@ class SqlExecutionStore:
         return (await self.save_orders([rec]))[0]
 
     async def save_orders(self, recs: Sequence[OrderRecord]) -> list[bool]:
-        """INSERT ... ON CONFLICT (client_order_id) DO NOTHING RETURNING for all the rows, one commit.
-
-        On a SQLite file in one thread hop on a connection of its own (:mod:`core.execution.sqlite_ahead`);
-        elsewhere an executemany of one cached statement (SQLAlchemy's insertmanyvalues: one multi-row
-        INSERT): a ``.values([...])`` statement is compiled anew for every call, which cost more than
-        the commit itself."""
+        """INSERT ... ON CONFLICT DO NOTHING RETURNING for all the rows, one commit: on a SQLite file in
+        one thread hop (:mod:`core.execution.sqlite_ahead`), elsewhere an executemany of one cached
+        statement (a ``.values([...])`` statement is compiled anew per call, costlier than the commit)."""
         fresh: dict[str, OrderRecord] = {}
         for rec in recs:
             fresh.setdefault(rec.client_order_id, rec)
