@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from core.preflight import check_clob, check_database, check_feed, run_preflight
+from core.preflight import run_preflight
+from core.preflight.probes import check_clob, check_database, check_feed
 from core.settings import LoadedSettings, load_settings
 from core.sim.http_double import HttpRequest, HttpResponse
 from core.sim.mock_clob import MockClobServer

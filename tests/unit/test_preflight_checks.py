@@ -17,9 +17,7 @@ from core.control.types import PreflightCheck, PreflightReport
 from core.errors import ConfigError
 from core.execution import approvals as ap
 from core.execution.risk_gate import RiskLimits
-from core.preflight import (
-    check_allowances,
-    check_clob,
+from core.preflight.local import (
     check_config,
     check_creds,
     check_key,
@@ -30,6 +28,7 @@ from core.preflight import (
     key_address,
     maker_address,
 )
+from core.preflight.probes import check_allowances, check_clob
 from core.preflight.report import origin_of
 from core.settings import LoadedSettings, RelayerSettings, RiskSettings, Settings, TelegramSettings, load_settings
 
