@@ -31,13 +31,8 @@ TIMEOUT_S = 0.6
 
 
 @pytest.fixture
-async def server() -> AsyncIterator[MockClobServer]:
-    srv = MockClobServer(confirm_delay_s=0.1)
-    await srv.start()
-    try:
-        yield srv
-    finally:
-        await srv.stop()
+def server(clob_server: MockClobServer) -> MockClobServer:
+    return clob_server  # tests/integration/conftest.py starts and stops it
 
 
 @pytest.fixture
