@@ -284,6 +284,11 @@ class MockClobServer:
         """An external taker hits our resting order: we are MAKER of the resulting trade."""
         return await self._trading.trade_against(order_id, size)
 
+    def mute_user_channel(self, muted: bool = True) -> None:
+        """Keep the user-channel sockets up but send no event (what a client cannot tell from a quiet
+        account): the client learns of what happened only by asking over REST."""
+        self._user.muted = muted
+
     async def disconnect_user_channels(self) -> None:
         """Close every user-channel socket (clients must reconnect and resync over REST)."""
         await self._user.close_all(SERVICE_RESTART, "service restart")

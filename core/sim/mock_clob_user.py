@@ -42,6 +42,8 @@ class UserChannel:
         self._api_keys = api_keys
         self.subscribers: list[Subscriber] = []
         self._sockets: set[web.WebSocketResponse] = set()  # subscribed or not yet
+        self.muted = False  # a fault: sockets stay up, events are not sent (counted in muted_events)
+        self.muted_events = 0
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         # autoping answers protocol pings; the channel's own heartbeat is the text PING
@@ -98,6 +100,9 @@ class UserChannel:
             self.subscribers.remove(subscriber)
 
     async def send(self, api_key: str, market: str, event: dict[str, object]) -> None:
+        if self.muted:
+            self.muted_events += 1
+            return
         text = json.dumps(event, separators=(",", ":"))
         for sub in list(self.subscribers):
             if sub.api_key != api_key or (sub.markets and market not in sub.markets):

@@ -83,13 +83,9 @@ async def test_a_cancel_of_an_order_the_venue_no_longer_has_reconciles_it(
         [first, *_] = await _three_resting(rig)
         engine = rig.service.engine
         venue_id = engine.order(first).venue_order_id  # type: ignore[union-attr]
-
         # filled, and we never hear of it: the channel stays up but says nothing (a disconnect would
         # let the client's reconnect resync learn of the fill before the cancel, on a busy machine)
-        async def say_nothing(api_key: str, market: str, event: dict[str, object]) -> None:
-            return None
-
-        monkeypatch.setattr(rig.clob._user, "send", say_nothing)
+        rig.clob.mute_user_channel()
         await rig.clob.trade_against(str(venue_id))
         await wait_for(
             lambda: rig.clob.trades and all(t.status == "CONFIRMED" for t in rig.clob.trades.values()), 10, "settlement"
