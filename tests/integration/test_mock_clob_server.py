@@ -10,6 +10,7 @@ import re
 import socket
 from collections.abc import Callable, Iterator
 from decimal import Decimal
+from decimal import Decimal as D
 from pathlib import Path
 
 import httpx
@@ -71,6 +72,8 @@ def test_real_client_reads_public_data(served: MockClobServer, client: ClobClien
     assert client.get_tick_size(yes) == "0.01"
     assert client.get_neg_risk(_negrisk(served).tokens[0][0]) is True
     assert client.get_fee_rate_bps(yes) == 500
+    # the double is shared by the module's tests (some trade against this book): give it known levels
+    served.books[yes].set([(D("0.47"), D("20")), (D("0.48"), D("10"))], [(D("0.52"), D("10")), (D("0.53"), D("20"))])
     book = client.get_order_book(yes)
     assert book["bids"][-1]["price"] == "0.48" and book["asks"][-1]["price"] == "0.52"  # best level last
     assert client.get_market(m.condition_id)["tokens"][0]["outcome"] == "Yes"
