@@ -50,7 +50,6 @@ class PhaseResult:
     mode: str
     frames: int = 0
     opportunities: int = 0
-    groups_submitted: int = 0
     missed: dict[str, int] = field(default_factory=dict)
     transcript: list[dict[str, Any]] = field(default_factory=list)
     groups: GroupReport = field(default_factory=GroupReport)
@@ -119,7 +118,6 @@ async def _phase(
             mode=mode.value,
             frames=service.pipeline.stats.frames,
             opportunities=service.counters.opportunities,
-            groups_submitted=service.counters.groups_submitted,
             missed=dict(service.counters.missed),
             transcript=[e.as_dict() for e in sandbox.runner.transcript],
             groups=await service.control.groups(),

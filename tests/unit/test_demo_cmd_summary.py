@@ -21,7 +21,6 @@ def _summary() -> DemoSummary:
         "paper",
         frames=40,
         opportunities=5,
-        groups_submitted=4,
         groups=GroupReport(
             sent=4,
             completed=3,

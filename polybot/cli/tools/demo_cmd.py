@@ -74,7 +74,7 @@ def _run(args: argparse.Namespace) -> int:
         missed = ", ".join(f"{k} {v}" for k, v in sorted(phase.missed.items())) or "none"
         print(
             f"  {phase.mode:8} frames {phase.frames}, opportunities {phase.opportunities}, "
-            f"groups sent {phase.groups_submitted}, missed: {missed}"
+            f"groups sent {phase.groups.sent}, missed: {missed}"
         )
     for phase in summary.phases:  # each phase's Dutch groups, complete sets and locked edge
         for line in phase.lines():
