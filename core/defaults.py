@@ -22,6 +22,7 @@ DEFAULT_WS_URL: Final = "wss://ws-subscriptions-clob.polymarket.com/ws/market"
 DEFAULT_USER_WS_URL: Final = "wss://ws-subscriptions-clob.polymarket.com/ws/user"
 DEFAULT_GAMMA_URL: Final = "https://gamma-api.polymarket.com"
 DEFAULT_CLOB_URL: Final = "https://clob.polymarket.com"
+DEFAULT_DATA_API_URL: Final = "https://data-api.polymarket.com"
 DEFAULT_TELEGRAM_BASE_URL: Final = "https://api.telegram.org/bot"
 
 GAMMA_MAX_LIMIT: Final = 100

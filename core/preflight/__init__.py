@@ -16,7 +16,7 @@ api creds      key, secret and passphrase present (live mode only)
 secrets        no secret (key, API credentials, bot token, database password) comes from the main
                service file: FAIL in dry-run and live mode, SKIP with the advice in paper mode
 allowances     pUSD and ConditionalTokens approvals of the maker for the V2 exchanges and the
-               neg-risk adapter, read over JSON-RPC (only with relayer.rpc_url) [skipped offline]
+               neg-risk adapter, read over JSON-RPC (only with chain.rpc_url) [skipped offline]
 balance        the pUSD collateral the venue holds for the account (``GET /balance-allowance``):
                FAIL in live mode when it is below ``risk.max_order_notional`` (orders the gate
                allows would be refused by the venue); shown in dry-run; the bankroll in paper

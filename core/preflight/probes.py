@@ -191,10 +191,10 @@ async def check_allowances(
     timeout_s: float = DEFAULT_TIMEOUT_S,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> PreflightCheck:
-    """Every pUSD and ConditionalTokens approval of ``owner``, read over ``relayer.rpc_url``."""
+    """Every pUSD and ConditionalTokens approval of ``owner``, read over ``chain.rpc_url``."""
     from core.execution.approvals import JsonRpc, outcome_approvals, read_approvals, usdc_approvals
 
-    url = settings.relayer.rpc_url
+    url = settings.chain.rpc_url
     assert url is not None
     where = origin_of(url)
     rpc = JsonRpc(url, timeout_s=timeout_s, transport=transport)

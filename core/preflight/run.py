@@ -90,8 +90,8 @@ class _Probes:
 
     def allowances(self) -> Awaitable[PreflightCheck]:
         owner = maker_address(self.settings)
-        if self.settings.relayer.rpc_url is None:
-            return ready(skipped(ALLOWANCES, "relayer.rpc_url is not set: on-chain approvals not checked"))
+        if self.settings.chain.rpc_url is None:
+            return ready(skipped(ALLOWANCES, "chain.rpc_url is not set: on-chain approvals not checked"))
         if self.offline:
             return ready(skipped(ALLOWANCES, "--offline"))
         if owner is None:

@@ -10,7 +10,9 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from core.redact import register_secret, url_password
 from core.settings.fields import CrossFieldProblems
 from core.settings.sections import (
+    ChainSettings,
     ClobSettings,
+    DataApiSettings,
     DbSettings,
     FeedSettings,
     GammaSettings,
@@ -48,6 +50,8 @@ class Settings(BaseSettings):
     gamma: GammaSettings = Field(default_factory=GammaSettings)
     clob: ClobSettings = Field(default_factory=ClobSettings)
     relayer: RelayerSettings = Field(default_factory=RelayerSettings)
+    chain: ChainSettings = Field(default_factory=ChainSettings)
+    data_api: DataApiSettings = Field(default_factory=DataApiSettings)
     strategies: StrategiesSettings = Field(default_factory=StrategiesSettings)
     risk: RiskSettings = Field(default_factory=RiskSettings)
     telegram: TelegramSettings = Field(default_factory=TelegramSettings)

@@ -17,6 +17,7 @@ from pydantic import AfterValidator, Field, SecretStr, field_serializer, field_v
 
 from core.defaults import (
     DEFAULT_CLOB_URL,
+    DEFAULT_DATA_API_URL,
     DEFAULT_DB_URL,
     DEFAULT_GAMMA_URL,
     DEFAULT_TELEGRAM_BASE_URL,
@@ -71,6 +72,9 @@ class ServiceSettings(Section):
     data_dir: str = Field("./var", min_length=1)
     reconcile_s: Seconds = Field(30.0, ge=1, le=3600)
     """How often open orders are compared with the venue while running (the same path as at start)."""
+    sync_minutes: Int = Field(5, ge=0, le=24 * 60)
+    """How often collateral and positions are read from the venue (CLOB balances, Data API positions)
+    and compared with Polybot's own ledger; also once at start. 0 = only at start."""
 
     @field_validator("daily_summary_utc")
     @classmethod
@@ -136,7 +140,6 @@ class RelayerSettings(Section):
     api_key: OptionalSecret = None
     api_secret: OptionalSecret = None
     api_passphrase: OptionalSecret = None
-    rpc_url: OptionalHttpUrl = None
     heartbeat_s: Seconds = Field(5.0, gt=0, lt=10)
     """The venue cancels every open order when heartbeats stop for ~10 s."""
     unreachable_after: Int = Field(3, ge=1, le=100)
@@ -190,6 +193,48 @@ class RelayerSettings(Section):
         return self
 
 
+class ChainSettings(Section):
+    """On-chain transactions (merge, redeem): signed EIP-1559 transactions to ``rpc_url``, on the
+    chain of ``relayer.chain_id``."""
+
+    rpc_url: OptionalHttpUrl = None
+    """Polygon JSON-RPC URL: merges and redeems are sent there, and preflight reads allowances; empty = none."""
+    max_fee_gwei: Money = Field(Decimal("500"), gt=0, le=100_000)
+    """Cap on maxFeePerGas: a transaction that would need more is not sent."""
+    max_priority_fee_gwei: Money = Field(Decimal("50"), gt=0, le=100_000)
+    """Cap on maxPriorityFeePerGas (the tip)."""
+    gas_limit_cap: Int = Field(1_000_000, ge=21_000, le=30_000_000)
+    """A transaction whose estimated gas exceeds this is not sent."""
+    confirmations: Int = Field(3, ge=1, le=256)
+    """Blocks on top of the receipt's before a transaction counts as confirmed."""
+    receipt_timeout_s: Seconds = Field(180.0, gt=0, le=DAY_S)
+    """How long to wait for a confirmed receipt before the transaction is reported stuck."""
+    replace_after_s: Seconds = Field(60.0, gt=0, le=DAY_S)
+    """A transaction not mined within this is replaced (same nonce, fees raised by fee_bump_percent, within the caps)."""
+    fee_bump_percent: Int = Field(15, ge=10, le=500)
+    """Fee increase of a replacement; nodes refuse a replacement under 10 %."""
+    timeout_s: Seconds = Field(10.0, gt=0, le=300)
+    """One JSON-RPC request."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ChainSettings:
+        items: list[tuple[str, str, tuple[str, ...]]] = []
+        if self.max_priority_fee_gwei > self.max_fee_gwei:
+            items.append(("max_priority_fee_gwei", "must not exceed max_fee_gwei", ("max_fee_gwei",)))
+        if self.replace_after_s >= self.receipt_timeout_s:
+            items.append(("replace_after_s", "must be less than receipt_timeout_s", ("receipt_timeout_s",)))
+        if items:
+            raise CrossFieldProblems(items)
+        return self
+
+
+class DataApiSettings(Section):
+    """Polymarket's Data API: the positions an address holds at the venue (venue sync)."""
+
+    url: HttpUrl = DEFAULT_DATA_API_URL
+    timeout_s: Seconds = Field(10.0, gt=0, le=300)
+
+
 class DutchSettings(Section):
     enabled: bool = False
     safety_margin_usdc: Money = Field(Decimal("0.01"), ge=0, lt=1)
@@ -203,6 +248,12 @@ class DutchSettings(Section):
     latency_budget_ms: Int = Field(500, ge=1, le=60_000)
     """A failed leg answered later than this after its group was sent is counted as 'latency budget
     exceeded' in the group figures, not as a moved book."""
+    merge: Literal["auto", "manual", "off"] = "manual"
+    """Complete sets back into pUSD: "auto" merges a group's sets once every leg is CONFIRMED;
+    "manual" only on /merge or `polybot merge`; "off" never."""
+    redeem: Literal["auto", "manual", "off"] = "manual"
+    """Winning shares into pUSD after resolution: "auto" redeems when a market resolves; "manual"
+    only on /redeem or `polybot redeem`; "off" never."""
 
 
 class SpreadSettings(Section):

@@ -214,7 +214,7 @@ async def test_offline_skips_every_network_check(tmp_path: Path, sqlite_url: str
     toml = (
         f'[feed]\nws_url = "ws://127.0.0.1:{dead}/ws/market"\n[clob]\nurl = "http://127.0.0.1:{dead}"\n'
         f'[db]\nurl = "{sqlite_url}"\n[relayer]\ntype = "real"\n'
-        'rpc_url = "http://127.0.0.1:9/rpc"\n'
+        '[chain]\nrpc_url = "http://127.0.0.1:9/rpc"\n'
     )
     report = await run_preflight(_load(tmp_path, toml, KEY_ENV), offline=True)
     skipped = {c.name for c in report.checks if c.skipped}

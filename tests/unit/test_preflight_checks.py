@@ -356,7 +356,7 @@ ALL_PAIRS = {(tx.token.lower(), tx.spender.lower()) for tx in ap.usdc_approvals(
 
 
 async def test_allowances_all_present(tmp_path: Path) -> None:
-    settings = _real(tmp_path, 'rpc_url = "https://rpc.test/v2/SECRETAPIKEY"').settings
+    settings = _real(tmp_path, '[chain]\nrpc_url = "https://rpc.test/v2/SECRETAPIKEY"').settings
     calls: list[dict[str, Any]] = []
     check = await check_allowances(settings, ADDRESS, transport=_rpc_transport(ALL_PAIRS, calls))
     assert check.ok and "all 6 approvals present" in check.detail, check.detail
@@ -365,7 +365,7 @@ async def test_allowances_all_present(tmp_path: Path) -> None:
 
 
 async def test_allowances_missing_are_listed(tmp_path: Path) -> None:
-    settings = _real(tmp_path, 'rpc_url = "https://rpc.test/v2/SECRETAPIKEY"').settings
+    settings = _real(tmp_path, '[chain]\nrpc_url = "https://rpc.test/v2/SECRETAPIKEY"').settings
     present = {p for p in ALL_PAIRS if p[1] != ap.NEG_RISK_ADAPTER.lower()}
     check = await check_allowances(settings, ADDRESS, transport=_rpc_transport(present, []))
     assert not check.ok
@@ -380,7 +380,7 @@ def test_only_the_origin_of_an_rpc_url_is_shown() -> None:
 
 
 async def test_allowances_rpc_error_hides_the_url_path(tmp_path: Path) -> None:
-    settings = _real(tmp_path, 'rpc_url = "https://rpc.test/v2/SECRETAPIKEY"').settings
+    settings = _real(tmp_path, '[chain]\nrpc_url = "https://rpc.test/v2/SECRETAPIKEY"').settings
     transport = httpx.MockTransport(lambda request: httpx.Response(500, text="boom"))
     check = await check_allowances(settings, ADDRESS, transport=transport)
     assert not check.ok and "HTTP 500" in check.detail and "https://rpc.test" in check.detail

@@ -29,7 +29,7 @@ def register(sub: Subcommands) -> None:
         description=(
             "Check that the configuration is fit to trade: config valid, mode, database reachable and "
             "migrated, market feed and CLOB reachable, clock skew vs the CLOB, key <-> address <-> funder <-> "
-            "signature type consistent, API credentials (live), on-chain allowances (with relayer.rpc_url), "
+            "signature type consistent, API credentials (live), on-chain allowances (with chain.rpc_url), "
             "risk limits sane, Telegram token and users (when enabled). Exit 0 when every check passes "
             "(skips allowed), 1 when any fails, 2 on an invalid configuration. Secrets are never printed."
         ),

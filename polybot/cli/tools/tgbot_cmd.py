@@ -276,7 +276,7 @@ def _preflight_for(loaded: LoadedSettings) -> Callable[[bool], Awaitable[Preflig
     from core.preflight import run_preflight
 
     s = loaded.settings
-    urls = [s.feed.ws_url, s.clob.url] + ([s.relayer.rpc_url] if s.relayer.rpc_url else [])
+    urls = [s.feed.ws_url, s.clob.url] + ([s.chain.rpc_url] if s.chain.rpc_url else [])
     local = all(_is_loopback(u) for u in urls)
 
     async def preflight(offline: bool) -> PreflightReport:
