@@ -13,13 +13,12 @@ URL, reads the current ``allowance(owner, spender)`` / ``isApprovedForAll(owner,
 from __future__ import annotations
 
 import enum
-import itertools
 from dataclasses import dataclass
 
-import httpx
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
+from core.chain.rpc import JsonRpc
 from core.errors import PolybotError, UsageError
 
 POLYGON_CHAIN_ID = 137
@@ -137,46 +136,6 @@ class ApprovalState:
 
     def as_dict(self) -> dict[str, object]:
         return {**self.tx.as_dict(), "owner": self.owner, "current": str(self.value), "approved": self.approved}
-
-
-class JsonRpc:
-    """A minimal Ethereum JSON-RPC client (``eth_call`` only)."""
-
-    def __init__(self, url: str, *, timeout_s: float = 10.0, transport: httpx.AsyncBaseTransport | None = None) -> None:
-        self.url = url
-        self._client = httpx.AsyncClient(timeout=timeout_s, transport=transport)
-        self._ids = itertools.count(1)
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
-
-    async def eth_call(self, to: str, data: str, block: str = "latest") -> str:
-        request = {
-            "jsonrpc": "2.0",
-            "id": next(self._ids),
-            "method": "eth_call",
-            "params": [{"to": to, "data": data}, block],
-        }
-        try:
-            resp = await self._client.post(self.url, json=request)
-        except httpx.HTTPError as exc:
-            raise PolybotError(f"RPC {self.url} unreachable: {type(exc).__name__}") from None
-        if resp.status_code != 200:
-            raise PolybotError(f"RPC {self.url} answered HTTP {resp.status_code}")
-        try:
-            payload = resp.json()
-        except ValueError:
-            raise PolybotError(f"RPC {self.url} answered something that is not JSON") from None
-        if not isinstance(payload, dict):
-            raise PolybotError(f"RPC {self.url} answered an unexpected shape")
-        if payload.get("error"):
-            err = payload["error"]
-            message = err.get("message") if isinstance(err, dict) else str(err)
-            raise PolybotError(f"RPC eth_call to {to} failed: {message}")
-        result = payload.get("result")
-        if not isinstance(result, str) or not result.startswith("0x"):
-            raise PolybotError(f"RPC eth_call to {to} returned no result")
-        return result
 
 
 def _decode_uint(result: str) -> int:

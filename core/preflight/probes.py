@@ -192,7 +192,8 @@ async def check_allowances(
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> PreflightCheck:
     """Every pUSD and ConditionalTokens approval of ``owner``, read over ``chain.rpc_url``."""
-    from core.execution.approvals import JsonRpc, outcome_approvals, read_approvals, usdc_approvals
+    from core.chain.rpc import JsonRpc
+    from core.execution.approvals import outcome_approvals, read_approvals, usdc_approvals
 
     url = settings.chain.rpc_url
     assert url is not None

@@ -10,6 +10,7 @@ import pytest
 from eth_abi import decode as abi_decode
 from py_clob_client_v2.config import get_contract_config
 
+from core.chain.rpc import JsonRpc
 from core.errors import PolybotError, UsageError
 from core.execution import approvals as ap
 from core.sim.http_double import HttpRequest, HttpResponse, MiniHttpServer
@@ -96,7 +97,7 @@ async def test_read_allowances_says_which_are_missing(chain: tuple[FakeChain, st
     fake.allowances[(owner, ap.CTF_EXCHANGE_V2.lower())] = 2**256 - 1
     fake.allowances[(owner, ap.NEG_RISK_EXCHANGE_V2.lower())] = 5_000_000  # limited: counts as missing
     fake.operators.add((owner, ap.NEG_RISK_ADAPTER.lower()))
-    rpc = ap.JsonRpc(url)
+    rpc = JsonRpc(url)
     try:
         usdc = await ap.read_approvals(rpc, OWNER, ap.usdc_approvals())
         outcome = await ap.read_approvals(rpc, OWNER, ap.outcome_approvals())
@@ -112,7 +113,7 @@ async def test_read_allowances_says_which_are_missing(chain: tuple[FakeChain, st
 async def test_rpc_errors_are_one_clear_line(chain: tuple[FakeChain, str]) -> None:
     fake, url = chain
     fake.fail_with = {"code": -32601, "message": "method not found"}
-    rpc = ap.JsonRpc(url)
+    rpc = JsonRpc(url)
     try:
         with pytest.raises(PolybotError, match="method not found"):
             await ap.read_approvals(rpc, OWNER, ap.usdc_approvals())
@@ -120,7 +121,7 @@ async def test_rpc_errors_are_one_clear_line(chain: tuple[FakeChain, str]) -> No
             await ap.read_approvals(rpc, "0x123", ap.usdc_approvals())
     finally:
         await rpc.aclose()
-    dead = ap.JsonRpc("http://127.0.0.1:9", timeout_s=1)
+    dead = JsonRpc("http://127.0.0.1:9", timeout_s=1)
     try:
         with pytest.raises(PolybotError, match="unreachable"):
             await ap.read_approvals(dead, OWNER, ap.usdc_approvals())

@@ -208,7 +208,8 @@ def cmd_relayer_dry_run(args: argparse.Namespace) -> int:
 
 
 async def _approvals(args: argparse.Namespace) -> tuple[list[Any], list[Any] | None]:
-    from core.execution.approvals import JsonRpc, outcome_approvals, read_approvals, usdc_approvals
+    from core.chain.rpc import JsonRpc
+    from core.execution.approvals import outcome_approvals, read_approvals, usdc_approvals
 
     txs = usdc_approvals() if args.approval_kind == "usdc" else outcome_approvals()
     if not args.rpc_url:
