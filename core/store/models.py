@@ -32,6 +32,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from core.chain.journal import JOURNAL_STATUSES
 from core.store.columns import BigIntPK, JSONDoc, Money, UTCDateTime, utcnow
 
 NAMING_CONVENTION = {
@@ -293,6 +294,40 @@ class ControlRequest(Base):
     handled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     ok: Mapped[bool | None] = mapped_column(Boolean)
     result: Mapped[str | None] = mapped_column(Text)
+
+
+class ChainTx(Base):
+    """One signed on-chain transaction, journaled before it is broadcast (core.chain.journal)."""
+
+    __tablename__ = "chain_txs"
+    __table_args__ = (
+        Index(None, "status"),
+        Index(None, "sender", "nonce"),
+        Index(None, "purpose", "ref"),
+        CheckConstraint(_one_of("status", JOURNAL_STATUSES), name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    created: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    purpose: Mapped[str] = mapped_column(String(32))
+    ref: Mapped[str] = mapped_column(String(100))
+    sender: Mapped[str] = mapped_column(String(42))
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    nonce: Mapped[int] = mapped_column(BigInteger)
+    tx_hash: Mapped[str] = mapped_column(String(66), unique=True)
+    raw_tx: Mapped[str] = mapped_column(Text)  # the signed bytes, 0x-hex, exactly as broadcast
+    to_address: Mapped[str] = mapped_column(String(42))
+    function: Mapped[str] = mapped_column(String(200))
+    args: Mapped[Any] = mapped_column(JSONDoc, nullable=True)  # [[name, value], ...]
+    gas_limit: Mapped[int] = mapped_column(BigInteger)
+    max_fee_per_gas: Mapped[int] = mapped_column(BigInteger)
+    max_priority_fee_per_gas: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16))  # core.chain.journal.JournalStatus
+    replaces: Mapped[str | None] = mapped_column(String(66))  # the hash this one replaced (same nonce)
+    error: Mapped[str | None] = mapped_column(Text)
+    gas_used: Mapped[int | None] = mapped_column(BigInteger)
+    block_number: Mapped[int | None] = mapped_column(BigInteger)
 
 
 TABLES: tuple[str, ...] = tuple(Base.metadata.tables)
