@@ -98,6 +98,8 @@ class MarketResolutions:
         self._watched = list(dict.fromkeys(watched))
         self.resolved: dict[str, Resolution] = {}
         self._closed_tokens: set[str] = set()
+        self.listeners: list[Callable[[Resolution], object]] = []
+        """Told of each resolution once its orders are canceled (settlement's redeem = auto)."""
 
     def watched(self) -> list[str]:
         """The followed markets not resolved yet (the refresh asks Gamma about these)."""
@@ -166,6 +168,8 @@ class MarketResolutions:
                 message=self.message(res, market) + (f" ({canceled} open order(s) canceled)" if canceled else ""),
             )
         )
+        for listener in self.listeners:
+            listener(res)
 
     def message(self, res: Resolution, market: MarketInfo | None) -> str:
         question = market.question if market is not None and market.question else res.condition_id

@@ -251,6 +251,10 @@ class Engine:
         """A fill from any source (place result, paper book update, user channel, resync). Idempotent."""
         await self._ledger.on_fill(fill)
 
+    async def book_settlement(self, fill: Fill, market: str) -> bool:
+        """A merge or redeem's effect on one token (a confirmed SELL at its payout). Idempotent."""
+        return await self._ledger.apply_settlement(fill, market)
+
     async def on_order_status(
         self,
         venue_order_id: str,

@@ -137,6 +137,24 @@ class FillLedger:
             log.warning("fill %s for order %s not tracked in memory: position updated only", fill.trade_id, coid)
         return pnl
 
+    async def apply_settlement(self, fill: Fill, market: str) -> bool:
+        """A merge or redeem, booked as a confirmed SELL of the shares it burned (no order of ours
+        is behind it: its row is written by the caller). False when this trade was booked before."""
+        trade = trade_key(fill)
+        if (fill.client_order_id, trade) in self._applied:
+            return False
+        self._applied.add((fill.client_order_id, trade))
+        async with self._locks.setdefault(fill.token_id, asyncio.Lock()):
+            pnl = self._positions.preview(fill, market)
+            if not await self._ctx.store.record_fill(fill, pnl.position, None):
+                return False
+            self._positions.commit(fill, pnl)
+            self._exposure.position_changed(fill.token_id)
+        self._ctx.bus.publish(FillEvent(fill, pnl.position.shares, pnl.realised))
+        if pnl.realised != 0:
+            await self._risk.on_daily_realised(self._positions.daily_realised())
+        return True
+
     async def settlement_failed(self, failure: SettlementFailure) -> None:
         """A trade of ours went MATCHED -> FAILED on chain: its fill never happened. Mark the stored
         fill failed (it was never applied to positions: only CONFIRMED fills are) and alert."""
