@@ -120,7 +120,7 @@ def render_positions(rows: list[PositionRow], sets: list[CompleteSetRow] | None 
         (
             r.market[:20],
             r.outcome[:10],
-            r.size,
+            r.size if r.venue is None else f"{r.size} (venue {r.venue})",
             price(r.in_sets),
             price(r.avg_cost),
             price(r.mark),
@@ -132,6 +132,8 @@ def render_positions(rows: list[PositionRow], sets: list[CompleteSetRow] | None 
     text = "<b>Positions</b>\n" + table(
         body, ["market", "outcome", "shares", "in sets", "avg", "mark", "unreal", "real"]
     )
+    if any(r.venue is not None for r in rows):
+        text += "\n(venue X): the venue holds X shares at the last venue sync, not what Polybot has"
     if sets:
         total = sum((s.sets for s in sets), Decimal(0))
         edge = sum((s.locked_edge for s in sets), Decimal(0))

@@ -20,6 +20,7 @@ from core.app.order_sinks import TradingCounters
 from core.app.ports import OpenOrders
 from core.app.reports import AdminNotice, Reports, ServiceReadings
 from core.app.system import System
+from core.app.venue_sync import VenueSync
 from core.app.venue_watch import VenueWatch
 from core.events import EventBus
 from core.execution.engine import ReconcileReport
@@ -56,6 +57,7 @@ class Jobs:
         market_refresh: MarketRefresh,
         reports: Reports,
         balances: VenueBalances | None,
+        venue_sync: VenueSync | None = None,
         clock_ns: Callable[[], int] = time.time_ns,
     ) -> None:
         self._feed = feed
@@ -68,6 +70,7 @@ class Jobs:
         self._market_refresh = market_refresh
         self._reports = reports
         self._balances = balances
+        self._venue_sync = venue_sync
         self._clock_ns = clock_ns
 
     async def staleness(self) -> None:
@@ -100,6 +103,15 @@ class Jobs:
     async def balances(self) -> None:
         if self._balances is not None:
             await self._balances.refresh()
+
+    @property
+    def syncs_venue(self) -> bool:
+        return self._venue_sync is not None
+
+    async def venue_sync(self) -> None:
+        """The venue's positions against ours (:mod:`core.app.venue_sync`; never raises)."""
+        if self._venue_sync is not None:
+            await self._venue_sync.run()
 
     async def refresh_markets(self) -> None:
         await self._market_refresh.run()
@@ -135,4 +147,5 @@ def build_jobs(
         market_refresh=MarketRefresh(s.gamma, system.sessions, registry, engine, bus, system.resolutions),
         reports=Reports(readings, counters, bus, admins),
         balances=system.balances,
+        venue_sync=system.venue_sync,
     )

@@ -1,10 +1,11 @@
 """The jobs on the service's loop (APScheduler 3.x): intervals from the settings, the daily
-summary at a fixed UTC time; one instance of a job at a time, missed runs coalesced."""
+summary at a fixed UTC time, the venue sync at start and then on its interval; one instance of a
+job at a time, missed runs coalesced."""
 
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC
+from datetime import UTC, datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -24,6 +25,13 @@ def start_scheduler(jobs: Jobs, settings: Settings, *, staleness_tick_s: float, 
     sched.add_job(jobs.reconcile, seconds=s.reconcile_s, id="reconcile", **every)
     if balances:
         sched.add_job(jobs.balances, seconds=settings.risk.balance_refresh_s, id="balances", **every)
+    if jobs.syncs_venue:  # at start (now), then every sync_minutes; 0 = only at start
+        if s.sync_minutes > 0:
+            sched.add_job(
+                jobs.venue_sync, minutes=s.sync_minutes, id="venue_sync", next_run_time=datetime.now(UTC), **every
+            )
+        else:
+            sched.add_job(jobs.venue_sync, id="venue_sync")
     t = s.daily_summary_time
     sched.add_job(jobs.daily_summary, CronTrigger(hour=t.hour, minute=t.minute, timezone=UTC), id="daily_summary")
     sched.start()

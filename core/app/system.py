@@ -28,6 +28,7 @@ from core.app.resolution import MarketResolutions
 from core.app.tick_sizes import TickSizes
 from core.app.trading import TradingWiring
 from core.app.universe import feed_assets, neg_risk_events, tracked_markets
+from core.app.venue_sync import VenueSync, build_venue_sync
 from core.events import EventBus, OrderEvent
 from core.execution.funds import VenueFunds
 from core.execution.store import SqlExecutionStore, record_alerts
@@ -60,6 +61,7 @@ class System:
     trading: TradingWiring
     balances: VenueBalances | None  # None: funds are not the venue's (paper)
     resolutions: MarketResolutions
+    venue_sync: VenueSync | None = None  # None: paper (no venue position to compare with)
 
     @property
     def processor(self) -> FeedProcessor:
@@ -129,8 +131,9 @@ async def build_system(
     pipeline.add_sink(resolutions.on_events)  # first: a resolved market's runners are gone before they see the batch
     pipeline.add_sink(trading.on_events)
     link = FeedLink(s.feed, assets, pipeline, FeedDeadAlerts(bus)) if assets else None
+    sync = build_venue_sync(s, execution, registry, bus, resources)
     return System(
-        db, sessions, registry, tracked, assets, writer, pipeline, execution, link, trading, balances, resolutions
+        db, sessions, registry, tracked, assets, writer, pipeline, execution, link, trading, balances, resolutions, sync
     )
 
 

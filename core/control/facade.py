@@ -49,12 +49,14 @@ from core.control.types import (
     OrderTicket,
     PnlReport,
     PositionRow,
+    PositionsAtVenue,
     PreflightReport,
     QuoteRow,
     SmokeResult,
     StatusReport,
     StoredStatus,
 )
+from core.control.venue_view import with_venue
 from core.errors import UsageError
 from core.events import Alert, AlertCleared, EventBus
 from core.redact import redact, redact_typed
@@ -135,9 +137,11 @@ class Control:
         self.alerts: deque[Alert] = deque(maxlen=RECENT_ALERTS)
         self.active_alerts: dict[tuple[str, str], Alert] = {}
         self.last_preflight: PreflightReport | None = None
+        self.venue_positions: PositionsAtVenue | None = None  # the last venue sync (core.app.venue_sync)
         if rt is not None:
             rt.bus.subscribe(Alert, self._on_alert)
             rt.bus.subscribe(AlertCleared, self._on_cleared)
+            rt.bus.subscribe(PositionsAtVenue, self._on_venue_positions)
 
     @classmethod
     def over_database(cls, url: str | None, *, request_wait_s: float = 15.0) -> Control:
@@ -171,6 +175,9 @@ class Control:
     def _on_alert(self, alert: Alert) -> None:
         self.alerts.append(alert)
         self.active_alerts[(alert.kind, alert.key)] = alert
+
+    def _on_venue_positions(self, synced: PositionsAtVenue) -> None:
+        self.venue_positions = synced
 
     def _on_cleared(self, cleared: AlertCleared) -> None:
         self.active_alerts.pop((cleared.kind, cleared.key), None)
@@ -248,7 +255,8 @@ class Control:
 
     async def positions(self) -> list[PositionRow]:
         book = self.rt.engine.positions
-        return views.position_rows(self.rt.registry, book.open_positions(), self.mark, book.valuation())
+        rows = views.position_rows(self.rt.registry, book.open_positions(), self.mark, book.valuation())
+        return with_venue(rows, self.venue_positions)  # the venue's shares beside ours where they differ
 
     async def complete_sets(self) -> list[CompleteSetRow]:
         """Sets held in full, each worth 1 pUSD at settlement, with what they cost and lock in."""

@@ -33,6 +33,7 @@ __all__ = [
     "OrderTicket",
     "PnlReport",
     "PositionRow",
+    "PositionsAtVenue",
     "PreflightCheck",
     "PreflightCheckDict",
     "PreflightReport",
@@ -43,6 +44,7 @@ __all__ = [
     "StatusReport",
     "StoredAsset",
     "StoredStatus",
+    "VenuePositionDiff",
     "to_jsonable",
 ]
 
@@ -342,6 +344,33 @@ class PositionRow:
     unrealised: Decimal  # the shares outside complete sets, against the mark
     realised: Decimal
     in_sets: Decimal = Decimal(0)  # shares of this position held in complete sets (worth 1 per set)
+    venue: Decimal | None = None  # the venue's shares at the last venue sync, when they differ from ours
+
+
+@dataclass(frozen=True)
+class VenuePositionDiff:
+    """A token whose shares at the venue differ from ours by more than one size tick."""
+
+    token_id: str
+    market: str  # slug (or question) as we or the venue name it
+    outcome: str
+    ours: Decimal
+    venue: Decimal
+
+
+@dataclass(frozen=True)
+class PositionsAtVenue:
+    """The last venue sync: the Data API's positions of ``address`` against Polybot's ledger.
+
+    ``ok`` False: the venue could not be read (``error``); the differences are those of the last
+    read that worked, kept as they were."""
+
+    at: float
+    address: str
+    ok: bool
+    venue_positions: int = 0  # positions the venue listed
+    differences: tuple[VenuePositionDiff, ...] = ()
+    error: str = ""
 
 
 @dataclass(frozen=True)
