@@ -17,6 +17,7 @@ commit 0.37 / 0.57 ms, against 1.85 / 6.9 ms through SQLAlchemy (one row: 0.18 /
 from __future__ import annotations
 
 import asyncio
+import operator
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
@@ -41,6 +42,8 @@ class SqliteWriteAhead:
         self._processors: list[Processor] = [
             table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in self._columns
         ]
+        self._pick = operator.itemgetter(*self._columns)
+        self._converted = [(i, p) for i, p in enumerate(self._processors) if p is not None]
         marks = ", ".join("?" for _ in self._columns)
         self._sql = (
             f"INSERT INTO orders ({', '.join(self._columns)}) VALUES ({marks}) "
@@ -63,11 +66,26 @@ class SqliteWriteAhead:
             return None
         return cls(engine, path.expanduser(), sqlite_synchronous_of(engine))
 
-    def _row(self, values: dict[str, object]) -> tuple[object, ...]:
-        return tuple(
-            p(values[name]) if p is not None else values[name]
-            for name, p in zip(self._columns, self._processors, strict=True)
-        )
+    def _rows(self, rows: Sequence[dict[str, object]]) -> list[tuple[object, ...]]:
+        """The rows as the driver takes them. A group's rows share their timestamps and mostly their
+        price, size and flags, and a converted timestamp costs ~7 us: each distinct value of a
+        column is converted once per call (a 10-row group: ~60 us instead of ~300 us)."""
+        pick = self._pick
+        seen: dict[tuple[int, type, object], object] = {}
+        out: list[tuple[object, ...]] = []
+        for values in rows:
+            row = list(pick(values))
+            for i, convert in self._converted:
+                v = row[i]
+                try:
+                    key = (i, type(v), v)
+                    row[i] = seen[key]
+                except KeyError:
+                    row[i] = seen[key] = convert(v)
+                except TypeError:  # unhashable (a JSON document): converted each time
+                    row[i] = convert(v)
+            out.append(tuple(row))
+        return out
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
@@ -104,7 +122,7 @@ class SqliteWriteAhead:
 
     async def insert_new(self, rows: Sequence[dict[str, object]]) -> set[str]:
         """Insert the rows whose client order id is new, in one transaction; their ids."""
-        return await asyncio.to_thread(self._write, [self._row(r) for r in rows])
+        return await asyncio.to_thread(self._write, self._rows(rows))
 
     def close(self) -> None:
         """Waits for a write in progress, then closes; later writes raise."""
