@@ -20,10 +20,10 @@ from bot.auth import Authoriser, UserRateLimiter
 from bot.confirm import ConfirmationStore
 from bot.handlers import BotHandlers
 from bot.notify import Notifier
+from bot.order_flow import Ticket
 from bot.sender import Sender
 from core.control.facade import Control
 from core.control.frontend import FrontEndHost
-from core.control.types import OrderTicket
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ class BotParts:
     handlers: BotHandlers
     sender: Sender
     notifier: Notifier
-    confirmations: ConfirmationStore[OrderTicket]
+    confirmations: ConfirmationStore[Ticket]
 
     async def notify_admins(self, text: str) -> None:
         await self.notifier.ping_admins(text)
@@ -83,7 +83,7 @@ def build_bot(
     app = builder.build()
     sender = Sender(app.bot, mask=control.redact_outgoing)
     now = clock if clock is not None else time.monotonic
-    confirmations: ConfirmationStore[OrderTicket] = ConfirmationStore(ttl_s=confirm_ttl_s, clock=now)
+    confirmations: ConfirmationStore[Ticket] = ConfirmationStore(ttl_s=confirm_ttl_s, clock=now)
     notifier = Notifier(sender, alert_chats, cooldown_s=alert_cooldown_s, clock=now)
     handlers = BotHandlers(
         control,

@@ -62,6 +62,14 @@ COMMANDS: dict[str, CommandSpec] = {
         CommandSpec("health", Role.VIEWER, "/health", "health checks with reasons"),
         CommandSpec("alerts", Role.VIEWER, "/alerts on|off|mute DURATION", "alerts for this chat (e.g. mute 1h)"),
         CommandSpec("kill", Role.OPERATOR, "/kill", "disarm and cancel every open order", rate_limited=False),
+        CommandSpec(
+            "merge",
+            Role.OPERATOR,
+            "/merge MARKET|EVENT [SETS]",
+            "complete YES+NO sets back into pUSD (live mode asks for confirmation)",
+        ),
+        CommandSpec("redeem", Role.OPERATOR, "/redeem [MARKET]", "resolved markets' winning shares into pUSD"),
+        CommandSpec("balance", Role.VIEWER, "/balance", "pUSD, positions with value, sets mergeable, redeemable"),
     ]
 }
 

@@ -28,8 +28,9 @@ from bot.auth import Authoriser, UserRateLimiter
 from bot.commands import COMMANDS, CommandSpec, UsageProblem, decimal_arg, no_args, parse_duration, who
 from bot.confirm import ConfirmationStore
 from bot.gate import FRONT_END, SHOWN_TEXT_CHARS, Gatekeeper
-from bot.order_flow import OrderConfirmations
+from bot.order_flow import OrderConfirmations, Ticket
 from bot.sender import Sender
+from bot.settle_views import render_balance, render_settle_report
 from bot.views import (
     render_markets,
     render_order_result,
@@ -40,7 +41,8 @@ from bot.views import (
     render_status,
 )
 from core.control.facade import Control
-from core.control.types import ControlError, OrderTicket
+from core.control.settlement import SettleTicket
+from core.control.types import ControlError
 from core.types import Side
 
 __all__ = ["COMMANDS", "BotHandlers", "UsageProblem", "parse_duration"]
@@ -57,7 +59,7 @@ class BotHandlers:
         control: Control,
         authoriser: Authoriser,
         sender: Sender,
-        confirmations: ConfirmationStore[OrderTicket],
+        confirmations: ConfirmationStore[Ticket],
         limiter: UserRateLimiter,
         mute_chat: Callable[[int, float | None], str],
     ) -> None:
@@ -87,6 +89,9 @@ class BotHandlers:
             "health": self.cmd_health,
             "alerts": self.cmd_alerts,
             "kill": self.cmd_kill,
+            "merge": self.cmd_merge,
+            "redeem": self.cmd_redeem,
+            "balance": self.cmd_balance,
         }
         missing = set(COMMANDS) ^ set(self.commands)
         if missing:  # the table users see and the handlers that run must be the same set
@@ -274,6 +279,31 @@ class BotHandlers:
         result = await self.control.kill(who(update))
         await self._reply(update, "🛑 " + render.esc(result.message))
         return result.message
+
+    async def cmd_merge(self, update: Update, context: Context, args: list[str]) -> str:
+        if len(args) not in (1, 2):
+            raise UsageProblem("expected a market or event, and optionally a number of sets")
+        sets = decimal_arg(args[1], "SETS") if len(args) == 2 else None
+        ticket = await self.control.prepare_merge(args[0], sets, user=who(update))
+        return await self._settle(update, context, ticket)
+
+    async def cmd_redeem(self, update: Update, context: Context, args: list[str]) -> str:
+        if len(args) > 1:
+            raise UsageProblem("at most one market")
+        ticket = await self.control.prepare_redeem(args[0] if args else None, user=who(update))
+        return await self._settle(update, context, ticket)
+
+    async def _settle(self, update: Update, context: Context, ticket: SettleTicket) -> str:
+        if ticket.needs_confirmation:
+            return await self.orders_in_chat.ask(update, context, ticket)
+        report = await self.control.execute_merge(ticket, user=who(update), confirmed=False)
+        await self._reply(update, render_settle_report(report))
+        return report.summary()
+
+    async def cmd_balance(self, update: Update, context: Context, args: list[str]) -> str:
+        no_args(args)
+        await self._reply(update, render_balance(await self.control.balance()))
+        return ""
 
     async def _reply(self, update: Update, text: str) -> None:
         chat = update.effective_chat

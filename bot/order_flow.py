@@ -15,14 +15,19 @@ from bot.auth import Authoriser, Role
 from bot.commands import safe, who
 from bot.confirm import ConfirmationStore, TapResult
 from bot.sender import Sender
+from bot.settle_views import render_settle_report, render_settle_ticket
 from bot.views import render_order_result, render_ticket
 from core.control.facade import Control
+from core.control.settlement import SettleTicket
 from core.control.types import ControlError, OrderTicket
 
 FRONT_END = "telegram"
 EXPIRED_TEXT = "⌛ Confirmation expired; nothing was sent."
 JOB_SLACK_S = 0.05
 """The expiry job runs just after the deadline, so the store already counts the card as expired."""
+
+Ticket = OrderTicket | SettleTicket
+"""What a card waits to execute: a live order, or a live merge / redeem (same nonce, user, expiry)."""
 
 
 class OrderConfirmations:
@@ -31,15 +36,15 @@ class OrderConfirmations:
         control: Control,
         authoriser: Authoriser,
         sender: Sender,
-        confirmations: ConfirmationStore[OrderTicket],
+        confirmations: ConfirmationStore[Ticket],
     ) -> None:
         self.control = control
         self.auth = authoriser
         self.sender = sender
         self.confirmations = confirmations
 
-    async def ask(self, update: Update, context: ContextTypes.DEFAULT_TYPE | None, ticket: OrderTicket) -> str:
-        """Show the card; returns the audit detail of the /order that asked for it."""
+    async def ask(self, update: Update, context: ContextTypes.DEFAULT_TYPE | None, ticket: Ticket) -> str:
+        """Show the card; returns the audit detail of the command that asked for it."""
         user = update.effective_user
         chat = update.effective_chat
         assert user is not None and chat is not None  # a command handler only runs for a user in a chat
@@ -53,7 +58,8 @@ class OrderConfirmations:
             ]
         )
         ttl = int(self.confirmations.ttl_s)
-        message = await self.sender.send(chat.id, render_ticket(ticket, ttl), reply_markup=buttons)
+        text = render_ticket(ticket, ttl) if isinstance(ticket, OrderTicket) else render_settle_ticket(ticket, ttl)
+        message = await self.sender.send(chat.id, text, reply_markup=buttons)
         pending.message_id = message.message_id if message is not None else None
         if context is not None and context.job_queue is not None:
             context.job_queue.run_once(
@@ -105,14 +111,22 @@ class OrderConfirmations:
             return
         await safe(query.answer("Sending…"))
         try:
-            outcome = await self.control.execute_order(pending.payload, user=who(update), confirmed=True)
+            summary, text = await self._execute(pending.payload, who(update))
         except ControlError as exc:
             await audit(FRONT_END, user.id, command, nonce, "refused", str(exc))
             refusal = f"⛔ Not sent: {render.esc(self.control.mask_typed(str(exc)))}"
             await safe(query.edit_message_text(refusal, parse_mode="HTML"))
             return
-        await audit(FRONT_END, user.id, command, nonce, "ok", outcome.summary)
-        await safe(query.edit_message_text(render_order_result(outcome), parse_mode="HTML"))
+        await audit(FRONT_END, user.id, command, nonce, "ok", summary)
+        await safe(query.edit_message_text(text, parse_mode="HTML"))
+
+    async def _execute(self, ticket: Ticket, user: str) -> tuple[str, str]:
+        """(audit summary, card text) of a confirmed ticket."""
+        if isinstance(ticket, OrderTicket):
+            outcome = await self.control.execute_order(ticket, user=user, confirmed=True)
+            return outcome.summary, render_order_result(outcome)
+        report = await self.control.execute_merge(ticket, user=user, confirmed=True)
+        return report.summary(), render_settle_report(report)
 
 
 _TAP_AUDIT = {TapResult.WRONG_USER: "wrong_user", TapResult.UNKNOWN: "already_used", TapResult.EXPIRED: "expired"}

@@ -174,11 +174,11 @@ class Service:
             audit_rows=system.writer,
             venue=execution.venue_status,
             funds=execution.funds.snapshot,
+            settlement=system.settlement,
         )
 
     async def _start_metrics(self) -> None:
-        m = self.settings.metrics
-        if m.enabled:
+        if (m := self.settings.metrics).enabled:
             server = await serve_metrics(m.host, m.port)
             self._resources.push_async_callback(server.aclose)
             log.info("metrics on http://%s:%s/metrics", m.host, server.port)

@@ -25,6 +25,7 @@ from core.app.order_sinks import EngineDutchSink, EngineQuoteSink, TradingCounte
 from core.app.paper_fills import PaperFills
 from core.app.reseed import BookFetcher, ClobBookFetcher, Reseeder
 from core.app.resolution import MarketResolutions
+from core.app.settlement import Settlement, build_settlement
 from core.app.tick_sizes import TickSizes
 from core.app.trading import TradingWiring
 from core.app.universe import feed_assets, neg_risk_events, tracked_markets
@@ -62,6 +63,7 @@ class System:
     balances: VenueBalances | None  # None: funds are not the venue's (paper)
     resolutions: MarketResolutions
     venue_sync: VenueSync | None = None  # None: paper (no venue position to compare with)
+    settlement: Settlement | None = None  # merge and redeem (always built by build_system)
 
     @property
     def processor(self) -> FeedProcessor:
@@ -132,8 +134,22 @@ async def build_system(
     pipeline.add_sink(trading.on_events)
     link = FeedLink(s.feed, assets, pipeline, FeedDeadAlerts(bus)) if assets else None
     sync = build_venue_sync(s, execution, registry, bus, resources)
+    settlement = build_settlement(s, bus, registry, execution, resolutions, lifecycle.spawn)
     return System(
-        db, sessions, registry, tracked, assets, writer, pipeline, execution, link, trading, balances, resolutions, sync
+        db,
+        sessions,
+        registry,
+        tracked,
+        assets,
+        writer,
+        pipeline,
+        execution,
+        link,
+        trading,
+        balances,
+        resolutions,
+        sync,
+        settlement,
     )
 
 

@@ -28,7 +28,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from core.control import orders, views
+from core.control import orders, settlement, views
 from core.control.audit import AuditRows, AuditWriter
 from core.control.configured import ConfigLink
 from core.control.health import EVENT_ALERT_KINDS, HealthInputs, OpenAlert, assess
@@ -65,6 +65,7 @@ from core.types import BookView, MarketInfo, Mode, Side, mark_price
 if TYPE_CHECKING:  # the running service's parts: a face outside it never loads them
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+    from core.app.settlement import Settlement
     from core.execution.engine import Engine
     from core.execution.funds import Funds
     from core.execution.risk_gate import RiskGate
@@ -121,6 +122,7 @@ class Runtime:
     venue: Callable[[], VenueStatus | None] = _no_venue
     """The CLOB's reachability as the live relayer sees it (None: no venue — paper or dry-run)."""
     funds: Callable[[], Funds] | None = None
+    settlement: Settlement | None = None
 
 
 class Control:
@@ -386,6 +388,31 @@ class Control:
 
     async def cancel_all(self, *, user: str) -> ActionResult:
         return orders.cancel_all_result(await self.rt.engine.cancel_all())
+
+    # ---- settlement (core.control.settlement) ------------------------------------------
+    def _settlement(self) -> Settlement:
+        if self.rt.settlement is None:
+            raise ControlError("merge and redeem are not available in this process", "unavailable")
+        return self.rt.settlement
+
+    async def balance(self) -> settlement.BalanceReport:
+        """pUSD, positions with value, sets mergeable, shares redeemable."""
+        rt = self.rt
+        funds = rt.funds() if rt.funds is not None else None
+        return settlement.balance(self._settlement(), rt.engine.positions, rt.registry, funds, self.mark)
+
+    async def prepare_merge(self, ref: str, sets: Decimal | None, *, user: str) -> settlement.SettleTicket:
+        return settlement.prepare(self._settlement(), settlement.MERGE, ref, sets, mode=self.rt.mode, user=user)
+
+    async def prepare_redeem(self, ref: str | None, *, user: str) -> settlement.SettleTicket:
+        return settlement.prepare(self._settlement(), settlement.REDEEM, ref, None, mode=self.rt.mode, user=user)
+
+    async def execute_merge(
+        self, ticket: settlement.SettleTicket, *, user: str, confirmed: bool
+    ) -> settlement.SettleReport:
+        return await settlement.execute(self._settlement(), ticket, mode=self.rt.mode, confirmed=confirmed)
+
+    execute_redeem = execute_merge  # one ticket type: the ticket says which
 
     # ---- audit and redaction -------------------------------------------------------------
     @staticmethod
