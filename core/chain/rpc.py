@@ -20,6 +20,7 @@ import httpx
 
 from core.chain.rpc_errors import (
     RpcBadAnswer,
+    RpcCallError,
     RpcError,
     RpcHttpError,
     RpcRateLimited,
@@ -173,7 +174,16 @@ class JsonRpc:
         return result
 
     async def base_fee(self) -> int:
-        """The latest block's ``baseFeePerGas`` (EIP-1559)."""
+        """The base fee a transaction sent now must meet: the larger of the latest block's and the
+        next block's (``eth_feeHistory`` gives both); the latest block's alone where the node has
+        no ``eth_feeHistory``."""
+        try:
+            history = await self.fee_history(1, "latest")
+            fees = [quantity(v, "baseFeePerGas") for v in history.get("baseFeePerGas") or []]
+            if fees:
+                return max(fees)
+        except RpcCallError:
+            pass
         block = await self.get_block("latest")
         if block is None or "baseFeePerGas" not in block:
             raise RpcBadAnswer(f"RPC {self.where}: the latest block has no baseFeePerGas (not an EIP-1559 chain?)")
