@@ -32,7 +32,7 @@ def wallet_refusal(signature_type: int) -> str | None:
     return (
         f"the funds are held by {wallet}, a contract: a transaction from the EOA key cannot move them. "
         "Merge or redeem by hand on polymarket.com (Portfolio), or through the wallet itself "
-        "(a Safe transaction); see docs/settlement.md"
+        "(a Safe transaction); see docs/chain-transactions.md"
     )
 
 
