@@ -148,7 +148,7 @@ Values = dict[str, object]
 def exchange_settings(
     *, ws_url: str | None = None, gamma_url: str | None = None, clob: MockClobServer | None = None
 ) -> Values:
-    """The market feed, Gamma, the CLOB and its user channel at the doubles given."""
+    """The market feed, Gamma, the CLOB (with its user channel and the Data API) at the doubles given."""
     values: Values = {}
     if ws_url is not None:
         values["feed__ws_url"] = ws_url
@@ -157,6 +157,7 @@ def exchange_settings(
     if clob is not None:
         values["clob__url"] = clob.url
         values["feed__user_ws_url"] = clob.ws_url
+        values["data_api__url"] = clob.url  # the CLOB double also answers the Data API's /positions
     return values
 
 

@@ -32,6 +32,7 @@ from collections.abc import Coroutine
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import partial
 from typing import Any, TypeVar
 
 from eth_utils.address import to_checksum_address
@@ -53,6 +54,7 @@ from core.sim.mock_clob_state import ApiKey, Book, Ledger, MockMarket, MockOrder
 from core.sim.mock_clob_trading import TradingRoutes
 from core.sim.mock_clob_user import SERVICE_RESTART, USER_PATH, Subscriber, UserChannel
 from core.sim.mock_clob_venue import EXCHANGE_V2, NEG_RISK_EXCHANGE_V2, ClobVenue, Reject, demo_markets
+from core.sim.mock_data_positions import answer_positions
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -353,6 +355,7 @@ class MockClobServer:
             ("GET", r"/book", self._book),
             ("POST", r"/auth/api-key", self._auth_api_key),
             ("GET", r"/auth/derive-api-key", self._auth_api_key),
+            ("GET", r"/positions", partial(answer_positions, self.venue)),  # the Data API's, on one venue
         ]
         return [*public, *self._trading.routes(), *self._reads.routes()]
 

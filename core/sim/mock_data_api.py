@@ -5,8 +5,8 @@ It answers from a CLOB double's :class:`~core.sim.mock_clob_venue.ClobVenue` (it
 the CLOB double show up here as they would at the venue. Built on a running CLOB double with
 :meth:`MockDataApiServer.over`, or on its own venue with the demo markets.
 
-- ``user`` (required, any case), ``sizeThreshold`` (default 1, as the venue's), ``limit`` (default
-  100, at most ``max_limit``) and ``offset``; positions are listed in token order.
+- The query and the answer are :mod:`core.sim.mock_data_positions`' (the CLOB double answers the
+  same route from the same code).
 - :meth:`set_position` sets what an address holds (a position opened on the website).
 - Faults (:meth:`inject`), consumed by the next N requests: ``429`` (with ``Retry-After``),
   ``500``, ``502``, ``503``, ``malformed`` (HTTP 200, a body that is not a list of positions),
@@ -16,25 +16,20 @@ the CLOB double show up here as they would at the venue. Built on a running CLOB
 from __future__ import annotations
 
 import asyncio
-import re
 from collections import Counter
 from decimal import Decimal
 
-from eth_utils.address import is_address, to_checksum_address
+from eth_utils.address import to_checksum_address
 
 from core.sim.http_double import DROP, HttpRequest, HttpResponse, MiniHttpServer, sleep_until
 from core.sim.mock_clob import MockClobServer
 from core.sim.mock_clob_faults import Fault, take_fault
-from core.sim.mock_clob_state import MockMarket
 from core.sim.mock_clob_venue import ClobVenue, demo_markets
+from core.sim.mock_data_positions import MAX_LIMIT, answer_positions, positions_of
 
 FAULTS = ("429", "500", "502", "503", "malformed", "hang")
 MALFORMED_BODY = b'{"error": "not what a client expects", "positions": [{"asset": 1'
 ZERO = Decimal(0)
-
-
-def slug_of(question: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", question.lower()).strip("-")
 
 
 class MockDataApiServer:
@@ -44,7 +39,7 @@ class MockDataApiServer:
         host: str = "127.0.0.1",
         port: int = 0,
         *,
-        max_limit: int = 500,
+        max_limit: int = MAX_LIMIT,
     ) -> None:
         if venue is None:
             venue = ClobVenue(137, Decimal(0))
@@ -103,9 +98,7 @@ class MockDataApiServer:
         self.faults.append(Fault(kind, count, None, None, None, shown, delay_s))
 
     def positions_of(self, address: str, *, threshold: Decimal = ZERO) -> list[dict[str, object]]:
-        holder = to_checksum_address(address)
-        held = sorted((token, size) for (who, token), size in self.venue.ledger.shares.items() if who == holder)
-        return [self._item(holder, token, size) for token, size in held if size != 0 and size >= threshold]
+        return positions_of(self.venue, address, threshold=threshold)
 
     # ------------------------------------------------------------------ requests
 
@@ -129,42 +122,4 @@ class MockDataApiServer:
             return HttpResponse.error(404, f"no route {req.method} {req.path}")
         if req.method != "GET":
             return HttpResponse.error(405, f"method {req.method} not allowed on {req.path}")
-        return self._positions(req)
-
-    def _positions(self, req: HttpRequest) -> HttpResponse:
-        user = req.param("user") or ""
-        if not is_address(user):
-            return HttpResponse.error(400, "user must be an address")
-        try:
-            threshold = Decimal(req.param("sizeThreshold") or "1")
-            limit = int(req.param("limit") or "100")
-            offset = int(req.param("offset") or "0")
-        except (ArithmeticError, ValueError):
-            return HttpResponse.error(400, "bad sizeThreshold, limit or offset")
-        if limit < 0 or offset < 0 or not threshold.is_finite():
-            return HttpResponse.error(400, "bad sizeThreshold, limit or offset")
-        items = self.positions_of(user, threshold=threshold)
-        return HttpResponse.json(items[offset : offset + min(limit, self.max_limit)])
-
-    def _item(self, holder: str, token: str, size: Decimal) -> dict[str, object]:
-        market: MockMarket | None = self.venue.token_market.get(token)
-        outcomes = [o for _, o in market.tokens] if market is not None else []
-        outcome = market.outcome_of(token) if market is not None else ""
-        question = market.question if market is not None else ""
-        return {
-            "proxyWallet": holder.lower(),
-            "asset": token,
-            "conditionId": market.condition_id if market is not None else "",
-            "size": float(size),  # the venue sends JSON numbers
-            "avgPrice": 0,
-            "curPrice": 0,
-            "currentValue": 0,
-            "outcome": outcome,
-            "outcomeIndex": outcomes.index(outcome) if outcome in outcomes else 0,
-            "title": question,
-            "slug": slug_of(question),
-            "redeemable": False,
-            "mergeable": False,
-            "negativeRisk": bool(market and market.neg_risk),
-            "endDate": "2030-01-01",
-        }
+        return await answer_positions(self.venue, req, max_limit=self.max_limit)

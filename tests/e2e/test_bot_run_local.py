@@ -122,7 +122,7 @@ def test_live_file_confirms_against_the_clob_double(
     config = tmp_path / "live.toml"
     config.write_text(
         f'[feed]\nws_url = "{doubles.ws.url}"\nuser_ws_url = "{doubles.clob.ws_url}"\n'
-        f'[clob]\nurl = "{doubles.clob.url}"\n'
+        f'[clob]\nurl = "{doubles.clob.url}"\n[data_api]\nurl = "{doubles.clob.url}"\n'
         f'[relayer]\ntype = "real"\ndry_run = false\n'
     )
     secrets = tmp_path / "secrets.local.toml"  # live mode's preflight fails while a secret is in the main file

@@ -176,6 +176,7 @@ async def _scenario(mode: str, tmp: Path) -> Observed:
             "feed__markets": [BINARY],
             "gamma__url": gamma.url,
             "clob__url": clob.url,
+            "data_api__url": clob.url,  # the CLOB double answers /positions (venue sync) too
             "clob__timeout_s": "2",
             "metrics__enabled": "false",
             "strategies__dutch__enabled": "false",

@@ -106,6 +106,9 @@ user_ws_url = "{clob.ws_url}"
 [clob]
 url = "{clob.url}"
 
+[data_api]
+url = "{clob.url}"
+
 [relayer]
 type = "real"
 dry_run = false

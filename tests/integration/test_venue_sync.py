@@ -20,7 +20,7 @@ from core.markets.data_api import DataApiClient
 from core.registry import MarketRegistry
 from core.sim.mock_clob import MockClobServer
 from core.sim.mock_data_api import MockDataApiServer
-from core.types import Intent, MarketInfo, OrderType, Side
+from core.types import Intent, MarketInfo, Mode, OrderType, Side
 from tests.integration.engine_world import World
 
 
@@ -122,3 +122,56 @@ async def test_faults_are_waited_out_or_reported_never_raised(
         assert (await sync.run()).ok and len(mismatch_alerts(world)) == 1
     finally:
         await client.aclose()
+
+
+async def test_a_live_service_syncs_at_start_and_shows_the_venue_in_positions(
+    db_url: str, clob_server: MockClobServer, data_api: MockDataApiServer
+) -> None:
+    from eth_account import Account
+
+    from core.service import Service, ServiceOptions
+    from core.settings import load_settings
+    from polybot.sandbox import THROWAWAY_KEY, environment, exchange_settings, mode_settings
+
+    maker = Account.from_key(THROWAWAY_KEY).address
+    market = next(m for m in clob_server.markets.values() if not m.neg_risk)
+    token, outcome = market.tokens[0]
+    data_api.set_position(maker, token, D("12"))  # bought on the website
+    values = {
+        **exchange_settings(clob=clob_server),
+        **mode_settings(Mode.LIVE, clob_server),
+        "db__url": db_url,
+        "data_api__url": data_api.url,
+        "telegram__enabled": "false",
+        "metrics__enabled": "false",
+    }
+    service = Service(load_settings(None, env=environment(values)), ServiceOptions(migrate=True, with_bot=False))
+    seen: list[Alert] = []
+    service.bus.subscribe(Alert, lambda a: seen.append(a) if a.kind == KIND else None)
+    await service.start()
+    try:
+        await wait_until(lambda: len(seen) == 1, what="the start-up sync's alert")
+        assert "Polybot holds 0 shares, the venue 12" in seen[0].message and outcome in seen[0].message
+        rows = await service.control.positions()
+        assert [(r.token_id, r.size, r.venue) for r in rows] == [(token, D(0), D(12))]
+        assert [r.path for r in data_api.requests] == ["/positions"]
+        assert data_api.requests[0].param("user") == maker
+    finally:
+        await asyncio.wait_for(service.stop(), 30)
+
+
+async def test_the_clob_double_answers_positions_from_its_ledger(clob_server: MockClobServer) -> None:
+    holder = "0x00000000000000000000000000000000000000Aa"
+    market = next(m for m in clob_server.markets.values() if not m.neg_risk)
+    clob_server.give_shares(holder, market.tokens[1][0], D("3.5"))
+    client = DataApiClient(clob_server.url, timeout_s=2)
+    try:
+        (held,) = await client.positions(holder.lower())
+    finally:
+        await client.aclose()
+    assert (held.asset, held.size, held.outcome, held.conditionId) == (
+        market.tokens[1][0],
+        D("3.5"),
+        market.tokens[1][1],
+        market.condition_id,
+    )
