@@ -26,6 +26,7 @@ from core.app.paper_fills import PaperFills
 from core.app.reseed import BookFetcher, ClobBookFetcher, Reseeder
 from core.app.resolution import MarketResolutions
 from core.app.settlement import Settlement, build_settlement
+from core.app.settlement_sender import settlement_sender
 from core.app.tick_sizes import TickSizes
 from core.app.trading import TradingWiring
 from core.app.universe import feed_assets, neg_risk_events, tracked_markets
@@ -134,7 +135,8 @@ async def build_system(
     pipeline.add_sink(trading.on_events)
     link = FeedLink(s.feed, assets, pipeline, FeedDeadAlerts(bus)) if assets else None
     sync = build_venue_sync(s, execution, registry, bus, resources)
-    settlement = build_settlement(s, bus, registry, execution, resolutions, lifecycle.spawn)
+    sender = settlement_sender(s, sessions, resources)
+    settlement = build_settlement(s, bus, registry, execution, resolutions, lifecycle.spawn, sender)
     return System(
         db,
         sessions,
