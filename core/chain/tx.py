@@ -23,6 +23,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from core.chain.fees import Caps, Fees, bumped_fees
 from core.chain.journal import ChainAudit, JournalEntry, JournalStatus, TxJournal, json_args
@@ -114,6 +115,9 @@ class TxManager:
                 nonce = await self._nonce()
             except RpcError as exc:
                 return await self._not_sent(call, purpose, ref, TxStatus.FAILED, f"not sent: {exc}")
+            except Exception as exc:  # the journal could not be read: our open nonces are unknown
+                reason = f"not sent: the transaction journal could not be read ({type(exc).__name__})"
+                return await self._not_sent(call, purpose, ref, TxStatus.FAILED, reason)
             signed = self._signer.sign(
                 call, chain_id=self._chain_id, nonce=nonce, gas_limit=prepared.gas_limit, fees=prepared.fees
             )
@@ -188,17 +192,17 @@ class TxManager:
         except RpcError as exc:
             log.warning("broadcast of %s: answer lost (%s); looked up by hash from now on", signed.tx_hash, exc)
             audit = self._audit(action, "unknown", call, purpose, ref, signed, attempt=attempt, error=exc)
-            await self._journal.audit(audit)
+            await self._write_audit(audit)
             return None
         audit = self._audit(action, JournalStatus.SENT.value, call, purpose, ref, signed, attempt=attempt)
-        await self._journal.mark(signed.tx_hash, JournalStatus.SENT, audit=audit)
+        await self._mark(signed.tx_hash, JournalStatus.SENT, audit=audit)
         return True
 
     async def _mark_failed(
         self, signed: SignedTx, call: ChainCall, purpose: str, ref: str, attempt: int, action: str, exc: RpcError
     ) -> None:
         audit = self._audit(action, JournalStatus.FAILED.value, call, purpose, ref, signed, attempt=attempt, error=exc)
-        await self._journal.mark(signed.tx_hash, JournalStatus.FAILED, error=str(exc), audit=audit)
+        await self._mark(signed.tx_hash, JournalStatus.FAILED, error=str(exc), audit=audit)
 
     async def _known(self, tx_hash: str) -> bool:
         try:
@@ -252,7 +256,7 @@ class TxManager:
         journal_status = JournalStatus.CONFIRMED if status is TxStatus.CONFIRMED else JournalStatus.REVERTED
         for other in flight.attempts:
             if other is not winner:
-                await self._journal.mark(other.tx_hash, JournalStatus.REPLACED, error=f"{winner.tx_hash} was mined")
+                await self._mark(other.tx_hash, JournalStatus.REPLACED, error=f"{winner.tx_hash} was mined")
         audit = self._audit(
             "chain_result",
             status.value,
@@ -264,7 +268,7 @@ class TxManager:
             extra={"block_number": block, "gas_used": gas_used},
             error_text=error,
         )
-        await self._journal.mark(
+        await self._mark(
             winner.tx_hash, journal_status, error=error, gas_used=gas_used, block_number=block, audit=audit
         )
         return self._result(
@@ -292,7 +296,7 @@ class TxManager:
             audit = self._audit(
                 "chain_replace", "capped", flight.call, flight.purpose, flight.ref, prev, error_text=note
             )
-            await self._journal.audit(audit)
+            await self._write_audit(audit)
             return False
         signed = self._signer.sign(
             flight.call, chain_id=self._chain_id, nonce=prev.nonce, gas_limit=prev.gas_limit, fees=fees
@@ -323,7 +327,7 @@ class TxManager:
                     attempt=len(flight.attempts),
                     error_text=error,
                 )
-            await self._journal.mark(signed.tx_hash, JournalStatus.STUCK, audit=audit)
+            await self._mark(signed.tx_hash, JournalStatus.STUCK, audit=audit)
         return self._result(
             flight.call, TxStatus.STUCK, last, error=error, attempts=tuple(s.tx_hash for s in flight.attempts)
         )
@@ -340,13 +344,28 @@ class TxManager:
 
     # ------------------------------------------------------------------ records
 
+    async def _mark(self, tx_hash: str, status: JournalStatus, **changes: Any) -> None:
+        """A journal update after the broadcast: a database down now must not turn a transaction in
+        flight into an exception its caller could take for "not sent" (the entry stays open, and
+        reconcile settles it by hash)."""
+        try:
+            await self._journal.mark(tx_hash, status, **changes)
+        except Exception as exc:  # whatever the store raised; logged, the chain is the truth
+            log.error("journal: %s -> %s not written (%s)", tx_hash, status.value, type(exc).__name__)
+
+    async def _write_audit(self, rec: ChainAudit) -> None:
+        try:
+            await self._journal.audit(rec)
+        except Exception as exc:  # an audit row lost must not stop or misreport a send
+            log.error("exec_audit %s %s not written (%s)", rec.action, rec.key, type(exc).__name__)
+
     async def _not_sent(self, call: ChainCall, purpose: str, ref: str, status: TxStatus, reason: str) -> TxResult:
         log.warning("%s %s not sent (%s): %s", purpose, ref, status.value, reason)
         action = "chain_refused" if status is TxStatus.REFUSED else "chain_send"
         audit = ChainAudit(
             action, status.value, purpose, ref, request_summary(call), error_class=status.value, error=reason
         )
-        await self._journal.audit(audit)
+        await self._write_audit(audit)
         return TxResult(call, status, error=reason)
 
     def _audit(
