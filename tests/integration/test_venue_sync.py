@@ -120,6 +120,14 @@ async def test_faults_are_waited_out_or_reported_never_raised(
         data_api.inject("500", count=3)  # more than the retries allowed
         assert not (await sync.run()).ok and sync.counters.errors == 2
         assert (await sync.run()).ok and len(mismatch_alerts(world)) == 1
+
+        quick = DataApiClient(data_api.url, timeout_s=0.3, max_retries=1, backoff_s=0.01)
+        try:
+            data_api.inject("hang", delay_s=10)  # no answer: the client's timeout, then a retry that works
+            assert [p.asset for p in await quick.positions(relayer.maker)] == [no]
+            assert quick.stats.failures["timeout"] == 1
+        finally:
+            await quick.aclose()
     finally:
         await client.aclose()
 
