@@ -414,6 +414,13 @@ class Control:
 
     execute_redeem = execute_merge  # one ticket type: the ticket says which
 
+    async def settlement_request(self, action: str, args: str, *, by: str) -> dict[str, object]:
+        """merge / redeem / balance from another process, run by the service (through its database)."""
+        result = await self._database().request(action, by, args)
+        if result.reason_code:
+            return {"ok": False, "error": f"{action} request {result.message}", "reason_code": result.reason_code}
+        return settlement.read_answer(result.message)
+
     # ---- audit and redaction -------------------------------------------------------------
     @staticmethod
     def redact_outgoing(text: str) -> str:

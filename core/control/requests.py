@@ -33,6 +33,7 @@ from typing import Any, Protocol
 from sqlalchemy import CursorResult, Result, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.control import settlement
 from core.control.types import ActionResult
 from core.redact import redact
 from core.store.columns import utcnow
@@ -186,6 +187,9 @@ async def expire_overdue(sessions: async_sessionmaker[AsyncSession], handled_by:
 
 
 async def _run(control: ControlActions, req: ControlRequest) -> ActionResult:
+    if req.action in settlement.REQUEST_ACTIONS and isinstance(control, settlement.SettlementActions):
+        ok, answer = await settlement.run_request(control, req.action, req.requested_by, req.reason)
+        return ActionResult(ok, answer)
     if req.action == "kill":
         return await control.kill(req.requested_by)
     return await control.disarm(req.requested_by, req.reason)

@@ -9,11 +9,12 @@ so a card confirmed late settles what is held then, never more.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from core.chain.calls import merge_call, redeem_call
 from core.control.types import ControlError
@@ -247,3 +248,73 @@ def _row(o: Outcome) -> SettleRow:
 def _plain(value: Decimal) -> str:
     text = f"{value:f}"
     return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+# ---- the CLI's way in: a control request the running service runs (core.control.requests) ----
+
+REQUEST_ACTIONS = (MERGE, REDEEM, "balance")
+
+
+@runtime_checkable
+class SettlementActions(Protocol):
+    """The part of :class:`core.control.Control` a settlement request needs."""
+
+    async def balance(self) -> BalanceReport: ...
+
+    async def prepare_merge(self, ref: str, sets: Decimal | None, *, user: str) -> SettleTicket: ...
+
+    async def prepare_redeem(self, ref: str | None, *, user: str) -> SettleTicket: ...
+
+    async def execute_merge(self, ticket: SettleTicket, *, user: str, confirmed: bool) -> SettleReport: ...
+
+
+def request_args(
+    ref: str | None = None, sets: Decimal | None = None, *, dry_run: bool = False, yes: bool = False
+) -> str:
+    """What a CLI request carries in its ``reason`` column (JSON)."""
+    return json.dumps({"ref": ref, "sets": None if sets is None else str(sets), "dry_run": dry_run, "yes": yes})
+
+
+async def run_request(control: SettlementActions, action: str, by: str, args_text: str) -> tuple[bool, str]:
+    """Run a CLI's merge / redeem / balance in the service; the answer is one JSON document.
+
+    ``dry_run``: prepared only (what would be settled and the exact transactions), in any mode.
+    A live merge or redeem runs only with ``yes`` (the CLI's explicit confirmation)."""
+    try:
+        args = json.loads(args_text)
+        ref, dry_run, yes = args.get("ref"), bool(args.get("dry_run")), bool(args.get("yes"))
+        sets = None if args.get("sets") is None else Decimal(str(args["sets"]))
+    except (ValueError, TypeError, AttributeError, ArithmeticError):
+        return False, json.dumps({"ok": False, "error": "unreadable request arguments"})
+    try:
+        if action == "balance":
+            return True, json.dumps(_plain_dict(asdict(await control.balance())))
+        if action == MERGE:
+            ticket = await control.prepare_merge(ref or "", sets, user=by)
+        else:
+            ticket = await control.prepare_redeem(ref, user=by)
+        if dry_run:
+            plan = {
+                "ok": True,
+                "action": action,
+                "mode": ticket.mode.value,
+                "dry_run": True,
+                "lines": list(ticket.lines),
+            }
+            return True, json.dumps(plan)
+        if ticket.needs_confirmation and not yes:
+            why = f"a live {action} needs --yes (see the transaction first with --dry-run)"
+            return False, json.dumps({"ok": False, "error": why, "lines": list(ticket.lines)})
+        report = await control.execute_merge(ticket, user=by, confirmed=yes)
+    except ControlError as exc:
+        return False, json.dumps({"ok": False, "error": str(exc), "reason_code": exc.reason_code})
+    return report.ok, json.dumps(report.as_dict())
+
+
+def read_answer(message: str) -> dict[str, object]:
+    """The JSON document a service recorded (the request's result may carry a trailing note)."""
+    try:
+        value, _ = json.JSONDecoder().raw_decode(message)
+    except ValueError:
+        return {"ok": False, "error": message}
+    return value if isinstance(value, dict) else {"ok": False, "error": message}

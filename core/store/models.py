@@ -259,7 +259,7 @@ class State(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
 
-CONTROL_ACTIONS: tuple[str, ...] = ("disarm", "kill")
+CONTROL_ACTIONS: tuple[str, ...] = ("disarm", "kill", "merge", "redeem", "balance")
 CONTROL_STATUSES: tuple[str, ...] = ("pending", "claimed", "done", "expired")
 
 
@@ -284,7 +284,7 @@ class ControlRequest(Base):
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
-    action: Mapped[str] = mapped_column(String(16))  # disarm | kill
+    action: Mapped[str] = mapped_column(String(16))  # disarm | kill | merge | redeem | balance
     requested_by: Mapped[str] = mapped_column(String(100))
     reason: Mapped[str] = mapped_column(Text, default="")
     created: Mapped[datetime] = mapped_column(UTCDateTime())
