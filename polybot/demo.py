@@ -4,14 +4,18 @@ It starts the local exchange doubles (mock market websocket replaying a bundled 
 Gamma, mock CLOB), discovers markets into SQLite under ./var, and runs the real service three
 times, each driven by a scripted Telegram session through the offline runner:
 
-1. paper mode: status, quotes, arm, Dutch-book opportunities traded on paper, a manual order;
+1. paper mode: status, quotes, arm, Dutch-book opportunities traded on paper, a manual order; it
+   ends by buying a binary market's YES and NO and merging the complete sets (paper ledger);
 2. dry-run mode: a real CLOB V2 order built and signed, never posted;
 3. live mode against the CLOB double: arm (needs a passing preflight), /order -> confirmation card
-   -> Confirm -> the order is posted to the double.
+   -> Confirm -> the order is posted to the double; a YES and a NO fill there, and /merge -> card ->
+   Confirm sends one merge transaction to the chain double (sharing the CLOB double's ledger),
+   which mines and confirms it.
 
 It prints the transcript and a summary, and exits 0. Each phase reports what its Dutch groups did
 (sent, completed, one-legged by cause, unwound; expected vs realised edge) and the complete sets it
-holds ("complete sets N, locked edge X pUSD"): the figures as they happened, the data untuned.
+holds ("complete sets N, locked edge X pUSD"), and what it merged ("merged N sets, X pUSD returned"):
+the figures as they happened, the data untuned.
 """
 
 from __future__ import annotations
@@ -42,7 +46,12 @@ EVENT_MEMBER = "demo-cup-2026-aurora"
 AUGMENTED_MEMBER = "demo-city-mayor-2026-alice"
 TRADE = {"_trade": True}
 """A script's pause: armed, the strategies trade on the (mock) live feed for the phase's trading time."""
+SETTLE = {"_settle": True}
+"""A script's pause until no order of ours is open (the fills so far are CONFIRMED), at most SETTLE_S."""
 WARMUP_S = 8.0
+SETTLE_S = 15.0
+LIVE_ASKS = {"Yes": Decimal("0.45"), "No": Decimal("0.50")}
+"""The CLOB double's asks on the binary market in the live phase: the live YES and NO orders fill."""
 
 
 @dataclass
@@ -57,13 +66,16 @@ class PhaseResult:
     locked_edge: Decimal = Decimal(0)
     realised_pnl: Decimal = Decimal(0)
     unrealised_pnl: Decimal = Decimal(0)
+    merged_sets: Decimal = Decimal(0)
+    returned_pusd: Decimal = Decimal(0)
 
     def lines(self) -> list[str]:
-        """The phase's Dutch figures, for a terminal."""
+        """The phase's Dutch figures and what it merged, for a terminal."""
         return [
             f"{self.mode}: {self.groups.line()}",
             f"{self.mode}: complete sets {_plain(self.complete_sets)}, locked edge {_plain(self.locked_edge)} pUSD; "
             f"realised {_plain(self.realised_pnl)} pUSD, unrealised outside sets {_plain(self.unrealised_pnl)} pUSD",
+            f"{self.mode}: merged {_plain(self.merged_sets)} sets, {_plain(self.returned_pusd)} pUSD returned",
         ]
 
 
@@ -79,9 +91,11 @@ class DemoSummary:
     commands_audited: int
     live_orders_at_venue: int
     seconds: float
+    chain_transactions: int = 0  # raw transactions the chain double received (the live merge)
+    chain_confirmed: int = 0  # of them mined with status 1
 
 
-def _settings(exchange: Values, db_url: str, mode: Mode, clob: MockClobServer) -> Values:
+def _settings(exchange: Values, db_url: str, mode: Mode, clob: MockClobServer, rpc_url: str) -> Values:
     from polybot.sandbox import chat_settings, mode_settings
 
     return {
@@ -95,6 +109,7 @@ def _settings(exchange: Values, db_url: str, mode: Mode, clob: MockClobServer) -
         "metrics__enabled": "false",
         **chat_settings({TRADER: "admin", VIEWER: "viewer"}, [TRADER]),
         **mode_settings(mode, clob),
+        **({} if mode is Mode.PAPER else {"chain__rpc_url": rpc_url}),
     }
 
 
@@ -106,14 +121,20 @@ async def _phase(
     async with offline_service(loaded) as sandbox:
         service = sandbox.service
         await sandbox.wait_books_ok(WARMUP_S)  # a slow start still runs the script: the chat says what is missing
-        lines = script(Updates())
-        split = lines.index(TRADE) if TRADE in lines else len(lines)
-        await sandbox.runner.feed(lines[:split])
-        if split < len(lines):
-            await asyncio.sleep(trading_s)
-            await sandbox.runner.feed(lines[split + 1 :])
+        batch: list[Update] = []
+        for line in [*script(Updates()), SETTLE]:
+            if line is not TRADE and line is not SETTLE:
+                batch.append(line)
+                continue
+            await sandbox.runner.feed(batch)
+            batch = []
+            if line is TRADE:
+                await asyncio.sleep(trading_s)
+            else:
+                await _settled(service.engine.open_orders, SETTLE_S)
         await service.bus.drain()
         pnl = await service.control.pnl()
+        balance = await service.control.balance()
         return PhaseResult(
             mode=mode.value,
             frames=service.pipeline.stats.frames,
@@ -125,7 +146,18 @@ async def _phase(
             locked_edge=pnl.locked_edge,
             realised_pnl=pnl.realised_total,
             unrealised_pnl=pnl.unrealised,
+            merged_sets=balance.merged_sets,
+            returned_pusd=balance.returned_pusd,
         )
+
+
+async def _settled(open_orders: Callable[[], list[Any]], within_s: float) -> None:
+    """Wait (polling, at most ``within_s``) until no order of ours is open: every fill CONFIRMED."""
+    deadline = time.monotonic() + within_s
+    while open_orders():
+        if time.monotonic() >= deadline:
+            return
+        await asyncio.sleep(0.05)
 
 
 def _paper_script(u: Updates) -> list[Update]:
@@ -144,6 +176,11 @@ def _paper_script(u: Updates) -> list[Update]:
         u.msg(TRADER, "/positions"),
         u.msg(TRADER, "/pnl"),
         u.msg(TRADER, "/health"),
+        u.msg(TRADER, f"/order {BINARY} Yes BUY 0.99 10"),
+        u.msg(TRADER, f"/order {BINARY} No BUY 0.99 10"),
+        u.msg(TRADER, "/balance"),
+        u.msg(TRADER, f"/merge {BINARY}"),
+        u.msg(TRADER, "/balance"),
         u.msg(TRADER, "/disarm"),
     ]
 
@@ -169,11 +206,21 @@ def _live_script(u: Updates) -> list[Update]:
         {"_advance_s": 31},
         u.tap(TRADER, "c:$LAST_NONCE"),
         u.msg(TRADER, "/orders"),
+        u.msg(TRADER, f"/order {BINARY} Yes BUY {LIVE_ASKS['Yes']} 10"),
+        u.tap(TRADER, "c:$LAST_NONCE"),
+        u.msg(TRADER, f"/order {BINARY} No BUY {LIVE_ASKS['No']} 10"),
+        u.tap(TRADER, "c:$LAST_NONCE"),
+        SETTLE,
+        u.msg(TRADER, "/balance"),
+        u.msg(TRADER, f"/merge {BINARY}"),
+        u.tap(TRADER, "c:$LAST_NONCE"),
+        u.msg(TRADER, "/balance"),
         u.msg(TRADER, "/kill"),
     ]
 
 
 async def run_demo(*, duration_s: float = 6.0, var_dir: Path = Path("./var"), log: TextIO | None = None) -> DemoSummary:
+    from core.sim.mock_chain import MockChain
     from core.sim.mock_clob import MockClobServer
     from core.sim.mock_gamma import MockGammaServer
     from core.sim.mock_ws import MockMarketServer
@@ -191,20 +238,46 @@ async def run_demo(*, duration_s: float = 6.0, var_dir: Path = Path("./var"), lo
         say(f"doubles: market ws {ws.url}, gamma {gamma.url}, clob {clob.url}")
         refreshed = await discover_markets(db_url, gamma.url, clob)
         say(f"markets: {refreshed.seen} discovered from mock Gamma ({refreshed.inserted} stored)")
-        exchange = exchange_settings(ws_url=ws.url, gamma_url=gamma.url, clob=clob)
-        phases = []
-        for mode, script, trading in (
-            (Mode.PAPER, _paper_script, duration_s),
-            (Mode.DRY_RUN, _dry_run_script, 0.0),
-            (Mode.LIVE, _live_script, 0.0),
-        ):
-            say(f"--- {mode.value} phase ---")
-            loaded = load_sandbox_settings(_settings(exchange, db_url, mode, clob), var_dir)
-            phase = await _phase(mode, loaded, script, trading_s=trading)
-            phases.append(phase)
-            for line in phase.lines():
-                say(line)
-        return await _summary(db_url, phases, clob, started)
+        # the chain double settles on the CLOB double's ledger: a merge moves what the venue reports
+        chain = MockChain.beside(clob, blocks_per_receipt_poll=1)
+        await chain.start()
+        try:
+            say(f"chain double: {chain.url} (chain id {chain.chain_id})")
+            await _live_books(clob, db_url)
+            exchange = exchange_settings(ws_url=ws.url, gamma_url=gamma.url, clob=clob)
+            phases = []
+            for mode, script, trading in (
+                (Mode.PAPER, _paper_script, duration_s),
+                (Mode.DRY_RUN, _dry_run_script, 0.0),
+                (Mode.LIVE, _live_script, 0.0),
+            ):
+                say(f"--- {mode.value} phase ---")
+                loaded = load_sandbox_settings(_settings(exchange, db_url, mode, clob, chain.url), var_dir)
+                phase = await _phase(mode, loaded, script, trading_s=trading)
+                phases.append(phase)
+                for line in phase.lines():
+                    say(line)
+            summary = await _summary(db_url, phases, clob, started)
+            summary.chain_transactions = chain.sent_raw
+            summary.chain_confirmed = sum(1 for tx in chain.txs.values() if getattr(tx, "status", None) == 1)
+            return summary
+        finally:
+            await chain.close()
+
+
+async def _live_books(clob: MockClobServer, db_url: str) -> None:
+    """Asks on the binary market at the double (live orders at these prices fill there)."""
+    from core.markets import load_markets
+    from core.registry import MarketRegistry
+    from core.store.db import create_engine, session_factory
+
+    engine = create_engine(db_url)
+    try:
+        market = MarketRegistry(await load_markets(session_factory(engine))).resolve(BINARY)
+    finally:
+        await engine.dispose()
+    for token in market.tokens:
+        clob.set_book(token.token_id, bids=[], asks=[(LIVE_ASKS[token.outcome], Decimal(100))])
 
 
 async def _summary(db_url: str, phases: list[PhaseResult], clob: MockClobServer, started: float) -> DemoSummary:

@@ -5,6 +5,7 @@ summary that shows ingested frames and at least one order (one of them live, con
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from pathlib import Path
 
 from tests.conftest import REPO_ROOT
@@ -34,7 +35,13 @@ def test_demo_runs_offline_and_summarises(tmp_path: Path, clean_env: dict[str, s
         assert f"===== {phase} mode: Telegram transcript =====" in out
     assert _number(r"^frames ingested\s+(\d+)", out) > 0
     assert _number(r"^orders\s+(\d+)", out) >= 1
-    assert _number(r"^live orders posted to the CLOB double: (\d+)", out) == 1
+    # the confirmed /order, then a YES and a NO that fill so that the live phase holds a set to merge
+    assert _number(r"^live orders posted to the CLOB double: (\d+)", out) == 3
+    assert re.search(r"^merge transactions sent to the chain double: 1 \(confirmed 1\)$", out, re.MULTILINE), out
+    merged = re.search(r"^paper: merged ([\d.]+) sets, ([\d.]+) pUSD returned$", out, re.MULTILINE)
+    assert merged and Decimal(merged.group(1)) > 0 and merged.group(1) == merged.group(2), out[-3000:]
+    assert re.search(r"^live: merged 10 sets, 10 pUSD returned$", out, re.MULTILINE), out[-3000:]
+    assert "(transaction 0x" in out and "confirmed)" in out  # the live /merge card's answer
     assert _number(r"^commands audited\s+(\d+)", out) > 0
     # the chat shows the refusals and the confirmation flow, not just successes
     assert "   This bot is private." in out

@@ -33,8 +33,10 @@ def _summary() -> DemoSummary:
         complete_sets=Decimal(30),
         locked_edge=Decimal("0.35"),
         realised_pnl=Decimal("-0.04"),
+        merged_sets=Decimal(10),
+        returned_pusd=Decimal(10),
     )
-    live = PhaseResult("live", frames=3)
+    live = PhaseResult("live", frames=3, merged_sets=Decimal("2.5"), returned_pusd=Decimal("2.5"))
     return DemoSummary(
         phases=[paper, live],
         frames_ingested=43,
@@ -46,6 +48,8 @@ def _summary() -> DemoSummary:
         commands_audited=12,
         live_orders_at_venue=1,
         seconds=1.5,
+        chain_transactions=1,
+        chain_confirmed=1,
     )
 
 
@@ -62,10 +66,12 @@ def test_the_summary_prints_each_phases_group_and_complete_set_lines(
     out = capsys.readouterr().out.splitlines()
     block = out[out.index("===== summary =====") :]
     expected = [line for phase in summary.phases for line in phase.lines()]
-    assert len(expected) == 4 and all(line in block for line in expected)
+    assert len(expected) == 6 and all(line in block for line in expected)
     assert [line for line in block if line in expected] == expected  # phase by phase, in order
     assert (
         "paper: groups sent 4, completed 3, one-legged 1 (book moved 1), unwound 1, hedged 0, "
         "still one-legged 0, failed 0, pending 0; expected edge 0.42 pUSD, realised edge 0.31 pUSD"
     ) in block
     assert any(line.startswith("paper: complete sets 30, locked edge 0.35 pUSD; ") for line in block)
+    assert "paper: merged 10 sets, 10 pUSD returned" in block and "live: merged 2.5 sets, 2.5 pUSD returned" in block
+    assert "merge transactions sent to the chain double: 1 (confirmed 1)" in block

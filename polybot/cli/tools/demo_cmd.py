@@ -84,5 +84,9 @@ def _run(args: argparse.Namespace) -> int:
     print(f"alerts              {summary.alerts}")
     print(f"commands audited    {summary.commands_audited}")
     print(f"live orders posted to the CLOB double: {summary.live_orders_at_venue}")
+    print(
+        f"merge transactions sent to the chain double: {summary.chain_transactions} "
+        f"(confirmed {summary.chain_confirmed})"
+    )
     print(f"took {summary.seconds}s; database {args.var_dir / 'demo.db'}")
     return 0
