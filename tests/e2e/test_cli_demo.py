@@ -41,7 +41,8 @@ def test_demo_runs_offline_and_summarises(tmp_path: Path, clean_env: dict[str, s
     merged = re.search(r"^paper: merged ([\d.]+) sets, ([\d.]+) pUSD returned$", out, re.MULTILINE)
     assert merged and Decimal(merged.group(1)) > 0 and merged.group(1) == merged.group(2), out[-3000:]
     assert re.search(r"^live: merged 10 sets, 10 pUSD returned$", out, re.MULTILINE), out[-3000:]
-    assert "(transaction 0x" in out and "confirmed)" in out  # the live /merge card's answer
+    assert "<b>⚠️ LIVE merge — confirm</b>" in out and "mergePositions(" in out  # the live card, with the call
+    assert "(transaction 0x" in out and "confirmed)" in out  # the card's answer after Confirm
     assert _number(r"^commands audited\s+(\d+)", out) > 0
     # the chat shows the refusals and the confirmation flow, not just successes
     assert "   This bot is private." in out
