@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from core.app.resolution import Resolution
-from core.app.settlement import ALERT_KIND, Policy, Settlement, Status, Wallet
+from core.app.settlement import ALERT_KIND, Settlement
+from core.app.settlement_plan import Policy, Status, Wallet
 from core.chain.types import ChainCall, TxResult, TxStatus
 from core.events import Alert, FillEvent
 from core.execution.engine import Engine

@@ -10,7 +10,8 @@ from decimal import Decimal as D
 import pytest
 
 from core.app.resolution import Resolution
-from core.app.settlement import ALERT_KIND, Settlement, Status
+from core.app.settlement import ALERT_KIND, Settlement
+from core.app.settlement_plan import Status
 from core.chain.rpc import JsonRpc
 from core.chain.signing import Signer
 from core.chain.tx import TxManager
