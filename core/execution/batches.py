@@ -181,7 +181,9 @@ class BatchPoster:
     async def _request(self, reqs: list[OrderRequest]) -> list[PlaceResult]:
         timeout = self._bounds.place_timeout_s
         try:
-            results = await asyncio.wait_for(self._relayer.place_batch(reqs), timeout)
+            # a timeout scope, not wait_for: no task of its own, so no event-loop turn before the send
+            async with asyncio.timeout(timeout):
+                results = await self._relayer.place_batch(reqs)
         except TimeoutError:
             return _unknown(len(reqs), ErrorClass.TIMEOUT, f"relayer did not answer within {timeout:g}s")
         except Exception as exc:  # a relayer bug: the request may have gone out, so the outcome is unknown

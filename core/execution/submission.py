@@ -219,7 +219,9 @@ class Submitter:
                     out[i] = await self._existing(reqs[i], market)
             where = {id(p): i for i, p in postings.items()}
             batches = split_batches(list(postings.values()), self._books)
-            for batch in await asyncio.gather(*(self._post_batch(b) for b in batches)):
+            # one batch (up to 15 legs) is awaited here: a task for it would cost a loop turn before the send
+            posted = [await self._post_batch(batches[0])] if len(batches) == 1 else None
+            for batch in posted or await asyncio.gather(*(self._post_batch(b) for b in batches)):
                 out.update((where[id(p)], res) for p, res in batch)
         finally:
             for i in fresh:
