@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import socket
@@ -150,6 +151,11 @@ class Service:
         with_balances = system.balances is not None
         self.scheduler = start_scheduler(jobs, s, staleness_tick_s=opts.staleness_tick_s, balances=with_balances)
         stop_collecting()
+        # The start-up heap (modules, mappers, markets) lives as long as the process: frozen out of the
+        # collector, a full collection scans what came after only (measured with the tick-to-wire
+        # world after 600 groups: 104 ms -> 18 ms, a pause any tick arriving during it would wait out).
+        gc.collect()
+        gc.freeze()
         self.started = True
         what = f"{len(system.tracked)} market(s), {len(system.assets)} asset(s)"
         message = f"Polybot started in {self.mode.value} mode, disarmed; {what}"
@@ -215,6 +221,7 @@ class Service:
             return
         self.lifecycle.begin_stop()
         self.request_stop()
+        gc.unfreeze()  # what this service froze may become garbage now (several services run in one test process)
         running = self._running
         if self.started and running is not None:
             execution = running.system.execution
