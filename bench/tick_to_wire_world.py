@@ -199,7 +199,8 @@ class Timers:
 
     def split(self, t_wire: float) -> list[float]:
         """risk and write-ahead: summed time; signing: first start to last end (legs run in
-        parallel threads); post: the last POST's start to the wire. Only what began before the wire."""
+        parallel threads); post: the last POST's start to the wire. Only what began before the wire.
+        The signing runs inside the write-ahead's worker-thread call: its time is not the write's."""
         out = []
         for name in ("risk", "signing", "write-ahead"):
             spans = [(a, min(b, t_wire)) for a, b in self.spans[name] if a < t_wire]
@@ -207,6 +208,10 @@ class Timers:
                 out.append(max(b for _, b in spans) - min(a for a, _ in spans) if spans else 0.0)
             else:
                 out.append(sum(b - a for a, b in spans))
+        signing = [(a, min(b, t_wire)) for a, b in self.spans["signing"] if a < t_wire]
+        if signing:  # the per-leg spans lie inside the batch's: their union is first start to last end
+            a, b = min(a for a, _ in signing), max(b for _, b in signing)
+            out[2] -= sum(max(0.0, min(b, y) - max(a, x)) for x, y in self.spans["write-ahead"] if x < t_wire)
         posts = [p for p in self.post_start if p < t_wire]
         out.append(t_wire - posts[-1] if posts else 0.0)
         return out

@@ -28,10 +28,11 @@ from typing import TYPE_CHECKING
 
 from core.execution.context import EngineContext, ms_since
 from core.execution.order_table import Tracked, order_summary
-from core.execution.records import AuditRecord
+from core.execution.records import AuditRecord, OrderRecord
 from core.execution.types import (
     MAX_BATCH_ORDERS,
     ErrorClass,
+    JobPresigner,
     OrderRequest,
     Outcome,
     PlaceResult,
@@ -41,6 +42,7 @@ from core.execution.types import (
 from core.types import BookStatus, BookView, MarketInfo, Side
 
 if TYPE_CHECKING:
+    from core.execution.store import ExecutionStore
     from core.execution.submission import RetryBounds
 
 log = logging.getLogger(__name__)
@@ -114,6 +116,28 @@ async def sign_first(relayer: Relayer, reqs: Sequence[OrderRequest]) -> list[str
         log.exception("signing %d orders before their write-ahead failed", len(reqs))
         return [None] * len(reqs)
     return list(hashes) if len(hashes) == len(reqs) else [None] * len(reqs)
+
+
+async def sign_and_save(
+    relayer: Relayer, store: ExecutionStore, reqs: Sequence[OrderRequest], recs: Sequence[OrderRecord]
+) -> list[bool]:
+    """The write-ahead of ``recs`` (one per request), each row with its order hash when the relayer
+    signs first. A relayer whose signing is a job (:class:`~core.execution.types.JobPresigner`) signs
+    in the write's own worker-thread call: one hop for both, signed before the commit, off the loop."""
+    if not reqs or not isinstance(relayer, JobPresigner):
+        for rec, order_hash in zip(recs, await sign_first(relayer, reqs), strict=True):
+            rec.order_hash = order_hash
+        return await store.save_orders(recs)
+    job = relayer.signing_job(reqs)
+
+    def sign() -> None:  # in the write-ahead's worker thread, before its transaction
+        for rec, order_hash in zip(recs, job.run(), strict=True):
+            rec.order_hash = order_hash
+
+    try:
+        return await store.save_orders(recs, before=sign)
+    finally:
+        job.finish()  # on the loop: the signed orders kept for place_batch
 
 
 Recheck = Callable[[Posting], Awaitable[PlaceResult | None]]

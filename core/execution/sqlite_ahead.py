@@ -120,9 +120,19 @@ class SqliteWriteAhead:
                 raise
             return written
 
-    async def insert_new(self, rows: Sequence[dict[str, object]]) -> set[str]:
-        """Insert the rows whose client order id is new, in one transaction; their ids."""
-        return await asyncio.to_thread(self._write, self._rows(rows))
+    async def insert_new(
+        self, rows: Callable[[], Sequence[dict[str, object]]], before: Callable[[], None] | None = None
+    ) -> set[str]:
+        """Insert the rows whose client order id is new, in one transaction; their ids. ``before`` (the
+        group's signing, which sets the rows' order hashes) runs first and ``rows`` is called after it,
+        in the same worker-thread call: one hop for both."""
+
+        def work() -> set[str]:
+            if before is not None:
+                before()
+            return self._write(self._rows(rows()))
+
+        return await asyncio.to_thread(work)
 
     def close(self) -> None:
         """Waits for a write in progress, then closes; later writes raise."""

@@ -1,13 +1,11 @@
 """What the engine and the risk gate persist, behind a small interface.
 
-:class:`ExecutionStore` is the interface; :class:`SqlExecutionStore` implements it over the
-SQLAlchemy models of :mod:`core.store.models` (SQLite and PostgreSQL alike) and
-:class:`~core.execution.memory_store.MemoryExecutionStore` in memory (benchmarks, pure unit
-tests). The records themselves are in :mod:`core.execution.records`.
+:class:`ExecutionStore` is the interface; :class:`SqlExecutionStore` implements it over the SQLAlchemy
+models of :mod:`core.store.models` (SQLite and PostgreSQL alike), :class:`.MemoryExecutionStore` in
+memory (benchmarks, unit tests). The records themselves are in :mod:`core.execution.records`.
 
-Positions are rebuilt at start-up by replaying the confirmed fills (exact, whatever was
-rounded for display in the positions table); the positions table is what readers (status,
-Telegram) look at.
+Positions are rebuilt at start-up by replaying the confirmed fills (exact, whatever was rounded for
+display in the positions table); the positions table is what readers (status, Telegram) look at.
 """
 
 from __future__ import annotations
@@ -57,9 +55,9 @@ class ExecutionStore(Protocol):
         """Insert a new order; False (and nothing written) when its client order id exists."""
         ...
 
-    async def save_orders(self, recs: Sequence[OrderRecord]) -> list[bool]:
-        """Insert new orders in one transaction (a group's write-ahead: committed together before
-        anything is posted); for each, False (that row not written) when its client order id exists."""
+    async def save_orders(self, recs: Sequence[OrderRecord], before: Callable[[], None] | None = None) -> list[bool]:
+        """Insert new orders in one transaction (a group's write-ahead, committed before anything is posted);
+        False for a row whose client order id exists. ``before`` (the signing) runs first, off the loop."""
         ...
 
     async def update_order(self, client_order_id: str, **changes: Unpack[OrderChanges]) -> None: ...
@@ -230,21 +228,23 @@ class SqlExecutionStore:
     async def save_order(self, rec: OrderRecord) -> bool:
         return (await self.save_orders([rec]))[0]
 
-    async def save_orders(self, recs: Sequence[OrderRecord]) -> list[bool]:
+    async def save_orders(self, recs: Sequence[OrderRecord], before: Callable[[], None] | None = None) -> list[bool]:
         """INSERT ... ON CONFLICT DO NOTHING RETURNING for all the rows, one commit: on a SQLite file in
-        one thread hop (:mod:`core.execution.sqlite_ahead`), elsewhere an executemany of one cached
-        statement (a ``.values([...])`` statement is compiled anew per call, costlier than the commit)."""
+        one thread hop with ``before`` (:mod:`core.execution.sqlite_ahead`), elsewhere an executemany of
+        one cached statement (a ``.values([...])`` one is compiled anew per call, costlier than the commit)."""
         fresh: dict[str, OrderRecord] = {}
         for rec in recs:
             fresh.setdefault(rec.client_order_id, rec)
         if not fresh:
             return []
-        rows = [_order_row(r) for r in fresh.values()]
         if self._ahead is not None:
-            written = await self._ahead.insert_new(rows)
+            written = await self._ahead.insert_new(lambda: [_order_row(r) for r in fresh.values()], before)
         else:
+            if before is not None:
+                await asyncio.to_thread(before)
             async with self._sessions() as s, s.begin():
                 conn = await s.connection()
+                rows = [_order_row(r) for r in fresh.values()]
                 written = set((await conn.execute(_INSERT_NEW_ORDERS[conn.dialect.name], rows)).scalars())
         seen: set[str] = set()
         out = []

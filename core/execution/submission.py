@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from core.events import Alert, AlertKind, OrderEvent, Severity
-from core.execution.batches import BatchPoster, Posting, attempt_audit, sign_first, split_batches
+from core.execution.batches import BatchPoster, Posting, attempt_audit, sign_and_save, split_batches
 from core.execution.context import EngineContext
 from core.execution.fill_ledger import FillLedger
 from core.execution.holdings import ExposureTracker
@@ -208,10 +208,9 @@ class Submitter:
                 OrderRecord.from_request(reqs[i], mode=ctx.mode, group_id=group_id, reason=reasons[i], ts=now)
                 for i in fresh
             ]
-            for rec, order_hash in zip(recs, await sign_first(self._relayer, [reqs[i] for i in fresh]), strict=True):
-                rec.order_hash = order_hash
+            saved_rows = await sign_and_save(self._relayer, ctx.store, [reqs[i] for i in fresh], recs)
             postings: dict[int, Posting] = {}
-            for i, rec, saved in zip(fresh, recs, await ctx.store.save_orders(recs), strict=True):
+            for i, rec, saved in zip(fresh, recs, saved_rows, strict=True):
                 market = markets[reqs[i].market]
                 if saved:
                     postings[i] = Posting(self._orders.track(rec, reqs[i], market), market)

@@ -195,6 +195,25 @@ class Presigner(Protocol):
         ...
 
 
+class SigningJob(Protocol):
+    """A group's signing, prepared on the event loop, run in any one worker thread, finished on the loop."""
+
+    def run(self) -> list[str | None]:
+        """Sign (in a worker thread): each order's hash, None where it cannot be signed; never raises."""
+        ...
+
+    def finish(self) -> None:
+        """On the loop, after :meth:`run`: the signed orders kept for ``place_batch``."""
+        ...
+
+
+@runtime_checkable
+class JobPresigner(Presigner, Protocol):
+    """A presigner whose signing can share a worker-thread hop with the write-ahead (one hop, not two)."""
+
+    def signing_job(self, orders: Sequence[OrderRequest]) -> SigningJob: ...
+
+
 @runtime_checkable
 class MarketPrewarm(Protocol):
     """A relayer that signs with market parameters (tick, neg-risk, fees) it is told in advance."""

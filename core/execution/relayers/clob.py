@@ -32,6 +32,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from decimal import Decimal
+from functools import partial
 from typing import NoReturn
 
 import httpx
@@ -43,7 +44,14 @@ from core.execution.events import EventSink
 from core.execution.relayers.clob_heartbeat import Heartbeat
 from core.execution.relayers.clob_http import ClobHttp, Creds, VenueError, as_creds
 from core.execution.relayers.clob_markets import market_params_from_clob_market, market_params_from_market
-from core.execution.relayers.clob_place import OrderPoster, SignedOrders, check_batch_size, ms_since, refused
+from core.execution.relayers.clob_place import (
+    ClobSigningJob,
+    OrderPoster,
+    SignedOrders,
+    check_batch_size,
+    ms_since,
+    refused,
+)
 from core.execution.relayers.clob_reads import ClobReader
 from core.execution.relayers.clob_signing import (
     POLYGON_CHAIN_ID,
@@ -319,17 +327,18 @@ class ClobRelayer:
         return self._signed.keep(order, signed)
 
     async def sign_batch(self, orders: Sequence[OrderRequest]) -> list[SignedClobOrder | OrderInvalid]:
-        """Per order its signed order or the :class:`OrderInvalid` that refused it: the legs not
-        already signed go to one worker thread together (one hop; threads would not sign in
-        parallel under the GIL, they would only add switches), cached and registered as by :meth:`sign`."""
-        out: list[SignedClobOrder | OrderInvalid | None] = [self._signed.cached(o) for o in orders]
-        todo = [i for i, s in enumerate(out) if s is None]
-        if todo:
-            jobs = [(orders[i], self._params_for(orders[i])) for i in todo]
-            fresh = await asyncio.to_thread(self._signer.sign_batch, jobs, owner=self._owner())
-            for i, s in zip(todo, fresh, strict=True):
-                out[i] = s if isinstance(s, OrderInvalid) else self._signed.keep(orders[i], s)
-        return [s for s in out if s is not None]
+        """Per order its signed order or the :class:`OrderInvalid` that refused it: the legs not already
+        signed go to one worker thread together (threads would not sign in parallel under the GIL)."""
+        job = self.signing_job(orders)
+        if job.pending:
+            await asyncio.to_thread(job.run)
+        job.finish()
+        return job.results()
+
+    def signing_job(self, orders: Sequence[OrderRequest]) -> ClobSigningJob:
+        """The legs' signing as a job the engine runs in its write-ahead hop (:class:`.types.JobPresigner`)."""
+        sign = partial(self._signer.sign_batch, owner=self._owner())
+        return ClobSigningJob(orders, self._signed, sign, self._params_for)
 
     async def sign_orders(self, orders: Sequence[OrderRequest]) -> list[str | None]:
         """Signed before the write-ahead (:class:`~core.execution.types.Presigner`): each order's
@@ -357,11 +366,9 @@ class ClobRelayer:
         return await self._poster.post_one(order, signed, started)
 
     async def place_batch(self, orders: Sequence[OrderRequest]) -> list[PlaceResult]:
-        """Place up to 15 orders as one ``POST /orders`` (ValueError beyond): every leg is signed
-        first (all in one worker-thread call, :meth:`sign_batch`), so each order hash is known
-        before the request leaves; one result per order, in the same order (mapping:
-        :mod:`.clob_place`). A leg that cannot be signed is REJECTED and left out of the request;
-        dry-run posts nothing."""
+        """Place up to 15 orders as one ``POST /orders`` (ValueError beyond), every leg signed first
+        (:meth:`sign_batch`); one result per order, in order (mapping: :mod:`.clob_place`). A leg
+        that cannot be signed is REJECTED and left out of the request; dry-run posts nothing."""
         check_batch_size(orders)
         started = time.perf_counter()
         signed = [

@@ -26,12 +26,18 @@ import asyncio
 import logging
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from core.execution.relayers import clob_post
 from core.execution.relayers.clob_http import ClobHttp, VenueError
 from core.execution.relayers.clob_reads import ClobReader
-from core.execution.relayers.clob_signing import OrderInvalid, SignedClobOrder, serialize_body, signing_key
+from core.execution.relayers.clob_signing import (
+    MarketParams,
+    OrderInvalid,
+    SignedClobOrder,
+    serialize_body,
+    signing_key,
+)
 from core.execution.relayers.clob_user_translate import UserStreamTranslator
 from core.execution.types import MAX_BATCH_ORDERS, ErrorClass, OrderRequest, OrderStatus, Outcome, PlaceResult
 
@@ -177,6 +183,67 @@ class SignedOrders:
         return signed
 
 
+class ClobSigningJob:
+    """A group's legs signed in one worker-thread call (:class:`~core.execution.types.SigningJob`):
+    made on the loop (the cache looked up, the parameters taken), :meth:`run` in a worker thread
+    (the signer only: nothing shared is touched there), :meth:`finish` back on the loop (the signed
+    orders kept, as :meth:`SignedOrders.keep` does for any signed order)."""
+
+    def __init__(
+        self,
+        orders: Sequence[OrderRequest],
+        kept: SignedOrders,
+        sign: Callable[[list[tuple[OrderRequest, MarketParams | None]]], list[SignedClobOrder | OrderInvalid]],
+        params: Callable[[OrderRequest], MarketParams | None],
+    ) -> None:
+        self._orders = list(orders)
+        self._kept = kept
+        self._sign = sign
+        self._out: list[SignedClobOrder | OrderInvalid | None] = [kept.cached(o) for o in self._orders]
+        self._todo = [i for i, s in enumerate(self._out) if s is None]
+        self._jobs = [(self._orders[i], params(self._orders[i])) for i in self._todo]
+        self._fresh: list[SignedClobOrder | OrderInvalid] | None = None
+        self._error: Exception | None = None
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._todo) and self._fresh is None and self._error is None
+
+    def run(self) -> list[str | None]:
+        if self.pending:
+            try:
+                self._fresh = self._sign(self._jobs)
+            except Exception as exc:  # a signer bug: no hash now; the post says why, leg by leg
+                log.exception("signing %d orders failed", len(self._jobs))
+                self._error = exc
+        try:
+            return [s.order_hash if isinstance(s, SignedClobOrder) else None for s in self._merged()]
+        except Exception:
+            return [None] * len(self._orders)
+
+    def _merged(self) -> list[SignedClobOrder | OrderInvalid]:
+        if self._error is not None:
+            raise self._error
+        out = list(self._out)
+        for i, s in zip(self._todo, self._fresh if self._fresh is not None else [], strict=True):
+            out[i] = s
+        return [s for s in out if s is not None]
+
+    def finish(self) -> None:
+        if self._fresh is None:
+            return
+        for i, s in zip(self._todo, self._fresh, strict=True):
+            self._out[i] = s if isinstance(s, OrderInvalid) else self._kept.keep(self._orders[i], s)
+        self._todo, self._fresh = [], None
+
+    def results(self) -> list[SignedClobOrder | OrderInvalid]:
+        """After :meth:`run` and :meth:`finish`: per order its signed order or why it was refused
+        (the signer's error raised again, as a direct call would have raised it)."""
+        if self._error is not None:
+            raise self._error
+        return [s for s in self._out if s is not None]
+
+
 def refused(order: OrderRequest, exc: OrderInvalid, started: float, stats: Counter[str]) -> PlaceResult:
     """The REJECTED result of an order that cannot be signed as asked (nothing was sent)."""
     stats["place_invalid"] += 1
@@ -194,4 +261,13 @@ def ms_since(started: float) -> float:
     return (time.perf_counter() - started) * 1000
 
 
-__all__ = ["OrderPoster", "SignedOrders", "batch_body", "batch_entries", "check_batch_size", "leg_error", "refused"]
+__all__ = [
+    "ClobSigningJob",
+    "OrderPoster",
+    "SignedOrders",
+    "batch_body",
+    "batch_entries",
+    "check_batch_size",
+    "leg_error",
+    "refused",
+]
