@@ -16,7 +16,6 @@ from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from core.chain.calls import merge_call, redeem_call
 from core.control.types import ControlError
 from core.errors import UsageError
 from core.types import Mode
@@ -185,6 +184,8 @@ def _merge_lines(settlement: Settlement, ref: str | None, sets: Decimal | None) 
     if short:
         held = ", ".join(f"{_plain(m.sets)} in {m.market.slug or m.market.condition_id}" for m in short)
         raise ControlError(f"{_plain(sets or Decimal(0))} sets asked, only {held}", "more_than_held")
+    from core.chain.calls import merge_call  # eth-abi loads pydantic: not at CLI start-up
+
     lines = []
     for m in found:
         units = m.units if wanted is None else wanted
@@ -202,6 +203,8 @@ def _redeem_lines(settlement: Settlement, ref: str | None) -> list[str]:
         raise ControlError(
             f"nothing to redeem{' in ' + ref if ref else ''} (no resolved market held)", "nothing_to_redeem"
         )
+    from core.chain.calls import redeem_call  # eth-abi loads pydantic: not at CLI start-up
+
     lines = []
     for r in found:
         call = redeem_call(r.market.condition_id, neg_risk=r.market.neg_risk)
