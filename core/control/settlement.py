@@ -126,6 +126,9 @@ def _plain_dict(value: object) -> dict[str, object]:
     return out
 
 
+UNLIMITED_PUSD = Decimal(2**255) / 1_000_000  # approve(spender, 2**256 - 1) reads back as this much or more
+
+
 def balance(
     settlement: Settlement,
     positions: PositionBook,
@@ -135,8 +138,16 @@ def balance(
 ) -> BalanceReport:
     if settlement.mode is Mode.PAPER:
         allowance = "not needed (paper: no chain)"
+    elif funds is None or funds.allowance is None:
+        allowance = "not reported by the venue yet (`polybot preflight` checks the pUSD and CTF approvals on chain)"
+    elif funds.allowance >= UNLIMITED_PUSD:
+        allowance = "unlimited"
     else:
-        allowance = "not read here: `polybot preflight` checks the pUSD and CTF approvals"
+        allowance = f"{_plain(funds.allowance)} pUSD" + (
+            " (below the balance: approve pUSD for the exchanges)"
+            if funds.collateral is not None and funds.allowance < funds.collateral
+            else ""
+        )
     held = []
     for pos in positions.open_positions():
         m = mark(pos.token_id)

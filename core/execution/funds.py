@@ -37,6 +37,7 @@ class Funds:
     collateral: Decimal | None
     shares: Mapping[str, Decimal] | None = None
     source: str = ""
+    allowance: Decimal | None = None  # pUSD the exchanges may spend, as the venue last said (None: not known)
 
 
 class FundsSource(Protocol):
@@ -65,7 +66,7 @@ class PaperFunds:
 class BalanceReader(Protocol):
     """``GET /balance-allowance`` (the CLOB relayer)."""
 
-    async def collateral_balance(self) -> Decimal: ...
+    async def collateral_balance_allowance(self) -> tuple[Decimal, Decimal | None]: ...
 
     async def token_balance(self, token_id: str) -> Decimal: ...
 
@@ -78,6 +79,7 @@ class VenueFunds:
     max_age_s: float = 60.0
     clock: Callable[[], float] = time.monotonic
     collateral: Decimal | None = None
+    allowance: Decimal | None = None
     collateral_at: float | None = None
     shares: dict[str, Decimal] = field(default_factory=dict)
     shares_at: dict[str, float] = field(default_factory=dict)
@@ -90,7 +92,7 @@ class VenueFunds:
             source = "venue balance not read yet" + (f" ({self.last_error})" if self.last_error else "")
         else:
             source = "venue balance"
-        return Funds(self.collateral, dict(self.shares), source)
+        return Funds(self.collateral, dict(self.shares), source, self.allowance)
 
     async def refresh(self, token_ids: Iterable[str] = ()) -> bool:
         """Read collateral and the given tokens; False when any read failed (the old values stay)."""
@@ -111,11 +113,11 @@ class VenueFunds:
 
     async def _read_collateral(self) -> bool:
         try:
-            value = await self.reader.collateral_balance()
+            value, allowance = await self.reader.collateral_balance_allowance()
         except Exception as exc:
             self._failed("collateral", exc)
             return False
-        self.collateral, self.collateral_at = value, self.clock()
+        self.collateral, self.allowance, self.collateral_at = value, allowance, self.clock()
         self.reads += 1
         return True
 

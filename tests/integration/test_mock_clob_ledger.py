@@ -43,6 +43,8 @@ async def test_trades_move_the_balances_the_venue_reports(venue: tuple[MockClobS
     server, relayer = venue
     buy = _order(server, "b1", Side.BUY, "0.52", "10")  # takes the 0.52 ask: fee 10 x 0.05 x 0.52 x 0.48
     assert await relayer.collateral_balance() == Decimal(100)
+    balance, allowance = await relayer.collateral_balance_allowance()
+    assert balance == Decimal(100) and allowance is not None and allowance >= 2**255 / Decimal(10**6)
     assert await relayer.token_balance(buy.token_id) == 0
     assert (await relayer.place(buy)).outcome is Outcome.ACCEPTED
     assert await relayer.collateral_balance() == Decimal("100") - Decimal("5.2") - Decimal("0.1248")

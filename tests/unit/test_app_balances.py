@@ -23,10 +23,10 @@ class Venue:
         self.gate = asyncio.Event()
         self.gate.set()
 
-    async def collateral_balance(self) -> Decimal:
+    async def collateral_balance_allowance(self) -> tuple[Decimal, Decimal | None]:
         await self.gate.wait()
         self.reads.append("collateral")
-        return Decimal(100)
+        return Decimal(100), Decimal(50)
 
     async def token_balance(self, token_id: str) -> Decimal:
         self.reads.append(token_id)

@@ -491,6 +491,10 @@ class ClobRelayer:
         """pUSD the venue says this account holds (``GET /balance-allowance``, COLLATERAL)."""
         return await self._reads.collateral_balance()
 
+    async def collateral_balance_allowance(self) -> tuple[Decimal, Decimal | None]:
+        """pUSD held and the allowance the venue reports (``GET /balance-allowance``, COLLATERAL)."""
+        return await self._reads.collateral_balance_allowance()
+
     async def token_balance(self, token_id: str) -> Decimal:
         """Shares of one outcome token the venue says this account holds (CONDITIONAL)."""
         return await self._reads.token_balance(token_id)

@@ -170,18 +170,40 @@ class ClobReader:
     # -- balances ----------------------------------------------------------------------------
 
     async def collateral_balance(self) -> Decimal:
-        return await self._balance({"asset_type": "COLLATERAL"})
+        return (await self.collateral_balance_allowance())[0]
+
+    async def collateral_balance_allowance(self) -> tuple[Decimal, Decimal | None]:
+        """pUSD held and the allowance the venue reports (None when the answer carries none)."""
+        resp = await self._balance_answer({"asset_type": "COLLATERAL"})
+        allowance = resp.get("allowance")
+        return _amount(resp.get("balance")), None if allowance is None else _amount(allowance)
 
     async def token_balance(self, token_id: str) -> Decimal:
-        return await self._balance({"asset_type": "CONDITIONAL", "token_id": token_id})
+        resp = await self._balance_answer({"asset_type": "CONDITIONAL", "token_id": token_id})
+        return _amount(resp.get("balance"))
 
-    async def _balance(self, params: dict[str, str]) -> Decimal:
+    async def _balance_answer(self, params: dict[str, str]) -> dict[str, object]:
         query = {**params, "signature_type": str(self._signature_type)}
         resp = await self._http.request("GET", "/balance-allowance", params=query, auth="l2")
-        raw = resp.get("balance") if isinstance(resp, dict) else None
-        try:
-            return from_units(int(str(raw)))
-        except (TypeError, ValueError):
+        if not isinstance(resp, dict):
             raise VenueError(
-                Outcome.UNKNOWN, ErrorClass.UNKNOWN_OUTCOME, f"unreadable balance from /balance-allowance: {raw!r}"
-            ) from None
+                Outcome.UNKNOWN, ErrorClass.UNKNOWN_OUTCOME, f"unreadable answer from /balance-allowance: {resp!r}"
+            )
+        return resp
+
+
+def _amount(raw: object) -> Decimal:
+    """A balance or allowance: 10^-6 units as an integer string (the documented form), or, in the
+    form some answers take, a decimal string already in pUSD/shares ("250.500000")."""
+    text = str(raw).strip()
+    try:
+        if text.isdigit():
+            return from_units(int(text))
+        value = Decimal(text)
+    except (TypeError, ValueError, ArithmeticError):
+        value = Decimal("NaN")
+    if "." not in text or not value.is_finite() or value < 0:
+        raise VenueError(
+            Outcome.UNKNOWN, ErrorClass.UNKNOWN_OUTCOME, f"unreadable amount from /balance-allowance: {raw!r}"
+        ) from None
+    return value
