@@ -73,8 +73,8 @@ class ServiceSettings(Section):
     reconcile_s: Seconds = Field(30.0, ge=1, le=3600)
     """How often open orders are compared with the venue while running (the same path as at start)."""
     sync_minutes: Int = Field(5, ge=0, le=24 * 60)
-    """How often collateral and positions are read from the venue (CLOB balances, Data API positions)
-    and compared with Polybot's own ledger; also once at start. 0 = only at start."""
+    """How often the positions held at the venue (Data API) are read and compared with Polybot's own
+    ledger; also once at start. 0 = only at start. (Collateral: every risk.balance_refresh_s.)"""
 
     @field_validator("daily_summary_utc")
     @classmethod
