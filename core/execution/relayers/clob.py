@@ -327,8 +327,7 @@ class ClobRelayer:
         return self._signed.keep(order, signed)
 
     async def sign_batch(self, orders: Sequence[OrderRequest]) -> list[SignedClobOrder | OrderInvalid]:
-        """Per order its signed order or the :class:`OrderInvalid` that refused it: the legs not already
-        signed go to one worker thread together (threads would not sign in parallel under the GIL)."""
+        """Per order its signed order or its :class:`OrderInvalid`; the unsigned legs in one worker-thread call."""
         job = self.signing_job(orders)
         if job.pending:
             await asyncio.to_thread(job.run)
@@ -341,8 +340,7 @@ class ClobRelayer:
         return ClobSigningJob(orders, self._signed, sign, self._params_for)
 
     async def sign_orders(self, orders: Sequence[OrderRequest]) -> list[str | None]:
-        """Signed before the write-ahead (:class:`~core.execution.types.Presigner`): each order's
-        hash, None where it cannot be signed; :meth:`place_batch` then posts these very orders."""
+        """Each order's hash (None: cannot be signed), before the write-ahead (:class:`.types.Presigner`)."""
         return [s.order_hash if isinstance(s, SignedClobOrder) else None for s in await self.sign_batch(orders)]
 
     def _params_for(self, order: OrderRequest) -> MarketParams | None:
@@ -366,9 +364,8 @@ class ClobRelayer:
         return await self._poster.post_one(order, signed, started)
 
     async def place_batch(self, orders: Sequence[OrderRequest]) -> list[PlaceResult]:
-        """Place up to 15 orders as one ``POST /orders`` (ValueError beyond), every leg signed first
-        (:meth:`sign_batch`); one result per order, in order (mapping: :mod:`.clob_place`). A leg
-        that cannot be signed is REJECTED and left out of the request; dry-run posts nothing."""
+        """Up to 15 orders as one ``POST /orders``, signed first (:meth:`sign_batch`); a result per order, in
+        order (:mod:`.clob_place`). A leg that cannot be signed is REJECTED, left out; dry-run posts nothing."""
         check_batch_size(orders)
         started = time.perf_counter()
         signed = [
