@@ -28,18 +28,20 @@ Two pipelines:
         [--synchronous default|NORMAL|FULL] [--no-gc] [--json]
 
 Target (issue 15): p99 < 2 ms for 10 legs on this 2-core machine: not met. Measured 2026-12-05,
-engine pipeline, 400 iterations, load average ~1.9 (other jobs on the machine; the process-CPU
-line is the one to compare), before -> after the issue-15 work (aiohttp for the CLOB requests, one
-hop for signing + write-ahead, the write-ahead rows converted once per distinct value, no extra
-loop turns before the send):
+engine pipeline, 400 iterations, load average 0.8, before (4ce7639) -> after the issue-15 work
+(aiohttp for the CLOB requests, one hop for signing + write-ahead, the write-ahead rows converted
+once per distinct value, no extra loop turns before the send), p50 / p99 ms:
 
-    2 legs:  p50 2.4-2.7 -> 1.7 ms, p99 3.1-7.9 -> 2.2-3.0 ms, process CPU p50 2.4-2.7 -> 1.7 ms
-    10 legs: p50 5.7-5.9 -> 4.3-4.6 ms, p99 12.7-14.9 -> 5.3-8.0 ms, process CPU p50 5.5-5.8 -> 4.3-4.6 ms
+    2 legs:  1.74 / 2.13 (process CPU p50 1.74), was 2.64 / 3.16 (CPU 2.65)
+    10 legs: 4.48 / 5.40 (process CPU p50 4.49), was 5.75 / 6.87 (CPU 5.75)
 
-10-leg split after (p50, ms): strategy 0.2, risk 0.7-0.8, signing 1.0-1.3 (worker thread; ~0.6 when
-measured alone: ~0.32 of it is libsecp256k1, 20 keccaks ~0.16), write-ahead 0.2-0.3, post
-(serialise + auth + aiohttp send) 0.5, other ~1.0-1.3. What is left is CPU spread over Python per
-leg (the gate's exposure arithmetic, the signed body, the rows, the order table), not waiting.
+10-leg split after, p50 ms (before): strategy 0.18 (0.20), risk 0.74 (0.74), signing 1.25 (1.28, in
+the worker; ~0.6 measured alone, of which ~0.32 libsecp256k1 and 20 keccaks ~0.13), write-ahead
+1.04 (1.11; now also holds the one thread hop and the rows' conversion), post (serialise + auth +
+send) 0.45 (1.30: httpx -> aiohttp), other 0.83 (1.19). What is left is CPU spread over Python per
+leg (the gate's exposure arithmetic, the signed body, the rows, the order table), not waiting: the
+process-CPU line equals the wall time. Under load (other jobs, load 2-4) the wall p99 rises to
+5-8 ms (a thread hop waits for a core); the CPU line does not.
 """
 
 from __future__ import annotations
