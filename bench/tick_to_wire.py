@@ -167,7 +167,7 @@ async def run_components(world: World, store: Any, server: WireServer, n: int, o
     return stages
 
 
-async def run_engine(world: World, store: Any, server: WireServer, n: int) -> Stages | str:
+async def run_engine(world: World, store: Any, server: WireServer, n: int, gap_s: float = 0.0) -> Stages | str:
     """The production path, stages timed by wrappers around the gate, signer, store and HTTP client."""
     from core.execution.engine import Engine
     from core.execution.relayers.clob import ClobRelayer
@@ -198,6 +198,8 @@ async def run_engine(world: World, store: Any, server: WireServer, n: int) -> St
     singles_before = server.count("/order")
     try:
         for i in range(-world.warmup, n):
+            if gap_s:  # the previous group's after-answer work (status rows, audit, fills) has finished
+                await asyncio.sleep(gap_s)
             timers.reset()
             c0 = time.process_time()
             t0 = clock()
@@ -304,7 +306,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, object]:
                     if args.no_gc:
                         gc.disable()
                     try:
-                        stages_or_why = await run_engine(world, store, server, args.iterations)
+                        stages_or_why = await run_engine(world, store, server, args.iterations, args.gap_ms / 1e3)
                     finally:
                         gc.enable()
                         await close()
@@ -325,6 +327,13 @@ def main(argv: list[str] | None = None) -> int:
         choices=["default", "NORMAL", "FULL"],
         default="default",
         help="SQLite PRAGMA synchronous for the write-ahead (default: what core.store.db sets)",
+    )
+    ap.add_argument(
+        "--gap-ms",
+        type=float,
+        default=0.0,
+        help="engine pipeline: pause between groups so the previous group's after-answer writes are done "
+        "(an opportunity arriving on a quiet engine); 0 = back to back",
     )
     ap.add_argument("--no-gc", action="store_true", help="disable the garbage collector while timing")
     ap.add_argument("--json", action="store_true", help="also print the figures as JSON")
