@@ -3,7 +3,9 @@
 Gamma (``https://gamma-api.polymarket.com``) is Polymarket's public market catalogue. The
 package is split along the way a market travels:
 
-- :mod:`~core.markets.client`: HTTP, paging, rate limits and retries; bytes out.
+- :mod:`~core.markets.client`: HTTP, rate limits and retries; bytes out.
+- :mod:`~core.markets.discovery`: keyset scans (no offset cap) and loads of named markets by
+  condition id or slug, 100 per request; parsed markets out, nothing stored.
 - :mod:`~core.markets.wire`: frozen msgspec Structs of Gamma's items; the JSON-in-a-string list
   fields are decoded here, once.
 - :mod:`~core.markets.translate`: wire structs to :class:`core.types.MarketInfo` (the domain
@@ -15,7 +17,16 @@ package is split along the way a market travels:
 The names below are the package's public face; import them from ``core.markets``.
 """
 
-from core.markets.client import ClientStats, GammaClient, GammaPage
+from core.markets.client import ClientStats, GammaClient, GammaPage, gamma_limiter
+from core.markets.discovery import (
+    CursorLoopError,
+    MarketFilters,
+    ScanResult,
+    iter_keyset_pages,
+    load_by_condition_ids,
+    load_by_slugs,
+    scan_all,
+)
 from core.markets.errors import BadReason, GammaError, GammaParseError, MarketLookupError, RefusedReason
 from core.markets.queries import (
     StoredMarket,
@@ -25,7 +36,7 @@ from core.markets.queries import (
     market_info_from_row,
     resolve_market,
 )
-from core.markets.refresh import MarketFilters, ProgressCallback, RefreshResult, refresh_markets, store_markets
+from core.markets.refresh import ProgressCallback, RefreshResult, refresh_markets, store_markets
 from core.markets.repository import SessionSource, UpsertCounts, upsert_markets
 from core.markets.translate import (
     DEFAULT_MIN_SIZE,
@@ -45,6 +56,7 @@ __all__ = [
     "UNKNOWN_FEE_RATE",
     "BadReason",
     "ClientStats",
+    "CursorLoopError",
     "GammaClient",
     "GammaError",
     "GammaMarket",
@@ -56,10 +68,15 @@ __all__ = [
     "ProgressCallback",
     "RefreshResult",
     "RefusedReason",
+    "ScanResult",
     "SessionSource",
     "StoredMarket",
     "UpsertCounts",
+    "gamma_limiter",
+    "iter_keyset_pages",
     "list_markets",
+    "load_by_condition_ids",
+    "load_by_slugs",
     "load_markets",
     "market_for_token",
     "market_info_from_row",
@@ -68,6 +85,7 @@ __all__ = [
     "parse_markets",
     "refresh_markets",
     "resolve_market",
+    "scan_all",
     "store_markets",
     "translate_market",
     "upsert_markets",

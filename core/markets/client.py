@@ -1,8 +1,12 @@
-"""The Gamma HTTP client: ``GET /markets`` and ``/events`` pages, rate limits and retries.
+"""The Gamma HTTP client: ``GET /markets``, ``/markets/keyset`` and ``/events``; rate limit, retries.
 
 The client moves bytes; it does not interpret markets. A page comes back as one undecoded
 JSON text per item (:func:`core.markets.wire.split_items`), so that the translation can refuse
 one bad item without losing the page.
+
+Every request waits its turn on a client-side limiter sized to Gamma's published ``/markets``
+limit (300 per 10 s, :func:`gamma_limiter`), then goes through :func:`core.retry.retry_call`:
+a 429 that slips through anyway is retried after its ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -11,16 +15,17 @@ import asyncio
 import logging
 import random
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
 import httpx
 import msgspec
+from aiolimiter import AsyncLimiter
 
 from core.defaults import DEFAULT_GAMMA_URL, GAMMA_MAX_LIMIT, GAMMA_MAX_OFFSET
 from core.markets.errors import GammaError
-from core.markets.wire import split_items
+from core.markets.wire import KeysetBody, split_items, split_keyset
 from core.retry import Backoff, Outcome, Retry, RetryAfter, Sleep, retry_after_seconds, retry_call, upward_jitter
 
 log = logging.getLogger(__name__)
@@ -29,18 +34,42 @@ log = logging.getLogger(__name__)
 _RETRYABLE_STATUS: Final = frozenset({408, 425, 429, 500, 502, 503, 504})
 _RETRY_AFTER_STATUS: Final = frozenset({429, 503})
 _JITTER: Final = upward_jitter(0.1)
+MARKETS_PER_WINDOW: Final = 300
+"""Gamma's published rate limit for ``/markets``: 300 requests per 10 s window."""
+WINDOW_S: Final = 10.0
+_BURST: Final = 30
+
+
+def gamma_limiter(requests: int = MARKETS_PER_WINDOW, window_s: float = WINDOW_S, burst: int = _BURST) -> AsyncLimiter:
+    """A limiter that lets at most ``requests`` through in any ``window_s`` window.
+
+    aiolimiter is a leaky bucket: ``burst`` may go at once and the bucket then drains at
+    ``rate`` per second, so a window of ``window_s`` can see ``burst + rate * window_s``
+    requests. ``AsyncLimiter(requests, window_s)`` would allow twice ``requests`` in the first
+    window; sizing the rate to what is left after the burst holds every window to ``requests``.
+    """
+    if not 1 <= burst < requests:
+        raise ValueError(f"burst must be in 1..{requests - 1}")
+    if not window_s > 0:
+        raise ValueError("window_s must be > 0")
+    rate = (requests - burst) / window_s
+    return AsyncLimiter(burst, burst / rate)
+
 
 Params = Mapping[str, str | int | Sequence[str] | None]
 
 
 @dataclass(frozen=True, slots=True)
 class GammaPage:
-    """One page of ``/markets`` items (undecoded); ``stop_reason`` is set on the last page only."""
+    """One ``/markets/keyset`` page (undecoded items); ``stop_reason`` is set on the last page only.
+
+    ``cursor`` is the ``after_cursor`` it was asked with (None: the first page)."""
 
     number: int
-    offset: int
+    cursor: str | None
     items: list[msgspec.Raw]
-    stop_reason: str | None = None  # "end" | "max_pages" | "offset_cap"
+    next_cursor: str | None
+    stop_reason: str | None = None  # "end" | "max_pages"
 
 
 @dataclass(slots=True)
@@ -89,6 +118,7 @@ class GammaClient:
         backoff_s: float = 0.5,
         max_backoff_s: float = 8.0,
         max_retry_after_s: float = 30.0,
+        limiter: AsyncLimiter | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         rng: random.Random | None = None,
         sleep: Sleep = asyncio.sleep,
@@ -101,6 +131,7 @@ class GammaClient:
         self.backoff = Backoff(min(backoff_s, max_backoff_s), max_backoff_s, 2.0, _JITTER)
         self.retry_after: RetryAfter[bytes | _Failure] = RetryAfter(_hinted_wait, cap_s=max_retry_after_s)
         self.stats = ClientStats()
+        self.limiter = limiter if limiter is not None else gamma_limiter()
         self._rng = rng
         self._sleep = sleep
         self._http = httpx.AsyncClient(
@@ -121,15 +152,16 @@ class GammaClient:
 
     async def _attempt(self, url: str, query: Mapping[str, str | int | Sequence[str]], shown: str) -> bytes | _Failure:
         """One GET: the body of a 2xx, a :class:`_Failure` worth retrying, or a final GammaError."""
-        self.stats.requests += 1
-        try:
-            resp = await self._http.get(url, params=query)
-        except httpx.TimeoutException:
-            self.stats.failures["timeout"] += 1
-            return _Failure(f"timed out after {self.timeout_s:g}s")
-        except httpx.TransportError as exc:
-            self.stats.failures["network"] += 1
-            return _Failure(f"{type(exc).__name__}: {exc}".rstrip(": "))
+        async with self.limiter:
+            self.stats.requests += 1
+            try:
+                resp = await self._http.get(url, params=query)
+            except httpx.TimeoutException:
+                self.stats.failures["timeout"] += 1
+                return _Failure(f"timed out after {self.timeout_s:g}s")
+            except httpx.TransportError as exc:
+                self.stats.failures["network"] += 1
+                return _Failure(f"{type(exc).__name__}: {exc}".rstrip(": "))
         status = resp.status_code
         if 200 <= status < 300:
             return resp.content
@@ -208,8 +240,9 @@ class GammaClient:
             raise ValueError(f"limit must be in 1..{GAMMA_MAX_LIMIT}")
         if not 0 <= offset <= GAMMA_MAX_OFFSET:
             raise ValueError(f"offset must be in 0..{GAMMA_MAX_OFFSET}")
-        if condition_ids is not None and len(condition_ids) > GAMMA_MAX_LIMIT:
-            raise ValueError(f"at most {GAMMA_MAX_LIMIT} condition ids per request")
+        _check_ids(condition_ids)
+        if slugs is not None and len(slugs) > GAMMA_MAX_LIMIT:
+            raise ValueError(f"at most {GAMMA_MAX_LIMIT} slugs per request")
         params = {
             "limit": limit,
             "offset": offset,
@@ -220,40 +253,39 @@ class GammaClient:
         }
         return await self.get_items("/markets", params, what="markets")
 
-    async def iter_pages(
+    async def get_keyset(
         self,
         *,
+        limit: int = GAMMA_MAX_LIMIT,
+        after_cursor: str | None = None,
         active: bool | None = None,
         closed: bool | None = None,
-        limit: int = GAMMA_MAX_LIMIT,
-        max_pages: int | None = None,
-        start_offset: int = 0,
-    ) -> AsyncIterator[GammaPage]:
-        """Page through ``/markets`` with limit/offset until a short page, ``max_pages`` or the offset cap."""
-        if max_pages is not None and max_pages < 1:
-            raise ValueError("max_pages must be >= 1")
-        offset, number = start_offset, 0
-        while True:
-            items = await self.get_markets(limit=limit, offset=offset, active=active, closed=closed)
-            number += 1
-            stop = _stop_reason(len(items), limit, number, max_pages, offset)
-            yield GammaPage(number=number, offset=offset, items=items, stop_reason=stop)
-            if stop is not None:
-                return
-            offset += limit
+        condition_ids: Sequence[str] | None = None,
+    ) -> KeysetBody:
+        """One ``GET /markets/keyset`` page: its items (undecoded) and the next page's cursor.
 
-    async def iter_markets(
-        self,
-        *,
-        active: bool | None = None,
-        closed: bool | None = None,
-        limit: int = GAMMA_MAX_LIMIT,
-        max_pages: int | None = None,
-    ) -> AsyncIterator[msgspec.Raw]:
-        """Every ``/markets`` item (undecoded), page after page."""
-        async for page in self.iter_pages(active=active, closed=closed, limit=limit, max_pages=max_pages):
-            for item in page.items:
-                yield item
+        An empty ``next_cursor`` is returned as None: Gamma ends a scan by leaving it out, a
+        server that sends ``""`` or ``null`` means the same.
+        """
+        if not 1 <= limit <= GAMMA_MAX_LIMIT:
+            raise ValueError(f"limit must be in 1..{GAMMA_MAX_LIMIT}")
+        _check_ids(condition_ids)
+        params = {
+            "limit": limit,
+            "after_cursor": after_cursor or None,
+            "active": _flag_param(active),
+            "closed": _flag_param(closed),
+            "condition_ids": list(condition_ids) if condition_ids else None,
+        }
+        body = await self.get_body("/markets/keyset", params)
+        url = f"{self.base_url}/markets/keyset"
+        try:
+            page = split_keyset(body)
+        except msgspec.ValidationError as exc:  # a subclass of DecodeError: first
+            raise GammaError(f"GET {url}: expected {{markets, next_cursor}} ({exc})", url=url) from None
+        except msgspec.DecodeError:
+            raise GammaError(f"GET {url}: HTTP 200 but the body is not JSON: {body[:120]!r}", url=url) from None
+        return page if page.next_cursor else KeysetBody(page.markets, None)
 
     async def get_events(
         self, *, limit: int = GAMMA_MAX_LIMIT, offset: int = 0, active: bool | None = None, closed: bool | None = None
@@ -267,12 +299,6 @@ def _flag_param(value: bool | None) -> str | None:
     return None if value is None else ("true" if value else "false")
 
 
-def _stop_reason(count: int, limit: int, number: int, max_pages: int | None, offset: int) -> str | None:
-    if count < limit:
-        return "end"
-    if max_pages is not None and number >= max_pages:
-        return "max_pages"
-    if offset + limit > GAMMA_MAX_OFFSET:
-        log.warning("gamma: offset cap %d reached; markets past it are not listed by offset paging", GAMMA_MAX_OFFSET)
-        return "offset_cap"
-    return None
+def _check_ids(condition_ids: Sequence[str] | None) -> None:
+    if condition_ids is not None and len(condition_ids) > GAMMA_MAX_LIMIT:
+        raise ValueError(f"at most {GAMMA_MAX_LIMIT} condition ids per request")

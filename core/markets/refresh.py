@@ -1,4 +1,4 @@
-"""A market refresh: page through Gamma, translate each page, store it; one result to show."""
+"""A market refresh: scan Gamma by keyset cursor, translate each page, store it; one result to show."""
 
 from __future__ import annotations
 
@@ -7,22 +7,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from core.defaults import GAMMA_MAX_LIMIT
 from core.markets.client import GammaClient
+from core.markets.discovery import MarketFilters, iter_keyset_pages
 from core.markets.repository import SessionSource, UpsertCounts, upsert_markets
 from core.markets.translate import GammaMarket, ParseStats, parse_markets
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class MarketFilters:
-    """What ``refresh_markets`` asks Gamma for (None = no filter on that flag)."""
-
-    active: bool | None = True
-    closed: bool | None = False
-    limit: int = GAMMA_MAX_LIMIT
-    max_pages: int | None = None
 
 
 @dataclass(slots=True)
@@ -31,6 +21,7 @@ class RefreshResult:
     markets the database did not take; ``warnings`` recoverable oddities, by reason."""
 
     pages: int = 0
+    requests: int = 0
     seen: int = 0
     inserted: int = 0
     updated: int = 0
@@ -38,16 +29,21 @@ class RefreshResult:
     bad: int = 0
     bad_reasons: dict[str, int] = field(default_factory=dict)
     warnings: dict[str, int] = field(default_factory=dict)
-    stop_reason: str | None = None  # "end" | "max_pages" | "offset_cap"
+    stop_reason: str | None = None  # "end" | "max_pages"
     elapsed_s: float = 0.0
 
     @property
     def changed(self) -> int:
         return self.inserted + self.updated
 
+    @property
+    def markets_per_s(self) -> float:
+        return self.seen / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
     def as_dict(self) -> dict[str, object]:
         return {
             "pages": self.pages,
+            "requests": self.requests,
             "seen": self.seen,
             "inserted": self.inserted,
             "updated": self.updated,
@@ -87,9 +83,9 @@ async def refresh_markets(
     filters: MarketFilters | None = None,
     progress: ProgressCallback | None = None,
 ) -> RefreshResult:
-    """Page through Gamma ``/markets`` and upsert markets and tokens; idempotent.
+    """Scan Gamma ``/markets/keyset`` to the end and upsert markets and tokens; idempotent.
 
-    Each page is one transaction, so an interrupted refresh keeps the pages already stored.
+    The cursor has no offset cap: every market the filters select is stored. Each page is one transaction, so an interrupted refresh keeps the pages already stored.
     A second run over the same data reports 0 inserted and 0 updated. ``progress`` is called
     after each page with the running totals.
     """
@@ -97,12 +93,12 @@ async def refresh_markets(
     result = RefreshResult()
     totals = _Totals()
     started = time.monotonic()
-    async for page in client.iter_pages(
-        active=filters.active, closed=filters.closed, limit=filters.limit, max_pages=filters.max_pages
-    ):
+    requests_before = client.stats.requests
+    async for page in iter_keyset_pages(client, filters):
         markets, _ = parse_markets(page.items, stats=totals.parsed)
         totals.stored.add(await upsert_markets(target, markets))
         result.pages += 1
+        result.requests = client.stats.requests - requests_before
         totals.fill(result)
         result.stop_reason = page.stop_reason
         result.elapsed_s = time.monotonic() - started

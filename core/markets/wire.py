@@ -240,6 +240,23 @@ def item_id(text: bytes) -> str | None:
     return None if ident is None else str(ident)
 
 
+class KeysetBody(msgspec.Struct, frozen=True):
+    """A ``/markets/keyset`` answer: the page's items (undecoded) and the cursor of the next page.
+
+    The last page has no ``next_cursor`` (absent, null or empty: all three are read as the end)."""
+
+    markets: list[msgspec.Raw]
+    next_cursor: str | None = None
+
+
+_keyset_decoder: Final = msgspec.json.Decoder(KeysetBody)
+
+
+def split_keyset(body: bytes) -> KeysetBody:
+    """A keyset page; raises ``msgspec.DecodeError`` / ``msgspec.ValidationError`` as :func:`split_items`."""
+    return _keyset_decoder.decode(body)
+
+
 def split_items(body: bytes) -> list[msgspec.Raw]:
     """A JSON list as one undecoded JSON text per item.
 

@@ -1,8 +1,8 @@
-"""A local Gamma double: ``GET /markets`` and ``GET /events`` over real HTTP (aiohttp, through
-:class:`core.sim.http_double.MiniHttpServer`), so httpx talks to it exactly as it talks to
-Gamma. Filters follow Gamma: ``limit`` (capped at 100),
-``offset`` (refused above 10,000), ``active``, ``closed``, ``condition_ids`` and ``slug``
-(repeated or comma-separated), ``id``. Fault injection for tests: the next N responses can
+"""A local Gamma double: ``GET /markets``, ``/markets/keyset`` and ``/events`` over real HTTP
+(aiohttp, through :class:`core.sim.http_double.MiniHttpServer`), so httpx talks to it exactly as
+it talks to Gamma. Filters follow Gamma: ``limit`` (capped at 100), ``offset`` (422 above 10,000;
+keyset pages take ``after_cursor`` instead, see :mod:`core.sim.mock_gamma_keyset`), ``active``,
+``closed``, ``condition_ids`` (repeated or comma-separated, 422 above 100) and ``slug``, ``id``. Fault injection for tests: the next N responses can
 be 429 with ``Retry-After``, 500, delayed past the client's timeout, or not JSON.
 
 Used by ``polybot mock-gamma``, the demo and the tests.
@@ -15,8 +15,9 @@ import copy
 import hashlib
 import json
 import logging
+import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from core.defaults import GAMMA_MAX_LIMIT, GAMMA_MAX_OFFSET
 from core.sim.http_double import HttpRequest, HttpResponse, MiniHttpServer, sleep_until
+from core.sim.mock_gamma_keyset import CursorError, KeysetOptions, keyset_page, multi
 
 log = logging.getLogger(__name__)
 
@@ -225,13 +227,12 @@ class RequestLog:
     path: str
     params: dict[str, list[str]]
     status: int
+    at: float = 0.0
+    """``time.monotonic()`` when the request arrived (rate-limit tests)."""
 
 
-def _multi(params: Mapping[str, list[str]], name: str) -> list[str]:
-    values: list[str] = []
-    for raw in params.get(name, []):
-        values.extend(v.strip() for v in raw.split(",") if v.strip())
-    return values
+_multi = multi
+_PATHS = ("/markets", "/markets/keyset", "/events")
 
 
 def _bool_param(params: Mapping[str, list[str]], name: str) -> bool | None:
@@ -288,6 +289,8 @@ class MockGammaServer:
         else:
             self.markets = list(markets)
         self.requests: list[RequestLog] = []
+        self.keyset = KeysetOptions()
+        """How ``/markets/keyset`` ends a scan, and whether it ignores the cursor (tests)."""
         self._faults: deque[Fault] = deque()
         self._http: MiniHttpServer | None = None
         self._stopped = asyncio.Event()
@@ -354,9 +357,10 @@ class MockGammaServer:
 
     # -- HTTP -----------------------------------------------------------------------------
     async def _handle(self, req: HttpRequest) -> HttpResponse:
+        arrived = time.monotonic()
         params = parse_qs(urlsplit(req.target).query, keep_blank_values=False)
         response, delay_s = self._route(req.method, req.path.rstrip("/") or "/", params)
-        self.requests.append(RequestLog(req.method, req.path, params, response.status))
+        self.requests.append(RequestLog(req.method, req.path, params, response.status, arrived))
         if delay_s:
             await sleep_until(self._stopped, delay_s)
         return response
@@ -365,7 +369,7 @@ class MockGammaServer:
         """The answer to a request and how long to hold it back."""
         if method not in ("GET", "HEAD"):
             return HttpResponse.error(405, f"method {method} not allowed"), 0.0
-        if path not in ("/markets", "/events"):
+        if path not in _PATHS:
             return HttpResponse.error(404, f"no route {path}"), 0.0
         fault = self._faults.popleft() if self._faults else None
         if fault is not None:
@@ -375,6 +379,10 @@ class MockGammaServer:
         return self._answer(path, params), fault.delay_s if fault is not None else 0.0
 
     def _answer(self, path: str, params: Mapping[str, list[str]]) -> HttpResponse:
+        if len(_multi(params, "condition_ids")) > GAMMA_MAX_LIMIT:
+            return HttpResponse.error(422, f"at most {GAMMA_MAX_LIMIT} condition_ids per request")
+        if path == "/markets/keyset":
+            return self._keyset(params)
         try:
             limit = max(0, min(GAMMA_MAX_LIMIT, _int_param(params, "limit", GAMMA_MAX_LIMIT)))
             offset = _int_param(params, "offset", 0)
@@ -394,26 +402,45 @@ class MockGammaServer:
             ]
         return HttpResponse.json(rows[offset : offset + limit])
 
+    def _keyset(self, params: Mapping[str, list[str]]) -> HttpResponse:
+        if "offset" in params:
+            return HttpResponse.error(422, "offset is not accepted by keyset pagination: pass after_cursor")
+        try:
+            limit = _int_param(params, "limit", GAMMA_MAX_LIMIT)
+            active = _bool_param(params, "active")
+            closed = _bool_param(params, "closed")
+            cursors = params.get("after_cursor")
+            body = keyset_page(
+                self.markets,
+                self._matcher(params, active, closed),
+                limit=limit,
+                after_cursor=cursors[-1] if cursors else None,
+                options=self.keyset,
+            )
+        except (ValueError, CursorError) as exc:
+            return HttpResponse.error(422, str(exc))
+        return HttpResponse.json(body)
+
     def _filter_markets(
         self, params: Mapping[str, list[str]], active: bool | None, closed: bool | None
     ) -> list[object]:
+        return list(filter(self._matcher(params, active, closed), self.markets))
+
+    @staticmethod
+    def _matcher(params: Mapping[str, list[str]], active: bool | None, closed: bool | None) -> Callable[[object], bool]:
         cids = {c.lower() for c in _multi(params, "condition_ids")}
         slugs = set(_multi(params, "slug"))
         ids = set(_multi(params, "id"))
-        out: list[object] = []
-        for item in self.markets:
+
+        def matches(item: object) -> bool:
             if not isinstance(item, Mapping):
-                out.append(item)  # served as is: bad input must reach the client's parser
-                continue
-            if active is not None and item.get("active") is not active:
-                continue
-            if closed is not None and item.get("closed") is not closed:
-                continue
-            if cids and str(item.get("conditionId", "")).lower() not in cids:
-                continue
-            if slugs and item.get("slug") not in slugs:
-                continue
-            if ids and str(item.get("id")) not in ids:
-                continue
-            out.append(item)
-        return out
+                return True  # served as is: bad input must reach the client's parser
+            return (
+                (active is None or item.get("active") is active)
+                and (closed is None or item.get("closed") is closed)
+                and (not cids or str(item.get("conditionId", "")).lower() in cids)
+                and (not slugs or item.get("slug") in slugs)
+                and (not ids or str(item.get("id")) in ids)
+            )
+
+        return matches

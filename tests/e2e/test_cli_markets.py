@@ -98,9 +98,7 @@ def test_faults_then_recovery_and_clean_sigterm(sqlite_url: str, capsys: pytest.
         assert code == 1
         err = capsys.readouterr().err.strip()
         assert err.startswith("polybot refresh-markets: GET ")
-        assert (
-            f"{url}/markets?limit=100&offset=0&active=true&closed=false failed after 2 attempts: last HTTP 500" in err
-        )
+        assert f"{url}/markets/keyset?limit=100&active=true&closed=false failed after 2 attempts: last HTTP 500" in err
         # the two remaining 500s are retried through
         assert (
             main(["refresh-markets", url, "--db-url", sqlite_url, "--json", "--retries", "3", "--backoff", "0.05"]) == 0

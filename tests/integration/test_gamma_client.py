@@ -13,7 +13,7 @@ import msgspec
 import pytest
 
 from core.defaults import GAMMA_MAX_OFFSET
-from core.markets import GammaClient, GammaError, parse_events, parse_markets
+from core.markets import GammaClient, GammaError, MarketFilters, iter_keyset_pages, parse_events, parse_markets
 from core.markets.wire import GammaMarketItem, decode_market
 from core.retry import Backoff, upward_jitter
 from core.sim.mock_gamma import MockGammaServer, events_from_markets, load_markets_file, synthetic_markets
@@ -32,53 +32,44 @@ def _decoded(items: list[msgspec.Raw]) -> list[GammaMarketItem]:
     return [decode_market(bytes(i)) for i in items]
 
 
-def _offsets(srv: MockGammaServer) -> list[int]:
-    return [int(r.params["offset"][0]) for r in srv.requests if r.path == "/markets"]
+def _keyset_requests(srv: MockGammaServer) -> list[dict[str, list[str]]]:
+    return [r.params for r in srv.requests if r.path == "/markets/keyset"]
 
 
-async def test_pagination_250_markets_in_3_pages(server: MockGammaServer) -> None:
+async def test_keyset_250_markets_in_3_pages(server: MockGammaServer) -> None:
     async with GammaClient(server.url, **FAST) as client:
-        pages = [p async for p in client.iter_pages(limit=100)]
+        pages = [p async for p in iter_keyset_pages(client, MarketFilters(active=None, closed=None))]
     assert [len(p.items) for p in pages] == [100, 100, 50]
-    assert [p.offset for p in pages] == [0, 100, 200]
     assert [p.stop_reason for p in pages] == [None, None, "end"]
-    assert _offsets(server) == [0, 100, 200]
-    assert all(r.params["limit"] == ["100"] for r in server.requests)
+    assert pages[0].cursor is None and [p.cursor for p in pages[1:]] == [p.next_cursor for p in pages[:-1]]
+    sent = _keyset_requests(server)
+    assert "after_cursor" not in sent[0] and [q["after_cursor"] for q in sent[1:]] == [
+        [str(p.next_cursor)] for p in pages[:-1]
+    ]
+    assert all(q["limit"] == ["100"] and "offset" not in q for q in sent)
     slugs = [item.slug for p in pages for item in _decoded(p.items)]
     assert len(set(slugs)) == 250
 
 
-async def test_exact_multiple_of_limit_ends_on_an_empty_page() -> None:
+async def test_exact_multiple_of_limit_ends_without_an_empty_page() -> None:
     async with MockGammaServer(markets=synthetic_markets(200)) as srv, GammaClient(srv.url, **FAST) as client:
-        items = [i async for i in client.iter_markets(limit=100)]
-    assert len(items) == 200
-    assert _offsets(srv) == [0, 100, 200]
+        pages = [p async for p in iter_keyset_pages(client, MarketFilters(active=None, closed=None))]
+    assert [len(p.items) for p in pages] == [100, 100] and pages[-1].next_cursor is None
+    assert len(_keyset_requests(srv)) == 2
 
 
 async def test_max_pages_stops_early(server: MockGammaServer) -> None:
     async with GammaClient(server.url, **FAST) as client:
-        pages = [p async for p in client.iter_pages(limit=40, max_pages=2)]
+        pages = [p async for p in iter_keyset_pages(client, MarketFilters(None, None, limit=40, max_pages=2))]
     assert [len(p.items) for p in pages] == [40, 40]
     assert pages[-1].stop_reason == "max_pages"
 
 
-async def test_offset_cap_stops_paging(server: MockGammaServer) -> None:
+async def test_offset_past_the_cap_is_refused_by_the_client_before_gamma_does(server: MockGammaServer) -> None:
     async with GammaClient(server.url, **FAST) as client:
-        pages = [p async for p in client.iter_pages(limit=100, max_pages=None, start_offset=GAMMA_MAX_OFFSET - 100)]
-        # the server has only 250 markets, so the page at 9900 is empty: paging ends normally
-        assert pages[-1].stop_reason == "end"
         with pytest.raises(ValueError):
             await client.get_markets(offset=GAMMA_MAX_OFFSET + 1)
-
-
-async def test_offset_cap_reported_when_pages_are_full() -> None:
-    # 100 markets served, paging starts 100 below the cap with limit 50: both pages are full
-    async with MockGammaServer(markets=synthetic_markets(100)) as srv:
-        srv.markets = srv.markets * 101  # 10,100 items (repeats are fine for this check)
-        async with GammaClient(srv.url, **FAST) as client:
-            pages = [p async for p in client.iter_pages(limit=50, start_offset=GAMMA_MAX_OFFSET - 50)]
-    assert [p.offset for p in pages] == [GAMMA_MAX_OFFSET - 50, GAMMA_MAX_OFFSET]
-    assert pages[-1].stop_reason == "offset_cap"
+    assert server.requests == []
 
 
 async def test_filters_are_sent_and_applied() -> None:

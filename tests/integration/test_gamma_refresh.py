@@ -155,7 +155,9 @@ async def test_refresh_failure_keeps_stored_pages_and_names_the_url(engine: Asyn
                 pages.append(r.pages)
                 srv.fail_500(5)
 
-            with pytest.raises(GammaError, match=r"offset=100 failed after 2 attempts: last HTTP 500"):
+            with pytest.raises(
+                GammaError, match=r"/markets/keyset\?limit=100&after_cursor=\w+ failed after 2 attempts: last HTTP 500"
+            ):
                 await refresh_markets(engine, client, ALL, progress=fail_after_first)
     assert pages == [1]
     assert await _counts(engine) == (100, 200)

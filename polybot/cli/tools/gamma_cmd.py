@@ -29,10 +29,11 @@ def register(sub: Subcommands) -> None:
     p = add_command(
         sub,
         "refresh-markets",
-        help="page through Gamma /markets and store markets and tokens (idempotent)",
+        help="scan Gamma /markets/keyset and store markets and tokens (idempotent)",
         description=(
-            "Page through Gamma /markets (limit/offset paging, at most 100 per page) and upsert the\n"
-            "markets and their outcome tokens. A second run over the same data changes nothing and\n"
+            "Scan Gamma /markets/keyset (cursor paging, at most 100 per page, no offset cap) and\n"
+            "upsert the markets and their outcome tokens. Requests are held to Gamma's rate limit\n"
+            "(300 per 10 s); a 429 is retried after its Retry-After. A second run over the same data changes nothing and\n"
             "says so. Bad items are counted by reason and skipped.\n\n"
             "Filters: by default only tradeable markets (--active --no-closed); --all drops both.\n\n"
             "Schema: the database must be migrated; without --migrate the command stops with\n"
@@ -119,12 +120,25 @@ def register(sub: Subcommands) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def _progress_line(result: RefreshResult) -> None:
-    sys.stderr.write(
-        f"\rpage {result.pages}: {result.seen} seen, {result.inserted} inserted, {result.updated} updated, "
-        f"{result.unchanged} unchanged, {result.bad} bad   "
+_LOG_EVERY_PAGES = 50  # without a terminal, one progress line per this many pages (a log, not a redraw)
+
+
+def _progress_text(result: RefreshResult) -> str:
+    return (
+        f"page {result.pages}: {result.seen} markets ({result.markets_per_s:.0f}/s), {result.inserted} inserted, "
+        f"{result.updated} updated, {result.unchanged} unchanged, {result.bad} bad"
     )
+
+
+def _progress_line(result: RefreshResult) -> None:
+    sys.stderr.write(f"\r{_progress_text(result)}   ")
     sys.stderr.flush()
+
+
+def _progress_log(result: RefreshResult) -> None:
+    if result.pages % _LOG_EVERY_PAGES == 0:
+        sys.stderr.write(_progress_text(result) + "\n")
+        sys.stderr.flush()
 
 
 def _refresh_cmd(args: argparse.Namespace) -> int:
@@ -140,6 +154,7 @@ def _refresh_cmd(args: argparse.Namespace) -> int:
     url = db_url_arg(args)
     gamma_url = args.url or DEFAULT_GAMMA_URL
     tty = sys.stderr.isatty() and not args.json
+    progress = _progress_line if tty else (None if args.json else _progress_log)
 
     async def run() -> RefreshResult:
         engine = create_engine(url)
@@ -148,7 +163,7 @@ def _refresh_cmd(args: argparse.Namespace) -> int:
             async with GammaClient(
                 gamma_url, timeout_s=args.timeout, max_retries=args.retries, backoff_s=args.backoff
             ) as client:
-                return await refresh_markets(engine, client, filters, _progress_line if tty else None)
+                return await refresh_markets(engine, client, filters, progress)
         finally:
             await engine.dispose()
 
@@ -172,8 +187,6 @@ def _refresh_cmd(args: argparse.Namespace) -> int:
         print("  nothing changed: the database already matched Gamma")
     if result.stop_reason == "max_pages":
         print(f"  stopped after --max-pages {args.max_pages}; Gamma has more pages")
-    elif result.stop_reason == "offset_cap":
-        print("  stopped at Gamma's offset cap (10000): markets beyond it were not listed; narrow the filters")
     return 0
 
 
