@@ -94,6 +94,11 @@ class BookSet:
         self.books[asset_id] = book
         return book
 
+    def forget(self, asset_id: str) -> None:
+        """The asset is no longer followed: its book and any open burst go (no stale alert later)."""
+        self.pending.pop(asset_id, None)
+        self.books.pop(asset_id, None)
+
     # ------------------------------------------------------------------ status
 
     def set_status(self, book: Book, new: BookStatus, reason: str, recv_ns: int, out: list[FeedEvent]) -> None:

@@ -152,6 +152,14 @@ class FeedProcessor:
             if asset_id not in self.books:
                 self._set.create(asset_id)
 
+    def untrack(self, asset_ids: Iterable[str]) -> None:
+        """Stop following assets: their books are dropped and later frames for them are refused
+        (``unknown_asset``) when a ``known_assets`` filter is in use."""
+        for asset_id in asset_ids:
+            if self.known_assets is not None:
+                self.known_assets.discard(asset_id)
+            self._set.forget(asset_id)
+
     # ------------------------------------------------------------------ the pipeline
 
     def process(self, frame: str | bytes, recv_ns: int) -> list[FeedEvent]:

@@ -6,8 +6,12 @@ Every connection runs its own loop: connect, send the subscribe message, deliver
 frame to ``on_frame(text, recv_ns)``, send the text ``PING`` every ``ping_interval_s`` and
 declare the socket dead when nothing (no frame, no ``PONG``) arrived for ``dead_after_s``.
 A dead or dropped socket is reconnected with capped exponential backoff plus jitter (the
-house's one retry helper, :func:`core.retry.reconnect_forever`) and resubscribed; the venue
-then sends fresh ``book`` snapshots.
+house's one retry helper, :func:`core.retry.reconnect_forever`) and resubscribed with the
+assets it carries *now*; the venue then sends fresh ``book`` snapshots.
+
+The followed set may change while running (:meth:`MarketFeed.set_assets`): live sockets get
+``subscribe`` / ``unsubscribe`` operations (no reconnect), new sockets open when every socket
+is full and a socket left with nothing closes (:mod:`core.feed.subscriptions`).
 
 Connection liveness is this module's business; market quietness (a live socket that carries
 no trades) is not: the ``PONG`` answers keep a quiet socket alive, and the book-staleness
@@ -27,7 +31,6 @@ import logging
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
@@ -42,6 +45,9 @@ from core.feed.connection import (
     split_assets,
     subscribe_message,
 )
+from core.feed.subscriptions import SubscriptionChange, plan
+from core.feed.subscriptions_socket import Socket as _Connection
+from core.feed.subscriptions_socket import sync_socket
 from core.retry import Backoff, Retry, reconnect_forever, symmetric_jitter
 
 log = logging.getLogger(__name__)
@@ -72,27 +78,6 @@ class _RateLimitedLog:
             log.warning(msg + " (%d similar suppressed)", *args, folded)
         else:
             log.warning(msg, *args)
-
-
-@dataclass(slots=True)
-class _Connection:
-    conn_id: int
-    asset_ids: tuple[str, ...]
-    state: ConnectionState = ConnectionState.CLOSED
-    frames: int = 0
-    bytes: int = 0
-    pongs: int = 0
-    reconnects: int = 0
-    dead_count: int = 0
-    connected_once: bool = False
-    last_frame_ns: int | None = None
-    last_pong_ns: int | None = None
-    last_activity: float = 0.0  # loop.time() of the last frame or PONG
-    last_reason: str = ""
-    dead_reason: str | None = None  # set by the heartbeat when it kills the socket
-    ws: ClientConnection | None = None
-    task: asyncio.Task[None] | None = None
-    subscribe_text: str = field(default="", repr=False)
 
 
 class MarketFeed:
@@ -126,8 +111,6 @@ class MarketFeed:
         compression: str | None = "deflate",
         rng: random.Random | None = None,
     ) -> None:
-        if not asset_ids:
-            raise ValueError("MarketFeed needs at least one asset id")
         if ping_interval_s <= 0 or dead_after_s <= 0:
             raise ValueError("ping_interval_s and dead_after_s must be > 0")
         if reconnect_initial_s < 0 or reconnect_max_s < reconnect_initial_s:
@@ -152,14 +135,15 @@ class MarketFeed:
         self._close_timeout = close_timeout_s
         self._compression = compression
         self._rng = rng or random.Random()
-        self._conns = [
-            _Connection(
-                conn_id=i,
-                asset_ids=group,
-                subscribe_text=subscribe_message(group, custom_feature_enabled=custom_feature_enabled),
-            )
-            for i, group in enumerate(split_assets(asset_ids, max_assets_per_connection))
-        ]
+        self._per_conn = max_assets_per_connection
+        self._custom = custom_feature_enabled
+        groups = split_assets(asset_ids, max_assets_per_connection)
+        self._conns = [_Connection(i, dict.fromkeys(group)) for i, group in enumerate(groups)]
+        self._next_id = len(self._conns)
+        self._changing = asyncio.Lock()
+        self.opened = 0  # connections opened by set_assets
+        self.closed = 0  # connections closed by set_assets (left with no asset)
+        self._ops_of_closed = 0
         self._dropped: dict[str, int] = {}
         self._callback_errors = 0
         self._delivered = 0
@@ -181,6 +165,37 @@ class MarketFeed:
         return len(self._conns)
 
     @property
+    def operations(self) -> int:
+        """Subscribe/unsubscribe operations sent on live sockets so far."""
+        return sum(c.operations for c in self._conns) + self._ops_of_closed
+
+    async def set_assets(self, asset_ids: Sequence[str]) -> SubscriptionChange:
+        """Follow exactly ``asset_ids`` from now on, on the live sockets (see the module docstring).
+        Before :meth:`start` it only rearranges what the sockets will subscribe."""
+        async with self._changing:
+            held = {c.conn_id: c.asset_ids for c in self._conns}
+            todo = plan(held, asset_ids, self._per_conn)
+            if todo.empty:
+                return SubscriptionChange()
+            by_id = {c.conn_id: c for c in self._conns}
+            for conn_id, gone in todo.remove.items():
+                for asset in gone:
+                    by_id[conn_id].assets.pop(asset, None)
+            for conn_id, new in todo.add.items():
+                by_id[conn_id].assets.update(dict.fromkeys(new))
+            for conn_id in todo.close:
+                await self._close(by_id[conn_id])
+            changed = {*todo.remove, *todo.add} - set(todo.close)
+            await asyncio.gather(*(self._sync(by_id[i]) for i in sorted(changed)))
+            for group in todo.new:
+                self._open(group)
+            removed = tuple(a for gone in todo.remove.values() for a in gone)
+            added = tuple(a for new in [*todo.add.values(), *todo.new] for a in new)
+            opened, closed, now = len(todo.new), len(todo.close), len(self._conns)
+            log.info("market feed: +%d/-%d assets, +%d/-%d sockets (%d)", len(added), len(removed), opened, closed, now)
+            return SubscriptionChange(added, removed, opened, closed)
+
+    @property
     def delivered(self) -> int:
         """Frames handed to ``on_frame`` so far (PONGs and dropped frames excluded)."""
         return self._delivered
@@ -191,7 +206,34 @@ class MarketFeed:
             return
         self._started = True
         for conn in self._conns:
-            conn.task = asyncio.create_task(self._run_connection(conn), name=f"market-feed-{conn.conn_id}")
+            self._spawn(conn)
+
+    def _spawn(self, conn: _Connection) -> None:
+        conn.task = asyncio.create_task(self._run_connection(conn), name=f"market-feed-{conn.conn_id}")
+
+    def _open(self, group: Sequence[str]) -> None:
+        conn = _Connection(self._next_id, dict.fromkeys(group))
+        self._next_id += 1
+        self._conns.append(conn)
+        self.opened += 1
+        if self._started and not self._stopped:
+            self._spawn(conn)
+
+    async def _close(self, conn: _Connection) -> None:
+        """A socket left with no asset: closed for good (its loop sees ``closing`` and ends)."""
+        conn.closing = True
+        self._conns.remove(conn)
+        self._ops_of_closed += conn.operations
+        self.closed += 1
+        ws, task = conn.ws, conn.task
+        if ws is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(ws.close(), self._close_timeout + 1.0)
+        elif task is not None:
+            task.cancel()  # connecting or waiting to reconnect: nothing to close cleanly
+
+    async def _sync(self, conn: _Connection) -> None:
+        await sync_socket(conn, custom_feature_enabled=self._custom)
 
     async def stop(self) -> None:
         """Close every socket cleanly and wait for the connection tasks to finish."""
@@ -249,7 +291,7 @@ class MarketFeed:
             ConnectionStats(
                 conn_id=c.conn_id,
                 state=c.state,
-                asset_count=len(c.asset_ids),
+                asset_count=len(c.assets),
                 frames=c.frames,
                 bytes=c.bytes,
                 pongs=c.pongs,
@@ -304,7 +346,7 @@ class MarketFeed:
         async def session() -> bool:
             self._emit(conn, ConnectionState.CONNECTING)
             reason, healthy = await self._session(conn)
-            if not self._stop_event.is_set():
+            if not self._stop_event.is_set() and not conn.closing:
                 self._emit(conn, ConnectionState.DEAD, reason)
             return healthy
 
@@ -317,14 +359,15 @@ class MarketFeed:
             await reconnect_forever(
                 session,
                 backoff=self.backoff,
-                stopped=self._stop_event.is_set,
+                stopped=lambda: self._stop_event.is_set() or conn.closing,
                 on_retry=waiting,
                 rng=self._rng,
                 sleep=self._sleep_unless_stopped,
             )
         finally:
             conn.ws = None
-            self._emit(conn, ConnectionState.CLOSED, "stopped" if self._stop_event.is_set() else conn.last_reason)
+            why = "stopped" if self._stop_event.is_set() else "no asset left" if conn.closing else conn.last_reason
+            self._emit(conn, ConnectionState.CLOSED, why)
 
     async def _session(self, conn: _Connection) -> tuple[str, bool]:
         """One socket's life. Returns (why it ended, whether it delivered any data)."""
@@ -340,18 +383,23 @@ class MarketFeed:
             )
         except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
             return f"connect failed: {type(exc).__name__}: {exc}", False
-        conn.ws = ws
         conn.dead_reason = None
         frames_before = conn.frames + conn.pongs
         heartbeat: asyncio.Task[None] | None = None
         try:
-            try:
-                await ws.send(conn.subscribe_text)
-            except ConnectionClosed as exc:
-                return f"closed before subscribe: {exc}", False
+            async with conn.lock:  # the set may change meanwhile: _sync sends the difference later
+                if conn.closing:
+                    return "no asset left", False
+                conn.ws, sent = ws, dict.fromkeys(conn.assets)
+                try:
+                    await ws.send(subscribe_message(tuple(sent), custom_feature_enabled=self._custom))
+                except ConnectionClosed as exc:
+                    return f"closed before subscribe: {exc}", False
+                conn.live = sent
             conn.last_activity = asyncio.get_running_loop().time()
             self._emit(conn, ConnectionState.RECONNECTED if conn.connected_once else ConnectionState.CONNECTED)
             conn.connected_once = True
+            await self._sync(conn)
             heartbeat = asyncio.create_task(self._heartbeat(conn, ws), name=f"market-feed-hb-{conn.conn_id}")
             reason = await self._receive(conn, ws)
             return reason, conn.frames + conn.pongs > frames_before
@@ -362,7 +410,7 @@ class MarketFeed:
                     await heartbeat
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(ws.close(), self._close_timeout + 1.0)
-            conn.ws = None
+            conn.ws, conn.live = None, None
 
     async def _receive(self, conn: _Connection, ws: ClientConnection) -> str:
         loop = asyncio.get_running_loop()

@@ -80,6 +80,8 @@ class MockStats:
     slow_consumer_drops: int
     bad_source_events: int
     exhausted: bool
+    subscribe_operations: int = 0  # {"operation":"subscribe"} on a live socket
+    unsubscribe_operations: int = 0
 
 
 class MockMarketServer:
@@ -130,6 +132,7 @@ class MockMarketServer:
         self._resumed.set()
         self.exhausted = asyncio.Event()
         self.subscribe_messages: list[str] = []  # raw text of every subscribe received
+        self.operations = {"subscribe": 0, "unsubscribe": 0}  # operations on live sockets, by kind
         self.total_connections = 0
         self.frames_streamed = 0  # frames taken from the source
         self.frames_sent = 0  # frames written to sockets (books, stream, PONG, injected)
@@ -205,11 +208,17 @@ class MockMarketServer:
             slow_consumer_drops=self.slow_consumer_drops,
             bad_source_events=self._market.bad_events,
             exhausted=self.exhausted.is_set(),
+            subscribe_operations=self.operations["subscribe"],
+            unsubscribe_operations=self.operations["unsubscribe"],
         )
 
     @property
     def connections(self) -> int:
         return len(self._clients)
+
+    def client_assets(self) -> list[set[str]]:
+        """What each open socket is subscribed to now."""
+        return [set(c.assets) for c in self._clients]
 
     def book(self, asset_id: str) -> ServerBook:
         """The server's current book of ``asset_id`` (what a snapshot sends now)."""
@@ -405,7 +414,9 @@ class MockMarketServer:
             self.bad_messages += 1
             log.warning("mock-ws: ignoring message %.80r", message)
             return
-        operation, assets = request
+        operation, assets, dynamic = request
+        if dynamic:
+            self.operations[operation] += 1
         if operation == "unsubscribe":
             client.assets.difference_update(assets)
             return
@@ -438,9 +449,9 @@ class MockMarketServer:
 # ------------------------------------------------------------------ helpers
 
 
-def _subscription(message: str | bytes) -> tuple[str, list[str]] | None:
-    """``("subscribe" | "unsubscribe", assets)`` of a client message, or None when it is neither
-    a first ``{"type":"market","assets_ids":[...]}`` nor a dynamic ``operation`` message."""
+def _subscription(message: str | bytes) -> tuple[str, list[str], bool] | None:
+    """``("subscribe" | "unsubscribe", assets, dynamic)`` of a client message, or None when it is
+    neither a first ``{"type":"market","assets_ids":[...]}`` nor a dynamic ``operation`` message."""
     try:
         msg = msgspec.json.decode(message)
     except msgspec.DecodeError:
@@ -450,7 +461,7 @@ def _subscription(message: str | bytes) -> tuple[str, list[str]] | None:
         return None
     operation = str(msg.get("operation", "")).lower()
     if operation == "unsubscribe":
-        return operation, assets
+        return operation, assets, True
     if operation != "subscribe" and str(msg.get("type", "")).lower() != "market":
         return None
-    return "subscribe", assets
+    return "subscribe", assets, operation == "subscribe"
