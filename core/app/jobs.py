@@ -27,6 +27,7 @@ from core.execution.engine import ReconcileReport
 from core.execution.types import OrderStatus
 from core.execution.venue_link import VenueStatus
 from core.settings import Settings
+from core.store.retention import Pruner
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,7 @@ class Jobs:
         reports: Reports,
         balances: VenueBalances | None,
         venue_sync: VenueSync | None = None,
+        pruner: Pruner | None = None,
         clock_ns: Callable[[], int] = time.time_ns,
     ) -> None:
         self._feed = feed
@@ -71,6 +73,7 @@ class Jobs:
         self._reports = reports
         self._balances = balances
         self._venue_sync = venue_sync
+        self._pruner = pruner
         self._clock_ns = clock_ns
 
     async def staleness(self) -> None:
@@ -113,6 +116,19 @@ class Jobs:
         if self._venue_sync is not None:
             await self._venue_sync.run()
 
+    @property
+    def prunes(self) -> bool:
+        return self._pruner is not None
+
+    async def prune(self) -> None:
+        """Feed-table retention (:mod:`core.store.retention`); a failure is logged, the next run retries."""
+        if self._pruner is None:
+            return
+        try:
+            await self._pruner.run()
+        except Exception:
+            log.exception("pruning the feed tables failed; the next run retries")
+
     async def refresh_markets(self) -> None:
         await self._market_refresh.run()
 
@@ -148,4 +164,5 @@ def build_jobs(
         reports=Reports(readings, counters, bus, admins),
         balances=system.balances,
         venue_sync=system.venue_sync,
+        pruner=Pruner(system.db, s.db.retention) if s.db.retention.enabled else None,
     )

@@ -32,6 +32,8 @@ def start_scheduler(jobs: Jobs, settings: Settings, *, staleness_tick_s: float, 
             )
         else:
             sched.add_job(jobs.venue_sync, id="venue_sync")
+    if jobs.prunes:  # first one interval after start: a restart loop does not prune on every start
+        sched.add_job(jobs.prune, minutes=settings.db.retention.interval_minutes, id="retention", **every)
     t = s.daily_summary_time
     sched.add_job(jobs.daily_summary, CronTrigger(hour=t.hour, minute=t.minute, timezone=UTC), id="daily_summary")
     sched.start()

@@ -9,6 +9,9 @@ Conventions:
 
 Feed tables (book_snapshots, book_deltas, trades) have no foreign key to markets on purpose:
 the feed may see an asset before the market refresh has stored it.
+On PostgreSQL they are partitioned by day on ``receive_ts`` (migration 0005, core.store.partitions)
+and their primary key there is ``(id, receive_ts)``; the models keep ``id`` alone, which SQLite needs
+for its rowid (ids come from one sequence on PostgreSQL, so they stay unique there too).
 """
 
 from __future__ import annotations
@@ -93,7 +96,7 @@ class BookSnapshot(Base):
     """A full ``book`` message. ``bids``/``asks``: lists of ``[price, size]`` decimal strings."""
 
     __tablename__ = "book_snapshots"
-    __table_args__ = (Index(None, "asset_id", "id"),)
+    __table_args__ = (Index(None, "asset_id", "id"), Index(None, "receive_ts"))
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
     asset_id: Mapped[ID] = mapped_column(String(100))
@@ -110,7 +113,7 @@ class BookDelta(Base):
     """One level update (absolute size; 0 removes). ``side`` BUY = bid, SELL = ask."""
 
     __tablename__ = "book_deltas"
-    __table_args__ = (Index(None, "asset_id", "id"),)
+    __table_args__ = (Index(None, "asset_id", "id"), Index(None, "receive_ts"))
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
     asset_id: Mapped[ID] = mapped_column(String(100))
@@ -129,7 +132,7 @@ class Trade(Base):
     """A ``last_trade_price`` event (the market's trades, not ours: those are fills)."""
 
     __tablename__ = "trades"
-    __table_args__ = (Index(None, "asset_id", "id"),)
+    __table_args__ = (Index(None, "asset_id", "id"), Index(None, "receive_ts"))
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
     asset_id: Mapped[ID] = mapped_column(String(100))
