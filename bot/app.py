@@ -93,6 +93,7 @@ def build_bot(
         UserRateLimiter(commands_per_minute, clock=now),
         notifier.mute,
     )
+    handlers.alert_state = notifier.state
     handlers.install(app)
     return BotParts(app, handlers, sender, notifier, confirmations)
 

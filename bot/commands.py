@@ -60,7 +60,9 @@ COMMANDS: dict[str, CommandSpec] = {
         CommandSpec("positions", Role.VIEWER, "/positions", "positions and PnL per token"),
         CommandSpec("pnl", Role.VIEWER, "/pnl", "realised and unrealised PnL"),
         CommandSpec("health", Role.VIEWER, "/health", "health checks with reasons"),
-        CommandSpec("alerts", Role.VIEWER, "/alerts on|off|mute DURATION", "alerts for this chat (e.g. mute 1h)"),
+        CommandSpec(
+            "alerts", Role.VIEWER, "/alerts [on|off|mute DURATION]", "this chat's alerts: state, or on/off/mute 1h"
+        ),
         CommandSpec("kill", Role.OPERATOR, "/kill", "disarm and cancel every open order", rate_limited=False),
         CommandSpec(
             "merge",

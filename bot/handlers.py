@@ -69,6 +69,8 @@ class BotHandlers:
         self.confirmations = confirmations
         self.limiter = limiter
         self.mute_chat = mute_chat
+        self.alert_state: Callable[[int], str] = _alerts_on
+        """This chat's alert state (the notifier's, set by :func:`bot.app.build_bot`)."""
         self.gatekeeper = Gatekeeper(control, authoriser, sender, limiter)
         self.orders_in_chat = OrderConfirmations(control, authoriser, sender, confirmations)
         self.commands: dict[str, Command] = {
@@ -260,7 +262,11 @@ class BotHandlers:
     async def cmd_alerts(self, update: Update, context: Context, args: list[str]) -> str:
         chat = update.effective_chat
         assert chat is not None  # a command handler only runs in a chat
-        if not args or args[0].lower() not in ("on", "off", "mute"):
+        if not args:  # the state, not an error: a trader asks "are my alerts on?"
+            state = self.alert_state(chat.id)
+            await self._reply(update, render.esc(state))
+            return state
+        if args[0].lower() not in ("on", "off", "mute"):
             raise UsageProblem("expected on, off or mute DURATION")
         word = args[0].lower()
         if word == "mute":
@@ -309,3 +315,7 @@ class BotHandlers:
         chat = update.effective_chat
         assert chat is not None  # every reply answers a chat
         await self.sender.send(chat.id, text)
+
+
+def _alerts_on(chat_id: int) -> str:
+    return "Alerts are on for this chat."

@@ -5,7 +5,8 @@
 - ``book_inconsistent``: a book that failed an integrity check is not traded until re-seeded.
 - ``market_quiet``: books without an update for ``quiet_after_s`` on a live socket, one alert for
   all of them (not one per token), renewed when the set changes, cleared when they trade again.
-- ``order_rejected`` / ``order_failed``: an order the venue refused or that failed for good.
+- ``order_rejected`` / ``order_failed``: an order the venue refused or that failed for good, named by
+  its market's slug and outcome (a token id means nothing to a trader).
 
 The venue's reachability has its own policy in :mod:`core.app.venue_watch`.
 """
@@ -13,6 +14,7 @@ The venue's reachability has its own policy in :mod:`core.app.venue_watch`.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from decimal import Decimal
 from typing import Protocol
 
 from core.events import Alert, AlertCleared, EventBus, OrderEvent, Severity
@@ -112,8 +114,11 @@ class QuietBooks:
 
 
 class OrderAlerts:
-    def __init__(self, bus: EventBus) -> None:
+    """A refused or failed order, named as the trader placed it: market and outcome, side, size, price."""
+
+    def __init__(self, bus: EventBus, label: Label | None = None) -> None:
         self._bus = bus
+        self._label = label
 
     def on_order_event(self, ev: OrderEvent) -> None:
         status = str(ev.status)
@@ -124,6 +129,24 @@ class OrderAlerts:
                 kind="order_rejected" if status == "rejected" else "order_failed",
                 severity=Severity.WARNING,
                 key=ev.client_order_id,
-                message=f"order {ev.client_order_id} {status}: {ev.detail or ev.reason_code or 'no reason given'}",
+                message=f"{self._what(ev)} {status}: {ev.detail or ev.reason_code or 'no reason given'}",
             )
         )
+
+    def _what(self, ev: OrderEvent) -> str:
+        if self._label is None or not ev.token_id:
+            return f"order {ev.client_order_id}"
+        order = " ".join(
+            part
+            for part in (
+                ev.side,
+                f"{_plain(ev.size)}" if ev.size is not None else "",
+                f"@ {_plain(ev.price)}" if ev.price is not None else "",
+            )
+            if part
+        )
+        return f"{self._label(ev.token_id)} {order} (order {ev.client_order_id})".replace("  ", " ")
+
+
+def _plain(amount: Decimal) -> str:
+    return f"{amount.normalize():f}"

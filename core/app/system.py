@@ -89,9 +89,9 @@ async def build_system(
     store = SqlExecutionStore(sessions)
     resources.push_async_callback(store.close)  # before the engine's pool is disposed
     record_alerts(bus, store)
-    bus.subscribe(OrderEvent, OrderAlerts(bus).on_order_event)
 
     registry = MarketRegistry(await load_markets(sessions))
+    bus.subscribe(OrderEvent, OrderAlerts(bus, registry.label).on_order_event)
     tracked = tracked_markets(s, registry)
     assets = feed_assets(s, tracked)
     processor = FeedProcessor(

@@ -32,6 +32,7 @@ from typing import Any
 
 import pytest
 
+from bot import alert_titles
 from bot.app import BotParts
 from bot.fake_api import FakeBotApi
 from bot.offline import OfflineRunner
@@ -287,10 +288,10 @@ class Rig:
 
     def tg_alerts(self, kind: str) -> list[str]:
         """Alert messages pushed to Telegram for ``kind`` (not the recovery notes)."""
-        return [t for t in self.telegram(f"<b>{kind}</b>:") if "recovered" not in t]
+        return self.telegram(f"<b>{alert_titles.title(kind)}</b>\n")
 
     def tg_recovered(self, kind: str) -> list[str]:
-        return self.telegram(f"<b>recovered</b>: {kind} ")
+        return self.telegram(f"<b>{alert_titles.recovered_title(kind)}</b> after ")
 
     def books_ok(self) -> bool:
         return self.sandbox.books_ok()

@@ -136,13 +136,13 @@ async def test_every_command_answers_with_the_right_reply(db_url: str) -> None:
     assert only_reply(t[17]) == "<b>✅ healthy</b>\nall checks pass"
     assert only_reply(t[18]) == "Alerts off for this chat (/alerts on to resume)."
     assert only_reply(t[19]) == "Alerts on for this chat."
-    assert only_reply(t[20]) == "Alerts muted for 1h00m."
+    assert only_reply(t[20]).startswith("Alerts muted for 1h00m (until ")
     assert only_reply(t[21]) == "Alerts on for this chat."
     assert only_reply(t[22]) == "🛑 disarmed: no new orders will be placed"
     assert only_reply(t[23]) == "✅ armed (paper mode)"
     kill = replies(t[24])
     assert kill[0] == "🛑 killed: disarmed, 0 order(s) canceled"
-    assert kill[1].startswith("⚠️ <b>kill_switch</b>")  # the push alert to the alert chat (1001)
+    assert kill[1].startswith("⚠️ <b>Kill switch</b>\n")  # the push alert to the alert chat (1001)
     final = only_reply(t[25])
     assert "⚪ disarmed" in final and "open orders 0, positions 1" in final
 

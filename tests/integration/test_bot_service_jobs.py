@@ -151,12 +151,12 @@ async def test_market_refresh_job_loads_markets_and_alerts_on_failure(tmp_path: 
         await service.bus.drain()
         assert len(service.registry) == 0
         failed = to_chat(api, DESK)
-        assert len(failed) == 1 and failed[0].startswith("⚠️ <b>market_refresh</b>: Gamma refresh failed")
+        assert len(failed) == 1 and failed[0].startswith("⚠️ <b>Market list stale</b>\nGamma refresh failed")
         await service.jobs.refresh_markets()
         await service.bus.drain()
         assert len(service.registry) == 9
         assert service.registry.resolve("demo-cup-2026-aurora").neg_risk
-        assert to_chat(api, DESK)[-1].startswith("✅ <b>recovered</b>: market_refresh gamma after")
+        assert to_chat(api, DESK)[-1].startswith("✅ <b>Market list fresh</b> after ")
         assert [r.method for r in gamma.requests][-1:] == ["GET"]
     finally:
         await service.stop()

@@ -20,6 +20,7 @@ from core.redact import clear_secrets, register_secret
 from tests.secret_shapes import DB_PASSWORD, assert_no_secret
 
 ADMIN_CHAT, DESK_CHAT = 1001, -100200
+WALL_NOON = 1_780_000_000.0 - 1_780_000_000.0 % 86400 + 12 * 3600  # a day's 12:00 UTC
 
 
 class Clock:
@@ -53,7 +54,11 @@ def clock() -> Clock:
 @pytest.fixture
 def notifier(bot: Bot, clock: Clock) -> Notifier:
     return Notifier(
-        Sender(bot, mask=Control.redact_outgoing), [ADMIN_CHAT, DESK_CHAT, ADMIN_CHAT], cooldown_s=300, clock=clock
+        Sender(bot, mask=Control.redact_outgoing),
+        [ADMIN_CHAT, DESK_CHAT, ADMIN_CHAT],
+        cooldown_s=300,
+        clock=clock,
+        wall=lambda: WALL_NOON,
     )
 
 
@@ -68,7 +73,7 @@ def dead(key: str = "ws#0", message: str = "market feed connection ws#0 is dead"
 async def test_an_alert_goes_to_every_chat_once_escaped(notifier: Notifier, api: FakeBotApi) -> None:
     await notifier.on_alert(Alert("book_inconsistent", Severity.WARNING, "tok", "book <Yes> & _No_ crossed"))
     assert notifier.chats == [ADMIN_CHAT, DESK_CHAT]  # duplicates in the config collapse
-    text = "⚠️ <b>book_inconsistent</b>: book &lt;Yes&gt; &amp; _No_ crossed"
+    text = "⚠️ <b>Book out of sync</b>\nbook &lt;Yes&gt; &amp; _No_ crossed"  # a title, never the kind
     assert sent(api) == [(ADMIN_CHAT, text), (DESK_CHAT, text)]
     assert all(c.params["parse_mode"] == "HTML" for c in api.calls)
     assert notifier.sent == 2
@@ -87,22 +92,38 @@ async def test_a_secret_in_an_alert_never_reaches_a_chat(notifier: Notifier, api
     assert_no_secret(text)
 
 
-async def test_repeats_within_the_cooldown_are_suppressed_then_summarised(
+async def test_an_incident_is_one_message_however_long_it_lasts(
     notifier: Notifier, api: FakeBotApi, clock: Clock
 ) -> None:
     await notifier.on_alert(dead())
-    for _ in range(3):
+    for _ in range(10):  # past the cooldown too: a condition core clears is one incident until cleared
         clock.t += 60
         await notifier.on_alert(dead())
-    assert len(sent(api)) == 2 and notifier.suppressed == 3
+    assert len(sent(api)) == 2 and notifier.suppressed == 10
     # another key of the same kind is another condition: not deduplicated against the first
     await notifier.on_alert(dead(key="ws#1", message="ws#1 is dead"))
-    assert len(sent(api)) == 4
-    clock.t += 300 - 180  # 300 s after the first message
-    await notifier.on_alert(dead())
-    last = sent(api)[-1][1]
-    assert last == "🚨 <b>feed_dead</b>: market feed connection ws#0 is dead (repeated 3× since)"
+    assert sent(api)[-1] == (DESK_CHAT, "🚨 <b>Feed down</b>\nws#1 is dead")
+    await notifier.on_cleared(AlertCleared(kind="feed_dead", key="ws#0", duration_s=612.4))
+    assert sent(api)[-1] == (
+        DESK_CHAT,
+        "✅ <b>Feed back</b> after 10m12s\n(10 repeat(s) of this alert held back meanwhile)",
+    )
     assert len(sent(api)) == 6
+
+
+async def test_alerts_never_cleared_repeat_after_the_cooldown_with_a_count(
+    notifier: Notifier, api: FakeBotApi, clock: Clock
+) -> None:
+    killed = Alert("kill_switch", Severity.WARNING, "risk", "kill switch by telegram:1001")
+    await notifier.on_alert(killed)
+    for _ in range(3):
+        clock.t += 60
+        await notifier.on_alert(killed)
+    assert len(sent(api)) == 2 and notifier.suppressed == 3
+    clock.t += 300 - 180  # 300 s after the first message
+    await notifier.on_alert(killed)
+    assert sent(api)[-1][1] == "⚠️ <b>Kill switch</b>\nkill switch by telegram:1001\n(again: 4× in 5m00s)"
+    assert len(sent(api)) == 4
 
 
 async def test_recovered_is_sent_once_when_the_condition_clears(
@@ -113,7 +134,7 @@ async def test_recovered_is_sent_once_when_the_condition_clears(
     await notifier.on_alert(dead())
     clock.t += 95
     await notifier.on_cleared(AlertCleared(kind="feed_dead", key="ws#0", message="connection re-established"))
-    recovered = "✅ <b>recovered</b>: feed_dead ws#0 after 1m35s — connection re-established"
+    recovered = "✅ <b>Feed back</b> after 1m35s\nconnection re-established"
     assert sent(api)[-2:] == [(ADMIN_CHAT, recovered), (DESK_CHAT, recovered)]
     await notifier.on_cleared(AlertCleared(kind="feed_dead", key="ws#0"))
     assert len(sent(api)) == 4  # cleared twice, recovered once
@@ -128,16 +149,20 @@ async def test_mute_off_on_and_a_timed_mute_per_chat(notifier: Notifier, api: Fa
     assert [chat for chat, _ in sent(api)] == [ADMIN_CHAT]  # the other chat still gets it
     clock.t += 10 * 86400
     assert notifier.is_muted(DESK_CHAT)  # "off" does not wear off
+    assert notifier.state(DESK_CHAT) == "Alerts are off for this chat (/alerts on to resume)."
+    assert notifier.state(77).endswith("This chat is not an alert chat: alerts go to the configured ones.")
     assert notifier.mute(DESK_CHAT, 0.0) == "Alerts on for this chat."
     await notifier.on_alert(dead(key="k2"))
     assert [chat for chat, _ in sent(api)][-2:] == [ADMIN_CHAT, DESK_CHAT]
 
-    assert notifier.mute(ADMIN_CHAT, 3600) == "Alerts muted for 1h00m."
+    assert notifier.mute(ADMIN_CHAT, 3600) == "Alerts muted for 1h00m (until 13:00 UTC)."
+    assert notifier.state(ADMIN_CHAT) == "Alerts are muted until 13:00 UTC (1h00m left; /alerts on to resume)."
     clock.t += 3599
     await notifier.on_alert(dead(key="k3"))
     assert [chat for chat, _ in sent(api)][-1] == DESK_CHAT and len(sent(api)) == 4
     clock.t += 1
     assert not notifier.is_muted(ADMIN_CHAT)  # the hour is over
+    assert notifier.state(ADMIN_CHAT) == "Alerts are on for this chat."
     await notifier.on_alert(dead(key="k4"))
     assert [chat for chat, _ in sent(api)][-2:] == [ADMIN_CHAT, DESK_CHAT]
 
@@ -157,7 +182,7 @@ async def test_the_bus_drives_the_notifier_until_detached(notifier: Notifier, ap
     bus.publish(dead())
     bus.publish(AlertCleared(kind="feed_dead", key="ws#0"))
     await bus.drain()
-    assert [text[:13] for _, text in sent(api) if text] == ["🚨 <b>feed_dea"] * 2 + ["✅ <b>recovere"] * 2
+    assert [text[:13] for _, text in sent(api) if text] == ["🚨 <b>Feed dow"] * 2 + ["✅ <b>Feed bac"] * 2
     detach()
     bus.publish(dead(key="other"))
     await bus.drain()
