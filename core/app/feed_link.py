@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from core.app.alerts import FeedDeadAlerts
 from core.control.types import FeedConnection
@@ -29,8 +29,10 @@ class FeedLink:
         alerts: FeedDeadAlerts,
         *,
         clock_ns: Callable[[], int] = time.time_ns,
+        on_started: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         self._pipeline = pipeline
+        self._on_started = on_started
         self._alerts = alerts
         self._clock_ns = clock_ns
         self.feed = MarketFeed(
@@ -48,8 +50,11 @@ class FeedLink:
         )
 
     async def run(self, stop: asyncio.Event) -> None:
-        """The supervised component: connect, then run until the service stops."""
+        """The supervised component: connect, bring the followed set up to date (the watch list,
+        what we hold once the engine has rebuilt it), then run until the service stops."""
         await self.feed.start()
+        if self._on_started is not None:
+            await self._on_started()
         await stop.wait()
 
     def connections(self) -> list[FeedConnection]:

@@ -160,7 +160,9 @@ def build_jobs(
         venue_status=system.execution.venue_status,
         engine=engine,
         control_requests=ControlRequests(handle_requests),
-        market_refresh=MarketRefresh(s.gamma, system.sessions, registry, engine, bus, system.resolutions),
+        market_refresh=MarketRefresh(
+            s.gamma, system.sessions, registry, engine, bus, system.resolutions, watch=system.watch
+        ),
         reports=Reports(readings, counters, bus, admins),
         balances=system.balances,
         venue_sync=system.venue_sync,

@@ -1,5 +1,9 @@
 """The scheduled market refresh: discover markets on Gamma, store them, and make them known to
-the registry and the engine; a failure is one ``market_refresh`` alert, cleared by the next success."""
+the registry and the engine; a failure is one ``market_refresh`` alert, cleared by the next success.
+
+After a successful refresh the feed's followed set is brought up to date (:mod:`core.app.watch`):
+the ``feed.watch`` rules select from the markets just stored, markets Gamma now shows closed
+leave, and the sockets subscribe and unsubscribe accordingly, without a reconnect."""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.app.ports import MarketRules
 from core.app.resolution import MarketResolutions, gamma_resolution
+from core.app.watch import Watcher
 from core.defaults import GAMMA_MAX_LIMIT
 from core.events import Alert, AlertCleared, EventBus, Severity
 from core.markets import (
@@ -35,7 +40,9 @@ class MarketRefresh:
         rules: MarketRules,
         bus: EventBus,
         resolutions: MarketResolutions | None = None,
+        watch: Watcher | None = None,
     ) -> None:
+        self._watch = watch
         self._gamma = gamma
         self._sessions = sessions
         self._registry = registry
@@ -71,15 +78,32 @@ class MarketRefresh:
         self._bus.publish(AlertCleared(kind="market_refresh", key="gamma"))
         log.info("market refresh: %s", result)
         if self._resolutions is not None:
+            followed = set(self._resolutions.watched())
             for gm in closed:
                 res = gamma_resolution(gm)
-                if res is not None:
+                if res is not None and gm.condition_id in followed:
                     self._resolutions.resolve(res)
+        if self._watch is not None:
+            await self._follow()
+
+    async def _follow(self) -> None:
+        """The rules over the markets just stored, then the feed brought to the desired set."""
+        assert self._watch is not None
+        try:
+            await self._watch.select()
+            change = await self._watch.apply()
+        except Exception:  # the refresh itself succeeded; the next one tries again
+            log.exception("updating the followed markets after the refresh failed")
+            return
+        if change.changed:
+            log.info("followed set after the refresh: +%d / -%d assets", len(change.added), len(change.removed))
 
     async def _closed_at_gamma(self, client: GammaClient) -> list[GammaMarket]:
         """The followed markets Gamma now shows closed (a refresh of open markets leaves them out),
         stored as Gamma has them."""
         watched = [] if self._resolutions is None else self._resolutions.watched()
+        if self._watch is not None:  # what the watch list and the rules follow must leave once closed too
+            watched = list(dict.fromkeys(watched + [m.condition_id for m in self._watch.desired_markets()]))
         closed: list[GammaMarket] = []
         for start in range(0, len(watched), GAMMA_MAX_LIMIT):
             chunk = watched[start : start + GAMMA_MAX_LIMIT]

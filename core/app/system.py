@@ -31,6 +31,7 @@ from core.app.tick_sizes import TickSizes
 from core.app.trading import TradingWiring
 from core.app.universe import feed_assets, neg_risk_events, tracked_markets
 from core.app.venue_sync import VenueSync, build_venue_sync
+from core.app.watch import Watcher
 from core.events import EventBus, OrderEvent
 from core.execution.funds import VenueFunds
 from core.execution.store import SqlExecutionStore, record_alerts
@@ -65,6 +66,7 @@ class System:
     resolutions: MarketResolutions
     venue_sync: VenueSync | None = None  # None: paper (no venue position to compare with)
     settlement: Settlement | None = None  # merge and redeem (always built by build_system)
+    watch: Watcher | None = None  # what the feed follows while running (always built by build_system)
 
     @property
     def processor(self) -> FeedProcessor:
@@ -93,9 +95,13 @@ async def build_system(
     registry = MarketRegistry(await load_markets(sessions))
     bus.subscribe(OrderEvent, OrderAlerts(bus, registry.label).on_order_event)
     tracked = tracked_markets(s, registry)
-    assets = feed_assets(s, tracked)
+    watch = Watcher(
+        registry=registry, sessions=sessions, bus=bus, rules=s.feed.watch, configured=tracked, raw_assets=s.feed.assets
+    )
+    await watch.load()  # the persisted watch list and the rules' selection join the start set
+    assets = list(dict.fromkeys(feed_assets(s, tracked) + watch.desired_assets()))
     processor = FeedProcessor(
-        known_assets=set(assets) if assets else None,
+        known_assets=set(assets) if assets or watch.active else None,
         max_frame_bytes=s.feed.max_frame_bytes,
         staleness_ms=s.service.staleness_ms,
         burst_quiet_ms=LIVE_BURST_QUIET_MS,
@@ -133,7 +139,9 @@ async def build_system(
         log.info("followed markets already closed: not traded")
     pipeline.add_sink(resolutions.on_events)  # first: a resolved market's runners are gone before they see the batch
     pipeline.add_sink(trading.on_events)
-    link = FeedLink(s.feed, assets, pipeline, FeedDeadAlerts(bus)) if assets else None
+    watch.books, watch.holdings, watch.resolved = processor, execution.engine, resolutions.resolved.keys
+    link = FeedLink(s.feed, assets, pipeline, FeedDeadAlerts(bus), on_started=watch.apply)
+    watch.feed = link.feed
     sync = build_venue_sync(s, execution, registry, bus, resources)
     sender = settlement_sender(s, sessions, resources)
     settlement = build_settlement(s, bus, registry, execution, resolutions, lifecycle.spawn, sender)
@@ -152,6 +160,7 @@ async def build_system(
         resolutions,
         sync,
         settlement,
+        watch,
     )
 
 

@@ -54,6 +54,7 @@ from core.settings.fields import (
     Section,
     WsUrl,
 )
+from core.settings.watch import WatchRule
 from core.settings.retention import RetentionSettings
 
 
@@ -104,6 +105,8 @@ class FeedSettings(Section):
     reconnect_jitter: float = Field(0.2, ge=0, le=1)
     max_frame_bytes: Int = Field(8 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024)
     quiet_after_s: Seconds = Field(300.0, gt=0, le=DAY_S)
+    watch: list[WatchRule] = Field(default_factory=list, max_length=50)
+    """Rules that select markets to follow from the stored markets (core.settings.watch)."""
 
     @model_validator(mode="after")
     def _consistent(self) -> FeedSettings:

@@ -77,7 +77,7 @@ def _resolved_frame(condition_id: str, yes: str, no: str) -> str:
     )
 
 
-async def _check_resolved(rig: Rig, market: Any, no: str, orders: Recorder) -> None:
+async def _check_resolved(rig: Rig, market: Any, no: str, orders: Recorder, *, left_feed: bool = False) -> None:
     engine, cid = rig.service.engine, market.condition_id
     await wait_for(lambda: rig.alerts(KIND), WAIT_S, "the market_resolved alert")
     await wait_for(lambda: rig.tg_alerts(KIND), WAIT_S, "the alert on Telegram")
@@ -101,6 +101,19 @@ async def _check_resolved(rig: Rig, market: Any, no: str, orders: Recorder) -> N
     stored = await query(rig.db_url, "SELECT closed, active FROM markets WHERE condition_id = :m", m=cid)
     assert [(bool(r[0]), bool(r[1])) for r in stored] == [(True, False)]
     assert rig.service.registry.get(cid).closed
+    if not left_feed:
+        await _books_stay_closed(rig, market, orders)
+        return
+    # the refresh that saw it closed also took it off the feed: unsubscribed, its books dropped
+    feed = rig.service.feed
+    assert feed is not None
+    tokens = {t.token_id for t in market.tokens}
+    assert not tokens & set(feed.asset_ids)
+    assert not tokens & set(rig.service.processor.books)
+
+
+async def _books_stay_closed(rig: Rig, market: Any, orders: Recorder) -> None:
+    cid = market.condition_id
     # no new intent for it afterwards, and its books stay closed while the feed goes on
     after = len(orders.of(OrderEvent))
     for token in market.tokens:  # a fresh snapshot (as after a reconnect) must not reopen the book
@@ -140,7 +153,7 @@ async def test_gamma_showing_the_market_closed_at_refresh_does_the_same(
         [item] = [m for m in rig.gamma.markets if isinstance(m, dict) and m.get("slug") == BINARY]
         item.update(closed=True, active=False, acceptingOrders=False, outcomePrices=json.dumps(["0", "1"]))
         await rig.service.jobs.refresh_markets()
-        await _check_resolved(rig, market, no, orders)
+        await _check_resolved(rig, market, no, orders, left_feed=True)
         await rig.service.jobs.refresh_markets()  # still closed at the next refresh: nothing more
         await rig.service.bus.drain()
         assert len(rig.alerts(KIND)) == 1
