@@ -72,6 +72,10 @@ COMMANDS: dict[str, CommandSpec] = {
         ),
         CommandSpec("redeem", Role.OPERATOR, "/redeem [MARKET]", "resolved markets' winning shares into pUSD"),
         CommandSpec("balance", Role.VIEWER, "/balance", "pUSD, positions with value, sets mergeable, redeemable"),
+        CommandSpec(
+            "watch", Role.OPERATOR, "/watch [MARKET|EVENT]", "follow a market or event on the feed; alone: list"
+        ),
+        CommandSpec("unwatch", Role.OPERATOR, "/unwatch MARKET|EVENT", "stop following a watched market or event"),
     ]
 }
 

@@ -23,7 +23,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot import render
+from bot import render, watch_cmds
 from bot.auth import Authoriser, UserRateLimiter
 from bot.commands import COMMANDS, CommandSpec, UsageProblem, decimal_arg, no_args, parse_duration, who
 from bot.confirm import ConfirmationStore
@@ -94,6 +94,8 @@ class BotHandlers:
             "merge": self.cmd_merge,
             "redeem": self.cmd_redeem,
             "balance": self.cmd_balance,
+            "watch": lambda u, c, a: watch_cmds.watch(self.control, self._reply, u, a, stop=False),
+            "unwatch": lambda u, c, a: watch_cmds.watch(self.control, self._reply, u, a, stop=True),
         }
         missing = set(COMMANDS) ^ set(self.commands)
         if missing:  # the table users see and the handlers that run must be the same set

@@ -181,6 +181,7 @@ class Service:
             venue=execution.venue_status,
             funds=execution.funds.snapshot,
             settlement=system.settlement,
+            watch=system.watch,
         )
 
     async def _start_metrics(self) -> None:

@@ -66,6 +66,7 @@ if TYPE_CHECKING:  # the running service's parts: a face outside it never loads 
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
     from core.app.settlement import Settlement
+    from core.app.watch import Watcher
     from core.execution.engine import Engine
     from core.execution.funds import Funds
     from core.execution.risk_gate import RiskGate
@@ -123,6 +124,7 @@ class Runtime:
     """The CLOB's reachability as the live relayer sees it (None: no venue — paper or dry-run)."""
     funds: Callable[[], Funds] | None = None
     settlement: Settlement | None = None
+    watch: Watcher | None = None
 
 
 class Control:
@@ -420,6 +422,24 @@ class Control:
         if result.reason_code:
             return {"ok": False, "error": f"{action} request {result.message}", "reason_code": result.reason_code}
         return settlement.read_answer(result.message)
+
+    # ---- what the feed follows (core.app.watch) ------------------------------------------
+    def _watcher(self) -> Watcher:
+        if self.rt.watch is None:
+            raise ControlError("watching is not available in this process", "unavailable")
+        return self.rt.watch
+
+    async def watch(self, ref: str, *, user: str, stop: bool = False) -> ActionResult:
+        """Follow a market or a whole neg-risk event on the live feed (``stop``: unwatch); persisted."""
+        watcher = self._watcher()
+        try:
+            result = await (watcher.unwatch(ref, user) if stop else watcher.watch(ref, user))
+        except UsageError as exc:
+            raise ControlError(str(exc), "unknown_market") from None
+        return ActionResult(result.ok, result.message)
+
+    async def watched(self) -> list[str]:
+        return self._watcher().watched()
 
     # ---- audit and redaction -------------------------------------------------------------
     @staticmethod

@@ -54,8 +54,8 @@ from core.settings.fields import (
     Section,
     WsUrl,
 )
-from core.settings.watch import WatchRule
 from core.settings.retention import RetentionSettings
+from core.settings.watch import WatchRule
 
 
 class ServiceSettings(Section):

@@ -255,6 +255,10 @@ def _load(opts: LocalOptions) -> LoadedSettings:
         if not loaded.settings.telegram.alert_chats:
             environ["POLYBOT_TELEGRAM__ALERT_CHATS"] = _json_list(DEFAULT_ALERT_CHATS)
         loaded = load_settings(opts.config, env=environ)
+    if not _is_loopback(loaded.settings.feed.ws_url):
+        # /watch subscribes on the market feed: never the venue's, a loopback port at most
+        environ["POLYBOT_FEED__WS_URL"] = "ws://127.0.0.1:9/ws/market"
+        loaded = load_settings(opts.config, env=environ)
     s = loaded.settings
     if s.relayer.type == "real":
         endpoints = [("clob.url", s.clob.url)]
