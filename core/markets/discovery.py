@@ -15,9 +15,11 @@ these return, :func:`core.markets.refresh.refresh_markets` scans and stores page
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from core.defaults import GAMMA_MAX_LIMIT
@@ -48,7 +50,9 @@ class CursorLoopError(GammaError):
     """Gamma handed back a cursor it had already given in this scan: following it would loop."""
 
 
-async def iter_keyset_pages(client: GammaClient, filters: MarketFilters | None = None) -> AsyncIterator[GammaPage]:
+async def iter_keyset_pages(
+    client: GammaClient, filters: MarketFilters | None = None
+) -> AsyncGenerator[GammaPage, None]:
     """Every ``/markets/keyset`` page of a scan, in order (items undecoded).
 
     The last page carries ``stop_reason`` ("end" or "max_pages"). A repeated cursor raises
@@ -82,6 +86,33 @@ async def iter_keyset_pages(client: GammaClient, filters: MarketFilters | None =
             )
         used.add(nxt)
         cursor = nxt
+
+
+async def prefetched(pages: AsyncGenerator[GammaPage, None]) -> AsyncGenerator[GammaPage, None]:
+    """``pages``, the next one already requested while the caller works on the one it has.
+
+    A keyset scan cannot fan out (each cursor comes from the page before), but storing a page
+    and fetching the next need not wait for each other. Use it under ``contextlib.aclosing`` so
+    that a caller's failure cancels the request in flight.
+    """
+    ahead: asyncio.Future[GammaPage] = asyncio.ensure_future(anext(pages))
+    try:
+        while True:
+            try:
+                page = await ahead
+            except StopAsyncIteration:
+                return
+            if page.stop_reason is None:
+                ahead = asyncio.ensure_future(anext(pages))
+            yield page
+            if page.stop_reason is not None:
+                return
+    finally:
+        if not ahead.done():
+            ahead.cancel()
+        with contextlib.suppress(BaseException):  # its outcome is moot: the scan is over
+            await ahead
+        await pages.aclose()
 
 
 @dataclass(slots=True)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from core.markets.client import GammaClient
-from core.markets.discovery import MarketFilters, iter_keyset_pages
+from core.markets.discovery import MarketFilters, iter_keyset_pages, prefetched
 from core.markets.repository import SessionSource, UpsertCounts, upsert_markets
 from core.markets.translate import GammaMarket, ParseStats, parse_markets
 
@@ -85,7 +86,8 @@ async def refresh_markets(
 ) -> RefreshResult:
     """Scan Gamma ``/markets/keyset`` to the end and upsert markets and tokens; idempotent.
 
-    The cursor has no offset cap: every market the filters select is stored. Each page is one transaction, so an interrupted refresh keeps the pages already stored.
+    The cursor has no offset cap: every market the filters select is stored. The next page is
+    fetched while one is stored. Each page is one transaction, so an interrupted refresh keeps the pages already stored.
     A second run over the same data reports 0 inserted and 0 updated. ``progress`` is called
     after each page with the running totals.
     """
@@ -94,16 +96,17 @@ async def refresh_markets(
     totals = _Totals()
     started = time.monotonic()
     requests_before = client.stats.requests
-    async for page in iter_keyset_pages(client, filters):
-        markets, _ = parse_markets(page.items, stats=totals.parsed)
-        totals.stored.add(await upsert_markets(target, markets))
-        result.pages += 1
-        result.requests = client.stats.requests - requests_before
-        totals.fill(result)
-        result.stop_reason = page.stop_reason
-        result.elapsed_s = time.monotonic() - started
-        if progress is not None:
-            progress(result)
+    async with contextlib.aclosing(prefetched(iter_keyset_pages(client, filters))) as pages:
+        async for page in pages:
+            markets, _ = parse_markets(page.items, stats=totals.parsed)
+            totals.stored.add(await upsert_markets(target, markets))
+            result.pages += 1
+            result.requests = client.stats.requests - requests_before
+            totals.fill(result)
+            result.stop_reason = page.stop_reason
+            result.elapsed_s = time.monotonic() - started
+            if progress is not None:
+                progress(result)
     result.elapsed_s = time.monotonic() - started
     log.info("gamma refresh: %s", result.as_dict())
     return result

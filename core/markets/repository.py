@@ -13,9 +13,10 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import cast
 
 import msgspec
-from sqlalchemy import FromClause, String, select
+from sqlalchemy import FromClause, String, Table, insert, select
 from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -32,6 +33,9 @@ SessionSource = AsyncEngine | async_sessionmaker[AsyncSession]
 """Where markets are stored: an engine, or the session factory of one."""
 
 _MAX_REFUSAL_LOGS = 5
+# Core tables, not the ORM classes: the bulk INSERT of new markets needs no ORM bookkeeping
+_MARKETS = cast(Table, Market.__table__)
+_TOKENS = cast(Table, Token.__table__)
 
 
 def sessions_of(source: SessionSource) -> async_sessionmaker[AsyncSession]:
@@ -105,7 +109,10 @@ def _row(gm: GammaMarket, warn: Counter[str]) -> _Row:
     }
     texts = [info.condition_id, *(s for t in info.tokens for s in (t.token_id, t.outcome))]
     clean_texts = [_no_nul(s) for s in texts]
-    clean_values = {k: _strip_nul(v) for k, v in values.items()}
+    # JSON can carry a NUL only as the escape \u0000: without it the decoded item has none, and
+    # walking the whole item for one cost a fifth of a full scan's time
+    raw_clean = b"\\u0000" not in gm.raw
+    clean_values = {k: v if k == "raw" and raw_clean else _strip_nul(v) for k, v in values.items()}
     if clean_texts != texts or any(clean_values[k] is not values[k] for k in values):
         warn["nul_characters_stripped"] += 1
     cid, *pairs = clean_texts
@@ -155,12 +162,19 @@ def _fitting_rows(markets: Sequence[GammaMarket], counts: UpsertCounts) -> list[
 # --------------------------------------------------------------------------- upsert
 
 
-def _new_market(row: _Row) -> Market:
-    return Market(
-        condition_id=row.condition_id,
-        **row.values,
-        tokens=[Token(token_id=t, outcome=o, outcome_index=i) for i, (t, o) in enumerate(row.tokens)],
-    )
+async def _insert_new(session: AsyncSession, rows: Sequence[_Row]) -> None:
+    """New markets and their tokens as two multi-row INSERTs: building an ORM object per market
+    and per token cost most of a full scan's time (25,000 markets, 75,000 objects)."""
+    if not rows:
+        return
+    await session.execute(insert(_MARKETS), [{"condition_id": r.condition_id, **r.values} for r in rows])
+    tokens = [
+        {"token_id": t, "condition_id": r.condition_id, "outcome": o, "outcome_index": i}
+        for r in rows
+        for i, (t, o) in enumerate(r.tokens)
+    ]
+    if tokens:
+        await session.execute(insert(_TOKENS), tokens)
 
 
 def _sync_tokens(market: Market, row: _Row) -> bool:
@@ -206,6 +220,7 @@ async def _upsert_rows(sessions: async_sessionmaker[AsyncSession], rows: Sequenc
             select(Token.token_id, Token.condition_id).where(Token.token_id.in_(token_ids))
         )
         owners: dict[str, str] = {token: cid for token, cid in owner_rows}
+        new: list[_Row] = []
         for row in rows:
             clash = [t for t, _ in row.tokens if owners.get(t, row.condition_id) != row.condition_id]
             if clash:
@@ -219,12 +234,13 @@ async def _upsert_rows(sessions: async_sessionmaker[AsyncSession], rows: Sequenc
                 continue
             market = existing.get(row.condition_id)
             if market is None:
-                session.add(_new_market(row))
+                new.append(row)
                 counts.inserted += 1
             elif _update(market, row):
                 counts.updated += 1
             else:
                 counts.unchanged += 1
+        await _insert_new(session, new)
     return counts
 
 

@@ -216,7 +216,7 @@ def synthetic_markets(count: int, *, prefix: str = "synthetic") -> list[dict[str
 
 @dataclass(frozen=True, slots=True)
 class Fault:
-    kind: str  # "429" | "500" | "delay" | "garbage"
+    kind: str  # "429" | "500" | "delay" | "garbage" | "ok"
     retry_after: float | None = None
     delay_s: float = 0.0
 
@@ -299,6 +299,10 @@ class MockGammaServer:
     def fail_429(self, count: int = 1, retry_after: float | None = 1.0) -> None:
         """The next ``count`` requests get 429 with ``Retry-After`` (seconds; None = no header)."""
         self._faults.extend(Fault("429", retry_after=retry_after) for _ in range(count))
+
+    def answer_normally(self, count: int = 1) -> None:
+        """The next ``count`` requests are answered as usual (faults queued after them wait their turn)."""
+        self._faults.extend(Fault("ok") for _ in range(count))
 
     def fail_500(self, count: int = 1) -> None:
         self._faults.extend(Fault("500") for _ in range(count))

@@ -150,10 +150,11 @@ async def test_refresh_failure_keeps_stored_pages_and_names_the_url(engine: Asyn
     async with MockGammaServer(markets=synthetic_markets(150)) as srv:
         async with GammaClient(srv.url, max_retries=1, **{**FAST, "timeout_s": 1.0}) as client:
             pages: list[int] = []
+            srv.answer_normally(1)  # the first page; the next is fetched while it is stored
+            srv.fail_500(5)
 
             def fail_after_first(r: RefreshResult) -> None:
                 pages.append(r.pages)
-                srv.fail_500(5)
 
             with pytest.raises(
                 GammaError, match=r"/markets/keyset\?limit=100&after_cursor=\w+ failed after 2 attempts: last HTTP 500"
