@@ -19,6 +19,7 @@ from telegram.request import BaseRequest
 from bot.auth import Authoriser, UserRateLimiter
 from bot.confirm import ConfirmationStore
 from bot.handlers import BotHandlers
+from bot.menu import MenuReport, publish_menus
 from bot.notify import Notifier
 from bot.order_flow import Ticket
 from bot.sender import Sender
@@ -46,6 +47,8 @@ class BotParts:
     sender: Sender
     notifier: Notifier
     confirmations: ConfirmationStore[Ticket]
+    menus: MenuReport | None = None
+    """The command menus set at start (:mod:`bot.menu`): each authorised user's, by role."""
 
     async def notify_admins(self, text: str) -> None:
         await self.notifier.ping_admins(text)
@@ -154,6 +157,7 @@ async def start_telegram(host: FrontEndHost) -> BotParts:
     app = parts.app
     await app.initialize()
     await app.start()
+    parts.menus = await publish_menus(app.bot, parts.handlers.auth)
     if request is None and app.updater is not None:
 
         def polling_error(exc: Exception) -> None:

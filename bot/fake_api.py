@@ -55,7 +55,16 @@ class ApiCall:
             out["buttons"] = self.buttons
         if self.method == "answerCallbackQuery" and self.params.get("text"):
             out["text"] = self.params["text"]
+        if self.method in ("setMyCommands", "deleteMyCommands"):  # the menu, and whose it is
+            out["scope"] = _decoded(self.params.get("scope")) or {"type": "default"}
+            if self.method == "setMyCommands":
+                out["commands"] = [c["command"] for c in _decoded(self.params.get("commands")) or []]
         return out
+
+
+def _decoded(value: Any) -> Any:
+    """A parameter as sent: python-telegram-bot passes nested objects as JSON text or as dicts."""
+    return json.loads(value) if isinstance(value, str) else value
 
 
 @dataclass

@@ -31,19 +31,19 @@ from bot.gate import FRONT_END, SHOWN_TEXT_CHARS, Gatekeeper
 from bot.order_flow import OrderConfirmations, Ticket
 from bot.sender import Sender
 from bot.settle_views import render_balance, render_settle_report
+from bot.trade_commands import TradeCommands
 from bot.views import (
+    render_control_error,
     render_markets,
-    render_order_result,
-    render_orders,
     render_pnl,
     render_positions,
     render_quotes,
     render_status,
 )
 from core.control.facade import Control
+from core.control.orders import OrderRefused
 from core.control.settlement import SettleTicket
 from core.control.types import ControlError
-from core.types import Side
 
 __all__ = ["COMMANDS", "BotHandlers", "UsageProblem", "parse_duration"]
 
@@ -73,6 +73,7 @@ class BotHandlers:
         """This chat's alert state (the notifier's, set by :func:`bot.app.build_bot`)."""
         self.gatekeeper = Gatekeeper(control, authoriser, sender, limiter)
         self.orders_in_chat = OrderConfirmations(control, authoriser, sender, confirmations)
+        self.trading = TradeCommands(control, authoriser, sender, self.orders_in_chat)
         self.commands: dict[str, Command] = {
             "start": self.cmd_help,
             "help": self.cmd_help,
@@ -82,9 +83,11 @@ class BotHandlers:
             "arm": self.cmd_arm,
             "disarm": self.cmd_disarm,
             "preflight": self.cmd_preflight,
-            "order": self.cmd_order,
-            "orders": self.cmd_orders,
-            "cancel": self.cmd_cancel,
+            "order": self.trading.cmd_order,
+            "orders": self.trading.cmd_orders,
+            "cancel": self.trading.cmd_cancel,
+            "close": self.trading.cmd_close,
+            "fills": self.trading.cmd_fills,
             "cancelall": self.cmd_cancelall,
             "positions": self.cmd_positions,
             "pnl": self.cmd_pnl,
@@ -148,9 +151,10 @@ class BotHandlers:
                 shown = render.esc(self.control.mask_typed(str(exc)))
                 await self.sender.send(chat.id, f"{shown}\nUsage: <code>{render.esc(spec.usage)}</code>")
                 return
-            except ControlError as exc:
-                await self._audit(user.id, name, arg_text, "error", str(exc))
-                await self.sender.send(chat.id, f"⚠️ {render.esc(self.control.mask_typed(str(exc)))}")
+            except ControlError as exc:  # a refused order is answered at once, with the order it refused
+                verdict = "refused" if isinstance(exc, OrderRefused) else "error"
+                await self._audit(user.id, name, arg_text, verdict, str(exc))
+                await self.sender.send(chat.id, render_control_error(exc, self.control.mask_typed))
                 return
             await self._audit(user.id, name, arg_text, "ok", result)
 
@@ -205,36 +209,6 @@ class BotHandlers:
         verdict = "✅ preflight passed" if report.ok else "⛔ preflight failed"
         await self._reply(update, f"<b>{verdict}</b>\n" + render.table(rows))
         return "pass" if report.ok else "fail"
-
-    async def cmd_order(self, update: Update, context: Context, args: list[str]) -> str:
-        if len(args) != 5:
-            raise UsageProblem("expected 5 arguments")
-        market, outcome, side_text, price_text, size_text = args
-        try:
-            side = Side(side_text.upper())
-        except ValueError:
-            raise UsageProblem(f"SIDE must be BUY or SELL, got {side_text!r}") from None
-        price = decimal_arg(price_text, "PRICE")
-        size = decimal_arg(size_text, "SIZE")
-        ticket = await self.control.prepare_order(market, outcome, side, price, size, user=who(update))
-        if ticket.needs_confirmation:
-            return await self.orders_in_chat.ask(update, context, ticket)
-        result = await self.control.execute_order(ticket, user=who(update), confirmed=False)
-        await self._reply(update, render_order_result(result))
-        return result.summary
-
-    async def cmd_orders(self, update: Update, context: Context, args: list[str]) -> str:
-        no_args(args)
-        rows = await self.control.orders()
-        await self._reply(update, render_orders(rows))
-        return f"{len(rows)} orders"
-
-    async def cmd_cancel(self, update: Update, context: Context, args: list[str]) -> str:
-        if len(args) != 1:
-            raise UsageProblem("expected one order id")
-        result = await self.control.cancel(args[0], user=who(update))
-        await self._reply(update, render.esc(result.message))
-        return result.message
 
     async def cmd_cancelall(self, update: Update, context: Context, args: list[str]) -> str:
         no_args(args)

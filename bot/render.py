@@ -24,6 +24,11 @@ def price(value: Decimal | None) -> str:
     return "-" if value is None else f"{value.normalize():f}" if value == value.to_integral() else f"{value:f}"
 
 
+def trimmed(value: Decimal | None) -> str:
+    """A computed figure (an average, a fee) without the trailing zeros of its quantum: 0.400000 -> 0.4."""
+    return "-" if value is None else f"{value.normalize():f}"
+
+
 def table(rows: Sequence[Sequence[object]], header: Sequence[str] | None = None) -> str:
     """A monospaced table inside <pre>, every cell escaped."""
     all_rows = [list(map(str, header))] if header else []

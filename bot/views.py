@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import UTC, datetime
 from decimal import Decimal
 
-from bot.render import esc, money, price, table
+from bot.render import esc, money, price, table, trimmed
+from core.control.fills import FillRow
+from core.control.orders import OrderRefused, gtd_ends, mode_label, status_words
 from core.control.types import (
     CompleteSetRow,
+    ControlError,
     MarketRow,
     OrderOutcome,
     OrderRow,
@@ -16,7 +21,7 @@ from core.control.types import (
     QuoteRow,
     StatusReport,
 )
-from core.types import Mode
+from core.types import OrderType
 
 
 def render_status(s: StatusReport) -> str:
@@ -76,62 +81,132 @@ def render_markets(rows: list[MarketRow]) -> str:
     return "\n".join(lines)
 
 
+def _kind(order_type: str, post_only: bool, expiration: int = 0) -> str:
+    """ "GTC", "GTC post-only", "GTD until 2026-12-05 04:15:00 UTC" (when the venue ends it)."""
+    text = order_type
+    if order_type == OrderType.GTD.value and expiration:
+        ends = datetime.fromtimestamp(gtd_ends(expiration), UTC)
+        text += f" until {ends:%Y-%m-%d %H:%M:%S} UTC"
+    return text + (" post-only" if post_only else "")
+
+
+def _order_lines(t: OrderTicket) -> list[str]:
+    """Side, size, outcome, price, type, then the market by slug (and question): what every reply states."""
+    lines = [
+        f"<b>{esc(t.side.value)} {esc(price(t.size))} {esc(t.outcome)} @ {esc(price(t.price))}</b> "
+        f"· {esc(_kind(t.order_type.value, t.post_only, t.expiration))}",
+        f"market: {esc(t.market.slug or t.market.condition_id)}",
+    ]
+    if t.note:
+        lines.append(esc(t.note))
+    return lines
+
+
 def render_ticket(t: OrderTicket, ttl_s: int) -> str:
-    return (
-        "<b>⚠️ LIVE order — confirm</b>\n"
-        f"market: {esc(t.market.question or t.market.slug)}\n"
-        f"outcome: <b>{esc(t.outcome)}</b>\n"
-        f"side: <b>{esc(t.side.value)}</b> {esc(t.order_type.value)}\n"
-        f"shares: <b>{esc(t.size)}</b> at limit <b>{esc(t.price)}</b>\n"
-        f"notional: <b>{money(t.notional)} pUSD</b>, est. taker fee ≤ {money(t.est_fee, 5)} pUSD\n"
-        f"Expires in {ttl_s}s. Nothing is sent until you tap Confirm."
-    )
+    lines = [
+        "<b>⚠️ LIVE order — confirm</b>",
+        f"market: {esc(t.market.question or t.market.slug)}",
+    ]
+    if t.market.slug and t.market.question:
+        lines.append(f"slug: {esc(t.market.slug)}")
+    lines += [
+        f"outcome: <b>{esc(t.outcome)}</b>",
+        f"side: <b>{esc(t.side.value)}</b> {esc(_kind(t.order_type.value, t.post_only, t.expiration))}",
+        f"shares: <b>{esc(t.size)}</b> at limit <b>{esc(t.price)}</b>",
+        f"notional: <b>{money(t.notional)} pUSD</b>, est. taker fee ≤ {money(t.est_fee, 5)} pUSD",
+    ]
+    if t.note:
+        lines.append(esc(t.note))
+    lines.append(f"Expires in {ttl_s}s. Nothing is sent until you tap Confirm.")
+    return "\n".join(lines)
+
+
+_ICONS = {"rejected": "⛔", "refused": "⛔", "failed": "⛔", "submitted_unknown": "❓", "dry_run": "📝"}
 
 
 def render_order_result(o: OrderOutcome) -> str:
-    icon = {"rejected": "⛔", "refused": "⛔", "failed": "⛔", "submitted_unknown": "❓"}.get(o.status, "✅")
-    mode = "DRY-RUN (not posted)" if o.mode == Mode.DRY_RUN.value else o.mode
-    lines = [f"{icon} <b>{esc(o.status)}</b> [{esc(mode)}] <code>{esc(o.client_order_id)}</code>"]
+    """Mode (PAPER, DRY-RUN (not sent), LIVE), status, the order, its id: nothing to guess."""
+    icon = _ICONS.get(o.status, "✅")
+    lines = [f"{icon} <b>{esc(mode_label(o.mode))}</b> order: {esc(status_words(o.status))}"]
+    if o.ticket is not None:
+        lines += _order_lines(o.ticket)
+    lines.append(f"id: <code>{esc(o.client_order_id)}</code>")
     if o.filled:
-        lines.append(f"filled {esc(o.filled)} @ {esc(o.avg_price)}")
+        lines.append(f"filled {esc(price(o.filled))} @ {esc(trimmed(o.avg_price))}")
     if o.message:
         lines.append(esc(o.message))
     return "\n".join(lines)
 
 
-def render_orders(rows: list[OrderRow]) -> str:
+def render_refusal(ticket: OrderTicket, why: str) -> str:
+    """An order that was not sent, and why (``why`` already masked), said once."""
+    head = f"⛔ <b>{esc(mode_label(ticket.mode.value))}</b> order not sent: {esc(why)}"
+    return "\n".join([head, *_order_lines(ticket)])
+
+
+def render_control_error(exc: ControlError, mask: Callable[[str], str]) -> str:
+    if isinstance(exc, OrderRefused):
+        return render_refusal(exc.ticket, mask(str(exc)))
+    return f"⚠️ {esc(mask(str(exc)))}"
+
+
+def order_summary(r: OrderRow) -> str:
+    """``PAPER · BUY 10 Yes @ 0.30 GTC · filled 0/10`` (plain text: escape before HTML)."""
+    state = "" if r.status == "live" else f" · {status_words(r.status)}"
+    return (
+        f"{mode_label(r.mode)} · {r.side} {price(r.size)} {r.outcome} @ {price(r.price)} "
+        f"{_kind(r.order_type, r.post_only)} · filled {price(r.filled)}/{price(r.size)}{state}"
+    )
+
+
+def render_orders(rows: list[OrderRow], ids: dict[str, str], *, buttons: int = 0) -> str:
+    """Open orders, each with the id /cancel takes (``ids``: the shortest unique prefix) and its full
+    market slug on a line of its own, so a phone wraps it instead of cutting it."""
     if not rows:
         return "No open orders."
-    body = [
-        (r.client_order_id[:14], r.market[:20], r.outcome[:10], r.side, price(r.price), r.size, r.filled, r.status)
-        for r in rows
-    ]
-    return "<b>Open orders</b>\n" + table(
-        body, ["id", "market", "outcome", "side", "price", "size", "filled", "status"]
-    )
+    lines = [f"<b>Open orders</b> ({len(rows)})"]
+    for n, r in enumerate(rows, 1):
+        lines.append(f"{n}. <code>{esc(ids.get(r.client_order_id, r.client_order_id))}</code> {esc(order_summary(r))}")
+        lines.append(f"    {esc(r.market)}")
+    if buttons:
+        more = f" (buttons for the first {buttons})" if buttons < len(rows) else ""
+        lines.append(f"Tap [Cancel n]{more}, or /cancel ID with the id shown (or any unique start of 8+ characters).")
+    else:
+        lines.append("/cancel ID takes the id shown, or any unique start of it of 8+ characters.")
+    return "\n".join(lines)
+
+
+def render_fills(rows: list[FillRow]) -> str:
+    if not rows:
+        return "No fills yet."
+    lines = [f"<b>Recent fills</b> ({len(rows)}, newest first)"]
+    for f in rows:
+        when = f"{f.at:%m-%d %H:%M:%S} UTC " if f.at is not None else ""
+        state = {"matched": " (settling)", "failed": " (FAILED to settle: it never happened)"}.get(f.status, "")
+        lines.append(
+            f"• {esc(when)}<b>{esc(mode_label(f.mode))}</b> {esc(f.side)} {esc(price(f.size))} {esc(f.outcome)} "
+            f"@ {esc(trimmed(f.price))}, fee {esc(trimmed(f.fee))} pUSD{esc(state)}"
+        )
+        lines.append(f"    {esc(f.market)}")
+    return "\n".join(lines)
 
 
 def render_positions(rows: list[PositionRow], sets: list[CompleteSetRow] | None = None) -> str:
-    """Positions (the unrealised column marks only the shares outside complete sets), then the
-    complete sets, each worth 1 pUSD at settlement."""
+    """Positions (the unrealised figure marks only the shares outside complete sets), then the
+    complete sets, each worth 1 pUSD at settlement. The full slug heads each position: a phone
+    wraps it instead of cutting it."""
     if not rows:
         return "No positions."
-    body = [
-        (
-            r.market[:20],
-            r.outcome[:10],
-            r.size if r.venue is None else f"{r.size} (venue {r.venue})",
-            price(r.in_sets),
-            price(r.avg_cost),
-            price(r.mark),
-            money(r.unrealised),
-            money(r.realised),
+    lines = ["<b>Positions</b>"]
+    for r in rows:
+        shares = price(r.size) if r.venue is None else f"{price(r.size)} (venue {price(r.venue)})"
+        lines.append(f"• {esc(r.market)}")
+        lines.append(
+            f"    <b>{esc(r.outcome)}</b>: {esc(shares)} shares, {esc(price(r.in_sets))} in sets, "
+            f"avg {esc(trimmed(r.avg_cost))}, mark {esc(price(r.mark))}, "
+            f"unrealised {money(r.unrealised)}, realised {money(r.realised)} pUSD"
         )
-        for r in rows
-    ]
-    text = "<b>Positions</b>\n" + table(
-        body, ["market", "outcome", "shares", "in sets", "avg", "mark", "unreal", "real"]
-    )
+    text = "\n".join(lines)
     if any(r.venue is not None for r in rows):
         text += "\n(venue X): the venue holds X shares at the last venue sync, not what Polybot has"
     if sets:

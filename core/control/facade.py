@@ -28,10 +28,12 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from core.control import orders, settlement, views
+from core.control import orders, settlement, trading, views
 from core.control.audit import AuditRows, AuditWriter
 from core.control.configured import ConfigLink
+from core.control.fills import DEFAULT_FILLS, FillRow
 from core.control.health import EVENT_ALERT_KINDS, HealthInputs, OpenAlert, assess
+from core.control.orders import OrderOptions
 from core.control.stored import DatabaseLink
 from core.control.types import (
     ActionResult,
@@ -350,43 +352,41 @@ class Control:
             raise ControlError(str(exc), "unknown_market") from None
 
     async def prepare_order(
-        self, market_ref: str, outcome: str, side: Side, price: Decimal, size: Decimal, *, user: str
+        self,
+        market_ref: str,
+        outcome: str,
+        side: Side,
+        price: Decimal,
+        size: Decimal,
+        *,
+        user: str,
+        options: OrderOptions | None = None,
     ) -> OrderTicket:
-        """Validate a manual order; live mode returns a ticket that needs the user's confirmation."""
+        """Validate a manual order and screen it as it would be sent now: a refusal (disarmed, the
+        book, a risk limit) is :class:`orders.OrderRefused` at once; live mode's ticket then needs
+        the user's confirmation."""
         market = self._resolve(market_ref)
-        return orders.new_ticket(market, outcome, side, price, size, mode=self.rt.mode, user=user)
+        return await trading.prepare(self.rt, market, outcome, side, price, size, user=user, options=options)
+
+    async def prepare_close(self, market_ref: str, outcome: str, price: Decimal | None, *, user: str) -> OrderTicket:
+        """A sell of every share of ``outcome`` free to sell, at ``price`` or the best bid (screened alike)."""
+        return await trading.prepare_close(self.rt, self._resolve(market_ref), outcome, price, user=user)
 
     async def execute_order(self, ticket: OrderTicket, *, user: str, confirmed: bool) -> OrderOutcome:
         """Send a prepared order through the risk gate and the engine (re-checked now, not at prepare time)."""
-        rt = self.rt
-        intent = orders.recheck(
-            ticket, user=user, confirmed=confirmed, mode=rt.mode, armed=rt.risk.armed, books=rt.books
-        )
-        result = await rt.engine.submit(intent, ticket.market, seq=ticket.ticket_id)
-        if result.reason_code is not None:
-            raise ControlError(f"refused by risk: {result.reason_code}: {result.detail}", str(result.reason_code))
-        message = result.detail
-        if result.duplicate:
-            message = "duplicate: this order was already sent; nothing new was placed"
-        rec = rt.engine.order(result.client_order_id)
-        avg = (rec.avg_price if rec is not None else None) if result.filled else None
-        return OrderOutcome(
-            client_order_id=result.client_order_id,
-            status=result.status.value if result.status is not None else "refused",
-            mode=rt.mode.value,
-            filled=result.filled,
-            avg_price=avg,
-            message=message,
-            signed_order=result.signed_order,
-        )
+        return await trading.execute(self.rt, ticket, user=user, confirmed=confirmed)
 
-    async def cancel(self, client_order_id: str, *, user: str) -> ActionResult:
-        engine = self.rt.engine
-        if engine.order(client_order_id) is None:
-            raise ControlError(f"no order {client_order_id!r} (see /orders)", "unknown_order")
-        result = await engine.cancel(client_order_id)
-        rec = engine.order(client_order_id)
-        return orders.cancel_one_result(client_order_id, result, rec.status.value if rec is not None else None)
+    async def find_order(self, order_id: str) -> OrderRow:
+        """The order an id, or a unique prefix of at least 8 characters of an open order's id, names."""
+        return trading.find(self.rt, order_id)
+
+    async def cancel(self, order_id: str, *, user: str) -> ActionResult:
+        """Cancel the order an id or a unique prefix (>= 8 characters) names."""
+        return await trading.cancel(self.rt, order_id)
+
+    async def fills(self, limit: int = DEFAULT_FILLS) -> list[FillRow]:
+        """The most recent fills of our orders, newest first."""
+        return await trading.fills(self.rt, limit)
 
     async def cancel_all(self, *, user: str) -> ActionResult:
         return orders.cancel_all_result(await self.rt.engine.cancel_all())

@@ -297,6 +297,11 @@ class OrderTicket:
     est_fee: Decimal = Decimal(0)
     requested_by: str = ""
     needs_confirmation: bool = False
+    post_only: bool = False
+    expiration: int = 0
+    """GTD only: unix seconds, the venue's one-minute safety margin included."""
+    note: str = ""
+    """Why the ticket exists when it is not a typed /order (e.g. "/close: all 10 Yes shares held")."""
     ticket_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     """The idempotency seed: executing the same ticket twice places one order."""
 
@@ -314,6 +319,8 @@ class OrderOutcome:
     avg_price: Decimal | None = None
     message: str = ""
     signed_order: dict[str, object] | None = None
+    ticket: OrderTicket | None = None
+    """The order as asked for (market, outcome, side, size, price, type): every reply states it."""
 
     @property
     def summary(self) -> str:
@@ -331,6 +338,8 @@ class OrderRow:
     filled: Decimal
     status: str
     mode: str
+    order_type: str = "GTC"
+    post_only: bool = False
 
 
 @dataclass(frozen=True)

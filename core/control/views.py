@@ -113,25 +113,33 @@ def market_rows(markets: list[MarketInfo]) -> list[MarketRow]:
     ]
 
 
+def order_names(registry: MarketRegistry, rec: OrderRecord) -> tuple[str, str]:
+    """(the order's market slug, else its condition id; its outcome, else a token id prefix)."""
+    tok = registry.token(rec.token_id)
+    market = registry.get(rec.market)
+    return (market.slug if market else "") or rec.market, tok.outcome if tok else rec.token_id[:10]
+
+
+def order_row(registry: MarketRegistry, rec: OrderRecord) -> OrderRow:
+    market, outcome = order_names(registry, rec)
+    return OrderRow(
+        client_order_id=rec.client_order_id,
+        market=market,
+        outcome=outcome,
+        side=rec.side.value,
+        price=rec.price,
+        size=rec.size,
+        filled=rec.filled_size,
+        status=rec.status.value,
+        mode=rec.mode,
+        order_type=rec.order_type.value,
+        post_only=rec.post_only,
+    )
+
+
 def order_rows(registry: MarketRegistry, orders: list[OrderRecord]) -> list[OrderRow]:
-    rows = []
-    for rec in orders:
-        tok = registry.token(rec.token_id)
-        market = registry.get(rec.market)
-        rows.append(
-            OrderRow(
-                client_order_id=rec.client_order_id,
-                market=(market.slug if market else "") or rec.market,
-                outcome=tok.outcome if tok else rec.token_id[:10],
-                side=rec.side.value,
-                price=rec.price,
-                size=rec.size,
-                filled=rec.filled_size,
-                status=rec.status.value,
-                mode=rec.mode,
-            )
-        )
-    return rows
+    """Open orders, oldest first (the order a trader placed them in)."""
+    return [order_row(registry, rec) for rec in sorted(orders, key=lambda r: (r.created_ts, r.client_order_id))]
 
 
 def position_rows(

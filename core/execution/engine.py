@@ -40,7 +40,7 @@ from core.execution.records import OrderRecord
 from core.execution.risk_gate import RiskGate
 from core.execution.rules import RiskDecision
 from core.execution.store import ExecutionStore
-from core.execution.submission import BookProvider, RetryBounds, SubmitResult, Submitter
+from core.execution.submission import BookProvider, RetryBounds, SubmitResult, Submitter, order_request
 from core.execution.types import CancelResult, Fill, OrderRequest, OrderStatus, Relayer
 from core.types import Intent, MarketInfo
 
@@ -209,6 +209,13 @@ class Engine:
     async def submit(self, intent: Intent, market: MarketInfo, *, seq: int | str | None = None) -> SubmitResult:
         """Place one intent (at most once: the same intent and seq is a duplicate, never a second order)."""
         return await self._submitter.submit(intent, market, seq=seq)
+
+    async def preview(self, intent: Intent, market: MarketInfo) -> RiskDecision:
+        """The risk gate's answer for ``intent`` now, without placing it (:meth:`RiskGate.preview`)."""
+        req = order_request(intent, market, "preview")
+        await self._submitter.ensure_funds([req])
+        self.holdings.register_market(market)
+        return self.risk.preview(req, market, self.exposure(), book=self._submitter.book_now(req.token_id))
 
     async def submit_group(
         self,

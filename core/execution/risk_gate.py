@@ -328,6 +328,13 @@ class RiskGate:
             )
         return RiskDecision.allow()
 
+    def preview(
+        self, req: OrderRequest, market: MarketInfo, exposure: ExposureSnapshot, *, book: BookView | BookStatus | None
+    ) -> RiskDecision:
+        """What :meth:`check` would answer now, without its effects (no order-rate token taken, no
+        refusal counted): a chat shows a confirmation card only for an order that would be sent."""
+        return self._evaluate(req, market, leg_view(exposure, [(req, market)]), book)
+
     def take_cancel_token(self) -> float:
         """0.0 when a cancel may go now (token taken), else seconds to wait. Cancels work disarmed."""
         if self.cancel_bucket.try_take():

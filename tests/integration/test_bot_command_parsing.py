@@ -82,7 +82,7 @@ async def test_the_double_answers_getme_with_the_username_it_is_given(markets_db
 
 
 NOT_PLAIN = "must be a plain decimal number like 0.45 or 10 (ASCII digits, no exponent)"
-USAGE = "\nUsage: <code>/order MARKET OUTCOME BUY|SELL PRICE SIZE</code>"
+USAGE = "\nUsage: <code>/order MARKET OUTCOME BUY|SELL PRICE SIZE [gtc|gtd DURATION|fok|fak] [postonly]</code>"
 
 
 @pytest.mark.parametrize(
@@ -103,7 +103,7 @@ async def test_order_numbers_are_ascii_decimals_only(markets_db: str, price: str
     out, armed, orders = await run(markets_db, texts)
     assert armed and out[0] == ["✅ armed (paper mode)"]
     assert out[1] == [refusal + USAGE]
-    assert out[2][0].startswith("✅ <b>live</b> [paper]")  # the plain spelling of the same order trades
+    assert out[2][0].startswith("✅ <b>PAPER</b> order: open")  # the plain spelling of the same order trades
     assert orders == 1  # and nothing else was placed
     rows = await audit_rows(markets_db)
     assert [(r.command, r.result) for r in rows] == [("arm", "ok"), ("order", "usage"), ("order", "ok")]

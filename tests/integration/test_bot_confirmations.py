@@ -191,9 +191,11 @@ async def test_accepted_confirmation_posts_exactly_one_order(live: Live) -> None
     nonce = buttons[0][0]["callback_data"][2:]
     assert buttons[0][1]["callback_data"] == f"x:{nonce}" and len(nonce) >= 12  # unguessable
 
-    assert texts(t[2], "answerCallbackQuery") == ["Sending…"]
+    assert texts(t[2], "answerCallbackQuery") == ["LIVE order open (resting on the book)"]  # what happened
     result = texts(t[2], "editMessageText")
-    assert len(result) == 1 and result[0].startswith("✅ <b>live</b> [live] <code>pb-")
+    assert len(result) == 1 and result[0].startswith(
+        f"✅ <b>LIVE</b> order: open (resting on the book)\n<b>BUY 10 Yes @ 0.20</b> · GTC\nmarket: {BINARY}\nid: <code>pb-"
+    )
     assert posted(live) == 1
     body = live.clob.requests_to("POST", "/order")[0].json()
     assert body["order"]["side"] == "BUY" and body["orderType"] == "GTC"
@@ -224,7 +226,7 @@ async def test_expired_confirmation_edits_the_card_and_sends_nothing(live: Live)
 async def test_confirm_tapped_twice_posts_one_order(live: Live) -> None:
     _, t = await run_live(live, "live_confirm_twice.jsonl")
     assert t[2].update["button"] == t[3].update["button"]  # the same button, twice
-    assert texts(t[2], "answerCallbackQuery") == ["Sending…"]
+    assert texts(t[2], "answerCallbackQuery") == ["LIVE order open (resting on the book)"]
     assert texts(t[3], "answerCallbackQuery") == ["Already handled."]
     assert texts(t[3], "editMessageText") == [] and texts(t[3], "sendMessage") == []
     assert posted(live) == 1
@@ -240,7 +242,7 @@ async def test_a_tap_by_another_user_is_refused_and_audited(live: Live) -> None:
     assert t[4].calls == [{"method": "answerCallbackQuery"}]  # a stranger learns nothing
     for entry in t[2:5]:
         assert texts(entry, "editMessageText") == []
-    assert texts(t[5], "answerCallbackQuery") == ["Cancelled."]  # the owner's Cancel still works
+    assert texts(t[5], "answerCallbackQuery") == ["Cancelled: nothing was sent."]  # the owner's Cancel still works
     assert texts(t[5], "editMessageText") == ["✖️ Cancelled; nothing was sent."]
     assert texts(t[6], "answerCallbackQuery") == ["Already handled."]
     assert posted(live) == 0
@@ -259,7 +261,10 @@ async def test_the_order_is_rechecked_at_confirm_time(live: Live) -> None:
     _, t = await run_live(live, "live_confirm_recheck.jsonl")
     the_card(t[1])
     assert texts(t[2], "sendMessage") == ["🛑 disarmed: no new orders will be placed"]
-    assert texts(t[3], "editMessageText") == ["⛔ Not sent: not armed: /arm first"]
+    assert texts(t[3], "answerCallbackQuery") == ["Not sent: not armed: /arm first"]  # never "Sending…"
+    assert texts(t[3], "editMessageText") == [
+        f"⛔ <b>LIVE</b> order not sent: not armed: /arm first\n<b>BUY 10 Yes @ 0.20</b> · GTC\nmarket: {BINARY}"
+    ]  # said once
     assert posted(live) == 0
     rows = await audit(live.db_url, "order.confirm")
     assert rows == [(str(ADMIN), "order.confirm", "refused")]

@@ -20,6 +20,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.offline import TranscriptEntry, read_updates
 from bot.views import render_ticket
+from core.control.orders import OrderRefused
 from core.errors import UsageError
 from core.sim.mock_gamma import load_markets_file, make_market
 from core.types import Side
@@ -30,6 +31,7 @@ from tests.integration.bot_world import audit_rows, refresh_markets_cli
 UPDATES = PROJECT_FIXTURES / "updates"
 BINARY = "demo-btc-above-150k-2026"
 ADMIN, VIEWER, OPERATOR, STRANGER = 1001, 1002, 1003, 6666
+ORDER_USAGE = "/order MARKET OUTCOME BUY|SELL PRICE SIZE [gtc|gtd DURATION|fok|fak] [postonly]"
 ALLOWED_TAGS = {"b", "i", "u", "s", "code", "pre", "a"}  # Telegram's HTML subset that we use
 
 
@@ -120,17 +122,19 @@ async def test_every_command_answers_with_the_right_reply(db_url: str) -> None:
 
     assert only_reply(t[8]) == "✅ armed (paper mode)"
     first, second = only_reply(t[9]), only_reply(t[10])
-    assert first.startswith("✅ <b>live</b> [paper] <code>pb-") and second.startswith("✅ <b>live</b> [paper]")
+    assert first.startswith("✅ <b>PAPER</b> order: open (resting on the book)\n<b>BUY 10 Yes @ 0.30</b> · GTC\n")
+    assert second.startswith("✅ <b>PAPER</b> order: open") and f"market: {BINARY}\nid: <code>pb-" in second
     orders = only_reply(t[11])
     assert orders.startswith("<b>Open orders</b>") and orders.count("demo-btc-above-150k-") == 2
     second_id = second.split("<code>")[1].split("</code>")[0]
-    assert t[12].update["text"] == f"/cancel {second_id}"  # $LAST_ORDER = the newest order named
-    assert only_reply(t[12]) == f"canceled {second_id}"
+    named = t[12].update["text"].removeprefix("/cancel ")  # $LAST_ORDER = the newest order named: by /orders
+    assert f"<code>{named}</code>" in orders and second_id.startswith(named) and 8 <= len(named) < len(second_id)
+    assert only_reply(t[12]) == f"✅ canceled {second_id}: PAPER order BUY 10 Yes @ 0.31 GTC, {BINARY}"
     assert only_reply(t[13]) == "canceled 1 order(s)"
     filled = only_reply(t[14])
-    assert filled.startswith("✅ <b>filled</b> [paper]") and "filled 10 @ " in filled
+    assert filled.startswith("✅ <b>PAPER</b> order: filled") and "filled 10 @ 0.4" in filled
     positions = only_reply(t[15])
-    assert positions.startswith("<b>Positions</b>") and "Yes      10" in positions
+    assert positions.startswith(f"<b>Positions</b>\n• {BINARY}\n    <b>Yes</b>: 10 shares")
     pnl = only_reply(t[16])
     assert pnl.startswith("<b>PnL</b>\nrealised today: 0.00 pUSD") and "unrealised: -" in pnl
     assert only_reply(t[17]) == "<b>✅ healthy</b>\nall checks pass"
@@ -160,10 +164,10 @@ async def test_wrong_arguments_get_the_usage_line(markets_db: str) -> None:
         "/status now": "/status",
         "/quotes a b": "/quotes [market|slug]",
         "/arm please": "/arm",
-        "/order nonsense": "/order MARKET OUTCOME BUY|SELL PRICE SIZE",
-        f"/order {BINARY} Yes HOLD 0.30 10": "/order MARKET OUTCOME BUY|SELL PRICE SIZE",
-        f"/order {BINARY} Yes BUY cheap 10": "/order MARKET OUTCOME BUY|SELL PRICE SIZE",
-        f"/order {BINARY} Yes BUY 0.30 NaN": "/order MARKET OUTCOME BUY|SELL PRICE SIZE",
+        "/order nonsense": ORDER_USAGE,
+        f"/order {BINARY} Yes HOLD 0.30 10": ORDER_USAGE,
+        f"/order {BINARY} Yes BUY cheap 10": ORDER_USAGE,
+        f"/order {BINARY} Yes BUY 0.30 NaN": ORDER_USAGE,
         "/cancel": "/cancel ORDER_ID",
         "/alerts": "/alerts on|off|mute DURATION",
         "/alerts mute": "/alerts on|off|mute DURATION",
@@ -182,11 +186,15 @@ async def test_wrong_arguments_get_the_usage_line(markets_db: str) -> None:
         f"/order {BINARY} Yes BUY 0.305 10": "price 0.305 is not on this market's tick 0.01",
         f"/order {BINARY} Yes BUY 1.5 10": "price must be within [0.01, 0.99], got 1.5",
         f"/order {BINARY} Yes BUY 0.30 1": "size 1 is below this market's minimum of 5",
-        f"/order {BINARY} Yes BUY 0.30 10": "not armed: /arm first",
-        "/cancel pb-does-not-exist": "no order 'pb-does-not-exist'",
+        "/cancel pb-does-not-exist": "no open order 'pb-does-not-exist'",
     }
     for text, reason in refused.items():
         assert by_text[text].startswith("⚠️ ") and reason in by_text[text], (text, by_text[text])
+    not_armed = by_text[f"/order {BINARY} Yes BUY 0.30 10"]  # answered with the order it refused, once
+    assert (
+        not_armed
+        == f"⛔ <b>PAPER</b> order not sent: not armed: /arm first\n<b>BUY 10 Yes @ 0.30</b> · GTC\nmarket: {BINARY}"
+    )
 
     rows = await audit_rows(markets_db)
     assert len(rows) == len(t)
@@ -210,7 +218,7 @@ async def test_roles_viewer_reads_operator_trades(markets_db: str) -> None:
         assert only_reply(entry) == f"/{command} needs the operator role."
     assert "<code>/order" in only_reply(t[6]) and "your role: <b>operator</b>" in only_reply(t[6])
     assert only_reply(t[7]) == "✅ armed (paper mode)"
-    assert only_reply(t[8]).startswith("✅ <b>live</b> [paper]")
+    assert only_reply(t[8]).startswith("✅ <b>PAPER</b> order: open")
     assert only_reply(t[9]).count("demo-btc-above-150k-") == 1  # the viewer sees the operator's order
     kill = t[10].calls
     assert [(c["chat_id"], c["text"][:9]) for c in kill] == [(OPERATOR, "🛑 killed:"), (ADMIN, "⚠️ <b>kil")]
@@ -254,7 +262,7 @@ async def test_strangers_get_one_neutral_reply_and_an_audit_row_per_attempt(mark
 
 async def test_an_edited_command_is_not_run_again(markets_db: str) -> None:
     _, t = await run_file(markets_db, "edited.jsonl")
-    assert only_reply(t[1]).startswith("✅ <b>live</b> [paper]")
+    assert only_reply(t[1]).startswith("✅ <b>PAPER</b> order: open")
     assert t[2].update.get("edited") is True
     assert only_reply(t[2]) == "An edited command is not run; send it again as a new message."
     assert only_reply(t[3]) == "An edited command is not run; send it again as a new message."
@@ -282,11 +290,13 @@ async def test_market_titles_are_escaped(tmp_path: Path) -> None:
                              "from": {"id": ADMIN, "is_bot": False, "first_name": "A"}, "text": "/quotes <i>"}},
             ]
         )  # fmt: skip
-        # the live confirmation card names the market by its title too
-        ticket = await session.service.control.prepare_order(
-            "odd-title-market", "Yes", Side.BUY, Decimal("0.30"), Decimal("10"), user="t"
-        )
-        card = render_ticket(ticket, 30)
+        # the live confirmation card names the market by its title too (the ticket of a refused order:
+        # disarmed, without a book)
+        with pytest.raises(OrderRefused) as refused:
+            await session.service.control.prepare_order(
+                "odd-title-market", "Yes", Side.BUY, Decimal("0.30"), Decimal("10"), user="t"
+            )
+        card = render_ticket(refused.value.ticket, 30)
     escaped = "Will &lt;b&gt;Bob&lt;/b&gt; &amp; _Alice_ win 1&lt;2 &amp; x&gt;y?"
     assert f"market: {escaped}\n" in card
     check_html(card)

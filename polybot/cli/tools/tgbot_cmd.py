@@ -43,6 +43,7 @@ DEFAULT_USERS: tuple[tuple[int, str], ...] = ((1001, "admin"), (1002, "viewer"),
 DEFAULT_ALERT_CHATS: tuple[int, ...] = (1001,)
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 _CODE = re.compile(r"<code>([^<]+)</code>")
+MIN_ID_PREFIX = 8  # the shortest order id prefix the bot accepts (core.control.orders.MIN_ID_PREFIX)
 _BOT_USERNAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{1,28}[Bb][Oo][Tt]")  # Telegram: 5-32 characters, ends in "bot"
 
 _DESCRIPTION = """\
@@ -187,12 +188,13 @@ class LocalSession:
         return transcript
 
     def _last_order(self) -> str:
-        """The open order the bot named most recently (the engine's open set has no order)."""
+        """The open order the bot named most recently, as it named it: a full id or the unique
+        prefix /orders shows (the engine's open set has no order)."""
         open_ids = {o.client_order_id for o in self.service.engine.open_orders()}
         for call in reversed(self.api.calls):
-            for coid in reversed(_CODE.findall(call.text or "")):
-                if coid in open_ids:
-                    return str(coid)
+            for code in reversed(_CODE.findall(call.text or "")):
+                if len(code) >= MIN_ID_PREFIX and sum(1 for i in open_ids if i.startswith(code)) == 1:
+                    return str(code)
         return "none"
 
 
