@@ -83,6 +83,12 @@ COMMANDS: dict[str, CommandSpec] = {
             "watch", Role.OPERATOR, "/watch [MARKET|EVENT]", "follow a market or event on the feed; alone: list"
         ),
         CommandSpec("unwatch", Role.OPERATOR, "/unwatch MARKET|EVENT", "stop following a watched market or event"),
+        CommandSpec(
+            "strategy", Role.OPERATOR, "/strategy [dutch|spread on|off [MARKET]]", "strategies: state, or on/off"
+        ),
+        CommandSpec("params", Role.VIEWER, "/params", "the parameters /set can change, with their values"),
+        CommandSpec("set", Role.OPERATOR, "/set KEY VALUE", "change a parameter (loosening a risk limit: admin)"),
+        CommandSpec("chart", Role.VIEWER, "/chart MARKET | /chart pnl [7d|30d]", "a picture: depth and prices, or PnL"),
     ]
 }
 

@@ -48,6 +48,11 @@ class ConfirmationStore(Generic[T]):
         self._pending: dict[str, Pending[T]] = {}
         self._expired: dict[str, Pending[T]] = {}
 
+    @property
+    def clock(self) -> Callable[[], float]:
+        """The clock deadlines are measured on (another card store of the same bot shares it)."""
+        return self._clock
+
     def create(self, user_id: int, chat_id: int, payload: T) -> Pending[T]:
         nonce = secrets.token_urlsafe(9)  # 12 chars: "c:" + nonce stays far below 64 bytes
         now = self._clock()

@@ -7,8 +7,10 @@ network. It can be told to answer the next N calls with 429 ``retry_after`` to e
 from __future__ import annotations
 
 import json
+import struct
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from telegram.request import BaseRequest, RequestData
@@ -55,6 +57,9 @@ class ApiCall:
             out["buttons"] = self.buttons
         if self.method == "answerCallbackQuery" and self.params.get("text"):
             out["text"] = self.params["text"]
+        if "photo_bytes" in self.params:
+            out["photo"] = {k: self.params[k] for k in ("photo_bytes", "photo_size", "photo_path") if k in self.params}
+            out["text"] = self.params.get("caption")
         if self.method in ("setMyCommands", "deleteMyCommands"):  # the menu, and whose it is
             out["scope"] = _decoded(self.params.get("scope")) or {"type": "default"}
             if self.method == "setMyCommands":
@@ -76,6 +81,8 @@ class FakeBotApi(BaseRequest):
     """No Telegram behind this double: ``build_bot`` then skips the 30 msg/s throttle (set True to keep it)."""
     username: str = DEFAULT_USERNAME
     """The bot's own @username (getMe): what a ``/command@username`` suffix must name to run here."""
+    photo_dir: Path | None = None
+    """Where a sent photo is saved (``photo-<message id>.png``); None keeps only its size."""
     _next_message_id: int = 1000
 
     @property
@@ -110,6 +117,8 @@ class FakeBotApi(BaseRequest):
             }
             self.calls.append(ApiCall(f"{api_method}!429", params))
             return 429, json.dumps(body).encode()
+        if api_method == "sendPhoto" and request_data is not None:
+            params.update(self._photo(request_data))
         if api_method not in ("getMe", "getUpdates", "deleteWebhook"):
             self.calls.append(ApiCall(api_method, params))
         return 200, json.dumps({"ok": True, "result": self._result(api_method, params)}).encode()
@@ -119,8 +128,8 @@ class FakeBotApi(BaseRequest):
             return {**self.bot_user, "can_join_groups": False, "can_read_all_group_messages": False}
         if method == "getUpdates":
             return []
-        if method in ("sendMessage", "editMessageText", "editMessageReplyMarkup"):
-            if method == "sendMessage":
+        if method in ("sendMessage", "sendPhoto", "editMessageText", "editMessageReplyMarkup"):
+            if method in ("sendMessage", "sendPhoto"):
                 self._next_message_id += 1
                 message_id = self._next_message_id
             else:
@@ -134,8 +143,29 @@ class FakeBotApi(BaseRequest):
             }
             if "text" in params:
                 msg["text"] = params["text"]
+            if method == "sendPhoto":
+                width, height = params.get("photo_size") or (0, 0)
+                file = {"file_id": f"photo{message_id}", "file_unique_id": f"p{message_id}"}
+                msg["photo"] = [{**file, "width": width, "height": height}]
+                if params.get("caption"):
+                    msg["caption"] = params["caption"]
             return msg
         return True
+
+    def _photo(self, request_data: RequestData) -> dict[str, Any]:
+        """The uploaded photo's size (and, with ``photo_dir``, the file it was saved to)."""
+        parts = request_data.multipart_data
+        if not parts:
+            return {}
+        content = next(iter(parts.values()))[1]
+        data = content if isinstance(content, bytes) else content.read()
+        out: dict[str, Any] = {"photo_bytes": len(data), "photo_size": png_size(data)}
+        if self.photo_dir is not None:
+            self.photo_dir.mkdir(parents=True, exist_ok=True)
+            path = self.photo_dir / f"photo-{self._next_message_id + 1}.png"
+            path.write_bytes(data)
+            out["photo_path"] = str(path)
+        return out
 
     @property
     def bot_user(self) -> dict[str, Any]:
@@ -143,3 +173,14 @@ class FakeBotApi(BaseRequest):
 
     def transcript(self) -> list[dict[str, Any]]:
         return [c.as_dict() for c in self.calls]
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def png_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) of a PNG (its IHDR chunk), or None when the bytes are not a PNG."""
+    if len(data) < 24 or not data.startswith(PNG_SIGNATURE) or data[12:16] != b"IHDR":
+        return None
+    width, height = struct.unpack(">II", data[16:24])
+    return int(width), int(height)

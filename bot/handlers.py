@@ -25,6 +25,7 @@ from telegram.ext import (
 
 from bot import render, watch_cmds
 from bot.auth import Authoriser, UserRateLimiter
+from bot.charts import ChartCommands
 from bot.commands import COMMANDS, CommandSpec, UsageProblem, decimal_arg, no_args, parse_duration, who
 from bot.confirm import ConfirmationStore
 from bot.gate import FRONT_END, SHOWN_TEXT_CHARS, Gatekeeper
@@ -32,6 +33,8 @@ from bot.order_flow import OrderConfirmations, Ticket
 from bot.sender import Sender
 from bot.settle_views import render_balance, render_settle_report
 from bot.trade_commands import TradeCommands
+from bot.tuning import BUTTONS as TUNING_BUTTONS
+from bot.tuning import TuningCommands
 from bot.views import (
     render_control_error,
     render_markets,
@@ -74,6 +77,8 @@ class BotHandlers:
         self.gatekeeper = Gatekeeper(control, authoriser, sender, limiter)
         self.orders_in_chat = OrderConfirmations(control, authoriser, sender, confirmations)
         self.trading = TradeCommands(control, authoriser, sender, self.orders_in_chat)
+        self.tuning = TuningCommands(control, authoriser, sender, confirmations)
+        self.charts = ChartCommands(control, sender)
         self.commands: dict[str, Command] = {
             "start": self.cmd_help,
             "help": self.cmd_help,
@@ -99,6 +104,10 @@ class BotHandlers:
             "balance": self.cmd_balance,
             "watch": lambda u, c, a: watch_cmds.watch(self.control, self._reply, u, a, stop=False),
             "unwatch": lambda u, c, a: watch_cmds.watch(self.control, self._reply, u, a, stop=True),
+            "strategy": self.tuning.cmd_strategy,
+            "params": self.tuning.cmd_params,
+            "set": self.tuning.cmd_set,
+            "chart": self.charts.cmd_chart,
         }
         missing = set(COMMANDS) ^ set(self.commands)
         if missing:  # the table users see and the handlers that run must be the same set
@@ -112,6 +121,7 @@ class BotHandlers:
         new_message = filters.UpdateType.MESSAGE
         for name, spec in COMMANDS.items():
             app.add_handler(CommandHandler(name, self._wrap(spec, self.commands[name]), filters=new_message))
+        app.add_handler(CallbackQueryHandler(self.tuning.on_button, pattern=TUNING_BUTTONS))  # before the catch-all
         app.add_handler(CallbackQueryHandler(self.orders_in_chat.on_button))
         app.add_handler(MessageHandler(filters.UpdateType.EDITED_MESSAGE & filters.COMMAND, gate.on_edited_command))
         app.add_handler(MessageHandler(new_message & filters.COMMAND, gate.on_unknown_command))
@@ -121,7 +131,7 @@ class BotHandlers:
         app.add_error_handler(gate.on_error)
 
     async def expire_confirmations(self) -> int:
-        return await self.orders_in_chat.expire_due()
+        return await self.orders_in_chat.expire_due() + await self.tuning.expire_due()
 
     # ---- one command: limit, role, run, audit --------------------------------------------
     def _wrap(self, spec: CommandSpec, command: Command) -> Callback:

@@ -162,6 +162,11 @@ def format_transcript(entries: list[TranscriptEntry] | list[dict[str, Any]]) -> 
             if call.get("chat_id") is not None:
                 head += f" chat={call['chat_id']}"
             lines.append(head)
+            if call.get("photo"):
+                photo = call["photo"]
+                size = "x".join(map(str, photo.get("photo_size") or ())) or "not a PNG"
+                where = f"saved to {photo['photo_path']}" if photo.get("photo_path") else "not saved"
+                lines.append(f"   [photo {size}, {photo.get('photo_bytes')} bytes, {where}]")
             if call.get("text"):
                 lines.extend("   " + t for t in str(call["text"]).splitlines())
             for row in call.get("buttons", []):

@@ -40,6 +40,17 @@ class Sender:
                 return None
         return last
 
+    async def send_photo(self, chat_id: int, png: bytes, caption: str, filename: str) -> Message | None:
+        """A picture with a caption (plain text, masked, at most 1024 characters as Telegram allows)."""
+        try:
+            message = await self.bot.send_photo(chat_id, png, caption=self.mask(caption)[:1024], filename=filename)
+        except TelegramError as exc:
+            self.failed += 1
+            log.warning("telegram photo to chat %s failed: %s", chat_id, exc)
+            return None
+        self.sent += 1
+        return message
+
     async def edit(self, chat_id: int, message_id: int, text: str, **kwargs: Any) -> None:
         try:
             await self.bot.edit_message_text(

@@ -125,6 +125,8 @@ class Service:
         # the facade exists before the engine starts so that it hears what starting says (a reset of the
         # armed state, foreign orders); nothing can call it until the front ends start, at the end
         control = Control(self._runtime(system))
+        if restored := await control.tuning.restore():  # what /set and /strategy changed before the stop
+            log.warning("runtime changes applied again: %s", ", ".join(restored))
         requests = partial(handle_pending_requests, system.sessions, control, handled_by=self.instance_name)
         jobs = build_jobs(s, self.bus, system, control, requests, self.counters, admins=self)
         self._running = Running(system, control, jobs)
@@ -183,6 +185,7 @@ class Service:
             settlement=system.settlement,
             watch=system.watch,
         )
+            strategies=system.trading,
 
     async def _start_metrics(self) -> None:
         if (m := self.settings.metrics).enabled:

@@ -35,6 +35,7 @@ from core.control.fills import DEFAULT_FILLS, FillRow
 from core.control.health import EVENT_ALERT_KINDS, HealthInputs, OpenAlert, assess
 from core.control.orders import OrderOptions
 from core.control.stored import DatabaseLink
+from core.control.tuning import StrategyHost, Tuning
 from core.control.types import (
     ActionResult,
     CompleteSetRow,
@@ -127,6 +128,8 @@ class Runtime:
     funds: Callable[[], Funds] | None = None
     settlement: Settlement | None = None
     watch: Watcher | None = None
+    strategies: StrategyHost | None = None
+    """The running strategy runners (/strategy pauses and resumes them)."""
 
 
 class Control:
@@ -144,6 +147,7 @@ class Control:
         self.active_alerts: dict[tuple[str, str], Alert] = {}
         self.last_preflight: PreflightReport | None = None
         self.venue_positions: PositionsAtVenue | None = None  # the last venue sync (core.app.venue_sync)
+        self._tuning: Tuning | None = None
         if rt is not None:
             rt.bus.subscribe(Alert, self._on_alert)
             rt.bus.subscribe(AlertCleared, self._on_cleared)
@@ -187,6 +191,13 @@ class Control:
 
     def _on_cleared(self, cleared: AlertCleared) -> None:
         self.active_alerts.pop((cleared.kind, cleared.key), None)
+
+    @property
+    def tuning(self) -> Tuning:
+        """Strategies on/off and the runtime-settable parameters (:mod:`core.control.tuning`)."""
+        if self._tuning is None:
+            self._tuning = Tuning(self.rt)
+        return self._tuning
 
     # ---- read side ----------------------------------------------------------------------
     async def status(self) -> StatusReport:
