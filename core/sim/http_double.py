@@ -19,6 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 from aiohttp import web
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
+MAX_URL_BYTES = 16 * 1024  # aiohttp's default (8,190) is less than 101 condition ids in a query string
 SHUTDOWN_S = 2.0  # in-flight handlers get this long once the listeners are closed
 
 
@@ -112,7 +113,7 @@ class MiniHttpServer:
         for path, ws_handler in self._websocket_routes.items():
             app.router.add_get(path, ws_handler)
         app.router.add_route("*", "/{tail:.*}", self._serve)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_S)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_S, max_line_size=MAX_URL_BYTES)
         await runner.setup()
         self._runner = runner
         try:

@@ -117,6 +117,18 @@ def test_refresh_markets_as_a_subprocess(gamma_url: str, sqlite_url: str, capsys
     assert "nothing changed" in capsys.readouterr().out
 
 
+def test_refresh_past_the_old_offset_cap_with_progress(sqlite_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    # 10,100 markets: offset paging stopped at 10,000; the keyset scan reads every one, and
+    # without a terminal prints a progress line every 50 pages
+    with mock_gamma("--synthetic", "10100") as (url, _):
+        assert main(["refresh-markets", url, "--db-url", sqlite_url, "--migrate"]) == 0
+    captured = capsys.readouterr()
+    assert "101 page(s), 10100 seen, 10100 inserted" in captured.out and "markets/s)" in captured.out
+    progress = captured.err.strip().splitlines()
+    assert [line.split(":")[0] for line in progress] == ["page 50", "page 100"], captured.err
+    assert progress[1].startswith("page 100: 10000 markets (") and "/s), 10000 inserted" in progress[1]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -178,7 +178,7 @@ def _refresh_cmd(args: argparse.Namespace) -> int:
     summary = (
         f"refreshed markets from {gamma_url}: {result.pages} page(s), {result.seen} seen, "
         f"{result.inserted} inserted, {result.updated} updated, {result.unchanged} unchanged, {result.bad} bad "
-        f"({result.elapsed_s:.1f}s)"
+        f"({result.elapsed_s:.1f}s, {result.markets_per_s:.0f} markets/s)"
     )
     print(summary)
     if result.bad:
