@@ -418,6 +418,23 @@ TELEGRAM_CASES = [
 def _plain(text: str) -> str:
     text = html.unescape(re.sub(r"<[^>]+>", "", text))
     return " / ".join(ln.strip() for ln in text.splitlines() if ln.strip())[:220]
+    "/strategy dutch",
+    "/strategy martingale on",
+    "/strategy dutch sideways",
+    "/strategy dutch off no-such-market",
+    "/strategy dutch off a b",
+    "/params x",
+    "/set",
+    "/set risk.max_order_notional",
+    "/set no.such.key 1",
+    "/set risk.max_order_notional -5",
+    "/set risk.max_order_notional 1e9",
+    "/set dutch.slippage_ticks 1.5",
+    "/set risk.max_order_notional NaN",
+    "/chart",
+    "/chart no-such-market",
+    "/chart pnl 9d",
+    "/chart demo-btc-above-150k-2026 extra",
 
 
 async def run_telegram() -> list[Result]:
