@@ -134,6 +134,8 @@ class Service:
         await execution.relayer.start()
         report = await execution.engine.start()  # forces disarmed, rebuilds positions, reconciles orders
         log.info("engine reconciled %d order(s) at start: %s", report.checked, report.changed or "no change")
+        if system.user_markets is not None:  # the engine knows its orders and positions now
+            system.user_markets.refresh()
         if isinstance(execution.relayer, TradeResync) and self.mode is Mode.LIVE:
             # the user channel does not replay: fills made while we were down come from REST, and are
             # applied now that the engine knows its orders (the engine ignores fills it already has)

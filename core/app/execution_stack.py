@@ -97,7 +97,6 @@ def _relayer(
         dry_run=r.dry_run,
         events=events,
         user_ws_url=None if r.dry_run else settings.feed.user_ws_url,
-        user_markets=[m.condition_id for m in registry.all()],
         heartbeat_interval_s=r.heartbeat_s,
     )
     for m in registry.all():

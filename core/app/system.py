@@ -30,10 +30,12 @@ from core.app.settlement_sender import settlement_sender
 from core.app.tick_sizes import TickSizes
 from core.app.trading import TradingWiring
 from core.app.universe import feed_assets, neg_risk_events, tracked_markets
+from core.app.user_markets import UserMarketSync
 from core.app.venue_sync import VenueSync, build_venue_sync
 from core.app.watch import Watcher
 from core.events import EventBus, OrderEvent
 from core.execution.funds import VenueFunds
+from core.execution.relayers.clob import ClobRelayer
 from core.execution.store import SqlExecutionStore, record_alerts
 from core.execution.types import BookFills
 from core.feed.pipeline import LIVE_BURST_QUIET_MS, IngestPipeline
@@ -67,6 +69,7 @@ class System:
     venue_sync: VenueSync | None = None  # None: paper (no venue position to compare with)
     settlement: Settlement | None = None  # merge and redeem (always built by build_system)
     watch: Watcher | None = None  # what the feed follows while running (always built by build_system)
+    user_markets: UserMarketSync | None = None  # what the user channel follows (None: no CLOB relayer)
 
     @property
     def processor(self) -> FeedProcessor:
@@ -119,6 +122,8 @@ async def build_system(
     execution.engine.register_markets(registry.all())
     for event_id, members in neg_risk_events(registry.all()).items():
         execution.engine.set_event_markets(event_id, [m.condition_id for m in members])
+    relayer = execution.relayer
+    user_markets = UserMarketSync(bus, execution.engine, relayer) if isinstance(relayer, ClobRelayer) else None
     funds = execution.funds
     balances = VenueBalances(funds, execution.engine, lifecycle) if isinstance(funds, VenueFunds) else None
 
@@ -161,6 +166,7 @@ async def build_system(
         sync,
         settlement,
         watch,
+        user_markets,
     )
 
 

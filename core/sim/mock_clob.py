@@ -52,7 +52,7 @@ from core.sim.mock_clob_faults import (
 from core.sim.mock_clob_reads import ReadRoutes
 from core.sim.mock_clob_state import ApiKey, Book, Ledger, MockMarket, MockOrder, MockTrade, fmt
 from core.sim.mock_clob_trading import TradingRoutes
-from core.sim.mock_clob_user import SERVICE_RESTART, USER_PATH, Subscriber, UserChannel
+from core.sim.mock_clob_user import SERVICE_RESTART, USER_PATH, UserChannel
 from core.sim.mock_clob_venue import EXCHANGE_V2, NEG_RISK_EXCHANGE_V2, ClobVenue, Reject, demo_markets
 from core.sim.mock_data_positions import answer_positions
 
@@ -176,8 +176,8 @@ class MockClobServer:
         self._reads.page_size = size
 
     @property
-    def _subscribers(self) -> list[Subscriber]:
-        return self._user.subscribers
+    def user(self) -> UserChannel:
+        return self._user
 
     @property
     def user_channel_clients(self) -> int:

@@ -3,8 +3,12 @@
 Like the venue: the first message authenticates (``{"auth":{"apiKey","secret","passphrase"},
 "markets":[condition ids],"type":"user"}``; a bad one gets ``{"error": "invalid auth"}`` and a
 1008 close), the text ``PING`` is answered ``PONG``, and an owner's ``order`` / ``trade`` events
-go to its sockets subscribed to the event's market (or to every market). No replay: a client
-that reconnects resyncs over REST.
+go to its sockets subscribed to the event's market (or to every market, while a socket has
+subscribed with no market and sent no operation: an assumption, the venue's documentation
+does not say). On a live socket ``{"operation":"subscribe"|"unsubscribe","markets":[...]}``
+changes the socket's markets; every operation is counted (:attr:`UserChannel.operations`) and
+journaled beside the events sent (:attr:`UserChannel.journal`) so tests can tell which came
+first. No replay: a client that reconnects resyncs over REST.
 """
 
 from __future__ import annotations
@@ -13,8 +17,9 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections import Counter, deque
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
@@ -25,6 +30,7 @@ log = logging.getLogger(__name__)
 USER_PATH = "/ws/user"
 SUBSCRIBE_TIMEOUT_S = 10.0
 CLOSE_TIMEOUT_S = 5.0  # how long a close waits for the client's closing frame
+JOURNAL_LENGTH = 100_000
 SERVICE_RESTART = 1012  # the close code a venue restart sends (RFC 6455 registry)
 
 
@@ -33,6 +39,11 @@ class Subscriber:
     ws: web.WebSocketResponse
     api_key: str
     markets: set[str]
+    everything: bool = False  # subscribed with no market and no operation since
+    operations: Counter[str] = field(default_factory=Counter)
+
+    def hears(self, api_key: str, market: str) -> bool:
+        return self.api_key == api_key and (self.everything or market in self.markets)
 
 
 class UserChannel:
@@ -44,6 +55,9 @@ class UserChannel:
         self._sockets: set[web.WebSocketResponse] = set()  # subscribed or not yet
         self.muted = False  # a fault: sockets stay up, events are not sent (counted in muted_events)
         self.muted_events = 0
+        self.operations: Counter[str] = Counter()  # subscribe / unsubscribe / bad on live sockets
+        # ("subscribe" | "unsubscribe" | "event", market), in order; the latest only (a soak sends millions)
+        self.journal: deque[tuple[str, str]] = deque(maxlen=JOURNAL_LENGTH)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         # autoping answers protocol pings; the channel's own heartbeat is the text PING
@@ -62,8 +76,12 @@ class UserChannel:
         self.subscribers.append(subscriber)
         try:
             async for message in subscriber.ws:
-                if message.type is WSMsgType.TEXT and message.data == "PING":
+                if message.type is not WSMsgType.TEXT:
+                    continue
+                if message.data == "PING":
                     await subscriber.ws.send_str("PONG")
+                else:
+                    self._operation(subscriber, message.data)
         finally:
             self._forget(subscriber)
 
@@ -85,7 +103,28 @@ class UserChannel:
             await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"invalid auth")
             return None
         markets = sub.get("markets")
-        return Subscriber(ws, key.api_key, {str(m) for m in markets} if isinstance(markets, list) else set())
+        named = {str(m) for m in markets} if isinstance(markets, list) else set()
+        return Subscriber(ws, key.api_key, named, everything=not named)
+
+    def _operation(self, subscriber: Subscriber, text: str) -> None:
+        try:
+            doc = json.loads(text)
+        except ValueError:
+            doc = None
+        op = doc.get("operation") if isinstance(doc, dict) else None
+        markets = doc.get("markets") if isinstance(doc, dict) else None
+        if op not in ("subscribe", "unsubscribe") or not isinstance(markets, list):
+            self.operations["bad"] += 1
+            return
+        names = [str(m) for m in markets]
+        subscriber.everything = False
+        if op == "subscribe":
+            subscriber.markets.update(names)
+        else:
+            subscriber.markets.difference_update(names)
+        subscriber.operations[op] += 1
+        self.operations[op] += 1
+        self.journal.extend((op, m) for m in names)
 
     def _authenticate(self, auth: dict[str, object], channel: object) -> ApiKey | None:
         key = self._api_keys.get(str(auth.get("apiKey")))
@@ -104,8 +143,9 @@ class UserChannel:
             self.muted_events += 1
             return
         text = json.dumps(event, separators=(",", ":"))
+        self.journal.append(("event", market))
         for sub in list(self.subscribers):
-            if sub.api_key != api_key or (sub.markets and market not in sub.markets):
+            if not sub.hears(api_key, market):
                 continue
             try:
                 await sub.ws.send_str(text)

@@ -369,25 +369,6 @@ async def test_reconnect_resyncs_what_the_channel_missed(server: MockClobServer)
         await relayer.close()
 
 
-async def test_prewarming_after_start_resubscribes_with_the_new_market(server: MockClobServer) -> None:
-    relayer = ClobRelayer(
-        server.url, 137, KEY, dry_run=False, derive_api_key=True, user_ws_url=server.ws_url, heartbeat_interval_s=0
-    )
-    await relayer.start()
-    try:
-        channel = relayer.user_channel
-        assert channel is not None
-        await asyncio.wait_for(channel.connected.wait(), 5)
-        assert channel.markets == []
-        market = _binary(server)
-        await relayer.prewarm(market.condition_id)
-        await _until(lambda: channel.connects >= 2 and server.user_channel_clients == 1)
-        assert channel.markets == [market.condition_id]
-        assert [sub.markets for sub in server._subscribers] == [{market.condition_id}]
-    finally:
-        await relayer.close()
-
-
 async def test_reconnect_waits_grow_with_equal_jitter_on_the_shared_retry_helper() -> None:
     """No server: every subscription fails; the waits double from 0.25 s, each drawn from [wait/2, wait]."""
     with socket.socket() as s:  # a port nobody listens on

@@ -118,7 +118,6 @@ class ClobRelayer:
             transport=transport,
         )
         self.user_ws_url = user_ws_url
-        self._user_markets = list(dict.fromkeys(user_markets))
         self.stats: Counter[str] = Counter()
         self._params: dict[str, MarketParams] = {}
         self._translator = UserStreamTranslator(
@@ -134,6 +133,7 @@ class ClobRelayer:
         self._poster = OrderPoster(self._http, self._reads, self._translator, self.stats)
         self._signed = SignedOrders(signed_cache_size, self._reads, self._translator, self.stats)
         self._feed = UserFeed(self._translator, self._reads, self.events, self.stats)
+        self._feed.follow(user_markets)
         self._heartbeat = Heartbeat(self._http, self.stats, heartbeat_interval_s)
         self._started = False
 
@@ -229,7 +229,7 @@ class ClobRelayer:
             "secret": self._creds.api_secret,
             "passphrase": self._creds.api_passphrase,
         }
-        self._feed.start(url, auth, self._user_markets)
+        self._feed.start(url, auth)
 
     # ------------------------------------------------------------------ market parameters
 
@@ -246,15 +246,11 @@ class ClobRelayer:
                 raise PolybotError(f"cannot read market {condition_id}: {first}; {exc}") from None
         for p in params:
             self._params[p.token_id] = p
-        self._watch_market(condition_id)
         return params
 
-    def _watch_market(self, condition_id: str | None) -> None:
-        """Receive user-channel events for this market too (resubscribes a running channel)."""
-        if not condition_id or condition_id in self._user_markets:
-            return
-        self._user_markets.append(condition_id)
-        self._feed.set_markets(self._user_markets)
+    def follow_markets(self, markets: Iterable[str]) -> None:
+        """The user channel covers these markets (open orders, positions) plus any being posted to."""
+        self._feed.follow(markets)
 
     def prewarm_token(
         self,
@@ -276,7 +272,6 @@ class ClobRelayer:
             min_order_size=min_order_size,
         )
         self._params[token_id] = params
-        self._watch_market(condition_id)
         return params
 
     def prewarm_market(self, market: MarketInfo) -> list[MarketParams]:
@@ -361,7 +356,8 @@ class ClobRelayer:
             return signed
         if self.mode is not Mode.LIVE:
             return self._dry_run(signed, started)
-        return await self._poster.post_one(order, signed, started)
+        async with self._feed.posting((order.market,)):
+            return await self._poster.post_one(order, signed, started)
 
     async def place_batch(self, orders: Sequence[OrderRequest]) -> list[PlaceResult]:
         """Up to 15 orders as one ``POST /orders``, signed first (:meth:`sign_batch`); a result per order, in
@@ -376,7 +372,8 @@ class ClobRelayer:
         if self.mode is not Mode.LIVE:
             posted = iter([self._dry_run(s, started) for _, s in legs])
         else:
-            posted = iter(await self._poster.post_batch(legs, started))  # one result per leg, in order
+            async with self._feed.posting(o.market for o, _ in legs):
+                posted = iter(await self._poster.post_batch(legs, started))  # one result per leg, in order
         return [s if isinstance(s, PlaceResult) else next(posted) for s in signed]
 
     async def _sign_or_refuse(self, order: OrderRequest, started: float) -> SignedClobOrder | PlaceResult:

@@ -1,6 +1,9 @@
 """The authenticated user channel (``/ws/user``): one subscription kept alive.
 
-Frames are decoded by :mod:`.clob_user_wire` and translated by :mod:`.clob_user_translate`; this
+The condition ids it covers change while it runs: :meth:`UserChannel.set_markets` sends the
+difference on the live socket as ``{"operation":"subscribe"|"unsubscribe","markets":[...]}`` (no
+reconnect, so nothing is missed while a new socket would subscribe); a reconnect subscribes the
+current set. Frames are decoded by :mod:`.clob_user_wire` and translated by :mod:`.clob_user_translate`; this
 module is the client: subscribe, ping, dead-socket detection and reconnect (on
 :func:`core.retry.reconnect_forever`: the wait doubles from 0.25 s to 30 s, each drawn from
 ``[wait/2, wait]``, and starts over once a subscription succeeded).
@@ -72,6 +75,9 @@ class UserChannel:
         self._stopping = False
         self.last_frame_at = 0.0
         self.down_since: float | None = None  # wall clock: since when it has had no live subscription
+        self._on_socket: set[str] = set()  # what the live socket is subscribed to
+        self._ops = asyncio.Lock()  # one writer of subscription frames: the socket's set stays exact
+        self._syncs: set[asyncio.Task[None]] = set()
 
     def __repr__(self) -> str:
         # the subscription carries the API secret and passphrase: never show it
@@ -99,15 +105,38 @@ class UserChannel:
         self.connected.clear()
 
     def set_markets(self, markets: list[str]) -> bool:
-        """Change the subscribed condition ids; a live socket is dropped so the loop resubscribes
-        (and the caller's on_connect resyncs over REST). Returns True when the list changed."""
+        """Change the subscribed condition ids; a live socket gets the difference as operations
+        (see :meth:`sync`). Returns True when the list changed."""
         markets = list(dict.fromkeys(markets))
         if markets == self.markets:
             return False
         self.markets = markets
-        if self._ws is not None:
-            asyncio.get_running_loop().create_task(self.reconnect())
+        if self._ws is not None:  # each sync diffs afresh under the lock: a later one never undoes an earlier
+            task = asyncio.get_running_loop().create_task(self.sync(), name="clob-user-markets")
+            self._syncs.add(task)
+            task.add_done_callback(self._syncs.discard)
         return True
+
+    async def sync(self) -> None:
+        """Bring the live socket to :attr:`markets`: subscribe what is new, then unsubscribe what
+        left. Returns once the frames are written; with no live socket the next one subscribes the
+        whole set, and a failed send is the reader's disconnect (which reconnects)."""
+        async with self._ops:
+            ws = self._ws
+            if ws is None:
+                return
+            wanted = set(self.markets)
+            added = [m for m in self.markets if m not in self._on_socket]
+            removed = sorted(self._on_socket - wanted)
+            with contextlib.suppress(websockets.ConnectionClosed):
+                if added:
+                    await ws.send(_operation("subscribe", added))
+                    self._on_socket.update(added)
+                    self.stats["subscribe_ops"] += 1
+                if removed:
+                    await ws.send(_operation("unsubscribe", removed))
+                    self._on_socket.difference_update(removed)
+                    self.stats["unsubscribe_ops"] += 1
 
     async def reconnect(self) -> None:
         """Drop the current socket (e.g. after the market list changed); the loop resubscribes."""
@@ -135,8 +164,9 @@ class UserChannel:
             async with websockets.connect(
                 self.url, open_timeout=self.open_timeout_s, ping_interval=None, max_size=2**24
             ) as ws:
-                self._ws = ws
-                await ws.send(self.subscribe_message())
+                async with self._ops:  # no operation may slip between the socket and its subscription
+                    await ws.send(self.subscribe_message())
+                    self._ws, self._on_socket = ws, set(self.markets)
                 self.connects += 1
                 self.connected.set()
                 self.down_since = None
@@ -148,7 +178,7 @@ class UserChannel:
                 self.stats["disconnects"] += 1
                 log.warning("user channel %s: %s: %s", self.url, type(exc).__name__, exc)
         finally:
-            self._ws = None
+            self._ws, self._on_socket = None, set()
             if self.connected.is_set() or self.down_since is None:
                 self.down_since = time.time()
             self.connected.clear()
@@ -183,3 +213,7 @@ class UserChannel:
         while True:
             await asyncio.sleep(self.ping_interval_s)
             await ws.send("PING")
+
+
+def _operation(kind: str, markets: list[str]) -> str:
+    return msgspec.json.encode({"operation": kind, "markets": markets}).decode()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 
 from core.errors import PolybotError
@@ -20,6 +20,7 @@ from core.execution.events import EventSink, OrderUpdate, SettlementFailure, Tra
 from core.execution.relayers.clob_http import VenueError
 from core.execution.relayers.clob_reads import ClobReader
 from core.execution.relayers.clob_user_channel import UserChannel
+from core.execution.relayers.clob_user_markets import UserMarkets
 from core.execution.relayers.clob_user_translate import UserEvent, UserOrderEvent, UserStreamTranslator
 from core.types import OrderStatus
 
@@ -65,6 +66,7 @@ class UserFeed:
         self._events = events
         self._stats = stats
         self._channel: UserChannel | None = None
+        self.markets = UserMarkets()
         self._final_orders: set[str] = set()
         self._last_trade_ts = 0
         # One batch is translated and dispatched at a time: the translator drops an item it has
@@ -76,8 +78,8 @@ class UserFeed:
     def channel(self) -> UserChannel | None:
         return self._channel
 
-    def start(self, url: str, auth: dict[str, str], markets: list[str]) -> None:
-        self._channel = UserChannel(url, auth, markets, self.on_items, self._on_connect)
+    def start(self, url: str, auth: dict[str, str]) -> None:
+        self._channel = UserChannel(url, auth, self.markets.wanted(), self.on_items, self._on_connect)
         self._channel.start()
 
     async def stop(self) -> None:
@@ -85,9 +87,28 @@ class UserFeed:
             await self._channel.stop()
             self._channel = None
 
-    def set_markets(self, markets: list[str]) -> None:
+    def follow(self, held: Iterable[str]) -> None:
+        """The markets we hold an open order or a position in (:mod:`.clob_user_markets`)."""
+        self.markets.follow(held)
+        self._push()
+
+    @asynccontextmanager
+    async def posting(self, markets: Iterable[str]) -> AsyncIterator[None]:
+        """Around a post: its markets are subscribed (the frame written) before the order goes out,
+        so none of its events can come before the channel listens to its market."""
+        pinned = list(markets)
+        self.markets.pin(pinned)
+        self._push()
         if self._channel is not None:
-            self._channel.set_markets(markets)
+            await self._channel.sync()
+        try:
+            yield
+        finally:
+            self.markets.unpin(pinned)
+
+    def _push(self) -> None:
+        if self._channel is not None:
+            self._channel.set_markets(self.markets.wanted())
 
     async def on_items(self, items: list[object], *, source: str = "ws") -> None:
         async with self._dispatching.held():
@@ -108,6 +129,8 @@ class UserFeed:
                 await self._events.order_update(update)
             return
         self._last_trade_ts = max(self._last_trade_ts, event.fill.ts_ms // 1000)
+        if self.markets.trade(event.market, event.trade_id, event.status.final):
+            self._push()
         if event.failed:
             await self._events.settlement_failed(SettlementFailure(event.trade_id, event.client_order_id, event.fill))
         else:

@@ -67,6 +67,7 @@ class UserTradeEvent:
     transaction_hash: str | None = None
     source: str = "ws"
     first_seen: bool = False  # the first status we learn of this (trade, order)
+    market: str = ""  # condition id (the user channel follows a market while a trade in it settles)
 
     @property
     def failed(self) -> bool:
@@ -271,6 +272,7 @@ class UserStreamTranslator:
                     transaction_hash=wire.transaction_hash or None,
                     source=source,
                     first_seen=first,
+                    market=wire.market,
                 )
             )
         return events
