@@ -24,6 +24,7 @@ from core.markets.discovery import (
     ScanResult,
     iter_keyset_pages,
     load_by_condition_ids,
+    load_by_events,
     load_by_slugs,
     scan_all,
 )
@@ -76,6 +77,7 @@ __all__ = [
     "iter_keyset_pages",
     "list_markets",
     "load_by_condition_ids",
+    "load_by_events",
     "load_by_slugs",
     "load_markets",
     "market_for_token",

@@ -288,10 +288,24 @@ class GammaClient:
         return page if page.next_cursor else KeysetBody(page.markets, None)
 
     async def get_events(
-        self, *, limit: int = GAMMA_MAX_LIMIT, offset: int = 0, active: bool | None = None, closed: bool | None = None
+        self,
+        *,
+        limit: int = GAMMA_MAX_LIMIT,
+        offset: int = 0,
+        active: bool | None = None,
+        closed: bool | None = None,
+        slugs: Sequence[str] | None = None,
+        ids: Sequence[str] | None = None,
     ) -> list[msgspec.Raw]:
-        """One ``GET /events`` page (undecoded events, each with its ``markets``)."""
-        params = {"limit": limit, "offset": offset, "active": _flag_param(active), "closed": _flag_param(closed)}
+        """One ``GET /events`` page (undecoded events, each with its ``markets``); ``slug`` / ``id`` repeated."""
+        params = {
+            "limit": limit,
+            "offset": offset,
+            "active": _flag_param(active),
+            "closed": _flag_param(closed),
+            "slug": list(slugs) if slugs else None,
+            "id": list(ids) if ids else None,
+        }
         return await self.get_items("/events", params, what="events")
 
 

@@ -7,7 +7,8 @@
 - :func:`scan_all`: a whole scan parsed into markets, optionally only those a predicate selects
   (the refresh's watch rules), each condition id once.
 - :func:`load_by_condition_ids` / :func:`load_by_slugs`: named markets, read with the
-  ``condition_ids`` / ``slug`` query key repeated, at most 100 per request.
+  ``condition_ids`` / ``slug`` query key repeated, at most 100 per request;
+  :func:`load_by_events`: every market of named events (``/events`` by slug or id).
 
 Nothing here writes to the database: :func:`core.markets.refresh.store_markets` stores what
 these return, :func:`core.markets.refresh.refresh_markets` scans and stores page by page.
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 from core.defaults import GAMMA_MAX_LIMIT
 from core.markets.client import GammaClient, GammaPage
 from core.markets.errors import GammaError
-from core.markets.translate import GammaMarket, ParseStats, parse_markets
+from core.markets.translate import GammaMarket, ParseStats, parse_events, parse_markets
 
 log = logging.getLogger(__name__)
 
@@ -229,6 +230,26 @@ async def load_by_slugs(
         items = await client.get_markets(slugs=chunk, limit=GAMMA_MAX_LIMIT, active=active, closed=closed)
         markets, _ = parse_markets(items)
         out.extend(gm for gm in markets if gm.info.slug in wanted)
+    return _once(out)
+
+
+async def load_by_events(
+    client: GammaClient,
+    *,
+    slugs: Iterable[str] = (),
+    ids: Iterable[str] = (),
+    active: bool | None = None,
+    closed: bool | None = None,
+) -> list[GammaMarket]:
+    """Every market of the named events (``/events`` by ``slug`` and by ``id``, 100 per request)."""
+    out: list[GammaMarket] = []
+    requests = [{"slugs": c} for c in chunks(_unique(slugs))] + [{"ids": c} for c in chunks(_unique(ids))]
+    for named in requests:
+        events = await client.get_events(
+            limit=GAMMA_MAX_LIMIT, active=active, closed=closed, slugs=named.get("slugs"), ids=named.get("ids")
+        )
+        markets, _ = parse_events(events)
+        out.extend(markets)
     return _once(out)
 
 

@@ -399,10 +399,14 @@ class MockGammaServer:
         if path == "/markets":
             rows = self._filter_markets(params, active, closed)
         else:
+            slugs, ids = set(_multi(params, "slug")), set(_multi(params, "id"))
             rows = [
                 ev
                 for ev in events_from_markets(self.markets)
-                if (active is None or ev.get("active") is active) and (closed is None or ev.get("closed") is closed)
+                if (active is None or ev.get("active") is active)
+                and (closed is None or ev.get("closed") is closed)
+                and (not slugs or ev.get("slug") in slugs)
+                and (not ids or str(ev.get("id")) in ids)
             ]
         return HttpResponse.json(rows[offset : offset + limit])
 

@@ -26,6 +26,7 @@ from core.markets import (
     RefreshResult,
     gamma_limiter,
     load_by_condition_ids,
+    load_by_events,
     load_by_slugs,
     refresh_markets,
     scan_all,
@@ -215,3 +216,16 @@ async def test_scan_all_keeps_what_select_keeps_and_each_market_once() -> None:
     assert (result.seen, result.duplicates, result.selected) == (301, 1, 30)
     assert {m.info.slug for m in result.markets} == {m["slug"] for m in universe if m["slug"].endswith("7")}
     assert seen == [1, 2, 3, 4]
+
+
+async def test_markets_of_named_events() -> None:
+    async with MockGammaServer() as srv, _client(srv.url) as client:  # the project's fixture: 4 events
+        markets = await load_by_events(client, slugs=["demo-cup-2026-winner", "no-such-event"], ids=["910003"])
+    assert sorted(m.info.slug for m in markets) == [
+        *(f"demo-city-mayor-2026-{s}" for s in ("alice", "bruno", "chen", "other")),
+        *(f"demo-cup-2026-{s}" for s in ("aurora", "borealis", "cascade", "dynamo")),
+    ]
+    assert [r.params.get("slug") or r.params["id"] for r in srv.requests] == [
+        ["demo-cup-2026-winner", "no-such-event"],
+        ["910003"],
+    ]
