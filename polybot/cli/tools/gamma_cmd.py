@@ -78,9 +78,10 @@ def register(sub: Subcommands) -> None:
     p = add_command(
         sub,
         "mock-gamma",
-        help="run a local Gamma double (GET /markets, /events) for tests and the demo",
+        help="run a local Gamma double (GET /markets, /markets/keyset, /events) for tests and the demo",
         description=(
-            "Serve Gamma market items over HTTP on loopback, with Gamma's paging and filters.\n"
+            "Serve Gamma market items over HTTP on loopback, with Gamma's paging (offset on /markets,\n"
+            "cursor on /markets/keyset) and filters.\n"
             "With --port 0 a free port is chosen; the URL is always the first line on stdout.\n"
             "Default data: the project's fixtures/gamma/markets.json. Fault flags make the first\n"
             "requests fail (429 with Retry-After, 500, or a delay) to exercise client retries."
