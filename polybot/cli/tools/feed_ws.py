@@ -81,7 +81,7 @@ def register(sub: Subcommands) -> None:
     p.set_defaults(func=_mock_ws)
 
 
-_ASSETS = common.int_arg(1, 10_000)
+_ASSETS = common.int_arg(1, 100_000)  # a venue-sized universe (bench/soak.py serves 25,000)
 _SEED = common.int_arg(0, 2**63 - 1)
 
 
