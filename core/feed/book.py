@@ -27,6 +27,7 @@ from typing import Any, Final
 
 from core.feed.counters import FAULT_CROSSED, FAULT_DELTA_BEFORE_SNAPSHOT, FAULT_MISMATCH
 from core.feed.numbers import (
+    PRICE_OBJECTS,
     UNIT,
     BadNumber,
     decimal_to_units,
@@ -42,6 +43,7 @@ _OK: Final = BookStatus.OK
 _INCONSISTENT: Final = BookStatus.INCONSISTENT
 _AWAITING: Final = BookStatus.AWAITING_SNAPSHOT
 _NO_PRICES: Final[dict[str, int]] = {}
+_NO_TICK: Final = Decimal(0)
 _BUY: Final = Side.BUY
 # bound once: a compiled module would look a plain imported name up in its globals on every call
 _insort: Final = bisect.insort
@@ -56,34 +58,46 @@ def _fmt(units: int | None) -> str:
     return "-" if units is None else str(price_decimal(units))
 
 
+def _levels(levels: Iterable[tuple[int, int]]) -> dict[int, int]:
+    """price -> size without zero sizes, keyed by the shared price objects (see apply_units)."""
+    shared = PRICE_OBJECTS
+    sizes: dict[int, int] = {}
+    for price, size in levels:
+        if size:
+            key: Any = shared.get(price, price)
+            sizes[key] = size
+    return sizes
+
+
 class Book:
     """One asset's L2 book. Implements :class:`core.types.BookView`."""
 
     def __init__(self, asset_id: str, tick_size: Decimal = Decimal("0.01"), *, tick_confirmed: bool = True) -> None:
-        self.asset_id = asset_id
-        self.market = ""
+        # Compiled, attributes are laid out in the order first assigned here: what one
+        # price_change entry touches comes first, so it shares a cache line or two (with 10,000
+        # books the book is rarely still in the cache when its next entry arrives)
+        self._prices: dict[str, int] = _NO_PRICES
+        # the open same-timestamp burst: whether there is one, its timestamp and the best prices
+        # its latest entry carried (only those: a whole entry per book would cost memory)
+        self._burst = False
+        self._pend_ts = 0
+        self._pend_bid: str | None = None
+        self._pend_ask: str | None = None
+        self.last_update_ns = 0
+        self._status = _AWAITING
+        self.seeded = False
         self._bid_px: list[int] = []  # ascending: best bid is the last element
         self._ask_px: list[int] = []  # ascending: best ask is the first element
         self._bid_sz: dict[int, int] = {}
         self._ask_sz: dict[int, int] = {}
-        self._status = _AWAITING
-        self.seeded = False
+        self._table: dict[str, int] = _NO_PRICES
+        self.asset_id = asset_id
+        self.market = ""
         self.epoch = 0
-        self.last_update_ns = 0
         self.last_ts_ms = 0
         self.faults: dict[str, int] = {}
-        # the open same-timestamp burst: whether there is one, its timestamp and its latest entry
-        self._burst = False
-        self._pend_ts = 0
-        self._pend: PriceChangeEntry | None = None
-        # the carried best prices the top last agreed with, and whether the top moved since
-        self._moved = True
-        self._ok_bid: str | None = None
-        self._ok_ask: str | None = None
-        self._tick = Decimal(0)
+        self._tick = _NO_TICK
         self._tick_u = 0
-        self._table: dict[str, int] = {}
-        self._prices: dict[str, int] = _NO_PRICES
         self.tick_confirmed = False
         self.set_tick_size(tick_size, confirmed=tick_confirmed)
 
@@ -248,27 +262,23 @@ class Book:
 
     # ------------------------------------------------------------------ mutation (units, hot path)
 
-    def apply_units(self, is_bid: bool, price: int, size: int) -> None:
+    def apply_units(self, is_bid: bool, price: Any, size: int) -> None:
         """Absolute size of one level in units (0 removes it); no validation (the caller validated).
-        Notes when the top price moves: only a new or a removed level can move it."""
+
+        ``price`` is an int; Any because compiled code would otherwise unbox it and box it anew
+        for every container operation: the hot path passes the shared objects of the price
+        tables (:data:`core.feed.numbers.PRICE_OBJECTS`), which the book then keeps."""
         if is_bid:
             prices, sizes = self._bid_px, self._bid_sz
         else:
             prices, sizes = self._ask_px, self._ask_sz
-        # Compiled, an int is a machine word and every container operation would box it anew:
-        # box it once (Any is a Python object there; plain Python, this is a no-op)
-        key: Any = price
         if size:
             count = len(sizes)
-            sizes[key] = size
+            sizes[price] = size
             if len(sizes) != count:  # a new level (one lookup, where `in` then a store made two)
-                if not prices or (price > prices[-1] if is_bid else price < prices[0]):
-                    self._moved = True
-                _insort(prices, key)
-        elif sizes.pop(key, None) is not None:
-            if price == (prices[-1] if is_bid else prices[0]):
-                self._moved = True
-            del prices[_bisect_left(prices, key)]
+                _insort(prices, price)
+        elif sizes.pop(price, None) is not None:
+            del prices[_bisect_left(prices, price)]
 
     def price_units(self, text: str) -> int | None:
         """A price's units when the book is ``ok`` and the text is a usual spelling on its tick;
@@ -296,11 +306,13 @@ class Book:
     def burst_open(self) -> bool:
         return self._burst
 
-    def apply_change(self, ts_ms: int, entry: PriceChangeEntry, price: int, size: int, recv_ns: int) -> None:
-        """Apply one validated ``price_change`` entry as part of the burst stamped ``ts_ms``."""
+    def apply_change(self, ts_ms: int, entry: PriceChangeEntry, price: Any, size: int, recv_ns: int) -> None:
+        """Apply one validated ``price_change`` entry as part of the burst stamped ``ts_ms``
+        (``price``: int units, see :meth:`apply_units`)."""
         self._burst = True
         self._pend_ts = ts_ms
-        self._pend = entry
+        self._pend_bid = entry.best_bid
+        self._pend_ask = entry.best_ask
         self.last_update_ns = recv_ns
         self.apply_units(entry.side is _BUY, price, size)
 
@@ -308,52 +320,53 @@ class Book:
         """The open burst is finished: check the top against the best prices its last entry
         carried (they describe the book after the whole burst; an empty side reads ``""``, "0"
         for bids or "1" for asks). None when it agrees or there is nothing to check."""
-        entry = self._pend
-        self._burst = False
-        self._pend = None
-        if entry is None:
+        if not self._burst:
             return None
-        carried_bid = entry.best_bid
-        carried_ask = entry.best_ask
-        # cheapest first: the top has not moved since it agreed with these very carried prices
-        if not self._moved and carried_bid == self._ok_bid and carried_ask == self._ok_ask:
-            return None
+        carried_bid = self._pend_bid
+        carried_ask = self._pend_ask
+        self.drop_burst()
         if self._status is not _OK or not self.seeded:
             return None
         bid = self._bid_px[-1] if self._bid_px else None
         ask = self._ask_px[0] if self._ask_px else None
         if bid is not None and ask is not None and bid >= ask:
             return FAULT_CROSSED, f"crossed after burst: bid {_fmt(bid)} >= ask {_fmt(ask)}"
+        # the tick's table knows the usual spellings (a small, hot dict); the rest is parsed
+        table = self._table
+        want_bid: int | None = bid
+        want_ask: int | None = ask
         try:
-            want_bid = bid if carried_bid is None else parse_best_units(carried_bid)
-            want_ask = ask if carried_ask is None else parse_best_units(carried_ask)
+            if carried_bid is not None:
+                want_bid = table.get(carried_bid)
+                if want_bid is None:
+                    want_bid = parse_best_units(carried_bid)
+            if carried_ask is not None:
+                want_ask = table.get(carried_ask)
+                if want_ask is None:
+                    want_ask = parse_best_units(carried_ask)
         except BadNumber as exc:
             return exc.kind, f"carried best price: {exc}"
         if want_bid != bid or want_ask != ask:
             detail = f"local top {_fmt(bid)}/{_fmt(ask)} but feed says {_fmt(want_bid)}/{_fmt(want_ask)}"
             return FAULT_MISMATCH, detail
-        if carried_bid is not None and carried_ask is not None:
-            self._ok_bid = carried_bid
-            self._ok_ask = carried_ask
-            self._moved = False
         return None
 
     def drop_burst(self) -> None:
         """Forget the open burst unchecked (a snapshot or a reset replaces what it changed)."""
         self._burst = False
-        self._pend = None
+        self._pend_bid = None
+        self._pend_ask = None
 
     def seed_units(self, bids: Iterable[tuple[int, int]], asks: Iterable[tuple[int, int]], ts_ns: int) -> None:
         """Replace both sides (any order; zero sizes dropped; a repeated price keeps the last size).
         Leaves ``status`` to the caller."""
-        self._bid_sz = {p: s for p, s in bids if s}
-        self._ask_sz = {p: s for p, s in asks if s}
+        self._bid_sz = _levels(bids)
+        self._ask_sz = _levels(asks)
         self._bid_px = sorted(self._bid_sz)
         self._ask_px = sorted(self._ask_sz)
         self.seeded = True
         self.last_update_ns = ts_ns
         self.drop_burst()
-        self._moved = True
 
     def clear(self) -> None:
         """Drop every level and the snapshot; the book waits for a new one."""
@@ -361,7 +374,6 @@ class Book:
         self._bid_sz, self._ask_sz = {}, {}
         self.seeded = False
         self.drop_burst()
-        self._moved = True
 
     def set_status(self, status: BookStatus) -> None:
         self._status = status
@@ -373,7 +385,7 @@ class Book:
         tick_u = decimal_to_units(tick_dec)
         if not 0 < tick_u < UNIT:
             raise ValueError(f"tick size {tick} outside (0, 1)")
-        self._tick = units_to_decimal(tick_u)
+        self._tick = price_decimal(tick_u)  # cached: books with one tick share one Decimal
         self.tick_confirmed = confirmed
         # an unconfirmed (assumed) tick validates against the finest grid the venue uses, so
         # a wrong assumption cannot reject valid levels

@@ -14,7 +14,7 @@ Part of the feed's hot path: compiled with book.py and integrity.py when a compi
 from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
-from typing import Final
+from typing import Any, Final
 
 UNIT: Final = 10**6
 FINEST_TICK_UNITS: Final = 100  # 0.0001, the finest tick the venue uses
@@ -31,12 +31,20 @@ STANDARD_TICKS: Final = (
 # --------------------------------------------------------------------------- prices
 
 
+def _shared(table: dict[str, int]) -> dict[str, Any]:
+    """The table with its values typed as objects: compiled code then copies the shared int
+    objects instead of unboxing and re-boxing them."""
+    return table
+
+
 def _build_price_table() -> dict[str, int]:
-    table: dict[str, int] = {}
+    table: dict[str, Any] = {}
     for n in range(1, 10_000):  # n * 0.0001, strictly inside (0, 1)
         digits = f"{n:04d}"
         stripped = digits.rstrip("0")
-        units = n * FINEST_TICK_UNITS
+        # one int object per price, shared by every spelling, every tick's table and every book's
+        # levels (Any: compiled, an int would be unboxed and boxed anew at each store)
+        units: Any = n * FINEST_TICK_UNITS
         for width in range(len(stripped), 5):
             table["0." + digits[:width].ljust(width, "0")] = units
         # a few feeds pad to six decimals
@@ -47,6 +55,11 @@ def _build_price_table() -> dict[str, int]:
 PRICE_UNITS: Final[dict[str, int]] = _build_price_table()
 """Every in-range price on the 0.0001 grid, in each spelling, -> 10^-6 units."""
 
+PRICE_OBJECTS: Final[dict[int, Any]] = {units: units for units in _shared(PRICE_UNITS).values()}
+"""Units -> the one int object :data:`PRICE_UNITS` holds for that price. A book keeps these as its
+level keys: 10,000 books then hold no price of their own (memory), and their level lists point
+at a hundred or so objects the processor reads all the time (cache)."""
+
 _TICK_TABLES: dict[int, dict[str, int]] = {}
 
 
@@ -56,8 +69,16 @@ def price_table(tick_units: int) -> dict[str, int]:
     spelling, a grid finer than 0.0001): callers fall back to :func:`parse_price_units`."""
     table = _TICK_TABLES.get(tick_units)
     if table is None:
-        table = {text: units for text, units in PRICE_UNITS.items() if units % tick_units == 0}
+        table = _on_grid(tick_units)
         _TICK_TABLES[tick_units] = table
+    return table
+
+
+def _on_grid(tick_units: int) -> dict[str, int]:
+    table: dict[str, Any] = {}
+    for text, units in _shared(PRICE_UNITS).items():
+        if units % tick_units == 0:
+            table[text] = units
     return table
 
 

@@ -80,10 +80,8 @@ def _book_state(book: Book) -> tuple[Any, ...]:
         book.faults,
         book.burst_open,
         book._pend_ts if book.burst_open else None,
-        book._pend,
-        book._moved,
-        book._ok_bid,
-        book._ok_ask,
+        book._pend_bid,
+        book._pend_ask,
         book.last_update_ns,
         book.tick_size,
     )
