@@ -82,7 +82,8 @@ class FakeBotApi(BaseRequest):
     username: str = DEFAULT_USERNAME
     """The bot's own @username (getMe): what a ``/command@username`` suffix must name to run here."""
     photo_dir: Path | None = None
-    """Where a sent photo is saved (``photo-<message id>.png``); None keeps only its size."""
+    """Where a sent photo is saved (under the upload's own ``.png`` name, else ``photo-<message id>.png``);
+    None keeps only its size."""
     _next_message_id: int = 1000
 
     @property
@@ -157,12 +158,14 @@ class FakeBotApi(BaseRequest):
         parts = request_data.multipart_data
         if not parts:
             return {}
-        content = next(iter(parts.values()))[1]
+        name, content = next(iter(parts.values()))[:2]
         data = content if isinstance(content, bytes) else content.read()
         out: dict[str, Any] = {"photo_bytes": len(data), "photo_size": png_size(data)}
         if self.photo_dir is not None:
             self.photo_dir.mkdir(parents=True, exist_ok=True)
-            path = self.photo_dir / f"photo-{self._next_message_id + 1}.png"
+            # the name the bot gave the upload (chart-<slug>.png): a run saves the same paths every time
+            stem = Path(str(name)).name if name and str(name).endswith(".png") else ""
+            path = self.photo_dir / (stem or f"photo-{self._next_message_id + 1}.png")
             path.write_bytes(data)
             out["photo_path"] = str(path)
         return out

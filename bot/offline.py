@@ -16,6 +16,7 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -142,7 +143,28 @@ class OfflineRunner:
         return self.transcript
 
 
-def format_transcript(entries: list[TranscriptEntry] | list[dict[str, Any]]) -> str:
+class _Plain(HTMLParser):
+    """Telegram's HTML as the chat shows it: the tags' text without the tags, entities decoded."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+
+    def handle_data(self, data: str) -> None:
+        self.parts.append(data)
+
+
+def plain_text(text: str) -> str:
+    """``<b>PnL</b> &amp; more`` -> ``PnL & more``: what a person reads in the chat."""
+    parser = _Plain()
+    parser.feed(text)
+    parser.close()
+    return "".join(parser.parts)
+
+
+def format_transcript(entries: list[TranscriptEntry] | list[dict[str, Any]], *, plain: bool = False) -> str:
+    """The chat as lines; ``plain``: every message as the person reads it (tags rendered, entities
+    decoded) instead of the HTML the bot sent."""
     lines: list[str] = []
     for raw in entries:
         entry = raw if isinstance(raw, TranscriptEntry) else TranscriptEntry(raw["in"], raw["out"])
@@ -168,7 +190,9 @@ def format_transcript(entries: list[TranscriptEntry] | list[dict[str, Any]]) -> 
                 where = f"saved to {photo['photo_path']}" if photo.get("photo_path") else "not saved"
                 lines.append(f"   [photo {size}, {photo.get('photo_bytes')} bytes, {where}]")
             if call.get("text"):
-                lines.extend("   " + t for t in str(call["text"]).splitlines())
+                html = call["method"] in ("sendMessage", "editMessageText")  # others carry plain text
+                shown = plain_text(str(call["text"])) if plain and html else str(call["text"])
+                lines.extend("   " + t for t in shown.splitlines())
             for row in call.get("buttons", []):
                 lines.append("   " + " ".join(f"[{b['text']}]" for b in row))
     return "\n".join(lines)

@@ -49,6 +49,8 @@ TRADE = {"_trade": True}
 SETTLE = {"_settle": True}
 """A script's pause until no order of ours is open (the fills so far are CONFIRMED), at most SETTLE_S."""
 WARMUP_S = 8.0
+CHARTS = "charts"
+"""Under the demo's var directory: the PNGs /chart sent (the Bot API double saves them)."""
 SETTLE_S = 15.0
 LIVE_ASKS = {"Yes": Decimal("0.45"), "No": Decimal("0.50")}
 """The CLOB double's asks on the binary market in the live phase: the live YES and NO orders fill."""
@@ -93,6 +95,16 @@ class DemoSummary:
     seconds: float
     chain_transactions: int = 0  # raw transactions the chain double received (the live merge)
     chain_confirmed: int = 0  # of them mined with status 1
+    charts: list[str] = field(default_factory=list)  # the PNGs /chart sent, as saved by the Bot API double
+
+    def counts(self) -> dict[str, object]:
+        """What a run did, without its timing: the same on every run of the same demo."""
+        out = {k: v for k, v in summary_dict(self).items() if k not in ("phases", "seconds", "charts")}
+        out["phases"] = [
+            {k: v for k, v in asdict(p).items() if k != "transcript"} | {"updates": len(p.transcript)}
+            for p in self.phases
+        ]
+        return out
 
 
 def _settings(exchange: Values, db_url: str, mode: Mode, clob: MockClobServer, rpc_url: str) -> Values:
@@ -114,11 +126,18 @@ def _settings(exchange: Values, db_url: str, mode: Mode, clob: MockClobServer, r
 
 
 async def _phase(
-    mode: Mode, loaded: LoadedSettings, script: Callable[[Updates], list[Update]], *, trading_s: float
+    mode: Mode,
+    loaded: LoadedSettings,
+    script: Callable[[Updates], list[Update]],
+    *,
+    trading_s: float,
+    charts_dir: Path,
 ) -> PhaseResult:
-    from polybot.sandbox import offline_service
+    from bot.fake_api import FakeBotApi
+    from polybot.sandbox import SandboxOptions, offline_service
 
-    async with offline_service(loaded) as sandbox:
+    # the Bot API double keeps every picture the bot sends (/chart) under the demo's var directory
+    async with offline_service(loaded, SandboxOptions(api=FakeBotApi(photo_dir=charts_dir))) as sandbox:
         service = sandbox.service
         await sandbox.wait_books_ok(WARMUP_S)  # a slow start still runs the script: the chat says what is missing
         batch: list[Update] = []
@@ -181,6 +200,8 @@ def _paper_script(u: Updates) -> list[Update]:
         u.msg(TRADER, "/balance"),
         u.msg(TRADER, f"/merge {BINARY}"),
         u.msg(TRADER, "/balance"),
+        u.msg(TRADER, f"/chart {BINARY}"),
+        u.msg(TRADER, "/chart pnl 7d"),
         u.msg(TRADER, "/disarm"),
     ]
 
@@ -253,13 +274,14 @@ async def run_demo(*, duration_s: float = 6.0, var_dir: Path = Path("./var"), lo
             ):
                 say(f"--- {mode.value} phase ---")
                 loaded = load_sandbox_settings(_settings(exchange, db_url, mode, clob, chain.url), var_dir)
-                phase = await _phase(mode, loaded, script, trading_s=trading)
+                phase = await _phase(mode, loaded, script, trading_s=trading, charts_dir=var_dir / CHARTS)
                 phases.append(phase)
                 for line in phase.lines():
                     say(line)
             summary = await _summary(db_url, phases, clob, started)
             summary.chain_transactions = chain.sent_raw
             summary.chain_confirmed = sum(1 for tx in chain.txs.values() if getattr(tx, "status", None) == 1)
+            summary.charts = saved_charts(phases)
             return summary
         finally:
             await chain.close()
@@ -321,6 +343,17 @@ def _fresh_db(var_dir: Path) -> Path:
 
 def summary_dict(summary: DemoSummary) -> dict[str, Any]:
     return asdict(summary)
+
+
+def saved_charts(phases: list[PhaseResult]) -> list[str]:
+    """The files the Bot API double saved for the pictures the bot sent, in the order sent."""
+    return [
+        str(call["photo"]["photo_path"])
+        for phase in phases
+        for entry in phase.transcript
+        for call in entry["out"]
+        if call.get("photo", {}).get("photo_path")
+    ]
 
 
 def _plain(amount: Decimal) -> str:

@@ -8,6 +8,7 @@ import re
 from decimal import Decimal
 from pathlib import Path
 
+from bot.fake_api import png_size
 from tests.conftest import REPO_ROOT
 from tests.procs import console_script, run
 
@@ -41,7 +42,9 @@ def test_demo_runs_offline_and_summarises(tmp_path: Path, clean_env: dict[str, s
     merged = re.search(r"^paper: merged ([\d.]+) sets, ([\d.]+) pUSD returned$", out, re.MULTILINE)
     assert merged and Decimal(merged.group(1)) > 0 and merged.group(1) == merged.group(2), out[-3000:]
     assert re.search(r"^live: merged 10 sets, 10 pUSD returned$", out, re.MULTILINE), out[-3000:]
-    assert "<b>⚠️ LIVE merge — confirm</b>" in out and "mergePositions(" in out  # the live card, with the call
+    assert "⚠️ LIVE merge — confirm" in out and "mergePositions(" in out  # the live card, with the call
+    # printed as the person reads it: no tag, no entity
+    assert not re.search(r"</?(b|i|code|pre|a)>|&(amp|lt|gt|quot);", out), re.findall(r".*</?b>.*|.*&amp;.*", out)[:5]
     assert "(transaction 0x" in out and "confirmed)" in out  # the card's answer after Confirm
     assert _number(r"^commands audited\s+(\d+)", out) > 0
     # the chat shows the refusals and the confirmation flow, not just successes
@@ -67,3 +70,11 @@ def test_demo_runs_offline_and_summarises(tmp_path: Path, clean_env: dict[str, s
     for bad in BAD_SIGNS:
         assert bad not in proc.stderr, f"{bad!r} in stderr:\n{proc.stderr[-3000:]}"
     assert (tmp_path / "var" / "demo.db").is_file()
+    # the two pictures the paper phase asked for, saved by the Bot API double under the var directory
+    charts = re.findall(r"^chart saved\s+(\S+)$", out, re.MULTILINE)
+    assert [Path(c).name for c in charts] == ["chart-demo-btc-above-150k-2026.png", "chart-pnl-7d.png"], out[-2000:]
+    for chart in charts:
+        png = Path(chart).read_bytes()
+        assert Path(chart).parent == tmp_path / "var" / "charts"
+        assert png.startswith(b"\x89PNG\r\n\x1a\n") and png_size(png) == (900, 1000)
+    assert "[photo 900x1000, " in out and f"saved to {charts[0]}]" in out

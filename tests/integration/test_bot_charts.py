@@ -80,7 +80,8 @@ async def test_chart_of_a_market_and_of_pnl_are_pngs_sent_with_send_photo(
     said = [c["text"] for c in t[-2].calls + t[-1].calls]
     assert "period must be 7d or 30d" in said[0] and "Usage: <code>/chart MARKET" in said[1]
     text = format_transcript(t[2:4])
-    assert f"saved to {tmp_path / 'photos'}/photo-" in text and "[photo 900x1000, " in text
+    assert f"saved to {tmp_path / 'photos'}/chart-{BINARY}.png]" in text and "[photo 900x1000, " in text
+    assert (tmp_path / "photos" / "chart-pnl-30d.png").is_file()
     print(text)
 
 

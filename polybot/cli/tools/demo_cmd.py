@@ -66,7 +66,7 @@ def _run(args: argparse.Namespace) -> int:
     if not args.quiet:
         for phase in summary.phases:
             print(f"\n===== {phase.mode} mode: Telegram transcript =====")
-            print(format_transcript(phase.transcript))
+            print(format_transcript(phase.transcript, plain=True))  # as the person reads it
     print("\n===== summary =====")
     print(f"frames ingested     {summary.frames_ingested}")
     print(f"opportunities       {summary.opportunities} (Dutch book)")
@@ -88,5 +88,7 @@ def _run(args: argparse.Namespace) -> int:
         f"merge transactions sent to the chain double: {summary.chain_transactions} "
         f"(confirmed {summary.chain_confirmed})"
     )
+    for path in summary.charts:
+        print(f"chart saved         {path}")
     print(f"took {summary.seconds}s; database {args.var_dir / 'demo.db'}")
     return 0
