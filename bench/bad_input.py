@@ -60,6 +60,10 @@ def cli_cases(tmp: Path) -> list[Case]:
     wrong_toml.write_text(
         "[service]\nmode = 'sideways'\n[feed]\nping_interval_s = -1\n[risk]\nmax_order_notional = 'lots'\n"
     )
+    bad_retention = tmp / "retention.toml"
+    bad_retention.write_text(
+        "[db.retention]\nbook_deltas_days = -1\nbook_snapshots_days = 30\nbook_snapshots_thinned_days = 10\n"
+    )
     bad_jsonl = tmp / "bad.jsonl"
     bad_jsonl.write_text('not json\n{"recv_ns": 1}\n')
     db = f"sqlite:///{tmp / 'x.db'}"  # never migrated: commands that need a schema say so
@@ -103,6 +107,11 @@ def cli_cases(tmp: Path) -> list[Case]:
         ("migrate", ["--print-sql", "--db-url", ""]),
         ("migrate", ["--current", "--db-url", "postgresql://u:secretpw@127.0.0.1:9/db"]),
         ("migrate", ["--current", "--db-url", "postgresql://u:secretpw@127.0.0.1:abc/db"]),
+        ("prune", ["--dry-run", "--db-url", db]),
+        ("prune", ["--db-url", "mysql://x/y"]),
+        ("prune", ["--dry-run", "--db-url", "postgresql://u:secretpw@127.0.0.1:9/db"]),
+        ("prune", ["--config", MISSING]),
+        ("prune", ["--config", str(bad_retention), "--dry-run"]),
         ("status", ["--db-url", "sqlite://somehost/x.db"]),
         ("status", ["--db-url", "postgresql://u@127.0.0.1:99999/db"]),
         ("status", ["--limit", "-3", "--db-url", db]),

@@ -86,7 +86,9 @@ async def test_jobs_are_registered_with_their_triggers(tmp_path: Path, gamma: Mo
     service, _ = await started(tmp_path, gamma)
     try:
         jobs = {job.id: job for job in service.scheduler.get_jobs()}
-        assert set(jobs) == {"staleness", "market_refresh", "reconcile", "health_ping", "daily_summary"}
+        assert set(jobs) == {"staleness", "market_refresh", "reconcile", "health_ping", "daily_summary", "retention"}
+        retention = jobs["retention"].trigger  # db.retention's prune job, one interval after start
+        assert isinstance(retention, IntervalTrigger) and retention.interval == timedelta(minutes=60)
         staleness, refresh, ping = (
             jobs["staleness"].trigger,
             jobs["market_refresh"].trigger,
