@@ -112,7 +112,7 @@ def render_ticket(t: OrderTicket, ttl_s: int) -> str:
     lines += [
         f"outcome: <b>{esc(t.outcome)}</b>",
         f"side: <b>{esc(t.side.value)}</b> {esc(_kind(t.order_type.value, t.post_only, t.expiration))}",
-        f"shares: <b>{esc(t.size)}</b> at limit <b>{esc(t.price)}</b>",
+        f"shares: <b>{esc(price(t.size))}</b> at limit <b>{esc(price(t.price))}</b>",
         f"notional: <b>{money(t.notional)} pUSD</b>, est. taker fee ≤ {money(t.est_fee, 5)} pUSD",
     ]
     if t.note:
@@ -133,6 +133,8 @@ def render_order_result(o: OrderOutcome) -> str:
     lines.append(f"id: <code>{esc(o.client_order_id)}</code>")
     if o.filled:
         lines.append(f"filled {esc(price(o.filled))} @ {esc(trimmed(o.avg_price))}")
+    elif o.status in ("filled", "partially_filled"):  # the venue matched it; the trade is not confirmed yet
+        lines.append("matched at the venue; the trade is settling (/fills shows it)")
     if o.message:
         lines.append(esc(o.message))
     return "\n".join(lines)

@@ -1,6 +1,6 @@
 """The CLOB double's venue: markets, external books, orders, trades, the ledger, and the order
 rules the real venue applies (signature and signer rules per signature type, tick, minimum size,
-$1 marketable minimum, post-only, FOK/FAK, balance and allowance).
+$1 marketable minimum, post-only, FOK/FAK, a GTD order's expiration, balance and allowance).
 
 Synchronous bookkeeping, no I/O: :mod:`core.sim.mock_clob` serves it over HTTP and publishes
 what it returns on the user channel. Each rule is one small check, in the order the venue applies
@@ -10,6 +10,7 @@ them, so the first broken rule names the refusal.
 from __future__ import annotations
 
 import hashlib
+import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ EXCHANGE_V2 = "0xE111180000d2663C0091e4f400237545B87B996B"
 NEG_RISK_EXCHANGE_V2 = "0xe2222d279d744050d28e00520010520000310F59"
 EXTERNAL_MAKER = "0x000000000000000000000000000000000000dEaD"  # resting liquidity we trade against
 EXTERNAL_TAKER = "0x000000000000000000000000000000000000bEEF"  # a taker hitting our resting order
+GTD_SAFETY_S = 60  # the venue refuses a GTD order expiring sooner than this
 Levels = list[tuple[Decimal, Decimal]]
 Json = dict[str, Any]  # a JSON object as decoded (values of any JSON type)
 
@@ -371,6 +373,7 @@ def _ticket(key: ApiKey, payload: object, token_market: dict[str, MockMarket]) -
     post_only = bool(payload.get("postOnly", False))
     if post_only and order_type in (OrderType.FOK, OrderType.FAK):
         raise Reject("invalid post-only order: only GTC and GTD orders can be post-only")
+    _check_expiration(order_type, order)
     token = str(order.get("tokenId", ""))
     market = token_market.get(token)
     if market is None:
@@ -378,6 +381,18 @@ def _ticket(key: ApiKey, payload: object, token_market: dict[str, MockMarket]) -
     if not market.accepting_orders:
         raise Reject("market is not accepting orders")
     return _Ticket(payload, order, order_type, post_only, token, market)
+
+
+def _check_expiration(order_type: OrderType, order: Json) -> None:
+    """A GTD order expires at least a minute from now (the venue's safety threshold); no other type expires."""
+    try:
+        expiration = int(str(order.get("expiration", "0")))
+    except ValueError:
+        raise Reject("invalid order expiration") from None
+    if order_type is OrderType.GTD and expiration < int(time.time()) + GTD_SAFETY_S:
+        raise Reject(f"invalid expiration value: a GTD order must expire at least {GTD_SAFETY_S}s from now")
+    if order_type is not OrderType.GTD and expiration != 0:
+        raise Reject("invalid expiration value: only a GTD order has an expiration")
 
 
 def _check_signer(order: Json, key: ApiKey, recovered: str) -> str:
