@@ -64,6 +64,8 @@ def cli_cases(tmp: Path) -> list[Case]:
     bad_retention.write_text(
         "[db.retention]\nbook_deltas_days = -1\nbook_snapshots_days = 30\nbook_snapshots_thinned_days = 10\n"
     )
+    watch_toml = tmp / "watch.toml"  # valid rules: what --watch-preview says of a database without a schema
+    watch_toml.write_text('[[feed.watch]]\ntag = "crypto"\nmax_assets = 10\n')
     bad_jsonl = tmp / "bad.jsonl"
     bad_jsonl.write_text('not json\n{"recv_ns": 1}\n')
     db = f"sqlite:///{tmp / 'x.db'}"  # never migrated: commands that need a schema say so
@@ -170,6 +172,12 @@ def cli_cases(tmp: Path) -> list[Case]:
         ("markets", ["--db-url", db]),
         ("markets", ["--limit", "abc"]),
         ("markets", ["--db-url", ""]),
+        ("markets", ["--watch-preview"]),
+        ("markets", ["--watch-preview", "--config", MISSING]),
+        ("markets", ["--watch-preview", "--config", str(wrong_toml)]),
+        ("markets", ["--watch-preview", "--config", str(watch_toml), "--db-url", db]),
+        ("markets", ["--watch-preview", "--config", str(bad_toml), "--limit", "3"]),
+        ("markets", ["--config", str(wrong_toml), "cup"]),
         ("merge", []),
         ("merge", ["demo-btc-above-150k-2026", "--sets", "-1", "--db-url", db]),
         ("merge", ["demo-btc-above-150k-2026", "--sets", "nan", "--db-url", db]),

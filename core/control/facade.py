@@ -34,7 +34,7 @@ from core.control.configured import ConfigLink
 from core.control.fills import DEFAULT_FILLS, FillRow
 from core.control.health import EVENT_ALERT_KINDS, HealthInputs, OpenAlert, assess
 from core.control.orders import OrderOptions
-from core.control.stored import DatabaseLink
+from core.control.stored import DatabaseLink, database_url
 from core.control.tuning import StrategyHost, Tuning
 from core.control.types import (
     ActionResult,
@@ -70,6 +70,7 @@ if TYPE_CHECKING:  # the running service's parts: a face outside it never loads 
 
     from core.app.settlement import Settlement
     from core.app.watch import Watcher
+    from core.control.watch_preview import WatchPreview
     from core.execution.engine import Engine
     from core.execution.funds import Funds
     from core.execution.risk_gate import RiskGate
@@ -263,6 +264,14 @@ class Control:
     ) -> MarketListing:
         """The markets refresh-markets stored, matching a slug/question substring or an id."""
         return await self._database().markets(text, open_only=open_only, limit=limit)
+
+    async def watch_preview(self, db_url: str | None = None) -> WatchPreview:
+        """What the configuration's ``[[feed.watch]]`` rules select from the markets stored in
+        ``db_url`` (default: the configuration's database)."""
+        from core.control.watch_preview import preview
+
+        config = self._config()
+        return await preview(list(config.loaded.settings.feed.watch), database_url(db_url or config.db_url))
 
     async def orders(self) -> list[OrderRow]:
         return views.order_rows(self.rt.registry, self.rt.engine.open_orders())
