@@ -185,9 +185,9 @@ class Service:
             venue=execution.venue_status,
             funds=execution.funds.snapshot,
             settlement=system.settlement,
+            strategies=system.trading,
             watch=system.watch,
         )
-            strategies=system.trading,
 
     async def _start_metrics(self) -> None:
         if (m := self.settings.metrics).enabled:
