@@ -110,7 +110,10 @@ def test_json_lists_every_bot_api_call(db_with_markets: str, capsys: pytest.Capt
         {"method": "answerInlineQuery"},
     ]
     assert doc["transcript"][4]["in"] == {"user": 6666, "button": "c:AAAAAAAAAAAA"}
-    assert doc["startup_calls"][0]["text"].startswith("ℹ️ <b>service</b>: Polybot started in paper mode")
+    menus = [c for c in doc["startup_calls"] if c["method"] in ("deleteMyCommands", "setMyCommands")]
+    assert [c["scope"].get("chat_id") for c in menus] == [None, 1001, 1002, 1003]  # each user's own menu
+    started = next(c for c in doc["startup_calls"] if c["method"] == "sendMessage")
+    assert started["text"].startswith("ℹ️ <b>service</b>: Polybot started in paper mode")
     # calls after the last update (the service's stop notice, when the notifier lets it through)
     assert all(c["method"] == "sendMessage" and c["chat_id"] == 1001 for c in doc["shutdown_calls"])
 
@@ -143,8 +146,8 @@ def test_live_file_confirms_against_the_clob_double(
     assert len(confirm["callback_data"].encode()) <= 64 and confirm["callback_data"].startswith("c:")
     tap = doc["transcript"][2]
     assert tap["in"]["button"] == confirm["callback_data"]  # $LAST_NONCE became the card's nonce
-    assert tap["out"][0] == {"method": "answerCallbackQuery", "text": "Sending…"}
-    assert tap["out"][1]["text"].startswith("✅ <b>live</b> [live]")
+    assert tap["out"][0] == {"method": "answerCallbackQuery", "text": "LIVE order open (resting on the book)"}
+    assert tap["out"][1]["text"].startswith("✅ <b>LIVE</b> order: open (resting on the book)\n<b>BUY ")
     assert len(doubles.clob.requests_to("POST", "/order")) == before + 1
     # the secrets in the config never reach the output
     raw = json.dumps(doc)

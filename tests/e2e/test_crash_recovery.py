@@ -240,10 +240,10 @@ async def _scenario(mode: str, tmp: Path) -> Observed:
         await say("/arm", "armed")
         if mode == "live":
             card = await say(f"/order {BINARY} Yes BUY 0.20 10", "LIVE order")
-            await confirm(card, "<b>live</b>")  # A: rests at the venue
+            await confirm(card, "order: open")  # A: rests at the venue
             clob.set_book(yes, [], [(Decimal("0.30"), Decimal(100))])
             card = await say(f"/order {BINARY} Yes BUY 0.30 10", "LIVE order")
-            await confirm(card, "<b>filled</b>")  # B: takes the ask
+            await confirm(card, "order: filled")  # B: takes the ask
             await _wait(lambda: _db_position(db_url, yes, Decimal(10)), STEP_TIMEOUT, "B's confirmed fill", first)
             clob.inject("timeout_after_accept", delay_s=60)
             card = await say(f"/order {BINARY} Yes BUY 0.21 10", "LIVE order")
@@ -257,8 +257,8 @@ async def _scenario(mode: str, tmp: Path) -> Observed:
             await _wait(lambda: len(clob.requests_to("POST", "/order")) > posts, STEP_TIMEOUT, "C's POST", first)
             await _wait(lambda: len(clob.orders) == 3, STEP_TIMEOUT, "C stored at the venue", first)
         else:
-            await say(f"/order {BINARY} Yes BUY 0.99 10", "<b>filled</b>")  # marketable on paper
-            await say(f"/order {BINARY} Yes BUY 0.02 10", "<b>live</b>")  # rests on paper
+            await say(f"/order {BINARY} Yes BUY 0.99 10", "order: filled")  # marketable on paper
+            await say(f"/order {BINARY} Yes BUY 0.02 10", "order: open")  # rests on paper
         obs.posts_before = len(clob.requests_to("POST", "/order"))
         obs.killed_rc = await first.kill9()
         obs.before = await _db(db_url, yes)

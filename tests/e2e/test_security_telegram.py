@@ -168,7 +168,7 @@ async def test_confirmation_cannot_be_replayed_or_taken_by_another_user(
             "This confirmation belongs to another user.",
             "",
             "Already handled.",
-            "Sending…",
+            "LIVE order open (resting on the book)",  # what happened, not "Sending…"
             "Already handled.",
             "Already handled.",
         ]
