@@ -14,13 +14,19 @@ alike.
 At the end the final books are compared, exactly, with the generator's own books, and the
 error/fault counters must be zero: a fast but wrong pipeline does not count.
 
+Then, unless ``--no-scaling``, the asset-count table (``bench/ingest_scaling.py``): frames/s, ratio
+to the floor and KB per book (tracemalloc) at 10 / 100 / 1,000 / 10,000 assets (``--scale-assets``),
+on the feed path in use.
+
 Then, unless ``--no-peer``, ``bench/ingest_peer.py`` runs Polybot's path and NautilusTrader's lean
 Python path side by side on ../shared/peer-bench's stream, in one process of the peer venv
 (``--peer-python``, default var/peer-venv/bin/python), and the ratio is printed.
 
     uv run python bench/ingest.py [--frames 300000] [--assets 50] [--levels 20] [--json] [--no-peer]
+        [--no-scaling] [--scale-assets 10,100,1000,10000] [--scale-frames 300000]
 
 Targets (issues 3 and 14): >= 300k frames/s decode+validate+apply, >= 2.5x NautilusTrader's lean path.
+Issue 17: >= 0.4x the floor at 1,000 assets, >= 0.35x at 10,000, <= 5 KB per book at 10,000.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ import msgspec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.ingest_scaling import DEFAULT_COUNTS, print_table, scaling_table
 from core.feed import kernel
 from core.feed.processor import FeedProcessor
 from core.feed.synth import FrameGenerator
@@ -65,6 +72,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-peer", action="store_true", help="skip the NautilusTrader comparison")
     parser.add_argument("--peer-python", type=Path, default=REPO / "var" / "peer-venv" / "bin" / "python")
     parser.add_argument("--peer-runs", type=int, default=5, help="rounds of the peer comparison (default 5)")
+    parser.add_argument("--no-scaling", action="store_true", help="skip the asset-count table")
+    parser.add_argument(
+        "--scale-assets",
+        default=",".join(map(str, DEFAULT_COUNTS)),
+        help="asset counts of the scaling table (default 10,100,1000,10000)",
+    )
+    parser.add_argument("--scale-frames", type=int, default=None, help="frames per table row (default --frames)")
     args = parser.parse_args(argv)
 
     t0 = time.perf_counter()
@@ -153,6 +167,15 @@ def main(argv: list[str] | None = None) -> int:
         "top_mismatches": len(mismatched),
         "generate_s": round(gen_s, 1),
     }
+    scaling = None
+    del processor, pure, frames, snapshots  # the table's rows get the memory and the caches to themselves
+    gc.collect()
+    if not args.no_scaling:
+        counts = [int(n) for n in args.scale_assets.split(",") if n.strip()]
+        frames_count = args.scale_frames or args.frames
+        scaling = scaling_table(counts, frames_count, args.levels, args.seed, args.chunks, _asset_ids)
+        correct = correct and all(row["correct"] for row in scaling)
+    report["scaling"] = scaling
     peer = None if args.no_peer else _peer(args.peer_python, args.peer_runs)
     report["peer"] = peer
     correct = correct and (peer is None or "error" in peer or bool(peer["correct"]))
@@ -181,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
             f"correct={correct} (rejected={report['rejected']}, faults={report['faults']}, "
             f"books not ok={report['books_not_ok']}, top mismatches={report['top_mismatches']})"
         )
+        if scaling is not None:
+            print_table(scaling)
         _print_peer(peer)
     return 0 if correct else 1
 

@@ -44,6 +44,10 @@ _INCONSISTENT: Final = BookStatus.INCONSISTENT
 _AWAITING: Final = BookStatus.AWAITING_SNAPSHOT
 _NO_PRICES: Final[dict[str, int]] = {}
 _NO_TICK: Final = Decimal(0)
+# a burst's carried best price, when not in units: not carried (legacy formats: nothing to
+# check on that side), or a text the tick's price table lacks (parsed when the burst is checked)
+_NOT_CARRIED: Final = -1
+_UNUSUAL: Final = -2
 _BUY: Final = Side.BUY
 # bound once: a compiled module would look a plain imported name up in its globals on every call
 _insort: Final = bisect.insort
@@ -78,11 +82,15 @@ class Book:
         # books the book is rarely still in the cache when its next entry arrives)
         self._prices: dict[str, int] = _NO_PRICES
         # the open same-timestamp burst: whether there is one, its timestamp and the best prices
-        # its latest entry carried (only those: a whole entry per book would cost memory)
+        # its latest entry carried, as units or _NOT_CARRIED / _UNUSUAL (then the text is kept):
+        # read while the entry is at hand, so a burst keeps no strings (memory, and cache misses
+        # when it is checked)
         self._burst = False
         self._pend_ts = 0
-        self._pend_bid: str | None = None
-        self._pend_ask: str | None = None
+        self._want_bid = _NOT_CARRIED
+        self._want_ask = _NOT_CARRIED
+        self._odd_bid: str | None = None
+        self._odd_ask: str | None = None
         self.last_update_ns = 0
         self._status = _AWAITING
         self.seeded = False
@@ -311,8 +319,27 @@ class Book:
         (``price``: int units, see :meth:`apply_units`)."""
         self._burst = True
         self._pend_ts = ts_ms
-        self._pend_bid = entry.best_bid
-        self._pend_ask = entry.best_ask
+        table = self._table
+        carried = entry.best_bid
+        if carried is None:
+            self._want_bid = _NOT_CARRIED
+        else:
+            units = table.get(carried)
+            if units is None:  # an empty side, an unusual spelling or not a price: decided later
+                self._want_bid = _UNUSUAL
+                self._odd_bid = carried
+            else:
+                self._want_bid = units
+        carried = entry.best_ask
+        if carried is None:
+            self._want_ask = _NOT_CARRIED
+        else:
+            units = table.get(carried)
+            if units is None:
+                self._want_ask = _UNUSUAL
+                self._odd_ask = carried
+            else:
+                self._want_ask = units
         self.last_update_ns = recv_ns
         self.apply_units(entry.side is _BUY, price, size)
 
@@ -322,8 +349,10 @@ class Book:
         for bids or "1" for asks). None when it agrees or there is nothing to check."""
         if not self._burst:
             return None
-        carried_bid = self._pend_bid
-        carried_ask = self._pend_ask
+        carried_bid = self._want_bid
+        carried_ask = self._want_ask
+        odd_bid = self._odd_bid
+        odd_ask = self._odd_ask
         self.drop_burst()
         if self._status is not _OK or not self.seeded:
             return None
@@ -331,19 +360,17 @@ class Book:
         ask = self._ask_px[0] if self._ask_px else None
         if bid is not None and ask is not None and bid >= ask:
             return FAULT_CROSSED, f"crossed after burst: bid {_fmt(bid)} >= ask {_fmt(ask)}"
-        # the tick's table knows the usual spellings (a small, hot dict); the rest is parsed
-        table = self._table
         want_bid: int | None = bid
         want_ask: int | None = ask
         try:
-            if carried_bid is not None:
-                want_bid = table.get(carried_bid)
-                if want_bid is None:
-                    want_bid = parse_best_units(carried_bid)
-            if carried_ask is not None:
-                want_ask = table.get(carried_ask)
-                if want_ask is None:
-                    want_ask = parse_best_units(carried_ask)
+            if carried_bid >= 0:
+                want_bid = carried_bid
+            elif carried_bid == _UNUSUAL and odd_bid is not None:
+                want_bid = parse_best_units(odd_bid)
+            if carried_ask >= 0:
+                want_ask = carried_ask
+            elif carried_ask == _UNUSUAL and odd_ask is not None:
+                want_ask = parse_best_units(odd_ask)
         except BadNumber as exc:
             return exc.kind, f"carried best price: {exc}"
         if want_bid != bid or want_ask != ask:
@@ -354,8 +381,8 @@ class Book:
     def drop_burst(self) -> None:
         """Forget the open burst unchecked (a snapshot or a reset replaces what it changed)."""
         self._burst = False
-        self._pend_bid = None
-        self._pend_ask = None
+        self._odd_bid = None
+        self._odd_ask = None
 
     def seed_units(self, bids: Iterable[tuple[int, int]], asks: Iterable[tuple[int, int]], ts_ns: int) -> None:
         """Replace both sides (any order; zero sizes dropped; a repeated price keeps the last size).

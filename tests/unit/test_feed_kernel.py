@@ -80,8 +80,10 @@ def _book_state(book: Book) -> tuple[Any, ...]:
         book.faults,
         book.burst_open,
         book._pend_ts if book.burst_open else None,
-        book._pend_bid,
-        book._pend_ask,
+        book._want_bid if book.burst_open else None,
+        book._want_ask if book.burst_open else None,
+        book._odd_bid,
+        book._odd_ask,
         book.last_update_ns,
         book.tick_size,
     )
