@@ -10,7 +10,7 @@ live order's cancel waits on the same kind of card.
 
 from __future__ import annotations
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import ContextTypes
 
 from bot import render
@@ -130,28 +130,34 @@ class OrderConfirmations:
         if isinstance(pending.payload, CancelTicket):
             command = "cancel.confirm" if action == "c" else "cancel.keep"
         if action == "x":
-            kept = isinstance(pending.payload, CancelTicket)
-            await audit(FRONT_END, user.id, command, nonce, "cancelled", "")
-            await safe(query.answer("Kept: the order stays open." if kept else "Cancelled: nothing was sent."))
-            await safe(
-                query.edit_message_text("✖️ Kept; nothing was canceled." if kept else "✖️ Cancelled; nothing was sent.")
-            )
+            await self._dropped(query, user.id, command, nonce, kept=isinstance(pending.payload, CancelTicket))
             return
         try:
             summary, answer, text = await self._execute(pending.payload, who(update))
         except ControlError as exc:
-            why = self.control.mask_typed(str(exc))
             await audit(FRONT_END, user.id, command, nonce, "refused", str(exc))
-            await safe(query.answer(toast(f"Not sent: {why}")))
-            if isinstance(exc, OrderRefused):
-                refusal = render_refusal(exc.ticket, why)
-            else:
-                refusal = f"⛔ Not sent: {render.esc(why)}"
-            await safe(query.edit_message_text(refusal, parse_mode="HTML"))
+            await self._refused(query, exc)
             return
         await audit(FRONT_END, user.id, command, nonce, "ok", summary)
         await safe(query.answer(toast(answer)))
         await safe(query.edit_message_text(text, parse_mode="HTML"))
+
+    async def _dropped(self, query: CallbackQuery, user_id: int, command: str, nonce: str, *, kept: bool) -> None:
+        """The card's second button: nothing is sent (an order's card) or canceled (a cancel's card)."""
+        await self.control.audit_command(FRONT_END, user_id, command, nonce, "cancelled", "")
+        await safe(query.answer("Kept: the order stays open." if kept else "Cancelled: nothing was sent."))
+        await safe(
+            query.edit_message_text("✖️ Kept; nothing was canceled." if kept else "✖️ Cancelled; nothing was sent.")
+        )
+
+    async def _refused(self, query: CallbackQuery, exc: ControlError) -> None:
+        """Refused at the Confirm tap (the re-check): said once, on the card and in the tap's answer."""
+        why = self.control.mask_typed(str(exc))
+        await safe(query.answer(toast(f"Not sent: {why}")))
+        refusal = (
+            render_refusal(exc.ticket, why) if isinstance(exc, OrderRefused) else f"⛔ Not sent: {render.esc(why)}"
+        )
+        await safe(query.edit_message_text(refusal, parse_mode="HTML"))
 
     async def _execute(self, ticket: Ticket, user: str) -> tuple[str, str, str]:
         """(audit summary, the tap's answer, card text) of a confirmed ticket."""
