@@ -1,8 +1,8 @@
 """``polybot demo``: the real service on bundled data, no network.
 
-It starts the local exchange doubles (mock market websocket replaying a bundled recording, mock
-Gamma, mock CLOB), discovers markets into SQLite under ./var, and runs the real service three
-times, each driven by a scripted Telegram session through the offline runner:
+It starts the local exchange doubles (mock market websocket serving the bundled recording's opening
+books, mock Gamma, mock CLOB), discovers markets into SQLite under ./var, and runs the real service
+three times, each driven by a scripted Telegram session through the offline runner:
 
 1. paper mode: status, quotes, arm, Dutch-book opportunities traded on paper, a manual order; it
    ends by buying a binary market's YES and NO and merging the complete sets (paper ledger);
@@ -12,7 +12,13 @@ times, each driven by a scripted Telegram session through the offline runner:
    Confirm sends one merge transaction to the chain double (sharing the CLOB double's ledger),
    which mines and confirms it.
 
-It prints the transcript and a summary, and exits 0. Each phase reports what its Dutch groups did
+Every run counts the same: the paper phase trades the recording's frames in lockstep (each frame
+fed to the service's pipeline once the last one's orders are answered), so neither the machine's
+speed nor its load decides which opportunity meets which book; ids and nonces differ, counts do not.
+The paper phase ends with /chart of the binary market and /chart pnl 7d: the Bot API double saves
+both PNGs under VAR_DIR/charts.
+
+It prints the transcript as the person reads it and a summary, and exits 0. Each phase reports what its Dutch groups did
 (sent, completed, one-legged by cause, unwound; expected vs realised edge) and the complete sets it
 holds ("complete sets N, locked edge X pUSD"), and what it merged ("merged N sets, X pUSD returned"):
 the figures as they happened, the data untuned.
@@ -21,8 +27,10 @@ the figures as they happened, the data untuned.
 from __future__ import annotations
 
 import asyncio
+import itertools
+import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -34,6 +42,7 @@ from core.types import Mode
 from polybot.updates import Update, Updates
 
 if TYPE_CHECKING:
+    from core.service import Service
     from core.settings import LoadedSettings
     from core.sim.mock_clob import MockClobServer
     from polybot.sandbox import Values
@@ -49,6 +58,10 @@ TRADE = {"_trade": True}
 SETTLE = {"_settle": True}
 """A script's pause until no order of ours is open (the fills so far are CONFIRMED), at most SETTLE_S."""
 WARMUP_S = 8.0
+FEED_HZ = 250.0
+"""The recording's pace: ``--duration`` seconds of paper trading are this many frames a second."""
+QUIET_S = 3600.0
+"""Books never go stale in a demo phase: the recording's pace, not the wall clock, is the market's."""
 CHARTS = "charts"
 """Under the demo's var directory: the PNGs /chart sent (the Bot API double saves them)."""
 SETTLE_S = 15.0
@@ -97,15 +110,6 @@ class DemoSummary:
     chain_confirmed: int = 0  # of them mined with status 1
     charts: list[str] = field(default_factory=list)  # the PNGs /chart sent, as saved by the Bot API double
 
-    def counts(self) -> dict[str, object]:
-        """What a run did, without its timing: the same on every run of the same demo."""
-        out = {k: v for k, v in summary_dict(self).items() if k not in ("phases", "seconds", "charts")}
-        out["phases"] = [
-            {k: v for k, v in asdict(p).items() if k != "transcript"} | {"updates": len(p.transcript)}
-            for p in self.phases
-        ]
-        return out
-
 
 def _settings(exchange: Values, db_url: str, mode: Mode, clob: MockClobServer, rpc_url: str) -> Values:
     from polybot.sandbox import chat_settings, mode_settings
@@ -119,6 +123,7 @@ def _settings(exchange: Values, db_url: str, mode: Mode, clob: MockClobServer, r
         "strategies__dutch__markets": [EVENT_MEMBER],
         "strategies__spread__enabled": "false",
         "metrics__enabled": "false",
+        "service__staleness_ms": str(int(QUIET_S * 1000)),
         **chat_settings({TRADER: "admin", VIEWER: "viewer"}, [TRADER]),
         **mode_settings(mode, clob),
         **({} if mode is Mode.PAPER else {"chain__rpc_url": rpc_url}),
@@ -132,6 +137,7 @@ async def _phase(
     *,
     trading_s: float,
     charts_dir: Path,
+    stream: Iterator[str],
 ) -> PhaseResult:
     from bot.fake_api import FakeBotApi
     from polybot.sandbox import SandboxOptions, offline_service
@@ -148,7 +154,7 @@ async def _phase(
             await sandbox.runner.feed(batch)
             batch = []
             if line is TRADE:
-                await asyncio.sleep(trading_s)
+                await _lockstep(service, list(itertools.islice(stream, int(trading_s * FEED_HZ))))
             else:
                 await _settled(service.engine.open_orders, SETTLE_S)
         await service.bus.drain()
@@ -168,6 +174,33 @@ async def _phase(
             merged_sets=balance.merged_sets,
             returned_pusd=balance.returned_pusd,
         )
+
+
+async def _lockstep(service: Service, frames: list[str]) -> None:
+    """Trade on ``frames`` in order, each match (the frames sharing one exchange timestamp) fed
+    back to back, the next one only when the last one's work is done: its events delivered, every
+    order it caused answered (the paper relayer's latency included). The wall clock then decides
+    nothing: a slow or busy machine trades the same opportunities against the same books, so
+    every run counts the same."""
+    on_frame = service.pipeline.on_frame
+    for i, text in enumerate(frames):
+        on_frame(text, time.time_ns())
+        following = frames[i + 1] if i + 1 < len(frames) else None
+        if following is not None and _stamp(following) == _stamp(text):
+            continue  # the same match: its top of book is checked once it is whole
+        while True:
+            await service.bus.drain()
+            if not service.lifecycle.pending():
+                break
+            await service.lifecycle.drain(SETTLE_S)
+
+
+_STAMP = re.compile(r'"timestamp":\s*"?(\d+)')
+
+
+def _stamp(frame: str) -> str | None:
+    match = _STAMP.search(frame)
+    return match.group(1) if match else None
 
 
 async def _settled(open_orders: Callable[[], list[Any]], within_s: float) -> None:
@@ -251,9 +284,12 @@ async def run_demo(*, duration_s: float = 6.0, var_dir: Path = Path("./var"), lo
     say = (lambda text: (log.write(text + "\n"), log.flush())) if log else (lambda text: None)
     db_path = _fresh_db(var_dir)
     db_url = f"sqlite:///{db_path}"
+    books, stream = _split_recording(var_dir)
 
     gamma = MockGammaServer(markets=GAMMA_FIXTURE)
-    ws = MockMarketServer(recording=DEMO_RECORDING, rate_hz=250.0, loop_recording=True)
+    # the socket serves the opening books (every phase subscribes and gets them); the trading frames
+    # are fed in lockstep (_lockstep), so which opportunity meets which book never depends on timing
+    ws = MockMarketServer(recording=books, rate_hz=FEED_HZ, loop_recording=False)
     clob = MockClobServer(confirm_delay_s=0.2)
     async with Exchange(gamma, ws, clob):
         say(f"doubles: market ws {ws.url}, gamma {gamma.url}, clob {clob.url}")
@@ -274,7 +310,9 @@ async def run_demo(*, duration_s: float = 6.0, var_dir: Path = Path("./var"), lo
             ):
                 say(f"--- {mode.value} phase ---")
                 loaded = load_sandbox_settings(_settings(exchange, db_url, mode, clob, chain.url), var_dir)
-                phase = await _phase(mode, loaded, script, trading_s=trading, charts_dir=var_dir / CHARTS)
+                phase = await _phase(
+                    mode, loaded, script, trading_s=trading, charts_dir=var_dir / CHARTS, stream=stream
+                )
                 phases.append(phase)
                 for line in phase.lines():
                     say(line)
@@ -330,6 +368,28 @@ async def _summary(db_url: str, phases: list[PhaseResult], clob: MockClobServer,
             )
     finally:
         await engine.dispose()
+
+
+def _split_recording(var_dir: Path) -> tuple[Path, Iterator[str]]:
+    """The bundled recording's opening snapshot frames (written beside the database, for the socket)
+    and the frames after them, for ever (traded in lockstep): each replay after the first starts with
+    the opening snapshots again, as the deltas that follow assume them (as the socket double does)."""
+    import json
+
+    from core.feed.replay import iter_frames
+
+    frames = [text for _, text in iter_frames(DEMO_RECORDING)]
+    opening = 0
+    for text in frames:
+        events = json.loads(text)
+        if not all("bids" in e for e in (events if isinstance(events, list) else [events])):
+            break
+        opening += 1
+    lines = DEMO_RECORDING.read_text().splitlines()[:opening]
+    books = var_dir / "demo_books.jsonl"
+    books.write_text("\n".join(lines) + "\n")
+    body = frames[opening:]
+    return books, itertools.chain(body, itertools.cycle(frames))
 
 
 def _fresh_db(var_dir: Path) -> Path:

@@ -9,7 +9,7 @@ pixels, large type, labelled axes with units.
 from __future__ import annotations
 
 import io
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from core.control.chart_data import MarketChartData, PnlChartData
@@ -21,6 +21,7 @@ WIDTH_IN, HEIGHT_IN, DPI = 9.0, 10.0, 100
 FONT = 15
 SECONDS_PER_DAY = 86400.0
 SHORT_SPAN_S = 1200.0
+MS_SPAN_S = 20.0
 MAX_POINTS = 400
 MAX_TRADES = 150
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")
@@ -50,11 +51,19 @@ def _png(fig: Any) -> bytes:
 
 
 def _time_axis(ax: Axes, span_s: float) -> None:
-    from matplotlib.dates import DateFormatter
+    from matplotlib.ticker import FuncFormatter
 
-    # minutes apart read as HH:MM; a short window (the demo's) would repeat one label: show seconds
-    fmt = "%H:%M:%S" if span_s < SHORT_SPAN_S else "%H:%M" if span_s < 2 * SECONDS_PER_DAY else "%d %b"
-    ax.xaxis.set_major_formatter(DateFormatter(fmt, tz=UTC))  # type: ignore[no-untyped-call]  # matplotlib leaves it unannotated
+    # hours apart read as HH:MM; minutes as HH:MM:SS; a replay of seconds (the demo's) to the millisecond
+    fmt, cut = (
+        ("%H:%M:%S.%f", -3) if span_s < MS_SPAN_S else ("%H:%M:%S", None) if span_s < SHORT_SPAN_S else ("%H:%M", None)
+    )
+    if span_s >= 2 * SECONDS_PER_DAY:
+        fmt = "%d %b"
+
+    def label(x: float, _pos: object) -> str:
+        return datetime.fromtimestamp(x * SECONDS_PER_DAY, UTC).strftime(fmt)[:cut]
+
+    ax.xaxis.set_major_formatter(FuncFormatter(label))
     ax.set_xlabel("time (UTC)", fontsize=FONT)
 
 

@@ -35,15 +35,19 @@ def register(sub: Subcommands) -> None:
         help="run the real service on bundled data with local doubles of Polymarket and Telegram (no network)",
         example="polybot demo --duration 6",
         description=(
-            "Starts a mock market websocket (replaying fixtures/recordings/demo_feed.jsonl), a mock Gamma\n"
+            "Starts a mock market websocket (the books of fixtures/recordings/demo_feed.jsonl), a mock Gamma\n"
             "and a mock CLOB on 127.0.0.1, stores everything in ./var/demo.db, and drives the real service\n"
             "through a scripted Telegram chat: paper trading (arm, Dutch-book fills, a manual order), a\n"
             "dry-run order (signed, not posted) and a live order confirmed in chat against the CLOB double.\n"
-            "Prints the chat transcript and a summary."
+            "Prints the chat transcript as a person reads it, the summary (the same counts on every run)\n"
+            "and the charts it saved under VAR_DIR/charts."
         ),
     )
     p.add_argument(
-        "--duration", type=_DEMO_SECONDS, default=6.0, help="seconds of armed paper trading (default 6, at most 600)"
+        "--duration",
+        type=_DEMO_SECONDS,
+        default=6.0,
+        help="armed paper trading: this many seconds of the recording at 250 frames/s (default 6, at most 600)",
     )
     p.add_argument("--var-dir", type=_var_dir, default="./var", help="where the demo database goes (default ./var)")
     p.add_argument("--json", action="store_true", help="print the summary (with transcripts) as JSON")
