@@ -31,6 +31,7 @@ BID_ALPHA, ASK_ALPHA = 0.35, 0.15
 def _figure(rows: int) -> tuple[Any, list[Axes]]:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     fig = Figure(figsize=(WIDTH_IN, HEIGHT_IN), dpi=DPI)
     FigureCanvasAgg(fig)
@@ -40,6 +41,9 @@ def _figure(rows: int) -> tuple[Any, list[Axes]]:
     for ax in axes:
         ax.tick_params(labelsize=FONT - 2)
         ax.grid(True, alpha=0.3)
+        # five labels an axis: readable on a phone, and every tick is text matplotlib lays out
+        ax.yaxis.set_major_locator(MaxNLocator(5))
+        ax.xaxis.set_major_locator(MaxNLocator(5))
     return fig, axes
 
 
