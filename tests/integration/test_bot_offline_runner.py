@@ -169,14 +169,14 @@ async def test_wrong_arguments_get_the_usage_line(markets_db: str) -> None:
         f"/order {BINARY} Yes BUY cheap 10": ORDER_USAGE,
         f"/order {BINARY} Yes BUY 0.30 NaN": ORDER_USAGE,
         "/cancel": "/cancel ORDER_ID",
-        "/alerts": "/alerts on|off|mute DURATION",
-        "/alerts mute": "/alerts on|off|mute DURATION",
-        "/alerts mute forever": "/alerts on|off|mute DURATION",
-        "/alerts on now": "/alerts on|off|mute DURATION",
+        "/alerts mute": "/alerts [on|off|mute DURATION]",
+        "/alerts mute forever": "/alerts [on|off|mute DURATION]",
+        "/alerts on now": "/alerts [on|off|mute DURATION]",
         "/kill now": "/kill",
     }
     for text, line in usage.items():
         assert by_text[text].endswith(f"\nUsage: <code>{line}</code>"), (text, by_text[text])
+    assert by_text["/alerts"] == "Alerts are on for this chat."  # alone: the state, not a usage error
     assert by_text[f"/order {BINARY} Yes HOLD 0.30 10"].startswith("SIDE must be BUY or SELL, got 'HOLD'\n")
     assert by_text["/alerts mute forever"].startswith("bad duration")
     assert by_text["/frobnicate"] == "Unknown command /frobnicate. Try /help."
@@ -200,7 +200,7 @@ async def test_wrong_arguments_get_the_usage_line(markets_db: str) -> None:
     assert len(rows) == len(t)
     results = {r.arguments or r.command: r.result for r in rows}
     assert results["nonsense"] == "usage" and results["no-such-market"] == "error"
-    assert [r.result for r in rows].count("usage") == 21
+    assert [r.result for r in rows].count("usage") == 20  # /alerts alone answers its state
     assert [r.result for r in rows].count("unknown_command") == 1
 
 
@@ -221,7 +221,7 @@ async def test_roles_viewer_reads_operator_trades(markets_db: str) -> None:
     assert only_reply(t[8]).startswith("✅ <b>PAPER</b> order: open")
     assert only_reply(t[9]).count("demo-btc-above-150k-") == 1  # the viewer sees the operator's order
     kill = t[10].calls
-    assert [(c["chat_id"], c["text"][:9]) for c in kill] == [(OPERATOR, "🛑 killed:"), (ADMIN, "⚠️ <b>kil")]
+    assert [(c["chat_id"], c["text"][:9]) for c in kill] == [(OPERATOR, "🛑 killed:"), (ADMIN, "⚠️ <b>Kil")]
     assert not session.service.risk.armed
 
     rows = await audit_rows(markets_db)

@@ -130,16 +130,16 @@ async def test_staleness_watch_fires_on_schedule_and_marks_old_books_stale(
         await wait_for(lambda: all(b.status is BookStatus.STALE for b in books.values()))
         health = await service.control.health()
         assert not health.ok and f"{len(books)} book(s) stale" in health.reasons
-        await wait_for(lambda: any("market_quiet" in t for t in to_chat(api, DESK)), 30)
+        await wait_for(lambda: any("<b>Markets quiet</b>" in t for t in to_chat(api, DESK)), 30)
         await service.bus.drain()
-        quiet = [t for t in to_chat(api, DESK) if "market_quiet" in t]
+        quiet = [t for t in to_chat(api, DESK) if "<b>Markets quiet</b>" in t]
         # one alert for all quiet books (not one message per token), naming how many and for how long
         assert len(quiet) == 1 and f"{len(books)} book(s) without an update for 8s on a live socket" in quiet[0]
         # fresh frames: the books are ok again and the quiet alerts clear with a "recovered" message
         api.calls.clear()
         replay(service, time.time_ns())
         assert any(b.status is BookStatus.OK for b in books.values())
-        await wait_for(lambda: any("recovered" in t for t in to_chat(api, DESK)))
+        await wait_for(lambda: any("<b>Markets trading again</b> after " in t for t in to_chat(api, DESK)))
     finally:
         await service.stop()
 
@@ -187,7 +187,7 @@ async def test_scheduler_fires_the_daily_summary_and_health_ping_when_due(
         service.scheduler.modify_job("health_ping", next_run_time=now)
         await wait_for(lambda: bool(to_chat(api, DESK)) and bool(to_chat(api, ADMIN)))
         summary = to_chat(api, DESK)[0]
-        assert summary.startswith("ℹ️ <b>daily_summary</b>: daily summary: realised today 0")
+        assert summary.startswith("ℹ️ <b>Daily summary</b>\ndaily summary: realised today 0")
         assert "0 open order(s), 0 position(s)" in summary
         assert to_chat(api, ADMIN)[0].startswith("✅ healthy")
         # both were rescheduled for their next period, not run again at once
