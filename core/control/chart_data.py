@@ -4,8 +4,8 @@
   books, and the last hours of best bid / best ask (the stored book deltas) and the market's
   trades (the stored ``last_trade_price`` events);
 - PnL: realised and realised + unrealised over time, replayed from our fills (average cost per
-  token; open shares valued at the latest price seen for that token: a fill of ours or a market
-  trade; the last point at the book's mark now).
+  token, fees against PnL; open shares valued at our latest fill price for that token, the last
+  point at the book's mark now). Merges and redemptions are not fills: the curve leaves them out.
 
 The drawing is :mod:`core.control.chart_draw`, in a worker thread.
 """
