@@ -32,13 +32,13 @@ from core.app.order_sinks import TradingCounters
 from core.app.reseed import RESEED_COOLDOWN_S
 from core.app.schedule import start_scheduler
 from core.app.shutdown import wind_down
+from core.app.startup import start_trading
 from core.app.strategies import dutch_config
 from core.app.system import System, bind_metrics, build_system
 from core.control.facade import Control, Runtime
 from core.control.frontend import FrontEndHost
 from core.control.requests import handle_pending_requests
-from core.events import Alert, EventBus, FillEvent, Severity
-from core.execution.types import TradeResync
+from core.events import Alert, EventBus, Severity
 from core.metrics.collect import serve_metrics
 from core.preflight import run_preflight
 from core.settings import LoadedSettings, Settings
@@ -130,21 +130,7 @@ class Service:
         requests = partial(handle_pending_requests, system.sessions, control, handled_by=self.instance_name)
         jobs = build_jobs(s, self.bus, system, control, requests, self.counters, admins=self)
         self._running = Running(system, control, jobs)
-        execution = system.execution
-        await execution.relayer.start()
-        report = await execution.engine.start()  # forces disarmed, rebuilds positions, reconciles orders
-        log.info("engine reconciled %d order(s) at start: %s", report.checked, report.changed or "no change")
-        if system.user_markets is not None:  # the engine knows its orders and positions now
-            system.user_markets.refresh()
-        if isinstance(execution.relayer, TradeResync) and self.mode is Mode.LIVE:
-            # the user channel does not replay: fills made while we were down come from REST, and are
-            # applied now that the engine knows its orders (the engine ignores fills it already has)
-            await execution.relayer.resync()
-        if system.balances is not None:
-            await system.balances.refresh()
-            if (funds := system.balances.funds).collateral is None:
-                log.warning("venue balance could not be read at start (%s): buys refused until it is", funds.last_error)
-            self.bus.subscribe(FillEvent, system.balances.on_fill)
+        await start_trading(system, self.bus, self.mode)
         bind_metrics(system, self.bus, self.counters)
         if system.link is not None:
             self.supervisor.start("feed", partial(system.link.run, self._stop_event))
