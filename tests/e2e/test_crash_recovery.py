@@ -309,7 +309,7 @@ async def _scenario(mode: str, tmp: Path) -> Observed:
             str(r[0]) for r in await query(db_url, "SELECT message FROM alerts WHERE kind = 'reset_on_start'")
         ]
         obs.reset_alerts_after_restart = [
-            c.text for c in telegram.calls[mark_tg:] if c.method == "sendMessage" and "reset_on_start" in c.text
+            c.text for c in telegram.calls[mark_tg:] if c.method == "sendMessage" and "Started disarmed" in c.text
         ]
         obs.survivors = [pid for life in (first, second) if life.proc for pid in group_members(life.proc.pid)]
         ours = {k.api_key for k in clob.api_keys.values()}
