@@ -444,15 +444,6 @@ TELEGRAM_CASES = [
     "/redeem no-such-market",
     "/redeem a b",
     "/balance x",
-    "/kill now",
-    "/nosuchcommand",
-    "hello",
-]
-
-
-def _plain(text: str) -> str:
-    text = html.unescape(re.sub(r"<[^>]+>", "", text))
-    return " / ".join(ln.strip() for ln in text.splitlines() if ln.strip())[:220]
     "/strategy dutch",
     "/strategy martingale on",
     "/strategy dutch sideways",
@@ -470,6 +461,15 @@ def _plain(text: str) -> str:
     "/chart no-such-market",
     "/chart pnl 9d",
     "/chart demo-btc-above-150k-2026 extra",
+    "/kill now",
+    "/nosuchcommand",
+    "hello",
+]
+
+
+def _plain(text: str) -> str:
+    text = html.unescape(re.sub(r"<[^>]+>", "", text))
+    return " / ".join(ln.strip() for ln in text.splitlines() if ln.strip())[:220]
 
 
 async def run_telegram() -> list[Result]:
