@@ -167,47 +167,55 @@ def main(argv: list[str] | None = None) -> int:
         "top_mismatches": len(mismatched),
         "generate_s": round(gen_s, 1),
     }
-    scaling = None
     del processor, pure, frames, snapshots  # the table's rows get the memory and the caches to themselves
     gc.collect()
-    if not args.no_scaling:
-        counts = [int(n) for n in args.scale_assets.split(",") if n.strip()]
-        frames_count = args.scale_frames or args.frames
-        scaling = scaling_table(counts, frames_count, args.levels, args.seed, args.chunks, _asset_ids)
-        correct = correct and all(row["correct"] for row in scaling)
-    report["scaling"] = scaling
-    peer = None if args.no_peer else _peer(args.peer_python, args.peer_runs)
-    report["peer"] = peer
-    correct = correct and (peer is None or "error" in peer or bool(peer["correct"]))
+    correct = _scaling_and_peer(args, report) and correct
     report["correct"] = correct
     if args.json:
         print(json.dumps(report, indent=2))
     else:
-        print(
-            f"stream: {report['frames']} price_change frames, {args.assets} assets, ~{args.levels} levels a side, "
-            f"{report['entries_per_frame']} levels/frame, {report['bytes_per_frame']} B/frame"
-        )
-        print(f"msgspec decode only (floor):      {report['decode_only_fps']:>10,} frames/s")
-        print(f"msgspec decode, untyped:          {report['decode_only_untyped_fps']:>10,} frames/s")
-        print(
-            f"decode + validate + apply:        {report['decode_validate_apply_fps']:>10,} frames/s "
-            f"({report['levels_applied_per_s']:,} levels/s)"
-        )
-        print(f"ratio to floor:                   {report['ratio_to_floor']:>10}x   (target: >= 300,000 frames/s)")
-        print(f"  feed path: {report['feed_path']}")
-        print(
-            f"pure-Python path alone:           {report['pure_python_fps']:>10,} frames/s "
-            f"({report['pure_python_ratio_to_floor']}x; the same source, not compiled)"
-        )
-        print(
-            f"medians: decode {report['median_decode_fps']:,}  full {report['median_full_fps']:,}; "
-            f"correct={correct} (rejected={report['rejected']}, faults={report['faults']}, "
-            f"books not ok={report['books_not_ok']}, top mismatches={report['top_mismatches']})"
-        )
-        if scaling is not None:
-            print_table(scaling)
-        _print_peer(peer)
+        _print_report(report, args.assets, args.levels)
     return 0 if correct else 1
+
+
+def _scaling_and_peer(args: argparse.Namespace, report: dict[str, Any]) -> bool:
+    """The asset-count table and the peer comparison, into ``report``; were they correct?"""
+    scaling = None
+    if not args.no_scaling:
+        counts = [int(n) for n in args.scale_assets.split(",")]
+        frames = args.scale_frames or args.frames
+        scaling = scaling_table(counts, frames, args.levels, args.seed, args.chunks, _asset_ids)
+    report["scaling"] = scaling
+    peer = None if args.no_peer else _peer(args.peer_python, args.peer_runs)
+    report["peer"] = peer
+    return all(row["correct"] for row in scaling or []) and (peer is None or "error" in peer or bool(peer["correct"]))
+
+
+def _print_report(report: dict[str, Any], assets: int, levels: int) -> None:
+    print(
+        f"stream: {report['frames']} price_change frames, {assets} assets, ~{levels} levels a side, "
+        f"{report['entries_per_frame']} levels/frame, {report['bytes_per_frame']} B/frame"
+    )
+    print(f"msgspec decode only (floor):      {report['decode_only_fps']:>10,} frames/s")
+    print(f"msgspec decode, untyped:          {report['decode_only_untyped_fps']:>10,} frames/s")
+    print(
+        f"decode + validate + apply:        {report['decode_validate_apply_fps']:>10,} frames/s "
+        f"({report['levels_applied_per_s']:,} levels/s)"
+    )
+    print(f"ratio to floor:                   {report['ratio_to_floor']:>10}x   (target: >= 300,000 frames/s)")
+    print(f"  feed path: {report['feed_path']}")
+    print(
+        f"pure-Python path alone:           {report['pure_python_fps']:>10,} frames/s "
+        f"({report['pure_python_ratio_to_floor']}x; the same source, not compiled)"
+    )
+    print(
+        f"medians: decode {report['median_decode_fps']:,}  full {report['median_full_fps']:,}; "
+        f"correct={report['correct']} (rejected={report['rejected']}, faults={report['faults']}, "
+        f"books not ok={report['books_not_ok']}, top mismatches={report['top_mismatches']})"
+    )
+    if report["scaling"] is not None:
+        print_table(report["scaling"])
+    _print_peer(report["peer"])
 
 
 def _peer(python: Path, runs: int) -> dict[str, Any] | None:
