@@ -16,10 +16,11 @@ Every attempt (sent, replaced, refused, settled, reconciled) is also an exec_aud
 
 from __future__ import annotations
 
+import abc
 import enum
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any, TypedDict
 
 from core.chain.types import ChainCall
 
@@ -89,10 +90,20 @@ class ChainAudit:
         return f"{self.purpose}:{self.ref}"[:100]
 
 
-class TxJournal(Protocol):
+class ReceiptFields(TypedDict, total=False):
+    """What a :meth:`TxJournal.mark` changes besides the status: only the fields it was given."""
+
+    error: str
+    gas_used: int
+    block_number: int
+
+
+class TxJournal(abc.ABC):
+    """Where signed transactions are journaled: :class:`MemoryTxJournal`, or the SQL journal."""
+
+    @abc.abstractmethod
     async def record_signed(self, entry: JournalEntry, audit: ChainAudit) -> None:
         """Persist a signed transaction (and its audit row) before it is broadcast; raise if not."""
-        ...
 
     async def mark(
         self,
@@ -104,16 +115,32 @@ class TxJournal(Protocol):
         block_number: int | None = None,
         audit: ChainAudit | None = None,
     ) -> None:
-        """Move one transaction to ``status`` (with what the receipt said), and audit it."""
-        ...
+        """Move one transaction to ``status`` (with what the receipt said), and audit it.
 
+        A field not given keeps what the journal holds: a later mark (say, reconcile's) must not
+        erase the error or the receipt an earlier one wrote."""
+        fields = ReceiptFields()
+        if error is not None:
+            fields["error"] = error
+        if gas_used is not None:
+            fields["gas_used"] = gas_used
+        if block_number is not None:
+            fields["block_number"] = block_number
+        await self._write_mark(tx_hash, status, fields, audit)
+
+    @abc.abstractmethod
+    async def _write_mark(
+        self, tx_hash: str, status: JournalStatus, fields: ReceiptFields, audit: ChainAudit | None
+    ) -> None:
+        """Store one :meth:`mark`: the status, the ``fields`` given, the audit row (if any) with it."""
+
+    @abc.abstractmethod
     async def pending(self) -> list[JournalEntry]:
         """Every transaction not final (signed, sent, stuck), oldest first."""
-        ...
 
+    @abc.abstractmethod
     async def audit(self, rec: ChainAudit) -> None:
         """An attempt that journals no transaction (a refusal, a dry run, a reconcile note)."""
-        ...
 
 
 def json_value(value: object) -> object:
@@ -134,7 +161,7 @@ def json_args(call: ChainCall) -> list[Any]:
 
 
 @dataclass(slots=True)
-class MemoryTxJournal:
+class MemoryTxJournal(TxJournal):
     """The journal in memory: unit tests, and a dry run's audit trail."""
 
     entries: dict[str, JournalEntry] = field(default_factory=dict)
@@ -150,24 +177,10 @@ class MemoryTxJournal:
         self.entries[entry.tx_hash] = entry
         self.audits.append(audit)
 
-    async def mark(
-        self,
-        tx_hash: str,
-        status: JournalStatus,
-        *,
-        error: str | None = None,
-        gas_used: int | None = None,
-        block_number: int | None = None,
-        audit: ChainAudit | None = None,
+    async def _write_mark(
+        self, tx_hash: str, status: JournalStatus, fields: ReceiptFields, audit: ChainAudit | None
     ) -> None:
-        old = self.entries[tx_hash]
-        self.entries[tx_hash] = replace(
-            old,
-            status=status,
-            error=error if error is not None else old.error,
-            gas_used=gas_used if gas_used is not None else old.gas_used,
-            block_number=block_number if block_number is not None else old.block_number,
-        )
+        self.entries[tx_hash] = replace(self.entries[tx_hash], status=status, **fields)
         if audit is not None:
             self.audits.append(audit)
 

@@ -25,14 +25,13 @@ from aiolimiter import AsyncLimiter
 
 from core.defaults import DEFAULT_GAMMA_URL, GAMMA_MAX_LIMIT, GAMMA_MAX_OFFSET
 from core.markets.errors import GammaError
+from core.markets.http_get import Failure, RetriedGets, hinted_wait
 from core.markets.wire import KeysetBody, split_items, split_keyset
-from core.retry import Backoff, Outcome, Retry, RetryAfter, Sleep, retry_after_seconds, retry_call, upward_jitter
+from core.retry import Backoff, Retry, RetryAfter, Sleep, upward_jitter
 
 log = logging.getLogger(__name__)
 
 
-_RETRYABLE_STATUS: Final = frozenset({408, 425, 429, 500, 502, 503, 504})
-_RETRY_AFTER_STATUS: Final = frozenset({429, 503})
 _JITTER: Final = upward_jitter(0.1)
 MARKETS_PER_WINDOW: Final = 300
 """Gamma's published rate limit for ``/markets``: 300 requests per 10 s window."""
@@ -81,25 +80,7 @@ class ClientStats:
     """The most recent waits before a retry, in seconds."""
 
 
-@dataclass(frozen=True, slots=True)
-class _Failure:
-    """An attempt that may succeed if repeated: what went wrong, and the server's wait hint."""
-
-    text: str
-    status: int | None = None
-    retry_after_s: float | None = None
-
-
-def _failure_of(outcome: Outcome[bytes | _Failure]) -> _Failure | None:
-    return outcome.result if isinstance(outcome.result, _Failure) else None
-
-
-def _hinted_wait(outcome: Outcome[bytes | _Failure]) -> float | None:
-    failure = _failure_of(outcome)
-    return failure.retry_after_s if failure is not None else None
-
-
-class GammaClient:
+class GammaClient(RetriedGets):
     """Async Gamma reader with bounded retries (on :func:`core.retry.retry_call`).
 
     Retried: timeouts, connection errors, 408/425/429/5xx (``Retry-After`` honoured on 429/503,
@@ -108,6 +89,11 @@ class GammaClient:
     retries a :class:`GammaError` names the URL and the last status or error. ``rng`` and
     ``sleep`` are the jitter's randomness and the waits' clock (tests pass their own).
     """
+
+    _LOG = log
+    _LOG_PREFIX = "gamma"
+    stats: ClientStats
+    _ERROR = GammaError
 
     def __init__(
         self,
@@ -129,7 +115,7 @@ class GammaClient:
         self.timeout_s = timeout_s
         self.max_retries = max_retries
         self.backoff = Backoff(min(backoff_s, max_backoff_s), max_backoff_s, 2.0, _JITTER)
-        self.retry_after: RetryAfter[bytes | _Failure] = RetryAfter(_hinted_wait, cap_s=max_retry_after_s)
+        self.retry_after: RetryAfter[bytes | Failure] = RetryAfter(hinted_wait, cap_s=max_retry_after_s)
         self.stats = ClientStats()
         self.limiter = limiter if limiter is not None else gamma_limiter()
         self._rng = rng
@@ -150,69 +136,16 @@ class GammaClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def _attempt(self, url: str, query: Mapping[str, str | int | Sequence[str]], shown: str) -> bytes | _Failure:
-        """One GET: the body of a 2xx, a :class:`_Failure` worth retrying, or a final GammaError."""
-        async with self.limiter:
-            self.stats.requests += 1
-            try:
-                resp = await self._http.get(url, params=query)
-            except httpx.TimeoutException:
-                self.stats.failures["timeout"] += 1
-                return _Failure(f"timed out after {self.timeout_s:g}s")
-            except httpx.TransportError as exc:
-                self.stats.failures["network"] += 1
-                return _Failure(f"{type(exc).__name__}: {exc}".rstrip(": "))
-        status = resp.status_code
-        if 200 <= status < 300:
-            return resp.content
-        body = resp.text[:200].strip()
-        failure = f"HTTP {status}" + (f" {body}" if body else "")
-        self.stats.failures[str(status)] += 1
-        if status not in _RETRYABLE_STATUS:
-            raise GammaError(f"GET {shown} failed: {failure}", url=shown, status=status)
-        hint = retry_after_seconds(resp.headers.get("Retry-After")) if status in _RETRY_AFTER_STATUS else None
-        return _Failure(failure, status, hint)
-
-    def _on_retry(self, shown: str, event: Retry[bytes | _Failure]) -> None:
-        failure = _failure_of(event.outcome)
-        self.stats.retries += 1
+    def _on_retry(self, shown: str, event: Retry[bytes | Failure]) -> None:
         self.stats.delays.append(event.delay_s)
-        log.info(
-            "gamma: GET %s -> %s; retry %d/%d in %.2fs",
-            shown,
-            failure.text if failure is not None else event.outcome.error,
-            event.attempt,
-            self.max_retries,
-            event.delay_s,
-        )
+        super()._on_retry(shown, event)
 
     async def get_body(self, path: str, params: Params | None = None) -> bytes:
         """GET ``base_url + path`` and return the body of its 2xx answer, retrying transient failures."""
         url = f"{self.base_url}/{path.lstrip('/')}"
         query = {k: v for k, v in (params or {}).items() if v is not None}
         shown = str(httpx.URL(url, params=query))
-        attempts = 0
-
-        async def attempt() -> bytes | _Failure:
-            nonlocal attempts
-            attempts += 1
-            return await self._attempt(url, query, shown)
-
-        outcome = await retry_call(
-            attempt,
-            backoff=self.backoff,
-            max_retries=self.max_retries,
-            retry_result=lambda r: isinstance(r, _Failure),
-            retry_after=self.retry_after,
-            on_retry=lambda event: self._on_retry(shown, event),
-            rng=self._rng,
-            sleep=self._sleep,
-        )
-        if isinstance(outcome, _Failure):
-            raise GammaError(
-                f"GET {shown} failed after {attempts} attempts: last {outcome.text}", url=shown, status=outcome.status
-            )
-        return outcome
+        return await self._get(url, query, shown=shown, named=shown)
 
     async def get_items(self, path: str, params: Params | None = None, *, what: str = "items") -> list[msgspec.Raw]:
         """GET a JSON list: one undecoded JSON text per item."""

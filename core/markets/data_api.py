@@ -30,15 +30,14 @@ from aiolimiter import AsyncLimiter
 
 from core.defaults import DEFAULT_DATA_API_URL
 from core.errors import PolybotError
-from core.retry import Backoff, Outcome, Retry, RetryAfter, Sleep, retry_after_seconds, retry_call, upward_jitter
+from core.markets.http_get import Failure, RetriedGets, hinted_wait
+from core.retry import Backoff, RetryAfter, Sleep, upward_jitter
 
 log = logging.getLogger(__name__)
 
 POSITIONS_PER_10S: Final = 150
 PAGE_SIZE: Final = 500  # the Data API's largest ``limit`` for /positions
 MAX_OFFSET: Final = 10_000  # past it the API refuses the offset: a list that long is read no further
-_RETRYABLE_STATUS: Final = frozenset({408, 425, 429, 500, 502, 503, 504})
-_RETRY_AFTER_STATUS: Final = frozenset({429, 503})
 
 
 class DataApiError(PolybotError):
@@ -99,19 +98,13 @@ class DataApiStats:
     failures: Counter[str] = field(default_factory=Counter)  # by status or "timeout" / "network"
 
 
-@dataclass(frozen=True, slots=True)
-class _Failure:
-    text: str
-    status: int | None = None
-    retry_after_s: float | None = None
-
-
-def _hinted_wait(outcome: Outcome[bytes | _Failure]) -> float | None:
-    return outcome.result.retry_after_s if isinstance(outcome.result, _Failure) else None
-
-
-class DataApiClient:
+class DataApiClient(RetriedGets):
     """Async reader of ``/positions`` (rate-limited, retried; see the module docstring)."""
+
+    _LOG = log
+    _LOG_PREFIX = "data api"
+    stats: DataApiStats
+    _ERROR = DataApiError
 
     def __init__(
         self,
@@ -136,8 +129,8 @@ class DataApiClient:
         self.page_size = page_size
         self.limiter = limiter or AsyncLimiter(POSITIONS_PER_10S, 10)
         self.stats = DataApiStats()
-        self._backoff = Backoff(min(backoff_s, max_backoff_s), max_backoff_s, 2.0, upward_jitter(0.1))
-        self._retry_after: RetryAfter[bytes | _Failure] = RetryAfter(_hinted_wait, cap_s=max_retry_after_s)
+        self.backoff = Backoff(min(backoff_s, max_backoff_s), max_backoff_s, 2.0, upward_jitter(0.1))
+        self.retry_after: RetryAfter[bytes | Failure] = RetryAfter(hinted_wait, cap_s=max_retry_after_s)
         self._rng = rng
         self._sleep = sleep
         self._http = httpx.AsyncClient(
@@ -166,64 +159,10 @@ class DataApiClient:
     async def _page(self, query: dict[str, str]) -> list[VenuePosition]:
         url = f"{self.base_url}/positions"
         shown = str(httpx.URL(url, params=query))
-
-        async def attempt() -> bytes | _Failure:  # tenacity awaits a coroutine function, not a lambda
-            return await self._attempt(url, query)
-
-        outcome = await retry_call(
-            attempt,
-            backoff=self._backoff,
-            max_retries=self.max_retries,
-            retry_result=lambda r: isinstance(r, _Failure),
-            retry_after=self._retry_after,
-            on_retry=lambda event: self._on_retry(shown, event),
-            rng=self._rng,
-            sleep=self._sleep,
-        )
-        if isinstance(outcome, _Failure):
-            raise DataApiError(
-                f"GET {shown} failed after {self.max_retries + 1} attempts: last {outcome.text}",
-                url=shown,
-                status=outcome.status,
-            )
+        body = await self._get(url, query, shown=shown, named=url)
         try:
-            return parse_positions(outcome)
+            return parse_positions(body)
         except ValueError as exc:
             self.stats.malformed += 1
             log.error("data api: GET %s answered HTTP 200 with a malformed body: %s", shown, exc)
             raise DataApiError(f"GET {shown}: malformed answer: {exc}", url=shown, status=200) from None
-
-    async def _attempt(self, url: str, query: dict[str, str]) -> bytes | _Failure:
-        async with self.limiter:
-            self.stats.requests += 1
-            try:
-                resp = await self._http.get(url, params=query)
-            except httpx.TimeoutException:
-                self.stats.failures["timeout"] += 1
-                return _Failure(f"timed out after {self.timeout_s:g}s")
-            except httpx.TransportError as exc:
-                self.stats.failures["network"] += 1
-                return _Failure(f"{type(exc).__name__}: {exc}".rstrip(": "))
-        status = resp.status_code
-        if 200 <= status < 300:
-            return resp.content
-        body = resp.text[:200].strip()
-        text = f"HTTP {status}" + (f" {body}" if body else "")
-        self.stats.failures[str(status)] += 1
-        if status not in _RETRYABLE_STATUS:
-            raise DataApiError(f"GET {url} failed: {text}", url=url, status=status)
-        hint = retry_after_seconds(resp.headers.get("Retry-After")) if status in _RETRY_AFTER_STATUS else None
-        return _Failure(text, status, hint)
-
-    def _on_retry(self, shown: str, event: Retry[bytes | _Failure]) -> None:
-        self.stats.retries += 1
-        failure = event.outcome.result
-        reason = failure.text if isinstance(failure, _Failure) else event.outcome.error
-        log.info(
-            "data api: GET %s -> %s; retry %d/%d in %.2fs",
-            shown,
-            reason,
-            event.attempt,
-            self.max_retries,
-            event.delay_s,
-        )

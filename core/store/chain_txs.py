@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from core.chain.journal import OPEN_STATUSES, ChainAudit, JournalEntry, JournalStatus
+from core.chain.journal import OPEN_STATUSES, ChainAudit, JournalEntry, JournalStatus, ReceiptFields, TxJournal
 from core.store import models as m
 from core.store.columns import utcnow
 
@@ -56,7 +56,7 @@ def _entry(row: m.ChainTx) -> JournalEntry:
     )
 
 
-class SqlTxJournal:
+class SqlTxJournal(TxJournal):
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
 
@@ -85,23 +85,10 @@ class SqlTxJournal:
             s.add(row)
             s.add(audit_row(audit))
 
-    async def mark(
-        self,
-        tx_hash: str,
-        status: JournalStatus,
-        *,
-        error: str | None = None,
-        gas_used: int | None = None,
-        block_number: int | None = None,
-        audit: ChainAudit | None = None,
+    async def _write_mark(
+        self, tx_hash: str, status: JournalStatus, fields: ReceiptFields, audit: ChainAudit | None
     ) -> None:
-        values: dict[str, object] = {"status": status.value, "updated": utcnow()}
-        if error is not None:
-            values["error"] = error
-        if gas_used is not None:
-            values["gas_used"] = gas_used
-        if block_number is not None:
-            values["block_number"] = block_number
+        values: dict[str, object] = {"status": status.value, "updated": utcnow(), **fields}
         async with self._sessions() as s, s.begin():
             await s.execute(update(m.ChainTx).where(m.ChainTx.tx_hash == tx_hash).values(**values))
             if audit is not None:
