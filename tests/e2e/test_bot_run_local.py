@@ -113,7 +113,7 @@ def test_json_lists_every_bot_api_call(db_with_markets: str, capsys: pytest.Capt
     menus = [c for c in doc["startup_calls"] if c["method"] in ("deleteMyCommands", "setMyCommands")]
     assert [c["scope"].get("chat_id") for c in menus] == [None, 1001, 1002, 1003]  # each user's own menu
     started = next(c for c in doc["startup_calls"] if c["method"] == "sendMessage")
-    assert started["text"].startswith("ℹ️ <b>service</b>: Polybot started in paper mode")
+    assert started["text"].startswith("ℹ️ <b>Polybot</b>\nPolybot started in paper mode")
     # calls after the last update (the service's stop notice, when the notifier lets it through)
     assert all(c["method"] == "sendMessage" and c["chat_id"] == 1001 for c in doc["shutdown_calls"])
 
