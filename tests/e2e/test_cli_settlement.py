@@ -11,8 +11,8 @@ from pathlib import Path
 
 from polybot.cli.main import main
 from tests.conftest import REPO_ROOT
-from tests.e2e.test_run_service import START_TIMEOUT_S, Doubles, doubles, write_config
-from tests.procs import Lines, console_script, spawn, stop_group
+from tests.e2e.test_run_service import START_TIMEOUT_S, Doubles, doubles, start_service, write_config
+from tests.procs import console_script, stop_group
 
 __all__ = ["doubles"]  # the fixture, used by name below
 BINARY = "demo-btc-above-150k-2026"
@@ -31,16 +31,7 @@ def test_balance_and_merge_through_the_running_service(doubles: Doubles, tmp_pat
     config = tmp_path / "service.toml"
     write_config(config, doubles, db_path)
     env = {k: v for k, v in os.environ.items() if not k.startswith("POLYBOT_")}
-    proc = spawn(
-        [console_script("polybot"), "run-service", "--config", str(config)],
-        cwd=REPO_ROOT,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    lines = Lines(proc, proc.stderr)
+    proc, lines = start_service(config, env)
     try:
         lines.wait_for("polybot: running in paper mode, DISARMED", START_TIMEOUT_S)
         balance = cli("balance", "--db-url", db_url, "--json", env=env)

@@ -104,6 +104,21 @@ level = "INFO"
     )
 
 
+def start_service(config: Path, env: dict[str, str]) -> tuple[subprocess.Popen[str], Lines]:
+    """``polybot run-service`` from the venv's console script, leading its own process group (nothing
+    outlives the test), and its stderr read line by line."""
+    proc = spawn(
+        [console_script("polybot"), "run-service", "--config", str(config)],
+        cwd=REPO_ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    return proc, Lines(proc, proc.stderr)
+
+
 def _snapshots_stored(db_path: Path) -> int:
     """Book snapshots in the service's database so far (0 while it is busy or not created)."""
     try:
@@ -120,17 +135,7 @@ def test_run_service_stops_cleanly_on_sigterm(doubles: Doubles, tmp_path: Path) 
     write_config(config, doubles, db_path)
     env = {k: v for k, v in os.environ.items() if not k.startswith("POLYBOT_")}
     env["PYTHONWARNINGS"] = "default"  # RuntimeWarning "coroutine ... was never awaited" must show
-    # the venv's console script itself, leading its own process group: nothing outlives the test
-    proc = spawn(
-        [console_script("polybot"), "run-service", "--config", str(config)],
-        cwd=REPO_ROOT,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    stderr_lines = Lines(proc, proc.stderr)
+    proc, stderr_lines = start_service(config, env)
     try:
         stderr_lines.wait_for("polybot: running in paper mode, DISARMED", START_TIMEOUT_S)
         # the feed reached the service and its books reached the database: it is really running
