@@ -1,0 +1,30 @@
+"""The market-data bus: feed workers publish normalized book events on NATS JetStream, traders read them.
+
+Schema (:mod:`core.bus.messages`, MessagePack via msgspec; :func:`~core.bus.messages.encode` /
+:func:`~core.bus.messages.decode`, the kind is the ``k`` tag):
+
+=========  ====================================================================================
+kind       fields besides ``condition``, ``asset``, ``epoch``, ``seq``, ``ts_ms``, ``recv_ns``, ``pub_ns``
+=========  ====================================================================================
+snapshot   ``bids``/``asks`` best first as (price_units, size_units); ``tick_size`` (str);
+           ``status`` (the worker's book status after it); ``hash``; ``source`` (ws/rest/request)
+delta      ``levels``: [side, price, size, best_bid, best_ask] of each accepted entry, venue strings
+trade      ``side``, ``price_units``, ``size_units``, ``fee_rate_bps``, ``transaction_hash``
+best       ``best_bid_units``, ``best_ask_units`` (None: that side empty)
+tick       ``old_tick``, ``new_tick`` (str): the book waits for a fresh snapshot
+status     ``old``, ``new``, ``reason`` (book status values of :class:`core.types.BookStatus`)
+resolved   ``asset_ids``, ``winning_asset_id``, ``winning_outcome`` (once on each asset of the market)
+=========  ====================================================================================
+
+Units are 10^-6 (:mod:`core.feed.numbers`); nothing is a float. ``seq`` is per asset and per
+``epoch``, 1, 2, 3 ... over every kind (0 before anything was published); ``epoch`` is the
+revision of the shard lease the publishing worker holds, so it grows on every takeover and a reader
+ignores a smaller one. ``recv_ns`` is the worker's receive time, ``pub_ns`` its publish time.
+
+Subjects (:mod:`core.bus.subjects`, prefix ``polybot`` by default): ``polybot.md.<condition>.<asset>.<kind>``
+in the stream (``[bus] stream``, bounded by ``max_age_s`` and ``max_bytes``); snapshot requests
+``polybot.snap.<asset>`` (:class:`~core.bus.messages.SnapshotRequest` ->
+:class:`~core.bus.messages.SnapshotReply`, whose snapshot's ``seq`` is the last published: apply
+the messages after it); heartbeats ``polybot.hb.<shard>``; shard leases under ``feed.<shard>`` in the
+KV bucket ``[bus] lease_bucket`` (:class:`~core.bus.messages.Lease`). Shards: :mod:`core.bus.shard`.
+"""
