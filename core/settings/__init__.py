@@ -49,6 +49,7 @@ from core.settings.fields import (
     SUPPORTED_CHAIN_IDS,
     CrossFieldProblems,
 )
+from core.settings.bus import BusSettings
 from core.settings.load import SECRETS_FILENAME, LoadedSettings, load_settings
 from core.settings.root import ENV_PREFIX, ENV_SEPARATOR, Settings, iter_secret_values
 from core.settings.secret_keys import (
@@ -100,6 +101,7 @@ __all__ = [
     "VENUE_CANCELS_PER_S",
     "VENUE_ORDERS_BURST",
     "VENUE_ORDERS_PER_S",
+    "BusSettings",
     "ClobSettings",
     "CrossFieldProblems",
     "DbSettings",

@@ -8,6 +8,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from core.redact import register_secret, url_password
+from core.settings.bus import BusSettings
 from core.settings.fields import CrossFieldProblems
 from core.settings.sections import (
     ChainSettings,
@@ -58,6 +59,7 @@ class Settings(BaseSettings):
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     db: DbSettings = Field(default_factory=DbSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    bus: BusSettings = Field(default_factory=BusSettings)
 
     @classmethod
     def settings_customise_sources(

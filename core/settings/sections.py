@@ -107,6 +107,9 @@ class FeedSettings(Section):
     quiet_after_s: Seconds = Field(300.0, gt=0, le=DAY_S)
     watch: list[WatchRule] = Field(default_factory=list, max_length=50)
     """Rules that select markets to follow from the stored markets (core.settings.watch)."""
+    source: Literal["ws", "bus"] = "ws"
+    """Where books come from: "ws" the venue's websockets (this process), "bus" the feed workers
+    on NATS ([bus]; ``polybot feed-worker``)."""
 
     @model_validator(mode="after")
     def _consistent(self) -> FeedSettings:
@@ -383,6 +386,8 @@ class MetricsSettings(Section):
     enabled: bool = False
     host: str = Field("127.0.0.1", min_length=1)
     port: Int = Field(9108, ge=0, le=65_535)
+    instance: str = Field("", max_length=128)
+    """This process's identity in polybot_instance_info; empty: ROLE@HOSTNAME:PORT."""
 
 
 class DbSettings(Section):
