@@ -177,7 +177,7 @@ class Service:
 
     async def _start_metrics(self) -> None:
         if (m := self.settings.metrics).enabled:
-            server = await serve_metrics(m.host, m.port)
+            server = await serve_metrics(m.host, m.port, role="service", instance=m.instance)
             self._resources.push_async_callback(server.aclose)
             log.info("metrics on http://%s:%s/metrics", m.host, server.port)
 

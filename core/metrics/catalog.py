@@ -21,6 +21,7 @@ Kind = Literal["counter", "gauge", "histogram"]
 # dashboard rows / summary sections, in display order
 SECTIONS: tuple[tuple[str, str], ...] = (
     ("feed", "Feed health"),
+    ("bus", "Market-data bus"),
     ("books", "Book integrity"),
     ("storage", "Storage"),
     ("strategies", "Strategies"),
@@ -50,6 +51,25 @@ APPLY_BUCKETS: tuple[float, ...] = (
 )
 COMMIT_BUCKETS: tuple[float, ...] = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 BATCH_BUCKETS: tuple[float, ...] = (1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 20000, 50000)
+# a hop through NATS on one host is well under a millisecond; across hosts, a few
+BUS_BUCKETS: tuple[float, ...] = (
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
 RELAYER_BUCKETS: tuple[float, ...] = (
     0.0005,
     0.001,
@@ -149,6 +169,64 @@ CATALOG: tuple[MetricSpec, ...] = (
         "Times a dead or re-established connection put its books back to awaiting_snapshot.",
         "feed",
     ),
+    # ---- market-data bus (issue 20): feed workers publish into JetStream, traders and recorders
+    # consume; the stream and consumer gauges are read from JetStream by whichever process owns them
+    _c(
+        "polybot_bus_published_total",
+        "Events a feed worker published into the JetStream stream (acknowledged), by kind.",
+        "bus",
+        "kind",
+    ),
+    _c("polybot_bus_published_bytes_total", "Encoded bytes of the events a feed worker published.", "bus"),
+    _c("polybot_bus_publish_errors_total", "Publishes that failed or were not acknowledged by JetStream.", "bus"),
+    _h(
+        "polybot_bus_worker_lag_seconds",
+        "Feed worker lag: from a frame's receive time at the worker until JetStream acknowledged its event.",
+        "bus",
+        BUS_BUCKETS,
+    ),
+    _g(
+        "polybot_bus_shard_active",
+        "1 while this feed worker holds the lease of the shard, 0 on standby.",
+        "bus",
+        "shard",
+    ),
+    _c("polybot_bus_snapshots_served_total", "Fresh snapshots a feed worker sent on request (after a gap).", "bus"),
+    _c("polybot_bus_received_total", "Events a bus consumer (trader or recorder) received, by kind.", "bus", "kind"),
+    _h(
+        "polybot_bus_receive_lag_seconds",
+        "From a frame's receive time at the feed worker until a consumer received its event.",
+        "bus",
+        BUS_BUCKETS,
+    ),
+    _c(
+        "polybot_bus_sequence_gaps_total",
+        "Per-asset sequence gaps a consumer saw (an event missing between two it received).",
+        "bus",
+    ),
+    _c("polybot_bus_resnapshots_total", "Fresh snapshots a trader asked the owning worker for after a gap.", "bus"),
+    _g("polybot_bus_stream_bytes", "Bytes the JetStream stream holds (bounded by its max_bytes).", "bus", "stream"),
+    _g("polybot_bus_stream_messages", "Messages the JetStream stream holds.", "bus", "stream"),
+    _g(
+        "polybot_bus_consumer_pending",
+        "Messages in the stream a durable consumer has not delivered yet (its backlog).",
+        "bus",
+        "consumer",
+    ),
+    _g(
+        "polybot_bus_consumer_ack_pending",
+        "Messages a durable consumer delivered that are not acknowledged yet.",
+        "bus",
+        "consumer",
+    ),
+    _c(
+        "polybot_recorder_events_total",
+        "Bus events the recorder handled, by outcome: stored (committed, then acknowledged), "
+        "duplicate (already stored: a redelivery), invalid (undecodable, dropped).",
+        "bus",
+        "outcome",
+    ),
+    _c("polybot_recorder_redelivered_total", "Bus events the recorder received more than once (redeliveries).", "bus"),
     # ---- book integrity
     _c(
         "polybot_feed_input_errors_total",
@@ -311,6 +389,13 @@ CATALOG: tuple[MetricSpec, ...] = (
     ),
     _c("polybot_alerts_total", "Alerts raised, by kind and severity.", "bot", "kind", "severity"),
     _g("polybot_alerts_active", "Alerts raised and not yet cleared, by kind.", "bot", "kind"),
+    _g(
+        "polybot_instance_info",
+        "Always 1: who this process is (role: service, feed-worker, recorder; identity: metrics.instance).",
+        "bot",
+        "role",
+        "identity",
+    ),
     _c("polybot_events_published_total", "Events published on the internal event bus.", "bot"),
     _c("polybot_event_handler_errors_total", "Event bus handlers that raised (counted, not fatal).", "bot"),
     _c(

@@ -39,7 +39,9 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
 from core.metrics import readers
+from core.metrics.bus_stats import BusStats, read_bus_stats
 from core.metrics.families import Families
+from core.metrics.instance import identity_label, instance_identity
 from core.metrics.labels import BoundedLabels, label_value
 from core.metrics.sources import (
     BusSource,
@@ -56,7 +58,7 @@ from core.metrics.taps import AuditTap, BusTap, FeedTap, RelayerTap, WriterTap
 
 log = logging.getLogger(__name__)
 
-COMPONENTS = ("processor", "feed", "pipeline", "writer", "strategies", "engine", "risk", "bus")
+COMPONENTS = ("processor", "feed", "pipeline", "writer", "strategies", "engine", "risk", "bus", "market_bus")
 S = TypeVar("S")
 
 
@@ -69,6 +71,7 @@ class _Bound:
     engine: EngineSource | None = None
     risk: RiskSource | None = None
     bus: BusSource | None = None
+    market_bus: BusStats | None = None
     opportunities: Mapping[str, OpportunityCounters] = field(default_factory=dict)
     runners: Callable[[], Iterable[object]] | None = None
 
@@ -101,6 +104,7 @@ class Metrics:
         self._loop_thread: int | None = None
         self._last: list[Metric] | None = None
         self._timeouts = 0
+        self._instance: tuple[str, str] | None = None  # (role, identity): polybot_instance_info
         self._collect_errors: dict[str, int] = dict.fromkeys(COMPONENTS, 0)
         self._error_logged: dict[str, float] = {}
         self.registry.register(_Collector(self))
@@ -121,12 +125,14 @@ class Metrics:
         engine: EngineSource | None = None,
         risk: RiskSource | None = None,
         bus: BusSource | None = None,
+        market_bus: BusStats | None = None,
         opportunities: Mapping[str, OpportunityCounters] | None = None,
         runners: Iterable[object] | Callable[[], Iterable[object]] | None = None,
     ) -> None:
         """Attach live components; a component given as None is left as it was (see :meth:`unbind`).
 
         ``opportunities``: strategy name -> what its opportunities became, read when scraped.
+        ``market_bus``: the process's market-data bus figures (feed worker, bus trader, recorder).
         ``runners``: strategy runners (or a callable returning them) whose ``stats`` are read;
         new runners are picked up at each scrape (see :meth:`register_runner`).
         Call from the event loop that owns the components: scrapes are answered on it.
@@ -152,6 +158,8 @@ class Metrics:
             b.bus = bus
             self._bus_unsubscribe = bus.subscribe(None, self._bus_tap)
             self._seen.add("bus")
+        if market_bus is not None:
+            b.market_bus = market_bus
         if opportunities is not None:
             b.opportunities = dict(opportunities)
         if runners is not None:
@@ -223,6 +231,11 @@ class Metrics:
             return
         self._loop = loop
         self._loop_thread = threading.get_ident()
+
+    def set_instance(self, role: str, identity: str) -> None:
+        """Who this process is, exported as ``polybot_instance_info{role, identity} 1``
+        (see :func:`core.metrics.instance.instance_identity`)."""
+        self._instance = (label_value(role, 32), identity_label(identity))
 
     # ---- pushed values -----------------------------------------------------------------------
 
@@ -303,6 +316,8 @@ class Metrics:
         for key, n in sorted(commands.items()):
             fams.add("polybot_commands_total", key, n)
         fams.add("polybot_metrics_collect_timeouts_total", (), timeouts)
+        if self._instance is not None:
+            fams.add("polybot_instance_info", self._instance, 1)
         for component, n in sorted(errors.items()):
             fams.add("polybot_metrics_collect_errors_total", (component,), n)
         result = list(fams)
@@ -339,6 +354,9 @@ class Metrics:
         if b.risk is not None:
             risk = b.risk
             parts.append(("risk", lambda: readers.read_risk(f, risk)))
+        if b.market_bus is not None:
+            market_bus = b.market_bus
+            parts.append(("market_bus", lambda: read_bus_stats(f, market_bus)))
         if "bus" in seen:
             parts.append(("bus", lambda: readers.read_bus_tap(f, self._bus_tap)))
             if b.bus is not None:
@@ -422,7 +440,14 @@ def record_command(front_end: str, command: str, result: str) -> None:
     METRICS.record_command(front_end, command, result)
 
 
-async def serve_metrics(host: str, port: int, metrics: Metrics | None = None) -> MetricsServer:
+async def serve_metrics(
+    host: str, port: int, metrics: Metrics | None = None, *, role: str | None = None, instance: str = ""
+) -> MetricsServer:
     """Serve ``metrics`` (default :data:`METRICS`) on ``host:port`` from the running loop's process;
-    scrapes are answered with snapshots built on this loop. ``port`` 0 picks a free port."""
-    return (metrics or METRICS).serve(host, port)
+    scrapes are answered with snapshots built on this loop. ``port`` 0 picks a free port.
+    With ``role``, the process says who it is (``instance``, or ``ROLE@HOSTNAME:PORT``)."""
+    m = metrics or METRICS
+    server = m.serve(host, port)
+    if role is not None:
+        m.set_instance(role, instance_identity(instance, role, server.port))
+    return server

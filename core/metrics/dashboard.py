@@ -43,6 +43,15 @@ def quantile(q: float, name: str, *by: str) -> str:
     return f"histogram_quantile({q}, sum by ({group}) ({rate(name + '_bucket')}))"
 
 
+INFO = f"max by (instance, identity) ({sel('polybot_instance_info')})"
+
+
+def per_instance(expr: str) -> str:
+    """``expr`` (aggregated ``by (instance)``) labelled with each process's identity (its
+    ``polybot_instance_info``): legends read ``{{identity}}``."""
+    return f"({expr}) * on (instance) group_left (identity) {INFO}"
+
+
 @dataclass
 class Q:
     expr: str
@@ -168,6 +177,145 @@ ROWS: list[tuple[str, list[P]]] = [
                     Q(f"sum by (stage) ({increase('polybot_latency_samples_skipped_total')})", "skipped {{stage}}"),
                 ],
                 width=16,
+            ),
+        ],
+    ),
+    (
+        "Market-data bus",
+        [
+            P(
+                "Processes by role",
+                [Q(f"count by (role) ({sel('polybot_instance_info')})", "{{role}}")],
+                kind="stat",
+                width=6,
+                description="Processes that answer scrapes, by role (service, feed-worker, recorder).",
+            ),
+            P(
+                "Shard leases held",
+                [
+                    Q(
+                        per_instance(f"max by (instance, shard) ({sel('polybot_bus_shard_active')})"),
+                        "{{shard}} {{identity}}",
+                    )
+                ],
+                kind="stat",
+                width=6,
+                description="1 where a feed worker holds its shard's lease (active), 0 on standby.",
+            ),
+            P(
+                "Publish errors (range)",
+                [Q(f"sum(increase({sel('polybot_bus_publish_errors_total')}[$__range]))", "errors")],
+                kind="stat",
+                width=6,
+                thresholds=[("green", None), ("red", 1)],
+            ),
+            P(
+                "Sequence gaps (range)",
+                [Q(f"sum(increase({sel('polybot_bus_sequence_gaps_total')}[$__range]))", "gaps")],
+                kind="stat",
+                width=6,
+                thresholds=[("green", None), ("orange", 1), ("red", 10)],
+            ),
+            P(
+                "Worker lag p99, per instance",
+                [
+                    Q(
+                        per_instance(
+                            f"histogram_quantile(0.99, sum by (le, instance) "
+                            f"({rate('polybot_bus_worker_lag_seconds_bucket')}))"
+                        ),
+                        "{{identity}}",
+                    )
+                ],
+                unit="s",
+                description="Feed worker: from a frame's receive time until JetStream acknowledged its event.",
+            ),
+            P(
+                "Worker -> consumer latency p99, per instance",
+                [
+                    Q(
+                        per_instance(
+                            f"histogram_quantile(0.99, sum by (le, instance) "
+                            f"({rate('polybot_bus_receive_lag_seconds_bucket')}))"
+                        ),
+                        "{{identity}}",
+                    )
+                ],
+                unit="s",
+                description="Trader or recorder: from a frame's receive time at the worker until the event arrived.",
+            ),
+            P(
+                "Events / s, per instance",
+                [
+                    Q(
+                        per_instance(f"sum by (instance) ({rate('polybot_bus_published_total')})"),
+                        "published {{identity}}",
+                    ),
+                    Q(
+                        per_instance(f"sum by (instance) ({rate('polybot_bus_received_total')})"),
+                        "received {{identity}}",
+                    ),
+                ],
+                unit="ops",
+            ),
+            P(
+                "Stream bytes and messages",
+                [
+                    Q(f"max by (stream) ({sel('polybot_bus_stream_bytes')})", "bytes {{stream}}"),
+                    Q(f"max by (stream) ({sel('polybot_bus_stream_messages')})", "messages {{stream}}"),
+                ],
+                unit="bytes",
+                description="What the JetStream stream holds, as its owners read it; bounded by max_bytes and max_age.",
+            ),
+            P(
+                "Consumer pending",
+                [
+                    Q(f"max by (consumer) ({sel('polybot_bus_consumer_pending')})", "not delivered {{consumer}}"),
+                    Q(f"max by (consumer) ({sel('polybot_bus_consumer_ack_pending')})", "not acked {{consumer}}"),
+                ],
+                description="A durable consumer's backlog: messages not delivered yet, and delivered but not acked.",
+            ),
+            P(
+                "Sequence gaps and resnapshots, per instance",
+                [
+                    Q(
+                        per_instance(f"sum by (instance) ({increase('polybot_bus_sequence_gaps_total')})"),
+                        "gaps {{identity}}",
+                    ),
+                    Q(
+                        per_instance(f"sum by (instance) ({increase('polybot_bus_resnapshots_total')})"),
+                        "resnapshots {{identity}}",
+                    ),
+                    Q(
+                        per_instance(f"sum by (instance) ({increase('polybot_bus_snapshots_served_total')})"),
+                        "served {{identity}}",
+                    ),
+                ],
+            ),
+            P(
+                "Recorder events / s by outcome, per instance",
+                [
+                    Q(
+                        per_instance(f"sum by (instance, outcome) ({rate('polybot_recorder_events_total')})"),
+                        "{{outcome}} {{identity}}",
+                    ),
+                    Q(
+                        per_instance(f"sum by (instance) ({rate('polybot_recorder_redelivered_total')})"),
+                        "redelivered {{identity}}",
+                    ),
+                ],
+                unit="ops",
+                description="stored: committed, then acknowledged; duplicate: a redelivery already stored.",
+            ),
+            P(
+                "Published bytes / s, per instance",
+                [
+                    Q(
+                        per_instance(f"sum by (instance) ({rate('polybot_bus_published_bytes_total')})"),
+                        "{{identity}}",
+                    )
+                ],
+                unit="Bps",
             ),
         ],
     ),
@@ -613,7 +761,7 @@ def build_dashboard() -> dict[str, Any]:
     return {
         "title": "Polybot",
         "uid": DASHBOARD_UID,
-        "description": "Polybot: feed health, book integrity, storage, strategies, execution, risk and bot.",
+        "description": "Polybot: feed health, market-data bus, book integrity, storage, strategies, execution, risk and bot.",
         "tags": ["polybot", "polymarket"],
         "timezone": "utc",
         "editable": True,

@@ -21,6 +21,7 @@ from core.execution.risk_gate import RiskGate, RiskLimits
 from core.execution.store import MemoryExecutionStore
 from core.execution.types import Outcome
 from core.feed.ws import MarketFeed
+from core.metrics.bus_stats import BusStats
 from core.metrics.catalog import CATALOG
 from core.metrics.collect import Metrics
 from core.metrics.replay import IngestRig
@@ -147,6 +148,8 @@ async def test_a_fully_bound_process_exports_every_catalog_metric_and_passes_pro
         feed = MarketFeed("ws://127.0.0.1:9/ws/market", ["1", "2"], rig.pipeline.on_frame)  # not started
         counters = SimpleNamespace(opportunities=2, groups_submitted=1, missed={"not_armed": 1})
         m.bind(feed=feed, engine=world.engine, bus=world.bus, opportunities={"dutch": counters})
+        m.bind(market_bus=_bus_stats())
+        m.set_instance("service", "service@test:9108")
         m.register_runner(SimpleNamespace(stats=DutchStats(evaluations=5, opportunities=2)))
         m.register_runner(SimpleNamespace(stats=_quoter_stats()))
         m.record_command("telegram", "/status", "ok")
@@ -174,6 +177,19 @@ async def test_a_fully_bound_process_exports_every_catalog_metric_and_passes_pro
     assert proc.returncode == 0 and not proc.stdout.strip() and not proc.stderr.strip(), (
         proc.stdout.decode() + proc.stderr.decode()
     )
+
+
+def _bus_stats() -> BusStats:
+    """Every market-data bus figure once (a feed worker's, a trader's and a recorder's at once)."""
+    s = BusStats()
+    s.on_published("delta", 120, 0.0004)
+    s.set_shard("0/2", True)
+    s.on_received("delta", 0.0009)
+    s.on_gap()
+    s.set_stream("POLYBOT_MD", 4096, 12)
+    s.set_consumer("recorder", 3, 1)
+    s.on_recorded("stored")
+    return s
 
 
 def _quoter_stats() -> object:
