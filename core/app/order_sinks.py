@@ -152,6 +152,7 @@ class EngineQuoteSink:
         self._current: Quotes | None = None
         self._next: _Job | None = None
         self._working = False
+        self._stopped = False
         self._seq = 0
 
     # ---- what rests (read by the runner) ---------------------------------------------------
@@ -167,9 +168,13 @@ class EngineQuoteSink:
         """No decision waiting or being carried out."""
         return not self._working
 
+    def stop(self) -> None:
+        self._stopped = True
+        self._next = None
+
     # ---- decisions (from the runner, on the event loop) --------------------------------------
     def on_quote(self, decision: QuoteDecision, frame_no: int, recv_ns: int) -> None:
-        if decision.action is not QuoteAction.QUOTE or decision.quotes is None or not self._gate.armed:
+        if self._stopped or decision.action is not QuoteAction.QUOTE or decision.quotes is None or not self._gate.armed:
             return
         self._counters.quotes += 1
         self._seq += 1
@@ -205,7 +210,7 @@ class EngineQuoteSink:
             self._working = False
 
     def _superseded(self) -> bool:
-        return self._next is not None or self._lifecycle.stopping or not self._gate.armed
+        return self._next is not None or self._stopped or self._lifecycle.stopping or not self._gate.armed
 
     async def _carry_out(self, job: _Job) -> None:
         if not await self._cancel_resting() or job.quotes is None:
@@ -219,6 +224,9 @@ class EngineQuoteSink:
             result = await self._engine.submit(intent, self.market, seq=f"q{job.seq}")
             if result.ok:
                 self._set_resting(result.client_order_id, intent)
+                if self._stopped:  # stopped while this one was on its way: take it back at once
+                    await self._cancel_resting()
+                    return
             else:
                 log.info(
                     "quote %s %s @ %s on %s not placed: %s %s",

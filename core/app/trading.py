@@ -60,6 +60,9 @@ class TradingWiring:
         (a neg-risk event's runner when any member goes). Returns how many runners stopped."""
         before = len(self.dutch_runners) + len(self.quoters)
         self.dutch_runners = [r for r in self.dutch_runners if all(m.condition_id != condition_id for m in r.markets)]
+        for quoter in self.quoters:
+            if quoter.market.condition_id == condition_id:
+                quoter.stop()  # a placement under way must not leave a quote resting after the sweep
         self.quoters = [q for q in self.quoters if q.market.condition_id != condition_id]
         return before - len(self.dutch_runners) - len(self.quoters)
 

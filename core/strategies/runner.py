@@ -254,6 +254,11 @@ class PlacingSink(Protocol):
         """True when no decision is waiting or being carried out."""
         ...
 
+    def stop(self) -> None:
+        """No more quotes from this sink: decisions are dropped, and an order whose placement was
+        already under way when it stopped is canceled as soon as it is placed."""
+        ...
+
 
 @dataclass
 class QuoterStats:
@@ -320,6 +325,11 @@ class QuoterRunner:
         """What rests when the sink places every decision at once (replays, paper estimates)."""
         self._wanted: Quotes | None = None
         """The latest quotes handed to a placing sink, while it is still carrying decisions out."""
+
+    def stop(self) -> None:
+        """The market stops trading (resolved, or switched off): a placing sink places nothing more."""
+        if self._placing is not None:
+            self._placing.stop()
 
     @property
     def current(self) -> Quotes | None:

@@ -274,3 +274,19 @@ async def test_a_pull_while_the_first_quotes_are_in_flight_reaches_the_worker() 
     await life.drain(30)
     assert_exactly(venue, sink, None, None)
     assert runner.current is None
+
+
+async def test_a_market_stopped_during_a_placement_keeps_no_quote_resting() -> None:
+    """The market resolves while a quote is on its way: the sweep of open orders cannot see it
+    yet, so the sink takes it back itself once placed, and places nothing more (CI failure of
+    test_app_resolution: one quote left open after the resolution's cancel sweep)."""
+    venue, sink, life, runner = quoter_rig()
+    venue.open.clear()
+    sink.on_quote(decision("0.41", "0.49"), 1, 1)
+    await until(lambda: venue.waiting == 1, "the placement to be in flight")
+    runner.stop()
+    sink.on_quote(decision("0.42", "0.50"), 2, 2)  # a decision after the stop is dropped
+    venue.open.set()
+    await life.drain(30)
+    assert venue.calls == ["place BUY 0.41 q1", "cancel o1"]
+    assert venue.live == {} and sink.resting == [] and sink.settled()
