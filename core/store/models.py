@@ -12,6 +12,11 @@ the feed may see an asset before the market refresh has stored it.
 On PostgreSQL they are partitioned by day on ``receive_ts`` (migration 0005, core.store.partitions)
 and their primary key there is ``(id, receive_ts)``; the models keep ``id`` alone, which SQLite needs
 for its rowid (ids come from one sequence on PostgreSQL, so they stay unique there too).
+A row a recorder wrote from the market-data bus carries its message's key (``bus_epoch``,
+``bus_seq``, and for a delta level ``bus_idx``; NULL for rows a single process wrote): the partial
+unique index ``uq_<table>_bus`` (migration 0006) refuses a second copy of it. It includes
+``receive_ts`` (PostgreSQL wants the partition column in a unique index), which costs nothing:
+a copy of a message carries the same ``receive_ts``.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy import text as sa_text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from core.chain.journal import JOURNAL_STATUSES
@@ -92,11 +98,20 @@ class Token(Base):
     market: Mapped[Market] = relationship(back_populates="tokens", lazy="raise")
 
 
+def _bus_key(table: str, *columns: str) -> Index:
+    """The unique key of a row recorded from the bus (rows without ``bus_seq`` are not in it)."""
+    where = sa_text("bus_seq IS NOT NULL")
+    return Index(f"uq_{table}_bus", *columns, unique=True, postgresql_where=where, sqlite_where=where)
+
+
+BUS_KEY = ("asset_id", "bus_epoch", "bus_seq", "receive_ts")
+
+
 class BookSnapshot(Base):
     """A full ``book`` message. ``bids``/``asks``: lists of ``[price, size]`` decimal strings."""
 
     __tablename__ = "book_snapshots"
-    __table_args__ = (Index(None, "asset_id", "id"), Index(None, "receive_ts"))
+    __table_args__ = (Index(None, "asset_id", "id"), Index(None, "receive_ts"), _bus_key(__tablename__, *BUS_KEY))
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
     asset_id: Mapped[ID] = mapped_column(String(100))
@@ -107,13 +122,19 @@ class BookSnapshot(Base):
     hash: Mapped[str | None] = mapped_column(String(100))
     exchange_ts: Mapped[int | None] = mapped_column(BigInteger)  # venue ms epoch
     receive_ts: Mapped[int] = mapped_column(BigInteger)  # our ns epoch
+    bus_epoch: Mapped[int | None] = mapped_column(BigInteger)  # the bus message's epoch and seq
+    bus_seq: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class BookDelta(Base):
     """One level update (absolute size; 0 removes). ``side`` BUY = bid, SELL = ask."""
 
     __tablename__ = "book_deltas"
-    __table_args__ = (Index(None, "asset_id", "id"), Index(None, "receive_ts"))
+    __table_args__ = (
+        Index(None, "asset_id", "id"),
+        Index(None, "receive_ts"),
+        _bus_key(__tablename__, "asset_id", "bus_epoch", "bus_seq", "bus_idx", "receive_ts"),
+    )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
     asset_id: Mapped[ID] = mapped_column(String(100))
@@ -126,13 +147,16 @@ class BookDelta(Base):
     hash: Mapped[str | None] = mapped_column(String(100))
     exchange_ts: Mapped[int | None] = mapped_column(BigInteger)
     receive_ts: Mapped[int] = mapped_column(BigInteger)
+    bus_epoch: Mapped[int | None] = mapped_column(BigInteger)
+    bus_seq: Mapped[int | None] = mapped_column(BigInteger)
+    bus_idx: Mapped[int | None] = mapped_column(Integer)  # the level's place in its delta message
 
 
 class Trade(Base):
     """A ``last_trade_price`` event (the market's trades, not ours: those are fills)."""
 
     __tablename__ = "trades"
-    __table_args__ = (Index(None, "asset_id", "id"), Index(None, "receive_ts"))
+    __table_args__ = (Index(None, "asset_id", "id"), Index(None, "receive_ts"), _bus_key(__tablename__, *BUS_KEY))
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
     asset_id: Mapped[ID] = mapped_column(String(100))
@@ -144,6 +168,8 @@ class Trade(Base):
     transaction_hash: Mapped[str | None] = mapped_column(String(100))
     exchange_ts: Mapped[int | None] = mapped_column(BigInteger)
     receive_ts: Mapped[int] = mapped_column(BigInteger)
+    bus_epoch: Mapped[int | None] = mapped_column(BigInteger)
+    bus_seq: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class Order(Base):
