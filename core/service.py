@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
     from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+    from core.bus.reader import BusFeed
     from core.control.types import PreflightReport
     from core.execution.engine import Engine
     from core.execution.funds import PaperFunds, VenueFunds
@@ -284,7 +285,7 @@ class Service:
         return self._up().jobs
 
     @property
-    def feed(self) -> MarketFeed | None:
+    def feed(self) -> MarketFeed | BusFeed | None:
         link = self._up().system.link
         return None if link is None else link.feed
 

@@ -1,4 +1,8 @@
-"""The market feed's sockets as the service runs them.
+"""The market feed as the service runs it: its own websockets, or the feed workers on the bus.
+
+``feed.source = "ws"`` (the default): :class:`core.feed.ws.MarketFeed`. ``"bus"``:
+:class:`core.bus.reader.BusFeed` (NATS JetStream, ``[bus]``), which hands the pipeline the same
+frames and resets books it cannot vouch for; everything downstream is the same.
 
 Frames go to the ingest pipeline; a connection's state changes go to the pipeline (a dead or
 re-established socket may have missed updates: its books wait for a snapshot) and to the
@@ -10,14 +14,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from core.app.alerts import FeedDeadAlerts
 from core.control.types import FeedConnection
-from core.feed.connection import ConnectionEvent
+from core.bus.reader import BusFeed
+from core.feed.connection import ConnectionEvent, ConnectionState
 from core.feed.pipeline import IngestPipeline
 from core.feed.ws import MarketFeed
-from core.settings import FeedSettings
+from core.settings import BusSettings, FeedSettings
 
 
 class FeedLink:
@@ -30,11 +35,21 @@ class FeedLink:
         *,
         clock_ns: Callable[[], int] = time.time_ns,
         on_started: Callable[[], Awaitable[object]] | None = None,
+        bus: BusSettings | None = None,
+        conditions: Mapping[str, str] | None = None,
+        name: str = "polybot",
     ) -> None:
+        """``bus``: with ``settings.source == "bus"``, read the books from the feed workers there
+        (``conditions``: each asset's market, for its subjects); None: always the websockets."""
         self._pipeline = pipeline
         self._on_started = on_started
         self._alerts = alerts
         self._clock_ns = clock_ns
+        self.feed: MarketFeed | BusFeed
+        if bus is not None and settings.source == "bus":
+            self.feed = BusFeed(bus, assets, pipeline.on_frame, self._reset, conditions=conditions, name=name)
+            pipeline.add_sink(self.feed.on_events)  # a book found inconsistent here is resnapshotted
+            return
         self.feed = MarketFeed(
             settings.ws_url,
             assets,
@@ -63,8 +78,13 @@ class FeedLink:
         for c in self.feed.stats().connections:
             last = c.last_frame_ns or c.last_pong_ns
             age = None if last is None else max(0.0, (now - last) / 1e9)
-            out.append(FeedConnection(f"ws#{c.conn_id}", c.state.value, c.asset_count, age, c.reconnects))
+            name = "bus" if isinstance(self.feed, BusFeed) else f"ws#{c.conn_id}"
+            out.append(FeedConnection(name, c.state.value, c.asset_count, age, c.reconnects))
         return out
+
+    def _reset(self, assets: Sequence[str], reason: str) -> None:
+        """The bus feed cannot vouch for these books: they wait for a snapshot (as after a reconnect)."""
+        self._pipeline.on_connection_event(ConnectionEvent(0, ConnectionState.RECONNECTED, tuple(assets), reason))
 
     def _on_state(self, event: ConnectionEvent) -> None:
         self._pipeline.on_connection_event(event)

@@ -145,7 +145,10 @@ async def build_system(
     pipeline.add_sink(resolutions.on_events)  # first: a resolved market's runners are gone before they see the batch
     pipeline.add_sink(trading.on_events)
     watch.books, watch.holdings, watch.resolved = processor, execution.engine, resolutions.resolved.keys
-    link = FeedLink(s.feed, assets, pipeline, FeedDeadAlerts(bus), on_started=watch.apply)
+    conditions = {t.token_id: m.condition_id for m in registry.all() for t in m.tokens}
+    link = FeedLink(
+        s.feed, assets, pipeline, FeedDeadAlerts(bus), on_started=watch.apply, bus=s.bus, conditions=conditions
+    )
     watch.feed = link.feed
     sync = build_venue_sync(s, execution, registry, bus, resources)
     sender = settlement_sender(s, sessions, resources)

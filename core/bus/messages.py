@@ -172,7 +172,8 @@ def encode(message: object) -> bytes:
 
 def decode(data: bytes) -> MdMessage:
     """One market-data message; raises ``msgspec.DecodeError``/``ValidationError`` on bad bytes."""
-    return _DECODER.decode(data)
+    message: MdMessage = _DECODER.decode(data)
+    return message
 
 
 T = TypeVar("T")
