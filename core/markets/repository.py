@@ -24,7 +24,7 @@ from core.errors import PolybotError
 from core.markets.errors import RefusedReason
 from core.markets.translate import GammaMarket
 from core.store.columns import Money
-from core.store.db import driver_reason, session_factory
+from core.store.db import driver_reason, session_factory, writing_sessions
 from core.store.models import Market, Token
 
 log = logging.getLogger(__name__)
@@ -269,7 +269,7 @@ async def upsert_markets(target: SessionSource, markets: Sequence[GammaMarket]) 
     A market that does not fit its columns, or whose token ids belong to another market, is
     refused and counted; the others are stored in one transaction.
     """
-    sessions = sessions_of(target)
+    sessions = writing_sessions(sessions_of(target))
     counts = UpsertCounts()
     rows = _fitting_rows(markets, counts)
     try:

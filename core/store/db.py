@@ -207,7 +207,7 @@ def _sqlite_setup(engine: AsyncEngine, *, in_memory: bool, busy_timeout_ms: int,
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN")
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE_AT_BEGIN) else "BEGIN")
 
 
 def sqlite_synchronous_of(engine: AsyncEngine) -> SqliteSynchronous:
@@ -218,6 +218,30 @@ def sqlite_synchronous_of(engine: AsyncEngine) -> SqliteSynchronous:
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     """Sessions that keep loaded objects usable after commit (no implicit async refresh)."""
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+_WRITE_AT_BEGIN = "polybot_sqlite_write_at_begin"
+_WRITING: weakref.WeakKeyDictionary[async_sessionmaker[AsyncSession], async_sessionmaker[AsyncSession]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def writing_sessions(sessions: async_sessionmaker[AsyncSession]) -> async_sessionmaker[AsyncSession]:
+    """Sessions for a transaction that reads, then writes what it read (an upsert).
+
+    On SQLite such a transaction must take the write lock at BEGIN (``BEGIN IMMEDIATE``, which
+    waits ``busy_timeout`` for its turn): begun deferred, it reads a snapshot, and if another
+    connection (the feed writer) commits before its first write, SQLite refuses the upgrade at
+    once with "database is locked", without waiting. Other databases: ``sessions`` unchanged."""
+    bind = sessions.kw.get("bind")
+    if not isinstance(bind, AsyncEngine) or bind.dialect.name != "sqlite":
+        return sessions
+    found = _WRITING.get(sessions)
+    if found is None:
+        found = _WRITING[sessions] = async_sessionmaker(
+            bind.execution_options(**{_WRITE_AT_BEGIN: True}), expire_on_commit=False
+        )
+    return found
 
 
 def driver_reason(exc: BaseException) -> str:
