@@ -146,7 +146,7 @@ async def status_latency(db_url: str, markets: int, samples: int) -> dict[str, f
     async with local_session(opts) as session:
         tracked = track_synthetic_markets(session, markets)
         status = await session.service.control.status()
-        assert status.markets >= tracked and status.books.get("ok", 0) >= 2 * tracked, status
+        assert status.followed.stored >= tracked and status.books.get("ok", 0) >= 2 * tracked, status
         await session.feed([status_update(n) for n in range(1, 21)])
         gc.collect()
         per_update: list[float] = []
@@ -155,15 +155,15 @@ async def status_latency(db_url: str, markets: int, samples: int) -> dict[str, f
             await session.feed([status_update(n)])
             per_update.append((time.perf_counter() - started) * 1000)
         text = session.api.calls[-1].text or ""
-        assert f"markets {status.markets}" in text and f"ok {status.books['ok']}" in text, text
+        assert status.followed.text() in text and f"ok {status.books['ok']}" in text, text
         facade: list[float] = []
         for _ in range(samples):
             started = time.perf_counter()
             await session.service.control.status()
             facade.append((time.perf_counter() - started) * 1000)
     return {
-        "markets": float(status.markets),
-        "books": float(status.assets),
+        "markets": float(status.followed.stored),
+        "books": float(sum(status.books.values())),
         "p50": statistics.median(per_update),
         "p99": pct(per_update, 0.99),
         "max": max(per_update),

@@ -29,7 +29,7 @@ def render_status(s: StatusReport) -> str:
     books = ", ".join(f"{k} {v}" for k, v in sorted(s.books.items())) or "none"
     lines = [
         f"<b>Polybot</b> — mode <b>{esc(s.mode)}</b>, {armed}",
-        f"markets {s.markets}, assets {s.assets}, frames {s.frames}",
+        f"{esc(s.followed.text())}, frames {s.frames}",
         f"books: {esc(books)}",
     ]
     for c in s.connections:
@@ -146,10 +146,14 @@ def render_refusal(ticket: OrderTicket, why: str) -> str:
     return "\n".join([head, *_order_lines(ticket)])
 
 
+UNKNOWN_MARKET_HINT = "/markets lists the markets the bot knows (/markets WORD filters them)"
+
+
 def render_control_error(exc: ControlError, mask: Callable[[str], str]) -> str:
     if isinstance(exc, OrderRefused):
         return render_refusal(exc.ticket, mask(str(exc)))
-    return f"⚠️ {esc(mask(str(exc)))}"
+    hint = f"\n{UNKNOWN_MARKET_HINT}" if exc.reason_code == "unknown_market" else ""
+    return f"⚠️ {esc(mask(str(exc)))}{esc(hint)}"
 
 
 def order_summary(r: OrderRow) -> str:

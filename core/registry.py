@@ -8,6 +8,11 @@ from core.errors import UsageError
 from core.types import MarketInfo, TokenInfo
 
 
+class UnknownMarket(UsageError):
+    """A market reference that names no known market, or several. The message says which; where
+    to look is the face's to add (chat: /markets; a terminal: polybot refresh-markets)."""
+
+
 class MarketRegistry:
     def __init__(self, markets: Iterable[MarketInfo] = ()) -> None:
         self._by_id: dict[str, MarketInfo] = {}
@@ -65,7 +70,7 @@ class MarketRegistry:
         """A condition id, a slug, or a unique slug prefix (>= 4 chars) -> the market; clear error otherwise."""
         key = ref.strip().lower()
         if not key:
-            raise UsageError("empty market reference")
+            raise UnknownMarket("empty market reference")
         if key in self._by_id:
             return self._by_id[key]
         if key in self._by_slug:
@@ -79,8 +84,8 @@ class MarketRegistry:
                 return self._by_id[hits[0]]
             if len(hits) > 1:
                 names = ", ".join(self._by_id[c].slug or c for c in hits[:5])
-                raise UsageError(f"market {ref!r} is ambiguous: {names}{' ...' if len(hits) > 5 else ''}")
-        raise UsageError(f"unknown market {ref!r} (use a condition id or a slug; see /markets)")
+                raise UnknownMarket(f"market {ref!r} is ambiguous: {names}{' ...' if len(hits) > 5 else ''}")
+        raise UnknownMarket(f"unknown market {ref!r}: no stored market has that condition id or slug")
 
     def search(self, text: str | None) -> list[MarketInfo]:
         if not text:

@@ -38,6 +38,7 @@ from core.app.system import System, bind_metrics, build_system
 from core.control.facade import Control, Runtime
 from core.control.frontend import FrontEndHost
 from core.control.requests import handle_pending_requests
+from core.control.views import followed
 from core.events import Alert, EventBus, Severity
 from core.metrics.collect import serve_metrics
 from core.preflight import run_preflight
@@ -148,7 +149,7 @@ class Service:
         gc.collect()
         gc.freeze()
         self.started = True
-        what = f"{len(system.tracked)} market(s), {len(system.assets)} asset(s)"
+        what = followed(system.registry, system.watch, system.assets).text()  # as /status counts it
         message = f"Polybot started in {self.mode.value} mode, disarmed; {what}"
         self.bus.publish(Alert(kind="service", severity=Severity.INFO, key="start", message=message))
 

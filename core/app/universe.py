@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from core.registry import MarketRegistry
+from core.errors import UsageError
+from core.registry import MarketRegistry, UnknownMarket
 from core.settings import Settings
 from core.types import MarketInfo
 
@@ -13,10 +14,20 @@ def tracked_markets(settings: Settings, registry: MarketRegistry) -> list[Market
     """Markets named in [feed] markets and the strategies, plus whole neg-risk events for Dutch
     (a Dutch book needs every outcome of its event). An unknown reference raises ``UsageError``."""
     dutch_refs = settings.strategies.dutch.markets
-    refs = [*settings.feed.markets, *dutch_refs, *settings.strategies.spread.markets]
+    named = [
+        *(("feed.markets", r) for r in settings.feed.markets),
+        *(("strategies.dutch.markets", r) for r in dutch_refs),
+        *(("strategies.spread.markets", r) for r in settings.strategies.spread.markets),
+    ]
     out: dict[str, MarketInfo] = {}
-    for ref in refs:
-        market = registry.resolve(ref)
+    for key, ref in named:
+        try:
+            market = registry.resolve(ref)
+        except UnknownMarket as exc:  # said where the service starts: a terminal, a log
+            raise UsageError(
+                f"{key}: {exc} ({len(registry)} markets stored); polybot refresh-markets stores Gamma's "
+                "markets, polybot markets lists them"
+            ) from None
         out[market.condition_id] = market
         if market.neg_risk and market.neg_risk_market_id and ref in dutch_refs:
             for member in registry.event_members(market.neg_risk_market_id):

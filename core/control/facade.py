@@ -209,8 +209,7 @@ class Control:
         return StatusReport(
             mode=rt.mode.value,
             armed=rt.risk.armed,
-            markets=len(rt.registry),
-            assets=len(rt.books),
+            followed=views.followed(rt.registry, rt.watch, rt.books),
             books={status.value: n for status, n in by_status.items()},
             connections=rt.feed.connections() if rt.feed else [],
             open_orders=len(rt.engine.open_orders()),
@@ -454,8 +453,10 @@ class Control:
         watcher = self._watcher()
         try:
             result = await (watcher.unwatch(ref, user) if stop else watcher.watch(ref, user))
-        except UsageError as exc:
-            raise ControlError(str(exc), "unknown_market") from None
+        except UsageError as exc:  # an unknown or ambiguous reference, or a closed market
+            from core.registry import UnknownMarket
+
+            raise ControlError(str(exc), "unknown_market" if isinstance(exc, UnknownMarket) else "usage") from None
         return ActionResult(result.ok, result.message)
 
     async def watched(self) -> list[str]:

@@ -12,7 +12,7 @@ from typing import Literal, TypedDict
 
 from core.errors import PolybotError
 from core.execution.group_stats import GroupFigures as GroupReport
-from core.store.status_types import StoredAsset, StoredStatus
+from core.store.status_types import StateEntry, StoredAsset, StoredStatus
 from core.types import MarketInfo, Mode, OrderType, Side
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "DryRunRequest",
     "DryRunResult",
     "FeedConnection",
+    "Followed",
     "GroupReport",
     "HealthReport",
     "ListedMarket",
@@ -41,6 +42,7 @@ __all__ = [
     "PreflightStatus",
     "QuoteRow",
     "SmokeResult",
+    "StateEntry",
     "StatusReport",
     "StoredAsset",
     "StoredStatus",
@@ -88,12 +90,32 @@ class FeedConnection:
     reconnects: int
 
 
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+@dataclass(frozen=True, slots=True)
+class Followed:
+    """What the service follows on the market feed (:func:`core.control.views.followed`): the same
+    count in the start notice and in /status."""
+
+    markets: int
+    """Open markets followed: named in the configuration, watched, selected by a rule, or held."""
+    assets: int
+    """Their outcome tokens, plus any raw [feed] assets."""
+    stored: int
+    """Markets the database knows (refresh-markets stored them)."""
+
+    def text(self) -> str:
+        """``6 markets followed (12 outcomes) of 9 stored``."""
+        return f"{_plural(self.markets, 'market')} followed ({_plural(self.assets, 'outcome')}) of {self.stored} stored"
+
+
 @dataclass(frozen=True)
 class StatusReport:
     mode: str
     armed: bool
-    markets: int
-    assets: int
+    followed: Followed
     books: dict[str, int]
     connections: list[FeedConnection]
     open_orders: int

@@ -7,21 +7,32 @@ Pure functions of what the facade's runtime holds (registry, books, engine state
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from core.control.types import CompleteSetRow, MarketRow, OrderRow, PositionRow, QuoteRow
+from core.control.types import CompleteSetRow, Followed, MarketRow, OrderRow, PositionRow, QuoteRow
 from core.fees import taker_fee
 from core.types import BookView, MarketInfo
 
 if TYPE_CHECKING:
+    from core.app.watch import Watcher
     from core.execution.complete_sets import SetUnit, Valuation
     from core.execution.positions import Position
     from core.execution.store import OrderRecord
     from core.registry import MarketRegistry
 
 AVG_COST_PLACES = Decimal("0.000001")
+
+
+def followed(registry: MarketRegistry, watch: Watcher | None, books: Iterable[str] = ()) -> Followed:
+    """What the service follows on the market feed, counted one way for the start notice and /status:
+    the watcher's set (core.app.watch: the markets the configuration names, the watch list, the
+    rules' selection, what is held; open ones only) and the stored markets those outcomes belong to.
+    A runtime without a watcher (a test, a tool) follows what it holds books for."""
+    assets = watch.desired_assets() if watch is not None else list(books)
+    markets = {m.condition_id for a in assets if (m := registry.for_token(a)) is not None}
+    return Followed(markets=len(markets), assets=len(assets), stored=len(registry))
 
 
 def dutch_edge(

@@ -68,14 +68,70 @@ async def check_database(settings: Settings, *, timeout_s: float = DEFAULT_TIMEO
 # --------------------------------------------------------------------------- market feed
 
 
+def named_markets(settings: Settings) -> list[str]:
+    """The market references the service resolves at start: [feed] markets and the strategies' markets."""
+    s = settings.strategies
+    return list(dict.fromkeys([*settings.feed.markets, *s.dutch.markets, *s.spread.markets]))
+
+
+async def _stored_tokens(settings: Settings, refs: list[str]) -> list[str]:
+    """The outcome tokens of the named markets, looked up in the database as the service does at
+    start. ``MarketLookupError`` for a name it does not know; ``LookupError`` when there is no
+    database to look in (the database check says why)."""
+    from core.markets import resolve_market
+    from core.store.db import create_engine, parse_db_url, sqlite_path
+
+    parsed = parse_db_url(settings.db.url)
+    path = sqlite_path(parsed) if parsed.get_backend_name() == "sqlite" else None
+    if path is not None and not path.expanduser().is_file():  # connecting would create the file
+        raise LookupError("no database file")
+    engine = create_engine(parsed)
+    try:
+        tokens: list[str] = []
+        for ref in refs:
+            tokens += [t.token_id for t in (await resolve_market(engine, ref)).tokens]
+        return tokens
+    finally:
+        await engine.dispose()
+
+
+async def feed_subscription(settings: Settings) -> tuple[list[str], str]:
+    """What the feed check subscribes (the named markets' outcomes, then [feed] assets), and what
+    the configuration names, in words. Raises ``MarketLookupError`` for an unknown market name."""
+    from core.markets import MarketLookupError
+
+    refs, raw = named_markets(settings), list(dict.fromkeys(settings.feed.assets))
+    tokens: list[str] = []
+    named: list[str] = []
+    if refs:
+        try:
+            tokens = await _stored_tokens(settings, refs)
+            named.append(f"{len(refs)} market(s) named, {len(tokens)} outcome(s)")
+        except MarketLookupError:
+            raise
+        except Exception as exc:  # the database check reports the database's problem
+            named.append(f"{len(refs)} market(s) named, not looked up ({one_line(exc)})")
+    if raw:
+        named.append(f"{len(raw)} asset(s) in feed.assets")
+    if not named:
+        rules = " (the [[feed.watch]] rules select at start)" if settings.feed.watch else ""
+        named.append(f"no market named in [feed] markets or the strategies, no feed.assets{rules}")
+    return list(dict.fromkeys(tokens + raw)), "; ".join(named)
+
+
 async def check_feed(settings: Settings, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> PreflightCheck:
     from websockets.asyncio.client import connect
     from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
     from core.feed.connection import subscribe_message
+    from core.markets import MarketLookupError
 
     url = settings.feed.ws_url
-    assets = list(dict.fromkeys(settings.feed.assets))[: settings.feed.max_assets_per_connection]
+    try:
+        wanted, configured = await asyncio.wait_for(feed_subscription(settings), timeout_s)
+    except MarketLookupError as exc:
+        return failed(FEED, f"{exc}: run-service would stop at start (polybot markets lists what is stored)")
+    assets = wanted[: settings.feed.max_assets_per_connection]
     started = time.perf_counter()
     frames = 0
     try:
@@ -105,8 +161,9 @@ async def check_feed(settings: Settings, *, timeout_s: float = DEFAULT_TIMEOUT_S
         return failed(FEED, f"{url}: cannot connect ({one_line(exc)})")
     ms = (time.perf_counter() - started) * 1000
     what = f"{frames} frame(s)" if frames else "PONG"
-    subscribed = f"{len(assets)} asset(s)" if assets else "no assets configured"
-    return passed(FEED, f"{url}: connected, subscribed ({subscribed}), {what} in {ms:.0f} ms")
+    cut = f" (the first {len(assets)} of {len(wanted)}: one connection's worth)" if len(assets) < len(wanted) else ""
+    subscribed = f"subscribed to {len(assets)} asset(s){cut}" if assets else "subscribed to nothing"
+    return passed(FEED, f"{url}: connected, {subscribed}, {what} in {ms:.0f} ms; config: {configured}")
 
 
 # --------------------------------------------------------------------------- CLOB and clock

@@ -32,6 +32,8 @@ SNAPSHOTS: Table = _t["book_snapshots"]
 DELTAS: Table = _t["book_deltas"]
 TRADES: Table = _t["trades"]
 MARKETS: Table = _t["markets"]
+TOKENS: Table = _t["tokens"]
+_NAMES_PER_QUERY = 500  # token ids per IN (...) list: well under any backend's bound-parameter limit
 STATE: Table = _t["state"]
 
 
@@ -141,6 +143,8 @@ async def _gather(conn: AsyncConnection, url: URL, *, max_assets: int, verbose: 
         for asset in shown:
             if asset["market"] in closed:
                 asset["closed"] = True
+        if "tokens" in ours:
+            await _name_assets(conn, shown)
     return _result(
         url,
         schema,
@@ -151,6 +155,22 @@ async def _gather(conn: AsyncConnection, url: URL, *, max_assets: int, verbose: 
         tracked=len(assets),
         assets=shown,
     )
+
+
+async def _name_assets(conn: AsyncConnection, shown: list[StoredAsset]) -> None:
+    """Each shown asset's market slug and outcome, as people name them, from the tokens table."""
+    by_id = {a["asset_id"]: a for a in shown}
+    ids = list(by_id)
+    for start in range(0, len(ids), _NAMES_PER_QUERY):
+        rows = await conn.execute(
+            select(TOKENS.c.token_id, TOKENS.c.outcome, MARKETS.c.slug, MARKETS.c.condition_id)
+            .join(MARKETS, MARKETS.c.condition_id == TOKENS.c.condition_id)
+            .where(TOKENS.c.token_id.in_(ids[start : start + _NAMES_PER_QUERY]))
+        )
+        for token_id, outcome, slug, condition_id in rows:
+            asset = by_id[token_id]
+            asset["slug"] = slug or condition_id
+            asset["outcome"] = outcome
 
 
 async def _tracked_assets(conn: AsyncConnection, ours: list[str]) -> dict[str, _Tracked]:

@@ -43,6 +43,10 @@ class StoredAsset(TypedDict):
     deltas_since_snapshot: int
     last_update_age_s: float | None
     note: NotRequired[str]
+    slug: NotRequired[str]
+    """Its market's slug (else its condition id), when the markets table knows the token."""
+    outcome: NotRequired[str]
+    """The token's outcome (Yes, No, a team ...), when the tokens table knows it."""
     closed: NotRequired[bool]
     """Its market is closed/resolved (the book is over, not stale)."""
     bid_levels: NotRequired[int]

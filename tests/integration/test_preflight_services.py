@@ -106,7 +106,8 @@ async def test_unreachable_postgres_fails_quickly_and_masks_the_password(tmp_pat
 async def test_feed_reachable_subscribes_and_gets_pong(tmp_path: Path, feed: MockMarketServer) -> None:
     settings = _load(tmp_path, f'[feed]\nws_url = "{feed.url}"\n').settings
     check = await check_feed(settings, timeout_s=3)
-    assert check.ok and "PONG" in check.detail and "no assets configured" in check.detail, check.detail
+    assert check.ok and "PONG" in check.detail and "subscribed to nothing" in check.detail, check.detail
+    assert "no market named in [feed] markets or the strategies, no feed.assets" in check.detail
     assert len(feed.subscribe_messages) == 1 and feed.pings == 1
 
 

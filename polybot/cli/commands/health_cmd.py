@@ -74,11 +74,14 @@ def _status_top(args: argparse.Namespace) -> int:
     if not assets:
         print("no tracked assets yet")
         return 0
-    print(f"{'asset':22} {'bid':>8} {'ask':>8} {'spread':>7} {'age':>9}")
+    from polybot.cli.commands.status_cmd import asset_name
+
+    width = max(len("market outcome"), *(len(asset_name(a)) for a in assets))
+    print(f"{'market outcome':{width}} {'bid':>8} {'ask':>8} {'spread':>7} {'age':>9}")
     for a in assets:
         age = a["last_update_age_s"]
         print(
-            f"{a['asset_id'][:20] + '…':22} {a['best_bid'] or '-':>8} {a['best_ask'] or '-':>8} "
+            f"{asset_name(a):{width}} {a['best_bid'] or '-':>8} {a['best_ask'] or '-':>8} "
             f"{a['spread'] or '-':>7} {'-' if age is None else f'{age:.1f}s':>9}"
         )
     return 0

@@ -277,6 +277,30 @@ def _load(opts: LocalOptions) -> LoadedSettings:
     return loaded
 
 
+def replaced_markets(opts: LocalOptions) -> str | None:
+    """What the configuration names for the feed that this command does not follow (the recording
+    stands in for the feed), in words; None when it names nothing."""
+    from core.settings import load_settings
+
+    if opts.config is None:
+        return None
+    s = load_settings(opts.config, env={**os.environ, **(opts.env or {})}).settings
+    named = [
+        (key, n)
+        for key, n in (
+            ("feed.markets", len(s.feed.markets)),
+            ("feed.assets", len(s.feed.assets)),
+            ("strategies.dutch.markets", len(s.strategies.dutch.markets)),
+            ("strategies.spread.markets", len(s.strategies.spread.markets)),
+        )
+        if n
+    ]
+    if not named:
+        return None
+    listed = ", ".join(f"{key} ({n})" for key, n in named)
+    return f"{listed} of {opts.config} not followed: a recording stands in for the market feed here"
+
+
 def _preflight_for(loaded: LoadedSettings) -> Callable[[bool], Awaitable[PreflightReport]]:
     """The configuration's preflight, offline unless every endpoint it would probe is loopback."""
     from core.preflight import run_preflight
@@ -385,6 +409,8 @@ def _run(args: argparse.Namespace) -> int:
         bot_username=bot_username,
     )
     setup_cli_logging(args.verbose)
+    if (replaced := replaced_markets(opts)) is not None:
+        sys.stderr.write(f"tgbot-run-local: {replaced}\n")
     session, transcript = asyncio.run(run_local(updates, opts))
     shutdown = [c.as_dict() for c in session.api.calls[session.fed_calls :]]
     if args.json:
