@@ -3,6 +3,8 @@
 The service runs it with the manual lifecycle on its own loop (initialize / start /
 updater.start_polling); the offline runner feeds updates with ``process_update`` through an
 in-process Bot API double. Either way the same handlers, gate, sender and notifier are used.
+Against the real Bot API the service does not wait for Telegram: :mod:`bot.chat_link` makes the
+first attempt and, when Telegram cannot be reached, keeps trying in the background.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
 from telegram.request import BaseRequest
 
 from bot.auth import Authoriser, UserRateLimiter
+from bot.chat_link import ChatLink
 from bot.confirm import ConfirmationStore
 from bot.handlers import BotHandlers
 from bot.menu import MenuReport, publish_menus
@@ -25,6 +28,7 @@ from bot.order_flow import Ticket
 from bot.sender import Sender
 from core.control.facade import Control
 from core.control.frontend import FrontEndHost
+from core.events import Alert
 
 log = logging.getLogger(__name__)
 
@@ -49,15 +53,27 @@ class BotParts:
     confirmations: ConfirmationStore[Ticket]
     menus: MenuReport | None = None
     """The command menus set at start (:mod:`bot.menu`): each authorised user's, by role."""
+    link: ChatLink | None = None
+    """The connection to Telegram (None on a Bot API double, which is always there)."""
+
+    @property
+    def up(self) -> bool:
+        """Whether the bot has reached its Bot API (and polls it, against Telegram)."""
+        return self.link.up if self.link is not None else self.app.running
 
     async def notify_admins(self, text: str) -> None:
-        await self.notifier.ping_admins(text)
+        if self.up:
+            await self.notifier.ping_admins(text)
 
     async def stop(self) -> None:
+        if self.link is not None:
+            await self.link.stop()  # no attempt to reach Telegram from here on
         if self.app.updater is not None and self.app.updater.running:
             await self.app.updater.stop()
-        await self.app.stop()
+        if self.app.running:
+            await self.app.stop()
         await self.app.shutdown()
+        await self.app.bot.shutdown()  # its HTTP clients, also when Telegram was never reached
 
 
 def build_bot(
@@ -137,6 +153,8 @@ async def start_telegram(host: FrontEndHost) -> BotParts:
     """The service's chat front end: the bot around its control facade, on the service's loop.
 
     Polls Telegram unless the service was given a Bot API double (``ServiceOptions.bot_request``).
+    Telegram unreachable at start is not a failure: the bot comes up when it answers
+    (:class:`bot.chat_link.ChatLink`); a token Telegram rejects is (``ConfigError``).
     """
     t = host.settings.telegram
     token = t.token.get_secret_value() if t.token is not None else OFFLINE_TOKEN
@@ -152,13 +170,41 @@ async def start_telegram(host: FrontEndHost) -> BotParts:
         request=request,
         clock=host.opts.bot_clock,
     )
-    parts.notifier.attach(host.bus)
     parts.notifier.admins = [u.id for u in t.users if str(u.role) == "admin"]
+
+    async def connect() -> None:
+        await _bring_up(parts, polling=request is None)
+
+    async def deliver(held: list[Alert]) -> None:
+        parts.notifier.attach(host.bus)
+        shown: set[int] = set()
+        for alert in [*host.startup_alerts, *held]:  # e.g. "was armed at shutdown; always start disarmed"
+            if id(alert) not in shown:
+                shown.add(id(alert))
+                await parts.notifier.on_alert(alert)
+
+    if request is not None:  # a Bot API double answers at once
+        await connect()
+        await deliver([])
+        return parts
+    parts.link = ChatLink(host, t.base_url, connect, deliver)
+    try:
+        await parts.link.start()
+    except BaseException:
+        await parts.stop()
+        raise
+    return parts
+
+
+async def _bring_up(parts: BotParts, *, polling: bool) -> None:
+    """Initialise, start, set the menus, poll: each step once, so a retry goes on where it failed."""
     app = parts.app
-    await app.initialize()
-    await app.start()
-    parts.menus = await publish_menus(app.bot, parts.handlers.auth)
-    if request is None and app.updater is not None:
+    await app.initialize()  # getMe: the first call to reach the Bot API
+    if not app.running:
+        await app.start()
+    if parts.menus is None:
+        parts.menus = await publish_menus(app.bot, parts.handlers.auth)
+    if polling and app.updater is not None and not app.updater.running:
 
         def polling_error(exc: Exception) -> None:
             log.warning("telegram polling error: %s", exc)
@@ -166,6 +212,3 @@ async def start_telegram(host: FrontEndHost) -> BotParts:
         await app.updater.start_polling(
             drop_pending_updates=True, allowed_updates=ALLOWED_UPDATES, error_callback=polling_error
         )
-    for alert in host.startup_alerts:  # e.g. "was armed at shutdown; always start disarmed"
-        await parts.notifier.on_alert(alert)
-    return parts

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import struct
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,8 @@ BOT_USER = {"id": 4242, "is_bot": True, "first_name": "Polybot", "username": DEF
 class ApiCall:
     method: str
     params: dict[str, Any]
+    sent_id: int | None = None
+    """The id of the message this call sent (sendMessage, sendPhoto): what a tap on its buttons names."""
 
     @property
     def chat_id(self) -> int | None:
@@ -108,6 +111,14 @@ class FakeBotApi(BaseRequest):
     ) -> tuple[int, bytes]:
         api_method = url.rsplit("/", 1)[-1]
         params = dict(request_data.parameters) if request_data else {}
+        photo = (lambda: self._photo(request_data)) if api_method == "sendPhoto" and request_data is not None else None
+        return self.answer(api_method, params, photo=photo)
+
+    def answer(
+        self, api_method: str, params: dict[str, Any], *, photo: Callable[[], dict[str, Any]] | None = None
+    ) -> tuple[int, bytes]:
+        """Telegram's answer to one call (recorded): the in-process transport above, or the same
+        double served over HTTP (:mod:`polybot.bot_api_server`). ``photo`` reads an upload."""
         if api_method not in ("getMe", "deleteWebhook", "getUpdates") and self.throttle_next > 0:
             self.throttle_next -= 1
             body = {
@@ -118,11 +129,13 @@ class FakeBotApi(BaseRequest):
             }
             self.calls.append(ApiCall(f"{api_method}!429", params))
             return 429, json.dumps(body).encode()
-        if api_method == "sendPhoto" and request_data is not None:
-            params.update(self._photo(request_data))
+        if photo is not None:
+            params.update(photo())
+        result = self._result(api_method, params)
         if api_method not in ("getMe", "getUpdates", "deleteWebhook"):
-            self.calls.append(ApiCall(api_method, params))
-        return 200, json.dumps({"ok": True, "result": self._result(api_method, params)}).encode()
+            sent = result.get("message_id") if api_method in ("sendMessage", "sendPhoto") else None
+            self.calls.append(ApiCall(api_method, params, sent_id=sent))
+        return 200, json.dumps({"ok": True, "result": result}).encode()
 
     def _result(self, method: str, params: dict[str, Any]) -> Any:
         if method == "getMe":
@@ -169,6 +182,12 @@ class FakeBotApi(BaseRequest):
             path.write_bytes(data)
             out["photo_path"] = str(path)
         return out
+
+    async def get_me_username(self) -> str:
+        """``getMe`` as the bot would ask it, answered here: the preflight's Telegram check of a bot
+        that runs on this double (:data:`core.preflight.telegram.BotIdentity`)."""
+        _, body = await self.do_request("getMe", "POST")
+        return str(json.loads(body)["result"]["username"])
 
     @property
     def bot_user(self) -> dict[str, Any]:

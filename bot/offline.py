@@ -41,6 +41,17 @@ class ManualClock:
         self.now += seconds
 
 
+class WallClock(ManualClock):
+    """Real (monotonic) time, plus what a script moved it on with ``_advance_s``: a chat typed by
+    a person (``polybot sandbox``) sees its confirmations expire on time."""
+
+    def __init__(self) -> None:
+        super().__init__(start=0.0)
+
+    def __call__(self) -> float:
+        return time.monotonic() + self.now
+
+
 @dataclass
 class TranscriptEntry:
     update: dict[str, Any]
@@ -162,6 +173,30 @@ def plain_text(text: str) -> str:
     return "".join(parser.parts)
 
 
+def call_lines(call: dict[str, Any], *, plain: bool = False, numbered: bool = False) -> list[str]:
+    """One Bot API call as the chat shows it: a picture's line, the text, the buttons (a row a
+    line). ``plain``: the text as read (tags rendered, entities decoded); ``numbered``: each
+    button shown with its number, ``[1 Confirm] [2 Cancel]``, counted across the rows."""
+    lines: list[str] = []
+    if call.get("photo"):
+        photo = call["photo"]
+        size = "x".join(map(str, photo.get("photo_size") or ())) or "not a PNG"
+        where = f"saved to {photo['photo_path']}" if photo.get("photo_path") else "not saved"
+        lines.append(f"[photo {size}, {photo.get('photo_bytes')} bytes, {where}]")
+    if call.get("text"):
+        html = call["method"] in ("sendMessage", "editMessageText")  # others carry plain text
+        shown = plain_text(str(call["text"])) if plain and html else str(call["text"])
+        lines.extend(shown.splitlines())
+    n = 0
+    for row in call.get("buttons", []):
+        labels = []
+        for button in row:
+            n += 1
+            labels.append(f"[{n} {button['text']}]" if numbered else f"[{button['text']}]")
+        lines.append(" ".join(labels))
+    return lines
+
+
 def format_transcript(entries: list[TranscriptEntry] | list[dict[str, Any]], *, plain: bool = False) -> str:
     """The chat as lines; ``plain``: every message as the person reads it (tags rendered, entities
     decoded) instead of the HTML the bot sent."""
@@ -184,15 +219,5 @@ def format_transcript(entries: list[TranscriptEntry] | list[dict[str, Any]], *, 
             if call.get("chat_id") is not None:
                 head += f" chat={call['chat_id']}"
             lines.append(head)
-            if call.get("photo"):
-                photo = call["photo"]
-                size = "x".join(map(str, photo.get("photo_size") or ())) or "not a PNG"
-                where = f"saved to {photo['photo_path']}" if photo.get("photo_path") else "not saved"
-                lines.append(f"   [photo {size}, {photo.get('photo_bytes')} bytes, {where}]")
-            if call.get("text"):
-                html = call["method"] in ("sendMessage", "editMessageText")  # others carry plain text
-                shown = plain_text(str(call["text"])) if plain and html else str(call["text"])
-                lines.extend("   " + t for t in shown.splitlines())
-            for row in call.get("buttons", []):
-                lines.append("   " + " ".join(f"[{b['text']}]" for b in row))
+            lines.extend("   " + line for line in call_lines(call, plain=plain))
     return "\n".join(lines)

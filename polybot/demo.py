@@ -394,11 +394,9 @@ def _split_recording(var_dir: Path) -> tuple[Path, Iterator[str]]:
 
 def _fresh_db(var_dir: Path) -> Path:
     """Each demo run starts from an empty database so its summary describes that run only."""
-    var_dir.mkdir(parents=True, exist_ok=True)
-    db_path = var_dir / "demo.db"
-    for suffix in ("", "-wal", "-shm", "-journal"):
-        Path(f"{db_path}{suffix}").unlink(missing_ok=True)
-    return db_path
+    from polybot.sandbox import fresh_sqlite
+
+    return fresh_sqlite(var_dir / "demo.db")
 
 
 def summary_dict(summary: DemoSummary) -> dict[str, Any]:

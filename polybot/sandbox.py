@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from bot.app import BotParts, TelegramFrontEnd
 from bot.fake_api import FakeBotApi
-from bot.offline import ManualClock, OfflineRunner
+from bot.offline import ManualClock, OfflineRunner, WallClock
 from core.service import Service, ServiceOptions
 from core.settings import LoadedSettings, load_settings
 from core.sim.demo_data import REPO_ROOT
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from core.control.types import PreflightReport
     from core.markets import RefreshResult
     from core.sim.mock_clob import MockClobServer
+    from core.sim.mock_ws import MockMarketServer
     from core.types import MarketInfo
 
 log = logging.getLogger(__name__)
@@ -100,6 +101,15 @@ class Exchange:
         await self.stop()
 
 
+def fresh_sqlite(path: Path) -> Path:
+    """An empty SQLite database at ``path`` (the file and its journals removed; the directory made):
+    a run that describes only itself."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    return path
+
+
 def list_markets(clob: MockClobServer, markets: Iterable[MarketInfo]) -> None:
     """Make the CLOB double trade these markets (tokens, tick, minimum size, neg-risk, fee)."""
     from core.sim.mock_clob_state import MockMarket
@@ -135,6 +145,55 @@ async def discover_markets(db_url: str, gamma_url: str, clob: MockClobServer | N
     finally:
         await engine.dispose()
     return refreshed
+
+
+class FeedBooks:
+    """Keeps the CLOB double's books equal to the market-websocket double's: one market universe.
+
+    The socket double plays its recording into its own copy of every book; every ``every_s`` each
+    token the CLOB double lists gets that book as its external liquidity, so an order priced off
+    ``/quotes`` meets at the venue double the book the feed showed (what it takes comes back
+    with the next copy, as other traders' orders would). A :class:`Double`: ``start``/``stop``.
+    """
+
+    def __init__(self, ws: MockMarketServer, clob: MockClobServer, *, every_s: float = 0.1) -> None:
+        self.ws = ws
+        self.clob = clob
+        self.every_s = every_s
+        self.copies = 0
+        self._task: asyncio.Task[None] | None = None
+
+    def copy(self) -> int:
+        """Copy every book both doubles know now; returns how many."""
+        from decimal import Decimal
+
+        served = set(self.ws.asset_ids)
+        n = 0
+        for token in self.clob.books:
+            if token in served:
+                book = self.ws.book(token)
+                self.clob.set_book(
+                    token,
+                    [(Decimal(p), Decimal(q)) for p, q in book.bids.values()],
+                    [(Decimal(p), Decimal(q)) for p, q in book.asks.values()],
+                )
+                n += 1
+        self.copies += 1
+        return n
+
+    async def _run(self) -> None:
+        while True:
+            self.copy()
+            await asyncio.sleep(self.every_s)
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="sandbox-feed-books")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -224,11 +283,15 @@ class SandboxOptions:
     """The service's wall clock (engine, risk gate); a test may move it."""
     staleness_tick_s: float = 2.0
     preflight: Callable[[bool], Awaitable[PreflightReport]] | None = None
-    """What /preflight and /arm check (None: the configuration's own preflight)."""
+    """What /preflight and /arm check (None: the configuration's own preflight, Telegram's getMe
+    answered by the Bot API double)."""
     pause_jobs: bool = False
     """Scheduled jobs paused once started: the script alone moves time."""
     on_built: Callable[[Service], object] | None = None
     """Called with the service before it starts (e.g. to hear the alerts starting raises)."""
+    wall_clock: bool = False
+    """The bot's clock follows real time (a person typing: confirmations expire on time); False:
+    it moves only when the script says so (``_advance_s``)."""
     stop_within_s: float | None = None
     """When set, a stop that overruns or fails is logged, not raised (fault scenarios break the
     service on purpose); None: stop as the product does and let any error through."""
@@ -266,7 +329,7 @@ async def offline_service(loaded: LoadedSettings, options: SandboxOptions | None
     """A real service with the Telegram bot on the Bot API double; stopped on exit (also when starting fails)."""
     opts = options or SandboxOptions()
     api = opts.api if opts.api is not None else FakeBotApi()
-    clock = ManualClock()
+    clock = WallClock() if opts.wall_clock else ManualClock()
     front_end = TelegramFrontEnd()  # keeps the bot it starts: the runner drives it
     service = Service(
         loaded,
@@ -278,7 +341,7 @@ async def offline_service(loaded: LoadedSettings, options: SandboxOptions | None
             bot_clock=clock,
             frontend=front_end,
             clock=opts.clock,
-            preflight=opts.preflight,
+            preflight=opts.preflight or _preflight_on_double(loaded, api),
         ),
     )
     if opts.on_built is not None:
@@ -291,6 +354,16 @@ async def offline_service(loaded: LoadedSettings, options: SandboxOptions | None
         yield Sandbox(service=service, api=api, clock=clock, bot=front_end.parts, runner=runner)
     finally:
         await _stop(service, opts.stop_within_s)
+
+
+def _preflight_on_double(loaded: LoadedSettings, api: FakeBotApi) -> Callable[[bool], Awaitable[PreflightReport]]:
+    """The configuration's preflight, Telegram's getMe answered by the Bot API double the bot runs on."""
+    from core.preflight import run_preflight
+
+    async def preflight(offline: bool) -> PreflightReport:
+        return await run_preflight(loaded, offline=offline, telegram_identity=api.get_me_username)
+
+    return preflight
 
 
 async def _stop(service: Service, within_s: float | None) -> None:

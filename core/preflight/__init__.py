@@ -22,7 +22,8 @@ balance        the pUSD collateral the venue holds for the account (``GET /balan
                allows would be refused by the venue); shown in dry-run; the bankroll in paper
                                                                             [skipped offline]
 risk limits    :meth:`core.execution.risk_gate.RiskLimits.problems` of the configured limits
-telegram       token and at least one authorised user (only when telegram.enabled)
+telegram       token and at least one authorised user, then the token checked with Telegram
+               (``getMe``: the bot's @username); only when telegram.enabled     [skipped offline]
 =============  ==============================================================================
 
 A skipped check has ``ok=False, skipped=True`` so that every renderer (CLI, Telegram) that tests
@@ -34,8 +35,8 @@ The service wires it into the control facade as ``lambda offline: run_preflight(
 
 The modules: ``report`` (check names, rows with redacted details, the guard; the table and JSON
 forms are :class:`~core.control.types.PreflightReport`'s), ``local``
-(the checks without network), ``probes`` (the checks that reach a service), ``run`` (the whole
-report).
+(the checks without network), ``probes`` (the checks that reach a service), ``telegram`` (the
+Telegram row: settings, then ``getMe``), ``run`` (the whole report).
 """
 
 from __future__ import annotations

@@ -115,12 +115,12 @@ def _pairing_problem(sig: int, name: str, funder: str | None, address: str) -> s
 
 
 def check_key(settings: Settings) -> PreflightCheck:
-    from core.execution.dry_run import SIGNATURE_TYPE_NAMES
-    from core.execution.relayers.clob_signing import OrderSigner
-
     relayer = settings.relayer
     if relayer.type != "real":
         return skipped(KEY, 'paper mode (relayer.type = "fake"): no key signs anything')
+    from core.execution.dry_run import SIGNATURE_TYPE_NAMES  # the CLOB client: only when a key signs
+    from core.execution.relayers.clob_signing import OrderSigner
+
     if relayer.private_key is None:
         return failed(KEY, 'relayer.private_key is not set (required when relayer.type = "real")')
     address = key_address(settings)
@@ -204,6 +204,8 @@ def check_risk(settings: Settings) -> PreflightCheck:
 
 
 def check_telegram(settings: Settings) -> PreflightCheck:
+    """The Telegram settings alone (token present, users listed); the token itself is checked with
+    Telegram by :func:`core.preflight.telegram.check_telegram_api`."""
     telegram = settings.telegram
     if not telegram.enabled:
         return skipped(TELEGRAM, "telegram.enabled = false")
@@ -214,8 +216,14 @@ def check_telegram(settings: Settings) -> PreflightCheck:
         problems.append("no authorised users (telegram.users is empty)")
     if problems:
         return failed(TELEGRAM, "; ".join(problems))
+    return passed(TELEGRAM, f"token set (not shown), {telegram_users(settings)}")
+
+
+def telegram_users(settings: Settings) -> str:
+    """``3 authorised user(s): 1 admin, 2 viewer``."""
+    users = settings.telegram.users
     roles: dict[str, int] = {}
-    for user in telegram.users:
+    for user in users:
         roles[user.role] = roles.get(user.role, 0) + 1
     listed = ", ".join(f"{n} {role}" for role, n in sorted(roles.items()))
-    return passed(TELEGRAM, f"token set (not shown), {len(telegram.users)} authorised user(s): {listed}")
+    return f"{len(users)} authorised user(s): {listed}"

@@ -16,7 +16,6 @@ from core.preflight.local import (
     check_mode,
     check_risk,
     check_secrets,
-    check_telegram,
     maker_address,
 )
 from core.preflight.probes import (
@@ -35,12 +34,14 @@ from core.preflight.report import (
     CLOCK,
     DATABASE,
     FEED,
+    TELEGRAM,
     failed,
     guard,
     one_line,
     ready,
     skipped,
 )
+from core.preflight.telegram import BotIdentity, check_telegram_api
 from core.settings import LoadedSettings, Settings
 from core.types import Mode
 
@@ -58,12 +59,14 @@ class _Probes:
         timeout_s: float,
         max_skew_s: float,
         transport: httpx.AsyncBaseTransport | None,
+        identity: BotIdentity | None = None,
     ) -> None:
         self.settings = settings
         self.offline = offline
         self.timeout_s = timeout_s
         self.max_skew_s = max_skew_s
         self.transport = transport
+        self.identity = identity
         self.limit_s = timeout_s + 1.0
         """A probe's ceiling: its own timeout, plus a second to say so."""
 
@@ -88,12 +91,22 @@ class _Probes:
         except Exception as exc:
             return failed(CLOB, f"error: {one_line(exc)}"), skipped(CLOCK, "not measured")
 
+    def telegram(self) -> Awaitable[PreflightCheck]:
+        probe = check_telegram_api(
+            self.settings,
+            offline=self.offline,
+            timeout_s=self.timeout_s,
+            transport=self.transport,
+            identity=self.identity,
+        )
+        return guard(TELEGRAM, probe, self.limit_s)
+
     def allowances(self) -> Awaitable[PreflightCheck]:
-        owner = maker_address(self.settings)
         if self.settings.chain.rpc_url is None:
             return ready(skipped(ALLOWANCES, "chain.rpc_url is not set: on-chain approvals not checked"))
         if self.offline:
             return ready(skipped(ALLOWANCES, "--offline"))
+        owner = maker_address(self.settings)  # eth_account: only when there is an address to check
         if owner is None:
             return ready(skipped(ALLOWANCES, "no key or funder configured: no address to check"))
         probe = check_allowances(self.settings, owner, timeout_s=self.timeout_s, transport=self.transport)
@@ -118,16 +131,37 @@ async def run_preflight(
     http_transport: httpx.AsyncBaseTransport | None = None,
     timeout_s: float = DEFAULT_TIMEOUT_S,
     max_skew_s: float = MAX_CLOCK_SKEW_S,
+    telegram_identity: BotIdentity | None = None,
 ) -> PreflightReport:
     """Every check (see :mod:`core.preflight`); network probes run concurrently, each bounded.
 
     ``offline`` skips the feed, CLOB, clock, allowance and balance probes. ``http_transport``
-    replaces the network for the CLOB and JSON-RPC calls (tests).
+    replaces the network for the CLOB, JSON-RPC and Telegram calls (tests). ``telegram_identity``
+    answers Telegram's ``getMe`` instead of ``telegram.base_url`` (a bot on a Bot API double).
     """
     settings = loaded.settings
-    probes = _Probes(settings, offline=offline, timeout_s=timeout_s, max_skew_s=max_skew_s, transport=http_transport)
-    db_check, feed_check, (clob_check, clock_check), allowance_check, balance_check = await asyncio.gather(
-        probes.database(), probes.feed(), probes.clob_and_clock(), probes.allowances(), probes.balance()
+    probes = _Probes(
+        settings,
+        offline=offline,
+        timeout_s=timeout_s,
+        max_skew_s=max_skew_s,
+        transport=http_transport,
+        identity=telegram_identity,
+    )
+    (
+        db_check,
+        feed_check,
+        (clob_check, clock_check),
+        allowance_check,
+        balance_check,
+        telegram_check,
+    ) = await asyncio.gather(
+        probes.database(),
+        probes.feed(),
+        probes.clob_and_clock(),
+        probes.allowances(),
+        probes.balance(),
+        probes.telegram(),
     )
     report = PreflightReport(
         [
@@ -143,7 +177,7 @@ async def run_preflight(
             allowance_check,
             balance_check,
             check_risk(settings),
-            check_telegram(settings),
+            telegram_check,
         ]
     )
     log.info("preflight %s (failed: %s)", "passed" if report.ok else "FAILED", ", ".join(report.failed) or "none")
