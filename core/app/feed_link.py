@@ -17,8 +17,8 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from core.app.alerts import FeedDeadAlerts
-from core.control.types import FeedConnection
 from core.bus.reader import BusFeed
+from core.control.types import FeedConnection
 from core.feed.connection import ConnectionEvent, ConnectionState
 from core.feed.pipeline import IngestPipeline
 from core.feed.ws import MarketFeed

@@ -132,7 +132,11 @@ class _Term:
 
     def _on_events(self, events: list[FeedEvent]) -> None:
         for ev in events:
-            if isinstance(ev, BookStatusChanged) and ev.new is BookStatus.INCONSISTENT and self.reseeder.claim(ev.asset_id):
+            if (
+                isinstance(ev, BookStatusChanged)
+                and ev.new is BookStatus.INCONSISTENT
+                and self.reseeder.claim(ev.asset_id)
+            ):
                 self._spawn(self._reseed(ev.asset_id))
 
     async def _reseed(self, asset_id: str) -> None:
@@ -149,7 +153,7 @@ class _Term:
             request = m.decode_as(msg.data, m.SnapshotRequest)
         except Exception:
             return
-        snap = self.publisher.snapshot(request.asset)
+        snap = await self.publisher.settled_snapshot(request.asset)
         if snap is not None and msg.reply:
             await msg.respond(m.encode(m.SnapshotReply(snapshot=snap)))
 
@@ -193,13 +197,15 @@ class FeedWorker:
             js = nc.jetstream()
             await ensure_stream(js, b)
             kv = await lease_bucket(js, b)
-            lease = ShardLease(kv, lease_key(self.plan.shard), worker=self.name, shard=self.plan.shard, ttl_s=b.lease_ttl_s)
+            lease = ShardLease(
+                kv, lease_key(self.plan.shard), worker=self.name, shard=self.plan.shard, ttl_s=b.lease_ttl_s
+            )
             log.info("feed worker %s: shard %s, %d assets, standby", self.name, self.plan.shard, len(self.plan.assets))
             while not stop.is_set():
                 if await self._try_take(lease):
                     await self._serve(nc, lease, stop)
                 else:
-                    await _wait(stop, min(0.5, b.lease_ttl_s / 6))
+                    await _wait(stop, min(0.25, b.lease_ttl_s / 12))
             await lease.release()
         finally:
             with contextlib.suppress(Exception):
@@ -231,7 +237,10 @@ class FeedWorker:
                         break
                     next_renew = loop.time() + renew_s
                 with contextlib.suppress(Exception):
-                    await nc.publish(subject, m.encode(m.Heartbeat(beat.worker, beat.shard, beat.epoch, beat.assets, time.time_ns())))
+                    beat_now = m.Heartbeat(
+                        beat.worker, beat.shard, beat.epoch, beat.assets, time.time_ns(), term.publisher.take_changed()
+                    )
+                    await nc.publish(subject, m.encode(beat_now))
                 await _wait(stop, min(HEARTBEAT_S, renew_s))
         finally:
             term_over.set()

@@ -142,13 +142,18 @@ class SnapshotReply(msgspec.Struct, frozen=True):
 
 
 class Heartbeat(msgspec.Struct, frozen=True):
-    """The active worker of a shard, every second on :func:`core.bus.subjects.heartbeat_subject`."""
+    """The active worker of a shard, every second on :func:`core.bus.subjects.heartbeat_subject`.
+
+    ``seqs``: the last ``seq`` of each asset that published since the previous beat. A reader
+    that, a beat later, has still not applied that much has lost the asset's last message(s)
+    (a gap no later message would reveal on a quiet market) and resnapshots it."""
 
     worker: str
-    shard: str  # "I/N", or "assets" for an explicit asset set
+    shard: str  # the lease's shard label: "0of2", or "assets-<digest>" for an explicit asset set
     epoch: int
     assets: int
     pub_ns: int
+    seqs: dict[str, int] = {}
 
 
 class Lease(msgspec.Struct, frozen=True):

@@ -77,6 +77,7 @@ class MdPublisher:
         self.epoch = 0
         self.active = False
         self._seq: dict[str, int] = {}
+        self._changed: dict[str, int] = {}  # asset -> last seq, since the last heartbeat
         self._outbox: deque[tuple[str, bytes]] = deque()
         self._wake = asyncio.Event()
         self.stats = PublisherStats(by_kind={})
@@ -89,6 +90,7 @@ class MdPublisher:
         self.epoch = epoch
         self.active = True
         self._seq.clear()
+        self._changed.clear()
         now = self._clock_ns()
         for asset in assets:
             book = self._books.get(asset)
@@ -184,7 +186,7 @@ class MdPublisher:
 
     def _head(self, asset: str, ts_ms: int, recv_ns: int) -> Head:
         seq = self._seq.get(asset, 0) + 1
-        self._seq[asset] = seq
+        self._seq[asset] = self._changed[asset] = seq
         return {
             "condition": self.condition_of(asset),
             "asset": asset,
@@ -205,6 +207,11 @@ class MdPublisher:
 
     def last_seq(self, asset: str) -> int:
         return self._seq.get(asset, 0)
+
+    def take_changed(self) -> dict[str, int]:
+        """The last seq of each asset numbered since the previous call (for the heartbeat)."""
+        changed, self._changed = self._changed, {}
+        return changed
 
     # ---- answers ----------------------------------------------------------------------------
     def snapshot(self, asset: str) -> m.Snapshot | None:
@@ -228,6 +235,21 @@ class MdPublisher:
             status=book.status.value,
             source="request",
         )
+
+    def settled(self, asset: str) -> bool:
+        """Whether the asset's book is between matches (no burst open): a snapshot cut now is not
+        a half-applied match (whose book may even be crossed for a moment)."""
+        book = self._books.get(asset)
+        return book is None or not book.burst_open
+
+    async def settled_snapshot(self, asset: str, *, within_s: float = 2.0, step_s: float = 0.01) -> m.Snapshot | None:
+        """:meth:`snapshot` once the book is :meth:`settled` (a match's frames come together, so
+        this waits a burst's quiet time at most), or as it is after ``within_s``."""
+        for _ in range(max(1, int(within_s / step_s))):
+            if self.settled(asset):
+                break
+            await asyncio.sleep(step_s)
+        return self.snapshot(asset)
 
     # ---- sending ----------------------------------------------------------------------------
     async def run(self, publish: Callable[[str, bytes], object], stop: asyncio.Event) -> None:

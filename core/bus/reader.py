@@ -85,6 +85,7 @@ class BusFeed:
         self._tasks: set[asyncio.Task[None]] = set()
         self._asking: set[str] = set()
         self._beats: dict[int, int] = {}  # worker epoch -> monotonic ns of its last heartbeat
+        self._published: dict[str, tuple[int, dict[str, int]]] = {}  # shard -> the last beat's (epoch, seqs)
         self._state = ConnectionState.CONNECTING
         self._stopped = False
         self.frames = 0
@@ -244,6 +245,12 @@ class BusFeed:
         except (msgspec.DecodeError, msgspec.ValidationError):
             return
         self._beats[beat.epoch] = time.monotonic_ns()
+        # what the previous beat of this worker said is a second old: everything it counted has
+        # arrived unless lost (this beat's own counts may still be racing their messages)
+        previous = self._published.get(beat.shard)
+        self._published[beat.shard] = (beat.epoch, beat.seqs)
+        if previous is not None and previous[1]:
+            self.sync.check_published(previous[0], previous[1])
 
     async def _disconnected(self) -> None:
         """Messages may be lost while disconnected and nothing would tell: every book waits."""

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -168,12 +168,26 @@ class BookSync:
 
     def lost(self, assets: Iterable[str], reason: str) -> None:
         """These books cannot be trusted any more (see the module docstring): reset, resnapshot."""
-        for asset in assets:
+        tracks = [(a, t) for a in assets if (t := self._tracks.get(a)) is not None]
+        if len(tracks) > 1:
+            log.warning("%d books: %s; resnapshot", len(tracks), reason)
+        for asset, track in tracks:
+            self._lose(asset, track, reason, quiet=len(tracks) > 1)
+            if not track.asked_ns:
+                self._ask(asset, track)
+
+    def check_published(self, epoch: int, seqs: Mapping[str, int]) -> list[str]:
+        """A worker of ``epoch`` said it had published up to ``seqs`` (a heartbeat ago): an asset
+        followed in sync in that epoch that has applied less lost its last message(s)."""
+        behind = []
+        for asset, seq in seqs.items():
             track = self._tracks.get(asset)
-            if track is not None:
-                self._lose(asset, track, reason)
-                if not track.asked_ns:
-                    self._ask(asset, track)
+            if track is not None and track.synced and track.epoch == epoch and track.next_seq <= seq:
+                behind.append(asset)
+        if behind:
+            self.stats.gaps += len(behind)
+            self.lost(behind, f"gap: behind the worker's heartbeat (epoch {epoch})")
+        return behind
 
     def due(self) -> list[str]:
         """Ask again for every snapshot not answered within ``retry_after_s`` (call periodically)."""
@@ -189,7 +203,7 @@ class BookSync:
     def _new_epoch(self, msg: m.MdMessage, track: _Track) -> None:
         if track.epoch >= 0:
             self.stats.epoch_changes += 1
-            log.info("%s: worker epoch %d -> %d", short_id(msg.asset), track.epoch, msg.epoch)
+            log.debug("%s: worker epoch %d -> %d", short_id(msg.asset), track.epoch, msg.epoch)
         track.epoch = msg.epoch
         track.buffer.clear()
         track.synced = False
@@ -197,11 +211,11 @@ class BookSync:
         if msg.seq == 1:  # the new worker's first message: follow it from the start
             track.synced, track.next_seq, track.asked_ns = True, 1, 0
 
-    def _lose(self, asset: str, track: _Track, reason: str) -> None:
+    def _lose(self, asset: str, track: _Track, reason: str, *, quiet: bool = False) -> None:
         self.stats.lost += 1
         key = reason.split(":", 1)[0]
         self.stats.by_reason[key] = self.stats.by_reason.get(key, 0) + 1
-        if track.synced:
+        if track.synced and not quiet:
             log.warning("%s: %s; resnapshot", short_id(asset), reason)
         track.synced = False
         self._target.reset([asset], key)

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 
-from core.settings.fields import DAY_S, Int, Section, Seconds
+from core.settings.fields import DAY_S, Int, Seconds, Section
 
 _NAME = re.compile(r"[A-Za-z0-9_\-]+")
 _PREFIX = re.compile(r"[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*")

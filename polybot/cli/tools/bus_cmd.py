@@ -78,7 +78,9 @@ def _run(args: argparse.Namespace) -> int:
     return asyncio.run(_worker(loaded, shard, args.assets or [], name, args.duration))
 
 
-async def _worker(loaded: LoadedSettings, shard: Shard | None, assets: list[str], name: str, duration: float | None) -> int:
+async def _worker(
+    loaded: LoadedSettings, shard: Shard | None, assets: list[str], name: str, duration: float | None
+) -> int:
     from core.app.feed_worker import FeedWorker, plan_worker
     from core.bus.connect import BusUnavailable
     from core.errors import PolybotError
