@@ -59,7 +59,13 @@ def test_metrics_json_replays_the_project_recording_by_default(capsys: pytest.Ca
 def test_metrics_human_summary_groups_by_dashboard_row(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["metrics", "--replay", str(RECORDING)]) == 0
     out = capsys.readouterr().out
-    assert out.splitlines()[0] == "Feed health"
+    assert out.splitlines()[:4] == [
+        "no --config: no service read (--config FILE reads a running service's /metrics)",
+        f"replayed the recording {RECORDING.relative_to(Path.cwd())} through this process: "
+        "not a running service's values",
+        "",
+        "Feed health",
+    ]
     assert re.search(r"^  ws_frames_total\s+403$", out, re.M)
     assert re.search(r"^  books\s+ok 8$", out, re.M)
     assert "Book integrity" in out and "Storage" in out

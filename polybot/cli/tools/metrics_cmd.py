@@ -1,7 +1,8 @@
 """``polybot metrics``, ``metrics-export`` and ``metrics-serve``: Prometheus metrics from the CLI.
 
-A CLI process reports what runs in it. So that the values mean something standalone, each
-command first feeds a recording (``--replay FILE``; by default the project's own recording
+``polybot metrics --config FILE`` reads the running service's ``/metrics`` when the file enables
+``[metrics]``, and says where it read. Otherwise a CLI process reports what runs in it: so that
+the values mean something standalone, each command first feeds a recording (``--replay FILE``; by default the project's own recording
 under fixtures/recordings/) through the real processor -> pipeline -> batched writer (into a
 throwaway in-memory SQLite database). ``metrics-serve`` can also follow a live market-channel
 websocket (``--ws-url`` + ``--subscribe``), e.g. ``polybot mock-ws``.
@@ -32,14 +33,23 @@ def register(sub: Subcommands) -> None:
     p = add_command(
         sub,
         "metrics",
-        help="summarise the current Prometheus metric values (after replaying a recording)",
+        help="summarise the metric values: the running service's (--config), else a replayed recording's",
         description=(
             "Print the current value of every Polybot metric, grouped like the Grafana dashboard rows.\n"
-            "A CLI process only has what runs in it: by default the project's recording\n"
-            "(fixtures/recordings/) is fed through the feed processor, pipeline and batched writer\n"
-            "first, so the feed, book and storage values are real; --no-replay skips that."
+            "With --config FILE whose [metrics] is enabled, the values are the running service's: read\n"
+            "from its /metrics (http://HOST:PORT/metrics of that section), and the first line says so.\n"
+            "Otherwise (no --config, [metrics] not enabled, or nothing answers there) a CLI process only\n"
+            "has what runs in it: the bundled recording (fixtures/recordings/, or --replay FILE) is fed\n"
+            "through the feed processor, pipeline and batched writer first, and the first line says\n"
+            "that these are replayed values, not the service's; --no-replay skips the replay."
         ),
-        example="polybot metrics --json",
+        example="polybot metrics --config config/demo.toml",
+    )
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        default=None,
+        help="service TOML: with [metrics] enabled, read the running service's /metrics",
     )
     _replay_args(p)
     p.add_argument("--json", action="store_true", help="print the values as JSON")
@@ -134,16 +144,98 @@ async def _collect_after_replay(path: Path | None) -> list[Metric]:
         await rig.close()
 
 
+SCRAPE_TIMEOUT_S = 3.0
+
+
+def _scrape(url: str, timeout_s: float = SCRAPE_TIMEOUT_S) -> list[Metric]:
+    """The metric families a ``/metrics`` endpoint serves; ``OSError`` / ``ValueError`` when nothing
+    (or no Prometheus exposition) answers."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # this machine: never a proxy
+    with opener.open(url, timeout=timeout_s) as resp:
+        text = resp.read().decode("utf-8")
+    families = list(text_string_to_metric_families(text))
+    if not any(f.name.startswith("polybot_") for f in families):
+        raise ValueError("no polybot_* metric in the answer")
+    return families
+
+
+def metrics_url(host: str, port: int) -> str:
+    """Where a service with ``[metrics] host``/``port`` answers (a wildcard address: this machine)."""
+    shown = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    return f"http://[{shown}]:{port}/metrics" if ":" in shown else f"http://{shown}:{port}/metrics"
+
+
+def _service_url(config: str) -> tuple[str | None, str]:
+    """(the /metrics URL of the service ``config`` runs, or None; why not, in words)."""
+    from core.settings import load_settings
+
+    m = load_settings(config).settings.metrics  # ConfigError: exit 2 with every problem listed
+    if not m.enabled:
+        return None, f"[metrics] is not enabled in {config}: the service there serves no /metrics"
+    if m.port == 0:
+        return None, f"[metrics] port = 0 in {config}: the service picked a free port (its log line says which)"
+    return metrics_url(m.host, m.port), ""
+
+
+def _source_of_replay(path: Path | None, given: bool) -> str:
+    if path is None:
+        return "this process's own metrics: nothing replayed, no service read"
+    which = "the recording" if given else "the bundled recording"
+    return f"replayed {which} {_shown(path)} through this process: not a running service's values"
+
+
+def _shown(path: Path) -> str:
+    """``fixtures/recordings/demo_market.jsonl`` when it is under the current directory."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def _metrics(args: argparse.Namespace) -> int:
     from core.metrics.summary import as_json, render
     from polybot.cli.common import print_json
 
-    families = asyncio.run(_collect_after_replay(_recording(args)))
+    families: list[Metric] | None = None
+    why = "no --config: no service read (--config FILE reads a running service's /metrics)"
+    source: dict[str, str] = {}
+    if args.config is not None:
+        url, why = _service_url(args.config)
+        if url is not None:
+            try:
+                families = _scrape(url)
+                source = {"read_from": url, "note": f"read from {url} (the service of {args.config})"}
+            except (OSError, ValueError) as exc:
+                why = f"nothing answers at {url} ({_reason(exc)}): is the service of {args.config} running?"
+    if families is None:
+        path = _recording(args)
+        families = asyncio.run(_collect_after_replay(path))
+        source = {
+            "replayed": str(path) if path else "",
+            "why": why,
+            "note": _source_of_replay(path, args.replay is not None),
+        }
     if args.json:
-        print_json(as_json(families))
+        print_json({"source": source, **as_json(families)})
+        sys.stderr.write(_source_lines(source) + "\n")
     else:
+        print(_source_lines(source) + "\n")
         print(render(families))
     return 0
+
+
+def _reason(exc: BaseException) -> str:
+    reason = getattr(exc, "reason", None)  # urllib.error.URLError wraps the socket's error
+    inner = reason if isinstance(reason, BaseException) else exc
+    return f"{type(inner).__name__}: {getattr(inner, 'strerror', None) or inner}"
+
+
+def _source_lines(source: dict[str, str]) -> str:
+    return "\n".join(line for line in (source.get("why", ""), source["note"]) if line)
 
 
 def _export(args: argparse.Namespace) -> int:
