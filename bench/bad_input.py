@@ -195,6 +195,7 @@ def cli_cases(tmp: Path) -> list[Case]:
         ("mock-gamma", ["--port", "0", "--retry-after", "nan"]),
         ("metrics", ["--replay", MISSING]),
         ("metrics", ["--replay", str(tmp)]),
+        ("metrics", ["--config", MISSING]),
         ("metrics-export", ["--out", "/proc/forbidden/metrics.prom"]),
         ("metrics-export", ["--no-replay", "--out", str(tmp)]),
         ("metrics-serve", ["--port", "99999"]),
