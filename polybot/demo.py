@@ -56,7 +56,8 @@ AUGMENTED_MEMBER = "demo-city-mayor-2026-alice"
 TRADE = {"_trade": True}
 """A script's pause: armed, the strategies trade on the (mock) live feed for the phase's trading time."""
 SETTLE = {"_settle": True}
-"""A script's pause until no order of ours is open (the fills so far are CONFIRMED), at most SETTLE_S."""
+"""A script's pause until no order of ours is in motion (answered, and the fills so far settled:
+CONFIRMED or failed), at most SETTLE_S; a resting order is not waited for."""
 WARMUP_S = 8.0
 FEED_HZ = 250.0
 """The recording's pace: ``--duration`` seconds of paper trading are this many frames a second."""
@@ -156,7 +157,7 @@ async def _phase(
             if line is TRADE:
                 await _lockstep(service, list(itertools.islice(stream, int(trading_s * FEED_HZ))))
             else:
-                await _settled(service.engine.open_orders, SETTLE_S)
+                await _settled(service.engine.in_motion, SETTLE_S)
         await service.bus.drain()
         pnl = await service.control.pnl()
         balance = await service.control.balance()
@@ -203,10 +204,10 @@ def _stamp(frame: str) -> str | None:
     return match.group(1) if match else None
 
 
-async def _settled(open_orders: Callable[[], list[Any]], within_s: float) -> None:
-    """Wait (polling, at most ``within_s``) until no order of ours is open: every fill CONFIRMED."""
+async def _settled(in_motion: Callable[[], list[Any]], within_s: float) -> None:
+    """Wait (polling, at most ``within_s``) until no order of ours is in motion: every fill settled."""
     deadline = time.monotonic() + within_s
-    while open_orders():
+    while in_motion():
         if time.monotonic() >= deadline:
             return
         await asyncio.sleep(0.05)

@@ -56,6 +56,7 @@ __all__ = [
 ]
 
 ZERO = Decimal(0)
+_UNANSWERED = frozenset({OrderStatus.NEW, OrderStatus.SUBMITTED_UNKNOWN})
 
 
 class Engine:
@@ -197,6 +198,17 @@ class Engine:
 
     def open_orders(self) -> list[OrderRecord]:
         return [t.rec for t in self._orders.open_orders()]
+
+    def in_motion(self) -> list[str]:
+        """Orders whose fate is still moving: not answered yet (new, or sent with the outcome
+        unknown), matched by the venue with fills not confirmed yet, or with a matched trade not
+        settled yet. A resting order with no fill is not in motion."""
+        moving = [
+            t.coid
+            for t in self._orders.tracked()
+            if t.status in _UNANSWERED or (t.status is OrderStatus.FILLED and t.rec.filled_size < t.req.size)
+        ]
+        return moving + self._ledger.settling_orders()
 
     def group_state(self, group_id: str) -> GroupState | None:
         return self._groups.state(group_id)

@@ -64,6 +64,10 @@ class FillLedger:
         """Whether a trade of this order matched and has not settled yet (its fate is still open)."""
         return client_order_id in self._matched
 
+    def settling_orders(self) -> list[str]:
+        """The orders with a matched trade that has not settled yet."""
+        return list(self._matched)
+
     async def on_fill(self, fill: Fill) -> None:
         """A fill from any source. Idempotent: a trade is recorded once and applied once."""
         coid = fill.client_order_id or self._orders.coid_of(fill.venue_order_id or "") or ""
