@@ -64,6 +64,10 @@ def cli_cases(tmp: Path) -> list[Case]:
     bad_retention.write_text(
         "[db.retention]\nbook_deltas_days = -1\nbook_snapshots_days = 30\nbook_snapshots_thinned_days = 10\n"
     )
+    keyless_toml = tmp / "keyless.toml"  # valid, with no relayer.private_key
+    keyless_toml.write_text("[service]\nmode = 'paper'\n")
+    unreachable_toml = tmp / "unreachable.toml"
+    unreachable_toml.write_text(f"[relayer]\nprivate_key = '{KEY}'\n[clob]\nurl = '{NOWHERE}'\n")
     watch_toml = tmp / "watch.toml"  # valid rules: what --watch-preview says of a database without a schema
     watch_toml.write_text('[[feed.watch]]\ntag = "crypto"\nmax_assets = 10\n')
     bad_jsonl = tmp / "bad.jsonl"
@@ -84,6 +88,11 @@ def cli_cases(tmp: Path) -> list[Case]:
         ("relayer-dry-run", [*order, "0.5", "10", "--tick-size", "NaN", *offline]),
         ("relayer-dry-run", [*order, "0.5", "10", "--timeout", "-1", *offline]),
         ("relayer-dry-run", [*order, "0.5", "10", "--timeout", "nan", *offline]),
+        ("relayer-api-creds", []),
+        ("relayer-api-creds", ["--config", MISSING]),
+        ("relayer-api-creds", ["--config", str(bad_toml)]),
+        ("relayer-api-creds", ["--config", str(keyless_toml)]),
+        ("relayer-api-creds", ["--config", str(unreachable_toml)]),
         ("relayer-approve-usdc", ["--address", "nope"]),
         ("relayer-approve-usdc", ["--timeout", "-1"]),
         ("relayer-approve-usdc", ["--timeout", "nan"]),
@@ -121,6 +130,12 @@ def cli_cases(tmp: Path) -> list[Case]:
         ("demo", ["--duration", "abc"]),
         ("demo", ["--duration", "nan"]),
         ("demo", ["--var-dir", str(bad_toml)]),
+        ("sandbox", ["--mode", "sideways"]),
+        ("sandbox", ["--user-id", "0"]),
+        ("sandbox", ["--user-id", "abc"]),
+        ("sandbox", ["--role", "god"]),
+        ("sandbox", ["--var-dir", str(bad_toml)]),
+        ("sandbox", ["--script", MISSING]),
         ("replay-book", []),
         ("replay-book", [MISSING]),
         ("replay-book", [str(bad_jsonl)]),

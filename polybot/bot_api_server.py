@@ -97,17 +97,17 @@ class BotApiServer:
         match = _PATH.fullmatch(req.path)
         if match is None:
             return HttpResponse.json({"ok": False, "error_code": 404, "description": "Not Found"}, 404)
+        method = match["method"]
+        if method == "getMe":
+            self.get_me += 1
         if self.token is not None and match["token"] != self.token:
             return HttpResponse.json({"ok": False, "error_code": 401, "description": "Unauthorized"}, 401)
-        method = match["method"]
         try:
             params = _params(req)
         except (ValueError, UnicodeDecodeError):
             return HttpResponse.json({"ok": False, "error_code": 400, "description": "Bad Request: body"}, 400)
         if method == "getUpdates":
             return HttpResponse.json({"ok": True, "result": await self._poll(params)})
-        if method == "getMe":
-            self.get_me += 1
         status, body = self.api.answer(method, params)
         return HttpResponse(status, body, {"Content-Type": "application/json"})
 

@@ -301,8 +301,9 @@ def replaced_markets(opts: LocalOptions) -> str | None:
     return f"{listed} of {opts.config} not followed: a recording stands in for the market feed here"
 
 
-def _preflight_for(loaded: LoadedSettings) -> Callable[[bool], Awaitable[PreflightReport]]:
-    """The configuration's preflight, offline unless every endpoint it would probe is loopback."""
+def _preflight_for(loaded: LoadedSettings, api: FakeBotApi) -> Callable[[bool], Awaitable[PreflightReport]]:
+    """The configuration's preflight, offline unless every endpoint it would probe is loopback;
+    Telegram's getMe is answered by the Bot API double."""
     from core.preflight import run_preflight
 
     s = loaded.settings
@@ -310,7 +311,7 @@ def _preflight_for(loaded: LoadedSettings) -> Callable[[bool], Awaitable[Preflig
     local = all(_is_loopback(u) for u in urls)
 
     async def preflight(offline: bool) -> PreflightReport:
-        return await run_preflight(loaded, offline=offline or not local)
+        return await run_preflight(loaded, offline=offline or not local, telegram_identity=api.get_me_username)
 
     return preflight
 
@@ -339,7 +340,7 @@ async def local_session(opts: LocalOptions) -> AsyncIterator[LocalSession]:
     loaded = _load(opts)
     api = FakeBotApi() if opts.bot_username is None else FakeBotApi(username=bot_username_arg(opts.bot_username))
     # time belongs to the script (and no job may reach Gamma); /preflight probes loopback only
-    options = SandboxOptions(migrate=opts.migrate, api=api, preflight=_preflight_for(loaded), pause_jobs=True)
+    options = SandboxOptions(migrate=opts.migrate, api=api, preflight=_preflight_for(loaded, api), pause_jobs=True)
     async with offline_service(loaded, options) as sandbox:
         service = sandbox.service
         errors: list[str] = []
