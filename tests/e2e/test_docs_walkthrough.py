@@ -31,13 +31,12 @@ STOP_TIMEOUT_S = 10.0
 pytestmark = pytest.mark.slow
 
 
-def _environment(tmp: Path, clean_env: dict[str, str]) -> dict[str, str]:
+def _environment(clean_env: dict[str, str]) -> dict[str, str]:
     env = dict(clean_env)
     bin_dir = Path(sys.executable).parent
     env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
-    # Every step is a new interpreter: let them share compiled bytecode, kept out of the tree.
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    env["PYTHONPYCACHEPREFIX"] = str(tmp / "pycache")
+    # every step is a new interpreter: the bytecode compiled at the session's start serves them
+    # (tests/conftest.py), so no cache prefix that would hide it
     env["NO_COLOR"] = "1"
     return env
 
@@ -128,7 +127,7 @@ def test_acceptance_walkthrough_runs_offline(tmp_path: Path, clean_env: dict[str
     work.mkdir()
     for name in ("config", "fixtures"):
         shutil.copytree(REPO_ROOT / name, work / name, ignore=shutil.ignore_patterns("__pycache__"))
-    env = _environment(tmp_path, clean_env)
+    env = _environment(clean_env)
     background = _Background()
     timings: list[tuple[float, int, str]] = []
     try:
