@@ -73,6 +73,8 @@ def cli_cases(tmp: Path) -> list[Case]:
     bad_jsonl = tmp / "bad.jsonl"
     bad_jsonl.write_text('not json\n{"recv_ns": 1}\n')
     db = f"sqlite:///{tmp / 'x.db'}"  # never migrated: commands that need a schema say so
+    no_bus = tmp / "no_bus.toml"  # a database to migrate and no NATS server (port 9 answers nothing)
+    no_bus.write_text(f'[db]\nurl = "sqlite:///{tmp / "rec.db"}"\n[bus]\nurl = "nats://127.0.0.1:9"\n')
     feed_db = f"sqlite:///{tmp / 'feed.db'}"
     order = ["0xabc", "Yes", "BUY"]
     offline = ["--private-key", KEY, "--base-url", NOWHERE]
@@ -180,6 +182,15 @@ def cli_cases(tmp: Path) -> list[Case]:
             "ingest-ws",
             [FEED, "abc", "--max-messages", "3", "--first-frame-timeout", "3", "--db-url", feed_db, "--migrate"],
         ),
+        ("recorder", []),
+        ("recorder", ["--config", MISSING]),
+        ("recorder", ["--config", str(wrong_toml)]),
+        ("recorder", ["--config", str(no_bus), "--batch", "0"]),
+        ("recorder", ["--config", str(no_bus), "--durable", "no.dots"]),
+        ("recorder", ["--config", str(no_bus), "--ack-wait", "nan"]),
+        ("recorder", ["--config", str(no_bus), "--metrics-port", "99999"]),
+        ("recorder", ["--config", str(no_bus), "--duration", "1"]),
+        ("recorder", ["--config", str(no_bus), "--duration", "1", "--migrate"]),
         ("refresh-markets", [NOWHERE, "--db-url", db, "--timeout", "1", "--retries", "0"]),
         ("refresh-markets", ["--limit", "-1", "--db-url", db]),
         ("refresh-markets", ["--timeout", "nan", "--db-url", db]),

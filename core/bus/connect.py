@@ -7,6 +7,7 @@ server answers at start, the stream's limits kept as configured.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -52,7 +53,8 @@ async def connect(
     if on_reconnect is not None:
         options["reconnected_cb"] = on_reconnect
     try:
-        return await nats.connect(**options)
+        # nats-py retries a first connection forever when reconnects are unlimited: bound it
+        return await asyncio.wait_for(nats.connect(**options), connect_timeout_s * 2 + 1)
     except Exception as exc:
         where = ", ".join(mask_url_password(u) for u in settings.servers)
         raise BusUnavailable(f"no NATS server answers at {where} ({type(exc).__name__}: {exc})") from exc

@@ -6,6 +6,16 @@ loop and binds it to its metrics (``Metrics.bind(market_bus=stats)``); :func:`re
 turns it into the ``polybot_bus_*`` and ``polybot_recorder_*`` families at scrape time (on that
 same loop, so nothing here takes a lock). Metric names and help texts are in
 :mod:`core.metrics.catalog`.
+
+``core.bus`` sits below ``core.metrics`` in the import layers: its components take a BusStats
+through a Protocol of the methods they call (e.g. :class:`core.bus.recorder.RecorderMeter`), and
+the composition in ``core.app`` passes the BusStats it bound.
+
+Who counts what: a feed worker :meth:`~BusStats.on_published` (kind, bytes, frame receive -> publish
+lag), :meth:`~BusStats.on_publish_error`, :meth:`~BusStats.set_shard` and ``snapshots_served``; a
+trader on the bus :meth:`~BusStats.on_received` (with the lag from the worker's ``recv_ns``),
+:meth:`~BusStats.on_gap` and ``resnapshots``; the recorder the rest (outcomes, redeliveries, the
+consumer's backlog and the stream's size).
 """
 
 from __future__ import annotations
@@ -87,6 +97,9 @@ class BusStats:
         if outcome not in self.recorder:
             raise ValueError(f"unknown recorder outcome {outcome!r} (known: {', '.join(RECORDER_OUTCOMES)})")
         self.recorder[outcome] += n
+
+    def on_redelivered(self, n: int = 1) -> None:
+        self.redelivered += n
 
 
 def read_bus_stats(f: Families, s: BusStats) -> None:
