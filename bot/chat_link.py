@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 RETRY = Backoff(1.0, 60.0, 2.0, upward_jitter(0.2))
 """Between attempts to reach Telegram: 1 s, 2 s, 4 s … at most a minute (up to 20% longer)."""
 TOKEN_ADVICE = "put the token @BotFather gave you in secrets.local.toml as telegram.token"
+MAX_HELD = 50
+"""Alerts held while Telegram is down: the latest this many are delivered (all are in the alerts table)."""
 
 
 def origin(base_url: str) -> str:
@@ -76,7 +78,14 @@ class ChatLink:
         self._down_since: float | None = None
         self._task: asyncio.Task[None] | None = None
         self._held: list[Alert] = []
-        self._release = host.bus.subscribe(Alert, self._held.append)  # until the notifier hears them
+        self._dropped = 0
+        self._release = host.bus.subscribe(Alert, self._hold)  # until the notifier hears them
+
+    def _hold(self, alert: Alert) -> None:
+        self._held.append(alert)
+        if len(self._held) > MAX_HELD:
+            del self._held[0]
+            self._dropped += 1
 
     async def start(self) -> None:
         """The first attempt: returns connected, or with the retries running in the background.
@@ -151,4 +160,6 @@ class ChatLink:
                 f"Chat connected: Telegram was unreachable for {down} ({self.attempts} attempts). "
                 "The service ran on meanwhile, disarmed; /arm when you want it to trade."
             )
+            if self._dropped:
+                message += f" {self._dropped} older alert(s) of that time are not repeated here (polybot status)."
             self._host.bus.publish(Alert(kind="service", severity=Severity.WARNING, key="telegram", message=message))

@@ -260,8 +260,17 @@ async def run_sandbox(args: SandboxArgs, out: TextIO) -> int:
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
+
+    def on_signal(sig: signal.Signals) -> None:
+        if stop.is_set():  # asked twice: the next Ctrl-C interrupts as Python does
+            loop.remove_signal_handler(sig)
+            return
+        stop.set()
+        out.write("-- stopping: the service, then the doubles (Ctrl-C again to interrupt)\n")
+        out.flush()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal, sig)
     world = World(args.var_dir)
     lines = Lines(args.script)
     errors: list[str] = []
@@ -270,13 +279,14 @@ async def run_sandbox(args: SandboxArgs, out: TextIO) -> int:
         out.write("polybot sandbox: the real service on local doubles (no network, no Telegram token)\n")
         out.write("".join(f"  {line}\n" for line in world.where()))
         view = ChatView(world.api, out, args.user_id)
-        updates, mode = Updates(), args.mode
+        updates, mode, first = Updates(), args.mode, True
         while not stop.is_set():
             loaded = world.configure(mode, args.user_id, args.role)
             options = SandboxOptions(api=world.api, wall_clock=True)
             async with offline_service(loaded, options) as sandbox:
                 chat = Chat(sandbox, view, args.user_id, updates)
-                await _opened(world, sandbox, view, args, mode, out)
+                await _opened(world, sandbox, view, args, mode, out, first=first)
+                first = False
                 entry = await chat.run(lines, stop, out)
                 errors += chat.errors
             if entry is None:
@@ -296,16 +306,26 @@ async def run_sandbox(args: SandboxArgs, out: TextIO) -> int:
     return 1 if errors else 0
 
 
-async def _opened(world: World, sandbox: Sandbox, view: ChatView, args: SandboxArgs, mode: Mode, out: TextIO) -> None:
-    """Wait for the books, then say where things are and what to try."""
+async def _opened(
+    world: World, sandbox: Sandbox, view: ChatView, args: SandboxArgs, mode: Mode, out: TextIO, *, first: bool
+) -> None:
+    """Wait for the books, then say where things are and what to try (after a restart: the mode)."""
     if not await sandbox.wait_books_ok(WARMUP_S):
         view.note(f"not every book is OK after {WARMUP_S:g}s: /status says which")
     view.flush()
+    service = (
+        f"service  {mode.value} mode, DISARMED; you are Telegram user {args.user_id} ({args.role}), "
+        f"chatting with @{world.api.username}\n"
+    )
+    if not first:
+        arm = "/arm runs the preflight first" if mode.value == "live" else "/arm to trade"
+        out.write(f"{service}-- the service started again from {world.config_path}: {arm}\n")
+        out.flush()
+        return
     out.write(
         f"config   {world.config_path} (+ secrets.local.toml: THROWAWAY key and API credentials)\n"
         f"database {world.db_path}\n"
-        f"service  {mode.value} mode, DISARMED; you are Telegram user {args.user_id} ({args.role}), "
-        f"chatting with @{world.api.username}\n"
+        f"{service}"
         f"try: /status, /quotes {world.binary}, /arm, {_hint(world, sandbox)}, /orders, /kill\n"
         "     a button: type its number (1) or 'tap 1'; ':mode live' restarts in live mode; ':help'; "
         "Ctrl-C stops\n"
