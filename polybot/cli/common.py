@@ -72,13 +72,20 @@ class Progress:
 
 
 @contextlib.contextmanager
-def stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
-    """Ctrl-C / SIGTERM set ``stop`` so a long-running command can finish cleanly and print its summary."""
+def stop_on_signals(stop: asyncio.Event, on_signal: Callable[[str], None] | None = None) -> Iterator[None]:
+    """Ctrl-C / SIGTERM set ``stop`` so a long-running command can finish cleanly and print its summary;
+    ``on_signal`` hears each one's name (``SIGTERM``)."""
     loop = asyncio.get_running_loop()
     installed = []
+
+    def handle(sig: signal.Signals) -> None:
+        if on_signal is not None:
+            on_signal(sig.name)
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, handle, sig)
             installed.append(sig)
         except (RuntimeError, ValueError):  # pragma: no cover - not on the main thread
             pass

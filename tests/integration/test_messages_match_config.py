@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from core.control.types import StateEntry
 from core.feed.pipeline import IngestPipeline
 from core.feed.processor import FeedProcessor
 from core.feed.replay import iter_frames
@@ -209,7 +210,7 @@ def test_times_are_iso_8601_utc_with_their_age() -> None:
     now = datetime(2026, 12, 5, 5, 10, 15, tzinfo=UTC)
     assert when(datetime(2026, 12, 5, 5, 10, 3, tzinfo=UTC), now) == "2026-12-05T05:10:03Z (12 s ago)"
     assert when(datetime(2026, 12, 5, 4, 0, 0, tzinfo=UTC), now) == "2026-12-05T04:00:00Z (70 min ago)"
-    state = {
+    state: dict[str, StateEntry] = {
         "armed": {
             "value": {"armed": True, "by": "telegram:1", "ts": now.timestamp() - 185},
             "updated_at": now.isoformat(),

@@ -6,7 +6,9 @@ import argparse
 import asyncio
 import json
 import sys
+import time
 from collections import Counter
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,7 +35,9 @@ def register(sub: Subcommands) -> None:
             "Replay FILE (a JSONL recording from record-ws, or a JSON array of frames / a single event) "
             "through the same decoder, validation, book and integrity code as the live feed, then print per "
             "asset the final top of book, depth (levels per side), status and integrity fault count, plus "
-            "the rejected-input counts by reason. Deterministic: the same file gives the same output."
+            "the rejected-input counts by reason. Deterministic: the same file gives the same output. "
+            "A paced replay (--speed) shows the frames replayed and the rate on a terminal; Ctrl-C or "
+            "SIGTERM stops it and prints the books as they stood (exit 1)."
         ),
     )
     p.add_argument("file", metavar="FILE", type=Path, help="recording (.jsonl) or JSON capture")
@@ -60,6 +64,8 @@ class ReplayResult:
     bad_lines: list[str] = field(default_factory=list)
     events: Counter[str] = field(default_factory=Counter)
     last_recv_ns: int = 0
+    stopped_by: str | None = None
+    """The signal (SIGINT, SIGTERM) that stopped the replay before the recording's end."""
 
 
 def run_replay(path: Path, speed: float | None, staleness_ms: int) -> tuple[FeedProcessor, ReplayResult]:
@@ -74,13 +80,55 @@ def run_replay(path: Path, speed: float | None, staleness_ms: int) -> tuple[Feed
     def on_bad_line(line_no: int, reason: str) -> None:
         result.bad_lines.append(f"line {line_no}: {reason}")
 
-    result.frames = asyncio.run(replay(path, on_frame, speed, on_bad_line=on_bad_line))
-    # the recording is over: every open burst is complete, and time stops at the last frame
+    def on_counted_frame(recv_ns: int, frame: str) -> None:
+        on_frame(recv_ns, frame)
+        result.frames += 1
+
+    asyncio.run(_until_stopped(replay(path, on_counted_frame, speed, on_bad_line=on_bad_line), result))
+    # the recording is over (or the replay was stopped there): every open burst is complete, and time stops at the last frame
     for event in processor.finish(result.last_recv_ns):
         result.events[type(event).__name__] += 1
     for event in processor.check_staleness(result.last_recv_ns):
         result.events[type(event).__name__] += 1
     return processor, result
+
+
+async def _until_stopped(replaying: Coroutine[Any, Any, int], result: ReplayResult) -> None:
+    """Run the replay; Ctrl-C / SIGTERM stop it where it is (noted in ``result``). On a terminal a
+    line shows the frames replayed and the rate (a paced replay can take as long as the recording)."""
+    from polybot.cli.common import Progress, stop_on_signals
+    from polybot.cli.tools.run_progress import keep_showing, per_second, took
+
+    stop = asyncio.Event()
+    signals: list[str] = []
+    started = time.monotonic()
+    progress = Progress()
+
+    def text() -> str:
+        seconds = time.monotonic() - started
+        events = sum(result.events.values())
+        return (
+            f"replayed {result.frames} frames ({per_second(result.frames, seconds)}), {events} events, {took(seconds)}"
+        )
+
+    with stop_on_signals(stop, signals.append):
+        task = asyncio.create_task(replaying)
+        shown = asyncio.create_task(keep_showing(progress, text, stop))
+        try:
+            stopper = asyncio.create_task(stop.wait())
+            await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            stopper.cancel()
+            if not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+                result.stopped_by = signals[0] if signals else "a signal"
+            else:
+                task.result()  # a replay error goes on
+        finally:
+            stop.set()
+            shown.cancel()
+            await asyncio.gather(shown, return_exceptions=True)
+            progress.done()
 
 
 def _book_row(processor: FeedProcessor, asset_id: str) -> dict[str, Any]:
@@ -125,12 +173,14 @@ def _replay_book(args: argparse.Namespace) -> int:
         "integrity_fault_count": processor.faults.total,
         "assets": rows,
     }
+    if result.stopped_by is not None:  # only then: a whole replay's output stays byte for byte the same
+        report["stopped_by"] = result.stopped_by
     if args.json:
         json.dump(report, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
         _print_text(report, result.bad_lines)
-    return 0
+    return 0 if result.stopped_by is None else 1
 
 
 def _counts(counts: dict[str, int]) -> str:
@@ -141,7 +191,13 @@ def _print_text(report: dict[str, Any], bad_lines: list[str]) -> None:
     out = sys.stdout
     out.write(
         f"{report['file']}: {report['frames']} frames ({report['pongs']} PONG), "
-        f"{report['bad_lines']} unreadable lines, {sum(report['events'].values())} events\n"
+        f"{report['bad_lines']} unreadable lines, {sum(report['events'].values())} events"
+        + (
+            f"; stopped by {report['stopped_by']} before the end: the books as they stood"
+            if "stopped_by" in report
+            else ""
+        )
+        + "\n"
     )
     for line in bad_lines[:5]:
         out.write(f"  skipped {line}\n")

@@ -28,7 +28,8 @@ def register(sub: Subcommands) -> None:
         description=(
             "Connect to a market-channel websocket, subscribe to the given assets and write every frame\n"
             'as one JSON line {"recv_ns": <int>, "frame": "<raw text>"}. Stops after --max-messages,\n'
-            "--duration or Ctrl-C, whichever comes first; the file holds only whole lines at any time.\n"
+            "--duration, Ctrl-C or SIGTERM, whichever comes first, and prints a summary; the file holds only\n"
+            "whole lines at any time. On a terminal a line shows the messages, bytes and rate so far.\n"
             f"The venue's URL is {DEFAULT_MARKET_URL}"
         ),
         example="polybot record-ws ws://127.0.0.1:8765/ws/market out.jsonl --subscribe 123 456 --max-messages 1000",
@@ -96,6 +97,7 @@ def _record_ws(args: argparse.Namespace) -> int:
 
     tty = sys.stderr.isatty()
     last_dead: list[str] = []
+    signals: list[str] = []  # Ctrl-C / SIGTERM: the recording stops and the summary says why
     # the recorder keeps frames undecoded, so "seen" is all or nothing: any frame counts for every asset
     first = FirstFrames(args.subscribe, args.first_frame_timeout)
 
@@ -119,7 +121,7 @@ def _record_ws(args: argparse.Namespace) -> int:
         stop = asyncio.Event()
         watch = asyncio.create_task(first.watch(stop, common.warn))
         try:
-            with stop_on_signals(stop):
+            with stop_on_signals(stop, signals.append):
                 return await record(
                     args.url,
                     args.out,
@@ -145,12 +147,13 @@ def _record_ws(args: argparse.Namespace) -> int:
     if tty:
         sys.stderr.write("\n")
     if args.json:
-        print(json.dumps(summary.as_dict()))
+        print(json.dumps(summary.as_dict() | ({"stopped_by": signals[0]} if signals else {})))
     else:
         dropped = f", dropped {summary.dropped}" if summary.dropped else ""
+        stopped = f"; stopped by {signals[0]}" if signals else ""
         print(
             f"recorded {summary.messages} messages ({summary.bytes} bytes) in {summary.seconds:.1f}s "
-            f"to {summary.path}; reconnects {summary.reconnects}{dropped}"
+            f"to {summary.path}; reconnects {summary.reconnects}{dropped}{stopped}"
         )
     if summary.messages == 0:
         why = f" (last connection error: {last_dead[0]})" if last_dead else ""

@@ -34,7 +34,9 @@ def register(sub: Subcommands) -> None:
             "Scan Gamma /markets/keyset (cursor paging, at most 100 per page, no offset cap) and\n"
             "upsert the markets and their outcome tokens. Requests are held to Gamma's rate limit\n"
             "(300 per 10 s); a 429 is retried after its Retry-After. A second run over the same data changes nothing and\n"
-            "says so. Bad items are counted by reason and skipped.\n\n"
+            "says so. Bad items are counted by reason and skipped. On a terminal a line shows the pages,\n"
+            "markets and rate as it goes. Ctrl-C or SIGTERM stops it at once: the pages already stored\n"
+            "stay (each is one transaction), the summary says how far it got, and the exit status is 1.\n\n"
             "Filters: by default only tradeable markets (--active --no-closed); --all drops both.\n\n"
             "Schema: the database must be migrated; without --migrate the command stops with\n"
             "'run polybot migrate --apply first' (exit 1) rather than changing the schema silently.\n"
@@ -155,9 +157,16 @@ def _refresh_cmd(args: argparse.Namespace) -> int:
     url = db_url_arg(args)
     gamma_url = args.url or DEFAULT_GAMMA_URL
     tty = sys.stderr.isatty() and not args.json
-    progress = _progress_line if tty else (None if args.json else _progress_log)
+    show = _progress_line if tty else (None if args.json else _progress_log)
+    done: list[RefreshResult] = []  # the running totals, as of the last page stored
+    signals: list[str] = []
 
-    async def run() -> RefreshResult:
+    def progress(result: RefreshResult) -> None:
+        done[:] = [result]
+        if show is not None:
+            show(result)
+
+    async def refresh() -> RefreshResult:
         engine = create_engine(url)
         try:
             await ensure_schema(engine, url, migrate=args.migrate)
@@ -168,11 +177,28 @@ def _refresh_cmd(args: argparse.Namespace) -> int:
         finally:
             await engine.dispose()
 
+    async def run() -> RefreshResult | None:
+        """The refresh, or None when Ctrl-C / SIGTERM stopped it (a page being stored rolls back)."""
+        stop = asyncio.Event()
+        with stop_on_signals(stop, signals.append):
+            task = asyncio.create_task(refresh())
+            stopper = asyncio.create_task(stop.wait())
+            await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            stopper.cancel()
+            if not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+                return None
+            return task.result()
+
     try:
-        result = asyncio.run(run())
+        finished = asyncio.run(run())
     finally:
         if tty:
             sys.stderr.write("\n")
+    if finished is None:
+        return _interrupted(gamma_url, signals[0] if signals else "a signal", done[0] if done else None, args.json)
+    result = finished
     if args.json:
         print(json.dumps({"url": gamma_url, **result.as_dict()}))
         return 0
@@ -189,6 +215,21 @@ def _refresh_cmd(args: argparse.Namespace) -> int:
     if result.stop_reason == "max_pages":
         print(f"  stopped after --max-pages {args.max_pages}; Gamma has more pages")
     return 0
+
+
+def _interrupted(gamma_url: str, signal_name: str, result: RefreshResult | None, as_json: bool) -> int:
+    """The summary of a refresh stopped by a signal: what the pages stored so far hold (exit 1)."""
+    if as_json:
+        print(json.dumps({"url": gamma_url, "stopped_by": signal_name, **(result.as_dict() if result else {})}))
+    elif result is None:
+        print(f"refresh-markets from {gamma_url} stopped by {signal_name} before the first page was stored")
+    else:
+        print(
+            f"refresh-markets from {gamma_url} stopped by {signal_name} after {result.pages} page(s): "
+            f"{result.seen} seen, {result.inserted} inserted, {result.updated} updated, {result.unchanged} unchanged, "
+            f"{result.bad} bad ({result.elapsed_s:.1f}s); those pages are stored, the scan is not complete"
+        )
+    return 1
 
 
 # --------------------------------------------------------------------------------------------

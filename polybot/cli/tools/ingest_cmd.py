@@ -15,6 +15,8 @@ from polybot.cli import common
 from polybot.cli.main import add_command
 
 if TYPE_CHECKING:
+    from core.feed.pipeline import PipelineStats
+    from core.store.writer import WriterStats
     from polybot.cli.main import Subcommands
 
 _FRAME_BYTES = common.int_arg(1, 64 * 1024 * 1024, unit="bytes")
@@ -29,7 +31,8 @@ def register(sub: Subcommands) -> None:
         description=(
             "Connect to the market channel, subscribe to ASSET ids, keep L2 books with integrity checks,\n"
             "and persist snapshots, deltas and trades through a batched writer. Stops after\n"
-            "--max-messages frames or --duration seconds (or Ctrl-C), flushes, and prints a summary.\n"
+            "--max-messages frames or --duration seconds (or Ctrl-C / SIGTERM), flushes, and prints a\n"
+            "summary. On a terminal a line shows frames, rows and the rate while it runs.\n"
             "Rows the writer could not queue (database far slower than the feed) are counted and reported."
         ),
     )
@@ -62,6 +65,16 @@ def _run(args: argparse.Namespace) -> int:
 
 
 async def ingest(args: argparse.Namespace) -> dict[str, Any]:
+    from polybot.cli.common import db_url_arg, stop_on_signals
+
+    url = db_url_arg(args)
+    stop = asyncio.Event()
+    signals: list[str] = []
+    with stop_on_signals(stop, signals.append):  # Ctrl-C / SIGTERM: stop, flush, print the summary
+        return await _ingest(args, url, stop, signals)
+
+
+async def _ingest(args: argparse.Namespace, url: str, stop: asyncio.Event, signals: list[str]) -> dict[str, Any]:
     from core.feed.connection import ConnectionEvent, ConnectionState
     from core.feed.pipeline import LIVE_BURST_QUIET_MS, IngestPipeline
     from core.feed.processor import FeedProcessor
@@ -69,9 +82,9 @@ async def ingest(args: argparse.Namespace) -> dict[str, Any]:
     from core.store.db import create_engine
     from core.store.migrate import ensure_schema
     from core.store.writer import BatchedWriter
-    from polybot.cli.common import FirstFrames, Progress, db_url_arg, warn
+    from polybot.cli.common import FirstFrames, Progress, warn
+    from polybot.cli.tools.run_progress import keep_showing
 
-    url = db_url_arg(args)
     engine = create_engine(url)
     try:
         await ensure_schema(engine, url, migrate=args.migrate)
@@ -83,7 +96,6 @@ async def ingest(args: argparse.Namespace) -> dict[str, Any]:
         )
         progress = Progress()
         first = FirstFrames(args.assets, args.first_frame_timeout)
-        stop = asyncio.Event()
         dead_reasons: list[str] = []
         started = time.monotonic()
         async with BatchedWriter(engine) as writer:
@@ -91,12 +103,11 @@ async def ingest(args: argparse.Namespace) -> dict[str, Any]:
 
             def on_frame(text: str, recv_ns: int) -> None:
                 first.note_events(pipeline.on_frame(text, recv_ns))
-                n = pipeline.stats.frames
-                if progress.enabled and n % 200 == 0:
-                    st = writer.stats
-                    rate = n / max(1e-9, time.monotonic() - started)
-                    lag = f"{st.latency_p99_ms:.0f}ms" if st.latency_p99_ms is not None else "-"
-                    progress.update(f"{n} frames, {rate:,.0f}/s, written {st.written}, lag p99 {lag}")
+
+            def progress_text() -> str | None:
+                if not pipeline.stats.frames:
+                    return None  # FirstFrames says what it waits for
+                return _progress_text(pipeline.stats, writer.stats, time.monotonic() - started)
 
             def on_state(event: ConnectionEvent) -> None:
                 pipeline.on_connection_event(event)
@@ -112,13 +123,15 @@ async def ingest(args: argparse.Namespace) -> dict[str, Any]:
                 on_state=on_state,
             )
             watch = asyncio.create_task(first.watch(stop, warn, progress if progress.enabled else None))
+            shown = asyncio.create_task(keep_showing(progress, progress_text, stop))
             try:
                 feed_stats = await feed.run_until(
                     max_messages=args.max_messages, stop_event=stop, timeout_s=args.duration
                 )
             finally:
                 watch.cancel()
-                await asyncio.gather(watch, return_exceptions=True)
+                shown.cancel()
+                await asyncio.gather(watch, shown, return_exceptions=True)
                 progress.done()
                 pipeline.tick()
             await writer.flush()
@@ -134,6 +147,8 @@ async def ingest(args: argparse.Namespace) -> dict[str, Any]:
         raise PolybotError(f"{first.message()} from {args.url}{why}")
     if pipeline.stats.frames == 0:
         last = dead_reasons[-1] if dead_reasons else "no frame received"
+        if signals:
+            last = f"stopped by {signals[0]} before the first frame"
         raise PolybotError(f"nothing ingested from {args.url}: {last}")
     books = {
         asset: {
@@ -145,6 +160,7 @@ async def ingest(args: argparse.Namespace) -> dict[str, Any]:
     }
     return {
         "frames": pipeline.stats.frames,
+        "stopped_by": signals[0] if signals else None,
         "seconds": round(elapsed, 3),
         "rate_per_s": round(pipeline.stats.frames / max(elapsed, 1e-9), 1),
         "rows": {
@@ -163,10 +179,25 @@ async def ingest(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _progress_text(stats: PipelineStats, written: WriterStats, seconds: float) -> str:
+    """``37 frames (2.4/s), rows 12 snapshots + 340 deltas + 5 trades, written 350, lag p99 12ms, 15.2s``."""
+    from polybot.cli.tools.run_progress import per_second, took
+
+    lag = f"{written.latency_p99_ms:.0f}ms" if written.latency_p99_ms is not None else "-"
+    return (
+        f"{stats.frames} frames ({per_second(stats.frames, seconds)}), rows {stats.snapshots} snapshots + "
+        f"{stats.deltas} deltas + {stats.trades} trades, written {written.written}, lag p99 {lag}, {took(seconds)}"
+    )
+
+
 def _print_summary(s: dict[str, Any]) -> None:
     rows = s["rows"]
     w = s["writer"]
-    print(f"ingested {s['frames']} frames in {s['seconds']}s ({s['rate_per_s']}/s), reconnects {s['reconnects']}")
+    stopped = f"; stopped by {s['stopped_by']}" if s.get("stopped_by") else ""
+    print(
+        f"ingested {s['frames']} frames in {s['seconds']}s ({s['rate_per_s']}/s), reconnects {s['reconnects']}"
+        + stopped
+    )
     print(
         f"rows: {rows['book_snapshots']} snapshots, {rows['book_deltas']} deltas, {rows['trades']} trades; "
         f"written {w['written']}, refused (queue full) {s['rows_refused_queue_full']}, rejected by db {w['rejected']}"

@@ -453,7 +453,8 @@ def _quoter_run_ws(args: argparse.Namespace) -> int:
         stop = asyncio.Event()
         watch = asyncio.create_task(first.watch(stop, common.warn))
         try:
-            return await feed.run_until(max_messages=args.max_messages, stop_event=stop, timeout_s=args.duration)
+            with common.stop_on_signals(stop):  # Ctrl-C / SIGTERM: stop and report what ran
+                return await feed.run_until(max_messages=args.max_messages, stop_event=stop, timeout_s=args.duration)
         finally:
             watch.cancel()
             await asyncio.gather(watch, return_exceptions=True)
