@@ -39,6 +39,12 @@ async def connect(
 ) -> Client:
     """A connection to ``[bus] url`` that reconnects forever once up; raises :class:`BusUnavailable`
     when no server answers at start."""
+    up = False
+
+    async def log_error(exc: Exception) -> None:
+        if up:  # before that, the one BusUnavailable below says it
+            log.warning("NATS: %s: %s", type(exc).__name__, exc)
+
     options: dict[str, Any] = {
         "servers": settings.servers,
         "name": name,
@@ -46,7 +52,7 @@ async def connect(
         "reconnect_time_wait": 0.5,
         "max_reconnect_attempts": -1,
         "allow_reconnect": True,
-        "error_cb": _log_error,
+        "error_cb": log_error,
     }
     if on_disconnect is not None:
         options["disconnected_cb"] = on_disconnect
@@ -54,14 +60,13 @@ async def connect(
         options["reconnected_cb"] = on_reconnect
     try:
         # nats-py retries a first connection forever when reconnects are unlimited: bound it
-        return await asyncio.wait_for(nats.connect(**options), connect_timeout_s * 2 + 1)
+        nc = await asyncio.wait_for(nats.connect(**options), connect_timeout_s * 2 + 1)
     except Exception as exc:
         where = ", ".join(mask_url_password(u) for u in settings.servers)
-        raise BusUnavailable(f"no NATS server answers at {where} ({type(exc).__name__}: {exc})") from exc
-
-
-async def _log_error(exc: Exception) -> None:
-    log.warning("NATS: %s: %s", type(exc).__name__, exc)
+        why = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        raise BusUnavailable(f"no NATS server answers at {where} ({why})") from exc
+    up = True
+    return nc
 
 
 async def ensure_stream(js: JetStreamContext, settings: BusSettings) -> None:

@@ -28,7 +28,7 @@ class BusSettings(Section):
     max_age_s: Seconds = Field(86_400.0, gt=0, le=30 * DAY_S)
     max_bytes: Int = Field(1024**3, ge=1024**2, le=1024**4)
     replicas: Int = Field(1, ge=1, le=5)
-    lease_bucket: str = "polybot_leases"
+    lease_bucket: str = "polybot-leases"
     """The JetStream key-value bucket holding one lease per shard (which worker is active)."""
     lease_ttl_s: Seconds = Field(3.0, ge=1, le=60)
     """A lease not renewed for this long is taken over by a standby (renewed every third of it)."""

@@ -40,6 +40,9 @@ from tests.procs import Lines, console_script, spawn
 
 T = TypeVar("T")
 NATS_URL = os.environ.get("POLYBOT_TEST_NATS_URL", "nats://127.0.0.1:4222")
+DEAD_AFTER_S = 200
+"""Sockets stay up through :meth:`Doubles.freeze` (which silences PONGs too)."""
+FREEZE_S = 150.0
 
 
 def require_nats() -> str:
@@ -95,6 +98,10 @@ class Doubles:
 
     def call(self, coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(15)
+
+    def freeze(self, seconds: float = FREEZE_S) -> None:
+        """Stop the market (no frame for ``seconds``, sockets open): the books can settle."""
+        self.on_loop(lambda: self.ws.stall(seconds))
 
     def on_loop(self, fn: Any) -> Any:
         async def run() -> Any:
@@ -158,7 +165,7 @@ health_ping_minutes = 0
 ws_url = "{d.ws.url}"
 markets = [{quoted}]
 ping_interval_s = 5
-dead_after_s = 30
+dead_after_s = {DEAD_AFTER_S}
 source = "bus"
 
 [gamma]
@@ -209,7 +216,14 @@ class Reference:
     def __init__(self, ws_url: str, assets: list[str]) -> None:
         self.processor = FeedProcessor(known_assets=set(assets), burst_quiet_ms=LIVE_BURST_QUIET_MS)
         self.pipeline = IngestPipeline(self.processor, None)
-        self.feed = MarketFeed(ws_url, assets, self.pipeline.on_frame, on_state=self.pipeline.on_connection_event)
+        self.feed = MarketFeed(
+            ws_url,
+            assets,
+            self.pipeline.on_frame,
+            on_state=self.pipeline.on_connection_event,
+            ping_interval_s=5,
+            dead_after_s=DEAD_AFTER_S,
+        )
 
     def books(self, assets: list[str]) -> dict[str, tuple[list[tuple[int, int]], list[tuple[int, int]]]]:
         return {a: (self.processor.books[a].bids_units(), self.processor.books[a].asks_units()) for a in assets}

@@ -1,9 +1,9 @@
 """Two feed workers (shards 0/2 and 1/2) and a trader on the real NATS JetStream (issue 20).
 
-The workers are real ``polybot feed-worker`` processes on the market websocket double; the trader
-is the real service with ``feed.source = "bus"``, started in this test's loop so its books can be
-read. When the double's recording has played out, every book the trader holds equals the book a
-single process on the websocket built (:class:`tests.integration.bus_world.Reference`) and the
+The workers are real ``polybot feed-worker`` processes on the market websocket double (the demo
+recording, looped); the trader is the real service with ``feed.source = "bus"``, started in this
+test's loop so its books can be read. Once deltas have flowed through the bus the market is frozen,
+and every book the trader holds equals the book a single process on the websocket built (:class:`tests.integration.bus_world.Reference`) and the
 double's own book; each worker published only its shard's markets, and the stream kept it all.
 """
 
@@ -54,7 +54,7 @@ async def wait_for(pred: object, within_s: float, what: str) -> None:
 async def test_two_shards_and_a_trader_hold_the_books_a_single_process_builds(tmp_path: Path) -> None:
     require_nats()
     names = BusNames()
-    doubles = Doubles(rate_hz=100.0, loop_recording=False)
+    doubles = Doubles(rate_hz=100.0, loop_recording=True)
     workers = []
     service: Service | None = None
     reference: Reference | None = None
@@ -83,7 +83,8 @@ async def test_two_shards_and_a_trader_hold_the_books_a_single_process_builds(tm
 
         assert isinstance(feed, BusFeed)
         await wait_for(lambda: all(feed.sync.synced(a) for a in assets), START_S, "the trader in sync on every asset")
-        await wait_for(doubles.ws.exhausted.is_set, SETTLE_S, "the recording to play out")
+        await wait_for(lambda: feed.sync.stats.applied > 1000, START_S, "deltas through the bus")
+        doubles.freeze()
 
         def settled() -> bool:
             truth = doubles.server_books(assets)

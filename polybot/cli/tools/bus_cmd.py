@@ -72,7 +72,7 @@ def _run(args: argparse.Namespace) -> int:
     shard = args.shard
     if shard is None and args.assets is None:
         if not loaded.settings.bus.shard:
-            raise UsageError("feed-worker: give --shard I/N, --assets, or [bus] shard in the config")
+            raise UsageError("give --shard I/N, --assets, or [bus] shard in the config")
         shard = _shard(loaded.settings.bus.shard)
     name = args.name or f"{socket.gethostname()}:{os.getpid()}"
     return asyncio.run(_worker(loaded, shard, args.assets or [], name, args.duration))
