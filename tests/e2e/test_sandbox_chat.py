@@ -29,6 +29,8 @@ from core.sim.demo_data import demo_synth_markets
 from tests.conftest import REPO_ROOT
 from tests.procs import Lines, console_script, group_members, spawn, stop_group, wait_until
 
+pytestmark = pytest.mark.slow  # a real process: its start-up alone takes seconds
+
 START_S = 120.0  # ceilings: each wait returns as soon as its line is there
 REPLY_S = 60.0
 STOP_S = 60.0

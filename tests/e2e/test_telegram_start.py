@@ -27,6 +27,8 @@ from polybot.updates import Updates
 from tests.e2e.test_run_service import BAD_SIGNS, START_TIMEOUT_S, STOP_TIMEOUT_S, Doubles, start_service, write_config
 from tests.procs import group_members, stop_group, wait_until
 
+pytestmark = pytest.mark.slow  # a real process: its start-up alone takes seconds
+
 TOKEN = "123456:" + "T" * 35  # shaped like a token from @BotFather; only the double ever sees it
 OTHER_TOKEN = "654321:" + "O" * 35
 ADMIN = 1001
