@@ -45,7 +45,12 @@ from polybot.updates import Updates
 
 if TYPE_CHECKING:
     from core.settings import LoadedSettings
+    from core.sim.mock_chain import MockChain
+    from core.sim.mock_clob import MockClobServer
+    from core.sim.mock_gamma import MockGammaServer
+    from core.sim.mock_ws import MockMarketServer
     from core.types import Mode
+    from polybot.bot_api_server import BotApiServer
     from polybot.sandbox import Sandbox
 
 FEED_HZ = 50.0
@@ -85,6 +90,15 @@ class SandboxArgs:
     script: Path | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Doubles:
+    gamma: MockGammaServer
+    ws: MockMarketServer
+    clob: MockClobServer
+    chain: MockChain
+    telegram: BotApiServer
+
+
 @dataclass
 class World:
     """The doubles and the database of one sandbox run; started once, the service restarts over it."""
@@ -95,7 +109,13 @@ class World:
     binary: str = ""
     """A binary market of the universe (the hint's and the README's example)."""
     _stack: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
-    _doubles: dict[str, Any] = field(default_factory=dict)
+    _doubles: Doubles | None = None
+
+    @property
+    def doubles(self) -> Doubles:
+        if self._doubles is None:
+            raise RuntimeError("the sandbox's doubles are not started")
+        return self._doubles
 
     @property
     def db_path(self) -> Path:
@@ -127,7 +147,7 @@ class World:
         books = FeedBooks(ws, clob)
         await books.start()
         self._stack.push_async_callback(books.stop)
-        self._doubles = {"gamma": gamma, "ws": ws, "clob": clob, "chain": chain, "telegram": telegram}
+        self._doubles = Doubles(gamma, ws, clob, chain, telegram)
         markets = demo_synth_markets()  # what the recording plays: the fixture's open binary markets
         self.slugs = [m.slug for m in markets]
         self.binary = next((m.slug for m in markets if not m.neg_risk), self.slugs[0])
@@ -138,9 +158,9 @@ class World:
     def values(self, mode: Mode, user_id: int, role: str) -> Values:
         from core.types import Mode
 
-        d = self._doubles
+        d = self.doubles
         return {
-            **exchange_settings(ws_url=d["ws"].url, gamma_url=d["gamma"].url, clob=d["clob"]),
+            **exchange_settings(ws_url=d.ws.url, gamma_url=d.gamma.url, clob=d.clob),
             "feed__markets": self.slugs,
             "db__url": f"sqlite:///{self.db_path}",
             "strategies__dutch__enabled": "false",  # nothing trades unless the person in the chat says so
@@ -150,10 +170,10 @@ class World:
             "service__health_ping_minutes": "0",
             "service__cancel_on_shutdown": "true",
             **chat_settings({user_id: role}, [user_id]),
-            "telegram__base_url": d["telegram"].url,
-            **throwaway_secrets(mode_settings(Mode.LIVE, d["clob"])),  # in every mode: the file is ready for live
-            **mode_settings(mode, d["clob"]),
-            **({} if mode is Mode.PAPER else {"chain__rpc_url": d["chain"].url}),
+            "telegram__base_url": d.telegram.url,
+            **throwaway_secrets(mode_settings(Mode.LIVE, d.clob)),  # in every mode: the file is ready for live
+            **mode_settings(mode, d.clob),
+            **({} if mode is Mode.PAPER else {"chain__rpc_url": d.chain.url}),
         }
 
     def configure(self, mode: Mode, user_id: int, role: str) -> LoadedSettings:
@@ -165,17 +185,17 @@ class World:
         )
 
     def where(self) -> list[str]:
-        d = self._doubles
+        d = self.doubles
         return [
-            f"market websocket  {d['ws'].url}  (fixtures/recordings/demo_feed.jsonl, looped)",
-            f"Gamma             {d['gamma'].url}  (fixtures/gamma/markets.json)",
-            f"CLOB              {d['clob'].url}  (the same markets; its books follow the feed)",
-            f"chain (JSON-RPC)  {d['chain'].url}",
-            f"Telegram Bot API  {d['telegram'].url}  (@{self.api.username}, local double)",
+            f"market websocket  {d.ws.url}  (fixtures/recordings/demo_feed.jsonl, looped)",
+            f"Gamma             {d.gamma.url}  (fixtures/gamma/markets.json)",
+            f"CLOB              {d.clob.url}  (the same markets; its books follow the feed)",
+            f"chain (JSON-RPC)  {d.chain.url}",
+            f"Telegram Bot API  {d.telegram.url}  (@{self.api.username}, local double)",
         ]
 
     def venue_orders(self) -> int:
-        clob = self._doubles["clob"]
+        clob = self.doubles.clob
         return len(clob.requests_to("POST", "/order")) + len(clob.requests_to("POST", "/orders"))
 
 
