@@ -107,6 +107,7 @@ class Settings(BaseSettings):
 def iter_secret_values(settings: Settings) -> Iterator[str]:
     """Every secret value in ``settings`` (SecretStr fields and the database password)."""
     yield from secret_values(settings)
-    password = url_password(settings.db.url)
-    if password:
-        yield password
+    for url in (settings.db.url, *settings.bus.servers):
+        password = url_password(url)
+        if password:
+            yield password
