@@ -17,12 +17,22 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from core.app.alerts import FeedDeadAlerts
+from core.app.reseed import BookUnavailable
 from core.bus.reader import BusFeed
 from core.control.types import FeedConnection
 from core.feed.connection import ConnectionEvent, ConnectionState
 from core.feed.pipeline import IngestPipeline
 from core.feed.ws import MarketFeed
 from core.settings import BusSettings, FeedSettings
+
+
+class FromFeedWorker:
+    """The re-seed source of a service on the bus: none of its own. A book found inconsistent is
+    resnapshotted from its feed worker (:meth:`core.bus.reader.BusFeed.on_events`), in the bus's
+    sequence; a ``GET /book`` applied beside that sequence could be older than the deltas after it."""
+
+    async def fetch_book(self, token_id: str) -> bytes:
+        raise BookUnavailable("feed.source = bus: the book is resnapshotted from its feed worker")
 
 
 class FeedLink:

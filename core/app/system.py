@@ -19,7 +19,7 @@ from core.app import strategies
 from core.app.alerts import BookAlerts, FeedDeadAlerts, OrderAlerts
 from core.app.balances import VenueBalances
 from core.app.execution_stack import ExecutionStack, build_execution
-from core.app.feed_link import FeedLink
+from core.app.feed_link import FeedLink, FromFeedWorker
 from core.app.lifecycle import Lifecycle
 from core.app.order_sinks import EngineDutchSink, EngineQuoteSink, TradingCounters
 from core.app.paper_fills import PaperFills
@@ -129,7 +129,8 @@ async def build_system(
 
     fetcher = ClobBookFetcher(s.clob.url, timeout_s=s.clob.timeout_s)
     resources.push_async_callback(fetcher.aclose)
-    trading = _trading(s, bus, registry, processor, execution, fetcher, counters, lifecycle)
+    books_from: BookFetcher = fetcher if s.feed.source == "ws" else FromFeedWorker()  # bus: never GET /book here
+    trading = _trading(s, bus, registry, processor, execution, books_from, counters, lifecycle)
     resolutions = MarketResolutions(
         registry=registry,
         engine=execution.engine,

@@ -55,6 +55,7 @@ class _Track:
     next_seq: int = 0
     synced: bool = False
     asked_ns: int = 0  # when a snapshot was last asked for (0: not waiting for one)
+    unanswered: int = 0  # requests in a row without an answer (the retry interval doubles, up to 16x)
     buffer: dict[int, m.MdMessage] = field(default_factory=dict)
 
 
@@ -190,11 +191,14 @@ class BookSync:
         return behind
 
     def due(self) -> list[str]:
-        """Ask again for every snapshot not answered within ``retry_after_s`` (call periodically)."""
+        """Ask again for every snapshot not answered within ``retry_after_s``, doubled after each
+        unanswered request up to 16 times (no worker may own the asset yet); call periodically."""
         now = self._clock_ns()
         out = []
         for asset, track in self._tracks.items():
-            if not track.synced and (not track.asked_ns or now - track.asked_ns >= self._retry_ns):
+            wait = self._retry_ns << min(track.unanswered, 4)
+            if not track.synced and (not track.asked_ns or now - track.asked_ns >= wait):
+                track.unanswered += 1
                 self._ask(asset, track)
                 out.append(asset)
         return out
@@ -209,7 +213,7 @@ class BookSync:
         track.synced = False
         self._target.reset([msg.asset], "epoch")
         if msg.seq == 1:  # the new worker's first message: follow it from the start
-            track.synced, track.next_seq, track.asked_ns = True, 1, 0
+            track.synced, track.next_seq, track.asked_ns, track.unanswered = True, 1, 0, 0
 
     def _lose(self, asset: str, track: _Track, reason: str, *, quiet: bool = False) -> None:
         self.stats.lost += 1
@@ -236,7 +240,7 @@ class BookSync:
             track.epoch = snap.epoch
             track.buffer.clear()
         self._apply(snap)
-        track.synced, track.next_seq, track.asked_ns = True, snap.seq + 1, 0
+        track.synced, track.next_seq, track.asked_ns, track.unanswered = True, snap.seq + 1, 0, 0
         for seq in sorted(track.buffer):
             msg = track.buffer.pop(seq)
             if seq < track.next_seq or msg.epoch != track.epoch:

@@ -10,7 +10,10 @@ double's own book; each worker published only its shard's markets, and the strea
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
 import sqlite3
+import subprocess
 import time
 from pathlib import Path
 
@@ -20,6 +23,7 @@ from core.bus.shard import shard_of
 from core.service import Service, ServiceOptions
 from core.settings import load_settings
 from polybot.cli.main import main
+from tests.e2e.test_run_service import start_service
 from tests.integration.bus_world import (
     BusNames,
     Doubles,
@@ -29,12 +33,16 @@ from tests.integration.bus_world import (
     start_worker,
     write_config,
 )
-from tests.procs import stop_group
+from tests.procs import Lines, stop_group
 
 pytestmark = pytest.mark.slow
 
 START_S = 60.0  # ceilings: every wait returns as soon as its condition holds
 SETTLE_S = 60.0
+
+
+def _env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("POLYBOT_")}
 
 
 def stored_markets(db_path: Path, wanted: list[str]) -> list[str]:
@@ -56,6 +64,7 @@ async def test_two_shards_and_a_trader_hold_the_books_a_single_process_builds(tm
     names = BusNames()
     doubles = Doubles(rate_hz=100.0, loop_recording=True)
     workers = []
+    cli_trader: tuple[subprocess.Popen[str], Lines] | None = None
     service: Service | None = None
     reference: Reference | None = None
     try:
@@ -66,6 +75,10 @@ async def test_two_shards_and_a_trader_hold_the_books_a_single_process_builds(tm
         assert len(markets) >= 4
         config = tmp_path / "service.toml"
         write_config(config, doubles, db_path, names, markets)
+        cli_db = tmp_path / "cli-trader.db"  # a second trader: `polybot run-service`, its own database
+        shutil.copy(db_path, cli_db)
+        cli_config = tmp_path / "cli-trader.toml"
+        write_config(cli_config, doubles, cli_db, names, markets)
 
         service = Service(load_settings(config), ServiceOptions(with_bot=False))
         await service.start()
@@ -77,6 +90,8 @@ async def test_two_shards_and_a_trader_hold_the_books_a_single_process_builds(tm
             workers.append(start_worker(config, shard, f"w{shard[0]}"))
         for _proc, lines in workers:
             lines.wait_for("held by", START_S)
+        cli_trader = start_service(cli_config, _env())
+        cli_trader[1].wait_for("polybot: running in paper mode", START_S)
 
         feed = service.feed
         from core.bus.reader import BusFeed
@@ -112,6 +127,14 @@ async def test_two_shards_and_a_trader_hold_the_books_a_single_process_builds(tm
             assert market is not None
             by_shard[shard_of(market.neg_risk_market_id or market.condition_id, 2)].add(a)
         assert by_shard[0] and by_shard[1], "the demo markets fall in both shards"
+        # the CLI trader stored what it read from the bus, as a websocket service stores its feed
+        assert stop_group(cli_trader[0]) == 0
+        cli_text = cli_trader[1].close()
+        assert "Traceback" not in cli_text and "stopped cleanly" in cli_text, cli_text
+        with sqlite3.connect(cli_db) as conn:
+            snapshots = conn.execute("select count(distinct asset_id) from book_snapshots").fetchone()[0]
+            deltas = conn.execute("select count(*) from book_deltas").fetchone()[0]
+        assert snapshots == len(assets) and deltas > 100, (snapshots, deltas)
         for index, (proc, lines) in enumerate(workers):
             assert stop_group(proc) == 0
             text = lines.close()
@@ -120,6 +143,8 @@ async def test_two_shards_and_a_trader_hold_the_books_a_single_process_builds(tm
     finally:
         for proc, _lines in workers:
             stop_group(proc)
+        if cli_trader is not None:
+            stop_group(cli_trader[0])
         if reference is not None:
             await reference.feed.stop()
         if service is not None:
