@@ -41,7 +41,9 @@ __all__ = [
 
 _MARK = "_polybot_handler"
 # Libraries that log every request at INFO; their detail is only worth it when debugging.
-_CHATTY = ("httpx", "httpcore", "websockets", "apscheduler")
+# Alembic's plugin set-up says seven times that it loaded a plugin of its own whenever a migration
+# runs; the migration's own lines (alembic.runtime.migration: "Running upgrade ...") stay.
+_CHATTY = ("httpx", "httpcore", "websockets", "apscheduler", "alembic.runtime.plugins")
 
 # Attributes every LogRecord has; anything else was passed with ``extra=`` and goes into JSON.
 _STANDARD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
