@@ -10,12 +10,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
-from core.metrics.collect import record_command
-from core.store.models import CommandAudit
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 log = logging.getLogger(__name__)
 
@@ -67,15 +65,22 @@ class AuditWriter:
         *,
         sessions: async_sessionmaker[AsyncSession] | None = None,
         sink: AuditRows | None = None,
+        counted: bool = True,
     ) -> None:
         self.mask = mask
         self.sessions = sessions
         self.sink = sink
+        # counted in this process's metrics; a CLI process, which nothing scrapes, passes False (and
+        # so never loads prometheus_client): the service counts a request when it runs it
+        self.counted = counted
 
     async def record(
         self, front_end: str, user_id: int | str | None, command: str, arguments: str, result: str, detail: str
     ) -> None:
-        record_command(front_end, command, result)
+        if self.counted:
+            from core.metrics.collect import record_command
+
+            record_command(front_end, command, result)
         row = audit_row(front_end, user_id, command, arguments, result, detail, mask=self.mask)
         if self.sink is not None:
             try:
@@ -86,6 +91,8 @@ class AuditWriter:
         if self.sessions is None:
             log.debug("no database in this process: audit row for %s %s not stored", front_end, command)
             return
+        from core.store.models import CommandAudit
+
         try:
             async with self.sessions() as session, session.begin():
                 session.add(CommandAudit(**row))

@@ -12,10 +12,6 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
-
-from core.store import models as m
-
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -49,6 +45,10 @@ def _names(registry: MarketRegistry, market: str | None, token_id: str) -> tuple
 async def from_database(
     sessions: async_sessionmaker[AsyncSession], registry: MarketRegistry, limit: int
 ) -> list[FillRow]:
+    from sqlalchemy import select
+
+    from core.store import models as m
+
     stmt = (
         select(m.Fill, m.Order.market, m.Order.mode)
         .join(m.Order, m.Order.client_order_id == m.Fill.client_order_id, isouter=True)

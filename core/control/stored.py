@@ -11,16 +11,17 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
-from core.control.audit import AuditWriter
 from core.control.health import EVENT_ALERT_KINDS, STANDING_SEVERITIES, HealthInputs, OpenAlert, StoredBook, StoredFeed
-from core.control.requests import DONE, await_outcome, post_request
 from core.control.types import ActionResult, ListedMarket, MarketListing, StoredStatus
 from core.redact import redact_typed
-from core.store.db import create_engine, default_db_url, parse_db_url, session_factory
-from core.store.migrate import ensure_schema
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+# The database modules (SQLAlchemy, the ORM models) are imported by the calls that use them, so a
+# face that only builds a Control (`polybot --help`, the bot's start) does not pay for them.
 
 HEALTH_ASSETS = 1000
 """Stored books health looks at (the most recently updated first)."""
@@ -32,6 +33,8 @@ def database_url(text: str | None) -> str:
 
     Raises :class:`core.errors.UsageError` (its message masks any password) for a URL we cannot use.
     """
+    from core.store.db import default_db_url, parse_db_url
+
     url = (text or "").strip() or default_db_url()
     parse_db_url(url)
     return url
@@ -46,6 +49,9 @@ class DatabaseLink:
 
     @asynccontextmanager
     async def _sessions(self, *, migrated: bool) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+        from core.store.db import create_engine, session_factory
+        from core.store.migrate import ensure_schema
+
         engine = create_engine(self.url)
         try:
             if migrated:  # "has no schema: run polybot migrate --apply first", not a raw SQL error
@@ -85,11 +91,14 @@ class DatabaseLink:
         ``reason_code`` is "" when a service ran it (``ok`` says how it went), else the request's
         state: ``expired`` (no service took it; it can never run) or ``claimed`` (taken, no answer).
         """
+        from core.control.audit import AuditWriter
+        from core.control.requests import DONE, await_outcome, post_request
+
         front_end, _, user = by.partition(":")
         reason = redact_typed(reason)  # what a person typed is stored: never a secret pasted by mistake
         async with self._sessions(migrated=True) as sessions:
             request = await post_request(sessions, action, by, reason, self.request_wait_s)
-            audit = AuditWriter(redact_typed, sessions=sessions)
+            audit = AuditWriter(redact_typed, sessions=sessions, counted=False)
             await audit.record(front_end, user or None, action, reason, "requested", f"control request {request.id}")
             outcome = await await_outcome(sessions, request.id, wait_s=self.request_wait_s, by=by)
         if outcome.status == DONE:

@@ -7,8 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from decimal import Decimal
-
-import httpx
+from typing import TYPE_CHECKING
 
 from core.control.types import PreflightCheck
 from core.errors import PolybotError
@@ -27,6 +26,9 @@ from core.preflight.report import (
 )
 from core.settings import Settings
 from core.types import Mode
+
+if TYPE_CHECKING:  # httpx loads only when a probe goes on the network (not with --offline)
+    import httpx
 
 DEFAULT_TIMEOUT_S = 5.0
 """Bound on each network probe (websocket open + PONG, each REST call, the database)."""
@@ -189,6 +191,8 @@ async def check_clob(
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> tuple[PreflightCheck, PreflightCheck]:
     """(clob reachable, clock skew): both from one ``/time`` call, plus ``/version``."""
+    import httpx
+
     base = settings.clob.url.rstrip("/")
     limit = min(settings.clob.timeout_s, timeout_s)
     not_measured = "not measured: the CLOB /time did not answer"

@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable
-
-import httpx
+from typing import TYPE_CHECKING
 
 from core.control.types import PreflightCheck, PreflightReport
 from core.preflight.local import (
@@ -44,6 +43,9 @@ from core.preflight.report import (
 from core.preflight.telegram import BotIdentity, check_telegram_api
 from core.settings import LoadedSettings, Settings
 from core.types import Mode
+
+if TYPE_CHECKING:  # httpx loads only when a probe goes on the network (not with --offline)
+    import httpx
 
 log = logging.getLogger(__name__)
 

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-
-import httpx
+from typing import TYPE_CHECKING
 
 from core.control.types import PreflightCheck
 from core.preflight.local import check_telegram, telegram_users
 from core.preflight.report import TELEGRAM, failed, one_line, origin_of, passed, skipped
 from core.settings import Settings
+
+if TYPE_CHECKING:  # httpx loads only when getMe goes on the network (not with --offline)
+    import httpx
 
 BotIdentity = Callable[[], Awaitable[str]]
 """Asks the Bot API who the bot is (``getMe``); returns its username, raises when it cannot."""
@@ -58,6 +60,8 @@ async def _get_me(
     settings: Settings, *, timeout_s: float, transport: httpx.AsyncBaseTransport | None
 ) -> str | PreflightCheck:
     """The bot's username, or the failed check saying why there is none."""
+    import httpx
+
     telegram = settings.telegram
     assert telegram.token is not None  # check_telegram passed
     token = telegram.token.get_secret_value()

@@ -7,8 +7,6 @@ import asyncio
 import getpass
 from typing import TYPE_CHECKING
 
-from core.control.facade import Control
-from core.control.requests import EXPIRED
 from core.errors import PolybotError
 from polybot.cli import common
 from polybot.cli.main import add_command
@@ -50,6 +48,9 @@ def register(sub: Subcommands) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from core.control.facade import Control
+    from core.control.requests import EXPIRED
+
     control = Control.over_database(args.db_url, request_wait_s=args.wait)
     by = f"cli:{getpass.getuser()}"
     ask = control.kill if args.action == "kill" else control.disarm

@@ -11,7 +11,6 @@ import json
 import sys
 from typing import TYPE_CHECKING
 
-from core.control.facade import Control
 from polybot.cli import common
 from polybot.cli.main import add_command
 
@@ -62,6 +61,8 @@ def _age_key(asset: StoredAsset) -> float:
 
 
 def _status_top(args: argparse.Namespace) -> int:
+    from core.control.facade import Control
+
     control = Control.over_database(args.db_url)
     data = asyncio.run(control.stored_status(max_assets=max(args.limit, 1)))
     assets = sorted(data["assets"], key=_age_key)[: args.limit]
@@ -88,6 +89,8 @@ def _status_top(args: argparse.Namespace) -> int:
 
 
 def _health(args: argparse.Namespace) -> int:
+    from core.control.facade import Control
+
     control = Control.over_database(args.db_url)
     report = asyncio.run(control.health(staleness_ms=args.staleness_ms))
     if args.json:

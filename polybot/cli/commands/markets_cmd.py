@@ -7,7 +7,6 @@ import asyncio
 import json
 from typing import TYPE_CHECKING
 
-from core.control.facade import Control
 from core.errors import UsageError
 from polybot.cli import common
 from polybot.cli.main import add_command
@@ -84,6 +83,8 @@ def _markets_cmd(args: argparse.Namespace) -> int:
         return _watch_preview(args)
     if args.config is not None:
         raise UsageError("--config is only read by --watch-preview")
+    from core.control.facade import Control
+
     control = Control.over_database(args.db_url)
     listing = asyncio.run(control.stored_markets(args.filter, open_only=args.open, limit=args.limit))
     rows = listing.markets
@@ -109,6 +110,8 @@ def _watch_preview(args: argparse.Namespace) -> int:
         raise UsageError("--watch-preview needs --config FILE (the [[feed.watch]] rules to apply)")
     if args.filter is not None or args.open or args.limit is not None:
         raise UsageError("FILTER, --open and --limit do not apply to --watch-preview")
+    from core.control.facade import Control
+
     control = Control.from_config(args.config)  # ConfigError: exit 2 with every problem listed
     result = asyncio.run(control.watch_preview(args.db_url))
     if args.json:

@@ -8,13 +8,11 @@ import json
 import sys
 from typing import TYPE_CHECKING
 
-from core.control.facade import Control
-from core.control.types import DryRunRequest, DryRunResult, PreflightReport
-from core.types import OrderType, Side
 from polybot.cli import common
 from polybot.cli.main import add_command
 
 if TYPE_CHECKING:
+    from core.control.types import DryRunRequest, DryRunResult, PreflightReport
     from polybot.cli.main import Subcommands
 
 _EXAMPLE_CONFIG = "config/service.toml"
@@ -93,6 +91,8 @@ def _print_report(report: PreflightReport) -> None:
 
 
 def cmd_preflight(args: argparse.Namespace) -> int:
+    from core.control.facade import Control
+
     control = Control.from_config(args.config)  # ConfigError: exit 2 with every problem listed
     config = control.configuration()
     report = asyncio.run(control.preflight(offline=args.offline))
@@ -108,6 +108,9 @@ def cmd_preflight(args: argparse.Namespace) -> int:
 
 
 def _request(args: argparse.Namespace) -> DryRunRequest:
+    from core.control.types import DryRunRequest
+    from core.types import OrderType, Side
+
     return DryRunRequest(
         market=args.market,
         outcome=args.outcome,
@@ -128,6 +131,8 @@ def _print_order(order: DryRunResult) -> None:
 
 
 def cmd_smoke_live(args: argparse.Namespace) -> int:
+    from core.control.facade import Control
+
     control = Control.from_config(args.config)
     result = asyncio.run(control.smoke(_request(args), offline=args.offline))
     if args.json:

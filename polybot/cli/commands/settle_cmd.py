@@ -13,8 +13,6 @@ import asyncio
 import getpass
 from typing import TYPE_CHECKING
 
-from core.control.facade import Control
-from core.control.settlement import request_args
 from core.errors import PolybotError
 from polybot.cli import common
 from polybot.cli.main import add_command
@@ -83,6 +81,9 @@ def _common(p: argparse.ArgumentParser, *, settle: bool) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from core.control.facade import Control
+    from core.control.settlement import request_args
+
     control = Control.over_database(args.db_url, request_wait_s=args.wait)
     text = request_args(args.market, args.sets, dry_run=args.dry_run, yes=args.yes)
     answer = asyncio.run(control.settlement_request(args.action, text, by=f"cli:{getpass.getuser()}"))

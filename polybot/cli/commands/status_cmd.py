@@ -8,7 +8,6 @@ import json
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from core.control.facade import Control
 from polybot.cli import common
 from polybot.cli.main import add_command
 
@@ -36,6 +35,8 @@ def register(sub: Subcommands) -> None:
 
 
 def run_status(args: argparse.Namespace) -> int:
+    from core.control.facade import Control
+
     control = Control.over_database(args.db_url)
     data = asyncio.run(control.stored_status(max_assets=args.limit, verbose=args.status_verbose))
     if args.json:

@@ -14,12 +14,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.errors import PolybotError
-from core.feed.processor import FeedProcessor
-from core.feed.replay import replay
 from polybot.cli import common
 from polybot.cli.main import add_command
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the feed modules load only when a replay runs
+    from core.feed.processor import FeedProcessor
     from polybot.cli.main import Subcommands
 
 _SPEED = common.float_arg(0, 1_000_000)  # times the recorded pace; 0 = at once
@@ -69,6 +68,9 @@ class ReplayResult:
 
 
 def run_replay(path: Path, speed: float | None, staleness_ms: int) -> tuple[FeedProcessor, ReplayResult]:
+    from core.feed.processor import FeedProcessor
+    from core.feed.replay import replay
+
     processor = FeedProcessor(staleness_ms=staleness_ms)
     result = ReplayResult()
 

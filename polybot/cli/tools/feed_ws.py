@@ -9,14 +9,14 @@ import json
 import sys
 from typing import TYPE_CHECKING
 
+from core.defaults import DEFAULT_WS_URL
 from core.errors import PolybotError, UsageError
-from core.feed.connection import ConnectionEvent, ConnectionState
-from core.feed.ws import DEFAULT_MARKET_URL
 from polybot.cli import common
 from polybot.cli.common import FirstFrames, add_first_frame_timeout, stop_on_signals
 from polybot.cli.main import add_command
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the feed modules (websockets, msgspec) load only when a command runs
+    from core.feed.connection import ConnectionEvent
     from polybot.cli.main import Subcommands
 
 
@@ -30,7 +30,7 @@ def register(sub: Subcommands) -> None:
             'as one JSON line {"recv_ns": <int>, "frame": "<raw text>"}. Stops after --max-messages,\n'
             "--duration, Ctrl-C or SIGTERM, whichever comes first, and prints a summary; the file holds only\n"
             "whole lines at any time. On a terminal a line shows the messages, bytes and rate so far.\n"
-            f"The venue's URL is {DEFAULT_MARKET_URL}"
+            f"The venue's URL is {DEFAULT_WS_URL}"
         ),
         example="polybot record-ws ws://127.0.0.1:8765/ws/market out.jsonl --subscribe 123 456 --max-messages 1000",
     )
@@ -90,6 +90,7 @@ _SEED = common.int_arg(0, 2**63 - 1)
 
 
 def _record_ws(args: argparse.Namespace) -> int:
+    from core.feed.connection import ConnectionState
     from core.feed.recorder import RecordSummary, record
 
     if not args.subscribe:

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 
 from core.defaults import DEFAULT_GAMMA_URL, GAMMA_MAX_LIMIT
 from core.errors import PolybotError, UsageError
-from core.store.migrate import ensure_schema
 from polybot.cli import common
 from polybot.cli.common import db_url_arg, stop_on_signals
 from polybot.cli.main import add_command
@@ -147,6 +146,7 @@ def _progress_log(result: RefreshResult) -> None:
 def _refresh_cmd(args: argparse.Namespace) -> int:
     from core.markets import GammaClient, MarketFilters, refresh_markets
     from core.store.db import create_engine
+    from core.store.migrate import ensure_schema
 
     filters = MarketFilters(
         active=None if args.all else args.active,

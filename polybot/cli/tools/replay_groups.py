@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from core.execution.group_stats import Cause, GroupFigures, GroupStats
-from core.types import Side
+if TYPE_CHECKING:
+    from core.execution.group_stats import GroupFigures
 
 
 def replay_groups(records: Sequence[dict[str, Any]]) -> GroupFigures:
@@ -15,6 +15,9 @@ def replay_groups(records: Sequence[dict[str, Any]]) -> GroupFigures:
     against the book of its frame. A leg short of its size is a FOK/FAK that found no liquidity at
     its limit: book moved. Nothing is unwound in a replay: a one-legged group's filled legs stay
     unmatched (left out of the realised edge, at their cost)."""
+    from core.execution.group_stats import Cause, GroupStats
+    from core.types import Side
+
     stats = GroupStats()
     for rec in records:
         gid = f"{rec['n']}:{rec['group_id']}"
