@@ -164,5 +164,6 @@ class DataApiClient(RetriedGets):
             return parse_positions(body)
         except ValueError as exc:
             self.stats.malformed += 1
-            log.error("data api: GET %s answered HTTP 200 with a malformed body: %s", shown, exc)
+            # debug: the caller reports the raised error (venue sync's warning, a command's error line)
+            log.debug("data api: GET %s answered HTTP 200 with a malformed body: %s", shown, exc)
             raise DataApiError(f"GET {shown}: malformed answer: {exc}", url=shown, status=200) from None

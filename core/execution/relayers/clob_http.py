@@ -204,7 +204,9 @@ class ClobHttp:
         except WireError as exc:
             err = VenueError(exc.outcome, exc.error_class, exc.message)
             self.link.failed(str(err))
-            log.warning("clob %s %s failed: %s", method, path, err)
+            # debug, not warning: the caller reports what it does with the error (a command's error
+            # line, "venue heartbeat failed: ..."); a warning here printed the same text twice
+            log.debug("clob %s %s failed: %s", method, path, err)
             raise err from None
         if answer.status // 100 != 2:
             err = classify_status(answer.status, answer.payload, answer.retry_after)
@@ -212,7 +214,7 @@ class ClobHttp:
                 self.link.failed(str(err))
             else:
                 self.link.ok()  # a 4xx is an answer: the venue is there
-            log.warning("clob %s %s -> %s", method, path, err)
+            log.debug("clob %s %s -> %s", method, path, err)  # the caller reports it (see above)
             raise err
         self.link.ok()
         return answer.payload
