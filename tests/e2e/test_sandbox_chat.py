@@ -27,7 +27,7 @@ import pytest
 
 from core.sim.demo_data import demo_synth_markets
 from tests.conftest import REPO_ROOT
-from tests.procs import Lines, console_script, group_members, spawn, stop_group, wait_until
+from tests.procs import Lines, console_script, group_members, run, spawn, stop_group, wait_until
 
 pytestmark = pytest.mark.slow  # a real process: its start-up alone takes seconds
 
@@ -165,3 +165,29 @@ def test_the_end_of_the_input_stops_everything(sandbox: Sandbox) -> None:
     assert not group_members(sandbox.proc.pid)
     assert "-- stopped: 0 order(s) posted to the CLOB double" in out
     assert "Traceback" not in err
+
+
+def test_the_readme_s_sandbox_chat_runs_as_written(tmp_path: Path) -> None:
+    """README "Going live" step 1: its chat, typed from a file (--script), does what the README says."""
+    readme = (REPO_ROOT / "README.md").read_text()
+    start = readme.index("```text\n", readme.index("Rehearse on the sandbox")) + len("```text\n")
+    lines = [line.strip() for line in readme[start : readme.index("```", start)].splitlines() if line.strip()]
+    assert lines[0] == "/status" and ":mode live" in lines and "1" in lines and lines[-1] == "/kill"
+    script = tmp_path / "chat.txt"
+    script.write_text("\n".join(lines) + "\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("POLYBOT_")}
+    argv = [console_script("polybot"), "sandbox", "--var-dir", str(tmp_path / "sandbox"), "--script", str(script)]
+    done = run(argv, cwd=REPO_ROOT, env=env, text=True, timeout_s=START_S + 4 * REPLY_S)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    for said in (
+        "armed (paper mode)",
+        "PAPER order: open",
+        "armed (live mode)",
+        "[1 Confirm] [2 Cancel]",
+        "LIVE order: open",
+        "killed: disarmed, 1 order(s) canceled",
+        "-- stopped: 1 order(s) posted to the CLOB double",
+    ):
+        assert said in out, f"{said!r} not in the chat:\n{out}"
+    assert out.index("PAPER order: open") < out.index("LIVE order: open") < out.index("killed")
