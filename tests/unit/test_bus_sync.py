@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 from core.bus import messages as m
+from core.bus.reader import BusFeed
 from core.bus.sync import BookSync
+from core.settings import BusSettings
 
 A, B = "111", "222"
 
@@ -141,3 +144,25 @@ def test_a_heartbeat_ahead_of_the_reader_is_a_gap() -> None:
     assert sync.check_published(4, {A: 99}) == [], "another epoch's counts say nothing"
     assert sync.check_published(5, {A: 12}) == [A]
     assert t.take() == [("reset", f"{A}:gap"), ("request", A)]
+
+
+def test_the_books_of_a_worker_that_stopped_beating_wait() -> None:
+    """BusFeed's watchdog: an epoch silent for lease_ttl_s has its books reset and resnapshotted."""
+    frames: list[bytes] = []
+    resets: list[tuple[tuple[str, ...], str]] = []
+    feed = BusFeed(
+        BusSettings(lease_ttl_s=1.0),
+        [A],
+        lambda text, _ns: frames.append(text),
+        lambda a, r: resets.append((tuple(a), r)),
+    )
+    feed.sync.follow([A])
+    feed.sync.on_reply(m.SnapshotReply(snapshot=snap(10)), A)
+    assert feed.sync.synced(A) and len(frames) == 1
+    feed._beats[5] = time.monotonic_ns()
+    feed._check_beats()
+    assert feed.sync.synced(A) and not resets
+    feed._beats[5] = time.monotonic_ns() - 2_000_000_000  # two ttl without a beat
+    feed._check_beats()
+    assert not feed.sync.synced(A)
+    assert resets == [((A,), "worker epoch 5 silent")]
