@@ -27,4 +27,16 @@ in the stream (``[bus] stream``, bounded by ``max_age_s`` and ``max_bytes``); sn
 :class:`~core.bus.messages.SnapshotReply`, whose snapshot's ``seq`` is the last published: apply
 the messages after it); heartbeats ``polybot.hb.<shard>``; shard leases under ``feed.<shard>`` in the
 KV bucket ``[bus] lease_bucket`` (:class:`~core.bus.messages.Lease`). Shards: :mod:`core.bus.shard`.
+
+Metrics (issue 20 point 5): a process on the bus counts into one
+:class:`core.metrics.bus_stats.BusStats` (``polybot_bus_*``: ``on_published(kind, nbytes, lag_s)``
+-> ``polybot_bus_published_total`` / ``_published_bytes_total`` / ``_worker_lag_seconds``,
+``on_publish_error``, ``set_shard(shard, active)`` -> ``polybot_bus_shard_active``,
+``snapshots_served``; a trader ``on_received(kind, lag_s)``, ``on_gap()`` ->
+``polybot_bus_sequence_gaps_total``, ``resnapshots``; ``set_stream`` / ``set_consumer`` for the
+JetStream state), binds it with ``Metrics.bind(market_bus=stats)`` and serves ``/metrics`` with
+``serve_metrics(host, port, role="feed-worker", instance=settings.metrics.instance)``. ``core.bus``
+sits below ``core.metrics``: its components take the stats through a Protocol (the recorder's
+:class:`~core.bus.recorder.RecorderMeter`), ``core.app`` passes the BusStats. The recorder
+(:mod:`core.bus.recorder`, ``polybot recorder``) stores the stream in the feed tables.
 """
