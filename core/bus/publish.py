@@ -81,6 +81,7 @@ class MdPublisher:
         self._outbox: deque[tuple[str, bytes]] = deque()
         self._wake = asyncio.Event()
         self.stats = PublisherStats(by_kind={})
+        self._error_logged = -1e9
 
     # ---- the term of a lease ----------------------------------------------------------------
     def begin_epoch(self, epoch: int, assets: Iterable[str]) -> None:
@@ -279,7 +280,10 @@ class MdPublisher:
                 self.stats.sent += 1
             except Exception as exc:  # a lost message is a gap the readers see by its seq
                 self.stats.send_errors += 1
-                log.warning("bus publish failed on %s: %s", subject, exc)
+                now = time.monotonic()
+                if now - self._error_logged >= 5.0:
+                    self._error_logged = now
+                    log.warning("bus publish failed (%d so far), e.g. on %s: %s", self.stats.send_errors, subject, exc)
 
 
 def _snapshot(head: Head, ev: BookSnapshot, status: BookStatus) -> m.Snapshot:

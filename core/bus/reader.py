@@ -91,6 +91,7 @@ class BusFeed:
         self.frames = 0
         self.bytes = 0
         self.decode_errors = 0
+        self.apply_errors = 0
         self.reconnects = 0
         self.disconnects = 0
         self.last_frame_ns: int | None = None
@@ -208,7 +209,12 @@ class BusFeed:
             self.decode_errors += 1
             log.warning("bus: undecodable message on %s: %s", msg.subject, exc)
             return
-        self.sync.on_message(message)
+        try:
+            self.sync.on_message(message)
+        except Exception:  # a bug here must not stop the subscription: the book waits instead
+            self.apply_errors += 1
+            log.exception("bus: applying %s for %s failed", type(message).__name__, message.asset)
+            self.sync.lost([message.asset], "apply failed")
         if message.pub_ns:
             lat = self.latency_ns
             lat.append(now - message.pub_ns)

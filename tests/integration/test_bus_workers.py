@@ -117,6 +117,11 @@ async def test_two_shards_and_a_trader_hold_the_books_a_single_process_builds(tm
         assert statuses <= {"ok", "stale"}, statuses
         stats = feed.sync.stats
         assert stats.applied > 500, stats  # the deltas came through the bus, not only snapshots
+        lat = sorted(feed.latency_ns)
+        print(
+            f"\nbus: {stats.applied} messages applied at the trader; worker publish -> trader receive "
+            f"p50 {lat[len(lat) // 2] / 1e6:.2f} ms, p99 {lat[len(lat) * 99 // 100] / 1e6:.2f} ms ({len(lat)} samples)"
+        )
         assert stats.gaps == 0 and stats.old_epoch == 0, stats
 
         # each worker published its shard's markets only (both tokens of a market on one shard)
