@@ -9,6 +9,7 @@ first attempt and, when Telegram cannot be reached, keeps trying in the backgrou
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -55,6 +56,8 @@ class BotParts:
     """The command menus set at start (:mod:`bot.menu`): each authorised user's, by role."""
     link: ChatLink | None = None
     """The connection to Telegram (None on a Bot API double, which is always there)."""
+    warm_up: asyncio.Task[None] | None = None
+    """The charts' drawing made ready in a worker thread at start (against Telegram only)."""
 
     @property
     def up(self) -> bool:
@@ -66,6 +69,8 @@ class BotParts:
             await self.notifier.ping_admins(text)
 
     async def stop(self) -> None:
+        if self.warm_up is not None:
+            self.warm_up.cancel()
         if self.link is not None:
             await self.link.stop()  # no attempt to reach Telegram from here on
         if self.app.updater is not None and self.app.updater.running:
@@ -193,7 +198,19 @@ async def start_telegram(host: FrontEndHost) -> BotParts:
     except BaseException:
         await parts.stop()
         raise
+    # the first /chart would otherwise pay matplotlib's import and set-up (~1.2 s against ~0.14 s);
+    # not on a Bot API double, where tests and the demo start a service by the hundred
+    parts.warm_up = asyncio.create_task(_warm_charts(), name="chart-warm-up")
     return parts
+
+
+async def _warm_charts() -> None:
+    from core.control.charts import warm_up
+
+    try:
+        await warm_up()
+    except Exception:  # a chart that cannot be drawn says so when asked; nothing else depends on it
+        log.warning("charts could not be made ready at start; the first /chart will be slower", exc_info=True)
 
 
 async def _bring_up(parts: BotParts, *, polling: bool) -> None:

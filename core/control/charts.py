@@ -27,6 +27,13 @@ class ChartImage:
     filename: str
 
 
+async def warm_up() -> None:
+    """Get the drawing ready off the loop (a worker thread), so the first /chart is as quick as the next."""
+    from core.control.chart_draw import warm  # matplotlib only when a chart is drawn
+
+    await asyncio.to_thread(warm)
+
+
 async def market_chart(control: Control, ref: str, *, hours: float = DEFAULT_HOURS) -> ChartImage:
     rt = control.rt
     try:
