@@ -23,6 +23,7 @@ from core.control.types import FeedConnection
 from core.feed.connection import ConnectionEvent, ConnectionState
 from core.feed.pipeline import IngestPipeline
 from core.feed.ws import MarketFeed
+from core.metrics.bus_stats import BusStats
 from core.settings import BusSettings, FeedSettings
 
 
@@ -56,8 +57,12 @@ class FeedLink:
         self._alerts = alerts
         self._clock_ns = clock_ns
         self.feed: MarketFeed | BusFeed
+        self.bus_stats: BusStats | None = None  # the bus's figures (/metrics), with feed.source = "bus"
         if bus is not None and settings.source == "bus":
-            self.feed = BusFeed(bus, assets, pipeline.on_frame, self._reset, conditions=conditions, name=name)
+            self.bus_stats = BusStats()
+            self.feed = BusFeed(
+                bus, assets, pipeline.on_frame, self._reset, conditions=conditions, name=name, meter=self.bus_stats
+            )
             pipeline.add_sink(self.feed.on_events)  # a book found inconsistent here is resnapshotted
             return
         self.feed = MarketFeed(

@@ -50,6 +50,8 @@ from core.feed.events import BookStatusChanged, FeedEvent
 from core.feed.pipeline import LIVE_BURST_QUIET_MS, IngestPipeline
 from core.feed.processor import FeedProcessor
 from core.markets import load_markets
+from core.metrics.bus_stats import BusStats
+from core.metrics.collect import METRICS, MetricsServer, serve_metrics
 from core.registry import MarketRegistry
 from core.settings import Settings
 from core.store.db import create_engine, session_factory
@@ -109,7 +111,7 @@ async def plan_worker(settings: Settings, shard: Shard | None, assets: Sequence[
 class _Term:
     """The active worker's feed for one lease term (fresh books each time)."""
 
-    def __init__(self, settings: Settings, plan: WorkerPlan, nc: Client, epoch: int) -> None:
+    def __init__(self, settings: Settings, plan: WorkerPlan, nc: Client, epoch: int, meter: BusStats) -> None:
         s = settings
         self.processor = FeedProcessor(
             known_assets=set(plan.assets),
@@ -119,7 +121,8 @@ class _Term:
             tick_sizes=plan.ticks,
         )
         self.pipeline = IngestPipeline(self.processor, None)
-        self.publisher = MdPublisher(s.bus.prefix, self.processor.books, plan.conditions)
+        self.publisher = MdPublisher(s.bus.prefix, self.processor.books, plan.conditions, meter=meter)
+        self.meter = meter
         self.pipeline.add_sink(self.publisher.on_events)
         self.pipeline.add_sink(self._on_events)
         self.fetcher = ClobBookFetcher(s.clob.url, timeout_s=s.clob.timeout_s)
@@ -156,6 +159,7 @@ class _Term:
         snap = await self.publisher.settled_snapshot(request.asset)
         if snap is not None and msg.reply:
             await msg.respond(m.encode(m.SnapshotReply(snapshot=snap)))
+            self.meter.snapshots_served += 1
 
     async def run(self, stop: asyncio.Event, settings: Settings) -> None:
         self.publisher.begin_epoch(self.epoch, self.assets)
@@ -188,11 +192,13 @@ class FeedWorker:
         self.name = name
         self.term: _Term | None = None
         self.terms = 0
+        self.stats = BusStats()  # /metrics: polybot_bus_* (role feed-worker)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Standby until the lease is taken, active while it is held, again and again until ``stop``."""
         b = self.settings.bus
         nc = await connect(b, self.name)
+        server = await self._serve_metrics()
         try:
             js = nc.jetstream()
             await ensure_stream(js, b)
@@ -208,8 +214,19 @@ class FeedWorker:
                     await _wait(stop, min(0.25, b.lease_ttl_s / 12))
             await lease.release()
         finally:
+            if server is not None:
+                await server.aclose()
             with contextlib.suppress(Exception):
                 await nc.drain()
+
+    async def _serve_metrics(self) -> MetricsServer | None:
+        METRICS.bind(market_bus=self.stats)
+        self.stats.set_shard(self.plan.shard, False)
+        if not (mc := self.settings.metrics).enabled:
+            return None
+        server = await serve_metrics(mc.host, mc.port, role="feed-worker", instance=mc.instance)
+        log.info("metrics on http://%s:%s/metrics", mc.host, server.port)
+        return server
 
     @staticmethod
     async def _try_take(lease: ShardLease) -> bool:
@@ -223,7 +240,9 @@ class FeedWorker:
         """One term: the feed runs while the lease is renewed; stops with it (or at ``stop``)."""
         self.terms += 1
         term_over = asyncio.Event()
-        self.term = term = _Term(self.settings, self.plan, nc, lease.epoch)
+        self.term = term = _Term(self.settings, self.plan, nc, lease.epoch, self.stats)
+        METRICS.bind(processor=term.processor, feed=term.link.feed, pipeline=term.pipeline)
+        self.stats.set_shard(self.plan.shard, True)
         runner = asyncio.ensure_future(term.run(term_over, self.settings))
         renew_s = lease.ttl_s / 3
         beat = m.Heartbeat(self.name, self.plan.shard, lease.epoch, len(self.plan.assets), 0)
@@ -246,6 +265,7 @@ class FeedWorker:
             term_over.set()
             await asyncio.gather(runner, return_exceptions=True)
             self.term = None
+            self.stats.set_shard(self.plan.shard, False)
             log.warning("feed worker %s: term %d (epoch %d) over", self.name, self.terms, lease.epoch)
 
 

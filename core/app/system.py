@@ -179,6 +179,7 @@ def bind_metrics(system: System, bus: EventBus, counters: TradingCounters) -> No
     METRICS.bind(
         processor=system.processor,
         feed=None if system.link is None else system.link.feed,
+        market_bus=None if system.link is None else system.link.bus_stats,
         writer=system.writer,
         pipeline=system.pipeline,
         engine=system.execution.engine,

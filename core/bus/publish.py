@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import TypedDict
 
 from core.bus import messages as m
+from core.bus.meter import NoBusMeter, WorkerMeter
 from core.bus.subjects import md_subject
 from core.feed.book import Book
 from core.feed.events import (
@@ -69,6 +70,7 @@ class MdPublisher:
         conditions: Mapping[str, str] | None = None,
         *,
         clock_ns: Callable[[], int] = time.time_ns,
+        meter: WorkerMeter | None = None,
     ) -> None:
         self.prefix = prefix
         self._books = books
@@ -78,7 +80,8 @@ class MdPublisher:
         self.active = False
         self._seq: dict[str, int] = {}
         self._changed: dict[str, int] = {}  # asset -> last seq, since the last heartbeat
-        self._outbox: deque[tuple[str, bytes]] = deque()
+        self.meter: WorkerMeter = meter or NoBusMeter()
+        self._outbox: deque[tuple[str, bytes, str, int]] = deque()  # subject, payload, kind, recv_ns
         self._wake = asyncio.Event()
         self.stats = PublisherStats(by_kind={})
         self._error_logged = -1e9
@@ -200,7 +203,7 @@ class MdPublisher:
 
     def _queue(self, msg: m.MdMessage) -> None:
         kind = m.KINDS[type(msg)]
-        self._outbox.append((md_subject(self.prefix, msg.condition, msg.asset, kind), m.encode(msg)))
+        self._outbox.append((md_subject(self.prefix, msg.condition, msg.asset, kind), m.encode(msg), kind, msg.recv_ns))
         self.stats.messages += 1
         by_kind = self.stats.by_kind
         if by_kind is not None:
@@ -271,15 +274,18 @@ class MdPublisher:
 
     async def flush(self, publish: Callable[[str, bytes], object]) -> None:
         outbox = self._outbox
+        meter = self.meter
         while outbox:
-            subject, payload = outbox.popleft()
+            subject, payload, kind, recv_ns = outbox.popleft()
             try:
                 result = publish(subject, payload)
                 if asyncio.iscoroutine(result):
                     await result
                 self.stats.sent += 1
+                meter.on_published(kind, len(payload), (self._clock_ns() - recv_ns) / 1e9 if recv_ns else None)
             except Exception as exc:  # a lost message is a gap the readers see by its seq
                 self.stats.send_errors += 1
+                meter.on_publish_error()
                 now = time.monotonic()
                 if now - self._error_logged >= 5.0:
                     self._error_logged = now

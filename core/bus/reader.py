@@ -29,6 +29,7 @@ from nats.aio.subscription import Subscription
 
 from core.bus import messages as m
 from core.bus.connect import connect
+from core.bus.meter import NoBusMeter, ReaderMeter
 from core.bus.subjects import asset_wildcard, heartbeat_wildcard, snapshot_subject
 from core.bus.sync import BookSync
 from core.feed.connection import ConnectionState, ConnectionStats, FeedStats, FrameHandler
@@ -70,6 +71,7 @@ class BusFeed:
         conditions: Mapping[str, str] | None = None,
         name: str = "polybot-trader",
         clock_ns: Callable[[], int] = time.time_ns,
+        meter: ReaderMeter | None = None,
     ) -> None:
         self.settings = settings
         self._prefix = settings.prefix
@@ -80,6 +82,8 @@ class BusFeed:
         self._clock_ns = clock_ns
         self._assets: dict[str, None] = dict.fromkeys(asset_ids)
         self.sync = BookSync(_Target(self), retry_after_s=settings.request_timeout_s)
+        self.meter: ReaderMeter = meter or NoBusMeter()
+        self._counted = (0, 0)  # the sync's (gaps, resyncs) already told the meter
         self._nc: Client | None = None
         self._subs: dict[str, Subscription] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -209,8 +213,10 @@ class BusFeed:
             self.decode_errors += 1
             log.warning("bus: undecodable message on %s: %s", msg.subject, exc)
             return
+        self.meter.on_received(m.KINDS[type(message)], (now - message.recv_ns) / 1e9 if message.recv_ns else None)
         try:
             self.sync.on_message(message)
+            self._count()
         except Exception:  # a bug here must not stop the subscription: the book waits instead
             self.apply_errors += 1
             log.exception("bus: applying %s for %s failed", type(message).__name__, message.asset)
@@ -242,8 +248,18 @@ class BusFeed:
             if reply.error:
                 log.debug("bus: snapshot for %s refused: %s", asset, reply.error)
             self.sync.on_reply(reply, asset)
+            self._count()
         finally:
             self._asking.discard(asset)
+
+    def _count(self) -> None:
+        st = self.sync.stats
+        gaps, resyncs = st.gaps, st.replies_applied + st.snapshots_in_stream
+        if (gaps, resyncs) != self._counted:
+            if gaps > self._counted[0]:
+                self.meter.on_gap(gaps - self._counted[0])
+            self.meter.resnapshots += resyncs - self._counted[1]
+            self._counted = (gaps, resyncs)
 
     async def _on_heartbeat(self, msg: Msg) -> None:
         try:
@@ -257,6 +273,7 @@ class BusFeed:
         self._published[beat.shard] = (beat.epoch, beat.seqs)
         if previous is not None and previous[1]:
             self.sync.check_published(previous[0], previous[1])
+            self._count()
 
     async def _disconnected(self) -> None:
         """Messages may be lost while disconnected and nothing would tell: every book waits."""

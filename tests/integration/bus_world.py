@@ -13,9 +13,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import socket
+import sqlite3
 import subprocess
 import threading
 import uuid
@@ -134,6 +136,12 @@ class Doubles:
 
 def _u(text: str) -> int:
     return decimal_to_units(Decimal(text))
+
+
+def integrity(db_path: Path) -> str:
+    """SQLite's own check of a database file ("ok" when sound)."""
+    with contextlib.closing(sqlite3.connect(db_path)) as conn:
+        return str(conn.execute("pragma quick_check").fetchone()[0])
 
 
 def recording_markets() -> list[str]:

@@ -23,6 +23,7 @@ from tests.integration.bus_world import (
     BusNames,
     Doubles,
     Reference,
+    integrity,
     recording_markets,
     require_nats,
     start_worker,
@@ -112,6 +113,7 @@ async def test_kill9_of_the_active_worker_hands_the_shard_to_the_standby(tmp_pat
             return _books(service, assets) == truth and reference.books(assets) == truth
 
         await wait_for(settled, 60.0, "the trader's books to equal the double's and the single process's")
+        assert integrity(db_path) == "ok"
         assert stop_group(standby) == 0
         text = standby_lines.close()
         assert "Traceback" not in text, text

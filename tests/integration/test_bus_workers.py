@@ -10,6 +10,7 @@ double's own book; each worker published only its shard's markets, and the strea
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import sqlite3
@@ -20,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from core.bus.shard import shard_of
+from core.metrics.bus_stats import BusStats
 from core.service import Service, ServiceOptions
 from core.settings import load_settings
 from polybot.cli.main import main
@@ -28,6 +30,7 @@ from tests.integration.bus_world import (
     BusNames,
     Doubles,
     Reference,
+    integrity,
     recording_markets,
     require_nats,
     start_worker,
@@ -46,7 +49,7 @@ def _env() -> dict[str, str]:
 
 
 def stored_markets(db_path: Path, wanted: list[str]) -> list[str]:
-    with sqlite3.connect(db_path) as conn:
+    with contextlib.closing(sqlite3.connect(db_path)) as conn:
         known = {row[0] for row in conn.execute("select condition_id from markets")}
     return [m for m in wanted if m in known]
 
@@ -110,6 +113,7 @@ async def test_two_shards_and_a_trader_hold_the_books_a_single_process_builds(tm
             return mine == truth and reference.books(assets) == truth
 
         await wait_for(settled, SETTLE_S, "the trader's and the single process's books to equal the double's")
+        assert integrity(db_path) == "ok"
         trader = {a: (service.processor.books[a].bids_units(), service.processor.books[a].asks_units()) for a in assets}
         assert trader == reference.books(assets)
         assert all(bids or asks for bids, asks in trader.values()), "every book has levels"
@@ -117,6 +121,9 @@ async def test_two_shards_and_a_trader_hold_the_books_a_single_process_builds(tm
         assert statuses <= {"ok", "stale"}, statuses
         stats = feed.sync.stats
         assert stats.applied > 500, stats  # the deltas came through the bus, not only snapshots
+        meter = feed.meter  # what /metrics reads (polybot_bus_received_total, _sequence_gaps_total, ...)
+        assert isinstance(meter, BusStats) and sum(meter.received.values()) >= stats.applied and meter.gaps == 0
+        assert meter.received.get("delta", 0) > 500 and meter.resnapshots >= len(assets)
         lat = sorted(feed.latency_ns)
         print(
             f"\nbus: {stats.applied} messages applied at the trader; worker publish -> trader receive "
@@ -136,7 +143,7 @@ async def test_two_shards_and_a_trader_hold_the_books_a_single_process_builds(tm
         assert stop_group(cli_trader[0]) == 0
         cli_text = cli_trader[1].close()
         assert "Traceback" not in cli_text and "stopped cleanly" in cli_text, cli_text
-        with sqlite3.connect(cli_db) as conn:
+        with contextlib.closing(sqlite3.connect(cli_db)) as conn:
             snapshots = conn.execute("select count(distinct asset_id) from book_snapshots").fetchone()[0]
             deltas = conn.execute("select count(*) from book_deltas").fetchone()[0]
         assert snapshots == len(assets) and deltas > 100, (snapshots, deltas)
