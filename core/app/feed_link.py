@@ -15,16 +15,19 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from core.app.alerts import FeedDeadAlerts
 from core.app.reseed import BookUnavailable
-from core.bus.reader import BusFeed
 from core.control.types import FeedConnection
 from core.feed.connection import ConnectionEvent, ConnectionState
 from core.feed.pipeline import IngestPipeline
 from core.feed.ws import MarketFeed
 from core.metrics.bus_stats import BusStats
 from core.settings import BusSettings, FeedSettings
+
+if TYPE_CHECKING:
+    from core.bus.reader import BusFeed  # imported when used: a websocket service never loads the NATS client
 
 
 class FromFeedWorker:
@@ -59,6 +62,8 @@ class FeedLink:
         self.feed: MarketFeed | BusFeed
         self.bus_stats: BusStats | None = None  # the bus's figures (/metrics), with feed.source = "bus"
         if bus is not None and settings.source == "bus":
+            from core.bus.reader import BusFeed
+
             self.bus_stats = BusStats()
             self.feed = BusFeed(
                 bus, assets, pipeline.on_frame, self._reset, conditions=conditions, name=name, meter=self.bus_stats
@@ -93,7 +98,7 @@ class FeedLink:
         for c in self.feed.stats().connections:
             last = c.last_frame_ns or c.last_pong_ns
             age = None if last is None else max(0.0, (now - last) / 1e9)
-            name = "bus" if isinstance(self.feed, BusFeed) else f"ws#{c.conn_id}"
+            name = "bus" if self.bus_stats is not None else f"ws#{c.conn_id}"
             out.append(FeedConnection(name, c.state.value, c.asset_count, age, c.reconnects))
         return out
 
