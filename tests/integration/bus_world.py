@@ -144,6 +144,20 @@ def integrity(db_path: Path) -> str:
         return str(conn.execute("pragma quick_check").fetchone()[0])
 
 
+def recording_assets() -> list[str]:
+    """The asset ids of the demo recording's ``book`` events."""
+    out: dict[str, None] = {}
+    for line in DEMO_RECORDING.read_text().splitlines():
+        try:
+            frame = json.loads(json.loads(line)["frame"])
+        except (ValueError, KeyError):
+            continue
+        for ev in frame if isinstance(frame, list) else [frame]:
+            if isinstance(ev, dict) and ev.get("event_type") == "book":
+                out[ev["asset_id"]] = None
+    return list(out)
+
+
 def recording_markets() -> list[str]:
     """The condition ids the demo recording streams."""
     out: dict[str, None] = {}
