@@ -15,6 +15,7 @@ is worth 1 pUSD, not its marks). Realised PnL is also bucketed by UTC day for th
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -31,8 +32,23 @@ BASIS_QUANTUM = Decimal("0.000001")
 MarkProvider = Callable[[str], Decimal | None]
 
 
+_DAY_S = 86400
+_day_cache: tuple[float, float, str] = (0.0, -1.0, "")  # [from, to) -> the day's text
+
+
 def utc_day(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d")
+    """The UTC calendar day of ``ts`` ("2026-12-05"). The last day is kept: away from midnight
+    (a second's margin each side) the same text without formatting it again (the risk gate asks
+    for it on every order)."""
+    global _day_cache
+    lo, hi, text = _day_cache
+    if lo <= ts < hi:
+        return text
+    text = datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d")
+    start = math.floor(ts / _DAY_S) * _DAY_S
+    if start + 1.0 <= ts < start + _DAY_S - 1.0:
+        _day_cache = (start + 1.0, start + _DAY_S - 1.0, text)
+    return text
 
 
 @dataclass(slots=True)

@@ -24,6 +24,7 @@ from core.events import Alert, AlertCleared, AlertKind, EventBus, Severity, Stat
 from core.execution.exposure import ExposureSnapshot
 from core.execution.leg_exposure import LegView, leg_view
 from core.execution.positions import utc_day
+from core.execution.risk_fast import group_passes
 from core.execution.rules import ReasonCode, RiskDecision, crosses_book, order_rules
 from core.execution.store import AuditRecord, ExecutionStore
 from core.execution.throttle import ErrorBreaker, TokenBucket
@@ -311,12 +312,15 @@ class RiskGate:
         and moved leg by leg (linear in the legs), the same Decimals as rebuilding the snapshot per leg."""
         if exposure.daily_realised is not None:
             self._daily = (utc_day(self.clock()), exposure.daily_realised)
-        view = leg_view(exposure, [(req, market) for req, market, _ in legs])
-        for req, market, book in legs:
-            decision = self._evaluate(req, market, view, book)
-            if not decision.ok:
-                return await self._refused(decision)
-            view.add(req)
+        if self._passes(legs, exposure):
+            self._maybe_clear_breaker()  # as the exact check does once a leg got past the breaker
+        else:
+            view = leg_view(exposure, [(req, market) for req, market, _ in legs])
+            for req, market, book in legs:
+                decision = self._evaluate(req, market, view, book)
+                if not decision.ok:
+                    return await self._refused(decision)
+                view.add(req)
         if not self.order_bucket.try_take(len(legs)):
             wait = self.order_bucket.wait_time(len(legs))
             return await self._refused(
@@ -327,6 +331,15 @@ class RiskGate:
                 )
             )
         return RiskDecision.allow()
+
+    def _passes(
+        self, legs: Sequence[tuple[OrderRequest, MarketInfo, BookView | BookStatus | None]], exposure: ExposureSnapshot
+    ) -> bool:
+        """Every leg surely allowed (:func:`core.execution.risk_fast.group_passes`: only ever an
+        allow the exact check would give); False: the exact check decides, refusal and message."""
+        if not self._armed or self._daily_loss_hit() or self.breaker.tripped:
+            return False
+        return group_passes(legs, exposure, clock=self.clock, limits=self.limits)
 
     def preview(
         self, req: OrderRequest, market: MarketInfo, exposure: ExposureSnapshot, *, book: BookView | BookStatus | None

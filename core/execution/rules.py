@@ -30,6 +30,7 @@ MIN_MARKETABLE_NOTIONAL = Decimal(1)
 GTD_MIN_LIFETIME_S = 60
 SIZE_PLACES = 2
 MARKETABLE_TYPES = frozenset({OrderType.FOK, OrderType.FAK})
+SIZE_QUANTUM = Decimal(1).scaleb(-SIZE_PLACES)
 
 
 class ReasonCode(enum.StrEnum):
@@ -94,7 +95,7 @@ def order_rules(
         return RiskDecision.refuse(
             ReasonCode.PRICE_OFF_TICK, f"price {req.price} is not on the {tick} tick grid within [{tick}, {ONE - tick}]"
         )
-    if req.size <= 0 or req.size != req.size.quantize(Decimal(1).scaleb(-SIZE_PLACES)):
+    if req.size <= 0 or req.size != req.size.quantize(SIZE_QUANTUM):
         return RiskDecision.refuse(
             ReasonCode.INVALID_SIZE, f"size {req.size} must be positive with at most {SIZE_PLACES} decimals"
         )
