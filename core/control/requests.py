@@ -290,6 +290,7 @@ async def _settled_within(
             raise LookupError(f"control request {request_id} vanished from the database")
         if req.status in (DONE, EXPIRED):
             return req
-        if time.monotonic() >= deadline:
+        left = deadline - time.monotonic()
+        if left <= 0:
             return None
-        await asyncio.sleep(poll_s)
+        await asyncio.sleep(min(poll_s, left))  # the last look is at the deadline, not a poll after it
