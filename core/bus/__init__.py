@@ -27,6 +27,15 @@ in the stream (``[bus] stream``, bounded by ``max_age_s`` and ``max_bytes``); sn
 :class:`~core.bus.messages.SnapshotReply`, whose snapshot's ``seq`` is the last published: apply
 the messages after it); heartbeats ``polybot.hb.<shard>``; shard leases under ``feed.<shard>`` in the
 KV bucket ``[bus] lease_bucket`` (:class:`~core.bus.messages.Lease`). Shards: :mod:`core.bus.shard`.
+A heartbeat (:class:`~core.bus.messages.Heartbeat`) also carries the last ``seq`` of every asset
+that published since the previous one, so a reader sees a lost *last* message on a quiet market.
+
+Who does what: a feed worker (:mod:`core.app.feed_worker`, ``polybot feed-worker``) holds a shard's
+lease (:mod:`core.bus.lease`) and publishes its pipeline's events through
+:class:`~core.bus.publish.MdPublisher`; a service with ``feed.source = "bus"`` reads them with
+:class:`~core.bus.reader.BusFeed`, whose continuity rules are :class:`~core.bus.sync.BookSync`
+(in sequence and epoch, or ``awaiting_snapshot`` and a snapshot request) and which hands its
+pipeline venue-shaped frames (:mod:`core.bus.to_wire`), so its books follow the same integrity rules.
 
 Metrics (issue 20 point 5): a process on the bus counts into one
 :class:`core.metrics.bus_stats.BusStats` (``polybot_bus_*``: ``on_published(kind, nbytes, lag_s)``
@@ -37,6 +46,6 @@ Metrics (issue 20 point 5): a process on the bus counts into one
 JetStream state), binds it with ``Metrics.bind(market_bus=stats)`` and serves ``/metrics`` with
 ``serve_metrics(host, port, role="feed-worker", instance=settings.metrics.instance)``. ``core.bus``
 sits below ``core.metrics``: its components take the stats through a Protocol (the recorder's
-:class:`~core.bus.recorder.RecorderMeter`), ``core.app`` passes the BusStats. The recorder
+:mod:`core.bus.meter`), ``core.app`` passes the BusStats. The recorder
 (:mod:`core.bus.recorder`, ``polybot recorder``) stores the stream in the feed tables.
 """
