@@ -19,6 +19,7 @@ from core.feed.connection import ConnectionEvent, ConnectionState
 from core.feed.events import BookSnapshot, FeedEvent, PriceChange, TradePrint
 from core.feed.numbers import price_decimal, units_to_decimal
 from core.feed.processor import FeedProcessor
+from core.feed.stalls import LoopStalls
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +27,9 @@ EventSink = Callable[[list[FeedEvent]], None]
 
 LIVE_BURST_QUIET_MS = 250
 """How long a same-timestamp burst must be quiet before its carried best prices are checked, for a
-live feed: longer than an event-loop stall (a large database batch), so a burst whose frames were
-delayed by the stall is never judged half-applied (a false ``mismatch``). Replays use the default."""
+live feed. A live pipeline (``live=True``) also holds the judgement while the event loop is stalled
+or catching up (:mod:`core.feed.stalls`), so a burst whose next frame waits unread in its socket is
+never judged half-applied (a false ``mismatch``). Replays use the processor's default."""
 
 
 @dataclass
@@ -56,13 +58,21 @@ class IngestPipeline:
         *,
         sinks: list[EventSink] | None = None,
         persist_deltas: bool = True,
+        live: bool = False,
     ) -> None:
+        """``live``: frames come from sockets read by this event loop; quiet bursts are then judged
+        only while the loop keeps up (:class:`core.feed.stalls.LoopStalls`, started with the first
+        frame, stopped by :meth:`close`). Leave it off for replays (their clock is the recording's)."""
         self.processor = processor
         self.writer = writer
         self.sinks: list[EventSink] = list(sinks or [])
         self.persist_deltas = persist_deltas
         self.stats = PipelineStats()
         self._refused_logged = 0.0
+        self.stalls: LoopStalls | None = None
+        if live:
+            self.stalls = LoopStalls(hold_ms=LIVE_BURST_QUIET_MS)
+            processor.stall_guard = self.stalls
 
     def add_sink(self, sink: EventSink) -> None:
         self.sinks.append(sink)
@@ -70,6 +80,8 @@ class IngestPipeline:
     # ---- inputs -------------------------------------------------------------------------
     def on_frame(self, text: str, recv_ns: int) -> list[FeedEvent]:
         self.stats.frames += 1
+        if self.stalls is not None and not self.stalls.running:
+            self.stalls.start()
         events = self.processor.process(text, recv_ns)
         self._deliver(events)
         return events
@@ -80,6 +92,11 @@ class IngestPipeline:
             changed = self.processor.mark_awaiting_snapshot(event.asset_ids)
             self.stats.reconnect_resets += 1
             self._deliver(list(changed))
+
+    def close(self) -> None:
+        """Stop the stall watch of a live pipeline (frames after this start it again)."""
+        if self.stalls is not None:
+            self.stalls.stop()
 
     def tick(self, now_ns: int | None = None) -> list[FeedEvent]:
         """Periodic: close quiet bursts and mark stale books (called by the service's timer)."""

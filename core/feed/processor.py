@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
-from typing import Any, Final, assert_never
+from typing import TYPE_CHECKING, Any, Final, assert_never
 
 import msgspec
 
@@ -30,6 +30,7 @@ from core.feed.counters import (
     UNKNOWN_ASSET,
     WRONG_TYPE,
     Counters,
+    LateFrames,
     short_id,
 )
 from core.feed.events import (
@@ -82,6 +83,9 @@ from core.feed.wire import (
 )
 from core.types import BookStatus
 
+if TYPE_CHECKING:
+    from core.feed.stalls import StallGuard
+
 log = logging.getLogger("core.feed.processor")
 
 _DECODE: Final = FRAME_DECODER.decode
@@ -125,6 +129,8 @@ class FeedProcessor:
         self._quiet_ns = self._set.quiet_ns
         self.kernel_status = kernel_status()  # compiled or pure Python, and why (core.feed.kernel)
         self._next_flush_ns = 0  # process() checks quiet bursts at most once per burst_quiet_ms
+        self.stall_guard: StallGuard | None = None  # live feeds: see core.feed.stalls
+        self.late_frames = LateFrames()  # frames for assets just unsubscribed: not rejected input
         if known_assets is not None:
             self.known_assets = set()
             self.track(known_assets)
@@ -149,15 +155,17 @@ class FeedProcessor:
         for asset_id in asset_ids:
             if self.known_assets is not None:
                 self.known_assets.add(asset_id)
+                self.late_frames.subscribed(asset_id)
             if asset_id not in self.books:
                 self._set.create(asset_id)
 
     def untrack(self, asset_ids: Iterable[str]) -> None:
-        """Stop following assets: their books are dropped and later frames for them are refused
-        (``unknown_asset``) when a ``known_assets`` filter is in use."""
+        """Stop following assets: their books are dropped; with a ``known_assets`` filter, frames still
+        on their way count in ``late_frames`` (for 30 s), later ones are refused (``unknown_asset``)."""
         for asset_id in asset_ids:
             if self.known_assets is not None:
                 self.known_assets.discard(asset_id)
+                self.late_frames.unsubscribed(asset_id)
             self._set.forget(asset_id)
 
     # ------------------------------------------------------------------ the pipeline
@@ -189,7 +197,7 @@ class FeedProcessor:
         if recv_ns >= self._next_flush_ns:
             self._next_flush_ns = recv_ns + self._quiet_ns
             if self._set.pending:
-                out.extend(self._set.flush_bursts(recv_ns))
+                out.extend(self.flush_bursts(recv_ns))
         return out
 
     def _decode(self, frame: str | bytes, recv_ns: int, out: list[FeedEvent]) -> list[WireEvent] | WireEvent | None:
@@ -269,10 +277,7 @@ class FeedProcessor:
             return None
 
     def _admit(self, asset_id: str) -> Book | None:
-        if self.known_assets is not None and asset_id not in self.known_assets:
-            self.counters.record(UNKNOWN_ASSET, short_id(asset_id))
-            return None
-        return self._set.create(asset_id)
+        return self._set.create(asset_id) if self._known(asset_id) else None
 
     def _bad_price(self, text: str, book: Book) -> int | None:
         """Slow path for a price not in the table or off the book's tick; counts and returns None
@@ -397,9 +402,10 @@ class FeedProcessor:
     # ------------------------------------------------------------------ other events
 
     def _known(self, asset_id: str) -> bool:
-        """An event for an asset the feed does not follow is counted and dropped."""
+        """An event for an asset the feed does not follow is counted (as late, or rejected) and dropped."""
         if self.known_assets is not None and asset_id not in self.known_assets:
-            self.counters.record(UNKNOWN_ASSET, short_id(asset_id))
+            if not self.late_frames.seen(asset_id):
+                self.counters.record(UNKNOWN_ASSET, short_id(asset_id))
             return False
         return True
 
@@ -450,8 +456,13 @@ class FeedProcessor:
     # ------------------------------------------------------------------ time-driven checks
 
     def flush_bursts(self, now_ns: int) -> list[FeedEvent]:
-        """Check bursts quiet for ``burst_quiet_ms`` (call from a timer; ``process`` also does it)."""
+        """Check bursts quiet for ``burst_quiet_ms`` (call from a timer; ``process`` also does it),
+        unless the :attr:`stall_guard` holds quiet judgements (a burst's next frame may be unread)."""
         self._next_flush_ns = now_ns + self._quiet_ns
+        guard = self.stall_guard
+        if guard is not None and (resume := guard.resume_ns(now_ns)) > now_ns:
+            self._next_flush_ns = resume
+            return []
         return self._set.flush_bursts(now_ns)
 
     def finish(self, now_ns: int) -> list[FeedEvent]:

@@ -249,6 +249,11 @@ CATALOG: tuple[MetricSpec, ...] = (
         "asset",
     ),
     _c("polybot_feed_hook_failures_total", "Exceptions raised by book inconsistency hooks.", "books"),
+    _c(
+        "polybot_feed_late_frames_total",
+        "Frames for assets just unsubscribed, already on their way when the unsubscribe left (expected, not rejected input).",
+        "books",
+    ),
     # ---- storage (batched writer)
     _g("polybot_writer_queue_depth", "Rows queued for the database writer, not yet taken into a batch.", "storage"),
     _g("polybot_writer_queue_capacity", "Capacity of the writer queue, rows.", "storage"),

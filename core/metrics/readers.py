@@ -44,6 +44,7 @@ def read_processor(f: Families, p: ProcessorSource, now: int, top_assets: int) -
     for status, n in p.status_counts().items():
         f.add("polybot_books", (status.value,), n)
     f.add("polybot_feed_hook_failures_total", (), p.hook_failures)
+    f.add("polybot_feed_late_frames_total", (), p.late_frames.count)
     ages: list[tuple[int, str]] = []
     for book in list(p.books.values()):
         if book.seeded and book.last_update_ns and book.raw_status in (BookStatus.OK, BookStatus.STALE):

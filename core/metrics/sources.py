@@ -36,9 +36,16 @@ class BookAge(Protocol):
     def raw_status(self) -> BookStatus: ...
 
 
+class LateFrameCount(Protocol):
+    @property
+    def count(self) -> int: ...
+
+
 class ProcessorSource(Protocol):
     @property
     def frames(self) -> int: ...
+    @property
+    def late_frames(self) -> LateFrameCount: ...
     @property
     def counters(self) -> CountsByName: ...
     @property
