@@ -4,7 +4,11 @@
 ``False`` (counted, and logged at a bounded rate) when the queue is full; the caller decides
 what to do then. A background task drains whatever is queued, up to ``max_batch`` rows at a
 time, into ONE transaction of bulk inserts (Core ``insert`` + executemany). When the database
-is slower than the producers, the queue grows between commits and so do the batches.
+is slower than the producers, the queue grows between commits and so do the batches (up to
+``max_batch``: under a backlog, larger transactions amortise each commit and, on SQLite, each
+index page they touch). Rows are converted to driver values in chunks that yield to the event
+loop, then go through the backend's fastest bulk path (:mod:`core.store.insert_plan`: COPY on
+PostgreSQL, executemany on SQLite).
 
 Failures:
 - transient (locked database, dropped connection, timeouts, anything unexpected): the whole
@@ -32,7 +36,6 @@ import random
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
 
 from sqlalchemy import Table
 from sqlalchemy.engine import Dialect
@@ -40,10 +43,16 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.retry import EQUAL_JITTER, Backoff, Retry, Sleep, retry_call
-from core.store.insert_plan import InsertPlan, Params, RowValueError
+from core.store.insert_plan import InsertPlan, Params, RowValueError, driver_error_is_permanent
 from core.store.models import Base
+from core.store.writer_stats import BoundedLog, WriterStats, one_line, pct_ms
+
+__all__ = ["BatchObserver", "BatchedWriter", "CommittedParts", "Row", "WriterError", "WriterStats"]
 
 log = logging.getLogger(__name__)
+
+PREPARE_CHUNK = 2_000
+"""Rows converted between two turns of the event loop (a few ms of work)."""
 
 Row = Mapping[str, object]
 """One row: column name -> value. The writer keeps it until committed: do not mutate it."""
@@ -51,47 +60,6 @@ Row = Mapping[str, object]
 
 class WriterError(Exception):
     """The writer cannot do what was asked (stopped, or rows still unwritten at close)."""
-
-
-class _BoundedLog:
-    """Log the first event at once, then at most one summary line per ``interval`` seconds."""
-
-    def __init__(self, interval: float) -> None:
-        self.interval = interval
-        self._last = -float("inf")
-        self._suppressed = 0
-
-    def __call__(self, level: int, msg: str, *args: object) -> None:
-        now = time.monotonic()
-        if now - self._last >= self.interval:
-            extra = f" ({self._suppressed} similar suppressed)" if self._suppressed else ""
-            log.log(level, msg + extra, *args)
-            self._last = now
-            self._suppressed = 0
-        else:
-            self._suppressed += 1
-
-
-@dataclass(frozen=True, slots=True)
-class WriterStats:
-    enqueued: int  # rows accepted by put()
-    written: int  # rows committed
-    rejected: int  # rows refused by the database for good (counted and logged)
-    pending: int  # accepted, not yet committed or rejected (queued + in flight)
-    batches: int  # committed transactions
-    max_batch: int  # largest committed batch, rows
-    last_batch: int  # rows in the last committed batch
-    queue_full_count: int  # put() calls refused because the queue was full
-    errors: int  # failed attempts (each retried or isolated)
-    retries: int  # transient failures retried
-    last_commit_latency_s: float  # duration of the last committing transaction
-    latency_samples: int  # rows in the receive->commit latency window
-    latency_p50_ms: float | None
-    latency_p99_ms: float | None
-    latency_max_ms: float | None
-
-    def as_dict(self) -> dict[str, int | float | None]:
-        return asdict(self)
 
 
 # parts are the writer's (Table, rows) pairs of a committed batch; rows of one part share their keys
@@ -109,7 +77,7 @@ class BatchedWriter:
         engine: AsyncEngine,
         *,
         max_queue: int = 200_000,
-        max_batch: int = 20_000,
+        max_batch: int = 50_000,
         retry_initial_s: float = 0.05,
         retry_max_s: float = 5.0,
         latency_window: int = 50_000,
@@ -141,9 +109,9 @@ class BatchedWriter:
         self._closed = False
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._latency_ns: deque[int] = deque(maxlen=latency_window)
-        self._full_log = _BoundedLog(log_interval_s)
-        self._error_log = _BoundedLog(log_interval_s)
-        self._reject_log = _BoundedLog(log_interval_s)
+        self._full_log = BoundedLog(log_interval_s)
+        self._error_log = BoundedLog(log_interval_s)
+        self._reject_log = BoundedLog(log_interval_s)
         self._enqueued = 0
         self._done = 0  # rows finished (written + rejected), in enqueue order
         self._written = 0
@@ -209,8 +177,8 @@ class BatchedWriter:
             retries=self._retries,
             last_commit_latency_s=self._last_commit_s,
             latency_samples=len(lat),
-            latency_p50_ms=_pct_ms(lat, 0.50),
-            latency_p99_ms=_pct_ms(lat, 0.99),
+            latency_p50_ms=pct_ms(lat, 0.50),
+            latency_p99_ms=pct_ms(lat, 0.99),
             latency_max_ms=lat[-1] / 1e6 if lat else None,
         )
 
@@ -333,7 +301,7 @@ class BatchedWriter:
             await self._commit(parts)
         except Exception as exc:  # permanent, row-level: isolate the offending rows
             self._error_log(
-                logging.WARNING, "batch of %d rows refused (%s); isolating bad rows", len(batch), _one_line(exc)
+                logging.WARNING, "batch of %d rows refused (%s); isolating bad rows", len(batch), one_line(exc)
             )
             for table, rows in parts:
                 await self._isolate(table, rows)
@@ -351,7 +319,7 @@ class BatchedWriter:
                         logging.ERROR,
                         "row rejected by the database (table %s): %s; %d rejected so far",
                         table.name,
-                        _one_line(exc),
+                        one_line(exc),
                         self._rejected,
                     )
                     continue
@@ -365,18 +333,23 @@ class BatchedWriter:
             self._plans[cache_key] = InsertPlan.build(table, keys, dialect)
         return self._plans[cache_key]
 
-    def _prepare(
+    async def _prepare(
         self, parts: list[tuple[Table, list[Row]]]
     ) -> list[tuple[Table, list[Row], InsertPlan | None, Params]]:
-        """Convert rows to driver parameters once (not again on every retry)."""
+        """Convert rows to driver parameters once (not again on every retry), a chunk at a time
+        with a turn of the event loop between chunks (a large batch must not stall the feed)."""
         dialect = self.engine.dialect
         prepared = []
         for table, rows in parts:
             plan = self._plan(table, tuple(rows[0]), dialect)
-            params = None
+            params: Params = None
             if plan is not None:
+                params = []
                 try:
-                    params = plan.params(rows)
+                    for start in range(0, len(rows), PREPARE_CHUNK):
+                        if start:
+                            await asyncio.sleep(0)
+                        params += plan.params(rows[start : start + PREPARE_CHUNK])
                 except (ValueError, TypeError, ArithmeticError) as exc:
                     raise RowValueError(f"{table.name}: {exc}") from exc
             prepared.append((table, rows, plan, params))
@@ -388,7 +361,7 @@ class BatchedWriter:
         Raises only permanent (row-level) errors, after the transaction was rolled back.
         """
         try:
-            prepared = self._prepare(parts)
+            prepared = await self._prepare(parts)
         except RowValueError:
             self._errors += 1
             raise
@@ -399,8 +372,8 @@ class BatchedWriter:
             try:
                 async with self.engine.begin() as conn:
                     for table, rows, plan, params in prepared:
-                        if plan is not None:
-                            await conn.exec_driver_sql(plan.sql, params)
+                        if plan is not None and params is not None:
+                            await plan.insert(conn, params)
                         else:
                             await conn.execute(table.insert(), rows)
             except Exception:
@@ -415,7 +388,7 @@ class BatchedWriter:
                 "writer: batch of %d rows failed (attempt %d: %s); retrying in %.2fs",
                 nrows,
                 retry.attempt,
-                _one_line(retry.outcome.error),
+                one_line(retry.outcome.error),
                 retry.delay_s,
             )
 
@@ -472,17 +445,6 @@ def _is_transient(exc: Exception) -> bool:
     """
     if isinstance(exc, IntegrityError | DataError | RowValueError):
         return False
-    return not (isinstance(exc, StatementError) and not isinstance(exc, DBAPIError))
-
-
-def _one_line(exc: BaseException | None) -> str:
-    cause = exc.orig if isinstance(exc, StatementError) and exc.orig is not None else exc
-    text = str(cause).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"
-
-
-def _pct_ms(sorted_ns: list[int], q: float) -> float | None:
-    if not sorted_ns:
-        return None
-    idx = min(len(sorted_ns) - 1, int(q * len(sorted_ns)))
-    return sorted_ns[idx] / 1e6
+    if isinstance(exc, StatementError):
+        return isinstance(exc, DBAPIError)
+    return not driver_error_is_permanent(exc)  # raised by the driver itself (PostgreSQL's COPY)

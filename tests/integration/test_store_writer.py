@@ -7,17 +7,18 @@ import logging
 import random
 import sqlite3
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import asyncpg
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.store.db import create_engine, parse_db_url, session_factory, sqlite_path
+from core.store.insert_plan import InsertPlan
 from core.store.migrate import upgrade_to_head
 from core.store.models import BookDelta, ExecAudit, Fill, Order, Trade
 from core.store.writer import BatchedWriter, WriterError
@@ -156,19 +157,31 @@ async def test_queue_bound_is_counted_and_logged(engine: AsyncEngine, caplog: py
     assert await count(engine, Trade) == 10
 
 
-async def test_batch_failing_once_is_retried_without_loss_or_duplicates(engine: AsyncEngine) -> None:
-    statements = {"n": 0, "failed": 0}
+def fail_inserts(monkeypatch: pytest.MonkeyPatch, table: str, when: Callable[[int], bool]) -> dict[str, int]:
+    """Make the bulk insert of ``table`` (executemany on SQLite, COPY on PostgreSQL) raise a dropped
+    connection on the calls ``when`` picks (1-based), after the batch's earlier parts went in."""
+    calls = {"n": 0, "failed": 0}
+    real = InsertPlan.insert
 
-    @event.listens_for(engine.sync_engine, "before_cursor_execute")
-    def fail_once(conn: Any, cursor: Any, statement: str, params: Any, context: Any, executemany: bool) -> None:
-        if statement.lstrip().upper().startswith("INSERT INTO BOOK_DELTAS"):
-            statements["n"] += 1
-            # rows are put in (trade, delta) pairs and batches hold an even number of rows, so
-            # every batch inserts trades first, then deltas: the third batch's deltas insert
-            # fails after its trades are already in the transaction, which must roll back
-            if statements["n"] == 3 and not statements["failed"]:
-                statements["failed"] += 1
+    async def insert(self: InsertPlan, conn: Any, params: Any) -> None:
+        if self.table == table:
+            calls["n"] += 1
+            if when(calls["n"]):
+                calls["failed"] += 1
                 raise ConnectionResetError("injected: connection dropped mid-batch")
+        await real(self, conn, params)
+
+    monkeypatch.setattr(InsertPlan, "insert", insert)
+    return calls
+
+
+async def test_batch_failing_once_is_retried_without_loss_or_duplicates(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # rows are put in (trade, delta) pairs and batches hold an even number of rows, so every
+    # batch inserts trades first, then deltas: the third batch's deltas insert fails after its
+    # trades are already in the transaction (COPY included), which must roll back
+    statements = fail_inserts(monkeypatch, "book_deltas", lambda n: n == 3)
 
     writer = BatchedWriter(engine, max_batch=40, retry_initial_s=0.01)
     async with writer:
@@ -278,14 +291,10 @@ async def test_unstarted_writer_reports_unwritten_rows(engine: AsyncEngine) -> N
         await writer.close()
 
 
-async def test_retry_waits_follow_the_shared_backoff_exactly(engine: AsyncEngine) -> None:
-    failures = {"left": 4}
-
-    @event.listens_for(engine.sync_engine, "before_cursor_execute")
-    def fail_four_times(conn: Any, cursor: Any, statement: str, params: Any, context: Any, executemany: bool) -> None:
-        if statement.lstrip().upper().startswith("INSERT INTO TRADES") and failures["left"]:
-            failures["left"] -= 1
-            raise ConnectionResetError("injected: connection dropped")
+async def test_retry_waits_follow_the_shared_backoff_exactly(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fail_inserts(monkeypatch, "trades", lambda n: n <= 4)
 
     waits: list[float] = []
 
