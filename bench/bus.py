@@ -105,7 +105,7 @@ async def worker(args: argparse.Namespace) -> dict[str, Any]:
     ts_ms = int(time.time() * 1000)
     snapshots = gen.snapshot_frames(ts_ms=ts_ms)
     count = int(args.rate * args.duration) + 100 if args.rate else args.max_frames
-    todo = [gen.next_frame(ts_ms + i // 50) for i in range(count)] + gen.drain()
+    todo = [gen.next_frame(ts_ms + 1 + i) for i in range(count)] + gen.drain()  # one venue timestamp a frame
     publisher.begin_epoch(args.epoch, gen.asset_ids)
     for frame in snapshots:
         pipeline.on_frame(frame, time.time_ns())
@@ -125,8 +125,7 @@ async def worker(args: argparse.Namespace) -> dict[str, Any]:
             next_beat = now + 1.0
         ahead = start + frames / args.rate - time.monotonic() if args.rate else 0.0
         await asyncio.sleep(max(0.0, ahead))
-    pipeline.tick(time.time_ns() + 10**9)  # close the last burst
-    await publisher.flush(nc.publish)
+    await publisher.flush(nc.publish)  # (a burst cut by the clock stays open: closing it would fault)
     seconds = time.monotonic() - start
     await nc.flush()
     for _ in range(2):  # a last second: late snapshot requests answered, the epoch still beating
@@ -212,6 +211,10 @@ async def phase(
     samples, frames = trader.take()
     seconds = max(o["seconds"] for o in outs)
     books_ok = sum(1 for b in trader.processor.books.values() if b.status is BookStatus.OK)
+    not_ok: dict[str, int] = {}
+    for b in trader.processor.books.values():
+        if b.status is not BookStatus.OK:
+            not_ok[b.status.value] = not_ok.get(b.status.value, 0) + 1
     return {
         "phase": name,
         "rate_per_worker_fps": rate or "max",
@@ -226,6 +229,7 @@ async def phase(
         "latency_mean_ms": round(statistics.fmean(samples) / 1e6, 3) if samples else None,
         "trader_books_ok": books_ok,
         "trader_books": len(trader.processor.books),
+        "trader_books_not_ok": not_ok,
         "trader_integrity_faults": trader.processor.faults.total - faults0,
     }
 
@@ -379,7 +383,8 @@ def show(r: dict[str, Any]) -> str:
             f"{p['events_per_s_through_nats']:,} events/s into the stream "
             f"(workers {', '.join(f'{x:,}' for x in p['worker_messages_per_s'])} msg/s); "
             f"worker -> trader p50 {p['latency_p50_ms']} ms, p99 {p['latency_p99_ms']} ms "
-            f"({p['trader_latency_samples']:,} samples); trader books ok {p['trader_books_ok']}/{p['trader_books']}, "
+            f"({p['trader_latency_samples']:,} samples); trader books ok {p['trader_books_ok']}/{p['trader_books']} "
+            f"{p['trader_books_not_ok'] or ''}, "
             f"integrity faults {p['trader_integrity_faults']}"
         )
     rec = r["recorder"]

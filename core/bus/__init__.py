@@ -45,7 +45,7 @@ Metrics (issue 20 point 5): a process on the bus counts into one
 ``polybot_bus_sequence_gaps_total``, ``resnapshots``; ``set_stream`` / ``set_consumer`` for the
 JetStream state), binds it with ``Metrics.bind(market_bus=stats)`` and serves ``/metrics`` with
 ``serve_metrics(host, port, role="feed-worker", instance=settings.metrics.instance)``. ``core.bus``
-sits below ``core.metrics``: its components take the stats through a Protocol (the recorder's
+sits below ``core.metrics``: its components take the stats through the Protocols of
 :mod:`core.bus.meter`), ``core.app`` passes the BusStats. The recorder
 (:mod:`core.bus.recorder`, ``polybot recorder``) stores the stream in the feed tables.
 """

@@ -21,6 +21,16 @@ class ReaderMeter(Protocol):
     def on_gap(self, n: int = 1) -> None: ...
 
 
+class RecorderMeter(Protocol):
+    """The recorder's (:mod:`core.bus.recorder`): what it received, stored, found already stored."""
+
+    def on_received(self, kind: str, lag_s: float | None = None) -> None: ...
+    def on_recorded(self, outcome: str, n: int = 1) -> None: ...
+    def on_redelivered(self, n: int = 1) -> None: ...
+    def set_consumer(self, consumer: str, pending: int, ack_pending: int) -> None: ...
+    def set_stream(self, stream: str, nbytes: int, messages: int) -> None: ...
+
+
 class NoBusMeter:
     """Counts nothing (a component nobody scrapes)."""
 
@@ -40,4 +50,16 @@ class NoBusMeter:
         pass
 
     def on_gap(self, n: int = 1) -> None:
+        pass
+
+    def on_recorded(self, outcome: str, n: int = 1) -> None:
+        pass
+
+    def on_redelivered(self, n: int = 1) -> None:
+        pass
+
+    def set_consumer(self, consumer: str, pending: int, ack_pending: int) -> None:
+        pass
+
+    def set_stream(self, stream: str, nbytes: int, messages: int) -> None:
         pass

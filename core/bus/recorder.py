@@ -37,7 +37,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import msgspec
 from nats.aio.msg import Msg
@@ -47,6 +47,7 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.bus import messages as m
+from core.bus.meter import NoBusMeter, RecorderMeter
 from core.bus.rows import KEY_COLUMNS, Row, key_of, rows_of
 from core.bus.subjects import md_wildcard
 from core.store.models import Base
@@ -56,36 +57,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_DURABLE = "polybot-recorder"
 LOOKUP_CHUNK = 500  # keys per lookup query
-
-
-class RecorderMeter(Protocol):
-    """Where the recorder's figures go (:class:`core.metrics.bus_stats.BusStats` is one; the
-    composition in :mod:`core.app.recorder` binds it to the process's metrics)."""
-
-    def on_received(self, kind: str, lag_s: float | None = None) -> None: ...
-    def on_recorded(self, outcome: str, n: int = 1) -> None: ...
-    def on_redelivered(self, n: int = 1) -> None: ...
-    def set_consumer(self, consumer: str, pending: int, ack_pending: int) -> None: ...
-    def set_stream(self, stream: str, nbytes: int, messages: int) -> None: ...
-
-
-class NoMeter:
-    """A meter that keeps nothing (a recorder without metrics)."""
-
-    def on_received(self, kind: str, lag_s: float | None = None) -> None:
-        pass
-
-    def on_recorded(self, outcome: str, n: int = 1) -> None:
-        pass
-
-    def on_redelivered(self, n: int = 1) -> None:
-        pass
-
-    def set_consumer(self, consumer: str, pending: int, ack_pending: int) -> None:
-        pass
-
-    def set_stream(self, stream: str, nbytes: int, messages: int) -> None:
-        pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +112,7 @@ class Recorder:
         self.writer = writer
         self.engine = engine if engine is not None else writer.engine
         self.options = options
-        self.stats: RecorderMeter = stats if stats is not None else NoMeter()
+        self.stats: RecorderMeter = stats if stats is not None else NoBusMeter()
         self.counts = RecorderCounts()
         self._in_flight: set[tuple[str, int, int]] = set()
         self._acking: list[asyncio.Task[None]] = []

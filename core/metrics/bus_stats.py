@@ -8,7 +8,7 @@ same loop, so nothing here takes a lock). Metric names and help texts are in
 :mod:`core.metrics.catalog`.
 
 ``core.bus`` sits below ``core.metrics`` in the import layers: its components take a BusStats
-through a Protocol of the methods they call (e.g. :class:`core.bus.recorder.RecorderMeter`), and
+through a Protocol of the methods they call (:mod:`core.bus.meter`), and
 the composition in ``core.app`` passes the BusStats it bound.
 
 Who counts what: a feed worker :meth:`~BusStats.on_published` (kind, bytes, frame receive -> publish

@@ -162,14 +162,14 @@ async def until(pred: Any, within_s: float, what: str, step_s: float = 0.05) -> 
         await asyncio.sleep(step_s)
 
 
-async def test_a_batch_committed_but_never_acknowledged_is_not_stored_twice(bus: Bus, pg_url: str) -> None:
+async def test_a_batch_committed_but_never_acknowledged_is_not_stored_twice(bus: Bus, db_url: str) -> None:
     """The crash this design is about: rows committed, the acknowledgement never sent. The next
     recorder gets the messages again and stores nothing twice (found by their keys, not by the
-    unique index: the writer rejects nothing)."""
-    await upgrade_to_head(pg_url)
+    unique index: the writer rejects nothing). On SQLite and PostgreSQL."""
+    await upgrade_to_head(db_url)
     msgs = messages(40)
     await publish(bus.js, bus.names.prefix, msgs)
-    engine = create_engine(pg_url)
+    engine = create_engine(db_url)
     try:
 
         class DiesBeforeAck(Recorder):
@@ -180,7 +180,7 @@ async def test_a_batch_committed_but_never_acknowledged_is_not_stored_twice(bus:
             first = DiesBeforeAck(bus.js, writer, bus.options(durable="rec", batch=25, ack_wait_s=1.0))
             stop = asyncio.Event()
             task = asyncio.create_task(first.run(stop))
-            await until(lambda: _has(pg_url, expected_keys(msgs)), 30, "every row committed once")
+            await until(lambda: _has(db_url, expected_keys(msgs)), 30, "every row committed once")
             stop.set()
             await asyncio.wait_for(task, 30)
         async with BatchedWriter(engine) as writer:
@@ -196,7 +196,7 @@ async def test_a_batch_committed_but_never_acknowledged_is_not_stored_twice(bus:
         assert second.counts.duplicate == sum(1 for x in msgs if isinstance(x, m.Snapshot | m.Delta | m.Trade))
         assert second.counts.duplicate + second.counts.no_rows == len(msgs)
         assert stats.recorder["duplicate"] == second.counts.duplicate and stats.redelivered == len(msgs)
-        assert await stored_keys(pg_url) == expected_keys(msgs)
+        assert await stored_keys(db_url) == expected_keys(msgs)
     finally:
         await engine.dispose()
 
