@@ -439,7 +439,7 @@ class Control:
         """merge / redeem / balance from another process, run by the service (through its database)."""
         result = await self._database().request(action, by, args)
         if result.reason_code:
-            return {"ok": False, "error": f"{action} request {result.message}", "reason_code": result.reason_code}
+            return {"ok": False, "error": f"{action} {result.message}", "reason_code": result.reason_code}
         return settlement.read_answer(result.message)
 
     # ---- what the feed follows (core.app.watch) ------------------------------------------

@@ -55,3 +55,4 @@ def test_without_a_service_the_request_expires_unrun(tmp_path: Path, clean_env: 
     assert main(["migrate", "--db-url", db_url, "--apply"]) == 0
     result = cli("balance", "--db-url", db_url, "--wait", "0.5", env=clean_env)
     assert result.returncode == 1 and "is run-service using this database?" in result.stderr
+    assert "polybot balance: balance request " in result.stderr and "request request" not in result.stderr
