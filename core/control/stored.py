@@ -55,7 +55,7 @@ class DatabaseLink:
         engine = create_engine(self.url)
         try:
             if migrated:  # "has no schema: run polybot migrate --apply first", not a raw SQL error
-                await ensure_schema(engine, self.url, migrate=False)
+                await ensure_schema(engine, self.url, migrate=False, migrate_flag=False)
             yield session_factory(engine)
         finally:
             await engine.dispose()

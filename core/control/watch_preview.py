@@ -116,7 +116,7 @@ async def preview(rules: list[WatchRule], db_url: str) -> WatchPreview:
 
     engine = create_engine(db_url)
     try:
-        await ensure_schema(engine, db_url, migrate=False)
+        await ensure_schema(engine, db_url, migrate=False, migrate_flag=False)
         candidates = await stored_candidates(session_factory(engine))
     finally:
         await engine.dispose()

@@ -177,8 +177,10 @@ async def upgrade_to_head(url: str | URL | None) -> MigrateResult:
         await engine.dispose()
 
 
-async def ensure_schema(engine: AsyncEngine, url: str, *, migrate: bool) -> None:
-    """Stop with a clear line unless the schema is at head (or apply migrations when asked to)."""
+async def ensure_schema(engine: AsyncEngine, url: str, *, migrate: bool, migrate_flag: bool = True) -> None:
+    """Stop with a clear line unless the schema is at head (or apply migrations when asked to).
+
+    ``migrate_flag``: the command has a ``--migrate`` option, which the line then offers."""
     from sqlalchemy.exc import SQLAlchemyError
 
     from core.errors import PolybotError
@@ -195,4 +197,5 @@ async def ensure_schema(engine: AsyncEngine, url: str, *, migrate: bool) -> None
         await upgrade_engine(engine)
         return
     state = "has no schema" if current is None else f"is at revision {current}, not {head}"
-    raise PolybotError(f"database {mask_url(url)} {state}: run polybot migrate --apply first (or pass --migrate)")
+    offer = " (or pass --migrate)" if migrate_flag else ""
+    raise PolybotError(f"database {mask_url(url)} {state}: run polybot migrate --apply first{offer}")

@@ -18,6 +18,7 @@ from alembic import command
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
 
+from core.errors import PolybotError
 from core.store.db import create_engine
 from core.store.migrate import (
     VERSIONS_DIR,
@@ -29,6 +30,7 @@ from core.store.migrate import (
     scripted_head,
     upgrade_engine,
 )
+from polybot.cli.main import main
 from tests.procs import run
 
 
@@ -155,3 +157,23 @@ async def test_an_up_to_date_database_is_checked_without_importing_alembic(sqlit
         await engine.dispose()
     done = run([sys.executable, "-c", _PROBE, sqlite_url], timeout_s=60.0, check=True, text=True)
     assert json.loads(done.stdout) == {"at_head": True, "alembic": []}
+
+
+async def test_the_schema_line_offers_migrate_only_to_a_command_that_has_it(sqlite_url: str) -> None:
+    engine = create_engine(sqlite_url)
+    try:
+        with pytest.raises(PolybotError) as offered:
+            await ensure_schema(engine, sqlite_url, migrate=False)
+        with pytest.raises(PolybotError) as plain:
+            await ensure_schema(engine, sqlite_url, migrate=False, migrate_flag=False)
+    finally:
+        await engine.dispose()
+    assert str(offered.value).endswith("has no schema: run polybot migrate --apply first (or pass --migrate)")
+    assert str(plain.value).endswith("has no schema: run polybot migrate --apply first")
+
+
+def test_commands_without_migrate_are_not_told_to_pass_it(sqlite_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (["markets"], ["disarm", "--wait", "0.1"]):  # neither has --migrate
+        assert main([*argv, "--db-url", sqlite_url]) == 1
+        err = capsys.readouterr().err
+        assert "run polybot migrate --apply first" in err and "--migrate" not in err.replace("migrate --apply", "")
