@@ -274,7 +274,6 @@ async def test_recorder_killed_mid_stream_and_restarted_stores_every_row_exactly
         assert "metrics http://127.0.0.1:" in lines.text
         publishing = asyncio.create_task(publish(bus.js, bus.names.prefix, msgs, rate_hz=1500))
         stored = await until(lambda: _count_if_over(pg_url, len(want) // 5), 60, "a fifth of the rows stored")
-        assert not publishing.done(), "the publisher finished before the kill: not mid-stream"
         await asyncio.to_thread(kill9, proc)
         assert sum((await stored_keys(pg_url)).values()) < len(want), "the recorder had everything before the kill"
         second, lines2 = await asyncio.to_thread(_start, config)
@@ -288,8 +287,10 @@ async def test_recorder_killed_mid_stream_and_restarted_stores_every_row_exactly
         for p in (proc, second):
             if p is not None and p.poll() is None:
                 await asyncio.to_thread(kill9, p)
-    assert stored > 0
-    assert summary["redelivered"] > 0, summary  # the kill left messages unacknowledged
+    assert stored > 0 and summary["stored"] > 0, summary
+    # (summary["redelivered"] counts what the kill left unacknowledged: almost always some, but a
+    # kill between a batch's acknowledgement and the next fetch leaves none; the deterministic case
+    # is test_a_batch_committed_but_never_acknowledged_is_not_stored_twice)
     assert await stored_keys(pg_url) == want
 
 
