@@ -190,7 +190,6 @@ def cli_cases(tmp: Path) -> list[Case]:
         ("recorder", ["--config", str(no_bus), "--ack-wait", "nan"]),
         ("recorder", ["--config", str(no_bus), "--metrics-port", "99999"]),
         ("recorder", ["--config", str(no_bus), "--duration", "1"]),
-        ("recorder", ["--config", str(no_bus), "--duration", "1", "--migrate"]),
         ("feed-worker", []),
         ("feed-worker", ["--config", MISSING, "--shard", "0/2"]),
         ("feed-worker", ["--config", str(wrong_toml), "--shard", "0/2"]),
