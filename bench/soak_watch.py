@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from core.feed.counters import UNKNOWN_ASSET, short_id
 from core.feed.processor import FeedProcessor
 from core.feed.subscriptions import SubscriptionChange
 from core.store.writer import BatchedWriter
@@ -65,24 +64,7 @@ class WatchChanges:
     size: int
     rng: random.Random
     log: list[dict[str, Any]] = field(default_factory=list)
-    late_frames: int = 0  # unknown_asset rejections of assets this run unsubscribed
-    late_max_ms: float = 0.0  # the latest of them, after its unsubscribe
     _waiting: list[tuple[dict[str, Any], float, set[str]]] = field(default_factory=list)
-    _removed_at: dict[str, float] = field(default_factory=dict)  # short id -> when unsubscribed
-
-    def classify_rejections(self, processor: FeedProcessor) -> None:
-        """Tell the frames refused as ``unknown_asset`` because they were already on their way
-        when their asset was unsubscribed from the rest (the processor logs both with the id)."""
-        counters = processor.counters
-        inner = counters.record
-
-        def record(reason: str, detail: str = "") -> None:
-            if reason == UNKNOWN_ASSET and (t := self._removed_at.get(detail)) is not None:
-                self.late_frames += 1
-                self.late_max_ms = max(self.late_max_ms, (time.perf_counter() - t) * 1000)
-            inner(reason, detail)
-
-        setattr(counters, "record", record)  # noqa: B010  # an instance attribute shadows the method
 
     def _next(self) -> tuple[list[str], list[str]]:
         drop = self.rng.sample(self.followed, min(self.size, len(self.followed)))
@@ -97,12 +79,7 @@ class WatchChanges:
         ops0, t0 = feed.operations, time.perf_counter()
         processor.track(add)
         change = await feed.set_assets(self.followed)
-        processor.untrack(change.removed)
-        now = time.perf_counter()
-        for asset in change.removed:
-            self._removed_at[short_id(asset)] = now
-        for asset in change.added:  # joining again: its frames are expected once more
-            self._removed_at.pop(short_id(asset), None)
+        processor.untrack(change.removed)  # frames still on their way count as late_frames there
         entry: dict[str, Any] = {
             "t_s": round(t_s, 1),
             "added": len(change.added),

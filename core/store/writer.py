@@ -3,12 +3,12 @@
 ``put(table, row)`` never blocks: it appends to a bounded in-memory queue and returns
 ``False`` (counted, and logged at a bounded rate) when the queue is full; the caller decides
 what to do then. A background task drains whatever is queued, up to ``max_batch`` rows at a
-time, into ONE transaction of bulk inserts (Core ``insert`` + executemany). When the database
-is slower than the producers, the queue grows between commits and so do the batches (up to
-``max_batch``: under a backlog, larger transactions amortise each commit and, on SQLite, each
-index page they touch). Rows are converted to driver values in chunks that yield to the event
-loop, then go through the backend's fastest bulk path (:mod:`core.store.insert_plan`: COPY on
-PostgreSQL, executemany on SQLite).
+time, into ONE transaction of bulk inserts, at most one commit per ``min_interval_s`` (50 ms)
+while nobody waits for a flush. When the database is slower than the producers, the queue grows
+between commits and so do the batches (up to ``max_batch``: under a backlog, larger transactions
+amortise each commit and, on SQLite, each index page they touch). Rows are converted to driver
+values in chunks that yield to the event loop, then go through the backend's fastest bulk path
+(:mod:`core.store.insert_plan`: COPY on PostgreSQL, executemany on SQLite).
 
 Failures:
 - transient (locked database, dropped connection, timeouts, anything unexpected): the whole
@@ -78,6 +78,7 @@ class BatchedWriter:
         *,
         max_queue: int = 200_000,
         max_batch: int = 50_000,
+        min_interval_s: float = 0.05,
         retry_initial_s: float = 0.05,
         retry_max_s: float = 5.0,
         latency_window: int = 50_000,
@@ -87,12 +88,17 @@ class BatchedWriter:
         rng: random.Random | None = None,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
-        """``rng`` and ``sleep`` drive the retry waits (tests pass a seeded source and a recorder)."""
-        if max_queue < 1 or max_batch < 1:
-            raise ValueError("max_queue and max_batch must be >= 1")
+        """``min_interval_s``: after a commit, the next batch gathers rows for this long before it is
+        taken (unless it is full, or a flush or close waits): a trickle of rows becomes a few
+        commits a second instead of one per row, for at most that much added latency.
+        ``rng`` and ``sleep`` drive the retry waits (tests pass a seeded source and a recorder)."""
+        if max_queue < 1 or max_batch < 1 or min_interval_s < 0:
+            raise ValueError("max_queue and max_batch must be >= 1, min_interval_s >= 0")
         self.engine = engine
         self.max_queue = max_queue
         self.max_batch = max_batch
+        self.min_interval_s = min_interval_s
+        self._batch_due = 0.0  # monotonic time before which the next batch waits for more rows
         self.retry_initial_s = retry_initial_s
         self.retry_max_s = retry_max_s
         self._backoff = Backoff(retry_initial_s, retry_max_s, jitter=EQUAL_JITTER)
@@ -264,9 +270,13 @@ class BatchedWriter:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
+            wait = self._batch_due - time.monotonic()
+            if wait > 0 and len(queue) < self.max_batch and not self._closing and not self._waiters:
+                await asyncio.sleep(wait)  # gather a batch: one commit per min_interval_s at most
             n = min(len(queue), self.max_batch)
             batch = [queue.popleft() for _ in range(n)]
             await self._write_batch(batch)
+            self._batch_due = time.monotonic() + self.min_interval_s
             self._done += n
             self._release_waiters()
 
