@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
+import nats.errors
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
@@ -57,6 +58,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_DURABLE = "polybot-recorder"
 LOOKUP_CHUNK = 500  # keys per lookup query
+RETRY_S = 0.5  # after a failed fetch (the connection is coming back)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +85,7 @@ class RecorderCounts:
     redelivered: int = 0
     ignored_in_flight: int = 0
     refused: int = 0  # writer queue full: not acknowledged, asked again later
+    bus_errors: int = 0  # fetches and acknowledgements that failed (reconnecting): retried
 
 
 @dataclass
@@ -116,6 +119,7 @@ class Recorder:
         self.counts = RecorderCounts()
         self._in_flight: set[tuple[str, int, int]] = set()
         self._acking: list[asyncio.Task[None]] = []
+        self._trouble_logged = -1e9
         self._tables = {name: Base.metadata.tables[name] for name in KEY_COLUMNS}
 
     def consumer_config(self) -> ConsumerConfig:
@@ -144,6 +148,13 @@ class Recorder:
                     msgs = await sub.fetch(o.batch, timeout=o.fetch_timeout_s)
                 except TimeoutError:  # nothing to fetch (nats.errors.TimeoutError is one too)
                     self._reap()
+                    continue
+                except (nats.errors.ConnectionClosedError, nats.errors.ConnectionDrainingError):
+                    raise
+                except nats.errors.Error as exc:  # reconnecting, a server restarting: fetch again soon
+                    self._trouble("fetch", exc)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), RETRY_S)
                     continue
                 await self.handle(msgs)
         finally:
@@ -199,7 +210,10 @@ class Recorder:
             self.counts.invalid += 1
             self.stats.on_recorded("invalid")
             log.warning("recorder: undecodable message on %s dropped: %s", msg.subject, exc)
-            await msg.term()
+            try:
+                await msg.term()
+            except nats.errors.Error as err:  # delivered again, and dropped again
+                self._trouble("term", err)
             return None
 
     async def _queue(self, msg: Msg, decoded: m.MdMessage, rows: list[tuple[str, Row]], batch: _Batch) -> None:
@@ -212,7 +226,10 @@ class Recorder:
                 # the writer is full: the rows queued so far commit, the rest comes back later;
                 # the redelivery is looked up, so the rows that did commit are not written twice
                 self.counts.refused += 1
-                await msg.nak(delay=1.0)
+                try:
+                    await msg.nak(delay=1.0)
+                except nats.errors.Error as exc:  # delivered again after ack_wait instead
+                    self._trouble("nak", exc)
                 return
         key = (decoded.asset, decoded.epoch, decoded.seq)
         self._in_flight.add(key)
@@ -225,12 +242,29 @@ class Recorder:
         try:
             await self.writer.flush()
             for msg in batch.acks:
-                await msg.ack()
+                try:
+                    await msg.ack()
+                except nats.errors.Error as exc:  # not acknowledged: delivered again, found stored
+                    self._trouble("ack", exc)
             self.counts.stored += batch.stored
             self.counts.rows += batch.rows
             self.stats.on_recorded("stored", batch.stored)
         finally:
             self._in_flight.difference_update(batch.keys)
+
+    def _trouble(self, what: str, exc: Exception) -> None:
+        """A bus call failed (the connection is being re-established): logged, at most every 10 s."""
+        self.counts.bus_errors += 1
+        now = time.monotonic()
+        if now - self._trouble_logged >= 10.0:
+            self._trouble_logged = now
+            log.warning(
+                "recorder: %s failed (%s: %s); %d bus errors so far",
+                what,
+                type(exc).__name__,
+                exc,
+                self.counts.bus_errors,
+            )
 
     def _reap(self) -> None:
         """Raise the failure of a finished acknowledgement task (the writer stopped: nothing more

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
+import socket
 import subprocess
 import time
 from collections import Counter
@@ -26,7 +28,7 @@ from nats.js.errors import NotFoundError
 from sqlalchemy import text
 
 from core.bus import messages as m
-from core.bus.connect import ensure_stream
+from core.bus.connect import connect, ensure_stream
 from core.bus.recorder import Recorder, RecorderOptions, _Batch
 from core.bus.subjects import md_subject
 from core.metrics.bus_stats import BusStats
@@ -39,6 +41,9 @@ from tests.integration.bus_world import NATS_URL, BusNames, require_nats
 from tests.procs import Lines, console_script, kill9, spawn, stop_group
 
 EPOCH = 5
+NATS_SERVER = shutil.which("nats-server") or next(
+    (p for p in ("/usr/sbin/nats-server", "/usr/local/bin/nats-server") if Path(p).is_file()), None
+)
 ASSETS = (("0xc1", "1001"), ("0xc1", "1002"), ("0xc2", "2001"))
 Key = tuple[str, int, int, int]  # asset, epoch, seq, level index (0 for snapshots and trades)
 
@@ -297,3 +302,71 @@ async def test_recorder_killed_mid_stream_and_restarted_stores_every_row_exactly
 async def _count_if_over(db_url: str, n: int) -> int:
     total = sum((await stored_keys(db_url)).values())
     return total if total >= n else 0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _nats_server(port: int, store: Path) -> subprocess.Popen[bytes]:
+    assert NATS_SERVER is not None
+    argv = [NATS_SERVER, "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", str(store)]
+    return spawn(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+async def test_a_nats_server_restart_loses_and_duplicates_nothing(tmp_path: Path, pg_url: str) -> None:
+    """The server (our own, on a port of its own, its store kept) is killed -9 while the recorder
+    records, and started again: the recorder waits, then goes on from its durable consumer."""
+    require_nats()  # the same reason to skip: no NATS here at all
+    if NATS_SERVER is None:
+        pytest.skip("nats-server is not installed here (this test starts and kills a server of its own)")
+    await upgrade_to_head(pg_url)
+    port = _free_port()
+    url = f"nats://127.0.0.1:{port}"
+    server = _nats_server(port, tmp_path / "store")
+    names = BusNames()
+    settings = BusSettings(url=url, prefix=names.prefix, stream=names.stream, lease_bucket=names.bucket)
+    first, second = messages(200), messages(200, first_seq=201)
+    engine = create_engine(pg_url)
+    nc: Client | None = None
+    try:
+        nc = await until(lambda: _connect(url), 30, "our NATS server to answer")
+        js = nc.jetstream()
+        await ensure_stream(js, settings)
+        async with BatchedWriter(engine) as writer:
+            rec_nc = await connect(settings, "recorder-under-test")
+            recorder = Recorder(rec_nc.jetstream(), writer, RecorderOptions(stream=names.stream, prefix=names.prefix))
+            stop = asyncio.Event()
+            task = asyncio.create_task(recorder.run(stop))
+            await publish(js, names.prefix, first)
+            await until(lambda: _has(pg_url, expected_keys(first)), 60, "the first half stored")
+            await asyncio.to_thread(kill9, server)
+            await asyncio.sleep(1.0)  # the recorder's fetches fail meanwhile
+            assert not task.done()
+            server = _nats_server(port, tmp_path / "store")
+            await until(lambda: _connected(nc), 60, "the publisher reconnected")
+            await publish(nc.jetstream(), names.prefix, second)
+            await until(lambda: _has(pg_url, expected_keys(first + second)), 90, "every row once after the restart")
+            stop.set()
+            await asyncio.wait_for(task, 30)
+            await rec_nc.drain()
+        assert recorder.counts.stored + recorder.counts.no_rows >= len(first) + len(second)
+        assert await stored_keys(pg_url) == expected_keys(first + second)
+    finally:
+        if nc is not None:
+            await nc.close()
+        await engine.dispose()
+        stop_group(server)
+
+
+async def _connect(url: str) -> Client | None:
+    try:
+        return await nats.connect(url, max_reconnect_attempts=-1, reconnect_time_wait=0.2, connect_timeout=1)
+    except Exception:
+        return None
+
+
+async def _connected(nc: Client) -> bool:
+    return bool(nc.is_connected)
