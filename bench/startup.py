@@ -43,6 +43,8 @@ class Case:
     name: str
     argv: tuple[str, ...]
     target_s: float
+    exit_code: int = 0
+    """What the command exits with here: a run that exits otherwise failed, and its time means nothing."""
 
 
 def cases(db_url: str, config: Path) -> list[Case]:
@@ -50,11 +52,19 @@ def cases(db_url: str, config: Path) -> list[Case]:
     return [
         Case("--help", ("--help",), 0.3),
         Case("status", ("status", *db), 0.8),
-        Case("health", ("health", *db), 0.8),
+        Case("health", ("health", *db), 0.8, exit_code=1),  # unhealthy: nothing ingested
         Case("markets", ("markets", *db), 0.8),
-        Case("disarm", ("disarm", *db, "--wait", "0.05"), 0.8),
+        Case("disarm", ("disarm", *db, "--wait", "0.05"), 0.8, exit_code=1),  # no service took it
         Case("preflight --offline", ("preflight", "--config", str(config), "--offline"), 1.5),
     ]
+
+
+def check(argv: list[str], case: Case, env: dict[str, str]) -> str | None:
+    """None when the command exits as expected, else what it printed on stderr."""
+    done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    if done.returncode == case.exit_code:
+        return None
+    return f"{case.name} exited {done.returncode}, not {case.exit_code}:\n{done.stderr[-2000:]}"
 
 
 @dataclass(frozen=True)
@@ -84,7 +94,9 @@ def launcher(polybot: str, tree: Path | None) -> list[str]:
 
 def measure(prefix: list[str], case: Case, runs: int, env: dict[str, str]) -> list[Run]:
     argv = [*prefix, *case.argv]
-    timed(argv, env)  # warm-up: page cache and .pyc files
+    problem = check(argv, case, env)  # also the warm-up: page cache and .pyc files
+    if problem:
+        print(f"warning: {problem}", file=sys.stderr)
     return [timed(argv, env) for _ in range(runs)]
 
 
@@ -163,12 +175,14 @@ def main() -> int:
     for case, venv, via_uv in rows:
         meets = "yes" if statistics.median(r.wall_s for r in venv) < case.target_s else "NO"
         codes = ",".join(str(c) for c in sorted({r.rc for r in venv}))
+        if any(r.rc != case.exit_code for r in venv):
+            meets, codes = "FAIL", f"{codes} (expected {case.exit_code})"
         print(f"{case.name:<22} {case.target_s:6.1f}  {_cell(venv)}  {_cell(via_uv)}  {meets:<5}  {codes}")
     print()
     print("seconds: median and fastest wall time, median CPU time (user + system, children included);")
     print("`meets` compares the venv's median wall time with the target, which is set for an idle machine;")
     print("`exit` is the commands' exit status: health is 1 on an empty database (nothing ingested), disarm 1")
-    print("(no service took the request), preflight 1 when a check fails")
+    print("(no service took the request); FAIL marks a command that exited otherwise (its stderr is shown above)")
     print(f"load average after: {load()}")
     return 0
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.startup import Case, cases, child_env, prepare, timed
+from bench.startup import Case, cases, check, child_env, prepare, timed
 from tests.conftest import REPO_ROOT
 from tests.procs import console_script, run
 
@@ -98,7 +98,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[list[Case]
 
 
 def _loaded_by(case: Case, env: dict[str, str], out: Path) -> set[str]:
-    run([sys.executable, "-c", _COMMAND_PROBE, str(out), *case.argv], timeout_s=120.0, cwd=REPO_ROOT, env=env)
+    argv = [sys.executable, "-c", _COMMAND_PROBE, str(out), *case.argv]
+    done = run(argv, timeout_s=120.0, cwd=REPO_ROOT, env=env, text=True)
+    assert done.returncode == case.exit_code, f"{case.name} exited {done.returncode}:\n{done.stderr}"
     return set(json.loads(out.read_text()))
 
 
@@ -125,8 +127,11 @@ def test_fast_commands_start_within_three_times_their_idle_target(world: tuple[l
     slow = []
     for case in commands:
         argv = [script, *case.argv]
-        timed(argv, env)  # warm-up: fills the bytecode cache and the page cache
-        best = min(timed(argv, env).wall_s for _ in range(MAX_RUNS))
+        problem = check(argv, case, env)  # also the warm-up: fills the bytecode cache and the page cache
+        assert problem is None, problem  # a command that fails fast proves nothing
+        runs = [timed(argv, env) for _ in range(MAX_RUNS)]
+        assert {r.rc for r in runs} == {case.exit_code}, f"{case.name} exited {[r.rc for r in runs]}"
+        best = min(r.wall_s for r in runs)
         if best > CEILING * case.target_s:
             slow.append(f"{case.name}: best of {MAX_RUNS} runs {best:.2f}s > {CEILING:g} x {case.target_s:g}s")
     assert slow == [], "\n".join(slow) + "\n(uv run python bench/startup.py shows the figures)"
