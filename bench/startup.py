@@ -100,14 +100,15 @@ def measure(prefix: list[str], case: Case, runs: int, env: dict[str, str]) -> li
     return [timed(argv, env) for _ in range(runs)]
 
 
-def child_env(pycache: Path | None) -> dict[str, str]:
-    """This environment without POLYBOT_* settings; with a bytecode cache in ``pycache`` (None: none)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("POLYBOT_", "PYTHONPYCACHEPREFIX"))}
+def child_env(pycache: Path, *, cold: bool = False) -> dict[str, str]:
+    """This environment without POLYBOT_* settings, with its bytecode cache in ``pycache`` (and only
+    there: no ``__pycache__`` beside the sources is read). ``cold``: the cache stays empty, so every
+    run compiles every module from source."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("POLYBOT_")}
+    env["PYTHONPYCACHEPREFIX"] = str(pycache)
     env.pop("PYTHONDONTWRITEBYTECODE", None)
-    if pycache is None:
+    if cold:
         env["PYTHONDONTWRITEBYTECODE"] = "1"
-    else:
-        env["PYTHONPYCACHEPREFIX"] = str(pycache)
     return env
 
 
@@ -157,7 +158,7 @@ def main() -> int:
     print(f"code: {code}; bytecode cache: {cache}")
     rows = []
     with tempfile.TemporaryDirectory(prefix="polybot-startup-") as tmp:
-        env = child_env(None if args.cold else Path(tmp) / "pycache")
+        env = child_env(Path(tmp) / "pycache", cold=args.cold)
         db_url, config = prepare(Path(tmp), launcher(polybot, args.tree), env)
         for case in cases(db_url, config):
             if wanted and case.name not in wanted:
