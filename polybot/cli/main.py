@@ -94,6 +94,14 @@ def add_command(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    words = list(sys.argv[1:] if argv is None else argv)
+    if any("<YOUR_" in word for word in words):  # a docs placeholder left as written: say what goes there
+        from polybot.cli.placeholders import placeholder_problem
+
+        if (problem := placeholder_problem(words)) is not None:
+            command = next((w for w in words if not w.startswith("-")), "")
+            sys.stderr.write(f"polybot {command}: {problem}\n")
+            return EXIT_USAGE
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

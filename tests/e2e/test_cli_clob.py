@@ -191,7 +191,7 @@ def test_dry_run_errors_are_one_line(
 def test_dry_run_without_a_key_is_a_usage_error(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv("POLYBOT_PRIVATE_KEY", raising=False)
+    monkeypatch.delenv("POLYBOT_RELAYER__PRIVATE_KEY", raising=False)
     rc = main(["relayer-dry-run", "123", "Yes", "BUY", "0.5", "10", "--tick-size", "0.01", "--no-neg-risk"])
     assert rc == 2 and "no private key" in capsys.readouterr().err
     bad = "0x" + "12" * 31 + "zz"
@@ -217,7 +217,7 @@ def test_dry_run_without_a_key_is_a_usage_error(
 def test_dry_run_reads_the_key_from_the_environment(
     mock_clob: dict[str, Any], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("POLYBOT_PRIVATE_KEY", KEY)
+    monkeypatch.setenv("POLYBOT_RELAYER__PRIVATE_KEY", KEY)
     rc = main(["relayer-dry-run", mock_clob["binary"], "No", "BUY", "0.52", "5", "--base-url", mock_clob["url"]])
     out = capsys.readouterr()
     assert rc == 0, out.err

@@ -26,7 +26,10 @@ def register(sub: Subcommands) -> None:
             sub,
             action,
             help=summary,
-            example=f"polybot {action} --db-url sqlite:///./var/polybot.db --reason 'feed looks wrong'",
+            example=(
+                f"polybot {action} --db-url sqlite:///var/sandbox/sandbox.db --reason 'feed looks wrong'"
+                "  # while polybot sandbox runs"
+            ),
             description=(
                 f"{summary[0].upper()}{summary[1:]}.\n"
                 "The request goes through the database the service writes to; one running service claims\n"

@@ -26,7 +26,7 @@ def register(sub: Subcommands) -> None:
         sub,
         "status-top",
         help="the N most recently updated assets: top of book, spread, age",
-        example="polybot status-top --limit 10 --db-url sqlite:///./var/polybot.db",
+        example="polybot status-top --limit 10 --db-url sqlite:///var/sandbox/sandbox.db  # while polybot sandbox runs",
     )
     p.add_argument("--limit", type=common.count, default=10, help="how many assets (default 10)")
     p.add_argument("--db-url", type=common.db_url, default=None, help=common.DB_URL_HELP)
@@ -37,7 +37,9 @@ def register(sub: Subcommands) -> None:
         sub,
         "health",
         help="health of the stored feed: exit 0 healthy, 1 unhealthy (with reasons)",
-        example="polybot health --staleness-ms 30000 --db-url sqlite:///./var/polybot.db",
+        example=(
+            "polybot health --staleness-ms 30000 --db-url sqlite:///var/sandbox/sandbox.db  # while polybot sandbox runs"
+        ),
         description=(
             "Unhealthy when: the database is unreachable or not migrated, no asset is tracked, an asset's\n"
             "last update is older than --staleness-ms, a stored book is crossed, or a warning/critical alert\n"

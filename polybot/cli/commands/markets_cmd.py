@@ -30,7 +30,7 @@ def register(sub: Subcommands) -> None:
             "--watch-preview --config FILE shows what the file's [[feed.watch]] rules select from the\n"
             "stored markets instead (as the running service does after each refresh)."
         ),
-        example="polybot markets cup --db-url sqlite:///var/polybot.db --json",
+        example="polybot markets cup --db-url sqlite:///var/sandbox/sandbox.db --json  # while polybot sandbox runs",
     )
     p.add_argument("filter", nargs="?", default=None, metavar="FILTER", help="text to match")
     p.add_argument("--db-url", type=common.db_url, default=None, help=common.DB_URL_HELP)

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from core.control.types import DryRunRequest, DryRunResult, PreflightReport
     from polybot.cli.main import Subcommands
 
-_EXAMPLE_CONFIG = "config/service.toml"
+_EXAMPLE_CONFIG = "var/sandbox/service.toml"
 
 
 def register(sub: Subcommands) -> None:
@@ -23,7 +23,7 @@ def register(sub: Subcommands) -> None:
         sub,
         "preflight",
         help="run the pre-trade checks and print a PASS/FAIL/SKIP table (exit 1 when any fails)",
-        example=f"polybot preflight --config {_EXAMPLE_CONFIG} --offline",
+        example=f"polybot preflight --config {_EXAMPLE_CONFIG}  # while polybot sandbox runs",
         description=(
             "Check that the configuration is fit to trade: config valid, mode, database reachable and "
             "migrated, market feed and CLOB reachable, clock skew vs the CLOB, key <-> address <-> funder <-> "
@@ -39,7 +39,10 @@ def register(sub: Subcommands) -> None:
         sub,
         "smoke-live",
         help="preflight, then (only if it passed) sign a dry-run order with the configured key; never posted",
-        example=f"polybot smoke-live --config {_EXAMPLE_CONFIG} 0xabc...condition Yes BUY 0.45 5",
+        example=(
+            "polybot smoke-live --config var/dry-run/service.toml demo-btc-above-150k-2026 Yes BUY 0.45 5"
+            "  # while polybot sandbox --mode dry-run --var-dir var/dry-run runs"
+        ),
         description=(
             "Run the preflight; when it passes, build and sign one order exactly as live mode would, with "
             "the configured key, signature type and funder for the configured CLOB host, and NEVER post it. "

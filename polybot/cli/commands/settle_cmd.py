@@ -29,7 +29,10 @@ def register(sub: Subcommands) -> None:
         sub,
         "merge",
         help="merge complete YES+NO sets of a market (or of each question of a neg-risk event) into pUSD",
-        example="polybot merge demo-btc-above-150k-2026 --sets 5 --dry-run",
+        example=(
+            "polybot merge demo-btc-above-150k-2026 --sets 5 --dry-run --db-url sqlite:///var/sandbox/sandbox.db"
+            "  # while polybot sandbox runs"
+        ),
         description=(
             "Merge complete YES+NO sets back into pUSD through the V2 collateral adapter, run by the\n"
             "running service (through its database). Paper: the paper ledger; dry-run mode: the exact\n"
@@ -51,7 +54,7 @@ def register(sub: Subcommands) -> None:
         sub,
         "redeem",
         help="redeem the shares of resolved markets (winners pay 1 pUSD each)",
-        example="polybot redeem --json",
+        example="polybot redeem --json --db-url sqlite:///var/sandbox/sandbox.db  # while polybot sandbox runs",
     )
     redeem.add_argument("market", nargs="?", default=None, help="one market (default: every resolved market held)")
     _common(redeem, settle=True)
@@ -61,7 +64,7 @@ def register(sub: Subcommands) -> None:
         sub,
         "balance",
         help="pUSD balance and allowance, positions with value, sets mergeable, shares redeemable",
-        example="polybot balance --json",
+        example="polybot balance --json --db-url sqlite:///var/sandbox/sandbox.db  # while polybot sandbox runs",
     )
     _common(balance, settle=False)
     balance.set_defaults(func=_run, action="balance", market=None, sets=None, dry_run=False, yes=False)

@@ -23,7 +23,7 @@ def register(sub: Subcommands) -> None:
         sub,
         "status",
         help="schema revision, row counts, tracked assets with top of book and age, armed state",
-        example="polybot status --db-url sqlite:///./var/polybot.db --json",
+        example="polybot status --db-url sqlite:///var/sandbox/sandbox.db --json  # while polybot sandbox runs",
     )
     s.add_argument("--db-url", type=common.db_url, default=None, help=common.DB_URL_HELP)
     s.add_argument("--json", action="store_true", help="print the status as JSON")

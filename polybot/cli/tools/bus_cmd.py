@@ -40,7 +40,10 @@ def register(sub: Subcommands) -> None:
         sub,
         "feed-worker",
         help="publish one shard of the market's books on the NATS JetStream bus (traders: feed.source = bus)",
-        example="polybot feed-worker --config config/service.toml --shard 0/2",
+        example=(
+            "polybot feed-worker --config var/sandbox/service.toml --shard 0/2 --duration 5"
+            "  # while polybot sandbox and nats-server -js run"
+        ),
         description=(
             "Own the market websockets of one shard (markets by a stable hash of their condition id; the\n"
             "members of a neg-risk event together), keep the books with the feed's integrity rules and\n"

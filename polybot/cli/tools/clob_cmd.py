@@ -14,11 +14,14 @@ from core.errors import PolybotError, UsageError
 from polybot.cli import common
 from polybot.cli.common import stop_on_signals
 from polybot.cli.main import add_command
+from polybot.cli.tools.from_config import add_config, settings_of
 
 if TYPE_CHECKING:
     from polybot.cli.main import Subcommands
 
-PRIVATE_KEY_ENV = "POLYBOT_PRIVATE_KEY"
+PRIVATE_KEY_ENV = "POLYBOT_RELAYER__PRIVATE_KEY"
+"""The settings' ``relayer.private_key`` as an environment variable: the one name everywhere."""
+DEFAULT_CHAIN_ID = 137
 _UNIX_SECONDS = common.int_arg(0, 253_402_300_799, unit="unix seconds")  # up to the year 9999
 _CHAIN_ID = common.int_arg(1, 2**53)
 
@@ -29,14 +32,16 @@ def register(sub: Subcommands) -> None:
         "relayer-dry-run",
         help="build and sign a CLOB V2 order with the real client and print it (never posted)",
         example=(
-            "polybot relayer-dry-run 0xabc...condition Yes BUY 0.45 10 --base-url http://127.0.0.1:8081 "
-            "--private-key env:POLYBOT_PRIVATE_KEY --json"
+            "polybot relayer-dry-run --config var/sandbox/service.toml demo-btc-above-150k-2026 Yes BUY 0.45 10"
+            "  # while polybot sandbox runs"
         ),
         description=(
             "Build and sign a CLOB V2 order exactly as live mode would, print it, and never post it. "
             "MARKET is a token id, or a condition id (or, with --db-url, a slug) whose OUTCOME (name or token "
             "id) picks the token. Tick size and neg-risk come from the markets table (--db-url) or from "
-            "--base-url unless given. With --db-url the signed order is stored in the orders table."
+            "--base-url unless given. With --db-url the signed order is stored in the orders table. "
+            "--config FILE takes the CLOB URL, the key, signature type, funder, chain id, API key and "
+            "database from a service TOML (and the secrets.local.toml beside it), as smoke-live signs."
         ),
     )
     common.order_arguments(
@@ -44,14 +49,13 @@ def register(sub: Subcommands) -> None:
         market_help="token id, or condition id (0x...)",
         outcome_help="outcome name (Yes/No/...) or token id; ignored for a token id",
     )
-    p.add_argument(
-        "--base-url", type=common.http_url, default=DEFAULT_CLOB_URL, help=f"CLOB REST URL (default {DEFAULT_CLOB_URL})"
-    )
+    p.add_argument("--base-url", type=common.http_url, default=None, help=f"CLOB REST URL (default {DEFAULT_CLOB_URL})")
     p.add_argument(
         "--private-key",
         default=None,
         help=f"hex key, or env:NAME to read it from an environment variable (default: ${PRIVATE_KEY_ENV})",
     )
+    add_config(p, "clob.url, relayer.private_key, signature_type, funder, chain_id, api_key and db.url")
     p.add_argument(
         "--db-url",
         type=common.db_url,
@@ -59,7 +63,11 @@ def register(sub: Subcommands) -> None:
         help="migrated database: MARKET may then be a slug, markets are read from it, and the order is stored",
     )
     p.add_argument(
-        "--signature-type", type=int, choices=[0, 1, 2, 3], default=0, help="0 EOA, 1 proxy, 2 safe, 3 deposit wallet"
+        "--signature-type",
+        type=int,
+        choices=[0, 1, 2, 3],
+        default=None,
+        help="0 EOA (default), 1 proxy, 2 safe, 3 deposit wallet",
     )
     p.add_argument("--funder", default=None, help="address holding the funds (required for signature types 1-3)")
     p.add_argument(
@@ -74,8 +82,8 @@ def register(sub: Subcommands) -> None:
     p.add_argument("--order-type", type=str.upper, choices=["GTC", "GTD", "FOK", "FAK"], default="GTC")
     p.add_argument("--post-only", action="store_true")
     p.add_argument("--expiration", type=_UNIX_SECONDS, default=0, help="GTD expiry, unix seconds")
-    p.add_argument("--chain-id", type=_CHAIN_ID, default=137)
-    p.add_argument("--api-key", default="", help="API key (public id) to fill the body's owner field")
+    p.add_argument("--chain-id", type=_CHAIN_ID, default=None, help=f"default {DEFAULT_CHAIN_ID} (Polygon)")
+    p.add_argument("--api-key", default=None, help="API key (public id) to fill the body's owner field")
     p.add_argument("--client-order-id", default=None, help="idempotency key (default: random)")
     p.add_argument("--timeout", type=common.timeout_s, default=10.0, help="REST timeout in seconds")
     p.add_argument("--json", action="store_true", help="print exactly the body the client would POST /order")
@@ -89,17 +97,20 @@ def register(sub: Subcommands) -> None:
             sub,
             name,
             help=f"print the {what} transactions for the V2 exchanges and the neg-risk adapter",
-            example=f"polybot {name} --address 0xYourFunder --rpc-url https://polygon-rpc.example --json",
+            example=f"polybot {name} --config var/sandbox/service.toml  # while polybot sandbox runs",
             description=(
                 f"Print the exact {what} transactions (target contract, calldata) needed by the CTF "
                 "Exchange V2, the NegRisk Exchange V2 and the NegRisk Adapter. With --rpc-url, read the "
-                "current allowances of --address over JSON-RPC eth_call and exit 1 when any is missing."
+                "current allowances of --address over JSON-RPC eth_call and exit 1 when any is missing. "
+                "--config FILE takes both from a service TOML: the funder (relayer.funder, or the key's own "
+                "address for signature type 0) and chain.rpc_url when it is set."
             ),
         )
         p.add_argument("--address", default=None, help="the funder address that holds the funds")
         p.add_argument(
             "--rpc-url", type=common.http_url, default=None, help="Polygon JSON-RPC URL to read current allowances"
         )
+        add_config(p, "the funder address and chain.rpc_url")
         p.add_argument("--timeout", type=common.timeout_s, default=10.0, help="RPC timeout in seconds")
         p.add_argument("--json", action="store_true")
         p.set_defaults(func=cmd_approve, approval_kind=kind)
@@ -140,7 +151,9 @@ def resolve_private_key(value: str | None) -> str:
     if value is None:
         value = os.environ.get(PRIVATE_KEY_ENV, "")
         if not value:
-            raise UsageError(f"no private key: pass --private-key or set ${PRIVATE_KEY_ENV}")
+            raise UsageError(
+                f"no private key: pass --private-key, --config FILE (relayer.private_key) or set ${PRIVATE_KEY_ENV}"
+            )
         return value
     if value.startswith("env:"):
         name = value[4:]
@@ -156,6 +169,7 @@ async def _dry_run(args: argparse.Namespace) -> tuple[Any, Any]:
     from core.execution.relayers.clob import ClobRelayer
     from core.types import OrderType, Side
 
+    _from_config(args)
     key = resolve_private_key(args.private_key)
     spec = DryRunSpec(
         market=args.market,
@@ -172,10 +186,10 @@ async def _dry_run(args: argparse.Namespace) -> tuple[Any, Any]:
     )
     creds = (args.api_key, "", "") if args.api_key else None
     relayer = ClobRelayer(
-        args.base_url,
-        args.chain_id,
+        args.base_url or DEFAULT_CLOB_URL,
+        args.chain_id or DEFAULT_CHAIN_ID,
         key,
-        signature_type=args.signature_type,
+        signature_type=args.signature_type or 0,
         funder=args.funder,
         api_creds=creds,
         dry_run=True,
@@ -188,6 +202,25 @@ async def _dry_run(args: argparse.Namespace) -> tuple[Any, Any]:
         await relayer.close()
         if engine is not None:
             await engine.dispose()
+
+
+def _from_config(args: argparse.Namespace) -> None:
+    """What the command line leaves out, from ``--config``'s settings (relayer, clob, db)."""
+    config = settings_of(args)
+    if config is None:
+        return
+    relayer = config.relayer
+    key, api_key = relayer.private_key, relayer.api_key
+    if args.private_key is None and key is not None:
+        args.private_key = key.get_secret_value()
+    if args.api_key is None and api_key is not None:
+        args.api_key = api_key.get_secret_value()
+    args.base_url = args.base_url or config.clob.url
+    args.db_url = args.db_url or config.db.url
+    args.funder = args.funder or relayer.funder
+    args.chain_id = args.chain_id or relayer.chain_id
+    if args.signature_type is None:
+        args.signature_type = relayer.signature_type
 
 
 def cmd_relayer_dry_run(args: argparse.Namespace) -> int:
@@ -225,6 +258,13 @@ async def _approvals(args: argparse.Namespace) -> tuple[list[Any], list[Any] | N
 
 def cmd_approve(args: argparse.Namespace) -> int:
     from eth_utils.address import to_checksum_address
+
+    config = settings_of(args)
+    if config is not None:
+        from core.preflight.local import maker_address
+
+        args.address = args.address or maker_address(config)
+        args.rpc_url = args.rpc_url or config.chain.rpc_url
 
     if args.address:
         try:

@@ -44,7 +44,7 @@ def register(sub: Subcommands) -> None:
         "relayer-api-creds",
         help="derive the CLOB API credentials of the configured key into secrets.local.toml",
         description=_DESCRIPTION,
-        example="polybot relayer-api-creds --config var/sandbox/service.toml",
+        example="polybot relayer-api-creds --config var/sandbox/service.toml  # while polybot sandbox runs",
     )
     p.add_argument("--config", required=True, help="service TOML (secrets.local.toml next to it is overlaid)")
     p.add_argument("--print", action="store_true", help="print the three lines instead of writing them")

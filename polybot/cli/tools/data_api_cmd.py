@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import sys
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING
@@ -21,6 +22,10 @@ def _position(text: str) -> tuple[str, str, Decimal]:
     parts = text.split(":")
     if len(parts) != 3:
         raise argparse.ArgumentTypeError("expected ADDRESS:TOKEN_ID:SIZE")
+    if not re.fullmatch(r"0x[0-9a-fA-F]{40}", parts[0]):
+        raise argparse.ArgumentTypeError(f"address {parts[0]!r} is not 0x and 40 hex digits")
+    if not parts[1].isdigit():
+        raise argparse.ArgumentTypeError(f"token id {parts[1]!r} is not a number (a token id is decimal digits)")
     try:
         size = Decimal(parts[2])
     except InvalidOperation:
@@ -33,7 +38,10 @@ def register(sub: Subcommands) -> None:
         sub,
         "mock-data-api",
         help="run the local Data API double (GET /positions) until interrupted",
-        example="polybot mock-data-api --port 8083 --clob-port 8081 --position 0xabc...:123...:10",
+        example=(
+            "polybot mock-data-api --port 0 --position 0x2c7536E3605D9C16a7a3D7b1898e529396a65c23:"
+            "85340618498478621833534248351896817610926793683691994886858411077179692770002:10"
+        ),
         description=(
             "Run the local Data API double on 127.0.0.1; the first line printed is its URL. With\n"
             "--clob-port the CLOB double (REST + /ws/user) runs in the same process on the same ledger,\n"

@@ -14,6 +14,7 @@ from core.errors import PolybotError, UsageError
 from polybot.cli import common
 from polybot.cli.common import FirstFrames, add_first_frame_timeout, stop_on_signals
 from polybot.cli.main import add_command
+from polybot.cli.tools.from_config import add_config, feed_assets, need_url, settings_of
 
 if TYPE_CHECKING:  # the feed modules (websockets, msgspec) load only when a command runs
     from core.feed.connection import ConnectionEvent
@@ -32,9 +33,12 @@ def register(sub: Subcommands) -> None:
             "whole lines at any time. On a terminal a line shows the messages, bytes and rate so far.\n"
             f"The venue's URL is {DEFAULT_WS_URL}"
         ),
-        example="polybot record-ws ws://127.0.0.1:8765/ws/market out.jsonl --subscribe 123 456 --max-messages 1000",
+        example=(
+            "polybot record-ws --config var/sandbox/service.toml var/feed.jsonl --max-messages 200"
+            "  # while polybot sandbox runs"
+        ),
     )
-    p.add_argument("url", type=common.ws_url, help="websocket URL of the market channel (ws:// or wss://)")
+    p.add_argument("url", nargs="?", type=common.ws_url, help="websocket URL of the market channel (ws:// or wss://)")
     p.add_argument("out", type=common.output_file, help="output file (JSONL; overwritten)")
     p.add_argument(
         "--subscribe",
@@ -42,8 +46,10 @@ def register(sub: Subcommands) -> None:
         action="extend",
         default=[],
         metavar="ASSET",
-        help="token (asset) ids to subscribe to; required (mock-ws prints the ids it serves)",
+        help="token (asset) ids to subscribe to (mock-ws prints the ids it serves); with --config, default: "
+        "what its feed follows",
     )
+    add_config(p, "the URL (feed.ws_url) and the assets its feed follows")
     p.add_argument("--max-messages", type=common.count, help="stop after recording this many frames")
     p.add_argument("--duration", type=common.duration_s, metavar="S", help="stop after this many seconds")
     p.add_argument("--max-assets-per-connection", type=common.count, default=200, metavar="N")
@@ -93,6 +99,11 @@ def _record_ws(args: argparse.Namespace) -> int:
     from core.feed.connection import ConnectionState
     from core.feed.recorder import RecordSummary, record
 
+    config = settings_of(args)
+    if config is not None:
+        args.url = args.url or config.feed.ws_url
+        args.subscribe = args.subscribe or feed_assets(config)
+    args.url = need_url(args.url, "market channel URL")
     if not args.subscribe:
         raise UsageError("give at least one --subscribe ASSET (polybot mock-ws prints the ids it serves)")
 

@@ -13,6 +13,7 @@ from core.errors import PolybotError, UsageError
 from polybot.cli import common
 from polybot.cli.common import db_url_arg, stop_on_signals
 from polybot.cli.main import add_command
+from polybot.cli.tools.from_config import add_config, settings_of
 
 if TYPE_CHECKING:  # the heavy modules (httpx, SQLAlchemy, Alembic) load only when a command runs
     from core.markets import RefreshResult
@@ -41,7 +42,10 @@ def register(sub: Subcommands) -> None:
             "'run polybot migrate --apply first' (exit 1) rather than changing the schema silently.\n"
             "Pass --migrate to apply pending migrations first."
         ),
-        example="polybot refresh-markets http://127.0.0.1:8081 --db-url sqlite:///var/polybot.db --max-pages 5",
+        example=(
+            "polybot refresh-markets --config var/sandbox/service.toml --db-url sqlite:///var/markets.db --migrate"
+            "  # while polybot sandbox runs"
+        ),
     )
     p.add_argument(
         "url",
@@ -52,6 +56,7 @@ def register(sub: Subcommands) -> None:
         help=f"Gamma base URL (default: {DEFAULT_GAMMA_URL})",
     )
     p.add_argument("--db-url", type=common.db_url, default=None, help=common.DB_URL_HELP)
+    add_config(p, "the Gamma URL (gamma.url) and the database (db.url)")
     p.add_argument(
         "--active", action=argparse.BooleanOptionalAction, default=True, help="active markets only (default)"
     )
@@ -154,6 +159,10 @@ def _refresh_cmd(args: argparse.Namespace) -> int:
         limit=args.limit,
         max_pages=args.max_pages,
     )
+    config = settings_of(args)
+    if config is not None:
+        args.url = args.url or config.gamma.url
+        args.db_url = args.db_url or config.db.url
     url = db_url_arg(args)
     gamma_url = args.url or DEFAULT_GAMMA_URL
     tty = sys.stderr.isatty() and not args.json

@@ -43,7 +43,7 @@ def register(sub: Subcommands) -> None:
             "through the feed processor, pipeline and batched writer first, and the first line says\n"
             "that these are replayed values, not the service's; --no-replay skips the replay."
         ),
-        example="polybot metrics --config config/demo.toml",
+        example="polybot metrics",
     )
     p.add_argument(
         "--config",
@@ -64,7 +64,7 @@ def register(sub: Subcommands) -> None:
             "--out FILE. The recording is replayed first as for 'polybot metrics'.\n"
             "Check it with: promtool check metrics < FILE"
         ),
-        example="polybot metrics-export --out metrics.prom",
+        example="polybot metrics-export --out var/metrics.prom",
     )
     _replay_args(p)
     p.add_argument("--out", type=common.output_file, help="output file (default: stdout)")
@@ -81,7 +81,7 @@ def register(sub: Subcommands) -> None:
             "market-channel websocket is followed (--ws-url with --subscribe). Runs until\n"
             "--duration or Ctrl-C."
         ),
-        example="polybot metrics-serve --host 127.0.0.1 --port 9108 --rate 20 --loop",
+        example="polybot metrics-serve --host 127.0.0.1 --port 0 --rate 20 --loop",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=common.tcp_port, default=9108, help="TCP port (default 9108; 0 picks a free one)")

@@ -24,7 +24,7 @@ def register(sub: Subcommands) -> None:
         sub,
         "migrate",
         help="create or upgrade the database schema (Alembic), print its DDL, or show its revision",
-        example="polybot migrate --db-url postgresql://postgres@127.0.0.1:5432/polybot --apply",
+        example="polybot migrate --db-url sqlite:///var/polybot.db --apply",
     )
     p.add_argument("--db-url", type=common.db_url, default=None, help=common.DB_URL_HELP)
     action = p.add_mutually_exclusive_group(required=True)

@@ -32,7 +32,7 @@ def register(sub: Subcommands) -> None:
             "are dropped), old snapshots are thinned to one per asset per bucket. The running service\n"
             "keeps writing meanwhile. --dry-run counts what would go and removes nothing."
         ),
-        example="polybot prune --config config/service.toml --dry-run",
+        example="polybot prune --config var/sandbox/service.toml --dry-run  # while polybot sandbox runs",
     )
     p.add_argument(
         "--config", metavar="FILE", default=None, help="service TOML with [db.retention] (default: defaults)"

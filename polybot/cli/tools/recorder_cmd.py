@@ -35,7 +35,10 @@ def register(sub: Subcommands) -> None:
         sub,
         "recorder",
         help="record the NATS market-data bus into the database (snapshots, deltas, trades), each message once",
-        example="polybot recorder --config config/service.toml --metrics-port 9112 --duration 60",
+        example=(
+            "polybot recorder --config var/sandbox/service.toml --metrics-port 0 --duration 5"
+            "  # while polybot sandbox and nats-server -js run"
+        ),
         description=(
             "Consume the [bus] stream with a durable JetStream consumer and write its snapshots, deltas and\n"
             "trades into the [db] feed tables through the batched writer. A message is acknowledged only\n"

@@ -71,7 +71,7 @@ def register(sub: Subcommands) -> None:
         "sandbox",
         help="the real service on local doubles of Polymarket and Telegram, with a chat in this terminal",
         description=_DESCRIPTION,
-        example="polybot sandbox --var-dir var/sandbox",
+        example="polybot sandbox",
     )
     p.add_argument(
         "--var-dir",

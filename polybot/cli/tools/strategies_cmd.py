@@ -22,6 +22,7 @@ from core.errors import PolybotError, UsageError
 from polybot.cli import common
 from polybot.cli.common import db_url_arg
 from polybot.cli.main import add_command
+from polybot.cli.tools.from_config import add_config, need_url, settings_of
 
 if TYPE_CHECKING:
     from polybot.cli.main import Subcommands
@@ -59,8 +60,9 @@ def register(sub: Subcommands) -> None:
             "and database give byte-identical output."
         ),
         example=(
-            "polybot dutch-run-replay cup.jsonl demo-cup-2026-aurora "
-            "--db-url sqlite:///var/polybot.db --safety-margin-usdc 0.01 --fee-bps 20 --slippage-ticks 1"
+            "polybot dutch-run-replay fixtures/recordings/demo_feed.jsonl demo-cup-2026-aurora "
+            "--db-url sqlite:///var/sandbox/sandbox.db --safety-margin-usdc 0.01 --fee-bps 20 --slippage-ticks 1"
+            "  # while polybot sandbox runs"
         ),
     )
     p.add_argument("file", metavar="FILE", type=Path, help="recording (.jsonl) or JSON capture")
@@ -105,7 +107,8 @@ def register(sub: Subcommands) -> None:
                     "anywhere. Deterministic: the same file and database give byte-identical output."
                 ),
                 example=(
-                    "polybot quoter-run-replay btc.jsonl demo-btc-above-150k-2026 Yes --db-url sqlite:///var/polybot.db"
+                    "polybot quoter-run-replay fixtures/recordings/demo_feed.jsonl demo-btc-above-150k-2026 Yes "
+                    "--db-url sqlite:///var/sandbox/sandbox.db  # while polybot sandbox runs"
                 ),
             )
             p.add_argument("file", metavar="FILE", type=Path, help="recording (.jsonl) or JSON capture")
@@ -121,13 +124,18 @@ def register(sub: Subcommands) -> None:
                     "pulls the quotes until fresh snapshots arrive. Nothing is sent to the venue."
                 ),
                 example=(
-                    "polybot quoter-run-ws ws://127.0.0.1:8765/ws/market demo-btc-above-150k-2026 Yes "
-                    "--db-url sqlite:///var/polybot.db --max-messages 500"
+                    "polybot quoter-run-ws --config var/sandbox/service.toml demo-btc-above-150k-2026 Yes "
+                    "--duration 10  # while polybot sandbox runs"
                 ),
             )
             p.add_argument(
-                "url", metavar="URL", type=common.ws_url, help="market-channel websocket URL (ws:// or wss://)"
+                "url",
+                metavar="URL",
+                nargs="?",
+                type=common.ws_url,
+                help="market-channel websocket URL (ws:// or wss://)",
             )
+            add_config(p, "the URL (feed.ws_url) and the database (db.url)")
         p.add_argument("market", metavar="MARKET", help="condition id or slug")
         p.add_argument("outcome", metavar="OUTCOME", help="outcome name (e.g. Yes) or token id")
         p.add_argument("--db-url", type=common.db_url, default=None, help=_DB_HELP)
@@ -427,6 +435,11 @@ def _quoter_run_ws(args: argparse.Namespace) -> int:
 
     if args.max_messages is None and args.duration is None:
         raise UsageError("give --max-messages N or --duration S (the quoter otherwise runs forever)")
+    config = settings_of(args)
+    if config is not None:
+        args.url = args.url or config.feed.ws_url
+        args.db_url = args.db_url or config.db.url
+    args.url = need_url(args.url, "market channel URL")
     url = db_url_arg(args)
     market = asyncio.run(_load_market(url, args.market))
     token, sink, runner = _quoter_parts(args, market)

@@ -110,8 +110,9 @@ def register(sub: Subcommands) -> None:
         help="feed Telegram updates from a JSONL file through the real bot, offline, and print the transcript",
         description=_DESCRIPTION,
         example=(
+            "polybot refresh-markets --config var/sandbox/service.toml --db-url sqlite:///var/bot.db --migrate && "
             "polybot tgbot-run-local fixtures/updates/commands.jsonl demo-btc-above-150k-2026 Yes "
-            "--db-url sqlite:///var/bot.db"
+            "--db-url sqlite:///var/bot.db  # while polybot sandbox runs"
         ),
     )
     p.add_argument("updates", metavar="UPDATES.jsonl", help="one Telegram Update object (JSON) per line")
