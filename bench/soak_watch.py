@@ -4,6 +4,7 @@ probes that say where the time goes, and process readings (RSS, CPU) for ``bench
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import random
 import statistics
@@ -112,14 +113,19 @@ class Probes:
     """Where the time goes, measured cheaply enough to stay on for the whole run: time inside the
     frame handler (decode, validate, apply, rows queued), time inside the writer's batches
     (insert + commit; on SQLite the driver's thread, on PostgreSQL partly the server), event-loop
-    lag (a 50 ms timer's overshoot: what delays socket reads), CPU of this process and the double."""
+    lag (a 50 ms timer's overshoot: what delays socket reads), time in the cyclic garbage collector,
+    CPU of this process and the double."""
 
     mock_pid: int
     on_frame_ns: int = 0
     write_ns: int = 0
     batches: int = 0
     lags_ms: list[float] = field(default_factory=list)
+    gc_ns: int = 0  # time inside the cyclic garbage collector (all generations)
+    gc_full: int = 0  # full (generation 2) collections
+    gc_worst_ms: float = 0.0  # the longest single collection
     _task: asyncio.Task[None] | None = None
+    _gc_t0: int = 0
 
     def wrap_frame(self, handler: Callable[[str, int], object]) -> Callable[[str, int], None]:
         clock = time.perf_counter_ns
@@ -144,8 +150,22 @@ class Probes:
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._lag(), name="soak-loop-lag")
+        gc.callbacks.append(self._gc)
+
+    def _gc(self, phase: str, info: dict[str, int]) -> None:
+        now = time.perf_counter_ns()
+        if phase == "start":
+            self._gc_t0 = now
+            return
+        took = now - self._gc_t0
+        self.gc_ns += took
+        self.gc_worst_ms = max(self.gc_worst_ms, took / 1e6)
+        if info.get("generation") == 2:
+            self.gc_full += 1
 
     async def stop(self) -> None:
+        if self._gc in gc.callbacks:
+            gc.callbacks.remove(self._gc)
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -159,6 +179,7 @@ class Probes:
 
     def reset_lag(self) -> None:
         self.lags_ms = []
+        self.gc_full, self.gc_worst_ms = 0, 0.0
 
     def reading(self) -> dict[str, float]:
         return {
@@ -166,17 +187,20 @@ class Probes:
             "mock_cpu_s": cpu_s(self.mock_pid),
             "on_frame_s": self.on_frame_ns / 1e9,
             "write_s": self.write_ns / 1e9,
+            "gc_s": self.gc_ns / 1e9,
             "wall_s": time.monotonic(),
         }
 
     def lag_summary(self) -> dict[str, float | None]:
         lags = sorted(self.lags_ms)
+        gc_figures = {"gc_full_collections": self.gc_full, "gc_worst_ms": round(self.gc_worst_ms, 1)}
         if not lags:
-            return {"loop_lag_p50_ms": None, "loop_lag_p99_ms": None, "loop_lag_max_ms": None}
+            return {"loop_lag_p50_ms": None, "loop_lag_p99_ms": None, "loop_lag_max_ms": None, **gc_figures}
         return {
             "loop_lag_p50_ms": round(statistics.median(lags), 1),
             "loop_lag_p99_ms": round(lags[min(len(lags) - 1, int(len(lags) * 0.99))], 1),
             "loop_lag_max_ms": round(lags[-1], 1),
+            **gc_figures,
         }
 
 
@@ -194,6 +218,7 @@ def shares(before: dict[str, float], after: dict[str, float]) -> dict[str, float
         "mock_cpu_cores": part("mock_cpu_s"),
         "frame_handler_share": part("on_frame_s"),
         "writer_busy_share": part("write_s"),
+        "gc_share": part("gc_s"),
     }
 
 

@@ -9,6 +9,7 @@ closes what it had opened.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -114,7 +115,8 @@ async def build_system(
     writer = BatchedWriter(db)
     writer.start()
     resources.push_async_callback(writer.close)
-    pipeline = IngestPipeline(processor, writer)
+    pipeline = IngestPipeline(processor, writer, live=True)  # quiet bursts judged only while the loop keeps up
+    resources.callback(pipeline.close)
 
     audited = METRICS.audit_store(store)  # every relayer call counted as the engine records it
     execution = build_execution(s, registry, processor.books, store, bus, clock, engine_store=audited)
@@ -154,6 +156,8 @@ async def build_system(
     sync = build_venue_sync(s, execution, registry, bus, resources)
     sender = settlement_sender(s, sessions, resources)
     settlement = build_settlement(s, bus, registry, execution, resolutions, lifecycle.spawn, sender)
+    gc.freeze()  # what is built lives as long as the service: no full collection rescans it (docs/soak.md)
+    resources.callback(gc.unfreeze)
     return System(
         db,
         sessions,

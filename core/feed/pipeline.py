@@ -17,9 +17,10 @@ from typing import Any, Protocol
 
 from core.feed.connection import ConnectionEvent, ConnectionState
 from core.feed.events import BookSnapshot, FeedEvent, PriceChange, TradePrint
-from core.feed.numbers import price_decimal, units_to_decimal
+from core.feed.numbers import PRICE_UNITS, price_decimal, units_to_decimal
 from core.feed.processor import FeedProcessor
 from core.feed.stalls import LoopStalls
+from core.types import Side
 
 log = logging.getLogger(__name__)
 
@@ -145,11 +146,11 @@ class IngestPipeline:
             row = {
                 "asset_id": e.asset_id,
                 "market": ev.market,
-                "side": str(e.side.value),
-                "price": _dec(e.price),
+                "side": _SIDE_TEXT[e.side],
+                "price": _price(e.price),
                 "size": _dec(e.size),
-                "best_bid": _dec(e.best_bid),
-                "best_ask": _dec(e.best_ask),
+                "best_bid": _price(e.best_bid),
+                "best_ask": _price(e.best_ask),
                 "hash": None,  # the feed does not decode the entries' hashes
                 "exchange_ts": ev.ts_ms,
                 "receive_ts": ev.recv_ns,
@@ -184,6 +185,23 @@ class IngestPipeline:
             "receive_ts": ev.recv_ns,
         }
         self._put("trades", row)
+
+
+_SIDE_TEXT: dict[Side, str] = {side: str(side.value) for side in Side}
+_PRICES: dict[str | None, Decimal | None] = {None: None, "": None}
+"""Wire price texts seen so far -> their Decimal (shared: a Decimal is immutable). Only texts of the
+price table are kept (at most its ~50,000 spellings), so the memo is bounded."""
+
+
+def _price(text: str | None) -> Decimal | None:
+    """A wire price (or best price) as stored: a few hundred distinct texts carry nearly every row."""
+    try:
+        return _PRICES[text]
+    except KeyError:
+        value = _dec(text)
+        if text in PRICE_UNITS:
+            _PRICES[text] = value
+        return value
 
 
 def _dec(text: str | None) -> Decimal | None:

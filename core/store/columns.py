@@ -118,6 +118,11 @@ class Money(TypeDecorator[Decimal]):
         def process_decimal(value: object) -> Any:
             if value is None:
                 return None
+            if type(value) is dec_type and value.is_finite():  # exact at this scale: bound as it is
+                units = value.scaleb(scale)
+                whole = int(units)
+                if whole == units and -bound < whole < bound:
+                    return impl_processor(value) if impl_processor is not None else value
             dec = Decimal(to_units(value)).scaleb(-scale)
             return impl_processor(dec) if impl_processor is not None else dec
 

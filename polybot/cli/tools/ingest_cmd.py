@@ -10,9 +10,10 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from core.defaults import DEFAULT_WS_URL
-from core.errors import PolybotError
+from core.errors import PolybotError, UsageError
 from polybot.cli import common
 from polybot.cli.main import add_command
+from polybot.cli.tools.from_config import add_config, feed_assets, need_url, settings_of
 
 if TYPE_CHECKING:
     from core.feed.pipeline import PipelineStats
@@ -27,7 +28,10 @@ def register(sub: Subcommands) -> None:
         sub,
         "ingest-ws",
         help="ingest the market websocket into the database (snapshots, deltas, trades)",
-        example="polybot ingest-ws ws://127.0.0.1:8765/ws/market 1234 5678 --db-url sqlite:///./var/polybot.db --max-messages 1000",
+        example=(
+            "polybot ingest-ws --config var/sandbox/service.toml --db-url sqlite:///var/ingest.db --migrate "
+            "--max-messages 200  # while polybot sandbox runs"
+        ),
         description=(
             "Connect to the market channel, subscribe to ASSET ids, keep L2 books with integrity checks,\n"
             "and persist snapshots, deltas and trades through a batched writer. Stops after\n"
@@ -36,9 +40,10 @@ def register(sub: Subcommands) -> None:
             "Rows the writer could not queue (database far slower than the feed) are counted and reported."
         ),
     )
-    p.add_argument("url", type=common.ws_url, help=f"market channel URL, e.g. {DEFAULT_WS_URL}")
-    p.add_argument("assets", nargs="+", metavar="ASSET", help="token ids to subscribe")
+    p.add_argument("url", nargs="?", type=common.ws_url, help=f"market channel URL, e.g. {DEFAULT_WS_URL}")
+    p.add_argument("assets", nargs="*", metavar="ASSET", help="token ids to subscribe")
     p.add_argument("--db-url", type=common.db_url, default=None, help=common.DB_URL_HELP)
+    add_config(p, "the URL (feed.ws_url), the assets its feed follows and the database (db.url)")
     p.add_argument("--max-messages", type=common.count, default=None, metavar="N", help="stop after N frames")
     p.add_argument("--duration", type=common.duration_s, default=None, metavar="S", help="stop after S seconds")
     p.add_argument("--migrate", action="store_true", help="apply pending migrations first")
@@ -56,6 +61,14 @@ def register(sub: Subcommands) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    config = settings_of(args)
+    if config is not None:
+        args.url = args.url or config.feed.ws_url
+        args.assets = args.assets or feed_assets(config)
+        args.db_url = args.db_url or config.db.url
+    args.url = need_url(args.url, "market channel URL")
+    if not args.assets:
+        raise UsageError("give the ASSET ids to subscribe after the URL, or --config FILE")
     summary = asyncio.run(ingest(args))
     if args.json:
         sys.stdout.write(json.dumps(summary, indent=2, default=str) + "\n")
@@ -99,7 +112,7 @@ async def _ingest(args: argparse.Namespace, url: str, stop: asyncio.Event, signa
         dead_reasons: list[str] = []
         started = time.monotonic()
         async with BatchedWriter(engine) as writer:
-            pipeline = IngestPipeline(processor, writer)
+            pipeline = IngestPipeline(processor, writer, live=True)
 
             def on_frame(text: str, recv_ns: int) -> None:
                 first.note_events(pipeline.on_frame(text, recv_ns))
