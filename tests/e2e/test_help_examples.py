@@ -187,6 +187,53 @@ def test_every_placeholder_in_the_docs_is_quoted_and_says_what_goes_there() -> N
     assert {"<YOUR_MARKET_SLUG>", "<YOUR_PRIVATE_KEY>"} <= seen, "the extractor found no placeholder"
 
 
+NOT_SETTINGS = {  # POLYBOT_* names that are not settings, each with its one meaning
+    "POLYBOT_REQUIRE_PG": "the test suite: PostgreSQL tests fail instead of skipping",
+    "POLYBOT_REQUIRE_NATS": "the test suite: NATS tests fail instead of skipping",
+    "POLYBOT_REQUIRE_KERNEL": "the test suite: the compiled feed kernel must be built and current",
+    "POLYBOT_FEED_KERNEL": "0 turns the compiled feed path off",
+    "POLYBOT_BUILD_KERNEL": "0 skips building the compiled feed path",
+    "POLYBOT_MD": "not a variable: the default JetStream stream name ([bus] stream)",
+}
+_POLYBOT_NAME = re.compile(r"\bPOLYBOT_[A-Z0-9_]+\b")
+
+
+def test_one_name_for_each_environment_variable() -> None:
+    """Every ``POLYBOT_*`` name the docs, the configuration examples and the code use is the settings
+    loader's name of a real key (``POLYBOT_<SECTION>__<KEY>``) or one of the few switches above:
+    no second spelling of a setting (``POLYBOT_PRIVATE_KEY`` beside ``POLYBOT_RELAYER__PRIVATE_KEY``)."""
+    from tests.e2e.docs_markdown import config_paths, env_to_key
+
+    leaves, sections = config_paths()
+    tracked = subprocess.run(
+        ["git", "ls-files", "README.md", "docs", "config", "polybot", "core", "bot", "deploy", ".ci"],
+        cwd=README.parent, capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    bad: list[str] = []
+    seen = 0
+    for name in tracked:
+        if name == "docs/bad-input.md":  # generated: it quotes malformed input on purpose
+            continue
+        for lineno, text in enumerate((README.parent / name).read_text(errors="replace").splitlines(), 1):
+            for found in _POLYBOT_NAME.finditer(text):
+                seen += 1
+                var = found.group(0)
+                if "__" in var:
+                    if env_to_key(var) not in leaves | sections:
+                        bad.append(f"{name}:{lineno}: {var} sets no setting ({env_to_key(var)})")
+                elif var not in NOT_SETTINGS:
+                    bad.append(f"{name}:{lineno}: {var} is not a setting's name (POLYBOT_<SECTION>__<KEY>)")
+    assert seen > 30, "the scan found almost no POLYBOT_* name"
+    assert not bad, "\n".join(bad)
+
+
+def test_the_private_key_variable_is_the_settings_name() -> None:
+    from core.settings import env_name
+    from polybot.cli.tools.clob_cmd import PRIVATE_KEY_ENV
+
+    assert PRIVATE_KEY_ENV == env_name("relayer.private_key")
+
+
 # --------------------------------------------------------------------------------------------
 # running them
 # --------------------------------------------------------------------------------------------

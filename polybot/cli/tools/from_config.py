@@ -48,7 +48,9 @@ def feed_assets(settings: Settings) -> list[str]:
 
     assets, configured = asyncio.run(feed_subscription(settings))
     if not assets:
-        raise UsageError(f"the configuration follows nothing ({configured}): give the ASSET ids")
+        raise UsageError(
+            f"the configuration follows nothing ({configured}): name markets in [feed] markets, or give asset ids"
+        )
     return assets
 
 
