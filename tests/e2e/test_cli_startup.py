@@ -28,7 +28,7 @@ from tests.conftest import REPO_ROOT
 from tests.procs import console_script, run
 
 CEILING = 3.0
-"""Times the idle-machine target a command may take here (best of a few runs)."""
+"""Times the idle-machine target a command may take here (its best run of up to MAX_RUNS)."""
 MAX_RUNS = 5
 
 _PARSER_PROBE = """
@@ -129,11 +129,14 @@ def test_fast_commands_start_within_three_times_their_idle_target(world: tuple[l
         argv = [script, *case.argv]
         problem = check(argv, case, env)  # also the warm-up: fills the bytecode cache and the page cache
         assert problem is None, problem  # a command that fails fast proves nothing
-        runs = [timed(argv, env) for _ in range(MAX_RUNS)]
+        ceiling = CEILING * case.target_s
+        runs = []
+        while len(runs) < MAX_RUNS and (not runs or min(r.wall_s for r in runs) > ceiling):
+            runs.append(timed(argv, env))  # a run over the ceiling may be the machine's load: try again
         assert {r.rc for r in runs} == {case.exit_code}, f"{case.name} exited {[r.rc for r in runs]}"
         best = min(r.wall_s for r in runs)
-        if best > CEILING * case.target_s:
-            slow.append(f"{case.name}: best of {MAX_RUNS} runs {best:.2f}s > {CEILING:g} x {case.target_s:g}s")
+        if best > ceiling:
+            slow.append(f"{case.name}: best of {len(runs)} runs {best:.2f}s > {CEILING:g} x {case.target_s:g}s")
     assert slow == [], "\n".join(slow) + "\n(uv run python bench/startup.py shows the figures)"
 
 
