@@ -161,6 +161,8 @@ class Timers:
         signer = relayer.signer
         signer.sign = self._sync(signer.sign, "signing")
         signer.sign_batch = self._sync(signer.sign_batch, "signing")
+        signer.prepare_batch = self._sync(signer.prepare_batch, "signing")  # the hashes, on the loop
+        signer.complete_batch = self._sync(signer.complete_batch, "signing")  # the signatures, in a worker
         http = relayer._http
         request = http.request
 
@@ -198,9 +200,10 @@ class Timers:
         self.post_start.clear()
 
     def split(self, t_wire: float) -> list[float]:
-        """risk and write-ahead: summed time; signing: first start to last end (legs run in
-        parallel threads); post: the last POST's start to the wire. Only what began before the wire.
-        The signing runs inside the write-ahead's worker-thread call: its time is not the write's."""
+        """risk and write-ahead: summed time; signing: first start to last end (the hashes on the
+        loop, then the signatures in a worker thread); post: the last POST's start to the wire. Only
+        what began before the wire. The signatures are made while the write-ahead runs: the time the
+        two overlap is counted as signing, not as the write's."""
         out = []
         for name in ("risk", "signing", "write-ahead"):
             spans = [(a, min(b, t_wire)) for a, b in self.spans[name] if a < t_wire]

@@ -1,7 +1,9 @@
 """A group's legs on the wire: split into batch requests, scarcest leg first, posted with bounded retries.
 
 - Signed first: a relayer that signs (:class:`~core.execution.types.Presigner`) signs every leg
-  before the write-ahead, so each intent row carries its order hash before anything is posted.
+  before anything is posted, and each intent row carries its order hash; where the hashes come
+  before the signatures (:class:`~core.execution.types.JobPresigner`) the legs are signed while
+  their rows are written.
 - Split: the fewest requests of at most :data:`~core.execution.types.MAX_BATCH_ORDERS` legs (20
   legs go out as 15 + 5), the legs ordered by the size the current book offers at or better than
   their limit, least first: the leg most likely to miss goes out first, in the first request.
@@ -24,7 +26,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from core.execution.context import EngineContext, ms_since
 from core.execution.order_table import Tracked, order_summary
@@ -122,22 +124,39 @@ async def sign_and_save(
     relayer: Relayer, store: ExecutionStore, reqs: Sequence[OrderRequest], recs: Sequence[OrderRecord]
 ) -> list[bool]:
     """The write-ahead of ``recs`` (one per request), each row with its order hash when the relayer
-    signs first. A relayer whose signing is a job (:class:`~core.execution.types.JobPresigner`) signs
-    in the write's own worker-thread call: one hop for both, signed before the commit, off the loop."""
-    if not reqs or not isinstance(relayer, JobPresigner):
+    signs first. A relayer whose orders' hashes come before their signatures
+    (:class:`~core.execution.types.JobPresigner`) has them signed in a worker thread while the rows
+    are written: the two overlap (libsecp256k1 and SQLite both let go of the GIL), and both are done
+    before this returns, so nothing can be posted before the commit nor unsigned."""
+    if not reqs or not _signs_in_a_job(relayer):
         for rec, order_hash in zip(recs, await sign_first(relayer, reqs), strict=True):
             rec.order_hash = order_hash
         return await store.save_orders(recs)
-    job = relayer.signing_job(reqs)
-
-    def sign() -> None:  # in the write-ahead's worker thread, before its transaction
-        for rec, order_hash in zip(recs, job.run(), strict=True):
-            rec.order_hash = order_hash
-
+    job = cast(JobPresigner, relayer).signing_job(reqs)
+    for rec, order_hash in zip(recs, job.hashes, strict=True):
+        rec.order_hash = order_hash
+    # started now (a future, no task: no loop turn), joined below whatever the write does
+    signing = asyncio.get_running_loop().run_in_executor(None, job.run) if job.pending else None
     try:
-        return await store.save_orders(recs, before=sign)
+        return await store.save_orders(recs)
     finally:
-        job.finish()  # on the loop: the signed orders kept for place_batch
+        try:
+            if signing is not None:
+                await asyncio.shield(signing)
+        finally:
+            job.finish()  # on the loop: the signed orders kept for place_batch
+
+
+_JOB_PRESIGNERS: dict[type, bool] = {}
+
+
+def _signs_in_a_job(relayer: Relayer) -> bool:
+    """``isinstance(relayer, JobPresigner)``, known per class (a protocol check costs ~5 us a call)."""
+    kind = type(relayer)
+    known = _JOB_PRESIGNERS.get(kind)
+    if known is None:
+        known = _JOB_PRESIGNERS[kind] = isinstance(relayer, JobPresigner)
+    return known
 
 
 Recheck = Callable[[Posting], Awaitable[PlaceResult | None]]

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Unpack
 
@@ -30,9 +29,7 @@ class MemoryExecutionStore:
         self.orders[rec.client_order_id] = replace(rec)
         return True
 
-    async def save_orders(self, recs: Sequence[OrderRecord], before: Callable[[], None] | None = None) -> list[bool]:
-        if before is not None:
-            await asyncio.to_thread(before)  # off the loop, as the SQL store runs it
+    async def save_orders(self, recs: Sequence[OrderRecord]) -> list[bool]:
         return [await self.save_order(rec) for rec in recs]
 
     async def update_order(self, client_order_id: str, **changes: Unpack[OrderChanges]) -> None:

@@ -8,9 +8,10 @@ return: a cursor call each), which is most of its 1-2 ms. Here the whole transac
 configured engine's dialect: the same integer units for money, the same UTC text for times, the
 same JSON), so a row is byte for byte what the ORM would write; the connection takes the engine's
 ``synchronous`` and ``busy_timeout``, so a commit here is exactly as durable. WAL lets it write
-beside the engine's pool (SQLite serialises writers; ``BEGIN IMMEDIATE`` waits its turn). The
-group's signing runs in the same worker-thread call, before the transaction (``before``), so a group
-pays one hop, not two, between the gate and the post.
+beside the engine's pool (SQLite serialises writers; ``BEGIN IMMEDIATE`` waits its turn). The rows
+go in as one multi-row ``INSERT ... RETURNING`` (one statement per row count, kept prepared by the
+driver). The group's signatures are made meanwhile in another worker thread
+(:func:`core.execution.batches.sign_and_save`).
 
 Measured (``bench/engine.py --only groups``, load ~1.4, p50 / p99): a 10-leg group's rows in one
 commit 0.37 / 0.57 ms, against 1.85 / 6.9 ms through SQLAlchemy (one row: 0.18 / 0.33 ms).
@@ -46,11 +47,10 @@ class SqliteWriteAhead:
         ]
         self._pick = operator.itemgetter(*self._columns)
         self._converted = [(i, p) for i, p in enumerate(self._processors) if p is not None]
-        marks = ", ".join("?" for _ in self._columns)
-        self._sql = (
-            f"INSERT INTO orders ({', '.join(self._columns)}) VALUES ({marks}) "
-            "ON CONFLICT (client_order_id) DO NOTHING RETURNING client_order_id"
-        )
+        self._marks = "(" + ", ".join("?" for _ in self._columns) + ")"
+        self._sql: dict[int, str] = {}  # row count -> its statement (one statement per transaction)
+        # rows per statement within SQLite's oldest bound-parameter limit (999; 32766 since 3.32)
+        self._per_statement = max(1, 999 // len(self._columns))
         self._path = path
         self._synchronous = synchronous
         self._conn: sqlite3.Connection | None = None
@@ -67,6 +67,17 @@ class SqliteWriteAhead:
         if path is None:
             return None
         return cls(engine, path.expanduser(), sqlite_synchronous_of(engine))
+
+    def _statement(self, count: int) -> str:
+        """``INSERT ... VALUES (...), (...) ... ON CONFLICT DO NOTHING RETURNING`` for ``count`` rows:
+        the whole group in one statement (one step of the driver instead of one per row)."""
+        sql = self._sql.get(count)
+        if sql is None:
+            sql = self._sql[count] = (
+                f"INSERT INTO orders ({', '.join(self._columns)}) VALUES {', '.join([self._marks] * count)} "
+                "ON CONFLICT (client_order_id) DO NOTHING RETURNING client_order_id"
+            )
+        return sql
 
     def _rows(self, rows: Sequence[dict[str, object]]) -> list[tuple[object, ...]]:
         """The rows as the driver takes them. A group's rows share their timestamps and mostly their
@@ -101,20 +112,21 @@ class SqliteWriteAhead:
         return conn
 
     def _write(self, rows: list[tuple[object, ...]]) -> set[str]:
-        """In a worker thread: BEGIN IMMEDIATE, one INSERT per row, COMMIT; the ids written."""
+        """In a worker thread: BEGIN IMMEDIATE, one INSERT of every row, COMMIT; the ids written."""
         with self._lock:
             if self._closed:  # the service stopped: no intent row (so no order) after that
                 raise RuntimeError("the order write-ahead is closed (the service is stopping)")
             if self._conn is None:
                 self._conn = self._connect()
             conn = self._conn
+            step = self._per_statement
             written: set[str] = set()
             conn.execute("BEGIN IMMEDIATE")
             try:
-                for row in rows:
-                    got = conn.execute(self._sql, row).fetchone()
-                    if got is not None:
-                        written.add(str(got[0]))
+                for at in range(0, len(rows), step):
+                    chunk = rows[at : at + step]
+                    values = [v for row in chunk for v in row]
+                    written.update(str(got[0]) for got in conn.execute(self._statement(len(chunk)), values).fetchall())
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
@@ -122,16 +134,11 @@ class SqliteWriteAhead:
                 raise
             return written
 
-    async def insert_new(
-        self, rows: Callable[[], Sequence[dict[str, object]]], before: Callable[[], None] | None = None
-    ) -> set[str]:
-        """Insert the rows whose client order id is new, in one transaction; their ids. ``before`` (the
-        group's signing, which sets the rows' order hashes) runs first and ``rows`` is called after it,
-        in the same worker-thread call: one hop for both."""
+    async def insert_new(self, rows: Callable[[], Sequence[dict[str, object]]]) -> set[str]:
+        """Insert the rows whose client order id is new, in one transaction; their ids. ``rows`` is
+        called in the worker thread (the rows are made and converted there, off the loop)."""
 
         def work() -> set[str]:
-            if before is not None:
-                before()
             return self._write(self._rows(rows()))
 
         return await asyncio.to_thread(work)

@@ -55,9 +55,9 @@ class ExecutionStore(Protocol):
         """Insert a new order; False (and nothing written) when its client order id exists."""
         ...
 
-    async def save_orders(self, recs: Sequence[OrderRecord], before: Callable[[], None] | None = None) -> list[bool]:
+    async def save_orders(self, recs: Sequence[OrderRecord]) -> list[bool]:
         """Insert new orders in one transaction (a group's write-ahead, committed before anything is posted);
-        False for a row whose client order id exists. ``before`` (the signing) runs first, off the loop."""
+        False for a row whose client order id exists."""
         ...
 
     async def update_order(self, client_order_id: str, **changes: Unpack[OrderChanges]) -> None: ...
@@ -228,20 +228,18 @@ class SqlExecutionStore:
     async def save_order(self, rec: OrderRecord) -> bool:
         return (await self.save_orders([rec]))[0]
 
-    async def save_orders(self, recs: Sequence[OrderRecord], before: Callable[[], None] | None = None) -> list[bool]:
+    async def save_orders(self, recs: Sequence[OrderRecord]) -> list[bool]:
         """INSERT ... ON CONFLICT DO NOTHING RETURNING for all the rows, one commit: on a SQLite file in
-        one thread hop with ``before`` (:mod:`core.execution.sqlite_ahead`), elsewhere an executemany of
-        one cached statement (a ``.values([...])`` one is compiled anew per call, costlier than the commit)."""
+        one thread hop (:mod:`core.execution.sqlite_ahead`), elsewhere an executemany of one cached
+        statement (a ``.values([...])`` one is compiled anew per call, costlier than the commit)."""
         fresh: dict[str, OrderRecord] = {}
         for rec in recs:
             fresh.setdefault(rec.client_order_id, rec)
         if not fresh:
             return []
         if self._ahead is not None:
-            written = await self._ahead.insert_new(lambda: [_order_row(r) for r in fresh.values()], before)
+            written = await self._ahead.insert_new(lambda: [_order_row(r) for r in fresh.values()])
         else:
-            if before is not None:
-                await asyncio.to_thread(before)
             async with self._sessions() as s, s.begin():
                 conn = await s.connection()
                 rows = [_order_row(r) for r in fresh.values()]

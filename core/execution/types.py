@@ -196,7 +196,18 @@ class Presigner(Protocol):
 
 
 class SigningJob(Protocol):
-    """A group's signing, prepared on the event loop, run in any one worker thread, finished on the loop."""
+    """A group's signing, prepared on the event loop (the orders' hashes known from then on), run in
+    any one worker thread (the signatures), finished on the loop."""
+
+    @property
+    def pending(self) -> bool:
+        """Whether :meth:`run` has signatures to make."""
+        ...
+
+    @property
+    def hashes(self) -> list[str | None]:
+        """Each order's hash, None where it cannot be signed (known before :meth:`run`)."""
+        ...
 
     def run(self) -> list[str | None]:
         """Sign (in a worker thread): each order's hash, None where it cannot be signed; never raises."""
@@ -209,7 +220,8 @@ class SigningJob(Protocol):
 
 @runtime_checkable
 class JobPresigner(Presigner, Protocol):
-    """A presigner whose signing can share a worker-thread hop with the write-ahead (one hop, not two)."""
+    """A presigner whose orders' hashes are known before they are signed: the write-ahead is written
+    with them while the signatures are made beside it, in a worker thread of their own."""
 
     def signing_job(self, orders: Sequence[OrderRequest]) -> SigningJob: ...
 

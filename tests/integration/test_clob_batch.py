@@ -23,7 +23,7 @@ import pytest
 
 from core.execution.relayers.clob import ClobRelayer
 from core.execution.relayers.clob_http import ClobHttp, VenueError, as_creds
-from core.execution.relayers.clob_signing import MarketParams, OrderInvalid, SignedClobOrder
+from core.execution.relayers.clob_signing import MarketParams, OrderInvalid, PreparedOrder, SignedClobOrder
 from core.execution.types import MAX_BATCH_ORDERS, ErrorClass, OrderRequest, OrderStatus, Outcome, Presigner
 from core.sim.http_double import HttpRequest, HttpResponse, MiniHttpServer
 from core.sim.mock_clob import MockClobServer, MockMarket
@@ -252,7 +252,7 @@ async def test_a_leg_that_cannot_be_signed_is_rejected_and_left_out(
 async def test_legs_are_signed_in_one_worker_call_while_the_loop_runs(
     server: MockClobServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """All legs go to the signer in one ``sign_batch`` call (one thread hop: under the GIL, a
+    """All legs' signatures are made in one ``complete_batch`` call (one thread hop: under the GIL, a
     thread per leg only adds switches), in a worker thread; that call waits on an event only a
     task of the event loop sets, so the loop must stay free while the batch is signed."""
     legs = 3
@@ -262,26 +262,24 @@ async def test_legs_are_signed_in_one_worker_call_while_the_loop_runs(
     signing = asyncio.Event()
     loop = asyncio.get_running_loop()
     async with _relayer(server.url, dry_run=True) as dry:
-        real_sign, real_sign_batch = dry.signer.sign, dry.signer.sign_batch
+        real_complete, real_complete_batch = dry.signer.complete, dry.signer.complete_batch
 
-        def recording_sign(
-            order: OrderRequest, params: MarketParams | None = None, *, owner: str = ""
-        ) -> SignedClobOrder:
+        def recording_complete(prepared: PreparedOrder, *, owner: str = "") -> SignedClobOrder:
             sign_threads.append(threading.get_ident())
-            return real_sign(order, params, owner=owner)
+            return real_complete(prepared, owner=owner)
 
-        def slow_sign_batch(
-            orders: Iterable[tuple[OrderRequest, MarketParams | None]], *, owner: str = ""
+        def slow_complete_batch(
+            prepared: Iterable[PreparedOrder], *, owner: str = ""
         ) -> list[SignedClobOrder | OrderInvalid]:
-            jobs = list(orders)
-            batch_calls.append((threading.get_ident(), [o.client_order_id for o, _ in jobs]))
+            jobs = list(prepared)
+            batch_calls.append((threading.get_ident(), [p.order.client_order_id for p in jobs]))
             loop.call_soon_threadsafe(signing.set)
             if not released.wait(10):
                 raise TimeoutError("the event loop never ran while signing")
-            return real_sign_batch(jobs, owner=owner)
+            return real_complete_batch(jobs, owner=owner)
 
-        monkeypatch.setattr(dry.signer, "sign", recording_sign)
-        monkeypatch.setattr(dry.signer, "sign_batch", slow_sign_batch)
+        monkeypatch.setattr(dry.signer, "complete", recording_complete)
+        monkeypatch.setattr(dry.signer, "complete_batch", slow_complete_batch)
 
         async def release_when_signing() -> None:
             await signing.wait()
@@ -309,16 +307,16 @@ async def test_legs_signed_before_the_write_ahead_are_the_ones_posted(
     signed) in one signing call, and place_batch posts exactly those signed orders, signing again only
     the leg that was refused (and is refused again)."""
     calls: list[int] = []
-    real_sign_batch = relayer.signer.sign_batch
+    real_prepare = relayer.signer.prepare_batch
 
-    def counting_sign_batch(
-        orders: Iterable[tuple[OrderRequest, MarketParams | None]], *, owner: str = ""
-    ) -> list[SignedClobOrder | OrderInvalid]:
+    def counting_prepare(
+        orders: Iterable[tuple[OrderRequest, MarketParams | None]],
+    ) -> list[PreparedOrder | OrderInvalid]:
         jobs = list(orders)
         calls.append(len(jobs))
-        return real_sign_batch(jobs, owner=owner)
+        return real_prepare(jobs)
 
-    monkeypatch.setattr(relayer.signer, "sign_batch", counting_sign_batch)
+    monkeypatch.setattr(relayer.signer, "prepare_batch", counting_prepare)
     m = _binary(server)
     orders = [_order(m, "a", "0.30"), _order(m, "off-tick", "0.305"), _order(m, "b", "0.31")]
     assert isinstance(relayer, Presigner)

@@ -1,6 +1,6 @@
 """The engine on the real CLOB relayer (SQLite and PostgreSQL, the CLOB double over a real socket): the
-relayer signs a group's legs before the write-ahead (it is a ``Presigner``), so when the batch is
-posted every intent row already carries the hash of the very order in the request, and the legs are
+relayer knows a group's order hashes before it signs them (it is a ``JobPresigner``), so when the batch
+is posted every intent row already carries the hash of the very order in the request, and the legs are
 signed in one worker-thread call, not again when posted."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from core.execution.relayers.clob import ClobRelayer
-from core.execution.relayers.clob_signing import MarketParams, OrderInvalid, SignedClobOrder
+from core.execution.relayers.clob_signing import OrderInvalid, PreparedOrder, SignedClobOrder
 from core.execution.types import OrderRequest, OrderStatus, PlaceResult
 from core.sim.mock_clob import MockClobServer
 from core.store import models as m
@@ -31,16 +31,16 @@ async def test_rows_carry_the_posted_orders_hashes_before_the_batch_leaves(
     relayer, market = clob_venue
 
     sign_calls: list[list[str]] = []
-    real_sign_batch = relayer.signer.sign_batch
+    real_complete = relayer.signer.complete_batch
 
-    def counting_sign_batch(
-        orders: Iterable[tuple[OrderRequest, MarketParams | None]], *, owner: str = ""
+    def counting_complete(
+        prepared: Iterable[PreparedOrder], *, owner: str = ""
     ) -> list[SignedClobOrder | OrderInvalid]:
-        jobs = list(orders)
-        sign_calls.append([o.client_order_id for o, _ in jobs])
-        return real_sign_batch(jobs, owner=owner)
+        jobs = list(prepared)
+        sign_calls.append([p.order.client_order_id for p in jobs])
+        return real_complete(jobs, owner=owner)
 
-    monkeypatch.setattr(relayer.signer, "sign_batch", counting_sign_batch)
+    monkeypatch.setattr(relayer.signer, "complete_batch", counting_complete)
     seen: list[dict[str, str | None]] = []  # the rows, read on another connection as the batch leaves
     other = create_engine(db_url)
     real_place_batch = relayer.place_batch

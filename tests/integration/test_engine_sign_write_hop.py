@@ -1,47 +1,63 @@
-"""A group's signing shares the write-ahead's worker-thread call (issue 15: one hop, not two), still
-off the event loop and before the commit; on PostgreSQL the signing is its only hop."""
+"""A group's order hashes come before its signatures (issue 15): the intent rows are written with the
+hashes while the legs are signed, in one call in a worker thread (off the event loop), the two
+overlapping; both are done before the batch is posted. SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Sequence
 from decimal import Decimal as D
-from typing import Any
 
 import pytest
 
+from core.execution.records import OrderRecord
 from core.execution.relayers.clob import ClobRelayer
-from core.execution.relayers.clob_signing import MarketParams, OrderInvalid, SignedClobOrder
-from core.execution.types import OrderRequest, OrderStatus
+from core.execution.relayers.clob_signing import OrderInvalid, PreparedOrder, SignedClobOrder
+from core.execution.types import OrderRequest, OrderStatus, PlaceResult
 from core.types import Intent, MarketInfo, OrderType, Side
 from tests.integration.engine_world import World
 
 
-async def test_the_legs_are_signed_in_the_write_aheads_thread_hop(
+async def test_the_legs_are_signed_off_the_loop_while_their_rows_are_written(
     world: World, clob_venue: tuple[ClobRelayer, MarketInfo], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     relayer, market = clob_venue
     loop_thread = threading.get_ident()
+    events: list[str] = []
+    signing_started = threading.Event()
     signed_in: list[int] = []
-    real_sign_batch = relayer.signer.sign_batch
+    real_complete = relayer.signer.complete_batch
 
-    def recording_sign_batch(
-        orders: Iterable[tuple[OrderRequest, MarketParams | None]], *, owner: str = ""
+    def recording_complete(
+        prepared: Iterable[PreparedOrder], *, owner: str = ""
     ) -> list[SignedClobOrder | OrderInvalid]:
         signed_in.append(threading.get_ident())
-        return real_sign_batch(orders, owner=owner)
+        events.append("signing")
+        signing_started.set()
+        return real_complete(prepared, owner=owner)
 
-    monkeypatch.setattr(relayer.signer, "sign_batch", recording_sign_batch)
+    monkeypatch.setattr(relayer.signer, "complete_batch", recording_complete)
     engine = await world.engine()
-    hops: list[str] = []
-    real_to_thread = asyncio.to_thread
+    real_save = engine.store.save_orders
 
-    async def counting_to_thread(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
-        hops.append(getattr(fn, "__qualname__", repr(fn)))
-        return await real_to_thread(fn, *args, **kwargs)
+    async def overlapping_save(recs: Sequence[OrderRecord]) -> list[bool]:
+        # the write starts only once the signing has: they run side by side, neither after the other
+        assert await asyncio.to_thread(signing_started.wait, 10), "the signing never started"
+        events.append("write")
+        assert all(r.order_hash for r in recs)  # the rows carry their hashes before any signature is kept
+        saved = await real_save(recs)
+        events.append("committed")
+        return saved
 
-    monkeypatch.setattr(asyncio, "to_thread", counting_to_thread)
+    real_place_batch = relayer.place_batch
+
+    async def recording_place_batch(orders: Sequence[OrderRequest]) -> list[PlaceResult]:
+        events.append("post")
+        return await real_place_batch(orders)
+
+    monkeypatch.setattr(engine.store, "save_orders", overlapping_save)
+    monkeypatch.setattr(relayer, "place_batch", recording_place_batch)
     legs = [
         Intent(market.condition_id, tok.token_id, Side.BUY, D("0.10"), D("10"), OrderType.GTC, group_id="g-hop")
         for tok in market.tokens
@@ -51,7 +67,7 @@ async def test_the_legs_are_signed_in_the_write_aheads_thread_hop(
 
     assert res.ok and [leg.status for leg in res.legs] == [OrderStatus.LIVE, OrderStatus.LIVE]
     assert len(signed_in) == 1 and signed_in[0] != loop_thread  # signed once, off the loop
-    assert len(hops) == 1, hops  # the signing and the write-ahead: one worker-thread call
+    assert events == ["signing", "write", "committed", "post"], events
     rows = [await world.store.get_order(leg.client_order_id) for leg in res.legs]
     signed = [relayer.signed_order(leg.client_order_id) for leg in res.legs]
     assert [r.order_hash for r in rows if r] == [s.order_hash for s in signed if s]  # written with the hashes

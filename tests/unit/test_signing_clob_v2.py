@@ -162,6 +162,30 @@ def test_exact_post_body_shape() -> None:
     assert " " not in signed.serialized
 
 
+def test_order_bodies_are_written_as_json_dumps_writes_them() -> None:
+    """serialize_orders (msgspec) is the text serialize_body (the official client's json.dumps) gives:
+    for signed bodies, batches of them, and strings holding every character json escapes or keeps."""
+    import random
+
+    from core.execution.relayers.clob_signing import serialize_body, serialize_orders
+
+    signer = OrderSigner(KEY)
+    rng = random.Random(7)
+    bodies = [
+        signer.sign(OrderRequest(f"c{i}", "0xm", TOKEN, Side.BUY, Decimal("0.5"), Decimal(i + 1)), owner="o").body
+        for i in range(3)
+    ]
+    assert serialize_orders(bodies[0]) == serialize_body(bodies[0])
+    assert serialize_orders(bodies) == serialize_body(bodies)
+    for _ in range(300):
+        text = "".join(
+            chr(rng.choice([rng.randrange(0, 0x80), rng.randrange(0x80, 0x3000), 0x2028, 0x22, 0x5C, 0x27]))
+            for _ in range(rng.randrange(0, 12))
+        )
+        body = {**bodies[0], "owner": text, "salt": rng.randrange(0, 1 << 70), "postOnly": rng.random() < 0.5}
+        assert serialize_orders(body) == serialize_body(body)
+
+
 @pytest.mark.parametrize("sig_type", [1, 2])
 def test_proxy_and_safe_sign_with_the_eoa_for_the_funder(sig_type: int) -> None:
     signer = OrderSigner(KEY, signature_type=sig_type, funder=FUNDER)

@@ -330,9 +330,9 @@ class ClobRelayer:
         return job.results()
 
     def signing_job(self, orders: Sequence[OrderRequest]) -> ClobSigningJob:
-        """The legs' signing as a job the engine runs in its write-ahead hop (:class:`.types.JobPresigner`)."""
-        sign = partial(self._signer.sign_batch, owner=self._owner())
-        return ClobSigningJob(orders, self._signed, sign, self._params_for)
+        """The legs' signing as a job: hashes at once, signatures beside the write-ahead (:class:`.types.JobPresigner`)."""
+        complete = partial(self._signer.complete_batch, owner=self._owner())
+        return ClobSigningJob(orders, self._signed, self._signer.prepare_batch, complete, self._params_for)
 
     async def sign_orders(self, orders: Sequence[OrderRequest]) -> list[str | None]:
         """Each order's hash (None: cannot be signed), before the write-ahead (:class:`.types.Presigner`)."""

@@ -6,18 +6,22 @@ distinction between "never sent" (connect failure) and "sent, no answer" (read t
 ``Retry-After`` header. Those distinctions decide whether an order may be retried, so requests go
 through our own client while the L1/L2 headers and body serialisation come from the official
 client (``create_level_1_headers``, ``create_level_2_headers``): what the venue sees is
-byte-for-byte what the client would send. The client is aiohttp's (:mod:`.clob_wire`: a quarter of
+byte-for-byte what the client would send (the L2 headers by :class:`L2Auth`, held equal to
+``create_level_2_headers``). The client is aiohttp's (:mod:`.clob_wire`: a quarter of
 httpx's CPU per order post); an injected httpx transport (tests, preflight doubles) selects httpx.
 """
 
 from __future__ import annotations
 
+import base64
+import hmac
 import logging
+import time
 from typing import TypeAlias
 
 import httpx
-from py_clob_client_v2.clob_types import ApiCreds, RequestArgs
-from py_clob_client_v2.headers.headers import create_level_1_headers, create_level_2_headers
+from py_clob_client_v2.clob_types import ApiCreds
+from py_clob_client_v2.headers.headers import create_level_1_headers
 from py_clob_client_v2.signer import Signer
 
 from core.execution.relayers.clob_signing import serialize_body
@@ -121,6 +125,36 @@ def classify_transport(exc: httpx.HTTPError) -> VenueError:
     return VenueError(Outcome.UNKNOWN, ErrorClass.UNKNOWN_OUTCOME, f"{name}: connection failed after sending")
 
 
+class L2Auth:
+    """The official client's L2 headers (``create_level_2_headers``: HMAC-SHA256 of timestamp, method,
+    path and body under the base64 secret) with the secret decoded once and the HMAC taken in one C
+    call; tests/unit/test_clob_wire.py holds them equal to the official ones. Never printed."""
+
+    __slots__ = ("_address", "_key", "_key_id", "_passphrase")
+
+    def __init__(self, address: str, creds: ApiCreds) -> None:
+        self._address = address
+        self._key = base64.urlsafe_b64decode(creds.api_secret)
+        self._key_id = creds.api_key
+        self._passphrase = creds.api_passphrase
+
+    def __repr__(self) -> str:
+        return "L2Auth(<credentials not shown>)"
+
+    def headers(self, method: str, path: str, serialized: str | None, ts: int) -> dict[str, str]:
+        message = f"{ts}{method}{path}"
+        if serialized:
+            message += serialized.replace("'", '"')  # as build_hmac_signature does
+        signature = base64.urlsafe_b64encode(hmac.digest(self._key, message.encode("utf-8"), "sha256")).decode()
+        return {
+            "POLY_ADDRESS": self._address,
+            "POLY_SIGNATURE": signature,
+            "POLY_TIMESTAMP": str(ts),
+            "POLY_API_KEY": self._key_id,
+            "POLY_PASSPHRASE": self._passphrase,
+        }
+
+
 class ClobHttp:
     """Authenticated JSON requests to one CLOB host."""
 
@@ -137,6 +171,7 @@ class ClobHttp:
         self.host = host.rstrip("/")
         self._signer = signer
         self._creds = creds
+        self._l2: L2Auth | None = None  # made on first use from the signer and credentials
         self.timeout_s = timeout_s
         self.link = VenueLink()  # reachability, from the outcome of every request
         connect_s = connect_timeout_s if connect_timeout_s is not None else timeout_s
@@ -162,6 +197,7 @@ class ClobHttp:
 
     def set_creds(self, creds: ApiCreds) -> None:
         self._creds = creds
+        self._l2 = None
 
     async def aclose(self) -> None:
         if self._wire is not None:
@@ -180,8 +216,9 @@ class ClobHttp:
             return {k: str(v) for k, v in create_level_1_headers(self._signer, nonce=nonce).items()}
         if self._creds is None:
             raise VenueError(Outcome.REJECTED, ErrorClass.BAD_REQUEST, "API credentials are needed for this request")
-        args = RequestArgs(method=method, request_path=path, body=None, serialized_body=serialized)
-        return {k: str(v) for k, v in create_level_2_headers(self._signer, self._creds, args).items()}
+        if self._l2 is None:
+            self._l2 = L2Auth(str(self._signer.address()), self._creds)
+        return self._l2.headers(method, path, serialized, int(time.time()))
 
     async def request(
         self,

@@ -34,8 +34,9 @@ from core.execution.relayers.clob_reads import ClobReader
 from core.execution.relayers.clob_signing import (
     MarketParams,
     OrderInvalid,
+    PreparedOrder,
     SignedClobOrder,
-    serialize_body,
+    serialize_orders,
     signing_key,
 )
 from core.execution.relayers.clob_user_translate import UserStreamTranslator
@@ -54,7 +55,7 @@ def check_batch_size(orders: Sequence[object]) -> None:
 def batch_body(signed: Sequence[SignedClobOrder]) -> str:
     """The ``POST /orders`` body: the single-order bodies as one compact JSON array (as the
     official client serialises it)."""
-    return serialize_body([s.body for s in signed])
+    return serialize_orders([s.body for s in signed])
 
 
 def leg_error(entry: object) -> VenueError | None:
@@ -184,57 +185,67 @@ class SignedOrders:
 
 
 class ClobSigningJob:
-    """A group's legs signed in one worker-thread call (:class:`~core.execution.types.SigningJob`):
-    made on the loop (the cache looked up, the parameters taken), :meth:`run` in a worker thread
-    (the signer only: nothing shared is touched there), :meth:`finish` back on the loop (the signed
-    orders kept, as :meth:`SignedOrders.keep` does for any signed order)."""
+    """A group's legs signed at once (:class:`~core.execution.types.SigningJob`). Made on the loop:
+    the cache looked up and the new legs prepared (fields and order hash, two keccaks a leg:
+    :meth:`OrderSigner.prepare_batch`), so :attr:`hashes` are known at once; :meth:`run` in a worker
+    thread (the signatures, libsecp256k1, in one :meth:`OrderSigner.complete_batch` call; nothing
+    shared is touched there); :meth:`finish` back on the loop (the signed orders kept, as
+    :meth:`SignedOrders.keep` does for any signed order)."""
 
     def __init__(
         self,
         orders: Sequence[OrderRequest],
         kept: SignedOrders,
-        sign: Callable[[list[tuple[OrderRequest, MarketParams | None]]], list[SignedClobOrder | OrderInvalid]],
+        prepare: Callable[[list[tuple[OrderRequest, MarketParams | None]]], list[PreparedOrder | OrderInvalid]],
+        complete: Callable[[list[PreparedOrder]], list[SignedClobOrder | OrderInvalid]],
         params: Callable[[OrderRequest], MarketParams | None],
     ) -> None:
         self._orders = list(orders)
         self._kept = kept
-        self._sign = sign
+        self._complete = complete
         self._out: list[SignedClobOrder | OrderInvalid | None] = [kept.cached(o) for o in self._orders]
-        self._todo = [i for i, s in enumerate(self._out) if s is None]
-        self._jobs = [(self._orders[i], params(self._orders[i])) for i in self._todo]
-        self._fresh: list[SignedClobOrder | OrderInvalid] | None = None
+        self._hashes = [s.order_hash if isinstance(s, SignedClobOrder) else None for s in self._out]
+        self._ready: list[tuple[int, PreparedOrder]] = []  # prepared, to be signed by run()
+        self._signed: list[SignedClobOrder | OrderInvalid] | None = None
         self._error: Exception | None = None
+        todo = [i for i, s in enumerate(self._out) if s is None]
+        if not todo:
+            return
+        try:
+            prepared = prepare([(self._orders[i], params(self._orders[i])) for i in todo])
+        except Exception as exc:  # a signer bug: no hash, nothing signed; the post says why, leg by leg
+            log.exception("preparing %d orders for signing failed", len(todo))
+            self._error = exc
+            return
+        for i, p in zip(todo, prepared, strict=True):
+            if isinstance(p, PreparedOrder):
+                self._ready.append((i, p))
+                self._hashes[i] = p.order_hash
+            else:
+                self._out[i] = p
 
     @property
     def pending(self) -> bool:
-        return bool(self._todo) and self._fresh is None and self._error is None
+        return bool(self._ready) and self._signed is None
+
+    @property
+    def hashes(self) -> list[str | None]:
+        """Each order's hash (known before it is signed), None where it cannot be signed."""
+        return list(self._hashes)
 
     def run(self) -> list[str | None]:
+        """The signatures (in any one thread); each order's hash, as :attr:`hashes`. Never raises: a
+        leg whose signing failed is refused by :meth:`OrderSigner.complete_batch`, never posted."""
         if self.pending:
-            try:
-                self._fresh = self._sign(self._jobs)
-            except Exception as exc:  # a signer bug: no hash now; the post says why, leg by leg
-                log.exception("signing %d orders failed", len(self._jobs))
-                self._error = exc
-        try:
-            return [s.order_hash if isinstance(s, SignedClobOrder) else None for s in self._merged()]
-        except Exception:
-            return [None] * len(self._orders)
-
-    def _merged(self) -> list[SignedClobOrder | OrderInvalid]:
-        if self._error is not None:
-            raise self._error
-        out = list(self._out)
-        for i, s in zip(self._todo, self._fresh if self._fresh is not None else [], strict=True):
-            out[i] = s
-        return [s for s in out if s is not None]
+            self._signed = self._complete([p for _, p in self._ready])
+        return self.hashes
 
     def finish(self) -> None:
-        if self._fresh is None:
+        if self._signed is None:
             return
-        for i, s in zip(self._todo, self._fresh, strict=True):
+        for (i, _), s in zip(self._ready, self._signed, strict=True):
             self._out[i] = s if isinstance(s, OrderInvalid) else self._kept.keep(self._orders[i], s)
-        self._todo, self._fresh = [], None
+        self._ready, self._signed = [], None
 
     def results(self) -> list[SignedClobOrder | OrderInvalid]:
         """After :meth:`run` and :meth:`finish`: per order its signed order or why it was refused
