@@ -23,16 +23,17 @@ must name it and say what goes there (exit 2).
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import re
+import shlex
 import subprocess
 import sys
 import time
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 
@@ -187,6 +188,54 @@ def test_every_placeholder_in_the_docs_is_quoted_and_says_what_goes_there() -> N
     assert {"<YOUR_MARKET_SLUG>", "<YOUR_PRIVATE_KEY>"} <= seen, "the extractor found no placeholder"
 
 
+_DOC_COMMAND = re.compile(r"(?:^|[\s;&|(=])(?:[\w./-]*/)?polybot\s+(?P<args>(?P<first>[\w-]+)\b.*)$")
+_SHELL_END = {"&&", "||", "|", "&", ";", ">", ">>", "2>&1", "<"}
+
+
+def docs_command_lines() -> list[tuple[str, list[str]]]:
+    """(where, argv) of every ``polybot …`` line in a fenced block of README.md and docs/*.md."""
+    from tests.e2e.docs_markdown import DOCS_DIR, GLOBAL_OPTIONS, load_doc, registered_commands
+
+    first_words = set(registered_commands()) | GLOBAL_OPTIONS
+    found: list[tuple[str, list[str]]] = []
+    for path in [README, *sorted(DOCS_DIR.glob("*.md"))]:
+        doc = load_doc(path)
+        if doc.generated:
+            continue
+        for block in doc.blocks:
+            text = block.text.replace("\\\n", " ")  # continuation lines are one command
+            for n, line in enumerate(text.splitlines()):
+                command = _DOC_COMMAND.search(line.split(" #", 1)[0])
+                if command is None or command.group("first") not in first_words:
+                    continue  # prose, a path, a user name
+                if "$" in command.group("args"):
+                    continue  # a command substitution or variable: the walkthrough test runs those
+                words: list[str] = []
+                for word in shlex.split(command.group("args")):
+                    if word in _SHELL_END or word.startswith(">"):
+                        break
+                    words.append(word)
+                found.append((f"{doc.name}:{block.line + n + 1}", words))
+    return found
+
+
+def test_every_polybot_command_in_the_docs_parses(capsys: pytest.CaptureFixture[str]) -> None:
+    """Each ``polybot …`` line the docs show is accepted by the real parser: the options exist and the
+    values have their types (a placeholder is answered by its own message, checked above)."""
+    lines = docs_command_lines()
+    assert len(lines) >= 30, "the docs' command extractor found almost nothing"
+    bad: list[str] = []
+    for where, argv in lines:
+        if any(PLACEHOLDER.search(word) for word in argv):
+            continue
+        try:
+            build_parser().parse_args(argv)
+        except SystemExit as exc:
+            if exc.code != 0:
+                bad.append(f"{where}: polybot {shlex.join(argv)}: {capsys.readouterr().err.strip()}")
+    assert not bad, "\n".join(bad)
+
+
 NOT_SETTINGS = {  # POLYBOT_* names that are not settings, each with its one meaning
     "POLYBOT_REQUIRE_PG": "the test suite: PostgreSQL tests fail instead of skipping",
     "POLYBOT_REQUIRE_NATS": "the test suite: NATS tests fail instead of skipping",
@@ -285,14 +334,17 @@ def _order(examples: list[Example]) -> list[Example]:
 
 
 @pytest.mark.slow  # two sandboxes and ~45 commands: a minute or two on two loaded cores
-def test_every_help_example_runs_as_written(world: World) -> None:
+def test_every_help_example_and_the_readme_going_live_run_as_written(world: World) -> None:
+    """One pool over one world: the examples and, as one more item, README's Going live in order."""
     examples = [ex for ex in help_examples() if ex.line not in world.sandboxes]  # those run as the world
     if not world.nats and os.environ.get("POLYBOT_REQUIRE_NATS"):
         pytest.fail("POLYBOT_REQUIRE_NATS is set but no NATS server answers at 127.0.0.1:4222")
     report = Report()
     started = time.monotonic()
+    jobs: list[Callable[[], None]] = [functools.partial(_going_live, world, report)]
+    jobs += [functools.partial(_one, ex, world, report) for ex in _order(examples) if ex.command not in SERIAL]
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-        list(pool.map(lambda ex: _one(ex, world, report), _order([e for e in examples if e.command not in SERIAL])))
+        list(pool.map(lambda job: job(), jobs))
     for ex in examples:
         if ex.command in SERIAL:
             _one(ex, world, report)
@@ -302,7 +354,7 @@ def test_every_help_example_runs_as_written(world: World) -> None:
         f"help examples: {len(report.timings)} run in {time.monotonic() - started:.1f}s with {WORKERS} workers "
         f"(after {world.start_s:.1f}s starting {len(world.sandboxes)} sandboxes); slowest: {slowest}{skipped}\n"
     )
-    assert not report.failures, f"{len(report.failures)} example(s) fail:\n\n" + "\n\n".join(report.failures)
+    assert not report.failures, f"{len(report.failures)} failure(s):\n\n" + "\n\n".join(report.failures)
 
 
 # --------------------------------------------------------------------------------------------
@@ -339,17 +391,18 @@ def going_live_lines() -> list[str]:
     return [line.strip() for b in blocks for line in b.text.splitlines() if line.strip()]
 
 
-@pytest.mark.slow
-def test_readme_going_live_runs_as_written_against_the_doubles(world: World, tmp_path: Path) -> None:
-    cwd = world.copy_of_the_project(tmp_path / "going-live")
+def _going_live(world: World, report: Report) -> None:
+    """README's Going live, every line in order, in its own copy of the project."""
+    started = time.monotonic()
+    cwd = world.copy_of_the_project(world.cwd.parent / "going-live")
     venue = tomllib.loads((world.cwd / "var" / "sandbox" / "service.toml").read_text())
     env = dict(world.env)  # what a user's machine would reach on the internet: the sandbox's doubles
     for key in VENUE_KEYS:
         section, name = key.split(".")
         env[f"POLYBOT_{section.upper()}__{name.upper()}"] = venue[section][name]
     lines = going_live_lines()
-    assert len(lines) >= 15, "the Going live section lost its commands"
-    failures: list[str] = []
+    if len(lines) < 15:
+        report.failures.append(f"README's Going live lost its commands: {lines}")
     for raw in lines:
         line = raw.removeprefix("uv run ")  # the venv's polybot is first on PATH
         if line in world.sandboxes:  # step 1: this module's own sandbox, started as written
@@ -362,8 +415,8 @@ def test_readme_going_live_runs_as_written_against_the_doubles(world: World, tmp
                 rc, out = run_line(line, cwd, env)
                 code, text = GOING_LIVE_EXPECTED.get(line, (0, ""))
         except (AssertionError, subprocess.TimeoutExpired) as exc:
-            failures.append(f"README: {raw}\n{exc}")
+            report.failures.append(f"README: {raw}\n{exc}")
             continue
         if rc != code or text not in out or bad_signs(out):
-            failures.append(f"README: {raw}\nexit {rc} (expected {code}), expected {text!r}:\n{tail(out)}")
-    assert not failures, "\n\n".join(failures)
+            report.failures.append(f"README: {raw}\nexit {rc} (expected {code}), expected {text!r}:\n{tail(out)}")
+    report.timings.append((time.monotonic() - started, "README Going live"))

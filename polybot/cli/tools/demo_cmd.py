@@ -33,7 +33,7 @@ def register(sub: Subcommands) -> None:
         sub,
         "demo",
         help="run the real service on bundled data with local doubles of Polymarket and Telegram (no network)",
-        example="polybot demo --duration 6",
+        example="polybot demo --duration 2",
         description=(
             "Starts a mock market websocket (the books of fixtures/recordings/demo_feed.jsonl), a mock Gamma\n"
             "and a mock CLOB on 127.0.0.1, stores everything in ./var/demo.db, and drives the real service\n"

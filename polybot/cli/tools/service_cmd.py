@@ -24,7 +24,7 @@ def register(sub: Subcommands) -> None:
         sub,
         "run-service",
         help="run the service: feed, strategies, engine, Telegram bot, jobs, metrics (one asyncio loop)",
-        example="polybot run-service --config var/sandbox/service.toml --duration 10  # while polybot sandbox runs",
+        example="polybot run-service --config var/sandbox/service.toml --duration 5  # while polybot sandbox runs",
         description=(
             "Run Polybot until SIGINT/SIGTERM. It always starts DISARMED: arm it with /arm in Telegram.\n"
             "On shutdown it stops strategies, disarms, cancels open orders when [service] cancel_on_shutdown,\n"

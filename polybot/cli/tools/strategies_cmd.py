@@ -125,7 +125,7 @@ def register(sub: Subcommands) -> None:
                 ),
                 example=(
                     "polybot quoter-run-ws --config var/sandbox/service.toml demo-btc-above-150k-2026 Yes "
-                    "--duration 10  # while polybot sandbox runs"
+                    "--duration 5  # while polybot sandbox runs"
                 ),
             )
             p.add_argument(
