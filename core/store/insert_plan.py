@@ -10,7 +10,12 @@ SQLAlchemy would bind), then go to the database the fastest way each backend off
   only with its first statement: :func:`_copy` makes sure it is open, so a batch still commits or
   rolls back as one. COPY is INSERT for what the writer relies on (defaults and identity filled
   in, constraints and unique indexes checked, rows routed to partitions).
-- **SQLite: executemany** of the stdlib driver (in aiosqlite's thread), which is the floor there.
+- **SQLite: multi-row INSERT** (:data:`SQLITE_ROWS_PER_STATEMENT` rows per ``VALUES`` list),
+  executemany'd by the stdlib driver in aiosqlite's thread. The driver releases the GIL around
+  each statement it steps and takes it back after: one statement per row means one GIL handoff
+  per row with the event loop's thread, which a busy loop turns into waits. A hundred rows per
+  statement make that a hundredth, and cost the driver fewer resets (1.5-1.9x the rows/s of a
+  single-row executemany without contention, ``/tmp`` measurement in docs/soak.md).
 
 Errors raised by the driver itself (COPY bypasses SQLAlchemy's wrapping) are classified by
 :func:`driver_error_is_permanent`.
@@ -19,6 +24,7 @@ Errors raised by the driver itself (COPY bypasses SQLAlchemy's wrapping) are cla
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from itertools import chain
 from typing import Any
 
 from sqlalchemy import Table
@@ -32,6 +38,9 @@ Params = list[tuple[object, ...]] | None
 
 COPY_CHUNK = 5_000
 """Rows per COPY: each chunk is encoded on the event loop (~10-20 ms) and then awaited."""
+SQLITE_ROWS_PER_STATEMENT = 100
+"""Rows per SQLite INSERT (below SQLite's 500 terms of a compound VALUES and 32,766 parameters)."""
+SQLITE_MAX_PARAMS = 32_766
 
 
 class RowValueError(ValueError):
@@ -48,7 +57,7 @@ class InsertPlan:
     given columns (no Python-side defaults to evaluate); otherwise the Core path is used.
     """
 
-    __slots__ = ("columns", "schema", "sql", "table", "to_tuple")
+    __slots__ = ("_multi", "columns", "schema", "sql", "table", "to_tuple")
 
     def __init__(
         self,
@@ -63,6 +72,7 @@ class InsertPlan:
         self.table = table  # for COPY: the table and the columns in the tuples' order
         self.columns = columns
         self.schema = schema
+        self._multi: dict[int, str] = {}  # SQLite: rows per statement -> its INSERT
 
     @classmethod
     def build(cls, table: Table, keys: tuple[str, ...], dialect: Dialect) -> InsertPlan | None:
@@ -91,8 +101,28 @@ class InsertPlan:
         """Insert the converted rows on ``conn``, inside its transaction."""
         if conn.dialect.name == "postgresql" and self.columns:
             await _copy(conn, self, params)
+        elif conn.dialect.paramstyle == "qmark" and self.columns and len(params) > 1:
+            await self._insert_multi(conn, params)
         else:
             await conn.exec_driver_sql(self.sql, params)
+
+    async def _insert_multi(self, conn: AsyncConnection, params: list[tuple[object, ...]]) -> None:
+        per = max(1, min(SQLITE_ROWS_PER_STATEMENT, SQLITE_MAX_PARAMS // len(self.columns)))
+        whole = len(params) - len(params) % per
+        flat = chain.from_iterable
+        if whole:
+            statements = [tuple(flat(params[i : i + per])) for i in range(0, whole, per)]
+            await conn.exec_driver_sql(self.multi_sql(per), statements)
+        if whole < len(params):
+            await conn.exec_driver_sql(self.multi_sql(len(params) - whole), tuple(flat(params[whole:])))
+
+    def multi_sql(self, rows: int) -> str:
+        """The plan's INSERT with ``rows`` rows in its VALUES (qmark parameters: SQLite)."""
+        sql = self._multi.get(rows)
+        if sql is None:
+            head, values = self.sql.split(" VALUES ", 1)
+            sql = self._multi[rows] = f"{head} VALUES {', '.join([values] * rows)}"
+        return sql
 
 
 async def _copy(conn: AsyncConnection, plan: InsertPlan, params: list[tuple[object, ...]]) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import asyncpg
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.store.db import create_engine, parse_db_url, session_factory, sqlite_path
@@ -89,6 +89,31 @@ async def test_rows_written_equal_rows_put_across_many_batches(engine: AsyncEngi
         total = (await conn.execute(select(func.sum(BookDelta.size)))).scalar_one()
     assert hashes == [f"h{i}" for i in range(n)]  # nothing lost, nothing doubled, order kept
     assert total == sum(Decimal(i).scaleb(-2) for i in range(n))  # exact, summed in SQL
+
+
+async def test_sqlite_inserts_a_hundred_rows_per_statement(sqlite_url: str) -> None:
+    """SQLite's driver hands the GIL back and forth once per statement: rows go a hundred to a
+    statement, the remainder in one more, in the order they were put."""
+    await upgrade_to_head(sqlite_url)
+    engine = create_engine(sqlite_url)
+    seen: list[tuple[int, bool]] = []  # (rows in the statement, executemany)
+
+    @event.listens_for(engine.sync_engine, "before_cursor_execute")
+    def count_rows(conn: Any, cursor: Any, statement: str, params: Any, context: Any, executemany: bool) -> None:
+        if statement.startswith("INSERT INTO book_deltas"):
+            seen.append((statement.count("(?"), executemany))
+
+    try:
+        async with BatchedWriter(engine) as writer:
+            for i in range(257):
+                writer.put("book_deltas", delta(i))
+            await writer.flush(timeout_s=60)
+        async with engine.connect() as conn:
+            hashes = (await conn.execute(select(BookDelta.hash).order_by(BookDelta.id))).scalars().all()
+    finally:
+        await engine.dispose()
+    assert seen == [(100, True), (57, False)]  # one executemany of two statements, then the rest
+    assert hashes == [f"h{i}" for i in range(257)]
 
 
 async def test_values_roundtrip_through_the_fast_path(engine: AsyncEngine) -> None:
