@@ -28,6 +28,7 @@ WHAT_GOES_THERE: dict[str, str] = {
         "rather than on a command line"
     ),
     "<YOUR_TELEGRAM_USER_ID>": "your numeric Telegram user id (from @userinfobot)",
+    "<YOUR_REPOSITORY_URL>": "the URL of your clone of this repository (git clone)",
 }
 """What each placeholder the docs use stands for; a test checks the docs use no other."""
 
