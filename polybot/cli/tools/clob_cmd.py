@@ -256,15 +256,20 @@ async def _approvals(args: argparse.Namespace) -> tuple[list[Any], list[Any] | N
         await rpc.aclose()
 
 
-def cmd_approve(args: argparse.Namespace) -> int:
-    from eth_utils.address import to_checksum_address
-
+def _approvals_from_config(args: argparse.Namespace) -> None:
+    """The funder and the RPC URL the command line leaves out, from ``--config``'s settings."""
     config = settings_of(args)
     if config is not None:
         from core.preflight.local import maker_address
 
         args.address = args.address or maker_address(config)
         args.rpc_url = args.rpc_url or config.chain.rpc_url
+
+
+def cmd_approve(args: argparse.Namespace) -> int:
+    from eth_utils.address import to_checksum_address
+
+    _approvals_from_config(args)
 
     if args.address:
         try:
