@@ -44,7 +44,6 @@ from core.execution.types import (
 from core.types import BookStatus, BookView, MarketInfo, Side
 
 if TYPE_CHECKING:
-    from core.execution.store import ExecutionStore
     from core.execution.submission import RetryBounds
 
 log = logging.getLogger(__name__)
@@ -110,52 +109,59 @@ async def sign_first(relayer: Relayer, reqs: Sequence[OrderRequest]) -> list[str
     """The orders' hashes, for their intent rows, from a relayer that signs before posting
     (:class:`~core.execution.types.Presigner`); None each otherwise, or when signing failed (the
     post then answers for the order)."""
-    if not reqs or not isinstance(relayer, Presigner):
+    if not reqs or not _implements(relayer, Presigner):
         return [None] * len(reqs)
     try:
-        hashes = await relayer.sign_orders(reqs)
+        hashes = await cast(Presigner, relayer).sign_orders(reqs)
     except Exception:
         log.exception("signing %d orders before their write-ahead failed", len(reqs))
         return [None] * len(reqs)
     return list(hashes) if len(hashes) == len(reqs) else [None] * len(reqs)
 
 
-async def sign_and_save(
-    relayer: Relayer, store: ExecutionStore, reqs: Sequence[OrderRequest], recs: Sequence[OrderRecord]
-) -> list[bool]:
-    """The write-ahead of ``recs`` (one per request), each row with its order hash when the relayer
-    signs first. A relayer whose orders' hashes come before their signatures
-    (:class:`~core.execution.types.JobPresigner`) has them signed in a worker thread while the rows
-    are written: the two overlap (libsecp256k1 and SQLite both let go of the GIL), and both are done
-    before this returns, so nothing can be posted before the commit nor unsigned."""
-    if not reqs or not _signs_in_a_job(relayer):
+Signed = Callable[[], Awaitable[None]]
+
+
+async def _signed_already() -> None:
+    return None
+
+
+async def presign(relayer: Relayer, reqs: Sequence[OrderRequest], recs: Sequence[OrderRecord]) -> Signed:
+    """Each row of ``recs`` (one per request) given its order hash when the relayer signs first, and
+    the signing under way; the returned waiter ends it (await it before any post, and whatever
+    happens: it keeps the signed orders for ``place_batch``). A relayer whose orders' hashes come
+    before their signatures (:class:`~core.execution.types.JobPresigner`) signs in a worker thread
+    while the caller writes the rows and prepares the post: libsecp256k1 and SQLite both let go of
+    the GIL, so the signatures cost the group no time of their own. Other presigners sign here."""
+    if not reqs or not _implements(relayer, JobPresigner):
         for rec, order_hash in zip(recs, await sign_first(relayer, reqs), strict=True):
             rec.order_hash = order_hash
-        return await store.save_orders(recs)
+        return _signed_already
     job = cast(JobPresigner, relayer).signing_job(reqs)
     for rec, order_hash in zip(recs, job.hashes, strict=True):
         rec.order_hash = order_hash
-    # started now (a future, no task: no loop turn), joined below whatever the write does
+    # started now (a future, no task: no loop turn before the write begins)
     signing = asyncio.get_running_loop().run_in_executor(None, job.run) if job.pending else None
-    try:
-        return await store.save_orders(recs)
-    finally:
+
+    async def signed() -> None:
         try:
             if signing is not None:
                 await asyncio.shield(signing)
         finally:
             job.finish()  # on the loop: the signed orders kept for place_batch
 
+    return signed
 
-_JOB_PRESIGNERS: dict[type, bool] = {}
+
+_IMPLEMENTS: dict[tuple[type, type], bool] = {}
 
 
-def _signs_in_a_job(relayer: Relayer) -> bool:
-    """``isinstance(relayer, JobPresigner)``, known per class (a protocol check costs ~5 us a call)."""
-    kind = type(relayer)
-    known = _JOB_PRESIGNERS.get(kind)
+def _implements(relayer: Relayer, protocol: type) -> bool:
+    """``isinstance(relayer, protocol)`` for a runtime protocol, known per class (a check costs ~5 us)."""
+    key = (type(relayer), protocol)
+    known = _IMPLEMENTS.get(key)
     if known is None:
-        known = _JOB_PRESIGNERS[kind] = isinstance(relayer, JobPresigner)
+        known = _IMPLEMENTS[key] = isinstance(relayer, protocol)
     return known
 
 

@@ -14,8 +14,9 @@
 - Every post attempt and every refusal is one exec_audit row; the last attempt's row is written
   in one transaction with the status it caused.
 - A group's legs (:meth:`Submitter.place_together`) pass the gate as a whole, then their rows are
-  written in one transaction (the write-ahead, committed before any byte leaves), then they go out
-  as batch requests (:mod:`core.execution.batches`); each leg's answer is applied as an order's.
+  written in one transaction (the write-ahead, committed before any byte leaves) while the legs are
+  signed, then they go out as batch requests (:mod:`core.execution.batches`); each leg's answer is
+  applied as an order's.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from core.events import Alert, AlertKind, OrderEvent, Severity
-from core.execution.batches import BatchPoster, Posting, attempt_audit, sign_and_save, split_batches
+from core.execution.batches import BatchPoster, Posting, attempt_audit, presign, split_batches
 from core.execution.context import EngineContext
 from core.execution.fill_ledger import FillLedger
 from core.execution.holdings import ExposureTracker
@@ -39,6 +40,7 @@ from core.execution.records import AuditRecord, OrderFacts, OrderRecord
 from core.execution.risk_gate import RiskGate
 from core.execution.rules import ReasonCode, RiskDecision
 from core.execution.types import ErrorClass, OrderRequest, OrderStatus, Outcome, PlaceResult, Relayer
+from core.execution.types import order_request as order_request  # named from here by the engine's parts
 from core.retry import Backoff, RetryAfter, retry_call
 from core.retry import Outcome as Attempt
 from core.types import BookStatus, BookView, Intent, MarketInfo, Side
@@ -85,23 +87,6 @@ class RetryBounds:
         )
         if min(knobs) < 0:
             raise ValueError("retry knobs must be >= 0")
-
-
-def order_request(intent: Intent, market: MarketInfo, coid: str) -> OrderRequest:
-    return OrderRequest(
-        client_order_id=coid,
-        market=intent.market,
-        token_id=intent.token_id,
-        side=intent.side,
-        price=intent.price,
-        size=intent.size,
-        order_type=intent.order_type,
-        post_only=intent.post_only,
-        tick_size=market.tick_size,
-        neg_risk=market.neg_risk,
-        fee_rate=market.fee_rate,
-        expiration=intent.expiration,
-    )
 
 
 def _retry_after(attempt: Attempt[PlaceResult]) -> float | None:
@@ -208,16 +193,20 @@ class Submitter:
                 OrderRecord.from_request(reqs[i], mode=ctx.mode, group_id=group_id, reason=reasons[i], ts=now)
                 for i in fresh
             ]
-            saved_rows = await sign_and_save(self._relayer, ctx.store, [reqs[i] for i in fresh], recs)
-            postings: dict[int, Posting] = {}
-            for i, rec, saved in zip(fresh, recs, saved_rows, strict=True):
-                market = markets[reqs[i].market]
-                if saved:
-                    postings[i] = Posting(self._orders.track(rec, reqs[i], market), market)
-                else:
-                    out[i] = await self._existing(reqs[i], market)
-            where = {id(p): i for i, p in postings.items()}
-            batches = split_batches(list(postings.values()), self._books)
+            signed = await presign(self._relayer, [reqs[i] for i in fresh], recs)
+            try:  # the write-ahead and the batches made while the legs are signed
+                saved_rows = await ctx.store.save_orders(recs)
+                postings: dict[int, Posting] = {}
+                for i, rec, saved in zip(fresh, recs, saved_rows, strict=True):
+                    market = markets[reqs[i].market]
+                    if saved:
+                        postings[i] = Posting(self._orders.track(rec, reqs[i], market), market)
+                    else:
+                        out[i] = await self._existing(reqs[i], market)
+                where = {id(p): i for i, p in postings.items()}
+                batches = split_batches(list(postings.values()), self._books)
+            finally:
+                await signed()  # every leg signed (and kept) before anything is posted
             # one batch (up to 15 legs) is awaited here: a task for it would cost a loop turn before the send
             posted = [await self._post_batch(batches[0])] if len(batches) == 1 else None
             for batch in posted or await asyncio.gather(*(self._post_batch(b) for b in batches)):

@@ -21,7 +21,7 @@ from core.execution.venue_link import VenueStatus
 
 # Fill and OrderStatus are domain types (the event bus carries them); named from here by execution code
 from core.types import Fill as Fill
-from core.types import MarketInfo, Mode, OrderType, Side
+from core.types import Intent, MarketInfo, Mode, OrderType, Side
 from core.types import OrderStatus as OrderStatus
 
 MAX_BATCH_ORDERS: Final = 15
@@ -66,6 +66,24 @@ class OrderRequest:
     @property
     def notional(self) -> Decimal:
         return self.price * self.size
+
+
+def order_request(intent: Intent, market: MarketInfo, coid: str) -> OrderRequest:
+    """The order ``intent`` makes on ``market`` under client order id ``coid`` (its tick, neg-risk, fees)."""
+    return OrderRequest(
+        client_order_id=coid,
+        market=intent.market,
+        token_id=intent.token_id,
+        side=intent.side,
+        price=intent.price,
+        size=intent.size,
+        order_type=intent.order_type,
+        post_only=intent.post_only,
+        tick_size=market.tick_size,
+        neg_risk=market.neg_risk,
+        fee_rate=market.fee_rate,
+        expiration=intent.expiration,
+    )
 
 
 @dataclass(frozen=True, slots=True)
