@@ -105,7 +105,7 @@ async def test_jobs_are_registered_with_their_triggers(tmp_path: Path, gamma: Mo
         now = datetime.now(UTC)
         assert (nxt.hour, nxt.minute) == (7, 30) and now < nxt <= now + timedelta(days=1)
         for job in jobs.values():
-            assert job.func.__self__ is service.jobs  # the service's own jobs, on its loop
+XX
     finally:
         await service.stop()
 
