@@ -105,7 +105,7 @@ async def test_jobs_are_registered_with_their_triggers(tmp_path: Path, gamma: Mo
         now = datetime.now(UTC)
         assert (nxt.hour, nxt.minute) == (7, 30) and now < nxt <= now + timedelta(days=1)
         for job in jobs.values():
-XX
+            assert job.func.__wrapped__.__self__ is service.jobs  # the service's own jobs, on its loop
     finally:
         await service.stop()
 
@@ -192,7 +192,8 @@ async def test_scheduler_fires_the_daily_summary_and_health_ping_when_due(
         assert to_chat(api, ADMIN)[0].startswith("✅ healthy")
         # both were rescheduled for their next period, not run again at once
         jobs = {j.id: j for j in service.scheduler.get_jobs()}
-        assert jobs["daily_summary"].next_run_time > now + timedelta(hours=1)
+        nxt = jobs["daily_summary"].next_run_time  # its next 07:30 UTC (less than an hour away from 06:30)
+        assert (nxt.hour, nxt.minute) == (7, 30) and now + timedelta(seconds=1) < nxt <= now + timedelta(days=1)
         assert jobs["health_ping"].next_run_time > now + timedelta(minutes=40)
     finally:
         await service.stop()
