@@ -26,11 +26,13 @@ STEP_TIMEOUT_S = 240.0
 READY_S = 120.0
 STOP_S = 60.0
 SERVERS: dict[str, str | None] = {
-    **dict.fromkeys(("mock-ws", "mock-gamma", "mock-clob", "mock-chain", "mock-data-api")),
+    "mock-ws": "assets: ",
+    **dict.fromkeys(("mock-gamma", "mock-clob", "mock-chain", "mock-data-api"), "Ctrl-C to stop"),
     "metrics-serve": "replaying ",
 }
-"""Commands that serve until stopped: ready at their first line, a URL, and at the line given
-(metrics-serve prints its URL before it opens the replay and installs its SIGTERM handler)."""
+"""Commands that serve until stopped: ready at their first line, a URL, and at the last of their
+start lines: most print the URL before the rest of their start and their SIGTERM handler, and a
+SIGTERM in between ends them by the signal rather than by their own clean stop."""
 SANDBOX_READY = "\ntry: "
 """The last of the sandbox's start lines (the /order to try): its doubles and service are up."""
 BAD_SIGNS = ("Traceback", "(use --debug for details)", "Exception ignored", "Task was destroyed", "never awaited")
@@ -99,13 +101,13 @@ def serve_line(
                  stderr=subprocess.STDOUT, text=True)  # fmt: skip
     out = Lines(proc, proc.stdout)
     try:
-        if url_first:
-            first = out.wait_lines(1, READY_S)[0]
+        first = out.wait_lines(1, READY_S)[0] if url_first else None
+        if ready is not None:
+            out.wait_for(ready, READY_S)
+        if first is not None:
             url = _URL.match(first)
             assert url is not None, f"the first line is not a loopback URL: {first!r}"
             assert _answers(int(url.group("port"))), f"nothing accepts a connection at {first}"
-        if ready is not None:
-            out.wait_for(ready, READY_S)
     finally:
         rc = stop_group(proc, term_timeout_s=STOP_S)
     return rc, out.close()
@@ -124,10 +126,17 @@ class World:
     env: dict[str, str]
     nats: bool
     sandboxes: dict[str, Sandbox] = field(default_factory=dict)
+    started: int = 0
     start_s: float = 0.0
 
     def copy_of_the_project(self, to: Path) -> Path:
         return copy_project(to)
+
+    def stop(self, line: str) -> str | None:
+        """Stop one sandbox as a person does (the end of its input) once nothing needs it any more:
+        what it costs the machine is then free for the rest. A problem, or None."""
+        box = self.sandboxes.pop(line, None)
+        return None if box is None else _stop_sandbox(box)
 
 
 def _start_sandbox(line: str, cwd: Path, env: dict[str, str]) -> Sandbox:
@@ -163,8 +172,8 @@ def start_world(root: Path, sandboxes: list[str]) -> Iterator[World]:
             world.sandboxes[line] = _start_sandbox(line, world.cwd, world.env)
         for box in world.sandboxes.values():
             box.out.wait_for(SANDBOX_READY, READY_S)
-        world.start_s = time.monotonic() - started
+        world.start_s, world.started = time.monotonic() - started, len(world.sandboxes)
         yield world
     finally:
-        problems = [p for box in world.sandboxes.values() if (p := _stop_sandbox(box)) is not None]
+        problems = [p for line in list(world.sandboxes) if (p := world.stop(line)) is not None]
         assert not problems, "\n".join(problems)

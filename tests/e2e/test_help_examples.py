@@ -29,8 +29,10 @@ import re
 import shlex
 import subprocess
 import sys
+import threading
 import time
 import tomllib
+from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -103,8 +105,18 @@ SHOWS = {  # what an example's output must contain: it did its work, not merely 
 }
 SERIAL = {"relayer-api-creds"}
 """Rewrites the sandbox's secrets.local.toml in place, which the others load: run alone, last."""
-SLOW_FIRST = ("demo", "tgbot-run-local", "run-service", "quoter-run-ws", "feed-worker", "recorder", "ingest-ws")
-"""Started first, so that two workers finish together."""
+SLOW_FIRST = (
+    "smoke-live",
+    "demo",
+    "tgbot-run-local",
+    "run-service",
+    "quoter-run-ws",
+    "feed-worker",
+    "recorder",
+    "ingest-ws",
+)
+"""Started first, so that two workers finish together (smoke-live: the only user of the dry-run
+sandbox, which then stops)."""
 
 
 @dataclass(frozen=True)
@@ -123,6 +135,17 @@ class Report:
     failures: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     timings: list[tuple[float, str]] = field(default_factory=list)
+    users: Counter[str] = field(default_factory=Counter)
+    """How many examples still to run need each sandbox; at 0 it is stopped."""
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def done_with(self, ex: Example, world: World) -> None:
+        for need in ex.needs:
+            with self.lock:
+                self.users[need] -= 1
+                last = self.users[need] == 0 and need in world.sandboxes and need != SANDBOX
+            if last and (problem := world.stop(need)) is not None:  # SANDBOX: Going live uses it too
+                self.failures.append(problem)
 
 
 def help_examples() -> list[Example]:
@@ -325,6 +348,7 @@ def _one(ex: Example, world: World, report: Report) -> None:
         return
     finally:
         report.timings.append((time.monotonic() - started, ex.command))
+        report.done_with(ex, world)
     _check(ex, rc, out, report)
 
 
@@ -339,7 +363,7 @@ def test_every_help_example_and_the_readme_going_live_run_as_written(world: Worl
     examples = [ex for ex in help_examples() if ex.line not in world.sandboxes]  # those run as the world
     if not world.nats and os.environ.get("POLYBOT_REQUIRE_NATS"):
         pytest.fail("POLYBOT_REQUIRE_NATS is set but no NATS server answers at 127.0.0.1:4222")
-    report = Report()
+    report = Report(users=Counter(need for ex in examples for need in ex.needs))
     started = time.monotonic()
     jobs: list[Callable[[], None]] = [functools.partial(_going_live, world, report)]
     jobs += [functools.partial(_one, ex, world, report) for ex in _order(examples) if ex.command not in SERIAL]
@@ -352,7 +376,7 @@ def test_every_help_example_and_the_readme_going_live_run_as_written(world: Worl
     skipped = f"; skipped: {', '.join(report.skipped)}" if report.skipped else ""
     sys.stderr.write(
         f"help examples: {len(report.timings)} run in {time.monotonic() - started:.1f}s with {WORKERS} workers "
-        f"(after {world.start_s:.1f}s starting {len(world.sandboxes)} sandboxes); slowest: {slowest}{skipped}\n"
+        f"(after {world.start_s:.1f}s starting {world.started} sandboxes); slowest: {slowest}{skipped}\n"
     )
     assert not report.failures, f"{len(report.failures)} failure(s):\n\n" + "\n\n".join(report.failures)
 
