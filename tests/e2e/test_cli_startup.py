@@ -8,7 +8,7 @@ reading the database is SQLAlchemy, never Alembic (the schema check is one query
 ``core.store.migrate``), the Gamma client (httpx), the settings models (pydantic), the CLOB client,
 eth_account, Telegram, matplotlib or prometheus_client.
 
-The time test holds the commands to three times issue 19's targets for an idle machine (the
+The time test holds the commands' CPU time to three times issue 19's targets for an idle machine (the
 targets and the command lines are ``bench/startup.py``'s), so that it passes on a loaded CI
 machine and still fails when a heavy import comes back (which costs a second or more). It runs
 with a bytecode cache, as a user's machine has one after the first run.
@@ -28,8 +28,10 @@ from tests.conftest import REPO_ROOT
 from tests.procs import console_script, run
 
 CEILING = 3.0
-"""Times the idle-machine target a command may take here (its best run of up to MAX_RUNS)."""
-MAX_RUNS = 5
+"""Times the idle-machine target a command may take here, in CPU time (its best run of up to
+MAX_RUNS): on an idle machine wall time is CPU time, and on a loaded one (CI, 2 cores shared by
+the suite's workers) CPU time is what the load changes least, where wall time doubles."""
+MAX_RUNS = 3
 
 _PARSER_PROBE = """
 import json, sys
@@ -131,12 +133,12 @@ def test_fast_commands_start_within_three_times_their_idle_target(world: tuple[l
         assert problem is None, problem  # a command that fails fast proves nothing
         ceiling = CEILING * case.target_s
         runs = []
-        while len(runs) < MAX_RUNS and (not runs or min(r.wall_s for r in runs) > ceiling):
+        while len(runs) < MAX_RUNS and (not runs or min(r.cpu_s for r in runs) > ceiling):
             runs.append(timed(argv, env))  # a run over the ceiling may be the machine's load: try again
         assert {r.rc for r in runs} == {case.exit_code}, f"{case.name} exited {[r.rc for r in runs]}"
-        best = min(r.wall_s for r in runs)
+        best = min(r.cpu_s for r in runs)
         if best > ceiling:
-            slow.append(f"{case.name}: best of {len(runs)} runs {best:.2f}s > {CEILING:g} x {case.target_s:g}s")
+            slow.append(f"{case.name}: best of {len(runs)} runs {best:.2f}s of CPU > {CEILING:g} x {case.target_s:g}s")
     assert slow == [], "\n".join(slow) + "\n(uv run python bench/startup.py shows the figures)"
 
 
