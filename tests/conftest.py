@@ -124,3 +124,15 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield f"sqlite:///{tmp_path / 'polybot.db'}"
     else:
         yield from fresh_pg_database()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The tests that need the shared Polymarket captures skip where they are absent (outside CI):
+    one line says so, with the count, rather than one reason per test."""
+    skipped = terminalreporter.stats.get("skipped", [])
+    missing = [r for r in skipped if str(SHARED_FIXTURES) in str(getattr(r, "longrepr", ""))]
+    if missing:
+        terminalreporter.write_line(
+            f"{len(missing)} test(s) skipped: the real Polymarket captures are not at {SHARED_FIXTURES} "
+            "(third-party data, not in the repo; CI has them)"
+        )
