@@ -18,6 +18,14 @@ did its work (:data:`SHOWS`); a server (the ``mock-*`` doubles, ``metrics-serve`
 URL first, answer on it, and exit 0 on SIGTERM. Nothing may print a traceback. A placeholder
 ``<YOUR_…>`` is allowed only where the value must be the user's own; run as written, the command
 must name it and say what goes there (exit 2).
+
+README's "Going live" runs in the same pool, line by line (its bash blocks and its inline
+``uv run polybot …``), in a fresh copy of the project with the venue's URLs pointed at the
+sandbox's doubles through the environment (what a user reaches on the internet); its lines about
+``var/sandbox/`` run where the sandbox runs. Every other ``polybot …`` line in a code block of
+README.md and docs/*.md must parse with the real parser (the acceptance walkthrough, which runs,
+is ``test_docs_walkthrough.py``), and every ``POLYBOT_*`` name must be the one the settings
+loader reads.
 """
 
 from __future__ import annotations
@@ -374,6 +382,7 @@ def test_every_help_example_and_the_readme_going_live_run_as_written(world: Worl
     for ex in examples:
         if ex.command in SERIAL:
             _one(ex, world, report)
+    _readme_on_the_sandbox(world, report)
     slowest = "; ".join(f"{c} {t:.1f}s" for t, c in sorted(report.timings, reverse=True)[:5])
     skipped = f"; skipped: {', '.join(report.skipped)}" if report.skipped else ""
     sys.stderr.write(
@@ -407,14 +416,29 @@ VENUE_KEYS = ("gamma.url", "feed.ws_url", "feed.user_ws_url", "clob.url", "data_
 
 
 def going_live_lines() -> list[str]:
+    """The commands of README's Going live in reading order: each line of its bash blocks and each
+    inline ``uv run polybot …`` of its text."""
     from tests.e2e.docs_markdown import load_doc
 
     text = README.read_text()
     start = text.index("## Going live")
     end = text.index("\n## ", start + 1)
-    lines = text[:start].count("\n"), text[:end].count("\n")
-    blocks = [b for b in load_doc(README).blocks if b.lang == "bash" and lines[0] < b.line < lines[1]]
-    return [line.strip() for b in blocks for line in b.text.splitlines() if line.strip()]
+    first, last = text[:start].count("\n"), text[:end].count("\n")
+    doc = load_doc(README)
+    found = [
+        (block.line + i, line.strip())
+        for block in doc.blocks
+        if block.lang == "bash" and first < block.line < last
+        for i, line in enumerate(block.text.splitlines(), 1)
+        if line.strip()
+    ]
+    found += [(n, code) for n, code in doc.inline_code() if first < n < last and code.startswith("uv run polybot ")]
+    return [line for _, line in sorted(found)]
+
+
+def _on_the_sandbox(line: str) -> bool:
+    """A README line about the files the running sandbox wrote: it runs where that sandbox runs."""
+    return "var/sandbox/" in line
 
 
 def _going_live(world: World, report: Report) -> None:
@@ -431,8 +455,8 @@ def _going_live(world: World, report: Report) -> None:
         report.failures.append(f"README's Going live lost its commands: {lines}")
     for raw in lines:
         line = raw.removeprefix("uv run ")  # the venv's polybot is first on PATH
-        if line in world.sandboxes:  # step 1: this module's own sandbox, started as written
-            continue
+        if line in world.sandboxes or _on_the_sandbox(line):  # step 1's sandbox, started as written;
+            continue  # the lines about its files run in its directory, after the pool (readme_on_the_sandbox)
         try:
             if line in GOING_LIVE_SERVERS:
                 rc, out = serve_line(line, cwd, env, ready=GOING_LIVE_SERVERS[line], url_first=False)
@@ -446,3 +470,13 @@ def _going_live(world: World, report: Report) -> None:
         if rc != code or text not in out or bad_signs(out):
             report.failures.append(f"README: {raw}\nexit {rc} (expected {code}), expected {text!r}:\n{tail(out)}")
     report.timings.append((time.monotonic() - started, "README Going live"))
+
+
+def _readme_on_the_sandbox(world: World, report: Report) -> None:
+    """The README lines about the running sandbox's files (``preflight --config
+    var/sandbox/service.toml``, ``relayer-api-creds`` on it), where it runs; alone, as they may
+    rewrite its secrets."""
+    for line in [raw.removeprefix("uv run ") for raw in going_live_lines() if _on_the_sandbox(raw)]:
+        rc, out = run_line(line, world.cwd, world.env)
+        if rc != 0 or bad_signs(out):
+            report.failures.append(f"README: {line}\nexit {rc}:\n{tail(out)}")
