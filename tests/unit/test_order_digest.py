@@ -47,6 +47,28 @@ def test_keccak_is_ethereums() -> None:
         assert order_digest.keccak256(data) == keccak(data)
 
 
+def test_keccak_runs_on_the_direct_path_in_every_thread() -> None:
+    """The fast keccak (pycryptodome's C code called directly, a state per thread) is the one in use,
+    and hashes alike from several threads at once."""
+    import threading
+
+    assert order_digest.keccak256 is not order_digest._official_keccak256
+    rng = random.Random(4)
+    inputs = [rng.randbytes(rng.randrange(0, 500)) for _ in range(200)]
+    want = [keccak(d) for d in inputs]
+    got: list[list[bytes]] = []
+
+    def run() -> None:
+        got.append([order_digest.keccak256(d) for d in inputs])
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert got == [want] * 4
+
+
 def test_digest_signature_equals_eth_accounts() -> None:
     rng = random.Random(2)
     for _ in range(50):

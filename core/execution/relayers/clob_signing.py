@@ -60,6 +60,7 @@ POLYGON_CHAIN_ID = 137
 TICK_SIZES: tuple[Decimal, ...] = tuple(Decimal(t) for t in ROUNDING_CONFIG)
 """Tick sizes the official client knows how to round for (V2 adds 0.005 and 0.0025)."""
 SIZE_DECIMALS = 2
+_SIZE_QUANTUM = Decimal(1).scaleb(-SIZE_DECIMALS)
 
 
 class OrderInvalid(ValueError):
@@ -84,7 +85,7 @@ class MarketParams:
     fee_exponent: Decimal = Decimal("0")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PreparedOrder:
     """An order ready to be signed (:meth:`OrderSigner.prepare`): its fields and hashes."""
 
@@ -419,10 +420,12 @@ class OrderSigner:
     def _validate(order: OrderRequest, tick: Decimal) -> None:
         if tick not in TICK_SIZES:
             raise OrderInvalid(f"unsupported tick size {tick} (known: {', '.join(map(str, TICK_SIZES))})")
-        try:
-            price, size = Decimal(order.price), Decimal(order.size)
-        except (InvalidOperation, TypeError):
-            raise OrderInvalid("price and size must be decimals") from None
+        price, size = order.price, order.size
+        if type(price) is not Decimal or type(size) is not Decimal:
+            try:
+                price, size = Decimal(price), Decimal(size)
+            except (InvalidOperation, TypeError):
+                raise OrderInvalid("price and size must be decimals") from None
         if not price.is_finite() or not size.is_finite():
             raise OrderInvalid("price and size must be finite")
         if not on_tick(price, tick):
@@ -431,7 +434,7 @@ class OrderSigner:
             raise OrderInvalid(f"price {price} outside [{tick}, {ONE - tick}]")
         if size <= 0:
             raise OrderInvalid(f"size must be positive, got {size}")
-        if size != size.quantize(Decimal(1).scaleb(-SIZE_DECIMALS)):
+        if size != size.quantize(_SIZE_QUANTUM):
             raise OrderInvalid(f"size {size} has more than {SIZE_DECIMALS} decimals")
         if not (order.token_id.isascii() and order.token_id.isdigit()):
             raise OrderInvalid(f"token id must be a decimal integer, got {order.token_id!r}")

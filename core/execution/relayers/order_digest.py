@@ -28,7 +28,7 @@ import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from coincurve import PrivateKey
 from Crypto.Hash import keccak as _keccak
@@ -67,21 +67,23 @@ class _KeccakState(threading.local):
         self._finalizer = weakref.finalize(self, lib.keccak_destroy, self.state)
 
 
-def _direct_keccak() -> Callable[[bytes], bytes] | None:
-    """Keccak-256 through pycryptodome's own C library, three calls per hash on a kept per-thread
-    state: a quarter of what ``keccak.new(...).digest()`` costs in Python around the same C code
-    (a state made and freed, wrappers, argument conversion per call). None when pycryptodome runs
-    on its cffi backend (its calls are cheap there) or the library answers differently."""
+def _keccak_library() -> ctypes.CDLL | None:
+    """pycryptodome's keccak library, on a handle of our own (argument types set on it do not touch
+    pycryptodome's); None when pycryptodome did not load it through ctypes."""
     raw = getattr(_keccak, "_raw_keccak_lib", None)
     name = getattr(raw, "_name", None)
     if not isinstance(raw, ctypes.CDLL) or not isinstance(name, str):
         return None
-    lib = ctypes.CDLL(name)  # our own handle: argument types set here do not touch pycryptodome's
+    lib = ctypes.CDLL(name)
     lib.keccak_init.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.c_size_t, ctypes.c_uint8]
     lib.keccak_reset.argtypes = [ctypes.c_void_p]
     lib.keccak_absorb.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t]
     lib.keccak_digest.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint8]
     lib.keccak_destroy.argtypes = [ctypes.c_void_p]
+    return lib
+
+
+def _ctypes_keccak(lib: ctypes.CDLL) -> Callable[[bytes], bytes]:
     reset, absorb, squeeze = lib.keccak_reset, lib.keccak_absorb, lib.keccak_digest
     local = _KeccakState(lib)
 
@@ -92,9 +94,66 @@ def _direct_keccak() -> Callable[[bytes], bytes] | None:
             raise RuntimeError("keccak failed")
         return k.out.raw
 
+    return keccak
+
+
+def _cffi_keccak(lib: ctypes.CDLL) -> Callable[[bytes], bytes] | None:
+    """The same three calls through cffi (the backend coincurve ships: cffi itself is not installed),
+    whose calls cost a fifth of ctypes'. None without it."""
+    try:
+        from coincurve._cffi_backend import FFI
+    except ImportError:
+        return None
+    ffi = FFI()
+
+    def c_function(signature: str, name: str) -> Any:
+        return ffi.cast(signature, ctypes.cast(getattr(lib, name), ctypes.c_void_p).value)
+
+    init = c_function("int(*)(void **, size_t, uint8_t)", "keccak_init")
+    destroy = c_function("int(*)(void *)", "keccak_destroy")
+    reset = c_function("int(*)(void *)", "keccak_reset")
+    absorb = c_function("int(*)(void *, const unsigned char *, size_t)", "keccak_absorb")
+    squeeze = c_function("int(*)(void *, unsigned char *, size_t, uint8_t)", "keccak_digest")
+
+    class State(threading.local):
+        def __init__(self) -> None:
+            box = ffi.new("void **")
+            if init(box, 64, 24):
+                raise RuntimeError("keccak_init failed")
+            self.state = box[0]
+            self.out = ffi.new("unsigned char[32]")
+            self.view = ffi.buffer(self.out)
+            self._finalizer = weakref.finalize(self, destroy, self.state)
+
+    local = State()
+
+    def keccak(data: bytes) -> bytes:
+        k = local
+        st = k.state
+        if reset(st) or absorb(st, data, len(data)) or squeeze(st, k.out, 32, 0x01):
+            raise RuntimeError("keccak failed")
+        return bytes(k.view)
+
+    return keccak
+
+
+def _direct_keccak() -> Callable[[bytes], bytes] | None:
+    """Keccak-256 through pycryptodome's own C library, three calls per hash on a kept per-thread
+    state (cffi's calls where it can, else ctypes'): a fifth to a quarter of what
+    ``keccak.new(...).digest()`` costs in Python around the same C code (a state made and freed,
+    wrappers, argument conversion per call). None when pycryptodome does not load its library
+    through ctypes, or when neither way answers exactly as pycryptodome does."""
+    lib = _keccak_library()
+    if lib is None:
+        return None
     probe = bytes(range(200))
-    ok = all(keccak(probe[:n]) == _official_keccak256(probe[:n]) for n in (0, 1, 135, 136, 137, 200))
-    return keccak if ok else None
+    for make in (_cffi_keccak, _ctypes_keccak):
+        keccak = make(lib)
+        if keccak is not None and all(
+            keccak(probe[:n]) == _official_keccak256(probe[:n]) for n in (0, 1, 135, 136, 137, 200)
+        ):
+            return keccak
+    return None
 
 
 keccak256: Callable[[bytes], bytes] = _direct_keccak() or _official_keccak256
