@@ -40,6 +40,7 @@ from core.defaults import (
     VENUE_ORDERS_BURST,
     VENUE_ORDERS_PER_S,
 )
+from core.settings.bus import BusSettings
 from core.settings.fields import (
     DAY_MS,
     DAY_S,
@@ -49,7 +50,6 @@ from core.settings.fields import (
     SUPPORTED_CHAIN_IDS,
     CrossFieldProblems,
 )
-from core.settings.bus import BusSettings
 from core.settings.load import SECRETS_FILENAME, LoadedSettings, load_settings
 from core.settings.root import ENV_PREFIX, ENV_SEPARATOR, Settings, iter_secret_values
 from core.settings.secret_keys import (

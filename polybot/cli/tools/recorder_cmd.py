@@ -110,8 +110,8 @@ def _run(args: argparse.Namespace) -> int:
 async def _record(
     loaded: LoadedSettings, options: RecorderOptions, name: str, args: argparse.Namespace
 ) -> RecorderCounts:
-    from core.bus.connect import BusUnavailable
     from core.app.recorder import run_recorder
+    from core.bus.connect import BusUnavailable
     from core.errors import PolybotError
 
     stop = asyncio.Event()
