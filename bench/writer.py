@@ -68,6 +68,7 @@ def make_rows(n: int, seed: int = 7, assets_n: int = 50) -> list[dict[str, Any]]
 
 
 PRAGMAS: list[str] = []  # --pragma: extra SQLite settings, applied to every connection
+CPU_S: list[float] = []  # CPU seconds of this process (all threads) per capacity run
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
 
@@ -90,10 +91,11 @@ async def capacity(url: str, rows: list[dict[str, Any]], max_batch: int) -> tupl
     now = time.time_ns()
     for r in rows:
         writer.put("book_deltas", {**r, "receive_ts": now})
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     writer.start()
     await writer.close()
     elapsed = time.perf_counter() - t0
+    CPU_S.append(time.process_time() - cpu0)
     await engine.dispose()
     assert writer.stats.written == len(rows), writer.stats
     return len(rows) / elapsed, writer
@@ -193,6 +195,13 @@ def main() -> None:
     rate, writer = max(cap, key=lambda x: x[0])
     st = writer.stats
     print(f"capacity            {rate:,.0f} rows/s  (runs: {', '.join(f'{r:,.0f}' for r, _ in cap)})")
+    server = (
+        "; the server's not counted" if args.db == "postgresql" or (args.db_url or "").startswith("postgres") else ""
+    )
+    print(
+        f"  CPU of this process {min(CPU_S) / args.rows * 1e6:.1f} us/row (threads included{server}):"
+        f" {args.rows / min(CPU_S):,.0f} rows per CPU-second"
+    )
     print(
         f"  batches           {st.batches} (max {st.max_batch:,} rows, last commit {st.last_commit_latency_s * 1e3:.0f} ms)"
     )

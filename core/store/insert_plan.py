@@ -3,8 +3,8 @@
 Rows become the driver's tuples through each column's own bind processor (the very values
 SQLAlchemy would bind), then go to the database the fastest way each backend offers:
 
-- **PostgreSQL: binary COPY** (asyncpg's ``copy_records_to_table``, about twice the rows/s of a
-  pipelined executemany at venue size, measured with ``bench/writer.py``), in chunks of
+- **PostgreSQL: binary COPY** (asyncpg's ``copy_records_to_table``, 1.5-3x the rows/s of a
+  pipelined executemany or of an ``unnest`` INSERT at venue size, docs/soak.md), in chunks of
   :data:`COPY_CHUNK` rows so that encoding a large batch never holds the event loop for long. It
   runs on the driver connection inside the SQLAlchemy transaction, which the asyncpg adapter opens
   only with its first statement: :func:`_copy` makes sure it is open, so a batch still commits or
@@ -14,8 +14,8 @@ SQLAlchemy would bind), then go to the database the fastest way each backend off
   executemany'd by the stdlib driver in aiosqlite's thread. The driver releases the GIL around
   each statement it steps and takes it back after: one statement per row means one GIL handoff
   per row with the event loop's thread, which a busy loop turns into waits. A hundred rows per
-  statement make that a hundredth, and cost the driver fewer resets (1.5-1.9x the rows/s of a
-  single-row executemany without contention, ``/tmp`` measurement in docs/soak.md).
+  statement make that a hundredth, and cost the driver fewer resets (docs/soak.md: 1.5-1.9x
+  the rows/s of a single-row executemany, stdlib driver alone).
 
 Errors raised by the driver itself (COPY bypasses SQLAlchemy's wrapping) are classified by
 :func:`driver_error_is_permanent`.
