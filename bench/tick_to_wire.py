@@ -192,6 +192,8 @@ async def run_engine(world: World, store: Any, server: WireServer, n: int, gap_s
     engine.register_markets(world.markets)
     await gate.arm("bench")
     timers = world.instrument(gate, relayer, store)
+    gc.collect()  # as the service does once started: the start-up heap frozen out of the collector
+    gc.freeze()
     stages = Stages(["strategy", "risk", "signing", "write-ahead", "post (serialise + auth + send)", "other"])
     clock = time.perf_counter
     posts_before = server.count("/orders")
@@ -221,6 +223,7 @@ async def run_engine(world: World, store: Any, server: WireServer, n: int, gap_s
                 stages.add(total, split)
                 stages.cpu_totals.append(c_wire - c0)
     finally:
+        gc.unfreeze()
         await relayer.close()
     batches = server.count("/orders") - posts_before
     singles = server.count("/order") - singles_before

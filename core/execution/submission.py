@@ -29,6 +29,7 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from core.events import Alert, AlertKind, OrderEvent, Severity
+from core.execution import gc_hold
 from core.execution.batches import BatchPoster, Posting, attempt_audit, presign, split_batches
 from core.execution.context import EngineContext
 from core.execution.fill_ledger import FillLedger
@@ -177,6 +178,16 @@ class Submitter:
         reasons: Sequence[str],
     ) -> list[SubmitResult]:
         """Orders that passed the gate: one write-ahead transaction, then batch requests; a result per order."""
+        with gc_hold.HOLD:  # no collection paid on the way to the wire (core.execution.gc_hold)
+            return await self._place_many(reqs, markets, group_id, reasons)
+
+    async def _place_many(
+        self,
+        reqs: Sequence[OrderRequest],
+        markets: Mapping[str, MarketInfo],
+        group_id: str | None,
+        reasons: Sequence[str],
+    ) -> list[SubmitResult]:
         out: dict[int, SubmitResult] = {}
         fresh: list[int] = []
         for i, req in enumerate(reqs):
