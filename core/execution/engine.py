@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 
 from core.events import EventBus
+from core.execution import gc_hold
 from core.execution.cancels import Canceller
 from core.execution.context import EngineContext, Sleep
 from core.execution.events import OrderUpdate, SettlementFailure, TradeUpdate
@@ -238,8 +239,10 @@ class Engine:
         seq: int | str | None = None,
         policy: OneLegPolicy | str | None = None,
     ) -> GroupResult:
-        """Place the legs of a Dutch group together; refused as a whole if any leg is refused."""
-        return await self._groups.submit_group(intents, markets, group_id=group_id, seq=seq, policy=policy)
+        """Place the legs of a Dutch group together; refused as a whole if any leg is refused. The
+        garbage collector waits until the group is placed (:mod:`core.execution.gc_hold`)."""
+        with gc_hold.HOLD:
+            return await self._groups.submit_group(intents, markets, group_id=group_id, seq=seq, policy=policy)
 
     async def place_together(
         self,

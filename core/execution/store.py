@@ -1,11 +1,10 @@
 """What the engine and the risk gate persist, behind a small interface.
 
-:class:`ExecutionStore` is the interface; :class:`SqlExecutionStore` implements it over the SQLAlchemy
-models of :mod:`core.store.models` (SQLite and PostgreSQL alike), :class:`.MemoryExecutionStore` in
-memory (benchmarks, unit tests). The records themselves are in :mod:`core.execution.records`.
-
-Positions are rebuilt at start-up by replaying the confirmed fills (exact, whatever was rounded for
-display in the positions table); the positions table is what readers (status, Telegram) look at.
+:class:`ExecutionStore` is the interface; :class:`SqlExecutionStore` implements it over the SQLAlchemy models of
+:mod:`core.store.models` (SQLite and PostgreSQL alike), :class:`.MemoryExecutionStore` in memory (benchmarks, unit
+tests). The records themselves are in :mod:`core.execution.records`. Positions are rebuilt at start-up by replaying
+the confirmed fills (exact, whatever was rounded for display in the positions table); the positions table is what
+readers (status, Telegram) look at.
 """
 
 from __future__ import annotations
@@ -56,8 +55,7 @@ class ExecutionStore(Protocol):
         ...
 
     async def save_orders(self, recs: Sequence[OrderRecord]) -> list[bool]:
-        """Insert new orders in one transaction (a group's write-ahead, committed before anything is posted);
-        False for a row whose client order id exists."""
+        """New orders in one transaction (a group's write-ahead, committed before any post); False where the id exists."""
         ...
 
     async def update_order(self, client_order_id: str, **changes: Unpack[OrderChanges]) -> None: ...
@@ -139,8 +137,11 @@ def _order_values(changes: OrderChanges) -> dict[str, object]:
     return values
 
 
-def _order_row(rec: OrderRecord) -> dict[str, object]:
-    """A new order row's column values."""
+def _order_row(rec: OrderRecord, stamps: dict[float | None, datetime]) -> dict[str, object]:
+    """A new order row's column values (``stamps``: the times made so far for a group's rows)."""
+    created, updated = rec.created_ts or None, rec.updated_ts or rec.created_ts or None
+    for ts in (created, updated):
+        stamps[ts] = stamps[ts] if ts in stamps else _dt(ts)
     return {
         "client_order_id": rec.client_order_id,
         "venue_order_id": rec.venue_order_id,
@@ -160,8 +161,8 @@ def _order_row(rec: OrderRecord) -> dict[str, object]:
         "error": rec.error,
         "filled_size": rec.filled_size,
         "avg_price": rec.avg_price,
-        "created_at": _dt(rec.created_ts or None),
-        "updated_at": _dt(rec.updated_ts or rec.created_ts or None),
+        "created_at": stamps[created],
+        "updated_at": stamps[updated],
     }
 
 
@@ -233,16 +234,17 @@ class SqlExecutionStore:
         one thread hop (:mod:`core.execution.sqlite_ahead`), elsewhere an executemany of one cached
         statement (a ``.values([...])`` one is compiled anew per call, costlier than the commit)."""
         fresh: dict[str, OrderRecord] = {}
+        stamps: dict[float | None, datetime] = {}
         for rec in recs:
             fresh.setdefault(rec.client_order_id, rec)
         if not fresh:
             return []
         if self._ahead is not None:
-            written = await self._ahead.insert_new(lambda: [_order_row(r) for r in fresh.values()])
+            written = await self._ahead.insert_new(lambda: [_order_row(r, stamps) for r in fresh.values()])
         else:
             async with self._sessions() as s, s.begin():
                 conn = await s.connection()
-                rows = [_order_row(r) for r in fresh.values()]
+                rows = [_order_row(r, stamps) for r in fresh.values()]
                 written = set((await conn.execute(_INSERT_NEW_ORDERS[conn.dialect.name], rows)).scalars())
         seen: set[str] = set()
         out = []

@@ -154,7 +154,8 @@ class SignedOrders:
     reader (lookup by hash) and the user-channel translator about its order hash."""
 
     def __init__(self, size: int, reads: ClobReader, translator: UserStreamTranslator, stats: Counter[str]) -> None:
-        self._orders: OrderedDict[str, tuple[tuple[object, ...], SignedClobOrder]] = OrderedDict()
+        # client order id -> (the request signed, what it was signed from, the signed order)
+        self._orders: OrderedDict[str, tuple[OrderRequest, tuple[object, ...], SignedClobOrder]] = OrderedDict()
         self._size = size
         self._reads = reads
         self._translator = translator
@@ -163,20 +164,21 @@ class SignedOrders:
     def last(self, client_order_id: str) -> SignedClobOrder | None:
         """The signed order last built for ``client_order_id``."""
         cached = self._orders.get(client_order_id)
-        return cached[1] if cached else None
+        return cached[2] if cached else None
 
     def cached(self, order: OrderRequest) -> SignedClobOrder | None:
-        """The signed order for exactly this ``order``, if it was signed before."""
+        """The signed order for exactly this ``order``, if it was signed before (the very request
+        object the engine passes again, or one with the same content)."""
         cached = self._orders.get(order.client_order_id)
-        if cached is not None and cached[0] == signing_key(order):
-            return cached[1]
+        if cached is not None and (cached[0] is order or cached[1] == signing_key(order)):
+            return cached[2]
         if cached is not None:
             self.stats["client_id_reused_with_other_content"] += 1
             log.warning("client order id %s re-used with different content: signing anew", order.client_order_id)
         return None
 
     def keep(self, order: OrderRequest, signed: SignedClobOrder) -> SignedClobOrder:
-        self._orders[order.client_order_id] = (signing_key(order), signed)
+        self._orders[order.client_order_id] = (order, signing_key(order), signed)
         while len(self._orders) > self._size:
             self._orders.popitem(last=False)
         self._reads.remember(order.client_order_id, signed.order_hash)

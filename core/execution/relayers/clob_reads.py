@@ -75,8 +75,10 @@ class ClobReader:
     # -- order hashes ------------------------------------------------------------------------
 
     def remember(self, client_order_id: str, order_hash: str) -> None:
-        self._hash_by_client[client_order_id] = order_hash
-        self._hash_by_client.move_to_end(client_order_id)
+        known = self._hash_by_client
+        if client_order_id in known:
+            known.move_to_end(client_order_id)  # a new one goes to the end by itself
+        known[client_order_id] = order_hash
         while len(self._hash_by_client) > self._remembered:
             self._hash_by_client.popitem(last=False)
 

@@ -130,8 +130,10 @@ class UserStreamTranslator:
     def register_order(
         self, venue_order_id: str, client_order_id: str | None, side: Side | None, token_id: str
     ) -> None:
-        self._orders[venue_order_id.lower()] = _KnownOrder(client_order_id, side, token_id)
-        self._orders.move_to_end(venue_order_id.lower())
+        key = venue_order_id.lower()
+        if key in self._orders:
+            self._orders.move_to_end(key)  # a new one goes to the end by itself
+        self._orders[key] = _KnownOrder(client_order_id, side, token_id)
         while len(self._orders) > self._max:
             self._orders.popitem(last=False)
 
