@@ -1,28 +1,25 @@
 """Building and signing CLOB V2 orders, byte for byte as the official ``py-clob-client-v2`` does.
 
-Orders are signed on a fast path (:mod:`.order_digest`): the V2 ``Order`` struct is fixed, so its
-type hash, the exchanges' domain separators and the signer's words are precomputed; per order
-six 32-byte words are packed, hashed with a C keccak and signed with coincurve. About 10x faster
-than the client's ``ExchangeOrderBuilderV2`` (generic EIP-712 encoding, ~0.45 ms per order), and
-held equal to it, signature and every body field, by tests/integration/test_signing_equivalence.py.
-The official path stays available as :meth:`OrderSigner.sign_official` (the reference, and the
-bench's baseline). Signature types 0-3 are supported, including the POLY_1271 deposit-wallet
-wrapper.
+Orders are signed on a fast path (:mod:`.order_digest`): the V2 ``Order`` struct is fixed, so its type hash, the
+exchanges' domain separators and the signer's words are precomputed; per order six 32-byte words are packed, hashed
+with a C keccak (:meth:`OrderSigner.prepare`: the order hash) and signed with coincurve (:meth:`OrderSigner.complete`).
+About 10x faster than the client's ``ExchangeOrderBuilderV2`` (generic EIP-712 encoding, ~0.45 ms per order), and
+held equal to it, signature and every body field, by tests/integration/test_signing_equivalence.py. The official
+path stays available as :meth:`OrderSigner.sign_official` (the reference, and the bench's baseline). Signature
+types 0-3 are supported, including the POLY_1271 deposit-wallet wrapper.
 
 Two steps of ``ClobClient.create_order`` are deliberately not used:
 
-- its network look-ups: ``create_order`` always asks the venue for the market's minimum tick
-  (``GET /tick-size``) unless the client's private cache is warm, and for the server version and
-  neg-risk flag unless passed in. Here market parameters are pre-warmed into
-  :class:`MarketParams` (from ``/clob-markets/{condition_id}`` or the markets table), so signing
-  is pure CPU work and never waits on REST;
-- its float amount arithmetic: ``OrderBuilder.get_order_amounts`` rounds sizes with floats and
-  loses a cent on common sizes (0.57 shares -> 0.56: ``floor(0.57 * 100) == 56``). Amounts are
-  computed here exactly with ``Decimal`` (price on tick, size at most 2 decimals) as integers in
-  10^-6 units.
+- its network look-ups: ``create_order`` always asks the venue for the market's minimum tick (``GET /tick-size``)
+  unless the client's private cache is warm, and for the server version and neg-risk flag unless passed in. Here
+  market parameters are pre-warmed into :class:`MarketParams` (from ``/clob-markets/{condition_id}`` or the markets
+  table), so signing is pure CPU work and never waits on REST;
+- its float amount arithmetic: ``OrderBuilder.get_order_amounts`` rounds sizes with floats and loses a cent on
+  common sizes (0.57 shares -> 0.56: ``floor(0.57 * 100) == 56``). Amounts are computed here exactly with
+  ``Decimal`` (price on tick, size at most 2 decimals) as integers in 10^-6 units.
 
-The private key lives only inside the official ``Signer`` and the coincurve key; nothing here
-prints, logs or reprs it.
+The private key lives only inside the official ``Signer`` and the coincurve key; nothing here prints, logs or
+reprs it.
 """
 
 from __future__ import annotations
@@ -92,13 +89,10 @@ class PreparedOrder:
     order: OrderRequest
     tick: Decimal
     neg_risk: bool
-    fields: tuple[int, int, int, int, int]
-    """salt, makerAmount, takerAmount, side (0 BUY, 1 SELL), timestamp (ms)."""
-    contents: bytes
-    """The EIP-712 struct hash."""
+    fields: tuple[int, int, int, int, int]  # salt, makerAmount, takerAmount, side (0 BUY, 1 SELL), timestamp (ms)
+    contents: bytes  # the EIP-712 struct hash
     digest: bytes
-    order_hash: str
-    """The digest as the venue names the order: ``0x`` and lower-case hex."""
+    order_hash: str  # the digest as the venue names the order: 0x and lower-case hex
 
 
 def signing_key(order: OrderRequest) -> tuple[object, ...]:
