@@ -40,6 +40,7 @@ from core.execution.types import (
     PlaceResult,
     Presigner,
     Relayer,
+    SigningJob,
 )
 from core.types import BookStatus, BookView, MarketInfo, Side
 
@@ -119,38 +120,46 @@ async def sign_first(relayer: Relayer, reqs: Sequence[OrderRequest]) -> list[str
     return list(hashes) if len(hashes) == len(reqs) else [None] * len(reqs)
 
 
-Signed = Callable[[], Awaitable[None]]
+class Presigned:
+    """A group's signing under way (:func:`presign`): :meth:`start` it once the write-ahead is under
+    way (the store calls it), :meth:`wait` for it before any post and whatever happens (it starts
+    it if it was not, and keeps the signed orders for ``place_batch``)."""
+
+    def __init__(self, job: SigningJob | None) -> None:
+        self._job = job
+        self._signing: asyncio.Future[list[str | None]] | None = None
+        self._started = job is None or not job.pending
+
+    def start(self) -> None:
+        if not self._started:
+            self._started = True
+            assert self._job is not None
+            self._signing = asyncio.get_running_loop().run_in_executor(None, self._job.run)
+
+    async def wait(self) -> None:
+        self.start()
+        try:
+            if self._signing is not None:
+                await asyncio.shield(self._signing)
+        finally:
+            if self._job is not None:
+                self._job.finish()  # on the loop: the signed orders kept for place_batch
 
 
-async def _signed_already() -> None:
-    return None
-
-
-async def presign(relayer: Relayer, reqs: Sequence[OrderRequest], recs: Sequence[OrderRecord]) -> Signed:
+async def presign(relayer: Relayer, reqs: Sequence[OrderRequest], recs: Sequence[OrderRecord]) -> Presigned:
     """Each row of ``recs`` (one per request) given its order hash when the relayer signs first, and
-    the signing under way; the returned waiter ends it (await it before any post, and whatever
-    happens: it keeps the signed orders for ``place_batch``). A relayer whose orders' hashes come
-    before their signatures (:class:`~core.execution.types.JobPresigner`) signs in a worker thread
-    while the caller writes the rows and prepares the post: libsecp256k1 and SQLite both let go of
-    the GIL, so the signatures cost the group no time of their own. Other presigners sign here."""
+    the signing ready to start. A relayer whose orders' hashes come before their signatures
+    (:class:`~core.execution.types.JobPresigner`) signs in a worker thread while the rows are
+    written and the post prepared: libsecp256k1 and SQLite both let go of the GIL, so the signatures
+    cost the group no time of their own. Other presigners sign here."""
     if not reqs or not _implements(relayer, JobPresigner):
         for rec, order_hash in zip(recs, await sign_first(relayer, reqs), strict=True):
             rec.order_hash = order_hash
-        return _signed_already
+        return Presigned(None)
     job = cast(JobPresigner, relayer).signing_job(reqs)
     for rec, order_hash in zip(recs, job.hashes, strict=True):
         rec.order_hash = order_hash
-    # started now (a future, no task: no loop turn before the write begins)
-    signing = asyncio.get_running_loop().run_in_executor(None, job.run) if job.pending else None
-
-    async def signed() -> None:
-        try:
-            if signing is not None:
-                await asyncio.shield(signing)
-        finally:
-            job.finish()  # on the loop: the signed orders kept for place_batch
-
-    return signed
+    return Presigned(job)
 
 
 _IMPLEMENTS: dict[tuple[type, type], bool] = {}

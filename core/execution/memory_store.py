@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Unpack
 
@@ -29,7 +29,9 @@ class MemoryExecutionStore:
         self.orders[rec.client_order_id] = replace(rec)
         return True
 
-    async def save_orders(self, recs: Sequence[OrderRecord]) -> list[bool]:
+    async def save_orders(self, recs: Sequence[OrderRecord], then: Callable[[], None] | None = None) -> list[bool]:
+        if then is not None:
+            then()
         return [await self.save_order(rec) for rec in recs]
 
     async def update_order(self, client_order_id: str, **changes: Unpack[OrderChanges]) -> None:

@@ -152,14 +152,23 @@ class SqliteWriteAhead:
             written.update(str(got[0]) for got in conn.execute(self._statement(len(chunk)), values).fetchall())
         return written
 
-    async def insert_new(self, rows: Callable[[], Sequence[dict[str, object]]]) -> set[str]:
-        """Insert the rows whose client order id is new, in one transaction; their ids. ``rows`` is
-        called in the worker thread (the rows are made and converted there, off the loop)."""
-
-        def work() -> set[str]:
-            return self._write(self._rows(rows()))
-
-        return await asyncio.to_thread(work)
+    async def insert_new(self, rows: Sequence[dict[str, object]], then: Callable[[], None] | None = None) -> set[str]:
+        """Insert the rows whose client order id is new, in one transaction; their ids. The rows are
+        converted here, on the loop, so the worker thread needs the GIL for little but the driver's
+        binding; ``then`` (the group's signing, in a worker thread of its own) is started once the
+        write is under way: started after it, it does not hold the write back."""
+        if not rows:
+            if then is not None:
+                then()
+            return set()
+        converted = self._rows(rows)
+        writing = asyncio.get_running_loop().run_in_executor(None, self._write, converted)
+        try:
+            if then is not None:
+                then()
+        finally:
+            written = await writing
+        return written
 
     def close(self) -> None:
         """Waits for a write in progress, then closes; later writes raise."""

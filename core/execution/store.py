@@ -54,8 +54,9 @@ class ExecutionStore(Protocol):
         """Insert a new order; False (and nothing written) when its client order id exists."""
         ...
 
-    async def save_orders(self, recs: Sequence[OrderRecord]) -> list[bool]:
-        """New orders in one transaction (a group's write-ahead, committed before any post); False where the id exists."""
+    async def save_orders(self, recs: Sequence[OrderRecord], then: Callable[[], None] | None = None) -> list[bool]:
+        """New orders in one transaction (a group's write-ahead, committed before any post); False where the id
+        exists. ``then`` runs once the write is under way (the group's signing, started beside it)."""
         ...
 
     async def update_order(self, client_order_id: str, **changes: Unpack[OrderChanges]) -> None: ...
@@ -168,13 +169,10 @@ def _order_row(rec: OrderRecord, stamps: dict[float | None, datetime]) -> dict[s
 
 # rows whose client order id is new are inserted; the statement returns their ids
 _INSERT_NEW_ORDERS: dict[str, Insert] = {
-    "postgresql": postgresql.insert(m.Order)
-    .on_conflict_do_nothing(index_elements=["client_order_id"])
-    .returning(m.Order.client_order_id),
-    "sqlite": sqlite.insert(m.Order)
-    .on_conflict_do_nothing(index_elements=["client_order_id"])
-    .returning(m.Order.client_order_id),
+    "postgresql": postgresql.insert(m.Order).on_conflict_do_nothing(index_elements=["client_order_id"]),
+    "sqlite": sqlite.insert(m.Order).on_conflict_do_nothing(index_elements=["client_order_id"]),
 }
+_INSERT_NEW_ORDERS = {k: v.returning(m.Order.client_order_id) for k, v in _INSERT_NEW_ORDERS.items()}
 
 
 def avg_cost_for_display(pos: Position) -> Decimal:
@@ -229,7 +227,7 @@ class SqlExecutionStore:
     async def save_order(self, rec: OrderRecord) -> bool:
         return (await self.save_orders([rec]))[0]
 
-    async def save_orders(self, recs: Sequence[OrderRecord]) -> list[bool]:
+    async def save_orders(self, recs: Sequence[OrderRecord], then: Callable[[], None] | None = None) -> list[bool]:
         """INSERT ... ON CONFLICT DO NOTHING RETURNING for all the rows, one commit: on a SQLite file in
         one thread hop (:mod:`core.execution.sqlite_ahead`), elsewhere an executemany of one cached
         statement (a ``.values([...])`` one is compiled anew per call, costlier than the commit)."""
@@ -237,15 +235,17 @@ class SqlExecutionStore:
         stamps: dict[float | None, datetime] = {}
         for rec in recs:
             fresh.setdefault(rec.client_order_id, rec)
-        if not fresh:
-            return []
         if self._ahead is not None:
-            written = await self._ahead.insert_new(lambda: [_order_row(r, stamps) for r in fresh.values()])
+            written = await self._ahead.insert_new([_order_row(r, stamps) for r in fresh.values()], then)
         else:
+            if then is not None:
+                then()
             async with self._sessions() as s, s.begin():
                 conn = await s.connection()
                 rows = [_order_row(r, stamps) for r in fresh.values()]
-                written = set((await conn.execute(_INSERT_NEW_ORDERS[conn.dialect.name], rows)).scalars())
+                written = (
+                    set((await conn.execute(_INSERT_NEW_ORDERS[conn.dialect.name], rows)).scalars()) if rows else set()
+                )
         seen: set[str] = set()
         out = []
         for rec in recs:

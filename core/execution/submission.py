@@ -204,9 +204,9 @@ class Submitter:
                 OrderRecord.from_request(reqs[i], mode=ctx.mode, group_id=group_id, reason=reasons[i], ts=now)
                 for i in fresh
             ]
-            signed = await presign(self._relayer, [reqs[i] for i in fresh], recs)
+            signing = await presign(self._relayer, [reqs[i] for i in fresh], recs)
             try:  # the write-ahead and the batches made while the legs are signed
-                saved_rows = await ctx.store.save_orders(recs)
+                saved_rows = await ctx.store.save_orders(recs, then=signing.start)
                 postings: dict[int, Posting] = {}
                 for i, rec, saved in zip(fresh, recs, saved_rows, strict=True):
                     market = markets[reqs[i].market]
@@ -217,7 +217,7 @@ class Submitter:
                 where = {id(p): i for i, p in postings.items()}
                 batches = split_batches(list(postings.values()), self._books)
             finally:
-                await signed()  # every leg signed (and kept) before anything is posted
+                await signing.wait()  # every leg signed (and kept) before anything is posted
             # one batch (up to 15 legs) is awaited here: a task for it would cost a loop turn before the send
             posted = [await self._post_batch(batches[0])] if len(batches) == 1 else None
             for batch in posted or await asyncio.gather(*(self._post_batch(b) for b in batches)):

@@ -5,10 +5,9 @@ way. SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal as D
 
 import pytest
@@ -42,13 +41,22 @@ async def test_the_legs_are_signed_off_the_loop_while_their_rows_are_written(
     monkeypatch.setattr(relayer.signer, "complete_batch", recording_complete)
     engine = await world.engine()
     real_save = engine.store.save_orders
+    ahead = getattr(engine.store, "_ahead", None)  # SQLite: the write runs in a worker thread of its own
+    if ahead is not None:
+        real_write = ahead._write
 
-    async def overlapping_save(recs: Sequence[OrderRecord]) -> list[bool]:
-        # the write starts only once the signing has: they run side by side, neither after the other
-        assert await asyncio.to_thread(signing_started.wait, 10), "the signing never started"
+        def overlapping_write(rows: list[tuple[object, ...]]) -> set[str]:
+            # the commit waits for the signing to have started: side by side, neither after the other
+            assert signing_started.wait(10), "the signing never started while the rows were written"
+            written: set[str] = real_write(rows)
+            return written
+
+        monkeypatch.setattr(ahead, "_write", overlapping_write)
+
+    async def recording_save(recs: Sequence[OrderRecord], then: Callable[[], None] | None = None) -> list[bool]:
         events.append("write" if not gc.isenabled() else "write with the collector on")
         assert all(r.order_hash for r in recs)  # the rows carry their hashes before any signature is kept
-        saved = await real_save(recs)
+        saved = await real_save(recs, then=then)
         events.append("committed")
         return saved
 
@@ -58,7 +66,7 @@ async def test_the_legs_are_signed_off_the_loop_while_their_rows_are_written(
         events.append("post")
         return await real_place_batch(orders)
 
-    monkeypatch.setattr(engine.store, "save_orders", overlapping_save)
+    monkeypatch.setattr(engine.store, "save_orders", recording_save)
     monkeypatch.setattr(relayer, "place_batch", recording_place_batch)
     legs = [
         Intent(market.condition_id, tok.token_id, Side.BUY, D("0.10"), D("10"), OrderType.GTC, group_id="g-hop")
@@ -71,7 +79,7 @@ async def test_the_legs_are_signed_off_the_loop_while_their_rows_are_written(
 
     assert res.ok and [leg.status for leg in res.legs] == [OrderStatus.LIVE, OrderStatus.LIVE]
     assert len(signed_in) == 1 and signed_in[0] != loop_thread  # signed once, off the loop
-    assert events == ["signing", "write", "committed", "post"], events
+    assert events == ["write", "signing", "committed", "post"], events  # signed once the write is under way
     rows = [await world.store.get_order(leg.client_order_id) for leg in res.legs]
     signed = [relayer.signed_order(leg.client_order_id) for leg in res.legs]
     assert [r.order_hash for r in rows if r] == [s.order_hash for s in signed if s]  # written with the hashes
