@@ -17,31 +17,48 @@ Two pipelines:
   one WAL transaction writing the N intent rows), serialisation (the ``POST /orders`` JSON array
   + L2 auth headers) and wire (``writer.write`` + ``drain`` of the HTTP request on a keep-alive
   socket until the server has its last byte).
-- ``engine``: the production path, ``Engine.submit_group`` -> ``place_together`` -> the CLOB
-  relayer's signing job and the write-ahead in one worker-thread call (signed, then committed) ->
-  ``place_batch`` -> one ``POST /orders`` on aiohttp's client (live mode against the local server).
-  Stages are timed by wrapping the gate, the signer, the store and the HTTP client's request (the
-  signing is taken out of the write-ahead's span it runs in); "other" is the rest (engine glue,
-  event loop turns, the thread hop).
+- ``engine``: the production path, ``Engine.submit_group`` -> ``place_together`` -> the gate
+  (``check_many``: a group every leg of which passes is allowed by a bound, core/execution/risk_fast.py)
+  -> the order hashes made on the loop (``OrderSigner.prepare_batch``) -> the intent rows converted on
+  the loop and committed in a worker thread while the signatures are made in another
+  (``complete_batch``; both done before the post) -> ``place_batch`` -> one ``POST /orders`` on
+  aiohttp's client (live mode against the local server), the garbage collector held off meanwhile
+  (core/execution/gc_hold.py) and the start-up heap frozen, as the service does. Stages are timed by
+  wrapping the gate, the signer, the store and the HTTP client's request; the signing and the
+  write-ahead overlap, and the time they overlap is counted as signing; "other" is the rest (engine
+  glue, event loop turns, the thread hops).
 
     uv run python bench/tick_to_wire.py [--iterations 400] [--pipeline all|components|engine]
         [--synchronous default|NORMAL|FULL] [--no-gc] [--json]
 
-Target (issue 15): p99 < 2 ms for 10 legs on this 2-core machine: not met. Measured 2026-12-05,
-engine pipeline, 400 iterations, load average 0.8, before (4ce7639) -> after the issue-15 work
-(aiohttp for the CLOB requests, one hop for signing + write-ahead, the write-ahead rows converted
-once per distinct value, no extra loop turns before the send), p50 / p99 ms:
+Target (issue 15): p99 < 2 ms for 10 legs on this 2-core machine. Engine pipeline, 400 iterations,
+p50 / p99 ms. Before (2026-12-05 05:05, the execution code before 31ef93b, load average 0.5, idle):
 
-    2 legs:  1.74 / 2.13 (process CPU p50 1.74), was 2.64 / 3.16 (CPU 2.65)
-    10 legs: 4.48 / 5.40 (process CPU p50 4.49), was 5.75 / 6.87 (CPU 5.75)
+    2 legs:  1.198 / 1.646 (process CPU p50 1.196)
+    10 legs: 2.651 / 3.502 (process CPU p50 2.656, p99 3.473); split p50: strategy 0.111, risk 0.344,
+             signing 0.609, write-ahead 0.737, post 0.316, other 0.497
 
-10-leg split after, p50 ms (before): strategy 0.18 (0.20), risk 0.74 (0.74), signing 1.25 (1.28, in
-the worker; ~0.6 measured alone, of which ~0.32 libsecp256k1 and 20 keccaks ~0.13), write-ahead
-1.04 (1.11; now also holds the one thread hop and the rows' conversion), post (serialise + auth +
-send) 0.45 (1.30: httpx -> aiohttp), other 0.83 (1.19). What is left is CPU spread over Python per
-leg (the gate's exposure arithmetic, the signed body, the rows, the order table), not waiting: the
-process-CPU line equals the wall time. Under load (other jobs, load 2-4) the wall p99 rises to
-5-8 ms (a thread hop waits for a core); the CPU line does not.
+After (2026-12-05 06:55, the machine shared with other jobs, load average 2.1-2.5: the wall p99 is
+threads waiting for a core, the CPU line is not):
+
+    2 legs:  1.067 / 5.568 (process CPU p50 1.067, p99 1.952)
+    10 legs: 2.174 / 9.143 (process CPU p50 2.206, p99 3.610); split p50: strategy 0.120, risk 0.095,
+             signing (with the overlapped write) 0.978, write-ahead (rest) 0.084, post 0.342, other 0.441
+
+The same work in instructions (callgrind, every thread, from the feed event to the request's arrival
+at the server, median of 30 groups after 30, load-independent): 15.3 M per 10-leg group before, 11.9 M
+after (main thread 6.1 -> 5.2 M; the signing and write threads 9.1 -> 6.6 M, of which libsecp256k1
+3.5 M). Where it went: the gate 0.52 -> 0.05 ms (micro-bench, load 5: the bound instead of the exact
+figures when the group passes); the write-ahead one ``executemany`` counted by ``total_changes``
+(0.19 -> 0.12 ms of SQLite for 10 rows); keccak through cffi on a kept state (a fifth of
+``keccak.new``'s cost); the batch body by msgspec (49 -> 4 us) and the L2 headers with one HMAC call;
+signing beside the write-ahead instead of before it (wall only); no protocol ``isinstance`` per group.
+Timeline of one 10-leg group at load 3, p50 ms from the tick: hashes 0.38-0.50, rows on the loop to
+0.58, commit 0.70-1.21 in one worker, signatures 0.95-1.27 in another, post 1.63, wire 1.99. The
+components pipeline (stages called directly, no engine) is at p50 1.27 ms (CPU 1.36) for 10 legs at
+load 2.5. What is left is Python spread over the engine's glue (ids, records, tracking, the answer's
+bookkeeping ahead of the post), aiohttp's request (~0.1 ms) and the loop turns of two thread hops;
+whether p99 < 2 ms holds needs an idle machine to measure, which this session did not have.
 """
 
 from __future__ import annotations

@@ -251,8 +251,8 @@ async def make_store(path: Path, synchronous: str) -> tuple[Any, str, Callable[[
     return SqlExecutionStore(session_factory(db)), in_effect, close
 
 
-_FLOOR_COLUMNS = ("client_order_id", "market", "token_id", "side", "price", "size", "order_type", "post_only")
-_FLOOR_COLUMNS += ("status", "mode", "group_id", "reason", "filled_size", "created_at", "updated_at")
+_FLOOR_COLUMNS: tuple[str, ...] = ("client_order_id", "market", "token_id", "side", "price", "size", "order_type")
+_FLOOR_COLUMNS += ("post_only", "status", "mode", "group_id", "reason", "filled_size", "created_at", "updated_at")
 
 
 async def write_ahead_floor(path: Path, legs: int, n: int, synchronous: str) -> tuple[list[float], list[float]]:
