@@ -13,11 +13,12 @@ Each row also carries the key of the message it came from (``bus_epoch``, ``bus_
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, Final
 
 from core.bus import messages as m
 from core.feed.numbers import price_decimal, units_to_decimal
+from core.feed.pipeline import stored_decimal
 
 Row = dict[str, Any]
 
@@ -77,10 +78,10 @@ def _delta_row(msg: m.Delta, idx: int, lv: m.DeltaLevel) -> Row:
     return {
         **_head(msg),
         "side": lv.side,
-        "price": _dec(lv.price),
-        "size": _dec(lv.size),
-        "best_bid": _dec(lv.best_bid),
-        "best_ask": _dec(lv.best_ask),
+        "price": stored_decimal(lv.price),
+        "size": stored_decimal(lv.size),
+        "best_bid": stored_decimal(lv.best_bid),
+        "best_ask": stored_decimal(lv.best_ask),
         "hash": None,  # the feed does not decode the entries' hashes
         "bus_idx": idx,
     }
@@ -95,13 +96,3 @@ def _trade_row(msg: m.Trade) -> Row:
         "fee_rate_bps": msg.fee_rate_bps,
         "transaction_hash": msg.transaction_hash or None,
     }
-
-
-def _dec(text: str | None) -> Decimal | None:
-    """A venue decimal string as stored (None when absent or not a number), as the pipeline does."""
-    if text is None or text == "":
-        return None
-    try:
-        return Decimal(text)
-    except InvalidOperation:
-        return None

@@ -148,7 +148,7 @@ class IngestPipeline:
                 "market": ev.market,
                 "side": _SIDE_TEXT[e.side],
                 "price": _price(e.price),
-                "size": _dec(e.size),
+                "size": stored_decimal(e.size),
                 "best_bid": _price(e.best_bid),
                 "best_ask": _price(e.best_ask),
                 "hash": None,  # the feed does not decode the entries' hashes
@@ -198,14 +198,15 @@ def _price(text: str | None) -> Decimal | None:
     try:
         return _PRICES[text]
     except KeyError:
-        value = _dec(text)
+        value = stored_decimal(text)
         if text in PRICE_UNITS:
             _PRICES[text] = value
         return value
 
 
-def _dec(text: str | None) -> Decimal | None:
-    """A wire decimal string as stored (None when absent or not a number)."""
+def stored_decimal(text: str | None) -> Decimal | None:
+    """A wire decimal string as the feed tables store it (None when absent or not a number); the
+    bus recorder stores the same columns through it (core.bus.rows)."""
     if text is None or text == "":
         return None
     try:
