@@ -44,11 +44,13 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
 from polybot.cli.main import build_parser
 from polybot.cli.placeholders import PLACEHOLDER, WHAT_GOES_THERE
+from tests.conftest import REPO_ROOT
 from tests.e2e.docs_markdown import README
 from tests.e2e.help_examples_world import (
     SERVERS,
@@ -252,9 +254,17 @@ def docs_command_lines() -> list[tuple[str, list[str]]]:
     return found
 
 
-def test_every_polybot_command_in_the_docs_parses(capsys: pytest.CaptureFixture[str]) -> None:
+def test_every_polybot_command_in_the_docs_parses(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Each ``polybot …`` line the docs show is accepted by the real parser: the options exist and the
-    values have their types (a placeholder is answered by its own message, checked above)."""
+    values have their types (a placeholder is answered by its own message, checked above). Parsed
+    where a reader runs them: a checkout with its config/ and fixtures/ and a var/ directory (a fresh
+    clone has none; an option naming a file in it checks the directory exists)."""
+    for name in ("config", "fixtures"):
+        (tmp_path / name).symlink_to(REPO_ROOT / name)
+    (tmp_path / "var").mkdir()
+    monkeypatch.chdir(tmp_path)
     lines = docs_command_lines()
     assert len(lines) >= 30, "the docs' command extractor found almost nothing"
     bad: list[str] = []
