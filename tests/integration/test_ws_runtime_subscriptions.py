@@ -13,7 +13,7 @@ from core.feed.ws import MarketFeed
 from core.sim.mock_ws import MockMarketServer
 
 
-async def wait_until(pred: Callable[[], bool], limit_s: float = 10.0, what: str = "condition") -> None:
+async def wait_until(pred: Callable[[], bool], limit_s: float = 30.0, what: str = "condition") -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + limit_s
     while not pred():
