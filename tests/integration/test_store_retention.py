@@ -103,7 +103,7 @@ async def test_the_writer_keeps_writing_while_a_prune_runs(engine: AsyncEngine) 
             await parts.ensure_days(conn, "book_deltas", parts.day_of(ago(12)), 4)
     await insert(engine, "book_deltas", [ago(9, minutes=i / 100) for i in range(20_000)])
     await insert(engine, "book_deltas", [ago(11, minutes=i) for i in range(3_000)])
-    writer = BatchedWriter(engine, max_batch=500)
+    writer = BatchedWriter(engine, max_batch=500, min_interval_s=0)  # commit as soon as rows wait
     writer.start()
     written = 0
     pruner = Pruner(engine, _settings(batch_rows=1000, pause_ms=5), clock_ns=lambda: NOW_NS)
