@@ -120,7 +120,9 @@ class _Term:
             burst_quiet_ms=LIVE_BURST_QUIET_MS,
             tick_sizes=plan.ticks,
         )
-        self.pipeline = IngestPipeline(self.processor, None)
+        self.pipeline = IngestPipeline(
+            self.processor, None, live=True
+        )  # sockets: quiet judged only while the loop keeps up
         self.publisher = MdPublisher(s.bus.prefix, self.processor.books, plan.conditions, meter=meter)
         self.meter = meter
         self.pipeline.add_sink(self.publisher.on_events)
@@ -174,6 +176,7 @@ class _Term:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
             await self.link.feed.stop()
+            self.pipeline.close()
             for task in list(self._tasks):
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
