@@ -1,9 +1,14 @@
 """L2 order book of one asset (token).
 
-Internally exact integers: prices and sizes in 10^-6 units, each side a dict price -> size
-plus a sorted price list (bisect keeps it ordered; books are tens of levels deep, so the
-memmove of an insert is cheaper than any tree). The public API (:class:`core.types.BookView`)
-speaks ``Decimal``; ``*_units`` methods are for the hot path and for storage.
+Internally exact integers: prices and sizes in 10^-6 units, each side a sorted price list and
+a parallel array of sizes (bisect keeps them ordered; books are tens of levels deep, so the
+memmove of an insert is cheaper than any tree). Sizes live unboxed in an ``array('q')`` (a list
+once a side holds a size beyond 64 bits): with 10,000 books a level update then touches no size
+object of its own (an old boxed size, cold by then, had to be released at each update), and a
+book is a few hundred bytes a side. The best price of each side is also kept apart, in the book
+object itself, so checking a burst reads no level list. The public API
+(:class:`core.types.BookView`) speaks ``Decimal``; ``*_units`` methods are for the hot path and
+for storage.
 
 Status: ``awaiting_snapshot`` until a snapshot seeds the book, then ``ok``; the feed's
 integrity logic (:mod:`core.feed.integrity`) moves it to ``inconsistent``/``stale``. While a
@@ -21,7 +26,8 @@ compiles it (with integrity.py, numbers.py and processor.py) with mypyc, unchang
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable
+from array import array
+from collections.abc import Iterable, MutableSequence
 from decimal import Decimal
 from typing import Any, Final
 
@@ -50,8 +56,12 @@ _NOT_CARRIED: Final = -1
 _UNUSUAL: Final = -2
 _BUY: Final = Side.BUY
 # bound once: a compiled module would look a plain imported name up in its globals on every call
-_insort: Final = bisect.insort
 _bisect_left: Final = bisect.bisect_left
+_MAX_PACKED: Final = 2**63 - 1  # the largest size an array('q') holds
+_NO_BEST: Final = 0  # a side's best price when it is empty (prices are > 0)
+
+Sizes = MutableSequence[int]
+"""A side's sizes, parallel to its ascending prices: array('q'), or a list once one does not fit."""
 
 BurstFault = tuple[str, str]
 """(kind, detail) of a finished burst that failed its check: kind is a fault (``crossed``,
@@ -62,15 +72,24 @@ def _fmt(units: int | None) -> str:
     return "-" if units is None else str(price_decimal(units))
 
 
-def _levels(levels: Iterable[tuple[int, int]]) -> dict[int, int]:
-    """price -> size without zero sizes, keyed by the shared price objects (see apply_units)."""
+def _levels(levels: Iterable[tuple[int, int]]) -> tuple[list[int], Sizes]:
+    """(ascending prices, their sizes) without zero sizes, a repeated price keeping its last
+    (non-zero) size; the prices are the shared price objects (see apply_units)."""
     shared = PRICE_OBJECTS
-    sizes: dict[int, int] = {}
+    by_price: dict[int, int] = {}
     for price, size in levels:
         if size:
             key: Any = shared.get(price, price)
-            sizes[key] = size
-    return sizes
+            by_price[key] = size
+    prices = sorted(by_price)
+    return prices, _sizes([by_price[p] for p in prices])
+
+
+def _sizes(values: list[int]) -> Sizes:
+    """Sizes packed in an array, or kept in a list when one is beyond 64 bits."""
+    if values and max(values) > _MAX_PACKED:
+        return values
+    return array("q", values)
 
 
 class Book:
@@ -94,10 +113,13 @@ class Book:
         self.last_update_ns = 0
         self._status = _AWAITING
         self.seeded = False
+        # the best price of each side (_NO_BEST when empty), kept by every change to the levels
+        self._best_bid = _NO_BEST
+        self._best_ask = _NO_BEST
         self._bid_px: list[int] = []  # ascending: best bid is the last element
         self._ask_px: list[int] = []  # ascending: best ask is the first element
-        self._bid_sz: dict[int, int] = {}
-        self._ask_sz: dict[int, int] = {}
+        self._bid_sz: Sizes = array("q")  # parallel to the prices
+        self._ask_sz: Sizes = array("q")
         self._table: dict[str, int] = _NO_PRICES
         self.asset_id = asset_id
         self.market = ""
@@ -114,7 +136,7 @@ class Book:
     @property
     def status(self) -> BookStatus:
         status = self._status
-        if status is _OK and self._bid_px and self._ask_px and self._bid_px[-1] >= self._ask_px[0]:
+        if status is _OK and self.is_crossed():
             return _INCONSISTENT
         return status
 
@@ -132,36 +154,33 @@ class Book:
         return decimal_to_units(self._tick)
 
     def best_bid(self) -> Decimal | None:
-        return price_decimal(self._bid_px[-1]) if self._bid_px else None
+        return price_decimal(self._best_bid) if self._best_bid else None
 
     def best_ask(self) -> Decimal | None:
-        return price_decimal(self._ask_px[0]) if self._ask_px else None
+        return price_decimal(self._best_ask) if self._best_ask else None
 
     def best_bid_units(self) -> int | None:
-        return self._bid_px[-1] if self._bid_px else None
+        return self._best_bid if self._best_bid else None
 
     def best_ask_units(self) -> int | None:
-        return self._ask_px[0] if self._ask_px else None
+        return self._best_ask if self._best_ask else None
 
     def bids(self, depth: int | None = None) -> list[Level]:
-        sizes = self._bid_sz
-        prices = self._bid_px if depth is None else self._bid_px[-depth:] if depth > 0 else []
-        return [(price_decimal(p), units_to_decimal(sizes[p])) for p in reversed(prices)]
+        return [(price_decimal(p), units_to_decimal(s)) for p, s in self.bids_units(depth)]
 
     def asks(self, depth: int | None = None) -> list[Level]:
-        sizes = self._ask_sz
-        prices = self._ask_px if depth is None else self._ask_px[:depth]
-        return [(price_decimal(p), units_to_decimal(sizes[p])) for p in prices]
+        return [(price_decimal(p), units_to_decimal(s)) for p, s in self.asks_units(depth)]
 
     def bids_units(self, depth: int | None = None) -> list[tuple[int, int]]:
-        sizes = self._bid_sz
-        prices = self._bid_px if depth is None else self._bid_px[-depth:] if depth > 0 else []
-        return [(p, sizes[p]) for p in reversed(prices)]
+        prices, sizes = self._bid_px, self._bid_sz
+        n = len(prices)
+        stop = 0 if depth is None else max(n - depth, 0)
+        return [(prices[i], sizes[i]) for i in range(n - 1, stop - 1, -1)]
 
     def asks_units(self, depth: int | None = None) -> list[tuple[int, int]]:
-        sizes = self._ask_sz
-        prices = self._ask_px if depth is None else self._ask_px[:depth]
-        return [(p, sizes[p]) for p in prices]
+        prices, sizes = self._ask_px, self._ask_sz
+        n = len(prices) if depth is None else min(len(prices), max(depth, 0))
+        return [(prices[i], sizes[i]) for i in range(n)]
 
     def depth(self, n: int | None = None) -> tuple[list[Level], list[Level]]:
         """(bids, asks), each best-first and at most ``n`` levels."""
@@ -171,21 +190,25 @@ class Book:
         return len(self._bid_px), len(self._ask_px)
 
     def size_at(self, side: Side, price: Decimal) -> Decimal:
-        sizes = self._bid_sz if side is Side.BUY else self._ask_sz
-        return units_to_decimal(sizes.get(decimal_to_units(price), 0))
+        prices, sizes = (self._bid_px, self._bid_sz) if side is Side.BUY else (self._ask_px, self._ask_sz)
+        units = decimal_to_units(price)
+        i = _bisect_left(prices, units)
+        return units_to_decimal(sizes[i] if i < len(prices) and prices[i] == units else 0)
 
     def mid(self) -> Decimal | None:
-        if not self._bid_px or not self._ask_px:
+        if not self._best_bid or not self._best_ask:
             return None
-        return units_to_decimal(self._bid_px[-1] + self._ask_px[0]) / 2
+        return units_to_decimal(self._best_bid + self._best_ask) / 2
 
     def spread(self) -> Decimal | None:
-        if not self._bid_px or not self._ask_px:
+        if not self._best_bid or not self._best_ask:
             return None
-        return units_to_decimal(self._ask_px[0] - self._bid_px[-1])
+        return units_to_decimal(self._best_ask - self._best_bid)
 
     def is_crossed(self) -> bool:
-        return bool(self._bid_px and self._ask_px and self._bid_px[-1] >= self._ask_px[0])
+        bid = self._best_bid
+        ask = self._best_ask
+        return bool(bid and ask and bid >= ask)
 
     # ------------------------------------------------------------------ walking the book
 
@@ -195,23 +218,23 @@ class Book:
         ``cost`` and ``filled`` are exact; the average is ``cost / filled`` (None when nothing
         fills). ``filled < size`` when the book is too thin.
         """
-        return self._walk(self._ask_px, self._ask_sz, size)
+        return self._walk(self.asks_units(), size)
 
     def proceeds_to_sell(self, size: Decimal) -> tuple[Decimal, Decimal | None, Decimal]:
         """Hit the bids with ``size`` shares: (proceeds, average price, shares filled)."""
-        return self._walk(list(reversed(self._bid_px)), self._bid_sz, size)
+        return self._walk(self.bids_units(), size)
 
     @staticmethod
-    def _walk(prices: list[int], sizes: dict[int, int], size: Decimal) -> tuple[Decimal, Decimal | None, Decimal]:
+    def _walk(levels: list[tuple[int, int]], size: Decimal) -> tuple[Decimal, Decimal | None, Decimal]:
         want = decimal_to_units(size)
         if want < 0:
             raise ValueError(f"size must not be negative: {size}")
         left = want
         notional = 0  # in 10^-12 (price units x size units)
-        for p in prices:
+        for p, level_size in levels:
             if left <= 0:
                 break
-            take = min(left, sizes[p])
+            take = min(left, level_size)
             notional += p * take
             left -= take
         filled_u = want - left
@@ -280,13 +303,35 @@ class Book:
             prices, sizes = self._bid_px, self._bid_sz
         else:
             prices, sizes = self._ask_px, self._ask_sz
-        if size:
-            count = len(sizes)
-            sizes[price] = size
-            if len(sizes) != count:  # a new level (one lookup, where `in` then a store made two)
-                _insort(prices, price)
-        elif sizes.pop(price, None) is not None:
-            del prices[_bisect_left(prices, price)]
+        units: int = price  # compared unboxed; the object itself goes into the list
+        i = _bisect_left(prices, price)
+        if i < len(prices) and prices[i] == units:
+            if size:
+                if size > _MAX_PACKED:
+                    sizes = self._unpacked(is_bid)
+                sizes[i] = size
+                return  # the same prices: the same best
+            del prices[i]
+            del sizes[i]
+        elif size:
+            if size > _MAX_PACKED:
+                sizes = self._unpacked(is_bid)
+            prices.insert(i, price)
+            sizes.insert(i, size)
+        else:
+            return  # removing a level the book does not have
+        if is_bid:
+            self._best_bid = prices[-1] if prices else _NO_BEST
+        else:
+            self._best_ask = prices[0] if prices else _NO_BEST
+
+    def _unpacked(self, is_bid: bool) -> Sizes:
+        """A side's sizes as a list (a size beyond 64 bits is coming): rare, and for good."""
+        if is_bid:
+            self._bid_sz = list(self._bid_sz)
+            return self._bid_sz
+        self._ask_sz = list(self._ask_sz)
+        return self._ask_sz
 
     def price_units(self, text: str) -> int | None:
         """A price's units when the book is ``ok`` and the text is a usual spelling on its tick;
@@ -356,8 +401,10 @@ class Book:
         self.drop_burst()
         if self._status is not _OK or not self.seeded:
             return None
-        bid = self._bid_px[-1] if self._bid_px else None
-        ask = self._ask_px[0] if self._ask_px else None
+        if carried_bid == self._best_bid and carried_ask == self._best_ask and 0 < carried_bid < carried_ask:
+            return None  # the usual case: both sides carried, both equal to the book's, not crossed
+        bid = self.best_bid_units()
+        ask = self.best_ask_units()
         if bid is not None and ask is not None and bid >= ask:
             return FAULT_CROSSED, f"crossed after burst: bid {_fmt(bid)} >= ask {_fmt(ask)}"
         want_bid: int | None = bid
@@ -387,10 +434,10 @@ class Book:
     def seed_units(self, bids: Iterable[tuple[int, int]], asks: Iterable[tuple[int, int]], ts_ns: int) -> None:
         """Replace both sides (any order; zero sizes dropped; a repeated price keeps the last size).
         Leaves ``status`` to the caller."""
-        self._bid_sz = _levels(bids)
-        self._ask_sz = _levels(asks)
-        self._bid_px = sorted(self._bid_sz)
-        self._ask_px = sorted(self._ask_sz)
+        self._bid_px, self._bid_sz = _levels(bids)
+        self._ask_px, self._ask_sz = _levels(asks)
+        self._best_bid = self._bid_px[-1] if self._bid_px else _NO_BEST
+        self._best_ask = self._ask_px[0] if self._ask_px else _NO_BEST
         self.seeded = True
         self.last_update_ns = ts_ns
         self.drop_burst()
@@ -398,7 +445,8 @@ class Book:
     def clear(self) -> None:
         """Drop every level and the snapshot; the book waits for a new one."""
         self._bid_px, self._ask_px = [], []
-        self._bid_sz, self._ask_sz = {}, {}
+        self._bid_sz, self._ask_sz = array("q"), array("q")
+        self._best_bid = self._best_ask = _NO_BEST
         self.seeded = False
         self.drop_burst()
 

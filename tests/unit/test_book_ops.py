@@ -156,3 +156,33 @@ def test_zero_size_levels_in_a_snapshot_are_ignored() -> None:
     book.apply_snapshot([("0.4", "0"), ("0.3", "1")], [("0.6", "0.000")], ts=1)
     assert book.level_counts() == (1, 0)
     assert book.best_ask() is None and book.spread() is None and book.mid() is None
+
+
+def test_sizes_beyond_64_bits_stay_exact() -> None:
+    # sizes are packed in 64-bit arrays; the parser admits up to 10^15 shares (10^21 units)
+    huge = "999999999999999.999999"
+    book = _book()
+    book.apply_level(Side.BUY, "0.46", huge, ts=2)  # a new level beyond 64 bits
+    book.apply_level(Side.SELL, "0.52", huge, ts=2)  # an existing level
+    book.apply_level(Side.BUY, "0.45", "0", ts=2)
+    book.apply_level(Side.BUY, "0.44", "7", ts=2)
+    assert book.bids() == [(D("0.47"), D("10.5")), (D("0.46"), D(huge)), (D("0.44"), D("7")), (D("0.40"), D("100"))]
+    assert book.asks() == [(D("0.52"), D(huge)), (D("0.55"), D("20")), (D("0.60"), D("300"))]
+    assert book.size_at(Side.SELL, D("0.52")) == D(huge) and book.size_at(Side.BUY, D("0.45")) == 0
+    assert book.cost_to_buy(D(huge))[2] == D(huge)
+    book.apply_snapshot([("0.30", huge)], [("0.70", "1")], ts=3)
+    assert book.bids() == [(D("0.30"), D(huge))] and book.asks() == [(D("0.70"), D("1"))]
+
+
+def test_the_best_prices_follow_every_change() -> None:
+    book = _book()
+    book.apply_level(Side.BUY, "0.47", "0", ts=2)  # the best bid goes: the next one is best
+    book.apply_level(Side.SELL, "0.51", "1", ts=2)  # a better ask
+    assert (book.best_bid(), book.best_ask()) == (D("0.45"), D("0.51"))
+    for price in ("0.45", "0.40"):
+        book.apply_level(Side.BUY, price, "0", ts=2)
+    assert book.best_bid() is None and book.best_bid_units() is None and book.mid() is None
+    book.apply_level(Side.BUY, "0.51", "1", ts=2)  # crossed: never ok
+    assert book.is_crossed() and book.status is BookStatus.INCONSISTENT
+    book.clear()
+    assert (book.best_bid(), book.best_ask(), book.is_crossed()) == (None, None, False)

@@ -69,11 +69,15 @@ def test_the_source_twin_is_the_source() -> None:
 
 
 def _book_state(book: Book) -> tuple[Any, ...]:
+    # the best prices the book keeps apart are those of its levels
+    assert book.best_bid_units() == (book._bid_px[-1] if book._bid_px else None)
+    assert book.best_ask_units() == (book._ask_px[0] if book._ask_px else None)
+    assert len(book._bid_px) == len(book._bid_sz) and len(book._ask_px) == len(book._ask_sz)
     return (
         book._bid_px,
-        book._bid_sz,
+        list(book._bid_sz),
         book._ask_px,
-        book._ask_sz,
+        list(book._ask_sz),
         book.raw_status,
         book.seeded,
         book.epoch,
