@@ -57,7 +57,9 @@ _UNUSUAL: Final = -2
 _BUY: Final = Side.BUY
 # bound once: a compiled module would look a plain imported name up in its globals on every call
 _bisect_left: Final = bisect.bisect_left
-_MAX_PACKED: Final = 2**63 - 1  # the largest size an array('q') holds
+# sizes up to here go in an array('q') (which holds up to 2**63 - 1): compiled, a compare with
+# this bound stays on native integers
+_MAX_PACKED: Final = 2**62 - 1
 _NO_BEST: Final = 0  # a side's best price when it is empty (prices are > 0)
 
 Sizes = MutableSequence[int]
@@ -299,13 +301,33 @@ class Book:
         ``price`` is an int; Any because compiled code would otherwise unbox it and box it anew
         for every container operation: the hot path passes the shared objects of the price
         tables (:data:`core.feed.numbers.PRICE_OBJECTS`), which the book then keeps."""
+        units: int = price  # compared unboxed; the object itself goes into the list
+        # the level's index: at or beyond the best price without a search (most changes are there)
         if is_bid:
             prices, sizes = self._bid_px, self._bid_sz
+            best = self._best_bid
+            if units == best:
+                i = len(prices) - 1
+                found = True
+            elif units > best:
+                i = len(prices)
+                found = False
+            else:  # below the best bid, so i < len(prices)
+                i = _bisect_left(prices, price)
+                found = prices[i] == units
         else:
             prices, sizes = self._ask_px, self._ask_sz
-        units: int = price  # compared unboxed; the object itself goes into the list
-        i = _bisect_left(prices, price)
-        if i < len(prices) and prices[i] == units:
+            best = self._best_ask
+            if units == best:
+                i = 0
+                found = True
+            elif units < best or best == _NO_BEST:
+                i = 0
+                found = False
+            else:
+                i = _bisect_left(prices, price)
+                found = i < len(prices) and prices[i] == units
+        if found:
             if size:
                 if size > _MAX_PACKED:
                     sizes = self._unpacked(is_bid)
