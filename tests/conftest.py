@@ -136,3 +136,21 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
             f"{len(missing)} test(s) skipped: the real Polymarket captures are not at {SHARED_FIXTURES} "
             "(third-party data, not in the repo; CI has them)"
         )
+
+
+if os.environ.get("POLYBOT_TEST_CPU_LOG"):  # where the suite's CPU goes: one JSON line per test phase
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+        import resource
+        import time
+
+        def cpu() -> float:
+            own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+            return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+        started, wall = cpu(), time.perf_counter()
+        yield
+        line = {"test": item.nodeid, "cpu": round(cpu() - started, 3), "wall": round(time.perf_counter() - wall, 3)}
+        with open(os.environ["POLYBOT_TEST_CPU_LOG"], "a", encoding="utf-8") as log:
+            log.write(json.dumps(line) + "\n")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from core.events import EventBus
 from core.execution.assembly import EngineOptions, assemble
@@ -18,8 +19,6 @@ from core.execution.engine import Engine
 from core.execution.events import EventSink
 from core.execution.funds import PaperFunds, VenueFunds
 from core.execution.positions import PositionBook
-from core.execution.relayers.clob import ClobRelayer
-from core.execution.relayers.clob_config import clob_relayer
 from core.execution.relayers.paper import PaperRelayer
 from core.execution.risk_gate import RiskGate, RiskLimits
 from core.execution.store import ExecutionStore
@@ -28,6 +27,9 @@ from core.execution.venue_link import VenueStatus
 from core.registry import MarketRegistry
 from core.settings import Settings
 from core.types import BookView, Mode, mark_price
+
+if TYPE_CHECKING:  # the CLOB client (eth_account, py_ecc: ~0.4 s) is imported only when a CLOB relayer is built
+    from core.execution.relayers.clob import ClobRelayer
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +94,8 @@ def _relayer(
     r = settings.relayer
     if r.type == "fake":
         return PaperRelayer(books.get, latency_s=settings.relayer.paper_latency_ms / 1000, events=events)
+    from core.execution.relayers.clob_config import clob_relayer
+
     relayer = clob_relayer(
         settings,
         dry_run=r.dry_run,
@@ -105,6 +109,6 @@ def _relayer(
 
 
 def _funds(settings: Settings, relayer: PaperRelayer | ClobRelayer, positions: PositionBook) -> PaperFunds | VenueFunds:
-    if isinstance(relayer, ClobRelayer) and (settings.mode is Mode.LIVE or settings.relayer.api_key is not None):
+    if not isinstance(relayer, PaperRelayer) and (settings.mode is Mode.LIVE or settings.relayer.api_key is not None):
         return VenueFunds(relayer, max_age_s=settings.risk.balance_refresh_s)
     return PaperFunds(settings.risk.paper_bankroll, positions)

@@ -36,7 +36,7 @@ from core.app.venue_sync import VenueSync, build_venue_sync
 from core.app.watch import Watcher
 from core.events import EventBus, OrderEvent
 from core.execution.funds import VenueFunds
-from core.execution.relayers.clob import ClobRelayer
+from core.execution.relayers.paper import PaperRelayer
 from core.execution.store import SqlExecutionStore, record_alerts
 from core.execution.types import BookFills
 from core.feed.pipeline import LIVE_BURST_QUIET_MS, IngestPipeline
@@ -125,7 +125,7 @@ async def build_system(
     for event_id, members in neg_risk_events(registry.all()).items():
         execution.engine.set_event_markets(event_id, [m.condition_id for m in members])
     relayer = execution.relayer
-    user_markets = UserMarketSync(bus, execution.engine, relayer) if isinstance(relayer, ClobRelayer) else None
+    user_markets = None if isinstance(relayer, PaperRelayer) else UserMarketSync(bus, execution.engine, relayer)
     funds = execution.funds
     balances = VenueBalances(funds, execution.engine, lifecycle) if isinstance(funds, VenueFunds) else None
 

@@ -33,7 +33,7 @@ from core.control.types import PositionsAtVenue, VenuePositionDiff
 from core.events import Alert, AlertCleared, EventBus, Severity
 from core.execution.funds import VenueFunds
 from core.execution.positions import PositionBook
-from core.execution.relayers.clob import ClobRelayer
+from core.execution.relayers.paper import PaperRelayer
 from core.execution.rules import SIZE_PLACES
 from core.markets.data_api import DataApiClient, VenuePosition
 from core.registry import MarketRegistry
@@ -184,7 +184,7 @@ def build_venue_sync(
     """The sync when positions live at the venue (the funds are the venue's: live, or dry-run with
     API credentials); None in paper mode, which has no venue position to compare."""
     relayer = execution.relayer
-    if not isinstance(execution.funds, VenueFunds) or not isinstance(relayer, ClobRelayer):
+    if not isinstance(execution.funds, VenueFunds) or isinstance(relayer, PaperRelayer):
         log.info("venue sync: off (paper funds: there is no venue position to compare with)")
         return None
     d = settings.data_api

@@ -12,15 +12,15 @@ have 6 decimals, like pUSD). See ../shared/POLYMARKET_FACTS.md, "Settlement and 
 
 from __future__ import annotations
 
-from eth_abi.abi import encode
-from eth_utils.address import to_checksum_address
-from eth_utils.crypto import keccak
+from typing import Any
 
 from core.chain.types import ChainCall
 
-CTF_COLLATERAL_ADAPTER = to_checksum_address("0xAdA100Db00Ca00073811820692005400218FcE1f")
-NEG_RISK_CTF_COLLATERAL_ADAPTER = to_checksum_address("0xadA2005600Dec949baf300f4C6120000bDB6eAab")
-USDC_E = to_checksum_address("0x2791Bca1f2de4661ED88A30C99A7a9449Aa84174")
+# EIP-55 checksummed as written (tests/unit/test_chain_calldata.py checks them): eth_abi and eth_utils
+# (~0.15 s to import) load only when a call is encoded, not with every service start
+CTF_COLLATERAL_ADAPTER = "0xAdA100Db00Ca00073811820692005400218FcE1f"
+NEG_RISK_CTF_COLLATERAL_ADAPTER = "0xadA2005600Dec949baf300f4C6120000bDB6eAab"
+USDC_E = "0x2791Bca1f2de4661ED88A30C99A7a9449Aa84174"
 PARENT_COLLECTION = bytes(32)
 BINARY_PARTITION = (1, 2)  # index sets of outcome 0 (YES) and outcome 1 (NO)
 
@@ -30,7 +30,16 @@ MAX_UINT256 = 2**256 - 1
 
 
 def selector(signature: str) -> bytes:
+    from eth_utils.crypto import keccak
+
     return bytes(keccak(text=signature))[:4]
+
+
+def encode(types: list[str], values: list[Any]) -> bytes:
+    """ABI-encode ``values`` as ``types`` (eth_abi)."""
+    from eth_abi.abi import encode as abi_encode
+
+    return abi_encode(types, values)
 
 
 def adapter_for(neg_risk: bool) -> tuple[str, str]:

@@ -21,7 +21,6 @@ from core.chain.journal import ChainAudit, TxJournal
 from core.chain.prepare import request_summary, wallet_refusal
 from core.chain.reconcile import ReconcileReport
 from core.chain.rpc import JsonRpc
-from core.chain.signing import Signer
 from core.chain.tx import DEFAULT_POLL_S, TxManager
 from core.chain.types import ChainCall, TxResult, TxSender, TxStatus
 from core.settings import Settings
@@ -66,7 +65,11 @@ def tx_sender_for(
     chain, relayer = settings.chain, settings.relayer
     url = chain.rpc_url
     key = relayer.private_key.get_secret_value() if relayer.private_key is not None else None
-    signer = Signer(key) if key else None
+    signer = None
+    if key:
+        from core.chain.signing import Signer  # eth_account: imported only when there is a key to sign with
+
+        signer = Signer(key)
 
     def rpc() -> JsonRpc | None:
         return None if url is None else JsonRpc(url, timeout_s=chain.timeout_s, transport=transport)

@@ -23,7 +23,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.chain.fees import Caps, Fees, bumped_fees
 from core.chain.journal import ChainAudit, JournalEntry, JournalStatus, TxJournal, json_args
@@ -31,10 +31,12 @@ from core.chain.prepare import Refused, check_chain, prepare, request_summary, w
 from core.chain.reconcile import ReconcileReport, receipt_facts, reconcile
 from core.chain.rpc import JsonRpc
 from core.chain.rpc_errors import AlreadyKnown, NonceTooLow, RpcCallError, RpcError
-from core.chain.signing import SignedTx, Signer
 from core.chain.types import ChainCall, TxResult, TxStatus
 from core.retry import Sleep
 from core.settings.sections import ChainSettings
+
+if TYPE_CHECKING:  # eth_account (with py_ecc: ~0.4 s to import) loads only where a key signs
+    from core.chain.signing import SignedTx, Signer
 
 log = logging.getLogger(__name__)
 

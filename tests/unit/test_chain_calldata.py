@@ -88,3 +88,12 @@ def test_decimal_caps_are_exact_wei() -> None:
 
     assert wei_from_gwei(Decimal("30.000000001")) == 30_000_000_001
     assert wei_from_gwei(Decimal("0.1")) == 100_000_000
+
+
+def test_the_addresses_written_in_core_chain_calls_are_eip55_checksummed() -> None:
+    from eth_utils.address import to_checksum_address
+
+    from core.chain import calls
+
+    for address in (calls.CTF_COLLATERAL_ADAPTER, calls.NEG_RISK_CTF_COLLATERAL_ADAPTER, calls.USDC_E):
+        assert address == to_checksum_address(address)
