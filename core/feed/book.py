@@ -1,7 +1,7 @@
 """L2 order book of one asset (token).
 
 Internally exact integers: prices and sizes in 10^-6 units, each side a sorted price list and
-a parallel array of sizes (bisect keeps them ordered; books are tens of levels deep, so the
+a parallel array of sizes (a binary search keeps them ordered; books are tens of levels deep, so the
 memmove of an insert is cheaper than any tree). Sizes live unboxed in an ``array('q')`` (a list
 once a side holds a size beyond 64 bits): with 10,000 books a level update then touches no size
 object of its own (an old boxed size, cold by then, had to be released at each update), and a
@@ -25,7 +25,6 @@ compiles it (with integrity.py, numbers.py and processor.py) with mypyc, unchang
 
 from __future__ import annotations
 
-import bisect
 from array import array
 from collections.abc import Iterable, MutableSequence
 from decimal import Decimal
@@ -42,7 +41,6 @@ from core.feed.numbers import (
     price_table,
     units_to_decimal,
 )
-from core.feed.wire import PriceChangeEntry
 from core.types import BookStatus, Level, Side
 
 _OK: Final = BookStatus.OK
@@ -54,9 +52,6 @@ _NO_TICK: Final = Decimal(0)
 # check on that side), or a text the tick's price table lacks (parsed when the burst is checked)
 _NOT_CARRIED: Final = -1
 _UNUSUAL: Final = -2
-_BUY: Final = Side.BUY
-# bound once: a compiled module would look a plain imported name up in its globals on every call
-_bisect_left: Final = bisect.bisect_left
 # sizes up to here go in an array('q') (which holds up to 2**63 - 1): compiled, a compare with
 # this bound stays on native integers
 _MAX_PACKED: Final = 2**62 - 1
@@ -85,6 +80,19 @@ def _levels(levels: Iterable[tuple[int, int]]) -> tuple[list[int], Sizes]:
             by_price[key] = size
     prices = sorted(by_price)
     return prices, _sizes([by_price[p] for p in prices])
+
+
+def _index(prices: list[int], units: int) -> int:
+    """bisect_left on ascending prices (compiled, a native loop beats calling bisect)."""
+    lo = 0
+    hi = len(prices)
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if prices[mid] < units:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
 
 
 def _sizes(values: list[int]) -> Sizes:
@@ -194,7 +202,7 @@ class Book:
     def size_at(self, side: Side, price: Decimal) -> Decimal:
         prices, sizes = (self._bid_px, self._bid_sz) if side is Side.BUY else (self._ask_px, self._ask_sz)
         units = decimal_to_units(price)
-        i = _bisect_left(prices, units)
+        i = _index(prices, units)
         return units_to_decimal(sizes[i] if i < len(prices) and prices[i] == units else 0)
 
     def mid(self) -> Decimal | None:
@@ -313,7 +321,7 @@ class Book:
                 i = len(prices)
                 found = False
             else:  # below the best bid, so i < len(prices)
-                i = _bisect_left(prices, price)
+                i = _index(prices, units)
                 found = prices[i] == units
         else:
             prices, sizes = self._ask_px, self._ask_sz
@@ -325,7 +333,7 @@ class Book:
                 i = 0
                 found = False
             else:
-                i = _bisect_left(prices, price)
+                i = _index(prices, units)
                 found = i < len(prices) and prices[i] == units
         if found:
             if size:
@@ -381,13 +389,15 @@ class Book:
     def burst_open(self) -> bool:
         return self._burst
 
-    def apply_change(self, ts_ms: int, entry: PriceChangeEntry, price: Any, size: int, recv_ns: int) -> None:
-        """Apply one validated ``price_change`` entry as part of the burst stamped ``ts_ms``
-        (``price``: int units, see :meth:`apply_units`)."""
+    def apply_change(
+        self, ts_ms: int, is_bid: bool, best_bid: str | None, best_ask: str | None, price: Any, size: int, recv_ns: int
+    ) -> None:
+        """Apply one validated ``price_change`` entry (its side, carried best prices, price as
+        int units, see :meth:`apply_units`, and size) as part of the burst stamped ``ts_ms``."""
         self._burst = True
         self._pend_ts = ts_ms
         table = self._table
-        carried = entry.best_bid
+        carried = best_bid
         if carried is None:
             self._want_bid = _NOT_CARRIED
         else:
@@ -397,7 +407,7 @@ class Book:
                 self._odd_bid = carried
             else:
                 self._want_bid = units
-        carried = entry.best_ask
+        carried = best_ask
         if carried is None:
             self._want_ask = _NOT_CARRIED
         else:
@@ -408,7 +418,7 @@ class Book:
             else:
                 self._want_ask = units
         self.last_update_ns = recv_ns
-        self.apply_units(entry.side is _BUY, price, size)
+        self.apply_units(is_bid, price, size)
 
     def close_burst(self) -> BurstFault | None:
         """The open burst is finished: check the top against the best prices its last entry
