@@ -94,6 +94,10 @@ def add_command(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # httpx loads its own command-line tool (click, rich, pygments: ~0.05-0.1 s) whenever those are
+    # installed, as the dev tools install them; polybot never runs it. A None entry makes that
+    # import fail, which httpx expects (it then leaves its ``main`` as a stub).
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]  # None blocks an import (importlib's documented use)
     words = list(sys.argv[1:] if argv is None else argv)
     if any("<YOUR_" in word for word in words):  # a docs placeholder left as written: say what goes there
         from polybot.cli.placeholders import placeholder_problem

@@ -90,6 +90,23 @@ def test_building_the_parser_loads_the_standard_library_and_the_command_modules_
     assert first_party == [], f"building the parser imports {first_party}: import them in the handler"
 
 
+_HTTPX_PROBE = """
+import sys
+from polybot.cli.main import main
+try:
+    main(["--help"])
+except SystemExit:
+    pass
+import httpx
+print(sorted({"rich", "click", "pygments"} & set(sys.modules)), callable(httpx.main))
+"""
+
+
+def test_commands_that_load_httpx_do_not_load_its_command_line_tool() -> None:
+    done = run([sys.executable, "-c", _HTTPX_PROBE], timeout_s=60.0, check=True, text=True)
+    assert done.stdout.splitlines()[-1] == "[] True", done.stdout[-300:]
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[list[Case], dict[str, str]]]:
     """bench/startup.py's commands over a migrated SQLite database, and a bytecode-cached environment."""
