@@ -132,6 +132,11 @@ class Book:
         self._ask_sz: Sizes = array("q")
         self._table: dict[str, int] = _NO_PRICES
         self.asset_id = asset_id
+        # kept by core.feed.integrity.BookSet: is this the set's book for its asset, and the book
+        # whose entry followed this book's in the latest price_change (the venue sends a market's
+        # tokens together, so the next frame's next entry is most likely for it again)
+        self.listed = False
+        self.follower: Book | None = None
         self.market = ""
         self.epoch = 0
         self.last_ts_ms = 0

@@ -249,3 +249,24 @@ def test_trade_prints_create_no_books() -> None:
     frame = json.dumps({"event_type": "last_trade_price", "asset_id": "7", "price": "0.5", "size": "3", "side": "BUY"})
     (trade,) = processor.process(frame, 1)
     assert trade.price == D("0.5") and processor.books == {}
+
+
+def test_a_book_dropped_and_followed_again_is_the_new_one() -> None:
+    # a market's tokens come together: the book after A is found through A (no dict lookup);
+    # that shortcut must never reach a book the set has dropped
+    processor, _ = _seeded()
+    pair = price_change_frame(
+        [change(A, "BUY", "0.46", "5", "0.47", "0.52"), change(B, "BUY", "0.46", "5", "0.47", "0.52")], ts_ms=2
+    )
+    processor.process(pair, 2 * S)
+    old_b = processor.books[B]
+    assert old_b.bids_units()[1] == (460_000, 5_000_000)
+    processor.untrack([B])
+    processor.process(pair.replace('"2"', '"3"'), 3 * S)  # B is no longer followed: late, not applied
+    assert processor.late_frames.count == 1 and processor.counters.total == 0
+    processor.track([B])
+    new_b = processor.books[B]
+    assert new_b is not old_b and new_b.status is BookStatus.AWAITING_SNAPSHOT
+    processor.process(pair.replace('"2"', '"4"').replace('"5"', '"7"'), 4 * S)  # reaches the new book
+    assert new_b.faults == {"delta_before_snapshot": 1} and old_b.bids_units()[1] == (460_000, 5_000_000)
+    assert processor.books[A].bids_units()[1] == (460_000, 7_000_000)
