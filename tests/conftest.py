@@ -151,6 +151,27 @@ if os.environ.get("POLYBOT_TEST_CPU_LOG"):  # where the suite's CPU goes: one JS
 
         started, wall = cpu(), time.perf_counter()
         yield
-        line = {"test": item.nodeid, "cpu": round(cpu() - started, 3), "wall": round(time.perf_counter() - wall, 3)}
+        line = {
+            "test": item.nodeid,
+            "cpu": round(cpu() - started, 3),
+            "wall": round(time.perf_counter() - wall, 3),
+            "end": round(time.time(), 3),
+            "worker": os.environ.get("PYTEST_XDIST_WORKER", ""),
+        }
         with open(os.environ["POLYBOT_TEST_CPU_LOG"], "a", encoding="utf-8") as log:
             log.write(json.dumps(line) + "\n")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under xdist, every test marked ``slow`` starts first, spread over the workers
+    (tests/xdist_order.py says why)."""
+    from tests.xdist_order import SLOW_DEFAULT_S, slow_first
+
+    workers = int(getattr(config, "workerinput", {}).get("workercount", 0))
+
+    def seconds(item: pytest.Item) -> float | None:
+        marker = item.get_closest_marker("slow")
+        return None if marker is None else float(marker.kwargs.get("seconds", SLOW_DEFAULT_S))
+
+    items[:] = slow_first(items, workers, seconds)

@@ -8,6 +8,8 @@ import re
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
+
 from bot.fake_api import png_size
 from tests.conftest import REPO_ROOT
 from tests.procs import console_script, run
@@ -21,6 +23,7 @@ def _number(pattern: str, text: str) -> int:
     return int(match.group(1))
 
 
+@pytest.mark.slow(seconds=13)
 def test_demo_runs_offline_and_summarises(tmp_path: Path, clean_env: dict[str, str]) -> None:
     env = {**clean_env, "PYTHONWARNINGS": "default"}
     proc = run(

@@ -9,6 +9,8 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from polybot.cli.main import main
 from tests.conftest import REPO_ROOT
 from tests.e2e.test_run_service import START_TIMEOUT_S, Doubles, doubles, start_service, write_config
@@ -24,6 +26,7 @@ def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow(seconds=13)
 def test_balance_and_merge_through_the_running_service(doubles: Doubles, tmp_path: Path) -> None:
     db_path = tmp_path / "service.db"
     db_url = f"sqlite:///{db_path}"

@@ -139,7 +139,7 @@ def test_fast_commands_load_nothing_their_path_does_not_need(
     assert problems == [], "\n".join(problems)
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=13)
 def test_fast_commands_start_within_three_times_their_idle_target(world: tuple[list[Case], dict[str, str]]) -> None:
     commands, env = world
     script = console_script("polybot")

@@ -371,6 +371,7 @@ def _assert_restarted_disarmed(obs: Observed) -> None:
 # ---- live -----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow(seconds=12)  # with its fixture: a service killed and started again
 def test_live_kill9_restarts_disarmed(live_crash: Observed) -> None:
     _assert_restarted_disarmed(live_crash)
 
@@ -420,6 +421,7 @@ def test_live_position_matches_the_venue_after_restart(live_crash: Observed) -> 
 # ---- paper ----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow(seconds=12)
 def test_paper_kill9_restarts_disarmed_with_its_positions(paper_crash: Observed) -> None:
     _assert_restarted_disarmed(paper_crash)
     before, after = paper_crash.before, paper_crash.after

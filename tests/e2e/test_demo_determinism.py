@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.conftest import REPO_ROOT
 from tests.procs import console_script, run
 
@@ -23,6 +25,7 @@ def _counts(summary: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+@pytest.mark.slow(seconds=13)  # two demos
 def test_two_runs_count_the_same(tmp_path: Path, clean_env: dict[str, str]) -> None:
     import concurrent.futures
 

@@ -28,8 +28,6 @@ STEP_TIMEOUT_S = 120.0
 READY_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
 
-pytestmark = pytest.mark.slow
-
 
 def _environment(clean_env: dict[str, str]) -> dict[str, str]:
     env = dict(clean_env)
@@ -121,6 +119,7 @@ def test_walkthrough_is_substantial() -> None:
     assert any(s.exit_code != 0 for s in steps), "the walkthrough should show a failure being reported"
 
 
+@pytest.mark.slow(seconds=60)
 def test_acceptance_walkthrough_runs_offline(tmp_path: Path, clean_env: dict[str, str]) -> None:
     steps = walkthrough_steps(load_doc(WALKTHROUGH))
     work = tmp_path / "walk"

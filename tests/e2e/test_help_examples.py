@@ -377,7 +377,7 @@ def _order(examples: list[Example]) -> list[Example]:
     return sorted(examples, key=lambda ex: weight.get(ex.command.split()[0], len(SLOW_FIRST)))
 
 
-@pytest.mark.slow  # two sandboxes and ~45 commands: a minute or two on two loaded cores
+@pytest.mark.slow(seconds=80)  # two sandboxes and ~45 commands: a minute or two on two loaded cores
 def test_every_help_example_and_the_readme_going_live_run_as_written(world: World) -> None:
     """One pool over one world: the examples and, as one more item, README's Going live in order."""
     examples = [ex for ex in help_examples() if ex.line not in world.sandboxes]  # those run as the world

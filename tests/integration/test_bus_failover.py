@@ -32,7 +32,7 @@ from tests.integration.bus_world import (
 from tests.integration.test_bus_workers import stored_markets, wait_for
 from tests.procs import kill9, stop_group
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow(seconds=33)
 
 START_S = 60.0
 TAKEOVER_S = 5.0  # the requirement

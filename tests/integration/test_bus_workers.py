@@ -38,7 +38,7 @@ from tests.integration.bus_world import (
 )
 from tests.procs import Lines, stop_group
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow(seconds=25)
 
 START_S = 60.0  # ceilings: every wait returns as soon as its condition holds
 SETTLE_S = 60.0

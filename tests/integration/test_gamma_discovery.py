@@ -58,6 +58,7 @@ def _keyset(srv: MockGammaServer) -> list[RequestLog]:
     return [r for r in srv.requests if r.path == "/markets/keyset"]
 
 
+@pytest.mark.slow(seconds=19)
 async def test_25000_markets_every_one_stored_once(engine: AsyncEngine) -> None:
     universe = synthetic_markets(25_000)
     late = synthetic_markets(50, prefix="late")  # listed on Gamma while the scan is under way

@@ -14,6 +14,8 @@ import re
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import REPO_ROOT
 from tests.procs import run
 
@@ -33,6 +35,7 @@ def _sources() -> list[Path]:
     return sorted(out)
 
 
+@pytest.mark.slow(seconds=38)  # a clean checkout has no mypy cache
 def test_mypy_strict_is_clean() -> None:
     done = run([str(BIN / "mypy")], cwd=REPO_ROOT, timeout_s=600, text=True)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
