@@ -2,7 +2,7 @@
 
 Internally exact integers: prices and sizes in 10^-6 units, each side a sorted price list and
 a parallel array of sizes (a binary search keeps them ordered; books are tens of levels deep, so the
-memmove of an insert is cheaper than any tree). Sizes live unboxed in an ``array('q')`` (a list
+memmove of an insert is cheaper than any tree). Sizes live unboxed in an ``array('Q')`` (a list
 once a side holds a size beyond 64 bits): with 10,000 books a level update then touches no size
 object of its own (an old boxed size, cold by then, had to be released at each update), and a
 book is a few hundred bytes a side. The best price of each side is also kept apart, in the book
@@ -37,8 +37,10 @@ from core.feed.numbers import (
     BadNumber,
     decimal_to_units,
     parse_best_units,
+    plain_price_units,
     price_decimal,
     price_table,
+    shared_price,
     units_to_decimal,
 )
 from core.types import BookStatus, Level, Side
@@ -52,13 +54,13 @@ _NO_TICK: Final = Decimal(0)
 # check on that side), or a text the tick's price table lacks (parsed when the burst is checked)
 _NOT_CARRIED: Final = -1
 _UNUSUAL: Final = -2
-# sizes up to here go in an array('q') (which holds up to 2**63 - 1): compiled, a compare with
-# this bound stays on native integers
+# sizes up to here go in an array('Q') (unsigned: its stores skip the argument parser the signed
+# types use; it holds up to 2**64 - 1): compiled, a compare with this bound stays native
 _MAX_PACKED: Final = 2**62 - 1
 _NO_BEST: Final = 0  # a side's best price when it is empty (prices are > 0)
 
 Sizes = MutableSequence[int]
-"""A side's sizes, parallel to its ascending prices: array('q'), or a list once one does not fit."""
+"""A side's sizes, parallel to its ascending prices: array('Q'), or a list once one does not fit."""
 
 BurstFault = tuple[str, str]
 """(kind, detail) of a finished burst that failed its check: kind is a fault (``crossed``,
@@ -99,7 +101,7 @@ def _sizes(values: list[int]) -> Sizes:
     """Sizes packed in an array, or kept in a list when one is beyond 64 bits."""
     if values and max(values) > _MAX_PACKED:
         return values
-    return array("q", values)
+    return array("Q", values)
 
 
 class Book:
@@ -109,7 +111,6 @@ class Book:
         # Compiled, attributes are laid out in the order first assigned here: what one
         # price_change entry touches comes first, so it shares a cache line or two (with 10,000
         # books the book is rarely still in the cache when its next entry arrives)
-        self._prices: dict[str, int] = _NO_PRICES
         # the open same-timestamp burst: whether there is one, its timestamp and the best prices
         # its latest entry carried, as units or _NOT_CARRIED / _UNUSUAL (then the text is kept):
         # read while the entry is at hand, so a burst keeps no strings (memory, and cache misses
@@ -128,8 +129,8 @@ class Book:
         self._best_ask = _NO_BEST
         self._bid_px: list[int] = []  # ascending: best bid is the last element
         self._ask_px: list[int] = []  # ascending: best ask is the first element
-        self._bid_sz: Sizes = array("q")  # parallel to the prices
-        self._ask_sz: Sizes = array("q")
+        self._bid_sz: Sizes = array("Q")  # parallel to the prices
+        self._ask_sz: Sizes = array("Q")
         self._table: dict[str, int] = _NO_PRICES
         self.asset_id = asset_id
         # kept by core.feed.integrity.BookSet: is this the set's book for its asset, and the book
@@ -368,10 +369,16 @@ class Book:
         self._ask_sz = list(self._ask_sz)
         return self._ask_sz
 
-    def price_units(self, text: str) -> int | None:
-        """A price's units when the book is ``ok`` and the text is a usual spelling on its tick;
-        None otherwise (the caller's strict path decides)."""
-        return self._prices.get(text)
+    def price_units(self, text: str) -> Any:
+        """A price's units (the shared object, see :meth:`apply_units`) when the book is ``ok``
+        and the text is a plain spelling (``0.`` and up to six digits) on its grid; None
+        otherwise (the caller's strict path decides)."""
+        if self._status is not _OK:
+            return None
+        units = plain_price_units(text)
+        if not units or units % self._tick_u:
+            return None
+        return shared_price(units)
 
     def grid_price_units(self, text: str) -> int | None:
         """:meth:`price_units` whatever the status."""
@@ -401,27 +408,26 @@ class Book:
         int units, see :meth:`apply_units`, and size) as part of the burst stamped ``ts_ms``."""
         self._burst = True
         self._pend_ts = ts_ms
-        table = self._table
         carried = best_bid
         if carried is None:
             self._want_bid = _NOT_CARRIED
         else:
-            units = table.get(carried)
-            if units is None:  # an empty side, an unusual spelling or not a price: decided later
+            units = plain_price_units(carried)
+            if units:
+                self._want_bid = units
+            else:  # an empty side, an unusual spelling or not a price: decided when checked
                 self._want_bid = _UNUSUAL
                 self._odd_bid = carried
-            else:
-                self._want_bid = units
         carried = best_ask
         if carried is None:
             self._want_ask = _NOT_CARRIED
         else:
-            units = table.get(carried)
-            if units is None:
+            units = plain_price_units(carried)
+            if units:
+                self._want_ask = units
+            else:
                 self._want_ask = _UNUSUAL
                 self._odd_ask = carried
-            else:
-                self._want_ask = units
         self.last_update_ns = recv_ns
         self.apply_units(is_bid, price, size)
 
@@ -482,15 +488,13 @@ class Book:
     def clear(self) -> None:
         """Drop every level and the snapshot; the book waits for a new one."""
         self._bid_px, self._ask_px = [], []
-        self._bid_sz, self._ask_sz = array("q"), array("q")
+        self._bid_sz, self._ask_sz = array("Q"), array("Q")
         self._best_bid = self._best_ask = _NO_BEST
         self.seeded = False
         self.drop_burst()
 
     def set_status(self, status: BookStatus) -> None:
-        self._status = status
-        # the processor's fast path only sees prices of ok books; others take the slow path
-        self._prices = self._table if status is _OK else _NO_PRICES
+        self._status = status  # the processor's fast path only sees prices of ok books
 
     def set_tick_size(self, tick: Decimal | str, *, confirmed: bool = True) -> None:
         tick_dec = Decimal(tick)
@@ -502,8 +506,7 @@ class Book:
         # an unconfirmed (assumed) tick validates against the finest grid the venue uses, so
         # a wrong assumption cannot reject valid levels
         self._tick_u = tick_u if confirmed else min(tick_u, 100)
-        self._table = price_table(self._tick_u)  # valid price text -> units, for the hot path
-        self.set_status(self._status)
+        self._table = price_table(self._tick_u)  # valid price text -> units, for the strict path
 
     def __repr__(self) -> str:
         nb, na = self.level_counts()

@@ -18,6 +18,7 @@ from typing import Any, Final
 
 UNIT: Final = 10**6
 FINEST_TICK_UNITS: Final = 100  # 0.0001, the finest tick the venue uses
+_SCALE: Final[tuple[int, ...]] = tuple(10 ** (6 - k) for k in range(7))  # 10^(6-k): k decimal digits -> units
 STANDARD_TICKS: Final = (
     Decimal("0.1"),
     Decimal("0.01"),
@@ -60,6 +61,9 @@ PRICE_OBJECTS: Final[dict[int, Any]] = {units: units for units in _shared(PRICE_
 level keys: 10,000 books then hold no price of their own (memory), and their level lists point
 at a hundred or so objects the processor reads all the time (cache)."""
 
+_BY_STEP: Final[list[Any]] = [PRICE_OBJECTS.get(n * FINEST_TICK_UNITS, 0) for n in range(UNIT // FINEST_TICK_UNITS)]
+"""The objects of :data:`PRICE_OBJECTS` by price / 0.0001 (a list index, where a dict lookup hashes)."""
+
 _TICK_TABLES: dict[int, dict[str, int]] = {}
 
 
@@ -80,6 +84,32 @@ def _on_grid(tick_units: int) -> dict[str, int]:
         if units % tick_units == 0:
             table[text] = units
     return table
+
+
+def plain_price_units(text: str) -> int:
+    """A price spelled ``0.`` and one to six digits (as the venue writes them) -> units, by a loop
+    over the characters (compiled, cheaper than hashing the text for a table lookup); 0 for any
+    other text and for zero (the strict parsers decide those)."""
+    end = len(text)
+    if end < 3 or end > 8 or ord(text[0]) != 48 or ord(text[1]) != 46:  # "0."
+        return 0
+    units = 0
+    i = 2
+    while i < end:
+        digit = ord(text[i]) - 48
+        if digit < 0 or digit > 9:
+            return 0
+        units = units * 10 + digit
+        i += 1
+    return units * _SCALE[end - 2]
+
+
+def shared_price(units: int) -> Any:
+    """The one int object :data:`PRICE_OBJECTS` holds for a price on the 0.0001 grid (a book keeps
+    these, see :meth:`core.feed.book.Book.apply_units`); a new int for a finer price."""
+    if units % FINEST_TICK_UNITS == 0 and 0 < units < UNIT:
+        return _BY_STEP[units // FINEST_TICK_UNITS]
+    return units
 
 
 class BadNumber(ValueError):
@@ -137,7 +167,6 @@ def parse_best_units(text: str) -> int | None:
 
 # --------------------------------------------------------------------------- sizes
 
-_SCALE: Final[tuple[int, ...]] = tuple(10 ** (6 - k) for k in range(7))
 MAX_SIZE_DIGITS: Final = 15
 """A size has fewer whole digits than this (far above any real order: garbage stays garbage)."""
 
