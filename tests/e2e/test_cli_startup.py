@@ -43,7 +43,7 @@ print(json.dumps(sorted(sys.modules)))
 _COMMAND_PROBE = """
 import atexit, json, sys
 out = sys.argv[1]
-atexit.register(lambda: open(out, "w").write(json.dumps(sorted(sys.modules))))
+atexit.register(lambda: open(out, "w").write(json.dumps(sorted(k for k, m in sys.modules.items() if m is not None))))
 from polybot.cli.main import main
 sys.exit(main(sys.argv[2:]))
 """

@@ -113,18 +113,18 @@ async def _run(args: argparse.Namespace) -> None:
         url = await chain.start(args.host, args.port)
     except OSError as exc:
         raise PolybotError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
-    print(url, flush=True)
-    print(f"chain id {chain.chain_id}; pUSD {PUSD}; ConditionalTokens {CTF}")
-    for address, name in ADAPTERS.items():
-        print(f"{name} {address}")
-    for market in chain.markets.values():
-        kind = "neg-risk" if market.neg_risk else "binary"
-        won = f", resolved: {'YES' if market.winner == market.yes_token else 'NO'} won" if market.winner else ""
-        print(f"market {market.condition_id} ({kind}{won}): YES {market.yes_token} NO {market.no_token}")
-    print("ledger: its own (not mock-clob's, in another process); Ctrl-C to stop", flush=True)
     stop = asyncio.Event()
     try:
-        with stop_on_signals(stop):
+        with stop_on_signals(stop):  # before the URL is printed: whoever reads it may stop us at once
+            print(url, flush=True)
+            print(f"chain id {chain.chain_id}; pUSD {PUSD}; ConditionalTokens {CTF}")
+            for address, name in ADAPTERS.items():
+                print(f"{name} {address}")
+            for market in chain.markets.values():
+                kind = "neg-risk" if market.neg_risk else "binary"
+                won = f", resolved: {'YES' if market.winner == market.yes_token else 'NO'} won" if market.winner else ""
+                print(f"market {market.condition_id} ({kind}{won}): YES {market.yes_token} NO {market.no_token}")
+            print("ledger: its own (not mock-clob's, in another process); Ctrl-C to stop", flush=True)
             await stop.wait()
     finally:
         await chain.close()

@@ -332,16 +332,16 @@ async def _run_mock(args: argparse.Namespace) -> None:
     except OSError as exc:
         raise PolybotError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
     stop = asyncio.Event()
-    print(server.url, flush=True)
-    print(f"user channel: {server.ws_url}")
-    for market in server.markets.values():
-        kind = "neg-risk" if market.neg_risk else "binary"
-        print(f"market {market.condition_id} ({kind}, tick {market.tick_size}): {market.question}")
-        for token, outcome in market.tokens:
-            print(f"  {outcome:<4} {token}")
-    print("API keys: derive with L1 auth (GET /auth/derive-api-key); Ctrl-C to stop", flush=True)
     try:
-        with stop_on_signals(stop):
+        with stop_on_signals(stop):  # before the URL is printed: whoever reads it may stop us at once
+            print(server.url, flush=True)
+            print(f"user channel: {server.ws_url}")
+            for market in server.markets.values():
+                kind = "neg-risk" if market.neg_risk else "binary"
+                print(f"market {market.condition_id} ({kind}, tick {market.tick_size}): {market.question}")
+                for token, outcome in market.tokens:
+                    print(f"  {outcome:<4} {token}")
+            print("API keys: derive with L1 auth (GET /auth/derive-api-key); Ctrl-C to stop", flush=True)
             await stop.wait()
     finally:
         await server.stop()

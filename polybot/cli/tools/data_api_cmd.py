@@ -79,13 +79,13 @@ async def _run(args: argparse.Namespace) -> None:
         if clob is not None:
             await clob.stop()
         raise PolybotError(f"cannot listen on {args.host}: {exc.strerror or exc}") from None
-    print(api.url, flush=True)
-    if clob is not None:
-        print(f"clob: {clob.url} (user channel {clob.ws_url})", flush=True)
-    print("GET /positions?user=ADDRESS; Ctrl-C to stop", flush=True)
     stop = asyncio.Event()
     try:
-        with stop_on_signals(stop):
+        with stop_on_signals(stop):  # before the URL is printed: whoever reads it may stop us at once
+            print(api.url, flush=True)
+            if clob is not None:
+                print(f"clob: {clob.url} (user channel {clob.ws_url})", flush=True)
+            print("GET /positions?user=ADDRESS; Ctrl-C to stop", flush=True)
             await stop.wait()
     finally:
         await api.stop()

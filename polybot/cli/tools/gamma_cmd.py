@@ -265,11 +265,11 @@ def _mock_gamma_cmd(args: argparse.Namespace) -> int:
             url = await server.start()
         except OSError as exc:
             raise PolybotError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
-        print(url, flush=True)
-        sys.stderr.write(f"mock gamma: {len(server.markets)} markets at {url} (Ctrl-C to stop)\n")
         stop = asyncio.Event()
         try:
-            with stop_on_signals(stop):
+            with stop_on_signals(stop):  # before the URL is printed: whoever reads it may stop us at once
+                print(url, flush=True)
+                sys.stderr.write(f"mock gamma: {len(server.markets)} markets at {url} (Ctrl-C to stop)\n")
                 await stop.wait()
         finally:
             await server.stop()

@@ -282,21 +282,21 @@ async def _serve_async(args: argparse.Namespace, path: Path | None) -> int:
     failure: BaseException | None = None
     replay_task: asyncio.Task[ReplayResult] | None = None
     try:
-        # listen and report the URL first: opening the rig (database, schema) takes a moment
-        try:
-            server = METRICS.serve(args.host, args.port)
-        except OSError as exc:
-            raise PolybotError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
-        sys.stdout.write(server.url + "\n")
-        sys.stdout.flush()
-        if path is not None or args.ws_url:
-            rig = await IngestRig.open(METRICS, known_assets=args.subscribe or None)
-        if rig is not None and args.ws_url:
-            await rig.start_feed(args.ws_url, args.subscribe)
-        if rig is not None and path is not None:
-            sys.stderr.write(f"replaying {path}" + (f" at {args.rate:g} frames/s" if args.rate else "") + "\n")
-            replay_task = asyncio.create_task(rig.replay(path, rate_hz=args.rate, loop=args.loop, stop=stop))
-        with stop_on_signals(stop):
+        with stop_on_signals(stop):  # before the URL is printed: whoever reads it may stop us at once
+            # listen and report the URL first: opening the rig (database, schema) takes a moment
+            try:
+                server = METRICS.serve(args.host, args.port)
+            except OSError as exc:
+                raise PolybotError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
+            sys.stdout.write(server.url + "\n")
+            sys.stdout.flush()
+            if path is not None or args.ws_url:
+                rig = await IngestRig.open(METRICS, known_assets=args.subscribe or None)
+            if rig is not None and args.ws_url:
+                await rig.start_feed(args.ws_url, args.subscribe)
+            if rig is not None and path is not None:
+                sys.stderr.write(f"replaying {path}" + (f" at {args.rate:g} frames/s" if args.rate else "") + "\n")
+                replay_task = asyncio.create_task(rig.replay(path, rate_hz=args.rate, loop=args.loop, stop=stop))
             loop = asyncio.get_running_loop()
             deadline = loop.time() + args.duration if args.duration else None
             stopper = asyncio.create_task(stop.wait())
