@@ -2,8 +2,8 @@
 
 - Signed first: a relayer that signs (:class:`~core.execution.types.Presigner`) signs every leg
   before anything is posted, and each intent row carries its order hash; where the hashes come
-  before the signatures (:class:`~core.execution.types.JobPresigner`) the legs are signed while
-  their rows are written.
+  before the signatures (:class:`~core.execution.types.JobPresigner`) the legs are signed in the
+  write-ahead's worker thread, just before their rows are written.
 - Split: the fewest requests of at most :data:`~core.execution.types.MAX_BATCH_ORDERS` legs (20
   legs go out as 15 + 5), the legs ordered by the size the current book offers at or better than
   their limit, least first: the leg most likely to miss goes out first, in the first request.
@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
@@ -121,37 +122,40 @@ async def sign_first(relayer: Relayer, reqs: Sequence[OrderRequest]) -> list[str
 
 
 class Presigned:
-    """A group's signing under way (:func:`presign`): :meth:`start` it once the write-ahead is under
-    way (the store calls it), :meth:`wait` for it before any post and whatever happens (it starts
-    it if it was not, and keeps the signed orders for ``place_batch``)."""
+    """A group's signing under way (:func:`presign`). :meth:`run` signs in the calling thread: the
+    store calls it in its write's worker thread, before the transaction (one thread hop for the
+    rows and the signatures, the two never waiting on each other's turn of the GIL); :meth:`wait`
+    before any post and whatever happens: it signs in a worker thread if no store did, and keeps
+    the signed orders for ``place_batch``."""
 
     def __init__(self, job: SigningJob | None) -> None:
         self._job = job
-        self._signing: asyncio.Future[list[str | None]] | None = None
-        self._started = job is None or not job.pending
+        self._lock = threading.Lock()  # one run, whichever thread comes first
 
-    def start(self) -> None:
-        if not self._started:
-            self._started = True
-            assert self._job is not None
-            self._signing = asyncio.get_running_loop().run_in_executor(None, self._job.run)
+    def run(self) -> None:
+        """Sign here (a worker thread, never the event loop); once, thread-safe; never raises."""
+        job = self._job
+        if job is not None:
+            with self._lock:
+                if job.pending:
+                    job.run()
 
     async def wait(self) -> None:
-        self.start()
+        job = self._job
+        if job is None:
+            return
         try:
-            if self._signing is not None:
-                await asyncio.shield(self._signing)
+            if job.pending:  # no store signed it (one that ignores ``then``, or a write that failed first)
+                await asyncio.shield(asyncio.get_running_loop().run_in_executor(None, self.run))
         finally:
-            if self._job is not None:
-                self._job.finish()  # on the loop: the signed orders kept for place_batch
+            job.finish()  # on the loop: the signed orders kept for place_batch
 
 
 async def presign(relayer: Relayer, reqs: Sequence[OrderRequest], recs: Sequence[OrderRecord]) -> Presigned:
     """Each row of ``recs`` (one per request) given its order hash when the relayer signs first, and
-    the signing ready to start. A relayer whose orders' hashes come before their signatures
-    (:class:`~core.execution.types.JobPresigner`) signs in a worker thread while the rows are
-    written and the post prepared: libsecp256k1 and SQLite both let go of the GIL, so the signatures
-    cost the group no time of their own. Other presigners sign here."""
+    the signing ready to run. A relayer whose orders' hashes come before their signatures
+    (:class:`~core.execution.types.JobPresigner`) signs in the write-ahead's worker thread (see
+    :class:`Presigned`) while the loop tracks the legs and prepares the post. Other presigners sign here."""
     if not reqs or not _implements(relayer, JobPresigner):
         for rec, order_hash in zip(recs, await sign_first(relayer, reqs), strict=True):
             rec.order_hash = order_hash

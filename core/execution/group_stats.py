@@ -179,6 +179,12 @@ class GroupStats:
         for leg in legs:
             self._orders[leg] = (group_id, leg)
 
+    def expect(self, group_id: str, expected_edge: Decimal) -> None:
+        """The group's expected edge, once its legs are out (it costs the wire nothing then)."""
+        group = self._groups.get(group_id)
+        if group is not None:
+            group.expected = expected_edge
+
     def forget(self, group_id: str) -> None:
         """A group the gate refused as a whole: nothing was sent."""
         group = self._groups.pop(group_id, None)

@@ -20,6 +20,7 @@ import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
+from functools import partial
 from typing import Protocol
 
 from core.events import Alert, AlertCleared, AlertKind, FillEvent, Severity
@@ -167,8 +168,10 @@ class GroupManager:
         # known from now on (PLACING): a second submission is a duplicate, fills wait for every leg
         coids = [r.client_order_id for r in reqs]
         group = self._groups[gid] = _Group(gid, coids, OneLegPolicy(policy or self.policy), sent_at=self._ctx.clock())
+        # the edge at decision time: the books' asks kept now, the arithmetic done once the legs are out
+        expected_edge = self._expected_edge(legs, by_id)
         # counted from now on: fills may come back with the venue's answers, inside place_together
-        self.stats.sent(gid, coids, min(i.size for i in legs), self._expected_edge(legs, by_id))
+        self.stats.sent(gid, coids, min(i.size for i in legs), ZERO)
         try:
             decision, placed = await self._trader.place_together(reqs, by_id, gid, [i.reason for i in legs])
         except BaseException:
@@ -179,6 +182,7 @@ class GroupManager:
             del self._groups[gid]  # nothing was placed: the same group may be tried again
             self.stats.forget(gid)
             return GroupResult(gid, False, GroupState.FAILED, tuple(placed), decision.reason_code, decision.detail)
+        self.stats.expect(gid, expected_edge())
         group.placed = {p.client_order_id: p for p in placed}
         group.state = GroupState.PENDING
         await self._evaluate(group)
@@ -409,30 +413,38 @@ class GroupManager:
             return t.req.token_id[:12] + "…"
         return f"{market.slug or market.condition_id[:10]} {token.outcome}"
 
-    def _expected_edge(self, legs: Sequence[Intent], markets: Mapping[str, MarketInfo]) -> Decimal:
+    def _expected_edge(self, legs: Sequence[Intent], markets: Mapping[str, MarketInfo]) -> Callable[[], Decimal]:
         """The strategy's edge at decision time: its own figure when a leg carries it (meta
-        ``expected_edge``), else buying the sets from the books now (what the strategy computed
-        from the same levels), any share the books lack counted at its limit. 0 unless every leg buys."""
+        ``expected_edge``), else buying the sets from the books as they are now (what the strategy
+        computed from the same levels), any share the books lack counted at its limit; 0 unless every
+        leg buys. The levels are taken now, the sum made when called (after the post: off the wire's path)."""
         given = next((i.meta["expected_edge"] for i in legs if "expected_edge" in i.meta), None)
         if given is not None:
-            return Decimal(given)
+            edge = Decimal(given)
+            return lambda: edge
         if any(i.side is not Side.BUY for i in legs):
-            return ZERO
-        cost = ZERO
-        for i in legs:
-            rate = markets[i.market].fee_rate
-            book = self._books(i.token_id) if self._books else None
-            levels = book.asks() if book is not None and book.status is BookStatus.OK else []
-            left = i.size
-            for price, size in levels:
-                if price > i.price or left <= 0:
-                    break
-                take = min(size, left)
-                cost += take * price + taker_fee(take, price, rate)
-                left -= take
-            if left > 0:
-                cost += left * i.price + taker_fee(left, i.price, rate)
-        return min(i.size for i in legs) - cost
+            return lambda: ZERO
+        books = [self._books(i.token_id) if self._books else None for i in legs]
+        asks = [b.asks() if b is not None and b.status is BookStatus.OK else [] for b in books]
+        return partial(_buying_edge, legs, asks, [markets[i.market].fee_rate for i in legs])
+
+
+def _buying_edge(
+    legs: Sequence[Intent], asks: Sequence[Sequence[tuple[Decimal, Decimal]]], rates: Sequence[Decimal]
+) -> Decimal:
+    """The edge of buying ``min(size)`` sets: each leg walks its ask levels up to its limit."""
+    cost = ZERO
+    for i, levels, rate in zip(legs, asks, rates, strict=True):
+        left = i.size
+        for price, size in levels:
+            if price > i.price or left <= 0:
+                break
+            take = min(size, left)
+            cost += take * price + taker_fee(take, price, rate)
+            left -= take
+        if left > 0:
+            cost += left * i.price + taker_fee(left, i.price, rate)
+    return min(i.size for i in legs) - cost
 
 
 def _plain(amount: Decimal) -> str:

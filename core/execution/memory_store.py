@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Unpack
@@ -30,8 +31,8 @@ class MemoryExecutionStore:
         return True
 
     async def save_orders(self, recs: Sequence[OrderRecord], then: Callable[[], None] | None = None) -> list[bool]:
-        if then is not None:
-            then()
+        if then is not None:  # blocking (the group's signing): off the loop
+            await asyncio.to_thread(then)
         return [await self.save_order(rec) for rec in recs]
 
     async def update_order(self, client_order_id: str, **changes: Unpack[OrderChanges]) -> None:

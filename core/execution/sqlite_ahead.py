@@ -9,8 +9,8 @@ configured engine's dialect: the same integer units for money, the same UTC text
 same JSON), so a row is byte for byte what the ORM would write; the connection takes the engine's
 ``synchronous`` and ``busy_timeout``, so a commit here is exactly as durable. WAL lets it write
 beside the engine's pool (SQLite serialises writers; ``BEGIN IMMEDIATE`` waits its turn). The rows
-go in as one ``executemany`` (see :meth:`SqliteWriteAhead._write`). The group's signatures are made meanwhile in another worker thread
-(:func:`core.execution.batches.presign`).
+go in as one ``executemany`` (see :meth:`SqliteWriteAhead._write`). The group's signatures are made in the same
+worker thread just before (:class:`core.execution.batches.Presigned`).
 
 Measured (``bench/engine.py --only groups``, load ~1.4, p50 / p99): a 10-leg group's rows in one
 commit 0.37 / 0.57 ms, against 1.85 / 6.9 ms through SQLAlchemy (one row: 0.18 / 0.33 ms).
@@ -22,7 +22,9 @@ import asyncio
 import operator
 import sqlite3
 import threading
+import weakref
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +62,7 @@ class SqliteWriteAhead:
         self._conn: sqlite3.Connection | None = None
         self._closed = False
         self._lock = threading.Lock()  # one transaction at a time on the connection (held in the worker thread)
+        self._executor: ThreadPoolExecutor | None = None
 
     @classmethod
     def for_engine(cls, engine: AsyncEngine) -> SqliteWriteAhead | None:
@@ -154,21 +157,28 @@ class SqliteWriteAhead:
 
     async def insert_new(self, rows: Sequence[dict[str, object]], then: Callable[[], None] | None = None) -> set[str]:
         """Insert the rows whose client order id is new, in one transaction; their ids. The rows are
-        converted here, on the loop, so the worker thread needs the GIL for little but the driver's
-        binding; ``then`` (the group's signing, in a worker thread of its own) is started once the
-        write is under way: started after it, it does not hold the write back."""
-        if not rows:
-            if then is not None:
-                then()
+        converted here, on the loop; ``then`` (blocking: the group's signing) runs first in the same
+        worker thread, outside the transaction: one thread hop for both, and neither thread waits for
+        the other's turn of the GIL (two threads that each let go of it often starve the one waiting)."""
+        converted = self._rows(rows) if rows else []
+        if not converted and then is None:
             return set()
-        converted = self._rows(rows)
-        writing = asyncio.get_running_loop().run_in_executor(None, self._write, converted)
-        try:
-            if then is not None:
-                then()
-        finally:
-            written = await writing
-        return written
+        done = self._thread().submit(self._then_write, then, converted)
+        return await asyncio.wrap_future(done)
+
+    def _then_write(self, then: Callable[[], None] | None, rows: list[tuple[object, ...]]) -> set[str]:
+        if then is not None:
+            then()
+        return self._write(rows) if rows else set()
+
+    def _thread(self) -> ThreadPoolExecutor:
+        """The write-ahead's own worker thread (kept warm: the next group finds it waiting)."""
+        if self._closed:  # the service stopped: no intent row (so no order) after that
+            raise RuntimeError("the order write-ahead is closed (the service is stopping)")
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="write-ahead")
+            weakref.finalize(self, self._executor.shutdown, wait=False)  # a store never closed: its thread ends
+        return self._executor
 
     def close(self) -> None:
         """Waits for a write in progress, then closes; later writes raise."""
@@ -177,3 +187,5 @@ class SqliteWriteAhead:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)

@@ -56,7 +56,7 @@ class ExecutionStore(Protocol):
 
     async def save_orders(self, recs: Sequence[OrderRecord], then: Callable[[], None] | None = None) -> list[bool]:
         """New orders in one transaction (a group's write-ahead, committed before any post); False where the id
-        exists. ``then`` runs once the write is under way (the group's signing, started beside it)."""
+        exists. ``then`` (blocking: the group's signing) runs in a worker thread beside or just before the write."""
         ...
 
     async def update_order(self, client_order_id: str, **changes: Unpack[OrderChanges]) -> None: ...
@@ -194,8 +194,7 @@ class SqlExecutionStore:
         self._ahead = SqliteWriteAhead.for_engine(bind) if isinstance(bind, AsyncEngine) else None
 
     async def close(self) -> None:
-        """Close the write-ahead's own connection (after a write in progress): a task still placing
-        after the service stopped writes no intent row, so it posts nothing."""
+        """Close the write-ahead's connection (after a write in progress): a task still placing writes no row, posts nothing."""
         if self._ahead is not None:
             await asyncio.to_thread(self._ahead.close)
 
@@ -237,15 +236,16 @@ class SqlExecutionStore:
             fresh.setdefault(rec.client_order_id, rec)
         if self._ahead is not None:
             written = await self._ahead.insert_new([_order_row(r, stamps) for r in fresh.values()], then)
-        else:
-            if then is not None:
-                then()
+        else:  # ``then`` (blocking: the signing) in a worker thread beside the write, both done on return
+            beside = asyncio.get_running_loop().run_in_executor(None, then) if then is not None else None
             async with self._sessions() as s, s.begin():
                 conn = await s.connection()
                 rows = [_order_row(r, stamps) for r in fresh.values()]
                 written = (
                     set((await conn.execute(_INSERT_NEW_ORDERS[conn.dialect.name], rows)).scalars()) if rows else set()
                 )
+            if beside is not None:
+                await beside
         seen: set[str] = set()
         out = []
         for rec in recs:

@@ -13,9 +13,9 @@
   becomes ``submitted_unknown`` and is reconciled before anything else is done with that id.
 - Every post attempt and every refusal is one exec_audit row; the last attempt's row is written
   in one transaction with the status it caused.
-- A group's legs (:meth:`Submitter.place_together`) pass the gate as a whole, then their rows are
-  written in one transaction (the write-ahead, committed before any byte leaves) while the legs are
-  signed, then they go out as batch requests (:mod:`core.execution.batches`); each leg's answer is
+- A group's legs (:meth:`Submitter.place_together`) pass the gate as a whole, then they are signed
+  and their rows written in one transaction (the write-ahead, committed before any byte leaves), in
+  one worker thread, then they go out as batch requests (:mod:`core.execution.batches`); each leg's answer is
   applied as an order's.
 """
 
@@ -206,7 +206,7 @@ class Submitter:
             ]
             signing = await presign(self._relayer, [reqs[i] for i in fresh], recs)
             try:  # the write-ahead and the batches made while the legs are signed
-                saved_rows = await ctx.store.save_orders(recs, then=signing.start)
+                saved_rows = await ctx.store.save_orders(recs, then=signing.run)
                 postings: dict[int, Posting] = {}
                 for i, rec, saved in zip(fresh, recs, saved_rows, strict=True):
                     market = markets[reqs[i].market]

@@ -198,3 +198,21 @@ async def test_fak_legs_stay_fak_and_a_short_fak_is_a_moved_book(world: World) -
     # 4 complete sets booked; the 6 unmatched YES are left at their cost
     set_cost = D("0.45") + D("0.004950") + D("0.50") + D("0.005")
     assert figures.realised_edge == 4 * (1 - set_cost)
+
+
+async def test_the_expected_edge_is_the_books_at_decision_time_though_summed_after_the_post(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = await world.engine()
+    relayer = engine.relayer
+    real_place_batch = relayer.place_batch
+
+    async def book_moves_on_the_way(orders: list[object]) -> object:
+        # the YES asks get cheaper while the group is on its way: the edge the strategy saw stays the figure
+        world.books.set(YES, asks=[("0.40", "1000")], bids=[("0.38", "1000")])
+        return await real_place_batch(orders)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(relayer, "place_batch", book_moves_on_the_way)
+    assert (await engine.submit_group(legs("g-decided"), [FEE])).state is GroupState.COMPLETE
+    figures = await control(world, engine, FEE).groups()
+    assert figures.expected_edge == D(10) - (D("4.5") + D("0.04950") + D("5.0") + D("0.05"))

@@ -1,7 +1,8 @@
 """A group's order hashes come before its signatures (issue 15): the intent rows are written with the
-hashes while the legs are signed, in one call in a worker thread (off the event loop), the two
-overlapping; both are done before the batch is posted, with the garbage collector held off on the
-way. SQLite and PostgreSQL."""
+hashes and the legs signed in one call off the event loop: on SQLite in the write-ahead's own worker
+thread just before its transaction (one thread hop for both), on PostgreSQL in a worker thread beside
+the write; both are done before the batch is posted, with the garbage collector held off on the way.
+SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -42,12 +43,14 @@ async def test_the_legs_are_signed_off_the_loop_while_their_rows_are_written(
     engine = await world.engine()
     real_save = engine.store.save_orders
     ahead = getattr(engine.store, "_ahead", None)  # SQLite: the write runs in a worker thread of its own
+    written_in: list[int] = []
     if ahead is not None:
         real_write = ahead._write
 
         def overlapping_write(rows: list[tuple[object, ...]]) -> set[str]:
-            # the commit waits for the signing to have started: side by side, neither after the other
+            # the commit waits for the signing to have started: never after it
             assert signing_started.wait(10), "the signing never started while the rows were written"
+            written_in.append(threading.get_ident())
             written: set[str] = real_write(rows)
             return written
 
@@ -79,6 +82,8 @@ async def test_the_legs_are_signed_off_the_loop_while_their_rows_are_written(
 
     assert res.ok and [leg.status for leg in res.legs] == [OrderStatus.LIVE, OrderStatus.LIVE]
     assert len(signed_in) == 1 and signed_in[0] != loop_thread  # signed once, off the loop
+    if ahead is not None:  # SQLite: in the write's own thread, one hop for both
+        assert written_in == signed_in
     assert events == ["write", "signing", "committed", "post"], events  # signed once the write is under way
     rows = [await world.store.get_order(leg.client_order_id) for leg in res.legs]
     signed = [relayer.signed_order(leg.client_order_id) for leg in res.legs]
