@@ -108,22 +108,26 @@ class Book:
     """One asset's L2 book. Implements :class:`core.types.BookView`."""
 
     def __init__(self, asset_id: str, tick_size: Decimal = Decimal("0.01"), *, tick_confirmed: bool = True) -> None:
-        # Compiled, attributes are laid out in the order first assigned here: what one
-        # price_change entry touches comes first, so it shares a cache line or two (with 10,000
-        # books the book is rarely still in the cache when its next entry arrives)
+        # Compiled, attributes are laid out in the order first assigned here (flags as single
+        # bytes, next to each other): what one price_change entry touches comes first, about 140
+        # bytes, so it spans as few cache lines as it can (with 10,000 books the book is rarely
+        # still in the cache when its next entry arrives); the rest after
+        self._status = _AWAITING
+        self._tick_u = 0  # the grid prices are validated against (see grid_units)
         # the open same-timestamp burst: whether there is one, its timestamp and the best prices
         # its latest entry carried, as units or _NOT_CARRIED / _UNUSUAL (then the text is kept):
         # read while the entry is at hand, so a burst keeps no strings (memory, and cache misses
         # when it is checked)
         self._burst = False
+        self.seeded = False
+        # kept by core.feed.integrity.BookSet: is this the set's book for its asset, and the book
+        # whose entry followed this book's in the latest price_change (the venue sends a market's
+        # tokens together, so the next frame's next entry is most likely for it again)
+        self.listed = False
         self._pend_ts = 0
         self._want_bid = _NOT_CARRIED
         self._want_ask = _NOT_CARRIED
-        self._odd_bid: str | None = None
-        self._odd_ask: str | None = None
         self.last_update_ns = 0
-        self._status = _AWAITING
-        self.seeded = False
         # the best price of each side (_NO_BEST when empty), kept by every change to the levels
         self._best_bid = _NO_BEST
         self._best_ask = _NO_BEST
@@ -131,19 +135,16 @@ class Book:
         self._ask_px: list[int] = []  # ascending: best ask is the first element
         self._bid_sz: Sizes = array("Q")  # parallel to the prices
         self._ask_sz: Sizes = array("Q")
-        self._table: dict[str, int] = _NO_PRICES
         self.asset_id = asset_id
-        # kept by core.feed.integrity.BookSet: is this the set's book for its asset, and the book
-        # whose entry followed this book's in the latest price_change (the venue sends a market's
-        # tokens together, so the next frame's next entry is most likely for it again)
-        self.listed = False
         self.follower: Book | None = None
+        self._odd_bid: str | None = None
+        self._odd_ask: str | None = None
+        self._table: dict[str, int] = _NO_PRICES
         self.market = ""
         self.epoch = 0
         self.last_ts_ms = 0
         self.faults: dict[str, int] = {}
         self._tick = _NO_TICK
-        self._tick_u = 0
         self.tick_confirmed = False
         self.set_tick_size(tick_size, confirmed=tick_confirmed)
 

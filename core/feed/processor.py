@@ -33,14 +33,7 @@ from core.feed.counters import (
     LateFrames,
     short_id,
 )
-from core.feed.events import (
-    BookSnapshot,
-    BookStatusChanged,
-    FeedEvent,
-    Pong,
-    PriceChange,
-    TickSizeChanged,
-)
+from core.feed.events import BookSnapshot, BookStatusChanged, FeedEvent, Pong, PriceChange, TickSizeChanged
 from core.feed.integrity import AWAITING, OK, BookSet
 from core.feed.kernel import status as kernel_status
 from core.feed.numbers import (
@@ -91,6 +84,7 @@ log = logging.getLogger("core.feed.processor")
 _DECODE: Final = FRAME_DECODER.decode
 _DECODE_PRICE_CHANGE: Final = PRICE_CHANGE_DECODER.decode
 _PONG_TEXTS: Final = frozenset({"PONG", b"PONG"})
+_PRICE_CHANGE: Final = PriceChange  # compiled, a Final name is a static, a plain import a dict lookup per use
 # inferred ticks for books whose tick nobody told us (never coarser than the usual 0.01)
 _INFER_TICKS: Final = tuple(decimal_to_units(t) for t in STANDARD_TICKS if t <= Decimal("0.01"))
 
@@ -251,7 +245,7 @@ class FeedProcessor:
         ts_ms = msg.timestamp
         accepted = self._set.apply_changes(entries, ts_ms, recv_ns, out, self)
         if accepted or accepted is entries:
-            out.append(PriceChange(msg.market, ts_ms, recv_ns, accepted))
+            out.append(_PRICE_CHANGE(msg.market, ts_ms, recv_ns, accepted))
 
     def check_entry(self, entry: PriceChangeEntry, recv_ns: int, out: list[FeedEvent]) -> tuple[Book, int] | None:
         """An entry that missed the fast lookups (unknown asset, unusual or bad price, a book that
