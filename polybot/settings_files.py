@@ -9,8 +9,10 @@ file is written. Which keys go to the secrets file is the settings' own list of 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import tempfile
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from enum import Enum
@@ -72,8 +74,26 @@ def write_settings_files(
     directory.mkdir(parents=True, exist_ok=True)
     config = directory / SERVICE_FILENAME
     config.write_text(header + "\n" + _tables([k for k in keys if k not in secret], checked))
-    secrets = directory / SECRETS_FILENAME
-    secrets.touch(mode=0o600)
-    os.chmod(secrets, 0o600)  # before anything is in it
-    secrets.write_text(secrets_header + "\n" + _tables([k for k in keys if k in secret], checked))
+    write_private(
+        directory / SECRETS_FILENAME, secrets_header + "\n" + _tables([k for k in keys if k in secret], checked)
+    )
     return load_settings(config, env={})
+
+
+def write_private(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text``, readable by its owner only, in one step.
+
+    The text goes to a new file beside it (mode 600 from its creation: ``mkstemp``), is flushed
+    to disk and renamed over the old one: a crash, a full disk or an error leaves the old file or
+    the new one, never half of either, and the secrets are never readable by others meanwhile."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise

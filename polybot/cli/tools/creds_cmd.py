@@ -119,15 +119,19 @@ def _run(args: argparse.Namespace) -> int:
         sys.stderr.write(f"API credentials of {address} at {where}: put these lines under [relayer] (secret)\n")
         sys.stdout.write("".join(f"{key} = {json.dumps(values[key])}\n" for key in KEYS))
         return 0
+    from polybot.settings_files import write_private
+
     path = _secrets_path(loaded)
-    before = path.read_text() if path.is_file() else ""
-    path.touch(mode=0o600)
-    path.chmod(0o600)
-    path.write_text(set_keys(before, "relayer", values))
+    existed = path.is_file()
+    before = path.read_text() if existed else ""
+    write_private(path, set_keys(before, "relayer", values))
     try:
         load_settings(args.config)  # the file still loads, now with the credentials
     except Exception:
-        path.write_text(before)
+        if existed:
+            write_private(path, before)
+        else:
+            path.unlink()
         raise
     sys.stdout.write(f"wrote relayer.{', '.join(KEYS)} of {address} (derived at {where}) to {path}\n")
     return 0
