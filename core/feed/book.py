@@ -1,7 +1,7 @@
 """L2 order book of one asset (token).
 
-Internally exact integers: prices and sizes in 10^-6 units, each side a sorted price list and
-a parallel array of sizes (a binary search keeps them ordered; books are tens of levels deep, so the
+Internally exact integers: prices and sizes in 10^-6 units, each side a sorted price list (best
+price last: bids ascending, asks descending) and a parallel array of sizes (a binary search keeps them ordered; books are tens of levels deep, so the
 memmove of an insert is cheaper than any tree). Sizes live unboxed in an ``array('Q')`` (a list
 once a side holds a size beyond 64 bits): with 10,000 books a level update then touches no size
 object of its own (an old boxed size, cold by then, had to be released at each update), and a
@@ -71,8 +71,8 @@ def _fmt(units: int | None) -> str:
     return "-" if units is None else str(price_decimal(units))
 
 
-def _levels(levels: Iterable[tuple[int, int]]) -> tuple[list[int], Sizes]:
-    """(ascending prices, their sizes) without zero sizes, a repeated price keeping its last
+def _levels(levels: Iterable[tuple[int, int]], descending: bool) -> tuple[list[int], Sizes]:
+    """(prices in order, their sizes) without zero sizes, a repeated price keeping its last
     (non-zero) size; the prices are the shared price objects (see apply_units)."""
     shared = PRICE_OBJECTS
     by_price: dict[int, int] = {}
@@ -80,7 +80,7 @@ def _levels(levels: Iterable[tuple[int, int]]) -> tuple[list[int], Sizes]:
         if size:
             key: Any = shared.get(price, price)
             by_price[key] = size
-    prices = sorted(by_price)
+    prices = sorted(by_price, reverse=descending)
     return prices, _sizes([by_price[p] for p in prices])
 
 
@@ -91,6 +91,19 @@ def _index(prices: list[int], units: int) -> int:
     while lo < hi:
         mid = (lo + hi) >> 1
         if prices[mid] < units:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+def _index_descending(prices: list[int], units: int) -> int:
+    """Where ``units`` is, or goes, in descending prices."""
+    lo = 0
+    hi = len(prices)
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if prices[mid] > units:
             lo = mid + 1
         else:
             hi = mid
@@ -132,7 +145,7 @@ class Book:
         self._best_bid = _NO_BEST
         self._best_ask = _NO_BEST
         self._bid_px: list[int] = []  # ascending: best bid is the last element
-        self._ask_px: list[int] = []  # ascending: best ask is the first element
+        self._ask_px: list[int] = []  # descending: best ask is the last element
         self._bid_sz: Sizes = array("Q")  # parallel to the prices
         self._ask_sz: Sizes = array("Q")
         self.asset_id = asset_id
@@ -189,15 +202,16 @@ class Book:
         return [(price_decimal(p), units_to_decimal(s)) for p, s in self.asks_units(depth)]
 
     def bids_units(self, depth: int | None = None) -> list[tuple[int, int]]:
-        prices, sizes = self._bid_px, self._bid_sz
+        return self._best_first(self._bid_px, self._bid_sz, depth)
+
+    def asks_units(self, depth: int | None = None) -> list[tuple[int, int]]:
+        return self._best_first(self._ask_px, self._ask_sz, depth)
+
+    @staticmethod
+    def _best_first(prices: list[int], sizes: Sizes, depth: int | None) -> list[tuple[int, int]]:
         n = len(prices)
         stop = 0 if depth is None else max(n - depth, 0)
         return [(prices[i], sizes[i]) for i in range(n - 1, stop - 1, -1)]
-
-    def asks_units(self, depth: int | None = None) -> list[tuple[int, int]]:
-        prices, sizes = self._ask_px, self._ask_sz
-        n = len(prices) if depth is None else min(len(prices), max(depth, 0))
-        return [(prices[i], sizes[i]) for i in range(n)]
 
     def depth(self, n: int | None = None) -> tuple[list[Level], list[Level]]:
         """(bids, asks), each best-first and at most ``n`` levels."""
@@ -207,9 +221,13 @@ class Book:
         return len(self._bid_px), len(self._ask_px)
 
     def size_at(self, side: Side, price: Decimal) -> Decimal:
-        prices, sizes = (self._bid_px, self._bid_sz) if side is Side.BUY else (self._ask_px, self._ask_sz)
         units = decimal_to_units(price)
-        i = _index(prices, units)
+        if side is Side.BUY:
+            prices, sizes = self._bid_px, self._bid_sz
+            i = _index(prices, units)
+        else:
+            prices, sizes = self._ask_px, self._ask_sz
+            i = _index_descending(prices, units)
         return units_to_decimal(sizes[i] if i < len(prices) and prices[i] == units else 0)
 
     def mid(self) -> Decimal | None:
@@ -317,31 +335,25 @@ class Book:
         for every container operation: the hot path passes the shared objects of the price
         tables (:data:`core.feed.numbers.PRICE_OBJECTS`), which the book then keeps."""
         units: int = price  # compared unboxed; the object itself goes into the list
-        # the level's index: at or beyond the best price without a search (most changes are there)
+        # Both sides keep their best price last, where most changes are: its index, or the end for
+        # a better one, is known without a search, and inserting or removing there moves nothing.
         if is_bid:
             prices, sizes = self._bid_px, self._bid_sz
             best = self._best_bid
-            if units == best:
-                i = len(prices) - 1
-                found = True
-            elif units > best:
-                i = len(prices)
-                found = False
-            else:  # below the best bid, so i < len(prices)
-                i = _index(prices, units)
-                found = prices[i] == units
+            better = units > best
         else:
             prices, sizes = self._ask_px, self._ask_sz
             best = self._best_ask
-            if units == best:
-                i = 0
-                found = True
-            elif units < best or best == _NO_BEST:
-                i = 0
-                found = False
-            else:
-                i = _index(prices, units)
-                found = i < len(prices) and prices[i] == units
+            better = units < best or best == _NO_BEST
+        if units == best:
+            i = len(prices) - 1
+            found = True
+        elif better:
+            i = len(prices)
+            found = False
+        else:  # behind the best, so i < len(prices)
+            i = _index(prices, units) if is_bid else _index_descending(prices, units)
+            found = prices[i] == units
         if found:
             if size:
                 if size > _MAX_PACKED:
@@ -360,7 +372,7 @@ class Book:
         if is_bid:
             self._best_bid = prices[-1] if prices else _NO_BEST
         else:
-            self._best_ask = prices[0] if prices else _NO_BEST
+            self._best_ask = prices[-1] if prices else _NO_BEST
 
     def _unpacked(self, is_bid: bool) -> Sizes:
         """A side's sizes as a list (a size beyond 64 bits is coming): rare, and for good."""
@@ -478,10 +490,10 @@ class Book:
     def seed_units(self, bids: Iterable[tuple[int, int]], asks: Iterable[tuple[int, int]], ts_ns: int) -> None:
         """Replace both sides (any order; zero sizes dropped; a repeated price keeps the last size).
         Leaves ``status`` to the caller."""
-        self._bid_px, self._bid_sz = _levels(bids)
-        self._ask_px, self._ask_sz = _levels(asks)
+        self._bid_px, self._bid_sz = _levels(bids, descending=False)
+        self._ask_px, self._ask_sz = _levels(asks, descending=True)
         self._best_bid = self._bid_px[-1] if self._bid_px else _NO_BEST
-        self._best_ask = self._ask_px[0] if self._ask_px else _NO_BEST
+        self._best_ask = self._ask_px[-1] if self._ask_px else _NO_BEST
         self.seeded = True
         self.last_update_ns = ts_ns
         self.drop_burst()

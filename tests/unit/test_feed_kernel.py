@@ -71,8 +71,10 @@ def test_the_source_twin_is_the_source() -> None:
 def _book_state(book: Book) -> tuple[Any, ...]:
     # the best prices the book keeps apart are those of its levels
     assert book.best_bid_units() == (book._bid_px[-1] if book._bid_px else None)
-    assert book.best_ask_units() == (book._ask_px[0] if book._ask_px else None)
+    assert book.best_ask_units() == (book._ask_px[-1] if book._ask_px else None)
     assert len(book._bid_px) == len(book._bid_sz) and len(book._ask_px) == len(book._ask_sz)
+    # each side's prices strictly ordered with the best last (bids ascending, asks descending)
+    assert book._bid_px == sorted(set(book._bid_px)) and book._ask_px == sorted(set(book._ask_px), reverse=True)
     return (
         book._bid_px,
         list(book._bid_sz),
