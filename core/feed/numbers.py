@@ -91,6 +91,12 @@ def plain_price_units(text: str) -> int:
     over the characters (compiled, cheaper than hashing the text for a table lookup); 0 for any
     other text and for zero (the strict parsers decide those)."""
     end = len(text)
+    if end == 4:  # "0.dd", the usual spelling, without the loop
+        tens = ord(text[2]) - 48
+        ones = ord(text[3]) - 48
+        if ord(text[0]) == 48 and ord(text[1]) == 46 and 0 <= tens <= 9 and 0 <= ones <= 9:
+            return tens * 100_000 + ones * 10_000
+        return 0
     if end < 3 or end > 8 or ord(text[0]) != 48 or ord(text[1]) != 46:  # "0."
         return 0
     units = 0

@@ -41,7 +41,8 @@ class BookMsg(msgspec.Struct, tag_field="event_type", tag="book", frozen=True, g
 
 
 class PriceChangeEntry(msgspec.Struct, frozen=True, gc=False):
-    """One entry of ``price_changes[]`` (format since 2025-09-15)."""
+    """One entry of ``price_changes[]`` (format since 2025-09-15). The feed's hot loop reads the
+    fields by position, in this order (a test checks it)."""
 
     asset_id: str
     price: str
@@ -62,7 +63,8 @@ class LegacyChange(msgspec.Struct, frozen=True, gc=False):
 
 class PriceChangeFields(msgspec.Struct, frozen=True, gc=False):
     """All three ``price_change`` shapes: ``price_changes[]``, legacy ``changes[]``, one level.
-    Decoded as :class:`PriceChangeMsg` (in the union) or :class:`PriceChangeFrame` (alone)."""
+    Decoded as :class:`PriceChangeMsg` (in the union) or :class:`PriceChangeFrame` (alone). The
+    processor reads the first three fields by position (a test checks the order)."""
 
     market: str = ""
     timestamp: int = 0

@@ -83,3 +83,13 @@ def test_a_price_change_without_its_tag_is_still_an_unknown_event() -> None:
     for frame in ('{"price_changes": []}', "{}", '{"event_type": "price_change", "timestamp": "x"}'):
         assert processor.process(frame, 1) == []
     assert processor.counters.as_dict() == {"unknown_event": 2, "wrong_type": 1}
+
+
+def test_the_hot_path_reads_fields_by_position_in_this_order() -> None:
+    # the compiled feed reads a price_change's and an entry's fields with msgspec.structs.astuple
+    # (core.feed.processor._price_change, core.feed.integrity.BookSet.apply_changes)
+    from core.feed.wire import PriceChangeEntry
+
+    for struct in (PriceChangeFrame, PriceChangeMsg):
+        assert struct.__struct_fields__[:3] == ("market", "timestamp", "price_changes")
+    assert PriceChangeEntry.__struct_fields__ == ("asset_id", "price", "size", "side", "best_bid", "best_ask")
