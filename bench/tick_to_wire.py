@@ -20,13 +20,13 @@ Two pipelines:
 - ``engine``: the production path, ``Engine.submit_group`` -> ``place_together`` -> the gate
   (``check_many``: a group every leg of which passes is allowed by a bound, core/execution/risk_fast.py)
   -> the order hashes made on the loop (``OrderSigner.prepare_batch``) -> the intent rows converted on
-  the loop and committed in a worker thread while the signatures are made in another
-  (``complete_batch``; both done before the post) -> ``place_batch`` -> one ``POST /orders`` on
+  the loop, then the signatures (``complete_batch``) and the rows' commit one after the other in the
+  write-ahead's own worker thread (one hop; both done before the post) -> ``place_batch`` -> one ``POST /orders`` on
   aiohttp's client (live mode against the local server), the garbage collector held off meanwhile
   (core/execution/gc_hold.py) and the start-up heap frozen, as the service does. Stages are timed by
-  wrapping the gate, the signer, the store and the HTTP client's request; the signing and the
-  write-ahead overlap, and the time they overlap is counted as signing; "other" is the rest (engine
-  glue, event loop turns, the thread hops).
+  wrapping the gate, the signer, the store and the HTTP client's request; signing runs from the
+  first hash to the last signature (inside the write-ahead's call), write-ahead is the rest of that
+  call (the transaction and the hop back); "other" is the rest (engine glue, event loop turns).
 
     uv run python bench/tick_to_wire.py [--iterations 400] [--pipeline all|components|engine]
         [--synchronous default|NORMAL|FULL] [--no-gc] [--json]
@@ -59,6 +59,40 @@ components pipeline (stages called directly, no engine) is at p50 1.27 ms (CPU 1
 load 2.5. What is left is Python spread over the engine's glue (ids, records, tracking, the answer's
 bookkeeping ahead of the post), aiohttp's request (~0.1 ms) and the loop turns of two thread hops;
 whether p99 < 2 ms holds needs an idle machine to measure, which this session did not have.
+
+Second pass (2026-12-05 08:30-09:15, ab1837a). Before, as measured idle that morning (load 0.7):
+
+    2 legs:  1.56 / 2.48 (process CPU p50 1.67)
+    10 legs: 3.18 / 4.70 (process CPU p50 3.30, p99 4.57); split p50: strategy 0.167, risk 0.137,
+             signing 1.776 (overlapping the write), write-ahead 0.000, post 0.420, other 0.607
+
+Found with a stamped timeline (wrappers on the engine's steps, 300 groups, p50 ms from the tick, load
+2-3): the signing thread started only as the write thread ended (1.36 vs 1.38) although it was
+dispatched at 0.96. Two threads that each let go of the GIL at every C call (sqlite3_step per row;
+libsecp256k1 per signature) do not run side by side: the one waiting for the GIL is woken, finds it
+taken back already, and waits again until the other is done. So the "parallel" signing was serial
+plus a second hop out and back (under load ``SimpleQueue.put`` and the loop's wake-up were the
+costliest calls in the window). Now the signatures and the commit run one after the other in the
+write-ahead's own worker thread (one hop each way), and the group's expected edge (a Decimal walk of
+every leg's asks, ~0.1 ms) is summed after the post from the levels kept at decision time. After
+(09:12, load 1.5-1.7):
+
+    2 legs:  1.123 / 1.982 (process CPU p50 1.134, p99 1.733)
+    10 legs: 2.558 / 7.868 (process CPU p50 2.559, p99 3.823); split p50: strategy 0.129, risk 0.121,
+             signing 0.856, write-ahead (the commit after the signatures, and the hop back) 0.600,
+             post 0.328, other 0.498
+
+The same code before and after, runs alternated, 10 legs, process CPU p50 / p99 ms: at load 3.7-4.3
+2.78 / 4.72, 2.89 / 5.17, 3.07 / 4.67 before against 2.49 / 3.91, 2.62 / 4.27, 2.85 / 3.95 after;
+at load 1.7-2.2 2.71 / 4.18 and 2.52 / 3.80 before against 2.65 / 4.14 and 2.51 / 3.84 after. The gain
+is in the fewer wake-ups, so it shows under load and barely at load 2; instructions per whole
+iteration (callgrind, 10 legs, 50 groups) 44.79 M before, 44.66 M after (the edge is moved, not
+removed). Still missed: p99 < 2 ms for 10 legs. The rest of the path at load 2-3 (stamped, p50):
+the write thread's CPU 0.45 ms for 10 rows (five indexes on ``orders``: 0.26 ms of SQLite alone with
+a small WAL, 0.12 ms without the indexes), 10 signatures 0.45 ms (libsecp256k1 32 us each), the
+hashes on the loop 0.11 ms, aiohttp from ``ClobWire.request`` to the server 0.3-0.4 ms (0.12 ms in
+a bare loop: a pre-built request on a raw keep-alive writer is the next saving), the gate and the
+group's glue before it 0.35 ms.
 """
 
 from __future__ import annotations
