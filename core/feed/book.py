@@ -1,14 +1,12 @@
 """L2 order book of one asset (token).
 
-Internally exact integers: prices and sizes in 10^-6 units, each side a sorted price list (best
-price last: bids ascending, asks descending) and a parallel array of sizes (a binary search keeps them ordered; books are tens of levels deep, so the
-memmove of an insert is cheaper than any tree). Sizes live unboxed in an ``array('Q')`` (a list
-once a side holds a size beyond 64 bits): with 10,000 books a level update then touches no size
-object of its own (an old boxed size, cold by then, had to be released at each update), and a
-book is a few hundred bytes a side. The best price of each side is also kept apart, in the book
-object itself, so checking a burst reads no level list. The public API
-(:class:`core.types.BookView`) speaks ``Decimal``; ``*_units`` methods are for the hot path and
-for storage.
+Exact integers inside: prices and sizes in 10^-6 units. Each side is a sorted price list with its
+best price last (bids ascending, asks descending: most changes are there, so they move nothing;
+a binary search finds the rest, books being tens of levels deep) and a parallel ``array('Q')`` of
+sizes (a list once one is beyond 64 bits): with 10,000 books an update releases no cold boxed
+size, and a book is a few hundred bytes a side. The best prices are also kept in the book object,
+so checking a burst reads no level list. The public API (:class:`core.types.BookView`) speaks
+``Decimal``; ``*_units`` methods are for the hot path and for storage.
 
 Status: ``awaiting_snapshot`` until a snapshot seeds the book, then ``ok``; the feed's
 integrity logic (:mod:`core.feed.integrity`) moves it to ``inconsistent``/``stale``. While a
@@ -36,6 +34,8 @@ from core.feed.numbers import (
     UNIT,
     BadNumber,
     decimal_to_units,
+    index_ascending,
+    index_descending,
     parse_best_units,
     plain_price_units,
     price_decimal,
@@ -84,32 +84,6 @@ def _levels(levels: Iterable[tuple[int, int]], descending: bool) -> tuple[list[i
     return prices, _sizes([by_price[p] for p in prices])
 
 
-def _index(prices: list[int], units: int) -> int:
-    """bisect_left on ascending prices (compiled, a native loop beats calling bisect)."""
-    lo = 0
-    hi = len(prices)
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if prices[mid] < units:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
-
-
-def _index_descending(prices: list[int], units: int) -> int:
-    """Where ``units`` is, or goes, in descending prices."""
-    lo = 0
-    hi = len(prices)
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if prices[mid] > units:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
-
-
 def _sizes(values: list[int]) -> Sizes:
     """Sizes packed in an array, or kept in a list when one is beyond 64 bits."""
     if values and max(values) > _MAX_PACKED:
@@ -121,21 +95,18 @@ class Book:
     """One asset's L2 book. Implements :class:`core.types.BookView`."""
 
     def __init__(self, asset_id: str, tick_size: Decimal = Decimal("0.01"), *, tick_confirmed: bool = True) -> None:
-        # Compiled, attributes are laid out in the order first assigned here (flags as single
-        # bytes, next to each other): what one price_change entry touches comes first, about 140
-        # bytes, so it spans as few cache lines as it can (with 10,000 books the book is rarely
-        # still in the cache when its next entry arrives); the rest after
+        # Compiled, attributes are laid out in the order first assigned (flags as adjacent bytes):
+        # what one entry touches first, ~140 bytes, as few cache lines as can be (with 10,000
+        # books a book is rarely still cached when its next entry comes); the rest after
         self._status = _AWAITING
         self._tick_u = 0  # the grid prices are validated against (see grid_units)
         # the open same-timestamp burst: whether there is one, its timestamp and the best prices
-        # its latest entry carried, as units or _NOT_CARRIED / _UNUSUAL (then the text is kept):
-        # read while the entry is at hand, so a burst keeps no strings (memory, and cache misses
-        # when it is checked)
+        # its latest entry carried, as units or _NOT_CARRIED / _UNUSUAL (then the text is kept),
+        # read while the entry is at hand: a burst keeps no strings (memory, cache misses)
         self._burst = False
         self.seeded = False
         # kept by core.feed.integrity.BookSet: is this the set's book for its asset, and the book
-        # whose entry followed this book's in the latest price_change (the venue sends a market's
-        # tokens together, so the next frame's next entry is most likely for it again)
+        # whose entry followed this one's last (a market's tokens come together: likely again)
         self.listed = False
         self._pend_ts = 0
         self._want_bid = _NOT_CARRIED
@@ -224,10 +195,10 @@ class Book:
         units = decimal_to_units(price)
         if side is Side.BUY:
             prices, sizes = self._bid_px, self._bid_sz
-            i = _index(prices, units)
+            i = index_ascending(prices, units)
         else:
             prices, sizes = self._ask_px, self._ask_sz
-            i = _index_descending(prices, units)
+            i = index_descending(prices, units)
         return units_to_decimal(sizes[i] if i < len(prices) and prices[i] == units else 0)
 
     def mid(self) -> Decimal | None:
@@ -330,13 +301,10 @@ class Book:
 
     def apply_units(self, is_bid: bool, price: Any, size: int) -> None:
         """Absolute size of one level in units (0 removes it); no validation (the caller validated).
-
-        ``price`` is an int; Any because compiled code would otherwise unbox it and box it anew
-        for every container operation: the hot path passes the shared objects of the price
-        tables (:data:`core.feed.numbers.PRICE_OBJECTS`), which the book then keeps."""
+        ``price`` is an int, Any because compiled code would otherwise unbox it and box it anew:
+        the hot path passes the shared objects of :data:`core.feed.numbers.PRICE_OBJECTS`."""
         units: int = price  # compared unboxed; the object itself goes into the list
-        # Both sides keep their best price last, where most changes are: its index, or the end for
-        # a better one, is known without a search, and inserting or removing there moves nothing.
+        # the best price is last: its index, or the end for a better one, is known without a search
         if is_bid:
             prices, sizes = self._bid_px, self._bid_sz
             best = self._best_bid
@@ -352,7 +320,7 @@ class Book:
             i = len(prices)
             found = False
         else:  # behind the best, so i < len(prices)
-            i = _index(prices, units) if is_bid else _index_descending(prices, units)
+            i = index_ascending(prices, units) if is_bid else index_descending(prices, units)
             found = prices[i] == units
         if found:
             if size:

@@ -118,6 +118,33 @@ def shared_price(units: int) -> Any:
     return units
 
 
+def index_ascending(prices: list[int], units: int) -> int:
+    """Where ``units`` is, or goes, in ascending prices: bisect_left (compiled, a native loop
+    beats calling bisect)."""
+    lo = 0
+    hi = len(prices)
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if prices[mid] < units:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+def index_descending(prices: list[int], units: int) -> int:
+    """Where ``units`` is, or goes, in descending prices."""
+    lo = 0
+    hi = len(prices)
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if prices[mid] > units:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
 class BadNumber(ValueError):
     """A price or size string that is not a plain non-negative decimal (reason in ``kind``)."""
 
