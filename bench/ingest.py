@@ -27,6 +27,24 @@ Python path side by side on ../shared/peer-bench's stream, in one process of the
 
 Targets (issues 3 and 14): >= 300k frames/s decode+validate+apply, >= 2.5x NautilusTrader's lean path.
 Issue 17: >= 0.4x the floor at 1,000 assets, >= 0.35x at 10,000, <= 5 KB per book at 10,000.
+
+The scaling table before and after issue 17's point 6 (``--no-peer``, compiled path, same machine):
+
+    before (idle, load 1.1)                     after (load 1.0-1.2)
+    assets   frames/s  x floor  KB/book         assets   frames/s  x floor  KB/book
+        10    339,920    0.360     4.63             10    428,615    0.445     1.99
+       100    327,462    0.345     4.41            100    427,951    0.449     1.86
+     1,000    294,754    0.325     4.37          1,000    392,880    0.427     1.66
+    10,000    225,329    0.239     3.91         10,000    336,199    0.357     1.65
+
+(the 50-asset stream of the same run: 425,371 frames/s, 0.49x the floor; the pure-Python path
+0.127x, slower than before, ~0.16x: its per-character loops are the compiled path's gain.) What
+changed: a book side is a price list with the best price last (bids ascending, asks descending)
+plus sizes unboxed in an ``array('Q')``, and the best prices are kept in the book object (a burst
+check reads no list); the fields of an entry and of a frame are read with one ``astuple`` call;
+prices are read by a loop over the characters (no hashing of the text); the book of a market's
+second token is found through the first's (``Book.follower``) instead of a dict lookup; the
+fields one entry touches are laid out together at the front of the compiled ``Book``.
 """
 
 from __future__ import annotations
