@@ -85,7 +85,10 @@ def write_private(path: Path, text: str) -> None:
 
     The text goes to a new file beside it (mode 600 from its creation: ``mkstemp``), is flushed
     to disk and renamed over the old one: a crash, a full disk or an error leaves the old file or
-    the new one, never half of either, and the secrets are never readable by others meanwhile."""
+    the new one, never half of either, and the secrets are never readable by others meanwhile.
+    A ``path`` that is a symbolic link is written through it: its target is replaced, the link
+    stays (a secrets file kept elsewhere is not copied beside the config)."""
+    path = Path(os.path.realpath(path))
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as out:

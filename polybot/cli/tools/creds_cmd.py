@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -121,7 +122,8 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     from polybot.settings_files import write_private
 
-    path = _secrets_path(loaded)
+    named = _secrets_path(loaded)
+    path = Path(os.path.realpath(named))  # through a link: the file it points at
     existed = path.is_file()
     before = path.read_text() if existed else ""
     write_private(path, set_keys(before, "relayer", values))
@@ -133,5 +135,5 @@ def _run(args: argparse.Namespace) -> int:
         else:
             path.unlink()
         raise
-    sys.stdout.write(f"wrote relayer.{', '.join(KEYS)} of {address} (derived at {where}) to {path}\n")
+    sys.stdout.write(f"wrote relayer.{', '.join(KEYS)} of {address} (derived at {where}) to {named}\n")
     return 0
