@@ -174,4 +174,4 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         marker = item.get_closest_marker("slow")
         return None if marker is None else float(marker.kwargs.get("seconds", SLOW_DEFAULT_S))
 
-    items[:] = slow_first(items, workers, seconds)
+    items[:] = slow_first(items, workers, seconds, lambda item: item.nodeid.split("::")[0])

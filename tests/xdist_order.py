@@ -4,16 +4,17 @@ xdist's worksteal scheduler hands each worker one contiguous share of the collec
 ``len(pending) // workers_left``), and a worker that runs dry later takes the tail half of the
 busiest one's queue. A minute-long test near the end of a share starts late and the whole run
 waits for it; at the head of a share it runs from the first second while the short tests around
-it are shared out. So the slow tests are dealt to the shares longest first, each to the share with
-the least expected time so far, and put at the heads of the shares; the other tests keep their
-order. The order is a pure function of the collection: every worker computes the same one, as
-xdist requires.
+it are shared out. So every module holding a slow test moves, whole and in its own order (its
+module-scoped fixtures are then built once, on one worker), to the head of a share: modules are
+dealt longest first (the sum of their slow tests' seconds), each to the share with the least
+expected time so far. The other tests keep their order. The order is a pure function of the
+collection: every worker computes the same one, as xdist requires.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -22,19 +23,29 @@ SLOW_DEFAULT_S = 10.0
 """What a test marked ``slow`` without ``seconds=`` is expected to take."""
 
 
-def slow_first(items: Sequence[T], workers: int, seconds: Callable[[T], float | None]) -> list[T]:
-    """``items`` reordered for ``workers`` workers; ``seconds(item)`` is None for a test not slow."""
-    slow = [(i, item, s) for i, item in enumerate(items) if (s := seconds(item)) is not None]
-    if workers < 2 or not slow:
+def slow_first(
+    items: Sequence[T], workers: int, seconds: Callable[[T], float | None], module: Callable[[T], Hashable]
+) -> list[T]:
+    """``items`` reordered for ``workers`` workers; ``seconds(item)`` is None for a test not slow,
+    ``module(item)`` names the group that moves together (its module)."""
+    weight: dict[Hashable, float] = {}
+    for item in items:
+        if (s := seconds(item)) is not None:
+            weight[module(item)] = weight.get(module(item), 0.0) + s
+    if workers < 2 or not weight:
         return list(items)
+    members: dict[Hashable, list[T]] = {}
+    for item in items:
+        if module(item) in weight:
+            members.setdefault(module(item), []).append(item)
+    first_seen = {key: i for i, key in enumerate(members)}
     heads: list[list[T]] = [[] for _ in range(workers)]
     load = [0.0] * workers
-    for _, item, s in sorted(slow, key=lambda entry: (-entry[2], entry[0])):
+    for key in sorted(members, key=lambda k: (-weight[k], first_seen[k])):
         k = load.index(min(load))
-        heads[k].append(item)
-        load[k] += s
-    slow_at = {i for i, _, _ in slow}
-    rest = iter([item for i, item in enumerate(items) if i not in slow_at])
+        heads[k] += members[key]
+        load[k] += weight[key]
+    rest = iter([item for item in items if module(item) not in weight])
     ordered: list[T] = []
     overflow: list[T] = []
     remaining = len(items)
