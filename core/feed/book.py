@@ -119,6 +119,7 @@ class Book:
         self._ask_px: list[int] = []  # descending: best ask is the last element
         self._bid_sz: Sizes = array("Q")  # parallel to the prices
         self._ask_sz: Sizes = array("Q")
+        # (the fields above end at byte 128: a third cache line holds these, read once a frame)
         self.asset_id = asset_id
         self.follower: Book | None = None
         self._odd_bid: str | None = None
@@ -130,6 +131,9 @@ class Book:
         self.faults: dict[str, int] = {}
         self._tick = _NO_TICK
         self.tick_confirmed = False
+        # two spare words make the object 232 bytes, so pymalloc gives it a 256-byte block, and
+        # those start on a cache line: the first two lines then hold all the fields above them
+        self._pad0 = self._pad1 = 0
         self.set_tick_size(tick_size, confirmed=tick_confirmed)
 
     # ------------------------------------------------------------------ BookView
@@ -389,26 +393,21 @@ class Book:
         int units, see :meth:`apply_units`, and size) as part of the burst stamped ``ts_ms``."""
         self._burst = True
         self._pend_ts = ts_ms
-        carried = best_bid
-        if carried is None:
-            self._want_bid = _NOT_CARRIED
-        else:
-            units = plain_price_units(carried)
-            if units:
-                self._want_bid = units
-            else:  # an empty side, an unusual spelling or not a price: decided when checked
-                self._want_bid = _UNUSUAL
-                self._odd_bid = carried
-        carried = best_ask
-        if carried is None:
-            self._want_ask = _NOT_CARRIED
-        else:
-            units = plain_price_units(carried)
-            if units:
-                self._want_ask = units
-            else:
-                self._want_ask = _UNUSUAL
-                self._odd_ask = carried
+        # the text of an unusual one is kept apart (_odd_*, set only while _want_* is _UNUSUAL)
+        want = _NOT_CARRIED if best_bid is None else plain_price_units(best_bid)
+        if not want:  # an empty side, an unusual spelling or not a price: decided when checked
+            want = _UNUSUAL
+            self._odd_bid = best_bid
+        elif self._want_bid == _UNUSUAL:
+            self._odd_bid = None
+        self._want_bid = want
+        want = _NOT_CARRIED if best_ask is None else plain_price_units(best_ask)
+        if not want:
+            want = _UNUSUAL
+            self._odd_ask = best_ask
+        elif self._want_ask == _UNUSUAL:
+            self._odd_ask = None
+        self._want_ask = want
         self.last_update_ns = recv_ns
         self.apply_units(is_bid, price, size)
 
@@ -420,8 +419,8 @@ class Book:
             return None
         carried_bid = self._want_bid
         carried_ask = self._want_ask
-        odd_bid = self._odd_bid
-        odd_ask = self._odd_ask
+        odd_bid = self._odd_bid if carried_bid == _UNUSUAL else None
+        odd_ask = self._odd_ask if carried_ask == _UNUSUAL else None
         self.drop_burst()
         if self._status is not _OK or not self.seeded:
             return None
@@ -452,8 +451,10 @@ class Book:
     def drop_burst(self) -> None:
         """Forget the open burst unchecked (a snapshot or a reset replaces what it changed)."""
         self._burst = False
-        self._odd_bid = None
-        self._odd_ask = None
+        if self._want_bid == _UNUSUAL:  # (otherwise there is no text to forget)
+            self._odd_bid = None
+        if self._want_ask == _UNUSUAL:
+            self._odd_ask = None
 
     def seed_units(self, bids: Iterable[tuple[int, int]], asks: Iterable[tuple[int, int]], ts_ns: int) -> None:
         """Replace both sides (any order; zero sizes dropped; a repeated price keeps the last size).

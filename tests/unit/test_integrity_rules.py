@@ -270,3 +270,21 @@ def test_a_book_dropped_and_followed_again_is_the_new_one() -> None:
     processor.process(pair.replace('"2"', '"4"').replace('"5"', '"7"'), 4 * S)  # reaches the new book
     assert new_b.faults == {"delta_before_snapshot": 1} and old_b.bids_units()[1] == (460_000, 5_000_000)
     assert processor.books[A].bids_units()[1] == (460_000, 7_000_000)
+
+
+def test_a_burst_is_checked_against_its_last_entry_however_the_earlier_ones_spelled_it() -> None:
+    # unusual carried texts are kept apart until the burst is checked: a later usual one replaces
+    # them, and a later unusual one is still read exactly
+    processor, calls = _seeded()
+    burst = [
+        change(A, "BUY", "0.48", "5", "", "0.52"),  # says "no bids" (an unusual text), then...
+        change(A, "BUY", "0.49", "5", "0.49", "0.52"),  # ...the last entry says 0.49: it counts
+    ]
+    processor.process(price_change_frame(burst, ts_ms=2), 2 * S)
+    processor.process(price_change_frame([change(A, "BUY", "0.50", "1", "0.5000000", "0.52")], ts_ms=3), 3 * S)
+    processor.process(price_change_frame([change(A, "BUY", "0.30", "1", "0.50", "0.520")], ts_ms=4), 4 * S)
+    processor.finish(5 * S)
+    assert processor.faults.as_dict() == {} and calls == [] and processor.books[A].status is BookStatus.OK
+    processor.process(price_change_frame([change(A, "BUY", "0.31", "1", "", "0.52")], ts_ms=5), 6 * S)
+    processor.finish(7 * S)  # now the last entry says "no bids": a mismatch
+    assert processor.faults.as_dict() == {"mismatch": 1} and calls == [A]
