@@ -119,7 +119,7 @@ class Book:
         self._ask_px: list[int] = []  # descending: best ask is the last element
         self._bid_sz: Sizes = array("Q")  # parallel to the prices
         self._ask_sz: Sizes = array("Q")
-        # (the fields above end at byte 128: a third cache line holds these, read once a frame)
+        # (the fields above end at byte 128; these are read once a frame)
         self.asset_id = asset_id
         self.follower: Book | None = None
         self._odd_bid: str | None = None
@@ -131,9 +131,6 @@ class Book:
         self.faults: dict[str, int] = {}
         self._tick = _NO_TICK
         self.tick_confirmed = False
-        # two spare words make the object 232 bytes, so pymalloc gives it a 256-byte block, and
-        # those start on a cache line: the first two lines then hold all the fields above them
-        self._pad0 = self._pad1 = 0
         self.set_tick_size(tick_size, confirmed=tick_confirmed)
 
     # ------------------------------------------------------------------ BookView
