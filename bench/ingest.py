@@ -30,21 +30,24 @@ Issue 17: >= 0.4x the floor at 1,000 assets, >= 0.35x at 10,000, <= 5 KB per boo
 
 The scaling table before and after issue 17's point 6 (``--no-peer``, compiled path, same machine):
 
-    before (idle, load 1.1)                     after (load 1.0-1.2)
+    before (idle, load 1.1)                     after (load 1.0, final code)
     assets   frames/s  x floor  KB/book         assets   frames/s  x floor  KB/book
-        10    339,920    0.360     4.63             10    428,615    0.445     1.99
-       100    327,462    0.345     4.41            100    427,951    0.449     1.86
-     1,000    294,754    0.325     4.37          1,000    392,880    0.427     1.66
-    10,000    225,329    0.239     3.91         10,000    336,199    0.357     1.65
+        10    339,920    0.360     4.63             10    425,921    0.441     1.99
+       100    327,462    0.345     4.41            100    414,486    0.433     1.86
+     1,000    294,754    0.325     4.37          1,000    397,211    0.424     1.66
+    10,000    225,329    0.239     3.91         10,000    298,309    0.322     1.65
 
-(the 50-asset stream of the same run: 425,371 frames/s, 0.49x the floor; the pure-Python path
-0.127x, slower than before, ~0.16x: its per-character loops are the compiled path's gain.) What
-changed: a book side is a price list with the best price last (bids ascending, asks descending)
-plus sizes unboxed in an ``array('Q')``, and the best prices are kept in the book object (a burst
-check reads no list); the fields of an entry and of a frame are read with one ``astuple`` call;
-prices are read by a loop over the characters (no hashing of the text); the book of a market's
-second token is found through the first's (``Book.follower``) instead of a dict lookup; the
-fields one entry touches are laid out together at the front of the compiled ``Book``.
+Runs vary: at load 0.8-1.2 (this code and its two predecessors) the 1,000 row read 0.424-0.441
+in four full runs, the 10,000 row 0.322-0.357 in eight (median ~0.33: short of 0.35 there). The
+same stream unpickled into a fresh process (frames contiguous in memory) reads 0.355-0.387 at
+10,000 with the same code; generated in-process as here, 0.31-0.36. The 50-asset stream of the final run: 421,515 frames/s, 0.448x the floor; the pure-Python path 0.116x,
+slower than before (~0.16x): its per-character loops are the compiled path's gain. What changed:
+a book side is a price list with the best price last (bids ascending, asks descending) plus sizes
+unboxed in an ``array('Q')``, and the best prices are kept in the book object (a burst check
+reads no list); an entry's and a frame's fields are read with one ``astuple`` call; prices are
+read by a loop over the characters (no hashing of the text); the book of a market's second token
+is found through the first's (``Book.follower``) instead of a dict lookup; the fields one entry
+touches are laid out together at the front of the compiled ``Book``.
 """
 
 from __future__ import annotations
