@@ -15,6 +15,7 @@ Run: ``uv run python bench/charts.py`` (``--json`` for machine-readable output).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import random
@@ -111,9 +112,11 @@ def main(argv: list[str] | None = None) -> int:
 
     import_ms = (time.perf_counter() - start) * 1000
     warm_ms = None
-    if not args.no_warm_up:  # what the service does at start, in a worker thread (bot.app)
+    if not args.no_warm_up:  # what the service does at start: drawn in a worker thread, then frozen (bot.app)
+        from core.control.charts import warm_up
+
         start = time.perf_counter()
-        chart_draw.warm()
+        asyncio.run(warm_up())
         warm_ms = round((time.perf_counter() - start) * 1000, 1)
     m, f = market(args.levels, args.tops, args.trades, rng), pnl(args.fills, rng)
     out = {

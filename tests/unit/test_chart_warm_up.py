@@ -3,6 +3,7 @@ first /chart), and a failure that only logs (nothing else waits on it)."""
 
 from __future__ import annotations
 
+import gc
 import logging
 
 import pytest
@@ -26,3 +27,16 @@ async def test_a_warm_up_that_fails_is_logged_and_swallowed(
     with caplog.at_level(logging.WARNING, logger="bot.app"):
         await app._warm_charts()
     assert "first /chart will be slower" in caplog.text and "no fonts here" in caplog.text
+
+
+async def test_what_the_warm_up_loaded_is_frozen_out_of_the_collector() -> None:
+    from core.control.charts import warm_up
+
+    gc.unfreeze()
+    try:
+        await warm_up()
+        frozen = gc.get_freeze_count()
+        assert frozen > 0
+        assert not any(type(o).__name__ == "FontManager" for o in gc.get_objects(generation=2))  # frozen, not rescanned
+    finally:
+        gc.unfreeze()  # as the service's stop does: this test process runs other tests after
