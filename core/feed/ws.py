@@ -83,12 +83,11 @@ class _RateLimitedLog:
 class MarketFeed:
     """Websocket client for the market channel; see the module docstring.
 
-    ``max_frame_bytes`` is the frame-size cap: a bigger frame is counted under
-    ``dropped["oversized"]``, logged and skipped while the socket stays up. The library's own
-    limit sits above it (``hard_max_frame_bytes``, default twice the cap); a frame beyond
-    that makes the library close the socket (code 1009), which is counted under
-    ``dropped["oversized_disconnect"]`` and handled like any dead socket: reconnect.
-    """
+    ``max_frame_bytes`` is the frame-size cap: a bigger frame is counted under ``dropped["oversized"]``, logged and
+    skipped while the socket stays up. The library's own limit sits above it (``hard_max_frame_bytes``, default twice
+    the cap); a frame beyond that makes the library close the socket (code 1009), counted under
+    ``dropped["oversized_disconnect"]`` and handled like any dead socket: reconnect. ``quiet_before_data``: a
+    connection that dies before its first frame logs at INFO (the command's own last line names that failure)."""
 
     def __init__(
         self,
@@ -110,6 +109,7 @@ class MarketFeed:
         close_timeout_s: float = 2.0,
         compression: str | None = "deflate",
         rng: random.Random | None = None,
+        quiet_before_data: bool = False,
     ) -> None:
         if ping_interval_s <= 0 or dead_after_s <= 0:
             raise ValueError("ping_interval_s and dead_after_s must be > 0")
@@ -122,6 +122,7 @@ class MarketFeed:
         self.url = url
         self._on_frame = on_frame
         self._on_state = on_state
+        self._quiet_before_data = quiet_before_data
         self._ping_interval = ping_interval_s
         self._dead_after = dead_after_s
         # the wait before a reconnect: grows while sockets die before any data, starts over
@@ -322,7 +323,10 @@ class MarketFeed:
             conn.last_reason = reason
         if state is ConnectionState.DEAD:
             conn.dead_count += 1
-            self._rlog.warning(f"dead:{conn.conn_id}", "market feed connection %d dead: %s", conn.conn_id, reason)
+            if self._quiet_before_data and not conn.frames:
+                log.info("market feed connection %d dead: %s", conn.conn_id, reason)
+            else:
+                self._rlog.warning(f"dead:{conn.conn_id}", "market feed connection %d dead: %s", conn.conn_id, reason)
         elif state is ConnectionState.RECONNECTED:
             conn.reconnects += 1
             log.info("market feed connection %d reconnected (%d assets)", conn.conn_id, len(conn.asset_ids))

@@ -60,3 +60,20 @@ def test_a_failed_clob_request_is_reported_once() -> None:
     assert len(lines) == 1, f"expected one error line, got:\n{done.stderr}"
     assert lines[0].startswith(f"polybot relayer-dry-run: cannot read tick size / neg-risk of token 123456 from {url}")
     assert "WARNING" not in done.stderr  # no transport warning repeating it
+
+
+def test_a_feed_that_never_answers_is_reported_once_by_ingest_ws_and_record_ws(tmp_path: Path) -> None:
+    """The connections that die before any frame are the command's own last line, not WARNINGs too."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("POLYBOT_")}
+    url = f"ws://127.0.0.1:{_closed_port()}/"
+    commands = {
+        "ingest-ws": ["ingest-ws", url, "123", "--db-url", f"sqlite:///{tmp_path / 'x.db'}", "--migrate"],
+        "record-ws": ["record-ws", url, str(tmp_path / "r.jsonl"), "--subscribe", "123"],
+    }
+    for name, args in commands.items():
+        argv = [console_script("polybot"), *args, "--duration", "4"]
+        done = run(argv, timeout_s=120.0, text=True, cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL)
+        assert done.returncode == 1, f"{name}: exit {done.returncode}\n{done.stderr}"
+        errors = [line for line in done.stderr.splitlines() if line.startswith(f"polybot {name}:")]
+        assert len(errors) == 1 and "connect failed" in errors[0], done.stderr
+        assert "WARNING" not in done.stderr, f"{name} repeats its error line in a WARNING:\n{done.stderr}"

@@ -147,6 +147,7 @@ def _record_ws(args: argparse.Namespace) -> int:
                     max_assets_per_connection=args.max_assets_per_connection,
                     ping_interval_s=args.ping_interval,
                     dead_after_s=args.dead_after,
+                    quiet_before_data=True,  # a feed never heard from is this command's last line
                 )
         finally:
             watch.cancel()

@@ -134,6 +134,7 @@ async def _ingest(args: argparse.Namespace, url: str, stop: asyncio.Event, signa
                 max_assets_per_connection=args.max_assets_per_connection,
                 max_frame_bytes=args.max_frame_bytes,
                 on_state=on_state,
+                quiet_before_data=True,  # a feed never heard from is this command's last line
             )
             watch = asyncio.create_task(first.watch(stop, warn, progress if progress.enabled else None))
             shown = asyncio.create_task(keep_showing(progress, progress_text, stop))
