@@ -168,7 +168,8 @@ class Submitter:
         decision = await self._risk.check_many(legs, self._exposure.snapshot())
         if not decision.ok:
             return decision, [await self.refuse(r, decision, group_id) for r in reqs]
-        return decision, await self.place_many(reqs, markets, group_id, reasons)
+        with gc_hold.HOLD:  # no collection paid on the way to the wire (core.execution.gc_hold)
+            return decision, await self.place_many(reqs, markets, group_id, reasons)
 
     async def place_many(
         self,
@@ -178,16 +179,6 @@ class Submitter:
         reasons: Sequence[str],
     ) -> list[SubmitResult]:
         """Orders that passed the gate: one write-ahead transaction, then batch requests; a result per order."""
-        with gc_hold.HOLD:  # no collection paid on the way to the wire (core.execution.gc_hold)
-            return await self._place_many(reqs, markets, group_id, reasons)
-
-    async def _place_many(
-        self,
-        reqs: Sequence[OrderRequest],
-        markets: Mapping[str, MarketInfo],
-        group_id: str | None,
-        reasons: Sequence[str],
-    ) -> list[SubmitResult]:
         out: dict[int, SubmitResult] = {}
         fresh: list[int] = []
         for i, req in enumerate(reqs):
