@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import cast
 
 import msgspec
-from sqlalchemy import FromClause, String, Table, insert, select
+from sqlalchemy import FromClause, String, Table, insert, select, text
 from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -213,6 +213,12 @@ async def _upsert_rows(sessions: async_sessionmaker[AsyncSession], rows: Sequenc
     ids = [r.condition_id for r in rows]
     token_ids = [t for r in rows for t, _ in r.tokens]
     async with sessions() as session, session.begin():
+        if session.get_bind().dialect.name == "postgresql":
+            # The two lookups below run as prepared statements with the same text on every page.
+            # After five runs PostgreSQL may keep one generic plan, chosen while the tables were
+            # nearly empty: a sequential scan, whose cost then grows with every page stored (a
+            # 25,000-market scan: 200 ms per page at the end, 37 s in all instead of 8 s).
+            await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
         existing = {
             m.condition_id: m for m in (await session.scalars(select(Market).where(Market.condition_id.in_(ids))))
         }
