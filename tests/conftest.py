@@ -2,7 +2,8 @@
 
 - ``shared_fixtures``: the real Polymarket captures in ../shared/fixtures/polymarket
   (skips with a reason when absent; never copied into the repo).
-- ``sqlite_url`` / ``pg_url`` / ``db_url`` (parametrised over both): fresh databases.
+- ``sqlite_url`` / ``pg_url``: fresh, empty databases; ``db_url`` (parametrised over both): a
+  database at the schema's head holding no rows (without a schema: ``@pytest.mark.empty_db``).
   PostgreSQL tests skip when the server is down, unless POLYBOT_REQUIRE_PG=1 (CI), where
   they fail instead.
 """
@@ -19,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.db_templates import Templates
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_FIXTURES = REPO_ROOT.parent / "shared" / "fixtures" / "polymarket"
@@ -106,9 +109,22 @@ def fresh_pg_database() -> Iterator[str]:
 
     asyncio.run(admin(f'CREATE DATABASE "{name}"'))
     try:
-        yield f"postgresql://postgres@{PG_HOST}:{PG_PORT}/{name}"
+        yield _pg_url_of(name)
     finally:
         asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def _pg_url_of(name: str) -> str:
+    return f"postgresql://postgres@{PG_HOST}:{PG_PORT}/{name}"
+
+
+@pytest.fixture(scope="session")
+def _migrated_templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Templates]:
+    templates = Templates(tmp_path_factory.mktemp("templates"), PG_ADMIN_URL, _pg_url_of)
+    try:
+        yield templates
+    finally:
+        templates.close()
 
 
 @pytest.fixture
@@ -118,12 +134,22 @@ def pg_url() -> Iterator[str]:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """Parametrised over both backends: every storage test runs on SQLite and PostgreSQL."""
+def db_url(request: pytest.FixtureRequest, tmp_path: Path, _migrated_templates: Templates) -> Iterator[str]:
+    """Parametrised over both backends: every storage test runs on SQLite and PostgreSQL.
+
+    The database is already at the schema's head, and empty (one migrated per worker, emptied
+    or copied for each test: tests/db_templates.py), unless the test is marked ``empty_db``."""
+    empty = request.node.get_closest_marker("empty_db") is not None
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'polybot.db'}"
-    else:
+        path = tmp_path / "polybot.db"
+        if not empty:
+            _migrated_templates.copy_sqlite(path)
+        yield f"sqlite:///{path}"
+    elif empty:
         yield from fresh_pg_database()
+    else:
+        _require_pg()
+        yield _migrated_templates.pg_at_head()
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

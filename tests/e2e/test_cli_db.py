@@ -16,6 +16,8 @@ from tests.conftest import REPO_ROOT
 from tests.procs import console_script
 from tests.procs import run as run_process
 
+pytestmark = pytest.mark.empty_db  # these tests watch migrations happen
+
 HEAD = head_revision()
 
 

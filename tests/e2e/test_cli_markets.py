@@ -41,6 +41,7 @@ def gamma_url() -> Iterator[str]:
         yield url
 
 
+@pytest.mark.empty_db
 def test_refresh_and_list_end_to_end(gamma_url: str, db_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     # not migrated: a clear one-line instruction, exit 1, nothing else done
     assert main(["refresh-markets", gamma_url, "--db-url", db_url]) == 1

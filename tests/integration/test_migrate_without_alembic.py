@@ -33,6 +33,8 @@ from core.store.migrate import (
 from polybot.cli.main import main
 from tests.procs import run
 
+pytestmark = pytest.mark.empty_db  # these tests watch migrations happen
+
 
 def test_the_head_read_from_the_scripts_is_alembics_head() -> None:
     assert scripted_head() == alembic_head_revision() == head_revision()

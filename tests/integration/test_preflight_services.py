@@ -72,6 +72,7 @@ async def feed() -> AsyncIterator[MockMarketServer]:
 # --------------------------------------------------------------------------- database
 
 
+@pytest.mark.empty_db
 async def test_database_unmigrated_then_migrated(tmp_path: Path, db_url: str) -> None:
     settings = _load(tmp_path, f'[db]\nurl = "{db_url}"\n').settings
     if db_url.startswith("sqlite"):

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import pytest
 from alembic import command
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
@@ -13,6 +14,8 @@ from core.store.db import create_engine
 from core.store.migrate import alembic_config, current_revision
 from core.store.models import FEED_TABLES
 from tests.integration.retention_rows import ago, insert
+
+pytestmark = pytest.mark.empty_db  # these tests watch migrations happen
 
 DAYS = (0.0, 1.0, 2.0, 3.5, 10.0, 40.0)
 

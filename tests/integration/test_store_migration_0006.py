@@ -19,6 +19,8 @@ from core.store.migrate import alembic_config, current_revision, upgrade_engine
 from core.store.models import Base
 from tests.integration.retention_rows import ago, row
 
+pytestmark = pytest.mark.empty_db  # these tests watch migrations happen
+
 
 async def _put(engine: AsyncEngine, table: str, rows: list[dict[str, Any]]) -> None:
     async with engine.begin() as conn:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -21,6 +22,8 @@ from core.store.migrate import (
 )
 from core.store.models import TABLES, Base
 from core.store.repo import get_state, set_state
+
+pytestmark = pytest.mark.empty_db  # these tests watch migrations happen
 
 
 def _diff(sync_conn: Connection) -> list[object]:

@@ -31,6 +31,7 @@ async def test_missing_sqlite_file_is_empty_and_not_created(tmp_path: Path) -> N
     assert not target.exists() and not target.parent.exists()
 
 
+@pytest.mark.empty_db
 async def test_empty_database_is_reported_empty(db_url: str) -> None:
     engine = create_engine(db_url)
     async with engine.connect() as conn:  # make sure the database (file) exists, schema-less
