@@ -42,6 +42,7 @@ from core.feed.numbers import (
     price_table,
     shared_price,
     units_to_decimal,
+    walk_levels,
 )
 from core.types import BookStatus, Level, Side
 
@@ -54,6 +55,11 @@ _NO_TICK: Final = Decimal(0)
 # check on that side), or a text the tick's price table lacks (parsed when the burst is checked)
 _NOT_CARRIED: Final = -1
 _UNUSUAL: Final = -2
+# both carried best prices in one int: (bid + 2) << _SHIFT | (ask + 2) (prices are < 2**20)
+_SHIFT: Final = 21
+_LOW: Final = (1 << _SHIFT) - 1
+_NOTHING_CARRIED: Final = (_NOT_CARRIED + 2) << _SHIFT | (_NOT_CARRIED + 2)
+_ODD: Final = _UNUSUAL + 2  # a packed _UNUSUAL
 # sizes up to here go in an array('Q') (unsigned: its stores skip the argument parser the signed
 # types use; it holds up to 2**64 - 1): compiled, a compare with this bound stays native
 _MAX_PACKED: Final = 2**62 - 1
@@ -96,21 +102,16 @@ class Book:
 
     def __init__(self, asset_id: str, tick_size: Decimal = Decimal("0.01"), *, tick_confirmed: bool = True) -> None:
         # Compiled, attributes are laid out in the order first assigned (flags as adjacent bytes):
-        # what one entry touches first, ~140 bytes, as few cache lines as can be (with 10,000
-        # books a book is rarely still cached when its next entry comes); the rest after
-        self._status = _AWAITING
-        self._tick_u = 0  # the grid prices are validated against (see grid_units)
-        # the open same-timestamp burst: whether there is one, its timestamp and the best prices
-        # its latest entry carried, as units or _NOT_CARRIED / _UNUSUAL (then the text is kept),
-        # read while the entry is at hand: a burst keeps no strings (memory, cache misses)
-        self._burst = False
-        self.seeded = False
-        # kept by core.feed.integrity.BookSet: is this the set's book for its asset, and the book
-        # whose entry followed this one's last (a market's tokens come together: likely again)
-        self.listed = False
+        # what one entry touches fills the object's first 128 bytes, and two spare words give it
+        # a 256-byte pymalloc block, which (after the 16-byte GC header) starts on a 64-byte line:
+        # two cache lines per book and entry (with 10,000 books a book is rarely still cached
+        # when its next entry comes); the rest after. Checked by tests/unit/test_book_ops.py.
+        self._grid = 0  # the grid prices are validated against while the book is ok, else 0
+        # the open same-timestamp burst: its timestamp and the best prices its latest entry
+        # carried, both in one int (_SHIFT), as units or _NOT_CARRIED / _UNUSUAL (then the text
+        # is kept): a burst keeps no strings (memory, cache misses)
         self._pend_ts = 0
-        self._want_bid = _NOT_CARRIED
-        self._want_ask = _NOT_CARRIED
+        self._want = _NOTHING_CARRIED
         self.last_update_ns = 0
         # the best price of each side (_NO_BEST when empty), kept by every change to the levels
         self._best_bid = _NO_BEST
@@ -119,9 +120,19 @@ class Book:
         self._ask_px: list[int] = []  # descending: best ask is the last element
         self._bid_sz: Sizes = array("Q")  # parallel to the prices
         self._ask_sz: Sizes = array("Q")
-        # (the fields above end at byte 128; these are read once a frame)
+        # kept by core.feed.integrity.BookSet: the book whose entry followed this one's last (a
+        # market's tokens come together: likely again), is this the set's book for its asset, is
+        # it in BookSet.queue (a burst opened since a flush last saw the book)
         self.asset_id = asset_id
         self.follower: Book | None = None
+        self._burst = False
+        self.seeded = False
+        self.listed = False
+        self.queued = False
+        # (the fields above end at byte 124)
+        self._status = _AWAITING
+        self._tick_u = 0  # the grid prices are validated against (see grid_units)
+        self._spare = (0, 0)  # the two spare words (see above)
         self._odd_bid: str | None = None
         self._odd_ask: str | None = None
         self._table: dict[str, int] = _NO_PRICES
@@ -225,31 +236,11 @@ class Book:
         ``cost`` and ``filled`` are exact; the average is ``cost / filled`` (None when nothing
         fills). ``filled < size`` when the book is too thin.
         """
-        return self._walk(self.asks_units(), size)
+        return walk_levels(self.asks_units(), size)
 
     def proceeds_to_sell(self, size: Decimal) -> tuple[Decimal, Decimal | None, Decimal]:
         """Hit the bids with ``size`` shares: (proceeds, average price, shares filled)."""
-        return self._walk(self.bids_units(), size)
-
-    @staticmethod
-    def _walk(levels: list[tuple[int, int]], size: Decimal) -> tuple[Decimal, Decimal | None, Decimal]:
-        want = decimal_to_units(size)
-        if want < 0:
-            raise ValueError(f"size must not be negative: {size}")
-        left = want
-        notional = 0  # in 10^-12 (price units x size units)
-        for p, level_size in levels:
-            if left <= 0:
-                break
-            take = min(left, level_size)
-            notional += p * take
-            left -= take
-        filled_u = want - left
-        cost = Decimal(notional).scaleb(-12)
-        cost = cost.quantize(Decimal(1)) if cost == cost.to_integral_value() else cost.normalize()
-        filled = units_to_decimal(filled_u)
-        avg = (Decimal(notional) / Decimal(filled_u * UNIT)) if filled_u else None
-        return cost, avg, filled
+        return walk_levels(self.bids_units(), size)
 
     # ------------------------------------------------------------------ mutation (public, Decimal)
 
@@ -355,10 +346,11 @@ class Book:
         """A price's units (the shared object, see :meth:`apply_units`) when the book is ``ok``
         and the text is a plain spelling (``0.`` and up to six digits) on its grid; None
         otherwise (the caller's strict path decides)."""
-        if self._status is not _OK:
+        grid = self._grid
+        if not grid:  # the book is not ok
             return None
         units = plain_price_units(text)
-        if not units or units % self._tick_u:
+        if not units or units % grid:
             return None
         return shared_price(units)
 
@@ -390,21 +382,21 @@ class Book:
         int units, see :meth:`apply_units`, and size) as part of the burst stamped ``ts_ms``."""
         self._burst = True
         self._pend_ts = ts_ms
-        # the text of an unusual one is kept apart (_odd_*, set only while _want_* is _UNUSUAL)
-        want = _NOT_CARRIED if best_bid is None else plain_price_units(best_bid)
-        if not want:  # an empty side, an unusual spelling or not a price: decided when checked
-            want = _UNUSUAL
+        # the text of an unusual one is kept apart (_odd_*, set only while its side is _UNUSUAL)
+        before = self._want
+        bid = _NOT_CARRIED if best_bid is None else plain_price_units(best_bid)
+        if not bid:  # an empty side, an unusual spelling or not a price: decided when checked
+            bid = _UNUSUAL
             self._odd_bid = best_bid
-        elif self._want_bid == _UNUSUAL:
+        elif before >> _SHIFT == _ODD:
             self._odd_bid = None
-        self._want_bid = want
-        want = _NOT_CARRIED if best_ask is None else plain_price_units(best_ask)
-        if not want:
-            want = _UNUSUAL
+        ask = _NOT_CARRIED if best_ask is None else plain_price_units(best_ask)
+        if not ask:
+            ask = _UNUSUAL
             self._odd_ask = best_ask
-        elif self._want_ask == _UNUSUAL:
+        elif before & _LOW == _ODD:
             self._odd_ask = None
-        self._want_ask = want
+        self._want = (bid + 2) << _SHIFT | (ask + 2)
         self.last_update_ns = recv_ns
         self.apply_units(is_bid, price, size)
 
@@ -414,12 +406,12 @@ class Book:
         for bids or "1" for asks). None when it agrees or there is nothing to check."""
         if not self._burst:
             return None
-        carried_bid = self._want_bid
-        carried_ask = self._want_ask
+        carried_bid = (self._want >> _SHIFT) - 2
+        carried_ask = (self._want & _LOW) - 2
         odd_bid = self._odd_bid if carried_bid == _UNUSUAL else None
         odd_ask = self._odd_ask if carried_ask == _UNUSUAL else None
         self.drop_burst()
-        if self._status is not _OK or not self.seeded:
+        if not self._grid or not self.seeded:  # (_grid is 0 unless the book is ok)
             return None
         if carried_bid == self._best_bid and carried_ask == self._best_ask and 0 < carried_bid < carried_ask:
             return None  # the usual case: both sides carried, both equal to the book's, not crossed
@@ -448,9 +440,9 @@ class Book:
     def drop_burst(self) -> None:
         """Forget the open burst unchecked (a snapshot or a reset replaces what it changed)."""
         self._burst = False
-        if self._want_bid == _UNUSUAL:  # (otherwise there is no text to forget)
+        if self._want >> _SHIFT == _ODD:  # (otherwise there is no text to forget)
             self._odd_bid = None
-        if self._want_ask == _UNUSUAL:
+        if self._want & _LOW == _ODD:
             self._odd_ask = None
 
     def seed_units(self, bids: Iterable[tuple[int, int]], asks: Iterable[tuple[int, int]], ts_ns: int) -> None:
@@ -473,7 +465,8 @@ class Book:
         self.drop_burst()
 
     def set_status(self, status: BookStatus) -> None:
-        self._status = status  # the processor's fast path only sees prices of ok books
+        self._status = status
+        self._grid = self._tick_u if status is _OK else 0  # the fast path only sees prices of ok books
 
     def set_tick_size(self, tick: Decimal | str, *, confirmed: bool = True) -> None:
         tick_dec = Decimal(tick)
@@ -485,6 +478,7 @@ class Book:
         # an unconfirmed (assumed) tick validates against the finest grid the venue uses, so
         # a wrong assumption cannot reject valid levels
         self._tick_u = tick_u if confirmed else min(tick_u, 100)
+        self._grid = self._tick_u if self._status is _OK else 0
         self._table = price_table(self._tick_u)  # valid price text -> units, for the strict path
 
     def __repr__(self) -> str:

@@ -84,7 +84,10 @@ class BookSet:
         on_inconsistent: Callable[[str], None] | None = None,
     ) -> None:
         self.books: dict[str, Book] = {}
-        self.pending: dict[str, Book] = {}  # assets with an unchecked same-timestamp burst
+        # the books whose burst opened since a flush last saw them, each once (Book.queued), in
+        # the order they were queued: appending costs no hashing and no probe into a table that
+        # 10,000 books make cold; a flush drops what it no longer needs (closed, dropped, forgotten)
+        self.queue: list[Book] = []
         self.errors = errors
         self.faults = Counters(log, "book integrity fault")
         self.staleness_ns = staleness_ms * 1_000_000
@@ -105,8 +108,13 @@ class BookSet:
 
     def forget(self, asset_id: str) -> None:
         """The asset is no longer followed: its book and any open burst go (no stale alert later)."""
-        self.pending.pop(asset_id, None)
-        self._unlist(self.books.pop(asset_id, None))
+        self._unlist(self.books.pop(asset_id, None))  # a flush drops an unlisted book unchecked
+
+    @property
+    def pending(self) -> dict[str, Book]:
+        """The books with an unchecked same-timestamp burst, by asset id (a new dict: for tests
+        and tools, not the hot path)."""
+        return {b.asset_id: b for b in self.queue if b.queued and b.listed and b.burst_open}
 
     @staticmethod
     def _unlist(book: Book | None) -> None:
@@ -146,8 +154,7 @@ class BookSet:
         out: list[FeedEvent],
         reason: str = "snapshot",
     ) -> None:
-        self.pending.pop(book.asset_id, None)
-        book.seed_units(bids, asks, recv_ns)
+        book.seed_units(bids, asks, recv_ns)  # drops an open burst unchecked
         if book.is_crossed():
             self.fault(
                 book,
@@ -213,10 +220,11 @@ class BookSet:
                     accepted = entries[:i]
                 continue
             if book.starts_burst(ts_ms):
-                if book.burst_open:  # then the book is pending already: its next burst starts now
+                if book.burst_open:  # then the book is queued already: its next burst starts now
                     self.complete_burst(book, recv_ns, out)
-                else:
-                    self.pending[book.asset_id] = book
+                elif not book.queued:
+                    book.queued = True
+                    self.queue.append(book)
             book.apply_change(ts_ms, side is _BUY, best_bid, best_ask, price, size, recv_ns)
             if accepted is not None:
                 accepted.append(entry)
@@ -234,25 +242,37 @@ class BookSet:
             self.errors.record(kind, f"{short_id(book.asset_id)}: {detail}")
 
     def flush_bursts(self, now_ns: int) -> list[FeedEvent]:
-        """Check every burst that has been quiet for ``burst_quiet_ms``, in the order they began."""
+        """Check every burst that has been quiet for ``burst_quiet_ms``, in the order they were
+        queued (see :attr:`queue`)."""
         out: list[FeedEvent] = []
+        queue = self.queue
+        if not queue:
+            return out
         latest = now_ns - self.quiet_ns  # quiet: last updated at or before this
-        # pending holds only the books whose burst is open, i.e. that received data within about
-        # the last burst_quiet_ms: a cheap pass over it (no copy of its items), then the checks
-        quiet = [book for book in self.pending.values() if book.last_update_ns <= latest]
-        for book in quiet:
-            del self.pending[book.asset_id]
-            if book.burst_open:
+        # the queue holds the books that received data since about the last flush: one pass over
+        # it, each book read once (its first cache line), the ones still open kept in order
+        kept: list[Book] = []
+        for book in queue:
+            if book.burst_open and book.listed:
+                if book.last_update_ns > latest:
+                    kept.append(book)
+                    continue
+                book.queued = False
                 self.complete_burst(book, now_ns, out)
+            else:  # closed already, dropped by a snapshot or a reset, or its asset forgotten
+                book.queued = False
+        self.queue = kept
         return out
 
     def flush_all(self, now_ns: int) -> list[FeedEvent]:
         """Check every open burst now (end of a replay)."""
         out: list[FeedEvent] = []
-        for book in list(self.pending.values()):
-            if book.burst_open:
+        queue = self.queue
+        self.queue = []
+        for book in queue:
+            book.queued = False
+            if book.burst_open and book.listed:
                 self.complete_burst(book, now_ns, out)
-        self.pending.clear()
         return out
 
     def check_staleness(self, now_ns: int) -> list[FeedEvent]:
@@ -266,7 +286,6 @@ class BookSet:
 
     def reset(self, book: Book, reason: str, recv_ns: int, out: list[FeedEvent]) -> None:
         """Drop the book's levels, start a new epoch and wait for a snapshot."""
-        self.pending.pop(book.asset_id, None)
-        book.clear()
+        book.clear()  # drops an open burst unchecked
         book.epoch += 1
         self.set_status(book, AWAITING, reason, recv_ns, out)

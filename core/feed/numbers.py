@@ -296,3 +296,25 @@ def decimal_to_units(value: Decimal | str | int) -> int:
     if not dec.is_finite() or scaled != scaled.to_integral_value():
         raise ValueError(f"{value} is not exact at 6 decimals")
     return int(scaled)
+
+
+def walk_levels(levels: list[tuple[int, int]], size: Decimal) -> tuple[Decimal, Decimal | None, Decimal]:
+    """Take ``size`` from levels (best first, in units): (cost, average price, filled), exact
+    (see :meth:`core.feed.book.Book.cost_to_buy`)."""
+    want = decimal_to_units(size)
+    if want < 0:
+        raise ValueError(f"size must not be negative: {size}")
+    left = want
+    notional = 0  # in 10^-12 (price units x size units)
+    for p, level_size in levels:
+        if left <= 0:
+            break
+        take = min(left, level_size)
+        notional += p * take
+        left -= take
+    filled_u = want - left
+    cost = Decimal(notional).scaleb(-12)
+    cost = cost.quantize(Decimal(1)) if cost == cost.to_integral_value() else cost.normalize()
+    filled = units_to_decimal(filled_u)
+    avg = (Decimal(notional) / Decimal(filled_u * UNIT)) if filled_u else None
+    return cost, avg, filled

@@ -191,7 +191,7 @@ class FeedProcessor:
             log.debug("internal error on frame", exc_info=True)
         if recv_ns >= self._next_flush_ns:
             self._next_flush_ns = recv_ns + self._quiet_ns
-            if self._set.pending:
+            if self._set.queue:
                 out.extend(self.flush_bursts(recv_ns))
         return out
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import ast
+import sys
 from decimal import Decimal as D
+from pathlib import Path
 
 import pytest
 
+import core.feed.book as book_module
+from core.feed import kernel
 from core.feed.book import Book
 from core.types import BookStatus, BookView, Side
 
@@ -186,3 +191,54 @@ def test_the_best_prices_follow_every_change() -> None:
     assert book.is_crossed() and book.status is BookStatus.INCONSISTENT
     book.clear()
     assert (book.best_bid(), book.best_ask(), book.is_crossed()) == (None, None, False)
+
+
+def test_a_burst_checks_the_best_prices_its_last_entry_carried() -> None:
+    book = _book()  # 0.47 / 0.52
+    # both carried prices are kept packed in one int: each kind, on each side, comes back
+    book.apply_change(5, True, "0.48", "0.52", 480_000, 1_000_000, 2)
+    assert book.close_burst() is None
+    book.apply_change(6, True, "0.48", "0.53", 470_000, 1_000_000, 3)  # the ask is 0.52, not 0.53
+    assert book.close_burst() == ("mismatch", "local top 0.48/0.52 but feed says 0.48/0.53")
+    book.apply_change(7, False, None, None, 520_000, 2_000_000, 4)  # nothing carried: nothing to check
+    assert book.close_burst() is None
+    # an unusual spelling is kept as text until the burst is checked, then parsed
+    book.apply_change(8, False, "0.480", ".52", 520_000, 3_000_000, 5)
+    assert (book._odd_bid, book._odd_ask) == (None, ".52")
+    assert book.close_burst() is None and book._odd_ask is None
+    book.apply_change(9, True, "", "0.5x2", 480_000, 1_000_000, 6)
+    assert (book._odd_bid, book._odd_ask) == ("", "0.5x2")
+    book.apply_change(9, True, "0.48", "0.52", 480_000, 2_000_000, 6)  # the last entry decides
+    assert (book._odd_bid, book._odd_ask) == (None, None)
+    assert book.close_burst() is None
+    book.apply_change(10, True, "0", "0.5x2", 480_000, 1_000_000, 7)
+    assert book.close_burst() == ("wrong_type", "carried best price: not a decimal number: '0.5x2'")
+    book.apply_change(11, True, "", "0.52", 480_000, 1_000_000, 8)  # "": an empty bid side
+    assert book.close_burst() == ("mismatch", "local top 0.48/0.52 but feed says -/0.52")
+    book.apply_change(12, True, "0.4x8", "0.5x2", 480_000, 1_000_000, 9)
+    book.drop_burst()  # a snapshot or a reset: the burst goes unchecked, its text with it
+    assert (book._odd_bid, book._odd_ask) == (None, None) and not book.burst_open
+
+
+def test_what_one_entry_touches_comes_first() -> None:
+    """Compiled, attributes are laid out in the order ``Book.__init__`` first assigns them: the
+    fields an entry reads or writes come first (within the object's first 128 bytes), and the
+    object takes a 256-byte block, whose second line starts where the object does (after the
+    16-byte GC header): two cache lines per book and entry."""
+    source = Path(__file__).resolve().parents[2] / "core" / "feed" / "book.py"
+    init = next(
+        node
+        for node in ast.walk(ast.parse(source.read_text()))
+        if isinstance(node, ast.FunctionDef) and node.name == "__init__"
+    )
+    targets = [
+        n.target if isinstance(n, ast.AnnAssign) else n.targets[0]
+        for n in init.body
+        if isinstance(n, (ast.Assign, ast.AnnAssign))
+    ]
+    order = [t.attr for t in targets if isinstance(t, ast.Attribute)]
+    words = ["_grid", "_pend_ts", "_want", "last_update_ns", "_best_bid", "_best_ask", "_bid_px", "_ask_px"]
+    words += ["_bid_sz", "_ask_sz", "asset_id", "follower"]  # 24 bytes of header + 12 words + 4 flags <= 128
+    assert order[:16] == [*words, "_burst", "seeded", "listed", "queued"]
+    if kernel.is_compiled(book_module):
+        assert 240 < sys.getsizeof(Book("tok")) <= 256  # (getsizeof counts the GC header)
