@@ -28,26 +28,54 @@ Python path side by side on ../shared/peer-bench's stream, in one process of the
 Targets (issues 3 and 14): >= 300k frames/s decode+validate+apply, >= 2.5x NautilusTrader's lean path.
 Issue 17: >= 0.4x the floor at 1,000 assets, >= 0.35x at 10,000, <= 5 KB per book at 10,000.
 
-The scaling table before and after issue 17's point 6 (``--no-peer``, compiled path, same machine):
+The scaling table before and after issue 17's point 6 (``--no-peer``, compiled path; the machine
+of that work, where the decode-only floor read ~0.95M frames/s):
 
-    before (idle, load 1.1)                     after (load 1.0, final code)
+    before (idle, load 1.1)                     after (load 1.0)
     assets   frames/s  x floor  KB/book         assets   frames/s  x floor  KB/book
         10    339,920    0.360     4.63             10    425,921    0.441     1.99
        100    327,462    0.345     4.41            100    414,486    0.433     1.86
      1,000    294,754    0.325     4.37          1,000    397,211    0.424     1.66
     10,000    225,329    0.239     3.91         10,000    298,309    0.322     1.65
 
-Runs vary: at load 0.8-1.2 (this code and its two predecessors) the 1,000 row read 0.424-0.441
-in four full runs, the 10,000 row 0.322-0.357 in eight (median ~0.33: short of 0.35 there). The
-same stream unpickled into a fresh process (frames contiguous in memory) reads 0.355-0.387 at
-10,000 with the same code; generated in-process as here, 0.31-0.36. The 50-asset stream of the final run: 421,515 frames/s, 0.448x the floor; the pure-Python path 0.116x,
-slower than before (~0.16x): its per-character loops are the compiled path's gain. What changed:
-a book side is a price list with the best price last (bids ascending, asks descending) plus sizes
-unboxed in an ``array('Q')``, and the best prices are kept in the book object (a burst check
-reads no list); an entry's and a frame's fields are read with one ``astuple`` call; prices are
-read by a loop over the characters (no hashing of the text); the book of a market's second token
-is found through the first's (``Book.follower``) instead of a dict lookup; the fields one entry
-touches are laid out together at the front of the compiled ``Book``.
+There the 1,000 row read 0.424-0.441 in four full runs, the 10,000 row 0.322-0.357 in eight
+(median ~0.33: short of 0.35). What changed then: a book side is a price list with the best price
+last (bids ascending, asks descending) plus sizes unboxed in an ``array('Q')``, and the best
+prices are kept in the book object (a burst check reads no list); an entry's and a frame's fields
+are read with one ``astuple`` call; prices are read by a loop over the characters (no hashing of
+the text); the book of a market's second token is found through the first's (``Book.follower``)
+instead of a dict lookup.
+
+Then (2026-12-05, a shared 2-core AMD EPYC VM whose decode-only floor reads ~1.9M frames/s, twice
+the machine above, while the full path gains less: even the 10-asset row reads ~0.37-0.39 here):
+open bursts wait in a list with a flag on the book instead of a dict keyed by asset id, and the
+fields one entry touches fill the compiled ``Book``'s first 128 bytes (status and tick merged in
+one grid word, both carried best prices packed in one int, asset id and follower moved up) in a
+256-byte block whose first line starts there: two cache lines per book and entry, not three.
+Callgrind, 20,000 frames at 10,000 assets (D1 48 KB, LL 1 MB), the process path without msgspec's
+decode: instructions -10.5%, last-level misses 461k -> 368k. One full run each, load 3.5:
+
+    before (previous code)                      after
+    assets   frames/s  x floor  KB/book         assets   frames/s  x floor  KB/book
+        10    773,776    0.383     1.99             10    731,199    0.370     2.00
+       100    753,182    0.381     1.86            100    706,545    0.375     1.85
+     1,000    667,006    0.350     1.66          1,000    680,715    0.361     1.66
+    10,000    385,862    0.201     1.65         10,000    498,191    0.268     1.65
+
+Runs vary more than the change (neighbours' cache traffic): in six runs of this code at load
+1.0-3.5 the 10,000 row read 0.204-0.268 (median 0.23) and the 1,000 row 0.327-0.361 (median
+0.352); the previous code, alternated with them, 0.200-0.230 (median 0.22) and 0.350-0.380
+(median 0.36). Both builds in one process on the same stream (the previous one compiled under
+another package name, a scratch harness), chunks alternated, the fair comparison here: +3 to +9%
+frames/s at 10,000 (four runs, load 1.6-4.1), +1 to +3% at 1,000, -1 to 0% at 10. So the 0.35
+target at 10,000 is not met on this machine (nor 0.4 at 1,000, before or after). Tried without
+gain: a galloping search from the best end (as many item lines read as the binary search, more
+instructions); frames copied into fresh objects in arrival order before each chunk, as a socket
+reader lays them out (0.22 either way at load 4.4; another time 0.21 -> 0.28, not reproducible).
+Most of what is left at 10,000 is the book lookup of each frame's first entry (~5 misses: the
+dict's entry and the key's text) and each side's two headers (the price list's and the sizes
+array's): native arrays inside the book (mypyc's ``librt.vecs``) would remove the headers, at the
+cost of a runtime dependency. The pure-Python path: 0.10-0.12x.
 """
 
 from __future__ import annotations
