@@ -3,7 +3,7 @@
 pytest rewrites every test module's ``assert`` statements when it imports it and keeps the result
 in ``__pycache__`` (``*.cpython-311-pytest-<version>.pyc``, keyed by a hash of the source) — but
 it writes that cache only when ``sys.dont_write_bytecode`` is off, and these machines set
-PYTHONDONTWRITEBYTECODE. So each of the four workers rewrote all ~300 test modules itself:
+PYTHONDONTWRITEBYTECODE. So each of the (then four) workers rewrote all ~300 test modules itself:
 ~7 of the ~12 CPU-seconds of a worker's collection. pytest *reads* the cache whatever that
 variable says, so the controller writes it here, in a process pool beside compileall, and the
 workers only load it. The files are pytest's own format, made by pytest's own functions; a stale
