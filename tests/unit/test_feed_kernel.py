@@ -253,7 +253,19 @@ FEED_TESTS = [
 @pytest.mark.slow
 def test_the_feed_tests_pass_on_the_pure_python_path_too() -> None:
     env = {**os.environ, kernel.ENV_SWITCH: "0"}
-    cmd = [sys.executable, "-m", "pytest", "-o", "addopts=", "-q", "-p", "no:cacheprovider", *FEED_TESTS]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-o",
+        "addopts=",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "tests.fewer_examples",
+    ]
+    cmd += FEED_TESTS
     done = subprocess.run(
         cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600, start_new_session=True
     )
