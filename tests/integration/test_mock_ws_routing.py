@@ -15,6 +15,10 @@ from core.feed.subscriptions import UNSUBSCRIBE, operation_message
 from core.sim.mock_ws import MockMarketServer
 
 TIMEOUT = 30.0  # a ceiling, not a pace
+# The clients stop reading while the double still sends at 400 Hz: with websockets' bounded queue
+# (16 messages) a full queue pauses reading from the socket; most likely the double's closing frame then goes
+# unread and the close waits out its 10 s timeout (seen: 20-30 s once in ~12 runs under load).
+# An unbounded queue keeps reading until the close.
 
 
 def change_assets(frame: Any) -> set[str]:
@@ -36,7 +40,10 @@ async def changes_seen(ws: ClientConnection, want: int) -> list[set[str]]:
 async def test_a_markets_two_tokens_on_two_sockets_each_get_their_own_side() -> None:
     async with MockMarketServer(assets=2, seed=3, rate_hz=400) as server:
         yes, no = server.asset_ids
-        async with connect(server.url, proxy=None) as a, connect(server.url, proxy=None) as b:
+        async with (
+            connect(server.url, proxy=None, max_queue=None) as a,
+            connect(server.url, proxy=None, max_queue=None) as b,
+        ):
             await a.send(subscribe_message([yes]))
             await b.send(subscribe_message([no]))
             got_a, got_b = await asyncio.gather(changes_seen(a, 20), changes_seen(b, 20))
@@ -47,7 +54,7 @@ async def test_a_markets_two_tokens_on_two_sockets_each_get_their_own_side() -> 
 async def test_after_a_live_unsubscribe_a_socket_gets_only_what_it_still_holds() -> None:
     async with MockMarketServer(assets=4, seed=5, rate_hz=400) as server:
         ids = server.asset_ids
-        async with connect(server.url, proxy=None) as ws:
+        async with connect(server.url, proxy=None, max_queue=None) as ws:
             await ws.send(subscribe_message(ids))
             await changes_seen(ws, 5)
             await ws.send(operation_message(UNSUBSCRIBE, ids[:2]))
