@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from tests.db_templates import Templates
+from tests.db_templates import Templates, pg_admin
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_FIXTURES = REPO_ROOT.parent / "shared" / "fixtures" / "polymarket"
@@ -103,24 +103,12 @@ def _require_pg() -> None:
 def fresh_pg_database() -> Iterator[str]:
     """Create a fresh PostgreSQL database, yield its URL, drop it afterwards."""
     _require_pg()
-    import asyncio
-
-    import asyncpg
-
     name = f"polybot_test_{uuid.uuid4().hex[:12]}"
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(PG_ADMIN_URL)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    pg_admin(PG_ADMIN_URL, f'CREATE DATABASE "{name}"')
     try:
         yield _pg_url_of(name)
     finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        pg_admin(PG_ADMIN_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _pg_url_of(name: str) -> str:

@@ -61,18 +61,18 @@ class Templates:
     def pg_at_head(self) -> str:
         """The URL of this worker's PostgreSQL database, at head and empty."""
         if self._pg is not None and not asyncio.run(self._pg.reset()):
-            asyncio.run(_admin(self._admin_url, f'DROP DATABASE IF EXISTS "{self._pg.name}" WITH (FORCE)'))
+            pg_admin(self._admin_url, f'DROP DATABASE IF EXISTS "{self._pg.name}" WITH (FORCE)')
             self._pg = None
         if self._pg is None:
             name = f"polybot_test_worker_{uuid.uuid4().hex[:12]}"
-            asyncio.run(_admin(self._admin_url, f'CREATE DATABASE "{name}"'))
+            pg_admin(self._admin_url, f'CREATE DATABASE "{name}"')
             _migrate(self._pg_url_of(name))
             self._pg = asyncio.run(_ResettablePg.survey(name, self._pg_url_of(name)))
         return self._pg.url
 
     def close(self) -> None:
         if self._pg is not None:
-            asyncio.run(_admin(self._admin_url, f'DROP DATABASE IF EXISTS "{self._pg.name}" WITH (FORCE)'))
+            pg_admin(self._admin_url, f'DROP DATABASE IF EXISTS "{self._pg.name}" WITH (FORCE)')
             self._pg = None
 
 
@@ -116,12 +116,17 @@ class _ResettablePg:
             await conn.close()
 
 
-async def _admin(admin_url: str, sql: str) -> None:
-    conn = await asyncpg.connect(admin_url)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
+def pg_admin(admin_url: str, sql: str) -> None:
+    """One statement on the admin database (CREATE/DROP DATABASE), on its own connection."""
+
+    async def run() -> None:
+        conn = await asyncpg.connect(admin_url)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
 
 
 def _migrate(url: str) -> None:
