@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from tests.db_templates import Templates, pg_admin
+from tests.migrated_databases import MigratedDatabases, pg_admin
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_FIXTURES = REPO_ROOT.parent / "shared" / "fixtures" / "polymarket"
@@ -116,12 +116,12 @@ def _pg_url_of(name: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def _migrated_templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Templates]:
-    templates = Templates(tmp_path_factory.mktemp("templates"), PG_ADMIN_URL, _pg_url_of)
+def _migrated_databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MigratedDatabases]:
+    databases = MigratedDatabases(tmp_path_factory.mktemp("migrated"), PG_ADMIN_URL, _pg_url_of)
     try:
-        yield templates
+        yield databases
     finally:
-        templates.close()
+        databases.close()
 
 
 @pytest.fixture
@@ -131,22 +131,22 @@ def pg_url() -> Iterator[str]:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path, _migrated_templates: Templates) -> Iterator[str]:
+def db_url(request: pytest.FixtureRequest, tmp_path: Path, _migrated_databases: MigratedDatabases) -> Iterator[str]:
     """Parametrised over both backends: every storage test runs on SQLite and PostgreSQL.
 
     The database is already at the schema's head, and empty (one migrated per worker, emptied
-    or copied for each test: tests/db_templates.py), unless the test is marked ``empty_db``."""
+    or copied for each test: tests/migrated_databases.py), unless the test is marked ``empty_db``."""
     empty = request.node.get_closest_marker("empty_db") is not None
     if request.param == "sqlite":
         path = tmp_path / "polybot.db"
         if not empty:
-            _migrated_templates.copy_sqlite(path)
+            _migrated_databases.copy_sqlite(path)
         yield f"sqlite:///{path}"
     elif empty:
         yield from fresh_pg_database()
     else:
         _require_pg()
-        yield _migrated_templates.pg_at_head()
+        yield _migrated_databases.pg_at_head()
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

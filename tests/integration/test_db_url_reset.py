@@ -1,4 +1,4 @@
-"""``db_url``'s PostgreSQL database is reused by one worker's tests (tests/db_templates.py): each
+"""``db_url``'s PostgreSQL database is reused by one worker's tests (tests/migrated_databases.py): each
 test must still find it as freshly migrated, or a fresh one when the last test changed its schema."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from core.store.migrate import current_revision, head_revision
 from core.store.models import Alert, Market, Token
 from core.store.partitions import ensure_days
 from tests.conftest import PG_ADMIN_URL, _pg_url_of, _require_pg
-from tests.db_templates import Templates
+from tests.migrated_databases import MigratedDatabases
 
 pytestmark = pytest.mark.pg
 MARKETS, TOKENS, ALERTS = (cast(Table, model.__table__) for model in (Market, Token, Alert))
@@ -26,9 +26,9 @@ T = TypeVar("T")
 
 
 @pytest.fixture
-def templates(tmp_path: Path) -> Templates:
+def databases(tmp_path: Path) -> MigratedDatabases:
     _require_pg()
-    return Templates(tmp_path, PG_ADMIN_URL, _pg_url_of)
+    return MigratedDatabases(tmp_path, PG_ADMIN_URL, _pg_url_of)
 
 
 async def _leave_traces(url: str) -> None:
@@ -59,26 +59,28 @@ async def _look(url: str) -> tuple[int, int, list[str], str | None]:
     return rows, first_id, names, revision
 
 
-async def test_the_next_test_finds_no_rows_no_new_partition_and_ids_from_the_start(templates: Templates) -> None:
+async def test_the_next_test_finds_no_rows_no_new_partition_and_ids_from_the_start(
+    databases: MigratedDatabases,
+) -> None:
     try:
-        url = await _in_thread(templates.pg_at_head)
+        url = await _in_thread(databases.pg_at_head)
         await _leave_traces(url)
         # a connection the last test left open (a process that outlived it) does not block the reset
         straggler = await asyncpg.connect(url)
-        assert await _in_thread(templates.pg_at_head) == url  # the same database, emptied
+        assert await _in_thread(databases.pg_at_head) == url  # the same database, emptied
         assert await _look(url) == (0, 1, [], head_revision())
         assert straggler.is_closed() or not await _answers(straggler)
     finally:
-        await _in_thread(templates.close)
+        await _in_thread(databases.close)
 
 
-async def test_a_schema_the_last_test_changed_is_replaced_by_a_fresh_migration(templates: Templates) -> None:
+async def test_a_schema_the_last_test_changed_is_replaced_by_a_fresh_migration(databases: MigratedDatabases) -> None:
     try:
-        url = await _in_thread(templates.pg_at_head)
+        url = await _in_thread(databases.pg_at_head)
         conn = await asyncpg.connect(url)
         await conn.execute("ALTER TABLE markets ADD COLUMN stray integer")
         await conn.close()
-        fresh = await _in_thread(templates.pg_at_head)
+        fresh = await _in_thread(databases.pg_at_head)
         assert fresh != url
         conn = await asyncpg.connect(fresh)
         try:
@@ -90,7 +92,7 @@ async def test_a_schema_the_last_test_changed_is_replaced_by_a_fresh_migration(t
             await conn.close()
         assert "stray" not in columns and gone == 0
     finally:
-        await _in_thread(templates.close)
+        await _in_thread(databases.close)
 
 
 async def _answers(conn: asyncpg.Connection) -> bool:
@@ -102,5 +104,5 @@ async def _answers(conn: asyncpg.Connection) -> bool:
 
 
 async def _in_thread(fn: Callable[[], T]) -> T:
-    """``Templates`` runs its own event loops (it serves synchronous fixtures)."""
+    """``MigratedDatabases`` runs its own event loops (it serves synchronous fixtures)."""
     return await asyncio.to_thread(fn)

@@ -41,7 +41,7 @@ WHERE c.relkind IN ('r', 'p') AND c.relispartition
 _RESTART_SEQUENCES = "SELECT setval(seqrelid, seqstart, false) FROM pg_sequence"
 
 
-class Templates:
+class MigratedDatabases:
     """One worker's migrated databases, made on first use, dropped at the end of the session."""
 
     def __init__(self, scratch: Path, admin_url: str, pg_url_of: Callable[[str], str]) -> None:
