@@ -28,9 +28,6 @@ import pytest
 from tests.conftest import PROJECT_FIXTURES
 from tests.procs import Lines, console_script, running, spawn, stop_group, wait_until
 
-# each test mostly waits (timeouts, retries, a double's stall): started first, beside the CPU-heavy ones (tests/xdist_order.py)
-pytestmark = pytest.mark.slow(seconds=4)
-
 POLYBOT = console_script("polybot")
 CEILING_S = 60.0  # every wait returns as soon as its condition holds
 PROGRESS = re.compile(r"\r(\d+) frames \([\d.,]+/s\), rows \d+ snapshots \+ \d+ deltas \+ \d+ trades, written \d+")

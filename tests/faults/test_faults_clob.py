@@ -72,7 +72,6 @@ CASES = [
 ]
 
 
-@pytest.mark.slow(seconds=3)  # per case; each test mostly waits (timeouts, retries, a double's stall)
 @pytest.mark.parametrize("case", CASES, ids=[c.kind for c in CASES])
 async def test_clob_fault_on_post_order(
     case: Case, sqlite_url: str, monkeypatch: pytest.MonkeyPatch, fault_record: FaultRecord

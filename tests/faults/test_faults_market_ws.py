@@ -26,9 +26,6 @@ from tests.faults.fault_harness import (
     wait_for,
 )
 
-# each test mostly waits (timeouts, retries, a double's stall): started first, beside the CPU-heavy ones (tests/xdist_order.py)
-pytestmark = pytest.mark.slow(seconds=2.5)
-
 FEED_TABLES = ("book_snapshots", "book_deltas", "trades")
 
 

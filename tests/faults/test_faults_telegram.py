@@ -10,9 +10,6 @@ import pytest
 
 from tests.faults.fault_harness import TRADER, FaultRecord, running_service, wait_for
 
-# each test mostly waits (timeouts, retries, a double's stall): started first, beside the CPU-heavy ones (tests/xdist_order.py)
-pytestmark = pytest.mark.slow(seconds=4)
-
 
 def _sent(rig: object, needle: str) -> list[str]:
     return [c.text or "" for c in rig.api.calls if c.method == "sendMessage" and needle in (c.text or "")]  # type: ignore[attr-defined]

@@ -125,7 +125,6 @@ async def _books_stay_closed(rig: Rig, market: Any, orders: Recorder) -> None:
         assert rig.service.processor.books[token.token_id].status is BookStatus.CLOSED
 
 
-@pytest.mark.slow(seconds=9)  # mostly waiting for the service's steps, on each database
 async def test_market_resolved_on_the_feed_stops_cancels_closes_and_alerts_once(
     db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

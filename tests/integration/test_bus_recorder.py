@@ -40,9 +40,6 @@ from tests.conftest import REPO_ROOT
 from tests.integration.bus_world import NATS_URL, BusNames, require_nats
 from tests.procs import Lines, console_script, kill9, spawn, stop_group
 
-# each test mostly waits (timeouts, retries, a double's stall): started first, beside the CPU-heavy ones (tests/xdist_order.py)
-pytestmark = pytest.mark.slow(seconds=3)
-
 EPOCH = 5
 NATS_SERVER = shutil.which("nats-server") or next(
     (p for p in ("/usr/sbin/nats-server", "/usr/local/bin/nats-server") if Path(p).is_file()), None
