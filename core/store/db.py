@@ -189,8 +189,11 @@ def create_engine(
 
 
 def _sqlite_setup(engine: AsyncEngine, *, in_memory: bool, busy_timeout_ms: int, synchronous: str) -> None:
+    from core.store.aiosqlite_close import adopt  # aiosqlite: imported by the engine's first connection anyway
+
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        adopt(dbapi_connection)  # a close that always ends (core/store/aiosqlite_close.py)
         # take transaction control away from the sqlite3 module (see SQLAlchemy's SQLite docs)
         dbapi_connection.isolation_level = None
         cur = dbapi_connection.cursor()
