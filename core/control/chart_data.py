@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 
 from core.store import models as m
+from core.store.delta_index import asset_deltas
 from core.types import BookView, MarketInfo
 
 if TYPE_CHECKING:
@@ -98,13 +99,10 @@ async def market_data(
 async def _history(sessions: async_sessionmaker[AsyncSession], token_id: str, since_ns: int, s: OutcomeSeries) -> None:
     d, t = m.BookDelta, m.Trade
     async with sessions() as session:
+        columns = (d.receive_ts, d.best_bid, d.best_ask)
+        dialect = session.get_bind().dialect.name  # SQLite: its per-asset index and the newest rows
         tops = (
-            await session.execute(
-                select(d.receive_ts, d.best_bid, d.best_ask)
-                .where(d.asset_id == token_id, d.receive_ts >= since_ns)
-                .order_by(d.id.desc())
-                .limit(MAX_ROWS)
-            )
+            await session.execute(asset_deltas(dialect, columns, token_id, since_ns=since_ns, limit=MAX_ROWS))
         ).all()
         trades = (
             await session.execute(

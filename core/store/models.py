@@ -29,16 +29,20 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Column,
     Float,
     ForeignKey,
     Index,
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
+    event,
 )
 from sqlalchemy import text as sa_text
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from core.chain.journal import JOURNAL_STATUSES
@@ -131,7 +135,8 @@ class BookDelta(Base):
 
     __tablename__ = "book_deltas"
     __table_args__ = (
-        Index(None, "asset_id", "id"),
+        # PostgreSQL only: SQLite's per-asset index is book_deltas_by_asset, below (migration 0007)
+        Index(None, "asset_id", "id").ddl_if(dialect="postgresql"),
         Index(None, "receive_ts"),
         _bus_key(__tablename__, "asset_id", "bus_epoch", "bus_seq", "bus_idx", "receive_ts"),
     )
@@ -362,3 +367,63 @@ class ChainTx(Base):
 TABLES: tuple[str, ...] = tuple(Base.metadata.tables)
 FEED_TABLES: tuple[str, ...] = ("book_snapshots", "book_deltas", "trades")
 ARMED_KEY = "armed"
+
+
+# -- SQLite only: the per-asset index of book_deltas (migration 0007, core.store.delta_index) -----
+# On SQLite an (asset_id, id) index on book_deltas costs ~1 page write per row at the venue's 20,000
+# assets (each row lands on its own asset's page): most of the writer's CPU. There the index is a
+# table of (asset_key, id) pairs instead, filled by the writer in sorted batches (many rows per page
+# per batch), one slice of the assets at a time; rows not yet in it are the newest, found by id
+# above their slice's mark, and readers read both.
+SQLITE_ONLY = MetaData(naming_convention=NAMING_CONVENTION)
+"""Tables only SQLite has (not in :data:`TABLES`: not feed tables, not counted, not on PostgreSQL)."""
+
+DELTA_INDEX_SLICES = 10
+"""Slices of the assets indexed in turn: an asset's slice is the code of its id's last character
+modulo this (see core.store.delta_index.slice_of). ``book_deltas_indexed`` has one row per slice."""
+
+DELTA_ASSETS = Table(
+    "book_delta_assets",
+    SQLITE_ONLY,
+    Column("asset_key", Integer, primary_key=True),  # the rowid: a small integer per asset
+    Column("asset_id", String(100), nullable=False, unique=True),
+)
+DELTAS_BY_ASSET = Table(
+    "book_deltas_by_asset",
+    SQLITE_ONLY,
+    Column("asset_key", Integer, primary_key=True, autoincrement=False),
+    Column("id", Integer, primary_key=True, autoincrement=False),  # book_deltas.id
+    sqlite_with_rowid=False,
+)
+DELTAS_INDEXED = Table(
+    "book_deltas_indexed",
+    SQLITE_ONLY,
+    Column("slice", Integer, primary_key=True, autoincrement=False),
+    Column("upto", Integer, nullable=False),  # every row of the slice with an id up to this is indexed
+)
+DELTAS_SLICE_SQL = f"coalesce(unicode(substr(asset_id, -1)), 0) % {DELTA_INDEX_SLICES}"
+"""An asset's slice, in SQL (the expression of the index below: queries must spell it the same)."""
+DELTAS_SLICE_INDEX = f"CREATE INDEX IF NOT EXISTS ix_book_deltas_slice_id ON book_deltas ({DELTAS_SLICE_SQL}, id)"
+"""Each slice's newest rows by id: ten append points, cheap to fill (the indexer and readers use it)."""
+DELTAS_INDEX_TRIGGERS = (
+    # a deleted row leaves the index with it (retention, or anyone's DELETE)
+    "CREATE TRIGGER IF NOT EXISTS book_deltas_by_asset_delete AFTER DELETE ON book_deltas BEGIN "
+    "DELETE FROM book_deltas_by_asset WHERE id = OLD.id AND asset_key = "
+    "(SELECT asset_key FROM book_delta_assets WHERE asset_id = OLD.asset_id); END",
+    # the newest row deleted: its id will be given again, so no mark may stay above the highest id
+    "CREATE TRIGGER IF NOT EXISTS book_deltas_indexed_newest AFTER DELETE ON book_deltas "
+    "WHEN OLD.id > (SELECT coalesce(max(id), 0) FROM book_deltas) BEGIN "
+    "UPDATE book_deltas_indexed SET upto = (SELECT coalesce(max(id), 0) FROM book_deltas) "
+    "WHERE upto > (SELECT coalesce(max(id), 0) FROM book_deltas); END",
+)
+
+
+@event.listens_for(Base.metadata, "after_create")
+def _create_sqlite_only(_target: MetaData, connection: Connection, **_kw: Any) -> None:
+    """``create_all`` on SQLite makes what migrations make there (the in-memory databases of replays)."""
+    if connection.dialect.name == "sqlite":
+        SQLITE_ONLY.create_all(connection)
+        marks = ", ".join(f"({k}, 0)" for k in range(DELTA_INDEX_SLICES))
+        connection.exec_driver_sql(f"INSERT OR IGNORE INTO book_deltas_indexed (slice, upto) VALUES {marks}")
+        for ddl in (DELTAS_SLICE_INDEX, *DELTAS_INDEX_TRIGGERS):
+            connection.exec_driver_sql(ddl)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Collection, Iterable
 from decimal import Decimal, InvalidOperation
-from typing import TypedDict
+from typing import Literal, TypedDict
 
 from sqlalchemy import Table, func, inspect, select
 from sqlalchemy.engine import URL
@@ -19,6 +19,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.store.db import connect_error, create_engine, is_sqlite, mask_url, parse_db_url, sqlite_path
+from core.store.delta_index import asset_deltas, last_delta_ids
 from core.store.migrate import VERSION_TABLE, head_revision
 from core.store.models import ARMED_KEY, TABLES, Alert, Base
 from core.store.repo import armed_from_value
@@ -131,11 +132,11 @@ async def _gather(conn: AsyncConnection, url: URL, *, max_assets: int, verbose: 
             rows = (await conn.execute(select(STATE.c.key, STATE.c.value, STATE.c.updated_at))).all()
             state = {k: {"value": v, "updated_at": ts.isoformat()} for k, v, ts in rows}
 
-    assets = await _tracked_assets(conn, ours)
+    assets = await _tracked_assets(conn, ours, existing)
     # most recently updated first; the rest are counted, not listed
     ordered = sorted(assets.items(), key=lambda kv: kv[1]["last_receive_ts"] or 0, reverse=True)
     shown = [
-        await _asset_status(conn, asset_id, info, ours, now_ns=now_ns, verbose=verbose)
+        await _asset_status(conn, asset_id, info, ours, existing, now_ns=now_ns, verbose=verbose)
         for asset_id, info in ordered[: max(0, max_assets)]
     ]
     if shown and "markets" in ours:  # a resolved/closed market's books are done, not stale
@@ -173,18 +174,21 @@ async def _name_assets(conn: AsyncConnection, shown: list[StoredAsset]) -> None:
             asset["outcome"] = outcome
 
 
-async def _tracked_assets(conn: AsyncConnection, ours: list[str]) -> dict[str, _Tracked]:
+async def _tracked_assets(conn: AsyncConnection, ours: list[str], existing: list[str]) -> dict[str, _Tracked]:
     assets: dict[str, _Tracked] = {}
     for table in (SNAPSHOTS, DELTAS):
         if table.name not in ours:
             continue
-        rows = await conn.execute(select(table.c.asset_id, func.max(table.c.id)).group_by(table.c.asset_id))
-        for asset_id, last_id in rows:
-            info = assets.setdefault(asset_id, {"snapshot_id": None, "delta_id": None, "last_receive_ts": None})
-            if table is SNAPSHOTS:
-                info["snapshot_id"] = last_id
-            else:
-                info["delta_id"] = last_id
+        if table is SNAPSHOTS:
+            queries = [select(table.c.asset_id, func.max(table.c.id)).group_by(table.c.asset_id)]
+        else:  # on SQLite, from its per-asset index and the newest rows not yet in it
+            queries = last_delta_ids(conn.dialect.name, existing)
+        for query in queries:
+            for asset_id, last_id in await conn.execute(query):
+                info = assets.setdefault(asset_id, {"snapshot_id": None, "delta_id": None, "last_receive_ts": None})
+                key: Literal["snapshot_id", "delta_id"] = "snapshot_id" if table is SNAPSHOTS else "delta_id"
+                known = info[key]
+                info[key] = last_id if known is None else max(known, last_id)
     for info in assets.values():
         for table, row_id in ((SNAPSHOTS, info["snapshot_id"]), (DELTAS, info["delta_id"])):
             if row_id is not None:
@@ -222,7 +226,14 @@ def _levels(raw: object) -> Iterable[tuple[Decimal, Decimal]]:
 
 
 async def _asset_status(
-    conn: AsyncConnection, asset_id: str, info: _Tracked, ours: list[str], *, now_ns: int, verbose: bool
+    conn: AsyncConnection,
+    asset_id: str,
+    info: _Tracked,
+    ours: list[str],
+    existing: list[str],
+    *,
+    now_ns: int,
+    verbose: bool,
 ) -> StoredAsset:
     bids: dict[Decimal, Decimal] = {}
     asks: dict[Decimal, Decimal] = {}
@@ -239,12 +250,10 @@ async def _asset_status(
     if info["delta_id"] is not None:
         # snapshots and deltas have separate id sequences: order them by receive time. A delta
         # received in the same frame as the snapshot is re-applied harmlessly (sizes are absolute).
-        stmt = select(DELTAS.c.side, DELTAS.c.price, DELTAS.c.size, DELTAS.c.market).where(
-            DELTAS.c.asset_id == asset_id
+        columns = (DELTAS.c.side, DELTAS.c.price, DELTAS.c.size, DELTAS.c.market)
+        stmt = asset_deltas(
+            conn.dialect.name, columns, asset_id, since_ns=since_ns, limit=DELTA_REPLAY_LIMIT + 1, tables=existing
         )
-        if since_ns is not None:
-            stmt = stmt.where(DELTAS.c.receive_ts >= since_ns)
-        stmt = stmt.order_by(DELTAS.c.id.desc()).limit(DELTA_REPLAY_LIMIT + 1)
         deltas = (await conn.execute(stmt)).all()
         if len(deltas) > DELTA_REPLAY_LIMIT:
             truncated = True

@@ -43,6 +43,7 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from core.retry import EQUAL_JITTER, Backoff, Retry, Sleep, retry_call
+from core.store.delta_index import DeltaIndexer
 from core.store.insert_plan import InsertPlan, Params, RowValueError, driver_error_is_permanent
 from core.store.models import Base
 from core.store.writer_stats import BoundedLog, WriterStats, one_line, pct_ms
@@ -131,6 +132,8 @@ class BatchedWriter:
         self._last_commit_s = 0.0
         self._observers: list[BatchObserver] = []
         self._conn: AsyncConnection | None = None
+        # SQLite: book_deltas' per-asset index is filled in sorted batches (core.store.delta_index)
+        self._indexer = DeltaIndexer() if engine.dialect.name == "sqlite" else None
         self._failed_observers: set[int] = set()
 
     # -- producer side -------------------------------------------------------------------------
@@ -286,6 +289,8 @@ class BatchedWriter:
             self._batch_due = time.monotonic() + self.min_interval_s
             self._done += n
             self._release_waiters()
+            if self._indexer is not None and self._indexer.due():
+                await self._indexer.run(self._connection)
 
     def _release_waiters(self) -> None:
         if not self._waiters:
@@ -421,6 +426,8 @@ class BatchedWriter:
             sleep=self._sleep,
         )
         self._written += nrows
+        if self._indexer is not None:
+            self._indexer.wrote(parts)
         self._batches += 1
         self._last_batch = nrows
         if nrows > self._max_batch_seen:
