@@ -233,3 +233,21 @@ async def test_0007_indexes_a_populated_database_and_goes_back(engine: AsyncEngi
     assert "ix_book_deltas_asset_id_id" in found and "book_deltas_by_asset" not in found
     assert (await upgrade_engine(engine)).before == "0006"
     await _check_reads(engine)
+
+
+async def test_create_all_on_sqlite_makes_the_index_too(tmp_path: Any) -> None:
+    """``create_all`` (the in-memory databases of metric replays) makes what migration 0007 makes."""
+    engine = create_engine(f"sqlite:///{tmp_path / 'made.db'}")
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(Base.metadata.create_all)
+            await conn.run_sync(Base.metadata.create_all)  # a second time changes nothing
+        found = await _indexes(engine)
+        assert {"book_deltas_by_asset", "book_deltas_indexed", "ix_book_deltas_slice_id"} <= found
+        assert "ix_book_deltas_asset_id_id" not in found
+        await _write(engine, _rows(80, 12, NOW_NS))
+        assert await _index(engine) == 80
+        await _write(engine, _rows(20, 13, NOW_NS + 80 * 10**6))
+        await _check_reads(engine)
+    finally:
+        await engine.dispose()
