@@ -133,7 +133,7 @@ class BatchedWriter:
         self._observers: list[BatchObserver] = []
         self._conn: AsyncConnection | None = None
         # SQLite: book_deltas' per-asset index is filled in sorted batches (core.store.delta_index)
-        self._indexer = DeltaIndexer() if engine.dialect.name == "sqlite" else None
+        self._indexer = DeltaIndexer(log_interval_s=log_interval_s) if engine.dialect.name == "sqlite" else None
         self._failed_observers: set[int] = set()
 
     # -- producer side -------------------------------------------------------------------------

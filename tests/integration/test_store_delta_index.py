@@ -5,28 +5,31 @@ take their entries with them; a populated database is indexed by the migration."
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import AsyncIterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
 from alembic import command
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from core.control.chart_data import OutcomeSeries, _history
 from core.settings.retention import RetentionSettings
 from core.store import delta_index
 from core.store.db import create_engine, session_factory
-from core.store.delta_index import asset_deltas, index_new_deltas, last_delta_ids
+from core.store.delta_index import DeltaIndexer, asset_deltas, index_new_deltas, last_delta_ids
 from core.store.migrate import alembic_config, current_revision, upgrade_engine
 from core.store.models import Base
 from core.store.retention import Pruner
 from core.store.status import gather_status
 from core.store.writer import BatchedWriter
 from tests.integration.retention_rows import NOW_NS, ago, row
+from tests.migrated_databases import MigratedDatabases
 
 DELTAS = Base.metadata.tables["book_deltas"]
 ASSETS = [str(10**76 + i * 7919) for i in range(5)]
@@ -251,3 +254,104 @@ async def test_create_all_on_sqlite_makes_the_index_too(tmp_path: Any) -> None:
         await _check_reads(engine)
     finally:
         await engine.dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path, _migrated_databases: MigratedDatabases) -> str:
+    """SQLite alone (the indexer's schedule and plans), at the schema's head, empty."""
+    _migrated_databases.copy_sqlite(tmp_path / "polybot.db")  # (migrates once, outside the event loop)
+    return f"sqlite:///{tmp_path / 'polybot.db'}"
+
+
+@pytest.fixture
+async def sqlite_engine(sqlite_url: str) -> AsyncIterator[AsyncEngine]:
+    eng = create_engine(sqlite_url, busy_timeout_ms=20)
+    yield eng
+    await eng.dispose()
+
+
+async def _marks(engine: AsyncEngine) -> list[int]:
+    async with engine.connect() as conn:
+        return [
+            upto for _, upto in await conn.execute(text("SELECT slice, upto FROM book_deltas_indexed ORDER BY slice"))
+        ]
+
+
+async def test_the_tail_is_read_through_the_slice_index(sqlite_engine: AsyncEngine) -> None:
+    """SQLite puts ``asset_id = ?`` into the slice's expression and then scans every row above the
+    mark by rowid; the read compares ``+asset_id`` so that the slice's index is used."""
+    await _write(sqlite_engine, _rows(300, 14, NOW_NS))
+    for since in (None, NOW_NS):
+        stmt = asset_deltas("sqlite", COLUMNS, ASSETS[0], since_ns=since, limit=100)
+        async with sqlite_engine.connect() as conn:
+            compiled = stmt.compile(dialect=conn.dialect)
+            params = tuple(compiled.params[k] for k in compiled.positiontup or ())
+            plan = [r[3] for r in await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}", params)]
+        searched = [p for p in plan if p.startswith(("SEARCH book_deltas ", "SCAN book_deltas "))]
+        assert "SEARCH book_deltas USING INDEX ix_book_deltas_slice_id (<expr>=? AND id>?)" in searched, plan
+        assert not [p for p in searched if "rowid>" in p or p.startswith("SCAN")], plan
+
+
+async def test_a_writer_starts_at_the_slice_most_behind(
+    sqlite_engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer that stops before its tenth run leaves later slices behind: the next one starts there."""
+    monkeypatch.setattr(delta_index, "MOVE_ROWS", 400)  # a slice every 40 rows
+    for n, seed in enumerate((15, 16), start=1):
+        async with BatchedWriter(sqlite_engine, max_batch=20, min_interval_s=0) as writer:
+            for i, r in enumerate(_rows(120, seed, NOW_NS + n * 10**9)):
+                writer.put("book_deltas", r)
+                if i % 20 == 19:
+                    await writer.flush()
+        assert writer._indexer is not None and writer._indexer.runs == 3
+        marks = await _marks(sqlite_engine)
+        assert [k for k, upto in enumerate(marks) if upto] == list(range(3 * n)), marks  # 0-2, then 3-5
+    await _check_reads(sqlite_engine)
+
+
+class _Connect:
+    """The writer's connection, or a failure while ``fail`` is set."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+        self.fail: Exception | None = None
+        self.calls = 0
+
+    async def __call__(self) -> AsyncConnection:
+        self.calls += 1
+        if self.fail is not None:
+            raise self.fail
+        return self.conn
+
+
+async def test_a_failed_run_is_retried_after_the_interval_and_logged_boundedly(
+    sqlite_engine: AsyncEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    await _write(sqlite_engine, _rows(50, 17, NOW_NS))
+    now = [0.0]
+    indexer = DeltaIndexer(every_rows=100, every_s=10, clock=lambda: now[0], log_interval_s=3600)  # 10 rows, 1 s
+    caplog.set_level(logging.WARNING)
+    async with sqlite_engine.connect() as conn, sqlite_engine.connect() as other:
+        connect = _Connect(conn)
+        indexer.wrote([(DELTAS, [{}] * 10)])
+        assert indexer.due()
+        await indexer.run(connect)  # the first look, then slice 0
+        assert indexer.runs == 1
+        await other.begin()
+        await other.execute(DELTAS.insert(), _rows(1, 18, NOW_NS)[0])  # another connection holds the write lock
+        batches = 0
+        for _ in range(30):  # a batch of 3 rows, 0.1 s apart
+            indexer.wrote([(DELTAS, [{}] * 3)])
+            now[0] += 0.1
+            if indexer.due():
+                batches += 1
+                await indexer.run(connect)  # busy: fails after busy_timeout (20 ms)
+        await other.rollback()
+        # due after ~10 rows (every fourth batch), not after every batch once one failed
+        assert indexer.failures == batches == 7 and indexer.runs == 1
+        failed = [r for r in caplog.records if "indexing book_deltas failed" in r.getMessage()]
+        assert len(failed) == 1 and "database is locked" in failed[0].getMessage()
+        indexer.wrote([(DELTAS, [{}] * 10)])
+        await indexer.run(connect)  # the lock is free again: the slice it failed on is indexed
+        assert indexer.runs == 2 and indexer.failures == 7
+    assert (await _marks(sqlite_engine))[:2] == [50, 50]
