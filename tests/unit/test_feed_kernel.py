@@ -86,8 +86,7 @@ def _book_state(book: Book) -> tuple[Any, ...]:
         book.faults,
         book.burst_open,
         book._pend_ts if book.burst_open else None,
-        book._want_bid if book.burst_open else None,
-        book._want_ask if book.burst_open else None,
+        book._want if book.burst_open else None,  # both carried best prices
         book._odd_bid,
         book._odd_ask,
         book.last_update_ns,
