@@ -80,17 +80,18 @@ one-process A/B: +18 to +21% frames/s at 10,000, +10% at 1,000, +5 to +8% at 10,
 per book; not taken here: ``librt`` would become a runtime dependency (without it the compiled
 feed does not load), and sizes beyond 2**63 units need a fallback. The pure-Python path: 0.10-0.12x.
 
-Then (2026-12-05, same machine, the 10,000 row at 0.312-0.335 in three runs at load 1-2 before):
-all a flush reads of a book whose burst goes on is on the compiled ``Book``'s first line (flags
-up, best prices down), and a change behind the best looks at the four levels behind it before a
-binary search. Callgrind (LL 2 MB), apply and flush over 40,000 frames at 10,000 assets: LL read
-misses -14.5%, instructions -1%. Three runs, load 2.9-3.1: 1,000 row 0.424, 0.398, 0.392;
-10,000 row 0.348, 0.326, 0.345 (still short of 0.35 in every run). What is left per frame at
-10,000 (callgrind, LL misses): the book lookup of the frame's first entry and the follower's
-check (the dict slot and the 77-character key, ~4), level insert/delete moves (~2), the price
-list (~1.5), the book's two lines (~2), the sizes array (~1); tried and not kept: deciding the
-usual burst check while the entry is applied (moves a miss from the check to the apply), reading
-the next entry's book and the side's containers early (as many misses, timing within noise).
+Then (2026-12-05, same machine; the 10,000 row read 0.312-0.335 in three runs at load 1-2):
+tried, measured, not kept. Putting all a flush reads of a book whose burst goes on on the
+compiled ``Book``'s first line, and looking at the four levels behind the best before a binary
+search: callgrind (LL 2 MB, apply and flush over 40,000 frames at 10,000 assets) LL read misses
+-14.5%, instructions -1%, but in a same-process A/B (both builds compiled under other package
+names, chunks alternated, load ~3) frames/s at 10,000 read 0.95-1.01x the previous build, at
+1,000 1.00-1.01x: no gain, so reverted. Reading the next entry's book and the side's containers
+early (to overlap their misses): 0.95-0.98x at 10,000, 0.95x at 10. Deciding the usual burst
+check while the entry is applied moves a miss from the check to the apply. What is left per frame
+at 10,000 (callgrind, LL misses): the first entry's book lookup and the follower's check (the dict
+slot, the 77-character keys, ~4), level insert/delete moves (~2), the price list (~1.5), the
+book's two lines (~2), the sizes array (~1): mostly two objects per side and the key strings.
 """
 
 from __future__ import annotations

@@ -35,8 +35,6 @@ from core.feed.numbers import (
     BadNumber,
     decimal_to_units,
     index_ascending,
-    index_behind_ascending,
-    index_behind_descending,
     index_descending,
     parse_best_units,
     plain_price_units,
@@ -107,8 +105,7 @@ class Book:
         # what one entry touches fills the object's first 128 bytes, and two spare words give it
         # a 256-byte pymalloc block, which (after the 16-byte GC header) starts on a 64-byte line:
         # two cache lines per book and entry (with 10,000 books a book is rarely still cached
-        # when its next entry comes), the first one all a flush reads of a book whose burst goes
-        # on; the rest after. Checked by tests/unit/test_book_ops.py.
+        # when its next entry comes); the rest after. Checked by tests/unit/test_book_ops.py.
         self._grid = 0  # the grid prices are validated against while the book is ok, else 0
         # the open same-timestamp burst: its timestamp and the best prices its latest entry
         # carried, both in one int (_SHIFT), as units or _NOT_CARRIED / _UNUSUAL (then the text
@@ -116,13 +113,6 @@ class Book:
         self._pend_ts = 0
         self._want = _NOTHING_CARRIED
         self.last_update_ns = 0
-        # kept by core.feed.integrity.BookSet: is this the set's book for its asset, is it in
-        # BookSet.queue (a burst opened since a flush last saw the book)
-        self._burst = False
-        self.seeded = False
-        self.listed = False
-        self.queued = False
-        # (the first line ends here, at byte 64)
         # the best price of each side (_NO_BEST when empty), kept by every change to the levels
         self._best_bid = _NO_BEST
         self._best_ask = _NO_BEST
@@ -130,9 +120,16 @@ class Book:
         self._ask_px: list[int] = []  # descending: best ask is the last element
         self._bid_sz: Sizes = array("Q")  # parallel to the prices
         self._ask_sz: Sizes = array("Q")
+        # kept by core.feed.integrity.BookSet: the book whose entry followed this one's last (a
+        # market's tokens come together: likely again), is this the set's book for its asset, is
+        # it in BookSet.queue (a burst opened since a flush last saw the book)
         self.asset_id = asset_id
-        self.follower: Book | None = None  # (BookSet's) the book whose entry followed this one's last
-        # (the second line ends here, at byte 128)
+        self.follower: Book | None = None
+        self._burst = False
+        self.seeded = False
+        self.listed = False
+        self.queued = False
+        # (the fields above end at byte 124)
         self._status = _AWAITING
         self._tick_u = 0  # the grid prices are validated against (see grid_units)
         self._spare = (0, 0)  # the two spare words (see above)
@@ -315,7 +312,7 @@ class Book:
             i = len(prices)
             found = False
         else:  # behind the best, so i < len(prices)
-            i = index_behind_ascending(prices, units) if is_bid else index_behind_descending(prices, units)
+            i = index_ascending(prices, units) if is_bid else index_descending(prices, units)
             found = prices[i] == units
         if found:
             if size:

@@ -118,12 +118,11 @@ def shared_price(units: int) -> Any:
     return units
 
 
-def index_ascending(prices: list[int], units: int, hi: int = -1) -> int:
-    """Where ``units`` is, or goes, in ascending prices (among the first ``hi``, all of them by
-    default): bisect_left (compiled, a native loop beats calling bisect)."""
+def index_ascending(prices: list[int], units: int) -> int:
+    """Where ``units`` is, or goes, in ascending prices: bisect_left (compiled, a native loop
+    beats calling bisect)."""
     lo = 0
-    if hi < 0:
-        hi = len(prices)
+    hi = len(prices)
     while lo < hi:
         mid = (lo + hi) >> 1
         if prices[mid] < units:
@@ -133,11 +132,10 @@ def index_ascending(prices: list[int], units: int, hi: int = -1) -> int:
     return lo
 
 
-def index_descending(prices: list[int], units: int, hi: int = -1) -> int:
-    """Where ``units`` is, or goes, in descending prices (among the first ``hi``)."""
+def index_descending(prices: list[int], units: int) -> int:
+    """Where ``units`` is, or goes, in descending prices."""
     lo = 0
-    if hi < 0:
-        hi = len(prices)
+    hi = len(prices)
     while lo < hi:
         mid = (lo + hi) >> 1
         if prices[mid] > units:
@@ -145,44 +143,6 @@ def index_descending(prices: list[int], units: int, hi: int = -1) -> int:
         else:
             hi = mid
     return lo
-
-
-NEAR_BEST: Final = 4
-"""Levels just behind the best looked at one by one before a binary search: most changes behind
-the best are within a few levels of it, and those few prices share a cache line of the list
-(a binary search reads two or three of them, which with 10,000 books are rarely cached)."""
-
-
-def index_behind_ascending(prices: list[int], units: int) -> int:
-    """:func:`index_ascending` for a price below the last (best) one of ascending prices."""
-    j = len(prices) - 2
-    stop = j - NEAR_BEST
-    while j > stop:
-        if j < 0:
-            return 0
-        p = prices[j]
-        if p < units:
-            return j + 1
-        if p == units:
-            return j
-        j -= 1
-    return index_ascending(prices, units, stop + 1)  # prices[stop + 1] > units
-
-
-def index_behind_descending(prices: list[int], units: int) -> int:
-    """:func:`index_descending` for a price above the last (best) one of descending prices."""
-    j = len(prices) - 2
-    stop = j - NEAR_BEST
-    while j > stop:
-        if j < 0:
-            return 0
-        p = prices[j]
-        if p > units:
-            return j + 1
-        if p == units:
-            return j
-        j -= 1
-    return index_descending(prices, units, stop + 1)  # prices[stop + 1] < units
 
 
 class BadNumber(ValueError):

@@ -4,13 +4,10 @@ paths are the rule)."""
 
 from __future__ import annotations
 
-import bisect
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.feed import kernel, numbers
 from core.feed.numbers import (
     PRICE_OBJECTS,
     PRICE_UNITS,
@@ -88,24 +85,3 @@ def test_what_the_plain_price_loop_leaves_to_the_strict_path(text: str) -> None:
 def test_prices_on_the_finest_grid_are_the_shared_objects() -> None:
     assert all(shared_price(int(str(units))) is units for units in PRICE_OBJECTS.values())
     assert shared_price(500_001) == 500_001 and shared_price(10**6) == 10**6
-
-
-_SEARCH_TWIN = kernel.source_twin("core.feed.numbers")  # the same functions as plain Python
-
-
-@settings(max_examples=400)
-@given(st.lists(st.integers(1, 60), min_size=1, max_size=30, unique=True), st.integers(0, 61))
-def test_the_search_behind_the_best_is_bisect(levels: list[int], units: int) -> None:
-    """A side's prices with the best last (bids ascending, asks descending): the search that looks
-    at the few levels behind the best first finds what bisect finds, compiled or not."""
-    bids = sorted(levels)
-    asks = sorted(levels, reverse=True)
-    for module in (numbers, _SEARCH_TWIN):
-        if units < bids[-1]:  # behind the best bid
-            assert module.index_behind_ascending(bids, units) == bisect.bisect_left(bids, units)
-        if units > asks[-1]:  # behind the best ask
-            expected = bisect.bisect_left([-p for p in asks], -units)
-            assert module.index_behind_descending(asks, units) == expected
-    # the binary search over a prefix (what the search behind the best ends with)
-    for hi in range(len(bids) + 1):
-        assert numbers.index_ascending(bids, units, hi) == bisect.bisect_left(bids, units, 0, hi)
