@@ -57,6 +57,7 @@ from core.store.models import (
     DELTAS_INDEXED,
     DELTAS_SLICE_SQL,
     Base,
+    deltas_slice_sql,
 )
 from core.store.writer_stats import BoundedLog, one_line
 
@@ -77,7 +78,7 @@ _END = "SELECT coalesce(max(id), 0) FROM book_deltas"
 _ADD_ENTRIES = (
     "INSERT INTO book_deltas_by_asset (asset_key, id) SELECT a.asset_key, d.id FROM book_deltas AS d "
     "JOIN book_delta_assets AS a ON a.asset_id = d.asset_id "
-    f"WHERE {DELTAS_SLICE_SQL.replace('asset_id', 'd.asset_id')} = ? AND d.id > ? AND d.id <= ? "
+    f"WHERE {deltas_slice_sql('d.asset_id')} = ? AND d.id > ? AND d.id <= ? "
     "ORDER BY a.asset_key, d.id"
 )
 _SET_MARK = "UPDATE book_deltas_indexed SET upto = ? WHERE slice = ?"
@@ -96,13 +97,7 @@ def uses_delta_index(dialect_name: str, tables: Sequence[str] | None = None) -> 
     return dialect_name == "sqlite" and (tables is None or DELTAS_BY_ASSET.name in tables)
 
 
-async def index_new_deltas(conn: AsyncConnection) -> int:
-    """Index every row not yet indexed (all slices), in one transaction on ``conn``; rows added."""
-    async with conn.begin():
-        return sum([await _index_slice(conn, k) for k in range(DELTA_INDEX_SLICES)])
-
-
-async def _index_slice(conn: AsyncConnection, k: int) -> int:
+async def index_slice(conn: AsyncConnection, k: int) -> int:
     # a write first (the transaction's first statement): the write lock is taken now, waiting
     # busy_timeout for it, and no row is inserted behind our back
     await conn.exec_driver_sql(_ADD_ASSETS, (k, k))
@@ -158,7 +153,7 @@ class DeltaIndexer:
             if self._present is None and not await self._first_look(conn):
                 return
             async with conn.begin():
-                self.indexed += await _index_slice(conn, self._next)
+                self.indexed += await index_slice(conn, self._next)
         except Exception as exc:  # busy beyond the timeout, or the connection went: next time
             self.failures += 1
             self._failed_log(logging.WARNING, "writer: indexing book_deltas failed (retried later): %s", one_line(exc))
@@ -204,7 +199,7 @@ def asset_deltas(
         # same). The asset is compared as ``+asset_id``: given ``asset_id = ?``, SQLite puts the asset
         # into the slice's expression (constant propagation, it seems) and scans every row above the
         # mark by rowid instead (all slices' rows: ~11 ms of CPU, not ~8, with a 100,000-row tail)
-        literal_column(DELTAS_SLICE_SQL.replace("asset_id", "book_deltas.asset_id")) == slice_of(literal(asset_id)),
+        literal_column(deltas_slice_sql("book_deltas.asset_id")) == slice_of(literal(asset_id)),
         d.id > func.coalesce(mark.scalar_subquery(), 0),
         literal_column("+book_deltas.asset_id", d.asset_id.type) == asset_id,
     )

@@ -401,8 +401,15 @@ DELTAS_INDEXED = Table(
     Column("slice", Integer, primary_key=True, autoincrement=False),
     Column("upto", Integer, nullable=False),  # every row of the slice with an id up to this is indexed
 )
-DELTAS_SLICE_SQL = f"coalesce(unicode(substr(asset_id, -1)), 0) % {DELTA_INDEX_SLICES}"
-"""An asset's slice, in SQL (the expression of the index below: queries must spell it the same)."""
+
+
+def deltas_slice_sql(column: str = "asset_id") -> str:
+    """An asset's slice, in SQL, of the asset id in ``column`` (the expression of the index below:
+    queries must spell it the same, the column qualified as they name it)."""
+    return f"coalesce(unicode(substr({column}, -1)), 0) % {DELTA_INDEX_SLICES}"
+
+
+DELTAS_SLICE_SQL = deltas_slice_sql()
 DELTAS_SLICE_INDEX = f"CREATE INDEX IF NOT EXISTS ix_book_deltas_slice_id ON book_deltas ({DELTAS_SLICE_SQL}, id)"
 """Each slice's newest rows by id: ten append points, cheap to fill (the indexer and readers use it)."""
 DELTAS_INDEX_TRIGGERS = (

@@ -22,9 +22,9 @@ from core.control.chart_data import OutcomeSeries, _history
 from core.settings.retention import RetentionSettings
 from core.store import delta_index
 from core.store.db import create_engine, session_factory
-from core.store.delta_index import DeltaIndexer, asset_deltas, index_new_deltas, last_delta_ids
+from core.store.delta_index import DeltaIndexer, asset_deltas, index_slice, last_delta_ids
 from core.store.migrate import alembic_config, current_revision, upgrade_engine
-from core.store.models import Base
+from core.store.models import DELTA_INDEX_SLICES, Base
 from core.store.retention import Pruner
 from core.store.status import gather_status
 from core.store.writer import BatchedWriter
@@ -64,8 +64,8 @@ async def _write(engine: AsyncEngine, rows: list[dict[str, Any]]) -> None:
 async def _index(engine: AsyncEngine) -> int:
     if engine.dialect.name != "sqlite":
         return 0
-    async with engine.connect() as conn:
-        return await index_new_deltas(conn)
+    async with engine.connect() as conn, conn.begin():  # every slice, in one transaction
+        return sum([await index_slice(conn, k) for k in range(DELTA_INDEX_SLICES)])
 
 
 async def _plain(engine: AsyncEngine, asset: str, since_ns: int | None, limit: int) -> list[tuple[Any, ...]]:
