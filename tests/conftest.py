@@ -60,9 +60,9 @@ def _compile_sources() -> None:
     tops = [REPO_ROOT / top for top in ("core", "bot", "polybot", "tests")]
     for top in [*tops, Path(sysconfig.get_paths()["purelib"])]:
         compileall.compile_dir(top, quiet=2, workers=0, rx=_NEVER_IMPORTED)
-    from tests.rewrite_cache import write_all
+    from tests.rewrite_cache import plugin_sources, write_all
 
-    write_all(REPO_ROOT / "tests")
+    write_all(REPO_ROOT / "tests", plugin_sources())
 
 
 @pytest.fixture(scope="session")

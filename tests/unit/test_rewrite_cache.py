@@ -29,3 +29,19 @@ def test_the_cache_holds_rewritten_asserts_and_is_written_once(tmp_path: Path) -
     assert write_all(tmp_path) == 0  # up to date: nothing rewritten again
     source.write_text(source.read_text() + "\n")
     assert write_all(tmp_path) == 1  # the source changed
+
+
+def test_the_installed_plugins_pytest_rewrites_are_in_the_cache() -> None:
+    """pytest rewrites whole plugin distributions (anyio's modules, through its pytest plugin) in
+    every worker unless the controller cached them: each is there and current after its start."""
+    import anyio._backends._asyncio
+    import xdist.plugin
+
+    from tests.rewrite_cache import plugin_sources
+
+    sources = {Path(p).resolve() for p in plugin_sources()}
+    for module in (anyio._backends._asyncio, xdist.plugin):
+        source = Path(str(module.__file__)).resolve()
+        assert source in sources, f"{source} is rewritten by pytest but not listed"
+        pyc = get_cache_dir(source) / (source.name[:-3] + PYC_TAIL)
+        assert _read_pyc(source, pyc) is not None, f"{source}: no current rewritten copy in {pyc}"
