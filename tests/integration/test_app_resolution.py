@@ -128,7 +128,7 @@ async def _books_stay_closed(rig: Rig, market: Any, orders: Recorder) -> None:
 async def test_market_resolved_on_the_feed_stops_cancels_closes_and_alerts_once(
     db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async with running_service(db_url, monkeypatch, feed="demo", rate_hz=50.0, env=SPREAD_ON) as rig:
+    async with running_service(db_url, monkeypatch, feed="demo", rate_hz=200.0, env=SPREAD_ON) as rig:
         orders = Recorder(rig.service.bus, OrderEvent)
         market, yes, no = await _trading(rig)
         trading = rig.service._up().system.trading
@@ -146,7 +146,7 @@ async def test_market_resolved_on_the_feed_stops_cancels_closes_and_alerts_once(
 async def test_gamma_showing_the_market_closed_at_refresh_does_the_same(
     db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async with running_service(db_url, monkeypatch, feed="demo", rate_hz=50.0, env=SPREAD_ON) as rig:
+    async with running_service(db_url, monkeypatch, feed="demo", rate_hz=200.0, env=SPREAD_ON) as rig:
         orders = Recorder(rig.service.bus, OrderEvent)
         market, _, no = await _trading(rig)
         assert rig.gamma is not None
