@@ -14,6 +14,7 @@ import os
 import signal
 import socket
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from polybot.cli.main import main
@@ -70,9 +71,14 @@ def test_a_feed_that_never_answers_is_reported_once_by_ingest_ws_and_record_ws(t
         "ingest-ws": ["ingest-ws", url, "123", "--db-url", f"sqlite:///{tmp_path / 'x.db'}", "--migrate"],
         "record-ws": ["record-ws", url, str(tmp_path / "r.jsonl"), "--subscribe", "123"],
     }
-    for name, args in commands.items():
+
+    def run_for_4_s(args: list[str]) -> subprocess.CompletedProcess[str]:
         argv = [console_script("polybot"), *args, "--duration", "4"]
-        done = run(argv, timeout_s=120.0, text=True, cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL)
+        return run(argv, timeout_s=120.0, text=True, cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL)
+
+    with ThreadPoolExecutor(len(commands)) as pool:  # side by side: each mostly waits out its duration
+        finished = dict(zip(commands, pool.map(run_for_4_s, commands.values()), strict=True))
+    for name, done in finished.items():
         assert done.returncode == 1, f"{name}: exit {done.returncode}\n{done.stderr}"
         errors = [line for line in done.stderr.splitlines() if line.startswith(f"polybot {name}:")]
         assert len(errors) == 1 and "connect failed" in errors[0], done.stderr
