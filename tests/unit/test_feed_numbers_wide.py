@@ -1,0 +1,35 @@
+"""Sizes near the fast parser's limits: compiled, it counts in 64-bit integers, so spellings that
+could overflow them (more than 18 characters, more than 12 whole digits) take other paths; every
+path must agree with the strict rule."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from core.feed.numbers import BadNumber, _parse_size_slow, parse_size_units
+
+
+def _outcome(text: str, parse: object) -> tuple[str, object]:
+    try:
+        return "ok", parse(text)  # type: ignore[operator]  # either parser, same signature
+    except BadNumber as exc:
+        return "bad", exc.kind
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.text(alphabet="0123456789.", min_size=10, max_size=26))
+def test_long_spellings_agree_with_the_strict_rule(text: str) -> None:
+    assert _outcome(text, parse_size_units) == _outcome(text, _parse_size_slow)
+
+
+@pytest.mark.parametrize(
+    ("text", "units"),
+    [("999999999999.99999", 999_999_999_999_999_990), ("999999999999.999999", 999_999_999_999_999_999),
+     ("9999999999999.9999", 9_999_999_999_999_999_900), ("999999999999999", 999_999_999_999_999 * 10**6),
+     ("999999999999999.999999", 10**21 - 1), ("000000000000000001", 1_000_000), ("9223372036854.775807", 2**63 - 1),
+     ("9223372036854.775808", 2**63)],
+)  # fmt: skip
+def test_wide_sizes(text: str, units: int) -> None:
+    assert parse_size_units(text) == units
