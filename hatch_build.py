@@ -7,6 +7,13 @@ wheel, inside the wheel. ``core/feed/_kernel_build.json`` records the SHA-256 of
 they were compiled from, so a build older than its sources is never used
 (:mod:`core.feed.kernel`).
 
+A build is kept in the user's cache (``~/.cache/polybot/kernel/<key>``, ``$XDG_CACHE_HOME`` if set),
+keyed by everything the compile reads (the feed package's and ``core/types.py``'s sources, this
+file, the interpreter's version and extension suffix, mypy's version): a fresh clone or venv on a
+machine that built the same sources before copies the extensions instead of compiling them again
+(~9 CPU-s, most of a fresh ``uv sync``). Each cached file's SHA-256 is checked before it is used;
+any problem with the cache only means a build.
+
 It is optional: without a C compiler (or if mypyc refuses the code) the build goes on without
 it and the feed runs its pure-Python path, which is complete, only slower. POLYBOT_BUILD_KERNEL=0
 skips it.
@@ -73,10 +80,96 @@ def compile_feed(root: Path) -> list[Path]:
 
 
 def _compile(root: Path) -> list[Path]:
+    digests = _digests(root)
+    cache = kernel_cache(root)
+    if cache is not None and _from_cache(cache, root, digests):
+        return artifacts(root)
+    built = _build(root, digests)
+    if cache is not None:
+        _keep(cache, root, built)
+    return built
+
+
+def cache_home() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "polybot" / "kernel"
+
+
+def kernel_cache(root: Path, home: Path | None = None) -> Path | None:
+    """Where a build of these sources with this toolchain is kept; None when it cannot be keyed."""
+    import hashlib
+    import sysconfig
+
+    try:
+        import mypy.version
+
+        key = hashlib.sha256()
+        for text in (sys.version, str(sysconfig.get_config_var("EXT_SUFFIX")), mypy.version.__version__):
+            key.update(text.encode() + b"\0")
+        key.update(Path(__file__).read_bytes() + b"\0")
+        for source in [root / "core" / "types.py", *sorted((root / FEED).glob("*.py"))]:
+            key.update(source.relative_to(root).as_posix().encode() + b"\0" + source.read_bytes() + b"\0")
+    except (ImportError, OSError, ValueError):
+        return None
+    return (home or cache_home()) / key.hexdigest()[:32]
+
+
+def _file_digest(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _from_cache(cache: Path, root: Path, digests: dict[str, str]) -> bool:
+    """Put a cached build in place (extensions first, the record of sources last); False on a miss
+    or a damaged entry, which is then built afresh."""
+    try:
+        index = json.loads((cache / "index.json").read_text())
+        files = {name: cache / name for name in index["files"]}
+        if (
+            not files
+            or index["sources"] != digests
+            or any(_file_digest(path) != index["files"][name] for name, path in files.items())
+        ):
+            raise ValueError("damaged")
+    except FileNotFoundError:
+        return False
+    except (OSError, ValueError, KeyError, TypeError):
+        shutil.rmtree(cache, ignore_errors=True)  # damaged: the build about to run takes its place
+        return False
+    for name, path in files.items():
+        _install(path, root / FEED / name)
+    with tempfile.TemporaryDirectory(prefix="polybot-kernel-") as tmp:
+        record = Path(tmp, MANIFEST.name)
+        record.write_text(json.dumps(digests, indent=1) + "\n")
+        _install(record, root / MANIFEST)
+    return True
+
+
+def _keep(cache: Path, root: Path, built: list[Path]) -> None:
+    """Store a build for the next install (whole or not at all: written aside, then renamed)."""
+    if cache.exists():
+        return
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=cache.parent, prefix=".partial-") as tmp:
+            entry = Path(tmp, "entry")
+            entry.mkdir()
+            files: dict[str, str] = {}
+            for path in built:
+                if path.name != MANIFEST.name:
+                    shutil.copyfile(path, entry / path.name)
+                    files[path.name] = _file_digest(entry / path.name)
+            sources = json.loads((root / MANIFEST).read_text())
+            (entry / "index.json").write_text(json.dumps({"sources": sources, "files": files}, indent=1) + "\n")
+            os.replace(entry, cache)
+    except OSError as exc:  # another install stored it first, or no cache can be written: no matter
+        print(f"polybot: the feed build was not cached ({exc})", file=sys.stderr)
+
+
+def _build(root: Path, digests: dict[str, str]) -> list[Path]:
     from mypyc.build import mypycify
     from setuptools import Distribution  # type: ignore[import-untyped]  # a build requirement, without stubs
 
-    digests = _digests(root)
     cwd = os.getcwd()
     with tempfile.TemporaryDirectory(prefix="polybot-mypyc-") as tmp:
         config = Path(tmp, "mypy.ini")
