@@ -46,6 +46,7 @@ DIGESTED = (*COMPILED, "wire", "counters", "events", "translate")  # and the fee
 GROUP = "core.feed._kernel"  # mypyc's shared library: core/feed/_kernel__mypyc.<abi>.so
 MANIFEST = FEED / "_kernel_build.json"
 # the type check mypyc runs: strict, as in CI, without the project's plugins (not installed here)
+KEEP_BUILDS = 8
 MYPY_CONFIG = "[mypy]\npython_version = 3.11\nstrict = True\nfollow_imports = silent\nignore_missing_imports = True\n"
 
 
@@ -142,6 +143,7 @@ def _from_cache(cache: Path, root: Path, digests: dict[str, str]) -> bool:
         record = Path(tmp, MANIFEST.name)
         record.write_text(json.dumps(digests, indent=1) + "\n")
         _install(record, root / MANIFEST)
+    os.utime(cache)  # the newest in use stay when old builds are pruned
     return True
 
 
@@ -162,8 +164,16 @@ def _keep(cache: Path, root: Path, built: list[Path]) -> None:
             sources = json.loads((root / MANIFEST).read_text())
             (entry / "index.json").write_text(json.dumps({"sources": sources, "files": files}, indent=1) + "\n")
             os.replace(entry, cache)
+        _prune(cache.parent, keep=KEEP_BUILDS)
     except OSError as exc:  # another install stored it first, or no cache can be written: no matter
         print(f"polybot: the feed build was not cached ({exc})", file=sys.stderr)
+
+
+def _prune(home: Path, keep: int) -> None:
+    """The ``keep`` newest builds stay (each ~1 MB; every edit of a feed source makes one)."""
+    entries = sorted((p for p in home.iterdir() if not p.name.startswith(".")), key=lambda p: p.stat().st_mtime)
+    for old in entries[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _build(root: Path, digests: dict[str, str]) -> list[Path]:

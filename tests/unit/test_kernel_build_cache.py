@@ -98,3 +98,18 @@ def test_a_damaged_entry_is_built_again_and_replaced(builds: tuple[ModuleType, l
     hb.compile_feed(third)
     assert built == [first, second], "the rebuilt entry did not replace the damaged one"
     assert (third / hb.FEED / f"book{SUFFIX}").read_bytes() == b"book built in two"
+
+
+def test_only_the_newest_builds_are_kept(
+    builds: tuple[ModuleType, list[Path]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hb, built = builds
+    monkeypatch.setattr(hb, "KEEP_BUILDS", 2)
+    entries = []
+    for n in range(3):  # three versions of the sources, as while one edits the feed
+        root = _checkout(tmp_path / f"v{n}")
+        (root / "core" / "types.py").write_text((root / "core" / "types.py").read_text() + f"\n# v{n}\n")
+        hb.compile_feed(root)
+        entries.append(hb.kernel_cache(root))
+    assert len(built) == 3
+    assert sorted(p.name for p in entries[0].parent.iterdir()) == sorted(e.name for e in entries[1:])
