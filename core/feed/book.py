@@ -2,8 +2,8 @@
 
 Exact integers inside: prices and sizes in 10^-6 units. Each side is a sorted price list with its
 best price last (bids ascending, asks descending: most changes are there, so they move nothing;
-a binary search finds the rest, books being tens of levels deep) and a parallel ``array('Q')`` of
-sizes (a list once one is beyond 64 bits): with 10,000 books an update releases no cold boxed
+a binary search finds the rest, books being tens of levels deep) and a parallel unsigned 64-bit
+``array`` of sizes (a list once one is beyond 64 bits): with 10,000 books an update releases no cold boxed
 size, and a book is a few hundred bytes a side. The best prices are also kept in the book object,
 so checking a burst reads no level list. The public API (:class:`core.types.BookView`) speaks
 ``Decimal``; ``*_units`` methods are for the hot path and for storage.
@@ -26,7 +26,7 @@ from __future__ import annotations
 from array import array
 from collections.abc import Iterable, MutableSequence
 from decimal import Decimal
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from core.feed.counters import FAULT_CROSSED, FAULT_DELTA_BEFORE_SNAPSHOT, FAULT_MISMATCH
 from core.feed.numbers import (
@@ -46,6 +46,9 @@ from core.feed.numbers import (
 )
 from core.types import BookStatus, Level, Side
 
+if TYPE_CHECKING:  # compiled, a native 64-bit integer; at run time only an annotation
+    from mypy_extensions import i64
+
 _OK: Final = BookStatus.OK
 _INCONSISTENT: Final = BookStatus.INCONSISTENT
 _AWAITING: Final = BookStatus.AWAITING_SNAPSHOT
@@ -60,13 +63,15 @@ _SHIFT: Final = 21
 _LOW: Final = (1 << _SHIFT) - 1
 _NOTHING_CARRIED: Final = (_NOT_CARRIED + 2) << _SHIFT | (_NOT_CARRIED + 2)
 _ODD: Final = _UNUSUAL + 2  # a packed _UNUSUAL
-# sizes up to here go in an array('Q') (unsigned: its stores skip the argument parser the signed
-# types use; it holds up to 2**64 - 1): compiled, a compare with this bound stays native
+# sizes up to here go in an unsigned 64-bit array (its stores skip the argument parser the signed
+# types use): compiled, a compare with this bound stays native. 'L' where it is 64 bits: its
+# stores read the digits directly, where 'Q' goes through _PyLong_AsByteArray from 2**30 up
 _MAX_PACKED: Final = 2**62 - 1
+_SIZE_CODE: Final = "L" if array("L").itemsize == 8 else "Q"
 _NO_BEST: Final = 0  # a side's best price when it is empty (prices are > 0)
 
 Sizes = MutableSequence[int]
-"""A side's sizes, parallel to its ascending prices: array('Q'), or a list once one does not fit."""
+"""A side's sizes, parallel to its ascending prices: an array, or a list once one does not fit."""
 
 BurstFault = tuple[str, str]
 """(kind, detail) of a finished burst that failed its check: kind is a fault (``crossed``,
@@ -94,7 +99,7 @@ def _sizes(values: list[int]) -> Sizes:
     """Sizes packed in an array, or kept in a list when one is beyond 64 bits."""
     if values and max(values) > _MAX_PACKED:
         return values
-    return array("Q", values)
+    return array(_SIZE_CODE, values)
 
 
 class Book:
@@ -118,8 +123,8 @@ class Book:
         self._best_ask = _NO_BEST
         self._bid_px: list[int] = []  # ascending: best bid is the last element
         self._ask_px: list[int] = []  # descending: best ask is the last element
-        self._bid_sz: Sizes = array("Q")  # parallel to the prices
-        self._ask_sz: Sizes = array("Q")
+        self._bid_sz: Sizes = array(_SIZE_CODE)  # parallel to the prices
+        self._ask_sz: Sizes = array(_SIZE_CODE)
         # kept by core.feed.integrity.BookSet: the book whose entry followed this one's last (a
         # market's tokens come together: likely again), is this the set's book for its asset, is
         # it in BookSet.queue (a burst opened since a flush last saw the book)
@@ -320,7 +325,7 @@ class Book:
                     sizes = self._unpacked(is_bid)
                 sizes[i] = size
                 return  # the same prices: the same best
-            del prices[i]
+            prices.pop(i)  # compiled, a native call where del is a generic one
             del sizes[i]
         elif size:
             if size > _MAX_PACKED:
@@ -346,7 +351,7 @@ class Book:
         """A price's units (the shared object, see :meth:`apply_units`) when the book is ``ok``
         and the text is a plain spelling (``0.`` and up to six digits) on its grid; None
         otherwise (the caller's strict path decides)."""
-        grid = self._grid
+        grid: i64 = self._grid
         if not grid:  # the book is not ok
             return None
         units = plain_price_units(text)
@@ -384,13 +389,17 @@ class Book:
         self._pend_ts = ts_ms
         # the text of an unusual one is kept apart (_odd_*, set only while its side is _UNUSUAL)
         before = self._want
-        bid = _NOT_CARRIED if best_bid is None else plain_price_units(best_bid)
+        bid: i64 = _NOT_CARRIED
+        if best_bid is not None:  # (an if, not a conditional expression: compiled, that one is boxed)
+            bid = plain_price_units(best_bid)
         if not bid:  # an empty side, an unusual spelling or not a price: decided when checked
             bid = _UNUSUAL
             self._odd_bid = best_bid
         elif before >> _SHIFT == _ODD:
             self._odd_bid = None
-        ask = _NOT_CARRIED if best_ask is None else plain_price_units(best_ask)
+        ask: i64 = _NOT_CARRIED
+        if best_ask is not None:
+            ask = plain_price_units(best_ask)
         if not ask:
             ask = _UNUSUAL
             self._odd_ask = best_ask
@@ -459,7 +468,7 @@ class Book:
     def clear(self) -> None:
         """Drop every level and the snapshot; the book waits for a new one."""
         self._bid_px, self._ask_px = [], []
-        self._bid_sz, self._ask_sz = array("Q"), array("Q")
+        self._bid_sz, self._ask_sz = array(_SIZE_CODE), array(_SIZE_CODE)
         self._best_bid = self._best_ask = _NO_BEST
         self.seeded = False
         self.drop_burst()

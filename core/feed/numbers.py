@@ -91,7 +91,7 @@ def _on_grid(tick_units: int) -> dict[str, int]:
     return table
 
 
-def plain_price_units(text: str) -> int:
+def plain_price_units(text: str) -> i64:
     """A price spelled ``0.`` and one to six digits (as the venue writes them) -> units, by a loop
     over the characters (compiled, cheaper than hashing the text for a table lookup); 0 for any
     other text and for zero (the strict parsers decide those)."""
@@ -118,19 +118,20 @@ def plain_price_units(text: str) -> int:
     return units
 
 
-def shared_price(units: int) -> Any:
+def shared_price(units: i64) -> Any:
     """The one int object :data:`PRICE_OBJECTS` holds for a price on the 0.0001 grid (a book keeps
     these, see :meth:`core.feed.book.Book.apply_units`); a new int for a finer price."""
-    if units % FINEST_TICK_UNITS == 0 and 0 < units < UNIT:
+    if 0 < units < UNIT and units % FINEST_TICK_UNITS == 0:
         return _BY_STEP[units // FINEST_TICK_UNITS]
-    return units
+    value: int = units
+    return value
 
 
 def index_ascending(prices: list[int], units: int) -> int:
     """Where ``units`` is, or goes, in ascending prices: bisect_left (compiled, a native loop
     beats calling bisect)."""
-    lo = 0
-    hi = len(prices)
+    lo: i64 = 0
+    hi: i64 = len(prices)
     while lo < hi:
         mid = (lo + hi) >> 1
         if prices[mid] < units:
@@ -142,8 +143,8 @@ def index_ascending(prices: list[int], units: int) -> int:
 
 def index_descending(prices: list[int], units: int) -> int:
     """Where ``units`` is, or goes, in descending prices."""
-    lo = 0
-    hi = len(prices)
+    lo: i64 = 0
+    hi: i64 = len(prices)
     while lo < hi:
         mid = (lo + hi) >> 1
         if prices[mid] > units:
