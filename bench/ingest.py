@@ -92,6 +92,20 @@ check while the entry is applied moves a miss from the check to the apply. What 
 at 10,000 (callgrind, LL misses): the first entry's book lookup and the follower's check (the dict
 slot, the 77-character keys, ~4), level insert/delete moves (~2), the price list (~1.5), the
 book's two lines (~2), the sizes array (~1): mostly two objects per side and the key strings.
+
+Then (2026-12-05 session 2, same machine, load 0.7-3): perf (cpu-clock, dwarf) at 10,000 assets,
+this code's own part: the dict lookup of a frame's first entry (unicodekeys_lookup 6.6%, 3.1% at
+1,000), Book.apply_units (6.6%, 2.5%: the list's and the sizes array's headers), the level search
+(6.0%, 1.6%), the follower's key compare (~2.5%); the rest is msgspec's decode, also in the floor.
+Instructions were left in generic paths: tagged-int arithmetic in the number parsers and the level
+search, a carried best price boxed by a conditional expression, ``del`` on the price list and 'Q''s
+stores through _PyLong_AsByteArray. Native i64 there (mypy_extensions imported for type checking
+only), ``pop`` and typecode 'L': callgrind 18,858 -> 17,615 instructions per frame at 1,000 (-6.6%,
+decode included); same-process A/B against the code before, both orders, three runs each: +5.4 to
++7.3% frames/s at 1,000 (mean +6.5%), +0.2 to +11.9% at 10,000 (mean +6.2%). Full runs after (load
+2-3): 1,000 row 0.415-0.429, 10,000 row 0.319-0.353 (before, load 1: 0.401 and 0.318). Tried and
+not kept: a side as one list of price, size pairs (native stores, no array header): +1% at 1,000,
+-7% at 10,000 (a replaced size frees a cold int).
 """
 
 from __future__ import annotations
