@@ -127,7 +127,12 @@ class FillLedger:
                 "avg_price": (notional / filled).quantize(PRICE_QUANTUM, rounding=ROUND_HALF_EVEN),
                 "updated_ts": self._ctx.clock(),
             }
-        if not await self._ctx.store.record_fill(fill, pnl.position, changes):
+        store = self._ctx.store
+        if t is None:
+            recorded = await store.record_fill(fill, pnl.position, None)
+        else:  # the order's row too: after (and never overtaken by) the writes of its earlier changes
+            recorded = await self._orders.writes.run((coid,), lambda: store.record_fill(fill, pnl.position, changes))
+        if not recorded:
             return None  # applied before (a previous run replayed it into the positions)
         self._positions.commit(fill, pnl)
         self._exposure.position_changed(fill.token_id)

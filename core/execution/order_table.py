@@ -1,7 +1,8 @@
 """The engine's memory of its orders: each tracked order, the indexes over them, and status changes.
 
 A status change happens in one place, :meth:`OrderTable.set_status`: in memory, in the store (with
-the audit row of the attempt that caused it, in one transaction), and on the bus. A status never
+the audit row of the attempt that caused it, in one transaction; an order's writes in the order its
+changes were made, :mod:`core.execution.ordered_writes`), and on the bus. A status never
 regresses: fills seen already outrank a stale "live" from a slower channel (:func:`derive_status`).
 """
 
@@ -15,6 +16,7 @@ from typing import Unpack
 
 from core.events import OrderEvent
 from core.execution.context import EngineContext
+from core.execution.ordered_writes import OrderedWrites
 from core.execution.records import OPEN_STATUSES, AuditRecord, OrderChanges, OrderFacts, OrderRecord
 from core.execution.types import OrderMemory, OrderRequest, OrderStatus, VenueOrder
 from core.types import MarketInfo
@@ -104,6 +106,7 @@ class OrderTable:
         self._by_venue_id: dict[str, str] = {}
         self._touched: set[str] = set()
         self.inflight: set[str] = set()  # being placed right now: never placed twice
+        self.writes = OrderedWrites()  # every write of an order's row goes through it
 
     def __contains__(self, client_order_id: str) -> bool:
         return client_order_id in self._orders
@@ -170,12 +173,17 @@ class OrderTable:
         **changes: Unpack[OrderFacts],
     ) -> None:
         """New status in memory, in the store (with the audit row of the attempt that caused it), on the bus."""
-        ctx = self._ctx
+        store = self._ctx.store
         old = self._change(t, status, changes)
+        ts = t.rec.updated_ts
         if audit is not None:
-            await ctx.store.record_attempt(audit, t.coid, status=status, updated_ts=t.rec.updated_ts, **changes)
+            await self.writes.run(
+                (t.coid,), lambda: store.record_attempt(audit, t.coid, status=status, updated_ts=ts, **changes)
+            )
         elif persist:
-            await ctx.store.update_order(t.coid, status=status, updated_ts=t.rec.updated_ts, **changes)
+            await self.writes.run(
+                (t.coid,), lambda: store.update_order(t.coid, status=status, updated_ts=ts, **changes)
+            )
         self._announce(t, old, status)
 
     async def set_statuses(self, items: Sequence[tuple[Tracked, OrderStatus, OrderFacts, AuditRecord | None]]) -> None:
@@ -184,6 +192,11 @@ class OrderTable:
         rows: list[tuple[AuditRecord | None, str, OrderChanges]] = []
         for t, status, changes, audit in items:
             rows.append((audit, t.coid, _order_changes(status=status, updated_ts=t.rec.updated_ts, **changes)))
+        await self.writes.run([t.coid for t, _, _, _ in items], lambda: self._write_all(rows))
+        for (t, status, _, _), old in zip(items, olds, strict=True):
+            self._announce(t, old, status)
+
+    async def _write_all(self, rows: Sequence[tuple[AuditRecord | None, str, OrderChanges]]) -> None:
         try:
             await self._ctx.store.record_attempts(rows)
         except Exception:
@@ -191,8 +204,6 @@ class OrderTable:
             # one-leg policy) must still run, so each leg's row is written on its own instead
             log.exception("writing a batch's %d answers in one transaction failed: writing them one by one", len(rows))
             await self._write_each(rows)
-        for (t, status, _, _), old in zip(items, olds, strict=True):
-            self._announce(t, old, status)
 
     async def _write_each(self, rows: Sequence[tuple[AuditRecord | None, str, OrderChanges]]) -> None:
         store = self._ctx.store
