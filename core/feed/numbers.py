@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 UNIT: Final = 10**6
 FINEST_TICK_UNITS: Final = 100  # 0.0001, the finest tick the venue uses
 _SCALE: Final[tuple[int, ...]] = tuple(10 ** (6 - k) for k in range(7))  # 10^(6-k): k decimal digits -> units
+_SCALE_I64: Final[tuple[i64, ...]] = _SCALE  # the same, for a product that fits in 64 bits
 STANDARD_TICKS: Final = (
     Decimal("0.1"),
     Decimal("0.01"),
@@ -112,10 +113,7 @@ def plain_price_units(text: str) -> i64:
             return 0
         units = units * 10 + digit
         i += 1
-    while i < 8:  # to six decimals
-        units *= 10
-        i += 1
-    return units
+    return units * _SCALE_I64[end - 2]
 
 
 def shared_price(units: i64) -> Any:
@@ -243,15 +241,8 @@ def parse_size_units(text: str) -> int:
             return _parse_size_slow(text)
     if whole == 0 or whole > MAX_SIZE_DIGITS or decimals == 0 or decimals > 6:
         return _parse_size_slow(text)
-    if decimals < 0:
-        decimals = 0
-    if whole > 12:  # whole + 6 digits might not fit in 64 bits
-        scaled: int = units
-        return scaled * _SCALE[decimals]
-    while decimals < 6:
-        units *= 10
-        decimals += 1
-    return units
+    scaled: int = units  # (an int: 15 digits and six more may not fit in 64 bits)
+    return scaled * (UNIT if decimals < 0 else _SCALE[decimals])
 
 
 def _parse_size_slow(text: str) -> int:

@@ -1,6 +1,6 @@
-"""Sizes near the fast parser's limits: compiled, it counts in 64-bit integers, so spellings that
-could overflow them (more than 18 characters, more than 12 whole digits) take other paths; every
-path must agree with the strict rule."""
+"""Sizes near the fast parser's limits: compiled, it counts digits in 64-bit integers, so a spelling
+that could overflow them (more than 18 characters) takes the strict path, and the scaling to units
+(15 whole digits and six more) is done on an int; every path must agree with the strict rule."""
 
 from __future__ import annotations
 
