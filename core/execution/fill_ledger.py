@@ -114,37 +114,45 @@ class FillLedger:
 
     async def _apply_confirmed(self, fill: Fill, t: Tracked | None, coid: str) -> FillPnl | None:
         pnl = self._positions.preview(fill, t.req.market if t else "")
-        changes: OrderChanges | None = None
-        if t is not None:
-            filled = t.rec.filled_size + fill.size
-            notional = t.fill_notional + fill.price * fill.size
-            status = derive_status(t, t.status, filled=filled)
-            if status is OrderStatus.NEW:
-                status = OrderStatus.PARTIALLY_FILLED
-            changes = {
-                "status": status,
-                "filled_size": filled,
-                "avg_price": (notional / filled).quantize(PRICE_QUANTUM, rounding=ROUND_HALF_EVEN),
-                "updated_ts": self._ctx.clock(),
-            }
         store = self._ctx.store
         if t is None:
-            recorded = await store.record_fill(fill, pnl.position, None)
-        else:  # the order's row too: after (and never overtaken by) the writes of its earlier changes
-            recorded = await self._orders.writes.run((coid,), lambda: store.record_fill(fill, pnl.position, changes))
-        if not recorded:
-            return None  # applied before (a previous run replayed it into the positions)
-        self._positions.commit(fill, pnl)
-        self._exposure.position_changed(fill.token_id)
-        if t is not None and changes is not None:
-            t.rec.filled_size = changes["filled_size"]
-            t.fill_notional += fill.price * fill.size
-            t.rec.avg_price = changes["avg_price"]
-            await self._orders.set_status(t, changes["status"], persist=False)
-        else:
+            if not await store.record_fill(fill, pnl.position, None):
+                return None  # applied before (a previous run replayed it into the positions)
+            self._commit(fill, pnl)
             self.unmatched_fills += 1
             log.warning("fill %s for order %s not tracked in memory: position updated only", fill.trade_id, coid)
+            return pnl
+        written: list[OrderChanges] = []
+
+        async def write() -> bool:
+            # the order as memory has it once its earlier writes are done (a cancel made meanwhile counts)
+            written.append(self._fill_changes(t, fill))
+            return await store.record_fill(fill, pnl.position, written[0])
+
+        # the order's row too: after (and never overtaken by) the writes of its earlier changes
+        if not await self._orders.writes.run((coid,), write):
+            return None  # applied before (a previous run replayed it into the positions)
+        self._commit(fill, pnl)
+        t.rec.filled_size = written[0]["filled_size"]
+        t.fill_notional += fill.price * fill.size
+        t.rec.avg_price = written[0]["avg_price"]
+        # from memory as it is now: a cancel made while the row was written stays (derive_status)
+        await self._orders.set_status(t, _after_fill(t, t.rec.filled_size), persist=False)
         return pnl
+
+    def _commit(self, fill: Fill, pnl: FillPnl) -> None:
+        self._positions.commit(fill, pnl)
+        self._exposure.position_changed(fill.token_id)
+
+    def _fill_changes(self, t: Tracked, fill: Fill) -> OrderChanges:
+        filled = t.rec.filled_size + fill.size
+        notional = t.fill_notional + fill.price * fill.size
+        return {
+            "status": _after_fill(t, filled),
+            "filled_size": filled,
+            "avg_price": (notional / filled).quantize(PRICE_QUANTUM, rounding=ROUND_HALF_EVEN),
+            "updated_ts": self._ctx.clock(),
+        }
 
     async def apply_settlement(self, fill: Fill, market: str) -> bool:
         """A merge or redeem, booked as a confirmed SELL of the shares it burned (no order of ours
@@ -191,3 +199,9 @@ class FillLedger:
                 ),
             )
         )
+
+
+def _after_fill(t: Tracked, filled: Decimal) -> OrderStatus:
+    """The order's status once ``filled`` shares of it are filled (a fill never leaves it NEW)."""
+    status = derive_status(t, t.status, filled=filled)
+    return OrderStatus.PARTIALLY_FILLED if status is OrderStatus.NEW else status
