@@ -5,7 +5,8 @@ committed when a cancel made on that answer commits "canceled". The store's conn
 whatever order they get the write lock (SQLite's busy handler sleeps and retries, PostgreSQL's
 connections are independent), so the older write could land last and put the row back to "live"
 while the engine knows the order canceled. Each write of an order's row therefore waits for the
-write issued before it for the same order: the row ends as the engine's memory does.
+write issued before it for the same order: the row ends as the engine's memory does. An alert's
+row and its clearing likewise (:func:`core.execution.store.record_alerts`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ class OrderedWrites:
 
     def __init__(self) -> None:
         self._last: dict[str, asyncio.Future[None]] = {}
+        self._waiting = 0
 
     async def run(self, coids: Sequence[str], write: Callable[[], Awaitable[T]]) -> T:
         """``write()`` (it writes the rows of ``coids``) after every earlier write of any of them,
@@ -31,8 +33,12 @@ class OrderedWrites:
         for coid in coids:
             self._last[coid] = done
         try:
-            for earlier in before.values():
-                await asyncio.shield(earlier)  # a cancelled wait must not cancel the write it waits for
+            self._waiting += 1
+            try:
+                for earlier in before.values():
+                    await asyncio.shield(earlier)  # a cancelled wait must not cancel the write it waits for
+            finally:
+                self._waiting -= 1
             return await write()
         finally:
             done.set_result(None)
@@ -43,3 +49,7 @@ class OrderedWrites:
     def pending(self) -> int:
         """Orders with a write under way (for tests and diagnostics)."""
         return len(self._last)
+
+    def waiting(self) -> int:
+        """Writes issued and not yet started: each waits for an earlier one (tests, diagnostics)."""
+        return self._waiting

@@ -21,7 +21,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from core.events import Alert, AlertCleared, EventBus
+from core.events import Alert
+from core.execution.alert_rows import record_alerts as record_alerts
 from core.execution.memory_store import MemoryExecutionStore as MemoryExecutionStore
 from core.execution.positions import Position
 
@@ -486,15 +487,3 @@ class SqlExecutionStore:
                 .where(m.Alert.kind == kind, m.Alert.key == key, m.Alert.resolved_at.is_(None))
                 .values(resolved_at=_dt(ts))
             )
-
-
-def record_alerts(bus: EventBus, store: ExecutionStore) -> list[Callable[[], None]]:
-    """Persist every Alert / AlertCleared published on ``bus``; returns the unsubscribe functions."""
-
-    async def on_alert(alert: Alert) -> None:
-        await store.add_alert(alert)
-
-    async def on_cleared(cleared: AlertCleared) -> None:
-        await store.resolve_alert(str(cleared.kind), cleared.key, cleared.ts)
-
-    return [bus.subscribe(Alert, on_alert), bus.subscribe(AlertCleared, on_cleared)]

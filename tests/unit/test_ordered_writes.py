@@ -33,11 +33,12 @@ async def test_a_later_write_of_the_same_order_waits_for_the_earlier_one() -> No
     async with asyncio.timeout(WAIT_S):
         await other
     assert done == ["canceled"]
+    assert writes.waiting() == 1  # the second, behind the first
     gate.set()
     async with asyncio.timeout(WAIT_S):
         assert await asyncio.gather(first, second) == ["live", "canceled"]
     assert done == ["canceled", "live", "canceled"]
-    assert writes.pending() == 0
+    assert writes.pending() == 0 and writes.waiting() == 0
 
 
 async def test_a_failed_write_lets_the_next_run() -> None:
