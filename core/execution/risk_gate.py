@@ -23,6 +23,7 @@ from core.defaults import VENUE_CANCELS_BURST, VENUE_CANCELS_PER_S, VENUE_ORDERS
 from core.events import Alert, AlertCleared, AlertKind, EventBus, Severity, StateChanged
 from core.execution.exposure import ExposureSnapshot
 from core.execution.leg_exposure import LegView, leg_view
+from core.execution.ordered_writes import OrderedWrites
 from core.execution.positions import utc_day
 from core.execution.risk_fast import group_passes
 from core.execution.rules import ReasonCode, RiskDecision, crosses_book, order_rules
@@ -186,6 +187,7 @@ class RiskGate:
         self._loss_alerted_day = ""
         self._canceller: Canceller | None = None
         self.refusals: dict[ReasonCode, int] = dict.fromkeys(ReasonCode, 0)
+        self.state_writes = OrderedWrites()  # the arm state's row, in the order it changed
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -449,7 +451,9 @@ class RiskGate:
         return decision
 
     async def _persist(self, armed: bool, by: str, reason: str) -> None:
-        await self.store.set_state(ARMED_KEY, {"armed": armed, "by": by, "reason": reason, "ts": self.clock()})
+        # after the write of the change before (an arm still committing must not land after a disarm)
+        value = {"armed": armed, "by": by, "reason": reason, "ts": self.clock()}
+        await self.state_writes.run((ARMED_KEY,), lambda: self.store.set_state(ARMED_KEY, value))
 
     async def _audit(
         self, action: str, outcome: str, detail: str, *, reason: ReasonCode | None = None, by: str = ""
