@@ -37,7 +37,7 @@ from core.execution.holdings import ExposureTracker
 from core.execution.ids import client_order_id, intent_seq
 from core.execution.order_table import OrderTable, Tracked, derive_status, order_summary
 from core.execution.reconciler import Reconciler
-from core.execution.records import AuditRecord, OrderFacts, OrderRecord
+from core.execution.records import FINAL_STATUSES, AuditRecord, OrderFacts, OrderRecord
 from core.execution.risk_gate import RiskGate
 from core.execution.rules import ReasonCode, RiskDecision
 from core.execution.types import ErrorClass, OrderRequest, OrderStatus, Outcome, PlaceResult, Relayer
@@ -413,7 +413,10 @@ class Submitter:
         outcome = result.outcome
         changes = _changes_of(t, result)
         if outcome is Outcome.ACCEPTED:
-            status = derive_status(t, result.status if result.status is not OrderStatus.NEW else OrderStatus.LIVE)
+            reported = result.status if result.status is not OrderStatus.NEW else OrderStatus.LIVE
+            # the venue's word over the user channel (filled, canceled, its trade failed) may come
+            # before this answer, which it outdates: a final status is never reopened by it
+            status = t.status if t.status in FINAL_STATUSES else derive_status(t, reported)
         elif outcome is Outcome.REJECTED:
             rejected = (OrderStatus.REJECTED, OrderStatus.CANCELED)
             status = result.status if result.status in rejected else OrderStatus.REJECTED

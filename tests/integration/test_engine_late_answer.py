@@ -1,0 +1,96 @@
+"""A venue's answer to a post that arrives after the user channel already gave the order a final
+status does not reopen it (SQLite and PostgreSQL). Found in a suite run under load
+(tests/faults/test_faults_settlement.py::test_settlement_fails_after_matched, CLOB double): the
+double announces the match over the user channel, then the trade's RETRYING and FAILED 0.1 s apart,
+and answers the POST; the service's answer came later than the FAILED, and ``matched`` in it put
+the failed order back to "filled" (memory and row) - a failed trade shown as a filled order.
+Likewise a late "live" answer for an order the venue already said canceled left it "live"."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal as D
+
+import pytest
+
+from core.events import OrderEvent
+from core.execution.events import SettlementFailure, TradeStatus, TradeUpdate
+from core.execution.types import Fill, OrderRequest, OrderStatus, Outcome, PlaceResult
+from core.store import models as m
+from core.types import Side
+from tests.integration.engine_world import BIN, YES, World, intent
+
+WAIT_S = 30.0
+
+
+def _hold_answer(
+    monkeypatch: pytest.MonkeyPatch, world: World, answer: PlaceResult
+) -> tuple[asyncio.Event, asyncio.Event, list[OrderRequest]]:
+    """The relayer's answer waits for the first event returned (a slow HTTP answer); the second is
+    set once the post went out; the list gets the request."""
+    release, posted = asyncio.Event(), asyncio.Event()
+    seen: list[OrderRequest] = []
+
+    async def place(req: OrderRequest) -> PlaceResult:
+        seen.append(req)
+        posted.set()
+        await release.wait()
+        return answer
+
+    monkeypatch.setattr(world.relayer, "place", place)
+    return release, posted, seen
+
+
+async def test_a_late_matched_answer_does_not_reopen_an_order_whose_trade_failed(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world.books.set(YES, asks=[("0.50", "100")])
+    engine = await world.engine()
+    answer = PlaceResult(Outcome.ACCEPTED, venue_order_id="0xv1", status=OrderStatus.FILLED)
+    release, posted, seen = _hold_answer(monkeypatch, world, answer)
+    placing = asyncio.create_task(engine.submit(intent(size="10"), BIN))
+    async with asyncio.timeout(WAIT_S):
+        await asyncio.wait([placing, asyncio.ensure_future(posted.wait())], return_when=asyncio.FIRST_COMPLETED)
+    assert posted.is_set(), placing.result()
+    coid = seen[0].client_order_id
+    # over the user channel, before the answer: the order matched in full, its trade matched, then failed
+    assert await engine.on_order_status("0xv1", coid, OrderStatus.FILLED, D("10"))
+    fill = Fill(coid, "0xv1", YES, Side.BUY, D("0.50"), D("10"), trade_id="t1", confirmed=False)
+    await engine.trade(TradeUpdate(fill, TradeStatus.MATCHED))
+    await engine.settlement_failed(SettlementFailure("t1", coid, fill))
+    assert engine.order(coid).status is OrderStatus.FAILED  # type: ignore[union-attr]
+    release.set()
+    async with asyncio.timeout(WAIT_S):
+        await placing
+        await world.bus.drain()
+    rec = engine.order(coid)
+    assert rec is not None and rec.status is OrderStatus.FAILED, "the late answer reopened the failed order"
+    assert rec.venue_order_id == "0xv1"
+    [row] = await world.rows(m.Order)
+    assert row.status == OrderStatus.FAILED.value
+    assert [f.status for f in await world.rows(m.Fill)] == ["failed"]
+    statuses = [e.status for e in world.recorder.of(OrderEvent) if e.client_order_id == coid]
+    assert statuses[-1] is OrderStatus.FAILED and OrderStatus.FAILED in statuses, statuses
+    assert engine.positions.get(YES) is None or engine.positions[YES].shares == 0
+
+
+async def test_a_late_live_answer_does_not_reopen_an_order_the_venue_canceled(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world.books.set(YES, asks=[("0.60", "100")])
+    engine = await world.engine()
+    answer = PlaceResult(Outcome.ACCEPTED, venue_order_id="0xv2", status=OrderStatus.LIVE)
+    release, posted, seen = _hold_answer(monkeypatch, world, answer)
+    placing = asyncio.create_task(engine.submit(intent(), BIN))
+    async with asyncio.timeout(WAIT_S):
+        await posted.wait()
+    coid = seen[0].client_order_id
+    assert await engine.on_order_status("0xv2", coid, OrderStatus.CANCELED)  # the venue canceled it at once
+    release.set()
+    async with asyncio.timeout(WAIT_S):
+        await placing
+    rec = engine.order(coid)
+    assert rec is not None and rec.status is OrderStatus.CANCELED, "the late 'live' answer reopened it"
+    assert not engine.open_orders()
+    [row] = await world.rows(m.Order)
+    assert row.status == OrderStatus.CANCELED.value
