@@ -149,14 +149,17 @@ async def test_an_unreachable_venue_is_alerted_once_and_its_recovery_measured(
 
         rig.clob.faults.clear()
         rig.proxies["user"].block(0)
-        await wait_for(lambda: rig.cleared("venue_unreachable"), 30, "the recovery")
-        outage = time.time() - started
+        [cleared] = await wait_for(lambda: rig.cleared("venue_unreachable"), 30, "the recovery")
+        # until the clearing was made (its own time), not until this poll noticed it: under load the
+        # poll wakes late, and the outage it measured outgrew the one the service reported
+        outage = cleared.ts - started
         await rig.service.bus.drain()
         [note] = rig.tg_recovered("venue_unreachable")
-        lasted = rig.cleared("venue_unreachable")[0].duration_s
+        lasted = cleared.duration_s
         assert lasted is not None and outage - 1.0 <= lasted <= outage + 0.5, (lasted, outage)
+        # the message shows that measure as it is (whole seconds): an outage of 5.9 s reads "5s"
         said = re.search(r"after (\d+)s", note)
-        assert said is not None and abs(int(said.group(1)) - outage) <= 1.0, (note, outage)
+        assert said is not None and int(said.group(1)) == int(lasted), (note, lasted, outage)
         assert (await control.health()).ok or not any(
             "venue_unreachable" in r for r in (await control.health()).reasons
         )
