@@ -15,9 +15,11 @@ import os
 import re
 import signal
 import socket
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -63,6 +65,16 @@ def _compile_sources() -> None:
     from tests.rewrite_cache import plugin_sources, write_all
 
     write_all(REPO_ROOT / "tests", plugin_sources())
+
+
+def hatch_build_module() -> ModuleType:
+    """The build hook (hatch_build.py at the top of the checkout), imported as the build imports it."""
+    sys.path.insert(0, str(REPO_ROOT))
+    try:
+        import hatch_build
+    finally:
+        sys.path.remove(str(REPO_ROOT))
+    return hatch_build
 
 
 @pytest.fixture(scope="session")

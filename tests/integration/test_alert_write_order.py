@@ -18,16 +18,7 @@ from core.execution.alert_rows import record_alerts
 from core.execution.ordered_writes import OrderedWrites
 from core.store import models as m
 from tests.integration.engine_world import T0, World
-
-WAIT_S = 30.0
-
-
-async def _until(pred: Callable[[], bool], what: str) -> None:
-    """Polled: a write held or queued says so through no event."""
-    deadline = asyncio.get_running_loop().time() + WAIT_S
-    while not pred():
-        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.005)
+from tests.integration.polling import WAIT_S, until
 
 
 async def test_a_clearing_does_not_overtake_the_alert_still_being_written(
@@ -54,7 +45,7 @@ async def test_a_clearing_does_not_overtake_the_alert_still_being_written(
         await entered.wait()
     world.bus.publish(AlertCleared("feed_dead", "ws#1", "connection re-established", ts=T0 + 2))
     # the clearing's write done (it went first) or queued behind the alert's
-    await _until(lambda: resolved.is_set() or writes.waiting() > 0, "the clearing's write")
+    await until(lambda: resolved.is_set() or writes.waiting() > 0, "the clearing's write")
     release.set()
     async with asyncio.timeout(WAIT_S):
         await world.bus.drain()
@@ -81,10 +72,7 @@ async def test_alerts_of_other_keys_are_not_held_by_a_slow_one(world: World, mon
     async def other_written() -> bool:
         return [r.key for r in await world.rows(m.Alert)] == ["ws#2"]
 
-    deadline = asyncio.get_running_loop().time() + WAIT_S
-    while not await other_written():
-        assert asyncio.get_running_loop().time() < deadline, "the other key's alert waited for the slow one"
-        await asyncio.sleep(0.01)
+    await until(other_written, "the other key's alert (it must not wait for the slow one)")
     release.set()
     async with asyncio.timeout(WAIT_S):
         await world.bus.drain()

@@ -16,8 +16,7 @@ import pytest
 from core.execution.types import OrderStatus
 from core.store import models as m
 from tests.integration.engine_world import BIN, YES, World, intent
-
-WAIT_S = 30.0
+from tests.integration.polling import WAIT_S, until
 
 
 def _hold_first(
@@ -41,16 +40,6 @@ def _hold_first(
     return release, entered
 
 
-async def _until(pred: Callable[[], bool], what: str) -> None:
-    """Polled: the engine's memory changes before the (held) write, and no event says so until after it."""
-    deadline = asyncio.get_running_loop().time() + WAIT_S
-    while True:
-        if pred():
-            return
-        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.005)
-
-
 async def test_a_cancel_does_not_overtake_the_answer_still_being_written(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -58,10 +47,10 @@ async def test_a_cancel_does_not_overtake_the_answer_still_being_written(
     engine = await world.engine()
     release, _ = _hold_first(monkeypatch, world, ("record_attempt", "record_attempts"))
     placing = asyncio.create_task(engine.submit(intent(), BIN))
-    await _until(lambda: any(o.status is OrderStatus.LIVE for o in engine.open_orders()), "the answer in memory")
+    await until(lambda: any(o.status is OrderStatus.LIVE for o in engine.open_orders()), "the answer in memory")
     [order] = engine.open_orders()
     canceling = asyncio.create_task(engine.cancel(order.client_order_id))
-    await _until(lambda: not engine.open_orders(), "the cancel in memory")
+    await until(lambda: not engine.open_orders(), "the cancel in memory")
     release.set()
     async with asyncio.timeout(WAIT_S):
         placed, canceled = await asyncio.gather(placing, canceling)
@@ -83,7 +72,7 @@ async def test_a_cancel_made_while_a_fill_is_written_is_not_undone_by_it(
     async with asyncio.timeout(WAIT_S):
         await entered.wait()  # the fill's write is under way
     canceling = asyncio.create_task(engine.cancel(coid))
-    await _until(lambda: engine.order(coid).status is OrderStatus.CANCELED, "the cancel in memory")  # type: ignore[union-attr]
+    await until(lambda: engine.order(coid).status is OrderStatus.CANCELED, "the cancel in memory")  # type: ignore[union-attr]
     release.set()
     async with asyncio.timeout(WAIT_S):
         _, canceled = await asyncio.gather(filling, canceling)

@@ -8,7 +8,6 @@ raised a "was armed at shutdown" alert)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -16,16 +15,7 @@ import pytest
 from core.execution.risk_gate import RiskGate, RiskLimits
 from core.store.models import ARMED_KEY
 from tests.integration.engine_world import World
-
-WAIT_S = 30.0
-
-
-async def _until(pred: Callable[[], bool], what: str) -> None:
-    """Polled: a write queued behind another says so through no event."""
-    deadline = asyncio.get_running_loop().time() + WAIT_S
-    while not pred():
-        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.005)
+from tests.integration.polling import WAIT_S, until
 
 
 async def test_a_disarm_does_not_overtake_the_arm_still_being_written(
@@ -52,7 +42,7 @@ async def test_a_disarm_does_not_overtake_the_arm_still_being_written(
     assert gate.armed
     disarming = asyncio.create_task(gate.kill("bob"))
     # the disarm's write done (it went first) or queued behind the arm's
-    await _until(lambda: later_done.is_set() or gate.state_writes.waiting() > 0, "the disarm's write")
+    await until(lambda: later_done.is_set() or gate.state_writes.waiting() > 0, "the disarm's write")
     assert not gate.armed
     release.set()
     async with asyncio.timeout(WAIT_S):

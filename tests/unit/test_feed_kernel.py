@@ -37,7 +37,7 @@ from core.feed.book import Book
 from core.feed.frames import book_frame, change, price_change_frame
 from core.feed.processor import FeedProcessor
 from core.feed.synth import FrameGenerator
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, hatch_build_module
 
 COMPILED = kernel.is_compiled(core.feed.book)
 STATUS = kernel.status()
@@ -332,17 +332,8 @@ def test_kernel_can_be_switched_off(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert "pure Python (POLYBOT_FEED_KERNEL=0)" in done.stdout
 
 
-def _hatch_build() -> ModuleType:
-    sys.path.insert(0, str(REPO_ROOT))
-    try:
-        import hatch_build
-    finally:
-        sys.path.remove(str(REPO_ROOT))
-    return hatch_build
-
-
 def test_the_build_compiles_what_the_loader_expects() -> None:
-    hatch_build = _hatch_build()
+    hatch_build = hatch_build_module()
     assert hatch_build.COMPILED == kernel.COMPILED
     assert hatch_build.MANIFEST.name == kernel.MANIFEST
     # uv rebuilds when any file the build vouches for changes
@@ -352,7 +343,7 @@ def test_the_build_compiles_what_the_loader_expects() -> None:
 
 
 def test_a_failed_build_leaves_no_compiled_module_behind(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
-    hatch_build = _hatch_build()
+    hatch_build = hatch_build_module()
     feed = tmp_path / "core" / "feed"
     feed.mkdir(parents=True)
     for name in hatch_build.DIGESTED:

@@ -8,20 +8,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.feed.numbers import BadNumber, _parse_size_slow, parse_size_units
-
-
-def _outcome(text: str, parse: object) -> tuple[str, object]:
-    try:
-        return "ok", parse(text)  # type: ignore[operator]  # either parser, same signature
-    except BadNumber as exc:
-        return "bad", exc.kind
+from core.feed.numbers import _parse_size_slow, parse_size_units
+from tests.unit.test_book_numbers import _outcome
 
 
 @settings(max_examples=1000, deadline=None)
 @given(st.text(alphabet="0123456789.", min_size=10, max_size=26))
 def test_long_spellings_agree_with_the_strict_rule(text: str) -> None:
-    assert _outcome(text, parse_size_units) == _outcome(text, _parse_size_slow)
+    assert _outcome(parse_size_units, text) == _outcome(_parse_size_slow, text)
 
 
 @pytest.mark.parametrize(

@@ -7,24 +7,14 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, hatch_build_module
 
 SUFFIX = ".cpython-311-x86_64-linux-gnu.so"
-
-
-def _hatch_build() -> ModuleType:
-    sys.path.insert(0, str(REPO_ROOT))
-    try:
-        import hatch_build
-    finally:
-        sys.path.remove(str(REPO_ROOT))
-    return hatch_build
 
 
 def _checkout(where: Path) -> Path:
@@ -39,7 +29,7 @@ def _checkout(where: Path) -> Path:
 @pytest.fixture
 def builds(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> tuple[ModuleType, list[Path]]:
     """hatch_build with its cache under tmp_path and a compile that records each root it built."""
-    hb = _hatch_build()
+    hb = hatch_build_module()
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     built: list[Path] = []
 
