@@ -35,9 +35,10 @@ from core.app.user_markets import UserMarketSync
 from core.app.venue_sync import VenueSync, build_venue_sync
 from core.app.watch import Watcher
 from core.events import EventBus, OrderEvent
+from core.execution.alert_rows import record_alerts
 from core.execution.funds import VenueFunds
 from core.execution.relayers.paper import PaperRelayer
-from core.execution.store import SqlExecutionStore, record_alerts
+from core.execution.store import SqlExecutionStore
 from core.execution.types import BookFills
 from core.feed.pipeline import LIVE_BURST_QUIET_MS, IngestPipeline
 from core.feed.processor import FeedProcessor

@@ -1,4 +1,4 @@
-"""An order's row is written in the order its changes were made in memory.
+"""A row is written in the order its changes were made: an order's, an alert's, the arm state's.
 
 Two changes of one order can be in flight at once: a placed order's answer ("live") still being
 committed when a cancel made on that answer commits "canceled". The store's connections commit in
@@ -6,7 +6,8 @@ whatever order they get the write lock (SQLite's busy handler sleeps and retries
 connections are independent), so the older write could land last and put the row back to "live"
 while the engine knows the order canceled. Each write of an order's row therefore waits for the
 write issued before it for the same order: the row ends as the engine's memory does. An alert's
-row and its clearing likewise (:func:`core.execution.store.record_alerts`).
+row and its clearing likewise (:mod:`core.execution.alert_rows`), and the arm state's row
+(:class:`core.execution.risk_gate.RiskGate`).
 """
 
 from __future__ import annotations
@@ -19,19 +20,20 @@ T = TypeVar("T")
 
 
 class OrderedWrites:
-    """Per client order id, the write issued last; a new one runs once those before it ended."""
+    """Per key (a client order id, an alert's kind and key, the arm state's key), the write issued
+    last; a new one runs once those before it ended."""
 
     def __init__(self) -> None:
         self._last: dict[str, asyncio.Future[None]] = {}
         self._waiting = 0
 
-    async def run(self, coids: Sequence[str], write: Callable[[], Awaitable[T]]) -> T:
-        """``write()`` (it writes the rows of ``coids``) after every earlier write of any of them,
+    async def run(self, keys: Sequence[str], write: Callable[[], Awaitable[T]]) -> T:
+        """``write()`` (it writes the rows of ``keys``) after every earlier write of any of them,
         whether that one succeeded or not. Called on the loop, in the order the changes were made."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        before = {id(f): f for c in coids if (f := self._last.get(c)) is not None and not f.done()}
-        for coid in coids:
-            self._last[coid] = done
+        before = {id(f): f for k in keys if (f := self._last.get(k)) is not None and not f.done()}
+        for key in keys:
+            self._last[key] = done
         try:
             self._waiting += 1
             try:
@@ -42,12 +44,12 @@ class OrderedWrites:
             return await write()
         finally:
             done.set_result(None)
-            for coid in coids:
-                if self._last.get(coid) is done:
-                    del self._last[coid]
+            for key in keys:
+                if self._last.get(key) is done:
+                    del self._last[key]
 
     def pending(self) -> int:
-        """Orders with a write under way (for tests and diagnostics)."""
+        """Keys with a write under way (for tests and diagnostics)."""
         return len(self._last)
 
     def waiting(self) -> int:

@@ -22,7 +22,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from core.events import Alert
-from core.execution.alert_rows import record_alerts as record_alerts
 from core.execution.memory_store import MemoryExecutionStore as MemoryExecutionStore
 from core.execution.positions import Position
 

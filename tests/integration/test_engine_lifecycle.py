@@ -9,9 +9,10 @@ from decimal import Decimal as D
 import pytest
 
 from core.events import Alert, AlertKind, StateChanged
+from core.execution.alert_rows import record_alerts
 from core.execution.risk_gate import RiskLimits
 from core.execution.rules import ReasonCode
-from core.execution.store import OrderRecord, record_alerts
+from core.execution.store import OrderRecord
 from core.execution.types import Fill, OrderRequest, OrderStatus, Outcome
 from core.store import models as m
 from core.types import OrderType, Side

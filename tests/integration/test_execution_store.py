@@ -7,8 +7,9 @@ from dataclasses import replace
 from decimal import Decimal as D
 
 from core.events import Alert, AlertCleared, AlertKind, Severity
+from core.execution.alert_rows import record_alerts
 from core.execution.positions import Position
-from core.execution.store import AuditRecord, OrderRecord, record_alerts
+from core.execution.store import AuditRecord, OrderRecord
 from core.execution.types import Fill, OrderStatus
 from core.store import models as m
 from core.types import Side
