@@ -14,13 +14,13 @@ from decimal import Decimal as D
 import pytest
 
 from core.events import OrderEvent
+from core.execution.engine import Engine
 from core.execution.events import SettlementFailure, TradeStatus, TradeUpdate
 from core.execution.types import Fill, OrderRequest, OrderStatus, Outcome, PlaceResult
 from core.store import models as m
-from core.types import Side
+from core.types import Intent, Side
 from tests.integration.engine_world import BIN, YES, World, intent
-
-WAIT_S = 30.0
+from tests.integration.polling import WAIT_S
 
 
 def _hold_answer(
@@ -41,18 +41,26 @@ def _hold_answer(
     return release, posted, seen
 
 
+async def _post_held(
+    monkeypatch: pytest.MonkeyPatch, world: World, engine: Engine, order: Intent, answer: PlaceResult
+) -> tuple[asyncio.Task[object], asyncio.Event, str]:
+    """``order`` submitted and posted, its answer held: the submission's task, the event that
+    releases the answer, and the order's client id."""
+    release, posted, seen = _hold_answer(monkeypatch, world, answer)
+    placing: asyncio.Task[object] = asyncio.create_task(engine.submit(order, BIN))
+    async with asyncio.timeout(WAIT_S):
+        await asyncio.wait([placing, asyncio.ensure_future(posted.wait())], return_when=asyncio.FIRST_COMPLETED)
+    assert posted.is_set(), placing.result()
+    return placing, release, seen[0].client_order_id
+
+
 async def test_a_late_matched_answer_does_not_reopen_an_order_whose_trade_failed(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     world.books.set(YES, asks=[("0.50", "100")])
     engine = await world.engine()
     answer = PlaceResult(Outcome.ACCEPTED, venue_order_id="0xv1", status=OrderStatus.FILLED)
-    release, posted, seen = _hold_answer(monkeypatch, world, answer)
-    placing = asyncio.create_task(engine.submit(intent(size="10"), BIN))
-    async with asyncio.timeout(WAIT_S):
-        await asyncio.wait([placing, asyncio.ensure_future(posted.wait())], return_when=asyncio.FIRST_COMPLETED)
-    assert posted.is_set(), placing.result()
-    coid = seen[0].client_order_id
+    placing, release, coid = await _post_held(monkeypatch, world, engine, intent(size="10"), answer)
     # over the user channel, before the answer: the order matched in full, its trade matched, then failed
     assert await engine.on_order_status("0xv1", coid, OrderStatus.FILLED, D("10"))
     fill = Fill(coid, "0xv1", YES, Side.BUY, D("0.50"), D("10"), trade_id="t1", confirmed=False)
@@ -80,11 +88,7 @@ async def test_a_late_live_answer_does_not_reopen_an_order_the_venue_canceled(
     world.books.set(YES, asks=[("0.60", "100")])
     engine = await world.engine()
     answer = PlaceResult(Outcome.ACCEPTED, venue_order_id="0xv2", status=OrderStatus.LIVE)
-    release, posted, seen = _hold_answer(monkeypatch, world, answer)
-    placing = asyncio.create_task(engine.submit(intent(), BIN))
-    async with asyncio.timeout(WAIT_S):
-        await posted.wait()
-    coid = seen[0].client_order_id
+    placing, release, coid = await _post_held(monkeypatch, world, engine, intent(), answer)
     assert await engine.on_order_status("0xv2", coid, OrderStatus.CANCELED)  # the venue canceled it at once
     release.set()
     async with asyncio.timeout(WAIT_S):
