@@ -4,6 +4,12 @@ A fill comes from a place result, a paper book update, the user channel or a RES
 matched (unconfirmed) trade is recorded and announced, and waits: only a CONFIRMED trade moves the
 order's filled size, the position and the realised PnL (which feeds the daily loss limit). A trade
 that fails to settle never happened: its stored fill is marked failed and the trader is told.
+
+The venue's words about one trade come from several places (the answer to the post, the user
+channel, a REST resync) and in any order, so the trades that failed are remembered: a word about
+one of them that comes later (the answer "matched", a MATCHED overtaken by its FAILED) records no
+fill. Its row cannot say otherwise whatever order the writes land in: a failure is written whether
+the row exists yet or not, and a matched insert never overwrites a row (the store's rule).
 """
 
 from __future__ import annotations
@@ -28,6 +34,9 @@ log = logging.getLogger(__name__)
 
 PRICE_QUANTUM = Decimal("0.000001")
 
+# a failed trade fails its order when the venue matched it, or will say so in the answer it owes
+_FAILS_WITH_ITS_TRADE = frozenset({OrderStatus.FILLED, OrderStatus.PARTIALLY_FILLED, OrderStatus.NEW})
+
 OrderChanged = Callable[[Tracked], Awaitable[None]]
 
 
@@ -49,6 +58,7 @@ class FillLedger:
         self._order_changed = order_changed  # the group manager re-evaluates the order's group
         self._applied: set[tuple[str, str]] = set()
         self._matched: dict[str, set[str]] = {}  # order -> trades matched but not yet CONFIRMED
+        self._failed: dict[tuple[str, str], str] = {}  # (order, trade) that failed to settle -> why
         self._locks: dict[str, asyncio.Lock] = {}
         self.unmatched_fills = 0
 
@@ -98,12 +108,18 @@ class FillLedger:
             await self._order_changed(t)
 
     async def _matched_trade(self, fill: Fill, coid: str, trade: str) -> None:
+        why = self._failed.get((coid, trade))
+        if why is not None:  # its FAILED came first: it never happened
+            await self._ctx.store.mark_fill_failed(fill)
+            await self._fail_order(self._orders.get(coid), why)
+            return
         pending = self._matched.setdefault(coid, set())
         if trade in pending:
             return  # a later step of a trade already recorded (MINED, RETRYING): nothing new
         pending.add(trade)
         await self._ctx.store.add_fill(fill)  # recorded as matched; applied when CONFIRMED
-        self._ctx.bus.publish(FillEvent(fill))
+        if (coid, trade) not in self._failed:  # it may have failed while its row was written
+            self._ctx.bus.publish(FillEvent(fill))
 
     def _settled(self, coid: str, trade: str) -> None:
         pending = self._matched.get(coid)
@@ -173,20 +189,19 @@ class FillLedger:
         return True
 
     async def settlement_failed(self, failure: SettlementFailure) -> None:
-        """A trade of ours went MATCHED -> FAILED on chain: its fill never happened. Mark the stored
-        fill failed (it was never applied to positions: only CONFIRMED fills are) and alert."""
+        """A trade of ours went MATCHED -> FAILED on chain: its fill never happened. Its stored fill
+        says failed (it was never applied to positions: only CONFIRMED fills are), the trade is
+        remembered (a later word of it records no fill), and the trader is told."""
         fill = failure.fill
         coid = failure.client_order_id or fill.client_order_id or self._orders.coid_of(fill.venue_order_id or "")
+        why = f"settlement failed on chain for trade {failure.trade_id}"
         if coid:
             fill = replace(fill, client_order_id=coid)
-            self._settled(coid, trade_key(fill))
-        await self._ctx.store.mark_fill_failed(fill)
-        t = self._orders.get(coid)
-        if t is not None and t.status in (OrderStatus.FILLED, OrderStatus.PARTIALLY_FILLED):
-            # the order's own "failed" event carries the reason to the trader (one alert, not two)
-            reason = f"settlement failed on chain for trade {failure.trade_id}"
-            await self._orders.set_status(t, OrderStatus.FAILED, error=reason)
-            await self._order_changed(t)
+            trade = trade_key(fill)
+            self._settled(coid, trade)
+            self._failed[(coid, trade)] = why
+            await self._ctx.store.mark_fill_failed(fill)  # even before its matched row lands
+        if await self._fail_order(self._orders.get(coid), why):
             return
         self._ctx.bus.publish(
             Alert(
@@ -199,6 +214,17 @@ class FillLedger:
                 ),
             )
         )
+
+    async def _fail_order(self, t: Tracked | None, why: str) -> bool:
+        """The order of a failed trade fails when the venue matched it (filled, partly filled) or
+        still owes the answer to its post (which would say matched: the late answer keeps a final
+        status). Its own "failed" event carries the reason to the trader (one alert, not two).
+        False when the order stays as it is (a resting order, an order not tracked)."""
+        if t is None or t.status not in _FAILS_WITH_ITS_TRADE:
+            return False
+        await self._orders.set_status(t, OrderStatus.FAILED, error=why)
+        await self._order_changed(t)
+        return True
 
 
 def _after_fill(t: Tracked, filled: Decimal) -> OrderStatus:

@@ -93,7 +93,10 @@ class MemoryExecutionStore:
     async def mark_fill_failed(self, fill: Fill) -> None:
         key = (fill.client_order_id, trade_key(fill))
         cur = self.fills.get(key)
-        if cur is not None and not cur.fill.confirmed:
+        if cur is None:
+            market = self.orders[fill.client_order_id].market if fill.client_order_id in self.orders else ""
+            self.fills[key] = StoredFill(replace(fill, confirmed=False), market, failed=True)
+        elif not cur.fill.confirmed:
             self.fills[key] = replace(cur, failed=True)
 
     async def load_fills(self, mode: str | None = None) -> list[StoredFill]:

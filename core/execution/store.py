@@ -91,7 +91,8 @@ class ExecutionStore(Protocol):
         ...
 
     async def mark_fill_failed(self, fill: Fill) -> None:
-        """The trade behind a matched (never confirmed) fill failed to settle: keep the row, say so."""
+        """The trade behind a fill (never confirmed) failed to settle: its row says so, written as
+        failed when the trade had none yet (its FAILED came first); a confirmed row is kept."""
         ...
 
     async def load_fills(self, mode: str | None = None) -> list[StoredFill]:
@@ -384,8 +385,15 @@ class SqlExecutionStore:
             ]
 
     async def mark_fill_failed(self, fill: Fill) -> None:
-        """The trade behind a matched fill failed to settle: keep the row, say so."""
         key = trade_key(fill)
+        row = self._fill_row(fill, key)
+        row.status = "failed"
+        try:
+            async with self._sessions() as s, s.begin():
+                s.add(row)
+            return
+        except IntegrityError:
+            pass  # recorded before: a row not confirmed says failed
         async with self._sessions() as s, s.begin():
             await s.execute(
                 update(m.Fill)
