@@ -74,6 +74,11 @@ class FillLedger:
         """Whether a trade of this order matched and has not settled yet (its fate is still open)."""
         return client_order_id in self._matched
 
+    def trade_failed(self, client_order_id: str) -> bool:
+        """Whether a trade of this order failed to settle (then the venue's "matched" for the order
+        reports that trade: it does not make the order filled)."""
+        return any(coid == client_order_id for coid, _ in self._failed)
+
     def settling_orders(self) -> list[str]:
         """The orders with a matched trade that has not settled yet."""
         return list(self._matched)

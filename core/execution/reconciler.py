@@ -253,6 +253,8 @@ class Reconciler:
         new = derive_status(t, status)
         if t.status in FINAL_STATUSES and new not in FINAL_STATUSES:
             new = t.status  # a late 'live' never reopens a final order
+        elif t.status is OrderStatus.FAILED and new is not OrderStatus.FAILED and self._ledger.trade_failed(t.coid):
+            new = t.status  # the match it reports is the trade that failed (confirmed fills still move it)
         if size_matched is not None and size_matched > t.rec.filled_size:
             log.info("order %s: venue matched %s, fills so far %s", t.coid, size_matched, t.rec.filled_size)
         if new is t.status and not changes:

@@ -176,3 +176,30 @@ async def test_the_memory_store_records_a_failure_it_has_no_fill_for() -> None:
     [stored] = store.fills.values()
     assert stored.failed and not stored.fill.confirmed
     assert await store.load_fills() == []
+
+
+async def test_the_venue_saying_matched_after_the_failure_keeps_the_order_failed(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The venue's order update ("matched") overtaken by its trade's FAILED: the match it reports
+    is the trade that failed, so the order stays failed (a confirmed fill would still move it)."""
+    world.books.set(YES, asks=[("0.50", "100")])
+    engine = await world.engine()
+
+    def answer(coid: str) -> PlaceResult:
+        return PlaceResult(Outcome.ACCEPTED, venue_order_id="0xv1", status=OrderStatus.FILLED)
+
+    release, posted = _hold_answer(monkeypatch, world, answer)
+    placing = asyncio.create_task(engine.submit(intent(size="10"), BIN))
+    await until(lambda: bool(posted) or placing.done(), "the post")
+    coid = posted[0]
+    await engine.settlement_failed(SettlementFailure("t1", coid, _fill(coid, "0xv1")))
+    await engine.on_order_status("0xv1", coid, OrderStatus.FILLED, D("10"))  # the order's MATCHED, late
+    release.set()
+    async with asyncio.timeout(WAIT_S):
+        await placing
+    status, row, rows = await _world_state(world, engine, coid)
+    assert (status, row) == (OrderStatus.FAILED, OrderStatus.FAILED.value), "the failed trade shown as a filled order"
+    assert rows == ["failed"]
+    statuses = [e.status for e in world.recorder.of(OrderEvent) if e.client_order_id == coid]
+    assert OrderStatus.FILLED not in statuses, statuses
