@@ -32,11 +32,14 @@ from core.execution.order_table import OrderTable, Tracked
 from core.execution.records import OPEN_STATUSES
 from core.execution.rules import ReasonCode, RiskDecision
 from core.execution.submission import BookProvider, SubmitResult, duplicate, order_request
-from core.execution.types import CancelResult, OrderRequest
+from core.execution.types import CancelResult, OrderRequest, OrderStatus
 from core.fees import taker_fee
 from core.types import BookStatus, Intent, MarketInfo, OrderType, Side
 
 ZERO = Decimal(0)
+# a leg short of its size is dead unless still working, or matched in full by the venue (FILLED):
+# then its trades are settling, which alone moves its filled size (seconds later, leg by leg)
+_ON_THEIR_WAY = OPEN_STATUSES | {OrderStatus.FILLED}
 
 
 class OneLegPolicy(enum.StrEnum):
@@ -238,7 +241,7 @@ class GroupManager:
                     self.stats.completed(group.group_id)
                 await self._balanced(group, done)
                 return
-            stuck = [t for t in legs if t.status not in OPEN_STATUSES and filled[t.coid] < t.req.size]
+            stuck = [t for t in legs if t.status not in _ON_THEIR_WAY and filled[t.coid] < t.req.size]
             top, bottom = max(filled.values()), min(filled.values())
             if not stuck:
                 group.state = GroupState.PENDING  # every unfilled leg is still working
@@ -389,7 +392,7 @@ class GroupManager:
 
     def _cause(self, group: _Group, legs: Sequence[Tracked]) -> Cause:
         """Why the group failed, from its legs that died short by themselves (see group_stats)."""
-        short = [t for t in legs if t.status not in OPEN_STATUSES and t.rec.filled_size < t.req.size]
+        short = [t for t in legs if t.status not in _ON_THEIR_WAY and t.rec.filled_size < t.req.size]
         failed = [t for t in short if t.coid not in group.canceled] or short
         return group_cause((self._failed_leg(group, t) for t in failed), self.latency_budget_s)
 
