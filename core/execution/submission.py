@@ -393,30 +393,35 @@ class Submitter:
     async def _apply(self, t: Tracked, result: PlaceResult, p: Posting) -> SubmitResult:
         status, changes = self._decide(t, result)
         await self._orders.set_status(t, status, audit=p.unwritten, **changes)
-        return await self._settle(t, result, p)
+        return await self._settle(t, result, p, unknown=status is OrderStatus.SUBMITTED_UNKNOWN)
 
     async def _apply_batch(self, legs: Sequence[Posting], results: Sequence[PlaceResult]) -> list[SubmitResult]:
         """A batch's answers: every leg's status with its last attempt's row in one transaction, then
         each leg's fills and unknown outcome, as :meth:`_apply` does for one order."""
-        pairs = list(zip(legs, results, strict=True))
-        await self._orders.set_statuses([(p.t, *self._decide(p.t, r, count=False), p.unwritten) for p, r in pairs])
-        # the error breaker counts failed requests, not legs: a refused batch of 10 is one error, not
-        # ten (it would trip the default breaker on its own); distinct refusals inside a batch count each
+        decided = [(p, r, *self._decide(p.t, r, count=False)) for p, r in zip(legs, results, strict=True)]
+        await self._orders.set_statuses([(p.t, status, changes, p.unwritten) for p, _, status, changes in decided])
+        # the error breaker counts failed requests, not legs (a refused batch of 10 would trip the
+        # default breaker on its own); distinct refusals inside a batch count each
         failures = {(r.outcome, r.error_class, r.error) for r in results if _is_error(r)}
         for _ in failures:
             self._risk.record_order_error()
-        return [await self._settle(p.t, r, p) for p, r in pairs]
+        unknown = OrderStatus.SUBMITTED_UNKNOWN
+        return [await self._settle(p.t, r, p, unknown=status is unknown) for p, r, status, _ in decided]
 
     def _decide(self, t: Tracked, result: PlaceResult, *, count: bool = True) -> tuple[OrderStatus, OrderFacts]:
         """The status an answer gives the order, and what it adds to its row (``count``: an error
         counts towards the risk gate's error breaker)."""
         outcome = result.outcome
-        changes = _changes_of(t, result)
-        if outcome is Outcome.ACCEPTED:
+        known = t.status in FINAL_STATUSES
+        changes = _changes_of(t, result, keep_error=known)
+        if known:
+            # the venue's word over the user channel (filled, canceled, its trade failed) came before
+            # this answer (until then an order is only ever NEW), which it outdates: a late "live" or
+            # "matched", or an answer lost on the way (unknown outcome), never reopens the order
+            status = t.status
+        elif outcome is Outcome.ACCEPTED:
             reported = result.status if result.status is not OrderStatus.NEW else OrderStatus.LIVE
-            # the venue's word over the user channel (filled, canceled, its trade failed) may come
-            # before this answer, which it outdates: a final status is never reopened by it
-            status = t.status if t.status in FINAL_STATUSES else derive_status(t, reported)
+            status = derive_status(t, reported)
         elif outcome is Outcome.REJECTED:
             rejected = (OrderStatus.REJECTED, OrderStatus.CANCELED)
             status = result.status if result.status in rejected else OrderStatus.REJECTED
@@ -428,12 +433,13 @@ class Submitter:
             self._risk.record_order_error()
         return status, changes
 
-    async def _settle(self, t: Tracked, result: PlaceResult, p: Posting) -> SubmitResult:
-        """After the status: the answer's fills, an unknown outcome reconciled, the caller's result."""
+    async def _settle(self, t: Tracked, result: PlaceResult, p: Posting, *, unknown: bool) -> SubmitResult:
+        """After the status: the answer's fills, an ``unknown`` outcome (nothing known of the order
+        but the answer) reconciled, the caller's result."""
         outcome = result.outcome
         for fill in result.fills:
             await self._ledger.on_fill(fill if fill.client_order_id else replace(fill, client_order_id=t.coid))
-        if outcome is Outcome.UNKNOWN:
+        if unknown:
             self._ctx.bus.publish(
                 Alert(
                     AlertKind.UNKNOWN_OUTCOME,
@@ -463,8 +469,9 @@ def _is_error(result: PlaceResult) -> bool:
     return result.outcome is not Outcome.ACCEPTED and result.error_class is not ErrorClass.NONE
 
 
-def _changes_of(t: Tracked, result: PlaceResult) -> OrderFacts:
-    """What the venue's answer adds to the order row (ids, the signed body, the reason it failed)."""
+def _changes_of(t: Tracked, result: PlaceResult, *, keep_error: bool = False) -> OrderFacts:
+    """What the venue's answer adds to the order row (ids, the signed body, the reason it failed;
+    ``keep_error``: not the reason, the order's outcome being known otherwise)."""
     changes: OrderFacts = {}
     if result.venue_order_id:
         t.rec.venue_order_id = result.venue_order_id
@@ -475,7 +482,7 @@ def _changes_of(t: Tracked, result: PlaceResult) -> OrderFacts:
     if result.order_hash and result.order_hash != t.rec.order_hash:
         t.rec.order_hash = result.order_hash
         changes["order_hash"] = result.order_hash
-    if result.outcome is not Outcome.ACCEPTED:
+    if result.outcome is not Outcome.ACCEPTED and not keep_error:
         t.rec.error = result.error
         changes["error"] = result.error
     return changes

@@ -14,8 +14,9 @@ from sqlalchemy import select
 
 from core.events import Alert, AlertKind
 from core.execution.engine import GroupState
+from core.execution.events import TradeStatus, TradeUpdate
 from core.execution.relayers.paper import PaperRelayer
-from core.execution.types import OrderRequest, OrderStatus, Outcome, PlaceResult
+from core.execution.types import Fill, OrderRequest, OrderStatus, Outcome, PlaceResult
 from core.store import models as m
 from core.store.db import create_engine, session_factory
 from core.types import Intent, MarketInfo, OrderType, Side
@@ -32,12 +33,19 @@ class BatchSpy(PaperRelayer):
         super().__init__(*a, **kw)  # type: ignore[arg-type]  # the paper relayer's own arguments, passed through
         self.batches: list[list[str]] = []
         self.hook: Hook | None = None
+        self.unheard: list[Fill] | None = None  # a list: the user channel is silent, its trades kept here
 
     async def place_batch(self, orders: Sequence[OrderRequest]) -> list[PlaceResult]:
         self.batches.append([o.client_order_id for o in orders])
         if self.hook is not None:
             await self.hook(orders)
         return await super().place_batch(orders)
+
+    async def _deliver(self, fill: Fill) -> None:
+        if self.unheard is None:
+            await super()._deliver(fill)
+        else:
+            self.unheard.append(fill)
 
 
 def spy(world: World) -> BatchSpy:
@@ -164,19 +172,43 @@ async def test_an_unknown_batch_is_reconciled_leg_by_leg_and_never_reposted(worl
     world.books.set(YES, asks=[("0.45", "100")])
     world.books.set(NO, asks=[("0.50", "100")])
     relayer = spy(world)
+    relayer.unheard = []  # the user channel is late: the legs' trades come after the reconciliation
     engine = await world.engine()
     world.inject.next_batch(Outcome.UNKNOWN)  # the venue took the request; the answer was lost
     res = await engine.submit_group(binary_legs(), [BIN])
     assert relayer.batch_calls == 1 and relayer.place_calls == 2  # nothing re-posted
     assert relayer.lookup_calls == 2  # each leg looked up on its own
     assert [leg.status for leg in res.legs] == [OrderStatus.FILLED, OrderStatus.FILLED]
-    assert res.state is GroupState.COMPLETE
+    assert res.state is GroupState.PENDING  # matched in full at the venue: awaiting the trades
     for leg in res.legs:
         coid = leg.client_order_id
         assert await place_audit(world, coid) == [(1, "unknown", "timeout")]
         assert [a.outcome for a in await world.store.list_audit(coid, action="lookup")] == ["found"]
     unknown = [a.key for a in world.recorder.of(Alert) if a.kind == AlertKind.UNKNOWN_OUTCOME]
     assert sorted(unknown) == sorted(leg.client_order_id for leg in res.legs)
+    for fill in relayer.unheard:
+        await engine.trade(TradeUpdate(fill, TradeStatus.CONFIRMED))
+    assert engine.group_state(res.group_id) is GroupState.COMPLETE
+    assert engine.positions.get(YES).shares == D("10") and engine.positions.get(NO).shares == D("10")  # type: ignore[union-attr]  # filled legs: the position / order exists
+
+
+async def test_a_lost_batch_answer_after_the_venue_filled_the_legs_is_no_unknown_outcome(world: World) -> None:
+    """The user channel's trades (confirmed) came before the batch's answer was lost: each leg's
+    outcome is known, so none is reported unknown or looked up, and nothing is re-posted."""
+    world.books.set(YES, asks=[("0.45", "100")])
+    world.books.set(NO, asks=[("0.50", "100")])
+    relayer = spy(world)
+    engine = await world.engine()
+    world.inject.next_batch(Outcome.UNKNOWN)
+    res = await engine.submit_group(binary_legs(), [BIN])
+    assert relayer.batch_calls == 1 and relayer.place_calls == 2 and relayer.lookup_calls == 0
+    assert [leg.status for leg in res.legs] == [OrderStatus.FILLED, OrderStatus.FILLED]
+    assert res.state is GroupState.COMPLETE
+    for leg in res.legs:
+        assert await place_audit(world, leg.client_order_id) == [(1, "unknown", "timeout")]  # the post's record kept
+        [row] = [r for r in await world.rows(m.Order) if r.client_order_id == leg.client_order_id]
+        assert (row.status, row.error) == (OrderStatus.FILLED.value, None)
+    assert [a for a in world.recorder.of(Alert) if a.kind == AlertKind.UNKNOWN_OUTCOME] == []
     assert engine.positions.get(YES).shares == D("10") and engine.positions.get(NO).shares == D("10")  # type: ignore[union-attr]  # filled legs: the position / order exists
 
 

@@ -13,10 +13,10 @@ from decimal import Decimal as D
 
 import pytest
 
-from core.events import OrderEvent
+from core.events import Alert, OrderEvent
 from core.execution.engine import Engine
 from core.execution.events import SettlementFailure, TradeStatus, TradeUpdate
-from core.execution.types import Fill, OrderRequest, OrderStatus, Outcome, PlaceResult
+from core.execution.types import ErrorClass, Fill, OrderRequest, OrderStatus, Outcome, PlaceResult
 from core.store import models as m
 from core.types import Intent, Side
 from tests.integration.engine_world import BIN, YES, World, intent
@@ -98,3 +98,30 @@ async def test_a_late_live_answer_does_not_reopen_an_order_the_venue_canceled(
     assert not engine.open_orders()
     [row] = await world.rows(m.Order)
     assert row.status == OrderStatus.CANCELED.value
+
+
+async def test_a_lost_answer_after_the_venue_filled_the_order_keeps_it_filled(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The venue's word over the user channel (filled, its trade confirmed) before the post's answer
+    is lost (a read timeout: outcome unknown). The outcome is known: the order stays filled, and the
+    trader is not told it is unknown."""
+    world.books.set(YES, asks=[("0.50", "100")])
+    engine = await world.engine()
+    lost = PlaceResult(Outcome.UNKNOWN, error_class=ErrorClass.UNKNOWN_OUTCOME, error="read timeout")
+    placing, release, coid = await _post_held(monkeypatch, world, engine, intent(size="10"), lost)
+    assert await engine.on_order_status("0xv3", coid, OrderStatus.FILLED, D("10"))
+    fill = Fill(coid, "0xv3", YES, Side.BUY, D("0.50"), D("10"), trade_id="t3", confirmed=True)
+    await engine.trade(TradeUpdate(fill, TradeStatus.CONFIRMED))
+    assert engine.order(coid).status is OrderStatus.FILLED  # type: ignore[union-attr]
+    release.set()
+    async with asyncio.timeout(WAIT_S):
+        await placing
+        await world.bus.drain()
+    rec = engine.order(coid)
+    assert rec is not None and rec.status is OrderStatus.FILLED, rec
+    [row] = await world.rows(m.Order)
+    assert row.status == OrderStatus.FILLED.value
+    assert [a.kind for a in world.recorder.of(Alert)] == [], "an order the venue filled reported as unknown"
+    position = engine.positions.get(YES)
+    assert position is not None and position.shares == D("10")
