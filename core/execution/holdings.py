@@ -130,7 +130,7 @@ class ExposureTracker:
         for token_id in changed:
             pending = selling = ZERO
             market = ""
-            for t in self._orders.open_on(token_id):
+            for t in self._orders.exposed_on(token_id):
                 market = t.req.market
                 if t.req.side is Side.BUY:
                     pending += t.req.price * t.remaining

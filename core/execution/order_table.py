@@ -102,7 +102,7 @@ class OrderTable:
         self._memory = relayer if isinstance(relayer, OrderMemory) else None
         self._orders: dict[str, Tracked] = {}
         self._open: set[str] = set()
-        self._open_by_token: dict[str, set[str]] = {}
+        self._exposed_by_token: dict[str, set[str]] = {}  # see exposed_on
         self._by_venue_id: dict[str, str] = {}
         self._touched: set[str] = set()
         self.inflight: set[str] = set()  # being placed right now: never placed twice
@@ -123,8 +123,11 @@ class OrderTable:
     def open_orders(self) -> list[Tracked]:
         return [self._orders[c] for c in self._open]
 
-    def open_on(self, token_id: str) -> list[Tracked]:
-        return [self._orders[c] for c in self._open_by_token.get(token_id, ())]
+    def exposed_on(self, token_id: str) -> list[Tracked]:
+        """The token's orders whose unfilled size still counts against the limits: the open ones,
+        and the ones the venue matched in full whose trades have not all settled (only a
+        confirmed trade makes a position; until then the order carries the exposure)."""
+        return [self._orders[c] for c in self._exposed_by_token.get(token_id, ())]
 
     def is_ours(self, vo: VenueOrder) -> bool:
         """Whether a venue order is one of ours (by venue id or client order id)."""
@@ -152,12 +155,14 @@ class OrderTable:
         return self._orders.values()
 
     def _index(self, t: Tracked) -> None:
-        token_orders = self._open_by_token.setdefault(t.req.token_id, set())
+        token_orders = self._exposed_by_token.setdefault(t.req.token_id, set())
         if t.status in OPEN_STATUSES:
             self._open.add(t.coid)
-            token_orders.add(t.coid)
         else:
             self._open.discard(t.coid)
+        if t.status in OPEN_STATUSES or (t.status is OrderStatus.FILLED and t.remaining > 0):
+            token_orders.add(t.coid)
+        else:
             token_orders.discard(t.coid)
         self._touched.add(t.req.token_id)
         if t.rec.venue_order_id:
