@@ -221,4 +221,5 @@ def _trading(
         positions=engine.positions,
         paper_fills=PaperFills(relayer, engine, lifecycle) if isinstance(relayer, BookFills) else None,
         lifecycle=lifecycle,
+        settling=engine.settling_shares,
     )

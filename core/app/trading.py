@@ -39,6 +39,7 @@ class TradingWiring:
         positions: PositionBook,
         paper_fills: PaperFills | None,
         lifecycle: Lifecycle,
+        settling: Callable[[str], Decimal] | None = None,
         clock_ns: Callable[[], int] = time.time_ns,
     ) -> None:
         self._book_alerts = book_alerts
@@ -48,6 +49,7 @@ class TradingWiring:
         self.quoters = list(quoters)
         self._gate = gate
         self._positions = positions
+        self._settling = settling  # a token's shares matched for us, not settled yet (Engine.settling_shares)
         self._paper_fills = paper_fills
         self._lifecycle = lifecycle
         self._clock_ns = clock_ns
@@ -85,6 +87,7 @@ class TradingWiring:
         for q in self.quoters:
             pos = self._positions.get(q.token.token_id)
             q.inventory = pos.shares if pos is not None else ZERO
+            q.settling = self._settling(q.token.token_id) if self._settling is not None else ZERO
             if q.armed != armed:
                 q.set_armed(armed, recv_ns)
             q.on_events(events, recv_ns)

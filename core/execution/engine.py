@@ -211,6 +211,10 @@ class Engine:
         ]
         return moving + self._ledger.settling_orders()
 
+    def settling_shares(self, token_id: str) -> Decimal:
+        """Net shares of the token the venue matched for us that have not settled yet (buys +)."""
+        return self._orders.settling_shares(token_id)
+
     def group_state(self, group_id: str) -> GroupState | None:
         return self._groups.state(group_id)
 

@@ -19,7 +19,7 @@ from core.execution.context import EngineContext
 from core.execution.ordered_writes import OrderedWrites
 from core.execution.records import OPEN_STATUSES, AuditRecord, OrderChanges, OrderFacts, OrderRecord
 from core.execution.types import OrderMemory, OrderRequest, OrderStatus, VenueOrder
-from core.types import MarketInfo
+from core.types import MarketInfo, Side
 
 ZERO = Decimal(0)
 
@@ -128,6 +128,15 @@ class OrderTable:
         and the ones the venue matched in full whose trades have not all settled (only a
         confirmed trade makes a position; until then the order carries the exposure)."""
         return [self._orders[c] for c in self._exposed_by_token.get(token_id, ())]
+
+    def settling_shares(self, token_id: str) -> Decimal:
+        """Net shares of the token's orders matched in full whose trades have not all settled
+        (buys +, sells -): the position still to come."""
+        net = ZERO
+        for t in self.exposed_on(token_id):
+            if t.status is OrderStatus.FILLED:
+                net += t.remaining if t.req.side is Side.BUY else -t.remaining
+        return net
 
     def is_ours(self, vo: VenueOrder) -> bool:
         """Whether a venue order is one of ours (by venue id or client order id)."""

@@ -318,6 +318,7 @@ class QuoterRunner:
         self.sink = sink
         self.processor = _processor_for([market], processor)
         self.inventory = inventory
+        self.settling = ZERO  # matched for us, not settled yet: counts for the limits (SpreadQuoter.quote)
         self.armed = armed
         self.stats = QuoterStats()
         self._placing = sink if isinstance(sink, PlacingSink) else None
@@ -373,7 +374,7 @@ class QuoterRunner:
         # what will rest: keep or replace against it (what rests now is about to be canceled)
         in_flight = placing is not None and not placing.settled()
         basis = self._wanted if in_flight else current
-        d = self.quoter.quote(self.market, self.token, book, self.inventory, self.armed, basis)
+        d = self.quoter.quote(self.market, self.token, book, self.inventory, self.armed, basis, self.settling)
         frame_no = self.stats.frames
         if d.action is QuoteAction.QUOTE:
             self.stats.quotes += 1

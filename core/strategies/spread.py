@@ -141,15 +141,18 @@ def _bid_size(cfg: SpreadConfig, p: _Prices, size: Decimal, inventory: Decimal) 
     return size
 
 
-def _ask_size(cfg: SpreadConfig, p: _Prices, size: Decimal, min_size: Decimal, inventory: Decimal) -> Decimal | str:
-    """The ask's size, or why there is no ask. Without ``allow_short`` only held shares are offered."""
+def _ask_size(
+    cfg: SpreadConfig, p: _Prices, size: Decimal, min_size: Decimal, inventory: Decimal, in_hand: Decimal
+) -> Decimal | str:
+    """The ask's size, or why there is no ask. Without ``allow_short`` only shares in hand (settled,
+    and not sold already) are offered."""
     if p.ask > ONE - p.tick:
         return "ask above the highest price"
     if cfg.allow_short:
         if inventory - size < -cfg.max_inventory:
             return f"ask would take inventory {inventory} past -{cfg.max_inventory}"
         return size
-    held = inventory.quantize(SIZE_QUANTUM, rounding=ROUND_DOWN) if inventory > 0 else ZERO
+    held = in_hand.quantize(SIZE_QUANTUM, rounding=ROUND_DOWN) if in_hand > 0 else ZERO
     sellable = held if held < size else size
     if sellable < min_size:
         return f"holding {inventory}: under {min_size} shares to sell"
@@ -179,21 +182,26 @@ class SpreadQuoter:
         inventory: Decimal,
         armed: bool,
         current_quotes: Quotes | None,
+        settling: Decimal = ZERO,
     ) -> QuoteDecision:
+        """``inventory``: the shares held (settled); ``settling``: the net shares of orders the venue
+        matched whose trades have not settled yet (buys +, sells -). Skew and limits go by the two
+        together (the position once they settle); an ask offers only shares in hand."""
         cfg = self.cfg
         token_id = token.token_id if isinstance(token, TokenInfo) else token
         unavailable = _unavailable(market, book, armed)
         if unavailable is not None:
             return _pull(unavailable)
-        p = _prices(cfg, market, book, inventory)
+        position = inventory + settling
+        p = _prices(cfg, market, book, position)
         if isinstance(p, str):
             return _pull(p)
         min_size = market.min_order_size if market.min_order_size > cfg.min_size else cfg.min_size
         size = cfg.size.quantize(SIZE_QUANTUM, rounding=ROUND_DOWN)
         if size < min_size:
             return _pull(f"quote size {size} is below the market minimum {min_size}")
-        bid = _bid_size(cfg, p, size, inventory)
-        ask = _ask_size(cfg, p, size, min_size, inventory)
+        bid = _bid_size(cfg, p, size, position)
+        ask = _ask_size(cfg, p, size, min_size, position, min(inventory, position))
         bid_size = None if isinstance(bid, str) else bid
         ask_size = None if isinstance(ask, str) else ask
         why_not = [side for side in (bid, ask) if isinstance(side, str)]
@@ -204,7 +212,7 @@ class SpreadQuoter:
             kept = self._keep(current_quotes, p.fair, p.tick, p.best_bid, p.best_ask, bid_size, ask_size)
             if kept is not None:
                 return QuoteDecision(QuoteAction.KEEP, current_quotes, kept)
-        return self._new_quotes(market, token_id, p, bid_size, ask_size, inventory, why_not)
+        return self._new_quotes(market, token_id, p, bid_size, ask_size, position, why_not)
 
     def _new_quotes(
         self,

@@ -46,12 +46,14 @@ async def test_a_matched_order_counts_against_the_limits_until_its_trade_settles
     _matched(monkeypatch, world, posted)
     first = await engine.submit(intent(price="0.50", size="10", order_type=OrderType.FOK), BIN)
     assert first.status is OrderStatus.FILLED and len(posted) == 1  # 5 pUSD of the market's 8
+    assert engine.settling_shares(YES) == D("10")  # what the quoters count with their inventory
     second = await engine.submit(intent(price="0.50", size="10", order_type=OrderType.FOK, seq=2), BIN)
     assert not second.ok and len(posted) == 1, "the matched order's notional was left out of the limit"
     await engine.trade(TradeUpdate(_fill(posted[0], confirmed=False), TradeStatus.MATCHED))
     await engine.trade(TradeUpdate(_fill(posted[0], confirmed=True), TradeStatus.CONFIRMED))
     position = engine.positions.get(YES)
     assert position is not None and position.shares == D("10")  # now a position: counted once, not twice
+    assert engine.settling_shares(YES) == 0
     third = await engine.submit(intent(price="0.50", size="10", order_type=OrderType.FOK, seq=3), BIN)
     assert not third.ok and len(posted) == 1
     small = await engine.submit(intent(price="0.50", size="4", order_type=OrderType.FOK, seq=4), BIN)

@@ -90,6 +90,7 @@ class Rig:
         self.processor = FeedProcessor(known_assets={YES, NO})
         self.fetcher, self.rules, self.signer, self.log = Fetcher(), Rules(), Signer(), QuoteLog()
         self.positions = PositionBook()
+        self.settling: dict[str, Decimal] = {}  # token -> shares matched for us, not settled yet
         config = SpreadConfig(2, 1, Decimal(5), Decimal(0), Decimal(100))
         self.quoter = QuoterRunner(
             MARKET, MARKET.tokens[0], SpreadQuoter(config), self.log, self.processor, armed=False
@@ -104,6 +105,7 @@ class Rig:
             positions=self.positions,
             paper_fills=paper,
             lifecycle=self.life,
+            settling=lambda token: self.settling.get(token, Decimal(0)),
         )
         self.pipeline = IngestPipeline(self.processor, None, sinks=[self.wiring.on_events])
 
@@ -120,8 +122,9 @@ def test_quoters_follow_the_gate_and_their_inventory() -> None:
     assert rig.log.seen == [] and not rig.quoter.armed  # disarmed: nothing quoted
     rig.gate.armed = True
     rig.positions.positions[YES] = Position(YES, shares=Decimal(7))
+    rig.settling[YES] = Decimal(3)  # a bid the venue matched, its trade not settled yet
     rig.frame(book_frame(YES, [("0.41", "10")], [("0.60", "10")]), 2)
-    assert rig.quoter.armed and rig.quoter.inventory == Decimal(7)
+    assert rig.quoter.armed and (rig.quoter.inventory, rig.quoter.settling) == (Decimal(7), Decimal(3))
     assert rig.log.seen and rig.log.seen[-1].startswith("quote ")
     rig.gate.armed = False
     rig.frame(book_frame(YES, [("0.42", "10")], [("0.60", "10")]), 3)

@@ -218,3 +218,17 @@ def test_same_quotes_on_the_real_order_book() -> None:
     d = SpreadQuoter(CFG).quote(MARKET, TOKEN, real, D(20), True, None)
     assert d == run(top("0.40", "0.50"))
     assert prices(d) == (D("0.39"), D("0.47"))
+
+
+def test_shares_still_settling_count_for_the_limits_but_are_not_sold() -> None:
+    # a 10-share bid matched, its trade not settled: held 0, settling +10
+    quoter = SpreadQuoter(replace(CFG, max_inventory=D(15)))
+    d = quoter.quote(MARKET, TOKEN, top("0.40", "0.50"), D(0), True, None, settling=D(10))
+    assert d.action is QuoteAction.PULL, "a bid past max_inventory while the last one settles"
+    assert "past 15" in d.reason and "under 5 shares to sell" in d.reason  # nothing in hand to sell
+    # the skew follows the position once settled: fair 0.45 - 0.001 x 10 = 0.44 -> bid floor(0.40) = 0.40
+    d = SpreadQuoter(CFG).quote(MARKET, TOKEN, top("0.40", "0.50"), D(0), True, None, settling=D(10))
+    assert prices(d) == (D("0.40"), None)
+    # 20 held, 12 of them sold (matched, unsettled): 8 in hand to offer
+    d = SpreadQuoter(CFG).quote(MARKET, TOKEN, top("0.40", "0.50"), D(20), True, None, settling=D(-12))
+    assert d.quotes is not None and d.quotes.ask is not None and d.quotes.ask.size == D(8)
