@@ -40,9 +40,7 @@ async def test_a_live_group_waits_for_its_trades_then_completes(
         assert res.state is GroupState.PENDING, "a matched group judged before its trades settled"
         assert (engine.settling_shares(yes), engine.settling_shares(no)) == (SIZE, SIZE)
         rig.clob.release_settlements()
-        await wait_for(
-            lambda: engine.group_state(res.group_id) is GroupState.COMPLETE, WAIT_S, "the group to complete"
-        )
+        await wait_for(lambda: engine.group_state(res.group_id) is GroupState.COMPLETE, WAIT_S, "the group to complete")
         shares = [p.shares if (p := engine.positions.get(t)) is not None else None for t in (yes, no)]
         assert shares == [SIZE, SIZE]
         assert (engine.settling_shares(yes), engine.settling_shares(no)) == (0, 0)
