@@ -5,10 +5,12 @@ the ``test_engine_*`` modules drive it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal as D
 from typing import Any
 
+import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.events import EventBus, Recorder
@@ -17,6 +19,7 @@ from core.execution.exposure import ExposureSnapshot, Holding
 from core.execution.relayers.paper import FaultPlan, PaperRelayer, StaticBook
 from core.execution.risk_gate import RiskGate, RiskLimits
 from core.execution.store import SqlExecutionStore
+from core.execution.types import Fill, OrderRequest, OrderStatus, Outcome, PlaceResult
 from core.store.db import create_engine, session_factory
 from core.store.migrate import upgrade_engine
 from core.types import Intent, MarketInfo, OrderType, Side, TokenInfo
@@ -186,3 +189,38 @@ def assert_exposure_consistent(engine: Engine) -> None:
     for key in fresh.group_keys():
         cached = engine.holdings.cached_unit_exposure(key)
         assert cached is None or cached == fresh.exposure_of(key), key
+
+
+def venue_answers_matched(monkeypatch: pytest.MonkeyPatch, world: World) -> list[OrderRequest]:
+    """The relayer answers every order as the CLOB does a marketable one: matched (our FILLED) at
+    once, its trades to follow over the user channel (:func:`venue_fill`); the orders posted are
+    appended to the list returned. Venue ids are ``0x`` + the client order id."""
+    posted: list[OrderRequest] = []
+
+    def matched(req: OrderRequest) -> PlaceResult:
+        posted.append(req)
+        return PlaceResult(Outcome.ACCEPTED, venue_order_id=f"0x{req.client_order_id}", status=OrderStatus.FILLED)
+
+    async def place(req: OrderRequest) -> PlaceResult:
+        return matched(req)
+
+    async def place_batch(orders: Sequence[OrderRequest]) -> list[PlaceResult]:
+        return [matched(o) for o in orders]
+
+    monkeypatch.setattr(world.relayer, "place", place)
+    monkeypatch.setattr(world.relayer, "place_batch", place_batch)
+    return posted
+
+
+def venue_fill(req: OrderRequest, trade_id: str, *, confirmed: bool) -> Fill:
+    """A trade filling all of ``req``, as the user channel reports it (see :func:`venue_answers_matched`)."""
+    return Fill(
+        req.client_order_id,
+        f"0x{req.client_order_id}",
+        req.token_id,
+        req.side,
+        req.price,
+        req.size,
+        trade_id=trade_id,
+        confirmed=confirmed,
+    )

@@ -7,71 +7,53 @@ complete set."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from decimal import Decimal as D
 
 import pytest
 
 from core.events import Alert, AlertKind
-from core.execution.engine import GroupState, OneLegPolicy
+from core.execution.engine import Engine, GroupResult, GroupState, OneLegPolicy
 from core.execution.events import SettlementFailure, TradeStatus, TradeUpdate
-from core.execution.types import Fill, OrderRequest, OrderStatus, Outcome, PlaceResult
-from core.types import OrderType, Side
-from tests.integration.engine_world import BIN, NO, YES, World, intent
+from core.execution.types import OrderRequest
+from core.types import Intent, OrderType, Side
+from tests.integration.engine_world import BIN, NO, YES, World, intent, venue_answers_matched, venue_fill
 
 
-def _legs() -> list:  # type: ignore[type-arg]  # Intent list
+def _legs() -> list[Intent]:
     return [
         intent(YES, Side.BUY, "0.45", "10", OrderType.FOK, group_id="g1"),
         intent(NO, Side.BUY, "0.50", "10", OrderType.FOK, group_id="g1"),
     ]
 
 
-def _matched_answers(monkeypatch: pytest.MonkeyPatch, world: World, posted: list[OrderRequest]) -> None:
-    """The relayer answers each leg as the CLOB does: matched, fills to follow over the user channel."""
-
-    async def place_batch(orders: Sequence[OrderRequest]) -> list[PlaceResult]:
-        posted.extend(orders)
-        return [
-            PlaceResult(Outcome.ACCEPTED, venue_order_id=f"0x{o.client_order_id}", status=OrderStatus.FILLED)
-            for o in orders
-        ]
-
-    monkeypatch.setattr(world.relayer, "place_batch", place_batch)
+async def _matched_group(
+    world: World, monkeypatch: pytest.MonkeyPatch, policy: OneLegPolicy
+) -> tuple[Engine, GroupResult, list[OrderRequest]]:
+    """A binary group whose batch the venue answered "matched" for both legs, no trade settled yet."""
+    world.books.set(YES, asks=[("0.45", "100")], bids=[("0.40", "100")])
+    world.books.set(NO, asks=[("0.50", "100")], bids=[("0.45", "100")])
+    engine = await world.engine(policy=policy)
+    posted = venue_answers_matched(monkeypatch, world)
+    return engine, await engine.submit_group(_legs(), [BIN]), posted
 
 
-def _trade(req: OrderRequest, status: TradeStatus, trade: str) -> TradeUpdate:
-    fill = Fill(
-        req.client_order_id,
-        f"0x{req.client_order_id}",
-        req.token_id,
-        req.side,
-        req.price,
-        req.size,
-        trade_id=trade,
-        confirmed=status is TradeStatus.CONFIRMED,
-    )
-    return TradeUpdate(fill, status)
+def _trade(req: OrderRequest, status: TradeStatus) -> TradeUpdate:
+    return TradeUpdate(venue_fill(req, f"t-{req.token_id}", confirmed=status is TradeStatus.CONFIRMED), status)
 
 
 async def test_matched_legs_wait_for_their_trades_and_nothing_is_unwound(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    world.books.set(YES, asks=[("0.45", "100")], bids=[("0.40", "100")])
-    world.books.set(NO, asks=[("0.50", "100")], bids=[("0.45", "100")])
-    engine = await world.engine(policy=OneLegPolicy.UNWIND)
-    posted: list[OrderRequest] = []
-    _matched_answers(monkeypatch, world, posted)
-    res = await engine.submit_group(_legs(), [BIN])
+    engine, res, posted = await _matched_group(world, monkeypatch, OneLegPolicy.UNWIND)
     assert res.state is GroupState.PENDING, "matched legs taken for dead before their trades settled"
     yes, no = posted
     for req in posted:
-        await engine.trade(_trade(req, TradeStatus.MATCHED, f"t-{req.token_id}"))
-    await engine.trade(_trade(yes, TradeStatus.CONFIRMED, f"t-{yes.token_id}"))  # one leg settles first
+        await engine.trade(_trade(req, TradeStatus.MATCHED))
+    await engine.trade(_trade(yes, TradeStatus.CONFIRMED))  # one leg settles first
     await world.bus.drain()
     assert len(posted) == 2, "an unwind order was placed for a complete set"
     assert engine.group_state(res.group_id) is GroupState.PENDING
-    await engine.trade(_trade(no, TradeStatus.CONFIRMED, f"t-{no.token_id}"))
+    await engine.trade(_trade(no, TradeStatus.CONFIRMED))
     await world.bus.drain()
     assert engine.group_state(res.group_id) is GroupState.COMPLETE
     assert [a for a in world.recorder.of(Alert) if a.kind == AlertKind.ONE_LEGGED] == []
@@ -83,17 +65,12 @@ async def test_matched_legs_wait_for_their_trades_and_nothing_is_unwound(
 async def test_a_matched_leg_whose_trade_fails_leaves_the_group_one_legged(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    world.books.set(YES, asks=[("0.45", "100")], bids=[("0.40", "100")])
-    world.books.set(NO, asks=[("0.50", "100")], bids=[("0.45", "100")])
-    engine = await world.engine(policy=OneLegPolicy.ALERT)
-    posted: list[OrderRequest] = []
-    _matched_answers(monkeypatch, world, posted)
-    res = await engine.submit_group(_legs(), [BIN])
+    engine, res, posted = await _matched_group(world, monkeypatch, OneLegPolicy.ALERT)
     yes, no = posted
-    await engine.trade(_trade(yes, TradeStatus.CONFIRMED, "t-yes"))
-    failed = _trade(no, TradeStatus.MATCHED, "t-no")
+    await engine.trade(_trade(yes, TradeStatus.CONFIRMED))
+    failed = _trade(no, TradeStatus.MATCHED)
     await engine.trade(failed)
-    await engine.settlement_failed(SettlementFailure("t-no", no.client_order_id, failed.fill))
+    await engine.settlement_failed(SettlementFailure(f"t-{no.token_id}", no.client_order_id, failed.fill))
     await world.bus.drain()
     assert engine.group_state(res.group_id) is GroupState.ONE_LEGGED
     assert [a.kind for a in world.recorder.of(Alert) if a.kind == AlertKind.ONE_LEGGED] == [AlertKind.ONE_LEGGED]

@@ -11,65 +11,56 @@ from decimal import Decimal as D
 
 import pytest
 
+from core.execution.engine import Engine, SubmitResult
 from core.execution.events import SettlementFailure, TradeStatus, TradeUpdate
 from core.execution.risk_gate import RiskLimits
-from core.execution.types import Fill, OrderRequest, OrderStatus, Outcome, PlaceResult
-from core.types import OrderType, Side
-from tests.integration.engine_world import BIN, YES, World, intent
+from core.execution.types import OrderRequest, OrderStatus
+from core.types import OrderType
+from tests.integration.engine_world import BIN, YES, World, intent, venue_answers_matched, venue_fill
 
 LIMITS = replace(RiskLimits.configured(), max_market_notional=D("8"), max_order_notional=D("100"))
 
 
-def _matched(monkeypatch: pytest.MonkeyPatch, world: World, posted: list[OrderRequest]) -> None:
-    """The relayer answers as the CLOB does: matched, the trades to follow over the user channel."""
+async def _first_matched(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Engine, list[OrderRequest], SubmitResult]:
+    """A market limit of 8 pUSD, and a 5 pUSD buy the venue matched (its trade not settled)."""
+    world.books.set(YES, asks=[("0.50", "100")])
+    engine = await world.engine(limits=LIMITS)
+    posted = venue_answers_matched(monkeypatch, world)
+    first = await engine.submit(intent(price="0.50", size="10", order_type=OrderType.FOK), BIN)
+    return engine, posted, first
 
-    async def place(req: OrderRequest) -> PlaceResult:
-        posted.append(req)
-        return PlaceResult(Outcome.ACCEPTED, venue_order_id=f"0x{req.client_order_id}", status=OrderStatus.FILLED)
 
-    monkeypatch.setattr(world.relayer, "place", place)
-
-
-def _fill(req: OrderRequest, confirmed: bool) -> Fill:
-    venue_id = f"0x{req.client_order_id}"
-    return Fill(
-        req.client_order_id, venue_id, req.token_id, req.side, req.price, req.size, trade_id="t1", confirmed=confirmed
-    )
+async def _buy(engine: Engine, size: str, seq: int) -> SubmitResult:
+    return await engine.submit(intent(price="0.50", size=size, order_type=OrderType.FOK, seq=seq), BIN)
 
 
 async def test_a_matched_order_counts_against_the_limits_until_its_trade_settles(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    world.books.set(YES, asks=[("0.50", "100")])
-    engine = await world.engine(limits=LIMITS)
-    posted: list[OrderRequest] = []
-    _matched(monkeypatch, world, posted)
-    first = await engine.submit(intent(price="0.50", size="10", order_type=OrderType.FOK), BIN)
-    assert first.status is OrderStatus.FILLED and len(posted) == 1  # 5 pUSD of the market's 8
+    engine, posted, first = await _first_matched(world, monkeypatch)
+    assert first.status is OrderStatus.FILLED and len(posted) == 1
     assert engine.settling_shares(YES) == D("10")  # what the quoters count with their inventory
-    second = await engine.submit(intent(price="0.50", size="10", order_type=OrderType.FOK, seq=2), BIN)
+    second = await _buy(engine, "10", 2)
     assert not second.ok and len(posted) == 1, "the matched order's notional was left out of the limit"
-    await engine.trade(TradeUpdate(_fill(posted[0], confirmed=False), TradeStatus.MATCHED))
-    await engine.trade(TradeUpdate(_fill(posted[0], confirmed=True), TradeStatus.CONFIRMED))
+    await engine.trade(TradeUpdate(venue_fill(posted[0], "t1", confirmed=False), TradeStatus.MATCHED))
+    await engine.trade(TradeUpdate(venue_fill(posted[0], "t1", confirmed=True), TradeStatus.CONFIRMED))
     position = engine.positions.get(YES)
     assert position is not None and position.shares == D("10")  # now a position: counted once, not twice
     assert engine.settling_shares(YES) == 0
-    third = await engine.submit(intent(price="0.50", size="10", order_type=OrderType.FOK, seq=3), BIN)
+    third = await _buy(engine, "10", 3)
     assert not third.ok and len(posted) == 1
-    small = await engine.submit(intent(price="0.50", size="4", order_type=OrderType.FOK, seq=4), BIN)
+    small = await _buy(engine, "4", 4)
     assert small.ok and len(posted) == 2, "the settled order counted twice"
 
 
 async def test_a_matched_order_whose_trade_fails_frees_its_share_of_the_limits(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    world.books.set(YES, asks=[("0.50", "100")])
-    engine = await world.engine(limits=LIMITS)
-    posted: list[OrderRequest] = []
-    _matched(monkeypatch, world, posted)
-    await engine.submit(intent(price="0.50", size="10", order_type=OrderType.FOK), BIN)
-    fill = _fill(posted[0], confirmed=False)
+    engine, posted, _ = await _first_matched(world, monkeypatch)
+    fill = venue_fill(posted[0], "t1", confirmed=False)
     await engine.trade(TradeUpdate(fill, TradeStatus.MATCHED))
     await engine.settlement_failed(SettlementFailure("t1", posted[0].client_order_id, fill))
-    again = await engine.submit(intent(price="0.50", size="10", order_type=OrderType.FOK, seq=2), BIN)
+    again = await _buy(engine, "10", 2)
     assert again.ok and len(posted) == 2
