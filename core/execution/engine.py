@@ -113,6 +113,7 @@ class Engine:
             policy=OneLegPolicy(one_leg_policy),
             max_policy_runs=max_policy_runs,
             latency_budget_s=latency_budget_s,
+            settling=lambda coid: self._ledger.settling(coid),
         )
         changed = self._groups.order_changed
         self._ledger = FillLedger(ctx, self._orders, self.holdings, self.positions, risk, changed)

@@ -118,11 +118,13 @@ class GroupManager:
         stats: GroupStats | None = None,
         latency_budget_s: float | None = None,
         label: Callable[[str], str] | None = None,
+        settling: Callable[[str], bool] | None = None,
     ) -> None:
         """``stats``: where every group's figures go (a new one when not given); ``latency_budget_s``:
         a failed leg answered later than this after its group was sent counts as latency, not a
         moved book; ``label``: token id -> "slug outcome" for alerts (default: from the markets the
-        group was submitted with)."""
+        group was submitted with); ``settling``: whether an order has a matched trade not settled
+        yet (the fill ledger's)."""
         self._ctx = ctx
         self._orders = orders
         self._exposure = exposure
@@ -133,6 +135,7 @@ class GroupManager:
         self.stats = stats if stats is not None else GroupStats()
         self.latency_budget_s = latency_budget_s
         self._label = label
+        self._settling = settling
         self._groups: dict[str, _Group] = {}
         ctx.bus.subscribe(FillEvent, self._on_fill)
 
@@ -210,7 +213,8 @@ class GroupManager:
     async def order_changed(self, t: Tracked) -> None:
         """An order changed: if it is a leg of a placed group, look at the group again."""
         gid = t.rec.group_id
-        group = self._groups.get(gid) if gid else None
+        # a policy order (unwind, hedge) belongs to the group it balances: "<group>/<kind>"
+        group = self._groups.get(gid) or self._groups.get(gid.rsplit("/", 1)[0]) if gid else None
         if group is not None and group.state is not GroupState.PLACING and not group.lock.locked():
             await self._evaluate(group)
 
@@ -245,12 +249,25 @@ class GroupManager:
             top, bottom = max(filled.values()), min(filled.values())
             if not stuck:
                 group.state = GroupState.PENDING  # every unfilled leg is still working
+            elif self._unsettled(group, legs):
+                pass  # matched shares (a leg's, a policy order's) not settled: judged once they are
             elif top == bottom and group.state in (GroupState.ONE_LEGGED, GroupState.SETTLED):
                 await self._balanced(group, GroupState.SETTLED)
             elif top == 0:
                 await self._nothing_filled(group, legs)
             elif top != bottom:  # equal partial fills with a dead leg leave nothing unhedged
                 await self._one_legged(group, legs, filled)
+
+    def _unsettled(self, group: _Group, legs: Sequence[Tracked]) -> bool:
+        """Whether a leg or a policy order of the group was matched (in full: FILLED short of its
+        size, or by a trade) and its trades have not all settled."""
+        policy = [t for coids in group.adjust.values() for c in coids if (t := self._orders.get(c)) is not None]
+        for t in (*legs, *policy):
+            if t.status is OrderStatus.FILLED and t.rec.filled_size < t.req.size:
+                return True
+            if self._settling is not None and self._settling(t.coid):
+                return True
+        return False
 
     async def _nothing_filled(self, group: _Group, legs: Sequence[Tracked]) -> None:
         """No leg filled and one is dead: no leg risk yet; stop the others unless alert-only."""
@@ -328,7 +345,7 @@ class GroupManager:
             self._alert(AlertKind.POLICY_FAILED, group, f"unwind of {self._leg_label(t)}: no usable best bid")
             return
         res = await self._policy_order(group, t, Side.SELL, bid, excess, "unwind")
-        if not res.ok or res.filled < excess:
+        if _short(res, excess):
             why = res.reason_code or res.status
             message = (
                 f"unwind of {self._leg_label(t)}: sold {_plain(res.filled)}/{_plain(excess)} at {bid} "
@@ -349,7 +366,7 @@ class GroupManager:
                 if deficit <= 0:
                     continue
             res = await self._policy_order(group, t, t.req.side, t.req.price, deficit, "hedge")
-            if not res.ok or res.filled < deficit:
+            if _short(res, deficit):
                 why = res.reason_code or res.status
                 message = (
                     f"hedge of {self._leg_label(t)}: got {_plain(res.filled)}/{_plain(deficit)} within {t.req.price} "
@@ -454,3 +471,9 @@ def _plain(amount: Decimal) -> str:
     """10.000000 -> "10", 2.50 -> "2.5": sizes as a trader reads them."""
     text = f"{amount:f}"
     return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _short(res: SubmitResult, wanted: Decimal) -> bool:
+    """A policy order that did not get its size: refused, or answered short of it (a venue match
+    in full, FILLED, is got: its trades settle later)."""
+    return not res.ok or (res.filled < wanted and res.status is not OrderStatus.FILLED)

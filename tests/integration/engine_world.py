@@ -191,14 +191,20 @@ def assert_exposure_consistent(engine: Engine) -> None:
         assert cached is None or cached == fresh.exposure_of(key), key
 
 
-def venue_answers_matched(monkeypatch: pytest.MonkeyPatch, world: World) -> list[OrderRequest]:
+def venue_answers_matched(
+    monkeypatch: pytest.MonkeyPatch, world: World, *, killed: frozenset[str] = frozenset()
+) -> list[OrderRequest]:
     """The relayer answers every order as the CLOB does a marketable one: matched (our FILLED) at
-    once, its trades to follow over the user channel (:func:`venue_fill`); the orders posted are
-    appended to the list returned. Venue ids are ``0x`` + the client order id."""
+    once, its trades to follow over the user channel (:func:`venue_fill`); a FOK on a token of
+    ``killed`` is not filled (rejected, canceled). The orders posted are appended to the list
+    returned. Venue ids are ``0x`` + the client order id."""
     posted: list[OrderRequest] = []
 
     def matched(req: OrderRequest) -> PlaceResult:
         posted.append(req)
+        if req.token_id in killed:
+            error = "order couldn't be fully filled. FOK orders are fully filled or killed."
+            return PlaceResult(Outcome.REJECTED, status=OrderStatus.CANCELED, error=error)
         return PlaceResult(Outcome.ACCEPTED, venue_order_id=f"0x{req.client_order_id}", status=OrderStatus.FILLED)
 
     async def place(req: OrderRequest) -> PlaceResult:

@@ -11,7 +11,7 @@ from decimal import Decimal as D
 
 import pytest
 
-from core.events import Alert, AlertKind
+from core.events import Alert, AlertCleared, AlertKind
 from core.execution.engine import Engine, GroupResult, GroupState, OneLegPolicy
 from core.execution.events import SettlementFailure, TradeStatus, TradeUpdate
 from core.execution.types import OrderRequest
@@ -27,13 +27,14 @@ def _legs() -> list[Intent]:
 
 
 async def _matched_group(
-    world: World, monkeypatch: pytest.MonkeyPatch, policy: OneLegPolicy
+    world: World, monkeypatch: pytest.MonkeyPatch, policy: OneLegPolicy, killed: frozenset[str] = frozenset()
 ) -> tuple[Engine, GroupResult, list[OrderRequest]]:
-    """A binary group whose batch the venue answered "matched" for both legs, no trade settled yet."""
+    """A binary group whose batch the venue answered "matched" for its legs (but those on ``killed``
+    tokens), no trade settled yet."""
     world.books.set(YES, asks=[("0.45", "100")], bids=[("0.40", "100")])
     world.books.set(NO, asks=[("0.50", "100")], bids=[("0.45", "100")])
     engine = await world.engine(policy=policy)
-    posted = venue_answers_matched(monkeypatch, world)
+    posted = venue_answers_matched(monkeypatch, world, killed=killed)
     return engine, await engine.submit_group(_legs(), [BIN]), posted
 
 
@@ -74,3 +75,49 @@ async def test_a_matched_leg_whose_trade_fails_leaves_the_group_one_legged(
     await world.bus.drain()
     assert engine.group_state(res.group_id) is GroupState.ONE_LEGGED
     assert [a.kind for a in world.recorder.of(Alert) if a.kind == AlertKind.ONE_LEGGED] == [AlertKind.ONE_LEGGED]
+
+
+def _kinds(world: World, kind: AlertKind) -> list[Alert]:
+    return [a for a in world.recorder.of(Alert) if a.kind == kind]
+
+
+async def test_a_matched_leg_beside_a_killed_one_is_judged_once_it_settles(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """YES matched, NO's FOK killed: nothing is known of what the group holds until YES's trade
+    settles (it may still fail); then it is one-legged and the trader is told. Judged at once, the
+    group went "failed" (nothing filled, no leg working) and was never looked at again: 10 YES held
+    with no alert and no policy."""
+    engine, res, posted = await _matched_group(world, monkeypatch, OneLegPolicy.ALERT, killed=frozenset({NO}))
+    assert res.state is GroupState.PENDING, "judged before the matched leg settled"
+    yes = posted[0]
+    await engine.trade(_trade(yes, TradeStatus.MATCHED))
+    assert engine.group_state(res.group_id) is GroupState.PENDING
+    await engine.trade(_trade(yes, TradeStatus.CONFIRMED))
+    await world.bus.drain()
+    assert engine.group_state(res.group_id) is GroupState.ONE_LEGGED
+    assert len(_kinds(world, AlertKind.ONE_LEGGED)) == 1, "10 YES held and the trader not told"
+
+
+async def test_an_unwind_the_venue_matched_is_no_failure_and_settles_the_group(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The unwind's sell is answered "matched" (its trade settles later): not a failed policy, and
+    when its trade settles the group is looked at again and balanced (the alert cleared)."""
+    engine, res, posted = await _matched_group(world, monkeypatch, OneLegPolicy.UNWIND, killed=frozenset({NO}))
+    yes = posted[0]
+    await engine.trade(_trade(yes, TradeStatus.CONFIRMED))
+    await world.bus.drain()
+    assert engine.group_state(res.group_id) is GroupState.ONE_LEGGED
+    unwind = posted[-1]
+    assert (unwind.side, unwind.token_id, unwind.size) == (Side.SELL, YES, D("10"))
+    assert _kinds(world, AlertKind.POLICY_FAILED) == [], "a matched unwind reported as failed"
+    await engine.trade(_trade(unwind, TradeStatus.CONFIRMED))
+    await world.bus.drain()
+    assert engine.group_state(res.group_id) is GroupState.SETTLED
+    assert engine.unsettled_groups() == []
+    cleared = [c for c in world.recorder.of(AlertCleared) if c.kind == AlertKind.ONE_LEGGED]
+    assert len(cleared) == 1
+    position = engine.positions.get(YES)
+    assert position is not None and position.shares == 0
+    assert len(posted) == 3, "unwound twice while the first unwind settled"
