@@ -68,6 +68,8 @@ class SettlementEngine(Protocol):
 
     def open_orders(self) -> list[OrderRecord]: ...
 
+    def settling_shares(self, token_id: str) -> Decimal: ...
+
     async def book_settlement(self, fill: Fill, market: str) -> bool: ...
 
 
@@ -126,8 +128,16 @@ class Settlement:
     def mergeable(self, ref: str | None = None) -> list[plan.Mergeable]:
         markets = self.markets_of(ref)[0] if ref else self._held_markets()
         venue = self._venue()
-        found = [plan.mergeable(self._engine.positions, m, venue) for m in markets]
+        found = [self._mergeable(m, venue) for m in markets]
         return [m for m in found if m is not None and m.units > 0]
+
+    def _mergeable(self, market: MarketInfo, venue: Mapping[str, Decimal] | None) -> plan.Mergeable | None:
+        """The market's sets held, less the shares sold whose trades have not settled (still ours
+        until they do, but spoken for: merging them would fail the sale on chain)."""
+        return plan.mergeable(self._engine.positions, market, venue, self._sold)
+
+    def _sold(self, token_id: str) -> Decimal:
+        return max(plan.ZERO, -self._engine.settling_shares(token_id))
 
     def redeemable(self, ref: str | None = None) -> list[plan.Redeemable]:
         markets = self.markets_of(ref)[0] if ref else self._held_markets()
@@ -179,7 +189,7 @@ class Settlement:
     async def _merge_one(self, market: MarketInfo, sets: Decimal | None) -> Outcome:
         action, label = Action.MERGE, market.slug or market.condition_id
         async with self._lock(market.condition_id):
-            found = plan.mergeable(self._engine.positions, market, self._venue())
+            found = self._mergeable(market, self._venue())
             held = found.units if found is not None else 0
             wanted = held if sets is None else plan.to_units(sets)
             if refusal := self._not_now(action, market, held, wanted, sets):
@@ -414,7 +424,7 @@ class Settlement:
             return
         if any(o.market == market.condition_id for o in self._engine.open_orders()):
             return  # a leg is still working: its group is not done
-        found = plan.mergeable(self._engine.positions, market, self._venue())
+        found = self._mergeable(market, self._venue())
         if found is not None and found.units > 0:
             self._spawn(self._auto(self._merge_one(market, None)), f"auto-merge:{market.condition_id[:10]}")
 

@@ -14,7 +14,7 @@ is :func:`merge_legs` / :func:`redeem_legs`.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
 
@@ -143,11 +143,20 @@ def held_shares(book: PositionBook, token_id: str, venue: Mapping[str, Decimal] 
     return shares
 
 
-def mergeable(book: PositionBook, market: MarketInfo, venue: Mapping[str, Decimal] | None = None) -> Mergeable | None:
-    """The complete YES+NO pairs of one two-outcome market held now (None: not a two-outcome market)."""
+def mergeable(
+    book: PositionBook,
+    market: MarketInfo,
+    venue: Mapping[str, Decimal] | None = None,
+    sold: Callable[[str], Decimal] | None = None,
+) -> Mergeable | None:
+    """The complete YES+NO pairs of one two-outcome market held now (None: not a two-outcome
+    market); ``sold``: a token's shares sold and not settled yet, spoken for (never merged)."""
     if len(market.tokens) != 2:
         return None
-    units = min(to_units(held_shares(book, t.token_id, venue)) for t in market.tokens)
+    units = min(
+        to_units(max(ZERO, held_shares(book, t.token_id, venue) - (sold(t.token_id) if sold else ZERO)))
+        for t in market.tokens
+    )
     return Mergeable(market, units)
 
 

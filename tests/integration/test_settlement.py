@@ -19,6 +19,7 @@ from core.app.settlement_plan import Policy, Status, Wallet
 from core.chain.types import ChainCall, TxResult, TxStatus
 from core.events import Alert, FillEvent
 from core.execution.engine import Engine
+from core.execution.events import TradeStatus, TradeUpdate
 from core.execution.funds import PaperFunds
 from core.registry import MarketRegistry
 from core.store import models as m
@@ -166,6 +167,29 @@ async def test_auto_merge_once_every_leg_is_confirmed(world: World) -> None:
     await tasks.drain()
     assert s.totals.merged_sets == D(5)
     assert engine.positions.open_positions() == []
+
+
+async def test_a_merge_leaves_a_sale_still_settling_its_shares(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sale of YES the venue matched, its trade not settled: the YES it sells are spoken for. A
+    confirmed fill in the market meanwhile merged every set held, burning shares the sale still
+    needed (its trade would then fail on chain); the merge now leaves them to the sale."""
+    engine = await world.engine()
+    await filled_sets(engine)  # 10 sets held
+    tasks = Tasks()
+    s = settlement(world, engine, policy=Policy(merge="auto"), tasks=tasks)
+    posted = engine_world.venue_answers_matched(monkeypatch, world)
+    sale = await engine.submit(intent(YES, Side.SELL, "0.43", "4", OrderType.FOK), BIN)
+    assert sale.ok and engine.settling_shares(YES) == D(-4)
+    other = engine_world.venue_fill(posted[0], "t-other", confirmed=True)
+    s.on_fill(FillEvent(replace(other, client_order_id="pb-other", size=D(1))))  # another trade of the market settles
+    await tasks.drain()
+    assert s.totals.merged_sets == D(6), "merged the shares a sale still settling had sold"
+    assert [m.units for m in s.mergeable(BIN.slug)] == []  # 4 YES for the sale, 4 NO: no set free
+    await engine.trade(TradeUpdate(engine_world.venue_fill(posted[0], "t-sale", confirmed=True), TradeStatus.CONFIRMED))
+    await world.bus.drain()
+    await tasks.drain()
+    assert s.totals.merged_sets == D(6)
+    assert [(p.token_id, p.shares) for p in engine.positions.open_positions()] == [(NO, D(4))]
 
 
 async def test_dry_run_describes_the_transaction_and_sends_nothing(world: World) -> None:
