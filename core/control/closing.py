@@ -38,9 +38,13 @@ def close_ticket(
     book: BookView | None,
     mode: Mode,
     user: str,
+    settling: Decimal = Decimal(0),
 ) -> OrderTicket:
-    """The sell that closes what is free of ``token``'s ``held`` shares, at ``price`` or the best bid."""
+    """The sell that closes what is free of ``token``'s ``held`` shares, at ``price`` or the best
+    bid; ``settling``: the token's net shares matched for us and not settled (sold ones, negative,
+    still show in ``held`` but are not free)."""
     name = market.slug or market.condition_id
+    held = held - max(Decimal(0), -settling)
     size, selling = free_shares(held, open_orders, token.token_id)
     if size <= 0:
         if selling > 0:

@@ -66,6 +66,7 @@ async def prepare_close(
         token,
         price,
         held=position.shares if position is not None else Decimal(0),
+        settling=rt.engine.settling_shares(token.token_id),
         open_orders=rt.engine.open_orders(),
         book=rt.books.get(token.token_id),
         mode=rt.mode,
