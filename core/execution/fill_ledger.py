@@ -26,7 +26,7 @@ from core.execution.events import SettlementFailure
 from core.execution.holdings import ExposureTracker
 from core.execution.order_table import OrderTable, Tracked, derive_status
 from core.execution.positions import FillPnl, PositionBook
-from core.execution.records import OrderChanges, trade_key
+from core.execution.records import OrderChanges, OrderRecord, trade_key
 from core.execution.risk_gate import RiskGate
 from core.execution.types import Fill, OrderStatus
 
@@ -63,12 +63,21 @@ class FillLedger:
         self.unmatched_fills = 0
 
     async def load(self) -> None:
-        """Rebuild positions from the confirmed fills on record (exact, whatever was rounded for display)."""
-        for stored in await self._ctx.store.load_fills(self._ctx.mode):
+        """Rebuild from the fills on record: positions from the confirmed ones (exact, whatever was
+        rounded for display); the trades still settling, with the orders they may still move tracked
+        again though they may be final (a CONFIRMED or FAILED after a restart is applied once, to
+        its order, as it would have been without the restart)."""
+        store, mode = self._ctx.store, self._ctx.mode
+        for stored in await store.load_fills(mode):
             fill = stored.fill
             self._applied.add((fill.client_order_id, trade_key(fill)))
             self._positions.apply_fill(fill, stored.market)
             self._exposure.position_changed(fill.token_id)
+        settling = await store.load_settling(mode)
+        for rec in settling.orders:
+            track_stored(self._orders, self._exposure, rec)
+        for stored in settling.fills:
+            self._matched.setdefault(stored.fill.client_order_id, set()).add(trade_key(stored.fill))
 
     def settling(self, client_order_id: str) -> bool:
         """Whether a trade of this order matched and has not settled yet (its fate is still open)."""
@@ -230,6 +239,12 @@ class FillLedger:
         await self._orders.set_status(t, OrderStatus.FAILED, error=why)
         await self._order_changed(t)
         return True
+
+
+def track_stored(orders: OrderTable, exposure: ExposureTracker, rec: OrderRecord) -> Tracked:
+    """Track an order read back from the store (the relayer is told of it: lookups, its trades)."""
+    market = exposure.market(rec.market)
+    return orders.track(rec, rec.request(market), market)
 
 
 def _after_fill(t: Tracked, filled: Decimal) -> OrderStatus:

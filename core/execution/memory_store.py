@@ -10,6 +10,8 @@ from typing import Unpack
 from core.events import Alert
 from core.execution.positions import Position
 from core.execution.records import OPEN_STATUSES, AuditRecord, OrderChanges, OrderRecord, StoredFill, trade_key
+from core.execution.store_rows import Settling
+from core.execution.types import OrderStatus
 from core.types import Fill
 
 
@@ -99,12 +101,26 @@ class MemoryExecutionStore:
         elif not cur.fill.confirmed:
             self.fills[key] = replace(cur, failed=True)
 
-    async def load_fills(self, mode: str | None = None) -> list[StoredFill]:
+    def _fills_of(self, mode: str | None) -> list[StoredFill]:
         def ours(fill: Fill) -> bool:
             order = self.orders.get(fill.client_order_id)
             return mode is None or order is None or order.mode == mode
 
-        return [f for f in self.fills.values() if f.fill.confirmed and ours(f.fill)]
+        return [f for f in self.fills.values() if ours(f.fill)]
+
+    async def load_fills(self, mode: str | None = None) -> list[StoredFill]:
+        return [f for f in self._fills_of(mode) if f.fill.confirmed]
+
+    async def load_settling(self, mode: str | None = None) -> Settling:
+        fills = [f for f in self._fills_of(mode) if not f.fill.confirmed and not f.failed]
+        with_matched_fill = {f.fill.client_order_id for f in fills}
+        orders = [
+            replace(r)
+            for r in self.orders.values()
+            if mode in (None, r.mode)
+            and ((r.status is OrderStatus.FILLED and r.filled_size < r.size) or r.client_order_id in with_matched_fill)
+        ]
+        return Settling(orders, fills)
 
     async def save_position(self, pos: Position, ts: float | None = None) -> None:
         self.positions[pos.token_id] = replace(pos)

@@ -20,7 +20,7 @@ from decimal import Decimal
 
 from core.events import Alert, AlertCleared, AlertKind, Severity
 from core.execution.context import EngineContext, ms_since
-from core.execution.fill_ledger import FillLedger
+from core.execution.fill_ledger import FillLedger, track_stored
 from core.execution.holdings import ExposureTracker
 from core.execution.order_table import OrderTable, Tracked, derive_status, venue_status
 from core.execution.records import FINAL_STATUSES, OPEN_STATUSES, OrderFacts
@@ -172,8 +172,7 @@ class Reconciler:
         started = time.perf_counter()
         for rec in await self._ctx.store.load_open_orders(self._ctx.mode):
             if rec.client_order_id not in self._orders:
-                market = self._exposure.market(rec.market)
-                self._orders.track(rec, rec.request(market), market)
+                track_stored(self._orders, self._exposure, rec)
         candidates = [t for t in self._orders.open_orders() if t.coid not in self._orders.inflight]
         try:
             venue = await self._relayer.open_orders()

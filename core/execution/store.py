@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Protocol, Unpack
 
-from sqlalchemy import CursorResult, Insert, Update, or_, select, update
+from sqlalchemy import CursorResult, Insert, Update, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -34,19 +34,23 @@ from core.execution.records import OrderRecord as OrderRecord
 from core.execution.records import StoredFill as StoredFill
 from core.execution.records import trade_key as trade_key
 from core.execution.sqlite_ahead import SqliteWriteAhead
-from core.execution.types import Fill, OrderStatus
+from core.execution.store_rows import Settling as Settling
+from core.execution.store_rows import (
+    fills_with_status,
+    order_record,
+    settling_fills,
+    settling_orders,
+    stored_fill,
+    ts_of,
+)
+from core.execution.types import Fill
 from core.store import models as m
-from core.types import OrderType, Side
 
 STORE_QUANTUM = Decimal("0.000001")
 
 
 def _dt(ts: float | None) -> datetime:
     return datetime.fromtimestamp(ts if ts is not None else time.time(), UTC)
-
-
-def _ts(value: datetime | None) -> float:
-    return value.timestamp() if value is not None else 0.0
 
 
 class ExecutionStore(Protocol):
@@ -97,6 +101,11 @@ class ExecutionStore(Protocol):
 
     async def load_fills(self, mode: str | None = None) -> list[StoredFill]:
         """Confirmed fills in arrival order, with the market of their order; of one mode's orders when given."""
+        ...
+
+    async def load_settling(self, mode: str | None = None) -> Settling:
+        """What a restart finds still settling (:mod:`core.execution.store_rows`): the fills still
+        matched, in arrival order, and the orders they may still move, final or not."""
         ...
 
     async def save_position(self, pos: Position, ts: float | None = None) -> None: ...
@@ -198,31 +207,6 @@ class SqlExecutionStore:
         """Close the write-ahead's connection (after a write in progress): a task still placing writes no row, posts nothing."""
         if self._ahead is not None:
             await asyncio.to_thread(self._ahead.close)
-
-    @staticmethod
-    def _record(row: m.Order) -> OrderRecord:
-        return OrderRecord(
-            client_order_id=row.client_order_id,
-            market=row.market,
-            token_id=row.token_id,
-            side=Side(row.side),
-            price=row.price,
-            size=row.size,
-            order_type=OrderType(row.order_type),
-            post_only=row.post_only,
-            status=OrderStatus(row.status),
-            mode=row.mode,
-            group_id=row.group_id,
-            reason=row.reason,
-            venue_order_id=row.venue_order_id,
-            order_hash=row.order_hash,
-            filled_size=row.filled_size,
-            avg_price=row.avg_price,
-            error=row.error,
-            signed_order=row.signed_order,
-            created_ts=_ts(row.created_at),
-            updated_ts=_ts(row.updated_at),
-        )
 
     async def save_order(self, rec: OrderRecord) -> bool:
         return (await self.save_orders([rec]))[0]
@@ -346,7 +330,7 @@ class SqlExecutionStore:
     async def get_order(self, client_order_id: str) -> OrderRecord | None:
         async with self._sessions() as s:
             row = await s.scalar(select(m.Order).where(m.Order.client_order_id == client_order_id))
-            return self._record(row) if row is not None else None
+            return order_record(row) if row is not None else None
 
     async def load_open_orders(self, mode: str | None = None) -> list[OrderRecord]:
         stmt = select(m.Order).where(m.Order.status.in_([str(x) for x in OPEN_STATUSES])).order_by(m.Order.id)
@@ -354,7 +338,7 @@ class SqlExecutionStore:
             stmt = stmt.where(m.Order.mode == mode)
         async with self._sessions() as s:
             rows = await s.scalars(stmt)
-            return [self._record(r) for r in rows]
+            return [order_record(r) for r in rows]
 
     async def add_audit(self, rec: AuditRecord) -> None:
         async with self._sessions() as s, s.begin():
@@ -379,7 +363,7 @@ class SqlExecutionStore:
                     error=r.error,
                     latency_ms=r.latency_ms,
                     mode=r.mode,
-                    ts=_ts(r.ts),
+                    ts=ts_of(r.ts),
                 )
                 for r in rows
             ]
@@ -417,34 +401,15 @@ class SqlExecutionStore:
             return bool(await _updated(s, _confirm(fill, key)))
 
     async def load_fills(self, mode: str | None = None) -> list[StoredFill]:
-        stmt = (
-            select(m.Fill, m.Order.market)
-            .join(m.Order, m.Order.client_order_id == m.Fill.client_order_id, isouter=True)
-            .where(m.Fill.status == "confirmed")
-            .order_by(m.Fill.id)
-        )
-        if mode is not None:  # a fill of an order we hold no row for is the venue's word: kept
-            stmt = stmt.where(or_(m.Order.mode == mode, m.Order.client_order_id.is_(None)))
         async with self._sessions() as s:
-            rows = (await s.execute(stmt)).all()
-        return [
-            StoredFill(
-                Fill(
-                    client_order_id=f.client_order_id,
-                    venue_order_id=f.venue_order_id,
-                    token_id=f.token_id,
-                    side=Side(f.side),
-                    price=f.price,
-                    size=f.size,
-                    fee=f.fee,
-                    trade_id=f.trade_id,
-                    confirmed=True,
-                    ts_ms=int(f.ts.timestamp() * 1000) if f.ts else 0,
-                ),
-                market or "",
-            )
-            for f, market in rows
-        ]
+            rows = (await s.execute(fills_with_status("confirmed", mode))).all()
+        return [stored_fill(f, market) for f, market in rows]
+
+    async def load_settling(self, mode: str | None = None) -> Settling:
+        async with self._sessions() as s:
+            orders = [order_record(r) for r in await s.scalars(settling_orders(mode))]
+            fills = [stored_fill(f, market) for f, market in (await s.execute(settling_fills(mode))).all()]
+        return Settling(orders, fills)
 
     async def _upsert(
         self, model: type[m.Position] | type[m.State], key: dict[str, str], values: dict[str, object]
