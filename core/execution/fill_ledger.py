@@ -33,6 +33,7 @@ from core.execution.types import Fill, OrderStatus
 log = logging.getLogger(__name__)
 
 PRICE_QUANTUM = Decimal("0.000001")
+ZERO = Decimal(0)
 
 # a failed trade fails its order when the venue matched it, or will say so in the answer it owes
 _FAILS_WITH_ITS_TRADE = frozenset({OrderStatus.FILLED, OrderStatus.PARTIALLY_FILLED, OrderStatus.NEW})
@@ -57,7 +58,7 @@ class FillLedger:
         self._risk = risk
         self._order_changed = order_changed  # the group manager re-evaluates the order's group
         self._applied: set[tuple[str, str]] = set()
-        self._matched: dict[str, set[str]] = {}  # order -> trades matched but not yet CONFIRMED
+        self._matched: dict[str, dict[str, Decimal]] = {}  # order -> its trades matched, not CONFIRMED yet -> size
         self._failed: dict[tuple[str, str], str] = {}  # (order, trade) that failed to settle -> why
         self._locks: dict[str, asyncio.Lock] = {}
         self.unmatched_fills = 0
@@ -77,7 +78,9 @@ class FillLedger:
         for rec in settling.orders:
             track_stored(self._orders, self._exposure, rec)
         for stored in settling.fills:
-            self._matched.setdefault(stored.fill.client_order_id, set()).add(trade_key(stored.fill))
+            self._matched.setdefault(stored.fill.client_order_id, {})[trade_key(stored.fill)] = stored.fill.size
+        for coid in self._matched:
+            self._note_matched(coid)
 
     def settling(self, client_order_id: str) -> bool:
         """Whether a trade of this order matched and has not settled yet (its fate is still open)."""
@@ -127,10 +130,11 @@ class FillLedger:
             await self._ctx.store.mark_fill_failed(fill)
             await self._fail_order(self._orders.get(coid), why)
             return
-        pending = self._matched.setdefault(coid, set())
+        pending = self._matched.setdefault(coid, {})
         if trade in pending:
             return  # a later step of a trade already recorded (MINED, RETRYING): nothing new
-        pending.add(trade)
+        pending[trade] = fill.size
+        self._note_matched(coid)
         await self._ctx.store.add_fill(fill)  # recorded as matched; applied when CONFIRMED
         if (coid, trade) not in self._failed:  # it may have failed while its row was written
             self._ctx.bus.publish(FillEvent(fill))
@@ -138,9 +142,16 @@ class FillLedger:
     def _settled(self, coid: str, trade: str) -> None:
         pending = self._matched.get(coid)
         if pending is not None:
-            pending.discard(trade)
+            pending.pop(trade, None)
             if not pending:
                 del self._matched[coid]
+
+    def _note_matched(self, coid: str) -> None:
+        """The order's matched size covers its trades still settling (the exposure counts them)."""
+        t = self._orders.get(coid)
+        if t is not None:
+            settling = sum(self._matched.get(coid, {}).values(), ZERO)
+            self._orders.set_matched(t, max(t.matched, t.rec.filled_size + settling))
 
     async def _apply_confirmed(self, fill: Fill, t: Tracked | None, coid: str) -> FillPnl | None:
         pnl = self._positions.preview(fill, t.req.market if t else "")
@@ -214,6 +225,8 @@ class FillLedger:
             trade = trade_key(fill)
             self._settled(coid, trade)
             self._failed[(coid, trade)] = why
+            if (t := self._orders.get(coid)) is not None:  # what it matched never happened
+                self._orders.set_matched(t, t.matched - fill.size)
             await self._ctx.store.mark_fill_failed(fill)  # even before its matched row lands
         if await self._fail_order(self._orders.get(coid), why):
             return

@@ -259,15 +259,11 @@ class GroupManager:
                 await self._one_legged(group, legs, filled)
 
     def _unsettled(self, group: _Group, legs: Sequence[Tracked]) -> bool:
-        """Whether a leg or a policy order of the group was matched (in full: FILLED short of its
-        size, or by a trade) and its trades have not all settled."""
+        """Whether a leg or a policy order of the group has shares the venue matched (its answer,
+        its order updates, a trade) whose trades have not all settled."""
         policy = [t for coids in group.adjust.values() for c in coids if (t := self._orders.get(c)) is not None]
-        for t in (*legs, *policy):
-            if t.status is OrderStatus.FILLED and t.rec.filled_size < t.req.size:
-                return True
-            if self._settling is not None and self._settling(t.coid):
-                return True
-        return False
+        settling = self._settling
+        return any(t.unsettled > 0 or (settling is not None and settling(t.coid)) for t in (*legs, *policy))
 
     async def _nothing_filled(self, group: _Group, legs: Sequence[Tracked]) -> None:
         """No leg filled and one is dead: no leg risk yet; stop the others unless alert-only."""

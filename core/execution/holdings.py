@@ -133,9 +133,9 @@ class ExposureTracker:
             for t in self._orders.exposed_on(token_id):
                 market = t.req.market
                 if t.req.side is Side.BUY:
-                    pending += t.req.price * t.remaining
+                    pending += t.req.price * t.exposed
                 else:
-                    selling += t.remaining
+                    selling += t.exposed
             pos = self._positions.get(token_id)
             old = self._holdings.pop(token_id, None)
             if old is not None:

@@ -34,10 +34,25 @@ class Tracked:
     req: OrderRequest
     market: MarketInfo | None
     fill_notional: Decimal = ZERO
+    # the size the venue says it matched (its answer, its order updates, the trades it reported):
+    # above the filled size while those trades settle (only a confirmed trade fills)
+    matched: Decimal = ZERO
 
     @property
     def coid(self) -> str:
         return self.rec.client_order_id
+
+    @property
+    def unsettled(self) -> Decimal:
+        """Shares matched by the venue whose trades have not settled (whatever the status: a
+        partly matched order canceled since keeps them)."""
+        return max(ZERO, self.matched - self.rec.filled_size)
+
+    @property
+    def exposed(self) -> Decimal:
+        """Shares that count against the limits: the rest of an open order (its matched part
+        included), else the ones still settling."""
+        return self.remaining if self.status in OPEN_STATUSES else self.unsettled
 
     @property
     def status(self) -> OrderStatus:
@@ -124,19 +139,24 @@ class OrderTable:
         return [self._orders[c] for c in self._open]
 
     def exposed_on(self, token_id: str) -> list[Tracked]:
-        """The token's orders whose unfilled size still counts against the limits: the open ones,
-        and the ones the venue matched in full whose trades have not all settled (only a
+        """The token's orders whose size still counts against the limits (:attr:`Tracked.exposed`):
+        the open ones, and the ones with matched shares whose trades have not settled (only a
         confirmed trade makes a position; until then the order carries the exposure)."""
         return [self._orders[c] for c in self._exposed_by_token.get(token_id, ())]
 
     def settling_shares(self, token_id: str) -> Decimal:
-        """Net shares of the token's orders matched in full whose trades have not all settled
-        (buys +, sells -): the position still to come."""
+        """Net shares of the token matched by the venue whose trades have not settled (buys +,
+        sells -): the position still to come."""
         net = ZERO
         for t in self.exposed_on(token_id):
-            if t.status is OrderStatus.FILLED:
-                net += t.remaining if t.req.side is Side.BUY else -t.remaining
+            net += t.unsettled if t.req.side is Side.BUY else -t.unsettled
         return net
+
+    def set_matched(self, t: Tracked, matched: Decimal) -> None:
+        """The venue's matched size of ``t`` is now ``matched`` (a trade reported, one that failed
+        taken back out); the exposure follows."""
+        t.matched = max(matched, t.rec.filled_size)
+        self._index(t)
 
     def is_ours(self, vo: VenueOrder) -> bool:
         """Whether a venue order is one of ours (by venue id or client order id)."""
@@ -154,6 +174,8 @@ class OrderTable:
             t = self._orders[rec.client_order_id] = Tracked(rec, req, market)
             if rec.avg_price is not None:
                 t.fill_notional = rec.avg_price * rec.filled_size
+            if rec.status is OrderStatus.FILLED:  # matched in full (its trades may still settle)
+                t.matched = req.size
             known_id = rec.order_hash or rec.venue_order_id
             if known_id and self._memory is not None:
                 self._memory.remember_order(rec.client_order_id, known_id)  # lookups after a restart
@@ -169,7 +191,7 @@ class OrderTable:
             self._open.add(t.coid)
         else:
             self._open.discard(t.coid)
-        if t.status in OPEN_STATUSES or (t.status is OrderStatus.FILLED and t.remaining > 0):
+        if t.exposed > 0:
             token_orders.add(t.coid)
         else:
             token_orders.discard(t.coid)
@@ -234,6 +256,8 @@ class OrderTable:
         """The new status in memory and in the indexes; the old one."""
         old = t.rec.status
         t.rec.status = status
+        if status is OrderStatus.FILLED and old is not OrderStatus.FILLED:  # the venue matched it in full
+            t.matched = max(t.matched, t.req.size)
         t.rec.updated_ts = self._ctx.clock()
         if "error" in changes:
             t.rec.error = changes["error"]  # the event carries the reason to the trader

@@ -256,6 +256,8 @@ class Reconciler:
             new = t.status  # the match it reports is the trade that failed (confirmed fills still move it)
         if size_matched is not None and size_matched > t.rec.filled_size:
             log.info("order %s: venue matched %s, fills so far %s", t.coid, size_matched, t.rec.filled_size)
+            if not self._ledger.trade_failed(t.coid):  # counted until its trades settle (a failed one never happened)
+                self._orders.set_matched(t, max(t.matched, size_matched))
         if new is t.status and not changes:
             return False
         await self._orders.set_status(t, new, **changes)
