@@ -6,7 +6,9 @@ iteration applies one ask-level update to one leg's book (``core.feed.book.Book.
 feed event) that opens the opportunity, and follows it to the wire; the level is taken back out
 of the timer. The local server stamps the moment the request's last byte arrives (same process,
 same ``perf_counter`` clock), answers every order as matched, and the next iteration starts when
-the answer has been handled.
+the answer has been handled and (engine pipeline) the legs' trades confirmed, untimed: the server
+has no user channel, and without it every order of the run would stay matched and settling, each
+counting on its token's exposure (1651b48), which a live engine's settled trades do not.
 
 Two pipelines:
 
@@ -265,6 +267,7 @@ async def run_engine(world: World, store: Any, server: WireServer, n: int, gap_s
             t_wire = await asyncio.wait_for(arrival, 10.0)
             c_wire = server.arrival_cpu
             world.untrigger(i)
+            await _settle(engine, result.legs)  # after the wire: the venue's trades confirm
             if not result.ok and i < 0:
                 raise SystemExit(f"warm-up group refused: {result}")
             if i >= 0:
@@ -280,6 +283,30 @@ async def run_engine(world: World, store: Any, server: WireServer, n: int, gap_s
     singles = server.count("/order") - singles_before
     stages.note = f"{batches} POST /orders and {singles} POST /order for {n + world.warmup} groups"
     return stages
+
+
+async def _settle(engine: Any, legs: Any) -> None:
+    """Each matched leg's trade CONFIRMED, as the user channel would report it (the server answers
+    "matched" and has no user channel): the engine holds only what a live one would, not every
+    order of the run still settling (each would count on its token's exposure)."""
+    from core.execution.events import TradeStatus, TradeUpdate
+    from core.execution.types import Fill
+
+    for leg in legs:
+        rec = engine.order(leg.client_order_id)
+        if rec is None or rec.filled_size >= rec.size:
+            continue
+        fill = Fill(
+            rec.client_order_id,
+            rec.venue_order_id,
+            rec.token_id,
+            rec.side,
+            rec.price,
+            rec.size,
+            trade_id=f"t-{rec.client_order_id}",
+            confirmed=True,
+        )
+        await engine.trade(TradeUpdate(fill, TradeStatus.CONFIRMED))
 
 
 def report(label: str, s: Stages | str, legs: int) -> dict[str, object]:
