@@ -101,7 +101,9 @@ async def test_a_reconnect_subscribes_the_current_set() -> None:
         feed = MarketFeed(server.url, assets[:2], tally, max_assets_per_connection=10, reconnect_initial_s=0.05)
         await feed.start()
         try:
-            await wait_until(lambda: server.connections == 1, what="the socket")
+            # subscribed, not only connected: a change made before the first subscribe rides on it
+            # (no operation to wait for), which a busy machine's accept-to-subscribe gap allowed
+            await wait_until(lambda: all(tally.books[a] for a in assets[:2]), what="the first books")
             await feed.set_assets([assets[1], *assets[3:6]])
             await wait_until(lambda: server.stats().unsubscribe_operations == 1, what="the operations")
             first = len(server.subscribe_messages)
