@@ -125,10 +125,12 @@ from bench.tick_to_wire_world import (
     write_ahead_floor,
 )
 from core.events import EventBus
+from core.execution.events import TradeStatus, TradeUpdate
 from core.execution.records import OrderRecord
 from core.execution.relayers.clob_signing import MarketParams, OrderSigner, serialize_body
 from core.execution.risk_gate import RiskGate
 from core.execution.submission import order_request
+from core.execution.types import Fill
 
 TARGET_P99_MS_10_LEGS = 2.0
 
@@ -289,9 +291,6 @@ async def _settle(engine: Any, legs: Any) -> None:
     """Each matched leg's trade CONFIRMED, as the user channel would report it (the server answers
     "matched" and has no user channel): the engine holds only what a live one would, not every
     order of the run still settling (each would count on its token's exposure)."""
-    from core.execution.events import TradeStatus, TradeUpdate
-    from core.execution.types import Fill
-
     for leg in legs:
         rec = engine.order(leg.client_order_id)
         if rec is None or rec.filled_size >= rec.size:

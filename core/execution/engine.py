@@ -113,7 +113,6 @@ class Engine:
             policy=OneLegPolicy(one_leg_policy),
             max_policy_runs=max_policy_runs,
             latency_budget_s=latency_budget_s,
-            settling=lambda coid: self._ledger.settling(coid),
         )
         changed = self._groups.order_changed
         self._ledger = FillLedger(ctx, self._orders, self.holdings, self.positions, risk, changed)
@@ -205,11 +204,7 @@ class Engine:
         """Orders whose fate is still moving: not answered yet (new, or sent with the outcome
         unknown), matched by the venue with fills not confirmed yet, or with a matched trade not
         settled yet. A resting order with no fill is not in motion."""
-        moving = [
-            t.coid
-            for t in self._orders.tracked()
-            if t.status in _UNANSWERED or (t.status is OrderStatus.FILLED and t.rec.filled_size < t.req.size)
-        ]
+        moving = [t.coid for t in self._orders.tracked() if t.status in _UNANSWERED or t.unsettled > 0]
         return moving + self._ledger.settling_orders()
 
     def settling_shares(self, token_id: str) -> Decimal:

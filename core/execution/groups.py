@@ -37,9 +37,6 @@ from core.fees import taker_fee
 from core.types import BookStatus, Intent, MarketInfo, OrderType, Side
 
 ZERO = Decimal(0)
-# a leg short of its size is dead unless still working, or matched in full by the venue (FILLED):
-# then its trades are settling, which alone moves its filled size (seconds later, leg by leg)
-_ON_THEIR_WAY = OPEN_STATUSES | {OrderStatus.FILLED}
 
 
 class OneLegPolicy(enum.StrEnum):
@@ -118,13 +115,11 @@ class GroupManager:
         stats: GroupStats | None = None,
         latency_budget_s: float | None = None,
         label: Callable[[str], str] | None = None,
-        settling: Callable[[str], bool] | None = None,
     ) -> None:
         """``stats``: where every group's figures go (a new one when not given); ``latency_budget_s``:
         a failed leg answered later than this after its group was sent counts as latency, not a
         moved book; ``label``: token id -> "slug outcome" for alerts (default: from the markets the
-        group was submitted with); ``settling``: whether an order has a matched trade not settled
-        yet (the fill ledger's)."""
+        group was submitted with)."""
         self._ctx = ctx
         self._orders = orders
         self._exposure = exposure
@@ -135,7 +130,6 @@ class GroupManager:
         self.stats = stats if stats is not None else GroupStats()
         self.latency_budget_s = latency_budget_s
         self._label = label
-        self._settling = settling
         self._groups: dict[str, _Group] = {}
         ctx.bus.subscribe(FillEvent, self._on_fill)
 
@@ -245,7 +239,7 @@ class GroupManager:
                     self.stats.completed(group.group_id)
                 await self._balanced(group, done)
                 return
-            stuck = [t for t in legs if t.status not in _ON_THEIR_WAY and filled[t.coid] < t.req.size]
+            stuck = [t for t in legs if t.status not in OPEN_STATUSES and filled[t.coid] < t.req.size]
             top, bottom = max(filled.values()), min(filled.values())
             if not stuck:
                 group.state = GroupState.PENDING  # every unfilled leg is still working
@@ -260,10 +254,10 @@ class GroupManager:
 
     def _unsettled(self, group: _Group, legs: Sequence[Tracked]) -> bool:
         """Whether a leg or a policy order of the group has shares the venue matched (its answer,
-        its order updates, a trade) whose trades have not all settled."""
+        its order updates, a trade) whose trades have not all settled (only a confirmed trade moves
+        a filled size, seconds later, leg by leg: until then the group is not judged)."""
         policy = [t for coids in group.adjust.values() for c in coids if (t := self._orders.get(c)) is not None]
-        settling = self._settling
-        return any(t.unsettled > 0 or (settling is not None and settling(t.coid)) for t in (*legs, *policy))
+        return any(t.unsettled > 0 for t in (*legs, *policy))
 
     async def _nothing_filled(self, group: _Group, legs: Sequence[Tracked]) -> None:
         """No leg filled and one is dead: no leg risk yet; stop the others unless alert-only."""
@@ -405,7 +399,7 @@ class GroupManager:
 
     def _cause(self, group: _Group, legs: Sequence[Tracked]) -> Cause:
         """Why the group failed, from its legs that died short by themselves (see group_stats)."""
-        short = [t for t in legs if t.status not in _ON_THEIR_WAY and t.rec.filled_size < t.req.size]
+        short = [t for t in legs if t.status not in OPEN_STATUSES and t.rec.filled_size < t.req.size]
         failed = [t for t in short if t.coid not in group.canceled] or short
         return group_cause((self._failed_leg(group, t) for t in failed), self.latency_budget_s)
 

@@ -63,6 +63,12 @@ class Tracked:
         return max(ZERO, self.req.size - self.rec.filled_size)
 
 
+def _matched_in_full(t: Tracked) -> None:
+    """An order the venue says FILLED was matched in full, whatever its trades have settled yet
+    (a failed one taken back out afterwards: :meth:`OrderTable.set_matched`)."""
+    t.matched = max(t.matched, t.req.size)
+
+
 def venue_status(vo: VenueOrder) -> OrderStatus:
     """Map a venue (or paper) order status to ours; unknown strings count as still live."""
     raw = vo.status.strip().upper()
@@ -174,8 +180,8 @@ class OrderTable:
             t = self._orders[rec.client_order_id] = Tracked(rec, req, market)
             if rec.avg_price is not None:
                 t.fill_notional = rec.avg_price * rec.filled_size
-            if rec.status is OrderStatus.FILLED:  # matched in full (its trades may still settle)
-                t.matched = req.size
+            if rec.status is OrderStatus.FILLED:
+                _matched_in_full(t)
             known_id = rec.order_hash or rec.venue_order_id
             if known_id and self._memory is not None:
                 self._memory.remember_order(rec.client_order_id, known_id)  # lookups after a restart
@@ -256,8 +262,8 @@ class OrderTable:
         """The new status in memory and in the indexes; the old one."""
         old = t.rec.status
         t.rec.status = status
-        if status is OrderStatus.FILLED and old is not OrderStatus.FILLED:  # the venue matched it in full
-            t.matched = max(t.matched, t.req.size)
+        if status is OrderStatus.FILLED and old is not OrderStatus.FILLED:
+            _matched_in_full(t)
         t.rec.updated_ts = self._ctx.clock()
         if "error" in changes:
             t.rec.error = changes["error"]  # the event carries the reason to the trader
