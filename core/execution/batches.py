@@ -123,8 +123,8 @@ async def sign_first(relayer: Relayer, reqs: Sequence[OrderRequest]) -> list[str
 
 class Presigned:
     """A group's signing under way (:func:`presign`). :meth:`run` signs in the calling thread: the
-    store calls it in its write's worker thread, before the transaction (one thread hop for the
-    rows and the signatures, the two never waiting on each other's turn of the GIL); :meth:`wait`
+    store calls it in its write-ahead's worker thread, beside the transaction when that commits on
+    the loop, else just before it (:mod:`core.execution.sqlite_ahead`); :meth:`wait`
     before any post and whatever happens: it signs in a worker thread if no store did, and keeps
     the signed orders for ``place_batch``."""
 

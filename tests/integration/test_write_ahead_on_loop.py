@@ -1,0 +1,145 @@
+"""The SQLite write-ahead commits on the loop when the write lock is free at once, and gives way to
+its worker thread (which waits its turn) when it is not (core/execution/sqlite_ahead.py).
+
+Whichever way, every intent row is committed before ``save_orders`` returns, the signing given as
+``then`` runs exactly once and is done by then, an id already written is not written again, and
+the loop is never held while another connection has the lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import AsyncIterator
+from decimal import Decimal as D
+from pathlib import Path
+
+import pytest
+
+from core.execution.sqlite_ahead import SqliteWriteAhead
+from core.execution.store import OrderRecord, SqlExecutionStore
+from core.store.db import SQLITE_BUSY_TIMEOUT_MS, create_engine, session_factory
+from core.store.migrate import upgrade_engine
+from core.types import Side
+
+CEILING_S = 30.0
+
+
+def _rec(coid: str) -> OrderRecord:
+    return OrderRecord(coid, "0xbin", "1", Side.BUY, D("0.5"), D("10"), mode="paper")
+
+
+class _Signing:
+    """A stand-in for the group's signing job: counts its runs and the threads it ran in."""
+
+    def __init__(self) -> None:
+        self.runs = 0
+        self.threads: list[str] = []
+
+    def __call__(self) -> None:
+        self.runs += 1
+        self.threads.append(threading.current_thread().name)
+
+
+@pytest.fixture
+async def store_at(tmp_path: Path) -> AsyncIterator[tuple[SqlExecutionStore, SqliteWriteAhead, Path]]:
+    path = tmp_path / "ahead.db"
+    engine = create_engine(f"sqlite:///{path}")
+    await upgrade_engine(engine)
+    store = SqlExecutionStore(session_factory(engine))
+    ahead = store._ahead
+    assert ahead is not None
+    try:
+        yield store, ahead, path
+    finally:
+        await store.close()
+        await engine.dispose()
+
+
+async def _stored(store: SqlExecutionStore, *coids: str) -> list[bool]:
+    return [await store.get_order(c) is not None for c in coids]
+
+
+async def test_a_free_lock_commits_on_the_loop_with_the_signing_beside_it(
+    store_at: tuple[SqlExecutionStore, SqliteWriteAhead, Path],
+) -> None:
+    store, ahead, _ = store_at
+    assert await store.save_orders([_rec("a-1")]) == [True]  # the first opens the connection, in the worker
+    assert ahead.writes == {"loop": 0, "worker": 1}
+    signing = _Signing()
+    assert await store.save_orders([_rec("a-2"), _rec("a-3")], signing) == [True, True]
+    assert ahead.writes == {"loop": 1, "worker": 1}
+    assert signing.runs == 1 and signing.threads[0].startswith("write-ahead")
+    assert await _stored(store, "a-1", "a-2", "a-3") == [True, True, True]
+
+
+async def test_an_id_written_already_is_not_written_again_on_the_loop(
+    store_at: tuple[SqlExecutionStore, SqliteWriteAhead, Path],
+) -> None:
+    store, ahead, _ = store_at
+    assert await store.save_orders([_rec("d-1")]) == [True]
+    assert await store.save_orders([_rec("d-1"), _rec("d-2")]) == [False, True]
+    assert ahead.writes["loop"] == 1
+    assert await _stored(store, "d-1", "d-2") == [True, True]
+
+
+async def test_a_lock_held_elsewhere_sends_the_write_to_the_worker_and_the_loop_runs_on(
+    store_at: tuple[SqlExecutionStore, SqliteWriteAhead, Path],
+) -> None:
+    store, ahead, path = store_at
+    assert await store.save_orders([_rec("w-1")]) == [True]
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")  # another writer (a recorder, the engine's pool) holds the lock
+    signing = _Signing()
+    try:
+        write = asyncio.create_task(store.save_orders([_rec("w-2")], signing))
+        ticks, longest = 0, 0.0
+        loop = asyncio.get_running_loop()
+        while ahead.writes["worker"] == 1 and not write.done() and ticks < 20:
+            before = loop.time()
+            await asyncio.sleep(0.01)  # the loop turns while the worker waits for the lock
+            longest = max(longest, loop.time() - before)
+            ticks += 1
+        assert ticks == 20 and not write.done()
+        # never held for the store's busy timeout (10 s): the loop's attempt gave way at once
+        assert longest < SQLITE_BUSY_TIMEOUT_MS / 2000
+        assert signing.runs == 1  # signed beside the refused attempt, not again
+    finally:
+        other.execute("COMMIT")
+        other.close()
+    assert await asyncio.wait_for(write, CEILING_S) == [True]
+    assert ahead.writes == {"loop": 0, "worker": 2}
+    assert signing.runs == 1
+    assert await _stored(store, "w-1", "w-2") == [True, True]
+
+
+async def test_a_write_under_way_in_the_worker_is_waited_for_in_the_worker(
+    store_at: tuple[SqlExecutionStore, SqliteWriteAhead, Path],
+) -> None:
+    store, ahead, _ = store_at
+    assert await store.save_orders([_rec("b-1")]) == [True]
+    ahead._lock.acquire()  # as if the worker were committing an earlier group
+    try:
+        write = asyncio.create_task(store.save_orders([_rec("b-2")]))
+        done, _ = await asyncio.wait({write}, timeout=0.2)
+        assert not done
+    finally:
+        ahead._lock.release()
+    assert await asyncio.wait_for(write, CEILING_S) == [True]
+    assert ahead.writes == {"loop": 0, "worker": 2}
+
+
+async def test_synchronous_full_never_commits_on_the_loop(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'full.db'}", sqlite_synchronous="FULL")
+    try:
+        await upgrade_engine(engine)
+        store = SqlExecutionStore(session_factory(engine))
+        signing = _Signing()
+        for n in range(3):
+            assert await store.save_orders([_rec(f"f-{n}")], signing) == [True]
+        assert store._ahead is not None and store._ahead.writes == {"loop": 0, "worker": 3}
+        assert signing.runs == 3 and all(t.startswith("write-ahead") for t in signing.threads)
+        await store.close()
+    finally:
+        await engine.dispose()
