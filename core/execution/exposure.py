@@ -15,7 +15,7 @@ sells are ignored: with long-only inventory a sale can only lower the loss ceili
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
@@ -136,7 +136,10 @@ class ExposureSnapshot:
     # -- measures ------------------------------------------------------------------------------
 
     def market_exposure(self, market_id: str) -> Decimal:
-        return self._worst(*self.market_unit(market_id))
+        info = self.markets.get(market_id)
+        if info is not None and info.neg_risk and info.neg_risk_market_id:
+            return self._worst(*self.market_unit(market_id))  # not a unit of its own: never cached
+        return self._cached(f"m:{market_id}", lambda: self._worst(*self.market_unit(market_id)))
 
     def market_unit(self, market_id: str) -> tuple[list[str], list[frozenset[str]]]:
         """The tokens and resolutions :meth:`market_exposure` measures."""
@@ -160,7 +163,19 @@ class ExposureSnapshot:
         return [info for i in ids if (info := self.markets.get(i)) is not None and info.neg_risk]
 
     def event_exposure(self, event_id: str) -> Decimal:
-        return self._worst(*self.event_unit(event_id))
+        return self._cached(f"e:{event_id}", lambda: self._worst(*self.event_unit(event_id)))
+
+    def _cached(self, unit: str, measure: Callable[[], Decimal]) -> Decimal:
+        """A unit's exposure through :attr:`group_cache`, where :meth:`total_exposure` keeps the same
+        figures: the gate measures a group's units for their limits and again inside the total; the
+        owner drops a unit's entry whenever a holding in it or the unit's structure changes."""
+        cache = self.group_cache
+        if cache is None:
+            return measure()
+        value = cache.get(unit)
+        if value is None:
+            value = cache[unit] = measure()
+        return value
 
     def event_unit(self, event_id: str) -> tuple[list[str], list[frozenset[str]]]:
         """The tokens and resolutions :meth:`event_exposure` measures."""
