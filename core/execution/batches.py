@@ -133,7 +133,9 @@ class Presigned:
         self._lock = threading.Lock()  # one run, whichever thread comes first
 
     def run(self) -> None:
-        """Sign here (a worker thread, never the event loop); once, thread-safe; never raises."""
+        """Sign here; once, thread-safe; never raises. In a worker thread, or on the loop when a store
+        that committed there finds its worker not yet started (a signing's time on the loop, as the
+        commit itself: see :mod:`core.execution.sqlite_ahead`)."""
         job = self._job
         if job is not None:
             with self._lock:

@@ -22,7 +22,8 @@ it does: the hand-over to the worker, its wake-up and the loop's wake-up when it
 ~0.15 ms at p50 and most of the tail (a thread waiting for a core, or for the GIL back). So
 :meth:`SqliteWriteAhead.insert_new` commits on the loop when the write lock is free at once
 (``BEGIN IMMEDIATE`` with no busy wait), while the worker signs the group (libsecp256k1 and
-SQLite both let go of the GIL, so the two run side by side on two cores). When another
+SQLite both let go of the GIL, so the two run side by side on two cores; the loop signs what the
+worker has not started by the time the commit is done). When another
 connection holds the lock (the engine's status writes, a recorder on the same file), or the
 worker is writing an earlier group, or ``synchronous=FULL`` (an fsync per commit, never on the
 loop), or the connection is not open yet (the first write opens it in the worker), the write goes
@@ -147,8 +148,8 @@ class SqliteWriteAhead:
         return conn
 
     def _write(self, rows: list[tuple[object, ...]]) -> set[str]:
-        """In the worker thread: BEGIN IMMEDIATE (waiting its turn for the write lock, up to the
-        store's busy timeout), the rows inserted, COMMIT; the ids written."""
+        """In the worker thread: the transaction, waiting its turn for the write lock (up to the
+        store's busy timeout); the ids written."""
         with self._lock:
             if self._closed:  # the service stopped: no intent row (so no order) after that
                 raise RuntimeError("the order write-ahead is closed (the service is stopping)")
@@ -157,16 +158,16 @@ class SqliteWriteAhead:
             conn = self._conn
             conn.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
             try:
-                conn.execute("BEGIN IMMEDIATE")
-            finally:
+                written = self._transaction(conn, rows)
+            finally:  # back to none before the lock is let go: the loop's attempt never waits
                 conn.execute("PRAGMA busy_timeout=0")
-            written = self._transaction(conn, rows)
             self.writes["worker"] += 1
             return written
 
     def _write_on_loop(self, rows: list[tuple[object, ...]]) -> set[str] | None:
         """On the loop: the same transaction if the write lock is free at once; None (nothing
-        written) when it is not, or the worker holds the connection, or it is not open yet."""
+        written, nothing left open) when it is not, or the worker holds the connection, or it is
+        not open yet."""
         if not self._lock.acquire(blocking=False):  # the worker is writing an earlier group
             return None
         try:
@@ -176,31 +177,31 @@ class SqliteWriteAhead:
             if conn is None:  # the first write opens the file in the worker, off the loop
                 return None
             try:
-                conn.execute("BEGIN IMMEDIATE")  # busy_timeout 0: SQLITE_BUSY at once if taken
+                written = self._transaction(conn, rows)  # busy_timeout 0: SQLITE_BUSY at once if taken
             except sqlite3.OperationalError as exc:
-                if _busy(exc):
+                if _busy(exc):  # rolled back: the worker does it all again, waiting its turn
                     return None
                 raise
-            written = self._transaction(conn, rows)
             self.writes["loop"] += 1
             return written
         finally:
             self._lock.release()
 
     def _transaction(self, conn: sqlite3.Connection, rows: list[tuple[object, ...]]) -> set[str]:
-        """After BEGIN IMMEDIATE: the rows inserted, COMMIT; the ids written (rolled back on any
-        error). An ``executemany`` of the one-row statement (SQLite runs it faster than a multi-row
+        """BEGIN IMMEDIATE, the rows inserted, COMMIT; the ids written (rolled back on any error).
+        An ``executemany`` of the one-row statement (SQLite runs it faster than a multi-row
         ``VALUES``, which it stages in a temporary table) counted by ``total_changes``; only when
-        some id exists already is the transaction done again with ``RETURNING`` to learn which rows
-        are new."""
+        some id exists already are the rows rolled back to the savepoint and inserted again with
+        ``RETURNING`` to learn which are new, in the same transaction (the lock is never let go)."""
+        conn.execute("BEGIN IMMEDIATE")
         try:
+            conn.execute("SAVEPOINT rows")
             before = conn.total_changes
             conn.executemany(self._insert, rows)
             if conn.total_changes - before == len(rows):  # every row new: the common case
                 written = {str(row[self._coid]) for row in rows}
             else:  # some id is there already: again, learning which rows are new
-                conn.execute("ROLLBACK")
-                conn.execute("BEGIN IMMEDIATE")  # the lock was ours a moment ago: at once
+                conn.execute("ROLLBACK TO rows")
                 written = self._insert_returning(conn, rows)
             conn.execute("COMMIT")
         except BaseException:
@@ -220,11 +221,13 @@ class SqliteWriteAhead:
 
     async def insert_new(self, rows: Sequence[dict[str, object]], then: Callable[[], None] | None = None) -> set[str]:
         """Insert the rows whose client order id is new, in one transaction; their ids. The rows are
-        converted here, on the loop; ``then`` (blocking: the group's signing) runs outside the
-        transaction, done before this returns. The transaction runs on the loop when the write lock
-        is free at once, ``then`` meanwhile in the worker thread (libsecp256k1 and SQLite both let
-        go of the GIL: the two overlap); otherwise both go to the worker, ``then`` first (see the
-        module docstring)."""
+        converted here, on the loop. ``then`` (blocking: the group's signing; thread-safe and done
+        once however often it is called, as :meth:`core.execution.batches.Presigned.run`) runs
+        outside the transaction and is done when this returns. The transaction runs on the loop when
+        the write lock is free at once, ``then`` meanwhile in the worker thread (libsecp256k1 and
+        SQLite both let go of the GIL: the two overlap), and the loop calls it too once its commit is
+        done: it signs what the worker has not started (a worker slow to wake) or waits for the
+        worker to finish. Otherwise both go to the worker, ``then`` first (see the module docstring)."""
         converted = self._rows(rows) if rows else []
         if not converted and then is None:
             return set()
@@ -233,8 +236,11 @@ class SqliteWriteAhead:
             try:
                 written = self._write_on_loop(converted)
             finally:
-                if beside is not None and not beside.done():
-                    await asyncio.wrap_future(beside)
+                if then is not None and beside is not None and not beside.done():
+                    # not started (a worker slow to wake, or busy with an earlier write): signed
+                    # here; started: its lock is waited for, a signing's time at most
+                    beside.cancel()
+                    then()
             if written is not None:
                 return written
             then = None  # signed beside the attempt: the worker writes once the lock is free

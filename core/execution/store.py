@@ -60,7 +60,8 @@ class ExecutionStore(Protocol):
 
     async def save_orders(self, recs: Sequence[OrderRecord], then: Callable[[], None] | None = None) -> list[bool]:
         """New orders in one transaction (a group's write-ahead, committed before any post); False where the id
-        exists. ``then`` (blocking: the group's signing) runs in a worker thread beside or just before the write."""
+        exists. ``then`` (blocking: the group's signing) runs beside or just before the write and is done on return;
+        it is thread-safe and does its work once however often it is called (a store may call it from two threads)."""
         ...
 
     async def update_order(self, client_order_id: str, **changes: Unpack[OrderChanges]) -> None: ...

@@ -24,6 +24,7 @@ from core.store.migrate import upgrade_engine
 from core.types import Side
 
 CEILING_S = 30.0
+HOLD_S = 2 * CEILING_S  # what a held stand-in waits at most: longer than any ceiling, so a regression fails, not hangs
 
 
 def _rec(coid: str) -> OrderRecord:
@@ -31,15 +32,26 @@ def _rec(coid: str) -> OrderRecord:
 
 
 class _Signing:
-    """A stand-in for the group's signing job: counts its runs and the threads it ran in."""
+    """A stand-in for the group's signing job, with :class:`core.execution.batches.Presigned.run`'s
+    contract (thread-safe, its work done once however often it is called): counts the calls, the
+    work and the thread that did it. ``hold`` keeps the work waiting (a worker slow to get a core)."""
 
-    def __init__(self) -> None:
+    def __init__(self, hold: threading.Event | None = None) -> None:
+        self.calls = 0
         self.runs = 0
         self.threads: list[str] = []
+        self._hold = hold
+        self._lock = threading.Lock()
 
     def __call__(self) -> None:
-        self.runs += 1
-        self.threads.append(threading.current_thread().name)
+        self.calls += 1
+        if self._hold is not None and threading.current_thread() is not threading.main_thread():
+            self._hold.wait(HOLD_S)
+        with self._lock:
+            if self.runs:
+                return
+            self.runs += 1
+            self.threads.append(threading.current_thread().name)
 
 
 @pytest.fixture
@@ -70,8 +82,26 @@ async def test_a_free_lock_commits_on_the_loop_with_the_signing_beside_it(
     signing = _Signing()
     assert await store.save_orders([_rec("a-2"), _rec("a-3")], signing) == [True, True]
     assert ahead.writes == {"loop": 1, "worker": 1}
-    assert signing.runs == 1 and signing.threads[0].startswith("write-ahead")
+    # signed once: by the worker, or by the loop if its commit was done before the worker started
+    assert signing.runs == 1 and signing.threads[0] in ("write-ahead_0", threading.main_thread().name)
     assert await _stored(store, "a-1", "a-2", "a-3") == [True, True, True]
+
+
+async def test_the_loop_signs_what_a_slow_worker_has_not_started(
+    store_at: tuple[SqlExecutionStore, SqliteWriteAhead, Path],
+) -> None:
+    store, ahead, _ = store_at
+    assert await store.save_orders([_rec("s-1")]) == [True]
+    hold = threading.Event()
+    signing = _Signing(hold)  # the worker's call waits; the loop's does not
+    try:
+        assert await asyncio.wait_for(store.save_orders([_rec("s-2")], signing), CEILING_S) == [True]
+        # done on return, by the loop, while the worker had not started
+        assert signing.runs == 1 and signing.threads == [threading.main_thread().name]
+        assert signing.calls in (1, 2)  # the loop's, and the worker's if it had begun
+        assert ahead.writes == {"loop": 1, "worker": 1}
+    finally:
+        hold.set()
 
 
 async def test_an_id_written_already_is_not_written_again_on_the_loop(
@@ -119,27 +149,40 @@ async def test_a_write_under_way_in_the_worker_is_waited_for_in_the_worker(
 ) -> None:
     store, ahead, _ = store_at
     assert await store.save_orders([_rec("b-1")]) == [True]
-    ahead._lock.acquire()  # as if the worker were committing an earlier group
+    taken, release = threading.Event(), threading.Event()
+
+    def earlier_write() -> None:  # as if the worker were committing an earlier group
+        with ahead._lock:
+            taken.set()
+            release.wait(HOLD_S)
+
+    holder = threading.Thread(target=earlier_write, daemon=True)
+    holder.start()
+    assert await asyncio.to_thread(taken.wait, CEILING_S)
+    loop = asyncio.get_running_loop()
     try:
+        before = loop.time()
         write = asyncio.create_task(store.save_orders([_rec("b-2")]))
         done, _ = await asyncio.wait({write}, timeout=0.2)
         assert not done
+        assert loop.time() - before < HOLD_S / 2  # the loop did not wait for the lock
     finally:
-        ahead._lock.release()
+        release.set()
     assert await asyncio.wait_for(write, CEILING_S) == [True]
     assert ahead.writes == {"loop": 0, "worker": 2}
+    await asyncio.to_thread(holder.join, CEILING_S)
 
 
 async def test_synchronous_full_never_commits_on_the_loop(tmp_path: Path) -> None:
     engine = create_engine(f"sqlite:///{tmp_path / 'full.db'}", sqlite_synchronous="FULL")
+    store = SqlExecutionStore(session_factory(engine))
     try:
         await upgrade_engine(engine)
-        store = SqlExecutionStore(session_factory(engine))
-        signing = _Signing()
-        for n in range(3):
+        signings = [_Signing() for _ in range(3)]
+        for n, signing in enumerate(signings):
             assert await store.save_orders([_rec(f"f-{n}")], signing) == [True]
         assert store._ahead is not None and store._ahead.writes == {"loop": 0, "worker": 3}
-        assert signing.runs == 3 and all(t.startswith("write-ahead") for t in signing.threads)
-        await store.close()
+        assert all(s.runs == 1 and s.threads[0].startswith("write-ahead") for s in signings)
     finally:
+        await store.close()
         await engine.dispose()
