@@ -95,6 +95,27 @@ a small WAL, 0.12 ms without the indexes), 10 signatures 0.45 ms (libsecp256k1 3
 hashes on the loop 0.11 ms, aiohttp from ``ClobWire.request`` to the server 0.3-0.4 ms (0.12 ms in
 a bare loop: a pre-built request on a raw keep-alive writer is the next saving), the gate and the
 group's glue before it 0.35 ms.
+
+Third pass (2026-12-05 20:20-21:50, cd09be7, d7e15b6, 7493dea). The slowest iterations were waits,
+not work: the write-ahead's two thread hops (the worker's wake-up, the loop's wake-up after it)
+cost ~0.15 ms at p50 and up to ~1 ms in the tail (a thread waiting for a core or for the GIL back).
+With ``synchronous=NORMAL`` the commit is a page-cache write, so it now runs on the loop when the
+write lock is free at once, the signatures beside it in the worker (both let go of the GIL), and
+the loop signs what the worker has not started when its commit is done (core/execution/sqlite_ahead.py);
+the gate measures a group's event once for its limit and its total (core/execution/exposure.py).
+This VM's speed moved by a third within the hour (msgspec's decode floor 1.45 M frames/s at 20:25,
+1.01-1.09 M at 21:43), so before/after are alternated in the same minutes. 10 legs, p50 / p99 ms:
+
+    20:21-20:49 (single runs): signing and commit in the worker 1.64-1.86 / 2.17-2.77
+    20:52-20:55 (3 pairs): both on the loop 1.69-1.82 / 2.44-2.85; commit on the loop, signing
+                beside it in the worker 1.57-1.80 / 2.04-2.50
+    21:08-21:10 (2 pairs, neg-risk only): exposure before 1.48-1.63 / 2.08-2.31, after 1.45-1.57 / 1.95-2.21
+    21:45-21:49 (3 pairs, whole bench): d759c3e 2.11-2.31 / 3.24-3.54, HEAD 1.89-2.13 / 2.73-3.20
+                (2 legs: 0.85-1.02 / 1.33-1.59 against 0.80-0.98 / 1.13-1.54)
+
+So p99 < 2 ms for 10 legs holds in this machine's fast minutes and not in its slow ones. What is
+left is CPU on the loop (process CPU p50 ~1.7-2.3 ms with both threads): the order hashes and the
+rows (~0.15 ms), the gate (~0.17), aiohttp's request (~0.2), the engine's per-leg glue (~0.3).
 """
 
 from __future__ import annotations
