@@ -22,15 +22,13 @@ it does: the hand-over to the worker, its wake-up and the loop's wake-up when it
 ~0.15 ms at p50 and most of the tail (a thread waiting for a core, or for the GIL back). So
 :meth:`SqliteWriteAhead.insert_new` commits on the loop when the write lock is free at once
 (``BEGIN IMMEDIATE`` with no busy wait), while the worker signs the group (libsecp256k1 and
-SQLite both let go of the GIL, so the two run side by side on two cores; the loop signs what the
-worker has not started by the time the commit is done). When another
-connection holds the lock (the engine's status writes, a recorder on the same file), or the
-worker is writing an earlier group, or ``synchronous=FULL`` (an fsync per commit, never on the
-loop), or the connection is not open yet (the first write opens it in the worker), the write goes
-to the worker thread, which waits its turn as before. Tick-to-wire bench (``bench/tick_to_wire.py
---pipeline engine``), 10 legs, p50 / p99, runs alternated in the same minutes: signing and commit
-in the worker 1.64-1.86 / 2.17-2.77 ms; commit on the loop, signing with it 1.69-1.82 /
-2.44-2.85 ms; commit on the loop, signing beside it in the worker 1.57-1.80 / 2.04-2.50 ms.
+SQLite both let go of the GIL, so the two run side by side on two cores); the loop signs what the
+worker has not started by the time its commit is done. When another connection holds the lock
+(the engine's status writes, a recorder on the same file), or the worker is writing an earlier
+group, or ``synchronous=FULL`` (an fsync per commit, never on the loop), or the connection is not
+open yet (the first write opens it in the worker), the write goes to the worker thread, which
+waits its turn as before. The figures, before and after in the same minutes, are in
+``bench/tick_to_wire.py`` (third pass).
 """
 
 from __future__ import annotations
