@@ -114,6 +114,52 @@ async def test_an_id_written_already_is_not_written_again_on_the_loop(
     assert await _stored(store, "d-1", "d-2") == [True, True]
 
 
+class _Probing:
+    """The write-ahead's connection, watched: after any rollback, another connection tries to take
+    the write lock at once and records whether it could."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self._conn = conn
+        self._path = path
+        self.others_got_in: list[bool] = []
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._conn, name)
+
+    def execute(self, sql: str, *args: object) -> sqlite3.Cursor:
+        cur = self._conn.execute(sql, *args)
+        if sql.startswith("ROLLBACK"):
+            other = sqlite3.connect(self._path, timeout=0, isolation_level=None)
+            try:
+                other.execute("BEGIN IMMEDIATE")
+                other.execute("ROLLBACK")
+                self.others_got_in.append(True)
+            except sqlite3.OperationalError:
+                self.others_got_in.append(False)
+            finally:
+                other.close()
+        return cur
+
+
+async def test_an_id_written_already_keeps_the_lock_while_the_new_rows_are_found(
+    store_at: tuple[SqlExecutionStore, SqliteWriteAhead, Path],
+) -> None:
+    """No other writer can get in between the first try and the one that learns which rows are new
+    (it would fail the group's write: the loop's connection does not wait for the lock)."""
+    store, ahead, path = store_at
+    assert await store.save_orders([_rec("k-1")]) == [True]
+    assert ahead._conn is not None
+    probing = _Probing(ahead._conn, path)
+    ahead._conn = probing  # type: ignore[assignment]
+    try:
+        assert await store.save_orders([_rec("k-1"), _rec("k-2")]) == [False, True]
+    finally:
+        ahead._conn = probing._conn
+    assert probing.others_got_in == [False]  # one rollback, to the savepoint, with the lock kept
+    assert ahead.writes["loop"] == 1
+    assert await _stored(store, "k-1", "k-2") == [True, True]
+
+
 async def test_a_lock_held_elsewhere_sends_the_write_to_the_worker_and_the_loop_runs_on(
     store_at: tuple[SqlExecutionStore, SqliteWriteAhead, Path],
 ) -> None:
