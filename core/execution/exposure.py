@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
+from functools import partial
 
 from core.execution.funds import Funds
 from core.execution.types import OrderRequest
@@ -136,10 +137,11 @@ class ExposureSnapshot:
     # -- measures ------------------------------------------------------------------------------
 
     def market_exposure(self, market_id: str) -> Decimal:
-        info = self.markets.get(market_id)
-        if info is not None and info.neg_risk and info.neg_risk_market_id:
-            return self._worst(*self.market_unit(market_id))  # not a unit of its own: never cached
-        return self._cached(f"m:{market_id}", lambda: self._worst(*self.market_unit(market_id)))
+        measure = partial(self._worst_of, self.market_unit, market_id)
+        unit = group_key_of(market_id, "", self.markets.get(market_id))
+        if unit != f"m:{market_id}":  # a neg-risk member: its unit is its event, never cached under its name
+            return measure()
+        return self._cached(unit, measure)
 
     def market_unit(self, market_id: str) -> tuple[list[str], list[frozenset[str]]]:
         """The tokens and resolutions :meth:`market_exposure` measures."""
@@ -163,12 +165,15 @@ class ExposureSnapshot:
         return [info for i in ids if (info := self.markets.get(i)) is not None and info.neg_risk]
 
     def event_exposure(self, event_id: str) -> Decimal:
-        return self._cached(f"e:{event_id}", lambda: self._worst(*self.event_unit(event_id)))
+        return self._cached(f"e:{event_id}", partial(self._worst_of, self.event_unit, event_id))
+
+    def _worst_of(self, unit: Callable[[str], tuple[list[str], list[frozenset[str]]]], ident: str) -> Decimal:
+        return self._worst(*unit(ident))
 
     def _cached(self, unit: str, measure: Callable[[], Decimal]) -> Decimal:
-        """A unit's exposure through :attr:`group_cache`, where :meth:`total_exposure` keeps the same
-        figures: the gate measures a group's units for their limits and again inside the total; the
-        owner drops a unit's entry whenever a holding in it or the unit's structure changes."""
+        """A unit's exposure through :attr:`group_cache` (none: measured each time): the gate measures
+        a group's units for their limits and again inside :meth:`total_exposure`; the owner drops a
+        unit's entry whenever a holding in it or the unit's structure changes."""
         cache = self.group_cache
         if cache is None:
             return measure()
@@ -223,15 +228,8 @@ class ExposureSnapshot:
         if self._total is not None:
             return self._total
         total = ZERO
-        cache = self.group_cache
         for key in self.group_keys():
-            if cache is not None and key in cache:
-                total += cache[key]
-                continue
-            value = self.exposure_of(key)
-            if cache is not None:
-                cache[key] = value
-            total += value
+            total += self._cached(key, partial(self.exposure_of, key))
         self._total = total
         return total
 
